@@ -1,0 +1,25 @@
+//! Firefly in Rust: a cert-manager external issuer signing SPIFFE X509-SVIDs with an ephemeral,
+//! memory-locked sub-CA under a TLS Protect Cloud policy.
+//!
+//! The crate is laid out so that "where is X decided?" is answered by the tree:
+//! the pure issuing core ([`spiffe`], [`csr`], [`duration`], [`policy`], [`ca`]) performs no I/O;
+//! [`bootstrap`] owns the locked key, the TLSPC client and the sub-CA lifecycle; [`issuer`] owns the
+//! CertificateRequest reconciler; [`tlspc_mock`] is the mock service.
+
+pub mod admin;
+pub mod bootstrap;
+pub mod ca;
+pub mod config;
+pub mod crd;
+pub mod crypto;
+pub mod csr;
+pub mod duration;
+pub mod issuer;
+pub mod leader;
+pub mod metrics;
+pub mod policy;
+pub mod policy_check;
+pub mod run;
+pub mod spiffe;
+pub mod tlspc;
+pub mod tlspc_mock;

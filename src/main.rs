@@ -1,0 +1,60 @@
+//! The `firefly` command line: parses arguments and hands them to the module that owns the command.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "firefly", version, about = "cert-manager external issuer for SPIFFE workload certificates, with a TLS Protect Cloud policy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (`firefly run -c config.yaml`).
+    Run(firefly::run::Args),
+    /// Run the mock TLS Protect Cloud service.
+    TlspcMock(firefly::tlspc_mock::Args),
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Print the project's CustomResourceDefinitions as YAML.
+    Crds,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Explain, rule by rule, the decision a certificate request would get.
+    Check(firefly::policy_check::Args),
+}
+
+fn main() -> ExitCode {
+    firefly::crypto::install_default_provider();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Policy { command: PolicyCommand::Check(args) } => firefly::policy_check::main(args),
+        Command::Crds => firefly::crd::print_crds(),
+        Command::Run(args) => block_on(firefly::run::main(args)),
+        Command::TlspcMock(args) => block_on(firefly::tlspc_mock::main(args)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn block_on(
+    fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}

@@ -1,0 +1,1 @@
+//! placeholder: the policy cache (last-known-good, staleness); replaced as that work lands.

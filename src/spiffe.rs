@@ -1,0 +1,1 @@
+//! placeholder: owned by its issue's work; replaced as that work lands.

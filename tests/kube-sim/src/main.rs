@@ -1,0 +1,2 @@
+//! kube-sim binary: `kube-sim --listen ADDR --kubeconfig FILE [--tls]`.
+fn main() {}
