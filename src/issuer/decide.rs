@@ -130,6 +130,8 @@ pub enum Decision {
     Sign(Box<SignPlan>),
     /// Write this status change.
     Update(Box<StatusUpdate>),
+    /// The status already says this transient state; reconcile again after the delay.
+    Retry(Duration),
 }
 
 /// Why a request is left untouched (bounded set; a metrics label).
@@ -493,7 +495,10 @@ fn pending(
             && c.message.as_deref() == Some(&message)
     }) {
         // Writing the same condition again would only re-trigger ourselves.
-        return Decision::Ignore(Ignored::Unchanged);
+        return match requeue_after {
+            Some(delay) => Decision::Retry(delay),
+            None => Decision::Ignore(Ignored::Unchanged),
+        };
     }
     Decision::Update(Box::new(StatusUpdate {
         ready: condition(cr, "False", reason::PENDING, message.clone(), now),

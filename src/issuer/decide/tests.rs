@@ -511,3 +511,31 @@ fn last_transition_time_moves_only_when_status_changes() {
     let u = update(after_sign(&pending.0, Ok(signed), &settings(), now()));
     assert_eq!(u.ready.last_transition_time, Some(time(now())));
 }
+
+#[test]
+fn an_identical_transient_failure_is_retried_without_a_write() {
+    let failure = SignFailure {
+        request_error: false,
+        reason: "SignerNotReady",
+        message: "no active sub-CA yet".into(),
+    };
+    let first = update(after_sign(
+        &Req::istio().approved().0,
+        Err(failure.clone()),
+        &settings(),
+        now(),
+    ));
+    let mut req = Req::istio().approved();
+    req.0
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .as_mut()
+        .unwrap()
+        .push(first.ready);
+    assert_eq!(
+        after_sign(&req.0, Err(failure), &settings(), now()),
+        Decision::Retry(Duration::from_secs(5))
+    );
+}
