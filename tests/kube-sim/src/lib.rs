@@ -49,7 +49,7 @@ impl Default for SimOptions {
             tokens: Vec::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
-            history_limit: 100_000,
+            history_limit: 20_000,
             bookmark_interval: Duration::from_secs(2),
             set_certificaterequest_username: true,
         }

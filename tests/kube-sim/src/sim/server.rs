@@ -3,7 +3,7 @@
 use super::faults::Faults;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use super::store::{Counters, Event, EventType, ResourceDef, Store, WriteOpts, watch_line};
+use super::store::{Counters, Event, EventType, Hist, ResourceDef, Store, WriteOpts, watch_line};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -274,8 +274,8 @@ impl Server {
                         let line = watch_line("ERROR", &serde_json::to_vec(&e.to_status()).unwrap_or_default());
                         return Ok(stream_response(vec![line], None));
                     }
-                    for ev in inner.history.iter().filter(|e| e.rv > r) {
-                        if let Some(l) = filter.line(&def, ev) {
+                    for h in inner.history.iter().filter(|e| e.rv > r) {
+                        if let Some(l) = filter.replay(&def, h) {
                             lines.push(l);
                         }
                     }
@@ -297,6 +297,7 @@ impl Server {
         }
         let (tx, body_rx) = mpsc::channel::<Bytes>(1024);
         let task = WatchTask {
+            store: self.store.clone(),
             def,
             filter,
             rx,
@@ -553,6 +554,22 @@ struct Filter {
 }
 
 impl Filter {
+    /// The line to replay for a retained event (no selector transitions: the old state is not kept).
+    fn replay(&self, def: &ResourceDef, h: &Hist) -> Option<Bytes> {
+        if self.ns.as_ref().is_some_and(|n| *n != h.namespace) {
+            return None;
+        }
+        let same_version = def.version == def.storage_version;
+        if self.ls.is_empty() && self.fs.is_empty() && same_version {
+            return Some(h.line.clone());
+        }
+        let obj: Value = serde_json::from_slice(&h.bytes).ok()?;
+        if !(self.ls.matches(&obj) && self.fs.matches(&obj)) {
+            return None;
+        }
+        Some(watch_line(h.etype.as_str(), &Store::render_for(def, &obj, &h.bytes)))
+    }
+
     /// The line to send for an event, with ADDED/DELETED synthesized when the object enters or leaves the selection.
     fn line(&self, def: &ResourceDef, ev: &Event) -> Option<Bytes> {
         if self.ns.as_ref().is_some_and(|n| *n != ev.namespace) {
@@ -582,6 +599,7 @@ impl Filter {
 }
 
 struct WatchTask {
+    store: Arc<Store>,
     def: Arc<ResourceDef>,
     filter: Filter,
     rx: broadcast::Receiver<Arc<Event>>,
@@ -621,6 +639,14 @@ impl WatchTask {
                     Err(_) => return,
                 },
                 _ = tick.tick(), if self.bookmarks => {
+                    // When every change of this resource has been delivered, the bookmark can carry the
+                    // global resourceVersion (as a real server does), so a resumed watch starts fresh.
+                    let rv = {
+                        let inner = self.def.coll.inner.read();
+                        let latest = inner.history.back().map_or(inner.compacted, |h| h.rv);
+                        if self.last >= latest { self.store.current_rv() } else { self.last }
+                    };
+                    self.last = self.last.max(rv);
                     if tx.send(bookmark_line(&self.def, self.last, false)).await.is_err() {
                         return;
                     }

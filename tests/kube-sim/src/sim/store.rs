@@ -96,13 +96,29 @@ pub struct Event {
     pub obj: Arc<Value>,
     /// Object before the change (for selector transitions).
     pub old: Option<Arc<Value>>,
-    /// Serialized object (storage version).
+    /// Serialized object (storage version), a slice of `line`.
     pub bytes: Bytes,
     /// Ready-made watch line for `etype`.
     pub line: Bytes,
 }
 
-/// Build `{"type":T,"object":<bytes>}\n`.
+/// One retained change for watch-from-resourceVersion: only the serialized line is kept, so old
+/// object versions are not held in memory twice.
+#[derive(Debug)]
+pub struct Hist {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// Type as stored.
+    pub etype: EventType,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// Serialized object, a slice of `line`.
+    pub bytes: Bytes,
+    /// Watch line.
+    pub line: Bytes,
+}
+
+/// Build `{"type":T,"object":<bytes>}\n` (for synthesized events; stored writes build theirs in `finish`).
 pub fn watch_line(t: &str, obj: &[u8]) -> Bytes {
     let mut v = Vec::with_capacity(obj.len() + 32);
     v.extend_from_slice(b"{\"type\":\"");
@@ -139,7 +155,7 @@ pub struct Inner {
     /// (namespace, name) → object.
     pub objects: BTreeMap<(String, String), Stored>,
     /// Recent events, oldest first.
-    pub history: VecDeque<Arc<Event>>,
+    pub history: VecDeque<Hist>,
     /// Events with rv ≤ this are gone: a watch from an older rv gets 410.
     pub compacted: u64,
 }
@@ -493,25 +509,37 @@ impl Store {
     }
 
     /// Append a change to the history and fan it out; caller holds the write lock and has set the rv.
-    fn record(&self, coll: &Collection, inner: &mut Inner, rv: u64, etype: EventType, ns: &str, obj: Arc<Value>, old: Option<Arc<Value>>, bytes: Bytes) {
-        let line = watch_line(etype.as_str(), &bytes);
-        let ev = Arc::new(Event { rv, etype, namespace: ns.to_string(), obj, old, bytes, line });
-        inner.history.push_back(ev.clone());
+    #[allow(clippy::too_many_arguments)] // every part of an event is needed; grouping them would only move the list
+    fn record(&self, coll: &Collection, inner: &mut Inner, rv: u64, etype: EventType, ns: &str, obj: Arc<Value>, old: Option<Arc<Value>>, line: Bytes, bytes: Bytes) {
+        inner.history.push_back(Hist { rv, etype, namespace: ns.to_string(), bytes: bytes.clone(), line: line.clone() });
         while inner.history.len() > self.history_limit {
             if let Some(e) = inner.history.pop_front() {
                 inner.compacted = e.rv;
             }
         }
-        let _ = coll.tx.send(ev);
+        // No receivers is normal (nobody watching).
+        let _ = coll.tx.send(Arc::new(Event { rv, etype, namespace: ns.to_string(), obj, old, bytes, line }));
     }
 
-    fn finish(&self, def: &ResourceDef, obj: &mut Value, rv: u64) -> Result<Bytes, ApiError> {
+    /// Stamp the rv and type meta, then serialize once, straight into a watch line of `etype`;
+    /// returns (line, object slice of the line).
+    fn finish(&self, def: &ResourceDef, obj: &mut Value, rv: u64, etype: EventType) -> Result<(Bytes, Bytes), ApiError> {
         if let Some(m) = meta_mut(obj) {
             m.insert("resourceVersion".into(), json!(rv.to_string()));
         }
         obj["apiVersion"] = json!(def.storage_api_version());
         obj["kind"] = json!(def.kind);
-        serde_json::to_vec(obj).map(Bytes::from).map_err(|e| ApiError::internal(format!("serializing the object: {e}")))
+        let mut v = Vec::with_capacity(512);
+        v.extend_from_slice(b"{\"type\":\"");
+        v.extend_from_slice(etype.as_str().as_bytes());
+        v.extend_from_slice(b"\",\"object\":");
+        let start = v.len();
+        serde_json::to_writer(&mut v, obj).map_err(|e| ApiError::internal(format!("serializing the object: {e}")))?;
+        let end = v.len();
+        v.extend_from_slice(b"}\n");
+        let line = Bytes::from(v);
+        let bytes = line.slice(start..end);
+        Ok((line, bytes))
     }
 
     /// Create an object.
@@ -571,14 +599,14 @@ impl Store {
             return Err(ApiError::already_exists(&def.plural, &def.group, &name));
         }
         if o.dry_run {
-            let body = self.finish(def, &mut obj, self.current_rv())?;
+            let (_, body) = self.finish(def, &mut obj, self.current_rv(), EventType::Added)?;
             return Ok(WriteOut { code: 201, body, warnings });
         }
         let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let bytes = self.finish(def, &mut obj, rv)?;
+        let (line, bytes) = self.finish(def, &mut obj, rv, EventType::Added)?;
         let obj = Arc::new(obj);
         inner.objects.insert(key.clone(), Stored { obj: obj.clone(), bytes: bytes.clone(), appliers: Vec::new() });
-        self.record(coll, &mut inner, rv, EventType::Added, &key.0, obj.clone(), None, bytes.clone());
+        self.record(coll, &mut inner, rv, EventType::Added, &key.0, obj.clone(), None, line, bytes.clone());
         drop(inner);
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             self.register_crd(&obj)?;
@@ -944,21 +972,21 @@ impl Store {
             return Ok(WriteOut { code: 200, body, warnings });
         }
         if o.dry_run {
-            let body = self.finish(def, &mut new, self.current_rv())?;
+            let (_, body) = self.finish(def, &mut new, self.current_rv(), EventType::Modified)?;
             return Ok(WriteOut { code: 200, body, warnings });
         }
         let old_obj = old.obj.clone();
         let old_appliers = old.appliers.clone();
         let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let bytes = self.finish(def, &mut new, rv)?;
+        let etype = if deleting { EventType::Deleted } else { EventType::Modified };
+        let (line, bytes) = self.finish(def, &mut new, rv, etype)?;
         let obj = Arc::new(new);
         if deleting {
             inner.objects.remove(&key);
-            self.record(coll, &mut inner, rv, EventType::Deleted, &key.0, obj.clone(), Some(old_obj), bytes.clone());
         } else {
             inner.objects.insert(key.clone(), Stored { obj: obj.clone(), bytes: bytes.clone(), appliers: appliers.unwrap_or(old_appliers) });
-            self.record(coll, &mut inner, rv, EventType::Modified, &key.0, obj.clone(), Some(old_obj), bytes.clone());
         }
+        self.record(coll, &mut inner, rv, etype, &key.0, obj.clone(), Some(old_obj), line, bytes.clone());
         drop(inner);
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             if deleting {
@@ -1010,18 +1038,18 @@ impl Store {
             }
             let appliers = old.appliers.clone();
             let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-            let bytes = self.finish(def, &mut new, rv)?;
+            let (line, bytes) = self.finish(def, &mut new, rv, EventType::Modified)?;
             let obj = Arc::new(new);
             inner.objects.insert(key.clone(), Stored { obj: obj.clone(), bytes: bytes.clone(), appliers });
-            self.record(coll, &mut inner, rv, EventType::Modified, &key.0, obj.clone(), Some(old_obj), bytes.clone());
+            self.record(coll, &mut inner, rv, EventType::Modified, &key.0, obj.clone(), Some(old_obj), line, bytes.clone());
             return Ok(Self::render_for(def, &obj, &bytes));
         }
         inner.objects.remove(&key);
         let mut last = (*old_obj).clone();
         let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let bytes = self.finish(def, &mut last, rv)?;
+        let (line, bytes) = self.finish(def, &mut last, rv, EventType::Deleted)?;
         let obj = Arc::new(last);
-        self.record(coll, &mut inner, rv, EventType::Deleted, &key.0, obj.clone(), Some(old_obj), bytes.clone());
+        self.record(coll, &mut inner, rv, EventType::Deleted, &key.0, obj.clone(), Some(old_obj), line, bytes.clone());
         drop(inner);
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             self.unregister_crd(&obj);
@@ -1057,8 +1085,8 @@ impl Store {
                 if let Some(old) = inner.objects.remove(&(ns.to_string(), k)) {
                     let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
                     let mut last = (*old.obj).clone();
-                    if let Ok(bytes) = self.finish(&d, &mut last, rv) {
-                        self.record(&d.coll, &mut inner, rv, EventType::Deleted, ns, Arc::new(last), Some(old.obj), bytes);
+                    if let Ok((line, bytes)) = self.finish(&d, &mut last, rv, EventType::Deleted) {
+                        self.record(&d.coll, &mut inner, rv, EventType::Deleted, ns, Arc::new(last), Some(old.obj), line, bytes);
                     }
                 }
             }
