@@ -58,7 +58,12 @@ spec:
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 async fn send(client: &HttpClient, method: &str, uri: &str, ct: &str, body: Bytes) -> u16 {
-    let req = http::Request::builder().method(method).uri(uri).header("content-type", ct).body(Full::new(body)).expect("valid request");
+    let req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", ct)
+        .body(Full::new(body))
+        .expect("valid request");
     match client.request(req).await {
         Ok(resp) => {
             let code = resp.status().as_u16();
@@ -70,14 +75,20 @@ async fn send(client: &HttpClient, method: &str, uri: &str, ct: &str, body: Byte
 }
 
 /// Run `n` requests with `conc` in flight; returns (elapsed, failures).
-async fn run_load(client: &HttpClient, n: usize, conc: usize, make: impl Fn(usize) -> (String, String, &'static str, Bytes) + Send + Sync + 'static) -> (Duration, u64) {
+async fn run_load(
+    client: &HttpClient,
+    n: usize,
+    conc: usize,
+    make: impl Fn(usize) -> (String, String, &'static str, Bytes) + Send + Sync + 'static,
+) -> (Duration, u64) {
     let make = Arc::new(make);
     let next = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..conc {
-        let (client, make, next, failures) = (client.clone(), make.clone(), next.clone(), failures.clone());
+        let (client, make, next, failures) =
+            (client.clone(), make.clone(), next.clone(), failures.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -100,8 +111,13 @@ async fn run_load(client: &HttpClient, n: usize, conc: usize, make: impl Fn(usiz
 
 /// Open a raw watch and count event lines into `counter`.
 async fn watcher(client: HttpClient, uri: String, counter: Arc<AtomicU64>) {
-    let req = http::Request::builder().uri(uri).body(Full::new(Bytes::new())).expect("valid request");
-    let Ok(resp) = client.request(req).await else { return };
+    let req = http::Request::builder()
+        .uri(uri)
+        .body(Full::new(Bytes::new()))
+        .expect("valid request");
+    let Ok(resp) = client.request(req).await else {
+        return;
+    };
     let mut body = resp.into_body();
     while let Some(Ok(frame)) = body.frame().await {
         if let Some(d) = frame.data_ref() {
@@ -115,14 +131,23 @@ async fn scenario(watchers: usize, n: usize, conc: usize) -> (f64, f64, f64) {
     let mut opts = SimOptions::default();
     opts.bookmark_interval = Duration::from_secs(3600);
     let sim = KubeSim::start(opts).await.expect("kube-sim starts");
-    sim.install_crds_yaml(CRD).await.expect("bench CRD installs");
+    sim.install_crds_yaml(CRD)
+        .await
+        .expect("bench CRD installs");
     let base = sim.base_url();
-    let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(conc).build_http();
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(conc)
+        .build_http();
     let coll = format!("{base}/apis/bench.example/v1/namespaces/default/widgets");
     let rv = sim.resource_version();
-    let counters: Vec<Arc<AtomicU64>> = (0..watchers).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let counters: Vec<Arc<AtomicU64>> =
+        (0..watchers).map(|_| Arc::new(AtomicU64::new(0))).collect();
     for c in &counters {
-        tokio::spawn(watcher(client.clone(), format!("{coll}?watch=true&resourceVersion={rv}&allowWatchBookmarks=false"), c.clone()));
+        tokio::spawn(watcher(
+            client.clone(),
+            format!("{coll}?watch=true&resourceVersion={rv}&allowWatchBookmarks=false"),
+            c.clone(),
+        ));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -166,10 +191,16 @@ async fn scenario(watchers: usize, n: usize, conc: usize) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let n = args.first().copied().unwrap_or(20_000);
     let conc = args.get(1).copied().unwrap_or(64);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     rt.block_on(async {
         let one = scenario(1, n, conc).await;
         let ten = scenario(10, n, conc).await;
@@ -177,7 +208,14 @@ fn main() {
         println!("goal: >= {goal:.0} writes/s with one watcher");
         println!("ratio creates/goal (1 watcher): {:.2}", one.0 / goal);
         println!("ratio status patches/goal (1 watcher): {:.2}", one.1 / goal);
-        println!("ratio end-to-end writes/goal (1 watcher): {:.2}", one.2 / goal);
-        println!("10 watchers vs 1: creates {:.2}x, status patches {:.2}x", ten.0 / one.0, ten.1 / one.1);
+        println!(
+            "ratio end-to-end writes/goal (1 watcher): {:.2}",
+            one.2 / goal
+        );
+        println!(
+            "10 watchers vs 1: creates {:.2}x, status patches {:.2}x",
+            ten.0 / one.0,
+            ten.1 / one.1
+        );
     });
 }
