@@ -7,16 +7,17 @@ use kube::api::PostParams;
 use kube_sim::{KubeSim, SimOptions};
 
 fn tls_opts() -> SimOptions {
-    let mut o = SimOptions::default();
-    o.tls = true;
-    o.tokens = vec![
-        (
-            "istio-csr-token".into(),
-            "system:serviceaccount:istio-system:cert-manager-istio-csr".into(),
-        ),
-        ("other-token".into(), "alice".into()),
-    ];
-    o
+    SimOptions {
+        tls: true,
+        tokens: vec![
+            (
+                "istio-csr-token".into(),
+                "system:serviceaccount:istio-system:cert-manager-istio-csr".into(),
+            ),
+            ("other-token".into(), "alice".into()),
+        ],
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
