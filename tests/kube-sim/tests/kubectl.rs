@@ -326,24 +326,74 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_applies_the_kinds_a_helm_chart_renders() {
     let (sim, dir) = setup().await;
-    let k = Kubectl { sim: &sim, cache: tempfile::tempdir().unwrap() };
+    let k = Kubectl {
+        sim: &sim,
+        cache: tempfile::tempdir().unwrap(),
+    };
     let manifest = write(dir.path(), "chart.yaml", CHART_LIKE);
     let out = k.ok(&["apply", "-f", &manifest]).await;
-    assert_eq!(out.lines().filter(|l| l.ends_with(" created")).count(), 10, "{out}");
-    let got = k.json(&["get", "deployments,services,poddisruptionbudgets,networkpolicies,roles,rolebindings", "-n", "venafi", "-o", "json"]).await;
-    let kinds: Vec<&str> = got["items"].as_array().unwrap().iter().filter_map(|i| i["kind"].as_str()).collect();
-    assert_eq!(kinds, vec!["Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "Role", "RoleBinding"]);
-    assert!(k.ok(&["apply", "-f", &manifest]).await.lines().all(|l| l.ends_with(" unchanged")));
-    let deploy = sim.object("apps", "deployments", "venafi", "firefly").unwrap();
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(" created")).count(),
+        10,
+        "{out}"
+    );
+    let got = k
+        .json(&[
+            "get",
+            "deployments,services,poddisruptionbudgets,networkpolicies,roles,rolebindings",
+            "-n",
+            "venafi",
+            "-o",
+            "json",
+        ])
+        .await;
+    let kinds: Vec<&str> = got["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+            "Role",
+            "RoleBinding"
+        ]
+    );
+    // Re-applying changes nothing: kubectl may still send a patch (strategic-merge directives for
+    // some kinds), but a no-op write must not move any resourceVersion.
+    let rv_before = sim.resource_version();
+    let again = k.ok(&["apply", "-f", &manifest]).await;
+    assert!(
+        again
+            .lines()
+            .all(|l| l.ends_with(" unchanged") || l.ends_with(" configured")),
+        "{again}"
+    );
+    assert_eq!(sim.resource_version(), rv_before, "{again}");
+    let deploy = sim
+        .object("apps", "deployments", "venafi", "firefly")
+        .unwrap();
     assert_eq!(deploy["spec"]["replicas"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_works_over_tls_with_a_bearer_token() {
     require_kubectl();
-    let opts = SimOptions { tls: true, tokens: vec![("t0k3n".into(), "admin".into())], ..Default::default() };
+    let opts = SimOptions {
+        tls: true,
+        tokens: vec![("t0k3n".into(), "admin".into())],
+        ..Default::default()
+    };
     let sim = KubeSim::start(opts).await.unwrap();
-    let k = Kubectl { sim: &sim, cache: tempfile::tempdir().unwrap() };
+    let k = Kubectl {
+        sim: &sim,
+        cache: tempfile::tempdir().unwrap(),
+    };
     let ns = k.json(&["get", "namespace", "default", "-o", "json"]).await;
     assert_eq!(ns["status"]["phase"], "Active");
 }
