@@ -128,10 +128,8 @@ async fn watcher(client: HttpClient, uri: String, counter: Arc<AtomicU64>) {
 }
 
 async fn scenario(watchers: usize, n: usize, conc: usize) -> (f64, f64, f64) {
-    let opts = SimOptions {
-        bookmark_interval: Duration::from_secs(3600),
-        ..Default::default()
-    };
+    let mut opts = SimOptions::default();
+    opts.bookmark_interval = Duration::from_secs(3600);
     let sim = KubeSim::start(opts).await.expect("kube-sim starts");
     sim.install_crds_yaml(CRD)
         .await

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 /// How to run a kube-sim.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SimOptions {
     /// Serve HTTPS with a generated CA and a separate CA:false server certificate.
     pub tls: bool,

@@ -32,13 +32,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         };
         tokens.push((tok.to_string(), user.to_string()));
     }
-    let opts = kube_sim::SimOptions {
-        tls: args.tls,
-        listen: args.listen,
-        kubeconfig: Some(args.kubeconfig.clone()),
-        tokens,
-        ..Default::default()
-    };
+    let mut opts = kube_sim::SimOptions::default();
+    opts.tls = args.tls;
+    opts.listen = args.listen;
+    opts.kubeconfig = Some(args.kubeconfig.clone());
+    opts.tokens = tokens;
     let sim = kube_sim::KubeSim::start(opts).await?;
     let mut out = std::io::stdout();
     writeln!(out, "{}", sim.base_url())?;

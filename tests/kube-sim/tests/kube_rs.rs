@@ -416,10 +416,8 @@ async fn streaming_list_ends_initial_events_with_a_bookmark() {
 
 #[tokio::test]
 async fn watch_sends_bookmarks_when_allowed() {
-    let opts = SimOptions {
-        bookmark_interval: Duration::from_millis(50),
-        ..Default::default()
-    };
+    let mut opts = SimOptions::default();
+    opts.bookmark_interval = Duration::from_millis(50);
     let sim = sim_with_crds(opts).await;
     let api = cr_api(sim.client().await.unwrap(), "default");
     let created = api

@@ -384,11 +384,9 @@ async fn kubectl_applies_the_kinds_a_helm_chart_renders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_works_over_tls_with_a_bearer_token() {
     require_kubectl();
-    let opts = SimOptions {
-        tls: true,
-        tokens: vec![("t0k3n".into(), "admin".into())],
-        ..Default::default()
-    };
+    let mut opts = SimOptions::default();
+    opts.tls = true;
+    opts.tokens = vec![("t0k3n".into(), "admin".into())];
     let sim = KubeSim::start(opts).await.unwrap();
     let k = Kubectl {
         sim: &sim,

@@ -7,17 +7,16 @@ use kube::api::PostParams;
 use kube_sim::{KubeSim, SimOptions};
 
 fn tls_opts() -> SimOptions {
-    SimOptions {
-        tls: true,
-        tokens: vec![
-            (
-                "istio-csr-token".into(),
-                "system:serviceaccount:istio-system:cert-manager-istio-csr".into(),
-            ),
-            ("other-token".into(), "alice".into()),
-        ],
-        ..Default::default()
-    }
+    let mut opts = SimOptions::default();
+    opts.tls = true;
+    opts.tokens = vec![
+        (
+            "istio-csr-token".into(),
+            "system:serviceaccount:istio-system:cert-manager-istio-csr".into(),
+        ),
+        ("other-token".into(), "alice".into()),
+    ];
+    opts
 }
 
 #[tokio::test]
