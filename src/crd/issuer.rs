@@ -1,0 +1,89 @@
+//! Firefly's `Issuer` and `ClusterIssuer` (firefly.venafi.com/v1alpha1): types only, performs no I/O.
+//!
+//! Firefly's own CRDs have an empty spec; every field here is an optional extension of ours.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Generates the spec struct of one issuer kind: both kinds carry the same optional fields.
+macro_rules! issuer_spec {
+    ($spec:ident, $kind:literal, $plural:literal, $scope_doc:literal, $($scope:ident)?) => {
+        #[doc = $scope_doc]
+        #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+        #[kube(
+            group = "firefly.venafi.com",
+            version = "v1alpha1",
+            kind = $kind,
+            plural = $plural,
+            category = "firefly",
+            $($scope,)?
+            status = "IssuerStatus",
+            doc = $scope_doc,
+            printcolumn(
+                name = "Ready",
+                type_ = "string",
+                json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+            ),
+            printcolumn(
+                name = "Reason",
+                type_ = "string",
+                json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+            ),
+            printcolumn(
+                name = "Message",
+                type_ = "string",
+                json_path = ".status.conditions[?(@.type==\"Ready\")].message"
+            ),
+            printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+        )]
+        #[serde(rename_all = "camelCase")]
+        pub struct $spec {
+            /// Policy used when a request carries no `firefly.venafi.com/policy-name` annotation.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub default_policy_name: Option<String>,
+            /// `spec.username` values allowed to request certificates from this issuer, in
+            /// addition to the controller's global list.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub allowed_requesters: Option<Vec<String>>,
+            /// When set, SPIFFE IDs in requests must belong to this trust domain.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub trust_domain: Option<String>,
+        }
+    };
+}
+
+issuer_spec!(
+    IssuerSpec,
+    "Issuer",
+    "issuers",
+    "A Firefly issuer serving CertificateRequests of its own namespace.",
+    namespaced
+);
+issuer_spec!(
+    ClusterIssuerSpec,
+    "ClusterIssuer",
+    "clusterissuers",
+    "A Firefly issuer serving CertificateRequests of every namespace.",
+);
+
+impl From<&ClusterIssuerSpec> for IssuerSpec {
+    fn from(spec: &ClusterIssuerSpec) -> Self {
+        IssuerSpec {
+            default_policy_name: spec.default_policy_name.clone(),
+            allowed_requesters: spec.allowed_requesters.clone(),
+            trust_domain: spec.trust_domain.clone(),
+        }
+    }
+}
+
+/// Observed state of an Issuer or ClusterIssuer.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerStatus {
+    /// Conditions; `Ready` says whether the issuer can sign now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Option<Vec<Condition>>,
+}
