@@ -382,6 +382,17 @@ def controller_rbac_is_exactly_the_contract():
 def crd_templates_are_generated_from_crds_dir():
     proc = subprocess.run([sys.executable, str(ROOT / "tests/helm/gen_chart_crds.py"), "--check"], capture_output=True, text=True)
     expect(proc.returncode == 0, f"gen_chart_crds.py --check: {proc.stdout}{proc.stderr}")
+    # The staleness check can fail: a CRD changed in crds/ but not regenerated is named.
+    with tempfile.TemporaryDirectory() as tmp:
+        changed = (ROOT / "crds/firefly.yaml").read_text().replace("name: v1alpha1", "name: v1alpha2")
+        (pathlib.Path(tmp) / "firefly.yaml").write_text(changed)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "tests/helm/gen_chart_crds.py"), "--check", "--source", str(pathlib.Path(tmp) / "firefly.yaml")],
+            capture_output=True,
+            text=True,
+        )
+        expect(proc.returncode == 1 and "crd-issuers.yaml" in proc.stderr, f"a stale template must be named: {proc.stderr}")
+    print("gen_chart_crds.py --check: templates are current; a changed crds/firefly.yaml is detected")
     source = [d for d in yaml.safe_load_all((ROOT / "crds/firefly.yaml").read_text()) if d]
     ours = {d["metadata"]["name"]: d for d in source if d["spec"]["group"] == DEFAULT_GROUP}
     expect({d["spec"]["names"]["kind"] for d in ours.values()} == {"Issuer", "ClusterIssuer"}, f"crds/ defines {sorted(ours)}")
@@ -639,27 +650,32 @@ def notes_tell_the_next_steps():
 
 
 @case
-def render_config(out_path, venafi_url, kubeconfig_marker):
-    """Writes the config.yaml the chart renders for the tlspc-mock guide's values, with the URL given.
-
-    Used by the end-to-end test: only the URL (a loopback mock) is overridden; the file is otherwise
-    exactly what the chart puts in the ConfigMap.
-    """
-    values = merge(value_sets()["deploy/tlspc-mock"], {"deployment": {"venafiURL": venafi_url}})
-    config_text = one(render(values), "ConfigMap")["data"]["config.yaml"]
+def render_config(label, out_path, *overrides):
+    """Writes the config.yaml the chart renders for value set LABEL, each OVERRIDES JSON object
+    applied like one more -f file. Used by the Rust tests that load it with the binary's own parser
+    and run the controller on it: the file is exactly what the chart puts in the ConfigMap."""
+    values = value_sets()[label]
+    for o in overrides:
+        values = merge(values, json.loads(o))
+    config_text = one(render(values, namespace="venafi"), "ConfigMap")["data"]["config.yaml"]
     pathlib.Path(out_path).write_text(config_text)
-    print(f"wrote {out_path} ({kubeconfig_marker})")
+    print(f"wrote the config.yaml of {label} to {out_path}")
 
 
 @case
-def render_manifests(out_path, *overrides):
-    """Writes every manifest the chart renders for the tlspc-mock guide's values (for kubectl)."""
-    values = value_sets()["deploy/tlspc-mock"]
+def render_manifests(label, out_path, *overrides):
+    """Writes every manifest the chart renders for value set LABEL (release firefly in venafi)."""
+    values = value_sets()[label]
     for o in overrides:
         values = merge(values, json.loads(o))
     docs = render(values, namespace="venafi")
     pathlib.Path(out_path).write_text(yaml.safe_dump_all([strip_private(d) for d in docs]))
-    print(f"wrote {len(docs)} manifests to {out_path}")
+    print(f"wrote {len(docs)} manifests of {label} to {out_path}")
+
+
+@case
+def list_value_sets():
+    print("\n".join(value_sets()))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ app.kubernetes.io/component: controller
 
 {{/* Where the controller finds its files (the Dockerfile's CMD uses the same config path). */}}
 {{- define "firefly.configDir" -}}/etc/firefly{{- end -}}
-{{- define "firefly.credentialsDir" -}}/etc/firefly/credentials{{- end -}}
+{{- define "firefly.credentialsDir" -}}{{ .Values.deployment.credentialsMountPath }}{{- end -}}
 {{- define "firefly.trustAnchorDir" -}}/etc/firefly/trust-anchor{{- end -}}
 
 {{/* Checks the schema cannot express; each failure says what to change. */}}
