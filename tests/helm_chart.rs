@@ -127,3 +127,8 @@ fn disabled_deployment_installs_only_crds_and_approver() {
 fn notes_tell_the_operator_the_next_steps() {
     run_case("notes_tell_the_next_steps", &[]);
 }
+
+#[test]
+fn dockerfile_runs_what_the_chart_expects() {
+    run_case("dockerfile_agrees_with_the_chart", &[]);
+}

@@ -646,6 +646,33 @@ def check_scc(scc):
 
 
 @case
+def dockerfile_agrees_with_the_chart():
+    """The image the Dockerfile builds runs what the chart expects: user 1001, `firefly` entrypoint,
+    the config path the chart mounts, the admin ports. (The image itself cannot be built here.)"""
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    stages = [line for line in lines if line.upper().startswith("FROM ")]
+    expect(len(stages) >= 2, "the Dockerfile must be multi-stage (build, then a small runtime)")
+
+    def last(instruction):
+        found = [line.split(None, 1)[1] for line in lines if line.upper().startswith(instruction + " ")]
+        expect(found, f"the Dockerfile has no {instruction}")
+        return found[-1]
+
+    expect(last("USER") in ("1001", "1001:1001"), f"USER must be 1001, got {last('USER')}")
+    expect(json.loads(last("ENTRYPOINT")) == ["firefly"], f"ENTRYPOINT: {last('ENTRYPOINT')}")
+    cmd = json.loads(last("CMD"))
+    pod = one(render(value_sets()["seed"]), "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    expect(cmd == container["args"] == ["run", "-c", "/etc/firefly/config.yaml"], f"CMD {cmd} vs chart args {container['args']}")
+    expect(container["securityContext"]["runAsUser"] == 1001, "the chart must run the image's user")
+    exposed = {int(p) for p in last("EXPOSE").split()}
+    expect(exposed == {p["containerPort"] for p in container["ports"]}, f"EXPOSE {exposed} vs chart ports {container['ports']}")
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    expect("target/" in ignored and ".git/" in ignored, ".dockerignore must keep target/ and .git/ out of the context")
+    print("Dockerfile: multi-stage, USER 1001, ENTRYPOINT firefly, CMD = the chart's args, EXPOSE = the chart's ports")
+
+
+@case
 def deployment_disabled_installs_only_crds_and_approver():
     docs = render(value_sets()["crds-and-approver-only"])
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
