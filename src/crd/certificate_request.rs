@@ -1,6 +1,10 @@
 //! The project's Rust mirror of cert-manager's `CertificateRequest` (cert-manager.io/v1), written
 //! from the documented field facts; types and schema helpers only, performs no I/O.
 
+// kube's printcolumn(...) lists repeat `type_ = "string"` per column, which clippy mistakes for
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

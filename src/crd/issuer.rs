@@ -2,6 +2,10 @@
 //!
 //! Firefly's own CRDs have an empty spec; every field here is an optional extension of ours.
 
+// kube's printcolumn(...) lists repeat `type_ = "string"` per column, which clippy mistakes for
+// duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;

@@ -1,0 +1,70 @@
+//! The boundary between the reconciler and whatever holds the sub-CA and the policies: what the
+//! controller asks of a signing authority; performs no I/O itself.
+
+use std::time::{Duration, SystemTime};
+
+use super::decide::{SignFailure, SignPlan};
+
+/// Whether the authority can sign now, and why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// True when a sub-CA is active and the policies are fresh.
+    pub ready: bool,
+    /// One line for `/readyz`, the Issuer Ready message and logs.
+    pub message: String,
+}
+
+/// The configuration's issuance audit settings (tlspc.md §3 item 8).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// One structured audit line per issuance.
+    pub enabled: bool,
+    /// Include the issued certificate's PEM in that line.
+    pub include_raw_cert: bool,
+}
+
+/// A signed certificate with the facts the audit line and metrics need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Issuance {
+    /// PEM chain: leaf first, then the sub-CA and intermediates; no root.
+    pub chain_pem: String,
+    /// PEM of the root.
+    pub ca_pem: String,
+    /// Leaf serial number, hex.
+    pub serial_hex: String,
+    /// Leaf NotAfter.
+    pub not_after: SystemTime,
+    /// The leaf's SPIFFE ID, when it has one.
+    pub spiffe_id: Option<String>,
+    /// The leaf's DNS names.
+    pub dns_names: Vec<String>,
+    /// The requested duration when the policy shortened it.
+    pub clamped_from: Option<Duration>,
+}
+
+/// What the reconciler needs from the component holding the sub-CA and policies.
+///
+/// The production implementation is the bootstrap's `Signer`; implementations must not block
+/// (signing is CPU work of well under a millisecond; no network call happens on this path).
+pub trait Authority: Send + Sync + 'static {
+    /// Whether signing is possible now (for `/readyz` and the Issuer Ready condition).
+    fn readiness(&self) -> Readiness;
+    /// Signs `plan` under `plan.policy_name`.
+    ///
+    /// # Errors
+    /// A [`SignFailure`] whose `request_error` says whether the request itself is at fault.
+    fn sign(
+        &self,
+        plan: &SignPlan,
+        minimum_duration: Duration,
+        now: SystemTime,
+    ) -> Result<Issuance, SignFailure>;
+    /// The active chain, root first, down to the sub-CA's issuer (`/chain`); `None` without a sub-CA.
+    fn chain_pems(&self) -> Option<Vec<String>>;
+    /// NotAfter of the active sub-CA.
+    fn sub_ca_not_after(&self) -> Option<SystemTime>;
+    /// The issuance audit settings of the current configuration.
+    fn audit(&self) -> AuditSettings;
+    /// Counts an issued certificate for the usage report; never blocks.
+    fn record_issued(&self, issuance: &Issuance);
+}

@@ -1,0 +1,932 @@
+//! The CertificateRequest controller's I/O: watches requests and issuers into slim caches, runs
+//! [`decide`](super::decide) with many requests in flight, and applies each decision with one
+//! server-side-apply status write plus an event; Issuer/ClusterIssuer status is kept in step with
+//! the authority's readiness.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::{StreamExt, TryStreamExt, future, stream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ApplierConfig, ReconcileRequest, trigger_self};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, applier, watcher};
+use kube::{Resource, ResourceExt};
+use tokio::sync::Notify;
+
+use super::authority::{Authority, Issuance};
+use super::decide::{
+    self, Decision, IssuerKind, IssuerState, Settings, SignFailure, Signed, StatusUpdate,
+    is_terminal, our_issuer_kind,
+};
+use crate::crd::{CertificateRequest, ClusterIssuer, Issuer, IssuerSpec, IssuerStatus};
+use crate::metrics::Metrics;
+
+/// The source of wall-clock time (injected so tests and decisions agree on "now").
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Errors of one reconcile.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControllerError {
+    /// The status write of a CertificateRequest failed (other than 404).
+    #[error("status write of CertificateRequest {namespace}/{name} failed: {source}")]
+    StatusWrite {
+        /// Request namespace.
+        namespace: String,
+        /// Request name.
+        name: String,
+        /// The client's error.
+        source: kube::Error,
+    },
+    /// The issuer caches stopped before they were filled.
+    #[error("the {kind} cache stopped before its first list completed")]
+    CacheStopped {
+        /// Issuer kind.
+        kind: &'static str,
+    },
+}
+
+/// Settings of the controller (from `controller.*` in the configuration).
+#[derive(Clone, Debug)]
+pub struct ControllerSettings {
+    /// The state machine's settings.
+    pub decide: Settings,
+    /// Leaf durations below this fail (`controller.minimumLeafDuration`).
+    pub minimum_duration: Duration,
+    /// Requests reconciled at once (`controller.maxConcurrentReconciles`).
+    pub max_concurrent_reconciles: u16,
+    /// Field manager of our server-side-apply status writes.
+    pub field_manager: String,
+    /// Identity reported on events (the replica's name).
+    pub instance: String,
+}
+
+/// State shared by every reconcile.
+struct Context {
+    settings: ControllerSettings,
+    authority: Arc<dyn Authority>,
+    metrics: Metrics,
+    recorder: Recorder,
+    client: kube::Client,
+    issuers: Store<Issuer>,
+    cluster_issuers: Store<ClusterIssuer>,
+    written: WrittenLog,
+    clock: Clock,
+}
+
+/// Runs the controller until `shutdown` resolves, then lets in-flight reconciles finish.
+///
+/// # Guarantees
+/// Each request is reconciled by at most one task at a time; a request this controller already
+/// answered is never signed again, even when a stale cached copy triggers another reconcile.
+///
+/// # Errors
+/// [`ControllerError::CacheStopped`] when the issuer caches end before their first list.
+pub async fn run(
+    client: kube::Client,
+    settings: ControllerSettings,
+    authority: Arc<dyn Authority>,
+    metrics: Metrics,
+    clock: Clock,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let group = settings.decide.group_name.clone();
+    let wc = watcher::Config::default();
+
+    // Issuers: small objects, cached whole. Their changes re-trigger the requests naming them.
+    let issuer_changed = Arc::new(Notify::new());
+    let (issuer_refs_tx, issuer_refs_rx) = futures::channel::mpsc::unbounded::<IssuerChange>();
+    let (issuers, issuer_writer) = reflector::store::<Issuer>();
+    let (cluster_issuers, cluster_writer) = reflector::store::<ClusterIssuer>();
+    let issuer_task = {
+        let tx = issuer_refs_tx.clone();
+        let notify = issuer_changed.clone();
+        watcher(Api::<Issuer>::all(client.clone()), wc.clone())
+            .default_backoff()
+            .reflect(issuer_writer)
+            .applied_objects()
+            .take_until(shutdown.clone())
+            .for_each(move |r| {
+                if let Ok(issuer) = r {
+                    notify.notify_one();
+                    let _ = tx.unbounded_send(IssuerChange {
+                        kind: IssuerKind::Issuer,
+                        namespace: issuer.namespace(),
+                        name: issuer.name_any(),
+                    });
+                }
+                future::ready(())
+            })
+    };
+    let cluster_task = {
+        let tx = issuer_refs_tx;
+        let notify = issuer_changed.clone();
+        watcher(Api::<ClusterIssuer>::all(client.clone()), wc.clone())
+            .default_backoff()
+            .reflect(cluster_writer)
+            .applied_objects()
+            .take_until(shutdown.clone())
+            .for_each(move |r| {
+                if let Ok(issuer) = r {
+                    notify.notify_one();
+                    let _ = tx.unbounded_send(IssuerChange {
+                        kind: IssuerKind::ClusterIssuer,
+                        namespace: None,
+                        name: issuer.name_any(),
+                    });
+                }
+                future::ready(())
+            })
+    };
+    let issuer_task = tokio::spawn(issuer_task);
+    let cluster_task = tokio::spawn(cluster_task);
+    // Deciding before the issuers are known would write a spurious IssuerNotFound.
+    issuers
+        .wait_until_ready()
+        .await
+        .map_err(|_| ControllerError::CacheStopped { kind: "Issuer" })?;
+    cluster_issuers
+        .wait_until_ready()
+        .await
+        .map_err(|_| ControllerError::CacheStopped {
+            kind: "ClusterIssuer",
+        })?;
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "firefly".into(),
+            instance: Some(settings.instance.clone()),
+        },
+    );
+    let ctx = Arc::new(Context {
+        settings: settings.clone(),
+        authority: authority.clone(),
+        metrics: metrics.clone(),
+        recorder: recorder.clone(),
+        client: client.clone(),
+        issuers: issuers.clone(),
+        cluster_issuers: cluster_issuers.clone(),
+        written: WrittenLog::default(),
+        clock: clock.clone(),
+    });
+
+    let status_task = tokio::spawn(issuer_status_loop(
+        client.clone(),
+        issuers,
+        cluster_issuers,
+        authority,
+        metrics,
+        recorder,
+        settings.field_manager.clone(),
+        issuer_changed,
+        clock,
+        shutdown.clone(),
+    ));
+
+    // Requests: cached slim (bodies of answered requests dropped) so memory does not grow with
+    // the size of CSRs and certificates kept around.
+    let (requests, request_writer) = reflector::store::<CertificateRequest>();
+    let written = ctx.clone();
+    let slim_group = group.clone();
+    let request_events = watcher(Api::<CertificateRequest>::all(client.clone()), wc)
+        .default_backoff()
+        .modify(move |cr| slim_for_cache(cr, &slim_group))
+        .reflect(request_writer)
+        .inspect_ok(move |ev| {
+            if let watcher::Event::Delete(cr) = ev {
+                written.written.forget(cr.uid().as_deref().unwrap_or(""));
+            }
+        })
+        .applied_objects();
+    let requests_for_mapper = requests.clone();
+    let issuer_triggers = issuer_refs_rx
+        .map(move |change| {
+            let refs: Vec<Result<ReconcileRequest<CertificateRequest>, watcher::Error>> =
+                requests_naming(&requests_for_mapper, &change, &group)
+                    .into_iter()
+                    .map(|r| Ok(r.into()))
+                    .collect();
+            stream::iter(refs)
+        })
+        .flatten();
+    let queue =
+        stream::select(trigger_self(request_events, ()), issuer_triggers).take_until(shutdown);
+    let config = ApplierConfig::default().concurrency(settings.max_concurrent_reconciles);
+    applier(
+        |cr, ctx: Arc<Context>| {
+            Box::pin(async move {
+                tokio::spawn(reconcile(cr, ctx))
+                    .await
+                    .unwrap_or_else(|e| Err(ReconcileFailed::Panicked(e.to_string())))
+            })
+        },
+        error_policy,
+        ctx,
+        requests,
+        queue,
+        config,
+    )
+    .for_each(|result| {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "reconcile queue");
+        }
+        future::ready(())
+    })
+    .await;
+    let _ = tokio::join!(issuer_task, cluster_task, status_task);
+    Ok(())
+}
+
+/// Why one reconcile asks to be retried.
+#[derive(Debug, thiserror::Error)]
+enum ReconcileFailed {
+    /// The status write failed.
+    #[error(transparent)]
+    Write(#[from] ControllerError),
+    /// The reconcile task panicked (a bug; retried like a write error).
+    #[error("reconcile task failed: {0}")]
+    Panicked(String),
+}
+
+fn error_policy(_cr: Arc<CertificateRequest>, err: &ReconcileFailed, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %err, "reconcile failed; retrying");
+    Action::requeue(Duration::from_millis(500))
+}
+
+struct IssuerChange {
+    kind: IssuerKind,
+    namespace: Option<String>,
+    name: String,
+}
+
+/// The unanswered requests that name `change`'s issuer.
+fn requests_naming(
+    requests: &Store<CertificateRequest>,
+    change: &IssuerChange,
+    group: &str,
+) -> Vec<ObjectRef<CertificateRequest>> {
+    requests
+        .state_filter(|cr| {
+            our_issuer_kind(cr, group) == Some(change.kind)
+                && cr.spec.issuer_ref.name == change.name
+                && (change.kind == IssuerKind::ClusterIssuer
+                    || cr.metadata.namespace == change.namespace)
+                && !is_terminal(cr)
+        })
+        .iter()
+        .map(|cr| ObjectRef::from_obj(cr.as_ref()))
+        .collect()
+}
+
+/// A marker that stands for a certificate whose bytes were dropped from the cache: only its
+/// presence matters to the state machine.
+const DROPPED_CERTIFICATE: &str = "-";
+
+/// Drops from a cached request everything the controller will never read again: managed fields
+/// and kubectl's last-applied copy always; for requests that are not ours or already answered,
+/// the CSR, the certificate bytes, the user info and condition messages too.
+pub fn slim_for_cache(cr: &mut CertificateRequest, group: &str) {
+    cr.metadata.managed_fields = None;
+    if let Some(a) = cr.metadata.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    if our_issuer_kind(cr, group).is_some() && !is_terminal(cr) {
+        return;
+    }
+    cr.metadata.annotations = None;
+    cr.metadata.labels = None;
+    cr.metadata.owner_references = None;
+    cr.spec.request = String::new();
+    cr.spec.usages = None;
+    cr.spec.groups = None;
+    cr.spec.extra = None;
+    cr.spec.uid = None;
+    cr.spec.username = None;
+    if let Some(status) = cr.status.as_mut() {
+        if status.certificate.as_deref().is_some_and(|c| !c.is_empty()) {
+            status.certificate = Some(DROPPED_CERTIFICATE.to_owned());
+        }
+        status.ca = None;
+        for c in status.conditions.iter_mut().flatten() {
+            c.message = None;
+        }
+    }
+}
+
+/// Requests this controller answered, with the resourceVersion it answered: a reconcile of that
+/// same (now stale) cached version must not sign again before the watch delivers our write.
+#[derive(Default)]
+struct WrittenLog {
+    inner: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+/// How long an answered request is remembered when its deletion is never observed.
+const WRITTEN_LOG_TTL: Duration = Duration::from_secs(600);
+
+impl WrittenLog {
+    fn is_stale(&self, uid: &str, resource_version: &str) -> bool {
+        let log = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        log.get(uid).is_some_and(|(rv, _)| rv == resource_version)
+    }
+    fn record(&self, uid: String, resource_version: String) {
+        let mut log = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if log.len() >= 4096 && log.len().is_power_of_two() {
+            log.retain(|_, (_, at)| at.elapsed() < WRITTEN_LOG_TTL);
+        }
+        log.insert(uid, (resource_version, Instant::now()));
+    }
+    fn forget(&self, uid: &str) {
+        let mut log = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        log.remove(uid);
+    }
+}
+
+async fn reconcile(
+    cr: Arc<CertificateRequest>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileFailed> {
+    let started = Instant::now();
+    let uid = cr.uid().unwrap_or_default();
+    let rv = cr.resource_version().unwrap_or_default();
+    let span = tracing::info_span!(
+        "certificaterequest",
+        namespace = %cr.namespace().unwrap_or_default(),
+        name = %cr.name_any(),
+        uid = %uid
+    );
+    let _entered = span.enter();
+    if ctx.written.is_stale(&uid, &rv) {
+        return Ok(Action::await_change());
+    }
+    let now = (ctx.clock)();
+    let namespace = cr.namespace();
+    let decision = decide::decide(
+        &cr,
+        |kind, name| ctx.issuer_state(kind, namespace.as_deref(), name),
+        &ctx.settings.decide,
+        now,
+    );
+    let mut issuance = None;
+    let decision = match decision {
+        Decision::Sign(plan) => {
+            let t = Instant::now();
+            let result = ctx
+                .authority
+                .sign(&plan, ctx.settings.minimum_duration, now);
+            ctx.metrics.sign_duration.observe(t.elapsed().as_secs_f64());
+            ctx.metrics
+                .signer_sign
+                .with_label_values(&[
+                    if result.is_ok() { "true" } else { "false" },
+                    "CertificateRequest",
+                ])
+                .inc();
+            let signed: Result<Signed, SignFailure> = match result {
+                Ok(i) => {
+                    let s = Signed {
+                        chain_pem: i.chain_pem.clone(),
+                        ca_pem: i.ca_pem.clone(),
+                    };
+                    issuance = Some(i);
+                    Ok(s)
+                }
+                Err(f) => Err(f),
+            };
+            decide::after_sign(&cr, signed, &ctx.settings.decide, now)
+        }
+        other => other,
+    };
+    let action = match decision {
+        Decision::Ignore(decide::Ignored::Terminal) => {
+            ctx.written.forget(&uid);
+            Action::await_change()
+        }
+        Decision::Ignore(_) => Action::await_change(),
+        Decision::Retry(after) => Action::requeue(after),
+        Decision::Sign(_) => {
+            // after_sign never asks to sign again.
+            Action::await_change()
+        }
+        Decision::Update(update) => {
+            let action = ctx.apply(&cr, &update, issuance.as_ref()).await?;
+            ctx.metrics
+                .reconcile_duration
+                .with_label_values(&[update.outcome])
+                .observe(started.elapsed().as_secs_f64());
+            action
+        }
+    };
+    Ok(action)
+}
+
+impl Context {
+    fn issuer_state(&self, kind: IssuerKind, namespace: Option<&str>, name: &str) -> IssuerState {
+        let found = match kind {
+            IssuerKind::Issuer => {
+                let Some(ns) = namespace else {
+                    return IssuerState::Missing;
+                };
+                self.issuers
+                    .get(&ObjectRef::new(name).within(ns))
+                    .map(|i| (i.spec.clone(), i.status.clone(), i.metadata.generation))
+            }
+            IssuerKind::ClusterIssuer => self.cluster_issuers.get(&ObjectRef::new(name)).map(|i| {
+                (
+                    IssuerSpec::from(&i.spec),
+                    i.status.clone(),
+                    i.metadata.generation,
+                )
+            }),
+        };
+        let Some((spec, status, generation)) = found else {
+            return IssuerState::Missing;
+        };
+        issuer_readiness(spec, status.as_ref(), generation)
+    }
+
+    /// Writes one decision: a server-side apply of our `Ready` condition (plus certificate, ca,
+    /// failureTime) on `/status`, then the event.
+    async fn apply(
+        &self,
+        cr: &CertificateRequest,
+        update: &StatusUpdate,
+        issuance: Option<&Issuance>,
+    ) -> Result<Action, ControllerError> {
+        let namespace = cr.namespace().unwrap_or_default();
+        let name = cr.name_any();
+        let api: Api<CertificateRequest> = Api::namespaced(self.client.clone(), &namespace);
+        let mut status = serde_json::json!({ "conditions": [update.ready] });
+        if let Some(c) = &update.certificate {
+            status["certificate"] = c.clone().into();
+        }
+        if let Some(ca) = &update.ca {
+            status["ca"] = ca.clone().into();
+        }
+        if let Some(t) = update.failure_time {
+            status["failureTime"] = serde_json::to_value(decide::time(t)).unwrap_or_default();
+        }
+        let body = serde_json::json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "CertificateRequest",
+            "metadata": { "name": name, "namespace": namespace },
+            "status": status,
+        });
+        let params = PatchParams::apply(&self.settings.field_manager).force();
+        match api.patch_status(&name, &params, &Patch::Apply(&body)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                // istio-csr deletes requests as soon as it has an answer; nothing left to do.
+                tracing::debug!("request deleted before its status was written");
+                return Ok(Action::await_change());
+            }
+            Err(source) => {
+                let code = match &source {
+                    kube::Error::Api(s) => s.code.to_string(),
+                    _ => "transport".to_owned(),
+                };
+                self.metrics
+                    .write_errors
+                    .with_label_values(&[code.as_str()])
+                    .inc();
+                return Err(ControllerError::StatusWrite {
+                    namespace,
+                    name,
+                    source,
+                });
+            }
+        }
+        self.written.record(
+            cr.uid().unwrap_or_default(),
+            cr.resource_version().unwrap_or_default(),
+        );
+        self.metrics
+            .outcomes
+            .with_label_values(&[update.outcome])
+            .inc();
+        let reason = update.ready.reason.as_deref().unwrap_or("");
+        let message = update.ready.message.as_deref().unwrap_or("");
+        if let Some(issued) = issuance.filter(|_| update.certificate.is_some()) {
+            self.record_issuance(cr, issued);
+        } else if reason == decide::reason::PENDING {
+            tracing::info!(reason = update.outcome, message, "request pending");
+        } else {
+            tracing::warn!(
+                reason = update.outcome,
+                ready_reason = reason,
+                message,
+                "request not signed"
+            );
+        }
+        if let Some(note) = &update.event {
+            let event = Event {
+                type_: if note.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: note.reason.to_owned(),
+                note: Some(truncate(&note.note, 1000)),
+                action: "Sign".to_owned(),
+                secondary: None,
+            };
+            if let Err(e) = self.recorder.publish(&event, &cr.object_ref(&())).await {
+                tracing::warn!(error = %e, "event could not be published");
+            }
+        }
+        Ok(match update.requeue_after {
+            Some(after) => Action::requeue(after),
+            None => Action::await_change(),
+        })
+    }
+
+    fn record_issuance(&self, cr: &CertificateRequest, issued: &Issuance) {
+        self.authority.record_issued(issued);
+        if let Some(created) = cr.metadata.creation_timestamp.as_ref() {
+            let created = SystemTime::UNIX_EPOCH
+                + Duration::from_secs(u64::try_from(created.0.as_second()).unwrap_or(0));
+            if let Ok(age) = SystemTime::now().duration_since(created) {
+                self.metrics.issue_latency.observe(age.as_secs_f64());
+            }
+        }
+        let not_after = jiff::Timestamp::try_from(issued.not_after)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        if let Some(from) = issued.clamped_from {
+            tracing::info!(
+                requested_seconds = from.as_secs(),
+                not_after,
+                "requested duration clamped by policy"
+            );
+        }
+        let audit = self.authority.audit();
+        if audit.enabled {
+            let requester = cr.spec.username.as_deref().unwrap_or("");
+            let spiffe_id = issued.spiffe_id.as_deref().unwrap_or("");
+            let dns_names = issued.dns_names.join(",");
+            let request_uid = cr.uid().unwrap_or_default();
+            if audit.include_raw_cert {
+                tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, certificate = %issued.chain_pem, "certificate issued");
+            } else {
+                tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, "certificate issued");
+            }
+        } else {
+            tracing::debug!(serial = %issued.serial_hex, not_after, "certificate issued");
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// An issuer's readiness as the request state machine sees it: Ready=True for its current
+/// generation, or why not.
+pub fn issuer_readiness(
+    spec: IssuerSpec,
+    status: Option<&IssuerStatus>,
+    generation: Option<i64>,
+) -> IssuerState {
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    match ready {
+        None => IssuerState::NotReady {
+            message: "it has no Ready condition yet".to_owned(),
+        },
+        Some(c) if c.status != "True" => IssuerState::NotReady {
+            message: format!("{}: {}", c.reason, c.message),
+        },
+        Some(c) if c.observed_generation != generation => IssuerState::NotReady {
+            message: format!(
+                "its Ready condition is for generation {:?}, not the current {:?}",
+                c.observed_generation, generation
+            ),
+        },
+        Some(_) => IssuerState::Ready(spec),
+    }
+}
+
+/// How often issuer conditions are compared with the authority's readiness when nothing else
+/// happens (a sub-CA can expire or a policy go stale without any API event).
+const ISSUER_STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+#[allow(clippy::too_many_arguments)]
+async fn issuer_status_loop(
+    client: kube::Client,
+    issuers: Store<Issuer>,
+    cluster_issuers: Store<ClusterIssuer>,
+    authority: Arc<dyn Authority>,
+    metrics: Metrics,
+    recorder: Recorder,
+    field_manager: String,
+    changed: Arc<Notify>,
+    clock: Clock,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let readiness = authority.readiness();
+        metrics.set_sub_ca_not_after(authority.sub_ca_not_after());
+        let now = clock();
+        let mut ready_count = 0;
+        for issuer in issuers.state() {
+            let api: Api<Issuer> =
+                Api::namespaced(client.clone(), &issuer.namespace().unwrap_or_default());
+            let current = issuer.status.as_ref();
+            ready_count += i64::from(readiness.ready);
+            if let Some(cond) =
+                desired_issuer_condition(current, issuer.metadata.generation, &readiness, now)
+            {
+                write_issuer_status(&api, issuer.as_ref(), cond, &field_manager, &recorder).await;
+            }
+        }
+        metrics
+            .issuers_ready
+            .with_label_values(&["Issuer"])
+            .set(ready_count);
+        let mut ready_count = 0;
+        for issuer in cluster_issuers.state() {
+            let api: Api<ClusterIssuer> = Api::all(client.clone());
+            ready_count += i64::from(readiness.ready);
+            if let Some(cond) = desired_issuer_condition(
+                issuer.status.as_ref(),
+                issuer.metadata.generation,
+                &readiness,
+                now,
+            ) {
+                write_issuer_status(&api, issuer.as_ref(), cond, &field_manager, &recorder).await;
+            }
+        }
+        metrics
+            .issuers_ready
+            .with_label_values(&["ClusterIssuer"])
+            .set(ready_count);
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = changed.notified() => {}
+            () = tokio::time::sleep(ISSUER_STATUS_INTERVAL) => {}
+        }
+    }
+}
+
+/// The Ready condition an issuer should carry, or `None` when it already does.
+pub fn desired_issuer_condition(
+    current: Option<&IssuerStatus>,
+    generation: Option<i64>,
+    readiness: &super::authority::Readiness,
+    now: SystemTime,
+) -> Option<Condition> {
+    let (status, reason) = if readiness.ready {
+        ("True", "Ready")
+    } else {
+        ("False", "NotReady")
+    };
+    let previous = current
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    if let Some(p) = previous
+        && p.status == status
+        && p.reason == reason
+        && p.message == readiness.message
+        && p.observed_generation == generation
+    {
+        return None;
+    }
+    let last_transition_time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => decide::time(now),
+    };
+    Some(Condition {
+        type_: "Ready".to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: readiness.message.clone(),
+        last_transition_time,
+        observed_generation: generation,
+    })
+}
+
+async fn write_issuer_status<K>(
+    api: &Api<K>,
+    issuer: &K,
+    cond: Condition,
+    field_manager: &str,
+    recorder: &Recorder,
+) where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = issuer.name_any();
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": { "name": name },
+        "status": { "conditions": [cond] },
+    });
+    let params = PatchParams::apply(field_manager).force();
+    match api.patch_status(&name, &params, &Patch::Apply(&body)).await {
+        Ok(_) => {
+            let warning = cond.status != "True";
+            let event = Event {
+                type_: if warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: cond.reason.clone(),
+                note: Some(truncate(&cond.message, 1000)),
+                action: "UpdateStatus".to_owned(),
+                secondary: None,
+            };
+            tracing::info!(kind = %K::kind(&()), issuer = %name, ready = %cond.status, message = %cond.message, "issuer status updated");
+            if let Err(e) = recorder.publish(&event, &issuer.object_ref(&())).await {
+                tracing::warn!(error = %e, "issuer event could not be published");
+            }
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => tracing::warn!(error = %e, issuer = %name, "issuer status write failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+    use crate::crd::{
+        CertificateRequestCondition, CertificateRequestSpec, CertificateRequestStatus, IssuerRef,
+    };
+
+    fn request(ready: Option<&str>) -> CertificateRequest {
+        let mut annotations = BTreeMap::new();
+        annotations.insert(
+            "kubectl.kubernetes.io/last-applied-configuration".to_owned(),
+            "x".repeat(4000),
+        );
+        annotations.insert(
+            crate::crd::POLICY_NAME_ANNOTATION.to_owned(),
+            "istio-mtls".to_owned(),
+        );
+        CertificateRequest {
+            metadata: ObjectMeta {
+                name: Some("r".into()),
+                namespace: Some("istio-system".into()),
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            spec: CertificateRequestSpec {
+                request: "Q1NS".repeat(1000),
+                issuer_ref: IssuerRef {
+                    name: "i".into(),
+                    kind: None,
+                    group: Some("firefly.venafi.com".into()),
+                },
+                ..Default::default()
+            },
+            status: ready.map(|r| CertificateRequestStatus {
+                conditions: Some(vec![CertificateRequestCondition {
+                    type_: "Ready".into(),
+                    status: if r == "Issued" {
+                        "True".into()
+                    } else {
+                        "False".into()
+                    },
+                    reason: Some(r.into()),
+                    message: Some("a long message".repeat(50)),
+                    ..Default::default()
+                }]),
+                certificate: (r == "Issued").then(|| "Q0VSVA==".repeat(1000)),
+                ca: (r == "Issued").then(|| "Q0E=".repeat(500)),
+                failure_time: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn answered_requests_are_cached_without_their_bodies() {
+        let mut cr = request(Some("Issued"));
+        slim_for_cache(&mut cr, "firefly.venafi.com");
+        assert!(cr.spec.request.is_empty());
+        let status = cr.status.as_ref().unwrap();
+        assert_eq!(status.certificate.as_deref(), Some(DROPPED_CERTIFICATE));
+        assert!(status.ca.is_none());
+        assert!(cr.metadata.annotations.is_none());
+        assert!(
+            is_terminal(&cr),
+            "a slimmed answered request must still read as terminal"
+        );
+        assert!(serde_json::to_vec(&cr).unwrap().len() < 600);
+    }
+
+    #[test]
+    fn unanswered_requests_keep_what_signing_needs_but_not_kubectl_copies() {
+        let mut cr = request(None);
+        slim_for_cache(&mut cr, "firefly.venafi.com");
+        assert_eq!(cr.spec.request.len(), 4000);
+        let annotations = cr.metadata.annotations.as_ref().unwrap();
+        assert!(annotations.contains_key(crate::crd::POLICY_NAME_ANNOTATION));
+        assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+    }
+
+    #[test]
+    fn requests_for_other_issuers_are_cached_without_bodies() {
+        let mut cr = request(None);
+        cr.spec.issuer_ref.group = Some("cert-manager.io".into());
+        slim_for_cache(&mut cr, "firefly.venafi.com");
+        assert!(cr.spec.request.is_empty());
+    }
+
+    #[test]
+    fn issuer_is_ready_only_for_its_current_generation() {
+        let status = |generation: i64, s: &str| IssuerStatus {
+            conditions: Some(vec![Condition {
+                type_: "Ready".into(),
+                status: s.into(),
+                reason: "Ready".into(),
+                message: "m".into(),
+                last_transition_time: decide::time(SystemTime::UNIX_EPOCH),
+                observed_generation: Some(generation),
+            }]),
+        };
+        assert!(matches!(
+            issuer_readiness(IssuerSpec::default(), Some(&status(2, "True")), Some(2)),
+            IssuerState::Ready(_)
+        ));
+        assert!(matches!(
+            issuer_readiness(IssuerSpec::default(), Some(&status(1, "True")), Some(2)),
+            IssuerState::NotReady { .. }
+        ));
+        assert!(matches!(
+            issuer_readiness(IssuerSpec::default(), Some(&status(2, "False")), Some(2)),
+            IssuerState::NotReady { .. }
+        ));
+        assert!(matches!(
+            issuer_readiness(IssuerSpec::default(), None, Some(2)),
+            IssuerState::NotReady { .. }
+        ));
+    }
+
+    #[test]
+    fn issuer_condition_is_rewritten_only_when_something_changed() {
+        let readiness = crate::issuer::Readiness {
+            ready: true,
+            message: "sub-CA active".into(),
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let first = desired_issuer_condition(None, Some(1), &readiness, now).unwrap();
+        let status = IssuerStatus {
+            conditions: Some(vec![first.clone()]),
+        };
+        assert_eq!(
+            desired_issuer_condition(Some(&status), Some(1), &readiness, now),
+            None
+        );
+        let bumped = desired_issuer_condition(
+            Some(&status),
+            Some(2),
+            &readiness,
+            now + Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(bumped.observed_generation, Some(2));
+        assert_eq!(
+            bumped.last_transition_time, first.last_transition_time,
+            "status unchanged: time kept"
+        );
+        let down = crate::issuer::Readiness {
+            ready: false,
+            message: "policy stale".into(),
+        };
+        let c =
+            desired_issuer_condition(Some(&status), Some(1), &down, now + Duration::from_secs(5))
+                .unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NotReady")
+        );
+        assert_ne!(c.last_transition_time, first.last_transition_time);
+    }
+}

@@ -1,0 +1,555 @@
+//! The pure CertificateRequest state machine of cert-manager.md §2: from the request, the resolved
+//! issuer and the signer's answer it computes the exact status change and event; performs no I/O.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+
+use crate::crd::{
+    CertificateRequest, CertificateRequestCondition, IDENTITIES_ANNOTATION, IssuerSpec,
+    POLICY_NAME_ANNOTATION,
+};
+
+/// Condition type written by the issuer.
+pub const READY: &str = "Ready";
+/// Condition type written by the approver.
+pub const APPROVED: &str = "Approved";
+/// Condition type written by the approver.
+pub const DENIED: &str = "Denied";
+/// Condition type an issuer may write alongside `Ready=False/Failed`.
+pub const INVALID_REQUEST: &str = "InvalidRequest";
+
+/// `Ready` reasons, the ones istio-csr and cert-manager react to.
+pub mod reason {
+    /// Not decided yet: waiting for the issuer, the signer or a retry.
+    pub const PENDING: &str = "Pending";
+    /// Terminal failure: the request can never be signed as it is.
+    pub const FAILED: &str = "Failed";
+    /// Terminal: the approver denied the request.
+    pub const DENIED: &str = "Denied";
+    /// Terminal success: `status.certificate` holds the chain.
+    pub const ISSUED: &str = "Issued";
+}
+
+/// The controller-wide settings the state machine depends on.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// API group of our issuers (`controller.cert-manager.groupName`).
+    pub group_name: String,
+    /// Wait for `Approved`/`Denied` before acting (`checkApproval`).
+    pub check_approval: bool,
+    /// `spec.username` values allowed for every issuer; with the issuer's own list empty too,
+    /// everyone is allowed.
+    pub allowed_requesters: Vec<String>,
+    /// Transient errors turn into `Failed` once the request is older than this.
+    pub max_retry_duration: Duration,
+    /// Fill `status.ca` with the root (`caRootChainPopulation`).
+    pub ca_root_chain_population: bool,
+    /// Emit a Normal event for every issued certificate.
+    pub success_events: bool,
+}
+
+/// Which issuer kind a request names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IssuerKind {
+    /// A namespaced `Issuer` in the request's namespace.
+    Issuer,
+    /// A cluster-scoped `ClusterIssuer`.
+    ClusterIssuer,
+}
+
+impl IssuerKind {
+    /// The Kubernetes kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuerKind::Issuer => "Issuer",
+            IssuerKind::ClusterIssuer => "ClusterIssuer",
+        }
+    }
+}
+
+/// The referenced issuer as the controller sees it now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IssuerState {
+    /// No such Issuer/ClusterIssuer exists.
+    Missing,
+    /// It exists but its Ready condition is not True for its current generation.
+    NotReady {
+        /// Why (the issuer's Ready message, or that it is stale).
+        message: String,
+    },
+    /// Ready: requests may be signed with its settings.
+    Ready(IssuerSpec),
+}
+
+/// What a request needs signed: everything the signing step reads, borrowed from the request.
+#[derive(Debug, PartialEq)]
+pub struct SignPlan {
+    /// The TLSPC policy to sign under.
+    pub policy_name: String,
+    /// The decoded `spec.request` (PEM bytes).
+    pub csr_pem: Vec<u8>,
+    /// `spec.duration`.
+    pub duration: Option<String>,
+    /// `spec.usages`.
+    pub usages: Option<Vec<String>>,
+    /// `spec.isCA`.
+    pub is_ca: bool,
+    /// The `istio.cert-manager.io/identities` annotation.
+    pub identities_annotation: Option<String>,
+    /// The issuer's trust domain, when it sets one.
+    pub trust_domain: Option<String>,
+}
+
+/// A successful signature, in the shape the status needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signed {
+    /// PEM chain: leaf first, then intermediates, no root.
+    pub chain_pem: String,
+    /// PEM of the root.
+    pub ca_pem: String,
+}
+
+/// Why signing did not produce a certificate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignFailure {
+    /// True when the request itself is wrong (Failed now); false for transient causes.
+    pub request_error: bool,
+    /// Short CamelCase cause from a bounded set (metrics label and event reason).
+    pub reason: &'static str,
+    /// Human-readable message naming the rule and the offending value.
+    pub message: String,
+}
+
+/// What to do with a request.
+#[derive(Debug, PartialEq)]
+pub enum Decision {
+    /// Leave the request untouched (no write, no event).
+    Ignore(Ignored),
+    /// Sign it, then call [`after_sign`].
+    Sign(Box<SignPlan>),
+    /// Write this status change.
+    Update(Box<StatusUpdate>),
+    /// The status already says this transient state; reconcile again after the delay.
+    Retry(Duration),
+}
+
+/// Why a request is left untouched (bounded set; a metrics label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// Its issuerRef names another issuer.
+    NotOurs,
+    /// `checkApproval` is on and it is neither approved nor denied.
+    NotApproved,
+    /// It already has a terminal state.
+    Terminal,
+    /// The Ready condition already says exactly this; only a retry is due.
+    Unchanged,
+}
+
+/// The status change of one request: only our `Ready` condition (and certificate, ca,
+/// failureTime); `Approved`/`Denied` are never part of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusUpdate {
+    /// The `Ready` condition to apply.
+    pub ready: CertificateRequestCondition,
+    /// Base64 of the PEM chain (on success).
+    pub certificate: Option<String>,
+    /// Base64 of the root PEM (on success with `caRootChainPopulation`).
+    pub ca: Option<String>,
+    /// Set when the request fails or is denied.
+    pub failure_time: Option<SystemTime>,
+    /// The event to publish on the request.
+    pub event: Option<EventNote>,
+    /// Reconcile again after this delay (transient states).
+    pub requeue_after: Option<Duration>,
+    /// Bounded outcome label for metrics (`Issued`, `Denied`, or a failure/pending cause).
+    pub outcome: &'static str,
+}
+
+/// An event to publish on the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventNote {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// The message.
+    pub note: String,
+}
+
+/// Steps 2–6 of cert-manager.md §2 and the request-level checks that precede signing.
+///
+/// # Guarantees
+/// Never returns [`Decision::Sign`] for a request that is not ours, not approved (with
+/// `checkApproval`), denied, already terminal, or whose issuer is missing or not ready.
+pub fn decide(
+    cr: &CertificateRequest,
+    issuer: impl FnOnce(IssuerKind, &str) -> IssuerState,
+    settings: &Settings,
+    now: SystemTime,
+) -> Decision {
+    let Some(kind) = our_issuer_kind(cr, &settings.group_name) else {
+        return Decision::Ignore(Ignored::NotOurs);
+    };
+    let approved = condition_true(cr, APPROVED);
+    let denied = condition_true(cr, DENIED);
+    if settings.check_approval && !approved && !denied {
+        return Decision::Ignore(Ignored::NotApproved);
+    }
+    if is_terminal(cr) {
+        return Decision::Ignore(Ignored::Terminal);
+    }
+    if denied {
+        let note = "the request was denied by an approver; it will never be signed".to_owned();
+        return terminal(cr, reason::DENIED, "Denied", note, now);
+    }
+    let name = &cr.spec.issuer_ref.name;
+    let spec = match issuer(kind, name) {
+        IssuerState::Ready(spec) => spec,
+        IssuerState::Missing => {
+            let message = format!(
+                "{} {} not found; waiting for it to be created",
+                kind.as_str(),
+                describe_issuer(cr, kind)
+            );
+            // The issuer watch re-triggers the request when the issuer appears.
+            return pending(cr, "IssuerNotFound", message, None, now);
+        }
+        IssuerState::NotReady { message } => {
+            let message = format!(
+                "{} {} is not ready: {message}",
+                kind.as_str(),
+                describe_issuer(cr, kind)
+            );
+            return pending(cr, "IssuerNotReady", message, None, now);
+        }
+    };
+    if let Some(failure) = requester_not_allowed(cr, &spec, settings) {
+        return failed(cr, failure, now);
+    }
+    let policy_name = match policy_name(cr, &spec) {
+        Ok(name) => name,
+        Err(failure) => return failed(cr, failure, now),
+    };
+    let csr_pem = match decode_request(&cr.spec.request) {
+        Ok(pem) => pem,
+        Err(failure) => return failed(cr, failure, now),
+    };
+    let annotations = cr.metadata.annotations.as_ref();
+    Decision::Sign(Box::new(SignPlan {
+        policy_name,
+        csr_pem,
+        duration: cr.spec.duration.clone(),
+        usages: cr.spec.usages.clone(),
+        is_ca: cr.spec.is_ca.unwrap_or(false),
+        identities_annotation: annotations
+            .and_then(|a| a.get(IDENTITIES_ANNOTATION))
+            .cloned(),
+        trust_domain: spec.trust_domain.clone(),
+    }))
+}
+
+/// Step 7–8: the status change after a signing attempt.
+///
+/// # Guarantees
+/// A success is one update carrying certificate, ca and `Ready=True/Issued` together. A request
+/// error fails at once; a transient error stays `Pending` with a backoff until the request is
+/// older than `max_retry_duration`, then fails.
+pub fn after_sign(
+    cr: &CertificateRequest,
+    result: Result<Signed, SignFailure>,
+    settings: &Settings,
+    now: SystemTime,
+) -> Decision {
+    match result {
+        Ok(signed) => {
+            let engine = base64::engine::general_purpose::STANDARD;
+            let event = settings.success_events.then(|| EventNote {
+                warning: false,
+                reason: reason::ISSUED,
+                note: "certificate issued".to_owned(),
+            });
+            Decision::Update(Box::new(StatusUpdate {
+                ready: condition(
+                    cr,
+                    "True",
+                    reason::ISSUED,
+                    "Certificate fetched from issuer successfully".to_owned(),
+                    now,
+                ),
+                certificate: Some(engine.encode(signed.chain_pem.as_bytes())),
+                ca: settings
+                    .ca_root_chain_population
+                    .then(|| engine.encode(signed.ca_pem.as_bytes())),
+                failure_time: None,
+                event,
+                requeue_after: None,
+                outcome: reason::ISSUED,
+            }))
+        }
+        Err(failure) if failure.request_error => failed(cr, failure, now),
+        Err(failure) => {
+            let age = age(cr, now);
+            if age >= settings.max_retry_duration {
+                let message = format!(
+                    "{} (still failing after {}s, beyond controller.maxRetryDuration {}s)",
+                    failure.message,
+                    age.as_secs(),
+                    settings.max_retry_duration.as_secs()
+                );
+                return failed(cr, SignFailure { message, ..failure }, now);
+            }
+            pending(
+                cr,
+                failure.reason,
+                failure.message,
+                Some(retry_backoff(age)),
+                now,
+            )
+        }
+    }
+}
+
+/// Whether the request already has a final answer (step 4): never sign it again.
+pub fn is_terminal(cr: &CertificateRequest) -> bool {
+    let Some(status) = cr.status.as_ref() else {
+        return false;
+    };
+    if status.certificate.as_deref().is_some_and(|c| !c.is_empty()) {
+        return true;
+    }
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| match c.type_.as_str() {
+            READY => {
+                c.status == "True"
+                    || (c.status == "False"
+                        && matches!(
+                            c.reason.as_deref(),
+                            Some(reason::FAILED) | Some(reason::DENIED)
+                        ))
+            }
+            INVALID_REQUEST => c.status == "True",
+            _ => false,
+        })
+}
+
+/// The issuer kind when `issuerRef` names one of ours (step 2), `None` otherwise.
+pub fn our_issuer_kind(cr: &CertificateRequest, group_name: &str) -> Option<IssuerKind> {
+    let r = &cr.spec.issuer_ref;
+    if r.group.as_deref() != Some(group_name) {
+        return None;
+    }
+    match r.kind.as_deref().unwrap_or("") {
+        "" | "Issuer" => Some(IssuerKind::Issuer),
+        "ClusterIssuer" => Some(IssuerKind::ClusterIssuer),
+        _ => None,
+    }
+}
+
+/// Whether condition `type_` is `True`.
+pub fn condition_true(cr: &CertificateRequest, type_: &str) -> bool {
+    find_condition(cr, type_).is_some_and(|c| c.status == "True")
+}
+
+fn find_condition<'a>(
+    cr: &'a CertificateRequest,
+    type_: &str,
+) -> Option<&'a CertificateRequestCondition> {
+    cr.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn describe_issuer(cr: &CertificateRequest, kind: IssuerKind) -> String {
+    match (kind, cr.metadata.namespace.as_deref()) {
+        (IssuerKind::Issuer, Some(ns)) => format!("{ns}/{}", cr.spec.issuer_ref.name),
+        _ => cr.spec.issuer_ref.name.clone(),
+    }
+}
+
+fn requester_not_allowed(
+    cr: &CertificateRequest,
+    spec: &IssuerSpec,
+    settings: &Settings,
+) -> Option<SignFailure> {
+    let per_issuer = spec.allowed_requesters.as_deref().unwrap_or(&[]);
+    if settings.allowed_requesters.is_empty() && per_issuer.is_empty() {
+        return None;
+    }
+    let username = cr.spec.username.as_deref().unwrap_or("");
+    let allowed = settings
+        .allowed_requesters
+        .iter()
+        .chain(per_issuer)
+        .any(|a| a == username);
+    (!allowed).then(|| SignFailure {
+        request_error: true,
+        reason: "RequesterNotAllowed",
+        message: format!(
+            "requester {username:?} (spec.username) is not in the allowed requesters of controller.allowedRequesters or the issuer's spec.allowedRequesters"
+        ),
+    })
+}
+
+fn policy_name(cr: &CertificateRequest, spec: &IssuerSpec) -> Result<String, SignFailure> {
+    let annotated = cr
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(POLICY_NAME_ANNOTATION));
+    match annotated.or(spec.default_policy_name.as_ref()) {
+        Some(name) if !name.trim().is_empty() => Ok(name.clone()),
+        _ => Err(SignFailure {
+            request_error: true,
+            reason: "PolicyMissing",
+            message: format!(
+                "no policy: the request has no {POLICY_NAME_ANNOTATION} annotation and the issuer sets no spec.defaultPolicyName"
+            ),
+        }),
+    }
+}
+
+/// Largest `spec.request` we decode, base64 included: a CSR is a few KiB, so anything larger is
+/// not one and is refused before any decoding work.
+const MAX_REQUEST_BASE64: usize = 96 * 1024;
+
+fn decode_request(request: &str) -> Result<Vec<u8>, SignFailure> {
+    let invalid = |message: String| SignFailure {
+        request_error: true,
+        reason: "InvalidRequest",
+        message,
+    };
+    if request.is_empty() {
+        return Err(invalid("spec.request is empty".to_owned()));
+    }
+    if request.len() > MAX_REQUEST_BASE64 {
+        return Err(invalid(format!(
+            "spec.request is {} bytes, over the {MAX_REQUEST_BASE64}-byte limit",
+            request.len()
+        )));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(request)
+        .map_err(|e| invalid(format!("spec.request is not valid base64: {e}")))
+}
+
+fn age(cr: &CertificateRequest, now: SystemTime) -> Duration {
+    let Some(created) = cr.metadata.creation_timestamp.as_ref() else {
+        return Duration::ZERO;
+    };
+    let created = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(u64::try_from(created.0.as_second()).unwrap_or(0));
+    now.duration_since(created).unwrap_or(Duration::ZERO)
+}
+
+/// Backoff between retries of a transient failure: grows with the request's age so a long
+/// outage does not hammer the API server, and stays short at first so a brief blip costs little.
+fn retry_backoff(age: Duration) -> Duration {
+    (age / 2).clamp(Duration::from_secs(1), Duration::from_secs(30))
+}
+
+fn failed(cr: &CertificateRequest, failure: SignFailure, now: SystemTime) -> Decision {
+    terminal(cr, reason::FAILED, failure.reason, failure.message, now)
+}
+
+fn terminal(
+    cr: &CertificateRequest,
+    ready_reason: &'static str,
+    cause: &'static str,
+    message: String,
+    now: SystemTime,
+) -> Decision {
+    Decision::Update(Box::new(StatusUpdate {
+        ready: condition(cr, "False", ready_reason, message.clone(), now),
+        certificate: None,
+        ca: None,
+        failure_time: Some(now),
+        event: Some(EventNote {
+            warning: true,
+            reason: cause,
+            note: message,
+        }),
+        requeue_after: None,
+        outcome: cause,
+    }))
+}
+
+fn pending(
+    cr: &CertificateRequest,
+    cause: &'static str,
+    message: String,
+    requeue_after: Option<Duration>,
+    now: SystemTime,
+) -> Decision {
+    let existing = find_condition(cr, READY);
+    if existing.is_some_and(|c| {
+        c.status == "False"
+            && c.reason.as_deref() == Some(reason::PENDING)
+            && c.message.as_deref() == Some(&message)
+    }) {
+        // Writing the same condition again would only re-trigger ourselves.
+        return match requeue_after {
+            Some(delay) => Decision::Retry(delay),
+            None => Decision::Ignore(Ignored::Unchanged),
+        };
+    }
+    Decision::Update(Box::new(StatusUpdate {
+        ready: condition(cr, "False", reason::PENDING, message.clone(), now),
+        certificate: None,
+        ca: None,
+        failure_time: None,
+        event: Some(EventNote {
+            warning: true,
+            reason: cause,
+            note: message,
+        }),
+        requeue_after,
+        outcome: cause,
+    }))
+}
+
+/// The Ready condition; `lastTransitionTime` moves only when `status` changes.
+fn condition(
+    cr: &CertificateRequest,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: SystemTime,
+) -> CertificateRequestCondition {
+    let previous = find_condition(cr, READY);
+    let last_transition_time = match previous {
+        Some(p) if p.status == status && p.last_transition_time.is_some() => {
+            p.last_transition_time.clone()
+        }
+        _ => Some(time(now)),
+    };
+    CertificateRequestCondition {
+        type_: READY.to_owned(),
+        status: status.to_owned(),
+        reason: Some(reason.to_owned()),
+        message: Some(message),
+        last_transition_time,
+        observed_generation: cr.metadata.generation,
+    }
+}
+
+/// A Kubernetes timestamp (second precision, as the API server stores it).
+pub fn time(t: SystemTime) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let ts = jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(i64::MAX))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,541 @@
+//! Table tests of the state machine: each case states the request, the issuer and the expected
+//! decision.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::*;
+use crate::crd::{CertificateRequestSpec, CertificateRequestStatus, IssuerRef};
+
+const GROUP: &str = "firefly.venafi.com";
+const ISTIO_CSR: &str = "system:serviceaccount:istio-system:cert-manager-istio-csr";
+
+fn settings() -> Settings {
+    Settings {
+        group_name: GROUP.to_owned(),
+        check_approval: true,
+        allowed_requesters: vec![],
+        max_retry_duration: Duration::from_secs(300),
+        ca_root_chain_population: true,
+        success_events: false,
+    }
+}
+
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+/// Builds requests the way istio-csr shapes them, with knobs for each case.
+struct Req(CertificateRequest);
+
+impl Req {
+    fn istio() -> Req {
+        let mut annotations = BTreeMap::new();
+        annotations.insert(POLICY_NAME_ANNOTATION.to_owned(), "istio-mtls".to_owned());
+        annotations.insert(
+            IDENTITIES_ANNOTATION.to_owned(),
+            "spiffe://cluster.local/ns/a/sa/b".to_owned(),
+        );
+        let cr = CertificateRequest {
+            metadata: ObjectMeta {
+                name: Some("istio-csr-abcde".into()),
+                namespace: Some("istio-system".into()),
+                generation: Some(1),
+                annotations: Some(annotations),
+                creation_timestamp: Some(time(now() - Duration::from_secs(10))),
+                ..Default::default()
+            },
+            spec: CertificateRequestSpec {
+                request: base64::engine::general_purpose::STANDARD
+                    .encode("-----BEGIN CERTIFICATE REQUEST-----\n"),
+                issuer_ref: IssuerRef {
+                    name: "firefly-istio".into(),
+                    kind: Some("Issuer".into()),
+                    group: Some(GROUP.into()),
+                },
+                duration: Some("1h0m0s".into()),
+                usages: Some(vec!["client auth".into(), "server auth".into()]),
+                username: Some(ISTIO_CSR.into()),
+                ..Default::default()
+            },
+            status: None,
+        };
+        Req(cr)
+    }
+    fn condition(mut self, type_: &str, status: &str, reason: Option<&str>) -> Req {
+        let st = self
+            .0
+            .status
+            .get_or_insert_with(CertificateRequestStatus::default);
+        st.conditions
+            .get_or_insert_with(Vec::new)
+            .push(CertificateRequestCondition {
+                type_: type_.into(),
+                status: status.into(),
+                reason: reason.map(Into::into),
+                message: Some("m".into()),
+                last_transition_time: Some(time(now() - Duration::from_secs(5))),
+                observed_generation: Some(1),
+            });
+        self
+    }
+    fn approved(self) -> Req {
+        self.condition(APPROVED, "True", Some("policy.cert-manager.io"))
+    }
+    fn issuer_ref(mut self, group: Option<&str>, kind: Option<&str>) -> Req {
+        self.0.spec.issuer_ref.group = group.map(Into::into);
+        self.0.spec.issuer_ref.kind = kind.map(Into::into);
+        self
+    }
+    fn without_annotation(mut self, key: &str) -> Req {
+        self.0.metadata.annotations.as_mut().unwrap().remove(key);
+        self
+    }
+    fn created_ago(mut self, d: Duration) -> Req {
+        self.0.metadata.creation_timestamp = Some(time(now() - d));
+        self
+    }
+}
+
+fn ready_issuer() -> IssuerState {
+    IssuerState::Ready(IssuerSpec::default())
+}
+
+fn decide_with(req: &Req, issuer: IssuerState) -> Decision {
+    decide(&req.0, |_, _| issuer, &settings(), now())
+}
+
+fn update(d: Decision) -> StatusUpdate {
+    match d {
+        Decision::Update(u) => *u,
+        other => panic!("expected a status update, got {other:?}"),
+    }
+}
+
+fn plan(d: Decision) -> SignPlan {
+    match d {
+        Decision::Sign(p) => *p,
+        other => panic!("expected a sign plan, got {other:?}"),
+    }
+}
+
+#[test]
+fn requests_for_other_issuers_are_ignored() {
+    for (group, kind) in [
+        (None, Some("Issuer")),
+        (Some("cert-manager.io"), Some("Issuer")),
+        (Some(GROUP), Some("VenafiIssuer")),
+        (Some("firefly.venafi.com.evil"), None),
+    ] {
+        let req = Req::istio().approved().issuer_ref(group, kind);
+        assert_eq!(
+            decide_with(&req, ready_issuer()),
+            Decision::Ignore(Ignored::NotOurs),
+            "{group:?} {kind:?}"
+        );
+    }
+}
+
+#[test]
+fn empty_kind_means_issuer_and_cluster_issuer_is_resolved_cluster_wide() {
+    let req = Req::istio().approved().issuer_ref(Some(GROUP), None);
+    let mut seen = None;
+    let _ = decide(
+        &req.0,
+        |k, n| {
+            seen = Some((k, n.to_owned()));
+            ready_issuer()
+        },
+        &settings(),
+        now(),
+    );
+    assert_eq!(seen, Some((IssuerKind::Issuer, "firefly-istio".to_owned())));
+    let req = Req::istio()
+        .approved()
+        .issuer_ref(Some(GROUP), Some("ClusterIssuer"));
+    let mut seen = None;
+    let _ = decide(
+        &req.0,
+        |k, _| {
+            seen = Some(k);
+            ready_issuer()
+        },
+        &settings(),
+        now(),
+    );
+    assert_eq!(seen, Some(IssuerKind::ClusterIssuer));
+}
+
+#[test]
+fn unapproved_request_waits_without_any_write() {
+    assert_eq!(
+        decide_with(&Req::istio(), ready_issuer()),
+        Decision::Ignore(Ignored::NotApproved)
+    );
+}
+
+#[test]
+fn unapproved_request_is_signed_when_check_approval_is_off() {
+    let s = Settings {
+        check_approval: false,
+        ..settings()
+    };
+    let d = decide(&Req::istio().0, |_, _| ready_issuer(), &s, now());
+    assert_eq!(plan(d).policy_name, "istio-mtls");
+}
+
+#[test]
+fn terminal_requests_are_never_touched_again() {
+    let cases = [
+        Req::istio()
+            .approved()
+            .condition(READY, "True", Some(reason::ISSUED)),
+        Req::istio()
+            .approved()
+            .condition(READY, "False", Some(reason::FAILED)),
+        Req::istio()
+            .approved()
+            .condition(READY, "False", Some(reason::DENIED)),
+        Req::istio()
+            .approved()
+            .condition(INVALID_REQUEST, "True", None),
+        Req::istio().condition(DENIED, "True", None).condition(
+            READY,
+            "False",
+            Some(reason::DENIED),
+        ),
+    ];
+    for req in cases {
+        assert_eq!(
+            decide_with(&req, ready_issuer()),
+            Decision::Ignore(Ignored::Terminal)
+        );
+    }
+    let mut with_cert = Req::istio().approved();
+    with_cert.0.status.as_mut().unwrap().certificate = Some("Y2VydA==".into());
+    assert_eq!(
+        decide_with(&with_cert, ready_issuer()),
+        Decision::Ignore(Ignored::Terminal)
+    );
+}
+
+#[test]
+fn denied_request_fails_as_denied_without_signing() {
+    let u = update(decide_with(
+        &Req::istio().condition(DENIED, "True", Some("Policy")),
+        ready_issuer(),
+    ));
+    assert_eq!(
+        (u.ready.status.as_str(), u.ready.reason.as_deref()),
+        ("False", Some(reason::DENIED))
+    );
+    assert_eq!(u.failure_time, Some(now()));
+    assert!(u.certificate.is_none() && u.ca.is_none());
+    assert!(u.event.as_ref().is_some_and(|e| e.warning));
+    assert_eq!(u.outcome, "Denied");
+}
+
+#[test]
+fn denied_wins_over_a_missing_issuer() {
+    let u = update(decide_with(
+        &Req::istio().condition(DENIED, "True", None),
+        IssuerState::Missing,
+    ));
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::DENIED));
+}
+
+#[test]
+fn missing_issuer_leaves_the_request_pending_with_the_name() {
+    let u = update(decide_with(&Req::istio().approved(), IssuerState::Missing));
+    assert_eq!(
+        (u.ready.status.as_str(), u.ready.reason.as_deref()),
+        ("False", Some(reason::PENDING))
+    );
+    let message = u.ready.message.unwrap();
+    assert!(
+        message.contains("istio-system/firefly-istio") && message.contains("not found"),
+        "{message}"
+    );
+    assert!(u.failure_time.is_none());
+    assert_eq!(u.outcome, "IssuerNotFound");
+}
+
+#[test]
+fn unready_issuer_leaves_the_request_pending() {
+    let issuer = IssuerState::NotReady {
+        message: "no active sub-CA".into(),
+    };
+    let u = update(decide_with(&Req::istio().approved(), issuer));
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::PENDING));
+    assert!(u.ready.message.unwrap().contains("no active sub-CA"));
+}
+
+#[test]
+fn an_identical_pending_condition_is_not_written_again() {
+    let first = update(decide_with(&Req::istio().approved(), IssuerState::Missing));
+    let mut req = Req::istio().approved();
+    req.0
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .as_mut()
+        .unwrap()
+        .push(first.ready);
+    assert_eq!(
+        decide_with(&req, IssuerState::Missing),
+        Decision::Ignore(Ignored::Unchanged)
+    );
+}
+
+#[test]
+fn requester_outside_both_allow_lists_fails_immediately() {
+    let s = Settings {
+        allowed_requesters: vec!["system:serviceaccount:x:y".into()],
+        ..settings()
+    };
+    let mut req = Req::istio().approved();
+    req.0.spec.username = Some("system:serviceaccount:evil:sa".into());
+    let u = update(decide(&req.0, |_, _| ready_issuer(), &s, now()));
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::FAILED));
+    assert!(
+        u.ready
+            .message
+            .unwrap()
+            .contains("system:serviceaccount:evil:sa")
+    );
+    assert_eq!(u.outcome, "RequesterNotAllowed");
+    assert_eq!(u.failure_time, Some(now()));
+}
+
+#[test]
+fn requester_allowed_by_the_issuer_list_adds_to_the_global_one() {
+    let s = Settings {
+        allowed_requesters: vec!["system:serviceaccount:x:y".into()],
+        ..settings()
+    };
+    let issuer = IssuerState::Ready(IssuerSpec {
+        allowed_requesters: Some(vec![ISTIO_CSR.into()]),
+        ..Default::default()
+    });
+    assert!(matches!(
+        decide(&Req::istio().approved().0, |_, _| issuer, &s, now()),
+        Decision::Sign(_)
+    ));
+}
+
+#[test]
+fn everyone_is_allowed_when_no_list_is_configured() {
+    let mut req = Req::istio().approved();
+    req.0.spec.username = None;
+    assert!(matches!(
+        decide_with(&req, ready_issuer()),
+        Decision::Sign(_)
+    ));
+}
+
+#[test]
+fn annotation_names_the_policy_over_the_issuer_default() {
+    let issuer = IssuerState::Ready(IssuerSpec {
+        default_policy_name: Some("default".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        plan(decide_with(&Req::istio().approved(), issuer.clone())).policy_name,
+        "istio-mtls"
+    );
+    let req = Req::istio()
+        .approved()
+        .without_annotation(POLICY_NAME_ANNOTATION);
+    assert_eq!(plan(decide_with(&req, issuer)).policy_name, "default");
+}
+
+#[test]
+fn no_annotation_and_no_default_policy_fails_naming_both() {
+    let req = Req::istio()
+        .approved()
+        .without_annotation(POLICY_NAME_ANNOTATION);
+    let u = update(decide_with(&req, ready_issuer()));
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::FAILED));
+    let m = u.ready.message.unwrap();
+    assert!(
+        m.contains(POLICY_NAME_ANNOTATION) && m.contains("defaultPolicyName"),
+        "{m}"
+    );
+}
+
+#[test]
+fn sign_plan_carries_the_request_fields_and_issuer_trust_domain() {
+    let issuer = IssuerState::Ready(IssuerSpec {
+        trust_domain: Some("cluster.local".into()),
+        ..Default::default()
+    });
+    let p = plan(decide_with(&Req::istio().approved(), issuer));
+    assert_eq!(p.csr_pem, b"-----BEGIN CERTIFICATE REQUEST-----\n");
+    assert_eq!(p.duration.as_deref(), Some("1h0m0s"));
+    assert_eq!(
+        p.usages,
+        Some(vec!["client auth".to_owned(), "server auth".to_owned()])
+    );
+    assert_eq!(
+        p.identities_annotation.as_deref(),
+        Some("spiffe://cluster.local/ns/a/sa/b")
+    );
+    assert_eq!(p.trust_domain.as_deref(), Some("cluster.local"));
+    assert!(!p.is_ca);
+}
+
+#[test]
+fn request_that_is_not_base64_fails_as_invalid() {
+    let mut req = Req::istio().approved();
+    req.0.spec.request = "not base64!".into();
+    let u = update(decide_with(&req, ready_issuer()));
+    assert_eq!(u.outcome, "InvalidRequest");
+    assert!(u.ready.message.unwrap().contains("base64"));
+}
+
+#[test]
+fn success_is_one_update_with_certificate_ca_and_ready_issued() {
+    let signed = Signed {
+        chain_pem: "LEAF\nSUBCA\n".into(),
+        ca_pem: "ROOT\n".into(),
+    };
+    let u = update(after_sign(
+        &Req::istio().approved().0,
+        Ok(signed),
+        &settings(),
+        now(),
+    ));
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(u.certificate, Some(b64.encode("LEAF\nSUBCA\n")));
+    assert_eq!(u.ca, Some(b64.encode("ROOT\n")));
+    assert_eq!(
+        (
+            u.ready.type_.as_str(),
+            u.ready.status.as_str(),
+            u.ready.reason.as_deref()
+        ),
+        ("Ready", "True", Some("Issued"))
+    );
+    assert_eq!(u.ready.observed_generation, Some(1));
+    assert!(u.event.is_none(), "success events are off by default");
+    assert!(u.failure_time.is_none());
+}
+
+#[test]
+fn success_events_and_ca_population_follow_settings() {
+    let s = Settings {
+        success_events: true,
+        ca_root_chain_population: false,
+        ..settings()
+    };
+    let signed = Signed {
+        chain_pem: "LEAF\n".into(),
+        ca_pem: "ROOT\n".into(),
+    };
+    let u = update(after_sign(
+        &Req::istio().approved().0,
+        Ok(signed),
+        &s,
+        now(),
+    ));
+    assert!(u.ca.is_none());
+    assert!(u.event.is_some_and(|e| !e.warning && e.reason == "Issued"));
+}
+
+#[test]
+fn request_error_fails_at_once_with_the_rule_in_the_message() {
+    let failure = SignFailure {
+        request_error: true,
+        reason: "PolicyViolation",
+        message: "uri spiffe://x not allowed by rule subjectAltNames.uri".into(),
+    };
+    let u = update(after_sign(
+        &Req::istio().approved().0,
+        Err(failure),
+        &settings(),
+        now(),
+    ));
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::FAILED));
+    assert!(u.ready.message.unwrap().contains("subjectAltNames.uri"));
+    assert_eq!(u.failure_time, Some(now()));
+    assert!(u.requeue_after.is_none());
+    assert_eq!(u.outcome, "PolicyViolation");
+}
+
+#[test]
+fn transient_error_stays_pending_with_backoff_then_fails_after_max_retry() {
+    let failure = SignFailure {
+        request_error: false,
+        reason: "SignerNotReady",
+        message: "no active sub-CA yet".into(),
+    };
+    let young = Req::istio().approved().created_ago(Duration::from_secs(4));
+    let u = update(after_sign(
+        &young.0,
+        Err(failure.clone()),
+        &settings(),
+        now(),
+    ));
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::PENDING));
+    assert_eq!(u.requeue_after, Some(Duration::from_secs(2)));
+    assert!(u.failure_time.is_none());
+    let old = Req::istio()
+        .approved()
+        .created_ago(Duration::from_secs(301));
+    let u = update(after_sign(&old.0, Err(failure), &settings(), now()));
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::FAILED));
+    assert!(u.ready.message.unwrap().contains("maxRetryDuration"));
+}
+
+#[test]
+fn last_transition_time_moves_only_when_status_changes() {
+    let pending = Req::istio()
+        .approved()
+        .condition(READY, "False", Some(reason::PENDING));
+    let before = time(now() - Duration::from_secs(5));
+    let failure = SignFailure {
+        request_error: true,
+        reason: "PolicyViolation",
+        message: "x".into(),
+    };
+    let u = update(after_sign(&pending.0, Err(failure), &settings(), now()));
+    assert_eq!(u.ready.last_transition_time, Some(before.clone()));
+    let signed = Signed {
+        chain_pem: "L".into(),
+        ca_pem: "R".into(),
+    };
+    let u = update(after_sign(&pending.0, Ok(signed), &settings(), now()));
+    assert_eq!(u.ready.last_transition_time, Some(time(now())));
+}
+
+#[test]
+fn an_identical_transient_failure_is_retried_without_a_write() {
+    let failure = SignFailure {
+        request_error: false,
+        reason: "SignerNotReady",
+        message: "no active sub-CA yet".into(),
+    };
+    let first = update(after_sign(
+        &Req::istio().approved().0,
+        Err(failure.clone()),
+        &settings(),
+        now(),
+    ));
+    let mut req = Req::istio().approved();
+    req.0
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .as_mut()
+        .unwrap()
+        .push(first.ready);
+    assert_eq!(
+        after_sign(&req.0, Err(failure), &settings(), now()),
+        Decision::Retry(Duration::from_secs(5))
+    );
+}
