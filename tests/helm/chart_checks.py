@@ -488,7 +488,6 @@ def schema_rejects_bad_values_with_clear_messages():
         ("port out of range", merge(seed, {"config": {"ports": {"metrics": 70000}}}), ["/config/ports/metrics"]),
         ("plain-text URL scheme", merge(seed, {"deployment": {"venafiURL": "ftp://api.venafi.cloud"}}), ["/deployment/venafiURL"]),
         ("missing client ID", merge(seed, {"deployment": {"venafiClientID": ""}}), ["deployment.venafiClientID is required"]),
-        ("both PDB bounds", merge(seed, {"podDisruptionBudget": {"minAvailable": 1}}), ["set only one of minAvailable and maxUnavailable"]),
     ]
     for label, values, needles in cases:
         message = render_error(values)
@@ -599,7 +598,9 @@ def optional_objects_render_when_enabled():
     )
     expect(binding["subjects"] == [{"kind": "ServiceAccount", "name": "firefly", "namespace": "venafi"}], "the SCC must be granted to ServiceAccount firefly")
     pdb = one(docs, "PodDisruptionBudget")
-    expect(pdb["spec"].get("minAvailable") == 1 and "maxUnavailable" not in pdb["spec"], f"PDB: {pdb['spec']}")
+    expect(pdb["spec"].get("minAvailable") == 1 and "maxUnavailable" not in pdb["spec"], f"minAvailable must win: {pdb['spec']}")
+    default_pdb = one(render(value_sets()["seed"]), "PodDisruptionBudget")["spec"]
+    expect(default_pdb.get("maxUnavailable") == 1 and "minAvailable" not in default_pdb, f"default PDB: {default_pdb}")
     print("ServiceMonitor, NetworkPolicy, OpenShift SCC (+ use binding) and PDB render and fit together")
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     sc = pod["containers"][0]["securityContext"]

@@ -40,8 +40,4 @@ app.kubernetes.io/component: controller
 {{- if and .Values.deployment.enabled (not .Values.deployment.venafiClientID) -}}
 {{- fail "deployment.venafiClientID is required when deployment.enabled is true: set it to the client ID of your TLS Protect Cloud service account" -}}
 {{- end -}}
-{{- $pdb := .Values.podDisruptionBudget -}}
-{{- if and $pdb.enabled (hasKey $pdb "minAvailable") (hasKey $pdb "maxUnavailable") -}}
-{{- fail "podDisruptionBudget: set only one of minAvailable and maxUnavailable (set the other to null)" -}}
-{{- end -}}
 {{- end -}}
