@@ -221,13 +221,10 @@ spec:
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "waits for `firefly run` to wire the bootstrap (src/run.rs still bails); everything up to the controller's start passes"]
-async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
-    firefly::crypto::install_default_provider();
-    let dir = tempfile::tempdir().expect("tempdir");
-    // TLS, as every real API server: bearer tokens identify the controller and istio-csr, and the
-    // sim sets spec.username from the creating identity like cert-manager's webhook.
+/// A TLS kube-sim where bearer tokens identify the controller and istio-csr (the sim sets
+/// spec.username from the creating identity, like cert-manager's webhook), with what exists before
+/// the chart: cert-manager's CertificateRequest CRD and the namespaces venafi and istio-system.
+async fn cluster_before_the_chart(dir: &Path) -> KubeSim {
     let mut opts = SimOptions::default();
     opts.tls = true;
     opts.tokens = vec![
@@ -239,7 +236,6 @@ async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
         sim: &sim,
         cache: tempfile::tempdir().expect("tempdir"),
     };
-
     // cert-manager's part: the CertificateRequest CRD (the project's mirror from crds/).
     let crds: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(
         &std::fs::read_to_string(repo_root().join("crds/firefly.yaml")).expect("read crds"),
@@ -250,7 +246,7 @@ async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
         .iter()
         .find(|d| d["spec"]["group"] == "cert-manager.io")
         .expect("crds/firefly.yaml defines the CertificateRequest CRD");
-    let crd_file = dir.path().join("certificaterequest-crd.yaml");
+    let crd_file = dir.join("certificaterequest-crd.yaml");
     std::fs::write(
         &crd_file,
         serde_yaml::to_string(cert_manager_crd).expect("yaml"),
@@ -261,7 +257,7 @@ async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
         .await;
     // Namespaces by `apply` (JSON): `kubectl create namespace` sends protobuf, which kube-sim
     // does not speak.
-    let namespaces = dir.path().join("namespaces.yaml");
+    let namespaces = dir.join("namespaces.yaml");
     std::fs::write(
         &namespaces,
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: venafi}\n---\n\
@@ -271,40 +267,32 @@ async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
     kubectl
         .ok(&["apply", "-f", namespaces.to_str().expect("utf-8 path")])
         .await;
+    drop(kubectl);
+    sim
+}
 
-    // The mock TLSPC, following the guide: openssl key, public key in the seed.
-    let (seed, client_id, policy) = seed_with_openssl_key(dir.path()).await;
-    let state = dir.path().join("mock-state");
-    let (_mock, mock_url) = start_mock(&seed, &state).await;
-
-    // The credentials Secret's content, where the chart mounts it (credentialsMountPath).
-    let credentials = dir.path().join("credentials");
-    std::fs::create_dir(&credentials).expect("mkdir credentials");
-    std::fs::copy(dir.path().join("key.pem"), credentials.join("svc-acct.key")).expect("copy key");
-
-    // Render and apply the chart; only values change, never the rendered files.
-    let (readiness, metrics, chain) = (free_port(), free_port(), free_port());
-    let overrides = serde_json::json!({
-        "deployment": {
-            "venafiClientID": client_id,
-            "venafiURL": mock_url,
-            "credentialsMountPath": credentials.to_str().expect("utf-8 path"),
-        },
-        "config": {
-            "adminBindAddress": "127.0.0.1",
-            "ports": {"readiness": readiness, "metrics": metrics, "chain": chain},
-        },
-    });
-    let manifests = dir.path().join("manifests.yaml");
-    render_manifests(&manifests, &overrides).await;
+/// Renders the chart for the mock guide's values plus `overrides`, applies every manifest with
+/// kubectl (which validates them against the sim's OpenAPI), and returns the config.yaml kubectl
+/// reads back from the chart's ConfigMap.
+async fn install_chart(kubectl: &Kubectl<'_>, dir: &Path, overrides: &Value) -> String {
+    let manifests = dir.join("manifests.yaml");
+    render_manifests(&manifests, overrides).await;
     let applied = kubectl
         .ok(&["apply", "-f", manifests.to_str().expect("utf-8 path")])
         .await;
     for object in [
         "customresourcedefinition.apiextensions.k8s.io/issuers.firefly.venafi.com",
-        "deployment.apps/firefly",
+        "customresourcedefinition.apiextensions.k8s.io/clusterissuers.firefly.venafi.com",
+        "serviceaccount/firefly",
         "configmap/firefly-config",
+        "deployment.apps/firefly",
+        "clusterrole.rbac.authorization.k8s.io/firefly-controller",
         "clusterrole.rbac.authorization.k8s.io/firefly-approver",
+        "clusterrolebinding.rbac.authorization.k8s.io/firefly-approver",
+        "role.rbac.authorization.k8s.io/firefly-leader-election",
+        "poddisruptionbudget.policy/firefly",
+        "service/firefly-metrics",
+        "networkpolicy.networking.k8s.io/firefly",
     ] {
         assert!(
             applied.contains(object),
@@ -319,9 +307,7 @@ async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
             "--timeout=60s",
         ])
         .await;
-
-    // The exact config.yaml the cluster holds, read back from the chart's ConfigMap.
-    let config_yaml = kubectl
+    kubectl
         .ok(&[
             "get",
             "configmap",
@@ -331,7 +317,118 @@ async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
             "-o",
             "jsonpath={.data.config\\.yaml}",
         ])
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_manifests_apply_to_kube_sim_and_the_config_read_back_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = cluster_before_the_chart(dir.path()).await;
+    let kubectl = Kubectl {
+        sim: &sim,
+        cache: tempfile::tempdir().expect("tempdir"),
+    };
+    let overrides = serde_json::json!({
+        "deployment": {
+            "venafiClientID": "3f6f2b1e-8d4c-4a7e-9b5d-2c1e0f9a7d31",
+            "venafiURL": "http://tlspc-mock.venafi.svc.cluster.local:8080",
+        },
+    });
+    let config_yaml = install_chart(&kubectl, dir.path(), &overrides).await;
+    let config = firefly::config::Config::from_yaml_str(&config_yaml).unwrap_or_else(|e| {
+        panic!("the binary refuses the ConfigMap's config.yaml: {e}\n{config_yaml}")
+    });
+    assert_eq!(config.controller.leader_election_namespace, "venafi");
+    assert_eq!(config.controller.allowed_requesters, [ISTIO_CSR]);
+
+    // What the cluster now holds, read back through kubectl.
+    let approver: Value = serde_json::from_str(
+        &kubectl
+            .ok(&["get", "clusterrole", "firefly-approver", "-o", "json"])
+            .await,
+    )
+    .expect("kubectl -o json prints JSON");
+    assert_eq!(
+        approver["rules"][0]["resourceNames"],
+        serde_json::json!([
+            "issuers.firefly.venafi.com/*",
+            "clusterissuers.firefly.venafi.com/*"
+        ])
+    );
+    let deployment: Value = serde_json::from_str(
+        &kubectl
+            .ok(&["get", "deployment", "firefly", "-n", "venafi", "-o", "json"])
+            .await,
+    )
+    .expect("kubectl -o json prints JSON");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["securityContext"]["capabilities"],
+        serde_json::json!({"add": ["IPC_LOCK"], "drop": ["ALL"]})
+    );
+    assert_eq!(
+        container["args"],
+        serde_json::json!(["run", "-c", "/etc/firefly/config.yaml"])
+    );
+    // The guide's Issuer is accepted by the chart's CRD.
+    kubectl
+        .ok(&[
+            "apply",
+            "-f",
+            repo_root()
+                .join("deploy/istio-csr/issuer.yaml")
+                .to_str()
+                .expect("utf-8"),
+        ])
         .await;
+    kubectl
+        .ok(&[
+            "get",
+            "issuers.firefly.venafi.com",
+            "firefly-istio",
+            "-n",
+            "istio-system",
+        ])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "waits for `firefly run` to wire the bootstrap (src/run.rs still bails); everything up to the controller's start passes"]
+async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
+    firefly::crypto::install_default_provider();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = cluster_before_the_chart(dir.path()).await;
+    let kubectl = Kubectl {
+        sim: &sim,
+        cache: tempfile::tempdir().expect("tempdir"),
+    };
+
+    // The mock TLSPC, following the guide: openssl key, public key in the seed.
+    let (seed, client_id, policy) = seed_with_openssl_key(dir.path()).await;
+    let state = dir.path().join("mock-state");
+    let (_mock, mock_url) = start_mock(&seed, &state).await;
+
+    // The credentials Secret's content, where the chart mounts it (credentialsMountPath).
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).expect("mkdir credentials");
+    std::fs::copy(dir.path().join("key.pem"), credentials.join("svc-acct.key")).expect("copy key");
+
+    // Only values change, never the rendered files: the mock's URL, the key's directory, and
+    // loopback admin ports so tests run side by side.
+    let (readiness, metrics, chain) = (free_port(), free_port(), free_port());
+    let overrides = serde_json::json!({
+        "deployment": {
+            "venafiClientID": client_id,
+            "venafiURL": mock_url,
+            "credentialsMountPath": credentials.to_str().expect("utf-8 path"),
+        },
+        "config": {
+            "adminBindAddress": "127.0.0.1",
+            "ports": {"readiness": readiness, "metrics": metrics, "chain": chain},
+        },
+    });
+    // Render and apply the chart; the exact config.yaml the cluster holds is read back.
+    let config_yaml = install_chart(&kubectl, dir.path(), &overrides).await;
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, &config_yaml).expect("write config.yaml");
     let parsed = firefly::config::Config::from_yaml_str(&config_yaml)
