@@ -694,10 +694,18 @@ def notes_tell_the_next_steps():
     for needle in [
         "kubectl create secret generic -n venafi venafi-credentials --from-file=svc-acct.key=key.pem",
         "is not a UUID",
-        "kind: Issuer",
+        "printf 'apiVersion: firefly.venafi.com/v1alpha1\\nkind: Issuer\\nmetadata:\\n  name: firefly-istio\\n  namespace: istio-system\\n' | kubectl apply -f -",
         "issuers.firefly.venafi.com/* and clusterissuers.firefly.venafi.com/*",
     ]:
         expect(needle in notes, f"NOTES.txt must say {needle!r}:\n{notes}")
+    # The Issuer command works as printed: bash runs the printf, its output is the Issuer.
+    printf = next(line.strip() for line in notes.splitlines() if line.strip().startswith("printf "))
+    produced = subprocess.run(["bash", "-c", printf.split(" | kubectl")[0]], capture_output=True, text=True, check=True).stdout
+    issuer = yaml.safe_load(produced)
+    expect(
+        issuer == {"apiVersion": "firefly.venafi.com/v1alpha1", "kind": "Issuer", "metadata": {"name": "firefly-istio", "namespace": "istio-system"}},
+        f"the NOTES' Issuer command produces {produced!r}",
+    )
     notes = render_notes(merge(seed, {"deployment": {"venafiClientID": TEST_CLIENT_ID}}))
     expect("is not a UUID" not in notes, "a UUID client ID must not trigger the warning")
     print("NOTES.txt: secret command, client-ID warning, Issuer to create, approver signer names")
