@@ -36,6 +36,8 @@ pub const SHORT_LIVED_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 /// One activated sub-CA with its TLSPC id and usage counters.
 pub(crate) struct ActiveSubCa {
     pub(crate) sub_ca: Arc<SubCa>,
+    /// The same key the sub-CA signs with, kept typed for lock status (and tests).
+    pub(crate) key: Arc<super::locked_key::LockedKey>,
     pub(crate) id: String,
     pub(crate) provider_fingerprint: String,
     long_lived: AtomicI64,
@@ -44,9 +46,15 @@ pub(crate) struct ActiveSubCa {
 }
 
 impl ActiveSubCa {
-    pub(crate) fn new(sub_ca: Arc<SubCa>, id: String, provider_fingerprint: String) -> ActiveSubCa {
+    pub(crate) fn new(
+        sub_ca: Arc<SubCa>,
+        key: Arc<super::locked_key::LockedKey>,
+        id: String,
+        provider_fingerprint: String,
+    ) -> ActiveSubCa {
         ActiveSubCa {
             sub_ca,
+            key,
             id,
             provider_fingerprint,
             long_lived: AtomicI64::new(0),
@@ -89,7 +97,9 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("ready", &self.ready().ready).finish_non_exhaustive()
+        f.debug_struct("Signer")
+            .field("ready", &self.ready().ready)
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,30 +130,53 @@ impl Signer {
     pub fn ready(&self) -> Readiness {
         let blockers = read(&self.shared.blockers);
         if let Some(fips) = &blockers.fips {
-            return Readiness { ready: false, message: fips.clone() };
+            return Readiness {
+                ready: false,
+                message: fips.clone(),
+            };
         }
         let now = self.shared.clock.now();
         let active = read(&self.shared.active).clone();
         let Some(active) = active else {
-            let why = blockers.last_problem.clone().unwrap_or_else(|| "no sub-CA obtained yet".into());
-            return Readiness { ready: false, message: format!("no sub-CA: {why}") };
+            let why = blockers
+                .last_problem
+                .clone()
+                .unwrap_or_else(|| "no sub-CA obtained yet".into());
+            return Readiness {
+                ready: false,
+                message: format!("no sub-CA: {why}"),
+            };
         };
         if now >= active.sub_ca.not_after() {
             let why = blockers.last_problem.clone().unwrap_or_default();
-            return Readiness { ready: false, message: format!("the sub-CA has expired and no successor could be obtained: {why}") };
+            return Readiness {
+                ready: false,
+                message: format!(
+                    "the sub-CA has expired and no successor could be obtained: {why}"
+                ),
+            };
         }
         if now < active.sub_ca.not_before() {
-            return Readiness { ready: false, message: "the sub-CA is not valid yet (clock skew?)".into() };
+            return Readiness {
+                ready: false,
+                message: "the sub-CA is not valid yet (clock skew?)".into(),
+            };
         }
         let policies = read(&self.shared.policies);
         if !policies.is_fresh(now) {
             let why = blockers.last_problem.clone().unwrap_or_default();
             return Readiness {
                 ready: false,
-                message: format!("policies are older than bootstrap.vaas.policyMaxStaleness: {why}"),
+                message: format!(
+                    "policies are older than bootstrap.vaas.policyMaxStaleness: {why}"
+                ),
             };
         }
-        let left = active.sub_ca.not_after().duration_since(now).unwrap_or_default();
+        let left = active
+            .sub_ca
+            .not_after()
+            .duration_since(now)
+            .unwrap_or_default();
         let mut message = format!(
             "sub-CA {} active, valid for {}; policies: {}",
             active.id,
@@ -153,12 +186,17 @@ impl Signer {
         if let Some(problem) = &blockers.last_problem {
             message.push_str(&format!("; degraded: {problem}"));
         }
-        Readiness { ready: true, message }
+        Readiness {
+            ready: true,
+            message,
+        }
     }
 
     /// Counts one issued leaf for the usage report of the active sub-CA. Never blocks.
     pub fn record_issued(&self, not_before: SystemTime, not_after: SystemTime) {
-        let Some(active) = read(&self.shared.active).clone() else { return };
+        let Some(active) = read(&self.shared.active).clone() else {
+            return;
+        };
         let lifetime = not_after.duration_since(not_before).unwrap_or_default();
         let counter = if lifetime <= ULTRA_SHORT_LIVED_MAX {
             &active.ultra_short_lived
@@ -175,6 +213,13 @@ impl Signer {
         *read(&self.shared.audit)
     }
 
+    /// Whether the active sub-CA key's pages are locked in RAM (false under `lockMode: disabled`).
+    pub fn key_is_locked(&self) -> bool {
+        read(&self.shared.active)
+            .as_ref()
+            .is_some_and(|a| a.key.is_locked())
+    }
+
     /// TLSPC id of the active sub-CA (the intermediate-certificate request id).
     pub fn current_id(&self) -> Option<String> {
         read(&self.shared.active).as_ref().map(|a| a.id.clone())
@@ -183,10 +228,12 @@ impl Signer {
 
 /// Reads through a poisoned lock: the data are plain values, valid even if a writer panicked.
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Writes through a poisoned lock (see [`read`]).
 pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

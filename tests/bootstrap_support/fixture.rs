@@ -77,7 +77,8 @@ impl EnvBuilder {
         if !self.attach_account {
             seed["configurations"][0]["serviceAccounts"] = Value::Sequence(vec![]);
         }
-        seed["configurations"][0]["advancedSettings"]["requireFIPSCompliantBuild"] = self.require_fips.into();
+        seed["configurations"][0]["advancedSettings"]["requireFIPSCompliantBuild"] =
+            self.require_fips.into();
         serde_yaml::to_string(&seed).expect("seed serializes")
     }
 
@@ -108,7 +109,13 @@ impl EnvBuilder {
             deadline = self.sub_ca_deadline,
         );
         let config = Config::from_yaml_str(&config_yaml).expect("config is valid");
-        Env { mock, dir, config, config_yaml, http: reqwest::Client::new() }
+        Env {
+            mock,
+            dir,
+            config,
+            config_yaml,
+            http: reqwest::Client::new(),
+        }
     }
 }
 
@@ -122,8 +129,16 @@ impl Env {
     }
 
     /// An admin call with the API key; panics on a non-2xx answer.
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
-        let mut req = self.http.request(method, format!("{}{path}", self.mock.base_url())).header("tppl-api-key", API_KEY);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.mock.base_url()))
+            .header("tppl-api-key", API_KEY);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -131,12 +146,18 @@ impl Env {
         let status = resp.status();
         let text = resp.text().await.expect("admin body");
         assert!(status.is_success(), "admin {path}: {status} {text}");
-        if text.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).expect("admin json") }
+        if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).expect("admin json")
+        }
     }
 
     /// Replaces the mock's fault knobs.
     pub fn set_faults(&self, faults: serde_json::Value) {
-        self.mock.set_faults(serde_json::from_value(faults).expect("faults parse")).expect("faults valid");
+        self.mock
+            .set_faults(serde_json::from_value(faults).expect("faults parse"))
+            .expect("faults valid");
     }
 }
 
