@@ -132,3 +132,8 @@ fn notes_tell_the_operator_the_next_steps() {
 fn dockerfile_runs_what_the_chart_expects() {
     run_case("dockerfile_agrees_with_the_chart", &[]);
 }
+
+#[test]
+fn guides_name_only_files_that_exist() {
+    run_case("guides_reference_files_that_exist", &[]);
+}

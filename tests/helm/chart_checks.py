@@ -674,6 +674,33 @@ def dockerfile_agrees_with_the_chart():
 
 
 @case
+def guides_reference_files_that_exist():
+    """Every repository path a guide's commands or links name (deploy/..., charts/..., crds/...)
+    exists, and every `-f <values>` of a helm command is a value set the tests render."""
+    import re
+
+    guides = [ROOT / "docs/install.md", ROOT / "charts/firefly/README.md", *sorted((ROOT / "deploy").rglob("*.md"))]
+    missing, checked = [], set()
+    for guide in guides:
+        text = guide.read_text()
+        for ref in re.findall(r"(?<![\w./-])((?:deploy|charts|crds|docs|tests)/[\w./-]*\w)", text):
+            checked.add(ref)
+            if not (ROOT / ref).exists():
+                missing.append(f"{guide.relative_to(ROOT)}: {ref}")
+        for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            target = (guide.parent / link).resolve()
+            checked.add(link)
+            if not target.exists():
+                missing.append(f"{guide.relative_to(ROOT)}: link {link}")
+    expect(not missing, "guides name files that do not exist:\n  " + "\n  ".join(missing))
+    rendered_sets = {str((ROOT / "deploy" / label.split("/", 1)[1] / "firefly-values.yaml").relative_to(ROOT)) for label in value_sets() if label.startswith("deploy/")}
+    for guide in guides:
+        for values_file in re.findall(r"helm upgrade[^\n]*?(?:\\\n[^\n]*?)*?-f (deploy/\S+firefly-values\.yaml)", guide.read_text()):
+            expect(values_file in rendered_sets, f"{guide.relative_to(ROOT)} installs with {values_file}, which no test renders")
+    print(f"guides: {len(checked)} repository paths and links exist")
+
+
+@case
 def deployment_disabled_installs_only_crds_and_approver():
     docs = render(value_sets()["crds-and-approver-only"])
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
