@@ -37,6 +37,8 @@ pub struct MockAuthority {
     policies: HashMap<String, Arc<CompiledPolicy>>,
     audit: AuditSettings,
     issued: std::sync::atomic::AtomicU64,
+    /// Cleared to play a replica whose sub-CA is not active (TLSPC unreachable at start).
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl MockAuthority {
@@ -106,7 +108,12 @@ impl MockAuthority {
                 include_raw_cert: cfg.advanced_settings.include_raw_cert_data_in_audit_log,
             },
             issued: Default::default(),
+            ready: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn root_pem(&self) -> String {
@@ -116,9 +123,16 @@ impl MockAuthority {
 
 impl Authority for MockAuthority {
     fn readiness(&self) -> Readiness {
-        Readiness {
-            ready: true,
-            message: "sub-CA active".into(),
+        if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            Readiness {
+                ready: true,
+                message: "sub-CA active".into(),
+            }
+        } else {
+            Readiness {
+                ready: false,
+                message: "no active sub-CA: TLSPC unreachable".into(),
+            }
         }
     }
     fn sign(
@@ -127,6 +141,13 @@ impl Authority for MockAuthority {
         minimum_duration: Duration,
         now: SystemTime,
     ) -> Result<Issuance, SignFailure> {
+        if !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(SignFailure {
+                request_error: false,
+                reason: "SignerNotReady",
+                message: "no active sub-CA: TLSPC unreachable".into(),
+            });
+        }
         let Some(policy) = self.policies.get(&plan.policy_name) else {
             return Err(SignFailure {
                 request_error: true,
@@ -393,6 +414,26 @@ impl Env {
             panic!("request {ns}/{name} never reached Ready reason {reason}: {obj:#}")
         });
         obj
+    }
+
+    /// Signatures this controller made (`firefly_signer_sign{success="true"}`).
+    pub fn signed(&self) -> u64 {
+        self.controller
+            .as_ref()
+            .map(|c| {
+                c.metrics()
+                    .signer_sign
+                    .with_label_values(&["true", "CertificateRequest"])
+                    .get()
+            })
+            .unwrap_or(0)
+    }
+
+    pub async fn delete_request(&self, ns: &str, name: &str) {
+        self.api("CertificateRequest", Some(ns))
+            .delete(name, &Default::default())
+            .await
+            .expect("request deleted");
     }
 
     pub fn status_writes(&self) -> u64 {
