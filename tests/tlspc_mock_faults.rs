@@ -403,6 +403,6 @@ async fn root_and_hierarchy_endpoints_export_the_ca() {
         (Some(r.as_str()), Some(i1.as_str()), Some(i2.as_str()))
     );
     let dir = tempfile::tempdir().unwrap();
-    let (ok, out) = openssl_verify(dir.path(), &r, &[i1.clone()], &i2);
+    let (ok, out) = openssl_verify(dir.path(), &r, std::slice::from_ref(&i1), &i2);
     assert!(ok, "{out}");
 }
