@@ -154,6 +154,14 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
         seed,
         state_dir,
     } = args;
+    // Logs go to stderr: stdout's first line is reserved for the base URL.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
     let seed = Seed::load(&seed)?;
     let state_dir = match state_dir {
         Some(d) => d,

@@ -763,3 +763,40 @@ async fn account_with_an_openssl_generated_public_key_logs_in() {
         .await;
     assert_eq!(mock.configuration(&token).await["name"], "firefly-istio");
 }
+
+#[tokio::test]
+async fn corrupt_state_dir_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mock = common::start_in(SHIPPED_SEED, Some(dir.path())).await;
+        assert_eq!(mock.server.state_dir(), Some(dir.path()));
+    }
+    std::fs::write(dir.path().join("ca/intermediate1.key"), "not a key").unwrap();
+    let seed = firefly::tlspc_mock::Seed::from_yaml_str(SHIPPED_SEED).unwrap();
+    let err = firefly::tlspc_mock::MockServer::start(
+        seed,
+        Some(dir.path()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("ca/intermediate1.key"), "{err}");
+}
+
+#[tokio::test]
+async fn in_process_state_dir_keeps_the_hierarchy_and_account_key_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, key) = {
+        let mock = common::start_in(SHIPPED_SEED, Some(dir.path())).await;
+        (mock.server.root_pem().to_owned(), mock.key_pem())
+    };
+    let mock = common::start_in(SHIPPED_SEED, Some(dir.path())).await;
+    assert_eq!(mock.server.root_pem(), root);
+    assert_eq!(mock.key_pem(), key);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("svc-acct.key")).unwrap(),
+        key
+    );
+    mock.login().await;
+}

@@ -365,7 +365,17 @@ fn route_of(method: &Method, path: &str) -> Option<Route> {
     })
 }
 
+/// Applies the fault knobs, then logs one line per request: method, path, status (never headers
+/// or bodies, which carry tokens, keys and assertions).
 async fn inject_faults(State(s): S, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = faulted(&s, req, next).await;
+    tracing::info!(%method, %path, status = response.status().as_u16(), "tlspc-mock request");
+    response
+}
+
+async fn faulted(s: &Shared, req: Request, next: Next) -> Response {
     let Some(route) = route_of(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
