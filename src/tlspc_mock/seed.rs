@@ -331,7 +331,7 @@ impl Seed {
 
 /// Keys a `PolicyInformation` document may carry, per nested object; `PolicyInformation` itself
 /// accepts unknown keys (the real service adds some), so the seed checks them here.
-const POLICY_KEYS: &[&str] = &[
+pub(crate) const POLICY_KEYS: &[&str] = &[
     "id",
     "companyId",
     "name",
