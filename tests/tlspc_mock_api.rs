@@ -896,3 +896,55 @@ async fn random_bodies_on_every_route_get_a_real_error_shape_and_never_stop_the_
     }
     assert_eq!(mock.configuration(&token).await["name"], "firefly-istio");
 }
+
+#[tokio::test]
+async fn seeded_scopes_revocation_and_controller_allowed_policies_take_effect() {
+    let seed = SHIPPED_SEED
+        .replace(
+            "serviceAccounts:\n",
+            "serviceAccounts:\n  - {name: noscope, clientId: 44444444-4444-4444-8444-444444444444, scopes: [other]}\n  - {name: gone, clientId: 55555555-5555-4555-8555-555555555555, revoked: true}\n",
+        )
+        .replace(
+            "    serviceAccounts: [firefly]\n",
+            "    serviceAccounts: [firefly]\n    controllerAllowedPolicies: [istio-mtls]\n",
+        );
+    let mock = common::start(&seed).await;
+    let noscope = "44444444-4444-4444-8444-444444444444";
+    let key = mock.server.service_account_key_pem_for(noscope).unwrap();
+    let token = mock.login_as(noscope, &key).await;
+    let (s, body) = mock
+        .call_json(
+            Method::GET,
+            paths::CONFIGURATIONS,
+            Auth::Bearer(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("distributed-issuance")
+    );
+
+    let gone = "55555555-5555-4555-8555-555555555555";
+    let key = mock.server.service_account_key_pem_for(gone).unwrap();
+    let (s, body) = mock
+        .post_assertion(&sign(&common::claims(gone, mock.clock.now()), &key))
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+
+    let firefly = "3f6f2b1e-8d4c-4a7e-9b5d-2c1e0f9a7d31";
+    let key = mock.server.service_account_key_pem_for(firefly).unwrap();
+    let token = mock.login_as(firefly, &key).await;
+    let config = mock.configuration(&token).await;
+    assert_eq!(
+        config["controllerAllowedPolicyIds"],
+        json!([config["policies"][0]["id"]])
+    );
+}
