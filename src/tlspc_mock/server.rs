@@ -80,6 +80,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
                         let b = body(b)?;
                         admin(&s, &h, |sh| sh.set_faults(&b).map(|f| json!(f)))
                     },
+                )
+                .patch(
+                    |s: S, h: HeaderMap, b: Result<Bytes, BytesRejection>| async move {
+                        let b = body(b)?;
+                        admin(&s, &h, |sh| sh.patch_faults(&b).map(|f| json!(f)))
+                    },
                 ),
         )
         .route("/mock/tokens/revoke", post(revoke_tokens))

@@ -939,6 +939,36 @@ impl Shared {
         Ok(faults)
     }
 
+    /// Merges the top-level fields of `body` into the current faults (`null` resets a field).
+    pub(crate) fn patch_faults(&self, body: &[u8]) -> Result<Faults, Failure> {
+        let patch: Value = parse_json(body)?;
+        let Some(patch) = patch.as_object() else {
+            return Err(api(
+                400,
+                codes::BAD_REQUEST,
+                "request body must be a JSON object",
+            ));
+        };
+        let mut store = self.lock();
+        let mut merged = serde_json::to_value(&store.faults).unwrap_or_default();
+        if let Some(obj) = merged.as_object_mut() {
+            for (k, v) in patch {
+                if v.is_null() {
+                    obj.remove(k);
+                } else {
+                    obj.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let faults: Faults = serde_json::from_value(merged)
+            .map_err(|e| api(400, codes::BAD_REQUEST, format!("faults do not parse: {e}")))?;
+        faults
+            .validate()
+            .map_err(|m| api(400, codes::BAD_REQUEST, m))?;
+        store.faults = faults.clone();
+        Ok(faults)
+    }
+
     /// Revokes access tokens: every token, or those of one client ID.
     pub(crate) fn revoke_tokens(&self, client_id: Option<&str>) -> usize {
         let mut store = self.lock();
