@@ -418,7 +418,8 @@ fn injected_response(route: Route, code: u16, shape: ErrorBody) -> Response {
             st,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             format!(
-                "<html><head><title>{code} Bad Gateway</title></head><body><center><h1>{code}</h1></center><hr><center>mock-lb</center></body></html>\n"
+                "<html><head><title>{code} {reason}</title></head><body><center><h1>{code} {reason}</h1></center><hr><center>mock-lb</center></body></html>\n",
+                reason = st.canonical_reason().unwrap_or("Error")
             ),
         )
             .into_response(),
