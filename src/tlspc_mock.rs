@@ -216,7 +216,8 @@ impl MockServer {
     /// memory (a fresh CA hierarchy per start).
     ///
     /// # Errors
-    /// [`MockError`] for an unusable state dir, key generation failure, or a bind failure.
+    /// [`MockError`] for an invalid seed (one built in code is validated like a parsed one), an
+    /// unusable state dir, key generation failure, or a bind failure.
     pub async fn start(
         seed: Seed,
         state_dir: Option<&Path>,
@@ -235,6 +236,8 @@ impl MockServer {
         listen: SocketAddr,
         clock: Clock,
     ) -> Result<MockServer, MockError> {
+        // A seed built in code has not been through `from_yaml_str`: check it the same way.
+        seed.validate()?;
         let now = clock();
         let ca = match state_dir {
             Some(dir) => {

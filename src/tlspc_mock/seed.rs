@@ -202,7 +202,7 @@ impl Seed {
             .collect()
     }
 
-    fn validate(&self) -> Result<(), MockError> {
+    pub(crate) fn validate(&self) -> Result<(), MockError> {
         let bad = |field: String, message: String| Err(MockError::Seed { field, message });
         if self.api_keys.is_empty() {
             return bad("apiKeys".into(), "at least one API key is required".into());
