@@ -91,6 +91,15 @@ impl PkiBuilder {
     }
 
     pub fn build_at(&self, now: SystemTime) -> TestPki {
+        self.try_build_at(now).expect("SubCa::new")
+    }
+
+    /// Builds the hierarchy and returns what `SubCa::new` says about the sub-CA.
+    pub fn try_build(&self) -> Result<TestPki, firefly::ca::CaError> {
+        self.try_build_at(SystemTime::now())
+    }
+
+    pub fn try_build_at(&self, now: SystemTime) -> Result<TestPki, firefly::ca::CaError> {
         let long_ago = now - Duration::from_secs(30 * 24 * 3600);
         let far = now + Duration::from_secs(10 * 365 * 24 * 3600);
         let root_key = key_for(self.upper_alg);
@@ -135,15 +144,14 @@ impl PkiBuilder {
             sub.der().to_vec(),
             issuer_chain_der.clone(),
             sub_ca_key.clone(),
-        )
-        .expect("SubCa::new");
-        TestPki {
+        )?;
+        Ok(TestPki {
             root_der: chain_down[0].clone(),
             root_pem: root.pem(),
             issuer_chain_der,
             sub_ca_der: sub.der().to_vec(),
             sub_ca_key,
             sub_ca,
-        }
+        })
     }
 }
