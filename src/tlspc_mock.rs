@@ -42,8 +42,9 @@
 //! - `GET /v1/distributedissuers/intermediatecertificates`: every request with its usage counters.
 //! - `GET /mock/root.pem` (no authentication: the root is public) and `GET /mock/ca`
 //!   (`{"root","intermediate1","intermediate2"}` PEMs) for trust bundles at any level.
-//! - `GET|PUT /mock/faults`: read or replace the [`Faults`] (JSON, same fields as the seed's
-//!   `faults:`). `/mock/*` itself is never faulted.
+//! - `GET|PUT|PATCH /mock/faults`: read, replace, or merge top-level fields into (`null` resets
+//!   a field) the [`Faults`] (JSON, same fields as the seed's `faults:`). `/mock/*` itself is never
+//!   faulted.
 //! - `POST /mock/tokens/revoke` `{}` or `{"clientId": "..."}`: revokes access tokens (the next call
 //!   with one gets 401, the client re-authenticates).
 //! - `POST /mock/serviceaccounts/{clientId}/revoke` and `/restore`: a revoked account cannot log
@@ -149,12 +150,25 @@ pub struct Args {
 /// # Errors
 /// A bad seed, an unusable state dir, or an address that cannot be bound.
 pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
-    let Args { listen, seed, state_dir } = args;
+    let Args {
+        listen,
+        seed,
+        state_dir,
+    } = args;
+    // Logs go to stderr: stdout's first line is reserved for the base URL.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
     let seed = Seed::load(&seed)?;
     let state_dir = match state_dir {
         Some(d) => d,
         None => {
-            let d = std::env::temp_dir().join(format!("firefly-tlspc-mock-{}", uuid::Uuid::new_v4()));
+            let d =
+                std::env::temp_dir().join(format!("firefly-tlspc-mock-{}", uuid::Uuid::new_v4()));
             eprintln!("tlspc-mock: state dir {}", d.display());
             d
         }
@@ -202,8 +216,13 @@ impl MockServer {
     /// memory (a fresh CA hierarchy per start).
     ///
     /// # Errors
-    /// [`MockError`] for an unusable state dir, key generation failure, or a bind failure.
-    pub async fn start(seed: Seed, state_dir: Option<&Path>, listen: SocketAddr) -> Result<MockServer, MockError> {
+    /// [`MockError`] for an invalid seed (one built in code is validated like a parsed one), an
+    /// unusable state dir, key generation failure, or a bind failure.
+    pub async fn start(
+        seed: Seed,
+        state_dir: Option<&Path>,
+        listen: SocketAddr,
+    ) -> Result<MockServer, MockError> {
         Self::start_with_clock(seed, state_dir, listen, Arc::new(SystemTime::now)).await
     }
 
@@ -217,6 +236,8 @@ impl MockServer {
         listen: SocketAddr,
         clock: Clock,
     ) -> Result<MockServer, MockError> {
+        // A seed built in code has not been through `from_yaml_str`: check it the same way.
+        seed.validate()?;
         let now = clock();
         let ca = match state_dir {
             Some(dir) => {
@@ -235,15 +256,25 @@ impl MockServer {
             })?;
         if let Some(dir) = state_dir {
             state::write_file(&dir.join("root.pem"), shared.ca.root_pem(), false)?;
-            state::write_file(&dir.join("client-id"), &format!("{}\n", first.client_id), false)?;
+            state::write_file(
+                &dir.join("client-id"),
+                &format!("{}\n", first.client_id),
+                false,
+            )?;
             if let Some(key) = &first.private_pem {
                 state::write_file(&dir.join("svc-acct.key"), key, true)?;
             }
         }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|source| MockError::Bind { addr: listen, source })?;
-        let addr = listener.local_addr().map_err(|source| MockError::Bind { addr: listen, source })?;
+            .map_err(|source| MockError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| MockError::Bind {
+            addr: listen,
+            source,
+        })?;
         let shared = Arc::new(shared);
         let app = server::router(shared.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
