@@ -27,7 +27,7 @@ async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_verifies
     );
     let chain = decoded(&obj, "certificate");
     let root = decoded(&obj, "ca");
-    assert_eq!(root.trim(), env.authority.root_pem().trim());
+    assert_eq!(root.trim(), env.root_pem().trim());
     let (ok, out) = openssl_verify(&root, &chain);
     assert!(ok, "openssl verify: {out}");
 }
@@ -188,21 +188,40 @@ async fn missing_issuer_leaves_the_request_pending_until_the_issuer_is_created()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issuer_that_cannot_sign_keeps_requests_pending_until_it_can() {
-    let env = env_with_issuer().await;
-    env.authority.set_ready(false);
+async fn tlspc_outage_beyond_policy_staleness_keeps_requests_pending_until_it_ends() {
+    let env = Env::start_with(Options {
+        policy_refresh_interval: "200ms",
+        policy_max_staleness: "1s",
+        ..Options::default()
+    })
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let outage = firefly::tlspc_mock::Faults {
+        route_errors: vec![firefly::tlspc_mock::RouteError {
+            route: firefly::tlspc_mock::Route::Configurations,
+            status: 503,
+            count: None,
+            probability: None,
+            body: firefly::tlspc_mock::ErrorBody::Real,
+        }],
+        ..Default::default()
+    };
+    env.mock.set_faults(outage).unwrap();
     kube_sim::wait_for(PATIENCE, || async {
         env.sim
             .object(GROUP, "issuers", NS, "firefly-istio")
             .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("False"))
     })
     .await
-    .expect("issuer reported not Ready");
+    .expect("issuer reported not Ready once the policies are stale");
     let name = approved(&env, &workload_request(WORKLOAD)).await;
     let obj = env.wait_ready_reason(NS, &name, "Pending").await;
     assert!(ready_message(&obj).contains("not ready"), "{obj:#}");
-    env.authority.set_ready(true);
-    env.wait_ready_reason(NS, &name, "Issued").await;
+    assert_eq!(env.signed(), 0);
+    env.mock.set_faults(Default::default()).unwrap();
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+    assert!(ok, "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
