@@ -628,6 +628,9 @@ pub fn issuer_readiness(
     }
 }
 
+/// Longest wait for an event write: events are best effort and must never stall status work.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often issuer conditions are compared with the authority's readiness when nothing else
 /// happens (a sub-CA can expire or a policy go stale without any API event).
 const ISSUER_STATUS_INTERVAL: Duration = Duration::from_secs(1);
@@ -648,6 +651,11 @@ async fn issuer_status_loop(
     tokio::pin!(shutdown);
     loop {
         let readiness = authority.readiness();
+        tracing::trace!(
+            ready = readiness.ready,
+            issuers = issuers.len(),
+            "issuer status pass"
+        );
         metrics.set_sub_ca_not_after(authority.sub_ca_not_after());
         let now = clock();
         let mut ready_count = 0;
@@ -760,8 +768,15 @@ async fn write_issuer_status<K>(
                 secondary: None,
             };
             tracing::info!(kind = %K::kind(&()), issuer = %name, ready = %cond.status, message = %cond.message, "issuer status updated");
-            if let Err(e) = recorder.publish(&event, &issuer.object_ref(&())).await {
-                tracing::warn!(error = %e, "issuer event could not be published");
+            match tokio::time::timeout(
+                EVENT_TIMEOUT,
+                recorder.publish(&event, &issuer.object_ref(&())),
+            )
+            .await
+            {
+                Ok(Ok(())) => tracing::debug!("issuer event published"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "issuer event could not be published"),
+                Err(_) => tracing::warn!("issuer event not published within {EVENT_TIMEOUT:?}"),
             }
         }
         Err(kube::Error::Api(s)) if s.code == 404 => {}

@@ -44,7 +44,7 @@ pub struct BuiltinCa {
     intermediate1: CaLevel,
     intermediate2: CaLevel,
     /// A second, unrelated hierarchy for the `foreignChain` fault, generated on first use.
-    foreign: OnceLock<Option<(CaLevel, CaLevel)>>,
+    foreign: OnceLock<Option<(CaLevel, CaLevel, CaLevel)>>,
 }
 
 impl std::fmt::Debug for BuiltinCa {
@@ -348,11 +348,10 @@ impl BuiltinCa {
             }
             Some(BadSubCa::ForeignChain) => {
                 let foreign = self.foreign.get_or_init(|| {
-                    generate_hierarchy("Firefly Mock", now)
-                        .ok()
-                        .map(|(r, _, i2)| (r, i2))
+                    // Same names as the real hierarchy: only the keys differ.
+                    generate_hierarchy("Firefly Mock", now).ok()
                 });
-                let Some((foreign_root, foreign_int)) = foreign else {
+                let Some((foreign_root, foreign_int1, foreign_int)) = foreign else {
                     return Err("internal signing error: foreign hierarchy unavailable".into());
                 };
                 let cert = params
@@ -360,7 +359,11 @@ impl BuiltinCa {
                     .map_err(internal)?;
                 (
                     cert,
-                    vec![foreign_int.cert_pem.clone(), foreign_root.cert_pem.clone()],
+                    vec![
+                        foreign_int.cert_pem.clone(),
+                        foreign_int1.cert_pem.clone(),
+                        foreign_root.cert_pem.clone(),
+                    ],
                 )
             }
             _ => {
