@@ -393,7 +393,6 @@ async fn chart_manifests_apply_to_kube_sim_and_the_config_read_back_loads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "waits for `firefly run` to wire the bootstrap (src/run.rs still bails); everything up to the controller's start passes"]
 async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
     firefly::crypto::install_default_provider();
     let dir = tempfile::tempdir().expect("tempdir");
