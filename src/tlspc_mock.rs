@@ -232,6 +232,10 @@ impl MockServer {
 
     /// [`MockServer::start`] with an injected clock (token expiry, assertion times, sub-CA validity).
     ///
+    /// # Caveats
+    /// Issued sub-CAs take their validity from this clock too: a clock moved far ahead yields
+    /// certificates that a verifier on the real clock sees as not yet valid.
+    ///
     /// # Errors
     /// As [`MockServer::start`].
     pub async fn start_with_clock(
