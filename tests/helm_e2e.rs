@@ -177,9 +177,9 @@ async fn render_manifests(out: &Path, overrides: &Value) {
 
 /// The CertificateRequest istio-csr would create for httpbin's sidecar (contract §5), with a CSR
 /// made by openssl: empty subject, one critical URI SAN.
-async fn istio_csr_request(dir: &Path, policy: &str) -> String {
-    let key = dir.join("workload-key.pem");
-    let csr = dir.join("workload.csr");
+async fn istio_csr_request(dir: &Path, name: &str, policy: &str) -> String {
+    let key = dir.join(format!("{name}-key.pem"));
+    let csr = dir.join(format!("{name}.csr"));
     run_ok(
         Command::new("openssl")
             .args([
@@ -207,7 +207,7 @@ async fn istio_csr_request(dir: &Path, policy: &str) -> String {
         "apiVersion: cert-manager.io/v1
 kind: CertificateRequest
 metadata:
-  name: istio-csr-httpbin
+  name: {name}
   namespace: istio-system
   annotations:
     istio.cert-manager.io/identities: {SPIFFE_ID}
@@ -469,7 +469,11 @@ async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
         ])
         .await;
     let request = dir.path().join("request.yaml");
-    std::fs::write(&request, istio_csr_request(dir.path(), &policy).await).expect("write request");
+    std::fs::write(
+        &request,
+        istio_csr_request(dir.path(), "istio-csr-httpbin", &policy).await,
+    )
+    .expect("write request");
     kubectl
         .ok(&[
             "--token",
@@ -479,21 +483,7 @@ async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
             request.to_str().expect("utf-8"),
         ])
         .await;
-    // cert-manager's approver, allowed by the chart's approver RBAC.
-    let approved = r#"{"status":{"conditions":[{"type":"Approved","status":"True","reason":"cert-manager.io","message":"approved by the test as cert-manager","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
-    kubectl
-        .ok(&[
-            "patch",
-            "certificaterequest",
-            "istio-csr-httpbin",
-            "-n",
-            "istio-system",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            approved,
-        ])
-        .await;
+    approve(&kubectl, "istio-csr-httpbin").await;
     kubectl
         .ok(&[
             "wait",
@@ -564,11 +554,101 @@ async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
         "the leaf's SAN: {text}"
     );
 
+    // The chart's allow-list reaches the controller: the same request from another identity (the
+    // controller's own ServiceAccount) is refused, never signed.
+    let intruder = dir.path().join("intruder.yaml");
+    std::fs::write(
+        &intruder,
+        istio_csr_request(dir.path(), "not-from-istio-csr", &policy).await,
+    )
+    .expect("write request");
+    kubectl
+        .ok(&[
+            "--token",
+            CONTROLLER_TOKEN,
+            "create",
+            "-f",
+            intruder.to_str().expect("utf-8"),
+        ])
+        .await;
+    approve(&kubectl, "not-from-istio-csr").await;
+    let refused = wait_for_ready_reason(&kubectl, "not-from-istio-csr").await;
+    assert_eq!(
+        refused["reason"], "Failed",
+        "a requester outside config.allowedRequesters: {refused}"
+    );
+    let why = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(CONTROLLER) && why.contains("allowedRequesters"),
+        "the refusal must name the requester and the allow-list: {why}"
+    );
+    let leaked = kubectl
+        .ok(&[
+            "get",
+            "certificaterequest",
+            "not-from-istio-csr",
+            "-n",
+            "istio-system",
+            "-o",
+            "jsonpath={.status.certificate}",
+        ])
+        .await;
+    assert!(
+        leaked.is_empty(),
+        "a refused request must carry no certificate"
+    );
+
     // Still serving on the admin port the chart rendered.
     let livez = reqwest::get(format!("http://127.0.0.1:{readiness}/livez"))
         .await
         .expect("GET /livez");
     assert!(livez.status().is_success(), "/livez: {}", livez.status());
+}
+
+/// Approves a request the way cert-manager's approver does (the chart grants it the signers).
+async fn approve(kubectl: &Kubectl<'_>, name: &str) {
+    let approved = r#"{"status":{"conditions":[{"type":"Approved","status":"True","reason":"cert-manager.io","message":"approved by the test as cert-manager","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
+    kubectl
+        .ok(&[
+            "patch",
+            "certificaterequest",
+            name,
+            "-n",
+            "istio-system",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            approved,
+        ])
+        .await;
+}
+
+/// Polls (bounded) until the request has a Ready condition; returns it.
+async fn wait_for_ready_reason(kubectl: &Kubectl<'_>, name: &str) -> Value {
+    for _ in 0..300 {
+        let request: Value = serde_json::from_str(
+            &kubectl
+                .ok(&[
+                    "get",
+                    "certificaterequest",
+                    name,
+                    "-n",
+                    "istio-system",
+                    "-o",
+                    "json",
+                ])
+                .await,
+        )
+        .expect("kubectl -o json prints JSON");
+        if let Some(ready) = request["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        {
+            return ready.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("certificaterequest {name} got no Ready condition within a minute");
 }
 
 /// Waits (bounded) until the controller answers `/livez` on the chart's readiness port; fails at
