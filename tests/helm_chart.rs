@@ -137,3 +137,8 @@ fn dockerfile_runs_what_the_chart_expects() {
 fn guides_name_only_files_that_exist() {
     run_case("guides_reference_files_that_exist", &[]);
 }
+
+#[test]
+fn packaged_chart_renders_like_the_directory() {
+    run_case("packaged_chart_renders_like_the_directory", &[]);
+}

@@ -166,6 +166,22 @@ def image_tag_defaults_to_app_version(cargo_version):
 
 
 @case
+def packaged_chart_renders_like_the_directory():
+    """`helm package` (what an OCI registry serves) keeps every file the chart needs."""
+    values = value_sets()["seed"]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = helm.package(CHART, destination=tmp)
+        version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+        expect(pathlib.Path(archive).name == f"firefly-{version}.tgz", f"archive: {archive}")
+        with helm.Chart.load(archive) as packaged, helm.Chart.load(CHART) as directory:
+            expect(packaged.schema == directory.schema, "the packaged chart lost values.schema.json")
+            a = packaged.render(values, name="firefly", namespace="venafi", is_install=True)
+            b = directory.render(values, name="firefly", namespace="venafi", is_install=True)
+        expect(a == b, "the packaged chart renders differently from the directory")
+    print(f"helm package: {pathlib.Path(archive).name} renders exactly like charts/firefly ({len(a)} templates)")
+
+
+@case
 def lint_strict_passes_for_every_value_set():
     for label, values in value_sets().items():
         report = helm.lint(CHART, values, strict=True, namespace="venafi", kube_version="v1.32.0")
