@@ -393,6 +393,28 @@ async fn chart_manifests_apply_to_kube_sim_and_the_config_read_back_loads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_sdk_installs_upgrades_and_uninstalls_the_chart_on_kube_sim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = cluster_before_the_chart(dir.path()).await;
+    let output = Command::new(python())
+        .arg(repo_root().join("tests/helm/chart_checks.py"))
+        .arg("helm_install_upgrade_uninstall")
+        .arg(sim.kubeconfig_path())
+        .current_dir(repo_root())
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .expect("start chart_checks.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success() && stdout.contains("ok helm_install_upgrade_uninstall"),
+        "helm install/upgrade/uninstall against kube-sim failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chart_rendered_config_runs_the_controller_and_a_request_is_issued() {
     firefly::crypto::install_default_provider();
     let dir = tempfile::tempdir().expect("tempdir");

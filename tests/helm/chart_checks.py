@@ -755,6 +755,48 @@ def notes_tell_the_next_steps():
 
 
 @case
+def helm_install_upgrade_uninstall(kubeconfig):
+    """The SDK's install, upgrade and uninstall against a cluster (kube-sim, given by KUBECONFIG;
+    Helm's release records in memory since kube-sim does not speak protobuf). The namespace venafi
+    must exist."""
+
+    def kubectl_json(*args):
+        out = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, *args, "-o", "json"], capture_output=True, text=True)
+        expect(out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}")
+        return json.loads(out.stdout)
+
+    def names(kind, namespaced=True):
+        args = ["get", kind] + (["-n", "venafi"] if namespaced else [])
+        return sorted(i["metadata"]["name"] for i in kubectl_json(*args)["items"] if i["metadata"]["name"].startswith(("firefly", "issuers.", "clusterissuers.")))
+
+    seed = value_sets()["seed"]
+    with helm.Config(kubeconfig_path=kubeconfig, namespace="venafi", storage_driver="memory") as cfg:
+        release = cfg.install(CHART, "firefly", seed, timeout=60)
+        expect(release.get("status") == "deployed", f"install: {str(release)[:500]}")
+        expect(names("deployments") == ["firefly"], f"deployments: {names('deployments')}")
+        expect(names("crd", False) == ["clusterissuers.firefly.venafi.com", "issuers.firefly.venafi.com"], f"crds: {names('crd', False)}")
+        expect("firefly-approver" in names("clusterroles", False), "approver ClusterRole missing")
+        before = kubectl_json("get", "deployment", "firefly", "-n", "venafi")
+        print("helm install (SDK) into kube-sim: deployed; Deployment, CRDs and approver role exist")
+
+        upgraded = merge(seed, {"deployment": {"replicas": 3}, "config": {"policyRefreshInterval": "30s"}})
+        cfg.upgrade(CHART, "firefly", upgraded, timeout=60)
+        after = kubectl_json("get", "deployment", "firefly", "-n", "venafi")
+        expect(after["spec"]["replicas"] == 3, f"upgrade must set replicas: {after['spec']['replicas']}")
+        checksum = lambda d: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        expect(checksum(after) != checksum(before), "a config change must change the pod template (rolling restart)")
+        config = yaml.safe_load(kubectl_json("get", "configmap", "firefly-config", "-n", "venafi")["data"]["config.yaml"])
+        expect(config["bootstrap"]["vaas"]["policyRefreshInterval"] == "30s", "upgrade must re-render config.yaml")
+        print("helm upgrade (SDK): replicas and config.yaml updated, pod template checksum changed")
+
+        cfg.uninstall("firefly")
+        expect(names("deployments") == [] and names("configmaps") == [], "uninstall must remove the controller")
+        expect(not [n for n in names("clusterroles", False) if n.startswith("firefly")], "uninstall must remove the RBAC")
+        expect(names("crd", False) == ["clusterissuers.firefly.venafi.com", "issuers.firefly.venafi.com"], "CRDs must be kept on uninstall (crd.keep)")
+        print("helm uninstall (SDK): everything removed except the CRDs (helm.sh/resource-policy: keep)")
+
+
+@case
 def render_config(label, out_path, *overrides):
     """Writes the config.yaml the chart renders for value set LABEL, each OVERRIDES JSON object
     applied like one more -f file. Used by the Rust tests that load it with the binary's own parser
