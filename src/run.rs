@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{AdminAddresses, AdminServer};
+use crate::bootstrap::{Bootstrap, SystemClock};
 use crate::config::Config;
 use crate::issuer::Authority;
 use crate::issuer::controller::{self as cr_controller, Clock, ControllerSettings};
@@ -251,8 +252,14 @@ async fn lead_and_control(
         let mut lost = leader.clone();
         let mut stopping = stop.clone();
         let until = async move {
+            let lost = async move {
+                if lost.wait_for(|l| !*l).await.is_err() {
+                    // The election ended (process stopping): only `stop` ends the work now.
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
-                _ = lost.wait_for(|l| !*l) => {}
+                () = lost => {}
                 _ = stopping.wait_for(|s| *s) => {}
             }
         };
@@ -272,9 +279,23 @@ async fn lead_and_control(
         if *stop.borrow() {
             return;
         }
+        if *leader.borrow() {
+            // The controller ended on its own while still leading: start it again, after a pause
+            // so a persistent failure cannot spin.
+            if tokio::time::timeout(RESTART_PAUSE, stop.wait_for(|s| *s))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            continue;
+        }
         tracing::info!("no longer leading: controller paused, sub-CA kept for a takeover");
     }
 }
+
+/// Pause before restarting a controller that stopped while this replica still leads.
+const RESTART_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn default_identity() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "firefly".to_owned());
@@ -341,17 +362,16 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
     let metrics = Metrics::new()?;
     let admin = AdminServer::start(&config.admin, metrics.clone()).await?;
     let client = kube_client(&config).await?;
-    let authority = bootstrap_authority(&config).await?;
+    // Every replica, leader or standby, holds its own sub-CA so that a takeover signs at once.
+    let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock)).await?;
+    let authority: Arc<dyn Authority> = Arc::new(bootstrap.signer());
     let handle =
         Controller::start_with_admin(&config, client, authority, admin, metrics, None, None)?;
     wait_for_termination().await;
     tracing::info!("termination signal: finishing in-flight requests and releasing the lease");
     handle.shutdown().await;
+    drop(bootstrap);
     Ok(ExitCode::SUCCESS)
-}
-
-async fn bootstrap_authority(_config: &Config) -> anyhow::Result<Arc<dyn Authority>> {
-    anyhow::bail!("the bootstrap (TLSPC login and sub-CA) is not wired into `firefly run` yet")
 }
 
 async fn wait_for_termination() {
