@@ -39,23 +39,28 @@
 //!   `PATCH /v1/distributedissuers/configurations/{id}` `{"serviceAccountIds":[]}` (the account then
 //!   gets 404 on its configuration). Remove a policy from a configuration: PATCH its `policyIds`.
 //!   Deleting a policy or provider still used by a configuration → 409.
+//!   An unknown field in a create/update body → 400 naming it; server-managed fields (`id`,
+//!   dates, embedded objects, counters) are ignored, so a GET-modify-PATCH round trip works.
 //! - `GET /v1/distributedissuers/intermediatecertificates`: every request with its usage counters.
 //! - `GET /mock/root.pem` (no authentication: the root is public) and `GET /mock/ca`
 //!   (`{"root","intermediate1","intermediate2"}` PEMs) for trust bundles at any level.
-//! - `GET|PUT /mock/faults`: read or replace the [`Faults`] (JSON, same fields as the seed's
-//!   `faults:`). `/mock/*` itself is never faulted.
+//! - `GET|PUT|PATCH /mock/faults`: read, replace, or merge top-level fields into (`null` resets
+//!   a field) the [`Faults`] (JSON, same fields as the seed's `faults:`). `/mock/*` itself is never
+//!   faulted.
 //! - `POST /mock/tokens/revoke` `{}` or `{"clientId": "..."}`: revokes access tokens (the next call
 //!   with one gets 401, the client re-authenticates).
 //! - `POST /mock/serviceaccounts/{clientId}/revoke` and `/restore`: a revoked account cannot log
 //!   in (401 `invalid_client`) and its tokens get 401. `GET /mock/serviceaccounts` lists accounts.
 //!
-//! # Fault knobs ([`Faults`]; seed `faults:` or `PUT /mock/faults`)
+//! # Fault knobs ([`Faults`]; seed `faults:`, `PUT|PATCH /mock/faults` or [`MockServer::set_faults`])
 //! - `latencyMs`, `routeLatencyMs: [{route, ms}]`: delay before answering.
 //! - `routeErrors: [{route, status, count?, probability?, body?}]`: injected answers; routes `token`,
 //!   `configurations`, `intermediateRequest`, `intermediatePoll`, `usageReport`, `admin`; `count`
 //!   uses the rule up (a 5xx burst), `probability` makes it random; `body` is `real` (the route's
 //!   real error shape), `plainText`, `html` (a load balancer's error page), `empty` or
 //!   `malformedJson` (with `status: 200` this is a successful answer that does not parse).
+//!   A `status: 401, body: real` rule on an API route looks like a token revoked again right
+//!   after re-authentication (the "second 401" case).
 //! - `tokenExpiresIn`: `expires_in` of new access tokens (tokens expiring early).
 //! - `requestedPolls`: polls answered `REQUESTED` before the outcome.
 //! - `failIssuance: "<message>"`: new requests end `FAILED` with `errorInformation`.
@@ -149,12 +154,25 @@ pub struct Args {
 /// # Errors
 /// A bad seed, an unusable state dir, or an address that cannot be bound.
 pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
-    let Args { listen, seed, state_dir } = args;
+    let Args {
+        listen,
+        seed,
+        state_dir,
+    } = args;
+    // Logs go to stderr: stdout's first line is reserved for the base URL.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
     let seed = Seed::load(&seed)?;
     let state_dir = match state_dir {
         Some(d) => d,
         None => {
-            let d = std::env::temp_dir().join(format!("firefly-tlspc-mock-{}", uuid::Uuid::new_v4()));
+            let d =
+                std::env::temp_dir().join(format!("firefly-tlspc-mock-{}", uuid::Uuid::new_v4()));
             eprintln!("tlspc-mock: state dir {}", d.display());
             d
         }
@@ -202,12 +220,21 @@ impl MockServer {
     /// memory (a fresh CA hierarchy per start).
     ///
     /// # Errors
-    /// [`MockError`] for an unusable state dir, key generation failure, or a bind failure.
-    pub async fn start(seed: Seed, state_dir: Option<&Path>, listen: SocketAddr) -> Result<MockServer, MockError> {
+    /// [`MockError`] for an invalid seed (one built in code is validated like a parsed one), an
+    /// unusable state dir, key generation failure, or a bind failure.
+    pub async fn start(
+        seed: Seed,
+        state_dir: Option<&Path>,
+        listen: SocketAddr,
+    ) -> Result<MockServer, MockError> {
         Self::start_with_clock(seed, state_dir, listen, Arc::new(SystemTime::now)).await
     }
 
     /// [`MockServer::start`] with an injected clock (token expiry, assertion times, sub-CA validity).
+    ///
+    /// # Caveats
+    /// Issued sub-CAs take their validity from this clock too: a clock moved far ahead yields
+    /// certificates that a verifier on the real clock sees as not yet valid.
     ///
     /// # Errors
     /// As [`MockServer::start`].
@@ -217,6 +244,8 @@ impl MockServer {
         listen: SocketAddr,
         clock: Clock,
     ) -> Result<MockServer, MockError> {
+        // A seed built in code has not been through `from_yaml_str`: check it the same way.
+        seed.validate()?;
         let now = clock();
         let ca = match state_dir {
             Some(dir) => {
@@ -235,15 +264,25 @@ impl MockServer {
             })?;
         if let Some(dir) = state_dir {
             state::write_file(&dir.join("root.pem"), shared.ca.root_pem(), false)?;
-            state::write_file(&dir.join("client-id"), &format!("{}\n", first.client_id), false)?;
+            state::write_file(
+                &dir.join("client-id"),
+                &format!("{}\n", first.client_id),
+                false,
+            )?;
             if let Some(key) = &first.private_pem {
                 state::write_file(&dir.join("svc-acct.key"), key, true)?;
             }
         }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|source| MockError::Bind { addr: listen, source })?;
-        let addr = listener.local_addr().map_err(|source| MockError::Bind { addr: listen, source })?;
+            .map_err(|source| MockError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| MockError::Bind {
+            addr: listen,
+            source,
+        })?;
         let shared = Arc::new(shared);
         let app = server::router(shared.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
