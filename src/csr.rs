@@ -330,14 +330,14 @@ pub struct RequestedSans {
 /// Every item of x509-svid.md §4 "Requests" that concerns the request's encoding, key, signature
 /// and extensions, each as its own [`CsrError`] variant.
 pub fn decode_pem(input: &[u8]) -> Result<CertificateRequest, CsrError> {
-    if input.iter().all(u8::is_ascii_whitespace) {
-        return Err(CsrError::Empty);
-    }
     if input.len() > MAX_REQUEST_BYTES {
         return Err(CsrError::TooLarge {
             len: input.len(),
             max: MAX_REQUEST_BYTES,
         });
+    }
+    if input.iter().all(u8::is_ascii_whitespace) {
+        return Err(CsrError::Empty);
     }
     let der = pem::decode_single_block(input)?;
     decode_der(&der)
