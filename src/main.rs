@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "firefly", version, about = "cert-manager external issuer for SPIFFE workload certificates, with a TLS Protect Cloud policy")]
+#[command(
+    name = "firefly",
+    version,
+    about = "cert-manager external issuer for SPIFFE workload certificates, with a TLS Protect Cloud policy"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,7 +40,9 @@ fn main() -> ExitCode {
     firefly::crypto::install_default_provider();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Policy { command: PolicyCommand::Check(args) } => firefly::policy_check::main(args),
+        Command::Policy {
+            command: PolicyCommand::Check(args),
+        } => firefly::policy_check::main(args),
         Command::Crds => firefly::crd::print_crds(),
         Command::Run(args) => block_on(firefly::run::main(args)),
         Command::TlspcMock(args) => block_on(firefly::tlspc_mock::main(args)),
