@@ -3,6 +3,9 @@
 
 #[path = "controller_support/env.rs"]
 mod env;
+#[allow(dead_code)]
+#[path = "support/verifiers.rs"]
+mod verifiers;
 
 use env::*;
 use serde_json::json;
@@ -10,7 +13,7 @@ use serde_json::json;
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_verifies() {
+async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_and_python_verify() {
     let env = Env::start().await;
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
     let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
@@ -30,6 +33,8 @@ async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_verifies
     assert_eq!(root.trim(), env.root_pem().trim());
     let (ok, out) = openssl_verify(&root, &chain);
     assert!(ok, "openssl verify: {out}");
+    let verdict = verifiers::python_verify(&chain, &root, WORKLOAD);
+    assert!(verdict.ok, "Python cryptography: {}", verdict.output);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,6 +247,17 @@ async fn rsa_workload_and_istio_csr_serving_requests_are_issued_and_verify() {
         let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
         assert!(ok, "{name}: {out}");
     }
+    let rsa_obj = env.request(NS, &rsa).unwrap();
+    let verdict = verifiers::python_verify(
+        &decoded(&rsa_obj, "certificate"),
+        &decoded(&rsa_obj, "ca"),
+        WORKLOAD,
+    );
+    assert!(
+        verdict.ok,
+        "Python cryptography on the RSA leaf: {}",
+        verdict.output
+    );
     let leaf = leaf_of(&env.request(NS, &serving).unwrap());
     let san = leaf.subject_alternative_name().unwrap().unwrap();
     assert!(
