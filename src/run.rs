@@ -230,7 +230,7 @@ impl ControllerHandle {
     /// own). For failover tests.
     pub fn abort(self) {
         self.task.abort();
-        drop(self.leader);
+        self.leader.abort();
         drop(self.admin);
     }
 }

@@ -143,8 +143,8 @@ pub async fn run(
                 future::ready(())
             })
     };
-    let issuer_task = tokio::spawn(issuer_task);
-    let cluster_task = tokio::spawn(cluster_task);
+    let issuer_task = Owned(tokio::spawn(issuer_task));
+    let cluster_task = Owned(tokio::spawn(cluster_task));
     // Deciding before the issuers are known would write a spurious IssuerNotFound.
     issuers
         .wait_until_ready()
@@ -176,7 +176,7 @@ pub async fn run(
         clock: clock.clone(),
     });
 
-    let status_task = tokio::spawn(issuer_status_loop(
+    let status_task = Owned(tokio::spawn(issuer_status_loop(
         client.clone(),
         issuers,
         cluster_issuers,
@@ -187,7 +187,7 @@ pub async fn run(
         issuer_changed,
         clock,
         shutdown.clone(),
-    ));
+    )));
 
     // Requests: cached slim (bodies of answered requests dropped) so memory does not grow with
     // the size of CSRs and certificates kept around.
@@ -221,7 +221,7 @@ pub async fn run(
     applier(
         |cr, ctx: Arc<Context>| {
             Box::pin(async move {
-                tokio::spawn(reconcile(cr, ctx))
+                Owned(tokio::spawn(reconcile(cr, ctx)))
                     .await
                     .unwrap_or_else(|e| Err(ReconcileFailed::Panicked(e.to_string())))
             })
@@ -241,6 +241,26 @@ pub async fn run(
     .await;
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
     Ok(())
+}
+
+/// A spawned task aborted when its owner is dropped: a controller dropped mid-flight (lost lease,
+/// killed process) leaves nothing running behind it. Awaiting it yields the task's result.
+struct Owned<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for Owned<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// Why one reconcile asks to be retried.
@@ -356,20 +376,28 @@ impl WrittenLog {
     }
 }
 
+/// One reconcile, inside a span naming the request (namespace, name, uid) for every log line.
 async fn reconcile(
+    cr: Arc<CertificateRequest>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileFailed> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "certificaterequest",
+        namespace = %cr.namespace().unwrap_or_default(),
+        name = %cr.name_any(),
+        uid = %cr.uid().unwrap_or_default()
+    );
+    reconcile_in_span(cr, ctx).instrument(span).await
+}
+
+async fn reconcile_in_span(
     cr: Arc<CertificateRequest>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileFailed> {
     let started = Instant::now();
     let uid = cr.uid().unwrap_or_default();
     let rv = cr.resource_version().unwrap_or_default();
-    let span = tracing::info_span!(
-        "certificaterequest",
-        namespace = %cr.namespace().unwrap_or_default(),
-        name = %cr.name_any(),
-        uid = %uid
-    );
-    let _entered = span.enter();
     if ctx.written.is_stale(&uid, &rv) {
         return Ok(Action::await_change());
     }

@@ -178,11 +178,46 @@ impl Env {
             &self.config,
             self.client.clone(),
             self.authority.clone(),
-            StartOptions::default(),
+            StartOptions {
+                identity: Some("replica-a".to_owned()),
+                ..StartOptions::default()
+            },
         )
         .await
         .expect("controller starts");
         self.controller = Some(handle);
+    }
+
+    /// Another replica: its own bootstrap (its own sub-CA from the mock) and its own controller
+    /// against the same API server, named `identity` on the Lease.
+    pub async fn start_replica(&self, identity: &str) -> (Bootstrap, ControllerHandle) {
+        let bootstrap = Bootstrap::start(&self.config, Arc::new(SystemClock))
+            .await
+            .expect("replica bootstrap");
+        let handle = Controller::start_with(
+            &self.config,
+            self.sim.client().await.expect("client"),
+            Arc::new(bootstrap.signer()),
+            StartOptions {
+                identity: Some(identity.to_owned()),
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .expect("replica starts");
+        (bootstrap, handle)
+    }
+
+    /// The holder recorded on the leader Lease.
+    pub fn lease_holder(&self) -> Option<String> {
+        self.sim
+            .object(
+                "coordination.k8s.io",
+                "leases",
+                "venafi",
+                "firefly-controller",
+            )
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
     }
 
     pub async fn stop_controller(&mut self) {
