@@ -382,10 +382,11 @@ async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileFailed> {
     use tracing::Instrument as _;
+    // `request_name`, not `name`: JSON log lines already use `span.name` for the span's own name.
     let span = tracing::info_span!(
         "certificaterequest",
         namespace = %cr.namespace().unwrap_or_default(),
-        name = %cr.name_any(),
+        request_name = %cr.name_any(),
         uid = %cr.uid().unwrap_or_default()
     );
     reconcile_in_span(cr, ctx).instrument(span).await
