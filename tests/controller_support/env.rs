@@ -308,14 +308,21 @@ impl Env {
                 "lastTransitionTime": jiff::Timestamp::now().to_string(),
             }]},
         });
-        self.api("CertificateRequest", Some(ns))
-            .patch_status(
-                name,
-                &PatchParams::apply("cert-manager-approver").force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .expect("approval written");
+        // Like cert-manager's approver, retry when the API server answers with an error
+        // (the fault tests inject 409s and 500s on status writes).
+        let api = self.api("CertificateRequest", Some(ns));
+        let params = PatchParams::apply("cert-manager-approver").force();
+        let mut attempts = 0;
+        loop {
+            match api.patch_status(name, &params, &Patch::Apply(&body)).await {
+                Ok(_) => return,
+                Err(kube::Error::Api(s)) if attempts < 50 && (s.code == 409 || s.code >= 500) => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("approval of {ns}/{name} not written: {e}"),
+            }
+        }
     }
 
     pub async fn approve(&self, ns: &str, name: &str) {
