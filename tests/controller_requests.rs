@@ -471,3 +471,32 @@ async fn namespaced_issuer_does_not_serve_other_namespaces() {
     .await
     .expect("pending: no Issuer firefly-istio in sandbox");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_events_are_off_by_default_and_published_when_enabled() {
+    let quiet = env_with_issuer().await;
+    let name = approved(&quiet, &workload_request(WORKLOAD)).await;
+    quiet.wait_ready_reason(NS, &name, "Issued").await;
+    assert!(
+        quiet.events_for(NS, &name).await.is_empty(),
+        "no event for a success by default"
+    );
+
+    let loud = Env::start_with(Options {
+        success_events: true,
+        ..Options::default()
+    })
+    .await;
+    loud.ready_issuer(Some(NS), "firefly-istio", json!({}))
+        .await;
+    let name = approved(&loud, &workload_request(WORKLOAD)).await;
+    loud.wait_ready_reason(NS, &name, "Issued").await;
+    kube_sim::wait_for(PATIENCE, || async {
+        loud.events_for(NS, &name)
+            .await
+            .iter()
+            .any(|e| e.type_.as_deref() == Some("Normal") && e.reason.as_deref() == Some("Issued"))
+    })
+    .await
+    .expect("a Normal Issued event with controller.successEvents");
+}
