@@ -25,7 +25,7 @@ pub struct ApiError {
     /// `Status.message`.
     pub message: String,
     /// `details.name`, `details.group`, `details.kind`.
-    pub details: Option<(String, String, String)>,
+    pub details: Option<Box<(String, String, String)>>,
     /// `details.causes`.
     pub causes: Vec<Cause>,
     /// Seconds for `Retry-After` (429/503).
@@ -35,7 +35,14 @@ pub struct ApiError {
 impl ApiError {
     /// A bare error with code, reason and message.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None, causes: Vec::new(), retry_after: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            causes: Vec::new(),
+            retry_after: None,
+        }
     }
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -43,14 +50,30 @@ impl ApiError {
     }
     /// 404 NotFound for `plural.group "name"`.
     pub fn not_found(plural: &str, group: &str, name: &str) -> Self {
-        let mut e = Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(plural, group)));
-        e.details = Some((name.to_string(), group.to_string(), plural.to_string()));
+        let mut e = Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(plural, group)),
+        );
+        e.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            plural.to_string(),
+        )));
         e
     }
     /// 409 AlreadyExists.
     pub fn already_exists(plural: &str, group: &str, name: &str) -> Self {
-        let mut e = Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(plural, group)));
-        e.details = Some((name.to_string(), group.to_string(), plural.to_string()));
+        let mut e = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(plural, group)),
+        );
+        e.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            plural.to_string(),
+        )));
         e
     }
     /// 409 Conflict for a stale resourceVersion or a failed precondition.
@@ -58,22 +81,40 @@ impl ApiError {
         let mut e = Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(plural, group)),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified(plural, group)
+            ),
         );
-        e.details = Some((name.to_string(), group.to_string(), plural.to_string()));
+        e.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            plural.to_string(),
+        )));
         e
     }
     /// 422 Invalid with field causes.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let list: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-        let what = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let list: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let what = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let message = if list.len() == 1 {
             format!("{what} \"{name}\" is invalid: {}", list[0])
         } else {
             format!("{what} \"{name}\" is invalid: [{}]", list.join(", "))
         };
         let mut e = Self::new(422, "Invalid", message);
-        e.details = Some((name.to_string(), group.to_string(), kind.to_string()));
+        e.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            kind.to_string(),
+        )));
         e.causes = causes;
         e
     }
@@ -83,11 +124,21 @@ impl ApiError {
     }
     /// 415 UnsupportedMediaType.
     pub fn unsupported_media(ct: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
+            ),
+        )
     }
     /// 410 Expired (sent in a watch stream as an ERROR event).
     pub fn expired(requested: u64, oldest: u64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+        )
     }
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
@@ -107,7 +158,8 @@ impl ApiError {
         });
         if self.details.is_some() || !self.causes.is_empty() || self.retry_after.is_some() {
             let mut d = serde_json::Map::new();
-            if let Some((name, group, kind)) = &self.details {
+            if let Some(det) = &self.details {
+                let (name, group, kind) = &**det;
                 d.insert("name".into(), json!(name));
                 if !group.is_empty() {
                     d.insert("group".into(), json!(group));
@@ -133,5 +185,9 @@ impl ApiError {
 
 /// `plural.group` or just `plural` for the core group.
 pub fn qualified(plural: &str, group: &str) -> String {
-    if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") }
+    if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    }
 }
