@@ -500,3 +500,36 @@ async fn success_events_are_off_by_default_and_published_when_enabled() {
     .await
     .expect("a Normal Issued event with controller.successEvents");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuer_trust_domain_refuses_identities_of_another_domain() {
+    let env = Env::start().await;
+    env.ready_issuer(
+        Some(NS),
+        "other-domain",
+        json!({"trustDomain": "mesh.example"}),
+    )
+    .await;
+    let mut req = workload_request(WORKLOAD);
+    req.issuer_name = "other-domain".into();
+    let name = approved(&env, &req).await;
+    let obj = env.wait_ready_reason(NS, &name, "Failed").await;
+    assert!(ready_message(&obj).contains("mesh.example"), "{obj:#}");
+    assert_eq!(env.signed(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_check_approval_unapproved_requests_are_signed() {
+    let env = Env::start_with(Options {
+        check_approval: false,
+        ..Options::default()
+    })
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let name = env.create_request(&workload_request(WORKLOAD)).await;
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    assert!(
+        condition(&obj, "Approved").is_none(),
+        "no approval was needed: {obj:#}"
+    );
+}
