@@ -358,13 +358,23 @@ pub fn slim_for_cache(cr: &mut CertificateRequest, group: &str) {
     cr.spec.extra = None;
     cr.spec.uid = None;
     cr.spec.username = None;
+    cr.spec.duration = None;
+    cr.metadata.creation_timestamp = None;
     if let Some(status) = cr.status.as_mut() {
         if status.certificate.as_deref().is_some_and(|c| !c.is_empty()) {
             status.certificate = Some(DROPPED_CERTIFICATE.to_owned());
         }
         status.ca = None;
-        for c in status.conditions.iter_mut().flatten() {
-            c.message = None;
+        status.failure_time = None;
+        if let Some(conditions) = status.conditions.as_mut() {
+            // Only what makes the request terminal is read again.
+            conditions.retain(|c| c.type_ == decide::READY || c.type_ == decide::INVALID_REQUEST);
+            conditions.shrink_to_fit();
+            for c in conditions.iter_mut() {
+                c.message = None;
+                c.last_transition_time = None;
+                c.observed_generation = None;
+            }
         }
     }
 }
