@@ -35,6 +35,8 @@ pub struct ResourceDef {
     pub categories: Vec<String>,
     /// The CRD's `openAPIV3Schema` for this version.
     pub schema: Option<Arc<Value>>,
+    /// `schema` compiled for validation (built with it, never on a write).
+    pub compiled: Option<Arc<schema::Compiled>>,
     /// The version objects are stored at.
     pub storage_version: String,
     /// Whether PUT without `metadata.resourceVersion` is allowed (built-ins yes, custom resources no).
@@ -543,6 +545,7 @@ impl Store {
                 short_names: bi.short.iter().map(|s| s.to_string()).collect(),
                 categories: Vec::new(),
                 schema: None,
+                compiled: None,
                 storage_version: bi.version.into(),
                 unconditional_update: true,
                 generation: bi.status && bi.plural != "namespaces",
@@ -699,7 +702,7 @@ impl Store {
             }
         }
         let mut warnings = Vec::new();
-        if let Some(schema) = &def.schema {
+        if let Some(schema) = &def.compiled {
             let r = schema::validate_root(schema, obj);
             if !r.unknown.is_empty() {
                 if strict {
@@ -1793,6 +1796,9 @@ impl Store {
             .iter()
             .filter(|v| v.get("served").and_then(Value::as_bool) != Some(false))
         {
+            let schema_v = Arc::new(v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(
+                json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+            ));
             let version = v
                 .get("name")
                 .and_then(Value::as_str)
@@ -1808,11 +1814,8 @@ impl Store {
                 status: v.pointer("/subresources/status").is_some(),
                 short_names: strs("shortNames"),
                 categories: strs("categories"),
-                schema: Some(Arc::new(
-                    v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(
-                        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-                    ),
-                )),
+                schema: Some(schema_v.clone()),
+                compiled: Some(Arc::new(schema::Compiled::new(&schema_v))),
                 storage_version: storage.clone(),
                 unconditional_update: false,
                 generation: true,
