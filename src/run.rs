@@ -230,7 +230,7 @@ impl ControllerHandle {
     /// own). For failover tests.
     pub fn abort(self) {
         self.task.abort();
-        drop(self.leader);
+        self.leader.abort();
         drop(self.admin);
     }
 }
@@ -273,6 +273,7 @@ async fn lead_and_control(
             until,
         )
         .await
+            && !*stop.borrow()
         {
             tracing::error!(error = %e, "controller stopped");
         }

@@ -3,6 +3,9 @@
 
 #[path = "controller_support/env.rs"]
 mod env;
+#[allow(dead_code)]
+#[path = "support/verifiers.rs"]
+mod verifiers;
 
 use env::*;
 use serde_json::json;
@@ -10,7 +13,7 @@ use serde_json::json;
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_verifies() {
+async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_and_python_verify() {
     let env = Env::start().await;
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
     let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
@@ -30,6 +33,8 @@ async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_verifies
     assert_eq!(root.trim(), env.root_pem().trim());
     let (ok, out) = openssl_verify(&root, &chain);
     assert!(ok, "openssl verify: {out}");
+    let verdict = verifiers::python_verify(&chain, &root, WORKLOAD);
+    assert!(verdict.ok, "Python cryptography: {}", verdict.output);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,6 +247,17 @@ async fn rsa_workload_and_istio_csr_serving_requests_are_issued_and_verify() {
         let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
         assert!(ok, "{name}: {out}");
     }
+    let rsa_obj = env.request(NS, &rsa).unwrap();
+    let verdict = verifiers::python_verify(
+        &decoded(&rsa_obj, "certificate"),
+        &decoded(&rsa_obj, "ca"),
+        WORKLOAD,
+    );
+    assert!(
+        verdict.ok,
+        "Python cryptography on the RSA leaf: {}",
+        verdict.output
+    );
     let leaf = leaf_of(&env.request(NS, &serving).unwrap());
     let san = leaf.subject_alternative_name().unwrap().unwrap();
     assert!(
@@ -454,4 +470,66 @@ async fn namespaced_issuer_does_not_serve_other_namespaces() {
     })
     .await
     .expect("pending: no Issuer firefly-istio in sandbox");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_events_are_off_by_default_and_published_when_enabled() {
+    let quiet = env_with_issuer().await;
+    let name = approved(&quiet, &workload_request(WORKLOAD)).await;
+    quiet.wait_ready_reason(NS, &name, "Issued").await;
+    assert!(
+        quiet.events_for(NS, &name).await.is_empty(),
+        "no event for a success by default"
+    );
+
+    let loud = Env::start_with(Options {
+        success_events: true,
+        ..Options::default()
+    })
+    .await;
+    loud.ready_issuer(Some(NS), "firefly-istio", json!({}))
+        .await;
+    let name = approved(&loud, &workload_request(WORKLOAD)).await;
+    loud.wait_ready_reason(NS, &name, "Issued").await;
+    kube_sim::wait_for(PATIENCE, || async {
+        loud.events_for(NS, &name)
+            .await
+            .iter()
+            .any(|e| e.type_.as_deref() == Some("Normal") && e.reason.as_deref() == Some("Issued"))
+    })
+    .await
+    .expect("a Normal Issued event with controller.successEvents");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuer_trust_domain_refuses_identities_of_another_domain() {
+    let env = Env::start().await;
+    env.ready_issuer(
+        Some(NS),
+        "other-domain",
+        json!({"trustDomain": "mesh.example"}),
+    )
+    .await;
+    let mut req = workload_request(WORKLOAD);
+    req.issuer_name = "other-domain".into();
+    let name = approved(&env, &req).await;
+    let obj = env.wait_ready_reason(NS, &name, "Failed").await;
+    assert!(ready_message(&obj).contains("mesh.example"), "{obj:#}");
+    assert_eq!(env.signed(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_check_approval_unapproved_requests_are_signed() {
+    let env = Env::start_with(Options {
+        check_approval: false,
+        ..Options::default()
+    })
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let name = env.create_request(&workload_request(WORKLOAD)).await;
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    assert!(
+        condition(&obj, "Approved").is_none(),
+        "no approval was needed: {obj:#}"
+    );
 }

@@ -143,8 +143,8 @@ pub async fn run(
                 future::ready(())
             })
     };
-    let issuer_task = tokio::spawn(issuer_task);
-    let cluster_task = tokio::spawn(cluster_task);
+    let issuer_task = Owned(tokio::spawn(issuer_task));
+    let cluster_task = Owned(tokio::spawn(cluster_task));
     // Deciding before the issuers are known would write a spurious IssuerNotFound.
     issuers
         .wait_until_ready()
@@ -176,7 +176,7 @@ pub async fn run(
         clock: clock.clone(),
     });
 
-    let status_task = tokio::spawn(issuer_status_loop(
+    let status_task = Owned(tokio::spawn(issuer_status_loop(
         client.clone(),
         issuers,
         cluster_issuers,
@@ -187,7 +187,9 @@ pub async fn run(
         issuer_changed,
         clock,
         shutdown.clone(),
-    ));
+    )));
+
+    settle_issuers(&ctx, &*ctx.authority).await;
 
     // Requests: cached slim (bodies of answered requests dropped) so memory does not grow with
     // the size of CSRs and certificates kept around.
@@ -221,7 +223,7 @@ pub async fn run(
     applier(
         |cr, ctx: Arc<Context>| {
             Box::pin(async move {
-                tokio::spawn(reconcile(cr, ctx))
+                Owned(tokio::spawn(reconcile(cr, ctx)))
                     .await
                     .unwrap_or_else(|e| Err(ReconcileFailed::Panicked(e.to_string())))
             })
@@ -241,6 +243,54 @@ pub async fn run(
     .await;
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
     Ok(())
+}
+
+/// Longest wait at start for issuer conditions to reflect the authority's readiness.
+const ISSUER_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits (bounded) until every cached issuer carries the Ready condition the status loop is
+/// about to write: deciding requests before that would write a Pending (`IssuerNotReady`) on
+/// requests that would be signed a moment later — a second write per request after every start.
+async fn settle_issuers(ctx: &Context, authority: &dyn Authority) {
+    let deadline = Instant::now() + ISSUER_SETTLE_TIMEOUT;
+    while Instant::now() < deadline {
+        let readiness = authority.readiness();
+        let now = (ctx.clock)();
+        let pending = ctx.issuers.state().iter().any(|i| {
+            desired_issuer_condition(i.status.as_ref(), i.metadata.generation, &readiness, now)
+                .is_some()
+        }) || ctx.cluster_issuers.state().iter().any(|i| {
+            desired_issuer_condition(i.status.as_ref(), i.metadata.generation, &readiness, now)
+                .is_some()
+        });
+        if !pending {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!(
+        "issuer conditions not settled within {ISSUER_SETTLE_TIMEOUT:?}; deciding requests anyway"
+    );
+}
+
+/// A spawned task aborted when its owner is dropped: a controller dropped mid-flight (lost lease,
+/// killed process) leaves nothing running behind it. Awaiting it yields the task's result.
+struct Owned<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for Owned<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// Why one reconcile asks to be retried.
@@ -308,13 +358,23 @@ pub fn slim_for_cache(cr: &mut CertificateRequest, group: &str) {
     cr.spec.extra = None;
     cr.spec.uid = None;
     cr.spec.username = None;
+    cr.spec.duration = None;
+    cr.metadata.creation_timestamp = None;
     if let Some(status) = cr.status.as_mut() {
         if status.certificate.as_deref().is_some_and(|c| !c.is_empty()) {
             status.certificate = Some(DROPPED_CERTIFICATE.to_owned());
         }
         status.ca = None;
-        for c in status.conditions.iter_mut().flatten() {
-            c.message = None;
+        status.failure_time = None;
+        if let Some(conditions) = status.conditions.as_mut() {
+            // Only what makes the request terminal is read again.
+            conditions.retain(|c| c.type_ == decide::READY || c.type_ == decide::INVALID_REQUEST);
+            conditions.shrink_to_fit();
+            for c in conditions.iter_mut() {
+                c.message = None;
+                c.last_transition_time = None;
+                c.observed_generation = None;
+            }
         }
     }
 }
@@ -356,20 +416,29 @@ impl WrittenLog {
     }
 }
 
+/// One reconcile, inside a span naming the request (namespace, name, uid) for every log line.
 async fn reconcile(
+    cr: Arc<CertificateRequest>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileFailed> {
+    use tracing::Instrument as _;
+    // `request_name`, not `name`: JSON log lines already use `span.name` for the span's own name.
+    let span = tracing::info_span!(
+        "certificaterequest",
+        namespace = %cr.namespace().unwrap_or_default(),
+        request_name = %cr.name_any(),
+        uid = %cr.uid().unwrap_or_default()
+    );
+    reconcile_in_span(cr, ctx).instrument(span).await
+}
+
+async fn reconcile_in_span(
     cr: Arc<CertificateRequest>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileFailed> {
     let started = Instant::now();
     let uid = cr.uid().unwrap_or_default();
     let rv = cr.resource_version().unwrap_or_default();
-    let span = tracing::info_span!(
-        "certificaterequest",
-        namespace = %cr.namespace().unwrap_or_default(),
-        name = %cr.name_any(),
-        uid = %uid
-    );
-    let _entered = span.enter();
     if ctx.written.is_stale(&uid, &rv) {
         return Ok(Action::await_change());
     }
@@ -714,11 +783,15 @@ pub fn desired_issuer_condition(
     let previous = current
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    // While Ready, only a change of state is worth a write: the readiness message carries a
+    // countdown ("valid for ...") that would otherwise rewrite every issuer every second, and each
+    // write re-triggers the issuer's pending requests. While not Ready the message says why, and
+    // a new reason is worth telling.
     if let Some(p) = previous
         && p.status == status
         && p.reason == reason
-        && p.message == readiness.message
         && p.observed_generation == generation
+        && (readiness.ready || p.message == readiness.message)
     {
         return None;
     }
@@ -918,6 +991,15 @@ mod tests {
         assert_eq!(
             desired_issuer_condition(Some(&status), Some(1), &readiness, now),
             None
+        );
+        let countdown = crate::issuer::Readiness {
+            ready: true,
+            message: "sub-CA active, valid for 1h".into(),
+        };
+        assert_eq!(
+            desired_issuer_condition(Some(&status), Some(1), &countdown, now),
+            None,
+            "a new message alone does not rewrite a Ready issuer"
         );
         let bumped = desired_issuer_condition(
             Some(&status),

@@ -178,11 +178,46 @@ impl Env {
             &self.config,
             self.client.clone(),
             self.authority.clone(),
-            StartOptions::default(),
+            StartOptions {
+                identity: Some("replica-a".to_owned()),
+                ..StartOptions::default()
+            },
         )
         .await
         .expect("controller starts");
         self.controller = Some(handle);
+    }
+
+    /// Another replica: its own bootstrap (its own sub-CA from the mock) and its own controller
+    /// against the same API server, named `identity` on the Lease.
+    pub async fn start_replica(&self, identity: &str) -> (Bootstrap, ControllerHandle) {
+        let bootstrap = Bootstrap::start(&self.config, Arc::new(SystemClock))
+            .await
+            .expect("replica bootstrap");
+        let handle = Controller::start_with(
+            &self.config,
+            self.sim.client().await.expect("client"),
+            Arc::new(bootstrap.signer()),
+            StartOptions {
+                identity: Some(identity.to_owned()),
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .expect("replica starts");
+        (bootstrap, handle)
+    }
+
+    /// The holder recorded on the leader Lease.
+    pub fn lease_holder(&self) -> Option<String> {
+        self.sim
+            .object(
+                "coordination.k8s.io",
+                "leases",
+                "venafi",
+                "firefly-controller",
+            )
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
     }
 
     pub async fn stop_controller(&mut self) {
@@ -273,14 +308,21 @@ impl Env {
                 "lastTransitionTime": jiff::Timestamp::now().to_string(),
             }]},
         });
-        self.api("CertificateRequest", Some(ns))
-            .patch_status(
-                name,
-                &PatchParams::apply("cert-manager-approver").force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .expect("approval written");
+        // Like cert-manager's approver, retry when the API server answers with an error
+        // (the fault tests inject 409s and 500s on status writes).
+        let api = self.api("CertificateRequest", Some(ns));
+        let params = PatchParams::apply("cert-manager-approver").force();
+        let mut attempts = 0;
+        loop {
+            match api.patch_status(name, &params, &Patch::Apply(&body)).await {
+                Ok(_) => return,
+                Err(kube::Error::Api(s)) if attempts < 50 && (s.code == 409 || s.code >= 500) => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("approval of {ns}/{name} not written: {e}"),
+            }
+        }
     }
 
     pub async fn approve(&self, ns: &str, name: &str) {

@@ -41,16 +41,134 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn preserves(schema: &Value) -> bool {
-    schema
-        .get("x-kubernetes-preserve-unknown-fields")
-        .and_then(Value::as_bool)
-        == Some(true)
+/// A field path built on the stack and rendered only when a cause or unknown field needs it, so a
+/// valid object costs no path allocations.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    /// A path given as text (the root is "").
+    Text(&'a str),
+    /// `parent.key` (or `key` under an empty parent).
+    Key(&'a Path<'a>, &'a str),
+    /// `parent[i]`.
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Text(s) => (*s).to_string(),
+            Path::Key(p, k) => join(&p.render(), k),
+            Path::Index(p, i) => format!("{}[{i}]", p.render()),
+        }
+    }
+}
+
+/// A CRD schema node with everything validation reads looked up once, when the CRD is registered,
+/// instead of on every write (patterns are compiled here too).
+#[derive(Debug, Default)]
+pub struct Compiled {
+    int_or_string: bool,
+    /// `type` when it is a string.
+    ty: Option<String>,
+    /// `type` present at all.
+    has_type: bool,
+    nullable: bool,
+    enumv: Option<Vec<Value>>,
+    format: Option<String>,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
+    min_items: Option<u64>,
+    max_items: Option<u64>,
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    /// The pattern and its regex (None when it does not compile: the check is skipped).
+    pattern: Option<(String, Option<regex::Regex>)>,
+    items: Option<Box<Compiled>>,
+    list_keys: Option<Vec<String>>,
+    /// `properties` when it is an object.
+    props: Option<std::collections::BTreeMap<String, Compiled>>,
+    /// `additionalProperties` when it is a schema.
+    addl_schema: Option<Box<Compiled>>,
+    /// `additionalProperties: true`.
+    addl_true: bool,
+    preserves: bool,
+    /// Property defaults, in property order.
+    defaults: Vec<(String, Value)>,
+    /// `required` names that are strings.
+    required: Vec<String>,
+}
+
+impl Compiled {
+    /// Compile one schema node (and its children).
+    pub fn new(schema: &Value) -> Compiled {
+        let props_v = schema.get("properties").and_then(Value::as_object);
+        let addl = schema.get("additionalProperties");
+        Compiled {
+            int_or_string: schema
+                .get("x-kubernetes-int-or-string")
+                .and_then(Value::as_bool)
+                == Some(true),
+            ty: schema
+                .get("type")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            has_type: schema.get("type").is_some(),
+            nullable: schema.get("nullable").and_then(Value::as_bool) == Some(true),
+            enumv: schema.get("enum").and_then(Value::as_array).cloned(),
+            format: schema
+                .get("format")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            minimum: schema.get("minimum").and_then(Value::as_f64),
+            maximum: schema.get("maximum").and_then(Value::as_f64),
+            min_items: schema.get("minItems").and_then(Value::as_u64),
+            max_items: schema.get("maxItems").and_then(Value::as_u64),
+            min_length: schema.get("minLength").and_then(Value::as_u64),
+            max_length: schema.get("maxLength").and_then(Value::as_u64),
+            pattern: schema
+                .get("pattern")
+                .and_then(Value::as_str)
+                .map(|p| (p.to_string(), regex::Regex::new(p).ok())),
+            items: schema.get("items").map(|i| Box::new(Compiled::new(i))),
+            list_keys: map_list_keys(schema),
+            props: props_v.map(|p| {
+                p.iter()
+                    .map(|(k, sub)| (k.clone(), Compiled::new(sub)))
+                    .collect()
+            }),
+            addl_schema: match addl {
+                Some(a @ Value::Object(_)) => Some(Box::new(Compiled::new(a))),
+                _ => None,
+            },
+            addl_true: addl == Some(&Value::Bool(true)),
+            preserves: schema
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(Value::as_bool)
+                == Some(true),
+            defaults: props_v
+                .map(|p| {
+                    p.iter()
+                        .filter_map(|(k, sub)| sub.get("default").map(|d| (k.clone(), d.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            required: schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|req| {
+                    req.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Validate `obj` against the CRD root schema, pruning unknown fields and applying defaults in place.
 /// `apiVersion`, `kind` and `metadata` are checked by the caller, not here.
-pub fn validate_root(schema: &Value, obj: &mut Value) -> Report {
+pub fn validate_root(schema: &Compiled, obj: &mut Value) -> Report {
     let mut r = Report::default();
     let Some(map) = obj.as_object_mut() else {
         r.causes.push(cause(
@@ -60,76 +178,69 @@ pub fn validate_root(schema: &Value, obj: &mut Value) -> Report {
         ));
         return r;
     };
-    let props = schema.get("properties").and_then(Value::as_object);
-    let keys: Vec<String> = map.keys().cloned().collect();
-    for k in keys {
+    let props = schema.props.as_ref();
+    // Removals wait until the walk is over (same keys, same order as removing in place).
+    let mut remove: Vec<String> = Vec::new();
+    for (k, v) in map.iter_mut() {
         if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
             continue;
         }
-        match props.and_then(|p| p.get(&k)) {
+        match props.and_then(|p| p.get(k)) {
             Some(sub) => {
-                if let Some(v) = map.get_mut(&k) {
-                    if v.is_null() && sub.get("nullable").and_then(Value::as_bool) != Some(true) {
-                        map.remove(&k);
-                        continue;
-                    }
-                    validate(sub, v, &k, &mut r);
+                if v.is_null() && !sub.nullable {
+                    remove.push(k.clone());
+                    continue;
                 }
+                validate_at(sub, v, &Path::Key(&Path::Text(""), k), &mut r);
             }
-            None if preserves(schema) => {}
+            None if schema.preserves => {}
             None => {
                 r.unknown.push(k.clone());
-                map.remove(&k);
+                remove.push(k.clone());
             }
         }
     }
-    apply_defaults_and_required(schema, map, "", &mut r, true);
+    for k in &remove {
+        map.remove(k);
+    }
+    apply_defaults_and_required(schema, map, &Path::Text(""), &mut r, true);
     r
 }
 
 fn apply_defaults_and_required(
-    schema: &Value,
+    schema: &Compiled,
     map: &mut serde_json::Map<String, Value>,
-    path: &str,
+    path: &Path<'_>,
     r: &mut Report,
     root: bool,
 ) {
-    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-        for (k, sub) in props {
-            if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-                continue;
-            }
-            if !map.contains_key(k)
-                && let Some(d) = sub.get("default")
-            {
-                map.insert(k.clone(), d.clone());
-            }
+    for (k, d) in &schema.defaults {
+        if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        if !map.contains_key(k) {
+            map.insert(k.clone(), d.clone());
         }
     }
-    if let Some(req) = schema.get("required").and_then(Value::as_array) {
-        for k in req.iter().filter_map(Value::as_str) {
-            if root && matches!(k, "apiVersion" | "kind" | "metadata") {
-                continue;
-            }
-            if !map.contains_key(k) {
-                r.causes.push(cause(
-                    "FieldValueRequired",
-                    &join(path, k),
-                    "Required value".into(),
-                ));
-            }
+    for k in schema.required.iter().map(String::as_str) {
+        if root && matches!(k, "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        if !map.contains_key(k) {
+            r.causes.push(cause(
+                "FieldValueRequired",
+                &join(&path.render(), k),
+                "Required value".into(),
+            ));
         }
     }
 }
 
 /// Validate one value against its schema node.
-pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
-    let int_or_string = schema
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        == Some(true);
-    if int_or_string {
+fn validate_at(schema: &Compiled, v: &mut Value, at: &Path<'_>, r: &mut Report) {
+    if schema.int_or_string {
         if !(v.is_string() || type_name(v) == "integer") {
+            let path = &at.render();
             r.causes.push(cause(
                 "FieldValueTypeInvalid",
                 path,
@@ -141,13 +252,14 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
         }
         return;
     }
-    if let Some(t) = schema.get("type").and_then(Value::as_str) {
+    if let Some(t) = schema.ty.as_deref() {
         let actual = type_name(v);
         let ok = actual == t || (t == "number" && actual == "integer");
         if !ok {
-            if v.is_null() && schema.get("nullable").and_then(Value::as_bool) == Some(true) {
+            if v.is_null() && schema.nullable {
                 return;
             }
+            let path = &at.render();
             r.causes.push(cause(
                 "FieldValueTypeInvalid",
                 path,
@@ -158,13 +270,13 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
             return;
         }
     }
-    if let Some(en) = schema.get("enum").and_then(Value::as_array)
+    if let Some(en) = &schema.enumv
         && !en.contains(v)
     {
         let allowed: Vec<String> = en.iter().map(|e| e.to_string()).collect();
         r.causes.push(cause(
             "FieldValueNotSupported",
-            path,
+            &at.render(),
             format!(
                 "Unsupported value: {v}: supported values: {}",
                 allowed.join(", ")
@@ -172,18 +284,18 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
         ));
     }
     match v {
-        Value::String(s) => check_string(schema, s, path, r),
+        Value::String(s) => check_string(schema, s, at, r),
         Value::Number(n) => {
-            if let (Some(min), Some(x)) =
-                (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
+            if let (Some(min), Some(x)) = (schema.minimum, n.as_f64())
                 && x < min
             {
+                let path = &at.render();
                 r.causes.push(cause("FieldValueInvalid", path, format!("Invalid value: {n}: {path} in body should be greater than or equal to {min}")));
             }
-            if let (Some(max), Some(x)) =
-                (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
+            if let (Some(max), Some(x)) = (schema.maximum, n.as_f64())
                 && x > max
             {
+                let path = &at.render();
                 r.causes.push(cause(
                     "FieldValueInvalid",
                     path,
@@ -192,9 +304,10 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
                     ),
                 ));
             }
-            if schema.get("format").and_then(Value::as_str) == Some("int32")
+            if schema.format.as_deref() == Some("int32")
                 && n.as_i64().is_none_or(|x| i32::try_from(x).is_err())
             {
+                let path = &at.render();
                 r.causes.push(cause(
                     "FieldValueInvalid",
                     path,
@@ -203,9 +316,10 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
             }
         }
         Value::Array(items) => {
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+            if let Some(min) = schema.min_items
                 && (items.len() as u64) < min
             {
+                let path = &at.render();
                 r.causes.push(cause(
                     "FieldValueInvalid",
                     path,
@@ -215,73 +329,61 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
                     ),
                 ));
             }
-            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+            if let Some(max) = schema.max_items
                 && (items.len() as u64) > max
             {
                 r.causes.push(cause(
                     "TooMany",
-                    path,
+                    &at.render(),
                     format!("Too many: {}: must have at most {max} items", items.len()),
                 ));
             }
-            if let Some(sub) = schema.get("items") {
+            if let Some(sub) = schema.items.as_deref() {
                 for (i, item) in items.iter_mut().enumerate() {
-                    validate(sub, item, &format!("{path}[{i}]"), r);
+                    validate_at(sub, item, &Path::Index(at, i), r);
                 }
             }
-            if let Some(keys) = map_list_keys(schema) {
-                let mut seen = std::collections::HashSet::new();
-                for (i, item) in items.iter().enumerate() {
-                    let k = list_key(item, &keys);
-                    if !seen.insert(k.clone()) {
-                        r.causes.push(cause(
-                            "FieldValueDuplicate",
-                            &format!("{path}[{i}]"),
-                            format!("Duplicate value: {k}"),
-                        ));
-                    }
-                }
+            if let Some(keys) = &schema.list_keys {
+                duplicates(items, keys, at, r);
             }
         }
         Value::Object(map) => {
-            let props = schema.get("properties").and_then(Value::as_object);
-            let addl = schema.get("additionalProperties");
-            let keys: Vec<String> = map.keys().cloned().collect();
-            for k in keys {
-                let sub = props.and_then(|p| p.get(&k)).or(match addl {
-                    Some(Value::Object(_)) => addl,
-                    _ => None,
-                });
-                let child = join(path, &k);
+            let props = schema.props.as_ref();
+            let addl = schema.addl_schema.as_deref();
+            // Removals wait until the walk is over (same keys, same order as removing in place).
+            let mut remove: Vec<String> = Vec::new();
+            for (k, cv) in map.iter_mut() {
+                let sub = props.and_then(|p| p.get(k)).or(addl);
+                let child = Path::Key(at, k);
                 match sub {
                     Some(sub) => {
-                        if let Some(cv) = map.get_mut(&k) {
-                            if cv.is_null()
-                                && sub.get("nullable").and_then(Value::as_bool) != Some(true)
-                            {
-                                map.remove(&k);
-                                continue;
-                            }
-                            validate(sub, cv, &child, r);
+                        if cv.is_null() && !sub.nullable {
+                            remove.push(k.clone());
+                            continue;
                         }
+                        validate_at(sub, cv, &child, r);
                     }
-                    None if preserves(schema) || addl == Some(&Value::Bool(true)) => {}
-                    None if props.is_none() && schema.get("type").is_none() => {}
+                    None if schema.preserves || schema.addl_true => {}
+                    None if props.is_none() && !schema.has_type => {}
                     None => {
-                        r.unknown.push(child);
-                        map.remove(&k);
+                        r.unknown.push(child.render());
+                        remove.push(k.clone());
                     }
                 }
             }
-            apply_defaults_and_required(schema, map, path, r, false);
+            for k in &remove {
+                map.remove(k);
+            }
+            apply_defaults_and_required(schema, map, at, r, false);
         }
         _ => {}
     }
 }
 
-fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
-    match schema.get("format").and_then(Value::as_str) {
+fn check_string(schema: &Compiled, s: &str, at: &Path<'_>, r: &mut Report) {
+    match schema.format.as_deref() {
         Some("byte") if base64::engine::general_purpose::STANDARD.decode(s).is_err() => {
+            let path = &at.render();
             r.causes.push(cause(
                 "FieldValueInvalid",
                 path,
@@ -293,6 +395,7 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
             ));
         }
         Some("date-time") if s.parse::<jiff::Timestamp>().is_err() => {
+            let path = &at.render();
             r.causes.push(cause(
                 "FieldValueInvalid",
                 path,
@@ -303,18 +406,20 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
         }
         _ => {}
     }
-    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+    if let Some(max) = schema.max_length
         && s.chars().count() as u64 > max
     {
+        let path = &at.render();
         r.causes.push(cause(
             "TooLong",
             path,
             format!("Too long: may not be more than {max} bytes"),
         ));
     }
-    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+    if let Some(min) = schema.min_length
         && (s.chars().count() as u64) < min
     {
+        let path = &at.render();
         r.causes.push(cause(
             "FieldValueInvalid",
             path,
@@ -324,10 +429,10 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
             ),
         ));
     }
-    if let Some(p) = schema.get("pattern").and_then(Value::as_str)
-        && let Ok(re) = regex::Regex::new(p)
+    if let Some((p, Some(re))) = &schema.pattern
         && !re.is_match(s)
     {
+        let path = &at.render();
         r.causes.push(cause(
             "FieldValueInvalid",
             path,
@@ -336,6 +441,41 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
                 short(s)
             ),
         ));
+    }
+}
+
+static NULL: Value = Value::Null;
+
+/// The key fields of a map-list item (missing ones as null, as `list_key` renders them).
+fn key_fields<'v>(item: &'v Value, keys: &[String]) -> Vec<&'v Value> {
+    keys.iter().map(|k| item.get(k).unwrap_or(&NULL)).collect()
+}
+
+/// Report items of a map list whose key fields repeat an earlier item's. Short lists (conditions)
+/// compare keys in place; long ones use the rendered key in a set.
+fn duplicates(items: &[Value], keys: &[String], at: &Path<'_>, r: &mut Report) {
+    let mut dup = |i: usize, item: &Value| {
+        let k = list_key(item, keys);
+        r.causes.push(cause(
+            "FieldValueDuplicate",
+            &Path::Index(at, i).render(),
+            format!("Duplicate value: {k}"),
+        ));
+    };
+    if items.len() <= 16 {
+        let ks: Vec<Vec<&Value>> = items.iter().map(|item| key_fields(item, keys)).collect();
+        for (i, item) in items.iter().enumerate() {
+            if ks[..i].contains(&ks[i]) {
+                dup(i, item);
+            }
+        }
+    } else {
+        let mut seen = std::collections::HashSet::new();
+        for (i, item) in items.iter().enumerate() {
+            if !seen.insert(list_key(item, keys)) {
+                dup(i, item);
+            }
+        }
     }
 }
 
@@ -399,7 +539,7 @@ mod tests {
     #[test]
     fn missing_required_field_and_bad_enum_are_reported_with_paths() {
         let mut o = json!({"spec": {"mode": "c"}});
-        let r = validate_root(&schema(), &mut o);
+        let r = validate_root(&Compiled::new(&schema()), &mut o);
         let fields: Vec<&str> = r.causes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, vec!["spec.mode", "spec.request"]);
     }
@@ -407,7 +547,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_pruned_unless_preserved_and_defaults_applied() {
         let mut o = json!({"spec": {"request": "aGk=", "bogus": 1, "extra": {"any": 1}}});
-        let r = validate_root(&schema(), &mut o);
+        let r = validate_root(&Compiled::new(&schema()), &mut o);
         assert!(r.causes.is_empty(), "{:?}", r.causes);
         assert_eq!(r.unknown, vec!["spec.bogus"]);
         assert_eq!(
@@ -416,10 +556,80 @@ mod tests {
         );
     }
 
+    fn conditions_schema() -> Value {
+        json!({"type": "object", "properties": {"status": {"type": "object", "properties": {
+            "conditions": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+                "items": {"type": "object", "required": ["type"], "properties": {
+                    "type": {"type": "string"},
+                    "lastTransitionTime": {"type": "string", "format": "date-time"}}}}}}}})
+    }
+
+    #[test]
+    fn duplicate_map_list_keys_are_reported_for_short_and_long_lists() {
+        for len in [3usize, 40] {
+            let mut items: Vec<Value> =
+                (0..len).map(|i| json!({"type": format!("T{i}")})).collect();
+            items.push(json!({"type": "T1"}));
+            let mut o = json!({"status": {"conditions": items}});
+            let r = validate_root(&Compiled::new(&conditions_schema()), &mut o);
+            let got: Vec<(&str, &str)> = r
+                .causes
+                .iter()
+                .map(|c| (c.field.as_str(), c.message.as_str()))
+                .collect();
+            let field = format!("status.conditions[{len}]");
+            assert_eq!(
+                got,
+                vec![(field.as_str(), r#"Duplicate value: {"type":"T1"}"#)]
+            );
+        }
+    }
+
+    #[test]
+    fn nested_causes_and_unknown_fields_carry_full_paths() {
+        let mut o = json!({"status": {"conditions": [
+            {"type": "Ready", "lastTransitionTime": "yesterday", "extra": 1},
+            {"lastTransitionTime": null}
+        ]}});
+        let r = validate_root(&Compiled::new(&conditions_schema()), &mut o);
+        let fields: Vec<&str> = r.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "status.conditions[0].lastTransitionTime",
+                "status.conditions[1].type"
+            ]
+        );
+        assert_eq!(r.unknown, vec!["status.conditions[0].extra"]);
+        assert_eq!(o["status"]["conditions"][1], json!({}));
+    }
+
+    #[test]
+    fn compiled_pattern_is_checked_and_an_invalid_pattern_is_ignored() {
+        let c = Compiled::new(&json!({"type": "object", "properties": {
+            "a": {"type": "string", "pattern": "^[a-z]+$"},
+            "b": {"type": "string", "pattern": "("}}}));
+        let mut o = json!({"a": "ABC", "b": "anything"});
+        let r = validate_root(&c, &mut o);
+        let got: Vec<(&str, &str)> = r
+            .causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(
+                "a",
+                "Invalid value: \"ABC\": a in body should match '^[a-z]+$'"
+            )]
+        );
+    }
+
     #[test]
     fn byte_format_rejects_non_base64() {
         let mut o = json!({"spec": {"request": "not base64!"}});
-        let r = validate_root(&schema(), &mut o);
+        let r = validate_root(&Compiled::new(&schema()), &mut o);
         assert_eq!(r.causes.len(), 1);
         assert!(r.causes[0].message.contains("byte"));
     }

@@ -35,6 +35,8 @@ pub struct ResourceDef {
     pub categories: Vec<String>,
     /// The CRD's `openAPIV3Schema` for this version.
     pub schema: Option<Arc<Value>>,
+    /// `schema` compiled for validation (built with it, never on a write).
+    pub compiled: Option<Arc<schema::Compiled>>,
     /// The version objects are stored at.
     pub storage_version: String,
     /// Whether PUT without `metadata.resourceVersion` is allowed (built-ins yes, custom resources no).
@@ -543,6 +545,7 @@ impl Store {
                 short_names: bi.short.iter().map(|s| s.to_string()).collect(),
                 categories: Vec::new(),
                 schema: None,
+                compiled: None,
                 storage_version: bi.version.into(),
                 unconditional_update: true,
                 generation: bi.status && bi.plural != "namespaces",
@@ -699,7 +702,7 @@ impl Store {
             }
         }
         let mut warnings = Vec::new();
-        if let Some(schema) = &def.schema {
+        if let Some(schema) = &def.compiled {
             let r = schema::validate_root(schema, obj);
             if !r.unknown.is_empty() {
                 if strict {
@@ -1157,16 +1160,37 @@ impl Store {
         status_only: bool,
     ) -> Value {
         if status_only {
-            let mut out = old.clone();
-            match new.get_mut("status").map(Value::take) {
-                Some(s) => out["status"] = s,
-                None => {
-                    if let Some(o) = out.as_object_mut() {
-                        o.remove("status");
+            // Everything but status comes from the stored object: copy it without its status
+            // (which is replaced anyway) rather than copying the whole object and then overwriting.
+            let Some(src) = old.as_object() else {
+                let mut out = old.clone();
+                match new.get_mut("status").map(Value::take) {
+                    Some(s) => out["status"] = s,
+                    None => {
+                        if let Some(o) = out.as_object_mut() {
+                            o.remove("status");
+                        }
                     }
                 }
+                return out;
+            };
+            let mut status = new.get_mut("status").map(Value::take);
+            let mut out = serde_json::Map::new();
+            for (k, v) in src {
+                if k == "status" {
+                    if let Some(s) = status.take() {
+                        out.insert(k.clone(), s);
+                    }
+                } else {
+                    out.insert(k.clone(), v.clone());
+                }
             }
-            out
+            if let Some(s) = status
+                && !out.contains_key("status")
+            {
+                out.insert("status".into(), s);
+            }
+            Value::Object(out)
         } else {
             if def.status {
                 match old.get("status") {
@@ -1212,7 +1236,24 @@ impl Store {
         let patch: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         self.modify(def, ns, name, o, |old| {
-            let mut cur = (*old.obj).clone();
+            // A merge patch treats every top-level key on its own, so a /status merge patch only
+            // needs the two keys its result is read from (metadata for the preconditions, status
+            // for the write) instead of a deep copy of the whole object. A JSON patch may copy or
+            // move between paths, so it gets the whole object.
+            let partial = status_only && ct != "application/json-patch+json";
+            let mut cur = if partial {
+                let mut m = serde_json::Map::new();
+                if let Some(src) = old.obj.as_object() {
+                    for k in ["metadata", "status"] {
+                        if let Some(v) = src.get(k) {
+                            m.insert(k.to_string(), v.clone());
+                        }
+                    }
+                }
+                Value::Object(m)
+            } else {
+                (*old.obj).clone()
+            };
             match ct {
                 "application/json-patch+json" => {
                     let p: json_patch::Patch = serde_json::from_value(patch).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
@@ -1372,7 +1413,8 @@ impl Store {
             ));
         }
         // Server-managed metadata always comes from the stored object.
-        let old_meta = meta(&old.obj).cloned().unwrap_or_default();
+        let no_meta = serde_json::Map::new();
+        let old_meta = meta(&old.obj).unwrap_or(&no_meta);
         if !new.get("metadata").is_some_and(Value::is_object) {
             new["metadata"] = json!({});
         }
@@ -1754,6 +1796,9 @@ impl Store {
             .iter()
             .filter(|v| v.get("served").and_then(Value::as_bool) != Some(false))
         {
+            let schema_v = Arc::new(v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(
+                json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+            ));
             let version = v
                 .get("name")
                 .and_then(Value::as_str)
@@ -1769,11 +1814,8 @@ impl Store {
                 status: v.pointer("/subresources/status").is_some(),
                 short_names: strs("shortNames"),
                 categories: strs("categories"),
-                schema: Some(Arc::new(
-                    v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(
-                        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
-                    ),
-                )),
+                schema: Some(schema_v.clone()),
+                compiled: Some(Arc::new(schema::Compiled::new(&schema_v))),
                 storage_version: storage.clone(),
                 unconditional_update: false,
                 generation: true,
