@@ -125,6 +125,19 @@ impl Bootstrap {
         clock: Arc<dyn Clock>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Bootstrap, BootstrapError> {
+        Self::start_observed(cfg, clock, env, None).await
+    }
+
+    /// [`Bootstrap::start_with_env`], reporting every TLSPC call to `observer` (metrics).
+    ///
+    /// # Errors
+    /// As [`Bootstrap::start_with_env`].
+    pub async fn start_observed(
+        cfg: &Config,
+        clock: Arc<dyn Clock>,
+        env: impl Fn(&str) -> Option<String>,
+        observer: Option<client::CallObserver>,
+    ) -> Result<Bootstrap, BootstrapError> {
         let vaas = &cfg.bootstrap.vaas;
         locked_key::harden_process(cfg.signer.lock_mode)?;
         let instance_name = cfg.instance_name(env)?;
@@ -143,6 +156,10 @@ impl Bootstrap {
             key,
             clock.clone(),
         )?;
+        let client = match observer {
+            Some(observer) => client.with_observer(observer),
+            None => client,
+        };
         client.login().await?;
         let configuration = client.configuration().await?;
         let shared = Arc::new(Shared {

@@ -212,8 +212,8 @@ impl Metrics {
         })
     }
 
-    /// Records one TLSPC call; `operation` must come from a fixed set (`login`, `configuration`,
-    /// `subca_request`, `subca_poll`, `usage_report`, ...).
+    /// Records one TLSPC call; `operation` must come from a fixed set: the TLSPC client's endpoint
+    /// names (`token exchange`, `configuration fetch`, `intermediate certificate request`, ...).
     pub fn observe_tlspc(&self, operation: &'static str, status: Option<u16>, took: Duration) {
         let code = match status {
             Some(s) => status_class(s),

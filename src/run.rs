@@ -364,7 +364,17 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
     let admin = AdminServer::start(&config.admin, metrics.clone()).await?;
     let client = kube_client(&config).await?;
     // Every replica, leader or standby, holds its own sub-CA so that a takeover signs at once.
-    let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock)).await?;
+    let observer: crate::bootstrap::client::CallObserver = {
+        let metrics = metrics.clone();
+        Arc::new(move |endpoint, status, took| metrics.observe_tlspc(endpoint, status, took))
+    };
+    let bootstrap = Bootstrap::start_observed(
+        &config,
+        Arc::new(SystemClock),
+        |name| std::env::var(name).ok(),
+        Some(observer),
+    )
+    .await?;
     let authority: Arc<dyn Authority> = Arc::new(bootstrap.signer());
     let handle =
         Controller::start_with_admin(&config, client, authority, admin, metrics, None, None)?;

@@ -159,6 +159,19 @@ async fn firefly_run_issues_logs_the_request_and_exits_cleanly_on_sigterm() {
         "{metrics}"
     );
     assert!(metrics.contains("firefly_leader 1"), "{metrics}");
+    // The bootstrap's TLSPC calls are counted: one login, one configuration fetch at least.
+    assert!(
+        metrics.contains(
+            "firefly_tlspc_requests_total{code=\"2xx\",operation=\"service-account login\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "firefly_tlspc_requests_total{code=\"2xx\",operation=\"configuration fetch\"}"
+        ),
+        "{metrics}"
+    );
     assert!(!metrics.contains(&name), "no object names in metric labels");
 
     kube_sim::wait_for(PATIENCE, || async {

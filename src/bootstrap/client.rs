@@ -503,7 +503,12 @@ pub struct TlspcClient {
     key: ServiceAccountKey,
     clock: Arc<dyn Clock>,
     token: tokio::sync::Mutex<Option<CachedToken>>,
+    observer: Option<CallObserver>,
 }
+
+/// Told of every HTTP exchange with TLSPC: the endpoint (one of a fixed set of names, so it is a
+/// bounded metrics label), the HTTP status (`None` when no answer came) and how long it took.
+pub type CallObserver = Arc<dyn Fn(&'static str, Option<u16>, Duration) + Send + Sync>;
 
 impl fmt::Debug for TlspcClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -543,7 +548,14 @@ impl TlspcClient {
             key,
             clock,
             token: tokio::sync::Mutex::new(None),
+            observer: None,
         })
+    }
+
+    /// Reports every HTTP exchange to `observer` (metrics); performs no I/O.
+    pub fn with_observer(mut self, observer: CallObserver) -> TlspcClient {
+        self.observer = Some(observer);
+        self
     }
 
     /// The client ID.
@@ -773,19 +785,28 @@ impl TlspcClient {
                 }
             }
         };
-        let mut response = request.send().await.map_err(transport)?;
-        let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(ClientError::TooLarge {
-                    endpoint,
-                    limit: MAX_BODY,
-                });
+        let started = std::time::Instant::now();
+        let result = async {
+            let mut response = request.send().await.map_err(transport)?;
+            let status = response.status();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport)? {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(ClientError::TooLarge {
+                        endpoint,
+                        limit: MAX_BODY,
+                    });
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
+            Ok((status, body))
         }
-        Ok((status, body))
+        .await;
+        if let Some(observe) = &self.observer {
+            let status = result.as_ref().ok().map(|(status, _)| status.as_u16());
+            observe(endpoint, status, started.elapsed());
+        }
+        result
     }
 
     /// A valid bearer token: cached until min(60 s, half its lifetime) before expiry.
