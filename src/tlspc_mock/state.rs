@@ -1,0 +1,1081 @@
+//! The mock's objects and rules: accounts, tokens, policies, providers, configurations, intermediate requests; no HTTP, file I/O only in the state-dir helpers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::policy::model::{PolicyInformation, PropertyInformation, PropertyType};
+use crate::tlspc::{
+    ExtendedConfigurationInformation, IntermediateCertificateInformation, IntermediateCertificateRequest,
+    IntermediateStatus, SubCaProviderInformation, TokenResponse, UsageReport,
+};
+
+use super::MockError;
+use super::ca::{BuiltinCa, SignedSubCa};
+use super::faults::Faults;
+use super::jwt::{self, AccountKey};
+use super::seed::{DISTRIBUTED_ISSUANCE_SCOPE, Seed};
+
+/// The mock's single tenant.
+pub const COMPANY_ID: &str = "5b1f8e0e-6a1c-4c55-9a57-0f1e1ea5c0de";
+
+/// The time source of the mock; tests may inject their own.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// A refusal in one of the service's three error shapes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// Token endpoint: `{"error","error_description"}`.
+    OAuth {
+        /// HTTP status.
+        status: u16,
+        /// OAuth error code.
+        error: &'static str,
+        /// Human-readable description.
+        description: String,
+    },
+    /// API: `{"errors":[{"code","message","args"}]}`.
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Error code.
+        code: i32,
+        /// Message.
+        message: String,
+    },
+    /// Plain-text body (`Invalid api key`).
+    PlainText {
+        /// HTTP status.
+        status: u16,
+        /// Body.
+        body: &'static str,
+    },
+}
+
+pub(crate) fn api(status: u16, code: i32, message: impl Into<String>) -> Failure {
+    Failure::Api {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+/// Error codes of the `errors` body (the service's are not public; these are stable in the mock).
+pub mod codes {
+    /// Malformed request body or parameter.
+    pub const BAD_REQUEST: i32 = 10001;
+    /// Missing, unknown or expired credentials.
+    pub const UNAUTHORIZED: i32 = 10002;
+    /// Authenticated but not allowed.
+    pub const FORBIDDEN: i32 = 10003;
+    /// Object not found.
+    pub const NOT_FOUND: i32 = 10004;
+    /// Name taken or object in use.
+    pub const CONFLICT: i32 = 10005;
+    /// Policy or provider content breaks a rule.
+    pub const INVALID_OBJECT: i32 = 10006;
+    /// Sub-CA issuance failed.
+    pub const ISSUANCE_FAILED: i32 = 10007;
+    /// Injected by a fault rule.
+    pub const INJECTED: i32 = 10099;
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// An administrator with a valid `tppl-api-key`.
+    Admin,
+    /// A service account (its client ID) with a valid access token.
+    Account(String),
+}
+
+struct Account {
+    name: String,
+    client_id: String,
+    key: AccountKey,
+    /// Present only for keys the mock generated.
+    private_pem: Option<Zeroizing<String>>,
+    scopes: Vec<String>,
+    revoked: bool,
+}
+
+struct Token {
+    client_id: String,
+    expires_at: SystemTime,
+    scopes: Vec<String>,
+}
+
+enum Outcome {
+    Issued(SignedSubCa),
+    Failed(String),
+}
+
+struct Intermediate {
+    info: IntermediateCertificateInformation,
+    client_id: String,
+    polls_remaining: u32,
+    outcome: Outcome,
+}
+
+/// Mutable state behind one lock; no lock is held across an `.await`.
+pub(crate) struct Store {
+    api_keys: Vec<Zeroizing<String>>,
+    token_expires_in: u64,
+    accounts: BTreeMap<String, Account>,
+    providers: BTreeMap<String, SubCaProviderInformation>,
+    policies: BTreeMap<String, PolicyInformation>,
+    configurations: BTreeMap<String, ExtendedConfigurationInformation>,
+    tokens: HashMap<String, Token>,
+    used_jtis: HashMap<String, SystemTime>,
+    intermediates: BTreeMap<String, Intermediate>,
+    pub(crate) faults: Faults,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    store: Mutex<Store>,
+    pub(crate) ca: BuiltinCa,
+    pub(crate) clock: Clock,
+}
+
+fn key_of(client_id: &str) -> String {
+    client_id.to_ascii_lowercase()
+}
+
+fn timestamp(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t).map(|t| t.to_string()).unwrap_or_default()
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Credentials of the seed's accounts, for the state dir and for tests.
+pub(crate) struct AccountCredentials {
+    pub(crate) client_id: String,
+    pub(crate) private_pem: Option<Zeroizing<String>>,
+}
+
+impl Shared {
+    /// Builds the state from a validated seed; generated account keys are loaded from or written
+    /// to `state_dir/accounts/<client-id>.key`.
+    pub(crate) fn from_seed(
+        seed: &Seed,
+        ca: BuiltinCa,
+        clock: Clock,
+        state_dir: Option<&Path>,
+    ) -> Result<(Shared, Vec<AccountCredentials>), MockError> {
+        let now = clock();
+        let mut accounts = BTreeMap::new();
+        let mut credentials = Vec::new();
+        for (i, a) in seed.service_accounts.iter().enumerate() {
+            let (key, private_pem) = match &a.public_key {
+                Some(pem) => {
+                    let key = AccountKey::from_public_pem(pem).map_err(|message| MockError::Seed {
+                        field: format!("serviceAccounts[{i}].publicKey"),
+                        message,
+                    })?;
+                    (key, None)
+                }
+                None => {
+                    let (private, public) = account_key_pair(a, state_dir)?;
+                    let key = AccountKey::from_public_pem(&public).map_err(MockError::Ca)?;
+                    (key, Some(private))
+                }
+            };
+            credentials.push(AccountCredentials {
+                client_id: a.client_id.clone(),
+                private_pem: private_pem.clone(),
+            });
+            accounts.insert(
+                key_of(&a.client_id),
+                Account {
+                    name: a.name.clone(),
+                    client_id: a.client_id.clone(),
+                    key,
+                    private_pem,
+                    scopes: a.scopes.clone(),
+                    revoked: a.revoked,
+                },
+            );
+        }
+        let created = timestamp(now);
+        let mut providers = BTreeMap::new();
+        let mut provider_ids = HashMap::new();
+        for p in &seed.sub_ca_providers {
+            let id = p.id.clone().unwrap_or_else(new_id);
+            provider_ids.insert(p.name.clone(), id.clone());
+            providers.insert(
+                id.clone(),
+                SubCaProviderInformation {
+                    id,
+                    name: p.name.clone(),
+                    ca_type: p.ca_type.clone(),
+                    ca_account_id: new_id(),
+                    ca_product_option_id: new_id(),
+                    validity_period: p.validity_period.clone(),
+                    common_name: p.common_name.clone(),
+                    organization: p.organization.clone(),
+                    organizational_unit: p.organizational_unit.clone(),
+                    locality: p.locality.clone(),
+                    state_or_province: p.state_or_province.clone(),
+                    country: p.country.clone(),
+                    key_algorithm: Some(p.key_algorithm),
+                    pkcs11: None,
+                    creation_date: Some(created.clone()),
+                    modification_date: Some(created.clone()),
+                },
+            );
+        }
+        let mut policies = BTreeMap::new();
+        let mut policy_ids = HashMap::new();
+        for mut p in seed.parsed_policies()? {
+            let id = p.id.clone().unwrap_or_else(new_id);
+            policy_ids.insert(p.name.clone(), id.clone());
+            p.id = Some(id.clone());
+            p.company_id = Some(COMPANY_ID.to_owned());
+            p.creation_date = Some(created.clone());
+            p.modification_date = Some(created.clone());
+            policies.insert(id, p);
+        }
+        let mut configurations = BTreeMap::new();
+        for c in &seed.configurations {
+            let id = c.id.clone().unwrap_or_else(new_id);
+            let ids = |names: &[String]| -> Vec<String> {
+                names.iter().filter_map(|n| policy_ids.get(n).cloned()).collect()
+            };
+            let account_ids = c
+                .service_accounts
+                .iter()
+                .filter_map(|n| seed.service_accounts.iter().find(|a| &a.name == n))
+                .map(|a| a.client_id.clone())
+                .collect();
+            configurations.insert(
+                id.clone(),
+                ExtendedConfigurationInformation {
+                    id,
+                    company_id: Some(COMPANY_ID.to_owned()),
+                    name: c.name.clone(),
+                    sub_ca_provider_id: provider_ids.get(&c.sub_ca_provider).cloned(),
+                    policy_ids: ids(&c.policies),
+                    service_account_ids: account_ids,
+                    controller_allowed_policy_ids: ids(&c.controller_allowed_policies),
+                    min_tls_version: Some("TLS13".to_owned()),
+                    advanced_settings: c.advanced_settings.clone(),
+                    creation_date: Some(created.clone()),
+                    modification_date: Some(created.clone()),
+                    ..ExtendedConfigurationInformation::default()
+                },
+            );
+        }
+        let store = Store {
+            api_keys: seed.api_keys.iter().map(|k| Zeroizing::new(k.key.clone())).collect(),
+            token_expires_in: seed.token_expires_in,
+            accounts,
+            providers,
+            policies,
+            configurations,
+            tokens: HashMap::new(),
+            used_jtis: HashMap::new(),
+            intermediates: BTreeMap::new(),
+            faults: seed.faults.clone(),
+        };
+        Ok((
+            Shared {
+                store: Mutex::new(store),
+                ca,
+                clock,
+            },
+            credentials,
+        ))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave the store half-updated in a way that
+        // matters for a test tool; keep serving rather than poisoning every later request.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Authenticates a caller from the API-key header and the bearer token.
+    pub(crate) fn authenticate(&self, api_key: Option<&[u8]>, bearer: Option<&str>) -> Result<Caller, Failure> {
+        let store = self.lock();
+        if let Some(given) = api_key {
+            return if store.api_keys.iter().any(|k| k.as_bytes() == given) {
+                Ok(Caller::Admin)
+            } else {
+                Err(Failure::PlainText {
+                    status: 401,
+                    body: "Invalid api key",
+                })
+            };
+        }
+        let Some(token) = bearer else {
+            return Err(api(
+                401,
+                codes::UNAUTHORIZED,
+                "authentication required: send `Authorization: Bearer <access token>` or `tppl-api-key`",
+            ));
+        };
+        let now = (self.clock)();
+        let Some(t) = store.tokens.get(token) else {
+            return Err(api(401, codes::UNAUTHORIZED, "access token is unknown or revoked"));
+        };
+        if t.expires_at <= now {
+            return Err(api(401, codes::UNAUTHORIZED, "access token has expired"));
+        }
+        let account = store.accounts.get(&key_of(&t.client_id));
+        if account.is_none_or(|a| a.revoked) {
+            return Err(api(401, codes::UNAUTHORIZED, "service account is revoked"));
+        }
+        if !t.scopes.iter().any(|s| s == DISTRIBUTED_ISSUANCE_SCOPE) {
+            return Err(api(
+                403,
+                codes::FORBIDDEN,
+                format!("service account lacks scope {DISTRIBUTED_ISSUANCE_SCOPE}"),
+            ));
+        }
+        Ok(Caller::Account(t.client_id.clone()))
+    }
+
+    /// The JWT-bearer grant.
+    pub(crate) fn exchange_token(&self, grant_type: &str, assertion: &str) -> Result<TokenResponse, Failure> {
+        let oauth = |status, error, description: String| Failure::OAuth {
+            status,
+            error,
+            description,
+        };
+        if grant_type != crate::tlspc::JWT_BEARER_GRANT {
+            return Err(oauth(
+                400,
+                "unsupported_grant_type",
+                format!("grant_type must be {}", crate::tlspc::JWT_BEARER_GRANT),
+            ));
+        }
+        let refusal = |r: jwt::AssertionRefusal| oauth(r.status, r.error, r.description);
+        let issuer = jwt::unverified_issuer(assertion).map_err(refusal)?;
+        let now = (self.clock)();
+        let mut store = self.lock();
+        let Some(account) = store.accounts.get(&key_of(&issuer)) else {
+            return Err(oauth(401, "invalid_client", format!("unknown client ID {issuer:?}")));
+        };
+        if account.revoked {
+            return Err(oauth(401, "invalid_client", format!("service account {} is revoked", account.client_id)));
+        }
+        let accepted = jwt::verify_assertion(assertion, &account.client_id, &account.key, now).map_err(refusal)?;
+        let scopes = account.scopes.clone();
+        store.used_jtis.retain(|_, exp| *exp > now);
+        if store.used_jtis.contains_key(&accepted.jti) {
+            return Err(oauth(400, "invalid_grant", format!("assertion jti {:?} was already used", accepted.jti)));
+        }
+        store.used_jtis.insert(accepted.jti, accepted.expires_at);
+        let expires_in = store.faults.token_expires_in.unwrap_or(store.token_expires_in);
+        store.tokens.retain(|_, t| t.expires_at > now);
+        let token = random_token();
+        store.tokens.insert(
+            token.clone(),
+            Token {
+                client_id: accepted.client_id,
+                expires_at: now + Duration::from_secs(expires_in),
+                scopes,
+            },
+        );
+        Ok(TokenResponse {
+            access_token: token,
+            token_type: "bearer".to_owned(),
+            expires_in,
+        })
+    }
+
+    /// `GET configurations`: all for an admin, the attached one for an account.
+    pub(crate) fn list_configurations(&self, caller: &Caller) -> Result<Value, Failure> {
+        let store = self.lock();
+        let configurations: Vec<_> = match caller {
+            Caller::Admin => store.configurations.values().map(|c| store.extend(c)).collect(),
+            Caller::Account(client_id) => {
+                let c = store.configuration_of(client_id).ok_or_else(|| not_attached(client_id))?;
+                vec![store.extend(c)]
+            }
+        };
+        Ok(json!({ "configurations": configurations }))
+    }
+
+    /// `POST intermediatecertificates`.
+    pub(crate) fn request_intermediate(&self, caller: &Caller, body: &[u8]) -> Result<Value, Failure> {
+        let Caller::Account(client_id) = caller else {
+            return Err(api(403, codes::FORBIDDEN, "intermediate certificates are requested with a service-account token"));
+        };
+        let req: IntermediateCertificateRequest = parse_json(body)?;
+        let now = (self.clock)();
+        let mut store = self.lock();
+        let configuration = store.configuration_of(client_id).ok_or_else(|| not_attached(client_id))?;
+        if configuration.id != req.configuration_id {
+            return Err(api(
+                403,
+                codes::FORBIDDEN,
+                format!(
+                    "service account {client_id} is not attached to configuration {:?}",
+                    req.configuration_id
+                ),
+            ));
+        }
+        let provider = configuration
+            .sub_ca_provider_id
+            .as_ref()
+            .and_then(|id| store.providers.get(id))
+            .cloned()
+            .ok_or_else(|| api(412, codes::INVALID_OBJECT, "configuration has no sub-CA provider"))?;
+        let configuration_ref = json!({"id": configuration.id, "name": configuration.name});
+        let validity = parse_validity(&provider.validity_period)
+            .map_err(|m| api(412, codes::INVALID_OBJECT, format!("sub-CA provider validityPeriod: {m}")))?;
+        let fallback_cn = format!("{} {}", req.instance_naming, provider.common_name);
+        let (fail, bad) = store.faults.take_issuance_fault();
+        let polls = store.faults.requested_polls;
+        let outcome = match fail {
+            Some(message) => Outcome::Failed(message),
+            None => Outcome::Issued(
+                self.ca
+                    .sign_sub_ca(&req.certificate_signing_request, &fallback_cn, &provider, validity, now, bad)
+                    .map_err(|m| api(400, codes::BAD_REQUEST, m))?,
+            ),
+        };
+        let id = new_id();
+        let info = IntermediateCertificateInformation {
+            id: id.clone(),
+            common_name: match &outcome {
+                Outcome::Issued(s) => s.common_name.clone(),
+                Outcome::Failed(_) => fallback_cn,
+            },
+            status: IntermediateStatus::Requested,
+            workflow_id: Some(new_id()),
+            certificate: None,
+            issuer_certificates: Vec::new(),
+            fingerprint: None,
+            validity_start: None,
+            validity_end: None,
+            error_information: None,
+            configuration: Some(configuration_ref),
+            long_lived_cert_count: 0,
+            short_lived_cert_count: 0,
+            ultra_short_lived_cert_count: 0,
+        };
+        let answer = serde_json::to_value(&info).unwrap_or_default();
+        store.intermediates.insert(
+            id,
+            Intermediate {
+                info,
+                client_id: client_id.clone(),
+                polls_remaining: polls,
+                outcome,
+            },
+        );
+        Ok(answer)
+    }
+
+    /// `GET intermediatecertificates/{id}`: REQUESTED while polls remain, then the outcome.
+    pub(crate) fn poll_intermediate(&self, caller: &Caller, id: &str) -> Result<Value, Failure> {
+        let mut store = self.lock();
+        let entry = store
+            .intermediates
+            .get_mut(id)
+            .filter(|e| owns(caller, &e.client_id))
+            .ok_or_else(|| api(404, codes::NOT_FOUND, format!("intermediate certificate {id:?} not found")))?;
+        if entry.polls_remaining > 0 {
+            entry.polls_remaining -= 1;
+            return Ok(serde_json::to_value(&entry.info).unwrap_or_default());
+        }
+        match &entry.outcome {
+            Outcome::Issued(s) => {
+                entry.info.status = IntermediateStatus::Issued;
+                entry.info.certificate = Some(s.certificate.clone());
+                entry.info.issuer_certificates = s.issuer_certificates.clone();
+                entry.info.fingerprint = Some(s.fingerprint.clone());
+                entry.info.validity_start = Some(timestamp(s.not_before));
+                entry.info.validity_end = Some(timestamp(s.not_after));
+            }
+            Outcome::Failed(message) => {
+                entry.info.status = IntermediateStatus::Failed;
+                entry.info.error_information = Some(crate::tlspc::ErrorInformation {
+                    code: codes::ISSUANCE_FAILED,
+                    message: message.clone(),
+                    args: Vec::new(),
+                });
+            }
+        }
+        Ok(serde_json::to_value(&entry.info).unwrap_or_default())
+    }
+
+    /// `PATCH intermediatecertificates/{id}`: the usage report.
+    pub(crate) fn report_usage(&self, caller: &Caller, id: &str, body: &[u8]) -> Result<Value, Failure> {
+        let report: UsageReport = parse_json(body)?;
+        if report.long_lived_cert_count < 0 || report.short_lived_cert_count < 0 || report.ultra_short_lived_cert_count < 0 {
+            return Err(api(400, codes::BAD_REQUEST, "usage counters must not be negative"));
+        }
+        let mut store = self.lock();
+        let entry = store
+            .intermediates
+            .get_mut(id)
+            .filter(|e| owns(caller, &e.client_id))
+            .ok_or_else(|| api(404, codes::NOT_FOUND, format!("intermediate certificate {id:?} not found")))?;
+        entry.info.long_lived_cert_count = report.long_lived_cert_count;
+        entry.info.short_lived_cert_count = report.short_lived_cert_count;
+        entry.info.ultra_short_lived_cert_count = report.ultra_short_lived_cert_count;
+        let answer = serde_json::to_value(&entry.info).unwrap_or_default();
+        let config_id = entry
+            .info
+            .configuration
+            .as_ref()
+            .and_then(|c| c.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(config_id) = config_id {
+            let sums = store
+                .intermediates
+                .values()
+                .filter(|e| e.info.configuration.as_ref().and_then(|c| c.get("id")).and_then(Value::as_str) == Some(&config_id))
+                .fold((0i64, 0i64, 0i64), |acc, e| {
+                    (
+                        acc.0.saturating_add(e.info.long_lived_cert_count),
+                        acc.1.saturating_add(e.info.short_lived_cert_count),
+                        acc.2.saturating_add(e.info.ultra_short_lived_cert_count),
+                    )
+                });
+            if let Some(c) = store.configurations.get_mut(&config_id) {
+                (c.long_lived_cert_count, c.short_lived_cert_count, c.ultra_short_lived_cert_count) = sums;
+            }
+        }
+        Ok(answer)
+    }
+
+    /// `GET intermediatecertificates` (admin).
+    pub(crate) fn list_intermediates(&self) -> Value {
+        let store = self.lock();
+        let all: Vec<_> = store.intermediates.values().map(|e| &e.info).collect();
+        json!({ "intermediateCertificates": all })
+    }
+
+    // ---- admin CRUD ----
+
+    /// Lists objects of one kind.
+    pub(crate) fn admin_list(&self, kind: Kind) -> Value {
+        let store = self.lock();
+        match kind {
+            Kind::Policy => json!({ "policies": store.policies.values().map(|p| store.extend_policy(p)).collect::<Vec<_>>() }),
+            Kind::Provider => json!({ "subCaProviders": store.providers.values().collect::<Vec<_>>() }),
+            Kind::Configuration => {
+                json!({ "configurations": store.configurations.values().map(|c| store.extend(c)).collect::<Vec<_>>() })
+            }
+        }
+    }
+
+    /// Reads one object.
+    pub(crate) fn admin_get(&self, kind: Kind, id: &str) -> Result<Value, Failure> {
+        let store = self.lock();
+        let found = match kind {
+            Kind::Policy => store.policies.get(id).map(|p| store.extend_policy(p)),
+            Kind::Provider => store.providers.get(id).and_then(|p| serde_json::to_value(p).ok()),
+            Kind::Configuration => store.configurations.get(id).map(|c| store.extend(c)),
+        };
+        found.ok_or_else(|| kind.not_found(id))
+    }
+
+    /// Creates (`id` None) or patches (`id` Some) one object; the merged result is validated.
+    pub(crate) fn admin_upsert(&self, kind: Kind, id: Option<&str>, body: &[u8]) -> Result<Value, Failure> {
+        let patch: Value = parse_json(body)?;
+        let Some(patch) = patch.as_object() else {
+            return Err(api(400, codes::BAD_REQUEST, "request body must be a JSON object"));
+        };
+        let now = timestamp((self.clock)());
+        let mut store = self.lock();
+        let mut merged = match id {
+            None => json!({}),
+            Some(id) => store.raw(kind, id).ok_or_else(|| kind.not_found(id))?,
+        };
+        if let Some(obj) = merged.as_object_mut() {
+            for (k, v) in patch {
+                if matches!(k.as_str(), "id" | "companyId" | "creationDate" | "modificationDate") {
+                    continue;
+                }
+                obj.insert(k.clone(), v.clone());
+            }
+        }
+        let new_id = id.map(str::to_owned).unwrap_or_else(new_id);
+        let invalid = |m: String| api(400, codes::INVALID_OBJECT, m);
+        let name_taken = |taken: bool, name: &str| {
+            if taken {
+                Err(api(409, codes::CONFLICT, format!("a {} named {name:?} already exists", kind.label())))
+            } else {
+                Ok(())
+            }
+        };
+        match kind {
+            Kind::Policy => {
+                let mut p: PolicyInformation =
+                    serde_json::from_value(merged).map_err(|e| invalid(format!("policy does not parse: {e}")))?;
+                if p.name.trim().is_empty() {
+                    return Err(invalid("policy name must not be empty".into()));
+                }
+                check_policy_shape(&p).map_err(invalid)?;
+                name_taken(store.policies.iter().any(|(i, o)| *i != new_id && o.name == p.name), &p.name)?;
+                let created = store.policies.get(&new_id).and_then(|o| o.creation_date.clone());
+                p.id = Some(new_id.clone());
+                p.company_id = Some(COMPANY_ID.to_owned());
+                p.creation_date = created.or(Some(now.clone()));
+                p.modification_date = Some(now);
+                store.policies.insert(new_id.clone(), p);
+            }
+            Kind::Provider => {
+                let mut p: SubCaProviderInformation =
+                    serde_json::from_value(merged).map_err(|e| invalid(format!("sub-CA provider does not parse: {e}")))?;
+                if p.name.trim().is_empty() || p.common_name.trim().is_empty() {
+                    return Err(invalid("sub-CA provider name and commonName must not be empty".into()));
+                }
+                if p.ca_type != "BUILTIN" {
+                    return Err(invalid(format!("caType {:?}: the mock serves only BUILTIN", p.ca_type)));
+                }
+                parse_validity(&p.validity_period).map_err(|m| invalid(format!("validityPeriod: {m}")))?;
+                match p.key_algorithm {
+                    Some(a) if super::ca::supports_sub_ca_algorithm(a) => {}
+                    Some(a) => return Err(invalid(format!("keyAlgorithm {a} is not supported for sub-CAs"))),
+                    None => return Err(invalid("keyAlgorithm is required".into())),
+                }
+                name_taken(store.providers.iter().any(|(i, o)| *i != new_id && o.name == p.name), &p.name)?;
+                let created = store.providers.get(&new_id).and_then(|o| o.creation_date.clone());
+                p.id = new_id.clone();
+                p.creation_date = created.or(Some(now.clone()));
+                p.modification_date = Some(now);
+                store.providers.insert(new_id.clone(), p);
+            }
+            Kind::Configuration => {
+                let mut c: ExtendedConfigurationInformation =
+                    serde_json::from_value(merged).map_err(|e| invalid(format!("configuration does not parse: {e}")))?;
+                c.sub_ca_provider = None;
+                c.policies = Vec::new();
+                if c.name.trim().is_empty() {
+                    return Err(invalid("configuration name must not be empty".into()));
+                }
+                match &c.sub_ca_provider_id {
+                    Some(p) if store.providers.contains_key(p) => {}
+                    other => return Err(api(400, codes::NOT_FOUND, format!("subCaProviderId {other:?} names no sub-CA provider"))),
+                }
+                for p in &c.policy_ids {
+                    if !store.policies.contains_key(p) {
+                        return Err(api(400, codes::NOT_FOUND, format!("policyIds: {p:?} names no policy")));
+                    }
+                }
+                for p in &c.controller_allowed_policy_ids {
+                    if !c.policy_ids.contains(p) {
+                        return Err(invalid(format!("controllerAllowedPolicyIds: {p:?} is not in policyIds")));
+                    }
+                }
+                for a in &c.service_account_ids {
+                    if !store.accounts.contains_key(&key_of(a)) {
+                        return Err(api(400, codes::NOT_FOUND, format!("serviceAccountIds: {a:?} names no service account")));
+                    }
+                    let elsewhere = store.configurations.values().find(|o| {
+                        o.id != new_id && o.service_account_ids.iter().any(|x| key_of(x) == key_of(a))
+                    });
+                    if let Some(o) = elsewhere {
+                        return Err(api(
+                            409,
+                            codes::CONFLICT,
+                            format!("service account {a} is already attached to configuration {:?}", o.name),
+                        ));
+                    }
+                }
+                name_taken(store.configurations.iter().any(|(i, o)| *i != new_id && o.name == c.name), &c.name)?;
+                let created = store.configurations.get(&new_id).and_then(|o| o.creation_date.clone());
+                c.id = new_id.clone();
+                c.company_id = Some(COMPANY_ID.to_owned());
+                c.creation_date = created.or(Some(now.clone()));
+                c.modification_date = Some(now);
+                store.configurations.insert(new_id.clone(), c);
+            }
+        }
+        drop(store);
+        self.admin_get(kind, &new_id)
+    }
+
+    /// Deletes one object; refuses while a configuration refers to it.
+    pub(crate) fn admin_delete(&self, kind: Kind, id: &str) -> Result<Value, Failure> {
+        let mut store = self.lock();
+        let in_use = match kind {
+            Kind::Policy => store.configurations.values().find(|c| c.policy_ids.iter().any(|p| p == id)),
+            Kind::Provider => store.configurations.values().find(|c| c.sub_ca_provider_id.as_deref() == Some(id)),
+            Kind::Configuration => None,
+        };
+        if let Some(c) = in_use {
+            return Err(api(
+                409,
+                codes::CONFLICT,
+                format!("{} {id} is used by configuration {:?}", kind.label(), c.name),
+            ));
+        }
+        let name = match kind {
+            Kind::Policy => store.policies.remove(id).map(|p| p.name),
+            Kind::Provider => store.providers.remove(id).map(|p| p.name),
+            Kind::Configuration => store.configurations.remove(id).map(|c| c.name),
+        };
+        let name = name.ok_or_else(|| kind.not_found(id))?;
+        Ok(json!({ "id": id, "name": name }))
+    }
+
+    // ---- mock-only admin ----
+
+    /// Current faults.
+    pub(crate) fn faults(&self) -> Faults {
+        self.lock().faults.clone()
+    }
+
+    /// Replaces the faults.
+    pub(crate) fn set_faults(&self, body: &[u8]) -> Result<Faults, Failure> {
+        let faults: Faults = parse_json(body)?;
+        faults.validate().map_err(|m| api(400, codes::BAD_REQUEST, m))?;
+        self.lock().faults = faults.clone();
+        Ok(faults)
+    }
+
+    /// Revokes access tokens: every token, or those of one client ID.
+    pub(crate) fn revoke_tokens(&self, client_id: Option<&str>) -> usize {
+        let mut store = self.lock();
+        let before = store.tokens.len();
+        store
+            .tokens
+            .retain(|_, t| client_id.is_some_and(|c| key_of(c) != key_of(&t.client_id)));
+        before - store.tokens.len()
+    }
+
+    /// Revokes or restores a service account.
+    pub(crate) fn set_account_revoked(&self, client_id: &str, revoked: bool) -> Result<Value, Failure> {
+        let mut store = self.lock();
+        let account = store
+            .accounts
+            .get_mut(&key_of(client_id))
+            .ok_or_else(|| api(404, codes::NOT_FOUND, format!("service account {client_id:?} not found")))?;
+        account.revoked = revoked;
+        Ok(json!({"clientId": account.client_id, "name": account.name, "revoked": revoked}))
+    }
+
+    /// Lists service accounts (never their keys' private halves).
+    pub(crate) fn list_accounts(&self) -> Value {
+        let store = self.lock();
+        let accounts: Vec<_> = store
+            .accounts
+            .values()
+            .map(|a| {
+                json!({
+                    "id": a.client_id, "clientId": a.client_id, "name": a.name, "scopes": a.scopes,
+                    "revoked": a.revoked, "publicKey": a.key.public_pem, "generatedKey": a.private_pem.is_some(),
+                })
+            })
+            .collect();
+        json!({ "serviceAccounts": accounts })
+    }
+
+    /// The generated private key of an account, for tests.
+    pub(crate) fn account_private_pem(&self, client_id: &str) -> Option<Zeroizing<String>> {
+        self.lock().accounts.get(&key_of(client_id)).and_then(|a| a.private_pem.clone())
+    }
+
+    /// The first API key, for tests and the demo.
+    pub(crate) fn first_api_key(&self) -> Zeroizing<String> {
+        self.lock().api_keys.first().cloned().unwrap_or_default()
+    }
+}
+
+fn owns(caller: &Caller, client_id: &str) -> bool {
+    match caller {
+        Caller::Admin => true,
+        Caller::Account(c) => key_of(c) == key_of(client_id),
+    }
+}
+
+fn not_attached(client_id: &str) -> Failure {
+    api(
+        404,
+        codes::NOT_FOUND,
+        format!("service account {client_id} is not attached to any configuration"),
+    )
+}
+
+/// Object kinds of the admin CRUD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Policy,
+    Provider,
+    Configuration,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Policy => "policy",
+            Kind::Provider => "sub-CA provider",
+            Kind::Configuration => "configuration",
+        }
+    }
+
+    fn not_found(self, id: &str) -> Failure {
+        api(404, codes::NOT_FOUND, format!("{} {id:?} not found", self.label()))
+    }
+}
+
+impl Store {
+    fn configuration_of(&self, client_id: &str) -> Option<&ExtendedConfigurationInformation> {
+        self.configurations
+            .values()
+            .find(|c| c.service_account_ids.iter().any(|a| key_of(a) == key_of(client_id)))
+    }
+
+    /// A configuration with its provider and policies embedded.
+    fn extend(&self, c: &ExtendedConfigurationInformation) -> Value {
+        let mut out = c.clone();
+        out.sub_ca_provider = c.sub_ca_provider_id.as_ref().and_then(|id| self.providers.get(id)).cloned();
+        out.policies = c.policy_ids.iter().filter_map(|id| self.policies.get(id)).cloned().collect();
+        serde_json::to_value(out).unwrap_or_default()
+    }
+
+    /// A policy with the configurations using it (`ExtendedPolicyInformation`).
+    fn extend_policy(&self, p: &PolicyInformation) -> Value {
+        let mut v = serde_json::to_value(p).unwrap_or_default();
+        let users: Vec<_> = self
+            .configurations
+            .values()
+            .filter(|c| p.id.as_ref().is_some_and(|id| c.policy_ids.contains(id)))
+            .map(|c| json!({"id": c.id, "name": c.name}))
+            .collect();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("configurations".into(), Value::Array(users));
+        }
+        v
+    }
+
+    fn raw(&self, kind: Kind, id: &str) -> Option<Value> {
+        match kind {
+            Kind::Policy => self.policies.get(id).and_then(|p| serde_json::to_value(p).ok()),
+            Kind::Provider => self.providers.get(id).and_then(|p| serde_json::to_value(p).ok()),
+            Kind::Configuration => self.configurations.get(id).and_then(|c| serde_json::to_value(c).ok()),
+        }
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body).map_err(|e| api(400, codes::BAD_REQUEST, format!("request body does not parse: {e}")))
+}
+
+fn random_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Loads or generates the key pair of a seed account without a public key; returns (private, public) PEM.
+fn account_key_pair(
+    a: &super::seed::SeedServiceAccount,
+    state_dir: Option<&Path>,
+) -> Result<(Zeroizing<String>, String), MockError> {
+    let path = state_dir.map(|d| d.join("accounts").join(format!("{}.key", key_of(&a.client_id))));
+    if let Some(path) = path.as_ref().filter(|p| p.exists()) {
+        let private = Zeroizing::new(read_file(path)?);
+        let kp = rcgen::KeyPair::from_pem(&private).map_err(|e| MockError::StateDir {
+            path: path.display().to_string(),
+            message: format!("not a PKCS#8 private key: {e}"),
+        })?;
+        return Ok((private, kp.public_key_pem()));
+    }
+    let alg = a.key_algorithm.unwrap_or(crate::policy::model::KeyAlgorithm::EcP256);
+    let (private, public) = jwt::generate_account_key(alg).map_err(MockError::Ca)?;
+    let private = Zeroizing::new(private);
+    if let Some(path) = path {
+        if let Some(parent) = path.parent() {
+            create_dir(parent)?;
+        }
+        write_file(&path, &private, true)?;
+    }
+    Ok((private, public))
+}
+
+/// Parses an ISO 8601 duration (`P7D`, `PT1H`, `PT30S`, `P1Y2M3W4DT5H6M7.5S`; Y = 365 days, M = 30 days).
+///
+/// # Errors
+/// A message naming the bad value.
+pub fn parse_validity(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not an ISO 8601 duration such as P7D or PT1H");
+    let rest = s.strip_prefix('P').ok_or_else(bad)?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, t),
+        Some(_) => return Err(bad()),
+        None => (rest, ""),
+    };
+    let mut total = 0f64;
+    let mut any = false;
+    for (part, units) in [
+        (date, &[('Y', 365.0 * 86400.0), ('M', 30.0 * 86400.0), ('W', 7.0 * 86400.0), ('D', 86400.0)][..]),
+        (time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)][..]),
+    ] {
+        let mut num = String::new();
+        let mut last = 0usize;
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                num.push(c);
+                continue;
+            }
+            let idx = units.iter().position(|(u, _)| *u == c).ok_or_else(bad)?;
+            if idx < last || num.is_empty() {
+                return Err(bad());
+            }
+            last = idx + 1;
+            let n: f64 = num.parse().map_err(|_| bad())?;
+            total += n * units[idx].1;
+            num.clear();
+            any = true;
+        }
+        if !num.is_empty() {
+            return Err(bad());
+        }
+    }
+    if !any || !total.is_finite() || total <= 0.0 || total > 100.0 * 365.0 * 86400.0 {
+        return Err(format!("{s:?} must be a positive duration of at most 100 years"));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Policy shape rules on create/update (tlspc.md §2).
+///
+/// # Errors
+/// Every violation, `field: message`, joined with `; `.
+pub fn check_policy_shape(p: &PolicyInformation) -> Result<(), String> {
+    let mut problems = Vec::new();
+    match &p.validity_period {
+        Some(v) => {
+            if let Err(m) = parse_validity(v) {
+                problems.push(format!("validityPeriod: {m}"));
+            }
+        }
+        None => problems.push("validityPeriod: required".to_owned()),
+    }
+    let props = [
+        ("subject.commonName", &p.subject.common_name),
+        ("subject.organization", &p.subject.organization),
+        ("subject.organizationalUnit", &p.subject.organizational_unit),
+        ("subject.locality", &p.subject.locality),
+        ("subject.stateOrProvince", &p.subject.state_or_province),
+        ("subject.country", &p.subject.country),
+        ("sans.dnsNames", &p.sans.dns_names),
+        ("sans.ipAddresses", &p.sans.ip_addresses),
+        ("sans.rfc822Names", &p.sans.rfc822_names),
+        ("sans.uniformResourceIdentifiers", &p.sans.uniform_resource_identifiers),
+    ];
+    for (field, prop) in props {
+        if let Some(prop) = prop
+            && let Err(m) = property_shape(prop)
+        {
+            problems.push(format!("{field}: {m}"));
+        }
+    }
+    for ku in &p.key_usages {
+        if ku == "keyCertSign" || ku == "cRLSign" {
+            problems.push(format!("keyUsages: {ku} is not allowed on workload certificates"));
+        }
+    }
+    for eku in &p.extended_key_usages {
+        if eku == "ANY" {
+            problems.push("extendedKeyUsages: ANY is not allowed".to_owned());
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+}
+
+fn property_shape(p: &PropertyInformation) -> Result<(), String> {
+    let (min, max) = (p.min_occurrences, p.max_occurrences);
+    let no_values = p.allowed_values.is_empty() && p.default_values.is_empty();
+    let ok = match p.kind {
+        None => min == 0 && max == 0 && no_values,
+        Some(PropertyType::Ignored | PropertyType::Forbidden) => min == 0 && max == 0 && no_values,
+        Some(PropertyType::Optional) => min == 0 && max > 0,
+        Some(PropertyType::Required) => min > 0 && max >= min && p.default_values.is_empty(),
+        Some(PropertyType::Locked) => min == 0 && max == 0 && !p.default_values.is_empty(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "type {:?} with minOccurrences {min}, maxOccurrences {max}, {} allowed and {} default values breaks the shape rule for its type",
+            p.kind,
+            p.allowed_values.len(),
+            p.default_values.len()
+        ))
+    }
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<String, MockError> {
+    std::fs::read_to_string(path).map_err(|e| MockError::StateDir {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+pub(crate) fn create_dir(path: &Path) -> Result<(), MockError> {
+    std::fs::create_dir_all(path).map_err(|e| MockError::StateDir {
+        path: path.display().to_string(),
+        message: format!("cannot create directory: {e}"),
+    })
+}
+
+/// Writes a file atomically (temp file + rename); `secret` files get mode 0600.
+pub(crate) fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), MockError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: std::io::Error| MockError::StateDir {
+        path: path.display().to_string(),
+        message: format!("cannot write: {e}"),
+    };
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(contents.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_periods_parse_with_year_and_month_conventions() {
+        assert_eq!(parse_validity("P7D").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(parse_validity("PT1H").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_validity("PT30S").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_validity("P1Y").unwrap(), Duration::from_secs(365 * 86400));
+        assert_eq!(parse_validity("P1M").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(parse_validity("PT1M").unwrap(), Duration::from_secs(60));
+        for bad in ["", "P", "PT", "7D", "P1H", "PT1D", "P-1D", "PT0S", "P1D2", "PTS"] {
+            assert!(parse_validity(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn forbidden_property_with_values_breaks_the_shape() {
+        let mut p = PolicyInformation {
+            name: "x".into(),
+            validity_period: Some("PT1H".into()),
+            ..PolicyInformation::default()
+        };
+        p.sans.ip_addresses = Some(PropertyInformation {
+            kind: Some(PropertyType::Forbidden),
+            allowed_values: vec![".*".into()],
+            ..PropertyInformation::default()
+        });
+        let err = check_policy_shape(&p).unwrap_err();
+        assert!(err.contains("sans.ipAddresses"), "{err}");
+    }
+}
