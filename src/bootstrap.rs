@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod locked_key;
+pub mod subca;
 
 use std::time::SystemTime;
 

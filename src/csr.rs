@@ -247,6 +247,8 @@ pub struct CertificateRequest {
     pub key_algorithm: KeyAlgorithm,
     /// The SubjectPublicKeyInfo, DER: the only thing copied into the certificate.
     pub public_key_der: Vec<u8>,
+    /// The subjectPublicKey BIT STRING contents (the key without its algorithm identifier).
+    pub public_key_bits: Vec<u8>,
     /// Subject attributes; empty strings (istio's `O=`) are dropped.
     pub subject: RequestedSubject,
     /// Subject alternative names, in request order.
@@ -369,6 +371,7 @@ pub fn decode_der(der_bytes: &[u8]) -> Result<CertificateRequest, CsrError> {
     let mut out = CertificateRequest {
         key_algorithm: key.algorithm,
         public_key_der: info.subject_pki.raw.to_vec(),
+        public_key_bits: key.key_bytes.to_vec(),
         subject,
         sans: RequestedSans::default(),
         san_critical: false,

@@ -1,12 +1,379 @@
-//! `firefly run`: the controller process; placeholder until it lands.
+//! `firefly run`: the controller process — configuration, logging, admin endpoints, bootstrap,
+//! leader election and the CertificateRequest controller, with graceful shutdown on SIGTERM.
+//! Decides no certificate outcome itself.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{AdminAddresses, AdminServer};
+use crate::config::Config;
+use crate::issuer::Authority;
+use crate::issuer::controller::{self as cr_controller, Clock, ControllerSettings};
+use crate::issuer::decide::Settings;
+use crate::leader::{LeaderHandle, LeaseSettings};
+use crate::metrics::Metrics;
+
+/// Errors of starting or running the controller.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// Metrics could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// An admin endpoint could not listen.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
+    /// `controller.maxConcurrentReconciles` is outside 1..=65535.
+    #[error("controller.maxConcurrentReconciles is {value}; it must be between 1 and 65535")]
+    Concurrency {
+        /// The configured value.
+        value: usize,
+    },
+    /// The Kubernetes client could not be configured.
+    #[error("Kubernetes client: {0}")]
+    Kube(String),
+}
 
 /// Arguments of `firefly run`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Path of the configuration file.
+    #[arg(short = 'c', long = "config", env = "FIREFLY_CONFIG")]
+    pub config: PathBuf,
+}
 
-/// Runs the controller.
-pub async fn main(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+/// Options of [`Controller::start_with`] beyond the configuration.
+#[derive(Clone, Default)]
+pub struct StartOptions {
+    /// This replica's identity on the Lease and on events; default: `$HOSTNAME` (or `firefly`)
+    /// plus a random suffix.
+    pub identity: Option<String>,
+    /// Wall clock; default: the system clock.
+    pub clock: Option<Clock>,
+    /// Metrics registry to use (to share with the bootstrap); default: a fresh one.
+    pub metrics: Option<Metrics>,
+}
+
+/// The in-process entry point: the controller with its admin endpoints and leader election.
+pub struct Controller;
+
+impl Controller {
+    /// Starts the admin endpoints, leader election and — while leading — the controller, against
+    /// `client`, signing with `authority`.
+    ///
+    /// # Errors
+    /// [`RunError`] when metrics, the admin listeners or the settings cannot be set up.
+    pub async fn start(
+        config: &Config,
+        client: kube::Client,
+        authority: Arc<dyn Authority>,
+    ) -> Result<ControllerHandle, RunError> {
+        Self::start_with(config, client, authority, StartOptions::default()).await
+    }
+
+    /// [`Controller::start`] with explicit identity, clock and metrics.
+    ///
+    /// # Errors
+    /// As [`Controller::start`].
+    pub async fn start_with(
+        config: &Config,
+        client: kube::Client,
+        authority: Arc<dyn Authority>,
+        options: StartOptions,
+    ) -> Result<ControllerHandle, RunError> {
+        let metrics = match options.metrics {
+            Some(m) => m,
+            None => Metrics::new()?,
+        };
+        let admin = AdminServer::start(&config.admin, metrics.clone()).await?;
+        admin.set_authority(authority.clone());
+        Self::start_with_admin(
+            config,
+            client,
+            authority,
+            admin,
+            metrics,
+            options.identity,
+            options.clock,
+        )
+    }
+
+    /// Starts with an admin server started earlier (so `/livez` answers during bootstrap).
+    ///
+    /// # Errors
+    /// [`RunError::Concurrency`] for an unusable `maxConcurrentReconciles`.
+    pub fn start_with_admin(
+        config: &Config,
+        client: kube::Client,
+        authority: Arc<dyn Authority>,
+        admin: AdminServer,
+        metrics: Metrics,
+        identity: Option<String>,
+        clock: Option<Clock>,
+    ) -> Result<ControllerHandle, RunError> {
+        admin.set_authority(authority.clone());
+        let c = &config.controller;
+        let concurrency = u16::try_from(c.max_concurrent_reconciles)
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or(RunError::Concurrency {
+                value: c.max_concurrent_reconciles,
+            })?;
+        let identity = identity.unwrap_or_else(default_identity);
+        let clock: Clock = clock.unwrap_or_else(|| Arc::new(SystemTime::now));
+        if c.allowed_requesters.is_empty() {
+            tracing::warn!(
+                "controller.allowedRequesters is empty: every requester is accepted unless an issuer sets spec.allowedRequesters"
+            );
+        }
+        let settings = ControllerSettings {
+            decide: Settings {
+                group_name: c.cert_manager.group_name.clone(),
+                check_approval: c.cert_manager.check_approval,
+                allowed_requesters: c.allowed_requesters.clone(),
+                max_retry_duration: c.max_retry_duration,
+                ca_root_chain_population: c.cert_manager.ca_root_chain_population,
+                success_events: c.success_events,
+            },
+            minimum_duration: c.minimum_leaf_duration,
+            max_concurrent_reconciles: concurrency,
+            field_manager: "firefly".to_owned(),
+            instance: identity.clone(),
+        };
+        let le = &c.leader_election;
+        let leader = if le.enabled {
+            LeaderHandle::spawn(
+                client.clone(),
+                LeaseSettings {
+                    namespace: c.leader_election_namespace.clone(),
+                    name: le.lease_name.clone(),
+                    identity: identity.clone(),
+                    lease_duration: le.lease_duration,
+                    renew_deadline: le.renew_deadline,
+                    retry_period: le.retry_period,
+                },
+                Some(metrics.clone()),
+            )
+        } else {
+            LeaderHandle::always_leader(Some(metrics.clone()))
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(lead_and_control(
+            client,
+            settings,
+            authority,
+            metrics.clone(),
+            clock,
+            leader.subscribe(),
+            stop_rx,
+        ));
+        tracing::info!(identity = %identity, "controller started");
+        Ok(ControllerHandle {
+            admin,
+            leader,
+            metrics,
+            stop,
+            task,
+            identity,
+        })
+    }
+}
+
+/// A running controller. [`ControllerHandle::shutdown`] stops it gracefully.
+pub struct ControllerHandle {
+    admin: AdminServer,
+    leader: LeaderHandle,
+    metrics: Metrics,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    identity: String,
+}
+
+impl ControllerHandle {
+    /// Where the admin endpoints listen.
+    pub fn admin_addresses(&self) -> AdminAddresses {
+        self.admin.addresses()
+    }
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    /// Whether this replica leads (and so reconciles) now.
+    pub fn is_leader(&self) -> bool {
+        self.leader.is_leader()
+    }
+    /// A receiver of the leadership state.
+    pub fn leadership(&self) -> watch::Receiver<bool> {
+        self.leader.subscribe()
+    }
+    /// The Lease/event identity of this replica.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Stops gracefully: no new reconcile starts, in-flight ones finish their write, the lease is
+    /// released so a standby takes over at once, then the admin endpoints close.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        self.leader.release().await;
+        self.admin.shutdown().await;
+    }
+
+    /// Stops abruptly, as a killed process would: nothing is released (the lease expires on its
+    /// own). For failover tests.
+    pub fn abort(self) {
+        self.task.abort();
+        drop(self.leader);
+        drop(self.admin);
+    }
+}
+
+async fn lead_and_control(
+    client: kube::Client,
+    settings: ControllerSettings,
+    authority: Arc<dyn Authority>,
+    metrics: Metrics,
+    clock: Clock,
+    mut leader: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            r = leader.wait_for(|l| *l) => if r.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let mut lost = leader.clone();
+        let mut stopping = stop.clone();
+        let until = async move {
+            tokio::select! {
+                _ = lost.wait_for(|l| !*l) => {}
+                _ = stopping.wait_for(|s| *s) => {}
+            }
+        };
+        tracing::info!("leading: reconciling CertificateRequests");
+        if let Err(e) = cr_controller::run(
+            client.clone(),
+            settings.clone(),
+            authority.clone(),
+            metrics.clone(),
+            clock.clone(),
+            until,
+        )
+        .await
+        {
+            tracing::error!(error = %e, "controller stopped");
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tracing::info!("no longer leading: controller paused, sub-CA kept for a takeover");
+    }
+}
+
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "firefly".to_owned());
+    format!("{host}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Sets up logging from the configuration (`json` lines carry the span fields: namespace, name,
+/// uid of the request being handled).
+pub fn init_logging(config: &crate::config::LoggingConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.format {
+        crate::config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        crate::config::LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Builds the Kubernetes client: `controller.kubeconfigFile`, else `$KUBECONFIG`, else in-cluster.
+///
+/// # Errors
+/// [`RunError::Kube`] naming the source that failed.
+pub async fn kube_client(config: &Config) -> Result<kube::Client, RunError> {
+    let kc = match &config.controller.kubeconfig_file {
+        Some(path) if !path.as_os_str().is_empty() => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                RunError::Kube(format!("controller.kubeconfigFile {}: {e}", path.display()))
+            })?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .map_err(|e| {
+                RunError::Kube(format!("controller.kubeconfigFile {}: {e}", path.display()))
+            })?
+        }
+        _ => kube::Config::infer().await.map_err(|e| {
+            RunError::Kube(format!(
+                "no kubeconfig ($KUBECONFIG) and no in-cluster config: {e}"
+            ))
+        })?,
+    };
+    kube::Client::try_from(kc).map_err(|e| RunError::Kube(e.to_string()))
+}
+
+/// `firefly run -c config.yaml`.
+///
+/// # Errors
+/// Configuration, bootstrap, client or listener errors, each naming what to fix.
+pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
+    let Args { config: path } = args;
+    let config = Config::load(&path)?;
+    init_logging(&config.logging);
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let metrics = Metrics::new()?;
+    let admin = AdminServer::start(&config.admin, metrics.clone()).await?;
+    let client = kube_client(&config).await?;
+    let authority = bootstrap_authority(&config).await?;
+    let handle =
+        Controller::start_with_admin(&config, client, authority, admin, metrics, None, None)?;
+    wait_for_termination().await;
+    tracing::info!("termination signal: finishing in-flight requests and releasing the lease");
+    handle.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bootstrap_authority(_config: &Config) -> anyhow::Result<Arc<dyn Authority>> {
+    anyhow::bail!("the bootstrap (TLSPC login and sub-CA) is not wired into `firefly run` yet")
+}
+
+async fn wait_for_termination() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "SIGTERM handler unavailable; only Ctrl-C stops the controller");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -768,3 +768,165 @@ async fn write_issuer_status<K>(
         Err(e) => tracing::warn!(error = %e, issuer = %name, "issuer status write failed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+    use crate::crd::{
+        CertificateRequestCondition, CertificateRequestSpec, CertificateRequestStatus, IssuerRef,
+    };
+
+    fn request(ready: Option<&str>) -> CertificateRequest {
+        let mut annotations = BTreeMap::new();
+        annotations.insert(
+            "kubectl.kubernetes.io/last-applied-configuration".to_owned(),
+            "x".repeat(4000),
+        );
+        annotations.insert(
+            crate::crd::POLICY_NAME_ANNOTATION.to_owned(),
+            "istio-mtls".to_owned(),
+        );
+        CertificateRequest {
+            metadata: ObjectMeta {
+                name: Some("r".into()),
+                namespace: Some("istio-system".into()),
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            spec: CertificateRequestSpec {
+                request: "Q1NS".repeat(1000),
+                issuer_ref: IssuerRef {
+                    name: "i".into(),
+                    kind: None,
+                    group: Some("firefly.venafi.com".into()),
+                },
+                ..Default::default()
+            },
+            status: ready.map(|r| CertificateRequestStatus {
+                conditions: Some(vec![CertificateRequestCondition {
+                    type_: "Ready".into(),
+                    status: if r == "Issued" {
+                        "True".into()
+                    } else {
+                        "False".into()
+                    },
+                    reason: Some(r.into()),
+                    message: Some("a long message".repeat(50)),
+                    ..Default::default()
+                }]),
+                certificate: (r == "Issued").then(|| "Q0VSVA==".repeat(1000)),
+                ca: (r == "Issued").then(|| "Q0E=".repeat(500)),
+                failure_time: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn answered_requests_are_cached_without_their_bodies() {
+        let mut cr = request(Some("Issued"));
+        slim_for_cache(&mut cr, "firefly.venafi.com");
+        assert!(cr.spec.request.is_empty());
+        let status = cr.status.as_ref().unwrap();
+        assert_eq!(status.certificate.as_deref(), Some(DROPPED_CERTIFICATE));
+        assert!(status.ca.is_none());
+        assert!(cr.metadata.annotations.is_none());
+        assert!(
+            is_terminal(&cr),
+            "a slimmed answered request must still read as terminal"
+        );
+        assert!(serde_json::to_vec(&cr).unwrap().len() < 600);
+    }
+
+    #[test]
+    fn unanswered_requests_keep_what_signing_needs_but_not_kubectl_copies() {
+        let mut cr = request(None);
+        slim_for_cache(&mut cr, "firefly.venafi.com");
+        assert_eq!(cr.spec.request.len(), 4000);
+        let annotations = cr.metadata.annotations.as_ref().unwrap();
+        assert!(annotations.contains_key(crate::crd::POLICY_NAME_ANNOTATION));
+        assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+    }
+
+    #[test]
+    fn requests_for_other_issuers_are_cached_without_bodies() {
+        let mut cr = request(None);
+        cr.spec.issuer_ref.group = Some("cert-manager.io".into());
+        slim_for_cache(&mut cr, "firefly.venafi.com");
+        assert!(cr.spec.request.is_empty());
+    }
+
+    #[test]
+    fn issuer_is_ready_only_for_its_current_generation() {
+        let status = |generation: i64, s: &str| IssuerStatus {
+            conditions: Some(vec![Condition {
+                type_: "Ready".into(),
+                status: s.into(),
+                reason: "Ready".into(),
+                message: "m".into(),
+                last_transition_time: decide::time(SystemTime::UNIX_EPOCH),
+                observed_generation: Some(generation),
+            }]),
+        };
+        assert!(matches!(
+            issuer_readiness(IssuerSpec::default(), Some(&status(2, "True")), Some(2)),
+            IssuerState::Ready(_)
+        ));
+        assert!(matches!(
+            issuer_readiness(IssuerSpec::default(), Some(&status(1, "True")), Some(2)),
+            IssuerState::NotReady { .. }
+        ));
+        assert!(matches!(
+            issuer_readiness(IssuerSpec::default(), Some(&status(2, "False")), Some(2)),
+            IssuerState::NotReady { .. }
+        ));
+        assert!(matches!(
+            issuer_readiness(IssuerSpec::default(), None, Some(2)),
+            IssuerState::NotReady { .. }
+        ));
+    }
+
+    #[test]
+    fn issuer_condition_is_rewritten_only_when_something_changed() {
+        let readiness = crate::issuer::Readiness {
+            ready: true,
+            message: "sub-CA active".into(),
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let first = desired_issuer_condition(None, Some(1), &readiness, now).unwrap();
+        let status = IssuerStatus {
+            conditions: Some(vec![first.clone()]),
+        };
+        assert_eq!(
+            desired_issuer_condition(Some(&status), Some(1), &readiness, now),
+            None
+        );
+        let bumped = desired_issuer_condition(
+            Some(&status),
+            Some(2),
+            &readiness,
+            now + Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(bumped.observed_generation, Some(2));
+        assert_eq!(
+            bumped.last_transition_time, first.last_transition_time,
+            "status unchanged: time kept"
+        );
+        let down = crate::issuer::Readiness {
+            ready: false,
+            message: "policy stale".into(),
+        };
+        let c =
+            desired_issuer_condition(Some(&status), Some(1), &down, now + Duration::from_secs(5))
+                .unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NotReady")
+        );
+        assert_ne!(c.last_transition_time, first.last_transition_time);
+    }
+}

@@ -1,1 +1,403 @@
 //! kube-sim: an in-memory Kubernetes API server for tests (not a cluster; see README.md).
+//!
+//! Start one with [`KubeSim::start`], talk to it with [`KubeSim::client`] (kube-rs) or through the
+//! kubeconfig at [`KubeSim::kubeconfig_path`] (kubectl, the Python client), install CRDs with
+//! [`KubeSim::install_crds_yaml`], and break it on purpose with [`KubeSim::faults`].
+
+mod sim;
+
+pub use sim::faults::{FaultRule, Faults};
+pub use sim::status::{ApiError, Cause};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use sim::server::Server;
+use sim::store::{Counters, Store, WriteOpts};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to run a kube-sim.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SimOptions {
+    /// Serve HTTPS with a generated CA and a separate CA:false server certificate.
+    pub tls: bool,
+    /// Bearer tokens mapped to usernames; empty = no authentication. The kubeconfig and
+    /// [`KubeSim::client`] use the first token.
+    pub tokens: Vec<(String, String)>,
+    /// Address to bind (default `127.0.0.1:0`).
+    pub listen: SocketAddr,
+    /// Where to write the kubeconfig (default: a file in a temporary directory owned by the sim).
+    pub kubeconfig: Option<PathBuf>,
+    /// Events kept per resource for watch-from-resourceVersion (older → 410 Expired).
+    pub history_limit: usize,
+    /// Interval of BOOKMARK events on watches that allow them.
+    pub bookmark_interval: Duration,
+    /// Emulate cert-manager's webhook: on create of a `cert-manager.io` CertificateRequest by an
+    /// authenticated user, set `spec.username` (and `groups`) to that user.
+    pub set_certificaterequest_username: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            tls: false,
+            tokens: Vec::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            kubeconfig: None,
+            history_limit: 100_000,
+            bookmark_interval: Duration::from_secs(2),
+            set_certificaterequest_username: true,
+        }
+    }
+}
+
+/// A running kube-sim; stops (closing every connection) on drop.
+#[derive(Debug)]
+pub struct KubeSim {
+    addr: SocketAddr,
+    tls: bool,
+    server: Arc<Server>,
+    kubeconfig: PathBuf,
+    ca_pem: Option<String>,
+    tokens: Vec<(String, String)>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for KubeSim {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+struct Certs {
+    ca_pem: String,
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+fn make_certs() -> anyhow::Result<Certs> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, ExtendedKeyUsagePurpose};
+    let ca_key = KeyPair::generate().context("generating the kube-sim CA key")?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
+    ca.distinguished_name.push(DnType::CommonName, "kube-sim CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let ca_cert = ca.self_signed(&ca_key).context("self-signing the kube-sim CA")?;
+    let srv_key = KeyPair::generate().context("generating the server key")?;
+    let mut srv = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).context("server parameters")?;
+    srv.distinguished_name.push(DnType::CommonName, "kube-sim");
+    srv.is_ca = IsCa::ExplicitNoCa;
+    srv.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    srv.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    srv.use_authority_key_identifier_extension = true;
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let srv_cert = srv.signed_by(&srv_key, &issuer).context("signing the server certificate")?;
+    Ok(Certs {
+        ca_pem: ca_cert.pem(),
+        chain: vec![srv_cert.der().clone(), ca_cert.der().clone()],
+        key: rustls::pki_types::PrivateKeyDer::Pkcs8(srv_key.serialize_der().into()),
+    })
+}
+
+fn kubeconfig_yaml(server: &str, ca_pem: Option<&str>, token: Option<&str>) -> String {
+    let mut cluster = format!("    server: {server}\n");
+    if let Some(ca) = ca_pem {
+        cluster.push_str(&format!("    certificate-authority-data: {}\n", base64::engine::general_purpose::STANDARD.encode(ca)));
+    }
+    let user = match token {
+        Some(t) => format!("    token: {t}\n"),
+        None => "    {}\n".to_string(),
+    };
+    let user = if token.is_some() { format!("  user:\n{user}") } else { "  user: {}\n".to_string() };
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n{cluster}users:\n- name: kube-sim\n{user}contexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim\n    namespace: default\ncurrent-context: kube-sim\n"
+    )
+}
+
+/// Write a file atomically (temporary sibling + rename).
+fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    std::fs::write(tmp.path(), contents).with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(path).with_context(|| format!("renaming the kubeconfig into {}", path.display()))?;
+    Ok(())
+}
+
+impl KubeSim {
+    /// Bind, write the kubeconfig and start serving.
+    ///
+    /// # Errors
+    /// Binding the address, generating TLS material or writing the kubeconfig failed.
+    pub async fn start(opts: SimOptions) -> anyhow::Result<KubeSim> {
+        let store = Store::new(opts.history_limit, opts.set_certificaterequest_username);
+        let faults = Faults::new(store.clone());
+        let listener = tokio::net::TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let server = Arc::new(Server {
+            store,
+            counters: Counters::default(),
+            faults,
+            tokens: opts.tokens.iter().cloned().collect::<HashMap<_, _>>(),
+            bookmark_interval: opts.bookmark_interval,
+            address: addr.to_string(),
+        });
+        let (acceptor, ca_pem) = if opts.tls {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let certs = make_certs()?;
+            let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .context("TLS protocol versions")?
+                .with_no_client_auth()
+                .with_single_cert(certs.chain, certs.key)
+                .context("building the TLS server configuration")?;
+            cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            (Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg))), Some(certs.ca_pem))
+        } else {
+            (None, None)
+        };
+        let (dir, kubeconfig) = match &opts.kubeconfig {
+            Some(p) => (None, p.clone()),
+            None => {
+                let d = tempfile::tempdir().context("creating the kube-sim temporary directory")?;
+                let p = d.path().join("kubeconfig");
+                (Some(d), p)
+            }
+        };
+        let scheme = if opts.tls { "https" } else { "http" };
+        let base = format!("{scheme}://{addr}");
+        write_atomic(&kubeconfig, &kubeconfig_yaml(&base, ca_pem.as_deref(), opts.tokens.first().map(|t| t.0.as_str())))?;
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        tokio::spawn(accept_loop(listener, acceptor, server.clone(), shutdown.subscribe()));
+        Ok(KubeSim { addr, tls: opts.tls, server, kubeconfig, ca_pem, tokens: opts.tokens, shutdown, _dir: dir })
+    }
+
+    /// `http://127.0.0.1:PORT` (or `https://`).
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The CA certificate (PEM) when serving TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The kubeconfig file (cluster `kube-sim`, namespace `default`, the first token if any).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A kube-rs `Config` from the kubeconfig.
+    ///
+    /// # Errors
+    /// The kubeconfig could not be read or understood.
+    pub async fn kube_config(&self) -> anyhow::Result<kube::Config> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).context("reading the kube-sim kubeconfig")?;
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.context("loading the kube-sim kubeconfig")
+    }
+
+    /// A kube-rs client for this server (as the first token's user when tokens are configured).
+    ///
+    /// # Errors
+    /// The client could not be built.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        let cfg = self.kube_config().await?;
+        kube::Client::try_from(cfg).context("building the kube client")
+    }
+
+    /// A kube-rs client authenticating with `token` (one of [`SimOptions::tokens`]).
+    ///
+    /// # Errors
+    /// The client could not be built.
+    pub async fn client_with_token(&self, token: &str) -> anyhow::Result<kube::Client> {
+        let mut cfg = self.kube_config().await?;
+        cfg.auth_info.token = Some(token.to_string().into());
+        kube::Client::try_from(cfg).context("building the kube client")
+    }
+
+    /// The configured tokens.
+    pub fn tokens(&self) -> &[(String, String)] {
+        &self.tokens
+    }
+
+    /// Create (or replace) every object of a multi-document YAML; CRDs are served when this returns.
+    ///
+    /// # Errors
+    /// A document does not parse, names an unknown kind, or is rejected (the Status message is included).
+    pub async fn install_crds_yaml(&self, yaml: &str) -> anyhow::Result<()> {
+        use serde::Deserialize as _;
+        let store = &self.server.store;
+        for doc in serde_yaml::Deserializer::from_str(yaml) {
+            let v = serde_json::Value::deserialize(doc).context("parsing a YAML document")?;
+            if v.is_null() {
+                continue;
+            }
+            let av = v.get("apiVersion").and_then(|x| x.as_str()).unwrap_or_default();
+            let kind = v.get("kind").and_then(|x| x.as_str()).unwrap_or_default();
+            let (group, _version) = av.rsplit_once('/').unwrap_or(("", av));
+            let def = store
+                .lookup_kind(group, kind)
+                .with_context(|| format!("kind {kind} of {av} is not served"))?;
+            let ns = v.pointer("/metadata/namespace").and_then(|x| x.as_str()).unwrap_or(if def.namespaced { "default" } else { "" }).to_string();
+            let name = v.pointer("/metadata/name").and_then(|x| x.as_str()).unwrap_or_default().to_string();
+            let exists = store.get_value(&def, &ns, &name).is_some();
+            let opts = WriteOpts::default();
+            if exists {
+                let mut v = v.clone();
+                if let Some(cur) = store.get_value(&def, &ns, &name) {
+                    v["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
+                }
+                store.update(&def, &ns, &name, false, v, &opts).map_err(|e| anyhow::anyhow!("replacing {kind} {name}: {e}"))?;
+            } else {
+                store.create(&def, &ns, v.clone(), &opts).map_err(|e| anyhow::anyhow!("creating {kind} {name}: {e}"))?;
+            }
+            if kind == "CustomResourceDefinition" {
+                let g = v.pointer("/spec/group").and_then(|x| x.as_str()).unwrap_or_default();
+                let plural = v.pointer("/spec/names/plural").and_then(|x| x.as_str()).unwrap_or_default();
+                let served = v.pointer("/spec/versions").and_then(|x| x.as_array()).cloned().unwrap_or_default();
+                for ver in served.iter().filter_map(|x| x.get("name").and_then(|n| n.as_str())) {
+                    anyhow::ensure!(store.lookup(g, ver, plural).is_some(), "CRD {name} was stored but {plural}.{g}/{ver} is not served");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A namespace, created if missing (no API call is counted).
+    ///
+    /// # Errors
+    /// The name is invalid.
+    pub fn ensure_namespace(&self, name: &str) -> anyhow::Result<()> {
+        let store = &self.server.store;
+        let def = store.lookup("", "v1", "namespaces").context("namespaces are always served")?;
+        if store.get_value(&def, "", name).is_none() {
+            store
+                .create(&def, "", serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}), &WriteOpts::default())
+                .map_err(|e| anyhow::anyhow!("creating namespace {name}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Read an object straight from storage, bypassing HTTP (not counted): `group` "" for core,
+    /// `namespace` "" for cluster-scoped.
+    pub fn object(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        let store = &self.server.store;
+        let def = {
+            let reg = store.registry.read();
+            reg.gvs.iter().filter(|((g, _), _)| g == group).find_map(|(_, m)| m.get(plural).cloned())
+        }?;
+        store.get_value(&def, namespace, name).map(|v| (*v).clone())
+    }
+
+    /// Number of objects stored for a resource (not counted).
+    pub fn object_count(&self, group: &str, plural: &str) -> usize {
+        let reg = self.server.store.registry.read();
+        reg.gvs
+            .iter()
+            .filter(|((g, _), _)| g == group)
+            .find_map(|(_, m)| m.get(plural).map(|d| d.coll.inner.read().objects.len()))
+            .unwrap_or(0)
+    }
+
+    /// Fault injection handle.
+    pub fn faults(&self) -> Faults {
+        self.server.faults.clone()
+    }
+
+    /// API calls served so far for `verb` (`get`, `list`, `watch`, `create`, `update`, `patch`,
+    /// `delete`, `deletecollection`) on `resource`: a plural such as `certificaterequests` counts
+    /// every call on the resource including its subresources; `certificaterequests/status` counts
+    /// only that subresource.
+    pub fn request_count(&self, verb: &str, resource: &str) -> u64 {
+        self.server.counters.get(verb, resource)
+    }
+
+    /// Writes (create + update + patch + delete) on `resource`, same naming as [`KubeSim::request_count`].
+    pub fn write_count(&self, resource: &str) -> u64 {
+        ["create", "update", "patch", "delete", "deletecollection"].iter().map(|v| self.request_count(v, resource)).sum()
+    }
+
+    /// Every counter, as ((verb, resource), count).
+    pub fn request_counts(&self) -> Vec<((String, String), u64)> {
+        self.server.counters.snapshot().into_iter().collect()
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.server.store.current_rv()
+    }
+}
+
+async fn accept_loop(listener: tokio::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, server: Arc<Server>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            // Accept errors (e.g. too many open files) are transient; keep serving.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
+        let tls = tls.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| server.clone().handle(req));
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            match tls {
+                Some(acc) => {
+                    let Ok(s) = acc.accept(stream).await else { return };
+                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(s), svc);
+                    tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
+                }
+                None => {
+                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                    tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
+                }
+            }
+        });
+    }
+}
+
+/// Poll `f` every 20 ms until it returns true.
+///
+/// # Errors
+/// `timeout` elapsed first.
+pub async fn wait_for<F, Fut>(timeout: Duration, mut f: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The status of condition `type_` in `obj.status.conditions`, if present.
+pub fn condition_status<'a>(obj: &'a serde_json::Value, type_: &str) -> Option<&'a str> {
+    obj.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(|t| t.as_str()) == Some(type_))?
+        .get("status")?
+        .as_str()
+}

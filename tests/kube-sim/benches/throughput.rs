@@ -1,0 +1,2 @@
+//! kube-sim throughput bench (placeholder until the measuring loop lands).
+fn main() {}

@@ -1,0 +1,157 @@
+//! Fault injection for reliability tests: dropped watches, forced compaction, per-route errors and latency, pause.
+
+use super::status::ApiError;
+use super::store::Store;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// One injected fault: an error status and/or latency for matching requests.
+#[derive(Debug, Clone)]
+pub struct FaultRule {
+    verb: Option<String>,
+    resource: Option<String>,
+    status: Option<u16>,
+    latency: Option<Duration>,
+    times: Option<u64>,
+    probability: f64,
+}
+
+impl FaultRule {
+    /// Answer matching requests with this HTTP status (409, 429, 500 or 503; anything else becomes 500).
+    pub fn error(status: u16) -> Self {
+        FaultRule { verb: None, resource: None, status: Some(status), latency: None, times: None, probability: 1.0 }
+    }
+    /// Delay matching requests by this much (then serve them normally).
+    pub fn latency(d: Duration) -> Self {
+        FaultRule { verb: None, resource: None, status: None, latency: Some(d), times: None, probability: 1.0 }
+    }
+    /// Only requests with this verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`).
+    #[must_use]
+    pub fn verb(mut self, verb: &str) -> Self {
+        self.verb = Some(verb.to_string());
+        self
+    }
+    /// Only this resource: `certificaterequests` (any subresource) or `certificaterequests/status`.
+    #[must_use]
+    pub fn resource(mut self, resource: &str) -> Self {
+        self.resource = Some(resource.to_string());
+        self
+    }
+    /// Only the next `n` matching requests.
+    #[must_use]
+    pub fn times(mut self, n: u64) -> Self {
+        self.times = Some(n);
+        self
+    }
+    /// Each matching request is hit with this probability (0.0–1.0).
+    #[must_use]
+    pub fn probability(mut self, p: f64) -> Self {
+        self.probability = p.clamp(0.0, 1.0);
+        self
+    }
+    fn matches(&self, verb: &str, resource: &str, sub: Option<&str>) -> bool {
+        self.verb.as_deref().is_none_or(|v| v == verb)
+            && self.resource.as_deref().is_none_or(|r| match r.split_once('/') {
+                Some((res, s)) => res == resource && sub == Some(s),
+                None => r == resource,
+            })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct FaultState {
+    pub(crate) drop_tx: watch::Sender<u64>,
+    pub(crate) pause_tx: watch::Sender<bool>,
+    rules: Mutex<Vec<FaultRule>>,
+    store: Arc<Store>,
+}
+
+/// Handle to inject faults into a running kube-sim (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Faults(pub(crate) Arc<FaultState>);
+
+impl Faults {
+    pub(crate) fn new(store: Arc<Store>) -> Self {
+        Faults(Arc::new(FaultState { drop_tx: watch::channel(0).0, pause_tx: watch::channel(false).0, rules: Mutex::new(Vec::new()), store }))
+    }
+    /// End every open watch stream now (clients see a clean end of stream and re-watch).
+    pub fn drop_watches(&self) {
+        self.0.drop_tx.send_modify(|g| *g += 1);
+    }
+    /// Forget all event history: a watch from any resourceVersion issued so far gets a 410 ERROR event.
+    pub fn compact_history(&self) {
+        self.0.store.compact();
+    }
+    /// Add a rule; rules are checked in insertion order.
+    pub fn inject(&self, rule: FaultRule) {
+        self.0.rules.lock().push(rule);
+    }
+    /// Remove every rule.
+    pub fn clear(&self) {
+        self.0.rules.lock().clear();
+    }
+    /// Hold every incoming request until [`Faults::resume`].
+    pub fn pause(&self) {
+        self.0.pause_tx.send_replace(true);
+    }
+    /// Release held requests.
+    pub fn resume(&self) {
+        self.0.pause_tx.send_replace(false);
+    }
+
+    pub(crate) async fn wait_unpaused(&self) {
+        let mut rx = self.0.pause_tx.subscribe();
+        while *rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The latency and error for one request, consuming counted rules.
+    pub(crate) fn check(&self, verb: &str, resource: &str, sub: Option<&str>) -> (Option<Duration>, Option<ApiError>) {
+        let mut rules = self.0.rules.lock();
+        if rules.is_empty() {
+            return (None, None);
+        }
+        let (mut lat, mut err) = (None, None);
+        for r in rules.iter_mut() {
+            if !r.matches(verb, resource, sub) || r.times == Some(0) {
+                continue;
+            }
+            if r.probability < 1.0 && rand::random::<f64>() >= r.probability {
+                continue;
+            }
+            if let Some(t) = r.times.as_mut() {
+                *t -= 1;
+            }
+            if let Some(l) = r.latency {
+                lat = Some(lat.unwrap_or_default() + l);
+            }
+            if let (Some(code), None) = (r.status, &err) {
+                err = Some(injected(code, resource));
+            }
+        }
+        rules.retain(|r| r.times != Some(0));
+        (lat, err)
+    }
+}
+
+fn injected(code: u16, resource: &str) -> ApiError {
+    match code {
+        409 => ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {resource}: the object has been modified; please apply your changes to the latest version and try again (injected)")),
+        429 => {
+            let mut e = ApiError::new(429, "TooManyRequests", "Too many requests, please try again later. (injected)");
+            e.retry_after = Some(1);
+            e
+        }
+        503 => {
+            let mut e = ApiError::new(503, "ServiceUnavailable", "the server is currently unable to handle the request (injected)");
+            e.retry_after = Some(1);
+            e
+        }
+        _ => ApiError::internal("an error on the server (\"injected\") has prevented the request from succeeding"),
+    }
+}

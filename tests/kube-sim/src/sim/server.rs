@@ -1,0 +1,634 @@
+//! HTTP front end: routing, auth, discovery, OpenAPI, verbs and watch streams over hyper.
+
+use super::faults::Faults;
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::store::{Counters, Event, EventType, ResourceDef, Store, WriteOpts, watch_line};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// Response body type.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct Server {
+    /// Storage.
+    pub store: Arc<Store>,
+    /// Call counters.
+    pub counters: Counters,
+    /// Fault injection.
+    pub faults: Faults,
+    /// token → username; empty means no authentication.
+    pub tokens: HashMap<String, String>,
+    /// Interval between BOOKMARK events on watches that allow them.
+    pub bookmark_interval: Duration,
+    /// host:port for discovery's serverAddressByClientCIDRs.
+    pub address: String,
+}
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+fn json_response(code: u16, body: Bytes, warnings: &[String]) -> Response<Body> {
+    let mut r = Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+        .header(header::CONTENT_TYPE, "application/json");
+    for w in warnings {
+        r = r.header("Warning", format!("299 - \"{}\"", w.replace('"', "'")));
+    }
+    r.body(full(body)).unwrap_or_else(|_| Response::new(full(Bytes::new())))
+}
+
+fn value_response(code: u16, v: &Value) -> Response<Body> {
+    json_response(code, Bytes::from(serde_json::to_vec(v).unwrap_or_default()), &[])
+}
+
+/// Render an API error as a `Status` response.
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let mut r = json_response(e.code, Bytes::from(serde_json::to_vec(&e.to_status()).unwrap_or_default()), &[]);
+    if let Some(s) = e.retry_after
+        && let Ok(v) = s.to_string().parse()
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// A parsed resource path.
+#[derive(Debug)]
+struct Target {
+    def: Arc<ResourceDef>,
+    ns: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+impl Server {
+    /// Serve one request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        Ok(match self.route(req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        })
+    }
+
+    fn authenticate(&self, req: &Request<Incoming>) -> Result<Option<String>, ApiError> {
+        if self.tokens.is_empty() {
+            return Ok(None);
+        }
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim);
+        match token.and_then(|t| self.tokens.get(t)) {
+            Some(u) => Ok(Some(u.clone())),
+            None => Err(ApiError::new(401, "Unauthorized", "Unauthorized")),
+        }
+    }
+
+    async fn route(self: &Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+        let user = self.authenticate(&req)?;
+        self.faults.wait_unpaused().await;
+        let path = req.uri().path().trim_end_matches('/').to_string();
+        let query: HashMap<String, String> = req.uri().query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let method = req.method().clone();
+        match segs.as_slice() {
+            ["version"] => return Ok(value_response(200, &version())),
+            ["healthz" | "livez" | "readyz"] => return Ok(Response::new(full("ok"))),
+            ["api"] => {
+                return Ok(value_response(200, &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": self.address}]})));
+            }
+            ["apis"] => return Ok(value_response(200, &self.group_list())),
+            ["api", "v1"] => return self.resource_list("", "v1").map(|v| value_response(200, &v)),
+            ["apis", g] => return self.group(g).map(|v| value_response(200, &v)),
+            ["apis", g, v] => return self.resource_list(g, v).map(|v| value_response(200, &v)),
+            ["openapi", "v3"] => return Ok(value_response(200, &self.openapi_root())),
+            ["openapi", "v3", rest @ ..] => return self.openapi_gv(rest).map(|v| value_response(200, &v)),
+            _ => {}
+        }
+        let target = self.parse_target(&segs)?;
+        let def = target.def.clone();
+        let is_watch = query.get("watch").is_some_and(|w| w == "true" || w == "1");
+        let verb = match (&method, &target.name) {
+            (&Method::GET, Some(_)) => "get",
+            (&Method::GET, None) if is_watch => "watch",
+            (&Method::GET, None) => "list",
+            (&Method::POST, None) => "create",
+            (&Method::PUT, Some(_)) => "update",
+            (&Method::PATCH, Some(_)) => "patch",
+            (&Method::DELETE, Some(_)) => "delete",
+            (&Method::DELETE, None) => "deletecollection",
+            _ => return Err(ApiError::method_not_allowed(format!("the server does not allow this method ({method}) on the requested resource"))),
+        };
+        self.counters.inc(verb, &def.plural);
+        if let Some(s) = &target.sub {
+            self.counters.inc(verb, &format!("{}/{s}", def.plural));
+        }
+        let (latency, fault) = self.faults.check(verb, &def.plural, target.sub.as_deref());
+        if let Some(l) = latency {
+            tokio::time::sleep(l).await;
+        }
+        if let Some(e) = fault {
+            return Err(e);
+        }
+        if let Some(s) = &target.sub
+            && !(s == "status" && def.status)
+        {
+            return Err(ApiError::not_found(&format!("{}/{s}", def.plural), &def.group, target.name.as_deref().unwrap_or_default()));
+        }
+        let status_only = target.sub.is_some();
+        let ns = target.ns.clone().unwrap_or_default();
+        if def.namespaced && target.ns.is_none() && !matches!(verb, "list" | "watch") {
+            return Err(ApiError::not_found(&def.plural, &def.group, target.name.as_deref().unwrap_or_default()));
+        }
+        let opts = WriteOpts {
+            strict: query.get("fieldValidation").is_some_and(|v| v == "Strict"),
+            dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
+            field_manager: query.get("fieldManager").cloned(),
+            force: query.get("force").is_some_and(|v| v == "true"),
+            user,
+        };
+        let accept = req.headers().get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("application/json").to_string();
+        let name = target.name.clone().unwrap_or_default();
+        match verb {
+            "get" => {
+                let body = self.store.get(&def, &ns, &name)?;
+                if accept.contains("as=Table") {
+                    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+                    return Ok(value_response(200, &table(&def, &[v], self.store.current_rv(), None)));
+                }
+                Ok(json_response(200, body, &[]))
+            }
+            "list" => {
+                let ls = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+                let fs = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+                let limit = query.get("limit").and_then(|l| l.parse().ok());
+                let (body, _) = self.store.list(&def, target.ns.as_deref(), &ls, &fs, limit, query.get("continue").map(String::as_str))?;
+                if accept.contains("as=Table") {
+                    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+                    let items = v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+                    let cont = v.pointer("/metadata/continue").and_then(Value::as_str).map(str::to_string);
+                    return Ok(value_response(200, &table(&def, &items, self.store.current_rv(), cont)));
+                }
+                Ok(json_response(200, body, &[]))
+            }
+            "watch" => self.watch(def, target.ns, &query),
+            "create" => {
+                let body = read_body(req).await?;
+                let obj = parse_obj(&body, &content_type)?;
+                let out = self.store.create(&def, &ns, obj, &opts)?;
+                Ok(json_response(out.code, out.body, &out.warnings))
+            }
+            "update" => {
+                let body = read_body(req).await?;
+                let obj = parse_obj(&body, &content_type)?;
+                let out = self.store.update(&def, &ns, &name, status_only, obj, &opts)?;
+                Ok(json_response(out.code, out.body, &out.warnings))
+            }
+            "patch" => {
+                let body = read_body(req).await?;
+                let out = self.store.patch(&def, &ns, &name, status_only, &content_type, &body, &opts)?;
+                Ok(json_response(out.code, out.body, &out.warnings))
+            }
+            "delete" => {
+                let body = read_body(req).await?;
+                let opts_v: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(&body).unwrap_or(json!({})) };
+                let out = self.store.delete(&def, &ns, &name, &opts_v, opts.dry_run)?;
+                Ok(json_response(200, out, &[]))
+            }
+            _ => {
+                let ls = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+                let fs = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+                let mut items = Vec::new();
+                for (n_ns, n) in self.store.names(&def, target.ns.as_deref(), &ls, &fs) {
+                    if let Ok(b) = self.store.delete(&def, &n_ns, &n, &json!({}), opts.dry_run) {
+                        items.push(serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null));
+                    }
+                }
+                Ok(value_response(200, &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": {"resourceVersion": self.store.current_rv().to_string()}, "items": items})))
+            }
+        }
+    }
+
+    fn parse_target(&self, segs: &[&str]) -> Result<Target, ApiError> {
+        let (group, version, rest) = match segs {
+            ["api", v, rest @ ..] => ("", *v, rest),
+            ["apis", g, v, rest @ ..] => (*g, *v, rest),
+            _ => return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+        };
+        let (ns, rest) = match rest {
+            ["namespaces", ns, r, more @ ..] if !(group.is_empty() && matches!(*r, "status" | "finalize") && more.is_empty()) => (Some(ns.to_string()), {
+                let mut v = vec![*r];
+                v.extend_from_slice(more);
+                v
+            }),
+            _ => (None, rest.to_vec()),
+        };
+        let (plural, name, sub) = match rest.as_slice() {
+            [p] => (*p, None, None),
+            [p, n] => (*p, Some(n.to_string()), None),
+            [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
+            _ => return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+        };
+        let def = self.store.lookup(group, version, plural).ok_or_else(|| ApiError::new(404, "NotFound", format!("the server could not find the requested resource (no {plural} in {group}/{version})")))?;
+        if !def.namespaced && ns.is_some() {
+            return Err(ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({} is cluster-scoped)", def.plural)));
+        }
+        Ok(Target { def, ns, name, sub })
+    }
+
+    fn watch(&self, def: Arc<ResourceDef>, ns: Option<String>, q: &HashMap<String, String>) -> Result<Response<Body>, ApiError> {
+        let ls = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+        let fs = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
+        let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+        let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+        let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map_or(Duration::from_secs(3600), Duration::from_secs);
+        let rv_param: Option<u64> = match q.get("resourceVersion").map(String::as_str) {
+            None | Some("") => None,
+            Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}: must be an unsigned integer")))?),
+        };
+        let filter = Filter { ns: ns.filter(|_| def.namespaced), ls, fs };
+        let mut lines: Vec<Bytes> = Vec::new();
+        let (rx, start_rv) = {
+            let inner = def.coll.inner.read();
+            let rx = def.coll.tx.subscribe();
+            let now = self.store.current_rv();
+            match rv_param {
+                Some(r) if r != 0 && !send_initial => {
+                    if r < inner.compacted {
+                        let e = ApiError::expired(r, inner.compacted);
+                        let line = watch_line("ERROR", &serde_json::to_vec(&e.to_status()).unwrap_or_default());
+                        return Ok(stream_response(vec![line], None));
+                    }
+                    for ev in inner.history.iter().filter(|e| e.rv > r) {
+                        if let Some(l) = filter.line(&def, ev) {
+                            lines.push(l);
+                        }
+                    }
+                    (rx, r.max(inner.history.back().map_or(0, |e| e.rv)))
+                }
+                _ => {
+                    for ((ons, _), s) in inner.objects.iter() {
+                        if filter.ns.as_ref().is_some_and(|n| n != ons) || !filter.ls.matches(&s.obj) || !filter.fs.matches(&s.obj) {
+                            continue;
+                        }
+                        lines.push(watch_line("ADDED", &Store::render_for(&def, &s.obj, &s.bytes)));
+                    }
+                    (rx, now)
+                }
+            }
+        };
+        if send_initial {
+            lines.push(bookmark_line(&def, start_rv, true));
+        }
+        let (tx, body_rx) = mpsc::channel::<Bytes>(1024);
+        let task = WatchTask {
+            def,
+            filter,
+            rx,
+            last: start_rv,
+            bookmarks,
+            interval: self.bookmark_interval,
+            timeout,
+            drop_rx: self.faults.0.drop_tx.subscribe(),
+        };
+        tokio::spawn(task.run(lines, tx));
+        Ok(stream_response(Vec::new(), Some(body_rx)))
+    }
+
+    fn group_list(&self) -> Value {
+        let reg = self.store.registry.read();
+        let groups: Vec<Value> = reg
+            .group_order
+            .iter()
+            .filter(|g| !g.is_empty())
+            .filter_map(|g| group_doc(&reg, g))
+            .collect();
+        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+    }
+
+    fn group(&self, g: &str) -> Result<Value, ApiError> {
+        let reg = self.store.registry.read();
+        group_doc(&reg, g).ok_or_else(|| ApiError::new(404, "NotFound", "the server could not find the requested resource"))
+    }
+
+    fn resource_list(&self, g: &str, v: &str) -> Result<Value, ApiError> {
+        let reg = self.store.registry.read();
+        let m = reg.gvs.get(&(g.to_string(), v.to_string())).ok_or_else(|| ApiError::new(404, "NotFound", "the server could not find the requested resource"))?;
+        let mut resources = Vec::new();
+        for d in m.values() {
+            let mut r = json!({
+                "name": d.plural, "singularName": d.singular, "namespaced": d.namespaced, "kind": d.kind,
+                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            });
+            if !d.short_names.is_empty() {
+                r["shortNames"] = json!(d.short_names);
+            }
+            if !d.categories.is_empty() {
+                r["categories"] = json!(d.categories);
+            }
+            resources.push(r);
+            if d.status {
+                resources.push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": d.kind, "verbs": ["get", "patch", "update"]}));
+            }
+        }
+        let gv = if g.is_empty() { v.to_string() } else { format!("{g}/{v}") };
+        Ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    }
+
+    fn openapi_root(&self) -> Value {
+        let reg = self.store.registry.read();
+        let mut paths = serde_json::Map::new();
+        for (g, v) in reg.gvs.keys() {
+            let key = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
+            let doc = openapi_doc(&reg, g, v);
+            let hash = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                doc.to_string().hash(&mut h);
+                format!("{:016X}", h.finish())
+            };
+            paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}));
+        }
+        json!({"paths": paths})
+    }
+
+    fn openapi_gv(&self, rest: &[&str]) -> Result<Value, ApiError> {
+        let (g, v) = match rest {
+            ["api", v] => ("", *v),
+            ["apis", g, v] => (*g, *v),
+            _ => return Err(ApiError::new(404, "NotFound", "no such OpenAPI document")),
+        };
+        let reg = self.store.registry.read();
+        if !reg.gvs.contains_key(&(g.to_string(), v.to_string())) {
+            return Err(ApiError::new(404, "NotFound", format!("no OpenAPI document for {g}/{v}")));
+        }
+        Ok(openapi_doc(&reg, g, v))
+    }
+}
+
+fn version() -> Value {
+    json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0-kube-sim", "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.0", "compiler": "gc", "platform": "linux/amd64"})
+}
+
+fn group_doc(reg: &super::store::Registry, g: &str) -> Option<Value> {
+    let versions: Vec<Value> = reg
+        .gvs
+        .keys()
+        .filter(|(gg, _)| gg == g)
+        .map(|(_, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+        .collect();
+    if versions.is_empty() {
+        return None;
+    }
+    let pref = reg.preferred.get(g).cloned().unwrap_or_default();
+    Some(json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": versions, "preferredVersion": {"groupVersion": format!("{g}/{pref}"), "version": pref}}))
+}
+
+/// Reverse-DNS schema name as the API server names definitions (`io.cert-manager.v1.CertificateRequest`).
+fn schema_name(d: &ResourceDef) -> String {
+    if d.group.is_empty() {
+        return format!("io.k8s.api.core.{}.{}", d.version, d.kind);
+    }
+    let rev: Vec<&str> = d.group.split('.').rev().collect();
+    format!("{}.{}.{}", rev.join("."), d.version, d.kind)
+}
+
+fn openapi_doc(reg: &super::store::Registry, g: &str, v: &str) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    if let Some(m) = reg.gvs.get(&(g.to_string(), v.to_string())) {
+        for d in m.values() {
+            let gvk = json!({"group": d.group, "version": d.version, "kind": d.kind});
+            let prefix = if g.is_empty() { format!("/api/{v}") } else { format!("/apis/{g}/{v}") };
+            let coll = if d.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}", d.plural) } else { format!("{prefix}/{}", d.plural) };
+            let sref = json!({"$ref": format!("#/components/schemas/{}", schema_name(d))});
+            let ok = json!({"200": {"description": "OK", "content": {"application/json": {"schema": sref}}}});
+            let fv = json!({"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+            let fm = json!({"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+            let op = |id: &str| json!({"operationId": format!("{id}{}", d.kind), "x-kubernetes-group-version-kind": gvk, "parameters": [fv, fm], "responses": ok});
+            paths.insert(coll.clone(), json!({"get": op("list"), "post": op("create")}));
+            paths.insert(format!("{coll}/{{name}}"), json!({"get": op("read"), "put": op("replace"), "patch": op("patch"), "delete": op("delete")}));
+            if d.status {
+                paths.insert(format!("{coll}/{{name}}/status"), json!({"get": op("readStatus"), "put": op("replaceStatus"), "patch": op("patchStatus")}));
+            }
+            let mut s = d.schema.as_deref().cloned().unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
+            s["x-kubernetes-group-version-kind"] = json!([gvk]);
+            schemas.insert(schema_name(d), s);
+        }
+    }
+    json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": paths, "components": {"schemas": schemas}})
+}
+
+fn age(ts: Option<&str>) -> String {
+    let Some(t) = ts.and_then(|t| t.parse::<jiff::Timestamp>().ok()) else { return "<unknown>".into() };
+    let secs = jiff::Timestamp::now().duration_since(t).as_secs().max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// Evaluate the simple JSONPath forms printer columns use: `.a.b` and `.a.list[?(@.k=="v")].f`.
+fn json_path(obj: &Value, path: &str) -> Value {
+    let mut cur = obj.clone();
+    let mut rest = path.trim_start_matches('.');
+    while !rest.is_empty() {
+        let (seg, tail) = match rest.find(['.', '[']) {
+            Some(0) if rest.starts_with('[') => {
+                let end = rest.find(']').unwrap_or(rest.len() - 1);
+                let filter = &rest[1..end];
+                if let Some(f) = filter.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')'))
+                    && let Some((k, v)) = f.split_once("==")
+                {
+                    let want = v.trim_matches(['"', '\'']);
+                    cur = cur.as_array().and_then(|a| a.iter().find(|i| i.get(k).and_then(Value::as_str) == Some(want))).cloned().unwrap_or(Value::Null);
+                } else if let Ok(i) = filter.parse::<usize>() {
+                    cur = cur.get(i).cloned().unwrap_or(Value::Null);
+                }
+                rest = rest[end + 1..].trim_start_matches('.');
+                continue;
+            }
+            Some(i) => (&rest[..i], rest[i..].trim_start_matches('.')),
+            None => (rest, ""),
+        };
+        cur = cur.get(seg).cloned().unwrap_or(Value::Null);
+        rest = tail;
+    }
+    cur
+}
+
+fn table(def: &ResourceDef, items: &[Value], rv: u64, cont: Option<String>) -> Value {
+    let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0})];
+    for c in &def.printer_columns {
+        cols.push(json!({"name": c.get("name"), "type": c.get("type").cloned().unwrap_or(json!("string")), "format": "", "description": c.get("description").cloned().unwrap_or(json!("")), "priority": c.get("priority").cloned().unwrap_or(json!(0))}));
+    }
+    let has_age = def.printer_columns.iter().any(|c| c.get("jsonPath").and_then(Value::as_str) == Some(".metadata.creationTimestamp"));
+    if !has_age {
+        cols.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}));
+    }
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+            for c in &def.printer_columns {
+                let p = c.get("jsonPath").and_then(Value::as_str).unwrap_or_default();
+                let v = json_path(o, p);
+                cells.push(if p == ".metadata.creationTimestamp" { json!(age(v.as_str())) } else if v.is_null() { json!("") } else { v });
+            }
+            if !has_age {
+                cells.push(json!(age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str))));
+            }
+            json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata")}})
+        })
+        .collect();
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(c) = cont {
+        meta["continue"] = json!(c);
+    }
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": cols, "rows": rows})
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    req.into_body().collect().await.map(|c| c.to_bytes()).map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
+}
+
+fn parse_obj(body: &[u8], ct: &str) -> Result<Value, ApiError> {
+    if ct.contains("yaml") {
+        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))
+    }
+}
+
+fn bookmark_line(def: &ResourceDef, rv: u64, initial_end: bool) -> Bytes {
+    let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    let obj = json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta});
+    watch_line("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default())
+}
+
+fn stream_response(initial: Vec<Bytes>, rx: Option<mpsc::Receiver<Bytes>>) -> Response<Body> {
+    let mut initial = std::collections::VecDeque::from(initial);
+    let mut rx = rx;
+    let stream = futures::stream::poll_fn(move |cx| {
+        if let Some(b) = initial.pop_front() {
+            return std::task::Poll::Ready(Some(Ok::<_, Infallible>(Frame::data(b))));
+        }
+        match rx.as_mut() {
+            Some(r) => r.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+            None => std::task::Poll::Ready(None),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
+}
+
+struct Filter {
+    ns: Option<String>,
+    ls: LabelSelector,
+    fs: FieldSelector,
+}
+
+impl Filter {
+    /// The line to send for an event, with ADDED/DELETED synthesized when the object enters or leaves the selection.
+    fn line(&self, def: &ResourceDef, ev: &Event) -> Option<Bytes> {
+        if self.ns.as_ref().is_some_and(|n| *n != ev.namespace) {
+            return None;
+        }
+        let same_version = def.version == def.storage_version;
+        if self.ls.is_empty() && self.fs.is_empty() {
+            return Some(if same_version { ev.line.clone() } else { watch_line(ev.etype.as_str(), &Store::render_for(def, &ev.obj, &ev.bytes)) });
+        }
+        let m = |o: &Value| self.ls.matches(o) && self.fs.matches(o);
+        let now = m(&ev.obj);
+        let before = ev.old.as_deref().is_some_and(m);
+        let t = match ev.etype {
+            EventType::Added if now => EventType::Added,
+            EventType::Modified if now && before => EventType::Modified,
+            EventType::Modified if now => EventType::Added,
+            EventType::Modified if before => EventType::Deleted,
+            EventType::Deleted if now || before => EventType::Deleted,
+            _ => return None,
+        };
+        if t == ev.etype && same_version {
+            Some(ev.line.clone())
+        } else {
+            Some(watch_line(t.as_str(), &Store::render_for(def, &ev.obj, &ev.bytes)))
+        }
+    }
+}
+
+struct WatchTask {
+    def: Arc<ResourceDef>,
+    filter: Filter,
+    rx: broadcast::Receiver<Arc<Event>>,
+    last: u64,
+    bookmarks: bool,
+    interval: Duration,
+    timeout: Duration,
+    drop_rx: tokio::sync::watch::Receiver<u64>,
+}
+
+impl WatchTask {
+    async fn run(mut self, initial: Vec<Bytes>, tx: mpsc::Sender<Bytes>) {
+        for l in initial {
+            if tx.send(l).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        self.drop_rx.borrow_and_update();
+        loop {
+            tokio::select! {
+                r = self.rx.recv() => match r {
+                    Ok(ev) => {
+                        if ev.rv <= self.last {
+                            continue;
+                        }
+                        self.last = ev.rv;
+                        if let Some(line) = self.filter.line(&self.def, &ev)
+                            && tx.send(line).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    // A watcher too slow for the fan-out is closed, as the real server does; clients re-watch.
+                    Err(_) => return,
+                },
+                _ = tick.tick(), if self.bookmarks => {
+                    if tx.send(bookmark_line(&self.def, self.last, false)).await.is_err() {
+                        return;
+                    }
+                }
+                _ = &mut deadline => return,
+                _ = self.drop_rx.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    }
+}

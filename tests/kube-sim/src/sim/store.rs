@@ -1,0 +1,1165 @@
+//! In-memory object storage: resource registry, per-resource collections, resourceVersions, watch history; no network I/O.
+
+use super::apply::{self, Applier};
+use super::schema;
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::{ApiError, Cause, qualified};
+use bytes::Bytes;
+use parking_lot::RwLock;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::broadcast;
+
+/// One served resource at one group/version.
+#[derive(Debug)]
+pub struct ResourceDef {
+    /// API group ("" for core).
+    pub group: String,
+    /// Served version.
+    pub version: String,
+    /// Plural resource name.
+    pub plural: String,
+    /// Singular name.
+    pub singular: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Has a `/status` subresource.
+    pub status: bool,
+    /// Short names for discovery.
+    pub short_names: Vec<String>,
+    /// Categories for discovery.
+    pub categories: Vec<String>,
+    /// The CRD's `openAPIV3Schema` for this version.
+    pub schema: Option<Arc<Value>>,
+    /// The version objects are stored at.
+    pub storage_version: String,
+    /// Whether PUT without `metadata.resourceVersion` is allowed (built-ins yes, custom resources no).
+    pub unconditional_update: bool,
+    /// Whether writes bump `metadata.generation` (custom resources and built-ins with status).
+    pub generation: bool,
+    /// CRD `additionalPrinterColumns` of this version.
+    pub printer_columns: Vec<Value>,
+    /// The storage shared by every version of this resource.
+    pub coll: Arc<Collection>,
+}
+
+impl ResourceDef {
+    /// `group/version` or `v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+    }
+    fn storage_api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.storage_version.clone()
+        } else {
+            format!("{}/{}", self.group, self.storage_version)
+        }
+    }
+}
+
+/// Watch event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// ADDED
+    Added,
+    /// MODIFIED
+    Modified,
+    /// DELETED
+    Deleted,
+}
+
+impl EventType {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, serialized once and shared by every watcher.
+#[derive(Debug)]
+pub struct Event {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// Type as stored.
+    pub etype: EventType,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// Object after the change (the last state for DELETED).
+    pub obj: Arc<Value>,
+    /// Object before the change (for selector transitions).
+    pub old: Option<Arc<Value>>,
+    /// Serialized object (storage version).
+    pub bytes: Bytes,
+    /// Ready-made watch line for `etype`.
+    pub line: Bytes,
+}
+
+/// Build `{"type":T,"object":<bytes>}\n`.
+pub fn watch_line(t: &str, obj: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(obj.len() + 32);
+    v.extend_from_slice(b"{\"type\":\"");
+    v.extend_from_slice(t.as_bytes());
+    v.extend_from_slice(b"\",\"object\":");
+    v.extend_from_slice(obj);
+    v.extend_from_slice(b"}\n");
+    Bytes::from(v)
+}
+
+/// A stored object.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Parsed object.
+    pub obj: Arc<Value>,
+    /// Serialized object.
+    pub bytes: Bytes,
+    /// Server-side apply owners.
+    pub appliers: Vec<Applier>,
+}
+
+/// Objects of one resource plus its bounded event history.
+#[derive(Debug)]
+pub struct Collection {
+    /// Objects and history.
+    pub inner: RwLock<Inner>,
+    /// Live events.
+    pub tx: broadcast::Sender<Arc<Event>>,
+}
+
+/// Guarded part of a collection.
+#[derive(Debug, Default)]
+pub struct Inner {
+    /// (namespace, name) → object.
+    pub objects: BTreeMap<(String, String), Stored>,
+    /// Recent events, oldest first.
+    pub history: VecDeque<Arc<Event>>,
+    /// Events with rv ≤ this are gone: a watch from an older rv gets 410.
+    pub compacted: u64,
+}
+
+impl Collection {
+    fn new() -> Arc<Self> {
+        let (tx, _) = broadcast::channel(65536);
+        Arc::new(Collection { inner: RwLock::new(Inner::default()), tx })
+    }
+}
+
+/// Per verb+resource API call counters.
+#[derive(Debug, Default)]
+pub struct Counters(RwLock<HashMap<(String, String), Arc<AtomicU64>>>);
+
+impl Counters {
+    /// Count one call.
+    pub fn inc(&self, verb: &str, resource: &str) {
+        if let Some(c) = self.0.read().get(&(verb.to_string(), resource.to_string())) {
+            c.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.0
+            .write()
+            .entry((verb.to_string(), resource.to_string()))
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    /// Read one counter.
+    pub fn get(&self, verb: &str, resource: &str) -> u64 {
+        self.0
+            .read()
+            .get(&(verb.to_string(), resource.to_string()))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+    /// All counters.
+    pub fn snapshot(&self) -> BTreeMap<(String, String), u64> {
+        self.0.read().iter().map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed))).collect()
+    }
+}
+
+/// Served resources.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// (group, version) → plural → definition.
+    pub gvs: BTreeMap<(String, String), BTreeMap<String, Arc<ResourceDef>>>,
+    /// Preferred version per group (first registered, or the CRD's storage version).
+    pub preferred: BTreeMap<String, String>,
+    /// Group order for discovery.
+    pub group_order: Vec<String>,
+    colls: HashMap<(String, String), Arc<Collection>>,
+}
+
+/// Static description of a built-in resource.
+pub struct Builtin {
+    /// group
+    pub group: &'static str,
+    /// version
+    pub version: &'static str,
+    /// plural
+    pub plural: &'static str,
+    /// kind
+    pub kind: &'static str,
+    /// namespaced
+    pub namespaced: bool,
+    /// has /status
+    pub status: bool,
+    /// short names
+    pub short: &'static [&'static str],
+}
+
+const fn b(group: &'static str, version: &'static str, plural: &'static str, kind: &'static str, namespaced: bool, status: bool, short: &'static [&'static str]) -> Builtin {
+    Builtin { group, version, plural, kind, namespaced, status, short }
+}
+
+/// Built-in resources served as plain storage (no controllers behind them).
+pub const BUILTINS: &[Builtin] = &[
+    b("", "v1", "namespaces", "Namespace", false, true, &["ns"]),
+    b("", "v1", "secrets", "Secret", true, false, &[]),
+    b("", "v1", "configmaps", "ConfigMap", true, false, &["cm"]),
+    b("", "v1", "serviceaccounts", "ServiceAccount", true, false, &["sa"]),
+    b("", "v1", "events", "Event", true, false, &["ev"]),
+    b("", "v1", "services", "Service", true, true, &["svc"]),
+    b("", "v1", "pods", "Pod", true, true, &["po"]),
+    b("", "v1", "endpoints", "Endpoints", true, false, &["ep"]),
+    b("events.k8s.io", "v1", "events", "Event", true, false, &["ev"]),
+    b("coordination.k8s.io", "v1", "leases", "Lease", true, false, &[]),
+    b("apps", "v1", "deployments", "Deployment", true, true, &["deploy"]),
+    b("apps", "v1", "statefulsets", "StatefulSet", true, true, &["sts"]),
+    b("apps", "v1", "daemonsets", "DaemonSet", true, true, &["ds"]),
+    b("apps", "v1", "replicasets", "ReplicaSet", true, true, &["rs"]),
+    b("rbac.authorization.k8s.io", "v1", "roles", "Role", true, false, &[]),
+    b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, false, &[]),
+    b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, false, &[]),
+    b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, false, &[]),
+    b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, true, &["pdb"]),
+    b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, false, &["netpol"]),
+    b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, true, &["crd", "crds"]),
+    b("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", false, false, &[]),
+    b("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", false, false, &[]),
+];
+
+/// Now as RFC 3339 with second precision (the API's `metav1.Time`).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Options of a write that come from the query string.
+#[derive(Debug, Default, Clone)]
+pub struct WriteOpts {
+    /// `fieldValidation=Strict`.
+    pub strict: bool,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+    /// `fieldManager`.
+    pub field_manager: Option<String>,
+    /// `force` (apply).
+    pub force: bool,
+    /// Authenticated user, if any.
+    pub user: Option<String>,
+}
+
+/// Result of a write: HTTP code, body and warnings.
+#[derive(Debug)]
+pub struct WriteOut {
+    /// 200 or 201.
+    pub code: u16,
+    /// Object JSON.
+    pub body: Bytes,
+    /// `Warning` headers.
+    pub warnings: Vec<String>,
+}
+
+/// The whole API server state.
+#[derive(Debug)]
+pub struct Store {
+    rv: AtomicU64,
+    /// Served resources.
+    pub registry: RwLock<Registry>,
+    history_limit: usize,
+    /// Set `spec.username` of cert-manager CertificateRequests from the authenticated user on create.
+    pub set_cr_username: bool,
+    namespaces: Arc<Collection>,
+}
+
+fn meta(v: &Value) -> Option<&serde_json::Map<String, Value>> {
+    v.get("metadata").and_then(Value::as_object)
+}
+fn meta_mut(v: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
+    v.get_mut("metadata").and_then(Value::as_object_mut)
+}
+fn meta_str<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
+    meta(v).and_then(|m| m.get(k)).and_then(Value::as_str)
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+fn random_suffix() -> String {
+    use rand::Rng as _;
+    const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| ALPHA[rng.random_range(0..ALPHA.len())] as char).collect()
+}
+
+/// Top-level keys other than metadata/status/apiVersion/kind differ (→ generation bump).
+fn spec_changed(old: &Value, new: &Value, has_status: bool) -> bool {
+    let skip = |k: &str| matches!(k, "metadata" | "apiVersion" | "kind") || (has_status && k == "status");
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else { return old != new };
+    o.iter().filter(|(k, _)| !skip(k)).any(|(k, v)| n.get(k) != Some(v))
+        || n.iter().filter(|(k, _)| !skip(k)).any(|(k, _)| !o.contains_key(k))
+}
+
+/// Equal apart from resourceVersion (a no-op write).
+fn same_except_rv(a: &Value, b: &Value) -> bool {
+    let (Some(ao), Some(bo)) = (a.as_object(), b.as_object()) else { return a == b };
+    if ao.len() != bo.len() {
+        return false;
+    }
+    ao.iter().all(|(k, v)| {
+        if k == "metadata" {
+            let (Some(am), Some(bm)) = (v.as_object(), bo.get(k).and_then(Value::as_object)) else { return false };
+            am.iter().filter(|(k, _)| *k != "resourceVersion").all(|(k, v)| bm.get(k) == Some(v))
+                && bm.iter().filter(|(k, _)| *k != "resourceVersion").all(|(k, _)| am.contains_key(k))
+        } else {
+            bo.get(k) == Some(v)
+        }
+    })
+}
+
+impl Store {
+    /// A store serving the built-ins, with the usual namespaces present.
+    pub fn new(history_limit: usize, set_cr_username: bool) -> Arc<Store> {
+        let mut reg = Registry::default();
+        for bi in BUILTINS {
+            let coll = reg.colls.entry((bi.group.to_string(), bi.plural.to_string())).or_insert_with(Collection::new).clone();
+            let def = ResourceDef {
+                group: bi.group.into(),
+                version: bi.version.into(),
+                plural: bi.plural.into(),
+                singular: bi.kind.to_lowercase(),
+                kind: bi.kind.into(),
+                namespaced: bi.namespaced,
+                status: bi.status,
+                short_names: bi.short.iter().map(|s| s.to_string()).collect(),
+                categories: Vec::new(),
+                schema: None,
+                storage_version: bi.version.into(),
+                unconditional_update: true,
+                generation: bi.status && bi.plural != "namespaces",
+                printer_columns: Vec::new(),
+                coll,
+            };
+            reg.add(Arc::new(def));
+        }
+        let namespaces = reg.colls[&(String::new(), "namespaces".to_string())].clone();
+        let store = Arc::new(Store { rv: AtomicU64::new(1), registry: RwLock::new(reg), history_limit: history_limit.max(16), set_cr_username, namespaces });
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let def = store.lookup("", "v1", "namespaces");
+            if let Some(def) = def {
+                let _ = store.create(&def, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), &WriteOpts::default());
+            }
+        }
+        store
+    }
+
+    /// The current global resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.rv.load(Ordering::SeqCst)
+    }
+
+    /// Find a served resource by group, version and plural.
+    pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceDef>> {
+        self.registry.read().gvs.get(&(group.to_string(), version.to_string()))?.get(plural).cloned()
+    }
+
+    /// Find a served resource by group and kind (any version, preferred first).
+    pub fn lookup_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceDef>> {
+        let reg = self.registry.read();
+        let pref = reg.preferred.get(group)?;
+        let find = |v: &str| reg.gvs.get(&(group.to_string(), v.to_string()))?.values().find(|d| d.kind == kind).cloned();
+        find(pref).or_else(|| reg.gvs.iter().filter(|((g, _), _)| g == group).find_map(|(_, m)| m.values().find(|d| d.kind == kind).cloned()))
+    }
+
+    fn out_bytes(def: &ResourceDef, s: &Stored) -> Bytes {
+        if def.version == def.storage_version {
+            return s.bytes.clone();
+        }
+        let mut v = (*s.obj).clone();
+        v["apiVersion"] = json!(def.api_version());
+        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+    }
+
+    /// Serialize an object for one served version.
+    pub fn render_for(def: &ResourceDef, obj: &Value, bytes: &Bytes) -> Bytes {
+        if def.version == def.storage_version {
+            return bytes.clone();
+        }
+        let mut v = obj.clone();
+        v["apiVersion"] = json!(def.api_version());
+        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+    }
+
+    fn check_namespace(&self, def: &ResourceDef, ns: &str) -> Result<(), ApiError> {
+        if !def.namespaced {
+            return Ok(());
+        }
+        if ns.is_empty() {
+            return Err(ApiError::bad_request(format!("the namespace of the provided object does not match the namespace sent on the request ({} is namespaced)", def.plural)));
+        }
+        let inner = self.namespaces.inner.read();
+        match inner.objects.get(&(String::new(), ns.to_string())) {
+            None => Err(ApiError::not_found("namespaces", "", ns)),
+            Some(s) if meta(&s.obj).is_some_and(|m| m.contains_key("deletionTimestamp")) => Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!("{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated", qualified(&def.plural, &def.group), meta_str(&s.obj, "name").unwrap_or_default()),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Check kind/apiVersion/name and run CRD schema validation; returns warnings.
+    fn validate(&self, def: &ResourceDef, obj: &mut Value, strict: bool) -> Result<Vec<String>, ApiError> {
+        let name = meta_str(obj, "name").unwrap_or_default().to_string();
+        let mut causes: Vec<Cause> = Vec::new();
+        if !obj.get("metadata").is_some_and(Value::is_object) && obj.get("metadata").is_some() {
+            causes.push(Cause { reason: "FieldValueTypeInvalid".into(), message: "must be an object".into(), field: "metadata".into() });
+        }
+        if def.plural != "namespaces" || !name.is_empty() {
+            let valid = if matches!(def.plural.as_str(), "namespaces") {
+                name.len() <= 63 && is_dns_subdomain(&name) && !name.contains('.')
+            } else {
+                is_dns_subdomain(&name) || (def.group.starts_with("rbac.") && !name.is_empty() && !name.contains('/'))
+            };
+            if !valid {
+                causes.push(Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+                    field: "metadata.name".into(),
+                });
+            }
+        }
+        for k in ["labels", "annotations"] {
+            if let Some(m) = meta(obj).and_then(|m| m.get(k)) {
+                if !m.is_object() || m.as_object().is_some_and(|o| o.values().any(|v| !v.is_string())) {
+                    causes.push(Cause { reason: "FieldValueTypeInvalid".into(), message: "must be a map of string to string".into(), field: format!("metadata.{k}") });
+                }
+            }
+        }
+        let mut warnings = Vec::new();
+        if let Some(schema) = &def.schema {
+            let r = schema::validate_root(schema, obj);
+            if !r.unknown.is_empty() {
+                if strict {
+                    let list: Vec<String> = r.unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+                    return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+                }
+                warnings.extend(r.unknown.iter().map(|u| format!("unknown field \"{u}\"")));
+            }
+            causes.extend(r.causes);
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&def.kind, &def.group, &name, causes));
+        }
+        Ok(warnings)
+    }
+
+    fn check_type(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the body of the request must be a JSON or YAML object"));
+        }
+        if (!kind.is_empty() && kind != def.kind) || (!av.is_empty() && av != def.api_version()) {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({}) or the kind ({kind}) does not match {}",
+                def.api_version(),
+                def.kind
+            )));
+        }
+        Ok(())
+    }
+
+    /// Append a change to the history and fan it out; caller holds the write lock and has set the rv.
+    fn record(&self, coll: &Collection, inner: &mut Inner, rv: u64, etype: EventType, ns: &str, obj: Arc<Value>, old: Option<Arc<Value>>, bytes: Bytes) {
+        let line = watch_line(etype.as_str(), &bytes);
+        let ev = Arc::new(Event { rv, etype, namespace: ns.to_string(), obj, old, bytes, line });
+        inner.history.push_back(ev.clone());
+        while inner.history.len() > self.history_limit {
+            if let Some(e) = inner.history.pop_front() {
+                inner.compacted = e.rv;
+            }
+        }
+        let _ = coll.tx.send(ev);
+    }
+
+    fn finish(&self, def: &ResourceDef, obj: &mut Value, rv: u64) -> Result<Bytes, ApiError> {
+        if let Some(m) = meta_mut(obj) {
+            m.insert("resourceVersion".into(), json!(rv.to_string()));
+        }
+        obj["apiVersion"] = json!(def.storage_api_version());
+        obj["kind"] = json!(def.kind);
+        serde_json::to_vec(obj).map(Bytes::from).map_err(|e| ApiError::internal(format!("serializing the object: {e}")))
+    }
+
+    /// Create an object.
+    ///
+    /// # Errors
+    /// 400/404/409/422 Status errors as the API server answers them.
+    pub fn create(&self, def: &Arc<ResourceDef>, ns: &str, mut obj: Value, o: &WriteOpts) -> Result<WriteOut, ApiError> {
+        Self::check_type(def, &obj)?;
+        if obj.get("metadata").is_none() {
+            obj["metadata"] = json!({});
+        }
+        let body_ns = meta_str(&obj, "namespace").unwrap_or_default().to_string();
+        if def.namespaced && !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+        }
+        self.check_namespace(def, ns)?;
+        let Some(m) = meta_mut(&mut obj) else {
+            return Err(ApiError::bad_request("metadata must be an object"));
+        };
+        if m.get("name").and_then(Value::as_str).unwrap_or_default().is_empty() {
+            match m.get("generateName").and_then(Value::as_str) {
+                Some(g) if !g.is_empty() => {
+                    let n = format!("{g}{}", random_suffix());
+                    m.insert("name".into(), json!(n));
+                }
+                _ => {
+                    return Err(ApiError::invalid(&def.kind, &def.group, "", vec![Cause { reason: "FieldValueRequired".into(), message: "Required value: name or generateName is required".into(), field: "metadata.name".into() }]));
+                }
+            }
+        }
+        if def.namespaced {
+            m.insert("namespace".into(), json!(ns));
+        } else {
+            m.remove("namespace");
+        }
+        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        m.remove("deletionTimestamp");
+        m.remove("managedFields");
+        m.remove("resourceVersion");
+        if def.generation || def.schema.is_some() {
+            m.insert("generation".into(), json!(1));
+        }
+        let name = m.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        if def.status && def.schema.is_some() {
+            // Status is not writable on create through the main resource.
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        self.builtin_defaults(def, &mut obj, o);
+        let warnings = self.validate(def, &mut obj, o.strict)?;
+        let coll = &def.coll;
+        let mut inner = coll.inner.write();
+        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.clone());
+        if inner.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(&def.plural, &def.group, &name));
+        }
+        if o.dry_run {
+            let body = self.finish(def, &mut obj, self.current_rv())?;
+            return Ok(WriteOut { code: 201, body, warnings });
+        }
+        let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
+        let bytes = self.finish(def, &mut obj, rv)?;
+        let obj = Arc::new(obj);
+        inner.objects.insert(key.clone(), Stored { obj: obj.clone(), bytes: bytes.clone(), appliers: Vec::new() });
+        self.record(coll, &mut inner, rv, EventType::Added, &key.0, obj.clone(), None, bytes.clone());
+        drop(inner);
+        if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
+            self.register_crd(&obj)?;
+        }
+        let body = Self::render_for(def, &obj, &bytes);
+        Ok(WriteOut { code: 201, body, warnings })
+    }
+
+    /// Defaults that real built-in registries (or cert-manager's webhook) apply on create.
+    fn builtin_defaults(&self, def: &ResourceDef, obj: &mut Value, o: &WriteOpts) {
+        match (def.group.as_str(), def.plural.as_str()) {
+            ("", "namespaces") => {
+                obj["status"] = json!({"phase": "Active"});
+            }
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                let names = obj.pointer("/spec/names").cloned().unwrap_or(json!({}));
+                let now = now_rfc3339();
+                obj["status"] = json!({
+                    "acceptedNames": names,
+                    "conditions": [
+                        {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
+                        {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now}
+                    ],
+                    "storedVersions": obj.pointer("/spec/versions").and_then(Value::as_array).map(|vs| vs.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).filter_map(|v| v.get("name").cloned()).collect::<Vec<_>>()).unwrap_or_default(),
+                });
+            }
+            ("cert-manager.io", "certificaterequests") => {
+                if self.set_cr_username
+                    && let Some(user) = &o.user
+                    && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+                {
+                    spec.insert("username".into(), json!(user));
+                    spec.insert("uid".into(), json!(""));
+                    spec.insert("groups".into(), json!(["system:authenticated"]));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Get one object.
+    ///
+    /// # Errors
+    /// 404 when absent.
+    pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Bytes, ApiError> {
+        let inner = def.coll.inner.read();
+        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.to_string());
+        inner.objects.get(&key).map(|s| Self::out_bytes(def, s)).ok_or_else(|| ApiError::not_found(&def.plural, &def.group, name))
+    }
+
+    /// Get one object parsed (harness helper).
+    pub fn get_value(&self, def: &ResourceDef, ns: &str, name: &str) -> Option<Arc<Value>> {
+        let inner = def.coll.inner.read();
+        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.to_string());
+        inner.objects.get(&key).map(|s| s.obj.clone())
+    }
+
+    /// List objects as a `<Kind>List` JSON body; `limit`/`continue` page by key.
+    ///
+    /// # Errors
+    /// 400 for a malformed continue token.
+    pub fn list(&self, def: &ResourceDef, ns: Option<&str>, ls: &LabelSelector, fs: &FieldSelector, limit: Option<usize>, cont: Option<&str>) -> Result<(Bytes, usize), ApiError> {
+        let inner = def.coll.inner.read();
+        let rv = self.current_rv();
+        let start: Option<(String, String)> = match cont {
+            Some(c) if !c.is_empty() => {
+                let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, c).map_err(|_| ApiError::bad_request(format!("invalid continue token {c:?}")))?;
+                let v: (String, String) = serde_json::from_slice(&raw).map_err(|_| ApiError::bad_request(format!("invalid continue token {c:?}")))?;
+                Some(v)
+            }
+            _ => None,
+        };
+        let mut body = Vec::with_capacity(256);
+        body.extend_from_slice(b"{\"kind\":\"");
+        body.extend_from_slice(def.kind.as_bytes());
+        body.extend_from_slice(b"List\",\"apiVersion\":\"");
+        body.extend_from_slice(def.api_version().as_bytes());
+        body.extend_from_slice(b"\",\"items\":[");
+        let range: Box<dyn Iterator<Item = (&(String, String), &Stored)>> = match (ns, &start) {
+            (_, Some(s)) => Box::new(inner.objects.range((std::ops::Bound::Excluded(s.clone()), std::ops::Bound::Unbounded))),
+            (Some(n), None) if def.namespaced => Box::new(inner.objects.range((n.to_string(), String::new())..)),
+            _ => Box::new(inner.objects.iter()),
+        };
+        let mut n = 0usize;
+        let mut last_returned: Option<&(String, String)> = None;
+        let mut more = false;
+        let pinned = fs.pinned_name();
+        for (k, s) in range {
+            if let Some(want) = ns
+                && def.namespaced
+                && k.0 != want
+            {
+                if start.is_none() && k.0.as_str() > want {
+                    break;
+                }
+                continue;
+            }
+            if pinned.is_some_and(|p| p != k.1) {
+                continue;
+            }
+            if !ls.matches(&s.obj) || !fs.matches(&s.obj) {
+                continue;
+            }
+            if let Some(l) = limit
+                && l > 0
+                && n >= l
+            {
+                more = true;
+                break;
+            }
+            if n > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&Self::out_bytes(def, s));
+            last_returned = Some(k);
+            n += 1;
+        }
+        body.extend_from_slice(b"],\"metadata\":{\"resourceVersion\":\"");
+        body.extend_from_slice(rv.to_string().as_bytes());
+        body.push(b'"');
+        if more && let Some(last) = last_returned {
+            // The token names the last returned key; the next page starts after it.
+            let tok = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, serde_json::to_vec(last).unwrap_or_default());
+            body.extend_from_slice(b",\"continue\":\"");
+            body.extend_from_slice(tok.as_bytes());
+            body.push(b'"');
+        }
+        body.extend_from_slice(b"}}");
+        Ok((Bytes::from(body), n))
+    }
+
+    /// Replace (PUT) an object or its status.
+    ///
+    /// # Errors
+    /// 404, 409 (stale resourceVersion), 422.
+    pub fn update(&self, def: &Arc<ResourceDef>, ns: &str, name: &str, status_only: bool, body: Value, o: &WriteOpts) -> Result<WriteOut, ApiError> {
+        Self::check_type(def, &body)?;
+        if meta_str(&body, "name").is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", meta_str(&body, "name").unwrap_or_default())));
+        }
+        let want_rv = meta_str(&body, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_string);
+        if want_rv.is_none() && !def.unconditional_update {
+            return Err(ApiError::invalid(&def.kind, &def.group, name, vec![Cause { reason: "FieldValueInvalid".into(), message: "Invalid value: 0: must be specified for an update".into(), field: "metadata.resourceVersion".into() }]));
+        }
+        self.modify(def, ns, name, o, |old| {
+            if let Some(w) = &want_rv
+                && meta_str(&old.obj, "resourceVersion") != Some(w.as_str())
+            {
+                return Err(ApiError::conflict(&def.plural, &def.group, name, "the object has been modified; please apply your changes to the latest version and try again"));
+            }
+            Ok((self.merge_sub(def, &old.obj, body, status_only), None))
+        })
+    }
+
+    /// Take `status` from `new` (status write) or everything but status (main write).
+    fn merge_sub(&self, def: &ResourceDef, old: &Value, mut new: Value, status_only: bool) -> Value {
+        if status_only {
+            let mut out = old.clone();
+            match new.get_mut("status").map(Value::take) {
+                Some(s) => out["status"] = s,
+                None => {
+                    if let Some(o) = out.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+            out
+        } else {
+            if def.status {
+                match old.get("status") {
+                    Some(s) => new["status"] = s.clone(),
+                    None => {
+                        if let Some(o) = new.as_object_mut() {
+                            o.remove("status");
+                        }
+                    }
+                }
+            }
+            new
+        }
+    }
+
+    /// Patch an object or its status.
+    ///
+    /// # Errors
+    /// 400 (bad patch), 404, 409, 415, 422.
+    pub fn patch(&self, def: &Arc<ResourceDef>, ns: &str, name: &str, status_only: bool, content_type: &str, body: &[u8], o: &WriteOpts) -> Result<WriteOut, ApiError> {
+        let ct = content_type.split(';').next().unwrap_or_default().trim();
+        match ct {
+            "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+                let cfg: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+                return self.apply(def, ns, name, status_only, cfg, o);
+            }
+            "application/merge-patch+json" | "application/json-patch+json" | "application/strategic-merge-patch+json" => {}
+            other => return Err(ApiError::unsupported_media(other)),
+        }
+        let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        self.modify(def, ns, name, o, |old| {
+            let mut cur = (*old.obj).clone();
+            match ct {
+                "application/json-patch+json" => {
+                    let p: json_patch::Patch = serde_json::from_value(patch).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                    json_patch::patch(&mut cur, &p).map_err(|e| ApiError::new(422, "Invalid", format!("the JSON patch could not be applied: {e}")))?;
+                }
+                "application/strategic-merge-patch+json" => {
+                    let mut p = patch;
+                    strip_directives(&mut p);
+                    json_patch::merge(&mut cur, &p);
+                }
+                _ => json_patch::merge(&mut cur, &patch),
+            }
+            // A resourceVersion carried by the patch is a precondition.
+            if let Some(w) = meta_str(&cur, "resourceVersion")
+                && meta_str(&old.obj, "resourceVersion") != Some(w)
+            {
+                return Err(ApiError::conflict(&def.plural, &def.group, name, "the object has been modified; please apply your changes to the latest version and try again"));
+            }
+            if meta_str(&cur, "name") != Some(name) {
+                return Err(ApiError::bad_request("metadata.name may not be changed by a patch"));
+            }
+            Ok((self.merge_sub(def, &old.obj, cur, status_only), None))
+        })
+    }
+
+    fn apply(&self, def: &Arc<ResourceDef>, ns: &str, name: &str, status_only: bool, mut cfg: Value, o: &WriteOpts) -> Result<WriteOut, ApiError> {
+        let Some(manager) = o.field_manager.clone().filter(|m| !m.is_empty()) else {
+            return Err(ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+        };
+        Self::check_type(def, &cfg)?;
+        if cfg.get("apiVersion").is_none() || cfg.get("kind").is_none() {
+            return Err(ApiError::bad_request("invalid object type: apply configurations must set apiVersion and kind"));
+        }
+        if meta_str(&cfg, "name").is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", meta_str(&cfg, "name").unwrap_or_default())));
+        }
+        let precondition = meta_str(&cfg, "resourceVersion").map(str::to_string);
+        // Restrict the configuration to what this endpoint may change.
+        if let Some(c) = cfg.as_object_mut() {
+            c.remove("apiVersion");
+            c.remove("kind");
+            if status_only {
+                c.retain(|k, _| k == "status");
+            } else if def.status {
+                c.remove("status");
+            }
+        }
+        let exists = {
+            let inner = def.coll.inner.read();
+            inner.objects.contains_key(&(if def.namespaced { ns.to_string() } else { String::new() }, name.to_string()))
+        };
+        if !exists {
+            if status_only {
+                return Err(ApiError::not_found(&def.plural, &def.group, name));
+            }
+            let mut obj = cfg.clone();
+            obj["apiVersion"] = json!(def.api_version());
+            obj["kind"] = json!(def.kind);
+            if obj.get("metadata").is_none() {
+                obj["metadata"] = json!({});
+            }
+            obj["metadata"]["name"] = json!(name);
+            let schema = def.schema.as_deref();
+            let created = self.create(def, ns, obj, o)?;
+            let (_, appliers) = apply::apply(&json!({}), &cfg, schema, &[], &manager, false, true).map_err(|_| ApiError::internal("apply on an empty object cannot conflict"))?;
+            let mut inner = def.coll.inner.write();
+            if let Some(s) = inner.objects.get_mut(&(if def.namespaced { ns.to_string() } else { String::new() }, name.to_string())) {
+                s.appliers = appliers;
+            }
+            return Ok(created);
+        }
+        self.modify(def, ns, name, o, |old| {
+            if let Some(w) = &precondition
+                && meta_str(&old.obj, "resourceVersion") != Some(w.as_str())
+            {
+                return Err(ApiError::conflict(&def.plural, &def.group, name, "the object has been modified; please apply your changes to the latest version and try again"));
+            }
+            let schema = def.schema.as_deref();
+            match apply::apply(&old.obj, &cfg, schema, &old.appliers, &manager, status_only, o.force) {
+                Ok((merged, appliers)) => Ok((merged, Some(appliers))),
+                Err(conflicts) => {
+                    let causes: Vec<Cause> = conflicts
+                        .iter()
+                        .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with \"{}\"", c.manager), field: apply::render(&c.path) })
+                        .collect();
+                    let list: Vec<String> = conflicts.iter().map(|c| format!("conflict with \"{}\": {}", c.manager, apply::render(&c.path))).collect();
+                    let mut e = ApiError::conflict(
+                        &def.plural,
+                        &def.group,
+                        name,
+                        &format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, list.join("; ")),
+                    );
+                    e.message = format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, list.join("; "));
+                    e.causes = causes;
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    /// The shared read-modify-write path of update, patch and apply.
+    fn modify(
+        &self,
+        def: &Arc<ResourceDef>,
+        ns: &str,
+        name: &str,
+        o: &WriteOpts,
+        f: impl FnOnce(&Stored) -> Result<(Value, Option<Vec<Applier>>), ApiError>,
+    ) -> Result<WriteOut, ApiError> {
+        let coll = &def.coll;
+        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.to_string());
+        let mut inner = coll.inner.write();
+        let Some(old) = inner.objects.get(&key) else {
+            return Err(ApiError::not_found(&def.plural, &def.group, name));
+        };
+        let (mut new, appliers) = f(old)?;
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the patched object is not a JSON object"));
+        }
+        // Server-managed metadata always comes from the stored object.
+        let old_meta = meta(&old.obj).cloned().unwrap_or_default();
+        if !new.get("metadata").is_some_and(Value::is_object) {
+            new["metadata"] = json!({});
+        }
+        if let Some(m) = meta_mut(&mut new) {
+            for k in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+                match old_meta.get(k) {
+                    Some(v) => {
+                        m.insert(k.into(), v.clone());
+                    }
+                    None => {
+                        m.remove(k);
+                    }
+                }
+            }
+            m.remove("managedFields");
+            m.insert("resourceVersion".into(), old_meta.get("resourceVersion").cloned().unwrap_or(json!("")));
+        }
+        new["apiVersion"] = json!(def.storage_api_version());
+        new["kind"] = json!(def.kind);
+        let warnings = self.validate(def, &mut new, o.strict)?;
+        if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
+            let keep = old.obj.get("status").cloned();
+            self.builtin_defaults(def, &mut new, o);
+            if let (Some(k), Some(st)) = (keep, new.get_mut("status"))
+                && let Some(c) = k.get("conditions")
+            {
+                st["conditions"] = c.clone();
+            }
+        }
+        if old_meta.contains_key("generation") && spec_changed(&old.obj, &new, def.status) {
+            let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+            new["metadata"]["generation"] = json!(g);
+        }
+        let deleting = old_meta.contains_key("deletionTimestamp")
+            && meta(&new).and_then(|m| m.get("finalizers")).and_then(Value::as_array).is_none_or(|f| f.is_empty());
+        if !deleting && same_except_rv(&old.obj, &new) {
+            let body = Self::out_bytes(def, old);
+            if let Some(a) = appliers
+                && let Some(s) = inner.objects.get_mut(&key)
+            {
+                s.appliers = a;
+            }
+            return Ok(WriteOut { code: 200, body, warnings });
+        }
+        if o.dry_run {
+            let body = self.finish(def, &mut new, self.current_rv())?;
+            return Ok(WriteOut { code: 200, body, warnings });
+        }
+        let old_obj = old.obj.clone();
+        let old_appliers = old.appliers.clone();
+        let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
+        let bytes = self.finish(def, &mut new, rv)?;
+        let obj = Arc::new(new);
+        if deleting {
+            inner.objects.remove(&key);
+            self.record(coll, &mut inner, rv, EventType::Deleted, &key.0, obj.clone(), Some(old_obj), bytes.clone());
+        } else {
+            inner.objects.insert(key.clone(), Stored { obj: obj.clone(), bytes: bytes.clone(), appliers: appliers.unwrap_or(old_appliers) });
+            self.record(coll, &mut inner, rv, EventType::Modified, &key.0, obj.clone(), Some(old_obj), bytes.clone());
+        }
+        drop(inner);
+        if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
+            if deleting {
+                self.unregister_crd(&obj);
+            } else {
+                self.register_crd(&obj)?;
+            }
+        }
+        Ok(WriteOut { code: 200, body: Self::render_for(def, &obj, &bytes), warnings })
+    }
+
+    /// Delete an object: immediate without finalizers, else `deletionTimestamp` is set.
+    ///
+    /// # Errors
+    /// 404; 409 when a precondition (uid, resourceVersion) fails.
+    pub fn delete(&self, def: &Arc<ResourceDef>, ns: &str, name: &str, opts: &Value, dry_run: bool) -> Result<Bytes, ApiError> {
+        let coll = &def.coll;
+        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.to_string());
+        let mut inner = coll.inner.write();
+        let Some(old) = inner.objects.get(&key) else {
+            return Err(ApiError::not_found(&def.plural, &def.group, name));
+        };
+        if let Some(p) = opts.get("preconditions") {
+            if let Some(uid) = p.get("uid").and_then(Value::as_str)
+                && meta_str(&old.obj, "uid") != Some(uid)
+            {
+                return Err(ApiError::conflict(&def.plural, &def.group, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&old.obj, "uid").unwrap_or_default())));
+            }
+            if let Some(rv) = p.get("resourceVersion").and_then(Value::as_str)
+                && meta_str(&old.obj, "resourceVersion") != Some(rv)
+            {
+                return Err(ApiError::conflict(&def.plural, &def.group, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", meta_str(&old.obj, "resourceVersion").unwrap_or_default())));
+            }
+        }
+        if dry_run {
+            return Ok(Self::out_bytes(def, old));
+        }
+        let has_finalizers = meta(&old.obj).and_then(|m| m.get("finalizers")).and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let old_obj = old.obj.clone();
+        if has_finalizers {
+            if meta(&old_obj).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+                return Ok(Self::out_bytes(def, old));
+            }
+            let mut new = (*old_obj).clone();
+            new["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            if let Some(g) = meta(&old_obj).and_then(|m| m.get("generation")).and_then(Value::as_i64) {
+                new["metadata"]["generation"] = json!(g + 1);
+            }
+            let appliers = old.appliers.clone();
+            let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
+            let bytes = self.finish(def, &mut new, rv)?;
+            let obj = Arc::new(new);
+            inner.objects.insert(key.clone(), Stored { obj: obj.clone(), bytes: bytes.clone(), appliers });
+            self.record(coll, &mut inner, rv, EventType::Modified, &key.0, obj.clone(), Some(old_obj), bytes.clone());
+            return Ok(Self::render_for(def, &obj, &bytes));
+        }
+        inner.objects.remove(&key);
+        let mut last = (*old_obj).clone();
+        let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
+        let bytes = self.finish(def, &mut last, rv)?;
+        let obj = Arc::new(last);
+        self.record(coll, &mut inner, rv, EventType::Deleted, &key.0, obj.clone(), Some(old_obj), bytes.clone());
+        drop(inner);
+        if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
+            self.unregister_crd(&obj);
+        }
+        if def.plural == "namespaces" && def.group.is_empty() {
+            self.purge_namespace(name);
+        }
+        Ok(Self::render_for(def, &obj, &bytes))
+    }
+
+    /// Names of the objects a delete-collection would remove.
+    pub fn names(&self, def: &ResourceDef, ns: Option<&str>, ls: &LabelSelector, fs: &FieldSelector) -> Vec<(String, String)> {
+        let inner = def.coll.inner.read();
+        inner
+            .objects
+            .iter()
+            .filter(|(k, s)| ns.is_none_or(|w| !def.namespaced || k.0 == w) && ls.matches(&s.obj) && fs.matches(&s.obj))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn purge_namespace(&self, ns: &str) {
+        let defs: Vec<Arc<ResourceDef>> = {
+            let reg = self.registry.read();
+            let mut seen = std::collections::HashSet::new();
+            reg.gvs.values().flat_map(|m| m.values()).filter(|d| d.namespaced && seen.insert(Arc::as_ptr(&d.coll) as usize)).cloned().collect()
+        };
+        for d in defs {
+            let keys: Vec<String> = d.coll.inner.read().objects.keys().filter(|k| k.0 == ns).map(|k| k.1.clone()).collect();
+            for k in keys {
+                // Finalizers are ignored here: there is no namespace controller to wait for.
+                let mut inner = d.coll.inner.write();
+                if let Some(old) = inner.objects.remove(&(ns.to_string(), k)) {
+                    let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
+                    let mut last = (*old.obj).clone();
+                    if let Ok(bytes) = self.finish(&d, &mut last, rv) {
+                        self.record(&d.coll, &mut inner, rv, EventType::Deleted, ns, Arc::new(last), Some(old.obj), bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Register (or refresh) the resources of a CRD object.
+    fn register_crd(&self, crd: &Value) -> Result<(), ApiError> {
+        let spec = crd.get("spec").ok_or_else(|| ApiError::bad_request("CustomResourceDefinition has no spec"))?;
+        let group = spec.get("group").and_then(Value::as_str).unwrap_or_default().to_string();
+        let names = spec.get("names").cloned().unwrap_or(json!({}));
+        let plural = names.get("plural").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = names.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let singular = names.get("singular").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
+        let strs = |k: &str| names.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect::<Vec<_>>()).unwrap_or_default();
+        let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
+        let versions = spec.get("versions").and_then(Value::as_array).cloned().unwrap_or_default();
+        let storage = versions.iter().find(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).or(versions.first()).and_then(|v| v.get("name")).and_then(Value::as_str).unwrap_or("v1").to_string();
+        let mut reg = self.registry.write();
+        let coll = reg.colls.entry((group.clone(), plural.clone())).or_insert_with(Collection::new).clone();
+        // Drop previously served versions of this resource, then add the current ones.
+        for m in reg.gvs.values_mut() {
+            m.retain(|p, d| !(d.group == group && *p == plural));
+        }
+        for v in versions.iter().filter(|v| v.get("served").and_then(Value::as_bool) != Some(false)) {
+            let version = v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let def = ResourceDef {
+                group: group.clone(),
+                version,
+                plural: plural.clone(),
+                singular: singular.clone(),
+                kind: kind.clone(),
+                namespaced,
+                status: v.pointer("/subresources/status").is_some(),
+                short_names: strs("shortNames"),
+                categories: strs("categories"),
+                schema: Some(Arc::new(v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})))),
+                storage_version: storage.clone(),
+                unconditional_update: false,
+                generation: true,
+                printer_columns: v.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default(),
+                coll: coll.clone(),
+            };
+            reg.add(Arc::new(def));
+        }
+        reg.preferred.insert(group.clone(), storage);
+        reg.gvs.retain(|_, m| !m.is_empty());
+        Ok(())
+    }
+
+    fn unregister_crd(&self, crd: &Value) {
+        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default().to_string();
+        let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut reg = self.registry.write();
+        for m in reg.gvs.values_mut() {
+            m.retain(|p, d| !(d.group == group && *p == plural));
+        }
+        reg.gvs.retain(|_, m| !m.is_empty());
+        reg.colls.remove(&(group.clone(), plural));
+        if !reg.gvs.keys().any(|(g, _)| *g == group) {
+            reg.preferred.remove(&group);
+            reg.group_order.retain(|g| *g != group);
+        }
+    }
+
+    /// Force every collection's history to be forgotten: watches from any earlier rv get 410.
+    pub fn compact(&self) {
+        let rv = self.current_rv();
+        let reg = self.registry.read();
+        for c in reg.colls.values() {
+            let mut inner = c.inner.write();
+            inner.history.clear();
+            inner.compacted = rv;
+        }
+    }
+}
+
+impl Registry {
+    fn add(&mut self, def: Arc<ResourceDef>) {
+        if !self.group_order.contains(&def.group) {
+            self.group_order.push(def.group.clone());
+        }
+        self.preferred.entry(def.group.clone()).or_insert_with(|| def.version.clone());
+        self.gvs.entry((def.group.clone(), def.version.clone())).or_default().insert(def.plural.clone(), def);
+    }
+}
+
+/// Remove strategic-merge-patch directives (`$patch`, `$setElementOrder/...`, `$retainKeys`, ...).
+fn strip_directives(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|k, _| !k.starts_with('$'));
+            for x in m.values_mut() {
+                strip_directives(x);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                strip_directives(x);
+            }
+        }
+        _ => {}
+    }
+}
