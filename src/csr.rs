@@ -240,6 +240,27 @@ pub enum CsrError {
     },
 }
 
+impl CsrError {
+    /// True when the bytes are not a request at all (not PEM, not DER, truncated, oversized), as
+    /// opposed to a well-formed request that breaks a rule (weak key, bad signature, forbidden
+    /// extension).
+    pub fn is_unparseable(&self) -> bool {
+        matches!(
+            self,
+            CsrError::Empty
+                | CsrError::TooLarge { .. }
+                | CsrError::NotPem { .. }
+                | CsrError::PrivateKey
+                | CsrError::WrongPemLabel { .. }
+                | CsrError::MultiplePemBlocks { .. }
+                | CsrError::TextOutsidePem { .. }
+                | CsrError::Base64 { .. }
+                | CsrError::Der { .. }
+                | CsrError::Malformed { .. }
+        )
+    }
+}
+
 /// A request that decoded and verified: the only things the issuer may look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateRequest {

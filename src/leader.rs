@@ -61,6 +61,8 @@ pub struct LeaseSettings {
 /// A running election. Drop or [`LeaderHandle::release`] to stop campaigning.
 pub struct LeaderHandle {
     leader: watch::Receiver<bool>,
+    /// Keeps the leadership channel open when no campaign task owns the sender.
+    _fixed: Option<watch::Sender<bool>>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -82,6 +84,7 @@ impl LeaderHandle {
         let task = tokio::spawn(campaign(elector, leader_tx, stop_rx, metrics));
         LeaderHandle {
             leader,
+            _fixed: None,
             stop,
             task: Some(task),
         }
@@ -92,10 +95,11 @@ impl LeaderHandle {
         if let Some(m) = metrics {
             m.leader.set(1);
         }
-        let (_tx, leader) = watch::channel(true);
+        let (fixed, leader) = watch::channel(true);
         let (stop, _) = watch::channel(false);
         LeaderHandle {
             leader,
+            _fixed: Some(fixed),
             stop,
             task: None,
         }

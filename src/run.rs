@@ -251,8 +251,14 @@ async fn lead_and_control(
         let mut lost = leader.clone();
         let mut stopping = stop.clone();
         let until = async move {
+            let lost = async move {
+                if lost.wait_for(|l| !*l).await.is_err() {
+                    // The election ended (process stopping): only `stop` ends the work now.
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
-                _ = lost.wait_for(|l| !*l) => {}
+                () = lost => {}
                 _ = stopping.wait_for(|s| *s) => {}
             }
         };
@@ -272,9 +278,23 @@ async fn lead_and_control(
         if *stop.borrow() {
             return;
         }
+        if *leader.borrow() {
+            // The controller ended on its own while still leading: start it again, after a pause
+            // so a persistent failure cannot spin.
+            if tokio::time::timeout(RESTART_PAUSE, stop.wait_for(|s| *s))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            continue;
+        }
         tracing::info!("no longer leading: controller paused, sub-CA kept for a takeover");
     }
 }
+
+/// Pause before restarting a controller that stopped while this replica still leads.
+const RESTART_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn default_identity() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "firefly".to_owned());

@@ -149,12 +149,25 @@ pub struct Args {
 /// # Errors
 /// A bad seed, an unusable state dir, or an address that cannot be bound.
 pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
-    let Args { listen, seed, state_dir } = args;
+    let Args {
+        listen,
+        seed,
+        state_dir,
+    } = args;
+    // Logs go to stderr: stdout's first line is reserved for the base URL.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
     let seed = Seed::load(&seed)?;
     let state_dir = match state_dir {
         Some(d) => d,
         None => {
-            let d = std::env::temp_dir().join(format!("firefly-tlspc-mock-{}", uuid::Uuid::new_v4()));
+            let d =
+                std::env::temp_dir().join(format!("firefly-tlspc-mock-{}", uuid::Uuid::new_v4()));
             eprintln!("tlspc-mock: state dir {}", d.display());
             d
         }
@@ -203,7 +216,11 @@ impl MockServer {
     ///
     /// # Errors
     /// [`MockError`] for an unusable state dir, key generation failure, or a bind failure.
-    pub async fn start(seed: Seed, state_dir: Option<&Path>, listen: SocketAddr) -> Result<MockServer, MockError> {
+    pub async fn start(
+        seed: Seed,
+        state_dir: Option<&Path>,
+        listen: SocketAddr,
+    ) -> Result<MockServer, MockError> {
         Self::start_with_clock(seed, state_dir, listen, Arc::new(SystemTime::now)).await
     }
 
@@ -235,15 +252,25 @@ impl MockServer {
             })?;
         if let Some(dir) = state_dir {
             state::write_file(&dir.join("root.pem"), shared.ca.root_pem(), false)?;
-            state::write_file(&dir.join("client-id"), &format!("{}\n", first.client_id), false)?;
+            state::write_file(
+                &dir.join("client-id"),
+                &format!("{}\n", first.client_id),
+                false,
+            )?;
             if let Some(key) = &first.private_pem {
                 state::write_file(&dir.join("svc-acct.key"), key, true)?;
             }
         }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|source| MockError::Bind { addr: listen, source })?;
-        let addr = listener.local_addr().map_err(|source| MockError::Bind { addr: listen, source })?;
+            .map_err(|source| MockError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| MockError::Bind {
+            addr: listen,
+            source,
+        })?;
         let shared = Arc::new(shared);
         let app = server::router(shared.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -15,13 +15,20 @@ use x509_parser::prelude::*;
 #[tokio::test]
 async fn shipped_seed_issues_a_sub_ca_with_the_provider_profile_that_openssl_verifies() {
     let mock = common::start(SHIPPED_SEED).await;
-    let (kp, csr_pem) = csr(&rcgen::PKCS_ECDSA_P256_SHA256, "pod-1 firefly-istio.mock.tlspc");
+    let (kp, csr_pem) = csr(
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        "pod-1 firefly-istio.mock.tlspc",
+    );
     let issued = mock.issue(&csr_pem).await;
     assert_eq!(issued["status"], "ISSUED", "{issued}");
     let cert_pem = issued["certificate"].as_str().unwrap();
     let chain: Vec<String> = serde_json::from_value(issued["issuerCertificates"].clone()).unwrap();
     let [root, int1, int2] = mock.server.hierarchy_pems();
-    assert_eq!(chain, vec![int2.clone(), int1.clone(), root.clone()], "issuerCertificates = [int2, int1, root]");
+    assert_eq!(
+        chain,
+        vec![int2.clone(), int1.clone(), root.clone()],
+        "issuerCertificates = [int2, int1, root]"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let (ok, out) = openssl_verify(dir.path(), mock.server.root_pem(), &chain[..2], cert_pem);
@@ -33,32 +40,82 @@ async fn shipped_seed_issues_a_sub_ca_with_the_provider_profile_that_openssl_ver
     assert!(bc.critical && bc.value.ca && bc.value.path_len_constraint == Some(0));
     let ku = cert.key_usage().unwrap().unwrap();
     assert!(ku.critical && ku.value.key_cert_sign() && ku.value.digital_signature());
-    assert!(cert.name_constraints().unwrap().is_none(), "no name constraints");
-    assert!(cert.extended_key_usage().unwrap().is_none(), "no EKU on the sub-CA");
-    assert_eq!(cert.public_key().raw, kp.subject_public_key_info().as_slice(), "certifies the CSR's key");
+    assert!(
+        cert.name_constraints().unwrap().is_none(),
+        "no name constraints"
+    );
+    assert!(
+        cert.extended_key_usage().unwrap().is_none(),
+        "no EKU on the sub-CA"
+    );
+    assert_eq!(
+        cert.public_key().raw,
+        kp.subject_public_key_info().as_slice(),
+        "certifies the CSR's key"
+    );
     let subject = cert.subject();
-    assert_eq!(subject.iter_common_name().next().unwrap().as_str().unwrap(), "pod-1 firefly-istio.mock.tlspc");
-    assert_eq!(subject.iter_organization().next().unwrap().as_str().unwrap(), "Firefly Mock");
-    assert_eq!(subject.iter_organizational_unit().next().unwrap().as_str().unwrap(), "Mesh");
+    assert_eq!(
+        subject.iter_common_name().next().unwrap().as_str().unwrap(),
+        "pod-1 firefly-istio.mock.tlspc"
+    );
+    assert_eq!(
+        subject
+            .iter_organization()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        "Firefly Mock"
+    );
+    assert_eq!(
+        subject
+            .iter_organizational_unit()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        "Mesh"
+    );
     let lifetime = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
-    assert!((7 * 86400..=7 * 86400 + 60).contains(&lifetime), "P7D from the provider, got {lifetime}s");
+    assert!(
+        (7 * 86400..=7 * 86400 + 60).contains(&lifetime),
+        "P7D from the provider, got {lifetime}s"
+    );
     let int2_der = der(&int2);
     let (_, int2_cert) = X509Certificate::from_der(&int2_der).unwrap();
-    let ski = int2_cert.extensions().iter().find_map(|e| match e.parsed_extension() {
-        ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
-        _ => None,
-    });
-    let aki = cert.extensions().iter().find_map(|e| match e.parsed_extension() {
-        ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.as_ref().map(|k| k.0.to_vec()),
-        _ => None,
-    });
-    assert!(ski.is_some() && ski == aki, "AKI equals intermediate2's SKI");
+    let ski = int2_cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        });
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                a.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        });
     assert!(
-        cert.extensions().iter().any(|e| matches!(e.parsed_extension(), ParsedExtension::SubjectKeyIdentifier(_))),
+        ski.is_some() && ski == aki,
+        "AKI equals intermediate2's SKI"
+    );
+    assert!(
+        cert.extensions().iter().any(|e| matches!(
+            e.parsed_extension(),
+            ParsedExtension::SubjectKeyIdentifier(_)
+        )),
         "SKI present"
     );
     assert!(issued["validityStart"].is_string() && issued["validityEnd"].is_string());
-    assert!(issued["fingerprint"].as_str().is_some_and(|f| f.len() == 64));
+    assert!(
+        issued["fingerprint"]
+            .as_str()
+            .is_some_and(|f| f.len() == 64)
+    );
 }
 
 #[tokio::test]
@@ -78,21 +135,39 @@ async fn configuration_embeds_provider_and_istio_mtls_policy_for_the_attached_ac
 async fn assertion_signed_by_another_key_reports_token_signature_verification_error() {
     let mock = common::start(SHIPPED_SEED).await;
     let (other, _) = csr(&rcgen::PKCS_ECDSA_P256_SHA256, "x");
-    let assertion = sign(&common::claims(mock.server.client_id(), mock.clock.now()), &other.serialize_pem());
+    let assertion = sign(
+        &common::claims(mock.server.client_id(), mock.clock.now()),
+        &other.serialize_pem(),
+    );
     let (status, body) = mock.post_assertion(&assertion).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_grant");
-    assert!(body["error_description"].as_str().unwrap().contains("token_signature_verification_error"), "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("token_signature_verification_error"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn replayed_jti_is_refused() {
     let mock = common::start(SHIPPED_SEED).await;
-    let assertion = sign(&common::claims(mock.server.client_id(), mock.clock.now()), &mock.key_pem());
+    let assertion = sign(
+        &common::claims(mock.server.client_id(), mock.clock.now()),
+        &mock.key_pem(),
+    );
     assert_eq!(mock.post_assertion(&assertion).await.0, 200);
     let (status, body) = mock.post_assertion(&assertion).await;
     assert_eq!(status, 400);
-    assert!(body["error_description"].as_str().unwrap().contains("already used"), "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -104,8 +179,16 @@ async fn assertion_with_wrong_audience_issuer_or_lifetime_is_refused() {
     let cases = [
         ("aud", json!("api.venafi.cloud/v1/other"), "aud"),
         ("sub", json!("someone-else"), "sub"),
-        ("exp", json!(common::claims(&id, now)["iat"].as_u64().unwrap() + 3 * 3600), "30 minutes"),
-        ("exp", json!(common::claims(&id, now)["iat"].as_u64().unwrap() - 3600), "expired"),
+        (
+            "exp",
+            json!(common::claims(&id, now)["iat"].as_u64().unwrap() + 3 * 3600),
+            "30 minutes",
+        ),
+        (
+            "exp",
+            json!(common::claims(&id, now)["iat"].as_u64().unwrap() - 3600),
+            "expired",
+        ),
     ];
     for (claim, value, needle) in cases {
         let mut c = common::claims(&id, now);
@@ -113,21 +196,37 @@ async fn assertion_with_wrong_audience_issuer_or_lifetime_is_refused() {
         let (status, body) = mock.post_assertion(&sign(&c, &key)).await;
         assert_eq!(status, 400, "{claim}: {body}");
         assert_eq!(body["error"], "invalid_grant");
-        assert!(body["error_description"].as_str().unwrap().contains(needle), "{claim}: {body}");
+        assert!(
+            body["error_description"].as_str().unwrap().contains(needle),
+            "{claim}: {body}"
+        );
     }
     let mut c = common::claims(&id, now);
     c["iss"] = json!("00000000-0000-0000-0000-000000000000");
     c["sub"] = c["iss"].clone();
     let (status, body) = mock.post_assertion(&sign(&c, &key)).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
     let (status, body) = mock.post_assertion("not.a.jwt").await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn token_endpoint_answers_oauth_errors_for_bad_forms() {
     let mock = common::start(SHIPPED_SEED).await;
-    let r = mock.http.post(mock.url(paths::TOKEN)).json(&json!({"assertion": "x"})).send().await.unwrap();
+    let r = mock
+        .http
+        .post(mock.url(paths::TOKEN))
+        .json(&json!({"assertion": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request");
@@ -147,9 +246,22 @@ async fn expired_access_token_gets_401_in_the_api_error_shape() {
     let mock = common::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     mock.clock.advance(Duration::from_secs(901));
-    let (status, body) = mock.call_json(Method::GET, paths::CONFIGURATIONS, Auth::Bearer(&token), None).await;
+    let (status, body) = mock
+        .call_json(
+            Method::GET,
+            paths::CONFIGURATIONS,
+            Auth::Bearer(&token),
+            None,
+        )
+        .await;
     assert_eq!(status, 401);
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("expired"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -162,31 +274,57 @@ async fn token_expires_in_fault_shortens_new_tokens() {
         })
         .unwrap();
     let (status, body) = mock
-        .post_assertion(&sign(&common::claims(mock.server.client_id(), mock.clock.now()), &mock.key_pem()))
+        .post_assertion(&sign(
+            &common::claims(mock.server.client_id(), mock.clock.now()),
+            &mock.key_pem(),
+        ))
         .await;
     assert_eq!((status, body["expires_in"].as_u64()), (200, Some(5)));
     let token = body["access_token"].as_str().unwrap().to_owned();
     mock.clock.advance(Duration::from_secs(6));
-    assert_eq!(mock.call(Method::GET, paths::CONFIGURATIONS, Auth::Bearer(&token), None).await.0, 401);
+    assert_eq!(
+        mock.call(
+            Method::GET,
+            paths::CONFIGURATIONS,
+            Auth::Bearer(&token),
+            None
+        )
+        .await
+        .0,
+        401
+    );
 }
 
 #[tokio::test]
 async fn bad_api_key_gets_plain_text_and_missing_credentials_get_the_errors_shape() {
     let mock = common::start(SHIPPED_SEED).await;
-    let (status, text) = mock.call(Method::GET, paths::POLICIES, Auth::ApiKey("wrong"), None).await;
+    let (status, text) = mock
+        .call(Method::GET, paths::POLICIES, Auth::ApiKey("wrong"), None)
+        .await;
     assert_eq!((status, text.as_str()), (401, "Invalid api key"));
-    let (status, body) = mock.call_json(Method::GET, paths::CONFIGURATIONS, Auth::None, None).await;
+    let (status, body) = mock
+        .call_json(Method::GET, paths::CONFIGURATIONS, Auth::None, None)
+        .await;
     assert_eq!(status, 401);
     assert!(body["errors"][0]["code"].is_i64());
     let token = mock.login().await;
-    let (status, body) = mock.call_json(Method::GET, paths::POLICIES, Auth::Bearer(&token), None).await;
-    assert_eq!(status, 403, "service-account token on an admin endpoint: {body}");
+    let (status, body) = mock
+        .call_json(Method::GET, paths::POLICIES, Auth::Bearer(&token), None)
+        .await;
+    assert_eq!(
+        status, 403,
+        "service-account token on an admin endpoint: {body}"
+    );
     let (status, body) = mock.admin(Method::GET, paths::CONFIGURATIONS, None).await;
     assert_eq!(status, 200);
     assert_eq!(body["configurations"].as_array().unwrap().len(), 1);
-    let (status, body) = mock.call_json(Method::GET, "/v1/nothing/here", Auth::None, None).await;
+    let (status, body) = mock
+        .call_json(Method::GET, "/v1/nothing/here", Auth::None, None)
+        .await;
     assert_eq!(status, 404, "{body}");
-    let (status, body) = mock.call_json(Method::DELETE, paths::TOKEN, Auth::None, None).await;
+    let (status, body) = mock
+        .call_json(Method::DELETE, paths::TOKEN, Auth::None, None)
+        .await;
     assert_eq!(status, 405, "{body}");
 }
 
@@ -194,20 +332,47 @@ async fn bad_api_key_gets_plain_text_and_missing_credentials_get_the_errors_shap
 async fn detached_account_gets_404_on_its_configuration_and_cannot_request_a_sub_ca() {
     let mock = common::start(SHIPPED_SEED).await;
     let token = mock.login().await;
-    let config_id = mock.configuration(&token).await["id"].as_str().unwrap().to_owned();
+    let config_id = mock.configuration(&token).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (s, body) = mock
-        .admin(Method::PATCH, &format!("{}/{config_id}", paths::CONFIGURATIONS), Some(json!({"serviceAccountIds": []})))
+        .admin(
+            Method::PATCH,
+            &format!("{}/{config_id}", paths::CONFIGURATIONS),
+            Some(json!({"serviceAccountIds": []})),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
-    let (s, body) = mock.call_json(Method::GET, paths::CONFIGURATIONS, Auth::Bearer(&token), None).await;
+    let (s, body) = mock
+        .call_json(
+            Method::GET,
+            paths::CONFIGURATIONS,
+            Auth::Bearer(&token),
+            None,
+        )
+        .await;
     assert_eq!(s, 404);
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("not attached"), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not attached"),
+        "{body}"
+    );
     let (_, csr_pem) = csr(&rcgen::PKCS_ECDSA_P256_SHA256, "x");
-    assert_eq!(mock.request_sub_ca(&token, &config_id, &csr_pem).await.0, 404);
+    assert_eq!(
+        mock.request_sub_ca(&token, &config_id, &csr_pem).await.0,
+        404
+    );
     // Re-attaching restores service.
     let client_id = mock.server.client_id().to_owned();
     let (s, _) = mock
-        .admin(Method::PATCH, &format!("{}/{config_id}", paths::CONFIGURATIONS), Some(json!({"serviceAccountIds": [client_id]})))
+        .admin(
+            Method::PATCH,
+            &format!("{}/{config_id}", paths::CONFIGURATIONS),
+            Some(json!({"serviceAccountIds": [client_id]})),
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(mock.configuration(&token).await["id"], config_id.as_str());
@@ -221,18 +386,43 @@ async fn policy_changed_through_the_admin_api_is_served_and_bad_shapes_are_refus
     assert_eq!(policy["configurations"][0]["name"], "firefly-istio");
     let id = policy["id"].as_str().unwrap();
     let path = format!("{}/{id}", paths::POLICIES);
-    let (s, body) = mock.admin(Method::PATCH, &path, Some(json!({"validityPeriod": "PT5S"}))).await;
+    let (s, body) = mock
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"validityPeriod": "PT5S"})),
+        )
+        .await;
     assert_eq!(s, 200, "{body}");
     let token = mock.login().await;
-    assert_eq!(mock.configuration(&token).await["policies"][0]["validityPeriod"], "PT5S");
+    assert_eq!(
+        mock.configuration(&token).await["policies"][0]["validityPeriod"],
+        "PT5S"
+    );
 
     let bad = json!({"sans": {"ipAddresses": {"type": "FORBIDDEN", "allowedValues": [".*"]}}});
     let (s, body) = mock.admin(Method::PATCH, &path, Some(bad)).await;
     assert_eq!(s, 400, "{body}");
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("sans.ipAddresses"), "{body}");
-    let (s, body) = mock.admin(Method::PATCH, &path, Some(json!({"keyUsages": ["keyCertSign"]}))).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sans.ipAddresses"),
+        "{body}"
+    );
+    let (s, body) = mock
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"keyUsages": ["keyCertSign"]})),
+        )
+        .await;
     assert_eq!(s, 400, "{body}");
-    assert_eq!(mock.configuration(&token).await["policies"][0]["validityPeriod"], "PT5S", "refused patch left it");
+    assert_eq!(
+        mock.configuration(&token).await["policies"][0]["validityPeriod"],
+        "PT5S",
+        "refused patch left it"
+    );
 
     let (s, body) = mock.admin(Method::DELETE, &path, None).await;
     assert_eq!(s, 409, "policy in use: {body}");
@@ -250,34 +440,57 @@ async fn admin_crud_creates_a_second_configuration_for_a_new_policy_and_provider
         )
         .await;
     assert_eq!(s, 201, "{provider}");
+    let tiny = json!({"name": "tiny", "validityPeriod": "PT5S", "subject": {}, "sans": {
+        "uniformResourceIdentifiers": {"type": "REQUIRED", "allowedValues": ["^spiffe://cluster\\.local/.*"], "minOccurrences": 1, "maxOccurrences": 1}},
+        "keyUsages": ["digitalSignature"], "extendedKeyUsages": ["SERVER_AUTH", "CLIENT_AUTH"],
+        "keyAlgorithm": {"allowedValues": ["EC_P256"], "defaultValue": "EC_P256"}});
     let (s, policy) = mock
-        .admin(
-            Method::POST,
-            paths::POLICIES,
-            Some(json!({"name": "tiny", "validityPeriod": "PT5S", "subject": {}, "sans": {
-                "uniformResourceIdentifiers": {"type": "REQUIRED", "allowedValues": ["^spiffe://cluster\\.local/.*"], "minOccurrences": 1, "maxOccurrences": 1}},
-                "keyUsages": ["digitalSignature"], "extendedKeyUsages": ["SERVER_AUTH", "CLIENT_AUTH"],
-                "keyAlgorithm": {"allowedValues": ["EC_P256"], "defaultValue": "EC_P256"}})),
-        )
+        .admin(Method::POST, paths::POLICIES, Some(tiny.clone()))
         .await;
     assert_eq!(s, 201, "{policy}");
-    let (s, dup) = mock.admin(Method::POST, paths::POLICIES, Some(json!({"name": "tiny", "validityPeriod": "PT5S"}))).await;
+    let (s, dup) = mock.admin(Method::POST, paths::POLICIES, Some(tiny)).await;
     assert_eq!(s, 409, "{dup}");
     let client_id = mock.server.client_id();
     let body = json!({"name": "second", "subCaProviderId": provider["id"], "policyIds": [policy["id"]], "serviceAccountIds": [client_id]});
-    let (s, conflict) = mock.admin(Method::POST, paths::CONFIGURATIONS, Some(body.clone())).await;
+    let (s, conflict) = mock
+        .admin(Method::POST, paths::CONFIGURATIONS, Some(body.clone()))
+        .await;
     assert_eq!(s, 409, "account already attached elsewhere: {conflict}");
     let mut body = body;
     body["serviceAccountIds"] = json!([]);
-    let (s, created) = mock.admin(Method::POST, paths::CONFIGURATIONS, Some(body)).await;
+    let (s, created) = mock
+        .admin(Method::POST, paths::CONFIGURATIONS, Some(body))
+        .await;
     assert_eq!(s, 201, "{created}");
     assert_eq!(created["subCaProvider"]["validityPeriod"], "PT30S");
     assert_eq!(created["policies"][0]["name"], "tiny");
-    let (s, _) = mock.admin(Method::DELETE, &format!("{}/{}", paths::CONFIGURATIONS, created["id"].as_str().unwrap()), None).await;
+    let (s, _) = mock
+        .admin(
+            Method::DELETE,
+            &format!(
+                "{}/{}",
+                paths::CONFIGURATIONS,
+                created["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
-    let (s, _) = mock.admin(Method::DELETE, &format!("{}/{}", paths::POLICIES, policy["id"].as_str().unwrap()), None).await;
+    let (s, _) = mock
+        .admin(
+            Method::DELETE,
+            &format!("{}/{}", paths::POLICIES, policy["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
-    let (s, _) = mock.admin(Method::GET, &format!("{}/{}", paths::POLICIES, policy["id"].as_str().unwrap()), None).await;
+    let (s, _) = mock
+        .admin(
+            Method::GET,
+            &format!("{}/{}", paths::POLICIES, policy["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(s, 404);
 }
 
@@ -287,7 +500,11 @@ async fn compressed_provider_validity_shortens_the_sub_ca() {
     let (_, list) = mock.admin(Method::GET, paths::SUBCA_PROVIDERS, None).await;
     let id = list["subCaProviders"][0]["id"].as_str().unwrap();
     let (s, body) = mock
-        .admin(Method::PATCH, &format!("{}/{id}", paths::SUBCA_PROVIDERS), Some(json!({"validityPeriod": "PT30S"})))
+        .admin(
+            Method::PATCH,
+            &format!("{}/{id}", paths::SUBCA_PROVIDERS),
+            Some(json!({"validityPeriod": "PT30S"})),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     let (_, csr_pem) = csr(&rcgen::PKCS_ECDSA_P256_SHA256, "short");
@@ -295,22 +512,36 @@ async fn compressed_provider_validity_shortens_the_sub_ca() {
     let d = der(issued["certificate"].as_str().unwrap());
     let (_, cert) = X509Certificate::from_der(&d).unwrap();
     let lifetime = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
-    assert!((30..=45).contains(&lifetime), "PT30S (+ backdate), got {lifetime}s");
+    assert!(
+        (30..=45).contains(&lifetime),
+        "PT30S (+ backdate), got {lifetime}s"
+    );
 }
 
 #[tokio::test]
 async fn csr_whose_key_algorithm_differs_from_the_provider_is_refused() {
     let mock = common::start(SHIPPED_SEED).await;
     let token = mock.login().await;
-    let config_id = mock.configuration(&token).await["id"].as_str().unwrap().to_owned();
+    let config_id = mock.configuration(&token).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (_, p384) = csr(&rcgen::PKCS_ECDSA_P384_SHA384, "x");
     let (s, body) = mock.request_sub_ca(&token, &config_id, &p384).await;
     assert_eq!(s, 400);
     let msg = body["errors"][0]["message"].as_str().unwrap();
     assert!(msg.contains("EC_P384") && msg.contains("EC_P256"), "{msg}");
-    let (s, body) = mock.request_sub_ca(&token, &config_id, "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n").await;
+    let (s, body) = mock
+        .request_sub_ca(
+            &token,
+            &config_id,
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+        )
+        .await;
     assert_eq!(s, 400, "{body}");
-    let (s, body) = mock.request_sub_ca(&token, "some-other-configuration", &p384).await;
+    let (s, body) = mock
+        .request_sub_ca(&token, "some-other-configuration", &p384)
+        .await;
     assert_eq!(s, 403, "{body}");
 }
 
@@ -318,7 +549,13 @@ async fn csr_whose_key_algorithm_differs_from_the_provider_is_refused() {
 async fn malformed_bodies_get_the_errors_shape_and_the_server_keeps_serving() {
     let mock = common::start(SHIPPED_SEED).await;
     let token = mock.login().await;
-    for body in ["", "{", "[]", "{\"configurationId\": 5}", "\u{0}\u{1}garbage"] {
+    for body in [
+        "",
+        "{",
+        "[]",
+        "{\"configurationId\": 5}",
+        "\u{0}\u{1}garbage",
+    ] {
         let r = mock
             .http
             .post(mock.url(paths::INTERMEDIATE_CERTIFICATES))
@@ -333,7 +570,14 @@ async fn malformed_bodies_get_the_errors_shape_and_the_server_keeps_serving() {
         assert!(v["errors"][0]["message"].is_string(), "{v}");
     }
     let huge = "x".repeat(3 * 1024 * 1024);
-    let r = mock.http.post(mock.url(paths::POLICIES)).header("tppl-api-key", mock.server.api_key().as_str()).body(huge).send().await.unwrap();
+    let r = mock
+        .http
+        .post(mock.url(paths::POLICIES))
+        .header("tppl-api-key", mock.server.api_key().as_str())
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_client_error());
     let v: serde_json::Value = r.json().await.unwrap();
     assert!(v["errors"].is_array(), "{v}");
@@ -344,22 +588,60 @@ async fn malformed_bodies_get_the_errors_shape_and_the_server_keeps_serving() {
 async fn revoked_tokens_and_revoked_accounts_get_401() {
     let mock = common::start(SHIPPED_SEED).await;
     let token = mock.login().await;
-    let (s, body) = mock.admin(Method::POST, "/mock/tokens/revoke", Some(json!({}))).await;
+    let (s, body) = mock
+        .admin(Method::POST, "/mock/tokens/revoke", Some(json!({})))
+        .await;
     assert_eq!((s, body["revoked"].as_u64()), (200, Some(1)));
-    let (s, body) = mock.call_json(Method::GET, paths::CONFIGURATIONS, Auth::Bearer(&token), None).await;
+    let (s, body) = mock
+        .call_json(
+            Method::GET,
+            paths::CONFIGURATIONS,
+            Auth::Bearer(&token),
+            None,
+        )
+        .await;
     assert_eq!(s, 401, "{body}");
     let token = mock.login().await;
     assert_eq!(mock.configuration(&token).await["name"], "firefly-istio");
 
     let id = mock.server.client_id().to_owned();
-    let (s, _) = mock.admin(Method::POST, &format!("/mock/serviceaccounts/{id}/revoke"), None).await;
-    assert_eq!(s, 200);
-    assert_eq!(mock.call(Method::GET, paths::CONFIGURATIONS, Auth::Bearer(&token), None).await.0, 401);
-    let (s, body) = mock
-        .post_assertion(&sign(&common::claims(&id, mock.clock.now()), &mock.key_pem()))
+    let (s, _) = mock
+        .admin(
+            Method::POST,
+            &format!("/mock/serviceaccounts/{id}/revoke"),
+            None,
+        )
         .await;
-    assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
-    let (s, _) = mock.admin(Method::POST, &format!("/mock/serviceaccounts/{id}/restore"), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        mock.call(
+            Method::GET,
+            paths::CONFIGURATIONS,
+            Auth::Bearer(&token),
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    let (s, body) = mock
+        .post_assertion(&sign(
+            &common::claims(&id, mock.clock.now()),
+            &mock.key_pem(),
+        ))
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    let (s, _) = mock
+        .admin(
+            Method::POST,
+            &format!("/mock/serviceaccounts/{id}/restore"),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
     mock.login().await;
 }
@@ -371,16 +653,33 @@ async fn usage_report_updates_the_request_and_configuration_counters() {
     let issued = mock.issue(&csr_pem).await;
     let token = mock.login().await;
     let id = issued["id"].as_str().unwrap();
-    let report = json!({"longLivedCertCount": 0, "shortLivedCertCount": 7, "ultraShortLivedCertCount": 3});
+    let report =
+        json!({"longLivedCertCount": 0, "shortLivedCertCount": 7, "ultraShortLivedCertCount": 3});
     let (s, body) = mock
-        .call_json(Method::PATCH, &format!("{}/{id}", paths::INTERMEDIATE_CERTIFICATES), Auth::Bearer(&token), Some(report))
+        .call_json(
+            Method::PATCH,
+            &format!("{}/{id}", paths::INTERMEDIATE_CERTIFICATES),
+            Auth::Bearer(&token),
+            Some(report),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["shortLivedCertCount"], 7);
     let config = mock.configuration(&token).await;
-    assert_eq!((config["shortLivedCertCount"].as_i64(), config["ultraShortLivedCertCount"].as_i64()), (Some(7), Some(3)));
-    let (_, all) = mock.admin(Method::GET, paths::INTERMEDIATE_CERTIFICATES, None).await;
-    assert_eq!(all["intermediateCertificates"][0]["ultraShortLivedCertCount"], 3);
+    assert_eq!(
+        (
+            config["shortLivedCertCount"].as_i64(),
+            config["ultraShortLivedCertCount"].as_i64()
+        ),
+        (Some(7), Some(3))
+    );
+    let (_, all) = mock
+        .admin(Method::GET, paths::INTERMEDIATE_CERTIFICATES, None)
+        .await;
+    assert_eq!(
+        all["intermediateCertificates"][0]["ultraShortLivedCertCount"],
+        3
+    );
 }
 
 #[tokio::test]
@@ -395,9 +694,19 @@ async fn generated_rsa_ec_and_ed25519_accounts_log_in() {
         "22222222-2222-4222-8222-222222222222",
         "33333333-3333-4333-8333-333333333333",
     ] {
-        let key = mock.server.service_account_key_pem_for(id).expect("generated");
+        let key = mock
+            .server
+            .service_account_key_pem_for(id)
+            .expect("generated");
         let token = mock.login_as(id, &key).await;
-        let (s, _) = mock.call(Method::GET, paths::CONFIGURATIONS, Auth::Bearer(&token), None).await;
+        let (s, _) = mock
+            .call(
+                Method::GET,
+                paths::CONFIGURATIONS,
+                Auth::Bearer(&token),
+                None,
+            )
+            .await;
         assert_eq!(s, 404, "{id} logs in but is attached to no configuration");
     }
 }
@@ -408,11 +717,33 @@ async fn account_with_an_openssl_generated_public_key_logs_in() {
     let key = dir.path().join("key.pem");
     let public = dir.path().join("public.pem");
     let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl").args(args).output().expect("openssl");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    run(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key.to_str().unwrap()]);
-    run(&["pkey", "-in", key.to_str().unwrap(), "-pubout", "-out", public.to_str().unwrap()]);
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        key.to_str().unwrap(),
+    ]);
+    run(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
     let public_pem = std::fs::read_to_string(&public).unwrap();
     let indented: String = public_pem.lines().map(|l| format!("      {l}\n")).collect();
     let seed = SHIPPED_SEED.replace(
@@ -420,7 +751,52 @@ async fn account_with_an_openssl_generated_public_key_logs_in() {
         &format!("    publicKey: |\n{indented}"),
     );
     let mock = common::start(&seed).await;
-    assert!(mock.server.service_account_key_pem().is_none(), "no private key for a registered public key");
-    let token = mock.login_as(mock.server.client_id(), &std::fs::read_to_string(&key).unwrap()).await;
+    assert!(
+        mock.server.service_account_key_pem().is_none(),
+        "no private key for a registered public key"
+    );
+    let token = mock
+        .login_as(
+            mock.server.client_id(),
+            &std::fs::read_to_string(&key).unwrap(),
+        )
+        .await;
     assert_eq!(mock.configuration(&token).await["name"], "firefly-istio");
+}
+
+#[tokio::test]
+async fn corrupt_state_dir_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mock = common::start_in(SHIPPED_SEED, Some(dir.path())).await;
+        assert_eq!(mock.server.state_dir(), Some(dir.path()));
+    }
+    std::fs::write(dir.path().join("ca/intermediate1.key"), "not a key").unwrap();
+    let seed = firefly::tlspc_mock::Seed::from_yaml_str(SHIPPED_SEED).unwrap();
+    let err = firefly::tlspc_mock::MockServer::start(
+        seed,
+        Some(dir.path()),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("ca/intermediate1.key"), "{err}");
+}
+
+#[tokio::test]
+async fn in_process_state_dir_keeps_the_hierarchy_and_account_key_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, key) = {
+        let mock = common::start_in(SHIPPED_SEED, Some(dir.path())).await;
+        (mock.server.root_pem().to_owned(), mock.key_pem())
+    };
+    let mock = common::start_in(SHIPPED_SEED, Some(dir.path())).await;
+    assert_eq!(mock.server.root_pem(), root);
+    assert_eq!(mock.key_pem(), key);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("svc-acct.key")).unwrap(),
+        key
+    );
+    mock.login().await;
 }

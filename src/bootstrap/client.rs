@@ -99,6 +99,14 @@ pub enum ClientError {
         /// What was wrong (serde's message, never the body).
         what: String,
     },
+    /// The answer exceeded the size any legitimate answer has.
+    #[error("TLSPC {endpoint}: answer larger than {limit} bytes refused")]
+    TooLarge {
+        /// Which call.
+        endpoint: &'static str,
+        /// The limit.
+        limit: usize,
+    },
     /// The service account is not attached to any configuration.
     #[error(
         "TLSPC has no configuration for service account {client_id}: attach the service account to a distributed-issuer configuration"
@@ -119,13 +127,16 @@ pub enum ClientError {
     },
     /// The intermediate certificate was still REQUESTED at the deadline.
     #[error(
-        "TLSPC did not issue the sub-CA (request {id}) within {deadline:?} (bootstrap.vaas.subCaRequestDeadline)"
+        "TLSPC did not issue the sub-CA (request {id}) within {deadline:?} (bootstrap.vaas.subCaRequestDeadline){}",
+        last_problem.as_deref().map(|p| format!("; last problem: {p}")).unwrap_or_default()
     )]
     IssuanceDeadline {
         /// Request id.
         id: String,
         /// The deadline.
         deadline: Duration,
+        /// The last transient poll failure, if any.
+        last_problem: Option<String>,
     },
 }
 
@@ -629,6 +640,7 @@ impl TlspcClient {
     ) -> Result<IntermediateCertificateInformation, ClientError> {
         let started = tokio::time::Instant::now();
         let mut delay = Duration::from_millis(100);
+        let mut last_problem = None;
         loop {
             match current.status {
                 IntermediateStatus::Issued => return Ok(current),
@@ -646,6 +658,7 @@ impl TlspcClient {
                 return Err(ClientError::IssuanceDeadline {
                     id: current.id,
                     deadline,
+                    last_problem,
                 });
             }
             tokio::time::sleep(delay).await;
@@ -653,7 +666,8 @@ impl TlspcClient {
             match self.intermediate(&current.id).await {
                 Ok(next) => current = next,
                 Err(err) if err.is_transient() => {
-                    tracing::warn!(error = %err, "sub-CA poll failed; retrying")
+                    tracing::warn!(error = %err, "sub-CA poll failed; retrying");
+                    last_problem = Some(err.to_string());
                 }
                 Err(err) => return Err(err),
             }
@@ -764,9 +778,9 @@ impl TlspcClient {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > MAX_BODY {
-                return Err(ClientError::Malformed {
+                return Err(ClientError::TooLarge {
                     endpoint,
-                    what: format!("answer larger than {MAX_BODY} bytes"),
+                    limit: MAX_BODY,
                 });
             }
             body.extend_from_slice(&chunk);

@@ -359,7 +359,7 @@ impl CompiledPolicy {
         let field = Field::Uris.path();
         eval.check(
             field,
-            uris.len().to_string(),
+            format!("{} URI SAN(s)", uris.len()),
             "at most one URI SAN (C1)".into(),
             uris.len() <= 1,
             || {
@@ -717,7 +717,7 @@ impl Evaluator {
                 if !count_ok || self.explain {
                     self.check(
                         field,
-                        values.len().to_string(),
+                        format!("{} value(s)", values.len()),
                         Cow::Owned(format!("{kind}: {min}..{} values", p.max)),
                         count_ok,
                         || {

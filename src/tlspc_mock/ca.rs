@@ -5,16 +5,16 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, CustomExtension, DistinguishedName,
-    DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, CustomExtension,
+    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use x509_parser::prelude::FromDer;
 
 use crate::policy::model::KeyAlgorithm;
 use crate::tlspc::SubCaProviderInformation;
 
-use super::faults::BadSubCa;
 use super::MockError;
+use super::faults::BadSubCa;
 
 /// Largest CSR accepted, bytes of PEM: far above any real CSR, small enough to refuse floods.
 const MAX_CSR_PEM: usize = 64 * 1024;
@@ -44,7 +44,7 @@ pub struct BuiltinCa {
     intermediate1: CaLevel,
     intermediate2: CaLevel,
     /// A second, unrelated hierarchy for the `foreignChain` fault, generated on first use.
-    foreign: OnceLock<Option<(CaLevel, CaLevel)>>,
+    foreign: OnceLock<Option<(CaLevel, CaLevel, CaLevel)>>,
 }
 
 impl std::fmt::Debug for BuiltinCa {
@@ -112,7 +112,10 @@ fn ca_params(cn: &str, path_len: Option<u8>, now: SystemTime) -> CertificatePara
     params
 }
 
-fn generate_hierarchy(prefix: &str, now: SystemTime) -> Result<(CaLevel, CaLevel, CaLevel), rcgen::Error> {
+fn generate_hierarchy(
+    prefix: &str,
+    now: SystemTime,
+) -> Result<(CaLevel, CaLevel, CaLevel), rcgen::Error> {
     let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut root_params = ca_params(&format!("{prefix} Root CA"), None, now);
     root_params.use_authority_key_identifier_extension = false;
@@ -127,7 +130,12 @@ fn generate_hierarchy(prefix: &str, now: SystemTime) -> Result<(CaLevel, CaLevel
     Ok((root, int1, int2))
 }
 
-fn issue_level(parent: &CaLevel, cn: &str, path_len: u8, now: SystemTime) -> Result<CaLevel, rcgen::Error> {
+fn issue_level(
+    parent: &CaLevel,
+    cn: &str,
+    path_len: u8,
+    now: SystemTime,
+) -> Result<CaLevel, rcgen::Error> {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let cert = ca_params(cn, Some(path_len), now).signed_by(&key, &parent.issuer()?)?;
     Ok(CaLevel {
@@ -145,8 +153,8 @@ impl BuiltinCa {
     /// # Errors
     /// [`MockError::Ca`] when key generation or signing fails.
     pub fn generate(now: SystemTime) -> Result<BuiltinCa, MockError> {
-        let (root, intermediate1, intermediate2) =
-            generate_hierarchy("Firefly Mock", now).map_err(|e| MockError::Ca(format!("generating the CA: {e}")))?;
+        let (root, intermediate1, intermediate2) = generate_hierarchy("Firefly Mock", now)
+            .map_err(|e| MockError::Ca(format!("generating the CA: {e}")))?;
         Ok(BuiltinCa {
             root,
             intermediate1,
@@ -178,10 +186,16 @@ impl BuiltinCa {
                     path: key_path.display().to_string(),
                     message: format!("not a PEM private key: {e}"),
                 })?;
-                levels.push(CaLevel { cert_pem, cert_der, key });
+                levels.push(CaLevel {
+                    cert_pem,
+                    cert_der,
+                    key,
+                });
             }
             let mut it = levels.into_iter();
-            let (Some(root), Some(intermediate1), Some(intermediate2)) = (it.next(), it.next(), it.next()) else {
+            let (Some(root), Some(intermediate1), Some(intermediate2)) =
+                (it.next(), it.next(), it.next())
+            else {
                 return Err(MockError::Ca("CA levels missing".into()));
             };
             return Ok(BuiltinCa {
@@ -193,9 +207,16 @@ impl BuiltinCa {
         }
         let ca = Self::generate(now)?;
         super::state::create_dir(&ca_dir)?;
-        for (name, level) in LEVELS.iter().zip([&ca.root, &ca.intermediate1, &ca.intermediate2]) {
+        for (name, level) in LEVELS
+            .iter()
+            .zip([&ca.root, &ca.intermediate1, &ca.intermediate2])
+        {
             super::state::write_file(&ca_dir.join(format!("{name}.pem")), &level.cert_pem, false)?;
-            super::state::write_file(&ca_dir.join(format!("{name}.key")), &level.key.serialize_pem(), true)?;
+            super::state::write_file(
+                &ca_dir.join(format!("{name}.key")),
+                &level.key.serialize_pem(),
+                true,
+            )?;
         }
         Ok(ca)
     }
@@ -207,7 +228,11 @@ impl BuiltinCa {
 
     /// PEMs of root, intermediate1, intermediate2 (top down).
     pub fn hierarchy_pems(&self) -> [&str; 3] {
-        [&self.root.cert_pem, &self.intermediate1.cert_pem, &self.intermediate2.cert_pem]
+        [
+            &self.root.cert_pem,
+            &self.intermediate1.cert_pem,
+            &self.intermediate2.cert_pem,
+        ]
     }
 
     /// Signs an instance CSR with intermediate2 under `provider`'s profile.
@@ -225,7 +250,10 @@ impl BuiltinCa {
         fault: Option<BadSubCa>,
     ) -> Result<SignedSubCa, String> {
         if csr_pem.len() > MAX_CSR_PEM {
-            return Err(format!("certificateSigningRequest is {} bytes; the limit is {MAX_CSR_PEM}", csr_pem.len()));
+            return Err(format!(
+                "certificateSigningRequest is {} bytes; the limit is {MAX_CSR_PEM}",
+                csr_pem.len()
+            ));
         }
         let block = pem::parse(csr_pem.trim())
             .map_err(|e| format!("certificateSigningRequest is not PEM: {e}"))?;
@@ -235,7 +263,10 @@ impl BuiltinCa {
                 block.tag()
             ));
         }
-        let (rest, parsed) = x509_parser::certification_request::X509CertificationRequest::from_der(block.contents())
+        let (rest, parsed) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(
+                block.contents(),
+            )
             .map_err(|e| format!("certificateSigningRequest does not parse: {e}"))?;
         if !rest.is_empty() {
             return Err("certificateSigningRequest has trailing bytes after the DER".into());
@@ -266,7 +297,10 @@ impl BuiltinCa {
             (DnType::StateOrProvinceName, &provider.state_or_province),
             (DnType::LocalityName, &provider.locality),
             (DnType::OrganizationName, &provider.organization),
-            (DnType::OrganizationalUnitName, &provider.organizational_unit),
+            (
+                DnType::OrganizationalUnitName,
+                &provider.organizational_unit,
+            ),
         ] {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
                 dn.push(ty, v);
@@ -287,13 +321,17 @@ impl BuiltinCa {
         let mut not_after = now + validity;
         match fault {
             Some(BadSubCa::NotCa) => params.is_ca = IsCa::ExplicitNoCa,
-            Some(BadSubCa::NoKeyCertSign) => params.key_usages = vec![KeyUsagePurpose::DigitalSignature],
+            Some(BadSubCa::NoKeyCertSign) => {
+                params.key_usages = vec![KeyUsagePurpose::DigitalSignature]
+            }
             Some(BadSubCa::Expired) => {
                 not_before = now - Duration::from_secs(2 * 3600);
                 not_after = now - Duration::from_secs(3600);
             }
             Some(BadSubCa::ShortLived) => not_after = now + Duration::from_secs(10),
-            Some(BadSubCa::UriNameConstraints) => params.custom_extensions.push(uri_name_constraints("cluster.local")),
+            Some(BadSubCa::UriNameConstraints) => params
+                .custom_extensions
+                .push(uri_name_constraints("cluster.local")),
             _ => {}
         }
         set_validity(&mut params, not_before, not_after);
@@ -301,34 +339,50 @@ impl BuiltinCa {
         let internal = |e: rcgen::Error| format!("internal signing error: {e}");
         let (cert, issuer_certificates) = match fault {
             Some(BadSubCa::WrongKey) => {
-                let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(internal)?;
-                let cert = params.signed_by(&other, &self.intermediate2.issuer().map_err(internal)?).map_err(internal)?;
+                let other =
+                    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(internal)?;
+                let cert = params
+                    .signed_by(&other, &self.intermediate2.issuer().map_err(internal)?)
+                    .map_err(internal)?;
                 (cert, self.issuer_chain())
             }
             Some(BadSubCa::ForeignChain) => {
-                let foreign = self
-                    .foreign
-                    .get_or_init(|| generate_hierarchy("Firefly Mock", now).ok().map(|(r, _, i2)| (r, i2)));
-                let Some((foreign_root, foreign_int)) = foreign else {
+                let foreign = self.foreign.get_or_init(|| {
+                    // Same names as the real hierarchy: only the keys differ.
+                    generate_hierarchy("Firefly Mock", now).ok()
+                });
+                let Some((foreign_root, foreign_int1, foreign_int)) = foreign else {
                     return Err("internal signing error: foreign hierarchy unavailable".into());
                 };
                 let cert = params
                     .signed_by(&csr.public_key, &foreign_int.issuer().map_err(internal)?)
                     .map_err(internal)?;
-                (cert, vec![foreign_int.cert_pem.clone(), foreign_root.cert_pem.clone()])
+                (
+                    cert,
+                    vec![
+                        foreign_int.cert_pem.clone(),
+                        foreign_int1.cert_pem.clone(),
+                        foreign_root.cert_pem.clone(),
+                    ],
+                )
             }
             _ => {
                 let cert = params
-                    .signed_by(&csr.public_key, &self.intermediate2.issuer().map_err(internal)?)
+                    .signed_by(
+                        &csr.public_key,
+                        &self.intermediate2.issuer().map_err(internal)?,
+                    )
                     .map_err(internal)?;
                 (cert, self.issuer_chain())
             }
         };
-        let fingerprint = hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.der()).as_ref());
+        let fingerprint =
+            hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.der()).as_ref());
         let certificate = match fault {
             Some(BadSubCa::HugePem) => huge_pem(),
             Some(BadSubCa::MalformedPem) => {
-                "-----BEGIN CERTIFICATE-----\nthis is not base64 DER!!\n-----END CERTIFICATE-----\n".to_owned()
+                "-----BEGIN CERTIFICATE-----\nthis is not base64 DER!!\n-----END CERTIFICATE-----\n"
+                    .to_owned()
             }
             _ => cert.pem(),
         };
@@ -357,7 +411,9 @@ impl BuiltinCa {
 }
 
 /// The TLSPC key-algorithm name of a CSR's public key.
-fn key_algorithm_of(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeyAlgorithm, String> {
+fn key_algorithm_of(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> Result<KeyAlgorithm, String> {
     use x509_parser::public_key::PublicKey;
     let oid = spki.algorithm.algorithm.to_id_string();
     if oid == "1.3.101.112" {
@@ -368,7 +424,9 @@ fn key_algorithm_of(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Resul
             2048 => Ok(KeyAlgorithm::Rsa2048),
             3072 => Ok(KeyAlgorithm::Rsa3072),
             4096 => Ok(KeyAlgorithm::Rsa4096),
-            n => Err(format!("CSR has an RSA key of {n} bits; only 2048, 3072 and 4096 are issued")),
+            n => Err(format!(
+                "CSR has an RSA key of {n} bits; only 2048, 3072 and 4096 are issued"
+            )),
         },
         Ok(PublicKey::EC(_)) => {
             let curve = spki

@@ -130,12 +130,17 @@ impl Faults {
     pub fn validate(&self) -> Result<(), String> {
         for (i, e) in self.route_errors.iter().enumerate() {
             if !(200..=599).contains(&e.status) {
-                return Err(format!("routeErrors[{i}].status: {} is not an HTTP status (200..=599)", e.status));
+                return Err(format!(
+                    "routeErrors[{i}].status: {} is not an HTTP status (200..=599)",
+                    e.status
+                ));
             }
             if let Some(p) = e.probability
                 && !(0.0..=1.0).contains(&p)
             {
-                return Err(format!("routeErrors[{i}].probability: {p} is outside 0..=1"));
+                return Err(format!(
+                    "routeErrors[{i}].probability: {p} is outside 0..=1"
+                ));
             }
         }
         if self.token_expires_in == Some(0) {
@@ -146,7 +151,12 @@ impl Faults {
 
     /// Total delay for `route`.
     pub fn latency(&self, route: Route) -> std::time::Duration {
-        let extra: u64 = self.route_latency_ms.iter().filter(|l| l.route == route).map(|l| l.ms).sum();
+        let extra: u64 = self
+            .route_latency_ms
+            .iter()
+            .filter(|l| l.route == route)
+            .map(|l| l.ms)
+            .sum();
         std::time::Duration::from_millis(self.latency_ms.saturating_add(extra))
     }
 
@@ -194,9 +204,15 @@ mod tests {
             }],
             ..Faults::default()
         };
-        assert_eq!(f.take_error(Route::Token, 0.5), Some((503, ErrorBody::Html)));
+        assert_eq!(
+            f.take_error(Route::Token, 0.5),
+            Some((503, ErrorBody::Html))
+        );
         assert_eq!(f.take_error(Route::Configurations, 0.5), None);
-        assert_eq!(f.take_error(Route::Token, 0.5), Some((503, ErrorBody::Html)));
+        assert_eq!(
+            f.take_error(Route::Token, 0.5),
+            Some((503, ErrorBody::Html))
+        );
         assert_eq!(f.take_error(Route::Token, 0.5), None);
     }
 
@@ -218,7 +234,8 @@ mod tests {
 
     #[test]
     fn out_of_range_values_are_refused_by_name() {
-        let f: Faults = serde_json::from_str(r#"{"routeErrors":[{"route":"token","status":42}]}"#).unwrap();
+        let f: Faults =
+            serde_json::from_str(r#"{"routeErrors":[{"route":"token","status":42}]}"#).unwrap();
         assert!(f.validate().unwrap_err().contains("routeErrors[0].status"));
     }
 

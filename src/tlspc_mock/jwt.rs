@@ -27,7 +27,9 @@ pub struct AccountKey {
 
 impl std::fmt::Debug for AccountKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountKey").field("algorithms", &self.algorithms).finish_non_exhaustive()
+        f.debug_struct("AccountKey")
+            .field("algorithms", &self.algorithms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -37,22 +39,34 @@ impl AccountKey {
     /// # Errors
     /// A message saying what is wrong with the key.
     pub fn from_public_pem(pem_text: &str) -> Result<AccountKey, String> {
-        let block = pem::parse(pem_text.trim()).map_err(|e| format!("not a PEM public key: {e}"))?;
+        let block =
+            pem::parse(pem_text.trim()).map_err(|e| format!("not a PEM public key: {e}"))?;
         if block.tag() != "PUBLIC KEY" {
-            return Err(format!("PEM label is {:?}; expected \"PUBLIC KEY\"", block.tag()));
+            return Err(format!(
+                "PEM label is {:?}; expected \"PUBLIC KEY\"",
+                block.tag()
+            ));
         }
         let (_, spki) = SubjectPublicKeyInfo::from_der(block.contents())
             .map_err(|e| format!("public key does not parse: {e}"))?;
-        let parsed = spki.parsed().map_err(|e| format!("public key does not parse: {e}"))?;
+        let parsed = spki
+            .parsed()
+            .map_err(|e| format!("public key does not parse: {e}"))?;
         let bytes = pem_text.trim().as_bytes();
         let (decoding, algorithms) = match parsed {
             PublicKey::RSA(rsa) => {
                 let bits = rsa.key_size();
                 if bits < 2048 {
-                    return Err(format!("RSA key of {bits} bits; at least 2048 are required"));
+                    return Err(format!(
+                        "RSA key of {bits} bits; at least 2048 are required"
+                    ));
                 }
-                let key = DecodingKey::from_rsa_pem(bytes).map_err(|e| format!("RSA key refused: {e}"))?;
-                (key, vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512])
+                let key = DecodingKey::from_rsa_pem(bytes)
+                    .map_err(|e| format!("RSA key refused: {e}"))?;
+                (
+                    key,
+                    vec![Algorithm::RS256, Algorithm::RS384, Algorithm::RS512],
+                )
             }
             PublicKey::EC(_) => {
                 let curve = spki
@@ -65,13 +79,19 @@ impl AccountKey {
                 let alg = match curve.as_str() {
                     "1.2.840.10045.3.1.7" => Algorithm::ES256,
                     "1.3.132.0.34" => Algorithm::ES384,
-                    other => return Err(format!("EC curve {other} is not supported; use P-256 or P-384")),
+                    other => {
+                        return Err(format!(
+                            "EC curve {other} is not supported; use P-256 or P-384"
+                        ));
+                    }
                 };
-                let key = DecodingKey::from_ec_pem(bytes).map_err(|e| format!("EC key refused: {e}"))?;
+                let key =
+                    DecodingKey::from_ec_pem(bytes).map_err(|e| format!("EC key refused: {e}"))?;
                 (key, vec![alg])
             }
             _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
-                let key = DecodingKey::from_ed_pem(bytes).map_err(|e| format!("Ed25519 key refused: {e}"))?;
+                let key = DecodingKey::from_ed_pem(bytes)
+                    .map_err(|e| format!("Ed25519 key refused: {e}"))?;
                 (key, vec![Algorithm::EdDSA])
             }
             _ => {
@@ -112,9 +132,15 @@ pub fn generate_account_key(alg: KeyAlgorithm) -> Result<(String, String), Strin
         KeyAlgorithm::EcP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
         KeyAlgorithm::EcP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
         KeyAlgorithm::EcEd25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
-        KeyAlgorithm::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048),
-        KeyAlgorithm::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072),
-        KeyAlgorithm::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096),
+        KeyAlgorithm::Rsa2048 => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)
+        }
+        KeyAlgorithm::Rsa3072 => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072)
+        }
+        KeyAlgorithm::Rsa4096 => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096)
+        }
         KeyAlgorithm::EcP521 => return Err("cannot generate an EC_P521 account key".into()),
     }
     .map_err(|e| format!("key generation failed: {e}"))?;
@@ -166,8 +192,14 @@ pub struct AcceptedAssertion {
 /// # Errors
 /// `invalid_request` when the token is not a JWT or has no `iss`.
 pub fn unverified_issuer(assertion: &str) -> Result<String, AssertionRefusal> {
-    let claims: Claims = jsonwebtoken::dangerous::insecure_decode_claims(assertion)
-        .map_err(|e| refuse(400, "invalid_request", format!("assertion is not a JWT: {e}")))?;
+    let claims: Claims =
+        jsonwebtoken::dangerous::insecure_decode_claims(assertion).map_err(|e| {
+            refuse(
+                400,
+                "invalid_request",
+                format!("assertion is not a JWT: {e}"),
+            )
+        })?;
     claims
         .iss
         .filter(|s| !s.is_empty())
@@ -185,8 +217,13 @@ pub fn verify_assertion(
     key: &AccountKey,
     now: SystemTime,
 ) -> Result<AcceptedAssertion, AssertionRefusal> {
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|e| refuse(400, "invalid_request", format!("assertion header does not parse: {e}")))?;
+    let header = jsonwebtoken::decode_header(assertion).map_err(|e| {
+        refuse(
+            400,
+            "invalid_request",
+            format!("assertion header does not parse: {e}"),
+        )
+    })?;
     if !key.algorithms.contains(&header.alg) {
         return Err(refuse(
             400,
@@ -223,7 +260,11 @@ pub fn verify_assertion(
     })?;
     let claims = data.claims;
     if claims.sub.as_deref() != Some(client_id) {
-        return Err(refuse(400, "invalid_grant", "assertion sub must equal iss (the client ID)"));
+        return Err(refuse(
+            400,
+            "invalid_grant",
+            "assertion sub must equal iss (the client ID)",
+        ));
     }
     let now_s = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let Some(exp) = claims.exp else {
@@ -233,10 +274,18 @@ pub fn verify_assertion(
         return Err(refuse(400, "invalid_grant", "assertion has no iat claim"));
     };
     if exp.saturating_add(SKEW.as_secs()) <= now_s {
-        return Err(refuse(400, "invalid_grant", format!("assertion expired (exp {exp}, now {now_s})")));
+        return Err(refuse(
+            400,
+            "invalid_grant",
+            format!("assertion expired (exp {exp}, now {now_s})"),
+        ));
     }
     if iat > now_s.saturating_add(SKEW.as_secs()) {
-        return Err(refuse(400, "invalid_grant", format!("assertion iat {iat} is in the future (now {now_s})")));
+        return Err(refuse(
+            400,
+            "invalid_grant",
+            format!("assertion iat {iat} is in the future (now {now_s})"),
+        ));
     }
     if exp > now_s.saturating_add(MAX_ASSERTION_LIFETIME.as_secs()) {
         return Err(refuse(

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::policy::model::{KeyAlgorithm, PolicyInformation};
 use crate::tlspc::AdvancedSettingsInformation;
 
-use super::faults::Faults;
 use super::MockError;
+use super::faults::Faults;
 
 /// The scope a service account needs for every distributed-issuance call.
 pub const DISTRIBUTED_ISSUANCE_SCOPE: &str = "distributed-issuance";
@@ -197,20 +197,29 @@ impl Seed {
             return bad("tokenExpiresIn".into(), "must be at least 1 second".into());
         }
         if self.service_accounts.is_empty() {
-            return bad("serviceAccounts".into(), "at least one service account is required".into());
+            return bad(
+                "serviceAccounts".into(),
+                "at least one service account is required".into(),
+            );
         }
         let mut account_names = BTreeSet::new();
         let mut client_ids = BTreeSet::new();
         for (i, a) in self.service_accounts.iter().enumerate() {
             let at = |f: &str| format!("serviceAccounts[{i}].{f}");
             if !account_names.insert(a.name.as_str()) {
-                return bad(at("name"), format!("duplicate service account name {:?}", a.name));
+                return bad(
+                    at("name"),
+                    format!("duplicate service account name {:?}", a.name),
+                );
             }
             if uuid::Uuid::parse_str(&a.client_id).is_err() {
                 return bad(at("clientId"), format!("{:?} is not a UUID", a.client_id));
             }
             if !client_ids.insert(a.client_id.to_ascii_lowercase()) {
-                return bad(at("clientId"), format!("duplicate client ID {}", a.client_id));
+                return bad(
+                    at("clientId"),
+                    format!("duplicate client ID {}", a.client_id),
+                );
             }
             if let Some(pem) = &a.public_key {
                 if let Err(message) = super::jwt::AccountKey::from_public_pem(pem) {
@@ -226,7 +235,10 @@ impl Seed {
             if let Some(alg) = a.key_algorithm
                 && !super::jwt::can_generate(alg)
             {
-                return bad(at("keyAlgorithm"), format!("cannot generate a {alg} account key"));
+                return bad(
+                    at("keyAlgorithm"),
+                    format!("cannot generate a {alg} account key"),
+                );
             }
         }
         let mut provider_names = BTreeSet::new();
@@ -236,7 +248,10 @@ impl Seed {
                 return bad(at("name"), format!("duplicate provider name {:?}", p.name));
             }
             if p.ca_type != "BUILTIN" {
-                return bad(at("caType"), format!("{:?}: the mock serves only BUILTIN", p.ca_type));
+                return bad(
+                    at("caType"),
+                    format!("{:?}: the mock serves only BUILTIN", p.ca_type),
+                );
             }
             if let Err(message) = super::state::parse_validity(&p.validity_period) {
                 return bad(at("validityPeriod"), message);
@@ -245,14 +260,20 @@ impl Seed {
                 return bad(at("commonName"), "must not be empty".into());
             }
             if !super::ca::supports_sub_ca_algorithm(p.key_algorithm) {
-                return bad(at("keyAlgorithm"), format!("{} sub-CAs are not supported", p.key_algorithm));
+                return bad(
+                    at("keyAlgorithm"),
+                    format!("{} sub-CAs are not supported", p.key_algorithm),
+                );
             }
         }
         let policies = self.parsed_policies()?;
         let mut policy_names = BTreeSet::new();
         for (i, p) in policies.iter().enumerate() {
             if !policy_names.insert(p.name.as_str()) {
-                return bad(format!("policies[{i}].name"), format!("duplicate policy name {:?}", p.name));
+                return bad(
+                    format!("policies[{i}].name"),
+                    format!("duplicate policy name {:?}", p.name),
+                );
             }
         }
         let mut attached = BTreeSet::new();
@@ -262,11 +283,17 @@ impl Seed {
                 return bad(at("name"), "must not be empty".into());
             }
             if !provider_names.contains(c.sub_ca_provider.as_str()) {
-                return bad(at("subCaProvider"), format!("no sub-CA provider named {:?}", c.sub_ca_provider));
+                return bad(
+                    at("subCaProvider"),
+                    format!("no sub-CA provider named {:?}", c.sub_ca_provider),
+                );
             }
             for (j, name) in c.policies.iter().enumerate() {
                 if !policy_names.contains(name.as_str()) {
-                    return bad(format!("configurations[{i}].policies[{j}]"), format!("no policy named {name:?}"));
+                    return bad(
+                        format!("configurations[{i}].policies[{j}]"),
+                        format!("no policy named {name:?}"),
+                    );
                 }
             }
             for (j, name) in c.controller_allowed_policies.iter().enumerate() {
@@ -287,7 +314,9 @@ impl Seed {
                 if !attached.insert(name.as_str()) {
                     return bad(
                         format!("configurations[{i}].serviceAccounts[{j}]"),
-                        format!("service account {name:?} is already attached to another configuration"),
+                        format!(
+                            "service account {name:?} is already attached to another configuration"
+                        ),
                     );
                 }
             }
@@ -326,12 +355,26 @@ const SUBJECT_KEYS: &[&str] = &[
     "stateOrProvince",
     "country",
 ];
-const SANS_KEYS: &[&str] = &["dnsNames", "ipAddresses", "rfc822Names", "uniformResourceIdentifiers"];
-const PROPERTY_KEYS: &[&str] = &["type", "allowedValues", "defaultValues", "minOccurrences", "maxOccurrences"];
+const SANS_KEYS: &[&str] = &[
+    "dnsNames",
+    "ipAddresses",
+    "rfc822Names",
+    "uniformResourceIdentifiers",
+];
+const PROPERTY_KEYS: &[&str] = &[
+    "type",
+    "allowedValues",
+    "defaultValues",
+    "minOccurrences",
+    "maxOccurrences",
+];
 const KEY_ALGORITHM_KEYS: &[&str] = &["allowedValues", "defaultValue"];
 
 /// Parses one policy document, rejecting unknown keys by path, a missing name and a bad shape.
-pub(crate) fn parse_policy_value(value: &serde_yaml::Value, at: &str) -> Result<PolicyInformation, MockError> {
+pub(crate) fn parse_policy_value(
+    value: &serde_yaml::Value,
+    at: &str,
+) -> Result<PolicyInformation, MockError> {
     check_keys(value, at, POLICY_KEYS)?;
     if let Some(subject) = value.get("subject") {
         check_keys(subject, &format!("{at}.subject"), SUBJECT_KEYS)?;
@@ -352,10 +395,11 @@ pub(crate) fn parse_policy_value(value: &serde_yaml::Value, at: &str) -> Result<
     if let Some(ka) = value.get("keyAlgorithm") {
         check_keys(ka, &format!("{at}.keyAlgorithm"), KEY_ALGORITHM_KEYS)?;
     }
-    let policy: PolicyInformation = serde_yaml::from_value(value.clone()).map_err(|e| MockError::Seed {
-        field: at.to_owned(),
-        message: e.to_string(),
-    })?;
+    let policy: PolicyInformation =
+        serde_yaml::from_value(value.clone()).map_err(|e| MockError::Seed {
+            field: at.to_owned(),
+            message: e.to_string(),
+        })?;
     if policy.name.trim().is_empty() {
         return Err(MockError::Seed {
             field: format!("{at}.name"),

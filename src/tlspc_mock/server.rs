@@ -44,10 +44,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let (policies, policy) = crud(Kind::Policy);
     let (providers, provider) = crud(Kind::Provider);
     let (_, configuration) = crud(Kind::Configuration);
-    let configurations = get(list_configurations).post(|s: S, h: HeaderMap, b: Result<Bytes, BytesRejection>| async move {
-        let b = body(b)?;
-        admin_with(&s, &h, StatusCode::CREATED, |sh| sh.admin_upsert(Kind::Configuration, None, &b))
-    });
+    let configurations = get(list_configurations).post(
+        |s: S, h: HeaderMap, b: Result<Bytes, BytesRejection>| async move {
+            let b = body(b)?;
+            admin_with(&s, &h, StatusCode::CREATED, |sh| {
+                sh.admin_upsert(Kind::Configuration, None, &b)
+            })
+        },
+    );
     Router::new()
         .route(paths::TOKEN, post(token))
         .route(paths::CONFIGURATIONS, configurations)
@@ -58,7 +62,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(&format!("{}/{{id}}", paths::SUBCA_PROVIDERS), provider)
         .route(
             paths::INTERMEDIATE_CERTIFICATES,
-            post(request_intermediate).get(|s: S, h: HeaderMap| async move { admin(&s, &h, |sh| Ok(sh.list_intermediates())) }),
+            post(request_intermediate).get(|s: S, h: HeaderMap| async move {
+                admin(&s, &h, |sh| Ok(sh.list_intermediates()))
+            }),
         )
         .route(
             &format!("{}/{{id}}", paths::INTERMEDIATE_CERTIFICATES),
@@ -68,12 +74,13 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/mock/ca", get(ca_hierarchy))
         .route(
             "/mock/faults",
-            get(|s: S, h: HeaderMap| async move { admin(&s, &h, |sh| Ok(json!(sh.faults()))) }).put(
-                |s: S, h: HeaderMap, b: Result<Bytes, BytesRejection>| async move {
-                    let b = body(b)?;
-                    admin(&s, &h, |sh| sh.set_faults(&b).map(|f| json!(f)))
-                },
-            ),
+            get(|s: S, h: HeaderMap| async move { admin(&s, &h, |sh| Ok(json!(sh.faults()))) })
+                .put(
+                    |s: S, h: HeaderMap, b: Result<Bytes, BytesRejection>| async move {
+                        let b = body(b)?;
+                        admin(&s, &h, |sh| sh.set_faults(&b).map(|f| json!(f)))
+                    },
+                ),
         )
         .route("/mock/tokens/revoke", post(revoke_tokens))
         .route(
@@ -82,19 +89,34 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/mock/serviceaccounts/{client_id}/revoke",
-            post(|s: S, h: HeaderMap, Path(c): Path<String>| async move { admin(&s, &h, |sh| sh.set_account_revoked(&c, true)) }),
+            post(|s: S, h: HeaderMap, Path(c): Path<String>| async move {
+                admin(&s, &h, |sh| sh.set_account_revoked(&c, true))
+            }),
         )
         .route(
             "/mock/serviceaccounts/{client_id}/restore",
-            post(|s: S, h: HeaderMap, Path(c): Path<String>| async move { admin(&s, &h, |sh| sh.set_account_revoked(&c, false)) }),
+            post(|s: S, h: HeaderMap, Path(c): Path<String>| async move {
+                admin(&s, &h, |sh| sh.set_account_revoked(&c, false))
+            }),
         )
         .fallback(|m: Method, uri: axum::http::Uri| async move {
-            Reply::Err(api(404, codes::NOT_FOUND, format!("no such endpoint: {m} {}", uri.path())))
+            Reply::Err(api(
+                404,
+                codes::NOT_FOUND,
+                format!("no such endpoint: {m} {}", uri.path()),
+            ))
         })
         .method_not_allowed_fallback(|m: Method, uri: axum::http::Uri| async move {
-            Reply::Err(api(405, codes::BAD_REQUEST, format!("method {m} is not allowed on {}", uri.path())))
+            Reply::Err(api(
+                405,
+                codes::BAD_REQUEST,
+                format!("method {m} is not allowed on {}", uri.path()),
+            ))
         })
-        .layer(middleware::from_fn_with_state(shared.clone(), inject_faults))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            inject_faults,
+        ))
         .with_state(shared)
 }
 
@@ -129,7 +151,11 @@ fn failure_response(f: Failure) -> Response {
             status: s,
             error,
             description,
-        } => (status(s), axum::Json(json!({"error": error, "error_description": description}))).into_response(),
+        } => (
+            status(s),
+            axum::Json(json!({"error": error, "error_description": description})),
+        )
+            .into_response(),
         Failure::Api {
             status: s,
             code,
@@ -139,9 +165,12 @@ fn failure_response(f: Failure) -> Response {
             axum::Json(json!({"errors": [{"code": code, "message": message, "args": []}]})),
         )
             .into_response(),
-        Failure::PlainText { status: s, body } => {
-            (status(s), [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
-        }
+        Failure::PlainText { status: s, body } => (
+            status(s),
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response(),
     }
 }
 
@@ -150,7 +179,13 @@ fn ok(v: Value) -> Result<Reply, Reply> {
 }
 
 fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, Reply> {
-    b.map_err(|e| Reply::Err(api(e.status().as_u16(), codes::BAD_REQUEST, format!("request body unreadable: {e}"))))
+    b.map_err(|e| {
+        Reply::Err(api(
+            e.status().as_u16(),
+            codes::BAD_REQUEST,
+            format!("request body unreadable: {e}"),
+        ))
+    })
 }
 
 fn credentials(h: &HeaderMap) -> (Option<&[u8]>, Option<&str>) {
@@ -158,7 +193,10 @@ fn credentials(h: &HeaderMap) -> (Option<&[u8]>, Option<&str>) {
     let bearer = h
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     (api_key, bearer)
 }
@@ -169,7 +207,11 @@ fn caller(s: &Shared, h: &HeaderMap) -> Result<Caller, Reply> {
 }
 
 /// Runs an admin-only operation: API key required; a service-account token gets 403.
-fn admin(s: &Shared, h: &HeaderMap, op: impl FnOnce(&Shared) -> Result<Value, Failure>) -> Result<Reply, Reply> {
+fn admin(
+    s: &Shared,
+    h: &HeaderMap,
+    op: impl FnOnce(&Shared) -> Result<Value, Failure>,
+) -> Result<Reply, Reply> {
     admin_with(s, h, StatusCode::OK, op)
 }
 
@@ -204,9 +246,17 @@ async fn token(State(s): S, form: Result<Form<TokenForm>, FormRejection>) -> Res
             description,
         })
     };
-    let Form(form) = form.map_err(|e| oauth(format!("expected an application/x-www-form-urlencoded body: {e}")))?;
-    let grant_type = form.grant_type.ok_or_else(|| oauth("grant_type is missing".into()))?;
-    let assertion = form.assertion.ok_or_else(|| oauth("assertion is missing".into()))?;
+    let Form(form) = form.map_err(|e| {
+        oauth(format!(
+            "expected an application/x-www-form-urlencoded body: {e}"
+        ))
+    })?;
+    let grant_type = form
+        .grant_type
+        .ok_or_else(|| oauth("grant_type is missing".into()))?;
+    let assertion = form
+        .assertion
+        .ok_or_else(|| oauth("assertion is missing".into()))?;
     let answer = s.exchange_token(&grant_type, &assertion)?;
     ok(json!(answer))
 }
@@ -216,18 +266,34 @@ async fn list_configurations(State(s): S, h: HeaderMap) -> Result<Reply, Reply> 
     ok(s.list_configurations(&c)?)
 }
 
-async fn request_intermediate(State(s): S, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Reply, Reply> {
+async fn request_intermediate(
+    State(s): S,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Reply, Reply> {
     let c = caller(&s, &h)?;
     let b = body(b)?;
-    Ok(Reply::Ok(StatusCode::CREATED, s.request_intermediate(&c, &b)?))
+    Ok(Reply::Ok(
+        StatusCode::CREATED,
+        s.request_intermediate(&c, &b)?,
+    ))
 }
 
-async fn poll_intermediate(State(s): S, h: HeaderMap, Path(id): Path<String>) -> Result<Reply, Reply> {
+async fn poll_intermediate(
+    State(s): S,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Reply, Reply> {
     let c = caller(&s, &h)?;
     ok(s.poll_intermediate(&c, &id)?)
 }
 
-async fn report_usage(State(s): S, h: HeaderMap, Path(id): Path<String>, b: Result<Bytes, BytesRejection>) -> Result<Reply, Reply> {
+async fn report_usage(
+    State(s): S,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Reply, Reply> {
     let c = caller(&s, &h)?;
     let b = body(b)?;
     ok(s.report_usage(&c, &id, &b)?)
@@ -252,15 +318,26 @@ struct RevokeTokens {
     client_id: Option<String>,
 }
 
-async fn revoke_tokens(State(s): S, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Result<Reply, Reply> {
+async fn revoke_tokens(
+    State(s): S,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Result<Reply, Reply> {
     let b = body(b)?;
     let req: RevokeTokens = if b.iter().all(u8::is_ascii_whitespace) {
         RevokeTokens::default()
     } else {
-        serde_json::from_slice(&b)
-            .map_err(|e| Reply::Err(api(400, codes::BAD_REQUEST, format!("request body does not parse: {e}"))))?
+        serde_json::from_slice(&b).map_err(|e| {
+            Reply::Err(api(
+                400,
+                codes::BAD_REQUEST,
+                format!("request body does not parse: {e}"),
+            ))
+        })?
     };
-    admin(&s, &h, |sh| Ok(json!({"revoked": sh.revoke_tokens(req.client_id.as_deref())})))
+    admin(&s, &h, |sh| {
+        Ok(json!({"revoked": sh.revoke_tokens(req.client_id.as_deref())}))
+    })
 }
 
 /// Classifies a request for the fault rules; `/mock/*` is never faulted so tests can always reset.
@@ -268,7 +345,11 @@ fn route_of(method: &Method, path: &str) -> Option<Route> {
     if path.starts_with("/mock/") {
         return None;
     }
-    let item = |base: &str| path.strip_prefix(base).and_then(|r| r.strip_prefix('/')).is_some_and(|r| !r.is_empty());
+    let item = |base: &str| {
+        path.strip_prefix(base)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|r| !r.is_empty())
+    };
     Some(if path == paths::TOKEN {
         Route::Token
     } else if path == paths::CONFIGURATIONS && method == Method::GET {
@@ -284,7 +365,17 @@ fn route_of(method: &Method, path: &str) -> Option<Route> {
     })
 }
 
+/// Applies the fault knobs, then logs one line per request: method, path, status (never headers
+/// or bodies, which carry tokens, keys and assertions).
 async fn inject_faults(State(s): S, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = faulted(&s, req, next).await;
+    tracing::info!(%method, %path, status = response.status().as_u16(), "tlspc-mock request");
+    response
+}
+
+async fn faulted(s: &Shared, req: Request, next: Next) -> Response {
     let Some(route) = route_of(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };

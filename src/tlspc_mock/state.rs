@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::policy::model::{PolicyInformation, PropertyInformation, PropertyType};
+use crate::policy::model::PolicyInformation;
 use crate::tlspc::{
-    ExtendedConfigurationInformation, IntermediateCertificateInformation, IntermediateCertificateRequest,
-    IntermediateStatus, SubCaProviderInformation, TokenResponse, UsageReport,
+    ExtendedConfigurationInformation, IntermediateCertificateInformation,
+    IntermediateCertificateRequest, IntermediateStatus, SubCaProviderInformation, TokenResponse,
+    UsageReport,
 };
 
 use super::MockError;
@@ -147,7 +148,9 @@ fn key_of(client_id: &str) -> String {
 }
 
 fn timestamp(t: SystemTime) -> String {
-    jiff::Timestamp::try_from(t).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 fn new_id() -> String {
@@ -175,10 +178,11 @@ impl Shared {
         for (i, a) in seed.service_accounts.iter().enumerate() {
             let (key, private_pem) = match &a.public_key {
                 Some(pem) => {
-                    let key = AccountKey::from_public_pem(pem).map_err(|message| MockError::Seed {
-                        field: format!("serviceAccounts[{i}].publicKey"),
-                        message,
-                    })?;
+                    let key =
+                        AccountKey::from_public_pem(pem).map_err(|message| MockError::Seed {
+                            field: format!("serviceAccounts[{i}].publicKey"),
+                            message,
+                        })?;
                     (key, None)
                 }
                 None => {
@@ -246,7 +250,10 @@ impl Shared {
         for c in &seed.configurations {
             let id = c.id.clone().unwrap_or_else(new_id);
             let ids = |names: &[String]| -> Vec<String> {
-                names.iter().filter_map(|n| policy_ids.get(n).cloned()).collect()
+                names
+                    .iter()
+                    .filter_map(|n| policy_ids.get(n).cloned())
+                    .collect()
             };
             let account_ids = c
                 .service_accounts
@@ -273,7 +280,11 @@ impl Shared {
             );
         }
         let store = Store {
-            api_keys: seed.api_keys.iter().map(|k| Zeroizing::new(k.key.clone())).collect(),
+            api_keys: seed
+                .api_keys
+                .iter()
+                .map(|k| Zeroizing::new(k.key.clone()))
+                .collect(),
             token_expires_in: seed.token_expires_in,
             accounts,
             providers,
@@ -301,7 +312,11 @@ impl Shared {
     }
 
     /// Authenticates a caller from the API-key header and the bearer token.
-    pub(crate) fn authenticate(&self, api_key: Option<&[u8]>, bearer: Option<&str>) -> Result<Caller, Failure> {
+    pub(crate) fn authenticate(
+        &self,
+        api_key: Option<&[u8]>,
+        bearer: Option<&str>,
+    ) -> Result<Caller, Failure> {
         let store = self.lock();
         if let Some(given) = api_key {
             return if store.api_keys.iter().any(|k| k.as_bytes() == given) {
@@ -322,7 +337,11 @@ impl Shared {
         };
         let now = (self.clock)();
         let Some(t) = store.tokens.get(token) else {
-            return Err(api(401, codes::UNAUTHORIZED, "access token is unknown or revoked"));
+            return Err(api(
+                401,
+                codes::UNAUTHORIZED,
+                "access token is unknown or revoked",
+            ));
         };
         if t.expires_at <= now {
             return Err(api(401, codes::UNAUTHORIZED, "access token has expired"));
@@ -342,7 +361,11 @@ impl Shared {
     }
 
     /// The JWT-bearer grant.
-    pub(crate) fn exchange_token(&self, grant_type: &str, assertion: &str) -> Result<TokenResponse, Failure> {
+    pub(crate) fn exchange_token(
+        &self,
+        grant_type: &str,
+        assertion: &str,
+    ) -> Result<TokenResponse, Failure> {
         let oauth = |status, error, description: String| Failure::OAuth {
             status,
             error,
@@ -360,19 +383,35 @@ impl Shared {
         let now = (self.clock)();
         let mut store = self.lock();
         let Some(account) = store.accounts.get(&key_of(&issuer)) else {
-            return Err(oauth(401, "invalid_client", format!("unknown client ID {issuer:?}")));
+            return Err(oauth(
+                401,
+                "invalid_client",
+                format!("unknown client ID {issuer:?}"),
+            ));
         };
         if account.revoked {
-            return Err(oauth(401, "invalid_client", format!("service account {} is revoked", account.client_id)));
+            return Err(oauth(
+                401,
+                "invalid_client",
+                format!("service account {} is revoked", account.client_id),
+            ));
         }
-        let accepted = jwt::verify_assertion(assertion, &account.client_id, &account.key, now).map_err(refusal)?;
+        let accepted = jwt::verify_assertion(assertion, &account.client_id, &account.key, now)
+            .map_err(refusal)?;
         let scopes = account.scopes.clone();
         store.used_jtis.retain(|_, exp| *exp > now);
         if store.used_jtis.contains_key(&accepted.jti) {
-            return Err(oauth(400, "invalid_grant", format!("assertion jti {:?} was already used", accepted.jti)));
+            return Err(oauth(
+                400,
+                "invalid_grant",
+                format!("assertion jti {:?} was already used", accepted.jti),
+            ));
         }
         store.used_jtis.insert(accepted.jti, accepted.expires_at);
-        let expires_in = store.faults.token_expires_in.unwrap_or(store.token_expires_in);
+        let expires_in = store
+            .faults
+            .token_expires_in
+            .unwrap_or(store.token_expires_in);
         store.tokens.retain(|_, t| t.expires_at > now);
         let token = random_token();
         store.tokens.insert(
@@ -394,9 +433,15 @@ impl Shared {
     pub(crate) fn list_configurations(&self, caller: &Caller) -> Result<Value, Failure> {
         let store = self.lock();
         let configurations: Vec<_> = match caller {
-            Caller::Admin => store.configurations.values().map(|c| store.extend(c)).collect(),
+            Caller::Admin => store
+                .configurations
+                .values()
+                .map(|c| store.extend(c))
+                .collect(),
             Caller::Account(client_id) => {
-                let c = store.configuration_of(client_id).ok_or_else(|| not_attached(client_id))?;
+                let c = store
+                    .configuration_of(client_id)
+                    .ok_or_else(|| not_attached(client_id))?;
                 vec![store.extend(c)]
             }
         };
@@ -404,14 +449,24 @@ impl Shared {
     }
 
     /// `POST intermediatecertificates`.
-    pub(crate) fn request_intermediate(&self, caller: &Caller, body: &[u8]) -> Result<Value, Failure> {
+    pub(crate) fn request_intermediate(
+        &self,
+        caller: &Caller,
+        body: &[u8],
+    ) -> Result<Value, Failure> {
         let Caller::Account(client_id) = caller else {
-            return Err(api(403, codes::FORBIDDEN, "intermediate certificates are requested with a service-account token"));
+            return Err(api(
+                403,
+                codes::FORBIDDEN,
+                "intermediate certificates are requested with a service-account token",
+            ));
         };
         let req: IntermediateCertificateRequest = parse_json(body)?;
         let now = (self.clock)();
         let mut store = self.lock();
-        let configuration = store.configuration_of(client_id).ok_or_else(|| not_attached(client_id))?;
+        let configuration = store
+            .configuration_of(client_id)
+            .ok_or_else(|| not_attached(client_id))?;
         if configuration.id != req.configuration_id {
             return Err(api(
                 403,
@@ -427,10 +482,21 @@ impl Shared {
             .as_ref()
             .and_then(|id| store.providers.get(id))
             .cloned()
-            .ok_or_else(|| api(412, codes::INVALID_OBJECT, "configuration has no sub-CA provider"))?;
+            .ok_or_else(|| {
+                api(
+                    412,
+                    codes::INVALID_OBJECT,
+                    "configuration has no sub-CA provider",
+                )
+            })?;
         let configuration_ref = json!({"id": configuration.id, "name": configuration.name});
-        let validity = parse_validity(&provider.validity_period)
-            .map_err(|m| api(412, codes::INVALID_OBJECT, format!("sub-CA provider validityPeriod: {m}")))?;
+        let validity = parse_validity(&provider.validity_period).map_err(|m| {
+            api(
+                412,
+                codes::INVALID_OBJECT,
+                format!("sub-CA provider validityPeriod: {m}"),
+            )
+        })?;
         let fallback_cn = format!("{} {}", req.instance_naming, provider.common_name);
         let (fail, bad) = store.faults.take_issuance_fault();
         let polls = store.faults.requested_polls;
@@ -438,7 +504,14 @@ impl Shared {
             Some(message) => Outcome::Failed(message),
             None => Outcome::Issued(
                 self.ca
-                    .sign_sub_ca(&req.certificate_signing_request, &fallback_cn, &provider, validity, now, bad)
+                    .sign_sub_ca(
+                        &req.certificate_signing_request,
+                        &fallback_cn,
+                        &provider,
+                        validity,
+                        now,
+                        bad,
+                    )
                     .map_err(|m| api(400, codes::BAD_REQUEST, m))?,
             ),
         };
@@ -482,7 +555,13 @@ impl Shared {
             .intermediates
             .get_mut(id)
             .filter(|e| owns(caller, &e.client_id))
-            .ok_or_else(|| api(404, codes::NOT_FOUND, format!("intermediate certificate {id:?} not found")))?;
+            .ok_or_else(|| {
+                api(
+                    404,
+                    codes::NOT_FOUND,
+                    format!("intermediate certificate {id:?} not found"),
+                )
+            })?;
         if entry.polls_remaining > 0 {
             entry.polls_remaining -= 1;
             return Ok(serde_json::to_value(&entry.info).unwrap_or_default());
@@ -509,17 +588,35 @@ impl Shared {
     }
 
     /// `PATCH intermediatecertificates/{id}`: the usage report.
-    pub(crate) fn report_usage(&self, caller: &Caller, id: &str, body: &[u8]) -> Result<Value, Failure> {
+    pub(crate) fn report_usage(
+        &self,
+        caller: &Caller,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Value, Failure> {
         let report: UsageReport = parse_json(body)?;
-        if report.long_lived_cert_count < 0 || report.short_lived_cert_count < 0 || report.ultra_short_lived_cert_count < 0 {
-            return Err(api(400, codes::BAD_REQUEST, "usage counters must not be negative"));
+        if report.long_lived_cert_count < 0
+            || report.short_lived_cert_count < 0
+            || report.ultra_short_lived_cert_count < 0
+        {
+            return Err(api(
+                400,
+                codes::BAD_REQUEST,
+                "usage counters must not be negative",
+            ));
         }
         let mut store = self.lock();
         let entry = store
             .intermediates
             .get_mut(id)
             .filter(|e| owns(caller, &e.client_id))
-            .ok_or_else(|| api(404, codes::NOT_FOUND, format!("intermediate certificate {id:?} not found")))?;
+            .ok_or_else(|| {
+                api(
+                    404,
+                    codes::NOT_FOUND,
+                    format!("intermediate certificate {id:?} not found"),
+                )
+            })?;
         entry.info.long_lived_cert_count = report.long_lived_cert_count;
         entry.info.short_lived_cert_count = report.short_lived_cert_count;
         entry.info.ultra_short_lived_cert_count = report.ultra_short_lived_cert_count;
@@ -535,7 +632,14 @@ impl Shared {
             let sums = store
                 .intermediates
                 .values()
-                .filter(|e| e.info.configuration.as_ref().and_then(|c| c.get("id")).and_then(Value::as_str) == Some(&config_id))
+                .filter(|e| {
+                    e.info
+                        .configuration
+                        .as_ref()
+                        .and_then(|c| c.get("id"))
+                        .and_then(Value::as_str)
+                        == Some(&config_id)
+                })
                 .fold((0i64, 0i64, 0i64), |acc, e| {
                     (
                         acc.0.saturating_add(e.info.long_lived_cert_count),
@@ -544,7 +648,11 @@ impl Shared {
                     )
                 });
             if let Some(c) = store.configurations.get_mut(&config_id) {
-                (c.long_lived_cert_count, c.short_lived_cert_count, c.ultra_short_lived_cert_count) = sums;
+                (
+                    c.long_lived_cert_count,
+                    c.short_lived_cert_count,
+                    c.ultra_short_lived_cert_count,
+                ) = sums;
             }
         }
         Ok(answer)
@@ -563,8 +671,12 @@ impl Shared {
     pub(crate) fn admin_list(&self, kind: Kind) -> Value {
         let store = self.lock();
         match kind {
-            Kind::Policy => json!({ "policies": store.policies.values().map(|p| store.extend_policy(p)).collect::<Vec<_>>() }),
-            Kind::Provider => json!({ "subCaProviders": store.providers.values().collect::<Vec<_>>() }),
+            Kind::Policy => {
+                json!({ "policies": store.policies.values().map(|p| store.extend_policy(p)).collect::<Vec<_>>() })
+            }
+            Kind::Provider => {
+                json!({ "subCaProviders": store.providers.values().collect::<Vec<_>>() })
+            }
             Kind::Configuration => {
                 json!({ "configurations": store.configurations.values().map(|c| store.extend(c)).collect::<Vec<_>>() })
             }
@@ -576,17 +688,29 @@ impl Shared {
         let store = self.lock();
         let found = match kind {
             Kind::Policy => store.policies.get(id).map(|p| store.extend_policy(p)),
-            Kind::Provider => store.providers.get(id).and_then(|p| serde_json::to_value(p).ok()),
+            Kind::Provider => store
+                .providers
+                .get(id)
+                .and_then(|p| serde_json::to_value(p).ok()),
             Kind::Configuration => store.configurations.get(id).map(|c| store.extend(c)),
         };
         found.ok_or_else(|| kind.not_found(id))
     }
 
     /// Creates (`id` None) or patches (`id` Some) one object; the merged result is validated.
-    pub(crate) fn admin_upsert(&self, kind: Kind, id: Option<&str>, body: &[u8]) -> Result<Value, Failure> {
+    pub(crate) fn admin_upsert(
+        &self,
+        kind: Kind,
+        id: Option<&str>,
+        body: &[u8],
+    ) -> Result<Value, Failure> {
         let patch: Value = parse_json(body)?;
         let Some(patch) = patch.as_object() else {
-            return Err(api(400, codes::BAD_REQUEST, "request body must be a JSON object"));
+            return Err(api(
+                400,
+                codes::BAD_REQUEST,
+                "request body must be a JSON object",
+            ));
         };
         let now = timestamp((self.clock)());
         let mut store = self.lock();
@@ -596,7 +720,10 @@ impl Shared {
         };
         if let Some(obj) = merged.as_object_mut() {
             for (k, v) in patch {
-                if matches!(k.as_str(), "id" | "companyId" | "creationDate" | "modificationDate") {
+                if matches!(
+                    k.as_str(),
+                    "id" | "companyId" | "creationDate" | "modificationDate"
+                ) {
                     continue;
                 }
                 obj.insert(k.clone(), v.clone());
@@ -606,21 +733,34 @@ impl Shared {
         let invalid = |m: String| api(400, codes::INVALID_OBJECT, m);
         let name_taken = |taken: bool, name: &str| {
             if taken {
-                Err(api(409, codes::CONFLICT, format!("a {} named {name:?} already exists", kind.label())))
+                Err(api(
+                    409,
+                    codes::CONFLICT,
+                    format!("a {} named {name:?} already exists", kind.label()),
+                ))
             } else {
                 Ok(())
             }
         };
         match kind {
             Kind::Policy => {
-                let mut p: PolicyInformation =
-                    serde_json::from_value(merged).map_err(|e| invalid(format!("policy does not parse: {e}")))?;
+                let mut p: PolicyInformation = serde_json::from_value(merged)
+                    .map_err(|e| invalid(format!("policy does not parse: {e}")))?;
                 if p.name.trim().is_empty() {
                     return Err(invalid("policy name must not be empty".into()));
                 }
                 check_policy_shape(&p).map_err(invalid)?;
-                name_taken(store.policies.iter().any(|(i, o)| *i != new_id && o.name == p.name), &p.name)?;
-                let created = store.policies.get(&new_id).and_then(|o| o.creation_date.clone());
+                name_taken(
+                    store
+                        .policies
+                        .iter()
+                        .any(|(i, o)| *i != new_id && o.name == p.name),
+                    &p.name,
+                )?;
+                let created = store
+                    .policies
+                    .get(&new_id)
+                    .and_then(|o| o.creation_date.clone());
                 p.id = Some(new_id.clone());
                 p.company_id = Some(COMPANY_ID.to_owned());
                 p.creation_date = created.or(Some(now.clone()));
@@ -628,30 +768,49 @@ impl Shared {
                 store.policies.insert(new_id.clone(), p);
             }
             Kind::Provider => {
-                let mut p: SubCaProviderInformation =
-                    serde_json::from_value(merged).map_err(|e| invalid(format!("sub-CA provider does not parse: {e}")))?;
+                let mut p: SubCaProviderInformation = serde_json::from_value(merged)
+                    .map_err(|e| invalid(format!("sub-CA provider does not parse: {e}")))?;
                 if p.name.trim().is_empty() || p.common_name.trim().is_empty() {
-                    return Err(invalid("sub-CA provider name and commonName must not be empty".into()));
+                    return Err(invalid(
+                        "sub-CA provider name and commonName must not be empty".into(),
+                    ));
                 }
                 if p.ca_type != "BUILTIN" {
-                    return Err(invalid(format!("caType {:?}: the mock serves only BUILTIN", p.ca_type)));
+                    return Err(invalid(format!(
+                        "caType {:?}: the mock serves only BUILTIN",
+                        p.ca_type
+                    )));
                 }
-                parse_validity(&p.validity_period).map_err(|m| invalid(format!("validityPeriod: {m}")))?;
+                parse_validity(&p.validity_period)
+                    .map_err(|m| invalid(format!("validityPeriod: {m}")))?;
                 match p.key_algorithm {
                     Some(a) if super::ca::supports_sub_ca_algorithm(a) => {}
-                    Some(a) => return Err(invalid(format!("keyAlgorithm {a} is not supported for sub-CAs"))),
+                    Some(a) => {
+                        return Err(invalid(format!(
+                            "keyAlgorithm {a} is not supported for sub-CAs"
+                        )));
+                    }
                     None => return Err(invalid("keyAlgorithm is required".into())),
                 }
-                name_taken(store.providers.iter().any(|(i, o)| *i != new_id && o.name == p.name), &p.name)?;
-                let created = store.providers.get(&new_id).and_then(|o| o.creation_date.clone());
+                name_taken(
+                    store
+                        .providers
+                        .iter()
+                        .any(|(i, o)| *i != new_id && o.name == p.name),
+                    &p.name,
+                )?;
+                let created = store
+                    .providers
+                    .get(&new_id)
+                    .and_then(|o| o.creation_date.clone());
                 p.id = new_id.clone();
                 p.creation_date = created.or(Some(now.clone()));
                 p.modification_date = Some(now);
                 store.providers.insert(new_id.clone(), p);
             }
             Kind::Configuration => {
-                let mut c: ExtendedConfigurationInformation =
-                    serde_json::from_value(merged).map_err(|e| invalid(format!("configuration does not parse: {e}")))?;
+                let mut c: ExtendedConfigurationInformation = serde_json::from_value(merged)
+                    .map_err(|e| invalid(format!("configuration does not parse: {e}")))?;
                 c.sub_ca_provider = None;
                 c.policies = Vec::new();
                 if c.name.trim().is_empty() {
@@ -659,35 +818,64 @@ impl Shared {
                 }
                 match &c.sub_ca_provider_id {
                     Some(p) if store.providers.contains_key(p) => {}
-                    other => return Err(api(400, codes::NOT_FOUND, format!("subCaProviderId {other:?} names no sub-CA provider"))),
+                    other => {
+                        return Err(api(
+                            400,
+                            codes::NOT_FOUND,
+                            format!("subCaProviderId {other:?} names no sub-CA provider"),
+                        ));
+                    }
                 }
                 for p in &c.policy_ids {
                     if !store.policies.contains_key(p) {
-                        return Err(api(400, codes::NOT_FOUND, format!("policyIds: {p:?} names no policy")));
+                        return Err(api(
+                            400,
+                            codes::NOT_FOUND,
+                            format!("policyIds: {p:?} names no policy"),
+                        ));
                     }
                 }
                 for p in &c.controller_allowed_policy_ids {
                     if !c.policy_ids.contains(p) {
-                        return Err(invalid(format!("controllerAllowedPolicyIds: {p:?} is not in policyIds")));
+                        return Err(invalid(format!(
+                            "controllerAllowedPolicyIds: {p:?} is not in policyIds"
+                        )));
                     }
                 }
                 for a in &c.service_account_ids {
                     if !store.accounts.contains_key(&key_of(a)) {
-                        return Err(api(400, codes::NOT_FOUND, format!("serviceAccountIds: {a:?} names no service account")));
+                        return Err(api(
+                            400,
+                            codes::NOT_FOUND,
+                            format!("serviceAccountIds: {a:?} names no service account"),
+                        ));
                     }
                     let elsewhere = store.configurations.values().find(|o| {
-                        o.id != new_id && o.service_account_ids.iter().any(|x| key_of(x) == key_of(a))
+                        o.id != new_id
+                            && o.service_account_ids.iter().any(|x| key_of(x) == key_of(a))
                     });
                     if let Some(o) = elsewhere {
                         return Err(api(
                             409,
                             codes::CONFLICT,
-                            format!("service account {a} is already attached to configuration {:?}", o.name),
+                            format!(
+                                "service account {a} is already attached to configuration {:?}",
+                                o.name
+                            ),
                         ));
                     }
                 }
-                name_taken(store.configurations.iter().any(|(i, o)| *i != new_id && o.name == c.name), &c.name)?;
-                let created = store.configurations.get(&new_id).and_then(|o| o.creation_date.clone());
+                name_taken(
+                    store
+                        .configurations
+                        .iter()
+                        .any(|(i, o)| *i != new_id && o.name == c.name),
+                    &c.name,
+                )?;
+                let created = store
+                    .configurations
+                    .get(&new_id)
+                    .and_then(|o| o.creation_date.clone());
                 c.id = new_id.clone();
                 c.company_id = Some(COMPANY_ID.to_owned());
                 c.creation_date = created.or(Some(now.clone()));
@@ -703,15 +891,25 @@ impl Shared {
     pub(crate) fn admin_delete(&self, kind: Kind, id: &str) -> Result<Value, Failure> {
         let mut store = self.lock();
         let in_use = match kind {
-            Kind::Policy => store.configurations.values().find(|c| c.policy_ids.iter().any(|p| p == id)),
-            Kind::Provider => store.configurations.values().find(|c| c.sub_ca_provider_id.as_deref() == Some(id)),
+            Kind::Policy => store
+                .configurations
+                .values()
+                .find(|c| c.policy_ids.iter().any(|p| p == id)),
+            Kind::Provider => store
+                .configurations
+                .values()
+                .find(|c| c.sub_ca_provider_id.as_deref() == Some(id)),
             Kind::Configuration => None,
         };
         if let Some(c) = in_use {
             return Err(api(
                 409,
                 codes::CONFLICT,
-                format!("{} {id} is used by configuration {:?}", kind.label(), c.name),
+                format!(
+                    "{} {id} is used by configuration {:?}",
+                    kind.label(),
+                    c.name
+                ),
             ));
         }
         let name = match kind {
@@ -733,7 +931,9 @@ impl Shared {
     /// Replaces the faults.
     pub(crate) fn set_faults(&self, body: &[u8]) -> Result<Faults, Failure> {
         let faults: Faults = parse_json(body)?;
-        faults.validate().map_err(|m| api(400, codes::BAD_REQUEST, m))?;
+        faults
+            .validate()
+            .map_err(|m| api(400, codes::BAD_REQUEST, m))?;
         self.lock().faults = faults.clone();
         Ok(faults)
     }
@@ -749,12 +949,19 @@ impl Shared {
     }
 
     /// Revokes or restores a service account.
-    pub(crate) fn set_account_revoked(&self, client_id: &str, revoked: bool) -> Result<Value, Failure> {
+    pub(crate) fn set_account_revoked(
+        &self,
+        client_id: &str,
+        revoked: bool,
+    ) -> Result<Value, Failure> {
         let mut store = self.lock();
-        let account = store
-            .accounts
-            .get_mut(&key_of(client_id))
-            .ok_or_else(|| api(404, codes::NOT_FOUND, format!("service account {client_id:?} not found")))?;
+        let account = store.accounts.get_mut(&key_of(client_id)).ok_or_else(|| {
+            api(
+                404,
+                codes::NOT_FOUND,
+                format!("service account {client_id:?} not found"),
+            )
+        })?;
         account.revoked = revoked;
         Ok(json!({"clientId": account.client_id, "name": account.name, "revoked": revoked}))
     }
@@ -777,7 +984,10 @@ impl Shared {
 
     /// The generated private key of an account, for tests.
     pub(crate) fn account_private_pem(&self, client_id: &str) -> Option<Zeroizing<String>> {
-        self.lock().accounts.get(&key_of(client_id)).and_then(|a| a.private_pem.clone())
+        self.lock()
+            .accounts
+            .get(&key_of(client_id))
+            .and_then(|a| a.private_pem.clone())
     }
 
     /// The first API key, for tests and the demo.
@@ -819,22 +1029,37 @@ impl Kind {
     }
 
     fn not_found(self, id: &str) -> Failure {
-        api(404, codes::NOT_FOUND, format!("{} {id:?} not found", self.label()))
+        api(
+            404,
+            codes::NOT_FOUND,
+            format!("{} {id:?} not found", self.label()),
+        )
     }
 }
 
 impl Store {
     fn configuration_of(&self, client_id: &str) -> Option<&ExtendedConfigurationInformation> {
-        self.configurations
-            .values()
-            .find(|c| c.service_account_ids.iter().any(|a| key_of(a) == key_of(client_id)))
+        self.configurations.values().find(|c| {
+            c.service_account_ids
+                .iter()
+                .any(|a| key_of(a) == key_of(client_id))
+        })
     }
 
     /// A configuration with its provider and policies embedded.
     fn extend(&self, c: &ExtendedConfigurationInformation) -> Value {
         let mut out = c.clone();
-        out.sub_ca_provider = c.sub_ca_provider_id.as_ref().and_then(|id| self.providers.get(id)).cloned();
-        out.policies = c.policy_ids.iter().filter_map(|id| self.policies.get(id)).cloned().collect();
+        out.sub_ca_provider = c
+            .sub_ca_provider_id
+            .as_ref()
+            .and_then(|id| self.providers.get(id))
+            .cloned();
+        out.policies = c
+            .policy_ids
+            .iter()
+            .filter_map(|id| self.policies.get(id))
+            .cloned()
+            .collect();
         serde_json::to_value(out).unwrap_or_default()
     }
 
@@ -855,15 +1080,30 @@ impl Store {
 
     fn raw(&self, kind: Kind, id: &str) -> Option<Value> {
         match kind {
-            Kind::Policy => self.policies.get(id).and_then(|p| serde_json::to_value(p).ok()),
-            Kind::Provider => self.providers.get(id).and_then(|p| serde_json::to_value(p).ok()),
-            Kind::Configuration => self.configurations.get(id).and_then(|c| serde_json::to_value(c).ok()),
+            Kind::Policy => self
+                .policies
+                .get(id)
+                .and_then(|p| serde_json::to_value(p).ok()),
+            Kind::Provider => self
+                .providers
+                .get(id)
+                .and_then(|p| serde_json::to_value(p).ok()),
+            Kind::Configuration => self
+                .configurations
+                .get(id)
+                .and_then(|c| serde_json::to_value(c).ok()),
         }
     }
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
-    serde_json::from_slice(body).map_err(|e| api(400, codes::BAD_REQUEST, format!("request body does not parse: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        api(
+            400,
+            codes::BAD_REQUEST,
+            format!("request body does not parse: {e}"),
+        )
+    })
 }
 
 fn random_token() -> String {
@@ -877,7 +1117,10 @@ fn account_key_pair(
     a: &super::seed::SeedServiceAccount,
     state_dir: Option<&Path>,
 ) -> Result<(Zeroizing<String>, String), MockError> {
-    let path = state_dir.map(|d| d.join("accounts").join(format!("{}.key", key_of(&a.client_id))));
+    let path = state_dir.map(|d| {
+        d.join("accounts")
+            .join(format!("{}.key", key_of(&a.client_id)))
+    });
     if let Some(path) = path.as_ref().filter(|p| p.exists()) {
         let private = Zeroizing::new(read_file(path)?);
         let kp = rcgen::KeyPair::from_pem(&private).map_err(|e| MockError::StateDir {
@@ -886,7 +1129,9 @@ fn account_key_pair(
         })?;
         return Ok((private, kp.public_key_pem()));
     }
-    let alg = a.key_algorithm.unwrap_or(crate::policy::model::KeyAlgorithm::EcP256);
+    let alg = a
+        .key_algorithm
+        .unwrap_or(crate::policy::model::KeyAlgorithm::EcP256);
     let (private, public) = jwt::generate_account_key(alg).map_err(MockError::Ca)?;
     let private = Zeroizing::new(private);
     if let Some(path) = path {
@@ -898,117 +1143,28 @@ fn account_key_pair(
     Ok((private, public))
 }
 
-/// Parses an ISO 8601 duration (`P7D`, `PT1H`, `PT30S`, `P1Y2M3W4DT5H6M7.5S`; Y = 365 days, M = 30 days).
+/// Parses a `validityPeriod` with the core's ISO 8601 rules (`P7D`, `PT1H`, `PT30S`; Y = 365 days,
+/// M = 30 days).
 ///
 /// # Errors
-/// A message naming the bad value.
+/// The core's message naming the bad value.
 pub fn parse_validity(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not an ISO 8601 duration such as P7D or PT1H");
-    let rest = s.strip_prefix('P').ok_or_else(bad)?;
-    let (date, time) = match rest.split_once('T') {
-        Some((d, t)) if !t.is_empty() => (d, t),
-        Some(_) => return Err(bad()),
-        None => (rest, ""),
-    };
-    let mut total = 0f64;
-    let mut any = false;
-    for (part, units) in [
-        (date, &[('Y', 365.0 * 86400.0), ('M', 30.0 * 86400.0), ('W', 7.0 * 86400.0), ('D', 86400.0)][..]),
-        (time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)][..]),
-    ] {
-        let mut num = String::new();
-        let mut last = 0usize;
-        for c in part.chars() {
-            if c.is_ascii_digit() || c == '.' {
-                num.push(c);
-                continue;
-            }
-            let idx = units.iter().position(|(u, _)| *u == c).ok_or_else(bad)?;
-            if idx < last || num.is_empty() {
-                return Err(bad());
-            }
-            last = idx + 1;
-            let n: f64 = num.parse().map_err(|_| bad())?;
-            total += n * units[idx].1;
-            num.clear();
-            any = true;
-        }
-        if !num.is_empty() {
-            return Err(bad());
-        }
-    }
-    if !any || !total.is_finite() || total <= 0.0 || total > 100.0 * 365.0 * 86400.0 {
-        return Err(format!("{s:?} must be a positive duration of at most 100 years"));
-    }
-    Ok(Duration::from_secs_f64(total))
+    crate::duration::parse_iso8601_duration(s).map_err(|e| e.to_string())
 }
 
-/// Policy shape rules on create/update (tlspc.md §2).
+/// Policy shape rules on create/update: [`crate::policy::validate_shape`] (tlspc.md §2 plus the
+/// refusal of CA-capable usages).
 ///
 /// # Errors
 /// Every violation, `field: message`, joined with `; `.
 pub fn check_policy_shape(p: &PolicyInformation) -> Result<(), String> {
-    let mut problems = Vec::new();
-    match &p.validity_period {
-        Some(v) => {
-            if let Err(m) = parse_validity(v) {
-                problems.push(format!("validityPeriod: {m}"));
-            }
-        }
-        None => problems.push("validityPeriod: required".to_owned()),
-    }
-    let props = [
-        ("subject.commonName", &p.subject.common_name),
-        ("subject.organization", &p.subject.organization),
-        ("subject.organizationalUnit", &p.subject.organizational_unit),
-        ("subject.locality", &p.subject.locality),
-        ("subject.stateOrProvince", &p.subject.state_or_province),
-        ("subject.country", &p.subject.country),
-        ("sans.dnsNames", &p.sans.dns_names),
-        ("sans.ipAddresses", &p.sans.ip_addresses),
-        ("sans.rfc822Names", &p.sans.rfc822_names),
-        ("sans.uniformResourceIdentifiers", &p.sans.uniform_resource_identifiers),
-    ];
-    for (field, prop) in props {
-        if let Some(prop) = prop
-            && let Err(m) = property_shape(prop)
-        {
-            problems.push(format!("{field}: {m}"));
-        }
-    }
-    for ku in &p.key_usages {
-        if ku == "keyCertSign" || ku == "cRLSign" {
-            problems.push(format!("keyUsages: {ku} is not allowed on workload certificates"));
-        }
-    }
-    for eku in &p.extended_key_usages {
-        if eku == "ANY" {
-            problems.push("extendedKeyUsages: ANY is not allowed".to_owned());
-        }
-    }
-    if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
-}
-
-fn property_shape(p: &PropertyInformation) -> Result<(), String> {
-    let (min, max) = (p.min_occurrences, p.max_occurrences);
-    let no_values = p.allowed_values.is_empty() && p.default_values.is_empty();
-    let ok = match p.kind {
-        None => min == 0 && max == 0 && no_values,
-        Some(PropertyType::Ignored | PropertyType::Forbidden) => min == 0 && max == 0 && no_values,
-        Some(PropertyType::Optional) => min == 0 && max > 0,
-        Some(PropertyType::Required) => min > 0 && max >= min && p.default_values.is_empty(),
-        Some(PropertyType::Locked) => min == 0 && max == 0 && !p.default_values.is_empty(),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "type {:?} with minOccurrences {min}, maxOccurrences {max}, {} allowed and {} default values breaks the shape rule for its type",
-            p.kind,
-            p.allowed_values.len(),
-            p.default_values.len()
-        ))
-    }
+    crate::policy::validate_shape(p).map_err(|violations| {
+        violations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<String, MockError> {
@@ -1049,19 +1205,7 @@ pub(crate) fn write_file(path: &Path, contents: &str, secret: bool) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn validity_periods_parse_with_year_and_month_conventions() {
-        assert_eq!(parse_validity("P7D").unwrap(), Duration::from_secs(7 * 86400));
-        assert_eq!(parse_validity("PT1H").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_validity("PT30S").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_validity("P1Y").unwrap(), Duration::from_secs(365 * 86400));
-        assert_eq!(parse_validity("P1M").unwrap(), Duration::from_secs(30 * 86400));
-        assert_eq!(parse_validity("PT1M").unwrap(), Duration::from_secs(60));
-        for bad in ["", "P", "PT", "7D", "P1H", "PT1D", "P-1D", "PT0S", "P1D2", "PTS"] {
-            assert!(parse_validity(bad).is_err(), "{bad} should be refused");
-        }
-    }
+    use crate::policy::model::{PropertyInformation, PropertyType};
 
     #[test]
     fn forbidden_property_with_values_breaks_the_shape() {

@@ -46,9 +46,14 @@ pub async fn start_in(seed_yaml: &str, state_dir: Option<&Path>) -> Mock {
     firefly::crypto::install_default_provider();
     let seed = Seed::from_yaml_str(seed_yaml).expect("seed parses");
     let clock = TestClock::default();
-    let server = MockServer::start_with_clock(seed, state_dir, "127.0.0.1:0".parse().unwrap(), clock.as_clock())
-        .await
-        .expect("mock starts");
+    let server = MockServer::start_with_clock(
+        seed,
+        state_dir,
+        "127.0.0.1:0".parse().unwrap(),
+        clock.as_clock(),
+    )
+    .await
+    .expect("mock starts");
     Mock {
         server,
         http: reqwest::Client::new(),
@@ -70,13 +75,25 @@ pub fn sign(claims: &Value, key_pem: &str) -> String {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     let kp = rcgen::KeyPair::from_pem(key_pem).expect("key parses");
     let (alg, key) = if kp.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256) {
-        (Algorithm::ES256, EncodingKey::from_ec_pem(key_pem.as_bytes()).unwrap())
+        (
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(key_pem.as_bytes()).unwrap(),
+        )
     } else if kp.is_compatible(&rcgen::PKCS_ECDSA_P384_SHA384) {
-        (Algorithm::ES384, EncodingKey::from_ec_pem(key_pem.as_bytes()).unwrap())
+        (
+            Algorithm::ES384,
+            EncodingKey::from_ec_pem(key_pem.as_bytes()).unwrap(),
+        )
     } else if kp.is_compatible(&rcgen::PKCS_ED25519) {
-        (Algorithm::EdDSA, EncodingKey::from_ed_pem(key_pem.as_bytes()).unwrap())
+        (
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_pem(key_pem.as_bytes()).unwrap(),
+        )
     } else {
-        (Algorithm::RS256, EncodingKey::from_rsa_pem(key_pem.as_bytes()).unwrap())
+        (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(key_pem.as_bytes()).unwrap(),
+        )
     };
     jsonwebtoken::encode(&Header::new(alg), claims, &key).expect("signs")
 }
@@ -87,7 +104,10 @@ impl Mock {
     }
 
     pub fn key_pem(&self) -> String {
-        self.server.service_account_key_pem().expect("generated key").to_string()
+        self.server
+            .service_account_key_pem()
+            .expect("generated key")
+            .to_string()
     }
 
     /// Posts an assertion; returns status and JSON body.
@@ -95,7 +115,10 @@ impl Mock {
         let r = self
             .http
             .post(self.url(paths::TOKEN))
-            .form(&[("grant_type", firefly::tlspc::JWT_BEARER_GRANT), ("assertion", assertion)])
+            .form(&[
+                ("grant_type", firefly::tlspc::JWT_BEARER_GRANT),
+                ("assertion", assertion),
+            ])
             .send()
             .await
             .unwrap();
@@ -105,16 +128,25 @@ impl Mock {
 
     /// Logs in as the first account; returns the access token.
     pub async fn login(&self) -> String {
-        self.login_as(self.server.client_id(), &self.key_pem()).await
+        self.login_as(self.server.client_id(), &self.key_pem())
+            .await
     }
 
     pub async fn login_as(&self, client_id: &str, key_pem: &str) -> String {
-        let (status, body) = self.post_assertion(&sign(&claims(client_id, self.clock.now()), key_pem)).await;
+        let (status, body) = self
+            .post_assertion(&sign(&claims(client_id, self.clock.now()), key_pem))
+            .await;
         assert_eq!(status, 200, "login failed: {body}");
         body["access_token"].as_str().unwrap().to_owned()
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, auth: Auth<'_>, body: Option<Value>) -> (u16, String) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> (u16, String) {
         let mut req = self.http.request(method, self.url(path));
         req = match auth {
             Auth::Bearer(t) => req.bearer_auth(t),
@@ -128,34 +160,71 @@ impl Mock {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    pub async fn call_json(&self, method: reqwest::Method, path: &str, auth: Auth<'_>, body: Option<Value>) -> (u16, Value) {
+    pub async fn call_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let (s, text) = self.call(method, path, auth, body).await;
-        (s, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({s}): {text}")))
+        (
+            s,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({s}): {text}")),
+        )
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let key = self.server.api_key();
         self.call_json(method, path, Auth::ApiKey(&key), body).await
     }
 
     /// The configuration the token's account sees.
     pub async fn configuration(&self, token: &str) -> Value {
-        let (s, body) = self.call_json(reqwest::Method::GET, paths::CONFIGURATIONS, Auth::Bearer(token), None).await;
+        let (s, body) = self
+            .call_json(
+                reqwest::Method::GET,
+                paths::CONFIGURATIONS,
+                Auth::Bearer(token),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{body}");
         body["configurations"][0].clone()
     }
 
     /// Requests a sub-CA for `csr_pem`; returns (status, body).
-    pub async fn request_sub_ca(&self, token: &str, configuration_id: &str, csr_pem: &str) -> (u16, Value) {
+    pub async fn request_sub_ca(
+        &self,
+        token: &str,
+        configuration_id: &str,
+        csr_pem: &str,
+    ) -> (u16, Value) {
         let body = serde_json::json!({
             "configurationId": configuration_id, "certificateSigningRequest": csr_pem, "instanceNaming": "test-pod",
         });
-        self.call_json(reqwest::Method::POST, paths::INTERMEDIATE_CERTIFICATES, Auth::Bearer(token), Some(body)).await
+        self.call_json(
+            reqwest::Method::POST,
+            paths::INTERMEDIATE_CERTIFICATES,
+            Auth::Bearer(token),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn poll(&self, token: &str, id: &str) -> Value {
         let (s, body) = self
-            .call_json(reqwest::Method::GET, &format!("{}/{id}", paths::INTERMEDIATE_CERTIFICATES), Auth::Bearer(token), None)
+            .call_json(
+                reqwest::Method::GET,
+                &format!("{}/{id}", paths::INTERMEDIATE_CERTIFICATES),
+                Auth::Bearer(token),
+                None,
+            )
             .await;
         assert_eq!(s, 200, "{body}");
         body
@@ -165,7 +234,9 @@ impl Mock {
     pub async fn issue(&self, csr_pem: &str) -> Value {
         let token = self.login().await;
         let config = self.configuration(&token).await;
-        let (s, created) = self.request_sub_ca(&token, config["id"].as_str().unwrap(), csr_pem).await;
+        let (s, created) = self
+            .request_sub_ca(&token, config["id"].as_str().unwrap(), csr_pem)
+            .await;
         assert_eq!(s, 201, "{created}");
         assert_eq!(created["status"], "REQUESTED");
         let id = created["id"].as_str().unwrap().to_owned();
@@ -195,13 +266,20 @@ pub fn csr(alg: &'static rcgen::SignatureAlgorithm, cn: &str) -> (rcgen::KeyPair
     };
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
     let pem = params.serialize_request(&kp).unwrap().pem().unwrap();
     (kp, pem)
 }
 
 /// Runs `openssl verify -x509_strict` of `leaf_pem` against `root_pem` with `untrusted` in between.
-pub fn openssl_verify(dir: &Path, root_pem: &str, untrusted: &[String], leaf_pem: &str) -> (bool, String) {
+pub fn openssl_verify(
+    dir: &Path,
+    root_pem: &str,
+    untrusted: &[String],
+    leaf_pem: &str,
+) -> (bool, String) {
     let write = |name: &str, text: &str| -> PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
@@ -220,7 +298,11 @@ pub fn openssl_verify(dir: &Path, root_pem: &str, untrusted: &[String], leaf_pem
         .arg(&leaf)
         .output()
         .expect("openssl is installed");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success() && text.contains(": OK"), text)
 }
 

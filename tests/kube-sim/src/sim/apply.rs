@@ -258,7 +258,7 @@ pub fn apply(
     merge(&mut merged, cfg, schema, "");
     // Fields this manager set before and no longer sets are removed unless someone else still owns them.
     let mut dropped: Vec<&Path> = mine_before.difference(&fields).filter(|p| !others.iter().any(|o| o.fields.contains(*p))).collect();
-    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    dropped.sort_by_key(|p| p.len());
     for p in dropped {
         remove(&mut merged, p);
     }
@@ -292,5 +292,23 @@ mod tests {
         let (o2, a2) = apply(&o1, &json!({"spec": {"x": 2}}), None, &a1, "b", false, true).unwrap();
         assert_eq!(o2["spec"]["x"], 2);
         assert_eq!(a2.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn schema_declared_map_list_merges_by_key() {
+        let schema = json!({"type": "object", "properties": {"status": {"type": "object", "properties": {"conditions": {
+            "type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+            "items": {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}
+        }}}}});
+        let live = json!({"metadata": {"name": "x"}, "spec": {}});
+        let (o1, a1) = apply(&live, &json!({"status": {"conditions": [{"type": "Approved", "status": "True"}]}}), Some(&schema), &[], "approver", true, false).unwrap();
+        let (o2, _) = apply(&o1, &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}), Some(&schema), &a1, "issuer", true, false).unwrap();
+        assert_eq!(o2["status"]["conditions"], json!([{"type": "Approved", "status": "True"}, {"type": "Ready", "status": "True"}]));
     }
 }

@@ -1,0 +1,224 @@
+//! The signer handle the controller holds: current sub-CA, policies, readiness, usage counters and audit settings; performs no I/O.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use super::Clock;
+use crate::ca::SubCa;
+use crate::policy::CompiledPolicy;
+use crate::policy::cache::{PolicyCache, PolicyLookupError};
+use crate::tlspc::UsageReport;
+
+/// The issuance audit settings of the TLSPC configuration (`advancedSettings`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// One structured audit line per issuance.
+    pub enable_issuance_audit_log: bool,
+    /// Include the issued certificate (PEM) in that line.
+    pub include_raw_cert_data_in_audit_log: bool,
+}
+
+/// "Can sign now", with a message for `/readyz` and the Issuer `Ready` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// True when a valid sub-CA is active and nothing blocks issuance.
+    pub ready: bool,
+    /// Why (not) ready, for people.
+    pub message: String,
+}
+
+/// Leaves valid at most this long count as ultra-short-lived in usage reports.
+pub const ULTRA_SHORT_LIVED_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Leaves valid at most this long (and longer than a day) count as short-lived.
+pub const SHORT_LIVED_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// One activated sub-CA with its TLSPC id and usage counters.
+pub(crate) struct ActiveSubCa {
+    pub(crate) sub_ca: Arc<SubCa>,
+    pub(crate) id: String,
+    pub(crate) provider_fingerprint: String,
+    long_lived: AtomicI64,
+    short_lived: AtomicI64,
+    ultra_short_lived: AtomicI64,
+}
+
+impl ActiveSubCa {
+    pub(crate) fn new(sub_ca: Arc<SubCa>, id: String, provider_fingerprint: String) -> ActiveSubCa {
+        ActiveSubCa {
+            sub_ca,
+            id,
+            provider_fingerprint,
+            long_lived: AtomicI64::new(0),
+            short_lived: AtomicI64::new(0),
+            ultra_short_lived: AtomicI64::new(0),
+        }
+    }
+
+    pub(crate) fn usage(&self) -> UsageReport {
+        UsageReport {
+            long_lived_cert_count: self.long_lived.load(Ordering::Relaxed),
+            short_lived_cert_count: self.short_lived.load(Ordering::Relaxed),
+            ultra_short_lived_cert_count: self.ultra_short_lived.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Blockers {
+    /// Set when the configuration requires a FIPS build and this build is not one.
+    pub(crate) fips: Option<String>,
+    /// The last lifecycle or refresh problem (does not block while a sub-CA is valid).
+    pub(crate) last_problem: Option<String>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) active: RwLock<Option<Arc<ActiveSubCa>>>,
+    pub(crate) policies: RwLock<PolicyCache>,
+    pub(crate) audit: RwLock<AuditSettings>,
+    pub(crate) blockers: RwLock<Blockers>,
+}
+
+/// The controller's handle on the signing side. Cheap to clone; every method is non-blocking
+/// (short read locks, atomics).
+#[derive(Clone)]
+pub struct Signer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("ready", &self.ready().ready)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// The sub-CA to sign with now; `None` when none is active and valid, or issuance is blocked
+    /// (FIPS requirement) — the caller keeps requests Pending.
+    pub fn current(&self) -> Option<Arc<SubCa>> {
+        if read(&self.shared.blockers).fips.is_some() {
+            return None;
+        }
+        let now = self.shared.clock.now();
+        read(&self.shared.active)
+            .as_ref()
+            .filter(|a| a.sub_ca.not_before() <= now && now < a.sub_ca.not_after())
+            .map(|a| a.sub_ca.clone())
+    }
+
+    /// The usable policy named `name`.
+    ///
+    /// # Errors
+    /// Unknown, not in `controllerAllowedPolicyIds`, removed, invalid, or stale beyond
+    /// `policyMaxStaleness`.
+    pub fn policy(&self, name: &str) -> Result<Arc<CompiledPolicy>, PolicyLookupError> {
+        read(&self.shared.policies).lookup(name, self.shared.clock.now())
+    }
+
+    /// Whether issuance is possible now, and why not.
+    pub fn ready(&self) -> Readiness {
+        let blockers = read(&self.shared.blockers);
+        if let Some(fips) = &blockers.fips {
+            return Readiness {
+                ready: false,
+                message: fips.clone(),
+            };
+        }
+        let now = self.shared.clock.now();
+        let active = read(&self.shared.active).clone();
+        let Some(active) = active else {
+            let why = blockers
+                .last_problem
+                .clone()
+                .unwrap_or_else(|| "no sub-CA obtained yet".into());
+            return Readiness {
+                ready: false,
+                message: format!("no sub-CA: {why}"),
+            };
+        };
+        if now >= active.sub_ca.not_after() {
+            let why = blockers.last_problem.clone().unwrap_or_default();
+            return Readiness {
+                ready: false,
+                message: format!(
+                    "the sub-CA has expired and no successor could be obtained: {why}"
+                ),
+            };
+        }
+        if now < active.sub_ca.not_before() {
+            return Readiness {
+                ready: false,
+                message: "the sub-CA is not valid yet (clock skew?)".into(),
+            };
+        }
+        let policies = read(&self.shared.policies);
+        if !policies.is_fresh(now) {
+            let why = blockers.last_problem.clone().unwrap_or_default();
+            return Readiness {
+                ready: false,
+                message: format!(
+                    "policies are older than bootstrap.vaas.policyMaxStaleness: {why}"
+                ),
+            };
+        }
+        let left = active
+            .sub_ca
+            .not_after()
+            .duration_since(now)
+            .unwrap_or_default();
+        let mut message = format!(
+            "sub-CA {} active, valid for {}; policies: {}",
+            active.id,
+            crate::duration::format_go_duration(Duration::from_secs(left.as_secs().max(1))),
+            policies.usable_names().join(", ")
+        );
+        if let Some(problem) = &blockers.last_problem {
+            message.push_str(&format!("; degraded: {problem}"));
+        }
+        Readiness {
+            ready: true,
+            message,
+        }
+    }
+
+    /// Counts one issued leaf for the usage report of the active sub-CA. Never blocks.
+    pub fn record_issued(&self, not_before: SystemTime, not_after: SystemTime) {
+        let Some(active) = read(&self.shared.active).clone() else {
+            return;
+        };
+        let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+        let counter = if lifetime <= ULTRA_SHORT_LIVED_MAX {
+            &active.ultra_short_lived
+        } else if lifetime <= SHORT_LIVED_MAX {
+            &active.short_lived
+        } else {
+            &active.long_lived
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The audit settings of the TLSPC configuration.
+    pub fn audit(&self) -> AuditSettings {
+        *read(&self.shared.audit)
+    }
+
+    /// TLSPC id of the active sub-CA (the intermediate-certificate request id).
+    pub fn current_id(&self) -> Option<String> {
+        read(&self.shared.active).as_ref().map(|a| a.id.clone())
+    }
+}
+
+/// Reads through a poisoned lock: the data are plain values, valid even if a writer panicked.
+pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes through a poisoned lock (see [`read`]).
+pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

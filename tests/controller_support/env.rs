@@ -1,0 +1,643 @@
+//! The controller end-to-end environment: kube-sim and the mock TLSPC in-process over loopback
+//! HTTP, the shipped seed, a real sub-CA obtained from the mock, and the controller itself;
+//! builders for istio-csr-shaped requests and the approver's moves.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use firefly::ca::SubCa;
+use firefly::config::Config;
+use firefly::issuer::decide::{SignFailure, SignPlan};
+use firefly::issuer::{AuditSettings, Authority, Issuance, Readiness};
+use firefly::policy::CompiledPolicy;
+use firefly::run::{Controller, ControllerHandle, StartOptions};
+use firefly::tlspc_mock::{MockServer, Seed};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::discovery::ApiResource;
+use kube_sim::{KubeSim, SimOptions};
+use serde_json::{Value, json};
+
+pub const SHIPPED_SEED: &str = include_str!("../../deploy/tlspc-mock/seed.yaml");
+pub const GROUP: &str = "firefly.venafi.com";
+pub const NS: &str = "istio-system";
+pub const ISTIO_CSR_SA: &str = "system:serviceaccount:istio-system:cert-manager-istio-csr";
+pub const POLICY: &str = "istio-mtls";
+
+/// How long any wait in these tests may take before it fails (generous: the machine is shared).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The signing authority obtained from the mock TLSPC through the bootstrap's real client:
+/// login, configuration, sub-CA CSR from a locked key, issuance, validation.
+pub struct MockAuthority {
+    sub_ca: Arc<SubCa>,
+    policies: HashMap<String, Arc<CompiledPolicy>>,
+    audit: AuditSettings,
+    issued: std::sync::atomic::AtomicU64,
+}
+
+impl MockAuthority {
+    pub async fn obtain(mock: &MockServer) -> anyhow::Result<MockAuthority> {
+        use firefly::bootstrap::client::{
+            ClientSettings, RetryPolicy, ServiceAccountKey, TlspcClient,
+        };
+        let key_pem = mock
+            .service_account_key_pem()
+            .ok_or_else(|| anyhow::anyhow!("mock generated no key"))?;
+        let key =
+            ServiceAccountKey::from_pem(key_pem.as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
+        let client = TlspcClient::new(
+            ClientSettings {
+                base_url: mock.base_url().to_owned(),
+                client_id: mock.client_id().to_owned(),
+                request_timeout: Duration::from_secs(10),
+                retry: RetryPolicy::default(),
+            },
+            key,
+            Arc::new(firefly::bootstrap::SystemClock),
+        )?;
+        let cfg = client.configuration().await?;
+        let provider = cfg
+            .sub_ca_provider
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no sub-CA provider"))?;
+        let alg = provider
+            .key_algorithm
+            .ok_or_else(|| anyhow::anyhow!("provider has no key algorithm"))?;
+        let locked = firefly::bootstrap::locked_key::LockedKey::generate(
+            alg,
+            firefly::config::LockMode::Disabled,
+        )?;
+        let csr = firefly::bootstrap::subca::build_csr(&locked, "controller-test", &provider)?;
+        let answer = client
+            .request_intermediate(&firefly::tlspc::IntermediateCertificateRequest {
+                configuration_id: cfg.id.clone(),
+                certificate_signing_request: csr,
+                instance_naming: "controller-test".to_owned(),
+            })
+            .await?;
+        let answer = client
+            .wait_for_intermediate(answer, Duration::from_secs(30))
+            .await?;
+        let validated = firefly::bootstrap::subca::validate_issued(
+            &answer,
+            &locked,
+            None,
+            SystemTime::now(),
+            None,
+        )?;
+        let sub_ca = SubCa::new(
+            validated.cert_der,
+            validated.issuer_chain_der,
+            Arc::new(locked),
+        )?;
+        let mut policies = HashMap::new();
+        for p in &cfg.policies {
+            policies.insert(p.name.clone(), Arc::new(CompiledPolicy::compile(p)?));
+        }
+        Ok(MockAuthority {
+            sub_ca: Arc::new(sub_ca),
+            policies,
+            audit: AuditSettings {
+                enabled: cfg.advanced_settings.enable_issuance_audit_log,
+                include_raw_cert: cfg.advanced_settings.include_raw_cert_data_in_audit_log,
+            },
+            issued: Default::default(),
+        })
+    }
+
+    pub fn root_pem(&self) -> String {
+        self.sub_ca.root_pem().to_owned()
+    }
+}
+
+impl Authority for MockAuthority {
+    fn readiness(&self) -> Readiness {
+        Readiness {
+            ready: true,
+            message: "sub-CA active".into(),
+        }
+    }
+    fn sign(
+        &self,
+        plan: &SignPlan,
+        minimum_duration: Duration,
+        now: SystemTime,
+    ) -> Result<Issuance, SignFailure> {
+        let Some(policy) = self.policies.get(&plan.policy_name) else {
+            return Err(SignFailure {
+                request_error: true,
+                reason: "PolicyUnknown",
+                message: format!("policy {:?} is not in the configuration", plan.policy_name),
+            });
+        };
+        firefly::issuer::signing::sign_with(&self.sub_ca, policy, plan, minimum_duration, now)
+    }
+    fn chain_pems(&self) -> Option<Vec<String>> {
+        Some(self.sub_ca.chain_pems())
+    }
+    fn sub_ca_not_after(&self) -> Option<SystemTime> {
+        Some(self.sub_ca.not_after())
+    }
+    fn audit(&self) -> AuditSettings {
+        self.audit
+    }
+    fn record_issued(&self, _issuance: &Issuance) {
+        self.issued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Knobs of the environment's controller configuration.
+#[derive(Clone)]
+pub struct Options {
+    pub allowed_requesters: Vec<String>,
+    pub check_approval: bool,
+    pub leader_election: bool,
+    pub success_events: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            allowed_requesters: vec![],
+            check_approval: true,
+            leader_election: false,
+            success_events: false,
+        }
+    }
+}
+
+pub fn config_yaml(mock_url: &str, opts: &Options) -> String {
+    let requesters = serde_json::to_string(&opts.allowed_requesters).unwrap();
+    format!(
+        r#"
+bootstrap:
+  vaas:
+    url: {mock_url}
+    auth:
+      clientID: 3f6f2b1e-8d4c-4a7e-9b5d-2c1e0f9a7d31
+      privateKeyFile: /nonexistent/unused-in-process.key
+controller:
+  leaderElectionNamespace: venafi
+  leaderElection:
+    enabled: {le}
+    leaseDuration: 4s
+    renewDeadline: 3s
+    retryPeriod: 500ms
+  cert-manager:
+    checkApproval: {check}
+  allowedRequesters: {requesters}
+  successEvents: {success}
+  maxConcurrentReconciles: 64
+admin:
+  readinessAddress: 127.0.0.1:0
+  metricsAddress: 127.0.0.1:0
+  chainAddress: 127.0.0.1:0
+logging:
+  format: json
+  level: info
+"#,
+        le = opts.leader_election,
+        check = opts.check_approval,
+        success = opts.success_events,
+    )
+}
+
+pub struct Env {
+    pub sim: KubeSim,
+    pub mock: MockServer,
+    pub client: kube::Client,
+    pub authority: Arc<MockAuthority>,
+    pub config: Config,
+    pub controller: Option<ControllerHandle>,
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Env {
+        firefly::crypto::install_default_provider();
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "firefly=debug,kube_runtime=info,warn",
+            ))
+            .try_init();
+        let sim = KubeSim::start(SimOptions::default())
+            .await
+            .expect("kube-sim starts");
+        sim.install_crds_yaml(&firefly::crd::crds_yaml().unwrap())
+            .await
+            .expect("CRDs install");
+        for ns in [NS, "sandbox", "venafi", "other"] {
+            sim.ensure_namespace(ns).unwrap();
+        }
+        let seed = Seed::from_yaml_str(SHIPPED_SEED).expect("shipped seed parses");
+        let mock = MockServer::start(seed, None, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("mock starts");
+        let authority = Arc::new(
+            MockAuthority::obtain(&mock)
+                .await
+                .expect("sub-CA from the mock"),
+        );
+        let config =
+            Config::from_yaml_str(&config_yaml(mock.base_url(), &opts)).expect("config parses");
+        let client = sim.client().await.expect("client");
+        let mut env = Env {
+            sim,
+            mock,
+            client,
+            authority,
+            config,
+            controller: None,
+        };
+        env.start_controller().await;
+        env
+    }
+
+    pub async fn start_controller(&mut self) {
+        let handle = Controller::start_with(
+            &self.config,
+            self.client.clone(),
+            self.authority.clone(),
+            StartOptions::default(),
+        )
+        .await
+        .expect("controller starts");
+        self.controller = Some(handle);
+    }
+
+    pub async fn stop_controller(&mut self) {
+        if let Some(h) = self.controller.take() {
+            h.shutdown().await;
+        }
+    }
+
+    fn api(&self, kind: &str, ns: Option<&str>) -> Api<DynamicObject> {
+        let (group, version, plural) = match kind {
+            "Issuer" => (GROUP, "v1alpha1", "issuers"),
+            "ClusterIssuer" => (GROUP, "v1alpha1", "clusterissuers"),
+            _ => ("cert-manager.io", "v1", "certificaterequests"),
+        };
+        let ar = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: format!("{group}/{version}"),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        match ns {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            None => Api::all_with(self.client.clone(), &ar),
+        }
+    }
+
+    /// Creates an Issuer (namespaced) or ClusterIssuer (`ns` None) with `spec`.
+    pub async fn create_issuer(&self, ns: Option<&str>, name: &str, spec: Value) {
+        let kind = if ns.is_some() {
+            "Issuer"
+        } else {
+            "ClusterIssuer"
+        };
+        let obj = json!({
+            "apiVersion": format!("{GROUP}/v1alpha1"),
+            "kind": kind,
+            "metadata": {"name": name},
+            "spec": spec,
+        });
+        let obj: DynamicObject = serde_json::from_value(obj).unwrap();
+        self.api(kind, ns)
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("issuer created");
+    }
+
+    /// Creates the issuer and waits until the controller reports it Ready.
+    pub async fn ready_issuer(&self, ns: Option<&str>, name: &str, spec: Value) {
+        self.create_issuer(ns, name, spec).await;
+        let plural = if ns.is_some() {
+            "issuers"
+        } else {
+            "clusterissuers"
+        };
+        let ns = ns.unwrap_or("");
+        kube_sim::wait_for(PATIENCE, || async {
+            self.sim
+                .object(GROUP, plural, ns, name)
+                .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("True"))
+        })
+        .await
+        .expect("issuer becomes Ready");
+    }
+
+    /// Creates a CertificateRequest; returns its (server-generated) name.
+    pub async fn create_request(&self, req: &RequestBuilder) -> String {
+        let obj: DynamicObject = serde_json::from_value(req.to_json()).unwrap();
+        let created = self
+            .api("CertificateRequest", Some(&req.namespace))
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("request created");
+        created.metadata.name.unwrap()
+    }
+
+    /// Sets a condition as an approver would: server-side apply under its own field manager.
+    pub async fn set_approval(&self, ns: &str, name: &str, type_: &str) {
+        let body = json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "CertificateRequest",
+            "metadata": {"name": name, "namespace": ns},
+            "status": {"conditions": [{
+                "type": type_,
+                "status": "True",
+                "reason": if type_ == "Approved" { "cert-manager.io" } else { "PolicyDenied" },
+                "message": format!("{type_} by the test approver"),
+                "lastTransitionTime": jiff::Timestamp::now().to_string(),
+            }]},
+        });
+        self.api("CertificateRequest", Some(ns))
+            .patch_status(
+                name,
+                &PatchParams::apply("cert-manager-approver").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .expect("approval written");
+    }
+
+    pub async fn approve(&self, ns: &str, name: &str) {
+        self.set_approval(ns, name, "Approved").await;
+    }
+
+    pub fn request(&self, ns: &str, name: &str) -> Option<Value> {
+        self.sim
+            .object("cert-manager.io", "certificaterequests", ns, name)
+    }
+
+    /// Waits until the request's Ready condition has `reason`; returns the object.
+    pub async fn wait_ready_reason(&self, ns: &str, name: &str, reason: &str) -> Value {
+        let found = kube_sim::wait_for(PATIENCE, || async {
+            self.request(ns, name)
+                .is_some_and(|o| ready_reason(&o).as_deref() == Some(reason))
+        })
+        .await;
+        let obj = self.request(ns, name).unwrap_or(Value::Null);
+        found.unwrap_or_else(|_| {
+            panic!("request {ns}/{name} never reached Ready reason {reason}: {obj:#}")
+        });
+        obj
+    }
+
+    pub fn status_writes(&self) -> u64 {
+        self.sim
+            .request_count("patch", "certificaterequests/status")
+    }
+
+    /// Events about the named object, read through the API as `kubectl get events` would.
+    pub async fn events_for(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Vec<k8s_openapi::api::events::v1::Event> {
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), ns);
+        let list = api.list(&Default::default()).await.expect("events list");
+        list.items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect()
+    }
+}
+
+pub fn ready_reason(obj: &Value) -> Option<String> {
+    condition(obj, "Ready").and_then(|c| c["reason"].as_str().map(str::to_owned))
+}
+
+pub fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+pub fn ready_message(obj: &Value) -> String {
+    condition(obj, "Ready")
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+pub fn decoded(obj: &Value, field: &str) -> String {
+    let b64 = obj["status"][field].as_str().unwrap_or("");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The key algorithms istio-agent uses.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyKind {
+    Rsa2048,
+    P256,
+}
+
+/// The CSR shapes of cert-manager.md §5.
+#[derive(Clone, Debug)]
+pub struct CsrSpec {
+    pub key: KeyKind,
+    pub uris: Vec<String>,
+    pub dns: Vec<String>,
+    pub common_name: Option<String>,
+    pub empty_org: bool,
+}
+
+impl CsrSpec {
+    /// istio-agent's workload CSR: `O=` (one empty Organization), exactly one URI SAN.
+    pub fn workload(key: KeyKind, spiffe: &str) -> CsrSpec {
+        CsrSpec {
+            key,
+            uris: vec![spiffe.into()],
+            dns: vec![],
+            common_name: None,
+            empty_org: true,
+        }
+    }
+    /// istio-csr's serving certificate CSR: DNS SANs only.
+    pub fn serving(dns: &[&str]) -> CsrSpec {
+        CsrSpec {
+            key: KeyKind::P256,
+            uris: vec![],
+            dns: dns.iter().map(|d| (*d).to_owned()).collect(),
+            common_name: None,
+            empty_org: true,
+        }
+    }
+
+    /// Generates the key and the PEM CSR.
+    pub fn build(&self) -> (rcgen::KeyPair, String) {
+        let key = match self.key {
+            KeyKind::Rsa2048 => {
+                rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key")
+            }
+            KeyKind::P256 => {
+                rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key")
+            }
+        };
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        if let Some(cn) = &self.common_name {
+            dn.push(rcgen::DnType::CommonName, cn.clone());
+        }
+        if self.empty_org {
+            dn.push(rcgen::DnType::OrganizationName, "");
+        }
+        params.distinguished_name = dn;
+        let mut sans = Vec::new();
+        for u in &self.uris {
+            sans.push(rcgen::SanType::URI(u.clone().try_into().unwrap()));
+        }
+        for d in &self.dns {
+            sans.push(rcgen::SanType::DnsName(d.clone().try_into().unwrap()));
+        }
+        params.subject_alt_names = sans;
+        let csr = params.serialize_request(&key).expect("CSR");
+        (key, csr.pem().unwrap())
+    }
+}
+
+/// A CertificateRequest in istio-csr's shape, with knobs.
+#[derive(Clone, Debug)]
+pub struct RequestBuilder {
+    pub namespace: String,
+    pub issuer_name: String,
+    pub issuer_kind: Option<String>,
+    pub issuer_group: Option<String>,
+    pub csr_pem: String,
+    pub duration: Option<String>,
+    pub usages: Option<Vec<String>>,
+    pub username: Option<String>,
+    pub is_ca: Option<bool>,
+    pub annotations: serde_json::Map<String, Value>,
+}
+
+impl RequestBuilder {
+    /// A workload SVID request as istio-csr creates it.
+    pub fn istio(issuer: &str, csr_pem: &str, spiffe: &str) -> RequestBuilder {
+        let mut annotations = serde_json::Map::new();
+        annotations.insert("istio.cert-manager.io/identities".into(), spiffe.into());
+        annotations.insert("firefly.venafi.com/policy-name".into(), POLICY.into());
+        RequestBuilder {
+            namespace: NS.into(),
+            issuer_name: issuer.into(),
+            issuer_kind: Some("Issuer".into()),
+            issuer_group: Some(GROUP.into()),
+            csr_pem: csr_pem.into(),
+            duration: Some("1h0m0s".into()),
+            usages: Some(vec!["client auth".into(), "server auth".into()]),
+            username: Some(ISTIO_CSR_SA.into()),
+            is_ca: None,
+            annotations,
+        }
+    }
+
+    pub fn annotation(mut self, key: &str, value: Option<&str>) -> RequestBuilder {
+        match value {
+            Some(v) => {
+                self.annotations.insert(key.into(), v.into());
+            }
+            None => {
+                self.annotations.remove(key);
+            }
+        }
+        self
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut issuer_ref = json!({"name": self.issuer_name});
+        if let Some(k) = &self.issuer_kind {
+            issuer_ref["kind"] = k.clone().into();
+        }
+        if let Some(g) = &self.issuer_group {
+            issuer_ref["group"] = g.clone().into();
+        }
+        let mut spec = json!({
+            "request": base64::engine::general_purpose::STANDARD.encode(&self.csr_pem),
+            "issuerRef": issuer_ref,
+        });
+        if let Some(d) = &self.duration {
+            spec["duration"] = d.clone().into();
+        }
+        if let Some(u) = &self.usages {
+            spec["usages"] = json!(u);
+        }
+        if let Some(u) = &self.username {
+            spec["username"] = u.clone().into();
+        }
+        if let Some(c) = self.is_ca {
+            spec["isCA"] = c.into();
+        }
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "CertificateRequest",
+            "metadata": {"generateName": "istio-csr-", "namespace": self.namespace, "annotations": self.annotations},
+            "spec": spec,
+        })
+    }
+}
+
+/// `openssl verify` of `chain_pem` (leaf first) against `root_pem`; returns (ok, output).
+pub fn openssl_verify(root_pem: &str, chain_pem: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks: Vec<&str> = split_pem(chain_pem);
+    let root = dir.path().join("root.pem");
+    let untrusted = dir.path().join("untrusted.pem");
+    let leaf = dir.path().join("leaf.pem");
+    std::fs::write(&root, root_pem).unwrap();
+    std::fs::write(&leaf, format!("{}\n", blocks[0])).unwrap();
+    std::fs::write(
+        &untrusted,
+        blocks[1..]
+            .iter()
+            .map(|b| format!("{b}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.arg("verify").arg("-CAfile").arg(&root);
+    if blocks.len() > 1 {
+        cmd.arg("-untrusted").arg(&untrusted);
+    }
+    let out = cmd.arg(&leaf).output().expect("openssl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Splits a PEM bundle into its blocks (each with its END line).
+pub fn split_pem(bundle: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = bundle;
+    while let Some(start) = rest.find("-----BEGIN") {
+        let end_marker = "-----END CERTIFICATE-----";
+        let Some(end) = rest[start..].find(end_marker) else {
+            break;
+        };
+        let stop = start + end + end_marker.len();
+        out.push(&rest[start..stop]);
+        rest = &rest[stop..];
+    }
+    out
+}
