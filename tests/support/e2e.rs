@@ -806,3 +806,553 @@ pub fn latency_histogram_ms(samples: &[Duration], buckets: usize) -> Vec<(f64, f
         .map(|(i, c)| (i as f64 * width, *c as f64))
         .collect()
 }
+
+/// The shipped seed of the mock TLSPC (`deploy/tlspc-mock/seed.yaml`).
+pub const SHIPPED_SEED: &str = include_str!("../../deploy/tlspc-mock/seed.yaml");
+
+/// kube-sim, the mock TLSPC (shipped seed) and a configuration file for `firefly run`, in one
+/// temporary directory. The controller itself is started separately, in-process
+/// ([`Stack::start_controller`]) or as a child process ([`Stack::spawn_controller_process`]).
+pub struct Stack {
+    /// The API server.
+    pub sim: kube_sim::KubeSim,
+    /// The mock TLSPC.
+    pub mock: firefly::tlspc_mock::MockServer,
+    /// A client for the driver (istio-csr and the approver).
+    pub client: kube::Client,
+    /// Holds the mock's state dir and the configuration files.
+    pub dir: tempfile::TempDir,
+}
+
+/// Knobs of the configuration the stack writes.
+#[derive(Clone, Debug)]
+pub struct ControllerKnobs {
+    /// `controller.leaderElection.enabled`.
+    pub leader_election: bool,
+    /// `controller.leaderElection.leaseDuration` / renewDeadline / retryPeriod, Go syntax.
+    pub lease_timings: (&'static str, &'static str, &'static str),
+    /// `logging.level`.
+    pub log_level: &'static str,
+    /// `bootstrap.vaas.policyMaxStaleness`.
+    pub policy_max_staleness: &'static str,
+    /// `bootstrap.vaas.policyRefreshInterval`.
+    pub policy_refresh_interval: &'static str,
+}
+
+impl Default for ControllerKnobs {
+    fn default() -> Self {
+        ControllerKnobs {
+            leader_election: false,
+            lease_timings: ("2s", "1500ms", "200ms"),
+            log_level: "warn",
+            policy_max_staleness: "30m",
+            policy_refresh_interval: "1m",
+        }
+    }
+}
+
+impl Stack {
+    /// Starts kube-sim (CRDs installed, namespaces istio-system and venafi) and the mock TLSPC
+    /// with the shipped seed and a state dir in a fresh temporary directory.
+    ///
+    /// # Errors
+    /// Any component failing to start.
+    pub async fn start() -> anyhow::Result<Stack> {
+        firefly::crypto::install_default_provider();
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        let sim = kube_sim::KubeSim::start(kube_sim::SimOptions::default())
+            .await
+            .context("starting kube-sim")?;
+        let crds = firefly::crd::crds_yaml().context("rendering the CRDs")?;
+        sim.install_crds_yaml(&crds)
+            .await
+            .context("installing the CRDs into kube-sim")?;
+        sim.ensure_namespace(ISTIO_CSR_NAMESPACE)?;
+        sim.ensure_namespace("venafi")?;
+        let seed = firefly::tlspc_mock::Seed::from_yaml_str(SHIPPED_SEED)
+            .map_err(|e| anyhow::anyhow!("the shipped seed: {e}"))?;
+        let mock = firefly::tlspc_mock::MockServer::start(
+            seed,
+            Some(&dir.path().join("tlspc-mock")),
+            "127.0.0.1:0".parse()?,
+        )
+        .await
+        .context("starting the mock TLSPC")?;
+        let client = sim.client().await.context("kube-sim client")?;
+        Ok(Stack {
+            sim,
+            mock,
+            client,
+            dir,
+        })
+    }
+
+    /// Writes a `firefly run` configuration for this stack and returns its path.
+    ///
+    /// # Errors
+    /// Writing the file.
+    pub fn write_config(
+        &self,
+        name: &str,
+        knobs: &ControllerKnobs,
+    ) -> anyhow::Result<std::path::PathBuf> {
+        let state = self.dir.path().join("tlspc-mock");
+        let (lease, renew, retry) = knobs.lease_timings;
+        let yaml = format!(
+            r#"bootstrap:
+  vaas:
+    url: {url}
+    auth:
+      clientID: "{client_id}"
+      privateKeyFile: {key}
+    csr:
+      instanceNaming: "{name}"
+    policyRefreshInterval: {refresh}
+    policyMaxStaleness: {stale}
+    requestTimeout: 5s
+signer:
+  inMemory: true
+  lockMode: keyPages
+controller:
+  kubeconfigFile: {kubeconfig}
+  leaderElectionNamespace: venafi
+  leaderElection:
+    enabled: {le}
+    leaseName: firefly-controller
+    leaseDuration: {lease}
+    renewDeadline: {renew}
+    retryPeriod: {retry}
+  allowedRequesters: ["{requester}"]
+  maxRetryDuration: 5m
+  maxConcurrentReconciles: 256
+admin:
+  readinessAddress: "127.0.0.1:0"
+  metricsAddress: "127.0.0.1:0"
+  chainAddress: "127.0.0.1:0"
+logging:
+  format: text
+  level: {level}
+"#,
+            url = self.mock.base_url(),
+            client_id = self.mock.client_id(),
+            key = state.join("svc-acct.key").display(),
+            refresh = knobs.policy_refresh_interval,
+            stale = knobs.policy_max_staleness,
+            kubeconfig = self.sim.kubeconfig_path().display(),
+            le = knobs.leader_election,
+            requester = ISTIO_CSR_USERNAME,
+            level = knobs.log_level,
+        );
+        let path = self.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Creates the Issuer `firefly-istio` in istio-system (default policy istio-mtls, istio-csr
+    /// as its allowed requester).
+    ///
+    /// # Errors
+    /// The API call's error.
+    pub async fn create_issuer(&self) -> anyhow::Result<()> {
+        let api: kube::Api<firefly::crd::Issuer> =
+            kube::Api::namespaced(self.client.clone(), ISTIO_CSR_NAMESPACE);
+        let issuer = firefly::crd::Issuer::new(
+            ISSUER_NAME,
+            firefly::crd::IssuerSpec {
+                default_policy_name: Some(ISTIO_MTLS_POLICY.into()),
+                allowed_requesters: Some(vec![ISTIO_CSR_USERNAME.into()]),
+                trust_domain: Some(TRUST_DOMAIN.into()),
+            },
+        );
+        api.create(&kube::api::PostParams::default(), &issuer)
+            .await
+            .context("creating the Issuer")?;
+        Ok(())
+    }
+
+    /// Waits until the Issuer reports `Ready=True` (the controller has an active sub-CA).
+    ///
+    /// # Errors
+    /// Not ready within `timeout`; the last Ready condition is named.
+    pub async fn wait_issuer_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let res = kube_sim::wait_for(timeout, || async {
+            self.sim
+                .object(GROUP, "issuers", ISTIO_CSR_NAMESPACE, ISSUER_NAME)
+                .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("True"))
+        })
+        .await;
+        if res.is_err() {
+            let cond = self
+                .sim
+                .object(GROUP, "issuers", ISTIO_CSR_NAMESPACE, ISSUER_NAME)
+                .and_then(|o| o.pointer("/status/conditions").cloned());
+            bail!("the Issuer did not become Ready within {timeout:?}; conditions: {cond:?}");
+        }
+        Ok(())
+    }
+
+    /// The CertificateRequest API in istio-system for the driver.
+    pub fn requests(&self) -> kube::Api<CertificateRequest> {
+        kube::Api::namespaced(self.client.clone(), ISTIO_CSR_NAMESPACE)
+    }
+}
+
+/// What the tracker knows about one request.
+#[derive(Clone, Debug, Default)]
+pub struct Tracked {
+    /// When the watch first showed `Ready=True`.
+    pub issued_at: Option<std::time::Instant>,
+    /// Distinct non-empty `status.certificate` values seen (more than 1 = signed twice).
+    pub certificates_seen: u32,
+    /// Fingerprint of the last certificate seen.
+    last_certificate: u64,
+    /// `Ready=False/Failed|Denied` reason and message, when seen.
+    pub failed: Option<(String, String)>,
+}
+
+#[derive(Default)]
+struct TrackerState {
+    by_name: std::collections::HashMap<String, Tracked>,
+    issued: usize,
+    failed: usize,
+    sample: Option<CertificateRequest>,
+}
+
+/// Watches every CertificateRequest of istio-system (with its own watch, as istio-csr does) and
+/// records when each became Ready, how many distinct certificates it ever carried, and failures.
+pub struct ReadyTracker {
+    state: std::sync::Arc<std::sync::Mutex<TrackerState>>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ReadyTracker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ReadyTracker {
+    /// Starts watching; returns once the initial list is done.
+    ///
+    /// # Errors
+    /// The watch failing before its first list.
+    pub async fn start(api: kube::Api<CertificateRequest>) -> anyhow::Result<ReadyTracker> {
+        use futures::StreamExt as _;
+        use kube::runtime::{WatchStreamExt as _, watcher};
+        let state = std::sync::Arc::new(std::sync::Mutex::new(TrackerState::default()));
+        let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = {
+            let state = state.clone();
+            let changed = changed.clone();
+            tokio::spawn(async move {
+                let mut ready_tx = Some(ready_tx);
+                let mut stream =
+                    std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+                while let Some(ev) = stream.next().await {
+                    let now = std::time::Instant::now();
+                    match ev {
+                        Ok(watcher::Event::Apply(cr)) | Ok(watcher::Event::InitApply(cr)) => {
+                            record(&state, cr, now);
+                            changed.notify_waiters();
+                        }
+                        Ok(watcher::Event::InitDone) => {
+                            if let Some(tx) = ready_tx.take() {
+                                let _ = tx.send(());
+                            }
+                        }
+                        Ok(_) | Err(_) => {}
+                    }
+                }
+            })
+        };
+        ready_rx
+            .await
+            .map_err(|_| anyhow::anyhow!("the CertificateRequest watch ended before listing"))?;
+        Ok(ReadyTracker {
+            state,
+            changed,
+            task,
+        })
+    }
+
+    /// (issued, failed) so far.
+    pub fn counts(&self) -> (usize, usize) {
+        let s = self.lock();
+        (s.issued, s.failed)
+    }
+
+    /// A copy of what is known about `name`.
+    pub fn get(&self, name: &str) -> Option<Tracked> {
+        self.lock().by_name.get(name).cloned()
+    }
+
+    /// Every tracked request.
+    pub fn all(&self) -> Vec<(String, Tracked)> {
+        self.lock()
+            .by_name
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The first request seen issued, whole.
+    pub fn sample(&self) -> Option<CertificateRequest> {
+        self.lock().sample.clone()
+    }
+
+    /// Waits until `issued + failed >= n`, calling `progress` at most every 100 ms.
+    ///
+    /// # Errors
+    /// `timeout` elapsed first (the counts are named).
+    pub async fn wait_terminal(
+        &self,
+        n: usize,
+        timeout: Duration,
+        mut progress: impl FnMut(usize, usize),
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            let (issued, failed) = self.counts();
+            progress(issued, failed);
+            if issued + failed >= n {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("only {issued} issued and {failed} failed of {n} requests after {timeout:?}");
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState> {
+        // A poisoned lock only means a panicking reader; the counts are still meaningful.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn record(state: &std::sync::Mutex<TrackerState>, cr: CertificateRequest, now: std::time::Instant) {
+    use std::hash::{Hash as _, Hasher as _};
+    let Some(name) = cr.metadata.name.clone() else {
+        return;
+    };
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let out = outcome(cr.status.as_ref());
+    let certificate = cr
+        .status
+        .as_ref()
+        .and_then(|st| st.certificate.as_deref())
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            c.hash(&mut h);
+            h.finish()
+        });
+    let entry = s.by_name.entry(name).or_default();
+    let mut newly_issued = false;
+    let mut newly_failed = false;
+    if let Some(fp) = certificate
+        && fp != entry.last_certificate
+    {
+        entry.certificates_seen += 1;
+        entry.last_certificate = fp;
+    }
+    match out {
+        Outcome::Issued if entry.issued_at.is_none() => {
+            entry.issued_at = Some(now);
+            newly_issued = true;
+        }
+        Outcome::Failed { reason, message } if entry.failed.is_none() => {
+            entry.failed = Some((reason, message));
+            newly_failed = true;
+        }
+        _ => {}
+    }
+    if newly_issued {
+        s.issued += 1;
+        if s.sample.is_none() {
+            s.sample = Some(cr);
+        }
+    }
+    if newly_failed {
+        s.failed += 1;
+    }
+}
+
+/// Pre-built CSRs for `n` workloads from `pool` (CSR signing is the driver's cost, kept out of
+/// the measured window): (SPIFFE ID, key kind, CSR PEM, key SPKI DER).
+///
+/// # Errors
+/// CSR signing failure.
+pub fn workload_csrs(
+    pool: &KeyPool,
+    n: usize,
+) -> anyhow::Result<Vec<(String, KeyKind, String, Vec<u8>)>> {
+    (0..n)
+        .map(|i| {
+            let id = workload_spiffe_id(i);
+            let (kind, key) = pool.key_for(i);
+            let pem_text = istio_agent_csr_pem(key, &id)?;
+            Ok((
+                id,
+                kind,
+                pem_text,
+                rcgen::PublicKeyData::subject_public_key_info(key),
+            ))
+        })
+        .collect()
+}
+
+/// Plays istio-csr then cert-manager's approver for one request: creates it, then approves it.
+/// Returns the server-generated name and the instant just before the approval was sent.
+///
+/// # Errors
+/// Either API call failing.
+pub async fn create_and_approve(
+    api: &kube::Api<CertificateRequest>,
+    cr: &CertificateRequest,
+) -> anyhow::Result<(String, std::time::Instant)> {
+    let created = api
+        .create(&kube::api::PostParams::default(), cr)
+        .await
+        .context("creating a CertificateRequest")?;
+    let name = created
+        .metadata
+        .name
+        .context("the API server returned no name for generateName")?;
+    let at = std::time::Instant::now();
+    approve(api, &name).await?;
+    Ok((name, at))
+}
+
+/// The real bootstrap (TLSPC login, locked sub-CA key, sub-CA from the mock, policy refresh)
+/// seen through the controller's [`firefly::issuer::Authority`] boundary.
+///
+/// `firefly run` does not wire the bootstrap in yet (`run::bootstrap_authority` is a stub), so
+/// this bridge maps the bootstrap's `Signer` onto the controller's trait with nothing of its own:
+/// every decision stays in `Signer` and `issuer::signing::sign_with`.
+pub struct BootstrapAuthority {
+    signer: firefly::bootstrap::Signer,
+}
+
+impl BootstrapAuthority {
+    /// Runs `Bootstrap::start` for `config` and returns the bootstrap (which owns the background
+    /// tasks: keep it alive) with the authority.
+    ///
+    /// # Errors
+    /// The bootstrap's error, naming what to fix.
+    pub async fn start(
+        config: &firefly::config::Config,
+    ) -> anyhow::Result<(
+        firefly::bootstrap::Bootstrap,
+        std::sync::Arc<dyn firefly::issuer::Authority>,
+    )> {
+        let bootstrap = firefly::bootstrap::Bootstrap::start(
+            config,
+            std::sync::Arc::new(firefly::bootstrap::SystemClock),
+        )
+        .await
+        .context("bootstrap (TLSPC login and first sub-CA)")?;
+        let authority = std::sync::Arc::new(BootstrapAuthority {
+            signer: bootstrap.signer(),
+        });
+        Ok((bootstrap, authority))
+    }
+}
+
+impl firefly::issuer::Authority for BootstrapAuthority {
+    fn readiness(&self) -> firefly::issuer::Readiness {
+        let r = self.signer.ready();
+        firefly::issuer::Readiness {
+            ready: r.ready,
+            message: r.message,
+        }
+    }
+
+    fn sign(
+        &self,
+        plan: &firefly::issuer::decide::SignPlan,
+        minimum_duration: Duration,
+        now: SystemTime,
+    ) -> Result<firefly::issuer::Issuance, firefly::issuer::decide::SignFailure> {
+        use firefly::issuer::decide::SignFailure;
+        use firefly::policy::cache::PolicyLookupError;
+        let Some(ca) = self.signer.current() else {
+            return Err(SignFailure {
+                request_error: false,
+                reason: "SubCaUnavailable",
+                message: self.signer.ready().message,
+            });
+        };
+        let policy = self.signer.policy(&plan.policy_name).map_err(|e| {
+            let transient = matches!(e, PolicyLookupError::Stale { .. });
+            SignFailure {
+                request_error: !transient,
+                reason: if transient {
+                    "PolicyStale"
+                } else {
+                    "PolicyUnavailable"
+                },
+                message: e.to_string(),
+            }
+        })?;
+        firefly::issuer::signing::sign_with(&ca, &policy, plan, minimum_duration, now)
+    }
+
+    fn chain_pems(&self) -> Option<Vec<String>> {
+        self.signer.current().map(|ca| ca.chain_pems())
+    }
+
+    fn sub_ca_not_after(&self) -> Option<SystemTime> {
+        self.signer.current().map(|ca| ca.not_after())
+    }
+
+    fn audit(&self) -> firefly::issuer::AuditSettings {
+        let a = self.signer.audit();
+        firefly::issuer::AuditSettings {
+            enabled: a.enable_issuance_audit_log,
+            include_raw_cert: a.include_raw_cert_data_in_audit_log,
+        }
+    }
+
+    fn record_issued(&self, issuance: &firefly::issuer::Issuance) {
+        // Issuance carries no NotBefore; the leaf was signed just now.
+        self.signer
+            .record_issued(SystemTime::now(), issuance.not_after);
+    }
+}
+
+impl Stack {
+    /// Loads the configuration at `path`, runs the real bootstrap against the mock, and starts
+    /// the controller in-process with `identity` (for leader-election tests).
+    ///
+    /// # Errors
+    /// Configuration, bootstrap or controller start failure.
+    pub async fn start_controller(
+        &self,
+        path: &Path,
+        identity: &str,
+    ) -> anyhow::Result<(
+        firefly::bootstrap::Bootstrap,
+        firefly::run::ControllerHandle,
+    )> {
+        let config = firefly::config::Config::load(path)
+            .with_context(|| format!("loading {}", path.display()))?;
+        let (bootstrap, authority) = BootstrapAuthority::start(&config).await?;
+        let client = firefly::run::kube_client(&config).await?;
+        let handle = firefly::run::Controller::start_with(
+            &config,
+            client,
+            authority,
+            firefly::run::StartOptions {
+                identity: Some(identity.to_owned()),
+                ..Default::default()
+            },
+        )
+        .await
+        .context("starting the controller")?;
+        Ok((bootstrap, handle))
+    }
+}
