@@ -9,9 +9,10 @@
 #[path = "../tests/support/e2e.rs"]
 mod e2e;
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
@@ -53,7 +54,7 @@ async fn demo() -> anyhow::Result<()> {
 
     let t = Instant::now();
     let pool = e2e::KeyPool::generate(RSA_KEYS, P256_KEYS)?;
-    let csrs = e2e::workload_csrs(&pool, WORKLOADS)?;
+    let csrs = Arc::new(e2e::workload_csrs(&pool, WORKLOADS)?);
     println!(
         "[1/6] {WORKLOADS} istio-agent CSRs (O=, one critical URI SAN) built in {:.2} s; half RSA-2048, half P-256.\n      \
          RSA keygen is slow, so {} RSA-2048 and {} P-256 keys are generated once and shared round-robin\n      \
@@ -92,22 +93,38 @@ async fn demo() -> anyhow::Result<()> {
         "[4/6] playing istio-csr ({IN_FLIGHT} in flight) and cert-manager's approver for {WORKLOADS} workloads…"
     );
     let start = Instant::now();
-    let approvals = drive(&api, &csrs).await?;
-    let mut last_line = Instant::now() - Duration::from_secs(1);
+    let created = Arc::new(AtomicUsize::new(0));
+    let driver = tokio::spawn(drive(api.clone(), csrs.clone(), created.clone()));
+    let tty = std::io::stdout().is_terminal();
+    let mut last_line: Option<Instant> = None;
+    let every = if tty {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(1)
+    };
     tracker
         .wait_terminal(WORKLOADS, PATIENCE, |issued, failed| {
-            if last_line.elapsed() >= Duration::from_millis(100) || issued + failed == WORKLOADS {
-                last_line = Instant::now();
-                print!(
-                    "\r      issued {issued:>5} / {WORKLOADS}   failed {failed:>3}   {:.2} s",
+            if last_line.is_none_or(|t| t.elapsed() >= every) || issued + failed == WORKLOADS {
+                last_line = Some(Instant::now());
+                let line = format!(
+                    "      created+approved {:>5}   issued {issued:>5} / {WORKLOADS}   failed {failed:>3}   {:.2} s",
+                    created.load(Ordering::Relaxed),
                     start.elapsed().as_secs_f64()
                 );
+                if tty {
+                    print!("\r{line}");
+                } else {
+                    println!("{line}");
+                }
                 let _ = std::io::stdout().flush();
             }
         })
         .await?;
+    let approvals = driver.await.context("the istio-csr driver task")??;
     let wall = start.elapsed();
-    println!();
+    if tty {
+        println!();
+    }
     let (issued, failed) = tracker.counts();
     if failed > 0 {
         let first = tracker
@@ -165,7 +182,14 @@ async fn demo() -> anyhow::Result<()> {
             .context("in-process chain verification")?;
     println!("      chain (leaf → root):");
     for s in &report.subjects {
-        println!("        {s}");
+        println!(
+            "        {}",
+            if s.is_empty() {
+                "(empty subject: the leaf)"
+            } else {
+                s
+            }
+        );
     }
     println!(
         "      in-process verification (x509-parser + aws-lc-rs): OK — every signature verifies up to status.ca,\n        \
@@ -207,17 +231,27 @@ async fn demo() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates and approves every request with `IN_FLIGHT` at once; returns (name, approval instant).
+/// Creates and approves every request with `IN_FLIGHT` at once, counting them in `created`;
+/// returns (name, instant just before its approval).
 async fn drive(
-    api: &kube::Api<firefly::crd::CertificateRequest>,
-    csrs: &[(String, e2e::KeyKind, String, Vec<u8>)],
+    api: kube::Api<firefly::crd::CertificateRequest>,
+    csrs: Arc<Vec<(String, e2e::KeyKind, String, Vec<u8>)>>,
+    created: Arc<AtomicUsize>,
 ) -> anyhow::Result<Vec<(String, Instant)>> {
     use futures::{StreamExt as _, TryStreamExt as _};
-    let api = Arc::new(api.clone());
-    futures::stream::iter(csrs.iter().map(|(id, _, pem_text, _)| {
+    // Owned requests, so the spawned stream borrows nothing.
+    let requests: Vec<_> = csrs
+        .iter()
+        .map(|(id, _, pem_text, _)| e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME))
+        .collect();
+    futures::stream::iter(requests.into_iter().map(move |cr| {
         let api = api.clone();
-        let cr = e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME);
-        async move { e2e::create_and_approve(&api, &cr).await }
+        let created = created.clone();
+        async move {
+            let out = e2e::create_and_approve(&api, &cr).await?;
+            created.fetch_add(1, Ordering::Relaxed);
+            anyhow::Ok(out)
+        }
     }))
     .buffer_unordered(IN_FLIGHT)
     .try_collect()

@@ -1356,3 +1356,78 @@ impl Stack {
         Ok((bootstrap, handle))
     }
 }
+
+/// [`create_and_approve`] that retries each step (up to `attempts` times, 50 ms apart) when the
+/// API server answers with an error, as istio-csr and cert-manager's approver do through
+/// client-go's retries. A create retried after an error may leave an extra, never-approved
+/// request behind only if the server acted before failing; kube-sim's injected faults answer
+/// before acting.
+///
+/// # Errors
+/// The last error once `attempts` are used up.
+pub async fn create_and_approve_retrying(
+    api: &kube::Api<CertificateRequest>,
+    cr: &CertificateRequest,
+    attempts: u32,
+) -> anyhow::Result<(String, std::time::Instant)> {
+    let mut last = None;
+    let mut created = None;
+    for _ in 0..attempts.max(1) {
+        match api.create(&kube::api::PostParams::default(), cr).await {
+            Ok(c) => {
+                created = Some(c);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let created = match created {
+        Some(c) => c,
+        None => bail!("create failed {attempts} times; last: {last:?}"),
+    };
+    let name = created
+        .metadata
+        .name
+        .context("the API server returned no name for generateName")?;
+    let mut last = None;
+    for _ in 0..attempts.max(1) {
+        let at = std::time::Instant::now();
+        match approve(api, &name).await {
+            Ok(_) => return Ok((name, at)),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("approving {name} failed {attempts} times; last: {last:?}")
+}
+
+/// Plays istio-csr + the approver for every CSR, `per_second` at most, each with retries; the
+/// requests run concurrently. Returns (name, approval instant) in CSR order.
+///
+/// # Errors
+/// A request that could not be created or approved within its retries.
+pub async fn paced_burst(
+    api: &kube::Api<CertificateRequest>,
+    csrs: &[(String, KeyKind, String, Vec<u8>)],
+    per_second: u64,
+) -> anyhow::Result<Vec<(String, std::time::Instant)>> {
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(csrs.len());
+    for (i, (id, _, pem_text, _)) in csrs.iter().enumerate() {
+        tokio::time::sleep_until(
+            start + Duration::from_micros(i as u64 * 1_000_000 / per_second.max(1)),
+        )
+        .await;
+        let api = api.clone();
+        let cr = istio_csr_request(pem_text, id, ISSUER_NAME);
+        tasks.push(tokio::spawn(async move {
+            create_and_approve_retrying(&api, &cr, 40).await
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.context("a driver task panicked")??);
+    }
+    Ok(out)
+}
