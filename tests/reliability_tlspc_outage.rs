@@ -59,8 +59,20 @@ async fn issuance_continues_while_tlspc_is_unavailable_and_the_sub_ca_is_valid()
         ..Default::default()
     };
     stack.mock.set_faults(outage).unwrap();
-    // Several refresh intervals meet the outage before the second batch arrives.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Wait until the controller has met the outage (a configuration refresh failed), so the
+    // second batch is signed while TLSPC is known to be down.
+    let signer = boot.signer();
+    kube_sim::wait_for(PATIENCE, || {
+        let message = signer.ready().message;
+        async move { message.contains("configuration refresh failed") }
+    })
+    .await
+    .expect("the controller never noticed the outage");
+    let readiness = signer.ready();
+    assert!(
+        readiness.ready,
+        "a valid sub-CA and fresh policies: {readiness:?}"
+    );
 
     let during = e2e::paced_burst(&api, &csrs[BATCH..], 200).await.unwrap();
     tracker
@@ -90,7 +102,9 @@ async fn issuance_continues_while_tlspc_is_unavailable_and_the_sub_ca_is_valid()
         "the Issuer stays Ready while the sub-CA is valid and policies are within policyMaxStaleness: {issuer}"
     );
     println!(
-        "{BATCH} issued before and {BATCH} during a TLSPC outage (every route 503); Issuer stayed Ready"
+        "{BATCH} issued before and {BATCH} during a TLSPC outage (every route 503); Issuer stayed Ready; \
+         readiness during the outage: {}",
+        readiness.message
     );
     stack.mock.set_faults(Faults::default()).unwrap();
     controller.shutdown().await;
