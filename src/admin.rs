@@ -140,6 +140,12 @@ impl AdminServer {
                 }
             }));
         }
+        tracing::info!(
+            readiness = %bound.readiness,
+            metrics = %bound.metrics,
+            chain = %bound.chain,
+            "admin endpoints listening"
+        );
         Ok(AdminServer {
             addresses: bound,
             authority,

@@ -16,15 +16,17 @@ use std::time::{Duration, SystemTime};
 
 use rand::Rng as _;
 
-pub use self::signer::{AuditSettings, Readiness, Signer};
 use self::client::{ClientError, ClientSettings, RetryPolicy, ServiceAccountKey, TlspcClient};
 use self::locked_key::{LockedKey, LockedKeyError};
 use self::signer::{ActiveSubCa, Blockers, Shared, read, write};
+pub use self::signer::{AuditSettings, Readiness, Signer};
 use self::subca::SubCaError;
 use crate::config::{Config, ConfigError, LockMode};
 use crate::policy::cache::PolicyCache;
 use crate::policy::model::KeyAlgorithm;
-use crate::tlspc::{ExtendedConfigurationInformation, IntermediateCertificateRequest, SubCaProviderInformation};
+use crate::tlspc::{
+    ExtendedConfigurationInformation, IntermediateCertificateRequest, SubCaProviderInformation,
+};
 
 /// The wall clock, injected so that lifecycle decisions can be tested at any instant.
 pub trait Clock: Send + Sync + 'static {
@@ -89,7 +91,9 @@ pub struct Bootstrap {
 
 impl std::fmt::Debug for Bootstrap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bootstrap").field("signer", &self.signer).finish_non_exhaustive()
+        f.debug_struct("Bootstrap")
+            .field("signer", &self.signer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -166,7 +170,11 @@ impl Bootstrap {
             tokio::spawn(driver.clone().rotation_loop()),
             tokio::spawn(driver.clone().refresh_loop()),
         ];
-        Ok(Bootstrap { signer: Signer { shared }, driver, tasks })
+        Ok(Bootstrap {
+            signer: Signer { shared },
+            driver,
+            tasks,
+        })
     }
 
     /// A handle for the controller (cheap clone).
@@ -176,7 +184,11 @@ impl Bootstrap {
 
     /// The trust anchor in force (configured or pinned from the first sub-CA), DER.
     pub fn trust_anchor_der(&self) -> Option<Vec<u8>> {
-        self.driver.trust_anchor.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.driver
+            .trust_anchor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Asks for a new sub-CA now (as a changed provider does); the current one keeps signing.
@@ -186,12 +198,21 @@ impl Bootstrap {
 }
 
 fn load_trust_anchor(path: &std::path::Path) -> Result<Vec<u8>, BootstrapError> {
-    let bad = |reason: String| BootstrapError::TrustAnchor { path: path.to_path_buf(), reason };
+    let bad = |reason: String| BootstrapError::TrustAnchor {
+        path: path.to_path_buf(),
+        reason,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let blocks = pem::parse_many(&text).map_err(|e| bad(format!("not PEM: {e}")))?;
-    let certs: Vec<_> = blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").collect();
+    let certs: Vec<_> = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .collect();
     let [cert] = certs.as_slice() else {
-        return Err(bad(format!("holds {} certificates; exactly one is expected", certs.len())));
+        return Err(bad(format!(
+            "holds {} certificates; exactly one is expected",
+            certs.len()
+        )));
     };
     use x509_parser::prelude::FromDer as _;
     x509_parser::certificate::X509Certificate::from_der(cert.contents())
@@ -252,7 +273,9 @@ impl Driver {
             let c = read(&self.configuration);
             (c.id.clone(), c.name.clone(), c.sub_ca_provider.clone())
         };
-        let provider = provider.ok_or(BootstrapError::NoProvider { configuration: configuration_name })?;
+        let provider = provider.ok_or(BootstrapError::NoProvider {
+            configuration: configuration_name,
+        })?;
         let algorithm = provider.key_algorithm.unwrap_or(KeyAlgorithm::EcP256);
         let lock_mode = self.lock_mode;
         // RSA generation can take a second or more: keep it off the async workers.
@@ -266,25 +289,49 @@ impl Driver {
             instance_naming: self.instance_name.clone(),
         };
         let requested = self.client.request_intermediate(&request).await?;
-        let issued = self.client.wait_for_intermediate(requested, self.request_deadline).await?;
+        let issued = self
+            .client
+            .wait_for_intermediate(requested, self.request_deadline)
+            .await?;
         let longest_leaf = read(&self.shared.policies).longest_leaf();
-        let anchor = self.trust_anchor.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let validated =
-            subca::validate_issued(&issued, &key, anchor.as_deref(), self.shared.clock.now(), longest_leaf)?;
+        let anchor = self
+            .trust_anchor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let validated = subca::validate_issued(
+            &issued,
+            &key,
+            anchor.as_deref(),
+            self.shared.clock.now(),
+            longest_leaf,
+        )?;
         for warning in &validated.warnings {
             tracing::warn!(sub_ca = %validated.id, "{warning}");
         }
         let root = validated.root_der().to_vec();
         let id = validated.id.clone();
-        let sub_ca = crate::ca::SubCa::new(validated.cert_der, validated.issuer_chain_der, Arc::new(key))?;
+        let key = Arc::new(key);
+        let sub_ca =
+            crate::ca::SubCa::new(validated.cert_der, validated.issuer_chain_der, key.clone())?;
         {
-            let mut pinned = self.trust_anchor.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut pinned = self
+                .trust_anchor
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if pinned.is_none() {
-                tracing::info!("pinned the root of the first sub-CA's chain as the trust anchor for the life of the process");
+                tracing::info!(
+                    "pinned the root of the first sub-CA's chain as the trust anchor for the life of the process"
+                );
                 *pinned = Some(root);
             }
         }
-        Ok(Arc::new(ActiveSubCa::new(Arc::new(sub_ca), id, provider_fingerprint(Some(&provider)))))
+        Ok(Arc::new(ActiveSubCa::new(
+            Arc::new(sub_ca),
+            key,
+            id,
+            provider_fingerprint(Some(&provider)),
+        )))
     }
 
     /// Makes `next` the signing sub-CA in one pointer swap: requests never see a gap.
@@ -355,29 +402,45 @@ impl Driver {
     async fn refresh_loop(self: Arc<Self>) {
         let mut last_reported: Option<(String, crate::tlspc::UsageReport)> = None;
         loop {
-            let jitter = self.refresh_interval.mul_f64(rand::rng().random_range(0.0..0.1));
+            let jitter = self
+                .refresh_interval
+                .mul_f64(rand::rng().random_range(0.0..0.1));
             tokio::time::sleep(self.refresh_interval + jitter).await;
             match self.client.configuration().await {
                 Ok(configuration) => {
                     self.apply_configuration(configuration);
                     let mut blockers = write(&self.shared.blockers);
-                    if blockers.last_problem.as_deref().is_some_and(|p| p.starts_with("configuration refresh")) {
+                    if blockers
+                        .last_problem
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with("configuration refresh"))
+                    {
                         blockers.last_problem = None;
                     }
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "TLSPC configuration refresh failed; serving the last-known-good policies");
-                    write(&self.shared.blockers).last_problem = Some(format!("configuration refresh failed: {err}"));
+                    write(&self.shared.blockers).last_problem =
+                        Some(format!("configuration refresh failed: {err}"));
                 }
             }
             let active = read(&self.shared.active).clone();
             if let Some(active) = active {
                 let usage = active.usage();
-                let changed = last_reported.as_ref().is_none_or(|(id, u)| id != &active.id || u != &usage);
+                let changed = last_reported
+                    .as_ref()
+                    .is_none_or(|(id, u)| id != &active.id || u != &usage);
                 if changed && usage != crate::tlspc::UsageReport::default() {
-                    match tokio::time::timeout(self.refresh_interval, self.client.report_usage(&active.id, &usage)).await {
+                    match tokio::time::timeout(
+                        self.refresh_interval,
+                        self.client.report_usage(&active.id, &usage),
+                    )
+                    .await
+                    {
                         Ok(Ok(())) => last_reported = Some((active.id.clone(), usage)),
-                        Ok(Err(e)) => tracing::warn!(sub_ca = %active.id, error = %e, "usage report failed"),
+                        Ok(Err(e)) => {
+                            tracing::warn!(sub_ca = %active.id, error = %e, "usage report failed")
+                        }
                         Err(_) => tracing::warn!(sub_ca = %active.id, "usage report timed out"),
                     }
                 }
@@ -405,5 +468,109 @@ pub fn fips_build() -> bool {
 }
 
 fn jiff_time(t: SystemTime) -> String {
-    jiff::Timestamp::try_from(t).map(|t| t.to_string()).unwrap_or_else(|_| format!("{t:?}"))
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("{t:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Every log line of a full bootstrap (ours, the mock's, reqwest's and hyper's, at TRACE) is
+    /// searched for any 16-byte window of the sub-CA key, in raw, hex and base64 form.
+    #[tokio::test]
+    async fn the_sub_ca_key_never_appears_in_the_log_of_a_full_bootstrap() {
+        use base64::Engine as _;
+        crate::crypto::install_default_provider();
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let dir = tempfile::tempdir().unwrap();
+        let seed_text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/tlspc-mock/seed.yaml"
+        ))
+        .unwrap();
+        let seed = crate::tlspc_mock::Seed::from_yaml_str(&seed_text).unwrap();
+        let state = dir.path().join("mock");
+        let mock = crate::tlspc_mock::MockServer::start(
+            seed,
+            Some(&state),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let config = Config::from_yaml_str(&format!(
+            "bootstrap:\n  vaas:\n    url: {}\n    auth:\n      clientID: {}\n      privateKeyFile: {}\n    csr:\n      instanceNaming: hygiene-node\n",
+            mock.base_url(),
+            mock.client_id(),
+            state.join("svc-acct.key").display()
+        ))
+        .unwrap();
+        let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let signer = bootstrap.signer();
+        tracing::debug!(
+            ?signer,
+            ?bootstrap,
+            "debug output of the handles is logged too"
+        );
+        let active = read(&signer.shared.active).clone().unwrap();
+        tracing::debug!(key = ?active.key, "and of the key itself");
+        let secret = active.key.secret_for_tests().to_vec();
+        let log = capture.0.lock().unwrap().clone();
+        let log_text = String::from_utf8_lossy(&log).to_string();
+        assert!(
+            log_text.contains("sub-CA active"),
+            "the capture holds the bootstrap log"
+        );
+        assert!(
+            log_text.contains("redacted"),
+            "the key's Debug placeholder was logged"
+        );
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&secret);
+        assert!(!log_text.contains(&b64[8..40]));
+        for window in secret.windows(16) {
+            assert!(
+                !log.windows(16).any(|w| w == window),
+                "raw key bytes in the log"
+            );
+            assert!(!log_text.contains(&hex(window)), "hex key bytes in the log");
+        }
+        let account_key = mock.service_account_key_pem().unwrap();
+        let account_body: String = account_key
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        assert!(
+            !log_text.contains(&account_body[10..50]),
+            "service-account key in the log"
+        );
+        let _ = std::io::stderr().flush();
+    }
 }

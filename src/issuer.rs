@@ -4,6 +4,7 @@
 pub mod authority;
 pub mod controller;
 pub mod decide;
+pub mod signer_authority;
 pub mod signing;
 
 pub use authority::{AuditSettings, Authority, Issuance, Readiness};

@@ -115,6 +115,14 @@ impl LeaderHandle {
         *self.leader.borrow()
     }
 
+    /// Stops at once without releasing the lease, as a killed process would (the lease expires on
+    /// its own after its duration). For failover tests.
+    pub fn abort(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
     /// Stops campaigning and, when leading, releases the lease so a standby takes over at once.
     pub async fn release(mut self) {
         let _ = self.stop.send(true);
@@ -127,6 +135,10 @@ impl LeaderHandle {
 impl Drop for LeaderHandle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            // Dropped without `release`: stop campaigning now (the lease expires on its own).
+            task.abort();
+        }
     }
 }
 

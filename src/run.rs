@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{AdminAddresses, AdminServer};
+use crate::bootstrap::{Bootstrap, SystemClock};
 use crate::config::Config;
 use crate::issuer::Authority;
 use crate::issuer::controller::{self as cr_controller, Clock, ControllerSettings};
@@ -229,7 +230,7 @@ impl ControllerHandle {
     /// own). For failover tests.
     pub fn abort(self) {
         self.task.abort();
-        drop(self.leader);
+        self.leader.abort();
         drop(self.admin);
     }
 }
@@ -361,17 +362,16 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
     let metrics = Metrics::new()?;
     let admin = AdminServer::start(&config.admin, metrics.clone()).await?;
     let client = kube_client(&config).await?;
-    let authority = bootstrap_authority(&config).await?;
+    // Every replica, leader or standby, holds its own sub-CA so that a takeover signs at once.
+    let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock)).await?;
+    let authority: Arc<dyn Authority> = Arc::new(bootstrap.signer());
     let handle =
         Controller::start_with_admin(&config, client, authority, admin, metrics, None, None)?;
     wait_for_termination().await;
     tracing::info!("termination signal: finishing in-flight requests and releasing the lease");
     handle.shutdown().await;
+    drop(bootstrap);
     Ok(ExitCode::SUCCESS)
-}
-
-async fn bootstrap_authority(_config: &Config) -> anyhow::Result<Arc<dyn Authority>> {
-    anyhow::bail!("the bootstrap (TLSPC login and sub-CA) is not wired into `firefly run` yet")
 }
 
 async fn wait_for_termination() {

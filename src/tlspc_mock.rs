@@ -42,8 +42,9 @@
 //! - `GET /v1/distributedissuers/intermediatecertificates`: every request with its usage counters.
 //! - `GET /mock/root.pem` (no authentication: the root is public) and `GET /mock/ca`
 //!   (`{"root","intermediate1","intermediate2"}` PEMs) for trust bundles at any level.
-//! - `GET|PUT /mock/faults`: read or replace the [`Faults`] (JSON, same fields as the seed's
-//!   `faults:`). `/mock/*` itself is never faulted.
+//! - `GET|PUT|PATCH /mock/faults`: read, replace, or merge top-level fields into (`null` resets
+//!   a field) the [`Faults`] (JSON, same fields as the seed's `faults:`). `/mock/*` itself is never
+//!   faulted.
 //! - `POST /mock/tokens/revoke` `{}` or `{"clientId": "..."}`: revokes access tokens (the next call
 //!   with one gets 401, the client re-authenticates).
 //! - `POST /mock/serviceaccounts/{clientId}/revoke` and `/restore`: a revoked account cannot log
@@ -215,7 +216,8 @@ impl MockServer {
     /// memory (a fresh CA hierarchy per start).
     ///
     /// # Errors
-    /// [`MockError`] for an unusable state dir, key generation failure, or a bind failure.
+    /// [`MockError`] for an invalid seed (one built in code is validated like a parsed one), an
+    /// unusable state dir, key generation failure, or a bind failure.
     pub async fn start(
         seed: Seed,
         state_dir: Option<&Path>,
@@ -234,6 +236,8 @@ impl MockServer {
         listen: SocketAddr,
         clock: Clock,
     ) -> Result<MockServer, MockError> {
+        // A seed built in code has not been through `from_yaml_str`: check it the same way.
+        seed.validate()?;
         let now = clock();
         let ca = match state_dir {
             Some(dir) => {

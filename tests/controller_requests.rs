@@ -3,6 +3,9 @@
 
 #[path = "controller_support/env.rs"]
 mod env;
+#[allow(dead_code)]
+#[path = "support/verifiers.rs"]
+mod verifiers;
 
 use env::*;
 use serde_json::json;
@@ -10,7 +13,7 @@ use serde_json::json;
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_verifies() {
+async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_and_python_verify() {
     let env = Env::start().await;
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
     let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
@@ -27,9 +30,11 @@ async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_verifies
     );
     let chain = decoded(&obj, "certificate");
     let root = decoded(&obj, "ca");
-    assert_eq!(root.trim(), env.authority.root_pem().trim());
+    assert_eq!(root.trim(), env.root_pem().trim());
     let (ok, out) = openssl_verify(&root, &chain);
     assert!(ok, "openssl verify: {out}");
+    let verdict = verifiers::python_verify(&chain, &root, WORKLOAD);
+    assert!(verdict.ok, "Python cryptography: {}", verdict.output);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,4 +59,415 @@ async fn request_for_another_issuer_group_is_left_untouched() {
         "no Ready on a foreign request: {obj:#}"
     );
     assert!(env.events_for(NS, &foreign).await.is_empty());
+}
+
+/// Issuer `firefly-istio` Ready in istio-system, and an approved workload request for `spiffe`.
+async fn env_with_issuer() -> Env {
+    let env = Env::start().await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    env
+}
+
+async fn approved(env: &Env, req: &RequestBuilder) -> String {
+    let name = env.create_request(req).await;
+    env.approve(&req.namespace, &name).await;
+    name
+}
+
+fn workload_request(spiffe: &str) -> RequestBuilder {
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, spiffe).build();
+    RequestBuilder::istio("firefly-istio", &csr, spiffe)
+}
+
+fn leaf_of(obj: &serde_json::Value) -> x509_parser::certificate::X509Certificate<'static> {
+    let chain = decoded(obj, "certificate");
+    let first = split_pem(&chain)[0].to_owned();
+    let der = pem::parse(first).unwrap().into_contents();
+    let der: &'static [u8] = Box::leak(der.into_boxed_slice());
+    x509_parser::parse_x509_certificate(der).unwrap().1
+}
+
+async fn warning_event_reasons(env: &Env, name: &str) -> Vec<String> {
+    env.events_for(NS, name)
+        .await
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unapproved_request_is_untouched_until_approved_then_issued_once() {
+    let env = env_with_issuer().await;
+    let waiting = env.create_request(&workload_request(WORKLOAD)).await;
+    // Barrier: a later request is answered, so the unapproved one has been seen and left alone.
+    let barrier = approved(&env, &workload_request(WORKLOAD)).await;
+    env.wait_ready_reason(NS, &barrier, "Issued").await;
+    let obj = env.request(NS, &waiting).unwrap();
+    assert!(
+        condition(&obj, "Ready").is_none(),
+        "unapproved request touched: {obj:#}"
+    );
+    let writes_before = env.status_writes();
+    env.approve(NS, &waiting).await;
+    env.wait_ready_reason(NS, &waiting, "Issued").await;
+    assert_eq!(env.signed(), 2);
+    assert_eq!(
+        env.status_writes() - writes_before,
+        2,
+        "the approval and exactly one write of ours"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_request_fails_as_denied_with_a_warning_event_and_nothing_signed() {
+    let env = env_with_issuer().await;
+    let name = env.create_request(&workload_request(WORKLOAD)).await;
+    env.set_approval(NS, &name, "Denied").await;
+    let obj = env.wait_ready_reason(NS, &name, "Denied").await;
+    assert_eq!(kube_sim::condition_status(&obj, "Ready"), Some("False"));
+    assert_eq!(
+        kube_sim::condition_status(&obj, "Denied"),
+        Some("True"),
+        "Denied kept"
+    );
+    assert!(obj["status"]["failureTime"].is_string(), "{obj:#}");
+    assert!(obj["status"].get("certificate").is_none());
+    assert_eq!(env.signed(), 0);
+    kube_sim::wait_for(PATIENCE, || async {
+        warning_event_reasons(&env, &name)
+            .await
+            .contains(&"Denied".to_owned())
+    })
+    .await
+    .expect("a Warning event with reason Denied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_already_failed_by_someone_else_is_never_signed() {
+    let env = env_with_issuer().await;
+    let name = env.create_request(&workload_request(WORKLOAD)).await;
+    let body = json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
+        "metadata": {"name": name, "namespace": NS},
+        "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": "failed elsewhere",
+            "lastTransitionTime": jiff::Timestamp::now().to_string()}]},
+    });
+    let api: kube::Api<firefly::crd::CertificateRequest> =
+        kube::Api::namespaced(env.client.clone(), NS);
+    api.patch_status(
+        &name,
+        &kube::api::PatchParams::apply("another-issuer").force(),
+        &kube::api::Patch::Apply(&body),
+    )
+    .await
+    .unwrap();
+    env.approve(NS, &name).await;
+    let barrier = approved(&env, &workload_request(WORKLOAD)).await;
+    env.wait_ready_reason(NS, &barrier, "Issued").await;
+    let obj = env.request(NS, &name).unwrap();
+    assert_eq!(
+        ready_message(&obj),
+        "failed elsewhere",
+        "terminal request rewritten: {obj:#}"
+    );
+    assert_eq!(env.signed(), 1, "only the barrier was signed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_issuer_leaves_the_request_pending_until_the_issuer_is_created() {
+    let env = Env::start().await;
+    let name = approved(&env, &workload_request(WORKLOAD)).await;
+    let obj = env.wait_ready_reason(NS, &name, "Pending").await;
+    let message = ready_message(&obj);
+    assert!(
+        message.contains("istio-system/firefly-istio") && message.contains("not found"),
+        "{message}"
+    );
+    assert!(obj["status"].get("failureTime").is_none());
+    env.create_issuer(Some(NS), "firefly-istio", json!({}))
+        .await;
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+    assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tlspc_outage_beyond_policy_staleness_keeps_requests_pending_until_it_ends() {
+    let env = Env::start_with(Options {
+        policy_refresh_interval: "200ms",
+        policy_max_staleness: "1s",
+        ..Options::default()
+    })
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let outage = firefly::tlspc_mock::Faults {
+        route_errors: vec![firefly::tlspc_mock::RouteError {
+            route: firefly::tlspc_mock::Route::Configurations,
+            status: 503,
+            count: None,
+            probability: None,
+            body: firefly::tlspc_mock::ErrorBody::Real,
+        }],
+        ..Default::default()
+    };
+    env.mock.set_faults(outage).unwrap();
+    kube_sim::wait_for(PATIENCE, || async {
+        env.sim
+            .object(GROUP, "issuers", NS, "firefly-istio")
+            .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("False"))
+    })
+    .await
+    .expect("issuer reported not Ready once the policies are stale");
+    let name = approved(&env, &workload_request(WORKLOAD)).await;
+    let obj = env.wait_ready_reason(NS, &name, "Pending").await;
+    assert!(ready_message(&obj).contains("not ready"), "{obj:#}");
+    assert_eq!(env.signed(), 0);
+    env.mock.set_faults(Default::default()).unwrap();
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+    assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_workload_and_istio_csr_serving_requests_are_issued_and_verify() {
+    let env = env_with_issuer().await;
+    let (_key, csr) = CsrSpec::workload(KeyKind::Rsa2048, WORKLOAD).build();
+    let rsa = approved(
+        &env,
+        &RequestBuilder::istio("firefly-istio", &csr, WORKLOAD),
+    )
+    .await;
+    let (_key, csr) = CsrSpec::serving(&["cert-manager-istio-csr.cert-manager.svc"]).build();
+    let mut serving = RequestBuilder::istio("firefly-istio", &csr, "istio-csr-serving");
+    serving.usages = Some(vec!["server auth".into()]);
+    let serving = approved(&env, &serving).await;
+    for name in [&rsa, &serving] {
+        let obj = env.wait_ready_reason(NS, name, "Issued").await;
+        let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+        assert!(ok, "{name}: {out}");
+    }
+    let rsa_obj = env.request(NS, &rsa).unwrap();
+    let verdict = verifiers::python_verify(
+        &decoded(&rsa_obj, "certificate"),
+        &decoded(&rsa_obj, "ca"),
+        WORKLOAD,
+    );
+    assert!(
+        verdict.ok,
+        "Python cryptography on the RSA leaf: {}",
+        verdict.output
+    );
+    let leaf = leaf_of(&env.request(NS, &serving).unwrap());
+    let san = leaf.subject_alternative_name().unwrap().unwrap();
+    assert!(
+        format!("{:?}", san.value.general_names)
+            .contains("cert-manager-istio-csr.cert-manager.svc")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istiod_certificate_shaped_request_from_cert_manager_is_issued() {
+    let env = env_with_issuer().await;
+    let spiffe = "spiffe://cluster.local/ns/istio-system/sa/istiod-service-account";
+    let spec = CsrSpec {
+        key: KeyKind::Rsa2048,
+        uris: vec![spiffe.into()],
+        dns: vec!["istiod.istio-system.svc".into()],
+        common_name: Some("istiod.istio-system.svc".into()),
+        empty_org: false,
+    };
+    let (_key, csr) = spec.build();
+    let mut req = RequestBuilder::istio("firefly-istio", &csr, spiffe)
+        .annotation("istio.cert-manager.io/identities", None);
+    req.username = Some("system:serviceaccount:cert-manager:cert-manager".into());
+    req.usages = Some(vec![
+        "digital signature".into(),
+        "key encipherment".into(),
+        "server auth".into(),
+        "client auth".into(),
+    ]);
+    req.duration = Some("2160h0m0s".into());
+    let name = approved(&env, &req).await;
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+    assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_duration_is_clamped_to_the_policy_validity() {
+    let env = env_with_issuer().await;
+    let mut req = workload_request(WORKLOAD);
+    req.duration = Some("2160h0m0s".into());
+    let name = approved(&env, &req).await;
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    let leaf = leaf_of(&obj);
+    let lifetime = leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
+    // The shipped policy's validityPeriod is PT1H; NotBefore is backdated for clock skew.
+    assert!(
+        lifetime <= 3600 + 60,
+        "lifetime {lifetime}s not clamped to 1h"
+    );
+    assert!(
+        lifetime >= 3600,
+        "lifetime {lifetime}s shorter than the policy's hour"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_policy_fails_at_once_naming_it() {
+    let env = env_with_issuer().await;
+    let req = workload_request(WORKLOAD)
+        .annotation("firefly.venafi.com/policy-name", Some("no-such-policy"));
+    let name = approved(&env, &req).await;
+    let obj = env.wait_ready_reason(NS, &name, "Failed").await;
+    assert!(ready_message(&obj).contains("no-such-policy"), "{obj:#}");
+    assert!(obj["status"]["failureTime"].is_string());
+    assert_eq!(env.signed(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_policy_fails_and_issuer_default_policy_fills_in() {
+    let env = env_with_issuer().await;
+    env.ready_issuer(
+        Some(NS),
+        "with-default",
+        json!({"defaultPolicyName": POLICY}),
+    )
+    .await;
+    let bare = workload_request(WORKLOAD).annotation("firefly.venafi.com/policy-name", None);
+    let failing = approved(&env, &bare).await;
+    let mut defaulted = bare.clone();
+    defaulted.issuer_name = "with-default".into();
+    let defaulted = approved(&env, &defaulted).await;
+    let obj = env.wait_ready_reason(NS, &failing, "Failed").await;
+    assert!(ready_message(&obj).contains("defaultPolicyName"), "{obj:#}");
+    env.wait_ready_reason(NS, &defaulted, "Issued").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requester_not_allowed_fails_with_a_warning_event() {
+    let env = Env::start().await;
+    env.ready_issuer(
+        Some(NS),
+        "firefly-istio",
+        json!({"allowedRequesters": [ISTIO_CSR_SA]}),
+    )
+    .await;
+    let mut req = workload_request(WORKLOAD);
+    req.username = Some("system:serviceaccount:sandbox:intruder".into());
+    let name = approved(&env, &req).await;
+    let obj = env.wait_ready_reason(NS, &name, "Failed").await;
+    assert!(
+        ready_message(&obj).contains("system:serviceaccount:sandbox:intruder"),
+        "{obj:#}"
+    );
+    kube_sim::wait_for(PATIENCE, || async {
+        warning_event_reasons(&env, &name)
+            .await
+            .contains(&"RequesterNotAllowed".to_owned())
+    })
+    .await
+    .expect("Warning event RequesterNotAllowed");
+    let allowed = approved(&env, &workload_request(WORKLOAD)).await;
+    env.wait_ready_reason(NS, &allowed, "Issued").await;
+    assert_eq!(env.signed(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_annotation_that_differs_from_the_csr_fails() {
+    let env = env_with_issuer().await;
+    let req = workload_request(WORKLOAD).annotation(
+        "istio.cert-manager.io/identities",
+        Some("spiffe://cluster.local/ns/sandbox/sa/other"),
+    );
+    let name = approved(&env, &req).await;
+    let obj = env.wait_ready_reason(NS, &name, "Failed").await;
+    assert!(
+        ready_message(&obj).contains("spiffe://cluster.local/ns/sandbox/sa/other"),
+        "{obj:#}"
+    );
+    assert_eq!(env.signed(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csr_outside_the_policy_fails_naming_the_rule() {
+    let env = env_with_issuer().await;
+    let foreign = "spiffe://evil.example/ns/sandbox/sa/httpbin";
+    let name = approved(&env, &workload_request(foreign)).await;
+    let obj = env.wait_ready_reason(NS, &name, "Failed").await;
+    let message = ready_message(&obj);
+    assert!(message.contains("evil.example"), "{message}");
+    let mut garbage = workload_request(WORKLOAD);
+    garbage.csr_pem =
+        "-----BEGIN CERTIFICATE REQUEST-----\nnot a csr\n-----END CERTIFICATE REQUEST-----\n"
+            .into();
+    let garbage = approved(&env, &garbage).await;
+    env.wait_ready_reason(NS, &garbage, "Failed").await;
+    assert_eq!(env.signed(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_ca_request_fails_without_signing() {
+    let env = env_with_issuer().await;
+    let mut req = workload_request(WORKLOAD);
+    req.is_ca = Some(true);
+    let name = approved(&env, &req).await;
+    env.wait_ready_reason(NS, &name, "Failed").await;
+    assert_eq!(env.signed(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_deleted_before_its_answer_is_not_an_error() {
+    let env = env_with_issuer().await;
+    let mut names = Vec::new();
+    for _ in 0..20 {
+        let name = approved(&env, &workload_request(WORKLOAD)).await;
+        env.delete_request(NS, &name).await;
+        names.push(name);
+    }
+    let barrier = approved(&env, &workload_request(WORKLOAD)).await;
+    env.wait_ready_reason(NS, &barrier, "Issued").await;
+    for name in &names {
+        assert!(env.request(NS, name).is_none());
+    }
+    let metrics = env.controller.as_ref().unwrap().metrics();
+    let errors: u64 = ["404", "409", "500", "transport"]
+        .iter()
+        .map(|c| metrics.write_errors.with_label_values(&[c]).get())
+        .sum();
+    assert_eq!(errors, 0, "a 404 after deletion is not a write error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_issuer_serves_requests_of_any_namespace() {
+    let env = Env::start().await;
+    env.ready_issuer(None, "firefly-cluster", json!({})).await;
+    let mut req = workload_request(WORKLOAD);
+    req.namespace = "sandbox".into();
+    req.issuer_name = "firefly-cluster".into();
+    req.issuer_kind = Some("ClusterIssuer".into());
+    let name = approved(&env, &req).await;
+    kube_sim::wait_for(PATIENCE, || async {
+        env.sim
+            .object("cert-manager.io", "certificaterequests", "sandbox", &name)
+            .is_some_and(|o| ready_reason(&o).as_deref() == Some("Issued"))
+    })
+    .await
+    .expect("ClusterIssuer request issued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaced_issuer_does_not_serve_other_namespaces() {
+    let env = env_with_issuer().await;
+    let mut req = workload_request(WORKLOAD);
+    req.namespace = "sandbox".into();
+    let name = approved(&env, &req).await;
+    kube_sim::wait_for(PATIENCE, || async {
+        env.sim
+            .object("cert-manager.io", "certificaterequests", "sandbox", &name)
+            .is_some_and(|o| ready_reason(&o).as_deref() == Some("Pending"))
+    })
+    .await
+    .expect("pending: no Issuer firefly-istio in sandbox");
 }

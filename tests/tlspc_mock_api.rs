@@ -424,6 +424,26 @@ async fn policy_changed_through_the_admin_api_is_served_and_bad_shapes_are_refus
         "refused patch left it"
     );
 
+    let (s, body) = mock
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"validityPeriodd": "PT1H"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("validityPeriodd"),
+        "unknown field named: {body}"
+    );
+    let long_name = "n".repeat(65);
+    let (s, body) = mock
+        .admin(Method::PATCH, &path, Some(json!({"name": long_name})))
+        .await;
+    assert_eq!(s, 400, "{body}");
     let (s, body) = mock.admin(Method::DELETE, &path, None).await;
     assert_eq!(s, 409, "policy in use: {body}");
 }
@@ -799,4 +819,132 @@ async fn in_process_state_dir_keeps_the_hierarchy_and_account_key_across_restart
         key
     );
     mock.login().await;
+}
+
+#[tokio::test]
+async fn random_bodies_on_every_route_get_a_real_error_shape_and_never_stop_the_server() {
+    use rand::{Rng, SeedableRng};
+    let mock = common::start(SHIPPED_SEED).await;
+    let token = mock.login().await;
+    let key = mock.server.api_key().to_string();
+    let config_id = mock.configuration(&token).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let item = format!(
+        "{}/{}",
+        paths::INTERMEDIATE_CERTIFICATES,
+        uuid::Uuid::new_v4()
+    );
+    let routes: Vec<(Method, String, bool)> = vec![
+        (Method::POST, paths::TOKEN.to_owned(), false),
+        (
+            Method::POST,
+            paths::INTERMEDIATE_CERTIFICATES.to_owned(),
+            false,
+        ),
+        (Method::PATCH, item, false),
+        (Method::POST, paths::POLICIES.to_owned(), true),
+        (Method::POST, paths::SUBCA_PROVIDERS.to_owned(), true),
+        (Method::POST, paths::CONFIGURATIONS.to_owned(), true),
+        (
+            Method::PATCH,
+            format!("{}/{config_id}", paths::CONFIGURATIONS),
+            true,
+        ),
+        (Method::PUT, "/mock/faults".to_owned(), true),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    for round in 0..40 {
+        for (method, path, admin) in &routes {
+            let len = rng.random_range(0..512);
+            let mut body: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            if round % 2 == 0 {
+                // Half the bodies look like JSON objects with random values.
+                body = serde_json::to_vec(
+                    &json!({"name": String::from_utf8_lossy(&body), "x": round}),
+                )
+                .unwrap();
+            }
+            let mut req = mock.http.request(method.clone(), mock.url(path)).body(body);
+            req = if *admin {
+                req.header(firefly::tlspc::API_KEY_HEADER, &key)
+            } else {
+                req.bearer_auth(&token)
+            };
+            if path == paths::TOKEN {
+                req = req.header("content-type", "application/x-www-form-urlencoded");
+            } else {
+                req = req.header("content-type", "application/json");
+            }
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: serde_json::Value = r
+                .json()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON: {e}"));
+            assert!(
+                (400..500).contains(&status),
+                "{method} {path} answered {status}: {v}"
+            );
+            if path == paths::TOKEN {
+                assert!(v["error"].is_string(), "OAuth shape: {v}");
+            } else {
+                assert!(v["errors"][0]["message"].is_string(), "errors shape: {v}");
+            }
+        }
+    }
+    assert_eq!(mock.configuration(&token).await["name"], "firefly-istio");
+}
+
+#[tokio::test]
+async fn seeded_scopes_revocation_and_controller_allowed_policies_take_effect() {
+    let seed = SHIPPED_SEED
+        .replace(
+            "serviceAccounts:\n",
+            "serviceAccounts:\n  - {name: noscope, clientId: 44444444-4444-4444-8444-444444444444, scopes: [other]}\n  - {name: gone, clientId: 55555555-5555-4555-8555-555555555555, revoked: true}\n",
+        )
+        .replace(
+            "    serviceAccounts: [firefly]\n",
+            "    serviceAccounts: [firefly]\n    controllerAllowedPolicies: [istio-mtls]\n",
+        );
+    let mock = common::start(&seed).await;
+    let noscope = "44444444-4444-4444-8444-444444444444";
+    let key = mock.server.service_account_key_pem_for(noscope).unwrap();
+    let token = mock.login_as(noscope, &key).await;
+    let (s, body) = mock
+        .call_json(
+            Method::GET,
+            paths::CONFIGURATIONS,
+            Auth::Bearer(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("distributed-issuance")
+    );
+
+    let gone = "55555555-5555-4555-8555-555555555555";
+    let key = mock.server.service_account_key_pem_for(gone).unwrap();
+    let (s, body) = mock
+        .post_assertion(&sign(&common::claims(gone, mock.clock.now()), &key))
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+
+    let firefly = "3f6f2b1e-8d4c-4a7e-9b5d-2c1e0f9a7d31";
+    let key = mock.server.service_account_key_pem_for(firefly).unwrap();
+    let token = mock.login_as(firefly, &key).await;
+    let config = mock.configuration(&token).await;
+    assert_eq!(
+        config["controllerAllowedPolicyIds"],
+        json!([config["policies"][0]["id"]])
+    );
 }

@@ -406,3 +406,33 @@ async fn root_and_hierarchy_endpoints_export_the_ca() {
     let (ok, out) = openssl_verify(dir.path(), &r, std::slice::from_ref(&i1), &i2);
     assert!(ok, "{out}");
 }
+
+#[tokio::test]
+async fn patching_faults_merges_fields_and_null_resets_one() {
+    let mock = common::start(SHIPPED_SEED).await;
+    put_faults(&mock, json!({"requestedPolls": 2, "tokenExpiresIn": 5})).await;
+    let (s, body) = mock
+        .admin(
+            Method::PATCH,
+            "/mock/faults",
+            Some(json!({"badSubCa": "notCa", "tokenExpiresIn": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["requestedPolls"], 2);
+    assert_eq!(body["badSubCa"], "notCa");
+    assert!(body.get("tokenExpiresIn").is_none(), "{body}");
+    let (s, body) = mock
+        .admin(
+            Method::PATCH,
+            "/mock/faults",
+            Some(json!({"requestedPolls": "many"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(
+        mock.server.faults().requested_polls,
+        2,
+        "refused patch changed nothing"
+    );
+}

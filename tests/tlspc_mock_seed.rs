@@ -109,28 +109,34 @@ fn istio_mtls_admits_istiods_certificate() {
 
 #[test]
 fn istio_mtls_denies_foreign_dns_names_ip_addresses_foreign_trust_domains_and_other_cns() {
-    let denied = [
-        csr_pem(None, &["evil.example.com"], None, None),
-        csr_pem(
-            None,
-            &[],
-            Some("spiffe://cluster.local/ns/a/sa/b"),
-            Some("10.0.0.1"),
+    let wl = "spiffe://cluster.local/ns/a/sa/b";
+    let foreign = "spiffe://other.domain/ns/a/sa/b";
+    let cases = [
+        (
+            csr_pem(None, &["evil.example.com"], None, None),
+            "istio-csr-serving",
+            "sans.dnsNames",
         ),
-        csr_pem(None, &[], Some("spiffe://other.domain/ns/a/sa/b"), None),
-        csr_pem(
-            Some("admin"),
-            &[],
-            Some("spiffe://cluster.local/ns/a/sa/b"),
-            None,
+        (
+            csr_pem(None, &[], Some(wl), Some("10.0.0.1")),
+            wl,
+            "sans.ipAddresses",
+        ),
+        (
+            csr_pem(None, &[], Some(foreign), None),
+            foreign,
+            "sans.uniformResourceIdentifiers",
+        ),
+        (
+            csr_pem(Some("admin"), &[], Some(wl), None),
+            wl,
+            "subject.commonName",
         ),
     ];
-    for pem in &denied {
-        let ids = "spiffe://cluster.local/ns/a/sa/b";
-        assert!(
-            decide(pem, &["client auth", "server auth"], ids).is_err(),
-            "must be denied"
-        );
+    for (pem, identities, field) in &cases {
+        let err =
+            decide(pem, &["client auth", "server auth"], identities).expect_err("must be denied");
+        assert!(err.contains(field), "denial names {field}: {err}");
     }
 }
 

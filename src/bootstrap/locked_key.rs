@@ -108,6 +108,19 @@ pub fn process_is_dumpable() -> bool {
     unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 }
 }
 
+/// The soft `RLIMIT_CORE` (bytes); `None` when it cannot be read.
+pub fn core_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut lim) } != 0 {
+        return None;
+    }
+    Some(lim.rlim_cur)
+}
+
 fn memlock_limit() -> String {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

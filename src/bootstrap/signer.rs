@@ -36,6 +36,8 @@ pub const SHORT_LIVED_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 /// One activated sub-CA with its TLSPC id and usage counters.
 pub(crate) struct ActiveSubCa {
     pub(crate) sub_ca: Arc<SubCa>,
+    /// The same key the sub-CA signs with, kept typed for lock status (and tests).
+    pub(crate) key: Arc<super::locked_key::LockedKey>,
     pub(crate) id: String,
     pub(crate) provider_fingerprint: String,
     long_lived: AtomicI64,
@@ -44,9 +46,15 @@ pub(crate) struct ActiveSubCa {
 }
 
 impl ActiveSubCa {
-    pub(crate) fn new(sub_ca: Arc<SubCa>, id: String, provider_fingerprint: String) -> ActiveSubCa {
+    pub(crate) fn new(
+        sub_ca: Arc<SubCa>,
+        key: Arc<super::locked_key::LockedKey>,
+        id: String,
+        provider_fingerprint: String,
+    ) -> ActiveSubCa {
         ActiveSubCa {
             sub_ca,
+            key,
             id,
             provider_fingerprint,
             long_lived: AtomicI64::new(0),
@@ -203,6 +211,13 @@ impl Signer {
     /// The audit settings of the TLSPC configuration.
     pub fn audit(&self) -> AuditSettings {
         *read(&self.shared.audit)
+    }
+
+    /// Whether the active sub-CA key's pages are locked in RAM (false under `lockMode: disabled`).
+    pub fn key_is_locked(&self) -> bool {
+        read(&self.shared.active)
+            .as_ref()
+            .is_some_and(|a| a.key.is_locked())
     }
 
     /// TLSPC id of the active sub-CA (the intermediate-certificate request id).

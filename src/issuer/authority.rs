@@ -32,6 +32,8 @@ pub struct Issuance {
     pub ca_pem: String,
     /// Leaf serial number, hex.
     pub serial_hex: String,
+    /// Leaf NotBefore.
+    pub not_before: SystemTime,
     /// Leaf NotAfter.
     pub not_after: SystemTime,
     /// The leaf's SPIFFE ID, when it has one.

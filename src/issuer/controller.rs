@@ -143,8 +143,8 @@ pub async fn run(
                 future::ready(())
             })
     };
-    let issuer_task = tokio::spawn(issuer_task);
-    let cluster_task = tokio::spawn(cluster_task);
+    let issuer_task = Owned(tokio::spawn(issuer_task));
+    let cluster_task = Owned(tokio::spawn(cluster_task));
     // Deciding before the issuers are known would write a spurious IssuerNotFound.
     issuers
         .wait_until_ready()
@@ -176,7 +176,7 @@ pub async fn run(
         clock: clock.clone(),
     });
 
-    let status_task = tokio::spawn(issuer_status_loop(
+    let status_task = Owned(tokio::spawn(issuer_status_loop(
         client.clone(),
         issuers,
         cluster_issuers,
@@ -187,7 +187,7 @@ pub async fn run(
         issuer_changed,
         clock,
         shutdown.clone(),
-    ));
+    )));
 
     // Requests: cached slim (bodies of answered requests dropped) so memory does not grow with
     // the size of CSRs and certificates kept around.
@@ -221,7 +221,7 @@ pub async fn run(
     applier(
         |cr, ctx: Arc<Context>| {
             Box::pin(async move {
-                tokio::spawn(reconcile(cr, ctx))
+                Owned(tokio::spawn(reconcile(cr, ctx)))
                     .await
                     .unwrap_or_else(|e| Err(ReconcileFailed::Panicked(e.to_string())))
             })
@@ -241,6 +241,26 @@ pub async fn run(
     .await;
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
     Ok(())
+}
+
+/// A spawned task aborted when its owner is dropped: a controller dropped mid-flight (lost lease,
+/// killed process) leaves nothing running behind it. Awaiting it yields the task's result.
+struct Owned<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for Owned<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// Why one reconcile asks to be retried.
@@ -356,20 +376,29 @@ impl WrittenLog {
     }
 }
 
+/// One reconcile, inside a span naming the request (namespace, name, uid) for every log line.
 async fn reconcile(
+    cr: Arc<CertificateRequest>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileFailed> {
+    use tracing::Instrument as _;
+    // `request_name`, not `name`: JSON log lines already use `span.name` for the span's own name.
+    let span = tracing::info_span!(
+        "certificaterequest",
+        namespace = %cr.namespace().unwrap_or_default(),
+        request_name = %cr.name_any(),
+        uid = %cr.uid().unwrap_or_default()
+    );
+    reconcile_in_span(cr, ctx).instrument(span).await
+}
+
+async fn reconcile_in_span(
     cr: Arc<CertificateRequest>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileFailed> {
     let started = Instant::now();
     let uid = cr.uid().unwrap_or_default();
     let rv = cr.resource_version().unwrap_or_default();
-    let span = tracing::info_span!(
-        "certificaterequest",
-        namespace = %cr.namespace().unwrap_or_default(),
-        name = %cr.name_any(),
-        uid = %uid
-    );
-    let _entered = span.enter();
     if ctx.written.is_stale(&uid, &rv) {
         return Ok(Action::await_change());
     }
@@ -628,6 +657,9 @@ pub fn issuer_readiness(
     }
 }
 
+/// Longest wait for an event write: events are best effort and must never stall status work.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often issuer conditions are compared with the authority's readiness when nothing else
 /// happens (a sub-CA can expire or a policy go stale without any API event).
 const ISSUER_STATUS_INTERVAL: Duration = Duration::from_secs(1);
@@ -648,6 +680,11 @@ async fn issuer_status_loop(
     tokio::pin!(shutdown);
     loop {
         let readiness = authority.readiness();
+        tracing::trace!(
+            ready = readiness.ready,
+            issuers = issuers.len(),
+            "issuer status pass"
+        );
         metrics.set_sub_ca_not_after(authority.sub_ca_not_after());
         let now = clock();
         let mut ready_count = 0;
@@ -760,8 +797,15 @@ async fn write_issuer_status<K>(
                 secondary: None,
             };
             tracing::info!(kind = %K::kind(&()), issuer = %name, ready = %cond.status, message = %cond.message, "issuer status updated");
-            if let Err(e) = recorder.publish(&event, &issuer.object_ref(&())).await {
-                tracing::warn!(error = %e, "issuer event could not be published");
+            match tokio::time::timeout(
+                EVENT_TIMEOUT,
+                recorder.publish(&event, &issuer.object_ref(&())),
+            )
+            .await
+            {
+                Ok(Ok(())) => tracing::debug!("issuer event published"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "issuer event could not be published"),
+                Err(_) => tracing::warn!("issuer event not published within {EVENT_TIMEOUT:?}"),
             }
         }
         Err(kube::Error::Api(s)) if s.code == 404 => {}

@@ -53,6 +53,7 @@ pub fn sign_with(
             chain_pem: issued.chain_pem,
             ca_pem: issued.ca_pem,
             serial_hex: issued.serial_hex,
+            not_before: issued.not_before,
             not_after: issued.not_after,
             spiffe_id: issued.spiffe_id.map(|id| id.to_string()),
             dns_names: issued.dns_names,

@@ -304,3 +304,58 @@ pub fn verify_assertion(
         expires_at: UNIX_EPOCH + Duration::from_secs(exp.saturating_add(SKEW.as_secs())),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn public_pem(alg: &'static rcgen::SignatureAlgorithm) -> String {
+        rcgen::KeyPair::generate_for(alg).unwrap().public_key_pem()
+    }
+
+    #[test]
+    fn supported_public_keys_map_to_their_jwt_algorithms() {
+        let p256 =
+            AccountKey::from_public_pem(&public_pem(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
+        assert_eq!(p256.algorithms, vec![Algorithm::ES256]);
+        let p384 =
+            AccountKey::from_public_pem(&public_pem(&rcgen::PKCS_ECDSA_P384_SHA384)).unwrap();
+        assert_eq!(p384.algorithms, vec![Algorithm::ES384]);
+        let ed = AccountKey::from_public_pem(&public_pem(&rcgen::PKCS_ED25519)).unwrap();
+        assert_eq!(ed.algorithms, vec![Algorithm::EdDSA]);
+        let (_, rsa) = generate_account_key(KeyAlgorithm::Rsa2048).unwrap();
+        assert!(
+            AccountKey::from_public_pem(&rsa)
+                .unwrap()
+                .algorithms
+                .contains(&Algorithm::RS256)
+        );
+    }
+
+    #[test]
+    fn unsupported_or_mislabelled_public_keys_are_refused_with_a_reason() {
+        let p521 = public_pem(&rcgen::PKCS_ECDSA_P521_SHA512);
+        assert!(
+            AccountKey::from_public_pem(&p521)
+                .unwrap_err()
+                .contains("curve")
+        );
+        let (private, _) = generate_account_key(KeyAlgorithm::EcP256).unwrap();
+        assert!(
+            AccountKey::from_public_pem(&private)
+                .unwrap_err()
+                .contains("PRIVATE KEY")
+        );
+        assert!(
+            AccountKey::from_public_pem("hello")
+                .unwrap_err()
+                .contains("PEM")
+        );
+    }
+
+    #[test]
+    fn debug_of_an_account_key_shows_no_key_material() {
+        let key = AccountKey::from_public_pem(&public_pem(&rcgen::PKCS_ECDSA_P256_SHA256)).unwrap();
+        assert!(!format!("{key:?}").contains("BEGIN"));
+    }
+}

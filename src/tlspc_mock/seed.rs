@@ -163,12 +163,31 @@ impl Seed {
     /// # Errors
     /// [`MockError::Seed`] naming the path of the first bad field (`serviceAccounts[0].clientId`).
     pub fn from_yaml_str(text: &str) -> Result<Seed, MockError> {
-        let seed: Seed = serde_yaml::from_str(text).map_err(|e| MockError::Seed {
-            field: e
+        let seed: Seed = serde_yaml::from_str(text).map_err(|e| {
+            // serde_yaml renders "path: message at line L column C"; split it into field and
+            // message so the error reads like the validation errors below.
+            let text = e.to_string();
+            let text = match e.location() {
+                Some(l) => text
+                    .strip_suffix(&format!(" at line {} column {}", l.line(), l.column()))
+                    .map(str::to_owned)
+                    .unwrap_or(text),
+                None => text,
+            };
+            let location = e
                 .location()
-                .map(|l| format!("line {} column {}", l.line(), l.column()))
-                .unwrap_or_else(|| "document".to_owned()),
-            message: e.to_string(),
+                .map(|l| format!(" (line {} column {})", l.line(), l.column()))
+                .unwrap_or_default();
+            match text.split_once(": ") {
+                Some((path, message)) if !path.contains(' ') => MockError::Seed {
+                    field: format!("{path}{location}"),
+                    message: message.to_owned(),
+                },
+                _ => MockError::Seed {
+                    field: format!("document{location}"),
+                    message: text,
+                },
+            }
         })?;
         seed.validate()?;
         Ok(seed)
@@ -183,7 +202,7 @@ impl Seed {
             .collect()
     }
 
-    fn validate(&self) -> Result<(), MockError> {
+    pub(crate) fn validate(&self) -> Result<(), MockError> {
         let bad = |field: String, message: String| Err(MockError::Seed { field, message });
         if self.api_keys.is_empty() {
             return bad("apiKeys".into(), "at least one API key is required".into());
@@ -331,7 +350,7 @@ impl Seed {
 
 /// Keys a `PolicyInformation` document may carry, per nested object; `PolicyInformation` itself
 /// accepts unknown keys (the real service adds some), so the seed checks them here.
-const POLICY_KEYS: &[&str] = &[
+pub(crate) const POLICY_KEYS: &[&str] = &[
     "id",
     "companyId",
     "name",

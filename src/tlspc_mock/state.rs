@@ -720,11 +720,19 @@ impl Shared {
         };
         if let Some(obj) = merged.as_object_mut() {
             for (k, v) in patch {
-                if matches!(
-                    k.as_str(),
-                    "id" | "companyId" | "creationDate" | "modificationDate"
-                ) {
+                if READ_ONLY_KEYS.contains(&k.as_str()) {
                     continue;
+                }
+                if !kind.writable_keys().contains(&k.as_str()) {
+                    return Err(api(
+                        400,
+                        codes::BAD_REQUEST,
+                        format!(
+                            "unknown {} field {k:?}; expected one of {}",
+                            kind.label(),
+                            kind.writable_keys().join(", ")
+                        ),
+                    ));
                 }
                 obj.insert(k.clone(), v.clone());
             }
@@ -746,9 +754,7 @@ impl Shared {
             Kind::Policy => {
                 let mut p: PolicyInformation = serde_json::from_value(merged)
                     .map_err(|e| invalid(format!("policy does not parse: {e}")))?;
-                if p.name.trim().is_empty() {
-                    return Err(invalid("policy name must not be empty".into()));
-                }
+                check_name("name", &p.name).map_err(invalid)?;
                 check_policy_shape(&p).map_err(invalid)?;
                 name_taken(
                     store
@@ -770,11 +776,8 @@ impl Shared {
             Kind::Provider => {
                 let mut p: SubCaProviderInformation = serde_json::from_value(merged)
                     .map_err(|e| invalid(format!("sub-CA provider does not parse: {e}")))?;
-                if p.name.trim().is_empty() || p.common_name.trim().is_empty() {
-                    return Err(invalid(
-                        "sub-CA provider name and commonName must not be empty".into(),
-                    ));
-                }
+                check_name("name", &p.name).map_err(invalid)?;
+                check_name("commonName", &p.common_name).map_err(invalid)?;
                 if p.ca_type != "BUILTIN" {
                     return Err(invalid(format!(
                         "caType {:?}: the mock serves only BUILTIN",
@@ -813,9 +816,7 @@ impl Shared {
                     .map_err(|e| invalid(format!("configuration does not parse: {e}")))?;
                 c.sub_ca_provider = None;
                 c.policies = Vec::new();
-                if c.name.trim().is_empty() {
-                    return Err(invalid("configuration name must not be empty".into()));
-                }
+                check_name("name", &c.name).map_err(invalid)?;
                 match &c.sub_ca_provider_id {
                     Some(p) if store.providers.contains_key(p) => {}
                     other => {
@@ -938,6 +939,36 @@ impl Shared {
         Ok(faults)
     }
 
+    /// Merges the top-level fields of `body` into the current faults (`null` resets a field).
+    pub(crate) fn patch_faults(&self, body: &[u8]) -> Result<Faults, Failure> {
+        let patch: Value = parse_json(body)?;
+        let Some(patch) = patch.as_object() else {
+            return Err(api(
+                400,
+                codes::BAD_REQUEST,
+                "request body must be a JSON object",
+            ));
+        };
+        let mut store = self.lock();
+        let mut merged = serde_json::to_value(&store.faults).unwrap_or_default();
+        if let Some(obj) = merged.as_object_mut() {
+            for (k, v) in patch {
+                if v.is_null() {
+                    obj.remove(k);
+                } else {
+                    obj.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let faults: Faults = serde_json::from_value(merged)
+            .map_err(|e| api(400, codes::BAD_REQUEST, format!("faults do not parse: {e}")))?;
+        faults
+            .validate()
+            .map_err(|m| api(400, codes::BAD_REQUEST, m))?;
+        store.faults = faults.clone();
+        Ok(faults)
+    }
+
     /// Revokes access tokens: every token, or those of one client ID.
     pub(crate) fn revoke_tokens(&self, client_id: Option<&str>) -> usize {
         let mut store = self.lock();
@@ -1019,7 +1050,74 @@ pub(crate) enum Kind {
     Configuration,
 }
 
+/// Server-managed fields: accepted in create/update bodies (a GET-modify-PATCH round trip) and ignored.
+const READ_ONLY_KEYS: &[&str] = &[
+    "id",
+    "companyId",
+    "creationDate",
+    "modificationDate",
+    "configurations",
+    "subCaProvider",
+    "policies",
+    "longLivedCertCount",
+    "shortLivedCertCount",
+    "ultraShortLivedCertCount",
+];
+
+/// The OpenAPI document caps names and common names at 64 characters.
+const MAX_NAME_LEN: usize = 64;
+
+fn check_name(field: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{field} must not be empty"));
+    }
+    let len = value.chars().count();
+    if len > MAX_NAME_LEN {
+        return Err(format!(
+            "{field} is {len} characters long; at most {MAX_NAME_LEN} are allowed"
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{field} {value:?} contains control characters"));
+    }
+    Ok(())
+}
+
 impl Kind {
+    /// Fields a create/update body may set.
+    fn writable_keys(self) -> &'static [&'static str] {
+        match self {
+            Kind::Policy => super::seed::POLICY_KEYS,
+            Kind::Provider => &[
+                "name",
+                "caType",
+                "caAccountId",
+                "caProductOptionId",
+                "validityPeriod",
+                "commonName",
+                "organization",
+                "organizationalUnit",
+                "locality",
+                "stateOrProvince",
+                "country",
+                "keyAlgorithm",
+                "pkcs11",
+            ],
+            Kind::Configuration => &[
+                "name",
+                "subCaProviderId",
+                "policyIds",
+                "serviceAccountIds",
+                "controllerAllowedPolicyIds",
+                "minTlsVersion",
+                "clientAuthentication",
+                "clientAuthorization",
+                "cloudProviders",
+                "advancedSettings",
+            ],
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Kind::Policy => "policy",

@@ -4,16 +4,12 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
-use firefly::ca::SubCa;
+use firefly::bootstrap::{Bootstrap, Signer, SystemClock};
 use firefly::config::Config;
-use firefly::issuer::decide::{SignFailure, SignPlan};
-use firefly::issuer::{AuditSettings, Authority, Issuance, Readiness};
-use firefly::policy::CompiledPolicy;
 use firefly::run::{Controller, ControllerHandle, StartOptions};
 use firefly::tlspc_mock::{MockServer, Seed};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -30,127 +26,6 @@ pub const POLICY: &str = "istio-mtls";
 /// How long any wait in these tests may take before it fails (generous: the machine is shared).
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The signing authority obtained from the mock TLSPC through the bootstrap's real client:
-/// login, configuration, sub-CA CSR from a locked key, issuance, validation.
-pub struct MockAuthority {
-    sub_ca: Arc<SubCa>,
-    policies: HashMap<String, Arc<CompiledPolicy>>,
-    audit: AuditSettings,
-    issued: std::sync::atomic::AtomicU64,
-}
-
-impl MockAuthority {
-    pub async fn obtain(mock: &MockServer) -> anyhow::Result<MockAuthority> {
-        use firefly::bootstrap::client::{
-            ClientSettings, RetryPolicy, ServiceAccountKey, TlspcClient,
-        };
-        let key_pem = mock
-            .service_account_key_pem()
-            .ok_or_else(|| anyhow::anyhow!("mock generated no key"))?;
-        let key =
-            ServiceAccountKey::from_pem(key_pem.as_bytes()).map_err(|e| anyhow::anyhow!(e))?;
-        let client = TlspcClient::new(
-            ClientSettings {
-                base_url: mock.base_url().to_owned(),
-                client_id: mock.client_id().to_owned(),
-                request_timeout: Duration::from_secs(10),
-                retry: RetryPolicy::default(),
-            },
-            key,
-            Arc::new(firefly::bootstrap::SystemClock),
-        )?;
-        let cfg = client.configuration().await?;
-        let provider = cfg
-            .sub_ca_provider
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no sub-CA provider"))?;
-        let alg = provider
-            .key_algorithm
-            .ok_or_else(|| anyhow::anyhow!("provider has no key algorithm"))?;
-        let locked = firefly::bootstrap::locked_key::LockedKey::generate(
-            alg,
-            firefly::config::LockMode::Disabled,
-        )?;
-        let csr = firefly::bootstrap::subca::build_csr(&locked, "controller-test", &provider)?;
-        let answer = client
-            .request_intermediate(&firefly::tlspc::IntermediateCertificateRequest {
-                configuration_id: cfg.id.clone(),
-                certificate_signing_request: csr,
-                instance_naming: "controller-test".to_owned(),
-            })
-            .await?;
-        let answer = client
-            .wait_for_intermediate(answer, Duration::from_secs(30))
-            .await?;
-        let validated = firefly::bootstrap::subca::validate_issued(
-            &answer,
-            &locked,
-            None,
-            SystemTime::now(),
-            None,
-        )?;
-        let sub_ca = SubCa::new(
-            validated.cert_der,
-            validated.issuer_chain_der,
-            Arc::new(locked),
-        )?;
-        let mut policies = HashMap::new();
-        for p in &cfg.policies {
-            policies.insert(p.name.clone(), Arc::new(CompiledPolicy::compile(p)?));
-        }
-        Ok(MockAuthority {
-            sub_ca: Arc::new(sub_ca),
-            policies,
-            audit: AuditSettings {
-                enabled: cfg.advanced_settings.enable_issuance_audit_log,
-                include_raw_cert: cfg.advanced_settings.include_raw_cert_data_in_audit_log,
-            },
-            issued: Default::default(),
-        })
-    }
-
-    pub fn root_pem(&self) -> String {
-        self.sub_ca.root_pem().to_owned()
-    }
-}
-
-impl Authority for MockAuthority {
-    fn readiness(&self) -> Readiness {
-        Readiness {
-            ready: true,
-            message: "sub-CA active".into(),
-        }
-    }
-    fn sign(
-        &self,
-        plan: &SignPlan,
-        minimum_duration: Duration,
-        now: SystemTime,
-    ) -> Result<Issuance, SignFailure> {
-        let Some(policy) = self.policies.get(&plan.policy_name) else {
-            return Err(SignFailure {
-                request_error: true,
-                reason: "PolicyUnknown",
-                message: format!("policy {:?} is not in the configuration", plan.policy_name),
-            });
-        };
-        firefly::issuer::signing::sign_with(&self.sub_ca, policy, plan, minimum_duration, now)
-    }
-    fn chain_pems(&self) -> Option<Vec<String>> {
-        Some(self.sub_ca.chain_pems())
-    }
-    fn sub_ca_not_after(&self) -> Option<SystemTime> {
-        Some(self.sub_ca.not_after())
-    }
-    fn audit(&self) -> AuditSettings {
-        self.audit
-    }
-    fn record_issued(&self, _issuance: &Issuance) {
-        self.issued
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 /// Knobs of the environment's controller configuration.
 #[derive(Clone)]
 pub struct Options {
@@ -158,6 +33,8 @@ pub struct Options {
     pub check_approval: bool,
     pub leader_election: bool,
     pub success_events: bool,
+    pub policy_refresh_interval: &'static str,
+    pub policy_max_staleness: &'static str,
 }
 
 impl Default for Options {
@@ -167,11 +44,20 @@ impl Default for Options {
             check_approval: true,
             leader_election: false,
             success_events: false,
+            policy_refresh_interval: "1m",
+            policy_max_staleness: "30m",
         }
     }
 }
 
-pub fn config_yaml(mock_url: &str, opts: &Options) -> String {
+/// The `firefly run` configuration of the environment: the mock's URL and client ID, the key
+/// file the mock generated, loopback admin ports.
+pub fn config_yaml(
+    mock_url: &str,
+    client_id: &str,
+    key_file: &std::path::Path,
+    opts: &Options,
+) -> String {
     let requesters = serde_json::to_string(&opts.allowed_requesters).unwrap();
     format!(
         r#"
@@ -179,8 +65,12 @@ bootstrap:
   vaas:
     url: {mock_url}
     auth:
-      clientID: 3f6f2b1e-8d4c-4a7e-9b5d-2c1e0f9a7d31
-      privateKeyFile: /nonexistent/unused-in-process.key
+      clientID: {client_id}
+      privateKeyFile: {key_file}
+    csr:
+      instanceNaming: controller-test
+    policyRefreshInterval: {refresh}
+    policyMaxStaleness: {staleness}
 controller:
   leaderElectionNamespace: venafi
   leaderElection:
@@ -201,6 +91,9 @@ logging:
   format: json
   level: info
 "#,
+        key_file = key_file.display(),
+        refresh = opts.policy_refresh_interval,
+        staleness = opts.policy_max_staleness,
         le = opts.leader_election,
         check = opts.check_approval,
         success = opts.success_events,
@@ -211,9 +104,11 @@ pub struct Env {
     pub sim: KubeSim,
     pub mock: MockServer,
     pub client: kube::Client,
-    pub authority: Arc<MockAuthority>,
+    pub bootstrap: Bootstrap,
+    pub authority: Arc<Signer>,
     pub config: Config,
     pub controller: Option<ControllerHandle>,
+    pub dir: tempfile::TempDir,
 }
 
 impl Env {
@@ -242,24 +137,40 @@ impl Env {
         let mock = MockServer::start(seed, None, "127.0.0.1:0".parse().unwrap())
             .await
             .expect("mock starts");
-        let authority = Arc::new(
-            MockAuthority::obtain(&mock)
-                .await
-                .expect("sub-CA from the mock"),
-        );
-        let config =
-            Config::from_yaml_str(&config_yaml(mock.base_url(), &opts)).expect("config parses");
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("svc-acct.key");
+        let key = mock
+            .service_account_key_pem()
+            .expect("the mock generated the account key");
+        std::fs::write(&key_file, key.as_bytes()).unwrap();
+        let yaml = config_yaml(mock.base_url(), mock.client_id(), &key_file, &opts);
+        let config = Config::from_yaml_str(&yaml).expect("config parses");
+        let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock))
+            .await
+            .expect("bootstrap obtains a sub-CA from the mock");
+        let authority = Arc::new(bootstrap.signer());
         let client = sim.client().await.expect("client");
         let mut env = Env {
             sim,
             mock,
             client,
+            bootstrap,
             authority,
             config,
             controller: None,
+            dir,
         };
         env.start_controller().await;
         env
+    }
+
+    /// The root the sub-CA chains to.
+    pub fn root_pem(&self) -> String {
+        self.authority
+            .current()
+            .expect("active sub-CA")
+            .root_pem()
+            .to_owned()
     }
 
     pub async fn start_controller(&mut self) {
@@ -267,11 +178,46 @@ impl Env {
             &self.config,
             self.client.clone(),
             self.authority.clone(),
-            StartOptions::default(),
+            StartOptions {
+                identity: Some("replica-a".to_owned()),
+                ..StartOptions::default()
+            },
         )
         .await
         .expect("controller starts");
         self.controller = Some(handle);
+    }
+
+    /// Another replica: its own bootstrap (its own sub-CA from the mock) and its own controller
+    /// against the same API server, named `identity` on the Lease.
+    pub async fn start_replica(&self, identity: &str) -> (Bootstrap, ControllerHandle) {
+        let bootstrap = Bootstrap::start(&self.config, Arc::new(SystemClock))
+            .await
+            .expect("replica bootstrap");
+        let handle = Controller::start_with(
+            &self.config,
+            self.sim.client().await.expect("client"),
+            Arc::new(bootstrap.signer()),
+            StartOptions {
+                identity: Some(identity.to_owned()),
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .expect("replica starts");
+        (bootstrap, handle)
+    }
+
+    /// The holder recorded on the leader Lease.
+    pub fn lease_holder(&self) -> Option<String> {
+        self.sim
+            .object(
+                "coordination.k8s.io",
+                "leases",
+                "venafi",
+                "firefly-controller",
+            )
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
     }
 
     pub async fn stop_controller(&mut self) {
@@ -362,14 +308,21 @@ impl Env {
                 "lastTransitionTime": jiff::Timestamp::now().to_string(),
             }]},
         });
-        self.api("CertificateRequest", Some(ns))
-            .patch_status(
-                name,
-                &PatchParams::apply("cert-manager-approver").force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .expect("approval written");
+        // Like cert-manager's approver, retry when the API server answers with an error
+        // (the fault tests inject 409s and 500s on status writes).
+        let api = self.api("CertificateRequest", Some(ns));
+        let params = PatchParams::apply("cert-manager-approver").force();
+        let mut attempts = 0;
+        loop {
+            match api.patch_status(name, &params, &Patch::Apply(&body)).await {
+                Ok(_) => return,
+                Err(kube::Error::Api(s)) if attempts < 50 && (s.code == 409 || s.code >= 500) => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("approval of {ns}/{name} not written: {e}"),
+            }
+        }
     }
 
     pub async fn approve(&self, ns: &str, name: &str) {
@@ -393,6 +346,26 @@ impl Env {
             panic!("request {ns}/{name} never reached Ready reason {reason}: {obj:#}")
         });
         obj
+    }
+
+    /// Signatures this controller made (`firefly_signer_sign{success="true"}`).
+    pub fn signed(&self) -> u64 {
+        self.controller
+            .as_ref()
+            .map(|c| {
+                c.metrics()
+                    .signer_sign
+                    .with_label_values(&["true", "CertificateRequest"])
+                    .get()
+            })
+            .unwrap_or(0)
+    }
+
+    pub async fn delete_request(&self, ns: &str, name: &str) {
+        self.api("CertificateRequest", Some(ns))
+            .delete(name, &Default::default())
+            .await
+            .expect("request deleted");
     }
 
     pub fn status_writes(&self) -> u64 {

@@ -1,0 +1,91 @@
+//! Sign-path benchmark (one core): the raw ECDSA P-256 verify+sign floor against the full path
+//! (CSR decode + verify, policy, template, sign, post-sign checks, PEM) for P-256 and RSA-2048
+//! requests, measured in the same run, interleaved, best of several rounds.
+//!
+//! `cargo bench --bench sign_path` (set SIGN_PATH_ROUND_MS to change the round length).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _};
+use firefly::ca::{IssueOptions, LeafRequest, issue};
+use support::csr::{RawCsr, p256, rsa};
+
+const ROUNDS: usize = 5;
+const URI: &str = "spiffe://cluster.local/ns/default/sa/sleep";
+
+fn rate(round: Duration, mut op: impl FnMut()) -> f64 {
+    // Warm up, then count whole operations in the round.
+    for _ in 0..20 {
+        op();
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < round {
+        for _ in 0..16 {
+            op();
+        }
+        n += 16;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    firefly::crypto::install_default_provider();
+    let round = Duration::from_millis(
+        std::env::var("SIGN_PATH_ROUND_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+    );
+
+    // Floor: verify one P-256 signature over a CSR-sized message, sign one certificate-sized message.
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("keygen");
+    let requester = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).expect("key");
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("keygen");
+    let issuer = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).expect("key");
+    let csr_info = vec![0x5au8; 220];
+    let tbs = vec![0xa5u8; 420];
+    let csr_sig = requester.sign(&rng, &csr_info).expect("sign");
+    let requester_pub = requester.public_key().as_ref().to_vec();
+    let mut floor = || {
+        let key = signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &requester_pub);
+        key.verify(black_box(&csr_info), csr_sig.as_ref()).expect("verify");
+        black_box(issuer.sign(&rng, black_box(&tbs)).expect("sign"));
+    };
+
+    // Full path against a P-256 sub-CA, with the istio policy.
+    let pki = support::pki::PkiBuilder::default().build();
+    let policy = support::policies::compiled_istio_policy();
+    let opts = IssueOptions::default();
+    let ec_key = p256();
+    let ec_csr = RawCsr::istio(&ec_key, URI).pem(&ec_key);
+    let rsa_key = rsa(2048);
+    let rsa_csr = RawCsr::istio(&rsa_key, URI).pem(&rsa_key);
+    let full = |csr: &str| {
+        let req = LeafRequest {
+            csr_pem: csr.as_bytes(),
+            duration: None,
+            usages: None,
+            is_ca: false,
+            identities_annotation: Some(URI),
+            trust_domain: None,
+        };
+        black_box(issue(&pki.sub_ca, &policy, &req, &opts, SystemTime::now()).expect("issued"));
+    };
+
+    let (mut best_floor, mut best_ec, mut best_rsa) = (0f64, 0f64, 0f64);
+    for _ in 0..ROUNDS {
+        best_floor = best_floor.max(rate(round, &mut floor));
+        best_ec = best_ec.max(rate(round, || full(&ec_csr)));
+        best_rsa = best_rsa.max(rate(round, || full(&rsa_csr)));
+    }
+    println!("sign_path (one core, best of {ROUNDS} rounds of {} ms)", round.as_millis());
+    println!("  raw ECDSA P-256 verify+sign floor : {best_floor:>10.0} ops/s");
+    println!("  full sign path, P-256 CSR         : {best_ec:>10.0} ops/s");
+    println!("  full sign path, RSA-2048 CSR      : {best_rsa:>10.0} ops/s");
+    println!("  ratio full/floor (P-256)          : {:>10.3}  (goal >= 0.85)", best_ec / best_floor);
+    println!("  ratio full/floor (RSA-2048)       : {:>10.3}", best_rsa / best_floor);
+}

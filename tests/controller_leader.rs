@@ -1,0 +1,154 @@
+//! High availability end to end: two replicas, each with its own sub-CA from the mock TLSPC,
+//! electing a leader on a Lease in kube-sim; failover under a burst and on a clean shutdown.
+
+#[path = "controller_support/env.rs"]
+mod env;
+
+use std::time::Instant;
+
+use env::*;
+use serde_json::json;
+
+const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
+
+fn leader_options() -> Options {
+    Options {
+        leader_election: true,
+        ..Options::default()
+    }
+}
+
+async fn create_approved_burst(env: &Env, n: usize) -> Vec<String> {
+    let mut names = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+        let name = env
+            .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
+            .await;
+        env.approve(NS, &name).await;
+        names.push(name);
+    }
+    names
+}
+
+fn issued_count(env: &Env, names: &[String]) -> usize {
+    names
+        .iter()
+        .filter(|n| {
+            env.request(NS, n)
+                .is_some_and(|o| ready_reason(&o).as_deref() == Some("Issued"))
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_signs_and_the_standby_waits_with_its_own_sub_ca() {
+    let env = Env::start_with(leader_options()).await;
+    kube_sim::wait_for(PATIENCE, || async {
+        env.lease_holder().as_deref() == Some("replica-a")
+    })
+    .await
+    .expect("replica-a leads");
+    let (standby_bootstrap, standby) = env.start_replica("replica-b").await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let names = create_approved_burst(&env, 10).await;
+    for n in &names {
+        env.wait_ready_reason(NS, n, "Issued").await;
+    }
+    assert!(!standby.is_leader());
+    assert_eq!(
+        standby
+            .metrics()
+            .signer_sign
+            .with_label_values(&["true", "CertificateRequest"])
+            .get(),
+        0,
+        "the standby never signs"
+    );
+    let standby_ca = standby_bootstrap
+        .signer()
+        .current()
+        .expect("standby holds a valid sub-CA");
+    let leader_ca = env.authority.current().unwrap();
+    assert_ne!(
+        standby_ca.certificate_der(),
+        leader_ca.certificate_der(),
+        "each replica has its own sub-CA"
+    );
+    standby.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_during_a_burst_still_issues_every_request_exactly_once() {
+    let mut env = Env::start_with(leader_options()).await;
+    kube_sim::wait_for(PATIENCE, || async {
+        env.lease_holder().as_deref() == Some("replica-a")
+    })
+    .await
+    .expect("replica-a leads");
+    let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let writes_before = env.status_writes();
+    let first = create_approved_burst(&env, 20).await;
+    kube_sim::wait_for(PATIENCE, || async { issued_count(&env, &first) >= 5 })
+        .await
+        .expect("leader issuing");
+    let killed_at = Instant::now();
+    env.controller.take().expect("leader handle").abort();
+    let second = create_approved_burst(&env, 20).await;
+    let all: Vec<String> = first.iter().chain(&second).cloned().collect();
+    for n in &all {
+        env.wait_ready_reason(NS, n, "Issued").await;
+    }
+    let gap = killed_at.elapsed();
+    assert!(standby.is_leader(), "the standby took over");
+    assert_eq!(env.lease_holder().as_deref(), Some("replica-b"));
+    let approvals = all.len() as u64;
+    let ours = env.status_writes() - writes_before - approvals;
+    assert_eq!(
+        ours,
+        all.len() as u64,
+        "exactly one status write per issued request"
+    );
+    println!(
+        "failover: all {} requests Issued {:.2?} after the leader was killed",
+        all.len(),
+        gap
+    );
+    standby.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_shutdown_releases_the_lease_so_the_standby_takes_over() {
+    let mut env = Env::start_with(leader_options()).await;
+    kube_sim::wait_for(PATIENCE, || async {
+        env.lease_holder().as_deref() == Some("replica-a")
+    })
+    .await
+    .expect("replica-a leads");
+    let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    env.stop_controller().await;
+    let lease = env
+        .sim
+        .object(
+            "coordination.k8s.io",
+            "leases",
+            "venafi",
+            "firefly-controller",
+        )
+        .unwrap();
+    let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or("");
+    assert_ne!(holder, "replica-a", "released on shutdown: {lease:#}");
+    kube_sim::wait_for(PATIENCE, || async {
+        env.lease_holder().as_deref() == Some("replica-b")
+    })
+    .await
+    .expect("replica-b takes over");
+    let names = create_approved_burst(&env, 5).await;
+    for n in &names {
+        env.wait_ready_reason(NS, n, "Issued").await;
+    }
+    assert_eq!(standby.metrics().leader.get(), 1);
+    standby.shutdown().await;
+}

@@ -1,0 +1,205 @@
+//! `firefly run -c config.yaml` as a process: against kube-sim (through its kubeconfig) and the
+//! mock TLSPC, it serves the admin endpoints, issues, logs JSON lines naming the request, and on
+//! SIGTERM finishes, releases its lease and exits 0.
+
+#[path = "controller_support/env.rs"]
+mod env;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use env::*;
+use serde_json::{Value, json};
+
+const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
+
+/// The controller process with its stderr (JSON log lines) collected.
+struct Process {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn logs(&self) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+    fn find(&self, message: &str) -> Option<Value> {
+        self.logs()
+            .into_iter()
+            .find(|l| l["fields"]["message"] == message)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config_path: &std::path::Path) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firefly"))
+        .arg("run")
+        .arg("-c")
+        .arg(config_path)
+        .env("HOSTNAME", "firefly-test-pod")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("firefly run starts");
+    let stderr = child.stderr.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Process { child, lines }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefly_run_issues_logs_the_request_and_exits_cleanly_on_sigterm() {
+    // The in-process environment provides kube-sim and the mock; its own controller is stopped so
+    // that the process under test is the only one answering.
+    let mut env = Env::start_with(Options {
+        leader_election: true,
+        ..Options::default()
+    })
+    .await;
+    env.stop_controller().await;
+    let key_file = env.dir.path().join("svc-acct.key");
+    let mut config = config_yaml(
+        env.mock.base_url(),
+        env.mock.client_id(),
+        &key_file,
+        &Options {
+            leader_election: true,
+            ..Options::default()
+        },
+    );
+    config = config.replace("level: info", "level: firefly=debug,info");
+    config = config.replace(
+        "controller:\n",
+        &format!(
+            "controller:\n  kubeconfigFile: {}\n",
+            env.sim.kubeconfig_path().display()
+        ),
+    );
+    let config_path = env.dir.path().join("config.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let process = spawn(&config_path);
+
+    kube_sim::wait_for(PATIENCE, || async {
+        process.find("admin endpoints listening").is_some()
+    })
+    .await
+    .expect("admin endpoints listening");
+    let admin = process.find("admin endpoints listening").unwrap();
+    let readiness = admin["fields"]["readiness"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    kube_sim::wait_for(PATIENCE, || async {
+        http.get(format!("http://{readiness}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await
+    .expect("/readyz turns 200 once the sub-CA is active");
+    let live = http
+        .get(format!("http://{readiness}/livez"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+    let name = env
+        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
+        .await;
+    env.approve(NS, &name).await;
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    let uid = obj["metadata"]["uid"].as_str().unwrap().to_owned();
+    let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+    assert!(ok, "{out}");
+
+    let chain_addr = admin["fields"]["chain"].as_str().unwrap().to_owned();
+    let chain: Value = http
+        .get(format!("http://{chain_addr}/chain"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let certificates = chain["certificates"].as_array().expect("certificates");
+    assert_eq!(
+        certificates[0].as_str().unwrap().trim(),
+        decoded(&obj, "ca").trim(),
+        "/chain starts at the root"
+    );
+    let metrics_addr = admin["fields"]["metrics"].as_str().unwrap().to_owned();
+    let metrics = http
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("firefly_signer_sign{success=\"true\",type=\"CertificateRequest\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("firefly_leader 1"), "{metrics}");
+    assert!(!metrics.contains(&name), "no object names in metric labels");
+
+    kube_sim::wait_for(PATIENCE, || async {
+        process
+            .logs()
+            .iter()
+            .any(|l| l["span"]["uid"] == uid.as_str() && l["span"]["request_name"] == name.as_str())
+    })
+    .await
+    .expect("a JSON log line carries the request's namespace, name and uid");
+    let line = process
+        .logs()
+        .into_iter()
+        .find(|l| l["span"]["uid"] == uid.as_str())
+        .unwrap();
+    assert_eq!(line["span"]["namespace"], NS);
+
+    let holder = env.lease_holder().unwrap_or_default();
+    assert!(
+        holder.starts_with("firefly-test-pod_"),
+        "lease held by the process: {holder}"
+    );
+    let pid = process.child.id() as i32;
+    let rc = sigterm(pid);
+    assert_eq!(rc, 0, "SIGTERM delivered");
+    let mut process = process;
+    let status = process.child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(
+        env.lease_holder().as_deref(),
+        Some(""),
+        "lease released on SIGTERM"
+    );
+}
+
+/// Sends SIGTERM with the `kill` command (no `unsafe` in tests).
+fn sigterm(pid: i32) -> i32 {
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .map(|s| s.code().unwrap_or(1))
+        .unwrap_or(1)
+}
