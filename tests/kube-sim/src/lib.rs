@@ -49,7 +49,7 @@ impl Default for SimOptions {
             tokens: Vec::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
-            history_limit: 100_000,
+            history_limit: 20_000,
             bookmark_interval: Duration::from_secs(2),
             set_certificaterequest_username: true,
         }
@@ -82,22 +82,38 @@ struct Certs {
 }
 
 fn make_certs() -> anyhow::Result<Certs> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, ExtendedKeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
     let ca_key = KeyPair::generate().context("generating the kube-sim CA key")?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
-    ca.distinguished_name.push(DnType::CommonName, "kube-sim CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "kube-sim CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    let ca_cert = ca.self_signed(&ca_key).context("self-signing the kube-sim CA")?;
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca
+        .self_signed(&ca_key)
+        .context("self-signing the kube-sim CA")?;
     let srv_key = KeyPair::generate().context("generating the server key")?;
-    let mut srv = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).context("server parameters")?;
+    let mut srv = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .context("server parameters")?;
     srv.distinguished_name.push(DnType::CommonName, "kube-sim");
     srv.is_ca = IsCa::ExplicitNoCa;
-    srv.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    srv.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     srv.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     srv.use_authority_key_identifier_extension = true;
     let issuer = rcgen::Issuer::new(ca, ca_key);
-    let srv_cert = srv.signed_by(&srv_key, &issuer).context("signing the server certificate")?;
+    let srv_cert = srv
+        .signed_by(&srv_key, &issuer)
+        .context("signing the server certificate")?;
     Ok(Certs {
         ca_pem: ca_cert.pem(),
         chain: vec![srv_cert.der().clone(), ca_cert.der().clone()],
@@ -108,13 +124,20 @@ fn make_certs() -> anyhow::Result<Certs> {
 fn kubeconfig_yaml(server: &str, ca_pem: Option<&str>, token: Option<&str>) -> String {
     let mut cluster = format!("    server: {server}\n");
     if let Some(ca) = ca_pem {
-        cluster.push_str(&format!("    certificate-authority-data: {}\n", base64::engine::general_purpose::STANDARD.encode(ca)));
+        cluster.push_str(&format!(
+            "    certificate-authority-data: {}\n",
+            base64::engine::general_purpose::STANDARD.encode(ca)
+        ));
     }
     let user = match token {
         Some(t) => format!("    token: {t}\n"),
         None => "    {}\n".to_string(),
     };
-    let user = if token.is_some() { format!("  user:\n{user}") } else { "  user: {}\n".to_string() };
+    let user = if token.is_some() {
+        format!("  user:\n{user}")
+    } else {
+        "  user: {}\n".to_string()
+    };
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n{cluster}users:\n- name: kube-sim\n{user}contexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim\n    namespace: default\ncurrent-context: kube-sim\n"
     )
@@ -122,10 +145,16 @@ fn kubeconfig_yaml(server: &str, ca_pem: Option<&str>, token: Option<&str>) -> S
 
 /// Write a file atomically (temporary sibling + rename).
 fn write_atomic(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    std::fs::write(tmp.path(), contents).with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path).with_context(|| format!("renaming the kubeconfig into {}", path.display()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    std::fs::write(tmp.path(), contents)
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming the kubeconfig into {}", path.display()))?;
     Ok(())
 }
 
@@ -137,7 +166,9 @@ impl KubeSim {
     pub async fn start(opts: SimOptions) -> anyhow::Result<KubeSim> {
         let store = Store::new(opts.history_limit, opts.set_certificaterequest_username);
         let faults = Faults::new(store.clone());
-        let listener = tokio::net::TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("binding {}", opts.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let server = Arc::new(Server {
             store,
@@ -150,14 +181,19 @@ impl KubeSim {
         let (acceptor, ca_pem) = if opts.tls {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let certs = make_certs()?;
-            let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-                .with_safe_default_protocol_versions()
-                .context("TLS protocol versions")?
-                .with_no_client_auth()
-                .with_single_cert(certs.chain, certs.key)
-                .context("building the TLS server configuration")?;
+            let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_no_client_auth()
+            .with_single_cert(certs.chain, certs.key)
+            .context("building the TLS server configuration")?;
             cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            (Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg))), Some(certs.ca_pem))
+            (
+                Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg))),
+                Some(certs.ca_pem),
+            )
         } else {
             (None, None)
         };
@@ -171,15 +207,40 @@ impl KubeSim {
         };
         let scheme = if opts.tls { "https" } else { "http" };
         let base = format!("{scheme}://{addr}");
-        write_atomic(&kubeconfig, &kubeconfig_yaml(&base, ca_pem.as_deref(), opts.tokens.first().map(|t| t.0.as_str())))?;
+        write_atomic(
+            &kubeconfig,
+            &kubeconfig_yaml(
+                &base,
+                ca_pem.as_deref(),
+                opts.tokens.first().map(|t| t.0.as_str()),
+            ),
+        )?;
         let (shutdown, _) = tokio::sync::watch::channel(false);
-        tokio::spawn(accept_loop(listener, acceptor, server.clone(), shutdown.subscribe()));
-        Ok(KubeSim { addr, tls: opts.tls, server, kubeconfig, ca_pem, tokens: opts.tokens, shutdown, _dir: dir })
+        tokio::spawn(accept_loop(
+            listener,
+            acceptor,
+            server.clone(),
+            shutdown.subscribe(),
+        ));
+        Ok(KubeSim {
+            addr,
+            tls: opts.tls,
+            server,
+            kubeconfig,
+            ca_pem,
+            tokens: opts.tokens,
+            shutdown,
+            _dir: dir,
+        })
     }
 
     /// `http://127.0.0.1:PORT` (or `https://`).
     pub fn base_url(&self) -> String {
-        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
     }
 
     /// The bound address.
@@ -202,8 +263,11 @@ impl KubeSim {
     /// # Errors
     /// The kubeconfig could not be read or understood.
     pub async fn kube_config(&self) -> anyhow::Result<kube::Config> {
-        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).context("reading the kube-sim kubeconfig")?;
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await.context("loading the kube-sim kubeconfig")
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .context("reading the kube-sim kubeconfig")?;
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .context("loading the kube-sim kubeconfig")
     }
 
     /// A kube-rs client for this server (as the first token's user when tokens are configured).
@@ -242,14 +306,25 @@ impl KubeSim {
             if v.is_null() {
                 continue;
             }
-            let av = v.get("apiVersion").and_then(|x| x.as_str()).unwrap_or_default();
+            let av = v
+                .get("apiVersion")
+                .and_then(|x| x.as_str())
+                .unwrap_or_default();
             let kind = v.get("kind").and_then(|x| x.as_str()).unwrap_or_default();
             let (group, _version) = av.rsplit_once('/').unwrap_or(("", av));
             let def = store
                 .lookup_kind(group, kind)
                 .with_context(|| format!("kind {kind} of {av} is not served"))?;
-            let ns = v.pointer("/metadata/namespace").and_then(|x| x.as_str()).unwrap_or(if def.namespaced { "default" } else { "" }).to_string();
-            let name = v.pointer("/metadata/name").and_then(|x| x.as_str()).unwrap_or_default().to_string();
+            let ns = v
+                .pointer("/metadata/namespace")
+                .and_then(|x| x.as_str())
+                .unwrap_or(if def.namespaced { "default" } else { "" })
+                .to_string();
+            let name = v
+                .pointer("/metadata/name")
+                .and_then(|x| x.as_str())
+                .unwrap_or_default()
+                .to_string();
             let exists = store.get_value(&def, &ns, &name).is_some();
             let opts = WriteOpts::default();
             if exists {
@@ -257,16 +332,36 @@ impl KubeSim {
                 if let Some(cur) = store.get_value(&def, &ns, &name) {
                     v["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
                 }
-                store.update(&def, &ns, &name, false, v, &opts).map_err(|e| anyhow::anyhow!("replacing {kind} {name}: {e}"))?;
+                store
+                    .update(&def, &ns, &name, false, v, &opts)
+                    .map_err(|e| anyhow::anyhow!("replacing {kind} {name}: {e}"))?;
             } else {
-                store.create(&def, &ns, v.clone(), &opts).map_err(|e| anyhow::anyhow!("creating {kind} {name}: {e}"))?;
+                store
+                    .create(&def, &ns, v.clone(), &opts)
+                    .map_err(|e| anyhow::anyhow!("creating {kind} {name}: {e}"))?;
             }
             if kind == "CustomResourceDefinition" {
-                let g = v.pointer("/spec/group").and_then(|x| x.as_str()).unwrap_or_default();
-                let plural = v.pointer("/spec/names/plural").and_then(|x| x.as_str()).unwrap_or_default();
-                let served = v.pointer("/spec/versions").and_then(|x| x.as_array()).cloned().unwrap_or_default();
-                for ver in served.iter().filter_map(|x| x.get("name").and_then(|n| n.as_str())) {
-                    anyhow::ensure!(store.lookup(g, ver, plural).is_some(), "CRD {name} was stored but {plural}.{g}/{ver} is not served");
+                let g = v
+                    .pointer("/spec/group")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or_default();
+                let plural = v
+                    .pointer("/spec/names/plural")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or_default();
+                let served = v
+                    .pointer("/spec/versions")
+                    .and_then(|x| x.as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                for ver in served
+                    .iter()
+                    .filter_map(|x| x.get("name").and_then(|n| n.as_str()))
+                {
+                    anyhow::ensure!(
+                        store.lookup(g, ver, plural).is_some(),
+                        "CRD {name} was stored but {plural}.{g}/{ver} is not served"
+                    );
                 }
             }
         }
@@ -279,7 +374,9 @@ impl KubeSim {
     /// The name is invalid.
     pub fn ensure_namespace(&self, name: &str) -> anyhow::Result<()> {
         let store = &self.server.store;
-        let def = store.lookup("", "v1", "namespaces").context("namespaces are always served")?;
+        let def = store
+            .lookup("", "v1", "namespaces")
+            .context("namespaces are always served")?;
         if store.get_value(&def, "", name).is_none() {
             store
                 .create(&def, "", serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}), &WriteOpts::default())
@@ -290,11 +387,20 @@ impl KubeSim {
 
     /// Read an object straight from storage, bypassing HTTP (not counted): `group` "" for core,
     /// `namespace` "" for cluster-scoped.
-    pub fn object(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
+    pub fn object(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<serde_json::Value> {
         let store = &self.server.store;
         let def = {
             let reg = store.registry.read();
-            reg.gvs.iter().filter(|((g, _), _)| g == group).find_map(|(_, m)| m.get(plural).cloned())
+            reg.gvs
+                .iter()
+                .filter(|((g, _), _)| g == group)
+                .find_map(|(_, m)| m.get(plural).cloned())
         }?;
         store.get_value(&def, namespace, name).map(|v| (*v).clone())
     }
@@ -324,7 +430,10 @@ impl KubeSim {
 
     /// Writes (create + update + patch + delete) on `resource`, same naming as [`KubeSim::request_count`].
     pub fn write_count(&self, resource: &str) -> u64 {
-        ["create", "update", "patch", "delete", "deletecollection"].iter().map(|v| self.request_count(v, resource)).sum()
+        ["create", "update", "patch", "delete", "deletecollection"]
+            .iter()
+            .map(|v| self.request_count(v, resource))
+            .sum()
     }
 
     /// Every counter, as ((verb, resource), count).
@@ -338,7 +447,12 @@ impl KubeSim {
     }
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, server: Arc<Server>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    server: Arc<Server>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -355,10 +469,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, tls: Option<tokio_rustls
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| server.clone().handle(req));
-            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             match tls {
                 Some(acc) => {
-                    let Ok(s) = acc.accept(stream).await else { return };
+                    let Ok(s) = acc.accept(stream).await else {
+                        return;
+                    };
                     let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(s), svc);
                     tokio::select! { _ = conn => {}, _ = stop.changed() => {} }
                 }

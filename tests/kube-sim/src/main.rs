@@ -41,7 +41,11 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     let mut out = std::io::stdout();
     writeln!(out, "{}", sim.base_url())?;
     out.flush()?;
-    eprintln!("kube-sim: serving {} (kubeconfig {})", sim.base_url(), sim.kubeconfig_path().display());
+    eprintln!(
+        "kube-sim: serving {} (kubeconfig {})",
+        sim.base_url(),
+        sim.kubeconfig_path().display()
+    );
     tokio::signal::ctrl_c().await?;
     Ok(std::process::ExitCode::SUCCESS)
 }

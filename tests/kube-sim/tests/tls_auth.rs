@@ -9,7 +9,13 @@ use kube_sim::{KubeSim, SimOptions};
 fn tls_opts() -> SimOptions {
     let mut o = SimOptions::default();
     o.tls = true;
-    o.tokens = vec![("istio-csr-token".into(), "system:serviceaccount:istio-system:cert-manager-istio-csr".into()), ("other-token".into(), "alice".into())];
+    o.tokens = vec![
+        (
+            "istio-csr-token".into(),
+            "system:serviceaccount:istio-system:cert-manager-istio-csr".into(),
+        ),
+        ("other-token".into(), "alice".into()),
+    ];
     o
 }
 
@@ -21,10 +27,23 @@ async fn kube_rs_connects_over_tls_and_requests_record_the_creating_user() {
     let api = cr_api(sim.client().await.unwrap(), "default");
     let mut body = cr_body("who");
     body["spec"]["username"] = serde_json::json!("forged");
-    let created = api.create(&PostParams::default(), &dynamic(body)).await.unwrap();
-    assert_eq!(created.data["spec"]["username"], "system:serviceaccount:istio-system:cert-manager-istio-csr", "the webhook emulation overrides what the client sent");
-    let alice = cr_api(sim.client_with_token("other-token").await.unwrap(), "default");
-    let by_alice = alice.create(&PostParams::default(), &dynamic(cr_body("alices"))).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &dynamic(body))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.data["spec"]["username"],
+        "system:serviceaccount:istio-system:cert-manager-istio-csr",
+        "the webhook emulation overrides what the client sent"
+    );
+    let alice = cr_api(
+        sim.client_with_token("other-token").await.unwrap(),
+        "default",
+    );
+    let by_alice = alice
+        .create(&PostParams::default(), &dynamic(cr_body("alices")))
+        .await
+        .unwrap();
     assert_eq!(by_alice.data["spec"]["username"], "alice");
 }
 
@@ -49,16 +68,38 @@ fn server_certificate_is_not_a_ca_and_chains_to_the_sim_ca() {
     let out = std::process::Command::new("openssl")
         .args(["s_client", "-connect", &sim.addr().to_string(), "-CAfile"])
         .arg(&ca)
-        .args(["-verify_return_error", "-servername", "localhost", "-showcerts"])
+        .args([
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+            "-showcerts",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("openssl runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Verify return code: 0 (ok)"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    let leaf_pem: String = text.split("-----BEGIN CERTIFICATE-----").nth(1).map(|b| format!("-----BEGIN CERTIFICATE-----{}-----END CERTIFICATE-----\n", b.split("-----END CERTIFICATE-----").next().unwrap())).unwrap();
+    assert!(
+        text.contains("Verify return code: 0 (ok)"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let leaf_pem: String = text
+        .split("-----BEGIN CERTIFICATE-----")
+        .nth(1)
+        .map(|b| {
+            format!(
+                "-----BEGIN CERTIFICATE-----{}-----END CERTIFICATE-----\n",
+                b.split("-----END CERTIFICATE-----").next().unwrap()
+            )
+        })
+        .unwrap();
     let leaf = dir.path().join("leaf.pem");
     std::fs::write(&leaf, leaf_pem).unwrap();
-    let out = std::process::Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(&leaf).output().unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(&leaf)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("CA:FALSE"), "{text}");
     assert!(text.contains("IP Address:127.0.0.1"), "{text}");

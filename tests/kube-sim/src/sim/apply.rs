@@ -38,7 +38,12 @@ pub fn render(p: &Path) -> String {
             }
             Seg::Key(k) => {
                 let inner = serde_json::from_str::<serde_json::Map<String, Value>>(k)
-                    .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
                     .unwrap_or_else(|_| k.clone());
                 s.push('[');
                 s.push_str(&inner);
@@ -60,7 +65,9 @@ pub fn keys_for(schema: Option<&Value>, field: &str, items: &[Value]) -> Option<
         .is_some_and(|t| t != "map");
     if !declared_atomic
         && field == "conditions"
-        && items.iter().all(|i| i.get("type").and_then(Value::as_str).is_some())
+        && items
+            .iter()
+            .all(|i| i.get("type").and_then(Value::as_str).is_some())
     {
         return Some(vec!["type".to_string()]);
     }
@@ -81,7 +88,19 @@ pub fn collect(cfg: &Value, schema: Option<&Value>, prefix: &mut Path, out: &mut
         if prefix.is_empty() && matches!(k.as_str(), "apiVersion" | "kind") {
             continue;
         }
-        if prefix.len() == 1 && prefix[0] == Seg::Field("metadata".into()) && matches!(k.as_str(), "name" | "namespace" | "resourceVersion" | "uid" | "managedFields" | "creationTimestamp" | "generation") {
+        if prefix.len() == 1
+            && prefix[0] == Seg::Field("metadata".into())
+            && matches!(
+                k.as_str(),
+                "name"
+                    | "namespace"
+                    | "resourceVersion"
+                    | "uid"
+                    | "managedFields"
+                    | "creationTimestamp"
+                    | "generation"
+            )
+        {
             continue;
         }
         let sub = child(schema, k);
@@ -156,7 +175,11 @@ pub fn get<'a>(v: &'a Value, p: &[Seg]) -> Option<&'a Value> {
             }
             Seg::Key(k) => {
                 let items = cur.as_array()?;
-                let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Value>>(k).ok()?.keys().cloned().collect();
+                let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Value>>(k)
+                    .ok()?
+                    .keys()
+                    .cloned()
+                    .collect();
                 let _ = last_field;
                 items.iter().find(|i| &list_key(i, &keys) == k)?
             }
@@ -167,17 +190,21 @@ pub fn get<'a>(v: &'a Value, p: &[Seg]) -> Option<&'a Value> {
 
 /// Remove the field or map-list item at a path (no-op when absent).
 pub fn remove(v: &mut Value, p: &[Seg]) {
-    let Some((last, parent)) = p.split_last() else { return };
+    let Some((last, parent)) = p.split_last() else {
+        return;
+    };
     let mut cur = v;
     for seg in parent {
         let next = match seg {
             Seg::Field(f) => cur.get_mut(f),
             Seg::Key(k) => {
-                let keys: Vec<String> = match serde_json::from_str::<serde_json::Map<String, Value>>(k) {
-                    Ok(m) => m.keys().cloned().collect(),
-                    Err(_) => return,
-                };
-                cur.as_array_mut().and_then(|a| a.iter_mut().find(|i| &list_key(i, &keys) == k))
+                let keys: Vec<String> =
+                    match serde_json::from_str::<serde_json::Map<String, Value>>(k) {
+                        Ok(m) => m.keys().cloned().collect(),
+                        Err(_) => return,
+                    };
+                cur.as_array_mut()
+                    .and_then(|a| a.iter_mut().find(|i| &list_key(i, &keys) == k))
             }
         };
         match next {
@@ -192,7 +219,8 @@ pub fn remove(v: &mut Value, p: &[Seg]) {
             }
         }
         Seg::Key(k) => {
-            let keys: Vec<String> = match serde_json::from_str::<serde_json::Map<String, Value>>(k) {
+            let keys: Vec<String> = match serde_json::from_str::<serde_json::Map<String, Value>>(k)
+            {
                 Ok(m) => m.keys().cloned().collect(),
                 Err(_) => return,
             };
@@ -246,7 +274,10 @@ pub fn apply(
                 if force {
                     o.fields.remove(p);
                 } else {
-                    conflicts.push(Conflict { manager: o.manager.clone(), path: p.clone() });
+                    conflicts.push(Conflict {
+                        manager: o.manager.clone(),
+                        path: p.clone(),
+                    });
                 }
             }
         }
@@ -257,13 +288,20 @@ pub fn apply(
     let mut merged = live.clone();
     merge(&mut merged, cfg, schema, "");
     // Fields this manager set before and no longer sets are removed unless someone else still owns them.
-    let mut dropped: Vec<&Path> = mine_before.difference(&fields).filter(|p| !others.iter().any(|o| o.fields.contains(*p))).collect();
+    let mut dropped: Vec<&Path> = mine_before
+        .difference(&fields)
+        .filter(|p| !others.iter().any(|o| o.fields.contains(*p)))
+        .collect();
     dropped.sort_by_key(|p| p.len());
     for p in dropped {
         remove(&mut merged, p);
     }
     others.retain(|o| !o.fields.is_empty());
-    others.push(Applier { manager: manager.to_string(), status, fields });
+    others.push(Applier {
+        manager: manager.to_string(),
+        status,
+        fields,
+    });
     Ok((merged, others))
 }
 
@@ -275,18 +313,66 @@ mod tests {
     #[test]
     fn conditions_from_two_managers_are_merged_by_type() {
         let live = json!({"status": {}});
-        let (o1, a1) = apply(&live, &json!({"status": {"conditions": [{"type": "Approved", "status": "True"}]}}), None, &[], "approver", true, false).unwrap();
-        let (o2, a2) = apply(&o1, &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}), None, &a1, "issuer", true, false).unwrap();
+        let (o1, a1) = apply(
+            &live,
+            &json!({"status": {"conditions": [{"type": "Approved", "status": "True"}]}}),
+            None,
+            &[],
+            "approver",
+            true,
+            false,
+        )
+        .unwrap();
+        let (o2, a2) = apply(
+            &o1,
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            None,
+            &a1,
+            "issuer",
+            true,
+            false,
+        )
+        .unwrap();
         assert_eq!(o2["status"]["conditions"].as_array().unwrap().len(), 2);
         // The issuer re-applies without Ready: only its own condition disappears.
-        let (o3, _) = apply(&o2, &json!({"status": {"conditions": []}}), None, &a2, "issuer", true, false).unwrap();
-        assert_eq!(o3["status"]["conditions"], json!([{"type": "Approved", "status": "True"}]));
+        let (o3, _) = apply(
+            &o2,
+            &json!({"status": {"conditions": []}}),
+            None,
+            &a2,
+            "issuer",
+            true,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            o3["status"]["conditions"],
+            json!([{"type": "Approved", "status": "True"}])
+        );
     }
 
     #[test]
     fn changing_another_managers_field_conflicts_unless_forced() {
-        let (o1, a1) = apply(&json!({}), &json!({"spec": {"x": 1}}), None, &[], "a", false, false).unwrap();
-        let err = apply(&o1, &json!({"spec": {"x": 2}}), None, &a1, "b", false, false).unwrap_err();
+        let (o1, a1) = apply(
+            &json!({}),
+            &json!({"spec": {"x": 1}}),
+            None,
+            &[],
+            "a",
+            false,
+            false,
+        )
+        .unwrap();
+        let err = apply(
+            &o1,
+            &json!({"spec": {"x": 2}}),
+            None,
+            &a1,
+            "b",
+            false,
+            false,
+        )
+        .unwrap_err();
         assert_eq!(err[0].manager, "a");
         assert_eq!(render(&err[0].path), ".spec.x");
         let (o2, a2) = apply(&o1, &json!({"spec": {"x": 2}}), None, &a1, "b", false, true).unwrap();
@@ -307,8 +393,29 @@ mod schema_tests {
             "items": {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}
         }}}}});
         let live = json!({"metadata": {"name": "x"}, "spec": {}});
-        let (o1, a1) = apply(&live, &json!({"status": {"conditions": [{"type": "Approved", "status": "True"}]}}), Some(&schema), &[], "approver", true, false).unwrap();
-        let (o2, _) = apply(&o1, &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}), Some(&schema), &a1, "issuer", true, false).unwrap();
-        assert_eq!(o2["status"]["conditions"], json!([{"type": "Approved", "status": "True"}, {"type": "Ready", "status": "True"}]));
+        let (o1, a1) = apply(
+            &live,
+            &json!({"status": {"conditions": [{"type": "Approved", "status": "True"}]}}),
+            Some(&schema),
+            &[],
+            "approver",
+            true,
+            false,
+        )
+        .unwrap();
+        let (o2, _) = apply(
+            &o1,
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            Some(&schema),
+            &a1,
+            "issuer",
+            true,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            o2["status"]["conditions"],
+            json!([{"type": "Approved", "status": "True"}, {"type": "Ready", "status": "True"}])
+        );
     }
 }

@@ -21,11 +21,25 @@ pub struct FaultRule {
 impl FaultRule {
     /// Answer matching requests with this HTTP status (409, 429, 500 or 503; anything else becomes 500).
     pub fn error(status: u16) -> Self {
-        FaultRule { verb: None, resource: None, status: Some(status), latency: None, times: None, probability: 1.0 }
+        FaultRule {
+            verb: None,
+            resource: None,
+            status: Some(status),
+            latency: None,
+            times: None,
+            probability: 1.0,
+        }
     }
     /// Delay matching requests by this much (then serve them normally).
     pub fn latency(d: Duration) -> Self {
-        FaultRule { verb: None, resource: None, status: None, latency: Some(d), times: None, probability: 1.0 }
+        FaultRule {
+            verb: None,
+            resource: None,
+            status: None,
+            latency: Some(d),
+            times: None,
+            probability: 1.0,
+        }
     }
     /// Only requests with this verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`).
     #[must_use]
@@ -53,10 +67,13 @@ impl FaultRule {
     }
     fn matches(&self, verb: &str, resource: &str, sub: Option<&str>) -> bool {
         self.verb.as_deref().is_none_or(|v| v == verb)
-            && self.resource.as_deref().is_none_or(|r| match r.split_once('/') {
-                Some((res, s)) => res == resource && sub == Some(s),
-                None => r == resource,
-            })
+            && self
+                .resource
+                .as_deref()
+                .is_none_or(|r| match r.split_once('/') {
+                    Some((res, s)) => res == resource && sub == Some(s),
+                    None => r == resource,
+                })
     }
 }
 
@@ -74,7 +91,12 @@ pub struct Faults(pub(crate) Arc<FaultState>);
 
 impl Faults {
     pub(crate) fn new(store: Arc<Store>) -> Self {
-        Faults(Arc::new(FaultState { drop_tx: watch::channel(0).0, pause_tx: watch::channel(false).0, rules: Mutex::new(Vec::new()), store }))
+        Faults(Arc::new(FaultState {
+            drop_tx: watch::channel(0).0,
+            pause_tx: watch::channel(false).0,
+            rules: Mutex::new(Vec::new()),
+            store,
+        }))
     }
     /// End every open watch stream now (clients see a clean end of stream and re-watch).
     pub fn drop_watches(&self) {
@@ -111,7 +133,12 @@ impl Faults {
     }
 
     /// The latency and error for one request, consuming counted rules.
-    pub(crate) fn check(&self, verb: &str, resource: &str, sub: Option<&str>) -> (Option<Duration>, Option<ApiError>) {
+    pub(crate) fn check(
+        &self,
+        verb: &str,
+        resource: &str,
+        sub: Option<&str>,
+    ) -> (Option<Duration>, Option<ApiError>) {
         let mut rules = self.0.rules.lock();
         if rules.is_empty() {
             return (None, None);
@@ -141,17 +168,33 @@ impl Faults {
 
 fn injected(code: u16, resource: &str) -> ApiError {
     match code {
-        409 => ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {resource}: the object has been modified; please apply your changes to the latest version and try again (injected)")),
+        409 => ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {resource}: the object has been modified; please apply your changes to the latest version and try again (injected)"
+            ),
+        ),
         429 => {
-            let mut e = ApiError::new(429, "TooManyRequests", "Too many requests, please try again later. (injected)");
+            let mut e = ApiError::new(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later. (injected)",
+            );
             e.retry_after = Some(1);
             e
         }
         503 => {
-            let mut e = ApiError::new(503, "ServiceUnavailable", "the server is currently unable to handle the request (injected)");
+            let mut e = ApiError::new(
+                503,
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request (injected)",
+            );
             e.retry_after = Some(1);
             e
         }
-        _ => ApiError::internal("an error on the server (\"injected\") has prevented the request from succeeding"),
+        _ => ApiError::internal(
+            "an error on the server (\"injected\") has prevented the request from succeeding",
+        ),
     }
 }

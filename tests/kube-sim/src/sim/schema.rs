@@ -14,7 +14,11 @@ pub struct Report {
 }
 
 fn cause(reason: &str, field: &str, message: String) -> Cause {
-    Cause { reason: reason.to_string(), message, field: field.to_string() }
+    Cause {
+        reason: reason.to_string(),
+        message,
+        field: field.to_string(),
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -30,11 +34,18 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn preserves(schema: &Value) -> bool {
-    schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+    schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
 }
 
 /// Validate `obj` against the CRD root schema, pruning unknown fields and applying defaults in place.
@@ -42,7 +53,11 @@ fn preserves(schema: &Value) -> bool {
 pub fn validate_root(schema: &Value, obj: &mut Value) -> Report {
     let mut r = Report::default();
     let Some(map) = obj.as_object_mut() else {
-        r.causes.push(cause("FieldValueTypeInvalid", "", "must be an object".into()));
+        r.causes.push(cause(
+            "FieldValueTypeInvalid",
+            "",
+            "must be an object".into(),
+        ));
         return r;
     };
     let props = schema.get("properties").and_then(Value::as_object);
@@ -72,7 +87,13 @@ pub fn validate_root(schema: &Value, obj: &mut Value) -> Report {
     r
 }
 
-fn apply_defaults_and_required(schema: &Value, map: &mut serde_json::Map<String, Value>, path: &str, r: &mut Report, root: bool) {
+fn apply_defaults_and_required(
+    schema: &Value,
+    map: &mut serde_json::Map<String, Value>,
+    path: &str,
+    r: &mut Report,
+    root: bool,
+) {
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (k, sub) in props {
             if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -91,7 +112,11 @@ fn apply_defaults_and_required(schema: &Value, map: &mut serde_json::Map<String,
                 continue;
             }
             if !map.contains_key(k) {
-                r.causes.push(cause("FieldValueRequired", &join(path, k), "Required value".into()));
+                r.causes.push(cause(
+                    "FieldValueRequired",
+                    &join(path, k),
+                    "Required value".into(),
+                ));
             }
         }
     }
@@ -99,13 +124,19 @@ fn apply_defaults_and_required(schema: &Value, map: &mut serde_json::Map<String,
 
 /// Validate one value against its schema node.
 pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
-    let int_or_string = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+    let int_or_string = schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true);
     if int_or_string {
         if !(v.is_string() || type_name(v) == "integer") {
             r.causes.push(cause(
                 "FieldValueTypeInvalid",
                 path,
-                format!("Invalid value: \"{}\": {path} in body must be of type integer or string", type_name(v)),
+                format!(
+                    "Invalid value: \"{}\": {path} in body must be of type integer or string",
+                    type_name(v)
+                ),
             ));
         }
         return;
@@ -120,7 +151,9 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
             r.causes.push(cause(
                 "FieldValueTypeInvalid",
                 path,
-                format!("Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""),
+                format!(
+                    "Invalid value: \"{actual}\": {path} in body must be of type {t}: \"{actual}\""
+                ),
             ));
             return;
         }
@@ -132,38 +165,64 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
         r.causes.push(cause(
             "FieldValueNotSupported",
             path,
-            format!("Unsupported value: {v}: supported values: {}", allowed.join(", ")),
+            format!(
+                "Unsupported value: {v}: supported values: {}",
+                allowed.join(", ")
+            ),
         ));
     }
     match v {
         Value::String(s) => check_string(schema, s, path, r),
         Value::Number(n) => {
-            if let (Some(min), Some(x)) = (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
+            if let (Some(min), Some(x)) =
+                (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
                 && x < min
             {
                 r.causes.push(cause("FieldValueInvalid", path, format!("Invalid value: {n}: {path} in body should be greater than or equal to {min}")));
             }
-            if let (Some(max), Some(x)) = (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
+            if let (Some(max), Some(x)) =
+                (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
                 && x > max
             {
-                r.causes.push(cause("FieldValueInvalid", path, format!("Invalid value: {n}: {path} in body should be less than or equal to {max}")));
+                r.causes.push(cause(
+                    "FieldValueInvalid",
+                    path,
+                    format!(
+                        "Invalid value: {n}: {path} in body should be less than or equal to {max}"
+                    ),
+                ));
             }
             if schema.get("format").and_then(Value::as_str) == Some("int32")
                 && n.as_i64().is_none_or(|x| i32::try_from(x).is_err())
             {
-                r.causes.push(cause("FieldValueInvalid", path, format!("Invalid value: {n}: {path} in body must be of type int32")));
+                r.causes.push(cause(
+                    "FieldValueInvalid",
+                    path,
+                    format!("Invalid value: {n}: {path} in body must be of type int32"),
+                ));
             }
         }
         Value::Array(items) => {
             if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
                 && (items.len() as u64) < min
             {
-                r.causes.push(cause("FieldValueInvalid", path, format!("Invalid value: {}: {path} in body should have at least {min} items", items.len())));
+                r.causes.push(cause(
+                    "FieldValueInvalid",
+                    path,
+                    format!(
+                        "Invalid value: {}: {path} in body should have at least {min} items",
+                        items.len()
+                    ),
+                ));
             }
             if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
                 && (items.len() as u64) > max
             {
-                r.causes.push(cause("TooMany", path, format!("Too many: {}: must have at most {max} items", items.len())));
+                r.causes.push(cause(
+                    "TooMany",
+                    path,
+                    format!("Too many: {}: must have at most {max} items", items.len()),
+                ));
             }
             if let Some(sub) = schema.get("items") {
                 for (i, item) in items.iter_mut().enumerate() {
@@ -175,7 +234,11 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
                 for (i, item) in items.iter().enumerate() {
                     let k = list_key(item, &keys);
                     if !seen.insert(k.clone()) {
-                        r.causes.push(cause("FieldValueDuplicate", &format!("{path}[{i}]"), format!("Duplicate value: {k}")));
+                        r.causes.push(cause(
+                            "FieldValueDuplicate",
+                            &format!("{path}[{i}]"),
+                            format!("Duplicate value: {k}"),
+                        ));
                     }
                 }
             }
@@ -193,7 +256,9 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
                 match sub {
                     Some(sub) => {
                         if let Some(cv) = map.get_mut(&k) {
-                            if cv.is_null() && sub.get("nullable").and_then(Value::as_bool) != Some(true) {
+                            if cv.is_null()
+                                && sub.get("nullable").and_then(Value::as_bool) != Some(true)
+                            {
                                 map.remove(&k);
                                 continue;
                             }
@@ -218,12 +283,26 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
     match schema.get("format").and_then(Value::as_str) {
         Some("byte") => {
             if base64::engine::general_purpose::STANDARD.decode(s).is_err() {
-                r.causes.push(cause("FieldValueInvalid", path, format!("Invalid value: \"{}\": {path} in body must be of type byte: \"{}\"", short(s), short(s))));
+                r.causes.push(cause(
+                    "FieldValueInvalid",
+                    path,
+                    format!(
+                        "Invalid value: \"{}\": {path} in body must be of type byte: \"{}\"",
+                        short(s),
+                        short(s)
+                    ),
+                ));
             }
         }
         Some("date-time") => {
             if s.parse::<jiff::Timestamp>().is_err() {
-                r.causes.push(cause("FieldValueInvalid", path, format!("Invalid value: \"{s}\": {path} in body must be of type date-time: \"{s}\"")));
+                r.causes.push(cause(
+                    "FieldValueInvalid",
+                    path,
+                    format!(
+                        "Invalid value: \"{s}\": {path} in body must be of type date-time: \"{s}\""
+                    ),
+                ));
             }
         }
         _ => {}
@@ -231,23 +310,45 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
         && s.chars().count() as u64 > max
     {
-        r.causes.push(cause("TooLong", path, format!("Too long: may not be more than {max} bytes")));
+        r.causes.push(cause(
+            "TooLong",
+            path,
+            format!("Too long: may not be more than {max} bytes"),
+        ));
     }
     if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
         && (s.chars().count() as u64) < min
     {
-        r.causes.push(cause("FieldValueInvalid", path, format!("Invalid value: \"{}\": {path} in body should be at least {min} chars long", short(s))));
+        r.causes.push(cause(
+            "FieldValueInvalid",
+            path,
+            format!(
+                "Invalid value: \"{}\": {path} in body should be at least {min} chars long",
+                short(s)
+            ),
+        ));
     }
     if let Some(p) = schema.get("pattern").and_then(Value::as_str)
         && let Ok(re) = regex::Regex::new(p)
         && !re.is_match(s)
     {
-        r.causes.push(cause("FieldValueInvalid", path, format!("Invalid value: \"{}\": {path} in body should match '{p}'", short(s))));
+        r.causes.push(cause(
+            "FieldValueInvalid",
+            path,
+            format!(
+                "Invalid value: \"{}\": {path} in body should match '{p}'",
+                short(s)
+            ),
+        ));
     }
 }
 
 fn short(s: &str) -> String {
-    if s.len() > 64 { format!("{}...", s.chars().take(61).collect::<String>()) } else { s.to_string() }
+    if s.len() > 64 {
+        format!("{}...", s.chars().take(61).collect::<String>())
+    } else {
+        s.to_string()
+    }
 }
 
 /// The `x-kubernetes-list-map-keys` of a list schema declared `x-kubernetes-list-type: map`.
@@ -276,10 +377,12 @@ pub fn list_key(item: &Value, keys: &[String]) -> String {
 /// The schema node for child `key` of an object schema.
 pub fn child<'a>(schema: Option<&'a Value>, key: &str) -> Option<&'a Value> {
     let s = schema?;
-    s.get("properties").and_then(|p| p.get(key)).or_else(|| match s.get("additionalProperties") {
-        Some(a @ Value::Object(_)) => Some(a),
-        _ => None,
-    })
+    s.get("properties")
+        .and_then(|p| p.get(key))
+        .or_else(|| match s.get("additionalProperties") {
+            Some(a @ Value::Object(_)) => Some(a),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -311,7 +414,10 @@ mod tests {
         let r = validate_root(&schema(), &mut o);
         assert!(r.causes.is_empty(), "{:?}", r.causes);
         assert_eq!(r.unknown, vec!["spec.bogus"]);
-        assert_eq!(o, json!({"spec": {"request": "aGk=", "mode": "a", "extra": {"any": 1}}}));
+        assert_eq!(
+            o,
+            json!({"spec": {"request": "aGk=", "mode": "a", "extra": {"any": 1}}})
+        );
     }
 
     #[test]

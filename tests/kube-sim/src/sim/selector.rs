@@ -42,7 +42,11 @@ fn set_values(s: &str, whole: &str) -> Result<Vec<String>, ApiError> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: found '{s}', expected: '(' in label selector {whole:?}")))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 impl LabelSelector {
@@ -69,10 +73,15 @@ impl LabelSelector {
                 reqs.push(LabelReq::NotIn(k.trim().to_string(), set_values(v, s)?));
             } else if let Some((k, v)) = p.split_once(" in ") {
                 reqs.push(LabelReq::In(k.trim().to_string(), set_values(v, s)?));
-            } else if p.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            } else if p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 reqs.push(LabelReq::Exists(p.to_string()));
             } else {
-                return Err(ApiError::bad_request(format!("unable to parse requirement {p:?} in label selector {s:?}")));
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement {p:?} in label selector {s:?}"
+                )));
             }
         }
         Ok(LabelSelector(reqs))
@@ -121,9 +130,15 @@ impl FieldSelector {
             } else if let Some((k, v)) = p.split_once('=') {
                 (k, false, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid field selector: {p:?} has no operator (=, ==, !=)")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid field selector: {p:?} has no operator (=, ==, !=)"
+                )));
             };
-            reqs.push((k.trim().split('.').map(str::to_string).collect(), neg, v.trim().to_string()));
+            reqs.push((
+                k.trim().split('.').map(str::to_string).collect(),
+                neg,
+                v.trim().to_string(),
+            ));
         }
         Ok(FieldSelector(reqs))
     }
@@ -167,7 +182,11 @@ mod tests {
     #[test]
     fn label_selector_supports_set_and_existence_terms() {
         let o = json!({"metadata": {"labels": {"app": "x", "tier": "web"}}});
-        assert!(LabelSelector::parse("app=x,tier in (web,db),!gone").unwrap().matches(&o));
+        assert!(
+            LabelSelector::parse("app=x,tier in (web,db),!gone")
+                .unwrap()
+                .matches(&o)
+        );
         assert!(!LabelSelector::parse("app notin (x)").unwrap().matches(&o));
         assert!(!LabelSelector::parse("missing").unwrap().matches(&o));
     }
@@ -175,7 +194,11 @@ mod tests {
     #[test]
     fn field_selector_matches_metadata_name() {
         let o = json!({"metadata": {"name": "a", "namespace": "ns"}});
-        assert!(FieldSelector::parse("metadata.name=a,metadata.namespace!=other").unwrap().matches(&o));
+        assert!(
+            FieldSelector::parse("metadata.name=a,metadata.namespace!=other")
+                .unwrap()
+                .matches(&o)
+        );
         assert!(!FieldSelector::parse("metadata.name=b").unwrap().matches(&o));
         assert!(FieldSelector::parse("nonsense").is_err());
     }

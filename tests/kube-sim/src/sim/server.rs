@@ -3,7 +3,7 @@
 use super::faults::Faults;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use super::store::{Counters, Event, EventType, ResourceDef, Store, WriteOpts, watch_line};
+use super::store::{Counters, Event, EventType, Hist, ResourceDef, Store, WriteOpts, watch_line};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -46,16 +46,25 @@ fn json_response(code: u16, body: Bytes, warnings: &[String]) -> Response<Body> 
     for w in warnings {
         r = r.header("Warning", format!("299 - \"{}\"", w.replace('"', "'")));
     }
-    r.body(full(body)).unwrap_or_else(|_| Response::new(full(Bytes::new())))
+    r.body(full(body))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
 fn value_response(code: u16, v: &Value) -> Response<Body> {
-    json_response(code, Bytes::from(serde_json::to_vec(v).unwrap_or_default()), &[])
+    json_response(
+        code,
+        Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+        &[],
+    )
 }
 
 /// Render an API error as a `Status` response.
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    let mut r = json_response(e.code, Bytes::from(serde_json::to_vec(&e.to_status()).unwrap_or_default()), &[]);
+    let mut r = json_response(
+        e.code,
+        Bytes::from(serde_json::to_vec(&e.to_status()).unwrap_or_default()),
+        &[],
+    );
     if let Some(s) = e.retry_after
         && let Ok(v) = s.to_string().parse()
     {
@@ -75,7 +84,10 @@ struct Target {
 
 impl Server {
     /// Serve one request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Infallible> {
         Ok(match self.route(req).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
@@ -102,21 +114,34 @@ impl Server {
         let user = self.authenticate(&req)?;
         self.faults.wait_unpaused().await;
         let path = req.uri().path().trim_end_matches('/').to_string();
-        let query: HashMap<String, String> = req.uri().query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+        let query: HashMap<String, String> = req
+            .uri()
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let method = req.method().clone();
         match segs.as_slice() {
             ["version"] => return Ok(value_response(200, &version())),
             ["healthz" | "livez" | "readyz"] => return Ok(Response::new(full("ok"))),
             ["api"] => {
-                return Ok(value_response(200, &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": self.address}]})));
+                return Ok(value_response(
+                    200,
+                    &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": self.address}]}),
+                ));
             }
             ["apis"] => return Ok(value_response(200, &self.group_list())),
-            ["api", "v1"] => return self.resource_list("", "v1").map(|v| value_response(200, &v)),
+            ["api", "v1"] => {
+                return self
+                    .resource_list("", "v1")
+                    .map(|v| value_response(200, &v));
+            }
             ["apis", g] => return self.group(g).map(|v| value_response(200, &v)),
             ["apis", g, v] => return self.resource_list(g, v).map(|v| value_response(200, &v)),
             ["openapi", "v3"] => return Ok(value_response(200, &self.openapi_root())),
-            ["openapi", "v3", rest @ ..] => return self.openapi_gv(rest).map(|v| value_response(200, &v)),
+            ["openapi", "v3", rest @ ..] => {
+                return self.openapi_gv(rest).map(|v| value_response(200, &v));
+            }
             _ => {}
         }
         let target = self.parse_target(&segs)?;
@@ -131,7 +156,11 @@ impl Server {
             (&Method::PATCH, Some(_)) => "patch",
             (&Method::DELETE, Some(_)) => "delete",
             (&Method::DELETE, None) => "deletecollection",
-            _ => return Err(ApiError::method_not_allowed(format!("the server does not allow this method ({method}) on the requested resource"))),
+            _ => {
+                return Err(ApiError::method_not_allowed(format!(
+                    "the server does not allow this method ({method}) on the requested resource"
+                )));
+            }
         };
         self.counters.inc(verb, &def.plural);
         if let Some(s) = &target.sub {
@@ -147,12 +176,20 @@ impl Server {
         if let Some(s) = &target.sub
             && !(s == "status" && def.status)
         {
-            return Err(ApiError::not_found(&format!("{}/{s}", def.plural), &def.group, target.name.as_deref().unwrap_or_default()));
+            return Err(ApiError::not_found(
+                &format!("{}/{s}", def.plural),
+                &def.group,
+                target.name.as_deref().unwrap_or_default(),
+            ));
         }
         let status_only = target.sub.is_some();
         let ns = target.ns.clone().unwrap_or_default();
         if def.namespaced && target.ns.is_none() && !matches!(verb, "list" | "watch") {
-            return Err(ApiError::not_found(&def.plural, &def.group, target.name.as_deref().unwrap_or_default()));
+            return Err(ApiError::not_found(
+                &def.plural,
+                &def.group,
+                target.name.as_deref().unwrap_or_default(),
+            ));
         }
         let opts = WriteOpts {
             strict: query.get("fieldValidation").is_some_and(|v| v == "Strict"),
@@ -161,28 +198,62 @@ impl Server {
             force: query.get("force").is_some_and(|v| v == "true"),
             user,
         };
-        let accept = req.headers().get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
-        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or("application/json").to_string();
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("application/json")
+            .to_string();
         let name = target.name.clone().unwrap_or_default();
         match verb {
             "get" => {
                 let body = self.store.get(&def, &ns, &name)?;
                 if accept.contains("as=Table") {
-                    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))?;
-                    return Ok(value_response(200, &table(&def, &[v], self.store.current_rv(), None)));
+                    let v: Value = serde_json::from_slice(&body)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    return Ok(value_response(
+                        200,
+                        &table(&def, &[v], self.store.current_rv(), None),
+                    ));
                 }
                 Ok(json_response(200, body, &[]))
             }
             "list" => {
-                let ls = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-                let fs = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+                let ls =
+                    LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+                let fs =
+                    FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
                 let limit = query.get("limit").and_then(|l| l.parse().ok());
-                let (body, _) = self.store.list(&def, target.ns.as_deref(), &ls, &fs, limit, query.get("continue").map(String::as_str))?;
+                let (body, _) = self.store.list(
+                    &def,
+                    target.ns.as_deref(),
+                    &ls,
+                    &fs,
+                    limit,
+                    query.get("continue").map(String::as_str),
+                )?;
                 if accept.contains("as=Table") {
-                    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))?;
-                    let items = v.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
-                    let cont = v.pointer("/metadata/continue").and_then(Value::as_str).map(str::to_string);
-                    return Ok(value_response(200, &table(&def, &items, self.store.current_rv(), cont)));
+                    let v: Value = serde_json::from_slice(&body)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    let items = v
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    let cont = v
+                        .pointer("/metadata/continue")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    return Ok(value_response(
+                        200,
+                        &table(&def, &items, self.store.current_rv(), cont),
+                    ));
                 }
                 Ok(json_response(200, body, &[]))
             }
@@ -196,30 +267,43 @@ impl Server {
             "update" => {
                 let body = read_body(req).await?;
                 let obj = parse_obj(&body, &content_type)?;
-                let out = self.store.update(&def, &ns, &name, status_only, obj, &opts)?;
+                let out = self
+                    .store
+                    .update(&def, &ns, &name, status_only, obj, &opts)?;
                 Ok(json_response(out.code, out.body, &out.warnings))
             }
             "patch" => {
                 let body = read_body(req).await?;
-                let out = self.store.patch(&def, &ns, &name, status_only, &content_type, &body, &opts)?;
+                let out =
+                    self.store
+                        .patch(&def, &ns, &name, status_only, &content_type, &body, &opts)?;
                 Ok(json_response(out.code, out.body, &out.warnings))
             }
             "delete" => {
                 let body = read_body(req).await?;
-                let opts_v: Value = if body.is_empty() { json!({}) } else { serde_json::from_slice(&body).unwrap_or(json!({})) };
+                let opts_v: Value = if body.is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_slice(&body).unwrap_or(json!({}))
+                };
                 let out = self.store.delete(&def, &ns, &name, &opts_v, opts.dry_run)?;
                 Ok(json_response(200, out, &[]))
             }
             _ => {
-                let ls = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-                let fs = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+                let ls =
+                    LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+                let fs =
+                    FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
                 let mut items = Vec::new();
                 for (n_ns, n) in self.store.names(&def, target.ns.as_deref(), &ls, &fs) {
                     if let Ok(b) = self.store.delete(&def, &n_ns, &n, &json!({}), opts.dry_run) {
                         items.push(serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null));
                     }
                 }
-                Ok(value_response(200, &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": {"resourceVersion": self.store.current_rv().to_string()}, "items": items})))
+                Ok(value_response(
+                    200,
+                    &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": {"resourceVersion": self.store.current_rv().to_string()}, "items": items}),
+                ))
             }
         }
     }
@@ -228,40 +312,81 @@ impl Server {
         let (group, version, rest) = match segs {
             ["api", v, rest @ ..] => ("", *v, rest),
             ["apis", g, v, rest @ ..] => (*g, *v, rest),
-            _ => return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+            _ => {
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ));
+            }
         };
         let (ns, rest) = match rest {
-            ["namespaces", ns, r, more @ ..] if !(group.is_empty() && matches!(*r, "status" | "finalize") && more.is_empty()) => (Some(ns.to_string()), {
-                let mut v = vec![*r];
-                v.extend_from_slice(more);
-                v
-            }),
+            ["namespaces", ns, r, more @ ..]
+                if !(group.is_empty()
+                    && matches!(*r, "status" | "finalize")
+                    && more.is_empty()) =>
+            {
+                (Some(ns.to_string()), {
+                    let mut v = vec![*r];
+                    v.extend_from_slice(more);
+                    v
+                })
+            }
             _ => (None, rest.to_vec()),
         };
         let (plural, name, sub) = match rest.as_slice() {
             [p] => (*p, None, None),
             [p, n] => (*p, Some(n.to_string()), None),
             [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
-            _ => return Err(ApiError::new(404, "NotFound", "the server could not find the requested resource")),
+            _ => {
+                return Err(ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ));
+            }
         };
         let def = self.store.lookup(group, version, plural).ok_or_else(|| ApiError::new(404, "NotFound", format!("the server could not find the requested resource (no {plural} in {group}/{version})")))?;
         if !def.namespaced && ns.is_some() {
-            return Err(ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({} is cluster-scoped)", def.plural)));
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!(
+                    "the server could not find the requested resource ({} is cluster-scoped)",
+                    def.plural
+                ),
+            ));
         }
         Ok(Target { def, ns, name, sub })
     }
 
-    fn watch(&self, def: Arc<ResourceDef>, ns: Option<String>, q: &HashMap<String, String>) -> Result<Response<Body>, ApiError> {
+    fn watch(
+        &self,
+        def: Arc<ResourceDef>,
+        ns: Option<String>,
+        q: &HashMap<String, String>,
+    ) -> Result<Response<Body>, ApiError> {
         let ls = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
         let fs = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
         let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
         let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
-        let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map_or(Duration::from_secs(3600), Duration::from_secs);
+        let timeout = q
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse::<u64>().ok())
+            .map_or(Duration::from_secs(3600), Duration::from_secs);
         let rv_param: Option<u64> = match q.get("resourceVersion").map(String::as_str) {
             None | Some("") => None,
-            Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}: must be an unsigned integer")))?),
+            Some(s) => Some(s.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid resourceVersion {s:?}: must be an unsigned integer"
+                ))
+            })?),
         };
-        let filter = Filter { ns: ns.filter(|_| def.namespaced), ls, fs };
+        let filter = Filter {
+            ns: ns.filter(|_| def.namespaced),
+            ls,
+            fs,
+        };
         let mut lines: Vec<Bytes> = Vec::new();
         let (rx, start_rv) = {
             let inner = def.coll.inner.read();
@@ -271,11 +396,14 @@ impl Server {
                 Some(r) if r != 0 && !send_initial => {
                     if r < inner.compacted {
                         let e = ApiError::expired(r, inner.compacted);
-                        let line = watch_line("ERROR", &serde_json::to_vec(&e.to_status()).unwrap_or_default());
+                        let line = watch_line(
+                            "ERROR",
+                            &serde_json::to_vec(&e.to_status()).unwrap_or_default(),
+                        );
                         return Ok(stream_response(vec![line], None));
                     }
-                    for ev in inner.history.iter().filter(|e| e.rv > r) {
-                        if let Some(l) = filter.line(&def, ev) {
+                    for h in inner.history.iter().filter(|e| e.rv > r) {
+                        if let Some(l) = filter.replay(&def, h) {
                             lines.push(l);
                         }
                     }
@@ -283,10 +411,16 @@ impl Server {
                 }
                 _ => {
                     for ((ons, _), s) in inner.objects.iter() {
-                        if filter.ns.as_ref().is_some_and(|n| n != ons) || !filter.ls.matches(&s.obj) || !filter.fs.matches(&s.obj) {
+                        if filter.ns.as_ref().is_some_and(|n| n != ons)
+                            || !filter.ls.matches(&s.obj)
+                            || !filter.fs.matches(&s.obj)
+                        {
                             continue;
                         }
-                        lines.push(watch_line("ADDED", &Store::render_for(&def, &s.obj, &s.bytes)));
+                        lines.push(watch_line(
+                            "ADDED",
+                            &Store::render_for(&def, &s.obj, &s.bytes),
+                        ));
                     }
                     (rx, now)
                 }
@@ -297,6 +431,7 @@ impl Server {
         }
         let (tx, body_rx) = mpsc::channel::<Bytes>(1024);
         let task = WatchTask {
+            store: self.store.clone(),
             def,
             filter,
             rx,
@@ -323,12 +458,27 @@ impl Server {
 
     fn group(&self, g: &str) -> Result<Value, ApiError> {
         let reg = self.store.registry.read();
-        group_doc(&reg, g).ok_or_else(|| ApiError::new(404, "NotFound", "the server could not find the requested resource"))
+        group_doc(&reg, g).ok_or_else(|| {
+            ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
+        })
     }
 
     fn resource_list(&self, g: &str, v: &str) -> Result<Value, ApiError> {
         let reg = self.store.registry.read();
-        let m = reg.gvs.get(&(g.to_string(), v.to_string())).ok_or_else(|| ApiError::new(404, "NotFound", "the server could not find the requested resource"))?;
+        let m = reg
+            .gvs
+            .get(&(g.to_string(), v.to_string()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                )
+            })?;
         let mut resources = Vec::new();
         for d in m.values() {
             let mut r = json!({
@@ -346,15 +496,25 @@ impl Server {
                 resources.push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": d.kind, "verbs": ["get", "patch", "update"]}));
             }
         }
-        let gv = if g.is_empty() { v.to_string() } else { format!("{g}/{v}") };
-        Ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+        let gv = if g.is_empty() {
+            v.to_string()
+        } else {
+            format!("{g}/{v}")
+        };
+        Ok(
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+        )
     }
 
     fn openapi_root(&self) -> Value {
         let reg = self.store.registry.read();
         let mut paths = serde_json::Map::new();
         for (g, v) in reg.gvs.keys() {
-            let key = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
+            let key = if g.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{g}/{v}")
+            };
             let doc = openapi_doc(&reg, g, v);
             let hash = {
                 use std::hash::{Hash, Hasher};
@@ -362,7 +522,10 @@ impl Server {
                 doc.to_string().hash(&mut h);
                 format!("{:016X}", h.finish())
             };
-            paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}));
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
+            );
         }
         json!({"paths": paths})
     }
@@ -375,7 +538,11 @@ impl Server {
         };
         let reg = self.store.registry.read();
         if !reg.gvs.contains_key(&(g.to_string(), v.to_string())) {
-            return Err(ApiError::new(404, "NotFound", format!("no OpenAPI document for {g}/{v}")));
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!("no OpenAPI document for {g}/{v}"),
+            ));
         }
         Ok(openapi_doc(&reg, g, v))
     }
@@ -396,7 +563,9 @@ fn group_doc(reg: &super::store::Registry, g: &str) -> Option<Value> {
         return None;
     }
     let pref = reg.preferred.get(g).cloned().unwrap_or_default();
-    Some(json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": versions, "preferredVersion": {"groupVersion": format!("{g}/{pref}"), "version": pref}}))
+    Some(
+        json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": versions, "preferredVersion": {"groupVersion": format!("{g}/{pref}"), "version": pref}}),
+    )
 }
 
 /// Reverse-DNS schema name as the API server names definitions (`io.cert-manager.v1.CertificateRequest`).
@@ -414,19 +583,32 @@ fn openapi_doc(reg: &super::store::Registry, g: &str, v: &str) -> Value {
     if let Some(m) = reg.gvs.get(&(g.to_string(), v.to_string())) {
         for d in m.values() {
             let gvk = json!({"group": d.group, "version": d.version, "kind": d.kind});
-            let prefix = if g.is_empty() { format!("/api/{v}") } else { format!("/apis/{g}/{v}") };
-            let coll = if d.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}", d.plural) } else { format!("{prefix}/{}", d.plural) };
+            let prefix = if g.is_empty() {
+                format!("/api/{v}")
+            } else {
+                format!("/apis/{g}/{v}")
+            };
+            let coll = if d.namespaced {
+                format!("{prefix}/namespaces/{{namespace}}/{}", d.plural)
+            } else {
+                format!("{prefix}/{}", d.plural)
+            };
             let sref = json!({"$ref": format!("#/components/schemas/{}", schema_name(d))});
             let ok = json!({"200": {"description": "OK", "content": {"application/json": {"schema": sref}}}});
             let fv = json!({"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}});
             let fm = json!({"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}});
             let op = |id: &str| json!({"operationId": format!("{id}{}", d.kind), "x-kubernetes-group-version-kind": gvk, "parameters": [fv, fm], "responses": ok});
-            paths.insert(coll.clone(), json!({"get": op("list"), "post": op("create")}));
+            paths.insert(
+                coll.clone(),
+                json!({"get": op("list"), "post": op("create")}),
+            );
             paths.insert(format!("{coll}/{{name}}"), json!({"get": op("read"), "put": op("replace"), "patch": op("patch"), "delete": op("delete")}));
             if d.status {
                 paths.insert(format!("{coll}/{{name}}/status"), json!({"get": op("readStatus"), "put": op("replaceStatus"), "patch": op("patchStatus")}));
             }
-            let mut s = d.schema.as_deref().cloned().unwrap_or_else(|| json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}));
+            let mut s = d.schema.as_deref().cloned().unwrap_or_else(
+                || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+            );
             s["x-kubernetes-group-version-kind"] = json!([gvk]);
             schemas.insert(schema_name(d), s);
         }
@@ -435,7 +617,9 @@ fn openapi_doc(reg: &super::store::Registry, g: &str, v: &str) -> Value {
 }
 
 fn age(ts: Option<&str>) -> String {
-    let Some(t) = ts.and_then(|t| t.parse::<jiff::Timestamp>().ok()) else { return "<unknown>".into() };
+    let Some(t) = ts.and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
+        return "<unknown>".into();
+    };
     let secs = jiff::Timestamp::now().duration_since(t).as_secs().max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
@@ -454,11 +638,20 @@ fn json_path(obj: &Value, path: &str) -> Value {
             Some(0) if rest.starts_with('[') => {
                 let end = rest.find(']').unwrap_or(rest.len() - 1);
                 let filter = &rest[1..end];
-                if let Some(f) = filter.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')'))
+                if let Some(f) = filter
+                    .strip_prefix("?(@.")
+                    .and_then(|f| f.strip_suffix(')'))
                     && let Some((k, v)) = f.split_once("==")
                 {
                     let want = v.trim_matches(['"', '\'']);
-                    cur = cur.as_array().and_then(|a| a.iter().find(|i| i.get(k).and_then(Value::as_str) == Some(want))).cloned().unwrap_or(Value::Null);
+                    cur = cur
+                        .as_array()
+                        .and_then(|a| {
+                            a.iter()
+                                .find(|i| i.get(k).and_then(Value::as_str) == Some(want))
+                        })
+                        .cloned()
+                        .unwrap_or(Value::Null);
                 } else if let Ok(i) = filter.parse::<usize>() {
                     cur = cur.get(i).cloned().unwrap_or(Value::Null);
                 }
@@ -475,11 +668,16 @@ fn json_path(obj: &Value, path: &str) -> Value {
 }
 
 fn table(def: &ResourceDef, items: &[Value], rv: u64, cont: Option<String>) -> Value {
-    let mut cols = vec![json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0})];
+    let mut cols = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
+    ];
     for c in &def.printer_columns {
         cols.push(json!({"name": c.get("name"), "type": c.get("type").cloned().unwrap_or(json!("string")), "format": "", "description": c.get("description").cloned().unwrap_or(json!("")), "priority": c.get("priority").cloned().unwrap_or(json!(0))}));
     }
-    let has_age = def.printer_columns.iter().any(|c| c.get("jsonPath").and_then(Value::as_str) == Some(".metadata.creationTimestamp"));
+    let has_age = def
+        .printer_columns
+        .iter()
+        .any(|c| c.get("jsonPath").and_then(Value::as_str) == Some(".metadata.creationTimestamp"));
     if !has_age {
         cols.push(json!({"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp", "priority": 0}));
     }
@@ -506,14 +704,20 @@ fn table(def: &ResourceDef, items: &[Value], rv: u64, cont: Option<String>) -> V
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    req.into_body().collect().await.map(|c| c.to_bytes()).map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
+    req.into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
 }
 
 fn parse_obj(body: &[u8], ct: &str) -> Result<Value, ApiError> {
     if ct.contains("yaml") {
-        serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
+        serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))
     }
 }
 
@@ -553,6 +757,25 @@ struct Filter {
 }
 
 impl Filter {
+    /// The line to replay for a retained event (no selector transitions: the old state is not kept).
+    fn replay(&self, def: &ResourceDef, h: &Hist) -> Option<Bytes> {
+        if self.ns.as_ref().is_some_and(|n| *n != h.namespace) {
+            return None;
+        }
+        let same_version = def.version == def.storage_version;
+        if self.ls.is_empty() && self.fs.is_empty() && same_version {
+            return Some(h.line.clone());
+        }
+        let obj: Value = serde_json::from_slice(&h.bytes).ok()?;
+        if !(self.ls.matches(&obj) && self.fs.matches(&obj)) {
+            return None;
+        }
+        Some(watch_line(
+            h.etype.as_str(),
+            &Store::render_for(def, &obj, &h.bytes),
+        ))
+    }
+
     /// The line to send for an event, with ADDED/DELETED synthesized when the object enters or leaves the selection.
     fn line(&self, def: &ResourceDef, ev: &Event) -> Option<Bytes> {
         if self.ns.as_ref().is_some_and(|n| *n != ev.namespace) {
@@ -560,7 +783,14 @@ impl Filter {
         }
         let same_version = def.version == def.storage_version;
         if self.ls.is_empty() && self.fs.is_empty() {
-            return Some(if same_version { ev.line.clone() } else { watch_line(ev.etype.as_str(), &Store::render_for(def, &ev.obj, &ev.bytes)) });
+            return Some(if same_version {
+                ev.line.clone()
+            } else {
+                watch_line(
+                    ev.etype.as_str(),
+                    &Store::render_for(def, &ev.obj, &ev.bytes),
+                )
+            });
         }
         let m = |o: &Value| self.ls.matches(o) && self.fs.matches(o);
         let now = m(&ev.obj);
@@ -576,12 +806,16 @@ impl Filter {
         if t == ev.etype && same_version {
             Some(ev.line.clone())
         } else {
-            Some(watch_line(t.as_str(), &Store::render_for(def, &ev.obj, &ev.bytes)))
+            Some(watch_line(
+                t.as_str(),
+                &Store::render_for(def, &ev.obj, &ev.bytes),
+            ))
         }
     }
 }
 
 struct WatchTask {
+    store: Arc<Store>,
     def: Arc<ResourceDef>,
     filter: Filter,
     rx: broadcast::Receiver<Arc<Event>>,
@@ -601,7 +835,8 @@ impl WatchTask {
         }
         let deadline = tokio::time::sleep(self.timeout);
         tokio::pin!(deadline);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         self.drop_rx.borrow_and_update();
         loop {
             tokio::select! {
@@ -621,6 +856,14 @@ impl WatchTask {
                     Err(_) => return,
                 },
                 _ = tick.tick(), if self.bookmarks => {
+                    // When every change of this resource has been delivered, the bookmark can carry the
+                    // global resourceVersion (as a real server does), so a resumed watch starts fresh.
+                    let rv = {
+                        let inner = self.def.coll.inner.read();
+                        let latest = inner.history.back().map_or(inner.compacted, |h| h.rv);
+                        if self.last >= latest { self.store.current_rv() } else { self.last }
+                    };
+                    self.last = self.last.max(rv);
                     if tx.send(bookmark_line(&self.def, self.last, false)).await.is_err() {
                         return;
                     }

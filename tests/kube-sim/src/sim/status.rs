@@ -35,7 +35,14 @@ pub struct ApiError {
 impl ApiError {
     /// A bare error with code, reason and message.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None, causes: Vec::new(), retry_after: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            causes: Vec::new(),
+            retry_after: None,
+        }
     }
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -43,13 +50,21 @@ impl ApiError {
     }
     /// 404 NotFound for `plural.group "name"`.
     pub fn not_found(plural: &str, group: &str, name: &str) -> Self {
-        let mut e = Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(plural, group)));
+        let mut e = Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified(plural, group)),
+        );
         e.details = Some((name.to_string(), group.to_string(), plural.to_string()));
         e
     }
     /// 409 AlreadyExists.
     pub fn already_exists(plural: &str, group: &str, name: &str) -> Self {
-        let mut e = Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(plural, group)));
+        let mut e = Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified(plural, group)),
+        );
         e.details = Some((name.to_string(), group.to_string(), plural.to_string()));
         e
     }
@@ -58,15 +73,25 @@ impl ApiError {
         let mut e = Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(plural, group)),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified(plural, group)
+            ),
         );
         e.details = Some((name.to_string(), group.to_string(), plural.to_string()));
         e
     }
     /// 422 Invalid with field causes.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let list: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-        let what = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let list: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let what = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let message = if list.len() == 1 {
             format!("{what} \"{name}\" is invalid: {}", list[0])
         } else {
@@ -83,11 +108,21 @@ impl ApiError {
     }
     /// 415 UnsupportedMediaType.
     pub fn unsupported_media(ct: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
+            ),
+        )
     }
     /// 410 Expired (sent in a watch stream as an ERROR event).
     pub fn expired(requested: u64, oldest: u64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+        )
     }
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
@@ -133,5 +168,9 @@ impl ApiError {
 
 /// `plural.group` or just `plural` for the core group.
 pub fn qualified(plural: &str, group: &str) -> String {
-    if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") }
+    if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    }
 }

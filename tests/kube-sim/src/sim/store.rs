@@ -50,7 +50,11 @@ pub struct ResourceDef {
 impl ResourceDef {
     /// `group/version` or `v1`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
     fn storage_api_version(&self) -> String {
         if self.group.is_empty() {
@@ -96,13 +100,29 @@ pub struct Event {
     pub obj: Arc<Value>,
     /// Object before the change (for selector transitions).
     pub old: Option<Arc<Value>>,
-    /// Serialized object (storage version).
+    /// Serialized object (storage version), a slice of `line`.
     pub bytes: Bytes,
     /// Ready-made watch line for `etype`.
     pub line: Bytes,
 }
 
-/// Build `{"type":T,"object":<bytes>}\n`.
+/// One retained change for watch-from-resourceVersion: only the serialized line is kept, so old
+/// object versions are not held in memory twice.
+#[derive(Debug)]
+pub struct Hist {
+    /// resourceVersion of the change.
+    pub rv: u64,
+    /// Type as stored.
+    pub etype: EventType,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// Serialized object, a slice of `line`.
+    pub bytes: Bytes,
+    /// Watch line.
+    pub line: Bytes,
+}
+
+/// Build `{"type":T,"object":<bytes>}\n` (for synthesized events; stored writes build theirs in `finish`).
 pub fn watch_line(t: &str, obj: &[u8]) -> Bytes {
     let mut v = Vec::with_capacity(obj.len() + 32);
     v.extend_from_slice(b"{\"type\":\"");
@@ -139,7 +159,7 @@ pub struct Inner {
     /// (namespace, name) → object.
     pub objects: BTreeMap<(String, String), Stored>,
     /// Recent events, oldest first.
-    pub history: VecDeque<Arc<Event>>,
+    pub history: VecDeque<Hist>,
     /// Events with rv ≤ this are gone: a watch from an older rv gets 410.
     pub compacted: u64,
 }
@@ -147,7 +167,10 @@ pub struct Inner {
 impl Collection {
     fn new() -> Arc<Self> {
         let (tx, _) = broadcast::channel(65536);
-        Arc::new(Collection { inner: RwLock::new(Inner::default()), tx })
+        Arc::new(Collection {
+            inner: RwLock::new(Inner::default()),
+            tx,
+        })
     }
 }
 
@@ -177,7 +200,11 @@ impl Counters {
     }
     /// All counters.
     pub fn snapshot(&self) -> BTreeMap<(String, String), u64> {
-        self.0.read().iter().map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed))).collect()
+        self.0
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
@@ -211,8 +238,24 @@ pub struct Builtin {
     pub short: &'static [&'static str],
 }
 
-const fn b(group: &'static str, version: &'static str, plural: &'static str, kind: &'static str, namespaced: bool, status: bool, short: &'static [&'static str]) -> Builtin {
-    Builtin { group, version, plural, kind, namespaced, status, short }
+const fn b(
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    status: bool,
+    short: &'static [&'static str],
+) -> Builtin {
+    Builtin {
+        group,
+        version,
+        plural,
+        kind,
+        namespaced,
+        status,
+        short,
+    }
 }
 
 /// Built-in resources served as plain storage (no controllers behind them).
@@ -220,31 +263,153 @@ pub const BUILTINS: &[Builtin] = &[
     b("", "v1", "namespaces", "Namespace", false, true, &["ns"]),
     b("", "v1", "secrets", "Secret", true, false, &[]),
     b("", "v1", "configmaps", "ConfigMap", true, false, &["cm"]),
-    b("", "v1", "serviceaccounts", "ServiceAccount", true, false, &["sa"]),
+    b(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        true,
+        false,
+        &["sa"],
+    ),
     b("", "v1", "events", "Event", true, false, &["ev"]),
     b("", "v1", "services", "Service", true, true, &["svc"]),
     b("", "v1", "pods", "Pod", true, true, &["po"]),
     b("", "v1", "endpoints", "Endpoints", true, false, &["ep"]),
-    b("events.k8s.io", "v1", "events", "Event", true, false, &["ev"]),
-    b("coordination.k8s.io", "v1", "leases", "Lease", true, false, &[]),
-    b("apps", "v1", "deployments", "Deployment", true, true, &["deploy"]),
-    b("apps", "v1", "statefulsets", "StatefulSet", true, true, &["sts"]),
+    b(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "Event",
+        true,
+        false,
+        &["ev"],
+    ),
+    b(
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        true,
+        false,
+        &[],
+    ),
+    b(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        true,
+        true,
+        &["deploy"],
+    ),
+    b(
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        true,
+        true,
+        &["sts"],
+    ),
     b("apps", "v1", "daemonsets", "DaemonSet", true, true, &["ds"]),
-    b("apps", "v1", "replicasets", "ReplicaSet", true, true, &["rs"]),
-    b("rbac.authorization.k8s.io", "v1", "roles", "Role", true, false, &[]),
-    b("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, false, &[]),
-    b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, false, &[]),
-    b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, false, &[]),
-    b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, true, &["pdb"]),
-    b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, false, &["netpol"]),
-    b("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, true, &["crd", "crds"]),
-    b("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", false, false, &[]),
-    b("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", false, false, &[]),
+    b(
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        true,
+        true,
+        &["rs"],
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        true,
+        false,
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        false,
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        false,
+        &[],
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        false,
+        &[],
+    ),
+    b(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        true,
+        &["pdb"],
+    ),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+        false,
+        &["netpol"],
+    ),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        true,
+        &["crd", "crds"],
+    ),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        false,
+        false,
+        &[],
+    ),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        false,
+        false,
+        &[],
+    ),
 ];
 
 /// Now as RFC 3339 with second precision (the API's `metav1.Time`).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Options of a write that come from the query string.
@@ -300,7 +465,8 @@ fn is_dns_subdomain(s: &str) -> bool {
         && s.len() <= 253
         && s.split('.').all(|l| {
             !l.is_empty()
-                && l.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && l.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
@@ -310,28 +476,46 @@ fn random_suffix() -> String {
     use rand::Rng as _;
     const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHA[rng.random_range(0..ALPHA.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHA[rng.random_range(0..ALPHA.len())] as char)
+        .collect()
 }
 
 /// Top-level keys other than metadata/status/apiVersion/kind differ (→ generation bump).
 fn spec_changed(old: &Value, new: &Value, has_status: bool) -> bool {
-    let skip = |k: &str| matches!(k, "metadata" | "apiVersion" | "kind") || (has_status && k == "status");
-    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else { return old != new };
-    o.iter().filter(|(k, _)| !skip(k)).any(|(k, v)| n.get(k) != Some(v))
-        || n.iter().filter(|(k, _)| !skip(k)).any(|(k, _)| !o.contains_key(k))
+    let skip =
+        |k: &str| matches!(k, "metadata" | "apiVersion" | "kind") || (has_status && k == "status");
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return old != new;
+    };
+    o.iter()
+        .filter(|(k, _)| !skip(k))
+        .any(|(k, v)| n.get(k) != Some(v))
+        || n.iter()
+            .filter(|(k, _)| !skip(k))
+            .any(|(k, _)| !o.contains_key(k))
 }
 
 /// Equal apart from resourceVersion (a no-op write).
 fn same_except_rv(a: &Value, b: &Value) -> bool {
-    let (Some(ao), Some(bo)) = (a.as_object(), b.as_object()) else { return a == b };
+    let (Some(ao), Some(bo)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
     if ao.len() != bo.len() {
         return false;
     }
     ao.iter().all(|(k, v)| {
         if k == "metadata" {
-            let (Some(am), Some(bm)) = (v.as_object(), bo.get(k).and_then(Value::as_object)) else { return false };
-            am.iter().filter(|(k, _)| *k != "resourceVersion").all(|(k, v)| bm.get(k) == Some(v))
-                && bm.iter().filter(|(k, _)| *k != "resourceVersion").all(|(k, _)| am.contains_key(k))
+            let (Some(am), Some(bm)) = (v.as_object(), bo.get(k).and_then(Value::as_object)) else {
+                return false;
+            };
+            am.iter()
+                .filter(|(k, _)| *k != "resourceVersion")
+                .all(|(k, v)| bm.get(k) == Some(v))
+                && bm
+                    .iter()
+                    .filter(|(k, _)| *k != "resourceVersion")
+                    .all(|(k, _)| am.contains_key(k))
         } else {
             bo.get(k) == Some(v)
         }
@@ -343,7 +527,11 @@ impl Store {
     pub fn new(history_limit: usize, set_cr_username: bool) -> Arc<Store> {
         let mut reg = Registry::default();
         for bi in BUILTINS {
-            let coll = reg.colls.entry((bi.group.to_string(), bi.plural.to_string())).or_insert_with(Collection::new).clone();
+            let coll = reg
+                .colls
+                .entry((bi.group.to_string(), bi.plural.to_string()))
+                .or_insert_with(Collection::new)
+                .clone();
             let def = ResourceDef {
                 group: bi.group.into(),
                 version: bi.version.into(),
@@ -364,11 +552,22 @@ impl Store {
             reg.add(Arc::new(def));
         }
         let namespaces = reg.colls[&(String::new(), "namespaces".to_string())].clone();
-        let store = Arc::new(Store { rv: AtomicU64::new(1), registry: RwLock::new(reg), history_limit: history_limit.max(16), set_cr_username, namespaces });
+        let store = Arc::new(Store {
+            rv: AtomicU64::new(1),
+            registry: RwLock::new(reg),
+            history_limit: history_limit.max(16),
+            set_cr_username,
+            namespaces,
+        });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let def = store.lookup("", "v1", "namespaces");
             if let Some(def) = def {
-                let _ = store.create(&def, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), &WriteOpts::default());
+                let _ = store.create(
+                    &def,
+                    "",
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                    &WriteOpts::default(),
+                );
             }
         }
         store
@@ -381,15 +580,31 @@ impl Store {
 
     /// Find a served resource by group, version and plural.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceDef>> {
-        self.registry.read().gvs.get(&(group.to_string(), version.to_string()))?.get(plural).cloned()
+        self.registry
+            .read()
+            .gvs
+            .get(&(group.to_string(), version.to_string()))?
+            .get(plural)
+            .cloned()
     }
 
     /// Find a served resource by group and kind (any version, preferred first).
     pub fn lookup_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceDef>> {
         let reg = self.registry.read();
         let pref = reg.preferred.get(group)?;
-        let find = |v: &str| reg.gvs.get(&(group.to_string(), v.to_string()))?.values().find(|d| d.kind == kind).cloned();
-        find(pref).or_else(|| reg.gvs.iter().filter(|((g, _), _)| g == group).find_map(|(_, m)| m.values().find(|d| d.kind == kind).cloned()))
+        let find = |v: &str| {
+            reg.gvs
+                .get(&(group.to_string(), v.to_string()))?
+                .values()
+                .find(|d| d.kind == kind)
+                .cloned()
+        };
+        find(pref).or_else(|| {
+            reg.gvs
+                .iter()
+                .filter(|((g, _), _)| g == group)
+                .find_map(|(_, m)| m.values().find(|d| d.kind == kind).cloned())
+        })
     }
 
     fn out_bytes(def: &ResourceDef, s: &Stored) -> Bytes {
@@ -416,32 +631,51 @@ impl Store {
             return Ok(());
         }
         if ns.is_empty() {
-            return Err(ApiError::bad_request(format!("the namespace of the provided object does not match the namespace sent on the request ({} is namespaced)", def.plural)));
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the provided object does not match the namespace sent on the request ({} is namespaced)",
+                def.plural
+            )));
         }
         let inner = self.namespaces.inner.read();
         match inner.objects.get(&(String::new(), ns.to_string())) {
             None => Err(ApiError::not_found("namespaces", "", ns)),
-            Some(s) if meta(&s.obj).is_some_and(|m| m.contains_key("deletionTimestamp")) => Err(ApiError::new(
-                403,
-                "Forbidden",
-                format!("{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated", qualified(&def.plural, &def.group), meta_str(&s.obj, "name").unwrap_or_default()),
-            )),
+            Some(s) if meta(&s.obj).is_some_and(|m| m.contains_key("deletionTimestamp")) => {
+                Err(ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        qualified(&def.plural, &def.group),
+                        meta_str(&s.obj, "name").unwrap_or_default()
+                    ),
+                ))
+            }
             Some(_) => Ok(()),
         }
     }
 
     /// Check kind/apiVersion/name and run CRD schema validation; returns warnings.
-    fn validate(&self, def: &ResourceDef, obj: &mut Value, strict: bool) -> Result<Vec<String>, ApiError> {
+    fn validate(
+        &self,
+        def: &ResourceDef,
+        obj: &mut Value,
+        strict: bool,
+    ) -> Result<Vec<String>, ApiError> {
         let name = meta_str(obj, "name").unwrap_or_default().to_string();
         let mut causes: Vec<Cause> = Vec::new();
         if !obj.get("metadata").is_some_and(Value::is_object) && obj.get("metadata").is_some() {
-            causes.push(Cause { reason: "FieldValueTypeInvalid".into(), message: "must be an object".into(), field: "metadata".into() });
+            causes.push(Cause {
+                reason: "FieldValueTypeInvalid".into(),
+                message: "must be an object".into(),
+                field: "metadata".into(),
+            });
         }
         if def.plural != "namespaces" || !name.is_empty() {
             let valid = if matches!(def.plural.as_str(), "namespaces") {
                 name.len() <= 63 && is_dns_subdomain(&name) && !name.contains('.')
             } else {
-                is_dns_subdomain(&name) || (def.group.starts_with("rbac.") && !name.is_empty() && !name.contains('/'))
+                is_dns_subdomain(&name)
+                    || (def.group.starts_with("rbac.") && !name.is_empty() && !name.contains('/'))
             };
             if !valid {
                 causes.push(Cause {
@@ -453,8 +687,15 @@ impl Store {
         }
         for k in ["labels", "annotations"] {
             if let Some(m) = meta(obj).and_then(|m| m.get(k)) {
-                if !m.is_object() || m.as_object().is_some_and(|o| o.values().any(|v| !v.is_string())) {
-                    causes.push(Cause { reason: "FieldValueTypeInvalid".into(), message: "must be a map of string to string".into(), field: format!("metadata.{k}") });
+                if !m.is_object()
+                    || m.as_object()
+                        .is_some_and(|o| o.values().any(|v| !v.is_string()))
+                {
+                    causes.push(Cause {
+                        reason: "FieldValueTypeInvalid".into(),
+                        message: "must be a map of string to string".into(),
+                        field: format!("metadata.{k}"),
+                    });
                 }
             }
         }
@@ -463,8 +704,15 @@ impl Store {
             let r = schema::validate_root(schema, obj);
             if !r.unknown.is_empty() {
                 if strict {
-                    let list: Vec<String> = r.unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
-                    return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+                    let list: Vec<String> = r
+                        .unknown
+                        .iter()
+                        .map(|u| format!("unknown field \"{u}\""))
+                        .collect();
+                    return Err(ApiError::bad_request(format!(
+                        "strict decoding error: {}",
+                        list.join(", ")
+                    )));
                 }
                 warnings.extend(r.unknown.iter().map(|u| format!("unknown field \"{u}\"")));
             }
@@ -478,9 +726,14 @@ impl Store {
 
     fn check_type(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let av = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON or YAML object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON or YAML object",
+            ));
         }
         if (!kind.is_empty() && kind != def.kind) || (!av.is_empty() && av != def.api_version()) {
             return Err(ApiError::bad_request(format!(
@@ -493,52 +746,117 @@ impl Store {
     }
 
     /// Append a change to the history and fan it out; caller holds the write lock and has set the rv.
-    fn record(&self, coll: &Collection, inner: &mut Inner, rv: u64, etype: EventType, ns: &str, obj: Arc<Value>, old: Option<Arc<Value>>, bytes: Bytes) {
-        let line = watch_line(etype.as_str(), &bytes);
-        let ev = Arc::new(Event { rv, etype, namespace: ns.to_string(), obj, old, bytes, line });
-        inner.history.push_back(ev.clone());
+    #[allow(clippy::too_many_arguments)] // every part of an event is needed; grouping them would only move the list
+    fn record(
+        &self,
+        coll: &Collection,
+        inner: &mut Inner,
+        rv: u64,
+        etype: EventType,
+        ns: &str,
+        obj: Arc<Value>,
+        old: Option<Arc<Value>>,
+        line: Bytes,
+        bytes: Bytes,
+    ) {
+        inner.history.push_back(Hist {
+            rv,
+            etype,
+            namespace: ns.to_string(),
+            bytes: bytes.clone(),
+            line: line.clone(),
+        });
         while inner.history.len() > self.history_limit {
             if let Some(e) = inner.history.pop_front() {
                 inner.compacted = e.rv;
             }
         }
-        let _ = coll.tx.send(ev);
+        // No receivers is normal (nobody watching).
+        let _ = coll.tx.send(Arc::new(Event {
+            rv,
+            etype,
+            namespace: ns.to_string(),
+            obj,
+            old,
+            bytes,
+            line,
+        }));
     }
 
-    fn finish(&self, def: &ResourceDef, obj: &mut Value, rv: u64) -> Result<Bytes, ApiError> {
+    /// Stamp the rv and type meta, then serialize once, straight into a watch line of `etype`;
+    /// returns (line, object slice of the line).
+    fn finish(
+        &self,
+        def: &ResourceDef,
+        obj: &mut Value,
+        rv: u64,
+        etype: EventType,
+    ) -> Result<(Bytes, Bytes), ApiError> {
         if let Some(m) = meta_mut(obj) {
             m.insert("resourceVersion".into(), json!(rv.to_string()));
         }
         obj["apiVersion"] = json!(def.storage_api_version());
         obj["kind"] = json!(def.kind);
-        serde_json::to_vec(obj).map(Bytes::from).map_err(|e| ApiError::internal(format!("serializing the object: {e}")))
+        let mut v = Vec::with_capacity(512);
+        v.extend_from_slice(b"{\"type\":\"");
+        v.extend_from_slice(etype.as_str().as_bytes());
+        v.extend_from_slice(b"\",\"object\":");
+        let start = v.len();
+        serde_json::to_writer(&mut v, obj)
+            .map_err(|e| ApiError::internal(format!("serializing the object: {e}")))?;
+        let end = v.len();
+        v.extend_from_slice(b"}\n");
+        let line = Bytes::from(v);
+        let bytes = line.slice(start..end);
+        Ok((line, bytes))
     }
 
     /// Create an object.
     ///
     /// # Errors
     /// 400/404/409/422 Status errors as the API server answers them.
-    pub fn create(&self, def: &Arc<ResourceDef>, ns: &str, mut obj: Value, o: &WriteOpts) -> Result<WriteOut, ApiError> {
+    pub fn create(
+        &self,
+        def: &Arc<ResourceDef>,
+        ns: &str,
+        mut obj: Value,
+        o: &WriteOpts,
+    ) -> Result<WriteOut, ApiError> {
         Self::check_type(def, &obj)?;
         if obj.get("metadata").is_none() {
             obj["metadata"] = json!({});
         }
         let body_ns = meta_str(&obj, "namespace").unwrap_or_default().to_string();
         if def.namespaced && !body_ns.is_empty() && body_ns != ns {
-            return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         self.check_namespace(def, ns)?;
         let Some(m) = meta_mut(&mut obj) else {
             return Err(ApiError::bad_request("metadata must be an object"));
         };
-        if m.get("name").and_then(Value::as_str).unwrap_or_default().is_empty() {
+        if m.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .is_empty()
+        {
             match m.get("generateName").and_then(Value::as_str) {
                 Some(g) if !g.is_empty() => {
                     let n = format!("{g}{}", random_suffix());
                     m.insert("name".into(), json!(n));
                 }
                 _ => {
-                    return Err(ApiError::invalid(&def.kind, &def.group, "", vec![Cause { reason: "FieldValueRequired".into(), message: "Required value: name or generateName is required".into(), field: "metadata.name".into() }]));
+                    return Err(ApiError::invalid(
+                        &def.kind,
+                        &def.group,
+                        "",
+                        vec![Cause {
+                            reason: "FieldValueRequired".into(),
+                            message: "Required value: name or generateName is required".into(),
+                            field: "metadata.name".into(),
+                        }],
+                    ));
                 }
             }
         }
@@ -555,7 +873,11 @@ impl Store {
         if def.generation || def.schema.is_some() {
             m.insert("generation".into(), json!(1));
         }
-        let name = m.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if def.status && def.schema.is_some() {
             // Status is not writable on create through the main resource.
             if let Some(o) = obj.as_object_mut() {
@@ -566,25 +888,57 @@ impl Store {
         let warnings = self.validate(def, &mut obj, o.strict)?;
         let coll = &def.coll;
         let mut inner = coll.inner.write();
-        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.clone());
+        let key = (
+            if def.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.clone(),
+        );
         if inner.objects.contains_key(&key) {
             return Err(ApiError::already_exists(&def.plural, &def.group, &name));
         }
         if o.dry_run {
-            let body = self.finish(def, &mut obj, self.current_rv())?;
-            return Ok(WriteOut { code: 201, body, warnings });
+            let (_, body) = self.finish(def, &mut obj, self.current_rv(), EventType::Added)?;
+            return Ok(WriteOut {
+                code: 201,
+                body,
+                warnings,
+            });
         }
         let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let bytes = self.finish(def, &mut obj, rv)?;
+        let (line, bytes) = self.finish(def, &mut obj, rv, EventType::Added)?;
         let obj = Arc::new(obj);
-        inner.objects.insert(key.clone(), Stored { obj: obj.clone(), bytes: bytes.clone(), appliers: Vec::new() });
-        self.record(coll, &mut inner, rv, EventType::Added, &key.0, obj.clone(), None, bytes.clone());
+        inner.objects.insert(
+            key.clone(),
+            Stored {
+                obj: obj.clone(),
+                bytes: bytes.clone(),
+                appliers: Vec::new(),
+            },
+        );
+        self.record(
+            coll,
+            &mut inner,
+            rv,
+            EventType::Added,
+            &key.0,
+            obj.clone(),
+            None,
+            line,
+            bytes.clone(),
+        );
         drop(inner);
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             self.register_crd(&obj)?;
         }
         let body = Self::render_for(def, &obj, &bytes);
-        Ok(WriteOut { code: 201, body, warnings })
+        Ok(WriteOut {
+            code: 201,
+            body,
+            warnings,
+        })
     }
 
     /// Defaults that real built-in registries (or cert-manager's webhook) apply on create.
@@ -625,14 +979,32 @@ impl Store {
     /// 404 when absent.
     pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Bytes, ApiError> {
         let inner = def.coll.inner.read();
-        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.to_string());
-        inner.objects.get(&key).map(|s| Self::out_bytes(def, s)).ok_or_else(|| ApiError::not_found(&def.plural, &def.group, name))
+        let key = (
+            if def.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        );
+        inner
+            .objects
+            .get(&key)
+            .map(|s| Self::out_bytes(def, s))
+            .ok_or_else(|| ApiError::not_found(&def.plural, &def.group, name))
     }
 
     /// Get one object parsed (harness helper).
     pub fn get_value(&self, def: &ResourceDef, ns: &str, name: &str) -> Option<Arc<Value>> {
         let inner = def.coll.inner.read();
-        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.to_string());
+        let key = (
+            if def.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        );
         inner.objects.get(&key).map(|s| s.obj.clone())
     }
 
@@ -640,13 +1012,26 @@ impl Store {
     ///
     /// # Errors
     /// 400 for a malformed continue token.
-    pub fn list(&self, def: &ResourceDef, ns: Option<&str>, ls: &LabelSelector, fs: &FieldSelector, limit: Option<usize>, cont: Option<&str>) -> Result<(Bytes, usize), ApiError> {
+    pub fn list(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        ls: &LabelSelector,
+        fs: &FieldSelector,
+        limit: Option<usize>,
+        cont: Option<&str>,
+    ) -> Result<(Bytes, usize), ApiError> {
         let inner = def.coll.inner.read();
         let rv = self.current_rv();
         let start: Option<(String, String)> = match cont {
             Some(c) if !c.is_empty() => {
-                let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, c).map_err(|_| ApiError::bad_request(format!("invalid continue token {c:?}")))?;
-                let v: (String, String) = serde_json::from_slice(&raw).map_err(|_| ApiError::bad_request(format!("invalid continue token {c:?}")))?;
+                let raw =
+                    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, c)
+                        .map_err(|_| {
+                            ApiError::bad_request(format!("invalid continue token {c:?}"))
+                        })?;
+                let v: (String, String) = serde_json::from_slice(&raw)
+                    .map_err(|_| ApiError::bad_request(format!("invalid continue token {c:?}")))?;
                 Some(v)
             }
             _ => None,
@@ -658,8 +1043,13 @@ impl Store {
         body.extend_from_slice(def.api_version().as_bytes());
         body.extend_from_slice(b"\",\"items\":[");
         let range: Box<dyn Iterator<Item = (&(String, String), &Stored)>> = match (ns, &start) {
-            (_, Some(s)) => Box::new(inner.objects.range((std::ops::Bound::Excluded(s.clone()), std::ops::Bound::Unbounded))),
-            (Some(n), None) if def.namespaced => Box::new(inner.objects.range((n.to_string(), String::new())..)),
+            (_, Some(s)) => Box::new(inner.objects.range((
+                std::ops::Bound::Excluded(s.clone()),
+                std::ops::Bound::Unbounded,
+            ))),
+            (Some(n), None) if def.namespaced => {
+                Box::new(inner.objects.range((n.to_string(), String::new())..))
+            }
             _ => Box::new(inner.objects.iter()),
         };
         let mut n = 0usize;
@@ -701,7 +1091,10 @@ impl Store {
         body.push(b'"');
         if more && let Some(last) = last_returned {
             // The token names the last returned key; the next page starts after it.
-            let tok = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, serde_json::to_vec(last).unwrap_or_default());
+            let tok = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                serde_json::to_vec(last).unwrap_or_default(),
+            );
             body.extend_from_slice(b",\"continue\":\"");
             body.extend_from_slice(tok.as_bytes());
             body.push(b'"');
@@ -714,14 +1107,36 @@ impl Store {
     ///
     /// # Errors
     /// 404, 409 (stale resourceVersion), 422.
-    pub fn update(&self, def: &Arc<ResourceDef>, ns: &str, name: &str, status_only: bool, body: Value, o: &WriteOpts) -> Result<WriteOut, ApiError> {
+    pub fn update(
+        &self,
+        def: &Arc<ResourceDef>,
+        ns: &str,
+        name: &str,
+        status_only: bool,
+        body: Value,
+        o: &WriteOpts,
+    ) -> Result<WriteOut, ApiError> {
         Self::check_type(def, &body)?;
         if meta_str(&body, "name").is_some_and(|n| n != name) {
-            return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", meta_str(&body, "name").unwrap_or_default())));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta_str(&body, "name").unwrap_or_default()
+            )));
         }
-        let want_rv = meta_str(&body, "resourceVersion").filter(|s| !s.is_empty()).map(str::to_string);
+        let want_rv = meta_str(&body, "resourceVersion")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         if want_rv.is_none() && !def.unconditional_update {
-            return Err(ApiError::invalid(&def.kind, &def.group, name, vec![Cause { reason: "FieldValueInvalid".into(), message: "Invalid value: 0: must be specified for an update".into(), field: "metadata.resourceVersion".into() }]));
+            return Err(ApiError::invalid(
+                &def.kind,
+                &def.group,
+                name,
+                vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: "Invalid value: 0: must be specified for an update".into(),
+                    field: "metadata.resourceVersion".into(),
+                }],
+            ));
         }
         self.modify(def, ns, name, o, |old| {
             if let Some(w) = &want_rv
@@ -734,7 +1149,13 @@ impl Store {
     }
 
     /// Take `status` from `new` (status write) or everything but status (main write).
-    fn merge_sub(&self, def: &ResourceDef, old: &Value, mut new: Value, status_only: bool) -> Value {
+    fn merge_sub(
+        &self,
+        def: &ResourceDef,
+        old: &Value,
+        mut new: Value,
+        status_only: bool,
+    ) -> Value {
         if status_only {
             let mut out = old.clone();
             match new.get_mut("status").map(Value::take) {
@@ -765,17 +1186,30 @@ impl Store {
     ///
     /// # Errors
     /// 400 (bad patch), 404, 409, 415, 422.
-    pub fn patch(&self, def: &Arc<ResourceDef>, ns: &str, name: &str, status_only: bool, content_type: &str, body: &[u8], o: &WriteOpts) -> Result<WriteOut, ApiError> {
+    pub fn patch(
+        &self,
+        def: &Arc<ResourceDef>,
+        ns: &str,
+        name: &str,
+        status_only: bool,
+        content_type: &str,
+        body: &[u8],
+        o: &WriteOpts,
+    ) -> Result<WriteOut, ApiError> {
         let ct = content_type.split(';').next().unwrap_or_default().trim();
         match ct {
             "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
-                let cfg: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+                let cfg: Value = serde_yaml::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
                 return self.apply(def, ns, name, status_only, cfg, o);
             }
-            "application/merge-patch+json" | "application/json-patch+json" | "application/strategic-merge-patch+json" => {}
+            "application/merge-patch+json"
+            | "application/json-patch+json"
+            | "application/strategic-merge-patch+json" => {}
             other => return Err(ApiError::unsupported_media(other)),
         }
-        let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let patch: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         self.modify(def, ns, name, o, |old| {
             let mut cur = (*old.obj).clone();
             match ct {
@@ -803,16 +1237,31 @@ impl Store {
         })
     }
 
-    fn apply(&self, def: &Arc<ResourceDef>, ns: &str, name: &str, status_only: bool, mut cfg: Value, o: &WriteOpts) -> Result<WriteOut, ApiError> {
+    fn apply(
+        &self,
+        def: &Arc<ResourceDef>,
+        ns: &str,
+        name: &str,
+        status_only: bool,
+        mut cfg: Value,
+        o: &WriteOpts,
+    ) -> Result<WriteOut, ApiError> {
         let Some(manager) = o.field_manager.clone().filter(|m| !m.is_empty()) else {
-            return Err(ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+            return Err(ApiError::bad_request(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            ));
         };
         Self::check_type(def, &cfg)?;
         if cfg.get("apiVersion").is_none() || cfg.get("kind").is_none() {
-            return Err(ApiError::bad_request("invalid object type: apply configurations must set apiVersion and kind"));
+            return Err(ApiError::bad_request(
+                "invalid object type: apply configurations must set apiVersion and kind",
+            ));
         }
         if meta_str(&cfg, "name").is_some_and(|n| n != name) {
-            return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", meta_str(&cfg, "name").unwrap_or_default())));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta_str(&cfg, "name").unwrap_or_default()
+            )));
         }
         let precondition = meta_str(&cfg, "resourceVersion").map(str::to_string);
         // Restrict the configuration to what this endpoint may change.
@@ -827,7 +1276,14 @@ impl Store {
         }
         let exists = {
             let inner = def.coll.inner.read();
-            inner.objects.contains_key(&(if def.namespaced { ns.to_string() } else { String::new() }, name.to_string()))
+            inner.objects.contains_key(&(
+                if def.namespaced {
+                    ns.to_string()
+                } else {
+                    String::new()
+                },
+                name.to_string(),
+            ))
         };
         if !exists {
             if status_only {
@@ -842,9 +1298,17 @@ impl Store {
             obj["metadata"]["name"] = json!(name);
             let schema = def.schema.as_deref();
             let created = self.create(def, ns, obj, o)?;
-            let (_, appliers) = apply::apply(&json!({}), &cfg, schema, &[], &manager, false, true).map_err(|_| ApiError::internal("apply on an empty object cannot conflict"))?;
+            let (_, appliers) = apply::apply(&json!({}), &cfg, schema, &[], &manager, false, true)
+                .map_err(|_| ApiError::internal("apply on an empty object cannot conflict"))?;
             let mut inner = def.coll.inner.write();
-            if let Some(s) = inner.objects.get_mut(&(if def.namespaced { ns.to_string() } else { String::new() }, name.to_string())) {
+            if let Some(s) = inner.objects.get_mut(&(
+                if def.namespaced {
+                    ns.to_string()
+                } else {
+                    String::new()
+                },
+                name.to_string(),
+            )) {
                 s.appliers = appliers;
             }
             return Ok(created);
@@ -888,14 +1352,23 @@ impl Store {
         f: impl FnOnce(&Stored) -> Result<(Value, Option<Vec<Applier>>), ApiError>,
     ) -> Result<WriteOut, ApiError> {
         let coll = &def.coll;
-        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.to_string());
+        let key = (
+            if def.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        );
         let mut inner = coll.inner.write();
         let Some(old) = inner.objects.get(&key) else {
             return Err(ApiError::not_found(&def.plural, &def.group, name));
         };
         let (mut new, appliers) = f(old)?;
         if !new.is_object() {
-            return Err(ApiError::bad_request("the patched object is not a JSON object"));
+            return Err(ApiError::bad_request(
+                "the patched object is not a JSON object",
+            ));
         }
         // Server-managed metadata always comes from the stored object.
         let old_meta = meta(&old.obj).cloned().unwrap_or_default();
@@ -903,7 +1376,15 @@ impl Store {
             new["metadata"] = json!({});
         }
         if let Some(m) = meta_mut(&mut new) {
-            for k in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for k in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
                 match old_meta.get(k) {
                     Some(v) => {
                         m.insert(k.into(), v.clone());
@@ -914,7 +1395,13 @@ impl Store {
                 }
             }
             m.remove("managedFields");
-            m.insert("resourceVersion".into(), old_meta.get("resourceVersion").cloned().unwrap_or(json!("")));
+            m.insert(
+                "resourceVersion".into(),
+                old_meta
+                    .get("resourceVersion")
+                    .cloned()
+                    .unwrap_or(json!("")),
+            );
         }
         new["apiVersion"] = json!(def.storage_api_version());
         new["kind"] = json!(def.kind);
@@ -929,11 +1416,18 @@ impl Store {
             }
         }
         if old_meta.contains_key("generation") && spec_changed(&old.obj, &new, def.status) {
-            let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+            let g = old_meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+                + 1;
             new["metadata"]["generation"] = json!(g);
         }
         let deleting = old_meta.contains_key("deletionTimestamp")
-            && meta(&new).and_then(|m| m.get("finalizers")).and_then(Value::as_array).is_none_or(|f| f.is_empty());
+            && meta(&new)
+                .and_then(|m| m.get("finalizers"))
+                .and_then(Value::as_array)
+                .is_none_or(|f| f.is_empty());
         if !deleting && same_except_rv(&old.obj, &new) {
             let body = Self::out_bytes(def, old);
             if let Some(a) = appliers
@@ -941,24 +1435,53 @@ impl Store {
             {
                 s.appliers = a;
             }
-            return Ok(WriteOut { code: 200, body, warnings });
+            return Ok(WriteOut {
+                code: 200,
+                body,
+                warnings,
+            });
         }
         if o.dry_run {
-            let body = self.finish(def, &mut new, self.current_rv())?;
-            return Ok(WriteOut { code: 200, body, warnings });
+            let (_, body) = self.finish(def, &mut new, self.current_rv(), EventType::Modified)?;
+            return Ok(WriteOut {
+                code: 200,
+                body,
+                warnings,
+            });
         }
         let old_obj = old.obj.clone();
         let old_appliers = old.appliers.clone();
         let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let bytes = self.finish(def, &mut new, rv)?;
+        let etype = if deleting {
+            EventType::Deleted
+        } else {
+            EventType::Modified
+        };
+        let (line, bytes) = self.finish(def, &mut new, rv, etype)?;
         let obj = Arc::new(new);
         if deleting {
             inner.objects.remove(&key);
-            self.record(coll, &mut inner, rv, EventType::Deleted, &key.0, obj.clone(), Some(old_obj), bytes.clone());
         } else {
-            inner.objects.insert(key.clone(), Stored { obj: obj.clone(), bytes: bytes.clone(), appliers: appliers.unwrap_or(old_appliers) });
-            self.record(coll, &mut inner, rv, EventType::Modified, &key.0, obj.clone(), Some(old_obj), bytes.clone());
+            inner.objects.insert(
+                key.clone(),
+                Stored {
+                    obj: obj.clone(),
+                    bytes: bytes.clone(),
+                    appliers: appliers.unwrap_or(old_appliers),
+                },
+            );
         }
+        self.record(
+            coll,
+            &mut inner,
+            rv,
+            etype,
+            &key.0,
+            obj.clone(),
+            Some(old_obj),
+            line,
+            bytes.clone(),
+        );
         drop(inner);
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             if deleting {
@@ -967,16 +1490,34 @@ impl Store {
                 self.register_crd(&obj)?;
             }
         }
-        Ok(WriteOut { code: 200, body: Self::render_for(def, &obj, &bytes), warnings })
+        Ok(WriteOut {
+            code: 200,
+            body: Self::render_for(def, &obj, &bytes),
+            warnings,
+        })
     }
 
     /// Delete an object: immediate without finalizers, else `deletionTimestamp` is set.
     ///
     /// # Errors
     /// 404; 409 when a precondition (uid, resourceVersion) fails.
-    pub fn delete(&self, def: &Arc<ResourceDef>, ns: &str, name: &str, opts: &Value, dry_run: bool) -> Result<Bytes, ApiError> {
+    pub fn delete(
+        &self,
+        def: &Arc<ResourceDef>,
+        ns: &str,
+        name: &str,
+        opts: &Value,
+        dry_run: bool,
+    ) -> Result<Bytes, ApiError> {
         let coll = &def.coll;
-        let key = (if def.namespaced { ns.to_string() } else { String::new() }, name.to_string());
+        let key = (
+            if def.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        );
         let mut inner = coll.inner.write();
         let Some(old) = inner.objects.get(&key) else {
             return Err(ApiError::not_found(&def.plural, &def.group, name));
@@ -985,18 +1526,37 @@ impl Store {
             if let Some(uid) = p.get("uid").and_then(Value::as_str)
                 && meta_str(&old.obj, "uid") != Some(uid)
             {
-                return Err(ApiError::conflict(&def.plural, &def.group, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&old.obj, "uid").unwrap_or_default())));
+                return Err(ApiError::conflict(
+                    &def.plural,
+                    &def.group,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&old.obj, "uid").unwrap_or_default()
+                    ),
+                ));
             }
             if let Some(rv) = p.get("resourceVersion").and_then(Value::as_str)
                 && meta_str(&old.obj, "resourceVersion") != Some(rv)
             {
-                return Err(ApiError::conflict(&def.plural, &def.group, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", meta_str(&old.obj, "resourceVersion").unwrap_or_default())));
+                return Err(ApiError::conflict(
+                    &def.plural,
+                    &def.group,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        meta_str(&old.obj, "resourceVersion").unwrap_or_default()
+                    ),
+                ));
             }
         }
         if dry_run {
             return Ok(Self::out_bytes(def, old));
         }
-        let has_finalizers = meta(&old.obj).and_then(|m| m.get("finalizers")).and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let has_finalizers = meta(&old.obj)
+            .and_then(|m| m.get("finalizers"))
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
         let old_obj = old.obj.clone();
         if has_finalizers {
             if meta(&old_obj).is_some_and(|m| m.contains_key("deletionTimestamp")) {
@@ -1005,23 +1565,53 @@ impl Store {
             let mut new = (*old_obj).clone();
             new["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
             new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            if let Some(g) = meta(&old_obj).and_then(|m| m.get("generation")).and_then(Value::as_i64) {
+            if let Some(g) = meta(&old_obj)
+                .and_then(|m| m.get("generation"))
+                .and_then(Value::as_i64)
+            {
                 new["metadata"]["generation"] = json!(g + 1);
             }
             let appliers = old.appliers.clone();
             let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-            let bytes = self.finish(def, &mut new, rv)?;
+            let (line, bytes) = self.finish(def, &mut new, rv, EventType::Modified)?;
             let obj = Arc::new(new);
-            inner.objects.insert(key.clone(), Stored { obj: obj.clone(), bytes: bytes.clone(), appliers });
-            self.record(coll, &mut inner, rv, EventType::Modified, &key.0, obj.clone(), Some(old_obj), bytes.clone());
+            inner.objects.insert(
+                key.clone(),
+                Stored {
+                    obj: obj.clone(),
+                    bytes: bytes.clone(),
+                    appliers,
+                },
+            );
+            self.record(
+                coll,
+                &mut inner,
+                rv,
+                EventType::Modified,
+                &key.0,
+                obj.clone(),
+                Some(old_obj),
+                line,
+                bytes.clone(),
+            );
             return Ok(Self::render_for(def, &obj, &bytes));
         }
         inner.objects.remove(&key);
         let mut last = (*old_obj).clone();
         let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let bytes = self.finish(def, &mut last, rv)?;
+        let (line, bytes) = self.finish(def, &mut last, rv, EventType::Deleted)?;
         let obj = Arc::new(last);
-        self.record(coll, &mut inner, rv, EventType::Deleted, &key.0, obj.clone(), Some(old_obj), bytes.clone());
+        self.record(
+            coll,
+            &mut inner,
+            rv,
+            EventType::Deleted,
+            &key.0,
+            obj.clone(),
+            Some(old_obj),
+            line,
+            bytes.clone(),
+        );
         drop(inner);
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             self.unregister_crd(&obj);
@@ -1033,12 +1623,22 @@ impl Store {
     }
 
     /// Names of the objects a delete-collection would remove.
-    pub fn names(&self, def: &ResourceDef, ns: Option<&str>, ls: &LabelSelector, fs: &FieldSelector) -> Vec<(String, String)> {
+    pub fn names(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        ls: &LabelSelector,
+        fs: &FieldSelector,
+    ) -> Vec<(String, String)> {
         let inner = def.coll.inner.read();
         inner
             .objects
             .iter()
-            .filter(|(k, s)| ns.is_none_or(|w| !def.namespaced || k.0 == w) && ls.matches(&s.obj) && fs.matches(&s.obj))
+            .filter(|(k, s)| {
+                ns.is_none_or(|w| !def.namespaced || k.0 == w)
+                    && ls.matches(&s.obj)
+                    && fs.matches(&s.obj)
+            })
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -1047,18 +1647,41 @@ impl Store {
         let defs: Vec<Arc<ResourceDef>> = {
             let reg = self.registry.read();
             let mut seen = std::collections::HashSet::new();
-            reg.gvs.values().flat_map(|m| m.values()).filter(|d| d.namespaced && seen.insert(Arc::as_ptr(&d.coll) as usize)).cloned().collect()
+            reg.gvs
+                .values()
+                .flat_map(|m| m.values())
+                .filter(|d| d.namespaced && seen.insert(Arc::as_ptr(&d.coll) as usize))
+                .cloned()
+                .collect()
         };
         for d in defs {
-            let keys: Vec<String> = d.coll.inner.read().objects.keys().filter(|k| k.0 == ns).map(|k| k.1.clone()).collect();
+            let keys: Vec<String> = d
+                .coll
+                .inner
+                .read()
+                .objects
+                .keys()
+                .filter(|k| k.0 == ns)
+                .map(|k| k.1.clone())
+                .collect();
             for k in keys {
                 // Finalizers are ignored here: there is no namespace controller to wait for.
                 let mut inner = d.coll.inner.write();
                 if let Some(old) = inner.objects.remove(&(ns.to_string(), k)) {
                     let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
                     let mut last = (*old.obj).clone();
-                    if let Ok(bytes) = self.finish(&d, &mut last, rv) {
-                        self.record(&d.coll, &mut inner, rv, EventType::Deleted, ns, Arc::new(last), Some(old.obj), bytes);
+                    if let Ok((line, bytes)) = self.finish(&d, &mut last, rv, EventType::Deleted) {
+                        self.record(
+                            &d.coll,
+                            &mut inner,
+                            rv,
+                            EventType::Deleted,
+                            ns,
+                            Arc::new(last),
+                            Some(old.obj),
+                            line,
+                            bytes,
+                        );
                     }
                 }
             }
@@ -1067,24 +1690,74 @@ impl Store {
 
     /// Register (or refresh) the resources of a CRD object.
     fn register_crd(&self, crd: &Value) -> Result<(), ApiError> {
-        let spec = crd.get("spec").ok_or_else(|| ApiError::bad_request("CustomResourceDefinition has no spec"))?;
-        let group = spec.get("group").and_then(Value::as_str).unwrap_or_default().to_string();
+        let spec = crd
+            .get("spec")
+            .ok_or_else(|| ApiError::bad_request("CustomResourceDefinition has no spec"))?;
+        let group = spec
+            .get("group")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let names = spec.get("names").cloned().unwrap_or(json!({}));
-        let plural = names.get("plural").and_then(Value::as_str).unwrap_or_default().to_string();
-        let kind = names.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-        let singular = names.get("singular").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
-        let strs = |k: &str| names.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect::<Vec<_>>()).unwrap_or_default();
+        let plural = names
+            .get("plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let kind = names
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let singular = names
+            .get("singular")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| kind.to_lowercase());
+        let strs = |k: &str| {
+            names
+                .get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
         let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
-        let versions = spec.get("versions").and_then(Value::as_array).cloned().unwrap_or_default();
-        let storage = versions.iter().find(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).or(versions.first()).and_then(|v| v.get("name")).and_then(Value::as_str).unwrap_or("v1").to_string();
+        let versions = spec
+            .get("versions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let storage = versions
+            .iter()
+            .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+            .or(versions.first())
+            .and_then(|v| v.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("v1")
+            .to_string();
         let mut reg = self.registry.write();
-        let coll = reg.colls.entry((group.clone(), plural.clone())).or_insert_with(Collection::new).clone();
+        let coll = reg
+            .colls
+            .entry((group.clone(), plural.clone()))
+            .or_insert_with(Collection::new)
+            .clone();
         // Drop previously served versions of this resource, then add the current ones.
         for m in reg.gvs.values_mut() {
             m.retain(|p, d| !(d.group == group && *p == plural));
         }
-        for v in versions.iter().filter(|v| v.get("served").and_then(Value::as_bool) != Some(false)) {
-            let version = v.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        for v in versions
+            .iter()
+            .filter(|v| v.get("served").and_then(Value::as_bool) != Some(false))
+        {
+            let version = v
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             let def = ResourceDef {
                 group: group.clone(),
                 version,
@@ -1095,11 +1768,19 @@ impl Store {
                 status: v.pointer("/subresources/status").is_some(),
                 short_names: strs("shortNames"),
                 categories: strs("categories"),
-                schema: Some(Arc::new(v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true})))),
+                schema: Some(Arc::new(
+                    v.pointer("/schema/openAPIV3Schema").cloned().unwrap_or(
+                        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+                    ),
+                )),
                 storage_version: storage.clone(),
                 unconditional_update: false,
                 generation: true,
-                printer_columns: v.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default(),
+                printer_columns: v
+                    .get("additionalPrinterColumns")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
                 coll: coll.clone(),
             };
             reg.add(Arc::new(def));
@@ -1110,8 +1791,16 @@ impl Store {
     }
 
     fn unregister_crd(&self, crd: &Value) {
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default().to_string();
-        let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default().to_string();
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let plural = crd
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let mut reg = self.registry.write();
         for m in reg.gvs.values_mut() {
             m.retain(|p, d| !(d.group == group && *p == plural));
@@ -1141,8 +1830,13 @@ impl Registry {
         if !self.group_order.contains(&def.group) {
             self.group_order.push(def.group.clone());
         }
-        self.preferred.entry(def.group.clone()).or_insert_with(|| def.version.clone());
-        self.gvs.entry((def.group.clone(), def.version.clone())).or_default().insert(def.plural.clone(), def);
+        self.preferred
+            .entry(def.group.clone())
+            .or_insert_with(|| def.version.clone());
+        self.gvs
+            .entry((def.group.clone(), def.version.clone()))
+            .or_default()
+            .insert(def.plural.clone(), def);
     }
 }
 
