@@ -39,6 +39,8 @@
 //!   `PATCH /v1/distributedissuers/configurations/{id}` `{"serviceAccountIds":[]}` (the account then
 //!   gets 404 on its configuration). Remove a policy from a configuration: PATCH its `policyIds`.
 //!   Deleting a policy or provider still used by a configuration → 409.
+//!   An unknown field in a create/update body → 400 naming it; server-managed fields (`id`,
+//!   dates, embedded objects, counters) are ignored, so a GET-modify-PATCH round trip works.
 //! - `GET /v1/distributedissuers/intermediatecertificates`: every request with its usage counters.
 //! - `GET /mock/root.pem` (no authentication: the root is public) and `GET /mock/ca`
 //!   (`{"root","intermediate1","intermediate2"}` PEMs) for trust bundles at any level.
@@ -50,13 +52,15 @@
 //! - `POST /mock/serviceaccounts/{clientId}/revoke` and `/restore`: a revoked account cannot log
 //!   in (401 `invalid_client`) and its tokens get 401. `GET /mock/serviceaccounts` lists accounts.
 //!
-//! # Fault knobs ([`Faults`]; seed `faults:` or `PUT /mock/faults`)
+//! # Fault knobs ([`Faults`]; seed `faults:`, `PUT|PATCH /mock/faults` or [`MockServer::set_faults`])
 //! - `latencyMs`, `routeLatencyMs: [{route, ms}]`: delay before answering.
 //! - `routeErrors: [{route, status, count?, probability?, body?}]`: injected answers; routes `token`,
 //!   `configurations`, `intermediateRequest`, `intermediatePoll`, `usageReport`, `admin`; `count`
 //!   uses the rule up (a 5xx burst), `probability` makes it random; `body` is `real` (the route's
 //!   real error shape), `plainText`, `html` (a load balancer's error page), `empty` or
 //!   `malformedJson` (with `status: 200` this is a successful answer that does not parse).
+//!   A `status: 401, body: real` rule on an API route looks like a token revoked again right
+//!   after re-authentication (the "second 401" case).
 //! - `tokenExpiresIn`: `expires_in` of new access tokens (tokens expiring early).
 //! - `requestedPolls`: polls answered `REQUESTED` before the outcome.
 //! - `failIssuance: "<message>"`: new requests end `FAILED` with `errorInformation`.
@@ -227,6 +231,10 @@ impl MockServer {
     }
 
     /// [`MockServer::start`] with an injected clock (token expiry, assertion times, sub-CA validity).
+    ///
+    /// # Caveats
+    /// Issued sub-CAs take their validity from this clock too: a clock moved far ahead yields
+    /// certificates that a verifier on the real clock sees as not yet valid.
     ///
     /// # Errors
     /// As [`MockServer::start`].
