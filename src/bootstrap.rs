@@ -410,6 +410,7 @@ impl Driver {
                 Ok(configuration) => {
                     self.apply_configuration(configuration);
                     let mut blockers = write(&self.shared.blockers);
+                    blockers.withdrawn = None;
                     if blockers
                         .last_problem
                         .as_deref()
@@ -417,6 +418,12 @@ impl Driver {
                     {
                         blockers.last_problem = None;
                     }
+                }
+                Err(err) if withdraws_authorization(&err) => {
+                    tracing::error!(error = %err, "TLSPC refused this instance; issuance stops until it is authorized again");
+                    let mut blockers = write(&self.shared.blockers);
+                    blockers.withdrawn = Some(err.to_string());
+                    blockers.last_problem = Some(format!("configuration refresh failed: {err}"));
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "TLSPC configuration refresh failed; serving the last-known-good policies");
@@ -446,6 +453,17 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+/// Answers that mean an administrator withdrew this instance (detached, revoked, forbidden), as
+/// opposed to outages, which keep the last-known-good state.
+fn withdraws_authorization(err: &ClientError) -> bool {
+    match err {
+        ClientError::NoConfiguration { .. } => true,
+        ClientError::LoginRefused { status, .. } => matches!(status, 400 | 401 | 403),
+        ClientError::Status { status, .. } => matches!(status, 401 | 403),
+        _ => false,
     }
 }
 

@@ -196,3 +196,37 @@ async fn a_failing_usage_report_never_blocks_signing() {
     }
     assert!(signer.ready().ready, "{}", signer.ready().message);
 }
+
+#[tokio::test]
+async fn an_account_detached_mid_run_makes_the_instance_not_ready_until_reattached() {
+    let env = fast_env().await;
+    let bootstrap = env.bootstrap().await.expect("starts");
+    let signer = bootstrap.signer();
+    let id = configuration_id(&env).await;
+    let accounts = env
+        .admin(Method::GET, "/v1/distributedissuers/configurations", None)
+        .await["configurations"][0]["serviceAccountIds"]
+        .clone();
+    env.admin(
+        Method::PATCH,
+        &format!("/v1/distributedissuers/configurations/{id}"),
+        Some(json!({"serviceAccountIds": []})),
+    )
+    .await;
+    let withdrawn = eventually(Duration::from_secs(10), || !signer.ready().ready).await;
+    assert!(withdrawn, "{}", signer.ready().message);
+    let message = signer.ready().message;
+    assert!(message.contains("attach the service account"), "{message}");
+    assert!(
+        signer.current().is_none(),
+        "nothing is signed without authorization"
+    );
+    env.admin(
+        Method::PATCH,
+        &format!("/v1/distributedissuers/configurations/{id}"),
+        Some(json!({"serviceAccountIds": accounts})),
+    )
+    .await;
+    let back = eventually(Duration::from_secs(10), || signer.ready().ready).await;
+    assert!(back, "{}", signer.ready().message);
+}

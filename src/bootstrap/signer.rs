@@ -76,6 +76,9 @@ impl ActiveSubCa {
 pub(crate) struct Blockers {
     /// Set when the configuration requires a FIPS build and this build is not one.
     pub(crate) fips: Option<String>,
+    /// Set when TLSPC withdrew this instance's authorization (account detached, revoked or
+    /// refused): issuance stops until a refresh succeeds again.
+    pub(crate) withdrawn: Option<String>,
     /// The last lifecycle or refresh problem (does not block while a sub-CA is valid).
     pub(crate) last_problem: Option<String>,
 }
@@ -107,8 +110,11 @@ impl Signer {
     /// The sub-CA to sign with now; `None` when none is active and valid, or issuance is blocked
     /// (FIPS requirement) — the caller keeps requests Pending.
     pub fn current(&self) -> Option<Arc<SubCa>> {
-        if read(&self.shared.blockers).fips.is_some() {
-            return None;
+        {
+            let blockers = read(&self.shared.blockers);
+            if blockers.fips.is_some() || blockers.withdrawn.is_some() {
+                return None;
+            }
         }
         let now = self.shared.clock.now();
         read(&self.shared.active)
@@ -129,6 +135,12 @@ impl Signer {
     /// Whether issuance is possible now, and why not.
     pub fn ready(&self) -> Readiness {
         let blockers = read(&self.shared.blockers);
+        if let Some(withdrawn) = &blockers.withdrawn {
+            return Readiness {
+                ready: false,
+                message: format!("TLSPC withdrew this instance's authorization: {withdrawn}"),
+            };
+        }
         if let Some(fips) = &blockers.fips {
             return Readiness {
                 ready: false,
