@@ -1227,103 +1227,6 @@ pub async fn create_and_approve(
     Ok((name, at))
 }
 
-/// The real bootstrap (TLSPC login, locked sub-CA key, sub-CA from the mock, policy refresh)
-/// seen through the controller's [`firefly::issuer::Authority`] boundary.
-///
-/// `firefly run` does not wire the bootstrap in yet (`run::bootstrap_authority` is a stub), so
-/// this bridge maps the bootstrap's `Signer` onto the controller's trait with nothing of its own:
-/// every decision stays in `Signer` and `issuer::signing::sign_with`.
-pub struct BootstrapAuthority {
-    signer: firefly::bootstrap::Signer,
-}
-
-impl BootstrapAuthority {
-    /// Runs `Bootstrap::start` for `config` and returns the bootstrap (which owns the background
-    /// tasks: keep it alive) with the authority.
-    ///
-    /// # Errors
-    /// The bootstrap's error, naming what to fix.
-    pub async fn start(
-        config: &firefly::config::Config,
-    ) -> anyhow::Result<(
-        firefly::bootstrap::Bootstrap,
-        std::sync::Arc<dyn firefly::issuer::Authority>,
-    )> {
-        let bootstrap = firefly::bootstrap::Bootstrap::start(
-            config,
-            std::sync::Arc::new(firefly::bootstrap::SystemClock),
-        )
-        .await
-        .context("bootstrap (TLSPC login and first sub-CA)")?;
-        let authority = std::sync::Arc::new(BootstrapAuthority {
-            signer: bootstrap.signer(),
-        });
-        Ok((bootstrap, authority))
-    }
-}
-
-impl firefly::issuer::Authority for BootstrapAuthority {
-    fn readiness(&self) -> firefly::issuer::Readiness {
-        let r = self.signer.ready();
-        firefly::issuer::Readiness {
-            ready: r.ready,
-            message: r.message,
-        }
-    }
-
-    fn sign(
-        &self,
-        plan: &firefly::issuer::decide::SignPlan,
-        minimum_duration: Duration,
-        now: SystemTime,
-    ) -> Result<firefly::issuer::Issuance, firefly::issuer::decide::SignFailure> {
-        use firefly::issuer::decide::SignFailure;
-        use firefly::policy::cache::PolicyLookupError;
-        let Some(ca) = self.signer.current() else {
-            return Err(SignFailure {
-                request_error: false,
-                reason: "SubCaUnavailable",
-                message: self.signer.ready().message,
-            });
-        };
-        let policy = self.signer.policy(&plan.policy_name).map_err(|e| {
-            let transient = matches!(e, PolicyLookupError::Stale { .. });
-            SignFailure {
-                request_error: !transient,
-                reason: if transient {
-                    "PolicyStale"
-                } else {
-                    "PolicyUnavailable"
-                },
-                message: e.to_string(),
-            }
-        })?;
-        firefly::issuer::signing::sign_with(&ca, &policy, plan, minimum_duration, now)
-    }
-
-    fn chain_pems(&self) -> Option<Vec<String>> {
-        self.signer.current().map(|ca| ca.chain_pems())
-    }
-
-    fn sub_ca_not_after(&self) -> Option<SystemTime> {
-        self.signer.current().map(|ca| ca.not_after())
-    }
-
-    fn audit(&self) -> firefly::issuer::AuditSettings {
-        let a = self.signer.audit();
-        firefly::issuer::AuditSettings {
-            enabled: a.enable_issuance_audit_log,
-            include_raw_cert: a.include_raw_cert_data_in_audit_log,
-        }
-    }
-
-    fn record_issued(&self, issuance: &firefly::issuer::Issuance) {
-        // Issuance carries no NotBefore; the leaf was signed just now.
-        self.signer
-            .record_issued(SystemTime::now(), issuance.not_after);
-    }
-}
-
 impl Stack {
     /// Loads the configuration at `path`, runs the real bootstrap against the mock, and starts
     /// the controller in-process with `identity` (for leader-election tests).
@@ -1340,7 +1243,15 @@ impl Stack {
     )> {
         let config = firefly::config::Config::load(path)
             .with_context(|| format!("loading {}", path.display()))?;
-        let (bootstrap, authority) = BootstrapAuthority::start(&config).await?;
+        // As `firefly run` does: every replica holds its own sub-CA; the Signer is the authority.
+        let bootstrap = firefly::bootstrap::Bootstrap::start(
+            &config,
+            std::sync::Arc::new(firefly::bootstrap::SystemClock),
+        )
+        .await
+        .context("bootstrap (TLSPC login and first sub-CA)")?;
+        let authority: std::sync::Arc<dyn firefly::issuer::Authority> =
+            std::sync::Arc::new(bootstrap.signer());
         let client = firefly::run::kube_client(&config).await?;
         let handle = firefly::run::Controller::start_with(
             &config,
