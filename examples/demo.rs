@@ -212,7 +212,7 @@ async fn demo() -> anyhow::Result<()> {
         WORKLOADS as f64 / wall.as_secs_f64()
     );
     println!(
-        "      approval → Ready latency: p50 {}  p90 {}  p99 {}  max {}  (from just before the approval PATCH to the watch event)",
+        "      approval → Ready latency: p50 {}  p90 {}  p99 {}  max {}  (burst of 1000 at once, so requests queue; from just before the approval PATCH to the watch event)",
         e2e::ms(summary.p50),
         e2e::ms(summary.p90),
         e2e::ms(summary.p99),
