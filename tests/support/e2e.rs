@@ -1214,10 +1214,7 @@ pub async fn create_and_approve(
     api: &kube::Api<CertificateRequest>,
     cr: &CertificateRequest,
 ) -> anyhow::Result<(String, std::time::Instant)> {
-    let created = api
-        .create(&kube::api::PostParams::default(), cr)
-        .await
-        .context("creating a CertificateRequest")?;
+    let created = create_generated(api, cr).await?;
     let name = created
         .metadata
         .name
@@ -1268,6 +1265,31 @@ impl Stack {
     }
 }
 
+/// Creates `cr` (which has `generateName`), trying again when the generated name collides with an
+/// existing one: Kubernetes 1.32 retries such collisions inside the API server (RetryGenerateName),
+/// kube-sim answers 409 AlreadyExists, which with 5 random characters happens within a few
+/// thousand requests.
+///
+/// # Errors
+/// Any other API error, or a collision on every attempt.
+pub async fn create_generated(
+    api: &kube::Api<CertificateRequest>,
+    cr: &CertificateRequest,
+) -> anyhow::Result<CertificateRequest> {
+    let mut attempt = 0;
+    loop {
+        match api.create(&kube::api::PostParams::default(), cr).await {
+            Ok(c) => return Ok(c),
+            Err(kube::Error::Api(e))
+                if e.code == 409 && e.reason == "AlreadyExists" && attempt < 7 =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(e).context("creating a CertificateRequest"),
+        }
+    }
+}
+
 /// [`create_and_approve`] that retries each step (up to `attempts` times, 50 ms apart) when the
 /// API server answers with an error, as istio-csr and cert-manager's approver do through
 /// client-go's retries. A create retried after an error may leave an extra, never-approved
@@ -1284,7 +1306,7 @@ pub async fn create_and_approve_retrying(
     let mut last = None;
     let mut created = None;
     for _ in 0..attempts.max(1) {
-        match api.create(&kube::api::PostParams::default(), cr).await {
+        match create_generated(api, cr).await {
             Ok(c) => {
                 created = Some(c);
                 break;
