@@ -83,7 +83,7 @@ async fn run(filter: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-type Csr = (String, e2e::KeyKind, String, Vec<u8>);
+type Csr = e2e::WorkloadCsr;
 
 /// Creates and approves `csrs` with `in_flight` at once (the backlog is built while no
 /// controller runs).

@@ -235,7 +235,7 @@ async fn demo() -> anyhow::Result<()> {
 /// returns (name, instant just before its approval).
 async fn drive(
     api: kube::Api<firefly::crd::CertificateRequest>,
-    csrs: Arc<Vec<(String, e2e::KeyKind, String, Vec<u8>)>>,
+    csrs: Arc<Vec<e2e::WorkloadCsr>>,
     created: Arc<AtomicUsize>,
 ) -> anyhow::Result<Vec<(String, Instant)>> {
     use futures::{StreamExt as _, TryStreamExt as _};

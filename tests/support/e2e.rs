@@ -1181,15 +1181,15 @@ fn record(state: &std::sync::Mutex<TrackerState>, cr: CertificateRequest, now: s
     }
 }
 
+/// One workload's request material: (SPIFFE ID, key kind, CSR PEM, the key's SPKI DER).
+pub type WorkloadCsr = (String, KeyKind, String, Vec<u8>);
+
 /// Pre-built CSRs for `n` workloads from `pool` (CSR signing is the driver's cost, kept out of
 /// the measured window): (SPIFFE ID, key kind, CSR PEM, key SPKI DER).
 ///
 /// # Errors
 /// CSR signing failure.
-pub fn workload_csrs(
-    pool: &KeyPool,
-    n: usize,
-) -> anyhow::Result<Vec<(String, KeyKind, String, Vec<u8>)>> {
+pub fn workload_csrs(pool: &KeyPool, n: usize) -> anyhow::Result<Vec<WorkloadCsr>> {
     (0..n)
         .map(|i| {
             let id = workload_spiffe_id(i);
@@ -1342,7 +1342,7 @@ pub async fn create_and_approve_retrying(
 /// A request that could not be created or approved within its retries.
 pub async fn paced_burst(
     api: &kube::Api<CertificateRequest>,
-    csrs: &[(String, KeyKind, String, Vec<u8>)],
+    csrs: &[WorkloadCsr],
     per_second: u64,
 ) -> anyhow::Result<Vec<(String, std::time::Instant)>> {
     let start = tokio::time::Instant::now();
