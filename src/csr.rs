@@ -7,6 +7,7 @@
 pub mod der;
 pub mod pem;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, VerificationAlgorithm};
@@ -330,14 +331,14 @@ pub struct RequestedSans {
 /// Every item of x509-svid.md §4 "Requests" that concerns the request's encoding, key, signature
 /// and extensions, each as its own [`CsrError`] variant.
 pub fn decode_pem(input: &[u8]) -> Result<CertificateRequest, CsrError> {
-    if input.iter().all(u8::is_ascii_whitespace) {
-        return Err(CsrError::Empty);
-    }
     if input.len() > MAX_REQUEST_BYTES {
         return Err(CsrError::TooLarge {
             len: input.len(),
             max: MAX_REQUEST_BYTES,
         });
+    }
+    if input.iter().all(u8::is_ascii_whitespace) {
+        return Err(CsrError::Empty);
     }
     let der = pem::decode_single_block(input)?;
     decode_der(&der)
@@ -402,11 +403,13 @@ pub fn decode_der(der_bytes: &[u8]) -> Result<CertificateRequest, CsrError> {
     for attribute in info.iter_attributes() {
         match attribute.parsed_attribute() {
             ParsedCriAttribute::ExtensionRequest(request) => {
-                let mut seen: Vec<String> = Vec::new();
+                let mut seen: Vec<Cow<'static, str>> = Vec::new();
                 for ext in &request.extensions {
-                    let oid = ext.oid.to_id_string();
+                    let oid = oid_str(&ext.oid);
                     if seen.contains(&oid) {
-                        return Err(CsrError::DuplicateExtension { oid });
+                        return Err(CsrError::DuplicateExtension {
+                            oid: oid.into_owned(),
+                        });
                     }
                     seen.push(oid.clone());
                     apply_extension(
@@ -430,6 +433,72 @@ pub fn decode_der(der_bytes: &[u8]) -> Result<CertificateRequest, CsrError> {
     Ok(out)
 }
 
+/// The dotted form of an OID. The OIDs every request carries are looked up by their encoding,
+/// because formatting an OID costs more than the lookup and this runs for every request.
+pub(crate) fn oid_str(oid: &x509_parser::der_parser::oid::Oid<'_>) -> Cow<'static, str> {
+    const KNOWN: &[(&[u8], &str)] = &[
+        (
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e],
+            "1.2.840.113549.1.9.14",
+        ),
+        (
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x07],
+            "1.2.840.113549.1.9.7",
+        ),
+        (
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+            "1.2.840.113549.1.1.1",
+        ),
+        (
+            &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01],
+            "1.2.840.10045.2.1",
+        ),
+        (&[0x2b, 0x65, 0x70], "1.3.101.112"),
+        (
+            &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
+            "1.2.840.10045.3.1.7",
+        ),
+        (&[0x2b, 0x81, 0x04, 0x00, 0x22], "1.3.132.0.34"),
+        (
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b],
+            "1.2.840.113549.1.1.11",
+        ),
+        (
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c],
+            "1.2.840.113549.1.1.12",
+        ),
+        (
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d],
+            "1.2.840.113549.1.1.13",
+        ),
+        (
+            &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
+            "1.2.840.10045.4.3.2",
+        ),
+        (
+            &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
+            "1.2.840.10045.4.3.3",
+        ),
+        (&[0x55, 0x04, 0x03], "2.5.4.3"),
+        (&[0x55, 0x04, 0x0a], "2.5.4.10"),
+        (&[0x55, 0x04, 0x0b], "2.5.4.11"),
+        (&[0x55, 0x04, 0x07], "2.5.4.7"),
+        (&[0x55, 0x04, 0x08], "2.5.4.8"),
+        (&[0x55, 0x04, 0x06], "2.5.4.6"),
+        (&[0x55, 0x1d, 0x11], "2.5.29.17"),
+        (&[0x55, 0x1d, 0x0f], "2.5.29.15"),
+        (&[0x55, 0x1d, 0x25], "2.5.29.37"),
+        (&[0x55, 0x1d, 0x13], "2.5.29.19"),
+        (&[0x55, 0x1d, 0x0e], "2.5.29.14"),
+        (&[0x55, 0x1d, 0x23], "2.5.29.35"),
+    ];
+    let bytes = oid.as_bytes();
+    match KNOWN.iter().find(|(encoded, _)| *encoded == bytes) {
+        Some((_, dotted)) => Cow::Borrowed(dotted),
+        None => Cow::Owned(oid.to_id_string()),
+    }
+}
+
 const OID_EXTENSION_REQUEST: &str = "1.2.840.113549.1.9.14";
 const OID_CHALLENGE_PASSWORD: &str = "1.2.840.113549.1.9.7";
 
@@ -446,7 +515,7 @@ fn check_attribute_list(info_raw: &[u8]) -> Result<(), CsrError> {
             reason: "the attributes field [0] is missing".to_owned(),
         });
     };
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: Vec<Cow<'static, str>> = Vec::new();
     for attribute in der::children(attributes.content, 0).map_err(der_err)? {
         let parts = der::children(attribute.content, 0).map_err(der_err)?;
         let [oid_tlv, values] = parts.as_slice() else {
@@ -459,25 +528,29 @@ fn check_attribute_list(info_raw: &[u8]) -> Result<(), CsrError> {
                 reason: "an attribute is not SEQUENCE { OID, SET }".to_owned(),
             });
         }
-        let oid = x509_parser::der_parser::oid::Oid::new(oid_tlv.content.into()).to_id_string();
-        match oid.as_str() {
+        let oid = oid_str(&x509_parser::der_parser::oid::Oid::new(
+            oid_tlv.content.into(),
+        ));
+        match &*oid {
             OID_EXTENSION_REQUEST => {}
             OID_CHALLENGE_PASSWORD => {
                 return Err(CsrError::UnsupportedAttribute {
-                    oid,
+                    oid: oid.to_string(),
                     name: "challengePassword",
                 });
             }
             _ => {
                 return Err(CsrError::UnsupportedAttribute {
-                    oid,
+                    oid: oid.to_string(),
                     name: "unknown attribute",
                 });
             }
         }
         let value_count = der::children(values.content, 0).map_err(der_err)?.len();
         if seen.contains(&oid) || value_count != 1 {
-            return Err(CsrError::DuplicateAttribute { oid });
+            return Err(CsrError::DuplicateAttribute {
+                oid: oid.to_string(),
+            });
         }
         seen.push(oid);
     }
@@ -499,9 +572,9 @@ const OID_P384: &str = "1.3.132.0.34";
 fn check_public_key<'a>(
     spki: &'a x509_parser::x509::SubjectPublicKeyInfo<'a>,
 ) -> Result<CheckedKey<'a>, CsrError> {
-    let oid = spki.algorithm.algorithm.to_id_string();
+    let oid = oid_str(&spki.algorithm.algorithm);
     let key_bytes: &'a [u8] = &spki.subject_public_key.data;
-    match oid.as_str() {
+    match &*oid {
         OID_RSA => {
             let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
                 return Err(CsrError::InvalidPublicKey {
@@ -544,12 +617,12 @@ fn check_public_key<'a>(
                 .parameters
                 .as_ref()
                 .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string())
+                .map(|o| oid_str(&o))
                 .ok_or(CsrError::InvalidPublicKey {
                     key: "EC",
                     reason: "the curve parameter is missing".to_owned(),
                 })?;
-            let algorithm = match curve.as_str() {
+            let algorithm = match &*curve {
                 OID_P256 => KeyAlgorithm::EcP256,
                 OID_P384 => KeyAlgorithm::EcP384,
                 other => {
@@ -580,7 +653,9 @@ fn check_public_key<'a>(
         "1.2.840.10040.4.1" => Err(CsrError::UnsupportedKeyType {
             oid: format!("{oid} (DSA)"),
         }),
-        _ => Err(CsrError::UnsupportedKeyType { oid }),
+        _ => Err(CsrError::UnsupportedKeyType {
+            oid: oid.to_string(),
+        }),
     }
 }
 
@@ -610,7 +685,7 @@ fn signature_verifier(
     key: &CheckedKey<'_>,
 ) -> Result<&'static dyn VerificationAlgorithm, CsrError> {
     let alg = &csr.signature_algorithm;
-    let oid = alg.algorithm.to_id_string();
+    let oid = oid_str(&alg.algorithm);
     let params_absent = alg.parameters.is_none();
     let params_null_or_absent = params_absent
         || alg
@@ -624,7 +699,7 @@ fn signature_verifier(
     let bad_params = |name: &str| CsrError::Malformed {
         reason: format!("{name} signature algorithm has unexpected parameters"),
     };
-    match oid.as_str() {
+    match &*oid {
         "1.2.840.113549.1.1.2" => Err(CsrError::WeakSignatureAlgorithm {
             algorithm: "md2WithRSAEncryption",
         }),
@@ -689,22 +764,28 @@ fn signature_verifier(
             }
             Ok(&sig::ED25519)
         }
-        _ => Err(CsrError::UnsupportedSignatureAlgorithm { oid }),
+        _ => Err(CsrError::UnsupportedSignatureAlgorithm {
+            oid: oid.to_string(),
+        }),
     }
 }
 
 fn decode_subject(name: &x509_parser::x509::X509Name<'_>) -> Result<RequestedSubject, CsrError> {
     let mut subject = RequestedSubject::default();
     for attr in name.iter_attributes() {
-        let oid = attr.attr_type().to_id_string();
-        let (label, slot) = match oid.as_str() {
+        let oid = oid_str(attr.attr_type());
+        let (label, slot) = match &*oid {
             "2.5.4.3" => ("CN", &mut subject.common_name),
             "2.5.4.10" => ("O", &mut subject.organization),
             "2.5.4.11" => ("OU", &mut subject.organizational_unit),
             "2.5.4.7" => ("L", &mut subject.locality),
             "2.5.4.8" => ("ST", &mut subject.state_or_province),
             "2.5.4.6" => ("C", &mut subject.country),
-            _ => return Err(CsrError::UnsupportedSubjectAttribute { oid }),
+            _ => {
+                return Err(CsrError::UnsupportedSubjectAttribute {
+                    oid: oid.to_string(),
+                });
+            }
         };
         let value = attr
             .as_str()

@@ -273,6 +273,7 @@ async fn lead_and_control(
             until,
         )
         .await
+            && !*stop.borrow()
         {
             tracing::error!(error = %e, "controller stopped");
         }

@@ -471,3 +471,65 @@ async fn namespaced_issuer_does_not_serve_other_namespaces() {
     .await
     .expect("pending: no Issuer firefly-istio in sandbox");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_events_are_off_by_default_and_published_when_enabled() {
+    let quiet = env_with_issuer().await;
+    let name = approved(&quiet, &workload_request(WORKLOAD)).await;
+    quiet.wait_ready_reason(NS, &name, "Issued").await;
+    assert!(
+        quiet.events_for(NS, &name).await.is_empty(),
+        "no event for a success by default"
+    );
+
+    let loud = Env::start_with(Options {
+        success_events: true,
+        ..Options::default()
+    })
+    .await;
+    loud.ready_issuer(Some(NS), "firefly-istio", json!({}))
+        .await;
+    let name = approved(&loud, &workload_request(WORKLOAD)).await;
+    loud.wait_ready_reason(NS, &name, "Issued").await;
+    kube_sim::wait_for(PATIENCE, || async {
+        loud.events_for(NS, &name)
+            .await
+            .iter()
+            .any(|e| e.type_.as_deref() == Some("Normal") && e.reason.as_deref() == Some("Issued"))
+    })
+    .await
+    .expect("a Normal Issued event with controller.successEvents");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuer_trust_domain_refuses_identities_of_another_domain() {
+    let env = Env::start().await;
+    env.ready_issuer(
+        Some(NS),
+        "other-domain",
+        json!({"trustDomain": "mesh.example"}),
+    )
+    .await;
+    let mut req = workload_request(WORKLOAD);
+    req.issuer_name = "other-domain".into();
+    let name = approved(&env, &req).await;
+    let obj = env.wait_ready_reason(NS, &name, "Failed").await;
+    assert!(ready_message(&obj).contains("mesh.example"), "{obj:#}");
+    assert_eq!(env.signed(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_check_approval_unapproved_requests_are_signed() {
+    let env = Env::start_with(Options {
+        check_approval: false,
+        ..Options::default()
+    })
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let name = env.create_request(&workload_request(WORKLOAD)).await;
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    assert!(
+        condition(&obj, "Approved").is_none(),
+        "no approval was needed: {obj:#}"
+    );
+}

@@ -412,3 +412,36 @@ fn sub_ca_exposes_chain_in_root_first_order_and_hides_its_key() {
         "{debug}"
     );
 }
+
+#[test]
+fn istio_csr_usages_and_identities_annotation_are_accepted() {
+    let pki = PkiBuilder::default().build();
+    let policy = support::policies::compiled_istio_policy();
+    let key = p256();
+    let csr = RawCsr::istio(&key, URI).pem(&key);
+    let usages: Vec<String> = [
+        "client auth",
+        "server auth",
+        "digital signature",
+        "key encipherment",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let annotation = format!("{URI},istio-csr-serving");
+    let req = LeafRequest {
+        usages: Some(&usages),
+        identities_annotation: Some(&annotation),
+        duration: Some("1h"),
+        ..request(csr.as_bytes())
+    };
+    let issued = issue(
+        &pki.sub_ca,
+        &policy,
+        &req,
+        &IssueOptions::default(),
+        SystemTime::now(),
+    )
+    .expect("istio-csr's request shape is issued");
+    assert_independently_verified(&issued, true);
+}

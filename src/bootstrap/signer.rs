@@ -249,3 +249,149 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bootstrap::locked_key::LockedKey;
+    use crate::config::LockMode;
+    use crate::policy::model::KeyAlgorithm;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    use std::sync::atomic::AtomicU64;
+
+    /// A clock the test sets by hand (seconds since the epoch).
+    struct ManualClock(AtomicU64);
+
+    impl Clock for ManualClock {
+        fn now(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
+        }
+    }
+
+    fn ca_params(cn: &str, path_len: Option<u8>) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(path_len.map_or(
+            BasicConstraints::Unconstrained,
+            BasicConstraints::Constrained,
+        ));
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        p
+    }
+
+    /// A signer whose active sub-CA is valid [1_000_000 s, 1_000_000 s + 3 h) after the epoch.
+    fn signer_at(clock: Arc<ManualClock>) -> Signer {
+        let root_key = KeyPair::generate().unwrap();
+        let root = ca_params("root", None).self_signed(&root_key).unwrap();
+        let issuer = Issuer::new(ca_params("root", None), root_key);
+        let key = Arc::new(LockedKey::generate(KeyAlgorithm::EcP256, LockMode::Disabled).unwrap());
+        let mut p = ca_params("sub", Some(0));
+        p.not_before =
+            rcgen::date_time_ymd(1970, 1, 12) + Duration::from_secs(13 * 3600 + 46 * 60 + 40);
+        p.not_after = p.not_before + Duration::from_secs(3 * 3600);
+        let cert = p.signed_by(key.as_ref(), &issuer).unwrap();
+        let sub_ca =
+            SubCa::new(cert.der().to_vec(), vec![root.der().to_vec()], key.clone()).unwrap();
+        assert_eq!(
+            sub_ca.not_before(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
+        );
+        let mut policies = PolicyCache::new(Duration::from_secs(3600 * 24));
+        policies.update(
+            &crate::tlspc::ExtendedConfigurationInformation::default(),
+            clock.now(),
+        );
+        let shared = Shared {
+            clock,
+            active: RwLock::new(Some(Arc::new(ActiveSubCa::new(
+                Arc::new(sub_ca),
+                key,
+                "id-1".into(),
+                String::new(),
+            )))),
+            policies: RwLock::new(policies),
+            audit: RwLock::new(AuditSettings::default()),
+            blockers: RwLock::new(Blockers::default()),
+        };
+        Signer {
+            shared: Arc::new(shared),
+        }
+    }
+
+    #[test]
+    fn readiness_follows_the_sub_ca_validity_window() {
+        let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000)));
+        let signer = signer_at(clock.clone());
+        assert!(signer.ready().ready, "{}", signer.ready().message);
+        assert!(signer.current().is_some());
+        clock.0.store(1_000_000 + 3 * 3600, Ordering::SeqCst);
+        assert!(
+            signer.current().is_none(),
+            "an expired sub-CA is never handed out"
+        );
+        assert!(
+            signer.ready().message.contains("expired"),
+            "{}",
+            signer.ready().message
+        );
+        clock.0.store(999_999, Ordering::SeqCst);
+        assert!(
+            signer.current().is_none(),
+            "a not-yet-valid sub-CA is never handed out"
+        );
+    }
+
+    #[test]
+    fn a_fips_block_or_withdrawn_authorization_stops_signing() {
+        let clock = Arc::new(ManualClock(AtomicU64::new(1_000_100)));
+        let signer = signer_at(clock);
+        write(&signer.shared.blockers).fips = Some("requires FIPS".into());
+        assert!(signer.current().is_none());
+        assert!(!signer.ready().ready);
+        write(&signer.shared.blockers).fips = None;
+        write(&signer.shared.blockers).withdrawn = Some("detached".into());
+        assert!(signer.current().is_none());
+        assert!(
+            signer.ready().message.contains("withdrew"),
+            "{}",
+            signer.ready().message
+        );
+    }
+
+    #[test]
+    fn degraded_stays_ready_and_says_why() {
+        let clock = Arc::new(ManualClock(AtomicU64::new(1_000_100)));
+        let signer = signer_at(clock);
+        write(&signer.shared.blockers).last_problem = Some("TLSPC answered HTTP 503".into());
+        let ready = signer.ready();
+        assert!(ready.ready);
+        assert!(
+            ready.message.contains("degraded: TLSPC answered HTTP 503"),
+            "{}",
+            ready.message
+        );
+    }
+
+    #[test]
+    fn issued_leaves_are_counted_by_lifetime_class() {
+        let clock = Arc::new(ManualClock(AtomicU64::new(1_000_100)));
+        let signer = signer_at(clock);
+        let t = SystemTime::UNIX_EPOCH;
+        signer.record_issued(t, t + Duration::from_secs(3600));
+        signer.record_issued(t, t + ULTRA_SHORT_LIVED_MAX + Duration::from_secs(1));
+        signer.record_issued(t, t + SHORT_LIVED_MAX + Duration::from_secs(1));
+        let usage = read(&signer.shared.active).as_ref().unwrap().usage();
+        assert_eq!(
+            (
+                usage.ultra_short_lived_cert_count,
+                usage.short_lived_cert_count,
+                usage.long_lived_cert_count
+            ),
+            (1, 1, 1)
+        );
+    }
+}

@@ -81,7 +81,7 @@ pub fn check_leaf(
         ));
     }
 
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: Vec<std::borrow::Cow<'static, str>> = Vec::new();
     let mut bc_ok = false;
     let mut ku_ok = false;
     let mut eku: Option<&x509_parser::extensions::ExtendedKeyUsage<'_>> = None;
@@ -89,11 +89,11 @@ pub fn check_leaf(
     let mut ski_present = false;
     let mut aki_ok = false;
     for ext in cert.extensions() {
-        let oid = ext.oid.to_id_string();
+        let oid = crate::csr::oid_str(&ext.oid);
         if seen.contains(&oid) {
             return Err(fail("C14", format!("extension {oid} appears twice")));
         }
-        if ![OID_SAN, OID_KU, OID_EKU, OID_BC, OID_SKI, OID_AKI].contains(&oid.as_str()) {
+        if ![OID_SAN, OID_KU, OID_EKU, OID_BC, OID_SKI, OID_AKI].contains(&&*oid) {
             return Err(fail("C14", format!("unexpected extension {oid}")));
         }
         seen.push(oid);

@@ -189,6 +189,8 @@ pub async fn run(
         shutdown.clone(),
     )));
 
+    settle_issuers(&ctx, &*ctx.authority).await;
+
     // Requests: cached slim (bodies of answered requests dropped) so memory does not grow with
     // the size of CSRs and certificates kept around.
     let (requests, request_writer) = reflector::store::<CertificateRequest>();
@@ -241,6 +243,34 @@ pub async fn run(
     .await;
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
     Ok(())
+}
+
+/// Longest wait at start for issuer conditions to reflect the authority's readiness.
+const ISSUER_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits (bounded) until every cached issuer carries the Ready condition the status loop is
+/// about to write: deciding requests before that would write a Pending (`IssuerNotReady`) on
+/// requests that would be signed a moment later — a second write per request after every start.
+async fn settle_issuers(ctx: &Context, authority: &dyn Authority) {
+    let deadline = Instant::now() + ISSUER_SETTLE_TIMEOUT;
+    while Instant::now() < deadline {
+        let readiness = authority.readiness();
+        let now = (ctx.clock)();
+        let pending = ctx.issuers.state().iter().any(|i| {
+            desired_issuer_condition(i.status.as_ref(), i.metadata.generation, &readiness, now)
+                .is_some()
+        }) || ctx.cluster_issuers.state().iter().any(|i| {
+            desired_issuer_condition(i.status.as_ref(), i.metadata.generation, &readiness, now)
+                .is_some()
+        });
+        if !pending {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!(
+        "issuer conditions not settled within {ISSUER_SETTLE_TIMEOUT:?}; deciding requests anyway"
+    );
 }
 
 /// A spawned task aborted when its owner is dropped: a controller dropped mid-flight (lost lease,
@@ -743,11 +773,15 @@ pub fn desired_issuer_condition(
     let previous = current
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    // While Ready, only a change of state is worth a write: the readiness message carries a
+    // countdown ("valid for ...") that would otherwise rewrite every issuer every second, and each
+    // write re-triggers the issuer's pending requests. While not Ready the message says why, and
+    // a new reason is worth telling.
     if let Some(p) = previous
         && p.status == status
         && p.reason == reason
-        && p.message == readiness.message
         && p.observed_generation == generation
+        && (readiness.ready || p.message == readiness.message)
     {
         return None;
     }
@@ -947,6 +981,15 @@ mod tests {
         assert_eq!(
             desired_issuer_condition(Some(&status), Some(1), &readiness, now),
             None
+        );
+        let countdown = crate::issuer::Readiness {
+            ready: true,
+            message: "sub-CA active, valid for 1h".into(),
+        };
+        assert_eq!(
+            desired_issuer_condition(Some(&status), Some(1), &countdown, now),
+            None,
+            "a new message alone does not rewrite a Ready issuer"
         );
         let bumped = desired_issuer_condition(
             Some(&status),

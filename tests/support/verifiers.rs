@@ -74,7 +74,8 @@ pub fn python_verify(chain_pem: &str, root_pem: &str, uri: &str) -> Verdict {
     let chain = write(dir.path(), "chain.pem", chain_pem);
     let root = write(dir.path(), "root.pem", root_pem);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/verify_chain.py");
-    let out = Command::new(python())
+    let python = python();
+    let out = Command::new(&python)
         .arg(script)
         .arg("--chain")
         .arg(chain)
@@ -83,7 +84,9 @@ pub fn python_verify(chain_pem: &str, root_pem: &str, uri: &str) -> Verdict {
         .arg("--uri")
         .arg(uri)
         .output()
-        .expect("run verify_chain.py");
+        .unwrap_or_else(|e| {
+            panic!("cannot run {} ({e}): set FIREFLY_TEST_PYTHON to a Python with `cryptography` or run scripts/test", python.display())
+        });
     assert!(
         out.status.code() != Some(2),
         "verify_chain.py usage/input error: {}",

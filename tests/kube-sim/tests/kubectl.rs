@@ -255,3 +255,143 @@ async fn kubectl_apply_twice_is_idempotent_and_updates_built_ins() {
         "{names:?}"
     );
 }
+
+const CHART_LIKE: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: venafi}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: firefly, namespace: venafi}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: firefly}
+rules:
+- apiGroups: [cert-manager.io]
+  resources: [certificaterequests, certificaterequests/status]
+  verbs: [get, list, watch, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: firefly}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: firefly}
+subjects: [{kind: ServiceAccount, name: firefly, namespace: venafi}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: firefly-leases, namespace: venafi}
+rules: [{apiGroups: [coordination.k8s.io], resources: [leases], verbs: [get, create, update]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: firefly-leases, namespace: venafi}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: firefly-leases}
+subjects: [{kind: ServiceAccount, name: firefly, namespace: venafi}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: firefly, namespace: venafi}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: firefly}}
+  template:
+    metadata: {labels: {app: firefly}}
+    spec:
+      serviceAccountName: firefly
+      containers: [{name: firefly, image: example.invalid/firefly:0.1.0, args: [run, -c, /etc/firefly/config.yaml]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: firefly-metrics, namespace: venafi}
+spec:
+  selector: {app: firefly}
+  ports: [{name: metrics, port: 9402, targetPort: 9402}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: firefly, namespace: venafi}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: firefly}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: firefly, namespace: venafi}
+spec:
+  podSelector: {matchLabels: {app: firefly}}
+  policyTypes: [Ingress]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_applies_the_kinds_a_helm_chart_renders() {
+    let (sim, dir) = setup().await;
+    let k = Kubectl {
+        sim: &sim,
+        cache: tempfile::tempdir().unwrap(),
+    };
+    let manifest = write(dir.path(), "chart.yaml", CHART_LIKE);
+    let out = k.ok(&["apply", "-f", &manifest]).await;
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(" created")).count(),
+        10,
+        "{out}"
+    );
+    let got = k
+        .json(&[
+            "get",
+            "deployments,services,poddisruptionbudgets,networkpolicies,roles,rolebindings",
+            "-n",
+            "venafi",
+            "-o",
+            "json",
+        ])
+        .await;
+    let kinds: Vec<&str> = got["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+            "Role",
+            "RoleBinding"
+        ]
+    );
+    // Re-applying changes nothing: kubectl may still send a patch (strategic-merge directives for
+    // some kinds), but a no-op write must not move any resourceVersion.
+    let rv_before = sim.resource_version();
+    let again = k.ok(&["apply", "-f", &manifest]).await;
+    assert!(
+        again
+            .lines()
+            .all(|l| l.ends_with(" unchanged") || l.ends_with(" configured")),
+        "{again}"
+    );
+    assert_eq!(sim.resource_version(), rv_before, "{again}");
+    let deploy = sim
+        .object("apps", "deployments", "venafi", "firefly")
+        .unwrap();
+    assert_eq!(deploy["spec"]["replicas"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_works_over_tls_with_a_bearer_token() {
+    require_kubectl();
+    let mut opts = SimOptions::default();
+    opts.tls = true;
+    opts.tokens = vec![("t0k3n".into(), "admin".into())];
+    let sim = KubeSim::start(opts).await.unwrap();
+    let k = Kubectl {
+        sim: &sim,
+        cache: tempfile::tempdir().unwrap(),
+    };
+    let ns = k.json(&["get", "namespace", "default", "-o", "json"]).await;
+    assert_eq!(ns["status"]["phase"], "Active");
+}

@@ -7,16 +7,16 @@ use kube::api::PostParams;
 use kube_sim::{KubeSim, SimOptions};
 
 fn tls_opts() -> SimOptions {
-    let mut o = SimOptions::default();
-    o.tls = true;
-    o.tokens = vec![
+    let mut opts = SimOptions::default();
+    opts.tls = true;
+    opts.tokens = vec![
         (
             "istio-csr-token".into(),
             "system:serviceaccount:istio-system:cert-manager-istio-csr".into(),
         ),
         ("other-token".into(), "alice".into()),
     ];
-    o
+    opts
 }
 
 #[tokio::test]

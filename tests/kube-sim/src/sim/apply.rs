@@ -166,13 +166,9 @@ pub fn merge(live: &mut Value, cfg: &Value, schema: Option<&Value>, field: &str)
 /// The value at a path, if present.
 pub fn get<'a>(v: &'a Value, p: &[Seg]) -> Option<&'a Value> {
     let mut cur = v;
-    let mut last_field = "";
     for seg in p {
         cur = match seg {
-            Seg::Field(f) => {
-                last_field = f;
-                cur.get(f)?
-            }
+            Seg::Field(f) => cur.get(f)?,
             Seg::Key(k) => {
                 let items = cur.as_array()?;
                 let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Value>>(k)
@@ -180,7 +176,6 @@ pub fn get<'a>(v: &'a Value, p: &[Seg]) -> Option<&'a Value> {
                     .keys()
                     .cloned()
                     .collect();
-                let _ = last_field;
                 items.iter().find(|i| &list_key(i, &keys) == k)?
             }
         };

@@ -281,29 +281,25 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
 
 fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
     match schema.get("format").and_then(Value::as_str) {
-        Some("byte") => {
-            if base64::engine::general_purpose::STANDARD.decode(s).is_err() {
-                r.causes.push(cause(
-                    "FieldValueInvalid",
-                    path,
-                    format!(
-                        "Invalid value: \"{}\": {path} in body must be of type byte: \"{}\"",
-                        short(s),
-                        short(s)
-                    ),
-                ));
-            }
+        Some("byte") if base64::engine::general_purpose::STANDARD.decode(s).is_err() => {
+            r.causes.push(cause(
+                "FieldValueInvalid",
+                path,
+                format!(
+                    "Invalid value: \"{}\": {path} in body must be of type byte: \"{}\"",
+                    short(s),
+                    short(s)
+                ),
+            ));
         }
-        Some("date-time") => {
-            if s.parse::<jiff::Timestamp>().is_err() {
-                r.causes.push(cause(
-                    "FieldValueInvalid",
-                    path,
-                    format!(
-                        "Invalid value: \"{s}\": {path} in body must be of type date-time: \"{s}\""
-                    ),
-                ));
-            }
+        Some("date-time") if s.parse::<jiff::Timestamp>().is_err() => {
+            r.causes.push(cause(
+                "FieldValueInvalid",
+                path,
+                format!(
+                    "Invalid value: \"{s}\": {path} in body must be of type date-time: \"{s}\""
+                ),
+            ));
         }
         _ => {}
     }

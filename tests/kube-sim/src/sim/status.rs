@@ -25,7 +25,7 @@ pub struct ApiError {
     /// `Status.message`.
     pub message: String,
     /// `details.name`, `details.group`, `details.kind`.
-    pub details: Option<(String, String, String)>,
+    pub details: Option<Box<(String, String, String)>>,
     /// `details.causes`.
     pub causes: Vec<Cause>,
     /// Seconds for `Retry-After` (429/503).
@@ -55,7 +55,11 @@ impl ApiError {
             "NotFound",
             format!("{} \"{name}\" not found", qualified(plural, group)),
         );
-        e.details = Some((name.to_string(), group.to_string(), plural.to_string()));
+        e.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            plural.to_string(),
+        )));
         e
     }
     /// 409 AlreadyExists.
@@ -65,7 +69,11 @@ impl ApiError {
             "AlreadyExists",
             format!("{} \"{name}\" already exists", qualified(plural, group)),
         );
-        e.details = Some((name.to_string(), group.to_string(), plural.to_string()));
+        e.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            plural.to_string(),
+        )));
         e
     }
     /// 409 Conflict for a stale resourceVersion or a failed precondition.
@@ -78,7 +86,11 @@ impl ApiError {
                 qualified(plural, group)
             ),
         );
-        e.details = Some((name.to_string(), group.to_string(), plural.to_string()));
+        e.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            plural.to_string(),
+        )));
         e
     }
     /// 422 Invalid with field causes.
@@ -98,7 +110,11 @@ impl ApiError {
             format!("{what} \"{name}\" is invalid: [{}]", list.join(", "))
         };
         let mut e = Self::new(422, "Invalid", message);
-        e.details = Some((name.to_string(), group.to_string(), kind.to_string()));
+        e.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            kind.to_string(),
+        )));
         e.causes = causes;
         e
     }
@@ -142,7 +158,8 @@ impl ApiError {
         });
         if self.details.is_some() || !self.causes.is_empty() || self.retry_after.is_some() {
             let mut d = serde_json::Map::new();
-            if let Some((name, group, kind)) = &self.details {
+            if let Some(det) = &self.details {
+                let (name, group, kind) = &**det;
                 d.insert("name".into(), json!(name));
                 if !group.is_empty() {
                     d.insert("group".into(), json!(group));

@@ -686,17 +686,16 @@ impl Store {
             }
         }
         for k in ["labels", "annotations"] {
-            if let Some(m) = meta(obj).and_then(|m| m.get(k)) {
-                if !m.is_object()
+            if let Some(m) = meta(obj).and_then(|m| m.get(k))
+                && (!m.is_object()
                     || m.as_object()
-                        .is_some_and(|o| o.values().any(|v| !v.is_string()))
-                {
-                    causes.push(Cause {
-                        reason: "FieldValueTypeInvalid".into(),
-                        message: "must be a map of string to string".into(),
-                        field: format!("metadata.{k}"),
-                    });
-                }
+                        .is_some_and(|o| o.values().any(|v| !v.is_string())))
+            {
+                causes.push(Cause {
+                    reason: "FieldValueTypeInvalid".into(),
+                    message: "must be a map of string to string".into(),
+                    field: format!("metadata.{k}"),
+                });
             }
         }
         let mut warnings = Vec::new();
@@ -878,11 +877,12 @@ impl Store {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        if def.status && def.schema.is_some() {
-            // Status is not writable on create through the main resource.
-            if let Some(o) = obj.as_object_mut() {
-                o.remove("status");
-            }
+        // Status is not writable on create through the main resource.
+        if def.status
+            && def.schema.is_some()
+            && let Some(o) = obj.as_object_mut()
+        {
+            o.remove("status");
         }
         self.builtin_defaults(def, &mut obj, o);
         let warnings = self.validate(def, &mut obj, o.strict)?;
@@ -1186,6 +1186,7 @@ impl Store {
     ///
     /// # Errors
     /// 400 (bad patch), 404, 409, 415, 422.
+    #[allow(clippy::too_many_arguments)] // mirrors the request: target, subresource, content type, body, options
     pub fn patch(
         &self,
         def: &Arc<ResourceDef>,

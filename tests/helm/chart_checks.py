@@ -1,0 +1,895 @@
+#!/usr/bin/env python3
+"""Checks of charts/firefly run by tests/helm_chart.rs, one case per invocation.
+
+The judges are independent of this project: the real Helm v4 SDK (helm-python-sdk) renders, lints
+and validates values against values.schema.json; kubernetes-validate --strict checks every rendered
+manifest against the Kubernetes API schemas. Each case prints what it checked and exits non-zero
+with the reason on the first failure.
+
+Usage: chart_checks.py CASE [ARG...]   (chart_checks.py --list names the cases)
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+try:
+    import helm_python as helm
+except ImportError as err:  # the venv lacks the SDK: say how to get it
+    sys.exit(f"helm-python-sdk is not importable ({err}): install tests/requirements.txt into the venv")
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "firefly"
+VALUES = ROOT / "tests" / "helm" / "values"
+# The minimum the chart declares (Chart.yaml kubeVersion) and the kubectl the tests use.
+KUBE_VERSIONS = ["1.27.0", "1.32.0"]
+# Kinds kubernetes-validate has no schema for; their checks are in this file.
+NON_CORE_KINDS = {"SecurityContextConstraints", "ServiceMonitor"}
+DEFAULT_GROUP = "firefly.venafi.com"
+ISTIO_CSR_SA = "system:serviceaccount:istio-system:cert-manager-istio-csr"
+TEST_CLIENT_ID = "5c4e5d1e-8f5a-4b8e-9a51-0d7c2d4b1f00"
+
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(cond, message):
+    if not cond:
+        raise CheckFailed(message)
+
+
+def load_values(path) -> dict:
+    return yaml.safe_load(pathlib.Path(path).read_text()) or {}
+
+
+def value_sets() -> dict:
+    """Every value set users are shown (seed, deploy/ guides) plus the test's own extremes."""
+    sets = {
+        "seed": load_values(VALUES / "seed-firefly-values.yaml"),
+        "everything-on": load_values(VALUES / "everything-on.yaml"),
+        "crds-and-approver-only": load_values(VALUES / "crds-and-approver-only.yaml"),
+        "lock-disabled": load_values(VALUES / "lock-disabled.yaml"),
+    }
+    for guide in ["kind", "openshift", "tlspc-mock"]:
+        sets[f"deploy/{guide}"] = load_values(ROOT / "deploy" / guide / "firefly-values.yaml")
+    return sets
+
+
+def render(values: dict, namespace="venafi", name="firefly") -> list:
+    """Renders the chart with the SDK; returns the parsed manifests (NOTES excluded)."""
+    with helm.Chart.load(CHART) as chart:
+        out = chart.render(values, name=name, namespace=namespace, is_install=True)
+    docs = []
+    for path, text in sorted(out.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                doc.setdefault("__template", path)
+                docs.append(doc)
+    return docs
+
+
+def strip_private(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k != "__template"}
+
+
+def find(docs, kind, name=None):
+    hits = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    return hits
+
+
+def one(docs, kind, name=None):
+    hits = find(docs, kind, name)
+    expect(len(hits) == 1, f"expected exactly one {kind} {name or ''}, found {len(hits)}")
+    return hits[0]
+
+
+def render_notes(values: dict, namespace="venafi") -> str:
+    with helm.Chart.load(CHART) as chart:
+        out = chart.render(values, name="firefly", namespace=namespace, is_install=True)
+    return next(v for k, v in out.items() if k.endswith("NOTES.txt"))
+
+
+# ---------------------------------------------------------------------------------------------
+# cases
+
+
+@case
+def seed_values_render_every_expected_object():
+    docs = render(value_sets()["seed"])
+    kinds = sorted({d["kind"] for d in docs})
+    print("seed values render:", ", ".join(kinds))
+    for kind, name in [
+        ("ServiceAccount", "firefly"),  # the seed's `oc adm policy add-scc-to-user firefly -z firefly`
+        ("Deployment", "firefly"),
+        ("ConfigMap", "firefly-config"),
+        ("ClusterRole", "firefly-controller"),
+        ("ClusterRole", "firefly-approver"),
+        ("ClusterRoleBinding", "firefly-approver"),
+        ("Role", "firefly-leader-election"),
+        ("PodDisruptionBudget", "firefly"),
+        ("Service", "firefly-metrics"),
+        ("CustomResourceDefinition", f"issuers.{DEFAULT_GROUP}"),
+        ("CustomResourceDefinition", f"clusterissuers.{DEFAULT_GROUP}"),
+    ]:
+        one(docs, kind, name)
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    expect(deployment["spec"]["replicas"] == 2, "replicas default must be 2 (active/passive)")
+    container = pod["containers"][0]
+    expect(
+        container["image"] == "registry.venafi.cloud/public/venafi-images/firefly:0.1.0"
+        or container["image"].startswith("registry.venafi.cloud/public/venafi-images/firefly:"),
+        f"the seed's bare image repository must get the appVersion tag, got {container['image']}",
+    )
+    secret_volume = next(v for v in pod["volumes"] if "secret" in v)
+    expect(secret_volume["secret"]["secretName"] == "venafi-credentials", "credentials Secret must be venafi-credentials")
+    expect(
+        [i["key"] for i in secret_volume["secret"]["items"]] == ["svc-acct.key"],
+        "the seed creates the Secret with key svc-acct.key",
+    )
+    expect(not find(docs, "SecurityContextConstraints"), "the SCC must be opt-in")
+    print("seed: names the seed's commands assume are rendered")
+
+
+@case
+def image_tag_defaults_to_app_version(cargo_version):
+    chart_meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    expect(
+        str(chart_meta["appVersion"]) == cargo_version,
+        f"Chart.yaml appVersion {chart_meta['appVersion']!r} must equal the firefly crate version {cargo_version!r}",
+    )
+    base = value_sets()["seed"]
+    image = one(render(base), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    expect(image == f"registry.venafi.cloud/public/venafi-images/firefly:{cargo_version}", f"got {image}")
+    pinned = merge(base, {"deployment": {"imageTag": "1.2.3", "imageDigest": "sha256:" + "ab" * 32}})
+    image = one(render(pinned), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    expect(image.endswith("@sha256:" + "ab" * 32), f"a digest must pin the image, got {image}")
+    tagged = merge(base, {"deployment": {"imageTag": "1.2.3"}})
+    image = one(render(tagged), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    expect(image.endswith(":1.2.3"), f"imageTag must override appVersion, got {image}")
+    print(f"appVersion {cargo_version} is the default tag; imageTag and imageDigest override it")
+
+
+@case
+def packaged_chart_renders_like_the_directory():
+    """`helm package` (what an OCI registry serves) keeps every file the chart needs."""
+    values = value_sets()["seed"]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = helm.package(CHART, destination=tmp)
+        version = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+        expect(pathlib.Path(archive).name == f"firefly-{version}.tgz", f"archive: {archive}")
+        with helm.Chart.load(archive) as packaged, helm.Chart.load(CHART) as directory:
+            expect(packaged.schema == directory.schema, "the packaged chart lost values.schema.json")
+            a = packaged.render(values, name="firefly", namespace="venafi", is_install=True)
+            b = directory.render(values, name="firefly", namespace="venafi", is_install=True)
+        expect(a == b, "the packaged chart renders differently from the directory")
+    print(f"helm package: {pathlib.Path(archive).name} renders exactly like charts/firefly ({len(a)} templates)")
+
+
+@case
+def lint_strict_passes_for_every_value_set():
+    for label, values in value_sets().items():
+        report = helm.lint(CHART, values, strict=True, namespace="venafi", kube_version="v1.32.0")
+        bad = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+        expect(not report.get("errors") and not bad, f"helm lint --strict failed for {label}: {report}")
+        print(f"lint --strict: {label}: ok ({len(report.get('messages', []))} info messages)")
+
+
+@case
+def every_rendered_manifest_passes_kubernetes_validate_strict():
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, values in value_sets().items():
+            docs = render(values)
+            files = []
+            core = 0
+            for i, doc in enumerate(docs):
+                path = pathlib.Path(tmp) / f"{label.replace('/', '_')}-{i:02d}.yaml"
+                path.write_text(yaml.safe_dump(strip_private(doc)))
+                files.append(str(path))
+                core += doc["kind"] not in NON_CORE_KINDS
+            validate_files(label, files, core)
+    print("kubernetes-validate --strict: every manifest of every value set passes")
+
+
+def validate_files(label, files, expected_passes):
+    for version in KUBE_VERSIONS:
+        proc = subprocess.run(
+            [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version, *files],
+            capture_output=True,
+            text=True,
+        )
+        lines = proc.stdout.splitlines()
+        passed = [line for line in lines if line.startswith("INFO") and " passed " in line]
+        warnings = [line for line in lines if line.startswith("WARN")]
+        unexpected_warnings = [w for w in warnings if not any(f"kind {k} " in w for k in NON_CORE_KINDS)]
+        expect(
+            proc.returncode == 0,
+            f"kubernetes-validate --strict -k {version} failed for {label}:\n{proc.stdout}{proc.stderr}",
+        )
+        expect(not unexpected_warnings, f"kubernetes-validate could not check {label}: {unexpected_warnings}")
+        expect(
+            len(passed) == expected_passes,
+            f"{label}: {len(passed)} manifests passed kubernetes-validate, expected {expected_passes}:\n{proc.stdout}",
+        )
+        print(f"kubernetes-validate --strict -k {version}: {label}: {len(passed)} manifests pass")
+
+
+BUILTIN_GROUPS = {"", "apps", "batch", "policy", "autoscaling"}
+
+
+def is_builtin(doc) -> bool:
+    api = doc.get("apiVersion", "")
+    group = api.rsplit("/", 1)[0] if "/" in api else ""
+    return group in BUILTIN_GROUPS or group.endswith(".k8s.io")
+
+
+@case
+def deploy_manifests_pass_kubernetes_validate_strict():
+    """deploy/: built-in kinds through kubernetes-validate --strict; our Issuers through the CRD's
+    own openAPIV3Schema; the SCC through the OpenShift facts; third-party kinds (Istio, kind,
+    Service Mesh) are named as unchecked."""
+    import jsonschema
+
+    files = sorted(p for p in (ROOT / "deploy").rglob("*.yaml") if is_manifest(p))
+    expect(files, "deploy/ holds no Kubernetes manifests")
+    docs = [(f, d) for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+    builtin = [(f, d) for f, d in docs if is_builtin(d)]
+    for version in KUBE_VERSIONS:
+        proc = subprocess.run(
+            [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version, *map(str, files)],
+            capture_output=True,
+            text=True,
+        )
+        expect(proc.returncode == 0, f"kubernetes-validate --strict -k {version} failed:\n{proc.stdout}{proc.stderr}")
+        passed = [line for line in proc.stdout.splitlines() if " passed " in line]
+        expect(len(passed) == len(builtin), f"expected {len(builtin)} manifests to pass, saw:\n{proc.stdout}")
+    print(f"deploy/: {len(builtin)} built-in manifests pass kubernetes-validate --strict ({', '.join(KUBE_VERSIONS)})")
+    crds = {
+        (c["spec"]["group"], c["spec"]["names"]["kind"]): c
+        for c in yaml.safe_load_all((ROOT / "crds/firefly.yaml").read_text())
+        if c
+    }
+    unchecked = []
+    for f, d in docs:
+        if is_builtin(d):
+            continue
+        group, version = d["apiVersion"].split("/")
+        crd = crds.get((group, d["kind"]))
+        if crd:
+            schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
+            try:
+                jsonschema.validate({k: v for k, v in d.items() if k not in ("apiVersion", "kind", "metadata")}, schema)
+            except jsonschema.ValidationError as err:
+                raise CheckFailed(f"{f.relative_to(ROOT)}: {d['kind']} does not fit crds/firefly.yaml: {err.message}")
+            print(f"{f.relative_to(ROOT)}: {d['kind']} {d['metadata']['name']} fits the CRD schema of crds/firefly.yaml")
+        elif d["kind"] == "SecurityContextConstraints":
+            check_scc(d)
+        else:
+            unchecked.append(f"{f.relative_to(ROOT)}: {d['apiVersion']} {d['kind']}")
+    print("not checked here (third-party schemas):\n  " + "\n  ".join(unchecked))
+
+
+def is_manifest(path: pathlib.Path) -> bool:
+    """deploy/*.yaml that hold Kubernetes objects (values files for Helm charts do not)."""
+    if path.name.endswith("values.yaml") or path.name == "seed.yaml" or path.parent.name == "values":
+        return False
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return bool(docs) and all("apiVersion" in d and "kind" in d for d in docs)
+
+
+@case
+def security_posture_is_enforced_for_every_value_set():
+    for label, values in value_sets().items():
+        docs = render(values)
+        deployments = find(docs, "Deployment")
+        if not values.get("deployment", {}).get("enabled", True):
+            expect(not deployments, f"{label}: deployment.enabled=false must render no Deployment")
+            continue
+        pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+        for container in pod["containers"]:
+            sc = container["securityContext"]
+            lock_disabled = merged_config(values)["lockMode"] == "disabled"
+            want_caps = {"drop": ["ALL"]} if lock_disabled else {"add": ["IPC_LOCK"], "drop": ["ALL"]}
+            expect(sc.get("capabilities") == want_caps, f"{label}: capabilities {sc.get('capabilities')} != {want_caps}")
+            expect(sc.get("allowPrivilegeEscalation") is False, f"{label}: allowPrivilegeEscalation must be false")
+            expect(sc.get("privileged") in (None, False), f"{label}: must not be privileged")
+            expect(sc.get("readOnlyRootFilesystem") is True, f"{label}: readOnlyRootFilesystem must be true")
+            expect(sc.get("runAsNonRoot") is True, f"{label}: runAsNonRoot must be true")
+            expect(sc.get("runAsUser") != 0, f"{label}: runAsUser must not be 0")
+            seccomp = sc.get("seccompProfile") or pod.get("securityContext", {}).get("seccompProfile")
+            expect(seccomp == {"type": "RuntimeDefault"}, f"{label}: seccomp must be RuntimeDefault, got {seccomp}")
+            expect(container["livenessProbe"]["httpGet"]["path"] == "/livez", f"{label}: liveness must probe /livez")
+            expect(container["readinessProbe"]["httpGet"]["path"] == "/readyz", f"{label}: readiness must probe /readyz")
+            expect(
+                container["startupProbe"]["httpGet"]["path"] == "/livez",
+                f"{label}: the startup probe gates liveness and must not depend on TLSPC (/livez)",
+            )
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            admin = yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])["admin"]
+            expect(
+                admin["readinessAddress"].endswith(f":{ports['readiness']}")
+                and admin["metricsAddress"].endswith(f":{ports['metrics']}")
+                and admin["chainAddress"].endswith(f":{ports['chain']}"),
+                f"{label}: container ports {ports} disagree with config.yaml admin addresses {admin}",
+            )
+        expect(pod.get("hostNetwork") in (None, False) and pod.get("hostPID") in (None, False), f"{label}: no host namespaces")
+        print(f"{label}: IPC_LOCK only, ALL dropped, non-root, read-only root, no escalation, RuntimeDefault seccomp")
+
+
+@case
+def values_cannot_weaken_the_security_posture():
+    base = value_sets()["seed"]
+    # Schema refusals, each naming the key.
+    for overrides, needle in [
+        ({"deployment": {"securityContext": {"capabilities": {"add": ["IPC_LOCK", "SYS_ADMIN"]}}}}, "/deployment/securityContext/capabilities/add/1"),
+        ({"deployment": {"securityContext": {"allowPrivilegeEscalation": True}}}, "/deployment/securityContext/allowPrivilegeEscalation"),
+        ({"deployment": {"securityContext": {"readOnlyRootFilesystem": False}}}, "/deployment/securityContext/readOnlyRootFilesystem"),
+        ({"deployment": {"securityContext": {"privileged": True}}}, "/deployment/securityContext/privileged"),
+        ({"deployment": {"securityContext": {"runAsUser": 0}}}, "/deployment/securityContext/runAsUser"),
+        ({"deployment": {"podSecurityContext": {"runAsNonRoot": False}}}, "/deployment/podSecurityContext/runAsNonRoot"),
+    ]:
+        message = render_error(merge(base, overrides))
+        expect(needle in message, f"weakening {overrides} must fail naming {needle}; got: {message}")
+        print(f"refused: {needle}")
+    # An emptied capability list still renders the enforced one.
+    emptied = merge(base, {"deployment": {"securityContext": {"capabilities": {"add": [], "drop": []}}}})
+    sc = one(render(emptied), "Deployment")["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    expect(sc["capabilities"] == {"add": ["IPC_LOCK"], "drop": ["ALL"]}, f"capabilities must be enforced, got {sc['capabilities']}")
+    print("capabilities are enforced by the template even when values empty them")
+
+
+@case
+def approver_signer_names_are_exact():
+    seed = value_sets()["seed"]
+    for group in [DEFAULT_GROUP, "issuers.example.org"]:
+        docs = render(merge(seed, {"crd": {"groupName": group}}))
+        role = one(docs, "ClusterRole", "firefly-approver")
+        expect(
+            role["rules"] == [{
+                "apiGroups": ["cert-manager.io"],
+                "resources": ["signers"],
+                "verbs": ["approve"],
+                "resourceNames": [f"issuers.{group}/*", f"clusterissuers.{group}/*"],
+            }],
+            f"approver rules for {group}: {role['rules']}",
+        )
+        binding = one(docs, "ClusterRoleBinding", "firefly-approver")
+        expect(binding["roleRef"]["name"] == "firefly-approver", "binding must reference the approver role")
+        expect(
+            binding["subjects"] == [{"kind": "ServiceAccount", "name": "cert-manager", "namespace": "cert-manager"}],
+            f"the seed's subject must be bound, got {binding['subjects']}",
+        )
+        print(f"approver: signers issuers.{group}/* and clusterissuers.{group}/* bound to cert-manager/cert-manager")
+    policy = merge(seed, {"crd": {"approver": {"subject": {"namespace": "cert-manager", "name": "cert-manager-approver-policy"}}}})
+    binding = one(render(policy), "ClusterRoleBinding", "firefly-approver")
+    expect(binding["subjects"][0]["name"] == "cert-manager-approver-policy", "approver-policy subject must be bound")
+    off = merge(seed, {"crd": {"approver": {"enabled": False}}})
+    expect(not find(render(off), "ClusterRole", "firefly-approver"), "approver.enabled=false must render no approver role")
+    print("approver: approver-policy subject bound; disabled renders nothing")
+
+
+@case
+def controller_rbac_is_exactly_the_contract():
+    for group in [DEFAULT_GROUP, "issuers.example.org"]:
+        docs = render(merge(value_sets()["seed"], {"crd": {"groupName": group}}), namespace="venafi")
+        role = one(docs, "ClusterRole", "firefly-controller")
+        want = [
+            {"apiGroups": ["cert-manager.io"], "resources": ["certificaterequests"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["cert-manager.io"], "resources": ["certificaterequests/status"], "verbs": ["patch", "update"]},
+            {"apiGroups": [group], "resources": ["issuers", "clusterissuers"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [group], "resources": ["issuers/status", "clusterissuers/status"], "verbs": ["patch", "update"]},
+            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        ]
+        expect(role["rules"] == want, f"controller ClusterRole for {group}:\n{json.dumps(role['rules'], indent=1)}")
+        lease = one(docs, "Role", "firefly-leader-election")
+        expect(lease["metadata"]["namespace"] == "venafi", "the lease Role must live in the release namespace")
+        expect(
+            lease["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "patch"]}],
+            f"lease rules: {lease['rules']}",
+        )
+        config = yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])
+        expect(config["controller"]["leaderElectionNamespace"] == "venafi", "leader election must use the Role's namespace")
+        for binding in find(docs, "ClusterRoleBinding", "firefly-controller") + find(docs, "RoleBinding", "firefly-leader-election"):
+            expect(
+                binding["subjects"] == [{"kind": "ServiceAccount", "name": "firefly", "namespace": "venafi"}],
+                f"{binding['metadata']['name']} must bind the controller's ServiceAccount",
+            )
+    for label, values in value_sets().items():
+        for doc in render(values):
+            if doc["kind"] in ("ClusterRole", "Role"):
+                for rule in doc["rules"]:
+                    expect(
+                        "secrets" not in rule.get("resources", []) and "*" not in rule.get("resources", []) and "*" not in rule["verbs"],
+                        f"{label}: {doc['metadata']['name']} grants {rule}: no Secrets, no wildcards",
+                    )
+    print("controller RBAC: exactly the contract's rules; no Secrets or wildcards in any role")
+
+
+@case
+def crd_templates_are_generated_from_crds_dir():
+    proc = subprocess.run([sys.executable, str(ROOT / "tests/helm/gen_chart_crds.py"), "--check"], capture_output=True, text=True)
+    expect(proc.returncode == 0, f"gen_chart_crds.py --check: {proc.stdout}{proc.stderr}")
+    # The staleness check can fail: a CRD changed in crds/ but not regenerated is named.
+    with tempfile.TemporaryDirectory() as tmp:
+        changed = (ROOT / "crds/firefly.yaml").read_text().replace("name: v1alpha1", "name: v1alpha2")
+        (pathlib.Path(tmp) / "firefly.yaml").write_text(changed)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "tests/helm/gen_chart_crds.py"), "--check", "--source", str(pathlib.Path(tmp) / "firefly.yaml")],
+            capture_output=True,
+            text=True,
+        )
+        expect(proc.returncode == 1 and "crd-issuers.yaml" in proc.stderr, f"a stale template must be named: {proc.stderr}")
+    print("gen_chart_crds.py --check: templates are current; a changed crds/firefly.yaml is detected")
+    source = [d for d in yaml.safe_load_all((ROOT / "crds/firefly.yaml").read_text()) if d]
+    ours = {d["metadata"]["name"]: d for d in source if d["spec"]["group"] == DEFAULT_GROUP}
+    expect({d["spec"]["names"]["kind"] for d in ours.values()} == {"Issuer", "ClusterIssuer"}, f"crds/ defines {sorted(ours)}")
+    seed = value_sets()["seed"]
+    rendered = {d["metadata"]["name"]: strip_chart_metadata(strip_private(d)) for d in find(render(seed), "CustomResourceDefinition")}
+    expect(rendered == ours, "the chart's CRDs for the default group differ from crds/firefly.yaml:\n" + diff(ours, rendered))
+    print(f"chart CRDs render identically to crds/firefly.yaml: {sorted(rendered)}")
+    expect(
+        not any(d["spec"]["group"] == "cert-manager.io" for d in rendered.values()),
+        "the chart must never install cert-manager's CertificateRequest CRD",
+    )
+    group = "issuers.example.org"
+    custom = {d["metadata"]["name"]: strip_chart_metadata(strip_private(d)) for d in find(render(merge(seed, {"crd": {"groupName": group}})), "CustomResourceDefinition")}
+    for name, doc in ours.items():
+        plural = doc["spec"]["names"]["plural"]
+        want = json.loads(json.dumps(doc))
+        want["metadata"]["name"] = f"{plural}.{group}"
+        want["spec"]["group"] = group
+        expect(custom.get(f"{plural}.{group}") == want, f"crd.groupName={group}: {plural} CRD wrong:\n" + diff({1: want}, {1: custom.get(f'{plural}.{group}')}))
+    print(f"crd.groupName={group}: CRDs renamed and regrouped, nothing else changed")
+    keep = find(render(seed), "CustomResourceDefinition")[0]["metadata"].get("annotations", {})
+    expect(keep.get("helm.sh/resource-policy") == "keep", "CRDs must be kept on uninstall by default")
+    off = find(render(merge(seed, {"crd": {"enabled": False}})), "CustomResourceDefinition")
+    expect(not off, "crd.enabled=false must render no CRD")
+    print("crd.keep annotates; crd.enabled=false renders none")
+
+
+def strip_chart_metadata(doc: dict) -> dict:
+    doc = json.loads(json.dumps(doc))
+    meta = doc["metadata"]
+    for key in [k for k in meta.get("labels", {}) if k.startswith(("app.kubernetes.io/", "helm.sh/"))]:
+        del meta["labels"][key]
+    meta.get("annotations", {}).pop("helm.sh/resource-policy", None)
+    for key in ("labels", "annotations"):
+        if key in meta and not meta[key]:
+            del meta[key]
+    return doc
+
+
+def diff(a, b) -> str:
+    import difflib
+
+    left = yaml.safe_dump(a, sort_keys=True).splitlines()
+    right = yaml.safe_dump(b, sort_keys=True).splitlines()
+    return "\n".join(difflib.unified_diff(left, right, "crds/firefly.yaml", "chart", lineterm=""))
+
+
+@case
+def schema_rejects_bad_values_with_clear_messages():
+    seed = value_sets()["seed"]
+    without_terms = {k: v for k, v in seed.items() if k != "acceptTerms"}
+    cases = [
+        ("missing acceptTerms", without_terms, ["acceptTerms"]),
+        ("acceptTerms false", merge(seed, {"acceptTerms": False}), ["/acceptTerms", "must be true"]),
+        ("acceptTerms as a string", merge(seed, {"acceptTerms": "yes"}), ["/acceptTerms", "want boolean"]),
+        ("replicas as a string", merge(seed, {"deployment": {"replicas": "two"}}), ["/deployment/replicas", "want integer"]),
+        ("image with a tag", merge(seed, {"deployment": {"image": "registry.example.com/firefly:1.0"}}), ["/deployment/image", "does not match pattern"]),
+        ("image with spaces", merge(seed, {"deployment": {"image": "not an image"}}), ["/deployment/image"]),
+        ("image as a number", merge(seed, {"deployment": {"image": 42}}), ["/deployment/image", "want string"]),
+        ("bad digest", merge(seed, {"deployment": {"imageDigest": "sha256:xyz"}}), ["/deployment/imageDigest"]),
+        ("misspelt key", merge(seed, {"deployment": {"replica": 3}}), ["/deployment", "replica"]),
+        ("unknown top-level key", merge(seed, {"approver": {"enabled": True}}), ["approver"]),
+        ("bad group name", merge(seed, {"crd": {"groupName": "Firefly_Group"}}), ["/crd/groupName"]),
+        ("approver subject without namespace", merge(seed, {"crd": {"approver": {"subject": {"namespace": None}}}}), ["/crd/approver/subject", "namespace"]),
+        ("bad duration", merge(seed, {"config": {"policyMaxStaleness": "30 minutes"}}), ["/config/policyMaxStaleness"]),
+        ("unknown lock mode", merge(seed, {"config": {"lockMode": "sometimes"}}), ["/config/lockMode"]),
+        ("port out of range", merge(seed, {"config": {"ports": {"metrics": 70000}}}), ["/config/ports/metrics"]),
+        ("plain-text URL scheme", merge(seed, {"deployment": {"venafiURL": "ftp://api.venafi.cloud"}}), ["/deployment/venafiURL"]),
+        ("missing client ID", merge(seed, {"deployment": {"venafiClientID": ""}}), ["deployment.venafiClientID is required"]),
+    ]
+    for label, values, needles in cases:
+        message = render_error(values)
+        expect(all(n in message for n in needles), f"{label}: the error must mention {needles}; got:\n{message}")
+        print(f"rejected ({label}): {message.strip().splitlines()[-1].strip()}")
+    # The same refusals come from the SDK's schema validation on its own (what `helm install` runs first).
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema(seed)
+        try:
+            chart.validate_schema(merge(seed, {"deployment": {"replicas": "two"}}))
+        except helm.HelmValuesError as err:
+            expect("/deployment/replicas" in str(err), f"validate_schema message: {err}")
+        else:
+            raise CheckFailed("validate_schema accepted replicas='two'")
+    print("values.schema.json accepts the seed's values and refuses each bad value with its key named")
+
+
+def render_error(values) -> str:
+    try:
+        render(values)
+    except helm.HelmError as err:
+        return str(err)
+    raise CheckFailed(f"the chart rendered values it must refuse: {json.dumps(values)[:400]}")
+
+
+@case
+def config_yaml_follows_the_interface():
+    seed = value_sets()["seed"]
+    docs = render(merge(seed, {"deployment": {"venafiClientID": TEST_CLIENT_ID}}), namespace="venafi")
+    config = yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])
+    want = {
+        "bootstrap": {
+            "vaas": {
+                "url": "https://api.venafi.cloud",
+                "auth": {"clientID": TEST_CLIENT_ID, "privateKeyFile": "/etc/firefly/credentials/svc-acct.key"},
+                "csr": {"instanceNaming": "{HOSTNAME}"},
+                "policyRefreshInterval": "1m",
+                "policyMaxStaleness": "30m",
+                "requestTimeout": "30s",
+                "subCaRequestDeadline": "5m",
+            }
+        },
+        "signer": {"inMemory": True, "lockMode": "keyPages"},
+        "controller": {
+            "leaderElectionNamespace": "venafi",
+            "leaderElection": {"enabled": True, "leaseName": "firefly-controller", "leaseDuration": "15s", "renewDeadline": "10s", "retryPeriod": "2s"},
+            "cert-manager": {"groupName": DEFAULT_GROUP, "checkApproval": True, "caRootChainPopulation": True},
+            "allowedRequesters": [ISTIO_CSR_SA],
+            "maxRetryDuration": "5m",
+            "minimumLeafDuration": "1m",
+            "successEvents": False,
+            "maxConcurrentReconciles": 256,
+        },
+        "admin": {"readinessAddress": "0.0.0.0:8080", "metricsAddress": "0.0.0.0:9402", "chainAddress": "0.0.0.0:8008"},
+        "logging": {"format": "json", "level": "info"},
+    }
+    expect(config == want, "config.yaml for the seed's values:\n" + diff(want, config))
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    expect("/etc/firefly/config.yaml" in mounts, "config.yaml must be mounted where the image's CMD reads it")
+    expect("/etc/firefly/credentials" in mounts, "the credentials must be mounted where privateKeyFile points")
+    expect(pod["containers"][0]["args"] == ["run", "-c", "/etc/firefly/config.yaml"], "the container must run `firefly run -c /etc/firefly/config.yaml`")
+    print("config.yaml for the seed's values is exactly the interface's layout and defaults")
+
+    anchor = self_signed_root_pem()
+    custom = merge(seed, {
+        "deployment": {"venafiClientID": TEST_CLIENT_ID, "venafiURL": "http://tlspc-mock.venafi.svc:8080", "credentialsKey": "key.pem"},
+        "crd": {"groupName": "issuers.example.org"},
+        "config": {"trustAnchorPEM": anchor, "allowedRequesters": [], "lockMode": "all", "logging": {"format": "text", "level": "debug"}},
+    })
+    docs = render(custom, namespace="pki")
+    cm = one(docs, "ConfigMap")
+    config = yaml.safe_load(cm["data"]["config.yaml"])
+    vaas = config["bootstrap"]["vaas"]
+    expect(vaas["url"] == "http://tlspc-mock.venafi.svc:8080", f"url: {vaas['url']}")
+    expect(vaas["auth"]["privateKeyFile"] == "/etc/firefly/credentials/key.pem", f"privateKeyFile: {vaas['auth']['privateKeyFile']}")
+    expect(vaas["trustAnchorFile"] == "/etc/firefly/trust-anchor/trust-anchor.pem", f"trustAnchorFile: {vaas.get('trustAnchorFile')}")
+    expect(cm["data"]["trust-anchor.pem"].strip() == anchor.strip(), "the trust anchor PEM must be carried unchanged")
+    expect(config["controller"]["cert-manager"]["groupName"] == "issuers.example.org", "groupName must follow crd.groupName")
+    expect(config["controller"]["allowedRequesters"] == [], "an empty allow-list must render as []")
+    expect(config["controller"]["leaderElectionNamespace"] == "pki", "leader election namespace must be the release namespace")
+    expect(config["signer"]["lockMode"] == "all" and config["logging"] == {"format": "text", "level": "debug"}, "lockMode and logging must flow")
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    expect("/etc/firefly/trust-anchor" in mounts, "the trust anchor must be mounted where trustAnchorFile points")
+    print("config.yaml follows URL, key name, trust anchor, group, allow-list, lock mode, logging and namespace")
+
+
+@case
+def optional_objects_render_when_enabled():
+    docs = render(value_sets()["everything-on"], namespace="venafi")
+    sm = one(docs, "ServiceMonitor")
+    svc = one(docs, "Service", "firefly-metrics")
+    expect(all(svc["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items()), "ServiceMonitor must select the metrics Service")
+    expect(sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"] == "metrics", "ServiceMonitor must scrape the metrics port")
+    np = one(docs, "NetworkPolicy")
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    expect(all(pod_labels.get(k) == v for k, v in np["spec"]["podSelector"]["matchLabels"].items()), "NetworkPolicy must select the controller pods")
+    egress_ports = {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]}
+    expect({53, 443, 6443} <= egress_ports, f"NetworkPolicy egress must allow DNS, the API server and TLSPC: {egress_ports}")
+    scc = one(docs, "SecurityContextConstraints", "firefly")
+    check_scc(scc)
+    binding = one(docs, "RoleBinding", "firefly-scc")
+    role = one(docs, "ClusterRole", "firefly-scc")
+    expect(
+        role["rules"] == [{"apiGroups": ["security.openshift.io"], "resources": ["securitycontextconstraints"], "resourceNames": ["firefly"], "verbs": ["use"]}],
+        f"SCC use rule: {role['rules']}",
+    )
+    expect(binding["subjects"] == [{"kind": "ServiceAccount", "name": "firefly", "namespace": "venafi"}], "the SCC must be granted to ServiceAccount firefly")
+    pdb = one(docs, "PodDisruptionBudget")
+    expect(pdb["spec"].get("minAvailable") == 1 and "maxUnavailable" not in pdb["spec"], f"minAvailable must win: {pdb['spec']}")
+    default_pdb = one(render(value_sets()["seed"]), "PodDisruptionBudget")["spec"]
+    expect(default_pdb.get("maxUnavailable") == 1 and "minAvailable" not in default_pdb, f"default PDB: {default_pdb}")
+    print("ServiceMonitor, NetworkPolicy, OpenShift SCC (+ use binding) and PDB render and fit together")
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    sc = pod["containers"][0]["securityContext"]
+    expect(set(sc["capabilities"]["add"]) <= set(scc["allowedCapabilities"]), "the pod's capabilities must be allowed by the SCC")
+    volume_kinds = {next(k for k in v if k != "name") for v in pod["volumes"]}
+    expect(volume_kinds <= set(scc["volumes"]), f"the pod's volume types {volume_kinds} must be allowed by the SCC {scc['volumes']}")
+    print("the Deployment is admissible under the SCC (capabilities, volume types)")
+
+
+# Facts from the OpenShift API (security.openshift.io/v1 SecurityContextConstraints): these fields
+# are required by its CRD schema; strategy types are fixed enums.
+SCC_REQUIRED = [
+    "allowHostDirVolumePlugin", "allowHostIPC", "allowHostNetwork", "allowHostPID", "allowHostPorts",
+    "allowPrivilegedContainer", "allowedCapabilities", "defaultAddCapabilities", "priority",
+    "readOnlyRootFilesystem", "requiredDropCapabilities", "volumes",
+]
+SCC_STRATEGIES = {
+    "runAsUser": {"MustRunAs", "MustRunAsRange", "MustRunAsNonRoot", "RunAsAny"},
+    "seLinuxContext": {"MustRunAs", "RunAsAny"},
+    "fsGroup": {"MustRunAs", "RunAsAny"},
+    "supplementalGroups": {"MustRunAs", "RunAsAny"},
+}
+SCC_VOLUMES = {
+    "awsElasticBlockStore", "azureDisk", "azureFile", "cephFS", "cinder", "configMap", "csi", "downwardAPI",
+    "emptyDir", "ephemeral", "fc", "flexVolume", "flocker", "gcePersistentDisk", "gitRepo", "glusterfs",
+    "hostPath", "iscsi", "nfs", "persistentVolumeClaim", "photonPersistentDisk", "portworxVolume",
+    "projected", "quobyte", "rbd", "scaleIO", "secret", "storageOS", "vsphere", "none", "*",
+}
+
+
+def check_scc(scc):
+    expect(scc["apiVersion"] == "security.openshift.io/v1", "SCC apiVersion")
+    expect("namespace" not in scc["metadata"], "SecurityContextConstraints are cluster-scoped: no metadata.namespace")
+    missing = [f for f in SCC_REQUIRED if f not in scc]
+    expect(not missing, f"SCC lacks required fields {missing}")
+    for field, allowed in SCC_STRATEGIES.items():
+        expect(scc.get(field, {}).get("type") in allowed, f"SCC {field}.type must be one of {sorted(allowed)}: {scc.get(field)}")
+    expect(set(scc["volumes"]) <= SCC_VOLUMES and "hostPath" not in scc["volumes"] and "*" not in scc["volumes"], f"SCC volumes: {scc['volumes']}")
+    expect(scc["allowedCapabilities"] == ["IPC_LOCK"], "the SCC allows IPC_LOCK and nothing else")
+    expect(scc["runAsUser"]["type"] == "MustRunAsNonRoot", "the SCC requires non-root")
+    expect(scc["allowPrivilegedContainer"] is False and scc["allowPrivilegeEscalation"] is False, "the SCC forbids privilege")
+    expect(not any(scc[f] for f in ["allowHostDirVolumePlugin", "allowHostIPC", "allowHostNetwork", "allowHostPID", "allowHostPorts"]), "no host access")
+    print("SCC: cluster-scoped, required fields present, fsGroup/supplementalGroups/volumes set, IPC_LOCK only")
+
+
+@case
+def dockerfile_agrees_with_the_chart():
+    """The image the Dockerfile builds runs what the chart expects: user 1001, `firefly` entrypoint,
+    the config path the chart mounts, the admin ports. (The image itself cannot be built here.)"""
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    stages = [line for line in lines if line.upper().startswith("FROM ")]
+    expect(len(stages) >= 2, "the Dockerfile must be multi-stage (build, then a small runtime)")
+
+    def last(instruction):
+        found = [line.split(None, 1)[1] for line in lines if line.upper().startswith(instruction + " ")]
+        expect(found, f"the Dockerfile has no {instruction}")
+        return found[-1]
+
+    expect(last("USER") in ("1001", "1001:1001"), f"USER must be 1001, got {last('USER')}")
+    expect(json.loads(last("ENTRYPOINT")) == ["firefly"], f"ENTRYPOINT: {last('ENTRYPOINT')}")
+    cmd = json.loads(last("CMD"))
+    pod = one(render(value_sets()["seed"]), "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    expect(cmd == container["args"] == ["run", "-c", "/etc/firefly/config.yaml"], f"CMD {cmd} vs chart args {container['args']}")
+    expect(container["securityContext"]["runAsUser"] == 1001, "the chart must run the image's user")
+    exposed = {int(p) for p in last("EXPOSE").split()}
+    expect(exposed == {p["containerPort"] for p in container["ports"]}, f"EXPOSE {exposed} vs chart ports {container['ports']}")
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    expect("target/" in ignored and ".git/" in ignored, ".dockerignore must keep target/ and .git/ out of the context")
+    print("Dockerfile: multi-stage, USER 1001, ENTRYPOINT firefly, CMD = the chart's args, EXPOSE = the chart's ports")
+
+
+@case
+def guides_reference_files_that_exist():
+    """Every repository path a guide's commands or links name (deploy/..., charts/..., crds/...)
+    exists, and every `-f <values>` of a helm command is a value set the tests render."""
+    import re
+
+    guides = [ROOT / "docs/install.md", ROOT / "charts/firefly/README.md", *sorted((ROOT / "deploy").rglob("*.md"))]
+    missing, checked = [], set()
+    for guide in guides:
+        text = guide.read_text()
+        for ref in re.findall(r"(?<![\w./-])((?:deploy|charts|crds|docs|tests)/[\w./-]*\w)", text):
+            checked.add(ref)
+            if not (ROOT / ref).exists():
+                missing.append(f"{guide.relative_to(ROOT)}: {ref}")
+        for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            target = (guide.parent / link).resolve()
+            checked.add(link)
+            if not target.exists():
+                missing.append(f"{guide.relative_to(ROOT)}: link {link}")
+    expect(not missing, "guides name files that do not exist:\n  " + "\n  ".join(missing))
+    rendered_sets = {str((ROOT / "deploy" / label.split("/", 1)[1] / "firefly-values.yaml").relative_to(ROOT)) for label in value_sets() if label.startswith("deploy/")}
+    for guide in guides:
+        for values_file in re.findall(r"helm upgrade[^\n]*?(?:\\\n[^\n]*?)*?-f (deploy/\S+firefly-values\.yaml)", guide.read_text()):
+            expect(values_file in rendered_sets, f"{guide.relative_to(ROOT)} installs with {values_file}, which no test renders")
+    print(f"guides: {len(checked)} repository paths and links exist")
+
+
+@case
+def deployment_disabled_installs_only_crds_and_approver():
+    docs = render(value_sets()["crds-and-approver-only"])
+    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
+    want = sorted([
+        ("ClusterRole", "firefly-approver"),
+        ("ClusterRoleBinding", "firefly-approver"),
+        ("CustomResourceDefinition", f"clusterissuers.{DEFAULT_GROUP}"),
+        ("CustomResourceDefinition", f"issuers.{DEFAULT_GROUP}"),
+    ])
+    expect(kinds == want, f"deployment.enabled=false rendered {kinds}")
+    print("deployment.enabled=false: CRDs and approver RBAC only")
+
+
+@case
+def notes_tell_the_next_steps():
+    seed = value_sets()["seed"]
+    notes = render_notes(seed)
+    for needle in [
+        "kubectl create secret generic -n venafi venafi-credentials --from-file=svc-acct.key=key.pem",
+        "is not a UUID",
+        "printf 'apiVersion: firefly.venafi.com/v1alpha1\\nkind: Issuer\\nmetadata:\\n  name: firefly-istio\\n  namespace: istio-system\\n' | kubectl apply -f -",
+        "issuers.firefly.venafi.com/* and clusterissuers.firefly.venafi.com/*",
+    ]:
+        expect(needle in notes, f"NOTES.txt must say {needle!r}:\n{notes}")
+    # The Issuer command works as printed: bash runs the printf, its output is the Issuer.
+    printf = next(line.strip() for line in notes.splitlines() if line.strip().startswith("printf "))
+    produced = subprocess.run(["bash", "-c", printf.split(" | kubectl")[0]], capture_output=True, text=True, check=True).stdout
+    issuer = yaml.safe_load(produced)
+    expect(
+        issuer == {"apiVersion": "firefly.venafi.com/v1alpha1", "kind": "Issuer", "metadata": {"name": "firefly-istio", "namespace": "istio-system"}},
+        f"the NOTES' Issuer command produces {produced!r}",
+    )
+    notes = render_notes(merge(seed, {"deployment": {"venafiClientID": TEST_CLIENT_ID}}))
+    expect("is not a UUID" not in notes, "a UUID client ID must not trigger the warning")
+    print("NOTES.txt: secret command, client-ID warning, Issuer to create, approver signer names")
+
+
+@case
+def helm_install_upgrade_uninstall(kubeconfig):
+    """The SDK's install, upgrade and uninstall against a cluster (kube-sim, given by KUBECONFIG;
+    Helm's release records in memory since kube-sim does not speak protobuf). The namespace venafi
+    must exist."""
+
+    def kubectl_json(*args):
+        out = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, *args, "-o", "json"], capture_output=True, text=True)
+        expect(out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}")
+        return json.loads(out.stdout)
+
+    def names(kind, namespaced=True):
+        args = ["get", kind] + (["-n", "venafi"] if namespaced else [])
+        return sorted(i["metadata"]["name"] for i in kubectl_json(*args)["items"] if i["metadata"]["name"].startswith(("firefly", "issuers.", "clusterissuers.")))
+
+    seed = value_sets()["seed"]
+    with helm.Config(kubeconfig_path=kubeconfig, namespace="venafi", storage_driver="memory") as cfg:
+        release = cfg.install(CHART, "firefly", seed, timeout=60)
+        expect(release.get("status") == "deployed", f"install: {str(release)[:500]}")
+        expect(names("deployments") == ["firefly"], f"deployments: {names('deployments')}")
+        expect(names("crd", False) == ["clusterissuers.firefly.venafi.com", "issuers.firefly.venafi.com"], f"crds: {names('crd', False)}")
+        expect("firefly-approver" in names("clusterroles", False), "approver ClusterRole missing")
+        before = kubectl_json("get", "deployment", "firefly", "-n", "venafi")
+        print("helm install (SDK) into kube-sim: deployed; Deployment, CRDs and approver role exist")
+
+        upgraded = merge(seed, {"deployment": {"replicas": 3}, "config": {"policyRefreshInterval": "30s"}})
+        cfg.upgrade(CHART, "firefly", upgraded, timeout=60)
+        after = kubectl_json("get", "deployment", "firefly", "-n", "venafi")
+        expect(after["spec"]["replicas"] == 3, f"upgrade must set replicas: {after['spec']['replicas']}")
+        checksum = lambda d: d["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        expect(checksum(after) != checksum(before), "a config change must change the pod template (rolling restart)")
+        config = yaml.safe_load(kubectl_json("get", "configmap", "firefly-config", "-n", "venafi")["data"]["config.yaml"])
+        expect(config["bootstrap"]["vaas"]["policyRefreshInterval"] == "30s", "upgrade must re-render config.yaml")
+        print("helm upgrade (SDK): replicas and config.yaml updated, pod template checksum changed")
+
+        cfg.uninstall("firefly")
+        expect(names("deployments") == [] and names("configmaps") == [], "uninstall must remove the controller")
+        expect(not [n for n in names("clusterroles", False) if n.startswith("firefly")], "uninstall must remove the RBAC")
+        expect(names("crd", False) == ["clusterissuers.firefly.venafi.com", "issuers.firefly.venafi.com"], "CRDs must be kept on uninstall (crd.keep)")
+        print("helm uninstall (SDK): everything removed except the CRDs (helm.sh/resource-policy: keep)")
+
+
+@case
+def render_config(label, out_path, *overrides):
+    """Writes the config.yaml the chart renders for value set LABEL, each OVERRIDES JSON object
+    applied like one more -f file. Used by the Rust tests that load it with the binary's own parser
+    and run the controller on it: the file is exactly what the chart puts in the ConfigMap."""
+    values = value_sets()[label]
+    for o in overrides:
+        values = merge(values, json.loads(o))
+    config_text = one(render(values, namespace="venafi"), "ConfigMap")["data"]["config.yaml"]
+    pathlib.Path(out_path).write_text(config_text)
+    print(f"wrote the config.yaml of {label} to {out_path}")
+
+
+@case
+def render_manifests(label, out_path, *overrides):
+    """Writes every manifest the chart renders for value set LABEL (release firefly in venafi)."""
+    values = value_sets()[label]
+    for o in overrides:
+        values = merge(values, json.loads(o))
+    docs = render(values, namespace="venafi")
+    pathlib.Path(out_path).write_text(yaml.safe_dump_all([strip_private(d) for d in docs]))
+    print(f"wrote {len(docs)} manifests of {label} to {out_path}")
+
+
+@case
+def list_value_sets():
+    print("\n".join(value_sets()))
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def merge(base, overrides):
+    """Overlays values like a second -f file: maps merge, everything else (lists too) replaces.
+
+    None is kept: Helm then deletes that key from the chart's defaults, as `key: null` does."""
+    out = json.loads(json.dumps(base))
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def self_signed_root_pem() -> str:
+    """A throwaway self-signed CA certificate, built with Python cryptography (an independent tool)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "chart test root")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def merged_config(values) -> dict:
+    with helm.Chart.load(CHART) as chart:
+        return chart.merge_values(values)["config"]
+
+
+def main(argv) -> int:
+    if len(argv) < 2 or argv[1] == "--list":
+        print("\n".join(CASES))
+        return 0 if len(argv) >= 2 else 2
+    name, args = argv[1], argv[2:]
+    if name not in CASES:
+        print(f"unknown case {name!r}; cases: {', '.join(CASES)}", file=sys.stderr)
+        return 2
+    try:
+        CASES[name](*args)
+    except CheckFailed as err:
+        print(f"FAILED {name}: {err}", file=sys.stderr)
+        return 1
+    print(f"ok {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    sys.exit(main(sys.argv))

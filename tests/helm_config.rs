@@ -1,0 +1,172 @@
+//! The chart and the binary agree on config.yaml: the file the chart renders (Helm v4 SDK, through
+//! tests/helm/chart_checks.py) loads with `firefly::config::Config`, for every value set users are shown.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use firefly::config::{Config, LockMode};
+
+fn python() -> PathBuf {
+    let python = std::env::var_os("FIREFLY_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python with the test verifiers at {}: run scripts/test (it creates .venv from \
+         tests/requirements.txt) or set FIREFLY_TEST_PYTHON to a Python that has them",
+        python.display()
+    );
+    python
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Renders the chart for value set `label` (plus `overrides`, JSON values files) and returns the
+/// text of its config.yaml.
+fn rendered_config(label: &str, overrides: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("config.yaml");
+    let output = Command::new(python())
+        .arg(repo_root().join("tests/helm/chart_checks.py"))
+        .arg("render_config")
+        .arg(label)
+        .arg(&out)
+        .args(overrides)
+        .current_dir(repo_root())
+        .output()
+        .expect("start chart_checks.py");
+    assert!(
+        output.status.success(),
+        "rendering {label} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read_to_string(&out).expect("read rendered config.yaml")
+}
+
+fn load(label: &str, overrides: &[&str]) -> Config {
+    let text = rendered_config(label, overrides);
+    Config::from_yaml_str(&text).unwrap_or_else(|e| {
+        panic!("the binary refuses the config.yaml the chart renders for {label}: {e}\n{text}")
+    })
+}
+
+#[test]
+fn seed_values_render_a_config_the_binary_loads_unchanged() {
+    let config = load("seed", &[]);
+    assert_eq!(config.bootstrap.vaas.url, "https://api.venafi.cloud");
+    assert_eq!(
+        config.bootstrap.vaas.auth.client_id,
+        "<REPLACE_WITH_CLIENT_ID_OF_THE_SERVICEACCOUNT>"
+    );
+    assert_eq!(
+        config.bootstrap.vaas.auth.private_key_file,
+        Path::new("/etc/firefly/credentials/svc-acct.key")
+    );
+    assert_eq!(
+        config.controller.cert_manager.group_name,
+        "firefly.venafi.com"
+    );
+    assert_eq!(config.controller.leader_election_namespace, "venafi");
+    assert!(config.controller.cert_manager.check_approval);
+    assert!(config.controller.cert_manager.ca_root_chain_population);
+    assert_eq!(
+        config.controller.allowed_requesters,
+        ["system:serviceaccount:istio-system:cert-manager-istio-csr"]
+    );
+    assert_eq!(config.signer.lock_mode, LockMode::KeyPages);
+    assert_eq!(config.admin.readiness_address.port(), 8080);
+    assert_eq!(config.admin.metrics_address.port(), 9402);
+    assert_eq!(config.admin.chain_address.port(), 8008);
+    assert!(
+        config.warnings().is_empty(),
+        "the seed's values must start without warnings: {:?}",
+        config.warnings()
+    );
+}
+
+#[test]
+fn every_value_set_renders_a_config_the_binary_loads() {
+    for label in [
+        "everything-on",
+        "lock-disabled",
+        "deploy/kind",
+        "deploy/openshift",
+        "deploy/tlspc-mock",
+    ] {
+        let config = load(label, &[]);
+        assert!(
+            !config.controller.allowed_requesters.is_empty(),
+            "{label}: the guides never run with an open allow-list"
+        );
+    }
+    assert_eq!(load("everything-on", &[]).signer.lock_mode, LockMode::All);
+    let dev = load("lock-disabled", &[]);
+    assert_eq!(dev.signer.lock_mode, LockMode::Disabled);
+    assert!(!dev.controller.leader_election.enabled);
+    let mock = load("deploy/tlspc-mock", &[]);
+    assert!(
+        mock.warnings().iter().any(|w| w.contains("plain HTTP")),
+        "the mock's http:// URL must be flagged at start: {:?}",
+        mock.warnings()
+    );
+}
+
+#[test]
+fn chart_overrides_reach_the_binary_typed() {
+    let config = load(
+        "seed",
+        &[
+            r#"{"deployment": {"credentialsMountPath": "/var/run/firefly", "credentialsKey": "key.pem"},
+              "crd": {"groupName": "issuers.example.org"},
+              "config": {"adminBindAddress": "127.0.0.1", "ports": {"readiness": 18080},
+                         "policyRefreshInterval": "30s", "policyMaxStaleness": "10m",
+                         "allowedRequesters": [], "leaderElection": {"leaseName": "pki-lease"}}}"#,
+        ],
+    );
+    assert_eq!(
+        config.bootstrap.vaas.auth.private_key_file,
+        Path::new("/var/run/firefly/key.pem")
+    );
+    assert_eq!(
+        config.controller.cert_manager.group_name,
+        "issuers.example.org"
+    );
+    assert_eq!(
+        config.admin.readiness_address.to_string(),
+        "127.0.0.1:18080"
+    );
+    assert_eq!(
+        config.bootstrap.vaas.policy_refresh_interval,
+        std::time::Duration::from_secs(30)
+    );
+    assert_eq!(
+        config.bootstrap.vaas.policy_max_staleness,
+        std::time::Duration::from_secs(600)
+    );
+    assert_eq!(config.controller.leader_election.lease_name, "pki-lease");
+    assert!(config.controller.allowed_requesters.is_empty());
+    assert!(
+        config
+            .warnings()
+            .iter()
+            .any(|w| w.contains("allowedRequesters is empty")),
+        "an emptied allow-list must be warned about"
+    );
+}
+
+#[test]
+fn a_trust_anchor_in_values_becomes_the_trust_anchor_file() {
+    let config = load(
+        "seed",
+        &[
+            r#"{"config": {"trustAnchorPEM": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}}"#,
+        ],
+    );
+    assert_eq!(
+        config.bootstrap.vaas.trust_anchor_file.as_deref(),
+        Some(Path::new("/etc/firefly/trust-anchor/trust-anchor.pem"))
+    );
+}
