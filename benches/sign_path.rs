@@ -3,16 +3,25 @@
 //! requests, measured in the same run, interleaved, best of several rounds.
 //!
 //! `cargo bench --bench sign_path` (set SIGN_PATH_ROUND_MS to change the round length).
+//!
+//! Instruction counts (repeatable on a loaded machine): `SIGN_PATH_PROFILE=floor|plain|locked`
+//! with `SIGN_PATH_ITERATIONS=n` runs only that operation n times inside `profiled_loop`, for
+//! `valgrind --tool=callgrind --toggle-collect='*profiled_loop*' target/release/deps/sign_path-*`.
+//! `plain` signs with an rcgen key pair, `locked` with the production `LockedKey`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _};
+use firefly::bootstrap::locked_key::LockedKey;
 use firefly::ca::{IssueOptions, LeafRequest, issue};
+use firefly::config::LockMode;
+use firefly::policy::model::KeyAlgorithm;
 use support::csr::{RawCsr, p256, rsa};
 
 const ROUNDS: usize = 5;
@@ -32,6 +41,14 @@ fn rate(round: Duration, mut op: impl FnMut()) -> f64 {
         n += 16;
     }
     n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The profiled region: callgrind collects only inside this function.
+#[inline(never)]
+fn profiled_loop(iterations: u64, op: &mut dyn FnMut()) {
+    for _ in 0..iterations {
+        op();
+    }
 }
 
 fn main() {
@@ -77,7 +94,11 @@ fn main() {
     let ec_csr = RawCsr::istio(&ec_key, URI).pem(&ec_key);
     let rsa_key = rsa(2048);
     let rsa_csr = RawCsr::istio(&rsa_key, URI).pem(&rsa_key);
-    let full = |csr: &str| {
+    // The production key type: the sub-CA key in locked pages (default lock mode).
+    let locked_key = LockedKey::generate(KeyAlgorithm::EcP256, LockMode::KeyPages)
+        .expect("locked P-256 key (needs RLIMIT_MEMLOCK >= one page)");
+    let locked_pki = support::pki::PkiBuilder::default().build_for_key(Arc::new(locked_key));
+    let full_with = |ca: &firefly::ca::SubCa, csr: &str| {
         let req = LeafRequest {
             csr_pem: csr.as_bytes(),
             duration: None,
@@ -86,13 +107,30 @@ fn main() {
             identities_annotation: Some(URI),
             trust_domain: None,
         };
-        black_box(issue(&pki.sub_ca, &policy, &req, &opts, SystemTime::now()).expect("issued"));
+        black_box(issue(ca, &policy, &req, &opts, SystemTime::now()).expect("issued"));
     };
+    let full = |csr: &str| full_with(&pki.sub_ca, csr);
 
-    let (mut best_floor, mut best_ec, mut best_rsa) = (0f64, 0f64, 0f64);
+    if let Ok(which) = std::env::var("SIGN_PATH_PROFILE") {
+        let iterations: u64 = std::env::var("SIGN_PATH_ITERATIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        match which.as_str() {
+            "floor" => profiled_loop(iterations, &mut floor),
+            "plain" => profiled_loop(iterations, &mut || full(&ec_csr)),
+            "locked" => profiled_loop(iterations, &mut || full_with(&locked_pki.sub_ca, &ec_csr)),
+            other => panic!("SIGN_PATH_PROFILE={other}: expected floor, plain or locked"),
+        }
+        println!("profiled {which} x {iterations}");
+        return;
+    }
+
+    let (mut best_floor, mut best_ec, mut best_rsa, mut best_locked) = (0f64, 0f64, 0f64, 0f64);
     for _ in 0..ROUNDS {
         best_floor = best_floor.max(rate(round, &mut floor));
         best_ec = best_ec.max(rate(round, || full(&ec_csr)));
+        best_locked = best_locked.max(rate(round, || full_with(&locked_pki.sub_ca, &ec_csr)));
         best_rsa = best_rsa.max(rate(round, || full(&rsa_csr)));
     }
     // Where the time goes (P-256): each stage alone, in microseconds per call.
@@ -131,6 +169,7 @@ fn main() {
     println!("  raw ECDSA P-256 verify+sign floor : {best_floor:>10.0} ops/s");
     println!("  full sign path, P-256 CSR         : {best_ec:>10.0} ops/s");
     println!("  full sign path, RSA-2048 CSR      : {best_rsa:>10.0} ops/s");
+    println!("  full sign path, P-256, LockedKey  : {best_locked:>10.0} ops/s");
     println!(
         "  ratio full/floor (P-256)          : {:>10.3}  (goal >= 0.85)",
         best_ec / best_floor
@@ -138,6 +177,10 @@ fn main() {
     println!(
         "  ratio full/floor (RSA-2048)       : {:>10.3}",
         best_rsa / best_floor
+    );
+    println!(
+        "  ratio full/floor (P-256, LockedKey): {:>9.3}  (production key type)",
+        best_locked / best_floor
     );
     println!(
         "  P-256 stages (us/call): decode+verify {decode_us:.1}, policy {decide_us:.1}, \

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use firefly::ca::SubCa;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SignatureAlgorithm,
+    KeyUsagePurpose, SignatureAlgorithm, SigningKey,
 };
 
 /// What to build.
@@ -43,6 +43,15 @@ pub struct TestPki {
     pub issuer_chain_der: Vec<Vec<u8>>,
     pub sub_ca_der: Vec<u8>,
     pub sub_ca_key: Arc<KeyPair>,
+    pub sub_ca: SubCa,
+}
+
+/// A hierarchy whose sub-CA key was supplied by the caller.
+pub struct ForeignKeyPki {
+    pub root_der: Vec<u8>,
+    pub root_pem: String,
+    pub issuer_chain_der: Vec<Vec<u8>>,
+    pub sub_ca_der: Vec<u8>,
     pub sub_ca: SubCa,
 }
 
@@ -100,6 +109,30 @@ impl PkiBuilder {
     }
 
     pub fn try_build_at(&self, now: SystemTime) -> Result<TestPki, firefly::ca::CaError> {
+        let sub_ca_key = Arc::new(key_for(self.sub_ca_alg));
+        let built = self.try_build_for(now, sub_ca_key.clone())?;
+        Ok(TestPki {
+            root_der: built.root_der,
+            root_pem: built.root_pem,
+            issuer_chain_der: built.issuer_chain_der,
+            sub_ca_der: built.sub_ca_der,
+            sub_ca_key,
+            sub_ca: built.sub_ca,
+        })
+    }
+
+    /// The same hierarchy with the sub-CA certificate issued for `sub_key` (any signing key,
+    /// e.g. the production `LockedKey`); `sub_ca_alg` is ignored.
+    pub fn build_for_key(&self, sub_key: Arc<dyn SigningKey + Send + Sync>) -> ForeignKeyPki {
+        self.try_build_for(SystemTime::now(), sub_key)
+            .expect("SubCa::new")
+    }
+
+    fn try_build_for(
+        &self,
+        now: SystemTime,
+        sub_key: Arc<dyn SigningKey + Send + Sync>,
+    ) -> Result<ForeignKeyPki, firefly::ca::CaError> {
         let long_ago = now - Duration::from_secs(30 * 24 * 3600);
         let far = now + Duration::from_secs(10 * 365 * 24 * 3600);
         let root_key = key_for(self.upper_alg);
@@ -123,7 +156,6 @@ impl PkiBuilder {
             issuer_params = params;
             issuer_key = key;
         }
-        let sub_key = key_for(self.sub_ca_alg);
         let mut sub_params = ca_params(
             "cluster-1 Firefly Sub-CA",
             None,
@@ -135,22 +167,19 @@ impl PkiBuilder {
             None => BasicConstraints::Unconstrained,
         });
         let sub = sub_params
-            .signed_by(&sub_key, &Issuer::new(issuer_params, &issuer_key))
+            .signed_by(
+                &firefly::ca::subca::SharedKey(sub_key.clone()),
+                &Issuer::new(issuer_params, &issuer_key),
+            )
             .expect("sub-CA");
-        let sub_ca_key = Arc::new(sub_key);
         let mut issuer_chain_der: Vec<Vec<u8>> = chain_down.iter().rev().cloned().collect();
         issuer_chain_der.truncate(self.intermediates + 1);
-        let sub_ca = SubCa::new(
-            sub.der().to_vec(),
-            issuer_chain_der.clone(),
-            sub_ca_key.clone(),
-        )?;
-        Ok(TestPki {
+        let sub_ca = SubCa::new(sub.der().to_vec(), issuer_chain_der.clone(), sub_key)?;
+        Ok(ForeignKeyPki {
             root_der: chain_down[0].clone(),
             root_pem: root.pem(),
             issuer_chain_der,
             sub_ca_der: sub.der().to_vec(),
-            sub_ca_key,
             sub_ca,
         })
     }
