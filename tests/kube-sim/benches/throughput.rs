@@ -1,6 +1,8 @@
 //! kube-sim throughput on loopback: creates and status patches per second with 1 and 10 watchers.
 //!
 //! Run: `cargo bench -p kube-sim --bench throughput` (optionally `-- N CONCURRENCY`).
+//! `KUBE_SIM_BENCH_WRITES=N` sets N too (for runs under `valgrind --tool=callgrind`, where a small N
+//! keeps the run short) and `KUBE_SIM_BENCH_WATCHERS=1` runs only the one-watcher scenario.
 //! The load generator is a plain hyper client with pre-serialized bodies so the figure measures the
 //! server; watchers are raw watch streams that count event lines until every write has arrived.
 
@@ -195,13 +197,23 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let n = args.first().copied().unwrap_or(20_000);
+    let env_n = std::env::var("KUBE_SIM_BENCH_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let n = args.first().copied().or(env_n).unwrap_or(20_000);
+    let only: Option<usize> = std::env::var("KUBE_SIM_BENCH_WATCHERS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let conc = args.get(1).copied().unwrap_or(64);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
+        if let Some(w) = only {
+            scenario(w, n, conc).await;
+            return;
+        }
         let one = scenario(1, n, conc).await;
         let ten = scenario(10, n, conc).await;
         let goal = 20_000.0;

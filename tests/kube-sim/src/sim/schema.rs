@@ -41,6 +41,28 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// A field path built on the stack and rendered only when a cause or unknown field needs it, so a
+/// valid object costs no path allocations.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    /// A path given as text (the root is "").
+    Text(&'a str),
+    /// `parent.key` (or `key` under an empty parent).
+    Key(&'a Path<'a>, &'a str),
+    /// `parent[i]`.
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Text(s) => (*s).to_string(),
+            Path::Key(p, k) => join(&p.render(), k),
+            Path::Index(p, i) => format!("{}[{i}]", p.render()),
+        }
+    }
+}
+
 fn preserves(schema: &Value) -> bool {
     schema
         .get("x-kubernetes-preserve-unknown-fields")
@@ -61,36 +83,38 @@ pub fn validate_root(schema: &Value, obj: &mut Value) -> Report {
         return r;
     };
     let props = schema.get("properties").and_then(Value::as_object);
-    let keys: Vec<String> = map.keys().cloned().collect();
-    for k in keys {
+    // Removals wait until the walk is over (same keys, same order as removing in place).
+    let mut remove: Vec<String> = Vec::new();
+    for (k, v) in map.iter_mut() {
         if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
             continue;
         }
-        match props.and_then(|p| p.get(&k)) {
+        match props.and_then(|p| p.get(k)) {
             Some(sub) => {
-                if let Some(v) = map.get_mut(&k) {
-                    if v.is_null() && sub.get("nullable").and_then(Value::as_bool) != Some(true) {
-                        map.remove(&k);
-                        continue;
-                    }
-                    validate(sub, v, &k, &mut r);
+                if v.is_null() && sub.get("nullable").and_then(Value::as_bool) != Some(true) {
+                    remove.push(k.clone());
+                    continue;
                 }
+                validate_at(sub, v, &Path::Key(&Path::Text(""), k), &mut r);
             }
             None if preserves(schema) => {}
             None => {
                 r.unknown.push(k.clone());
-                map.remove(&k);
+                remove.push(k.clone());
             }
         }
     }
-    apply_defaults_and_required(schema, map, "", &mut r, true);
+    for k in &remove {
+        map.remove(k);
+    }
+    apply_defaults_and_required(schema, map, &Path::Text(""), &mut r, true);
     r
 }
 
 fn apply_defaults_and_required(
     schema: &Value,
     map: &mut serde_json::Map<String, Value>,
-    path: &str,
+    path: &Path<'_>,
     r: &mut Report,
     root: bool,
 ) {
@@ -114,7 +138,7 @@ fn apply_defaults_and_required(
             if !map.contains_key(k) {
                 r.causes.push(cause(
                     "FieldValueRequired",
-                    &join(path, k),
+                    &join(&path.render(), k),
                     "Required value".into(),
                 ));
             }
@@ -123,13 +147,14 @@ fn apply_defaults_and_required(
 }
 
 /// Validate one value against its schema node.
-pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
+fn validate_at(schema: &Value, v: &mut Value, at: &Path<'_>, r: &mut Report) {
     let int_or_string = schema
         .get("x-kubernetes-int-or-string")
         .and_then(Value::as_bool)
         == Some(true);
     if int_or_string {
         if !(v.is_string() || type_name(v) == "integer") {
+            let path = &at.render();
             r.causes.push(cause(
                 "FieldValueTypeInvalid",
                 path,
@@ -148,6 +173,7 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
             if v.is_null() && schema.get("nullable").and_then(Value::as_bool) == Some(true) {
                 return;
             }
+            let path = &at.render();
             r.causes.push(cause(
                 "FieldValueTypeInvalid",
                 path,
@@ -164,7 +190,7 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
         let allowed: Vec<String> = en.iter().map(|e| e.to_string()).collect();
         r.causes.push(cause(
             "FieldValueNotSupported",
-            path,
+            &at.render(),
             format!(
                 "Unsupported value: {v}: supported values: {}",
                 allowed.join(", ")
@@ -172,18 +198,20 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
         ));
     }
     match v {
-        Value::String(s) => check_string(schema, s, path, r),
+        Value::String(s) => check_string(schema, s, at, r),
         Value::Number(n) => {
             if let (Some(min), Some(x)) =
                 (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
                 && x < min
             {
+                let path = &at.render();
                 r.causes.push(cause("FieldValueInvalid", path, format!("Invalid value: {n}: {path} in body should be greater than or equal to {min}")));
             }
             if let (Some(max), Some(x)) =
                 (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
                 && x > max
             {
+                let path = &at.render();
                 r.causes.push(cause(
                     "FieldValueInvalid",
                     path,
@@ -195,6 +223,7 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
             if schema.get("format").and_then(Value::as_str) == Some("int32")
                 && n.as_i64().is_none_or(|x| i32::try_from(x).is_err())
             {
+                let path = &at.render();
                 r.causes.push(cause(
                     "FieldValueInvalid",
                     path,
@@ -206,6 +235,7 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
             if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
                 && (items.len() as u64) < min
             {
+                let path = &at.render();
                 r.causes.push(cause(
                     "FieldValueInvalid",
                     path,
@@ -220,68 +250,61 @@ pub fn validate(schema: &Value, v: &mut Value, path: &str, r: &mut Report) {
             {
                 r.causes.push(cause(
                     "TooMany",
-                    path,
+                    &at.render(),
                     format!("Too many: {}: must have at most {max} items", items.len()),
                 ));
             }
             if let Some(sub) = schema.get("items") {
                 for (i, item) in items.iter_mut().enumerate() {
-                    validate(sub, item, &format!("{path}[{i}]"), r);
+                    validate_at(sub, item, &Path::Index(at, i), r);
                 }
             }
             if let Some(keys) = map_list_keys(schema) {
-                let mut seen = std::collections::HashSet::new();
-                for (i, item) in items.iter().enumerate() {
-                    let k = list_key(item, &keys);
-                    if !seen.insert(k.clone()) {
-                        r.causes.push(cause(
-                            "FieldValueDuplicate",
-                            &format!("{path}[{i}]"),
-                            format!("Duplicate value: {k}"),
-                        ));
-                    }
-                }
+                duplicates(items, &keys, at, r);
             }
         }
         Value::Object(map) => {
             let props = schema.get("properties").and_then(Value::as_object);
             let addl = schema.get("additionalProperties");
-            let keys: Vec<String> = map.keys().cloned().collect();
-            for k in keys {
-                let sub = props.and_then(|p| p.get(&k)).or(match addl {
+            // Removals wait until the walk is over (same keys, same order as removing in place).
+            let mut remove: Vec<String> = Vec::new();
+            for (k, cv) in map.iter_mut() {
+                let sub = props.and_then(|p| p.get(k)).or(match addl {
                     Some(Value::Object(_)) => addl,
                     _ => None,
                 });
-                let child = join(path, &k);
+                let child = Path::Key(at, k);
                 match sub {
                     Some(sub) => {
-                        if let Some(cv) = map.get_mut(&k) {
-                            if cv.is_null()
-                                && sub.get("nullable").and_then(Value::as_bool) != Some(true)
-                            {
-                                map.remove(&k);
-                                continue;
-                            }
-                            validate(sub, cv, &child, r);
+                        if cv.is_null()
+                            && sub.get("nullable").and_then(Value::as_bool) != Some(true)
+                        {
+                            remove.push(k.clone());
+                            continue;
                         }
+                        validate_at(sub, cv, &child, r);
                     }
                     None if preserves(schema) || addl == Some(&Value::Bool(true)) => {}
                     None if props.is_none() && schema.get("type").is_none() => {}
                     None => {
-                        r.unknown.push(child);
-                        map.remove(&k);
+                        r.unknown.push(child.render());
+                        remove.push(k.clone());
                     }
                 }
             }
-            apply_defaults_and_required(schema, map, path, r, false);
+            for k in &remove {
+                map.remove(k);
+            }
+            apply_defaults_and_required(schema, map, at, r, false);
         }
         _ => {}
     }
 }
 
-fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
+fn check_string(schema: &Value, s: &str, at: &Path<'_>, r: &mut Report) {
     match schema.get("format").and_then(Value::as_str) {
         Some("byte") if base64::engine::general_purpose::STANDARD.decode(s).is_err() => {
+            let path = &at.render();
             r.causes.push(cause(
                 "FieldValueInvalid",
                 path,
@@ -293,6 +316,7 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
             ));
         }
         Some("date-time") if s.parse::<jiff::Timestamp>().is_err() => {
+            let path = &at.render();
             r.causes.push(cause(
                 "FieldValueInvalid",
                 path,
@@ -306,6 +330,7 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
     if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
         && s.chars().count() as u64 > max
     {
+        let path = &at.render();
         r.causes.push(cause(
             "TooLong",
             path,
@@ -315,6 +340,7 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
     if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
         && (s.chars().count() as u64) < min
     {
+        let path = &at.render();
         r.causes.push(cause(
             "FieldValueInvalid",
             path,
@@ -328,6 +354,7 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
         && let Ok(re) = regex::Regex::new(p)
         && !re.is_match(s)
     {
+        let path = &at.render();
         r.causes.push(cause(
             "FieldValueInvalid",
             path,
@@ -336,6 +363,41 @@ fn check_string(schema: &Value, s: &str, path: &str, r: &mut Report) {
                 short(s)
             ),
         ));
+    }
+}
+
+static NULL: Value = Value::Null;
+
+/// The key fields of a map-list item (missing ones as null, as `list_key` renders them).
+fn key_fields<'v>(item: &'v Value, keys: &[String]) -> Vec<&'v Value> {
+    keys.iter().map(|k| item.get(k).unwrap_or(&NULL)).collect()
+}
+
+/// Report items of a map list whose key fields repeat an earlier item's. Short lists (conditions)
+/// compare keys in place; long ones use the rendered key in a set.
+fn duplicates(items: &[Value], keys: &[String], at: &Path<'_>, r: &mut Report) {
+    let mut dup = |i: usize, item: &Value| {
+        let k = list_key(item, keys);
+        r.causes.push(cause(
+            "FieldValueDuplicate",
+            &Path::Index(at, i).render(),
+            format!("Duplicate value: {k}"),
+        ));
+    };
+    if items.len() <= 16 {
+        let ks: Vec<Vec<&Value>> = items.iter().map(|item| key_fields(item, keys)).collect();
+        for (i, item) in items.iter().enumerate() {
+            if ks[..i].contains(&ks[i]) {
+                dup(i, item);
+            }
+        }
+    } else {
+        let mut seen = std::collections::HashSet::new();
+        for (i, item) in items.iter().enumerate() {
+            if !seen.insert(list_key(item, keys)) {
+                dup(i, item);
+            }
+        }
     }
 }
 
@@ -414,6 +476,55 @@ mod tests {
             o,
             json!({"spec": {"request": "aGk=", "mode": "a", "extra": {"any": 1}}})
         );
+    }
+
+    fn conditions_schema() -> Value {
+        json!({"type": "object", "properties": {"status": {"type": "object", "properties": {
+            "conditions": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+                "items": {"type": "object", "required": ["type"], "properties": {
+                    "type": {"type": "string"},
+                    "lastTransitionTime": {"type": "string", "format": "date-time"}}}}}}}})
+    }
+
+    #[test]
+    fn duplicate_map_list_keys_are_reported_for_short_and_long_lists() {
+        for len in [3usize, 40] {
+            let mut items: Vec<Value> =
+                (0..len).map(|i| json!({"type": format!("T{i}")})).collect();
+            items.push(json!({"type": "T1"}));
+            let mut o = json!({"status": {"conditions": items}});
+            let r = validate_root(&conditions_schema(), &mut o);
+            let got: Vec<(&str, &str)> = r
+                .causes
+                .iter()
+                .map(|c| (c.field.as_str(), c.message.as_str()))
+                .collect();
+            let field = format!("status.conditions[{len}]");
+            assert_eq!(
+                got,
+                vec![(field.as_str(), r#"Duplicate value: {"type":"T1"}"#)]
+            );
+        }
+    }
+
+    #[test]
+    fn nested_causes_and_unknown_fields_carry_full_paths() {
+        let mut o = json!({"status": {"conditions": [
+            {"type": "Ready", "lastTransitionTime": "yesterday", "extra": 1},
+            {"lastTransitionTime": null}
+        ]}});
+        let r = validate_root(&conditions_schema(), &mut o);
+        let fields: Vec<&str> = r.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "status.conditions[0].lastTransitionTime",
+                "status.conditions[1].type"
+            ]
+        );
+        assert_eq!(r.unknown, vec!["status.conditions[0].extra"]);
+        assert_eq!(o["status"]["conditions"][1], json!({}));
     }
 
     #[test]

@@ -1157,16 +1157,37 @@ impl Store {
         status_only: bool,
     ) -> Value {
         if status_only {
-            let mut out = old.clone();
-            match new.get_mut("status").map(Value::take) {
-                Some(s) => out["status"] = s,
-                None => {
-                    if let Some(o) = out.as_object_mut() {
-                        o.remove("status");
+            // Everything but status comes from the stored object: copy it without its status
+            // (which is replaced anyway) rather than copying the whole object and then overwriting.
+            let Some(src) = old.as_object() else {
+                let mut out = old.clone();
+                match new.get_mut("status").map(Value::take) {
+                    Some(s) => out["status"] = s,
+                    None => {
+                        if let Some(o) = out.as_object_mut() {
+                            o.remove("status");
+                        }
                     }
                 }
+                return out;
+            };
+            let mut status = new.get_mut("status").map(Value::take);
+            let mut out = serde_json::Map::new();
+            for (k, v) in src {
+                if k == "status" {
+                    if let Some(s) = status.take() {
+                        out.insert(k.clone(), s);
+                    }
+                } else {
+                    out.insert(k.clone(), v.clone());
+                }
             }
-            out
+            if let Some(s) = status
+                && !out.contains_key("status")
+            {
+                out.insert("status".into(), s);
+            }
+            Value::Object(out)
         } else {
             if def.status {
                 match old.get("status") {
@@ -1212,7 +1233,24 @@ impl Store {
         let patch: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         self.modify(def, ns, name, o, |old| {
-            let mut cur = (*old.obj).clone();
+            // A merge patch treats every top-level key on its own, so a /status merge patch only
+            // needs the two keys its result is read from (metadata for the preconditions, status
+            // for the write) instead of a deep copy of the whole object. A JSON patch may copy or
+            // move between paths, so it gets the whole object.
+            let partial = status_only && ct != "application/json-patch+json";
+            let mut cur = if partial {
+                let mut m = serde_json::Map::new();
+                if let Some(src) = old.obj.as_object() {
+                    for k in ["metadata", "status"] {
+                        if let Some(v) = src.get(k) {
+                            m.insert(k.to_string(), v.clone());
+                        }
+                    }
+                }
+                Value::Object(m)
+            } else {
+                (*old.obj).clone()
+            };
             match ct {
                 "application/json-patch+json" => {
                     let p: json_patch::Patch = serde_json::from_value(patch).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
@@ -1372,7 +1410,8 @@ impl Store {
             ));
         }
         // Server-managed metadata always comes from the stored object.
-        let old_meta = meta(&old.obj).cloned().unwrap_or_default();
+        let no_meta = serde_json::Map::new();
+        let old_meta = meta(&old.obj).unwrap_or(&no_meta);
         if !new.get("metadata").is_some_and(Value::is_object) {
             new["metadata"] = json!({});
         }
