@@ -31,6 +31,9 @@ async fn api_server_faults_during_a_burst_leave_every_request_terminal() {
     let csrs = e2e::workload_csrs(&pool, BURST).unwrap();
     let api = stack.requests();
     let tracker = e2e::ReadyTracker::start(api.clone()).await.unwrap();
+    let status_patches_before = stack
+        .sim
+        .request_count("patch", "certificaterequests/status");
     let burst = {
         let api = api.clone();
         tokio::spawn(async move { e2e::paced_burst(&api, &csrs, PER_SECOND).await })
@@ -98,6 +101,20 @@ async fn api_server_faults_during_a_burst_leave_every_request_terminal() {
             other => panic!("{name} is not terminal: {other:?}"),
         }
     }
+    // kube-sim counts a call before deciding its fault: answered-with-a-fault patches show up as
+    // patches beyond one approval and one controller write per request.
+    let status_patches = stack
+        .sim
+        .request_count("patch", "certificaterequests/status")
+        - status_patches_before;
+    assert!(
+        status_patches > 2 * BURST as u64,
+        "no status write met an injected fault ({status_patches} patches for {BURST} requests)"
+    );
+    println!(
+        "{} status patches beyond one approval and one write per request were answered 409/500 and retried",
+        status_patches - 2 * BURST as u64
+    );
     println!(
         "{issued} issued, {} failed of {BURST} under 409/500 status writes, 500 lists/watches, dropped watches and 410s",
         failed.len()
