@@ -19,6 +19,9 @@ const BACKLOG: usize = 10_000;
 const BACKLOG_GOAL: Duration = Duration::from_secs(5);
 /// Requests per second of the steady run.
 const RATE: u64 = 1_000;
+/// A second, lower rate, below what this machine sustains, so the service latency shows apart
+/// from queueing.
+const LOW_RATE: u64 = 400;
 /// Duration of the steady run.
 const STEADY_SECS: u64 = 5;
 /// Goal: approval→Ready p99 at `RATE`.
@@ -31,7 +34,7 @@ const RSS_GOAL_BYTES: f64 = 2048.0;
 const PATIENCE: Duration = Duration::from_secs(300);
 
 fn main() -> ExitCode {
-    // `cargo bench` passes `--bench`; a filter argument selects phases (backlog, steady, rss).
+    // `cargo bench` passes `--bench`; a filter argument selects phases (backlog, steady, low, rss).
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -72,7 +75,10 @@ async fn run(filter: &[String]) -> anyhow::Result<()> {
         backlog(&csrs[..BACKLOG], &docs).await?;
     }
     if wants("steady") {
-        steady(&csrs[..(RATE * STEADY_SECS) as usize], &docs).await?;
+        steady(&csrs[..(RATE * STEADY_SECS) as usize], RATE, Some(&docs)).await?;
+    }
+    if wants("low") {
+        steady(&csrs[..(LOW_RATE * STEADY_SECS) as usize], LOW_RATE, None).await?;
     }
     if wants("rss") {
         match rss(&csrs[..RETAINED]).await {
@@ -232,9 +238,9 @@ async fn backlog(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
 
 /// Steady: requests created and approved at `RATE`/s while the controller runs; latency from
 /// just before each approval PATCH to the watch event showing Ready=True.
-async fn steady(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
+async fn steady(csrs: &[Csr], rate: u64, docs: Option<&std::path::Path>) -> anyhow::Result<()> {
     let n = csrs.len();
-    println!("\n[steady] {n} requests at {RATE}/s (create, then approve; open loop)");
+    println!("\n[steady] {n} requests at {rate}/s (create, then approve; open loop)");
     let stack = e2e::Stack::start().await?;
     let config = stack.write_config("bench", &e2e::ControllerKnobs::default())?;
     let (boot, ctl) = stack.start_controller(&config, "bench").await?;
@@ -248,7 +254,7 @@ async fn steady(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for (i, (id, _, pem_text, _)) in csrs.iter().enumerate() {
-        tokio::time::sleep_until(start + Duration::from_micros(i as u64 * 1_000_000 / RATE)).await;
+        tokio::time::sleep_until(start + Duration::from_micros(i as u64 * 1_000_000 / rate)).await;
         let api = api.clone();
         let cr = e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME);
         tasks.push(tokio::spawn(async move {
@@ -294,9 +300,14 @@ async fn steady(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
         writes as i64 - 2 * n as i64,
         (writes as f64 - 2.0 * n as f64) / n as f64
     );
+    let Some(docs) = docs else {
+        ctl.shutdown().await;
+        drop(boot);
+        return Ok(());
+    };
     let svg = e2e::svg_chart(
         &e2e::ChartText {
-            title: format!("approval → Ready latency at {RATE} requests/s ({n} requests)"),
+            title: format!("approval → Ready latency at {rate} requests/s ({n} requests)"),
             subtitle: format!(
                 "p50 {}  p90 {}  p99 {} (goal ≤ {})  max {}",
                 e2e::ms(s.p50),
