@@ -1,0 +1,399 @@
+//! `cargo bench --bench e2e`: the controller end to end against kube-sim and the mock TLSPC —
+//! backlog drain time, approval→Ready latency at a steady rate, CertificateRequest API calls per
+//! issued request, and resident memory per retained request with the controller in its own
+//! process. Prints figures and ratios against the goals and writes docs/perf-backlog.svg and
+//! docs/perf-latency.svg. A missed goal is reported as missed, with the measured figure.
+
+#[path = "../tests/support/e2e.rs"]
+mod e2e;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// Requests in the backlog run (DESIGN.md §6).
+const BACKLOG: usize = 10_000;
+/// Goal: the whole backlog Ready within this, controller and kube-sim on this machine.
+const BACKLOG_GOAL: Duration = Duration::from_secs(5);
+/// Requests per second of the steady run.
+const RATE: u64 = 1_000;
+/// A second, lower rate, below what this machine sustains, so the service latency shows apart
+/// from queueing.
+const LOW_RATE: u64 = 400;
+/// Duration of the steady run.
+const STEADY_SECS: u64 = 5;
+/// Goal: approval→Ready p99 at `RATE`.
+const P99_GOAL: Duration = Duration::from_millis(10);
+/// Requests retained for the resident-memory figure.
+const RETAINED: usize = 10_000;
+/// Goal: resident memory per retained request.
+const RSS_GOAL_BYTES: f64 = 2048.0;
+/// Upper bound of every wait, so a stuck run ends with an error instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+fn main() -> ExitCode {
+    // `cargo bench` passes `--bench`; a filter argument selects phases (backlog, steady, low, rss).
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&filter)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(filter: &[String]) -> anyhow::Result<()> {
+    let wants = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    println!("e2e bench — {} cores", num_cpus());
+    let t = Instant::now();
+    let pool = e2e::KeyPool::generate(16, 16)?;
+    let n = BACKLOG.max(RETAINED).max((RATE * STEADY_SECS) as usize);
+    let csrs = Arc::new(e2e::workload_csrs(&pool, n)?);
+    println!(
+        "driver: {n} istio-agent CSRs (16 RSA-2048 + 16 P-256 keys shared round-robin) built in {:.1} s, outside every measured window",
+        t.elapsed().as_secs_f64()
+    );
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs)?;
+    if wants("backlog") {
+        backlog(&csrs[..BACKLOG], &docs).await?;
+    }
+    if wants("steady") {
+        steady(&csrs[..(RATE * STEADY_SECS) as usize], RATE, Some(&docs)).await?;
+    }
+    if wants("low") {
+        steady(&csrs[..(LOW_RATE * STEADY_SECS) as usize], LOW_RATE, None).await?;
+    }
+    if wants("rss") {
+        match rss(&csrs[..RETAINED]).await {
+            Ok(()) => {}
+            Err(e) => println!("\n[rss] NOT MEASURED: {e:#}"),
+        }
+    }
+    Ok(())
+}
+
+type Csr = e2e::WorkloadCsr;
+
+/// Creates and approves `csrs` with `in_flight` at once (the backlog is built while no
+/// controller runs).
+async fn create_approved(
+    api: &kube::Api<firefly::crd::CertificateRequest>,
+    csrs: &[Csr],
+    in_flight: usize,
+) -> anyhow::Result<Vec<(String, Instant)>> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    futures::stream::iter(csrs.iter().map(|(id, _, pem_text, _)| {
+        let cr = e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME);
+        async move { e2e::create_and_approve(api, &cr).await }
+    }))
+    .buffer_unordered(in_flight)
+    .try_collect()
+    .await
+}
+
+/// Backlog: N approved requests exist before the controller starts; time until all are Ready.
+async fn backlog(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
+    let n = csrs.len();
+    println!("\n[backlog] {n} approved istio-csr requests waiting, then the controller starts");
+    let stack = e2e::Stack::start().await?;
+    let config = stack.write_config("bench", &e2e::ControllerKnobs::default())?;
+    // A first controller makes the Issuer Ready, then stops gracefully: the backlog then meets a
+    // Ready issuer, as after a controller restart in a live cluster.
+    let (boot, ctl) = stack.start_controller(&config, "warmup").await?;
+    stack.create_issuer().await?;
+    stack.wait_issuer_ready(PATIENCE).await?;
+    ctl.shutdown().await;
+    drop(boot);
+
+    let api = stack.requests();
+    let t = Instant::now();
+    create_approved(&api, csrs, 64).await?;
+    println!(
+        "  backlog built in {:.1} s (creates + approvals)",
+        t.elapsed().as_secs_f64()
+    );
+    let tracker = e2e::ReadyTracker::start(api.clone()).await?;
+    let writes_before = stack.sim.write_count("certificaterequests");
+    let status_patches_before = stack
+        .sim
+        .request_count("patch", "certificaterequests/status");
+    let gets_before = stack.sim.request_count("get", "certificaterequests");
+    let lists_before = stack.sim.request_count("list", "certificaterequests");
+    let watches_before = stack.sim.request_count("watch", "certificaterequests");
+
+    let start = Instant::now();
+    let (boot, ctl) = stack.start_controller(&config, "bench").await?;
+    let started = start.elapsed();
+    tracker
+        .wait_terminal(n, PATIENCE, |_, _| {})
+        .await
+        .context("waiting for the backlog")?;
+    let all_ready = start.elapsed();
+    let (issued, failed) = tracker.counts();
+    if failed > 0 {
+        bail!("{failed} of {n} backlog requests failed");
+    }
+    let writes = stack.sim.write_count("certificaterequests") - writes_before;
+    let status_patches = stack
+        .sim
+        .request_count("patch", "certificaterequests/status")
+        - status_patches_before;
+    let gets = stack.sim.request_count("get", "certificaterequests") - gets_before;
+    let lists = stack.sim.request_count("list", "certificaterequests") - lists_before;
+    let watches = stack.sim.request_count("watch", "certificaterequests") - watches_before;
+    let twice = tracker
+        .all()
+        .iter()
+        .filter(|(_, t)| t.certificates_seen > 1)
+        .count();
+
+    let mut ready_at: Vec<f64> = tracker
+        .all()
+        .iter()
+        .filter_map(|(_, t)| t.issued_at)
+        .map(|i| i.saturating_duration_since(start).as_secs_f64())
+        .collect();
+    ready_at.sort_by(f64::total_cmp);
+    let first_ready = ready_at.first().copied().unwrap_or_default();
+    let drain = all_ready.as_secs_f64() - first_ready;
+    println!(
+        "  controller start (bootstrap: TLSPC login + sub-CA) → admin up: {:.3} s",
+        started.as_secs_f64()
+    );
+    println!(
+        "  all {issued} Ready {:.2} s after the controller started (goal ≤ {} s: {}); first Ready at {:.2} s, \
+         drain {:.2} s = {:.0} requests/s",
+        all_ready.as_secs_f64(),
+        BACKLOG_GOAL.as_secs(),
+        verdict(all_ready <= BACKLOG_GOAL),
+        first_ready,
+        drain,
+        n as f64 / drain.max(1e-9)
+    );
+    println!(
+        "  CertificateRequest API calls during the drain: {writes} writes ({status_patches} status patches) = {:.3} per issued request (goal 1: {}); \
+         {gets} GETs = {:.3} per request (goal 0: {}); {lists} lists, {watches} watches",
+        writes as f64 / n as f64,
+        verdict(writes as usize == n),
+        gets as f64 / n as f64,
+        verdict(gets == 0),
+    );
+    println!("  requests carrying more than one certificate over their life: {twice}");
+
+    // Chart: requests Ready over time.
+    let step = (ready_at.len() / 400).max(1);
+    let mut points: Vec<(f64, f64)> = vec![(0.0, 0.0)];
+    points.extend(
+        ready_at
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % step == 0 || *i + 1 == ready_at.len())
+            .map(|(i, t)| (*t, (i + 1) as f64)),
+    );
+    let svg = e2e::svg_chart(
+        &e2e::ChartText {
+            title: format!("Backlog of {n} approved istio-csr requests → Ready"),
+            subtitle: format!(
+                "all Ready {:.2} s after controller start (goal ≤ {} s); {:.3} CR writes and {:.3} GETs per request",
+                all_ready.as_secs_f64(),
+                BACKLOG_GOAL.as_secs(),
+                writes as f64 / n as f64,
+                gets as f64 / n as f64
+            ),
+            x_label: "seconds since the controller started".into(),
+            y_label: "requests Ready".into(),
+        },
+        e2e::ChartKind::Lines,
+        &[e2e::Series {
+            label: "Ready (seen by an independent watch)".into(),
+            colour: "steelblue",
+            points,
+        }],
+        Some((BACKLOG_GOAL.as_secs_f64(), "goal 5 s")),
+    );
+    let path = docs.join("perf-backlog.svg");
+    std::fs::write(&path, svg)?;
+    println!("  wrote {}", path.display());
+    ctl.shutdown().await;
+    drop(boot);
+    Ok(())
+}
+
+/// Steady: requests created and approved at `RATE`/s while the controller runs; latency from
+/// just before each approval PATCH to the watch event showing Ready=True.
+async fn steady(csrs: &[Csr], rate: u64, docs: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let n = csrs.len();
+    println!("\n[steady] {n} requests at {rate}/s (create, then approve; open loop)");
+    let stack = e2e::Stack::start().await?;
+    let config = stack.write_config("bench", &e2e::ControllerKnobs::default())?;
+    let (boot, ctl) = stack.start_controller(&config, "bench").await?;
+    stack.create_issuer().await?;
+    stack.wait_issuer_ready(PATIENCE).await?;
+    let api = stack.requests();
+    let tracker = e2e::ReadyTracker::start(api.clone()).await?;
+    let writes_before = stack.sim.write_count("certificaterequests");
+    let gets_before = stack.sim.request_count("get", "certificaterequests");
+
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for (i, (id, _, pem_text, _)) in csrs.iter().enumerate() {
+        tokio::time::sleep_until(start + Duration::from_micros(i as u64 * 1_000_000 / rate)).await;
+        let api = api.clone();
+        let cr = e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME);
+        tasks.push(tokio::spawn(async move {
+            e2e::create_and_approve(&api, &cr).await
+        }));
+    }
+    let offered = start.elapsed();
+    let mut approvals = Vec::with_capacity(n);
+    for t in tasks {
+        approvals.push(t.await.context("driver task")??);
+    }
+    tracker.wait_terminal(n, PATIENCE, |_, _| {}).await?;
+    let (_, failed) = tracker.counts();
+    if failed > 0 {
+        bail!("{failed} of {n} steady requests failed");
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for (name, approved_at) in &approvals {
+        let t = tracker.get(name).context("request never seen")?;
+        let ready = t.issued_at.context("request not issued")?;
+        latencies.push(ready.saturating_duration_since(*approved_at));
+    }
+    let writes = stack.sim.write_count("certificaterequests") - writes_before;
+    let gets = stack.sim.request_count("get", "certificaterequests") - gets_before;
+    let s = e2e::summarize(&mut latencies);
+    println!(
+        "  offered {:.0} requests/s ({n} in {:.2} s)",
+        n as f64 / offered.as_secs_f64(),
+        offered.as_secs_f64()
+    );
+    println!(
+        "  approval → Ready: p50 {}  p90 {}  p99 {} (goal ≤ {}: {})  max {}  mean {}",
+        e2e::ms(s.p50),
+        e2e::ms(s.p90),
+        e2e::ms(s.p99),
+        e2e::ms(P99_GOAL),
+        verdict(s.p99 <= P99_GOAL),
+        e2e::ms(s.max),
+        e2e::ms(s.mean)
+    );
+    println!(
+        "  CertificateRequest API calls: {writes} writes = {n} creates + {n} approvals + {} controller writes ({:.3} per issued request); {gets} GETs",
+        writes as i64 - 2 * n as i64,
+        (writes as f64 - 2.0 * n as f64) / n as f64
+    );
+    let Some(docs) = docs else {
+        ctl.shutdown().await;
+        drop(boot);
+        return Ok(());
+    };
+    let svg = e2e::svg_chart(
+        &e2e::ChartText {
+            title: format!("approval → Ready latency at {rate} requests/s ({n} requests)"),
+            subtitle: format!(
+                "p50 {}  p90 {}  p99 {} (goal ≤ {})  max {}",
+                e2e::ms(s.p50),
+                e2e::ms(s.p90),
+                e2e::ms(s.p99),
+                e2e::ms(P99_GOAL),
+                e2e::ms(s.max)
+            ),
+            x_label: "latency (ms)".into(),
+            y_label: "requests".into(),
+        },
+        e2e::ChartKind::Bars,
+        &[e2e::Series {
+            label: "requests per latency bucket".into(),
+            colour: "seagreen",
+            points: e2e::latency_histogram_ms(&latencies, 40),
+        }],
+        Some((s.p99.as_secs_f64() * 1e3, "p99")),
+    );
+    let path = docs.join("perf-latency.svg");
+    std::fs::write(&path, svg)?;
+    println!("  wrote {}", path.display());
+    ctl.shutdown().await;
+    drop(boot);
+    Ok(())
+}
+
+/// Resident memory: `firefly run` as a child process against kube-sim and the mock in this
+/// process; VmRSS delta ÷ retained requests.
+async fn rss(csrs: &[Csr]) -> anyhow::Result<()> {
+    let n = csrs.len();
+    println!("\n[rss] `firefly run` in its own process, {n} Ready requests retained");
+    let stack = e2e::Stack::start().await?;
+    let config = stack.write_config("child", &e2e::ControllerKnobs::default())?;
+    let log = std::fs::File::create(stack.dir.path().join("child.log"))?;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firefly"))
+        .arg("run")
+        .arg("-c")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawning firefly run")?;
+    let pid = child.id().context("child has no pid")?;
+    stack.create_issuer().await?;
+    let ready = stack.wait_issuer_ready(Duration::from_secs(60)).await;
+    if let Err(e) = ready {
+        let status = child.try_wait()?;
+        let log = std::fs::read_to_string(stack.dir.path().join("child.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        bail!(
+            "{e}; child status {status:?}; its last log lines: {}",
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        );
+    }
+    // Let start-up allocations settle before the baseline.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = e2e::vm_rss_kib(pid)?;
+    let api = stack.requests();
+    let tracker = e2e::ReadyTracker::start(api.clone()).await?;
+    create_approved(&api, csrs, 64).await?;
+    tracker.wait_terminal(n, PATIENCE, |_, _| {}).await?;
+    let (issued, failed) = tracker.counts();
+    if failed > 0 {
+        bail!("{failed} of {n} requests failed");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = e2e::vm_rss_kib(pid)?;
+    let per = (after.saturating_sub(before) * 1024) as f64 / n as f64;
+    println!(
+        "  VmRSS {before} KiB before, {after} KiB with {issued} Ready requests retained: {:.0} bytes per request (goal ≤ {RSS_GOAL_BYTES:.0}: {})",
+        per,
+        verdict(per <= RSS_GOAL_BYTES)
+    );
+    child.start_kill()?;
+    let _ = child.wait().await;
+    Ok(())
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

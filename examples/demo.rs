@@ -1,0 +1,334 @@
+//! The demo (README's first command, `cargo run --release --example demo`): kube-sim, the mock
+//! TLSPC (shipped seed) and the controller in one process; it plays istio-csr and cert-manager's
+//! approver for 1,000 workloads, then shows one issued leaf, the chain verification and the
+//! throughput and latency figures. Exits non-zero with the reason on any failure.
+//!
+//! Runs as an ordinary user without any capability: the sub-CA key is locked with lock mode
+//! `keyPages`, which fits the default `RLIMIT_MEMLOCK`.
+
+#[path = "../tests/support/e2e.rs"]
+mod e2e;
+
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, bail};
+
+/// Workloads the demo plays istio-csr for.
+const WORKLOADS: usize = 1_000;
+/// RSA-2048 keys generated up front (RSA keygen costs tens of milliseconds each); workloads share
+/// them round-robin.
+const RSA_KEYS: usize = 16;
+/// P-256 keys generated up front.
+const P256_KEYS: usize = 16;
+/// Requests istio-csr has in flight at once.
+const IN_FLIGHT: usize = 64;
+/// Upper bound for every wait: far above the few seconds the demo takes, so a stuck run ends.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("demo failed: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(demo()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\ndemo FAILED: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo() -> anyhow::Result<()> {
+    println!("Firefly in Rust — demo: istio-csr + cert-manager approver against the controller\n");
+
+    let t = Instant::now();
+    let pool = e2e::KeyPool::generate(RSA_KEYS, P256_KEYS)?;
+    let csrs = Arc::new(e2e::workload_csrs(&pool, WORKLOADS)?);
+    println!(
+        "[1/6] {WORKLOADS} istio-agent CSRs (O=, one critical URI SAN) built in {:.2} s; half RSA-2048, half P-256.\n      \
+         RSA keygen is slow, so {} RSA-2048 and {} P-256 keys are generated once and shared round-robin\n      \
+         (every CSR is still its own signed request with its own SPIFFE ID).",
+        t.elapsed().as_secs_f64(),
+        pool.rsa_len(),
+        pool.p256_len()
+    );
+
+    let t = Instant::now();
+    let stack = e2e::Stack::start().await?;
+    println!(
+        "[2/6] kube-sim at {} with the project's CRDs; mock TLSPC at {} (shipped seed) — {:.2} s",
+        stack.sim.base_url(),
+        stack.mock.base_url(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let t = Instant::now();
+    let config_path = stack.write_config("demo", &e2e::ControllerKnobs::default())?;
+    let (bootstrap, controller) = stack.start_controller(&config_path, "demo").await?;
+    stack.create_issuer().await?;
+    stack.wait_issuer_ready(PATIENCE).await?;
+    println!(
+        "[3/6] controller up: logged in to TLSPC, sub-CA key generated in locked memory (lock mode keyPages),\n      \
+         sub-CA issued by the mock; Issuer istio-system/{} Ready — {:.2} s",
+        e2e::ISSUER_NAME,
+        t.elapsed().as_secs_f64()
+    );
+
+    let api = stack.requests();
+    let tracker = e2e::ReadyTracker::start(api.clone()).await?;
+    let writes_before = stack.sim.write_count("certificaterequests");
+    let reads_before = stack.sim.request_count("get", "certificaterequests");
+    println!(
+        "[4/6] playing istio-csr ({IN_FLIGHT} in flight) and cert-manager's approver for {WORKLOADS} workloads…"
+    );
+    let start = Instant::now();
+    let created = Arc::new(AtomicUsize::new(0));
+    let driver = tokio::spawn(drive(api.clone(), csrs.clone(), created.clone()));
+    let tty = std::io::stdout().is_terminal();
+    let mut last_line: Option<Instant> = None;
+    let every = if tty {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(1)
+    };
+    tracker
+        .wait_terminal(WORKLOADS, PATIENCE, |issued, failed| {
+            if last_line.is_none_or(|t| t.elapsed() >= every) || issued + failed == WORKLOADS {
+                last_line = Some(Instant::now());
+                let line = format!(
+                    "      created+approved {:>5}   issued {issued:>5} / {WORKLOADS}   failed {failed:>3}   {:.2} s",
+                    created.load(Ordering::Relaxed),
+                    start.elapsed().as_secs_f64()
+                );
+                if tty {
+                    print!("\r{line}");
+                } else {
+                    println!("{line}");
+                }
+                let _ = std::io::stdout().flush();
+            }
+        })
+        .await?;
+    let approvals = driver.await.context("the istio-csr driver task")??;
+    let wall = start.elapsed();
+    if tty {
+        println!();
+    }
+    let (issued, failed) = tracker.counts();
+    if failed > 0 {
+        let first = tracker
+            .all()
+            .into_iter()
+            .find_map(|(name, t)| t.failed.map(|(r, m)| format!("{name}: {r}: {m}")))
+            .unwrap_or_default();
+        bail!("{failed} of {WORKLOADS} requests failed; first: {first}");
+    }
+    let mut latencies = Vec::with_capacity(WORKLOADS);
+    for (name, approved_at) in &approvals {
+        let t = tracker
+            .get(name)
+            .with_context(|| format!("{name} was never seen by the watch"))?;
+        if t.certificates_seen != 1 {
+            bail!(
+                "{name} carried {} distinct certificates",
+                t.certificates_seen
+            );
+        }
+        let ready = t
+            .issued_at
+            .with_context(|| format!("{name} is not issued"))?;
+        latencies.push(ready.saturating_duration_since(*approved_at));
+    }
+    let writes = stack.sim.write_count("certificaterequests") - writes_before;
+    let reads = stack.sim.request_count("get", "certificaterequests") - reads_before;
+
+    // One issued leaf, decoded and verified.
+    let sample = tracker.sample().context("no issued request to show")?;
+    let status = sample
+        .status
+        .clone()
+        .context("issued request without status")?;
+    let (chain_pem, root_pem) = e2e::issued_pems(&status)?;
+    let identity = sample
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(firefly::crd::IDENTITIES_ANNOTATION))
+        .cloned()
+        .context("the sample has no identities annotation")?;
+    let spki = csrs
+        .iter()
+        .find(|(id, ..)| *id == identity)
+        .map(|(_, _, _, spki)| spki.clone())
+        .context("the sample's identity is not one of the workloads")?;
+    println!(
+        "\n[5/6] one issued leaf: CertificateRequest istio-system/{}",
+        sample.metadata.name.as_deref().unwrap_or("?")
+    );
+    print_leaf(&chain_pem)?;
+    let report =
+        e2e::verify_chain_in_process(&chain_pem, &root_pem, &identity, &spki, SystemTime::now())
+            .context("in-process chain verification")?;
+    println!("      chain (leaf → root):");
+    for s in &report.subjects {
+        println!(
+            "        {}",
+            if s.is_empty() {
+                "(empty subject: the leaf)"
+            } else {
+                s
+            }
+        );
+    }
+    println!(
+        "      in-process verification (x509-parser + aws-lc-rs): OK — every signature verifies up to status.ca,\n        \
+         issuers are CAs, all valid now, leaf key = CSR key, single URI SAN {}",
+        report.spiffe_id
+    );
+    let dir = tempfile::tempdir()?;
+    match e2e::openssl_verify(&chain_pem, &root_pem, dir.path())? {
+        Some(out) => println!("      openssl verify -x509_strict -purpose sslclient: {out}"),
+        None => println!("      openssl not found on PATH: independent check skipped"),
+    }
+
+    let summary = e2e::summarize(&mut latencies);
+    println!(
+        "\n[6/6] figures ({WORKLOADS} requests, controller + kube-sim + mock + driver in one process):"
+    );
+    println!(
+        "      issued {issued} / {WORKLOADS} in {:.2} s (first create → last Ready): {:.0} requests/s",
+        wall.as_secs_f64(),
+        WORKLOADS as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "      approval → Ready latency: p50 {}  p90 {}  p99 {}  max {}  (burst of 1000 at once, so requests queue; from just before the approval PATCH to the watch event)",
+        e2e::ms(summary.p50),
+        e2e::ms(summary.p90),
+        e2e::ms(summary.p99),
+        e2e::ms(summary.max)
+    );
+    println!(
+        "      CertificateRequest API calls: {writes} writes for {WORKLOADS} creates + {WORKLOADS} approvals + {WORKLOADS} issuances \
+         → {:.2} controller writes per issued request; {reads} GETs",
+        (writes as f64 - 2.0 * WORKLOADS as f64) / WORKLOADS as f64
+    );
+
+    controller.shutdown().await;
+    drop(bootstrap);
+    drop(tracker);
+    println!("\ndemo OK");
+    Ok(())
+}
+
+/// Creates and approves every request with `IN_FLIGHT` at once, counting them in `created`;
+/// returns (name, instant just before its approval).
+async fn drive(
+    api: kube::Api<firefly::crd::CertificateRequest>,
+    csrs: Arc<Vec<e2e::WorkloadCsr>>,
+    created: Arc<AtomicUsize>,
+) -> anyhow::Result<Vec<(String, Instant)>> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    // Owned requests, so the spawned stream borrows nothing.
+    let requests: Vec<_> = csrs
+        .iter()
+        .map(|(id, _, pem_text, _)| e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME))
+        .collect();
+    futures::stream::iter(requests.into_iter().map(move |cr| {
+        let api = api.clone();
+        let created = created.clone();
+        async move {
+            let out = e2e::create_and_approve(&api, &cr).await?;
+            created.fetch_add(1, Ordering::Relaxed);
+            anyhow::Ok(out)
+        }
+    }))
+    .buffer_unordered(IN_FLIGHT)
+    .try_collect()
+    .await
+}
+
+/// Prints the leaf's fields the way a person checks an SVID.
+fn print_leaf(chain_pem: &str) -> anyhow::Result<()> {
+    use x509_parser::prelude::*;
+    let ders = e2e::pem_certificates(chain_pem)?;
+    let leaf_der = ders.first().context("empty chain")?;
+    let (_, leaf) = X509Certificate::from_der(leaf_der)
+        .map_err(|e| anyhow::anyhow!("the leaf does not parse: {e}"))?;
+    let subject = leaf.subject().to_string();
+    println!(
+        "      subject      {}",
+        if subject.is_empty() {
+            "(empty)"
+        } else {
+            &subject
+        }
+    );
+    println!("      issuer       {}", leaf.issuer());
+    println!("      serial       {}", leaf.raw_serial_as_string());
+    println!(
+        "      validity     {} → {}",
+        leaf.validity().not_before,
+        leaf.validity().not_after
+    );
+    let key = match leaf.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(k)) => format!("RSA-{}", k.key_size()),
+        Ok(x509_parser::public_key::PublicKey::EC(p)) => format!("EC ({} bit point)", p.key_size()),
+        Ok(_) => "other".to_owned(),
+        Err(e) => format!("unparsed ({e})"),
+    };
+    println!("      public key   {key}");
+    println!(
+        "      signature    {}",
+        oid_name(&leaf.signature_algorithm.algorithm)
+    );
+    for ext in leaf.extensions() {
+        let critical = if ext.critical { " (critical)" } else { "" };
+        let text = match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => format!(
+                "subjectAltName{critical}: {}",
+                san.general_names
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ParsedExtension::KeyUsage(ku) => format!("keyUsage{critical}: {ku}"),
+            ParsedExtension::ExtendedKeyUsage(eku) => format!(
+                "extendedKeyUsage{critical}: {}{}",
+                if eku.server_auth { "serverAuth " } else { "" },
+                if eku.client_auth { "clientAuth" } else { "" }
+            ),
+            ParsedExtension::BasicConstraints(bc) => {
+                format!("basicConstraints{critical}: CA:{}", bc.ca)
+            }
+            ParsedExtension::SubjectKeyIdentifier(k) => format!("subjectKeyIdentifier: {k:x}"),
+            ParsedExtension::AuthorityKeyIdentifier(a) => format!(
+                "authorityKeyIdentifier: {}",
+                a.key_identifier
+                    .as_ref()
+                    .map(|k| format!("{k:x}"))
+                    .unwrap_or_default()
+            ),
+            _ => format!("{}{critical}", ext.oid),
+        };
+        println!("      {text}");
+    }
+    Ok(())
+}
+
+fn oid_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
+    x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
+        .map(str::to_owned)
+        .unwrap_or_else(|_| oid.to_id_string())
+}
