@@ -6,6 +6,9 @@
 //! [`bootstrap`] owns the locked key, the TLSPC client and the sub-CA lifecycle; [`issuer`] owns the
 //! CertificateRequest reconciler; [`tlspc_mock`] is the mock service.
 
+// `unsafe` is confined to `bootstrap::locked_key` (memory locking); the compiler holds us to it.
+#![deny(unsafe_code)]
+
 pub mod admin;
 pub mod bootstrap;
 pub mod ca;
