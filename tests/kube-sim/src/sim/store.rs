@@ -176,20 +176,23 @@ impl Collection {
     }
 }
 
-/// Per verb+resource API call counters.
+/// Per verb+resource API call counters: verb → resource → count, so counting a call looks the
+/// names up as `&str` without allocating.
 #[derive(Debug, Default)]
-pub struct Counters(RwLock<HashMap<(String, String), Arc<AtomicU64>>>);
+pub struct Counters(RwLock<HashMap<String, HashMap<String, Arc<AtomicU64>>>>);
 
 impl Counters {
     /// Count one call.
     pub fn inc(&self, verb: &str, resource: &str) {
-        if let Some(c) = self.0.read().get(&(verb.to_string(), resource.to_string())) {
+        if let Some(c) = self.0.read().get(verb).and_then(|m| m.get(resource)) {
             c.fetch_add(1, Ordering::Relaxed);
             return;
         }
         self.0
             .write()
-            .entry((verb.to_string(), resource.to_string()))
+            .entry(verb.to_string())
+            .or_default()
+            .entry(resource.to_string())
             .or_default()
             .fetch_add(1, Ordering::Relaxed);
     }
@@ -197,7 +200,8 @@ impl Counters {
     pub fn get(&self, verb: &str, resource: &str) -> u64 {
         self.0
             .read()
-            .get(&(verb.to_string(), resource.to_string()))
+            .get(verb)
+            .and_then(|m| m.get(resource))
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
     /// All counters.
@@ -205,7 +209,10 @@ impl Counters {
         self.0
             .read()
             .iter()
-            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .flat_map(|(verb, m)| {
+                m.iter()
+                    .map(|(r, c)| ((verb.clone(), r.clone()), c.load(Ordering::Relaxed)))
+            })
             .collect()
     }
 }
