@@ -217,13 +217,31 @@ async fn status_writes_never_change_spec_or_generation() {
     assert_eq!(after.data["spec"]["duration"], "1h0m0s");
     assert_eq!(after.data["status"]["certificate"], "Y2VydA==");
     assert_eq!(after.metadata.generation, Some(1));
+    // Metadata in a status patch is ignored too, and a status write keeps the stored metadata.
+    let p = json!({"metadata": {"labels": {"added": "by-status"}}, "status": {"certificate": "c2Vjb25k"}});
+    let after = api
+        .patch_status("s", &PatchParams::default(), &Patch::Merge(&p))
+        .await
+        .unwrap();
+    assert_eq!(after.data["status"]["certificate"], "c2Vjb25k");
+    assert!(
+        after
+            .metadata
+            .labels
+            .as_ref()
+            .is_none_or(|l| !l.contains_key("added")),
+        "labels from a status patch are not stored: {:?}",
+        after.metadata.labels
+    );
+    assert_eq!(after.metadata.name.as_deref(), Some("s"));
+    assert!(after.metadata.uid.is_some() && after.metadata.creation_timestamp.is_some());
     // And a main-resource patch cannot write status.
     let p = json!({"status": {"certificate": "b3RoZXI="}});
     let main = api
         .patch("s", &PatchParams::default(), &Patch::Merge(&p))
         .await
         .unwrap();
-    assert_eq!(main.data["status"]["certificate"], "Y2VydA==");
+    assert_eq!(main.data["status"]["certificate"], "c2Vjb25k");
     // A JSON patch on status works as well.
     let jp: json_patch::Patch = serde_json::from_value(
         json!([{"op": "replace", "path": "/status/certificate", "value": "anA="}]),
