@@ -481,6 +481,9 @@ fn is_dns_subdomain(s: &str) -> bool {
         })
 }
 
+/// How many fresh suffixes a colliding `generateName` gets before AlreadyExists (kube-apiserver: 7).
+const GENERATE_NAME_ATTEMPTS: u32 = 7;
+
 fn random_suffix() -> String {
     use rand::Rng as _;
     const ALPHA: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -850,6 +853,7 @@ impl Store {
         let Some(m) = meta_mut(&mut obj) else {
             return Err(ApiError::bad_request("metadata must be an object"));
         };
+        let mut generate_name = None;
         if m.get("name")
             .and_then(Value::as_str)
             .unwrap_or_default()
@@ -857,6 +861,7 @@ impl Store {
         {
             match m.get("generateName").and_then(Value::as_str) {
                 Some(g) if !g.is_empty() => {
+                    generate_name = Some(g.to_owned());
                     let n = format!("{g}{}", random_suffix());
                     m.insert("name".into(), json!(n));
                 }
@@ -903,7 +908,8 @@ impl Store {
         let warnings = self.validate(def, &mut obj, o.strict)?;
         let coll = &def.coll;
         let mut inner = coll.inner.write();
-        let key = (
+        let mut name = name;
+        let mut key = (
             if def.namespaced {
                 ns.to_string()
             } else {
@@ -911,6 +917,19 @@ impl Store {
             },
             name.clone(),
         );
+        // A generated name that collides is drawn again, as kube-apiserver does (its
+        // RetryGenerateName behaviour): 27^5 suffixes make a collision likely within ~10k objects.
+        if let Some(prefix) = &generate_name {
+            let mut attempts = 0;
+            while inner.objects.contains_key(&key) && attempts < GENERATE_NAME_ATTEMPTS {
+                name = format!("{prefix}{}", random_suffix());
+                key.1 = name.clone();
+                attempts += 1;
+            }
+            if let Some(m) = meta_mut(&mut obj) {
+                m.insert("name".into(), json!(name));
+            }
+        }
         if inner.objects.contains_key(&key) {
             return Err(ApiError::already_exists(&def.plural, &def.group, &name));
         }
@@ -1236,8 +1255,13 @@ impl Store {
         let ct = content_type.split(';').next().unwrap_or_default().trim();
         match ct {
             "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
-                let cfg: Value = serde_yaml::from_slice(body)
-                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+                // Clients send apply configurations as JSON (valid YAML) almost always: parse it
+                // as JSON first, which is several times cheaper than the YAML parser.
+                let cfg: Value = match serde_json::from_slice(body) {
+                    Ok(cfg) => cfg,
+                    Err(_) => serde_yaml::from_slice(body)
+                        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+                };
                 return self.apply(def, ns, name, status_only, cfg, o);
             }
             "application/merge-patch+json"
@@ -1916,5 +1940,37 @@ fn strip_directives(v: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 27^5 suffixes: by the birthday bound, 25,000 generated names collide ~20 times on average
+    /// (the chance of none is below e^-20), so without the redraw this test fails in practice.
+    #[test]
+    fn colliding_generated_names_are_drawn_again() {
+        let store = Store::new(100, false);
+        let opts = WriteOpts::default();
+        let def = store
+            .lookup("", "v1", "configmaps")
+            .expect("configmaps are built in");
+        let mut names = std::collections::HashSet::new();
+        for _ in 0..25_000 {
+            let out = store
+                .create(
+                    &def,
+                    "default",
+                    json!({"metadata": {"generateName": "cm-"}}),
+                    &opts,
+                )
+                .expect("a generated name never answers AlreadyExists");
+            let obj: Value = serde_json::from_slice(&out.body).expect("created object");
+            let name = obj["metadata"]["name"].as_str().expect("name").to_owned();
+            assert!(name.starts_with("cm-"), "{name}");
+            assert!(names.insert(name), "two objects were given one name");
+        }
+        assert_eq!(names.len(), 25_000);
     }
 }
