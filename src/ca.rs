@@ -206,7 +206,7 @@ pub fn sign_profile(
     Ok(Issued {
         chain_pem,
         ca_pem: ca.root_pem().to_owned(),
-        serial_hex: serial.iter().map(|b| format!("{b:02x}")).collect(),
+        serial_hex: lower_hex(&serial),
         not_before: window.not_before,
         not_after: window.not_after,
         spiffe_id: profile.spiffe_id,
@@ -215,14 +215,56 @@ pub fn sign_profile(
     })
 }
 
-/// PEM for one certificate, 64-column lines.
+/// Lowercase hex without per-byte formatting (this runs for every leaf).
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// PEM for one certificate, 64-column LF lines, written in one buffer (no copy of the DER).
 pub(crate) fn pem_encode(der: &[u8]) -> String {
-    pem::encode_config(
-        &pem::Pem::new("CERTIFICATE", der.to_vec()),
-        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-    )
+    use base64::Engine as _;
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----\n";
+    const END: &str = "-----END CERTIFICATE-----\n";
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(BEGIN.len() + body.len() + body.len() / 64 + 1 + END.len());
+    out.push_str(BEGIN);
+    // base64 output is ASCII, so every 64-byte chunk is a char boundary.
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(END);
+    out
 }
 
 pub(crate) fn go(d: Duration) -> String {
     format_go_duration(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_encode_writes_what_the_pem_crate_writes_for_every_line_boundary() {
+        for len in [0usize, 1, 47, 48, 49, 95, 96, 97, 300, 700] {
+            let der: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
+            let expected = pem::encode_config(
+                &pem::Pem::new("CERTIFICATE", der.clone()),
+                pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+            );
+            assert_eq!(pem_encode(&der), expected, "length {len}");
+        }
+    }
+
+    #[test]
+    fn serial_hex_is_lowercase_two_digits_per_octet() {
+        assert_eq!(lower_hex(&[0x00, 0x0f, 0xa0, 0xff, 0x4b]), "000fa0ff4b");
+    }
 }

@@ -10,11 +10,17 @@
 //! The process is made non-dumpable (`PR_SET_DUMPABLE 0`, which also refuses `ptrace` attach by
 //! non-root peers) and its core-file limit set to 0 by [`harden_process`].
 //!
+//! For EC keys the locked bytes are the raw private scalar (big-endian, fixed length); for RSA and
+//! Ed25519 they are the PKCS#8 document.
+//!
 //! # What is not locked, and for how long
 //! AWS-LC keeps its keys in its own heap objects. To sign, [`LockedKey`] builds an AWS-LC key
 //! object from the locked bytes, signs, and frees it at once: for the few microseconds of each
 //! signature the private scalar also exists in AWS-LC's heap, which `OPENSSL_free` overwrites
-//! (`OPENSSL_cleanse`) before releasing. Key generation likewise passes through an AWS-LC object
+//! (`OPENSSL_cleanse`) before releasing. For EC keys that object is a bare `EC_KEY` holding only
+//! the scalar (built through `aws-lc-sys`): aws-lc-rs's constructors re-derive the public point
+//! and compare it (`EC_KEY_check_key`, a full scalar multiplication, ~40% of a P-256 signature),
+//! which proves nothing new for a key we generated and checked once at generation. Key generation likewise passes through an AWS-LC object
 //! and an aws-lc-rs `Document`, both wiped on drop, before the bytes are copied into the locked
 //! mapping. Lock mode `all` (`mlockall`) closes the remaining window (those transient heap pages
 //! are locked too) at the price of needing `CAP_IPC_LOCK` or a large `ulimit -l`.
@@ -23,7 +29,7 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::sync::Once;
 
-use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::encoding::{AsBigEndian, AsDer};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 
@@ -143,6 +149,7 @@ fn memlock_limit() -> String {
 /// `Debug` prints a placeholder; there is no `Display`, `Clone` or serialization.
 pub struct LockedKey {
     algorithm: KeyAlgorithm,
+    /// EC: the raw private scalar; RSA and Ed25519: the PKCS#8 document.
     pkcs8: LockedBytes,
     /// The public key as rcgen wants it: EC point, Ed25519 key, or PKCS#1 `RSAPublicKey`.
     public_key: Vec<u8>,
@@ -171,7 +178,16 @@ impl LockedKey {
                 let pair = EcdsaKeyPair::from_pkcs8(alg, document.as_ref())
                     .map_err(|_| LockedKeyError::Generation(algorithm))?;
                 let public = pair.public_key().as_ref().to_vec();
-                (LockedBytes::copy_of(document.as_ref(), mode)?, public)
+                // The scalar buffer wipes itself on drop, like the document.
+                let scalar = pair.private_key().as_be_bytes().map_err(failed)?;
+                let locked = LockedBytes::copy_of(scalar.as_ref(), mode)?;
+                // Signing uses the scalar alone: prove once that it signs for `public`.
+                let probe = b"firefly locked key self-test";
+                let signature = ec_sign(algorithm, locked.as_slice(), probe).map_err(failed)?;
+                signature::UnparsedPublicKey::new(ecdsa_verification(algorithm), &public)
+                    .verify(probe, &signature)
+                    .map_err(failed)?;
+                (locked, public)
             }
             KeyAlgorithm::EcEd25519 => {
                 let document = Ed25519KeyPair::generate_pkcs8(&rng).map_err(failed)?;
@@ -219,10 +235,7 @@ impl LockedKey {
         let rng = SystemRandom::new();
         let secret = self.pkcs8.as_slice();
         match self.algorithm {
-            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
-                let pair = EcdsaKeyPair::from_pkcs8(ecdsa_algorithm(self.algorithm), secret)?;
-                Ok(pair.sign(&rng, msg)?.as_ref().to_vec())
-            }
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => ec_sign(self.algorithm, secret, msg),
             KeyAlgorithm::EcEd25519 => {
                 let pair = Ed25519KeyPair::from_pkcs8(secret)?;
                 Ok(pair.sign(msg).as_ref().to_vec())
@@ -241,6 +254,92 @@ impl LockedKey {
     pub(crate) fn secret_for_tests(&self) -> &[u8] {
         self.pkcs8.as_slice()
     }
+}
+
+fn ecdsa_verification(algorithm: KeyAlgorithm) -> &'static signature::EcdsaVerificationAlgorithm {
+    match algorithm {
+        KeyAlgorithm::EcP384 => &signature::ECDSA_P384_SHA384_ASN1,
+        _ => &signature::ECDSA_P256_SHA256_ASN1,
+    }
+}
+
+/// Owns an AWS-LC object and frees it (free functions cleanse what they release).
+struct Owned<T> {
+    ptr: *mut T,
+    free: unsafe extern "C" fn(*mut T),
+}
+
+impl<T> Owned<T> {
+    fn new(
+        ptr: *mut T,
+        free: unsafe extern "C" fn(*mut T),
+    ) -> Result<Self, aws_lc_rs::error::Unspecified> {
+        if ptr.is_null() {
+            return Err(aws_lc_rs::error::Unspecified);
+        }
+        Ok(Owned { ptr, free })
+    }
+}
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came non-null from the matching AWS-LC constructor and is freed only here.
+        unsafe { (self.free)(self.ptr) };
+    }
+}
+
+/// ECDSA (ASN.1 DER signature) over SHA-256 (P-256) or SHA-384 (P-384) with the raw scalar.
+///
+/// The transient `BIGNUM` and `EC_KEY` are released with `BN_clear_free` / `EC_KEY_free`, which
+/// overwrite the scalar before freeing it.
+fn ec_sign(
+    algorithm: KeyAlgorithm,
+    scalar: &[u8],
+    msg: &[u8],
+) -> Result<Vec<u8>, aws_lc_rs::error::Unspecified> {
+    use aws_lc_sys as sys;
+    let (nid, digest_alg) = match algorithm {
+        KeyAlgorithm::EcP256 => (sys::NID_X9_62_prime256v1, &aws_lc_rs::digest::SHA256),
+        KeyAlgorithm::EcP384 => (sys::NID_secp384r1, &aws_lc_rs::digest::SHA384),
+        _ => return Err(aws_lc_rs::error::Unspecified),
+    };
+    let digest = aws_lc_rs::digest::digest(digest_alg, msg);
+    // SAFETY: a constructor taking an integer; the result is checked and owned by `key`.
+    let key = Owned::new(
+        unsafe { sys::EC_KEY_new_by_curve_name(nid) },
+        sys::EC_KEY_free,
+    )?;
+    // SAFETY: `scalar` is a live slice of `scalar.len()` bytes; a null `ret` asks for a new BIGNUM.
+    let bn = Owned::new(
+        unsafe { sys::BN_bin2bn(scalar.as_ptr(), scalar.len(), std::ptr::null_mut()) },
+        sys::BN_clear_free,
+    )?;
+    // SAFETY: both pointers are live objects owned above; AWS-LC copies the scalar (range-checked).
+    if unsafe { sys::EC_KEY_set_private_key(key.ptr, bn.ptr) } != 1 {
+        return Err(aws_lc_rs::error::Unspecified);
+    }
+    drop(bn);
+    // SAFETY: `key` is a live EC_KEY with its group set.
+    let max = unsafe { sys::ECDSA_size(key.ptr) };
+    let mut out = vec![0u8; max];
+    let mut len: std::os::raw::c_uint = 0;
+    // SAFETY: `out` has ECDSA_size(key) writable bytes, the bound ECDSA_sign writes within; the
+    // digest is a live slice; `len` is a valid out-pointer.
+    let ok = unsafe {
+        sys::ECDSA_sign(
+            0,
+            digest.as_ref().as_ptr(),
+            digest.as_ref().len(),
+            out.as_mut_ptr(),
+            &mut len,
+            key.ptr,
+        )
+    };
+    if ok != 1 {
+        return Err(aws_lc_rs::error::Unspecified);
+    }
+    out.truncate(usize::try_from(len).map_err(|_| aws_lc_rs::error::Unspecified)?);
+    Ok(out)
 }
 
 fn ecdsa_algorithm(algorithm: KeyAlgorithm) -> &'static signature::EcdsaSigningAlgorithm {
