@@ -193,11 +193,16 @@ pub async fn run(
 
     // Requests: cached slim (bodies of answered requests dropped) so memory does not grow with
     // the size of CSRs and certificates kept around.
+    // Requests the controller will never act on again (answered, or for another issuer) leave
+    // the cache altogether: memory then grows with the requests in flight, not with those
+    // retained in the cluster, and their watch events trigger no reconcile.
     let (requests, request_writer) = reflector::store::<CertificateRequest>();
     let written = ctx.clone();
     let slim_group = group.clone();
+    let filter_group = group.clone();
     let request_events = watcher(Api::<CertificateRequest>::all(client.clone()), wc)
         .default_backoff()
+        .try_filter_map(move |ev| future::ready(Ok(keep_actionable(ev, &filter_group))))
         .modify(move |cr| slim_for_cache(cr, &slim_group))
         .reflect(request_writer)
         .inspect_ok(move |ev| {
@@ -332,6 +337,26 @@ fn requests_naming(
         .iter()
         .map(|cr| ObjectRef::from_obj(cr.as_ref()))
         .collect()
+}
+
+/// Whether the controller may still act on `cr`: it names one of our issuers and has no
+/// terminal state. Neither can change back (spec is immutable, terminal states are final).
+fn actionable(cr: &CertificateRequest, group: &str) -> bool {
+    our_issuer_kind(cr, group).is_some() && !is_terminal(cr)
+}
+
+/// Rewrites a watch event so the cache holds only actionable requests: a request that became
+/// terminal (typically through our own write) is removed as if deleted, and one listed already
+/// terminal is never added.
+fn keep_actionable(
+    ev: watcher::Event<CertificateRequest>,
+    group: &str,
+) -> Option<watcher::Event<CertificateRequest>> {
+    match ev {
+        watcher::Event::Apply(cr) if !actionable(&cr, group) => Some(watcher::Event::Delete(cr)),
+        watcher::Event::InitApply(cr) if !actionable(&cr, group) => None,
+        other => Some(other),
+    }
 }
 
 /// A marker that stands for a certificate whose bytes were dropped from the cache: only its
@@ -503,6 +528,35 @@ async fn reconcile_in_span(
     Ok(action)
 }
 
+/// The server-side-apply body of a request status write, serialized straight from borrowed
+/// parts (no JSON tree, no copy of the certificate chain).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusApply<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: ApplyMetadata<'a>,
+    status: ApplyStatus<'a>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ApplyMetadata<'a> {
+    name: &'a str,
+    namespace: &'a str,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplyStatus<'a> {
+    conditions: [&'a crate::crd::CertificateRequestCondition; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
 impl Context {
     fn issuer_state(&self, kind: IssuerKind, namespace: Option<&str>, name: &str) -> IssuerState {
         let found = match kind {
@@ -538,32 +592,37 @@ impl Context {
     ) -> Result<Action, ControllerError> {
         let namespace = cr.namespace().unwrap_or_default();
         let name = cr.name_any();
+        let uid = cr.uid().unwrap_or_default();
         let api: Api<CertificateRequest> = Api::namespaced(self.client.clone(), &namespace);
-        let mut status = serde_json::json!({ "conditions": [update.ready] });
-        if let Some(c) = &update.certificate {
-            status["certificate"] = c.clone().into();
-        }
-        if let Some(ca) = &update.ca {
-            status["ca"] = ca.clone().into();
-        }
-        if let Some(t) = update.failure_time {
-            status["failureTime"] = serde_json::to_value(decide::time(t)).unwrap_or_default();
-        }
-        let body = serde_json::json!({
-            "apiVersion": "cert-manager.io/v1",
-            "kind": "CertificateRequest",
-            "metadata": { "name": name, "namespace": namespace },
-            "status": status,
-        });
+        let body = StatusApply {
+            api_version: "cert-manager.io/v1",
+            kind: "CertificateRequest",
+            metadata: ApplyMetadata {
+                name: &name,
+                namespace: &namespace,
+            },
+            status: ApplyStatus {
+                conditions: [&update.ready],
+                certificate: update.certificate.as_deref(),
+                ca: update.ca.as_deref(),
+                failure_time: update.failure_time.map(decide::time),
+            },
+        };
+        // Recorded before the write is sent, so the watch event of our write (which forgets it)
+        // can never arrive before the record and leave it behind.
+        self.written
+            .record(uid.clone(), cr.resource_version().unwrap_or_default());
         let params = PatchParams::apply(&self.settings.field_manager).force();
         match api.patch_status(&name, &params, &Patch::Apply(&body)).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {
                 // istio-csr deletes requests as soon as it has an answer; nothing left to do.
+                self.written.forget(&uid);
                 tracing::debug!("request deleted before its status was written");
                 return Ok(Action::await_change());
             }
             Err(source) => {
+                self.written.forget(&uid);
                 let code = match &source {
                     kube::Error::Api(s) => s.code.to_string(),
                     _ => "transport".to_owned(),
@@ -579,10 +638,6 @@ impl Context {
                 });
             }
         }
-        self.written.record(
-            cr.uid().unwrap_or_default(),
-            cr.resource_version().unwrap_or_default(),
-        );
         self.metrics
             .outcomes
             .with_label_values(&[update.outcome])
@@ -937,6 +992,68 @@ mod tests {
         let annotations = cr.metadata.annotations.as_ref().unwrap();
         assert!(annotations.contains_key(crate::crd::POLICY_NAME_ANNOTATION));
         assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+    }
+
+    #[test]
+    fn answered_requests_leave_the_cache_and_are_never_listed_into_it() {
+        let group = "firefly.venafi.com";
+        let answered = request(Some("Issued"));
+        assert!(matches!(
+            keep_actionable(watcher::Event::Apply(answered.clone()), group),
+            Some(watcher::Event::Delete(_))
+        ));
+        assert!(keep_actionable(watcher::Event::InitApply(answered), group).is_none());
+        let waiting = request(None);
+        assert!(matches!(
+            keep_actionable(watcher::Event::Apply(waiting.clone()), group),
+            Some(watcher::Event::Apply(_))
+        ));
+        assert!(matches!(
+            keep_actionable(watcher::Event::InitApply(waiting.clone()), group),
+            Some(watcher::Event::InitApply(_))
+        ));
+        let mut other = waiting;
+        other.spec.issuer_ref.group = Some("cert-manager.io".into());
+        assert!(matches!(
+            keep_actionable(watcher::Event::Apply(other), group),
+            Some(watcher::Event::Delete(_))
+        ));
+    }
+
+    #[test]
+    fn status_apply_body_carries_only_our_fields() {
+        let ready = CertificateRequestCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: Some("Issued".into()),
+            ..Default::default()
+        };
+        let body = StatusApply {
+            api_version: "cert-manager.io/v1",
+            kind: "CertificateRequest",
+            metadata: ApplyMetadata {
+                name: "r",
+                namespace: "ns",
+            },
+            status: ApplyStatus {
+                conditions: [&ready],
+                certificate: Some("Q0VSVA=="),
+                ca: None,
+                failure_time: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({
+                "apiVersion": "cert-manager.io/v1",
+                "kind": "CertificateRequest",
+                "metadata": { "name": "r", "namespace": "ns" },
+                "status": {
+                    "conditions": [{ "type": "Ready", "status": "True", "reason": "Issued" }],
+                    "certificate": "Q0VSVA==",
+                },
+            })
+        );
     }
 
     #[test]
