@@ -221,9 +221,37 @@ impl ControllerHandle {
     /// released so a standby takes over at once, then the admin endpoints close.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
-        self.leader.release().await;
-        self.admin.shutdown().await;
+        let mut task = self.task;
+        // Each step is bounded so that a stuck API call can never keep the process from exiting
+        // within the pod's termination grace period; an aborted step is said in the log.
+        if tokio::time::timeout(SHUTDOWN_STEP_LIMIT, &mut task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                limit_s = SHUTDOWN_STEP_LIMIT.as_secs(),
+                "controller did not stop in time; aborting it"
+            );
+            task.abort();
+        }
+        if tokio::time::timeout(SHUTDOWN_STEP_LIMIT, self.leader.release())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                limit_s = SHUTDOWN_STEP_LIMIT.as_secs(),
+                "lease release did not finish in time; it will expire on its own"
+            );
+        }
+        if tokio::time::timeout(SHUTDOWN_STEP_LIMIT, self.admin.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                limit_s = SHUTDOWN_STEP_LIMIT.as_secs(),
+                "admin endpoints did not close in time"
+            );
+        }
     }
 
     /// Stops abruptly, as a killed process would: nothing is released (the lease expires on its
@@ -294,6 +322,10 @@ async fn lead_and_control(
         tracing::info!("no longer leading: controller paused, sub-CA kept for a takeover");
     }
 }
+
+/// Longest wait for each shutdown step (controller, lease release, admin endpoints): three steps
+/// stay inside Kubernetes' default 30 s termination grace period.
+const SHUTDOWN_STEP_LIMIT: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// Pause before restarting a controller that stopped while this replica still leads.
 const RESTART_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
