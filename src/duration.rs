@@ -64,12 +64,8 @@ fn truncated(s: &str) -> String {
     s.chars().take(MAX_INPUT_LEN).collect()
 }
 
-/// Parses a Go duration (`time.ParseDuration` syntax): `300ms`, `1.5h`, `1h0m0s`, `90m`.
-///
-/// # Errors
-/// Empty, unknown unit, missing unit, negative, zero and overflowing values.
-pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
-    const GO: &str = "Go";
+/// The checks every duration parser makes first: not empty, not longer than [`MAX_INPUT_LEN`].
+fn check_length(s: &str) -> Result<(), DurationError> {
     if s.is_empty() {
         return Err(DurationError::Empty);
     }
@@ -78,6 +74,16 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
             value: truncated(s),
         });
     }
+    Ok(())
+}
+
+/// Parses a Go duration (`time.ParseDuration` syntax): `300ms`, `1.5h`, `1h0m0s`, `90m`.
+///
+/// # Errors
+/// Empty, unknown unit, missing unit, negative, zero and overflowing values.
+pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
+    const GO: &str = "Go";
+    check_length(s)?;
     let syntax = |reason| DurationError::Syntax {
         value: s.to_owned(),
         syntax: GO,
@@ -247,14 +253,7 @@ fn fraction(value: u128, unit: u128) -> String {
 /// Syntax errors, zero, negative and overflowing values.
 pub fn parse_iso8601_duration(s: &str) -> Result<Duration, DurationError> {
     const ISO: &str = "ISO 8601";
-    if s.is_empty() {
-        return Err(DurationError::Empty);
-    }
-    if s.len() > MAX_INPUT_LEN {
-        return Err(DurationError::TooLong {
-            value: truncated(s),
-        });
-    }
+    check_length(s)?;
     let syntax = |reason| DurationError::Syntax {
         value: s.to_owned(),
         syntax: ISO,
