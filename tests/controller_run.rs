@@ -64,26 +64,13 @@ fn spawn(config_path: &std::path::Path) -> Process {
     Process { child, lines }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn firefly_run_issues_logs_the_request_and_exits_cleanly_on_sigterm() {
-    // The in-process environment provides kube-sim and the mock; its own controller is stopped so
-    // that the process under test is the only one answering.
-    let mut env = Env::start_with(Options {
-        leader_election: true,
-        ..Options::default()
-    })
-    .await;
+/// The in-process environment provides kube-sim and the mock (with `opts`); its own controller
+/// is stopped so that the `firefly run` process started here is the only one answering.
+async fn env_and_process(opts: Options) -> (Env, Process) {
+    let mut env = Env::start_with(opts.clone()).await;
     env.stop_controller().await;
     let key_file = env.dir.path().join("svc-acct.key");
-    let mut config = config_yaml(
-        env.mock.base_url(),
-        env.mock.client_id(),
-        &key_file,
-        &Options {
-            leader_election: true,
-            ..Options::default()
-        },
-    );
+    let mut config = config_yaml(env.mock.base_url(), env.mock.client_id(), &key_file, &opts);
     config = config.replace("level: info", "level: firefly=debug,info");
     config = config.replace(
         "controller:\n",
@@ -95,12 +82,71 @@ async fn firefly_run_issues_logs_the_request_and_exits_cleanly_on_sigterm() {
     let config_path = env.dir.path().join("config.yaml");
     std::fs::write(&config_path, config).unwrap();
     let process = spawn(&config_path);
-
     kube_sim::wait_for(PATIENCE, || async {
         process.find("admin endpoints listening").is_some()
     })
     .await
     .expect("admin endpoints listening");
+    (env, process)
+}
+
+/// Issues one P-256 workload request through the process; returns the request's name and uid
+/// and the object as issued.
+async fn issue_one(env: &Env) -> (String, String, Value) {
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+    let name = env
+        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
+        .await;
+    env.approve(NS, &name).await;
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    let uid = obj["metadata"]["uid"].as_str().unwrap().to_owned();
+    (name, uid, obj)
+}
+
+/// The audit line of the issuance of request `uid`, once the process has written it.
+async fn audit_line(process: &Process, uid: &str) -> Value {
+    kube_sim::wait_for(PATIENCE, || async {
+        process
+            .logs()
+            .iter()
+            .any(|l| l["target"] == "firefly::audit" && l["fields"]["request_uid"] == uid)
+    })
+    .await
+    .expect("an audit line for the issued request");
+    process
+        .logs()
+        .into_iter()
+        .find(|l| l["target"] == "firefly::audit" && l["fields"]["request_uid"] == uid)
+        .unwrap()
+}
+
+/// The leaf's serial number, as hex digits, read by openssl.
+fn openssl_serial(leaf_pem: &str) -> String {
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), leaf_pem.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .trim_start_matches("serial=")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefly_run_issues_logs_the_request_and_exits_cleanly_on_sigterm() {
+    let (env, process) = env_and_process(Options {
+        leader_election: true,
+        audit_log: (true, false),
+        ..Options::default()
+    })
+    .await;
     let admin = process.find("admin endpoints listening").unwrap();
     let readiness = admin["fields"]["readiness"].as_str().unwrap().to_owned();
     let http = reqwest::Client::new();
@@ -119,16 +165,33 @@ async fn firefly_run_issues_logs_the_request_and_exits_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(live.status(), 200);
 
-    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
-    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
-    let name = env
-        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
-        .await;
-    env.approve(NS, &name).await;
-    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
-    let uid = obj["metadata"]["uid"].as_str().unwrap().to_owned();
+    let (name, uid, obj) = issue_one(&env).await;
     let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
     assert!(ok, "{out}");
+
+    // The issuance audit log (enabled in the TLSPC configuration): one line naming the leaf by
+    // serial, its identity, the requester and the request, without the certificate itself.
+    let audit = audit_line(&process, &uid).await;
+    let fields = &audit["fields"];
+    assert_eq!(fields["message"], "certificate issued");
+    assert_eq!(fields["spiffe_id"], WORKLOAD);
+    assert_eq!(fields["requester"], ISTIO_CSR_SA);
+    assert!(
+        fields["serial"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(&openssl_serial(&decoded(&obj, "certificate"))),
+        "audit serial {} is the leaf's",
+        fields["serial"]
+    );
+    assert!(
+        fields["not_after"].as_str().is_some_and(|t| !t.is_empty()),
+        "{audit}"
+    );
+    assert!(
+        fields.get("certificate").is_none(),
+        "no certificate data unless includeRawCertDataInAuditLog: {audit}"
+    );
 
     let chain_addr = admin["fields"]["chain"].as_str().unwrap().to_owned();
     let chain: Value = http
@@ -204,6 +267,34 @@ async fn firefly_run_issues_logs_the_request_and_exits_cleanly_on_sigterm() {
         env.lease_holder().as_deref(),
         Some(""),
         "lease released on SIGTERM"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_carries_the_certificate_only_when_configured_to() {
+    let (env, process) = env_and_process(Options {
+        audit_log: (true, true),
+        ..Options::default()
+    })
+    .await;
+    let (_name, uid, obj) = issue_one(&env).await;
+    let audit = audit_line(&process, &uid).await;
+    let logged = audit["fields"]["certificate"]
+        .as_str()
+        .expect("includeRawCertDataInAuditLog adds the certificate");
+    assert_eq!(
+        logged.trim(),
+        decoded(&obj, "certificate").trim(),
+        "the audit line carries the chain as issued"
+    );
+    assert!(
+        !process
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("PRIVATE KEY")),
+        "no key material in any log line"
     );
 }
 

@@ -35,6 +35,8 @@ pub struct Options {
     pub success_events: bool,
     pub policy_refresh_interval: &'static str,
     pub policy_max_staleness: &'static str,
+    /// The mock's `advancedSettings` (enableIssuanceAuditLog, includeRawCertDataInAuditLog).
+    pub audit_log: (bool, bool),
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             success_events: false,
             policy_refresh_interval: "1m",
             policy_max_staleness: "30m",
+            audit_log: (false, false),
         }
     }
 }
@@ -133,7 +136,17 @@ impl Env {
         for ns in [NS, "sandbox", "venafi", "other"] {
             sim.ensure_namespace(ns).unwrap();
         }
-        let seed = Seed::from_yaml_str(SHIPPED_SEED).expect("shipped seed parses");
+        let (audit, raw) = opts.audit_log;
+        let seed_text = SHIPPED_SEED
+            .replace(
+                "enableIssuanceAuditLog: false",
+                &format!("enableIssuanceAuditLog: {audit}"),
+            )
+            .replace(
+                "includeRawCertDataInAuditLog: false",
+                &format!("includeRawCertDataInAuditLog: {raw}"),
+            );
+        let seed = Seed::from_yaml_str(&seed_text).expect("shipped seed parses");
         let mock = MockServer::start(seed, None, "127.0.0.1:0".parse().unwrap())
             .await
             .expect("mock starts");
