@@ -551,6 +551,31 @@ pub fn vm_rss_kib(pid: u32) -> anyhow::Result<u64> {
     Ok(kib)
 }
 
+/// CPU time (user + system) consumed so far by process `pid`, from `/proc/<pid>/stat`
+/// (fields 14 and 15, in USER_HZ = 100 ticks per second on Linux).
+///
+/// # Errors
+/// The file cannot be read or parsed (a process that exited).
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = text
+        .rsplit_once(')')
+        .with_context(|| format!("{path} has no command field"))?
+        .1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (state): utime is field 14, stime field 15.
+    let tick = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i - 3)
+            .with_context(|| format!("{path} has no field {i}"))?
+            .parse::<u64>()
+            .with_context(|| format!("{path}: field {i} is not a number"))
+    };
+    Ok((tick(14)? + tick(15)?) as f64 / 100.0)
+}
+
 /// One series of a chart.
 #[derive(Clone, Debug)]
 pub struct Series {
