@@ -15,13 +15,7 @@ const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_and_python_verify() {
     let env = Env::start().await;
-    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
-    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
-    let name = env
-        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
-        .await;
-    env.approve(NS, &name).await;
-    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    let (_name, obj) = env.issue_workload(WORKLOAD).await;
     assert_eq!(kube_sim::condition_status(&obj, "Ready"), Some("True"));
     assert_eq!(
         kube_sim::condition_status(&obj, "Approved"),

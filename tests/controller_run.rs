@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use env::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 
@@ -90,20 +90,6 @@ async fn env_and_process(opts: Options) -> (Env, Process) {
     (env, process)
 }
 
-/// Issues one P-256 workload request through the process; returns the request's name and uid
-/// and the object as issued.
-async fn issue_one(env: &Env) -> (String, String, Value) {
-    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
-    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
-    let name = env
-        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
-        .await;
-    env.approve(NS, &name).await;
-    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
-    let uid = obj["metadata"]["uid"].as_str().unwrap().to_owned();
-    (name, uid, obj)
-}
-
 /// The audit line of the issuance of request `uid`, once the process has written it.
 async fn audit_line(process: &Process, uid: &str) -> Value {
     kube_sim::wait_for(PATIENCE, || async {
@@ -165,7 +151,8 @@ async fn firefly_run_issues_logs_the_request_and_exits_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(live.status(), 200);
 
-    let (name, uid, obj) = issue_one(&env).await;
+    let (name, obj) = env.issue_workload(WORKLOAD).await;
+    let uid = obj["metadata"]["uid"].as_str().unwrap().to_owned();
     let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
     assert!(ok, "{out}");
 
@@ -277,8 +264,9 @@ async fn audit_log_carries_the_certificate_only_when_configured_to() {
         ..Options::default()
     })
     .await;
-    let (_name, uid, obj) = issue_one(&env).await;
-    let audit = audit_line(&process, &uid).await;
+    let (_name, obj) = env.issue_workload(WORKLOAD).await;
+    let uid = obj["metadata"]["uid"].as_str().unwrap();
+    let audit = audit_line(&process, uid).await;
     let logged = audit["fields"]["certificate"]
         .as_str()
         .expect("includeRawCertDataInAuditLog adds the certificate");

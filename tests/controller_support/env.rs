@@ -347,6 +347,21 @@ impl Env {
             .object("cert-manager.io", "certificaterequests", ns, name)
     }
 
+    /// istio-csr's path for one workload: a Ready issuer `firefly-istio` in istio-system, a
+    /// P-256 istio-agent CSR for `spiffe`, created, approved and waited for until `Issued`.
+    /// Returns the request's name and the object as issued.
+    pub async fn issue_workload(&self, spiffe: &str) -> (String, Value) {
+        self.ready_issuer(Some(NS), "firefly-istio", json!({}))
+            .await;
+        let (_key, csr) = CsrSpec::workload(KeyKind::P256, spiffe).build();
+        let name = self
+            .create_request(&RequestBuilder::istio("firefly-istio", &csr, spiffe))
+            .await;
+        self.approve(NS, &name).await;
+        let obj = self.wait_ready_reason(NS, &name, "Issued").await;
+        (name, obj)
+    }
+
     /// Waits until the request's Ready condition has `reason`; returns the object.
     pub async fn wait_ready_reason(&self, ns: &str, name: &str, reason: &str) -> Value {
         let found = kube_sim::wait_for(PATIENCE, || async {
