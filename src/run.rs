@@ -218,39 +218,45 @@ impl ControllerHandle {
     }
 
     /// Stops gracefully: no new reconcile starts, in-flight ones finish their write, the lease is
-    /// released so a standby takes over at once, then the admin endpoints close.
-    pub async fn shutdown(self) {
+    /// released so a standby takes over at once, then the admin endpoints close. Says which steps
+    /// finished within their limit.
+    pub async fn shutdown(self) -> ShutdownOutcome {
         let _ = self.stop.send(true);
         let mut task = self.task;
         // Each step is bounded so that a stuck API call can never keep the process from exiting
         // within the pod's termination grace period; an aborted step is said in the log.
-        if tokio::time::timeout(SHUTDOWN_STEP_LIMIT, &mut task)
+        let controller_stopped = tokio::time::timeout(SHUTDOWN_STEP_LIMIT, &mut task)
             .await
-            .is_err()
-        {
+            .is_ok();
+        if !controller_stopped {
             tracing::warn!(
                 limit_s = SHUTDOWN_STEP_LIMIT.as_secs(),
                 "controller did not stop in time; aborting it"
             );
             task.abort();
         }
-        if tokio::time::timeout(SHUTDOWN_STEP_LIMIT, self.leader.release())
+        let lease_released = tokio::time::timeout(SHUTDOWN_STEP_LIMIT, self.leader.release())
             .await
-            .is_err()
-        {
+            .is_ok();
+        if !lease_released {
             tracing::warn!(
                 limit_s = SHUTDOWN_STEP_LIMIT.as_secs(),
                 "lease release did not finish in time; it will expire on its own"
             );
         }
-        if tokio::time::timeout(SHUTDOWN_STEP_LIMIT, self.admin.shutdown())
+        let admin_closed = tokio::time::timeout(SHUTDOWN_STEP_LIMIT, self.admin.shutdown())
             .await
-            .is_err()
-        {
+            .is_ok();
+        if !admin_closed {
             tracing::warn!(
                 limit_s = SHUTDOWN_STEP_LIMIT.as_secs(),
                 "admin endpoints did not close in time"
             );
+        }
+        ShutdownOutcome {
+            controller_stopped,
+            lease_released,
+            admin_closed,
         }
     }
 
@@ -260,6 +266,25 @@ impl ControllerHandle {
         self.task.abort();
         self.leader.abort();
         drop(self.admin);
+    }
+}
+
+/// Which steps of [`ControllerHandle::shutdown`] finished within their limit (the others were
+/// abandoned, and said so in the log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownOutcome {
+    /// The controller finished its in-flight requests and stopped.
+    pub controller_stopped: bool,
+    /// The lease was released (or there was none to release).
+    pub lease_released: bool,
+    /// The admin endpoints closed.
+    pub admin_closed: bool,
+}
+
+impl ShutdownOutcome {
+    /// Every step finished in time.
+    pub fn clean(&self) -> bool {
+        self.controller_stopped && self.lease_released && self.admin_closed
     }
 }
 

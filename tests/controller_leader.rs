@@ -152,3 +152,33 @@ async fn clean_shutdown_releases_the_lease_so_the_standby_takes_over() {
     assert_eq!(standby.metrics().leader.get(), 1);
     standby.shutdown().await;
 }
+
+/// A stop can come at any moment of a controller's start-up (a lost lease, SIGTERM during a
+/// rollout): before its caches have listed, while issuers settle, once it reconciles. Every such
+/// stop finishes each shutdown step in time instead of being abandoned at the step limit (kube's
+/// applier used to wait for ever for the first list of a watch it no longer polled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_stopped_at_any_moment_of_its_start_stops_cleanly() {
+    for opts in [Options::default(), leader_options()] {
+        let mut env = Env::start_with(opts.clone()).await;
+        env.stop_controller().await;
+        // Stops 0, 3, 6 … 57 ms after the start: the window of the watches' first lists.
+        for delay_ms in (0..60).step_by(3) {
+            let (_bootstrap, handle) = env.start_replica("replica-a").await;
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            let outcome = handle.shutdown().await;
+            assert!(
+                outcome.clean(),
+                "stop {delay_ms} ms after the start (leader election {}): {outcome:?}",
+                opts.leader_election
+            );
+        }
+        if opts.leader_election {
+            assert_eq!(
+                env.lease_holder().as_deref(),
+                Some(""),
+                "the lease is released by the last stop"
+            );
+        }
+    }
+}

@@ -189,7 +189,19 @@ pub async fn run(
         shutdown.clone(),
     )));
 
-    settle_issuers(&ctx, &*ctx.authority).await;
+    // Bounded by the shutdown too: a stop during start-up must not wait for issuers to settle.
+    let stopped_while_settling = {
+        let settled = settle_issuers(&ctx, &*ctx.authority);
+        futures::pin_mut!(settled);
+        matches!(
+            future::select(settled, shutdown.clone()).await,
+            future::Either::Right(_)
+        )
+    };
+    if stopped_while_settling {
+        let _ = tokio::join!(issuer_task, cluster_task, status_task);
+        return Ok(());
+    }
 
     // Requests: cached slim (bodies of answered requests dropped) so memory does not grow with
     // the size of CSRs and certificates kept around.
@@ -222,10 +234,25 @@ pub async fn run(
             stream::iter(refs)
         })
         .flatten();
+    // kube-runtime's applier starts no reconcile before the request cache has listed once, and
+    // once its queue has ended it waits for that first list for ever: the watch feeding the cache
+    // is no longer polled. A shutdown before the first list would hang; nothing can be in flight
+    // then, so the applier is dropped instead.
+    let never_listed = {
+        let requests = requests.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.await;
+            if futures::FutureExt::now_or_never(requests.wait_until_ready()).is_none() {
+                return;
+            }
+            future::pending::<()>().await;
+        }
+    };
     let queue =
         stream::select(trigger_self(request_events, ()), issuer_triggers).take_until(shutdown);
     let config = ApplierConfig::default().concurrency(settings.max_concurrent_reconciles);
-    applier(
+    let drained = applier(
         |cr, ctx: Arc<Context>| {
             Box::pin(async move {
                 Owned(tokio::spawn(reconcile(cr, ctx)))
@@ -244,8 +271,11 @@ pub async fn run(
             tracing::debug!(error = %e, "reconcile queue");
         }
         future::ready(())
-    })
-    .await;
+    });
+    futures::pin_mut!(drained, never_listed);
+    if let future::Either::Right(_) = future::select(drained, never_listed).await {
+        tracing::debug!("stopped before the first list of CertificateRequests");
+    }
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
     Ok(())
 }
