@@ -103,46 +103,22 @@ pub async fn run(
     let (issuer_refs_tx, issuer_refs_rx) = futures::channel::mpsc::unbounded::<IssuerChange>();
     let (issuers, issuer_writer) = reflector::store::<Issuer>();
     let (cluster_issuers, cluster_writer) = reflector::store::<ClusterIssuer>();
-    let issuer_task = {
-        let tx = issuer_refs_tx.clone();
-        let notify = issuer_changed.clone();
-        watcher(Api::<Issuer>::all(client.clone()), wc.clone())
-            .default_backoff()
-            .reflect(issuer_writer)
-            .applied_objects()
-            .take_until(shutdown.clone())
-            .for_each(move |r| {
-                if let Ok(issuer) = r {
-                    notify.notify_one();
-                    let _ = tx.unbounded_send(IssuerChange {
-                        kind: IssuerKind::Issuer,
-                        namespace: issuer.namespace(),
-                        name: issuer.name_any(),
-                    });
-                }
-                future::ready(())
-            })
-    };
-    let cluster_task = {
-        let tx = issuer_refs_tx;
-        let notify = issuer_changed.clone();
-        watcher(Api::<ClusterIssuer>::all(client.clone()), wc.clone())
-            .default_backoff()
-            .reflect(cluster_writer)
-            .applied_objects()
-            .take_until(shutdown.clone())
-            .for_each(move |r| {
-                if let Ok(issuer) = r {
-                    notify.notify_one();
-                    let _ = tx.unbounded_send(IssuerChange {
-                        kind: IssuerKind::ClusterIssuer,
-                        namespace: None,
-                        name: issuer.name_any(),
-                    });
-                }
-                future::ready(())
-            })
-    };
+    let issuer_task = watch_issuers(
+        Api::<Issuer>::all(client.clone()),
+        issuer_writer,
+        IssuerKind::Issuer,
+        issuer_refs_tx.clone(),
+        issuer_changed.clone(),
+        shutdown.clone(),
+    );
+    let cluster_task = watch_issuers(
+        Api::<ClusterIssuer>::all(client.clone()),
+        cluster_writer,
+        IssuerKind::ClusterIssuer,
+        issuer_refs_tx,
+        issuer_changed.clone(),
+        shutdown.clone(),
+    );
     let issuer_task = Owned(tokio::spawn(issuer_task));
     let cluster_task = Owned(tokio::spawn(cluster_task));
     // Deciding before the issuers are known would write a spurious IssuerNotFound.
@@ -278,6 +254,44 @@ pub async fn run(
     }
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
     Ok(())
+}
+
+/// Watches one issuer kind into `writer`'s cache until `shutdown`; each change wakes the issuer
+/// status loop (`notify`) and re-triggers the requests naming the issuer (`tx`).
+fn watch_issuers<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    kind: IssuerKind,
+    tx: futures::channel::mpsc::UnboundedSender<IssuerChange>,
+    notify: Arc<Notify>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .take_until(shutdown)
+        .for_each(move |r| {
+            if let Ok(issuer) = r {
+                notify.notify_one();
+                let _ = tx.unbounded_send(IssuerChange {
+                    kind,
+                    // A ClusterIssuer has no namespace.
+                    namespace: issuer.namespace(),
+                    name: issuer.name_any(),
+                });
+            }
+            future::ready(())
+        })
 }
 
 /// Longest wait at start for issuer conditions to reflect the authority's readiness.
