@@ -273,24 +273,13 @@ fn check_sub_ca_profile(cert: &X509Certificate<'_>) -> Result<(), SubCaError> {
             ku.value
         )));
     }
-    if let Some(eku) = cert
+    let eku = cert
         .extended_key_usage()
-        .map_err(|e| rule(format!("extendedKeyUsage does not parse: {e}")))?
-    {
-        let e = eku.value;
-        let only_mtls = e.server_auth
-            && e.client_auth
-            && !e.any
-            && !e.code_signing
-            && !e.email_protection
-            && !e.time_stamping
-            && !e.ocsp_signing
-            && e.other.is_empty();
-        if !only_mtls {
-            return Err(rule(
-                "extendedKeyUsage must be absent or exactly serverAuth+clientAuth (C10)".into(),
-            ));
-        }
+        .map_err(|e| rule(format!("extendedKeyUsage does not parse: {e}")))?;
+    if eku.is_some_and(|eku| !crate::ca::subca::is_exactly_mesh_eku(eku.value)) {
+        return Err(rule(
+            "extendedKeyUsage must be absent or exactly serverAuth+clientAuth (C10)".into(),
+        ));
     }
     if let Some(nc) = cert
         .name_constraints()

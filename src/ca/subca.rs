@@ -280,6 +280,19 @@ fn to_system_time(unix: i64) -> Result<SystemTime, CaError> {
     Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
+/// Whether an extendedKeyUsage is exactly serverAuth + clientAuth, the only EKU a mesh sub-CA
+/// may carry (C10).
+pub(crate) fn is_exactly_mesh_eku(e: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> bool {
+    e.server_auth
+        && e.client_auth
+        && !e.any
+        && !e.code_signing
+        && !e.email_protection
+        && !e.time_stamping
+        && !e.ocsp_signing
+        && e.other.is_empty()
+}
+
 fn check_sub_ca_profile(cert: &X509Certificate<'_>) -> Result<(), CaError> {
     let mut bc = None;
     let mut ku = None;
@@ -287,20 +300,10 @@ fn check_sub_ca_profile(cert: &X509Certificate<'_>) -> Result<(), CaError> {
         match ext.parsed_extension() {
             ParsedExtension::BasicConstraints(b) => bc = Some(b),
             ParsedExtension::KeyUsage(k) => ku = Some((k, ext.critical)),
-            ParsedExtension::ExtendedKeyUsage(e) => {
-                let exact_mesh = e.server_auth
-                    && e.client_auth
-                    && !e.any
-                    && !e.code_signing
-                    && !e.email_protection
-                    && !e.time_stamping
-                    && !e.ocsp_signing
-                    && e.other.is_empty();
-                if !exact_mesh {
-                    return Err(CaError::ExtendedKeyUsage {
-                        detail: format!("{e:?}"),
-                    });
-                }
+            ParsedExtension::ExtendedKeyUsage(e) if !is_exactly_mesh_eku(e) => {
+                return Err(CaError::ExtendedKeyUsage {
+                    detail: format!("{e:?}"),
+                });
             }
             ParsedExtension::SubjectAlternativeName(san) => {
                 for name in &san.general_names {
@@ -396,33 +399,29 @@ fn verify_chain(sub_ca: &[u8], chain: &[Vec<u8>]) -> Result<(), CaError> {
                 which: format!("issuer chain [{}] ({})", i - 1, cert.subject()),
             });
         }
-        if cert.issuer().as_raw() != signer.subject().as_raw() {
+        // The last certificate must sign itself; any other, be signed by the next one.
+        let broken = |reason: String| {
             if is_last {
-                return Err(CaError::RootNotSelfSigned {
+                CaError::RootNotSelfSigned {
                     subject: cert.subject().to_string(),
-                });
+                }
+            } else {
+                CaError::ChainBroken {
+                    index: i,
+                    subject: cert.subject().to_string(),
+                    reason,
+                }
             }
-            return Err(CaError::ChainBroken {
-                index: i,
-                subject: cert.subject().to_string(),
-                reason: format!(
-                    "its issuer is {}, the next certificate is {}",
-                    cert.issuer(),
-                    signer.subject()
-                ),
-            });
+        };
+        if cert.issuer().as_raw() != signer.subject().as_raw() {
+            return Err(broken(format!(
+                "its issuer is {}, the next certificate is {}",
+                cert.issuer(),
+                signer.subject()
+            )));
         }
         if let Err(e) = cert.verify_signature(Some(signer.public_key())) {
-            if is_last {
-                return Err(CaError::RootNotSelfSigned {
-                    subject: cert.subject().to_string(),
-                });
-            }
-            return Err(CaError::ChainBroken {
-                index: i,
-                subject: cert.subject().to_string(),
-                reason: e.to_string(),
-            });
+            return Err(broken(e.to_string()));
         }
     }
     Ok(())

@@ -429,13 +429,7 @@ fn key_algorithm_of(
             )),
         },
         Ok(PublicKey::EC(_)) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string())
-                .unwrap_or_default();
+            let curve = ec_curve_oid(spki);
             match curve.as_str() {
                 "1.2.840.10045.3.1.7" => Ok(KeyAlgorithm::EcP256),
                 "1.3.132.0.34" => Ok(KeyAlgorithm::EcP384),
@@ -449,6 +443,16 @@ fn key_algorithm_of(
 }
 
 /// A critical nameConstraints extension permitting one URI host (`[6] IA5String` in a subtree).
+/// The named curve of an EC public key, as a dotted OID ("" when absent).
+pub(crate) fn ec_curve_oid(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> String {
+    spki.algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string())
+        .unwrap_or_default()
+}
+
 fn uri_name_constraints(host: &str) -> CustomExtension {
     fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         // Short-form lengths suffice: the host is a short fixed literal.

@@ -69,13 +69,7 @@ impl AccountKey {
                 )
             }
             PublicKey::EC(_) => {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .map(|o| o.to_id_string())
-                    .unwrap_or_default();
+                let curve = super::ca::ec_curve_oid(&spki);
                 let alg = match curve.as_str() {
                     "1.2.840.10045.3.1.7" => Algorithm::ES256,
                     "1.3.132.0.34" => Algorithm::ES384,

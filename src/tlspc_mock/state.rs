@@ -555,17 +555,7 @@ impl Shared {
     /// `GET intermediatecertificates/{id}`: REQUESTED while polls remain, then the outcome.
     pub(crate) fn poll_intermediate(&self, caller: &Caller, id: &str) -> Result<Value, Failure> {
         let mut store = self.lock();
-        let entry = store
-            .intermediates
-            .get_mut(id)
-            .filter(|e| owns(caller, &e.client_id))
-            .ok_or_else(|| {
-                api(
-                    404,
-                    codes::NOT_FOUND,
-                    format!("intermediate certificate {id:?} not found"),
-                )
-            })?;
+        let entry = store.owned_intermediate(caller, id)?;
         if entry.polls_remaining > 0 {
             entry.polls_remaining -= 1;
             return Ok(serde_json::to_value(&entry.info).unwrap_or_default());
@@ -610,17 +600,7 @@ impl Shared {
             ));
         }
         let mut store = self.lock();
-        let entry = store
-            .intermediates
-            .get_mut(id)
-            .filter(|e| owns(caller, &e.client_id))
-            .ok_or_else(|| {
-                api(
-                    404,
-                    codes::NOT_FOUND,
-                    format!("intermediate certificate {id:?} not found"),
-                )
-            })?;
+        let entry = store.owned_intermediate(caller, id)?;
         entry.info.long_lived_cert_count = report.long_lived_cert_count;
         entry.info.short_lived_cert_count = report.short_lived_cert_count;
         entry.info.ultra_short_lived_cert_count = report.ultra_short_lived_cert_count;
@@ -667,6 +647,27 @@ impl Shared {
         let store = self.lock();
         let all: Vec<_> = store.intermediates.values().map(|e| &e.info).collect();
         json!({ "intermediateCertificates": all })
+    }
+}
+
+impl Store {
+    /// The intermediate `id` if `caller` requested it; 404 otherwise (another caller's request
+    /// is not disclosed).
+    fn owned_intermediate(
+        &mut self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<&mut Intermediate, Failure> {
+        self.intermediates
+            .get_mut(id)
+            .filter(|e| owns(caller, &e.client_id))
+            .ok_or_else(|| {
+                api(
+                    404,
+                    codes::NOT_FOUND,
+                    format!("intermediate certificate {id:?} not found"),
+                )
+            })
     }
 }
 
