@@ -394,6 +394,11 @@ async fn policy_changed_through_the_admin_api_is_served_and_bad_shapes_are_refus
         )
         .await;
     assert_eq!(s, 200, "{body}");
+    // A change keeps the object's creation date and moves its modification date.
+    assert!(policy["creationDate"].is_string(), "{policy}");
+    assert_eq!(body["creationDate"], policy["creationDate"], "{body}");
+    assert!(body["modificationDate"].is_string(), "{body}");
+    assert_ne!(body["modificationDate"], policy["modificationDate"]);
     let token = mock.login().await;
     assert_eq!(
         mock.configuration(&token).await["policies"][0]["validityPeriod"],

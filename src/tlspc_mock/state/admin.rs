@@ -87,16 +87,24 @@ impl Shared {
         }
         let new_id = id.map(str::to_owned).unwrap_or_else(new_id);
         let invalid = |m: String| api(400, codes::INVALID_OBJECT, m);
-        let name_taken = |taken: bool, name: &str| {
-            if taken {
-                Err(api(
-                    409,
-                    codes::CONFLICT,
-                    format!("a {} named {name:?} already exists", kind.label()),
-                ))
-            } else {
-                Ok(())
+        // Refuses a name another object of this kind holds; returns the creation date to keep
+        // (the replaced object's own, or now for a new one).
+        let admit = |others: &mut dyn Iterator<Item = (&String, &str, Option<&String>)>,
+                     name: &str|
+         -> Result<Option<String>, Failure> {
+            let mut created = None;
+            for (id, other_name, other_created) in others {
+                if *id == new_id {
+                    created = other_created.cloned();
+                } else if other_name == name {
+                    return Err(api(
+                        409,
+                        codes::CONFLICT,
+                        format!("a {} named {name:?} already exists", kind.label()),
+                    ));
+                }
             }
+            Ok(created.or_else(|| Some(now.clone())))
         };
         match kind {
             Kind::Policy => {
@@ -104,20 +112,15 @@ impl Shared {
                     .map_err(|e| invalid(format!("policy does not parse: {e}")))?;
                 check_name("name", &p.name).map_err(invalid)?;
                 check_policy_shape(&p).map_err(invalid)?;
-                name_taken(
-                    store
+                p.creation_date = admit(
+                    &mut store
                         .policies
                         .iter()
-                        .any(|(i, o)| *i != new_id && o.name == p.name),
+                        .map(|(i, o)| (i, o.name.as_str(), o.creation_date.as_ref())),
                     &p.name,
                 )?;
-                let created = store
-                    .policies
-                    .get(&new_id)
-                    .and_then(|o| o.creation_date.clone());
                 p.id = Some(new_id.clone());
                 p.company_id = Some(COMPANY_ID.to_owned());
-                p.creation_date = created.or(Some(now.clone()));
                 p.modification_date = Some(now);
                 store.policies.insert(new_id.clone(), p);
             }
@@ -143,19 +146,14 @@ impl Shared {
                     }
                     None => return Err(invalid("keyAlgorithm is required".into())),
                 }
-                name_taken(
-                    store
+                p.creation_date = admit(
+                    &mut store
                         .providers
                         .iter()
-                        .any(|(i, o)| *i != new_id && o.name == p.name),
+                        .map(|(i, o)| (i, o.name.as_str(), o.creation_date.as_ref())),
                     &p.name,
                 )?;
-                let created = store
-                    .providers
-                    .get(&new_id)
-                    .and_then(|o| o.creation_date.clone());
                 p.id = new_id.clone();
-                p.creation_date = created.or(Some(now.clone()));
                 p.modification_date = Some(now);
                 store.providers.insert(new_id.clone(), p);
             }
@@ -214,20 +212,15 @@ impl Shared {
                         ));
                     }
                 }
-                name_taken(
-                    store
+                c.creation_date = admit(
+                    &mut store
                         .configurations
                         .iter()
-                        .any(|(i, o)| *i != new_id && o.name == c.name),
+                        .map(|(i, o)| (i, o.name.as_str(), o.creation_date.as_ref())),
                     &c.name,
                 )?;
-                let created = store
-                    .configurations
-                    .get(&new_id)
-                    .and_then(|o| o.creation_date.clone());
                 c.id = new_id.clone();
                 c.company_id = Some(COMPANY_ID.to_owned());
-                c.creation_date = created.or(Some(now.clone()));
                 c.modification_date = Some(now);
                 store.configurations.insert(new_id.clone(), c);
             }
