@@ -50,6 +50,13 @@ pub struct ResourceDef {
 }
 
 impl ResourceDef {
+    /// The store key of object `name` in namespace `ns` (the namespace is ignored for a
+    /// cluster-scoped resource).
+    fn key(&self, ns: &str, name: &str) -> (String, String) {
+        let ns = if self.namespaced { ns } else { "" };
+        (ns.to_owned(), name.to_owned())
+    }
+
     /// `group/version` or `v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -909,14 +916,7 @@ impl Store {
         let coll = &def.coll;
         let mut inner = coll.inner.write();
         let mut name = name;
-        let mut key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.clone(),
-        );
+        let mut key = def.key(ns, &name);
         // A generated name that collides is drawn again, as kube-apiserver does (its
         // RetryGenerateName behaviour): 27^5 suffixes make a collision likely within ~10k objects.
         if let Some(prefix) = &generate_name {
@@ -1013,14 +1013,7 @@ impl Store {
     /// 404 when absent.
     pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Result<Bytes, ApiError> {
         let inner = def.coll.inner.read();
-        let key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.to_string(),
-        );
+        let key = def.key(ns, name);
         inner
             .objects
             .get(&key)
@@ -1031,14 +1024,7 @@ impl Store {
     /// Get one object parsed (harness helper).
     pub fn get_value(&self, def: &ResourceDef, ns: &str, name: &str) -> Option<Arc<Value>> {
         let inner = def.coll.inner.read();
-        let key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.to_string(),
-        );
+        let key = def.key(ns, name);
         inner.objects.get(&key).map(|s| s.obj.clone())
     }
 
@@ -1360,14 +1346,7 @@ impl Store {
         }
         let exists = {
             let inner = def.coll.inner.read();
-            inner.objects.contains_key(&(
-                if def.namespaced {
-                    ns.to_string()
-                } else {
-                    String::new()
-                },
-                name.to_string(),
-            ))
+            inner.objects.contains_key(&def.key(ns, name))
         };
         if !exists {
             if status_only {
@@ -1385,14 +1364,7 @@ impl Store {
             let (_, appliers) = apply::apply(&json!({}), &cfg, schema, &[], &manager, false, true)
                 .map_err(|_| ApiError::internal("apply on an empty object cannot conflict"))?;
             let mut inner = def.coll.inner.write();
-            if let Some(s) = inner.objects.get_mut(&(
-                if def.namespaced {
-                    ns.to_string()
-                } else {
-                    String::new()
-                },
-                name.to_string(),
-            )) {
+            if let Some(s) = inner.objects.get_mut(&def.key(ns, name)) {
                 s.appliers = appliers;
             }
             return Ok(created);
@@ -1436,14 +1408,7 @@ impl Store {
         f: impl FnOnce(&Stored) -> Result<(Value, Option<Vec<Applier>>), ApiError>,
     ) -> Result<WriteOut, ApiError> {
         let coll = &def.coll;
-        let key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.to_string(),
-        );
+        let key = def.key(ns, name);
         let mut inner = coll.inner.write();
         let Some(old) = inner.objects.get(&key) else {
             return Err(ApiError::not_found(&def.plural, &def.group, name));
@@ -1595,14 +1560,7 @@ impl Store {
         dry_run: bool,
     ) -> Result<Bytes, ApiError> {
         let coll = &def.coll;
-        let key = (
-            if def.namespaced {
-                ns.to_string()
-            } else {
-                String::new()
-            },
-            name.to_string(),
-        );
+        let key = def.key(ns, name);
         let mut inner = coll.inner.write();
         let Some(old) = inner.objects.get(&key) else {
             return Err(ApiError::not_found(&def.plural, &def.group, name));
