@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Seeds the fuzz corpora (fuzz/corpus/<target>/, not committed) from the repository's own
 # examples: the example CSRs (PEM and DER), the bad-input corpus of x509-svid.md §4 (PEM and
-# DER, from examples/gen_bad_csrs.rs), and the example policy documents.
+# DER, from examples/gen_bad_csrs.rs), the example policy documents, and for tlspc_answers the
+# shapes TLSPC answers with (error bodies, key files, a configuration, an intermediate answer
+# with openssl-made certificates). A tlspc_answers input starts with the digit of its reader.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 csr=fuzz/corpus/decode_csr
 pol=fuzz/corpus/policy_document
-mkdir -p "$csr" "$pol"
+ans=fuzz/corpus/tlspc_answers
+mkdir -p "$csr" "$pol" "$ans"
 bad=$(mktemp -d)
 trap 'rm -rf "$bad"' EXIT
 cargo run --quiet --example gen_bad_csrs -- "$bad" >/dev/null
@@ -33,4 +36,31 @@ for v in P1D PT15M P1Y2M3DT4H5M6S PT0S; do
   jq --arg v "$v" '.validityPeriod = $v' "$src" >"$pol/variant-$i.json"
   i=$((i + 1))
 done
-echo "seeded: $(ls "$csr" | wc -l) decode_csr inputs, $(ls "$pol" | wc -l) policy_document inputs"
+# tlspc_answers: 0 error bodies, 1 key files, 2 a configuration, 3 an intermediate answer.
+printf '0{"errors":[{"code":10001,"message":"Invalid api key"}]}' >"$ans/error-api"
+printf '0{"error":"invalid_grant","error_description":"assertion expired"}' >"$ans/error-oauth"
+printf '0<!DOCTYPE html><html><body>502 Bad Gateway</body></html>' >"$ans/error-html"
+printf '0Invalid api key eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl' >"$ans/error-text"
+for spec in "RSA rsa_keygen_bits:2048" "EC ec_paramgen_curve:P-256" "EC ec_paramgen_curve:P-384"; do
+  set -- $spec
+  { printf 1; openssl genpkey -algorithm "$1" -pkeyopt "$2" 2>/dev/null; } >"$ans/key-pkcs8-${2##*:}"
+done
+{ printf 1; openssl genpkey -algorithm ED25519 2>/dev/null; } >"$ans/key-pkcs8-ed25519"
+{ printf 1; openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null; } >"$ans/key-sec1-p256"
+jq -c '{id: "c1", name: "firefly-istio", policyIds: ["p1"], controllerAllowedPolicyIds: [],
+        serviceAccountIds: [], policies: [. + {id: "p1"}], advancedSettings: {}}' "$src" |
+  sed 's/^/2/' >"$ans/configuration"
+tmp=$(mktemp -d)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/root.key" \
+  -subj "/CN=Seed Root" -days 30 -addext basicConstraints=critical,CA:true \
+  -addext keyUsage=critical,keyCertSign,cRLSign -out "$tmp/root.pem" 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/sub.key" \
+  -subj "/CN=Seed Sub-CA" -out "$tmp/sub.csr" 2>/dev/null
+printf 'basicConstraints=critical,CA:true,pathlen:0\nkeyUsage=critical,keyCertSign\n' >"$tmp/ext"
+openssl x509 -req -in "$tmp/sub.csr" -CA "$tmp/root.pem" -CAkey "$tmp/root.key" -days 7 \
+  -extfile "$tmp/ext" -out "$tmp/sub.pem" 2>/dev/null
+jq -cn --rawfile cert "$tmp/sub.pem" --rawfile root "$tmp/root.pem" \
+  '{id: "i1", commonName: "Seed Sub-CA", status: "ISSUED", certificate: $cert, issuerCertificates: [$root]}' |
+  sed 's/^/3/' >"$ans/intermediate"
+rm -rf "$tmp"
+echo "seeded: $(ls "$csr" | wc -l) decode_csr inputs, $(ls "$pol" | wc -l) policy_document inputs, $(ls "$ans" | wc -l) tlspc_answers inputs"

@@ -251,7 +251,13 @@ pub fn parse_error_body(body: &[u8]) -> UpstreamDetail {
 /// One line, printable, bounded; a long token-like word is elided so that an echoed credential
 /// never reaches a log.
 fn sanitize(text: &str) -> String {
-    let words: Vec<String> = text
+    // Control characters go first: left inside a word they would hide a token from the
+    // elision below and then vanish, leaving the token whole.
+    let printable: String = text
+        .chars()
+        .filter(|c| c.is_whitespace() || !c.is_control())
+        .collect();
+    let words: Vec<String> = printable
         .split_whitespace()
         .map(|w| {
             if w.len() > 40
@@ -260,7 +266,7 @@ fn sanitize(text: &str) -> String {
             {
                 "<elided>".to_string()
             } else {
-                w.chars().filter(|c| !c.is_control()).collect()
+                w.to_owned()
             }
         })
         .collect();
