@@ -74,6 +74,8 @@ struct Context {
     client: kube::Client,
     issuers: Store<Issuer>,
     cluster_issuers: Store<ClusterIssuer>,
+    /// The request cache the reconciles are dispatched from (requests in flight only).
+    requests: Store<CertificateRequest>,
     written: WrittenLog,
     clock: Clock,
 }
@@ -140,6 +142,7 @@ pub async fn run(
             instance: Some(settings.instance.clone()),
         },
     );
+    let (requests, request_writer) = reflector::store::<CertificateRequest>();
     let ctx = Arc::new(Context {
         settings: settings.clone(),
         authority: authority.clone(),
@@ -148,6 +151,7 @@ pub async fn run(
         client: client.clone(),
         issuers: issuers.clone(),
         cluster_issuers: cluster_issuers.clone(),
+        requests: requests.clone(),
         written: WrittenLog::default(),
         clock: clock.clone(),
     });
@@ -184,7 +188,6 @@ pub async fn run(
     // Requests the controller will never act on again (answered, or for another issuer) leave
     // the cache altogether: memory then grows with the requests in flight, not with those
     // retained in the cluster, and their watch events trigger no reconcile.
-    let (requests, request_writer) = reflector::store::<CertificateRequest>();
     let written = ctx.clone();
     let slim_group = group.clone();
     let filter_group = group.clone();
@@ -508,7 +511,10 @@ async fn reconcile_in_span(
     let started = Instant::now();
     let uid = cr.uid().unwrap_or_default();
     let rv = cr.resource_version().unwrap_or_default();
-    if ctx.written.is_stale(&uid, &rv) {
+    // A copy older than what the cache holds now must not be decided on: our own write may be
+    // what replaced it. The log is read first: the watch applies a newer version to the cache
+    // before the log forgets the write, so one of the two always sees it.
+    if ctx.written.is_stale(&uid, &rv) || !ctx.is_latest(&cr) {
         return Ok(Action::await_change());
     }
     let now = (ctx.clock)();
@@ -602,6 +608,14 @@ struct ApplyStatus<'a> {
 }
 
 impl Context {
+    /// Whether `cr` is the version the request cache holds now (a request no longer cached was
+    /// answered or deleted).
+    fn is_latest(&self, cr: &CertificateRequest) -> bool {
+        self.requests
+            .get(&ObjectRef::from_obj(cr))
+            .is_some_and(|cached| cached.resource_version() == cr.resource_version())
+    }
+
     fn issuer_state(&self, kind: IssuerKind, namespace: Option<&str>, name: &str) -> IssuerState {
         let found = match kind {
             IssuerKind::Issuer => {
