@@ -31,7 +31,10 @@ fn assert_loggable(text: &str) {
             && word
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.=+/".contains(c));
-        assert!(!token_like, "a token-like word reached the detail: {word:?}");
+        assert!(
+            !token_like,
+            "a token-like word reached the detail: {word:?}"
+        );
     }
 }
 
@@ -42,7 +45,11 @@ fuzz_target!(|data: &[u8]| {
     match selector % 4 {
         0 => match parse_error_body(body) {
             UpstreamDetail::Text(t) => {
-                assert!(t.len() <= 163, "plain-text detail is bounded: {} bytes", t.len());
+                assert!(
+                    t.len() <= 163,
+                    "plain-text detail is bounded: {} bytes",
+                    t.len()
+                );
                 assert_loggable(&t);
             }
             UpstreamDetail::Api { message, .. } => assert_loggable(&message),
@@ -64,8 +71,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         _ => {
-            if let Ok(answer) = serde_json::from_slice::<IntermediateCertificateInformation>(body)
-            {
+            if let Ok(answer) = serde_json::from_slice::<IntermediateCertificateInformation>(body) {
                 let _ = validate_issued(
                     &answer,
                     key(),
