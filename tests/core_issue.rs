@@ -396,6 +396,19 @@ fn sub_ca_checks_refuse_unusable_authorities() {
     .err()
     .expect("refused");
     assert!(err.to_string().contains("pathLenConstraint is 1"), "{err}");
+    // A profile extension that does not parse (an extendedKeyUsage whose content is a truncated
+    // SEQUENCE) is refused, not skipped.
+    let err = PkiBuilder {
+        sub_ca_raw_extensions: vec![(vec![2, 5, 29, 37], vec![0x30, 0x05, 0x06, 0x03])],
+        ..PkiBuilder::default()
+    }
+    .try_build()
+    .err()
+    .expect("refused");
+    assert!(
+        err.to_string().contains("sub-CA extension 2.5.29.37"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -3,7 +3,6 @@
 use std::time::{Duration, SystemTime};
 
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer as _;
 
 use super::locked_key::LockedKey;
@@ -155,7 +154,10 @@ pub fn validate_issued(
         .collect::<Result<Vec<_>, _>>()?;
 
     let cert = parse("certificate", &cert_der)?;
-    check_sub_ca_profile(&cert)?;
+    // The sub-CA profile (C5, C6, C8, C10–C13) has one implementation, the issuing core's.
+    crate::ca::subca::check_sub_ca_profile(&cert).map_err(|e| SubCaError::Rule {
+        rule: e.to_string(),
+    })?;
     if cert.public_key().raw != key.public_key_spki_der().as_slice() {
         return Err(SubCaError::Rule {
             rule: "the certificate's public key is not the key of our CSR (C19)".into(),
@@ -240,67 +242,6 @@ pub fn validate_issued(
         not_after,
         warnings,
     })
-}
-
-/// CA:true pathLen 0 (C5), KU keyCertSign (C8), EKU none or exactly serverAuth+clientAuth (C10),
-/// no URI name constraints (C13).
-fn check_sub_ca_profile(cert: &X509Certificate<'_>) -> Result<(), SubCaError> {
-    let rule = |rule: String| SubCaError::Rule { rule };
-    let bc = cert
-        .basic_constraints()
-        .map_err(|e| rule(format!("basicConstraints does not parse: {e}")))?
-        .ok_or_else(|| {
-            rule("basicConstraints is missing; a sub-CA needs CA:true, pathLen 0 (C5)".into())
-        })?;
-    if !bc.value.ca {
-        return Err(rule(
-            "basicConstraints CA:false; a sub-CA needs CA:true (C5)".into(),
-        ));
-    }
-    if bc.value.path_len_constraint != Some(0) {
-        return Err(rule(format!(
-            "basicConstraints pathLen is {:?}; a sub-CA needs pathLen 0 (C5)",
-            bc.value.path_len_constraint
-        )));
-    }
-    let ku = cert
-        .key_usage()
-        .map_err(|e| rule(format!("keyUsage does not parse: {e}")))?
-        .ok_or_else(|| rule("keyUsage is missing; a sub-CA needs keyCertSign (C8)".into()))?;
-    if !ku.value.key_cert_sign() {
-        return Err(rule(format!(
-            "keyUsage is {}; a sub-CA needs keyCertSign (C8)",
-            ku.value
-        )));
-    }
-    let eku = cert
-        .extended_key_usage()
-        .map_err(|e| rule(format!("extendedKeyUsage does not parse: {e}")))?;
-    if eku.is_some_and(|eku| !crate::ca::subca::is_exactly_mesh_eku(eku.value)) {
-        return Err(rule(
-            "extendedKeyUsage must be absent or exactly serverAuth+clientAuth (C10)".into(),
-        ));
-    }
-    if let Some(nc) = cert
-        .name_constraints()
-        .map_err(|e| rule(format!("nameConstraints does not parse: {e}")))?
-    {
-        let subtrees = nc
-            .value
-            .permitted_subtrees
-            .iter()
-            .chain(nc.value.excluded_subtrees.iter())
-            .flatten();
-        if subtrees
-            .into_iter()
-            .any(|s| matches!(s.base, GeneralName::URI(_)))
-        {
-            return Err(rule(
-                "URI name constraints are present; rustls-webpki (ztunnel) rejects such chains (C13)".into(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn single_certificate(field: &str, pem_text: &str) -> Result<Vec<u8>, SubCaError> {

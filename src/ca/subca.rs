@@ -293,7 +293,7 @@ pub(crate) fn is_exactly_mesh_eku(e: &x509_parser::extensions::ExtendedKeyUsage<
         && e.other.is_empty()
 }
 
-fn check_sub_ca_profile(cert: &X509Certificate<'_>) -> Result<(), CaError> {
+pub(crate) fn check_sub_ca_profile(cert: &X509Certificate<'_>) -> Result<(), CaError> {
     let mut bc = None;
     let mut ku = None;
     for ext in cert.extensions() {
@@ -330,6 +330,13 @@ fn check_sub_ca_profile(cert: &X509Certificate<'_>) -> Result<(), CaError> {
                 if has_uri(&nc.permitted_subtrees) || has_uri(&nc.excluded_subtrees) {
                     return Err(CaError::UriNameConstraints);
                 }
+            }
+            // A profile extension that does not parse is not silently skipped.
+            ParsedExtension::ParseError { error } => {
+                return Err(CaError::Parse {
+                    which: format!("sub-CA extension {}", ext.oid),
+                    reason: error.to_string(),
+                });
             }
             _ => {}
         }

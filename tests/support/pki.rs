@@ -20,6 +20,8 @@ pub struct PkiBuilder {
     pub sub_ca_not_before: Duration,
     pub sub_ca_lifetime: Duration,
     pub sub_ca_path_len: Option<u8>,
+    /// Extra extensions of the sub-CA, as (OID arcs, raw DER content), added as they are.
+    pub sub_ca_raw_extensions: Vec<(Vec<u64>, Vec<u8>)>,
 }
 
 impl Default for PkiBuilder {
@@ -31,6 +33,7 @@ impl Default for PkiBuilder {
             sub_ca_not_before: Duration::from_secs(3600),
             sub_ca_lifetime: Duration::from_secs(7 * 24 * 3600),
             sub_ca_path_len: Some(0),
+            sub_ca_raw_extensions: Vec::new(),
         }
     }
 }
@@ -166,6 +169,14 @@ impl PkiBuilder {
             Some(n) => BasicConstraints::Constrained(n),
             None => BasicConstraints::Unconstrained,
         });
+        for (oid, content) in &self.sub_ca_raw_extensions {
+            sub_params
+                .custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    oid,
+                    content.clone(),
+                ));
+        }
         let sub = sub_params
             .signed_by(
                 &firefly::ca::subca::SharedKey(sub_key.clone()),
