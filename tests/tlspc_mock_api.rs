@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Auth, SHIPPED_SEED, csr, der, openssl_verify, sign};
+use common::{Auth, SHIPPED_SEED, assert_api_error, csr, der, openssl_verify, sign};
 use firefly::tlspc::paths;
 use rcgen::PublicKeyData;
 use reqwest::Method;
@@ -254,14 +254,7 @@ async fn expired_access_token_gets_401_in_the_api_error_shape() {
             None,
         )
         .await;
-    assert_eq!(status, 401);
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("expired"),
-        "{body}"
-    );
+    assert_api_error(status, &body, 401, "expired");
 }
 
 #[tokio::test]
@@ -352,14 +345,7 @@ async fn detached_account_gets_404_on_its_configuration_and_cannot_request_a_sub
             None,
         )
         .await;
-    assert_eq!(s, 404);
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not attached"),
-        "{body}"
-    );
+    assert_api_error(s, &body, 404, "not attached");
     let (_, csr_pem) = csr(&rcgen::PKCS_ECDSA_P256_SHA256, "x");
     assert_eq!(
         mock.request_sub_ca(&token, &config_id, &csr_pem).await.0,
@@ -407,14 +393,7 @@ async fn policy_changed_through_the_admin_api_is_served_and_bad_shapes_are_refus
 
     let bad = json!({"sans": {"ipAddresses": {"type": "FORBIDDEN", "allowedValues": [".*"]}}});
     let (s, body) = mock.admin(Method::PATCH, &path, Some(bad)).await;
-    assert_eq!(s, 400, "{body}");
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("sans.ipAddresses"),
-        "{body}"
-    );
+    assert_api_error(s, &body, 400, "sans.ipAddresses");
     let (s, body) = mock
         .admin(
             Method::PATCH,

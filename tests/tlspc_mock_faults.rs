@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Auth, SHIPPED_SEED, csr, der, openssl_verify};
+use common::{Auth, SHIPPED_SEED, assert_api_error, csr, der, openssl_verify};
 use firefly::tlspc::paths;
 use firefly::tlspc_mock::{BadSubCa, ErrorBody, Faults, Route, RouteError};
 use rcgen::PublicKeyData;
@@ -356,14 +356,7 @@ async fn faults_endpoint_validates_and_requires_the_api_key() {
         json!({"routeErrors": [{"route": "token", "status": 42}]}),
     )
     .await;
-    assert_eq!(s, 400);
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("routeErrors[0].status"),
-        "{body}"
-    );
+    assert_api_error(s, &body, 400, "routeErrors[0].status");
     let (s, body) = put_faults(&mock, json!({"noSuchKnob": 1})).await;
     assert_eq!(s, 400, "{body}");
     let (s, text) = mock

@@ -62,6 +62,14 @@ pub async fn start_in(seed_yaml: &str, state_dir: Option<&Path>) -> Mock {
 }
 
 /// Claims of an assertion, editable by tests.
+/// Asserts an answer in the API error shape: `want` status, and a first error message containing
+/// `fragment`.
+pub fn assert_api_error(status: u16, body: &Value, want: u16, fragment: &str) {
+    assert_eq!(status, want, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(fragment), "{body}");
+}
+
 pub fn claims(client_id: &str, now: SystemTime) -> Value {
     let iat = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
     serde_json::json!({
