@@ -1,23 +1,12 @@
 //! The Helm chart (charts/firefly) judged by the real Helm v4 SDK and kubernetes-validate: each test
 //! runs one case of tests/helm/chart_checks.py under $FIREFLY_TEST_PYTHON; performs no cluster I/O.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "support/verifiers.rs"]
+#[allow(dead_code)]
+mod verifiers;
 
-/// The Python with the independent verifiers: $FIREFLY_TEST_PYTHON, else the repository's .venv.
-/// A missing interpreter fails the test with the command that installs it; it never skips.
-fn python() -> PathBuf {
-    let from_env = std::env::var_os("FIREFLY_TEST_PYTHON").map(PathBuf::from);
-    let fallback = repo_root().join(".venv/bin/python");
-    let python = from_env.unwrap_or(fallback);
-    assert!(
-        python.exists(),
-        "no Python with the test verifiers at {}: run scripts/test (it creates .venv from \
-         tests/requirements.txt) or set FIREFLY_TEST_PYTHON to a Python that has them",
-        python.display()
-    );
-    python
-}
+use std::path::Path;
+use std::process::Command;
 
 fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,7 +14,7 @@ fn repo_root() -> &'static Path {
 
 /// Runs `chart_checks.py <case> <args>` and fails with its whole output when the case fails.
 fn run_case(case: &str, args: &[&str]) {
-    let output = Command::new(python())
+    let output = Command::new(verifiers::python())
         .arg(repo_root().join("tests/helm/chart_checks.py"))
         .arg(case)
         .args(args)

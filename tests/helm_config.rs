@@ -1,23 +1,14 @@
 //! The chart and the binary agree on config.yaml: the file the chart renders (Helm v4 SDK, through
 //! tests/helm/chart_checks.py) loads with `firefly::config::Config`, for every value set users are shown.
 
-use std::path::{Path, PathBuf};
+#[path = "support/verifiers.rs"]
+#[allow(dead_code)]
+mod verifiers;
+
+use std::path::Path;
 use std::process::Command;
 
 use firefly::config::{Config, LockMode};
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("FIREFLY_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python with the test verifiers at {}: run scripts/test (it creates .venv from \
-         tests/requirements.txt) or set FIREFLY_TEST_PYTHON to a Python that has them",
-        python.display()
-    );
-    python
-}
 
 fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -28,7 +19,7 @@ fn repo_root() -> &'static Path {
 fn rendered_config(label: &str, overrides: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("config.yaml");
-    let output = Command::new(python())
+    let output = Command::new(verifiers::python())
         .arg(repo_root().join("tests/helm/chart_checks.py"))
         .arg("render_config")
         .arg(label)

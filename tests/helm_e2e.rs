@@ -4,6 +4,10 @@
 //! (openssl key, public key in the seed, private key to the controller, root for the mesh), and an
 //! istio-csr-shaped CertificateRequest is issued and verified by openssl.
 
+#[path = "support/verifiers.rs"]
+#[allow(dead_code)]
+mod verifiers;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,19 +27,6 @@ const SPIFFE_ID: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 
 fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("FIREFLY_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python with the test verifiers at {}: run scripts/test (it creates .venv from \
-         tests/requirements.txt) or set FIREFLY_TEST_PYTHON to a Python that has them",
-        python.display()
-    );
-    python
 }
 
 /// Runs a command to completion; fails the test with its output when it fails.
@@ -163,7 +154,7 @@ async fn start_mock(seed: &Path, state: &Path) -> (Running, String) {
 /// Renders the chart with the Helm v4 SDK for the mock guide's values plus `overrides`.
 async fn render_manifests(out: &Path, overrides: &Value) {
     run_ok(
-        Command::new(python())
+        Command::new(verifiers::python())
             .arg(repo_root().join("tests/helm/chart_checks.py"))
             .arg("render_manifests")
             .arg("deploy/tlspc-mock")
@@ -396,7 +387,7 @@ async fn chart_manifests_apply_to_kube_sim_and_the_config_read_back_loads() {
 async fn helm_sdk_installs_upgrades_and_uninstalls_the_chart_on_kube_sim() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = cluster_before_the_chart(dir.path()).await;
-    let output = Command::new(python())
+    let output = Command::new(verifiers::python())
         .arg(repo_root().join("tests/helm/chart_checks.py"))
         .arg("helm_install_upgrade_uninstall")
         .arg(sim.kubeconfig_path())

@@ -1,8 +1,12 @@
 //! `firefly tlspc-mock` as a process: first stdout line, state-dir files, restart reload, and the contract walked by Python (PyJWT + cryptography) and judged by openssl.
 
+#[path = "support/verifiers.rs"]
+#[allow(dead_code)]
+mod verifiers;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -53,19 +57,6 @@ fn spawn_mock(seed: &str, state_dir: &Path) -> MockProcess {
         child,
         base_url: line.trim_end_matches('\n').to_owned(),
     }
-}
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("FIREFLY_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        venv.exists(),
-        "Python with PyJWT and cryptography is required: set FIREFLY_TEST_PYTHON or run scripts/test to create {}",
-        venv.display()
-    );
-    venv
 }
 
 async fn get_text(url: &str) -> String {
@@ -132,7 +123,7 @@ fn python_walks_token_configuration_request_poll_and_openssl_verifies_the_sub_ca
     let out_dir = dir.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tlspc_walk.py");
-    let out = Command::new(python())
+    let out = Command::new(verifiers::python())
         .arg(&script)
         .args(["--base-url", &mock.base_url])
         .arg("--client-id-file")

@@ -55,17 +55,20 @@ pub fn openssl_verify(chain_pem: &str, root_pem: &str, purpose: &str) -> Verdict
     }
 }
 
-/// The Python interpreter that has `cryptography`: $FIREFLY_TEST_PYTHON, else <repo>/.venv/bin/python.
+/// The Python with the independent verifiers (tests/requirements.txt: cryptography, PyJWT, the
+/// Helm SDK, kubernetes-validate): $FIREFLY_TEST_PYTHON, else <repo>/.venv/bin/python. A missing
+/// interpreter fails the test with the command that installs it; it never skips.
 pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("FIREFLY_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let python = std::env::var_os("FIREFLY_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
     assert!(
-        venv.exists(),
-        "no Python with `cryptography`: set FIREFLY_TEST_PYTHON or run scripts/test (creates .venv from tests/requirements.txt)"
+        python.exists(),
+        "no Python with the test verifiers at {}: run scripts/test (it creates .venv from \
+         tests/requirements.txt) or set FIREFLY_TEST_PYTHON to a Python that has them",
+        python.display()
     );
-    venv
+    python
 }
 
 /// tests/support/verify_chain.py: cryptography's ClientVerifier, comparing the URI SAN.
