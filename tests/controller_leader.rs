@@ -114,7 +114,9 @@ async fn killing_the_leader_during_a_burst_still_issues_every_request_exactly_on
         })
         .await
         .unwrap_or_else(|_| {
-            panic!("{name}, created after the leader was killed, not Issued within {TAKEOVER_BOUND:?}")
+            panic!(
+                "{name}, created after the leader was killed, not Issued within {TAKEOVER_BOUND:?}"
+            )
         });
     }
     for n in &first {
@@ -124,7 +126,10 @@ async fn killing_the_leader_during_a_burst_still_issues_every_request_exactly_on
     assert_eq!(env.lease_holder().as_deref(), Some("replica-b"));
     let all = first.len() + second.len();
     let ours = env.status_writes() - writes_before - all as u64;
-    assert_eq!(ours, all as u64, "exactly one status write per issued request");
+    assert_eq!(
+        ours, all as u64,
+        "exactly one status write per issued request"
+    );
     standby.shutdown().await;
 }
 

@@ -104,7 +104,10 @@ impl Cache {
     }
 
     /// Runs `events` through the controller's cache path; returns how many requests it queued.
-    async fn feed(&mut self, events: impl Iterator<Item = Event<CertificateRequest>> + Send) -> usize {
+    async fn feed(
+        &mut self,
+        events: impl Iterator<Item = Event<CertificateRequest>> + Send,
+    ) -> usize {
         let removed = self.removed.clone();
         let writer = self.writer.take().expect("one feed per cache");
         cached_requests(
@@ -115,7 +118,9 @@ impl Cache {
                 removed.fetch_add(1, Ordering::Relaxed);
             },
         )
-        .fold(0, |queued, r| future::ready(queued + usize::from(r.is_ok())))
+        .fold(0, |queued, r| {
+            future::ready(queued + usize::from(r.is_ok()))
+        })
         .await
     }
 }
@@ -161,12 +166,18 @@ async fn answered_requests_leave_the_cache_and_are_never_listed_into_it() {
 async fn requests_in_flight_are_cached_slim() {
     let mut cache = Cache::new();
     cache
-        .feed(relist_then(std::iter::empty(), (0..3).map(|i| Event::Apply(request(i, false)))))
+        .feed(relist_then(
+            std::iter::empty(),
+            (0..3).map(|i| Event::Apply(request(i, false))),
+        ))
         .await;
     let cached = cache.store.state();
     assert_eq!(cached.len(), 3);
     for cr in cached {
-        assert!(cr.metadata.managed_fields.is_none(), "managed fields dropped");
+        assert!(
+            cr.metadata.managed_fields.is_none(),
+            "managed fields dropped"
+        );
         assert_eq!(cr.spec.request.len(), 1468, "the CSR is kept for signing");
     }
 }
@@ -191,7 +202,10 @@ async fn resident_bytes_per_request_on_the_cache_path() {
     let mut answered = Cache::new();
     let before = rss_bytes();
     answered
-        .feed(relist_then((0..N).map(|i| request(i, true)), std::iter::empty()))
+        .feed(relist_then(
+            (0..N).map(|i| request(i, true)),
+            std::iter::empty(),
+        ))
         .await;
     let after_answered = rss_bytes();
     assert!(answered.store.state().is_empty());

@@ -431,17 +431,17 @@ async fn request_deleted_before_its_answer_is_not_an_error() {
             .times(1),
     );
     let gone = env.create_request(&workload_request(WORKLOAD)).await;
-    kube_sim::wait_for(PATIENCE, || async {
-        env.status_writes() > writes_before
-    })
-    .await
-    .expect("the controller answers the request (and meets the 404)");
+    kube_sim::wait_for(PATIENCE, || async { env.status_writes() > writes_before })
+        .await
+        .expect("the controller answers the request (and meets the 404)");
     // A retry would come decide::retry_after_failed_reconcile() after the failed write.
     tokio::time::sleep(4 * firefly::issuer::decide::retry_after_failed_reconcile()).await;
     let barrier = env.create_request(&workload_request(WORKLOAD)).await;
     env.wait_ready_reason(NS, &barrier, "Issued").await;
 
-    let obj = env.request(NS, &gone).expect("the 404 was injected, not a deletion");
+    let obj = env
+        .request(NS, &gone)
+        .expect("the 404 was injected, not a deletion");
     assert!(
         condition(&obj, "Ready").is_none(),
         "the write that met the 404 is not retried: {obj:#}"
@@ -462,7 +462,11 @@ async fn request_deleted_before_its_answer_is_not_an_error() {
         1,
         "only the barrier's answer was written; the deleted request's is not counted as written"
     );
-    assert_eq!(env.signed(), 2, "the deleted request was signed once, not again");
+    assert_eq!(
+        env.signed(),
+        2,
+        "the deleted request was signed once, not again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::{StreamExt, future, stream};
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Config as ApplierConfig, ReconcileRequest, trigger_self};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use kube::ResourceExt;
 use kube::runtime::{WatchStreamExt, applier, watcher};
 use tokio::sync::Notify;
 

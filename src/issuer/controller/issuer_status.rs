@@ -94,8 +94,10 @@ pub(super) async fn run_loop(
         let now = (state.clock)();
         let mut ready_count = 0;
         for issuer in state.issuers.state() {
-            let api: Api<Issuer> =
-                Api::namespaced(state.client.clone(), &issuer.namespace().unwrap_or_default());
+            let api: Api<Issuer> = Api::namespaced(
+                state.client.clone(),
+                &issuer.namespace().unwrap_or_default(),
+            );
             ready_count += i64::from(readiness.ready);
             if let Some(cond) = desired_issuer_condition(
                 issuer.status.as_ref(),

@@ -112,14 +112,28 @@ mod tests {
     fn issuer_is_ready_only_for_its_current_generation() {
         // (case, status, current generation, ready?)
         let cases: [(&str, Option<IssuerStatus>, i64, bool); 4] = [
-            ("ready for this generation", Some(status(2, "True")), 2, true),
-            ("ready for an older generation", Some(status(1, "True")), 2, false),
+            (
+                "ready for this generation",
+                Some(status(2, "True")),
+                2,
+                true,
+            ),
+            (
+                "ready for an older generation",
+                Some(status(1, "True")),
+                2,
+                false,
+            ),
             ("not ready", Some(status(2, "False")), 2, false),
             ("no condition yet", None, 2, false),
         ];
         for (case, s, generation, ready) in cases {
             let state = issuer_readiness(IssuerSpec::default(), s.as_ref(), Some(generation));
-            assert_eq!(matches!(state, IssuerState::Ready(_)), ready, "{case}: {state:?}");
+            assert_eq!(
+                matches!(state, IssuerState::Ready(_)),
+                ready,
+                "{case}: {state:?}"
+            );
         }
     }
 
@@ -151,13 +165,13 @@ mod tests {
         let written = IssuerStatus {
             conditions: Some(vec![first.clone()]),
         };
-        let down = desired_issuer_condition(Some(&written), Some(1), &readiness(false, "x"), now)
-            .unwrap();
+        let down =
+            desired_issuer_condition(Some(&written), Some(1), &readiness(false, "x"), now).unwrap();
         let not_ready = IssuerStatus {
             conditions: Some(vec![down]),
         };
         // (case, current status, generation, readiness, expected (status, reason) or no write)
-        let cases: [(&str, &IssuerStatus, i64, Readiness, Option<(&str, &str)>); 6] = [
+        let cases = [
             ("same state", &written, 1, active.clone(), None),
             (
                 "a new message alone does not rewrite a Ready issuer",
@@ -166,7 +180,13 @@ mod tests {
                 readiness(true, "sub-CA active, valid for 1h"),
                 None,
             ),
-            ("a new generation", &written, 2, active.clone(), Some(("True", "Ready"))),
+            (
+                "a new generation",
+                &written,
+                2,
+                active.clone(),
+                Some(("True", "Ready")),
+            ),
             (
                 "readiness lost",
                 &written,
@@ -174,7 +194,13 @@ mod tests {
                 readiness(false, "policy stale"),
                 Some(("False", "NotReady")),
             ),
-            ("the same reason to be not ready", &not_ready, 1, readiness(false, "x"), None),
+            (
+                "the same reason to be not ready",
+                &not_ready,
+                1,
+                readiness(false, "x"),
+                None,
+            ),
             (
                 "a new reason to be not ready",
                 &not_ready,
