@@ -31,7 +31,7 @@ fn ready_with_observed_generation(name: &str) -> Value {
     })
 }
 
-fn api_error(e: kube::Error) -> kube::core::ErrorResponse {
+fn api_error(e: kube::Error) -> kube::core::Status {
     match e {
         kube::Error::Api(s) => *s,
         other => panic!("expected an API error, got {other}"),
@@ -149,8 +149,10 @@ async fn create_update_and_merge_patch_still_prune_undeclared_fields_with_a_warn
     let condition = &merged.data["status"]["conditions"][0];
     assert_eq!(condition["reason"], "Pending");
     assert!(condition.get("observedGeneration").is_none());
-    let mut strict = PatchParams::default();
-    strict.field_validation = Some(ValidationDirective::Strict);
+    let strict = PatchParams {
+        field_validation: Some(ValidationDirective::Strict),
+        ..Default::default()
+    };
     let err = api_error(
         api.patch("r4", &strict, &Patch::Merge(&json!({"spec": {"bogus": 1}})))
             .await
