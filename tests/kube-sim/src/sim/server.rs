@@ -126,9 +126,9 @@ impl Server {
         tracing::debug!(
             %method,
             path = %req.uri().path(),
-            query = req.uri().query().unwrap_or_default(),
-            content_type = req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or_default(),
-            accept = req.headers().get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default(),
+            query = %req.uri().query().unwrap_or_default(),
+            content_type = %req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or_default(),
+            accept = %req.headers().get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default(),
             "request"
         );
         match segs.as_slice() {
