@@ -57,6 +57,17 @@ impl ResourceDef {
         (ns.to_owned(), name.to_owned())
     }
 
+    /// The conversion between the stored and the served JSON shape, when they differ beyond
+    /// `apiVersion` (events.k8s.io Events are stored as core Events).
+    pub fn view(&self) -> Option<&'static super::events::View> {
+        super::events::view_for(&self.group, &self.plural)
+    }
+
+    /// Whether objects are served exactly as stored (same version, same shape).
+    pub fn serves_stored_form(&self) -> bool {
+        self.version == self.storage_version && self.view().is_none()
+    }
+
     /// `group/version` or `v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -66,6 +77,9 @@ impl ResourceDef {
         }
     }
     fn storage_api_version(&self) -> String {
+        if let Some(v) = self.view() {
+            return v.storage_api_version.to_string();
+        }
         if self.group.is_empty() {
             self.storage_version.clone()
         } else {
@@ -433,6 +447,10 @@ pub fn now_rfc3339() -> String {
 pub struct WriteOpts {
     /// `fieldValidation=Strict`.
     pub strict: bool,
+    /// `fieldValidation=Ignore` (unknown and duplicate fields are dropped without a warning).
+    pub ignore_fields: bool,
+    /// Duplicate fields found while decoding the request body (paths such as `spec.a`).
+    pub duplicate_fields: Vec<String>,
     /// `dryRun=All`.
     pub dry_run: bool,
     /// `fieldManager`.
@@ -571,7 +589,10 @@ impl Store {
         for bi in BUILTINS {
             let coll = reg
                 .colls
-                .entry((bi.group.to_string(), bi.plural.to_string()))
+                .entry({
+                    let (g, p) = super::events::storage_key(bi.group, bi.plural);
+                    (g.to_string(), p.to_string())
+                })
                 .or_insert_with(Collection::new)
                 .clone();
             let def = ResourceDef {
@@ -651,16 +672,14 @@ impl Store {
     }
 
     fn out_bytes(def: &ResourceDef, s: &Stored) -> Bytes {
-        if def.version == def.storage_version {
-            return s.bytes.clone();
-        }
-        let mut v = (*s.obj).clone();
-        v["apiVersion"] = json!(def.api_version());
-        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        Self::render_for(def, &s.obj, &s.bytes)
     }
 
     /// Serialize an object for one served version.
     pub fn render_for(def: &ResourceDef, obj: &Value, bytes: &Bytes) -> Bytes {
+        if let Some(view) = def.view() {
+            return Bytes::from(serde_json::to_vec(&(view.to_view)(obj)).unwrap_or_default());
+        }
         if def.version == def.storage_version {
             return bytes.clone();
         }
@@ -702,7 +721,7 @@ impl Store {
         &self,
         def: &ResourceDef,
         obj: &mut Value,
-        strict: bool,
+        o: &WriteOpts,
     ) -> Result<Vec<String>, ApiError> {
         let name = meta_str(obj, "name").unwrap_or_default().to_string();
         let mut causes: Vec<Cause> = Vec::new();
@@ -741,25 +760,18 @@ impl Store {
                 });
             }
         }
-        let mut warnings = Vec::new();
+        if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
+            causes.extend(super::crd_checks::check_crd(obj));
+        }
+        let mut unknown = Vec::new();
         if let Some(schema) = &def.compiled {
             let r = schema::validate_root(schema, obj);
-            if !r.unknown.is_empty() {
-                if strict {
-                    let list: Vec<String> = r
-                        .unknown
-                        .iter()
-                        .map(|u| format!("unknown field \"{u}\""))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
-                    )));
-                }
-                warnings.extend(r.unknown.iter().map(|u| format!("unknown field \"{u}\"")));
-            }
+            unknown = r.unknown;
             causes.extend(r.causes);
+        } else {
+            super::field_validation::unknown_builtin(def, obj, &mut unknown);
         }
+        let warnings = super::field_validation::verdict(o, &unknown)?;
         if !causes.is_empty() {
             return Err(ApiError::invalid(&def.kind, &def.group, &name, causes));
         }
@@ -870,6 +882,9 @@ impl Store {
         o: &WriteOpts,
     ) -> Result<WriteOut, ApiError> {
         Self::check_type(def, &obj)?;
+        if let Some(view) = def.view() {
+            obj = (view.from_view)(obj);
+        }
         if obj.get("metadata").is_none() {
             obj["metadata"] = json!({});
         }
@@ -935,7 +950,7 @@ impl Store {
             o.remove("status");
         }
         self.builtin_defaults(def, &mut obj, o);
-        let warnings = self.validate(def, &mut obj, o.strict)?;
+        let warnings = self.validate(def, &mut obj, o)?;
         let coll = &def.coll;
         let mut inner = coll.inner.write();
         let mut name = name;
@@ -1160,6 +1175,10 @@ impl Store {
         o: &WriteOpts,
     ) -> Result<WriteOut, ApiError> {
         Self::check_type(def, &body)?;
+        let body = match def.view() {
+            Some(view) => (view.from_view)(body),
+            None => body,
+        };
         if meta_str(&body, "name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -1278,8 +1297,24 @@ impl Store {
             | "application/strategic-merge-patch+json" => {}
             other => return Err(ApiError::unsupported_media(other)),
         }
-        let patch: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let (patch, duplicates) = if ct == "application/json-patch+json" {
+            let p: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            (p, Vec::new())
+        } else {
+            super::field_validation::parse_json(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        };
+        let with_dups;
+        let o = if duplicates.is_empty() {
+            o
+        } else {
+            with_dups = WriteOpts {
+                duplicate_fields: duplicates,
+                ..o.clone()
+            };
+            &with_dups
+        };
         self.modify(def, ns, name, o, |old| {
             // A merge patch treats every top-level key on its own, so a /status merge patch only
             // needs the two keys its result is read from (metadata for the preconditions, status
@@ -1304,6 +1339,10 @@ impl Store {
             } else {
                 (*old.obj).clone()
             };
+            // A view (events.k8s.io Events) is patched in its own shape, then stored converted.
+            if let Some(view) = def.view() {
+                cur = (view.to_view)(&cur);
+            }
             match ct {
                 "application/json-patch+json" => {
                     let p: json_patch::Patch = serde_json::from_value(patch).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
@@ -1315,6 +1354,9 @@ impl Store {
                     json_patch::merge(&mut cur, &p);
                 }
                 _ => json_patch::merge(&mut cur, &patch),
+            }
+            if let Some(view) = def.view() {
+                cur = (view.from_view)(cur);
             }
             // A resourceVersion carried by the patch is a precondition.
             if check_meta
@@ -1345,6 +1387,11 @@ impl Store {
             ));
         };
         Self::check_type(def, &cfg)?;
+        if let Some(view) = def.view()
+            && cfg.get("apiVersion").is_some()
+        {
+            cfg = (view.from_view)(cfg);
+        }
         if cfg.get("apiVersion").is_none() || cfg.get("kind").is_none() {
             return Err(ApiError::bad_request(
                 "invalid object type: apply configurations must set apiVersion and kind",
@@ -1487,7 +1534,7 @@ impl Store {
         }
         new["apiVersion"] = json!(def.storage_api_version());
         new["kind"] = json!(def.kind);
-        let warnings = self.validate(def, &mut new, o.strict)?;
+        let warnings = self.validate(def, &mut new, o)?;
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             let keep = old.obj.get("status").cloned();
             self.builtin_defaults(def, &mut new, o);
