@@ -677,7 +677,8 @@ fn json_path(obj: &Value, path: &str) -> Value {
                     .and_then(|f| f.strip_suffix(')'))
                     && let Some((k, v)) = f.split_once("==")
                 {
-                    let want = v.trim_matches(['"', '\'']);
+                    // Published CRDs write the filter with spaces (`@.type == "Ready"`).
+                    let (k, want) = (k.trim(), v.trim().trim_matches(['"', '\'']));
                     cur = cur
                         .as_array()
                         .and_then(|a| {
