@@ -1,13 +1,10 @@
 //! High availability end to end: two replicas, each with its own sub-CA from the mock TLSPC,
 //! electing a leader on a Lease in kube-sim; failover under a burst and on a clean shutdown.
 
-#[path = "controller_support/env.rs"]
-mod env;
-
 use std::time::{Duration, Instant};
 
-use env::*;
 use serde_json::json;
+use support::controller::*;
 
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 

@@ -1,14 +1,10 @@
 //! cert-manager.md §2 end to end: kube-sim and the mock TLSPC over loopback HTTP, the real
 //! controller, and openssl as the judge of every chain issued.
 
-#[path = "controller_support/env.rs"]
-mod env;
-#[allow(dead_code)]
-#[path = "support/verifiers.rs"]
-mod verifiers;
+use support::verifiers;
 
-use env::*;
 use serde_json::json;
+use support::controller::*;
 
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 
@@ -25,7 +21,7 @@ async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_and_pyth
     let chain = decoded(&obj, "certificate");
     let root = decoded(&obj, "ca");
     assert_eq!(root.trim(), env.root_pem().trim());
-    let (ok, out) = openssl_verify(&root, &chain);
+    let Verdict { ok, output: out } = openssl_verify(&chain, &root, "any");
     assert!(ok, "openssl verify: {out}");
     let verdict = verifiers::python_verify(&chain, &root, WORKLOAD);
     assert!(verdict.ok, "Python cryptography: {}", verdict.output);
@@ -182,7 +178,8 @@ async fn missing_issuer_leaves_the_request_pending_until_the_issuer_is_created()
     env.create_issuer(Some(NS), "firefly-istio", json!({}))
         .await;
     let obj = env.wait_ready_reason(NS, &name, "Issued").await;
-    let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+    let Verdict { ok, output: out } =
+        openssl_verify(&decoded(&obj, "certificate"), &decoded(&obj, "ca"), "any");
     assert!(ok, "{out}");
 }
 
@@ -219,7 +216,8 @@ async fn tlspc_outage_beyond_policy_staleness_keeps_requests_pending_until_it_en
     assert_eq!(env.signed(), 0);
     env.mock.set_faults(Default::default()).unwrap();
     let obj = env.wait_ready_reason(NS, &name, "Issued").await;
-    let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+    let Verdict { ok, output: out } =
+        openssl_verify(&decoded(&obj, "certificate"), &decoded(&obj, "ca"), "any");
     assert!(ok, "{out}");
 }
 
@@ -238,7 +236,8 @@ async fn rsa_workload_and_istio_csr_serving_requests_are_issued_and_verify() {
     let serving = approved(&env, &serving).await;
     for name in [&rsa, &serving] {
         let obj = env.wait_ready_reason(NS, name, "Issued").await;
-        let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+        let Verdict { ok, output: out } =
+            openssl_verify(&decoded(&obj, "certificate"), &decoded(&obj, "ca"), "any");
         assert!(ok, "{name}: {out}");
     }
     let rsa_obj = env.request(NS, &rsa).unwrap();
@@ -284,7 +283,8 @@ async fn istiod_certificate_shaped_request_from_cert_manager_is_issued() {
     req.duration = Some("2160h0m0s".into());
     let name = approved(&env, &req).await;
     let obj = env.wait_ready_reason(NS, &name, "Issued").await;
-    let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+    let Verdict { ok, output: out } =
+        openssl_verify(&decoded(&obj, "certificate"), &decoded(&obj, "ca"), "any");
     assert!(ok, "{out}");
 }
 

@@ -2,8 +2,7 @@
 //! its own sub-CA from the mock TLSPC; the leader is killed (aborted, lease not released) during a
 //! burst of istio-csr requests. Every request must still end Issued, exactly once.
 
-#[path = "support/e2e.rs"]
-mod e2e;
+use support::e2e;
 
 use std::time::{Duration, Instant};
 
