@@ -1,7 +1,23 @@
-//! Server-side apply: field ownership per manager, conflict detection, map-list merging; pure functions.
+//! Server-side apply: field ownership per manager, conflict detection, merging; pure functions.
+//!
+//! The rules are structured-merge-diff's (the library kube-apiserver uses), judged by
+//! `tests/smd_differential.rs` against that library itself (`tests/smd-oracle`):
+//! - A configuration's field set holds its leaves (scalars, atomic lists and maps, empty maps and
+//!   nulls), every map-list or set item, and every entry of a map that is not a declared property
+//!   (`additionalProperties`, `x-kubernetes-preserve-unknown-fields`). An empty granular list owns
+//!   nothing. Server-managed metadata (`name`, `resourceVersion`, ...) is owned by no one.
+//! - Lists are atomic unless declared `x-kubernetes-list-type: map` or `set`; maps are granular
+//!   unless declared `x-kubernetes-map-type: atomic`. Without any schema (kube-sim's built-ins),
+//!   every object key is a field and a `conditions` list of typed items is keyed by `type`.
+//! - Merging keeps the live order of list items and appends new ones.
+//! - A field another manager owns conflicts when the merged object changes it; `force` takes it
+//!   over. A field removed from the object leaves every manager's set.
+//! - A field the applier owned, no longer applies and nobody else owns is removed, together with
+//!   the enclosing fields nobody owns anything under any more.
 
-use super::schema::{child, list_key, map_list_keys};
+use super::schema::{list_key, map_list_keys};
 use serde_json::Value;
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 /// One step of a field path.
@@ -11,6 +27,8 @@ pub enum Seg {
     Field(String),
     /// A map-list item, by its canonical key JSON.
     Key(String),
+    /// A set item, by its JSON value.
+    Value(String),
 }
 
 /// A field path from the object root.
@@ -25,6 +43,29 @@ pub struct Applier {
     pub status: bool,
     /// Owned paths.
     pub fields: BTreeSet<Path>,
+}
+
+/// One apply manager's owned fields as the test harness reads them ([`crate::KubeSim::apply_owners`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApplyOwner {
+    /// `fieldManager`.
+    pub manager: String,
+    /// `status` when applied through the `/status` subresource, else empty.
+    pub subresource: String,
+    /// Owned fields as structured-merge-diff prints paths, sorted.
+    pub fields: Vec<String>,
+}
+
+/// The harness view of an applier.
+pub fn owner(a: &Applier) -> ApplyOwner {
+    let mut fields: Vec<String> = a.fields.iter().map(|p| render(p)).collect();
+    fields.sort();
+    ApplyOwner {
+        manager: a.manager.clone(),
+        subresource: if a.status { "status".into() } else { String::new() },
+        fields,
+    }
 }
 
 /// Render a path the way apply conflicts name fields (`.status.conditions[type="Ready"].status`).
@@ -49,9 +90,103 @@ pub fn render(p: &Path) -> String {
                 s.push_str(&inner);
                 s.push(']');
             }
+            Seg::Value(v) => {
+                s.push_str("[=");
+                s.push_str(v);
+                s.push(']');
+            }
         }
     }
     s
+}
+
+/// What the schema says about one node.
+#[derive(Debug, Clone, Copy)]
+enum Ty<'a> {
+    /// No schema at all (kube-sim's built-ins): object keys are fields, lists atomic except
+    /// `conditions` keyed by `type`.
+    Untyped,
+    /// `x-kubernetes-preserve-unknown-fields` (or an undeclared field): object keys are map
+    /// entries, lists atomic.
+    Deduced,
+    /// A schema node.
+    Schema(&'a Value),
+}
+
+/// How a list merges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ListKind {
+    Atomic,
+    Set,
+    Keys(Vec<String>),
+}
+
+fn ty_of(schema: Option<&Value>) -> Ty<'_> {
+    match schema {
+        None => Ty::Untyped,
+        Some(s) => {
+            let preserve = s
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(Value::as_bool)
+                == Some(true);
+            if s.get("type").is_none() && preserve {
+                Ty::Deduced
+            } else {
+                Ty::Schema(s)
+            }
+        }
+    }
+}
+
+/// The type of child `key` of a map, and whether it is a declared (named) field.
+fn child_ty<'a>(parent: Ty<'a>, key: &str) -> (Ty<'a>, bool) {
+    match parent {
+        Ty::Untyped => (Ty::Untyped, true),
+        Ty::Deduced => (Ty::Deduced, false),
+        Ty::Schema(s) => {
+            if let Some(p) = s.get("properties").and_then(|p| p.get(key)) {
+                return (ty_of(Some(p)), true);
+            }
+            if let Some(a @ Value::Object(_)) = s.get("additionalProperties") {
+                return (ty_of(Some(a)), false);
+            }
+            (Ty::Deduced, false)
+        }
+    }
+}
+
+fn item_ty(list: Ty<'_>) -> Ty<'_> {
+    match list {
+        Ty::Untyped => Ty::Untyped,
+        Ty::Deduced => Ty::Deduced,
+        Ty::Schema(s) => match s.get("items") {
+            Some(i) => ty_of(Some(i)),
+            None => Ty::Deduced,
+        },
+    }
+}
+
+fn map_atomic(t: Ty<'_>) -> bool {
+    matches!(t, Ty::Schema(s) if s.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic"))
+}
+
+fn list_kind(t: Ty<'_>, field: &str, items: &[Value]) -> ListKind {
+    match t {
+        Ty::Untyped => match keys_for(None, field, items) {
+            Some(k) => ListKind::Keys(k),
+            None => ListKind::Atomic,
+        },
+        Ty::Deduced => ListKind::Atomic,
+        Ty::Schema(s) => {
+            if let Some(k) = map_list_keys(s) {
+                return ListKind::Keys(k);
+            }
+            match s.get("x-kubernetes-list-type").and_then(Value::as_str) {
+                Some("set") => ListKind::Set,
+                _ => ListKind::Atomic,
+            }
+        }
+    }
 }
 
 /// The keys of a map list: from the schema, else `type` for a `conditions` list whose items all carry a string `type`.
@@ -74,92 +209,126 @@ pub fn keys_for(schema: Option<&Value>, field: &str, items: &[Value]) -> Option<
     None
 }
 
-/// Collect the leaf paths set by an apply configuration.
-pub fn collect(cfg: &Value, schema: Option<&Value>, prefix: &mut Path, out: &mut BTreeSet<Path>) {
-    let Value::Object(map) = cfg else {
-        out.insert(prefix.clone());
-        return;
-    };
-    if map.is_empty() && !prefix.is_empty() {
-        out.insert(prefix.clone());
-        return;
-    }
-    for (k, v) in map {
-        if prefix.is_empty() && matches!(k.as_str(), "apiVersion" | "kind") {
-            continue;
-        }
-        if prefix.len() == 1
-            && prefix[0] == Seg::Field("metadata".into())
-            && matches!(
-                k.as_str(),
-                "name"
-                    | "namespace"
-                    | "resourceVersion"
-                    | "uid"
-                    | "managedFields"
-                    | "creationTimestamp"
-                    | "generation"
-            )
-        {
-            continue;
-        }
-        let sub = child(schema, k);
-        prefix.push(Seg::Field(k.clone()));
-        match v {
-            Value::Object(_) => collect(v, sub, prefix, out),
-            Value::Array(items) => match keys_for(sub, k, items) {
-                Some(keys) => {
-                    let item_schema = sub.and_then(|s| s.get("items"));
-                    for item in items {
-                        prefix.push(Seg::Key(list_key(item, &keys)));
-                        out.insert(prefix.clone());
-                        collect(item, item_schema, prefix, out);
-                        prefix.pop();
-                    }
-                    if items.is_empty() {
-                        out.insert(prefix.clone());
-                    }
-                }
-                None => {
-                    out.insert(prefix.clone());
-                }
-            },
-            _ => {
-                out.insert(prefix.clone());
-            }
-        }
-        prefix.pop();
+fn item_seg(kind: &ListKind, item: &Value) -> Seg {
+    match kind {
+        ListKind::Keys(keys) => Seg::Key(list_key(item, keys)),
+        _ => Seg::Value(item.to_string()),
     }
 }
 
-/// Merge an apply configuration into the live object: maps recursively, map lists by key, the rest replaced.
+/// Paths no manager owns: the server manages them.
+fn server_owned(p: &Path) -> bool {
+    match p.as_slice() {
+        [Seg::Field(f)] => matches!(f.as_str(), "apiVersion" | "kind" | "metadata"),
+        [Seg::Field(m), Seg::Field(f)] if m == "metadata" => matches!(
+            f.as_str(),
+            "name"
+                | "namespace"
+                | "creationTimestamp"
+                | "selfLink"
+                | "uid"
+                | "clusterName"
+                | "generation"
+                | "managedFields"
+                | "resourceVersion"
+        ),
+        _ => false,
+    }
+}
+
+/// Collect the paths an apply configuration owns.
+pub fn collect(cfg: &Value, schema: Option<&Value>, prefix: &mut Path, out: &mut BTreeSet<Path>) {
+    to_set(cfg, ty_of(schema), "", prefix, out);
+    out.retain(|p| !server_owned(p));
+}
+
+fn to_set(v: &Value, t: Ty<'_>, field: &str, prefix: &mut Path, out: &mut BTreeSet<Path>) {
+    match v {
+        Value::Object(map) => {
+            if map_atomic(t) {
+                out.insert(prefix.clone());
+                return;
+            }
+            for (k, cv) in map {
+                let (ct, named) = child_ty(t, k);
+                prefix.push(Seg::Field(k.clone()));
+                to_set(cv, ct, k, prefix, out);
+                let empty_map = cv.as_object().is_some_and(serde_json::Map::is_empty);
+                if cv.is_null() || empty_map || !named {
+                    out.insert(prefix.clone());
+                }
+                prefix.pop();
+            }
+        }
+        Value::Array(items) => {
+            let kind = list_kind(t, field, items);
+            if kind == ListKind::Atomic {
+                out.insert(prefix.clone());
+                return;
+            }
+            let it = item_ty(t);
+            for item in items {
+                prefix.push(item_seg(&kind, item));
+                to_set(item, it, "", prefix, out);
+                out.insert(prefix.clone());
+                prefix.pop();
+            }
+        }
+        _ => {
+            out.insert(prefix.clone());
+        }
+    }
+}
+
+/// Merge an apply configuration into the live object: maps recursively, map lists and sets by
+/// item (live order, new items appended), the rest replaced.
 pub fn merge(live: &mut Value, cfg: &Value, schema: Option<&Value>, field: &str) {
+    merge_ty(live, cfg, ty_of(schema), field);
+}
+
+fn merge_ty(live: &mut Value, cfg: &Value, t: Ty<'_>, field: &str) {
     match (live, cfg) {
-        (Value::Object(l), Value::Object(c)) => {
+        (Value::Object(l), Value::Object(c)) if !map_atomic(t) && !(l.is_empty() && c.is_empty()) => {
             for (k, cv) in c {
-                let sub = child(schema, k);
+                let (ct, _) = child_ty(t, k);
                 match l.get_mut(k) {
-                    Some(lv) => merge(lv, cv, sub, k),
+                    Some(lv) => merge_ty(lv, cv, ct, k),
                     None => {
                         l.insert(k.clone(), cv.clone());
                     }
                 }
             }
         }
-        (Value::Array(l), Value::Array(c)) => match keys_for(schema, field, c) {
-            Some(keys) if l.iter().all(|i| i.is_object()) => {
-                let item_schema = schema.and_then(|s| s.get("items"));
-                for ci in c {
-                    let ck = list_key(ci, &keys);
-                    match l.iter_mut().find(|li| list_key(li, &keys) == ck) {
-                        Some(li) => merge(li, ci, item_schema, ""),
-                        None => l.push(ci.clone()),
-                    }
+        (Value::Array(l), Value::Array(c)) if !(l.is_empty() && c.is_empty()) => {
+            let kind = list_kind(t, field, if c.is_empty() { l } else { c });
+            if kind == ListKind::Atomic {
+                *l = c.clone();
+                return;
+            }
+            let it = item_ty(t);
+            for ci in c {
+                let ck = item_seg(&kind, ci);
+                match l.iter_mut().find(|li| item_seg(&kind, li) == ck) {
+                    Some(li) => merge_ty(li, ci, it, ""),
+                    None => l.push(ci.clone()),
                 }
             }
-            _ => *l = c.clone(),
-        },
+        }
         (l, c) => *l = c.clone(),
+    }
+}
+
+fn item_matches(item: &Value, seg: &Seg) -> bool {
+    match seg {
+        Seg::Field(_) => false,
+        Seg::Key(k) => {
+            let keys: Vec<String> = match serde_json::from_str::<serde_json::Map<String, Value>>(k) {
+                Ok(m) => m.keys().cloned().collect(),
+                Err(_) => return false,
+            };
+            &list_key(item, &keys) == k
+        }
+        Seg::Value(v) => &item.to_string() == v,
     }
 }
 
@@ -168,22 +337,14 @@ pub fn get<'a>(v: &'a Value, p: &[Seg]) -> Option<&'a Value> {
     let mut cur = v;
     for seg in p {
         cur = match seg {
-            Seg::Field(f) => cur.get(f)?,
-            Seg::Key(k) => {
-                let items = cur.as_array()?;
-                let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Value>>(k)
-                    .ok()?
-                    .keys()
-                    .cloned()
-                    .collect();
-                items.iter().find(|i| &list_key(i, &keys) == k)?
-            }
+            Seg::Field(f) => cur.as_object()?.get(f)?,
+            _ => cur.as_array()?.iter().find(|i| item_matches(i, seg))?,
         };
     }
     Some(cur)
 }
 
-/// Remove the field or map-list item at a path (no-op when absent).
+/// Remove the field or list item at a path (no-op when absent).
 pub fn remove(v: &mut Value, p: &[Seg]) {
     let Some((last, parent)) = p.split_last() else {
         return;
@@ -191,16 +352,10 @@ pub fn remove(v: &mut Value, p: &[Seg]) {
     let mut cur = v;
     for seg in parent {
         let next = match seg {
-            Seg::Field(f) => cur.get_mut(f),
-            Seg::Key(k) => {
-                let keys: Vec<String> =
-                    match serde_json::from_str::<serde_json::Map<String, Value>>(k) {
-                        Ok(m) => m.keys().cloned().collect(),
-                        Err(_) => return,
-                    };
-                cur.as_array_mut()
-                    .and_then(|a| a.iter_mut().find(|i| &list_key(i, &keys) == k))
-            }
+            Seg::Field(f) => cur.as_object_mut().and_then(|m| m.get_mut(f)),
+            _ => cur
+                .as_array_mut()
+                .and_then(|a| a.iter_mut().find(|i| item_matches(i, seg))),
         };
         match next {
             Some(n) => cur = n,
@@ -213,14 +368,63 @@ pub fn remove(v: &mut Value, p: &[Seg]) {
                 m.remove(f);
             }
         }
-        Seg::Key(k) => {
-            let keys: Vec<String> = match serde_json::from_str::<serde_json::Map<String, Value>>(k)
-            {
-                Ok(m) => m.keys().cloned().collect(),
-                Err(_) => return,
-            };
+        _ => {
             if let Some(a) = cur.as_array_mut() {
-                a.retain(|i| &list_key(i, &keys) != k);
+                a.retain(|i| !item_matches(i, last));
+            }
+        }
+    }
+}
+
+/// The type at a path (for the comparison of live and merged values).
+fn ty_at<'a>(root: Ty<'a>, p: &[Seg]) -> Ty<'a> {
+    let mut t = root;
+    for seg in p {
+        t = match seg {
+            Seg::Field(f) => child_ty(t, f).0,
+            _ => item_ty(t),
+        };
+    }
+    t
+}
+
+/// How a path's value changed between the live and the merged object.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    Same,
+    Added,
+    Removed,
+    Modified,
+}
+
+fn change(live: &Value, merged: &Value, p: &Path, root: Ty<'_>) -> Change {
+    match (get(live, p), get(merged, p)) {
+        (None, None) => Change::Same,
+        (None, Some(_)) => Change::Added,
+        (Some(_), None) => Change::Removed,
+        (Some(a), Some(b)) if a == b => Change::Same,
+        (Some(a), Some(b)) => {
+            // Only leaves are compared by value: a granular map or list that changed inside
+            // is not itself modified.
+            let t = ty_at(root, p);
+            let field = match p.last() {
+                Some(Seg::Field(f)) => f.as_str(),
+                _ => "",
+            };
+            let granular = match (a, b) {
+                (Value::Object(x), Value::Object(y)) => {
+                    !map_atomic(t) && !(x.is_empty() && y.is_empty())
+                }
+                (Value::Array(x), Value::Array(y)) => {
+                    !(x.is_empty() && y.is_empty())
+                        && list_kind(t, field, if y.is_empty() { x } else { y }) != ListKind::Atomic
+                }
+                _ => false,
+            };
+            if granular {
+                Change::Same
+            } else {
+                Change::Modified
             }
         }
     }
@@ -231,8 +435,109 @@ pub fn remove(v: &mut Value, p: &[Seg]) {
 pub struct Conflict {
     /// The other manager.
     pub manager: String,
+    /// Whether the other manager applied through `/status`.
+    pub status: bool,
     /// The contested field.
     pub path: Path,
+}
+
+impl Conflict {
+    /// The manager as kube-apiserver names it in conflict messages.
+    pub fn manager_printed(&self) -> String {
+        if self.status {
+            format!("{:?} with subresource \"status\"", self.manager)
+        } else {
+            format!("{:?}", self.manager)
+        }
+    }
+
+    /// kube-apiserver's identifier of the manager (what its messages sort by).
+    fn manager_key(&self) -> String {
+        let mut m = serde_json::Map::new();
+        m.insert("manager".into(), Value::String(self.manager.clone()));
+        m.insert("operation".into(), Value::String("Apply".into()));
+        let mut s = Value::Object(m).to_string();
+        if self.status {
+            s.pop();
+            s.push_str(",\"subresource\":\"status\"}");
+        }
+        s
+    }
+}
+
+/// kube-apiserver's message for an apply that conflicts (the 409's `message`).
+pub fn conflict_message(conflicts: &[Conflict]) -> String {
+    if let [c] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            c.manager_printed(),
+            render(&c.path)
+        );
+    }
+    let mut sorted: Vec<&Conflict> = conflicts.iter().collect();
+    sorted.sort_by(|a, b| {
+        a.manager_key()
+            .cmp(&b.manager_key())
+            .then_with(|| set_order(&a.path, &b.path))
+    });
+    let mut lines = Vec::new();
+    let mut last: Option<String> = None;
+    for c in sorted {
+        let k = c.manager_key();
+        if last.as_ref() != Some(&k) {
+            lines.push(format!("conflict with {}:", c.manager_printed()));
+            last = Some(k);
+        }
+        lines.push(format!("- {}", render(&c.path)));
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
+}
+
+fn seg_order(a: &Seg, b: &Seg) -> Ordering {
+    fn rank(s: &Seg) -> u8 {
+        match s {
+            Seg::Field(_) => 0,
+            Seg::Key(_) => 1,
+            Seg::Value(_) => 2,
+        }
+    }
+    rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
+}
+
+/// The order structured-merge-diff lists a set's paths in: at each level the set's own members
+/// first, then what lies under each child.
+fn set_order(a: &Path, b: &Path) -> Ordering {
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.len() == common, b.len() == common) {
+        (true, true) => return Ordering::Equal,
+        (true, false) => return Ordering::Less,
+        (false, true) => return Ordering::Greater,
+        _ => {}
+    }
+    let a_member = a.len() == common + 1;
+    let b_member = b.len() == common + 1;
+    match (a_member, b_member) {
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        _ => seg_order(&a[common], &b[common]),
+    }
+}
+
+/// Every non-empty prefix of every path in the sets.
+fn with_ancestors<'a>(sets: impl Iterator<Item = &'a BTreeSet<Path>>) -> BTreeSet<Path> {
+    let mut out = BTreeSet::new();
+    for s in sets {
+        for p in s {
+            for n in 1..=p.len() {
+                out.insert(p[..n].to_vec());
+            }
+        }
+    }
+    out
 }
 
 /// Apply `cfg` as `manager` onto `live` (returns the merged object and the updated appliers), or the conflicts.
@@ -245,8 +550,12 @@ pub fn apply(
     status: bool,
     force: bool,
 ) -> Result<(Value, Vec<Applier>), Vec<Conflict>> {
-    let mut fields = BTreeSet::new();
-    collect(cfg, schema, &mut Vec::new(), &mut fields);
+    let root = ty_of(schema);
+    // The server strips its own metadata fields from the applier's set only after the merge,
+    // so pruning still sees them as applied.
+    let mut applied = BTreeSet::new();
+    to_set(cfg, root, "", &mut Vec::new(), &mut applied);
+    let fields: BTreeSet<Path> = applied.iter().filter(|p| !server_owned(p)).cloned().collect();
     let mut others: Vec<Applier> = Vec::with_capacity(appliers.len() + 1);
     let mut mine_before = BTreeSet::new();
     for a in appliers {
@@ -256,47 +565,50 @@ pub fn apply(
             others.push(a.clone());
         }
     }
-    let mut conflicts = Vec::new();
-    for p in &fields {
-        if matches!(p.last(), Some(Seg::Key(_))) {
-            continue;
-        }
-        for o in others.iter_mut() {
-            if o.manager == manager || !o.fields.contains(p) {
-                continue;
-            }
-            if get(live, p) != get(cfg, p) {
-                if force {
-                    o.fields.remove(p);
-                } else {
-                    conflicts.push(Conflict {
-                        manager: o.manager.clone(),
-                        path: p.clone(),
-                    });
-                }
-            }
-        }
-    }
-    if !conflicts.is_empty() {
-        return Err(conflicts);
-    }
     let mut merged = live.clone();
-    merge(&mut merged, cfg, schema, "");
-    // Fields this manager set before and no longer sets are removed unless someone else still owns them.
-    let mut dropped: Vec<&Path> = mine_before
-        .difference(&fields)
-        .filter(|p| !others.iter().any(|o| o.fields.contains(*p)))
-        .collect();
+    merge_ty(&mut merged, cfg, root, "");
+    // Prune: what this manager applied before and no longer does, where nobody owns anything
+    // any more (the applier's new fields included), goes, enclosing fields first.
+    let owned = with_ancestors(others.iter().map(|o| &o.fields).chain([&applied]));
+    let before = with_ancestors([&mine_before].into_iter());
+    let mut dropped: Vec<&Path> = before.iter().filter(|p| !owned.contains(*p)).collect();
     dropped.sort_by_key(|p| p.len());
     for p in dropped {
         remove(&mut merged, p);
     }
+    // Conflicts: another manager's field that the merged object adds or changes.
+    let mut conflicts = Vec::new();
+    for o in others.iter_mut() {
+        let mut lost = Vec::new();
+        for p in &o.fields {
+            match change(live, &merged, p, root) {
+                Change::Added | Change::Modified => {
+                    conflicts.push(Conflict {
+                        manager: o.manager.clone(),
+                        status: o.status,
+                        path: p.clone(),
+                    });
+                    lost.push(p.clone());
+                }
+                Change::Removed => lost.push(p.clone()),
+                Change::Same => {}
+            }
+        }
+        for p in lost {
+            o.fields.remove(&p);
+        }
+    }
+    if !force && !conflicts.is_empty() {
+        return Err(conflicts);
+    }
     others.retain(|o| !o.fields.is_empty());
-    others.push(Applier {
-        manager: manager.to_string(),
-        status,
-        fields,
-    });
+    if !fields.is_empty() {
+        others.push(Applier {
+            manager: manager.to_string(),
+            status,
+            fields,
+        });
+    }
     Ok((merged, others))
 }
 
