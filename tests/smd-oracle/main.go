@@ -313,6 +313,17 @@ func doOp(sc *smdSchema, root schema.TypeRef, gvk string, version fieldpath.APIV
 			delete(obj, "status")
 		}
 	}
+	// A custom resource keeps no null where its schema does not allow one (structural schemas
+	// prune them before defaulting): SMD leaves a null where it emptied a map.
+	pruneNulls(obj, req.Schema)
+	// ObjectMeta is a typed struct whose fields are all omitempty: a null field is no field.
+	if meta, ok := obj["metadata"].(map[string]interface{}); ok {
+		for k, v := range meta {
+			if v == nil {
+				delete(meta, k)
+			}
+		}
+	}
 	if vs, ok := mgrs[id.key()]; ok {
 		s := vs.Set().Difference(serverOwned)
 		if s.Empty() {
@@ -423,3 +434,36 @@ func deepCopy(v interface{}) interface{} {
 }
 
 func strPtr(s string) *string { return &s }
+
+// pruneNulls drops object entries whose value is null and whose schema (a property or
+// additionalProperties) is not nullable; metadata is left alone.
+func pruneNulls(obj map[string]interface{}, sch map[string]interface{}) {
+	props, _ := sch["properties"].(map[string]interface{})
+	addl, _ := sch["additionalProperties"].(map[string]interface{})
+	for k, v := range obj {
+		sub, _ := props[k].(map[string]interface{})
+		if sub == nil {
+			sub = addl
+		}
+		if sub == nil {
+			continue
+		}
+		if v == nil {
+			if nullable, _ := sub["nullable"].(bool); !nullable {
+				delete(obj, k)
+			}
+			continue
+		}
+		switch x := v.(type) {
+		case map[string]interface{}:
+			pruneNulls(x, sub)
+		case []interface{}:
+			items, _ := sub["items"].(map[string]interface{})
+			for _, it := range x {
+				if m, ok := it.(map[string]interface{}); ok && items != nil {
+					pruneNulls(m, items)
+				}
+			}
+		}
+	}
+}

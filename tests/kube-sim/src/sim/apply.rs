@@ -15,7 +15,7 @@
 //! - A field the applier owned, no longer applies and nobody else owns is removed, together with
 //!   the enclosing fields nobody owns anything under any more.
 
-use super::schema::{list_key, map_list_keys};
+use super::schema::{child, list_key, map_list_keys};
 use serde_json::Value;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -111,6 +111,29 @@ enum Ty<'a> {
     Deduced,
     /// A schema node.
     Schema(&'a Value),
+    /// The object root (its `metadata` is ObjectMeta whatever the CRD schema says).
+    Root(Option<&'a Value>),
+}
+
+/// ObjectMeta as the API server types it for apply.
+fn object_meta() -> &'static Value {
+    static META: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    META.get_or_init(|| {
+        let s = serde_json::json!({"type": "string"});
+        let string_map = serde_json::json!({"type": "object", "additionalProperties": s});
+        serde_json::json!({"type": "object", "properties": {
+            "annotations": string_map, "labels": string_map,
+            "creationTimestamp": s, "deletionTimestamp": s, "deletionGracePeriodSeconds": {"type": "integer"},
+            "finalizers": {"type": "array", "x-kubernetes-list-type": "set", "items": s},
+            "generateName": s, "generation": {"type": "integer"}, "name": s, "namespace": s,
+            "managedFields": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            "ownerReferences": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["uid"],
+                "items": {"type": "object", "properties": {
+                    "apiVersion": s, "kind": s, "name": s, "uid": s,
+                    "controller": {"type": "boolean"}, "blockOwnerDeletion": {"type": "boolean"}}}},
+            "resourceVersion": s, "selfLink": s, "uid": s
+        }})
+    })
 }
 
 /// How a list merges.
@@ -141,23 +164,25 @@ fn ty_of(schema: Option<&Value>) -> Ty<'_> {
 /// The type of child `key` of a map, and whether it is a declared (named) field.
 fn child_ty<'a>(parent: Ty<'a>, key: &str) -> (Ty<'a>, bool) {
     match parent {
+        Ty::Root(_) if key == "metadata" => (Ty::Schema(object_meta()), true),
+        Ty::Root(s) => child_ty(ty_of(s), key),
         Ty::Untyped => (Ty::Untyped, true),
         Ty::Deduced => (Ty::Deduced, false),
         Ty::Schema(s) => {
             if let Some(p) = s.get("properties").and_then(|p| p.get(key)) {
                 return (ty_of(Some(p)), true);
             }
-            if let Some(a @ Value::Object(_)) = s.get("additionalProperties") {
-                return (ty_of(Some(a)), false);
+            match child(Some(s), key) {
+                Some(a) => (ty_of(Some(a)), false),
+                None => (Ty::Deduced, false),
             }
-            (Ty::Deduced, false)
         }
     }
 }
 
 fn item_ty(list: Ty<'_>) -> Ty<'_> {
     match list {
-        Ty::Untyped => Ty::Untyped,
+        Ty::Untyped | Ty::Root(_) => Ty::Untyped,
         Ty::Deduced => Ty::Deduced,
         Ty::Schema(s) => match s.get("items") {
             Some(i) => ty_of(Some(i)),
@@ -172,7 +197,7 @@ fn map_atomic(t: Ty<'_>) -> bool {
 
 fn list_kind(t: Ty<'_>, field: &str, items: &[Value]) -> ListKind {
     match t {
-        Ty::Untyped => match keys_for(None, field, items) {
+        Ty::Untyped | Ty::Root(_) => match keys_for(None, field, items) {
             Some(k) => ListKind::Keys(k),
             None => ListKind::Atomic,
         },
@@ -236,12 +261,6 @@ fn server_owned(p: &Path) -> bool {
     }
 }
 
-/// Collect the paths an apply configuration owns.
-pub fn collect(cfg: &Value, schema: Option<&Value>, prefix: &mut Path, out: &mut BTreeSet<Path>) {
-    to_set(cfg, ty_of(schema), "", prefix, out);
-    out.retain(|p| !server_owned(p));
-}
-
 fn to_set(v: &Value, t: Ty<'_>, field: &str, prefix: &mut Path, out: &mut BTreeSet<Path>) {
     match v {
         Value::Object(map) => {
@@ -282,10 +301,6 @@ fn to_set(v: &Value, t: Ty<'_>, field: &str, prefix: &mut Path, out: &mut BTreeS
 
 /// Merge an apply configuration into the live object: maps recursively, map lists and sets by
 /// item (live order, new items appended), the rest replaced.
-pub fn merge(live: &mut Value, cfg: &Value, schema: Option<&Value>, field: &str) {
-    merge_ty(live, cfg, ty_of(schema), field);
-}
-
 fn merge_ty(live: &mut Value, cfg: &Value, t: Ty<'_>, field: &str) {
     match (live, cfg) {
         (Value::Object(l), Value::Object(c)) if !map_atomic(t) && !(l.is_empty() && c.is_empty()) => {
@@ -376,6 +391,23 @@ pub fn remove(v: &mut Value, p: &[Seg]) {
     }
 }
 
+fn set_null(v: &mut Value, p: &[Seg]) {
+    let mut cur = v;
+    for seg in p {
+        let next = match seg {
+            Seg::Field(f) => cur.as_object_mut().and_then(|m| m.get_mut(f)),
+            _ => cur
+                .as_array_mut()
+                .and_then(|a| a.iter_mut().find(|i| item_matches(i, seg))),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    *cur = Value::Null;
+}
+
 /// The type at a path (for the comparison of live and merged values).
 fn ty_at<'a>(root: Ty<'a>, p: &[Seg]) -> Ty<'a> {
     let mut t = root;
@@ -411,15 +443,26 @@ fn change(live: &Value, merged: &Value, p: &Path, root: Ty<'_>) -> Change {
                 Some(Seg::Field(f)) => f.as_str(),
                 _ => "",
             };
-            let granular = match (a, b) {
-                (Value::Object(x), Value::Object(y)) => {
-                    !map_atomic(t) && !(x.is_empty() && y.is_empty())
-                }
-                (Value::Array(x), Value::Array(y)) => {
-                    !(x.is_empty() && y.is_empty())
-                        && list_kind(t, field, if y.is_empty() { x } else { y }) != ListKind::Atomic
-                }
-                _ => false,
+            // A null stands for an empty map or list here (what a removal leaves behind).
+            let empty = |v: &Value| {
+                v.is_null()
+                    || v.as_object().is_some_and(serde_json::Map::is_empty)
+                    || v.as_array().is_some_and(Vec::is_empty)
+            };
+            let both_empty = empty(a) && empty(b);
+            let maps = (a.is_object() || a.is_null()) && (b.is_object() || b.is_null());
+            let lists = (a.is_array() || a.is_null()) && (b.is_array() || b.is_null());
+            let granular = if maps {
+                !map_atomic(t) && !both_empty
+            } else if lists {
+                let items: &[Value] = match (a.as_array(), b.as_array()) {
+                    (_, Some(y)) if !y.is_empty() => y,
+                    (Some(x), _) => x,
+                    _ => &[],
+                };
+                !both_empty && list_kind(t, field, items) != ListKind::Atomic
+            } else {
+                false
             };
             if granular {
                 Change::Same
@@ -550,7 +593,7 @@ pub fn apply(
     status: bool,
     force: bool,
 ) -> Result<(Value, Vec<Applier>), Vec<Conflict>> {
-    let root = ty_of(schema);
+    let root = Ty::Root(schema);
     // The server strips its own metadata fields from the applier's set only after the merge,
     // so pruning still sees them as applied.
     let mut applied = BTreeSet::new();
@@ -571,10 +614,33 @@ pub fn apply(
     // any more (the applier's new fields included), goes, enclosing fields first.
     let owned = with_ancestors(others.iter().map(|o| &o.fields).chain([&applied]));
     let before = with_ancestors([&mine_before].into_iter());
-    let mut dropped: Vec<&Path> = before.iter().filter(|p| !owned.contains(*p)).collect();
+    // Only what the merged object holds as fields counts: a map left holding nothing but an
+    // empty list is not a field, so it stays.
+    let mut in_merged = BTreeSet::new();
+    to_set(&merged, root, "", &mut Vec::new(), &mut in_merged);
+    let present = with_ancestors([&in_merged].into_iter());
+    let mut dropped: Vec<&Path> = before
+        .iter()
+        .filter(|p| !owned.contains(*p) && present.contains(*p))
+        .collect();
     dropped.sort_by_key(|p| p.len());
     for p in dropped {
         remove(&mut merged, p);
+        // Like structured-merge-diff, a map or list emptied by a removal is left as null
+        // (validation then drops it where the schema does not allow null).
+        if let Some((_, parent)) = p.split_last()
+            && !parent.is_empty()
+            && get(&merged, parent).is_some_and(|v| {
+                v.as_object().is_some_and(serde_json::Map::is_empty)
+                    || v.as_array().is_some_and(Vec::is_empty)
+            })
+        {
+            set_null(&mut merged, parent);
+        }
+    }
+    // ObjectMeta is typed with omitempty fields: a null there is no field.
+    if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|_, v| !v.is_null());
     }
     // Conflicts: another manager's field that the merged object adds or changes.
     let mut conflicts = Vec::new();
