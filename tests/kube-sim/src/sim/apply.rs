@@ -391,21 +391,73 @@ pub fn remove(v: &mut Value, p: &[Seg]) {
     }
 }
 
-fn set_null(v: &mut Value, p: &[Seg]) {
-    let mut cur = v;
-    for seg in p {
-        let next = match seg {
-            Seg::Field(f) => cur.as_object_mut().and_then(|m| m.get_mut(f)),
-            _ => cur
-                .as_array_mut()
-                .and_then(|a| a.iter_mut().find(|i| item_matches(i, seg))),
-        };
-        match next {
-            Some(n) => cur = n,
-            None => return,
+/// A value's field set with every ancestor of its paths.
+fn field_set(v: &Value, root: Ty<'_>) -> BTreeSet<Path> {
+    let mut set = BTreeSet::new();
+    to_set(v, root, "", &mut Vec::new(), &mut set);
+    with_ancestors([&set].into_iter())
+}
+
+fn has_under(set: &BTreeSet<Path>, prefix: &Path) -> bool {
+    use std::ops::Bound;
+    set.range((Bound::Excluded(prefix.clone()), Bound::Unbounded))
+        .next()
+        .is_some_and(|p| p.starts_with(prefix))
+}
+
+/// The value without the fields and items at `set`'s paths; like structured-merge-diff, a map
+/// or list left empty by the removal (or an atomic one reached by it) becomes null.
+fn remove_items(v: &Value, set: &BTreeSet<Path>, t: Ty<'_>, field: &str, prefix: &mut Path) -> Value {
+    match v {
+        Value::Object(m) => {
+            if m.is_empty() || map_atomic(t) {
+                return Value::Null;
+            }
+            let mut out = serde_json::Map::new();
+            for (k, cv) in m {
+                prefix.push(Seg::Field(k.clone()));
+                if !set.contains(prefix) {
+                    let nv = if has_under(set, prefix) {
+                        remove_items(cv, set, child_ty(t, k).0, k, prefix)
+                    } else {
+                        cv.clone()
+                    };
+                    out.insert(k.clone(), nv);
+                }
+                prefix.pop();
+            }
+            if out.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(out)
+            }
         }
+        Value::Array(items) => {
+            let kind = list_kind(t, field, items);
+            if items.is_empty() || kind == ListKind::Atomic {
+                return Value::Null;
+            }
+            let it = item_ty(t);
+            let mut out = Vec::new();
+            for item in items {
+                prefix.push(item_seg(&kind, item));
+                if !set.contains(prefix) {
+                    out.push(if has_under(set, prefix) {
+                        remove_items(item, set, it, "", prefix)
+                    } else {
+                        item.clone()
+                    });
+                }
+                prefix.pop();
+            }
+            if out.is_empty() {
+                Value::Null
+            } else {
+                Value::Array(out)
+            }
+        }
+        _ => v.clone(),
     }
-    *cur = Value::Null;
 }
 
 /// The type at a path (for the comparison of live and merged values).
@@ -610,33 +662,28 @@ pub fn apply(
     }
     let mut merged = live.clone();
     merge_ty(&mut merged, cfg, root, "");
-    // Prune: what this manager applied before and no longer does, where nobody owns anything
-    // any more (the applier's new fields included), goes, enclosing fields first.
-    let owned = with_ancestors(others.iter().map(|o| &o.fields).chain([&applied]));
-    let before = with_ancestors([&mine_before].into_iter());
-    // Only what the merged object holds as fields counts: a map left holding nothing but an
-    // empty list is not a field, so it stays.
-    let mut in_merged = BTreeSet::new();
-    to_set(&merged, root, "", &mut Vec::new(), &mut in_merged);
-    let present = with_ancestors([&in_merged].into_iter());
-    let mut dropped: Vec<&Path> = before
-        .iter()
-        .filter(|p| !owned.contains(*p) && present.contains(*p))
-        .collect();
-    dropped.sort_by_key(|p| p.len());
-    for p in dropped {
-        remove(&mut merged, p);
-        // Like structured-merge-diff, a map or list emptied by a removal is left as null
-        // (validation then drops it where the schema does not allow null).
-        if let Some((_, parent)) = p.split_last()
-            && !parent.is_empty()
-            && get(&merged, parent).is_some_and(|v| {
-                v.as_object().is_some_and(serde_json::Map::is_empty)
-                    || v.as_array().is_some_and(Vec::is_empty)
-            })
-        {
-            set_null(&mut merged, parent);
-        }
+    // Prune what this manager applied before, no longer applies and nobody else owns,
+    // following structured-merge-diff's three steps (remove everything applied last time, add
+    // back what anyone owns, add back what was not applied last time).
+    if !mine_before.is_empty() {
+        let last = with_ancestors([&mine_before].into_iter());
+        let managed = with_ancestors(others.iter().map(|o| &o.fields).chain([&applied]));
+        let merged_set = field_set(&merged, root);
+        let pruned = remove_items(&merged, &last, root, "", &mut Vec::new());
+        let pruned_set = field_set(&pruned, root);
+        let unowned: BTreeSet<Path> = merged_set
+            .iter()
+            .filter(|p| !pruned_set.contains(*p) && !managed.contains(*p))
+            .cloned()
+            .collect();
+        let pruned = remove_items(&merged, &unowned, root, "", &mut Vec::new());
+        let pruned_set = field_set(&pruned, root);
+        let dropped: BTreeSet<Path> = merged_set
+            .iter()
+            .filter(|p| !pruned_set.contains(*p) && last.contains(*p))
+            .cloned()
+            .collect();
+        merged = remove_items(&merged, &dropped, root, "", &mut Vec::new());
     }
     // ObjectMeta is typed with omitempty fields: a null there is no field.
     if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
