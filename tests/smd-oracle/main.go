@@ -254,7 +254,12 @@ func doOp(sc *smdSchema, root schema.TypeRef, gvk string, version fieldpath.APIV
 		res, m, err := updater.Apply(liveTyped, patchTyped, version, mgrs, id.key(), o.Force)
 		if err != nil {
 			if cs, ok := err.(merge.Conflicts); ok {
-				step.Error = conflictError(cs)
+				fixed, ferr := recoverConflicts(&updater, liveTyped, patchTyped, version, managers, id.key(), cs)
+				if ferr != "" {
+					return step, nil, nil, ferr
+				}
+				step.Error = conflictError(fixed)
+				step.Error.SMD = cs.Error()
 				return step, nil, nil, ""
 			}
 			step.Error = &errorOut{Code: 500, Message: err.Error(), SMD: err.Error()}
@@ -466,4 +471,44 @@ func pruneNulls(obj map[string]interface{}, sch map[string]interface{}) {
 			}
 		}
 	}
+}
+
+// recoverConflicts works around a bug of SMD v4.1.2: ConflictsFromManagers keeps the path that
+// Set.Iterate reuses, so a manager with several conflicting fields is reported with its last
+// path repeated (newer SMD copies the path). The true conflicts are what a forced apply takes
+// from the other managers; the count must match what SMD reported.
+func recoverConflicts(u *merge.Updater, live, patch *typed.TypedValue, version fieldpath.APIVersion, managers fieldpath.ManagedFields, applier string, reported merge.Conflicts) (merge.Conflicts, string) {
+	before := fieldpath.ManagedFields{}
+	work := fieldpath.ManagedFields{}
+	for k, v := range managers {
+		before[k] = v
+		work[k] = v
+	}
+	_, after, err := u.Apply(live, patch, version, work, applier, true)
+	if err != nil {
+		return nil, fmt.Sprintf("the forced re-run failed: %v", err)
+	}
+	byManager := map[string]int{}
+	for _, c := range reported {
+		byManager[c.Manager]++
+	}
+	var out merge.Conflicts
+	for k, vs := range before {
+		if k == applier {
+			continue
+		}
+		lost := vs.Set()
+		if a, ok := after[k]; ok {
+			lost = lost.Difference(a.Set())
+		}
+		n := 0
+		lost.Iterate(func(p fieldpath.Path) {
+			out = append(out, merge.Conflict{Manager: k, Path: p.Copy()})
+			n++
+		})
+		if n != byManager[k] {
+			return nil, fmt.Sprintf("recovering the conflicts of %s: %d fields lost under force, %d conflicts reported (%v)", k, n, byManager[k], reported)
+		}
+	}
+	return out, ""
 }

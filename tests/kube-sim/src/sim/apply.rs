@@ -685,10 +685,6 @@ pub fn apply(
             .collect();
         merged = remove_items(&merged, &dropped, root, "", &mut Vec::new());
     }
-    // ObjectMeta is typed with omitempty fields: a null there is no field.
-    if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.retain(|_, v| !v.is_null());
-    }
     // Conflicts: another manager's field that the merged object adds or changes.
     let mut conflicts = Vec::new();
     for o in others.iter_mut() {
@@ -713,6 +709,11 @@ pub fn apply(
     }
     if !force && !conflicts.is_empty() {
         return Err(conflicts);
+    }
+    // ObjectMeta is typed with omitempty fields: a null there is no field (the server decodes
+    // the merged object after the ownership is settled).
+    if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|_, v| !v.is_null());
     }
     others.retain(|o| !o.fields.is_empty());
     if !fields.is_empty() {
