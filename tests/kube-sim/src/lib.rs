@@ -6,9 +6,9 @@
 
 mod sim;
 
+pub use sim::apply::ApplyOwner;
 pub use sim::faults::{FaultRule, Faults};
 pub use sim::status::{ApiError, Cause};
-pub use sim::apply::ApplyOwner;
 
 use anyhow::Context as _;
 use base64::Engine as _;

@@ -51,8 +51,12 @@ fn widget() -> Scenario {
 }
 
 async fn sim_for(scn: &Scenario) -> (kube_sim::KubeSim, kube::Client) {
-    let sim = kube_sim::KubeSim::start(kube_sim::SimOptions::default()).await.expect("kube-sim starts");
-    sim.install_crds_yaml(&scn.crd().to_string()).await.expect("the CRD installs");
+    let sim = kube_sim::KubeSim::start(kube_sim::SimOptions::default())
+        .await
+        .expect("kube-sim starts");
+    sim.install_crds_yaml(&scn.crd().to_string())
+        .await
+        .expect("the CRD installs");
     let client = sim.client().await.expect("client");
     (sim, client)
 }
@@ -69,37 +73,78 @@ fn cond(t: &str, s: &str) -> Value {
 #[tokio::test]
 async fn approver_then_issuer_conditions_then_each_reapplies_with_fewer() {
     let scn = widget();
-    let out = check(&scn, "conds", &[
-        Op::apply("creator", json!({"spec": {"s": "a"}})),
-        Op::status("approver", json!({"status": {"conditions": [cond("Approved", "True")]}})),
-        Op::status("issuer", json!({"status": {"conditions": [cond("Ready", "False")]}})),
-        Op::status("issuer", json!({"status": {"conditions": [cond("Ready", "True")]}})),
-        Op::status("issuer", json!({"status": {"conditions": []}})),
-        Op::status("issuer", json!({"status": {"conditions": [cond("Ready", "True")]}})),
-        Op::status("approver", json!({"status": {}})),
-        Op::status("issuer", json!({"status": {"phase": "done"}})),
-    ]).await;
+    let out = check(
+        &scn,
+        "conds",
+        &[
+            Op::apply("creator", json!({"spec": {"s": "a"}})),
+            Op::status(
+                "approver",
+                json!({"status": {"conditions": [cond("Approved", "True")]}}),
+            ),
+            Op::status(
+                "issuer",
+                json!({"status": {"conditions": [cond("Ready", "False")]}}),
+            ),
+            Op::status(
+                "issuer",
+                json!({"status": {"conditions": [cond("Ready", "True")]}}),
+            ),
+            Op::status("issuer", json!({"status": {"conditions": []}})),
+            Op::status(
+                "issuer",
+                json!({"status": {"conditions": [cond("Ready", "True")]}}),
+            ),
+            Op::status("approver", json!({"status": {}})),
+            Op::status("issuer", json!({"status": {"phase": "done"}})),
+        ],
+    )
+    .await;
     // Both conditions live side by side, then each manager's disappears with its owner.
-    assert_eq!(out[3].object["status"]["conditions"], json!([cond("Approved", "True"), cond("Ready", "True")]));
-    assert_eq!(out[4].object["status"]["conditions"], json!([cond("Approved", "True")]));
+    assert_eq!(
+        out[3].object["status"]["conditions"],
+        json!([cond("Approved", "True"), cond("Ready", "True")])
+    );
+    assert_eq!(
+        out[4].object["status"]["conditions"],
+        json!([cond("Approved", "True")])
+    );
     assert_eq!(out[7].object["status"], json!({"phase": "done"}));
 }
 
 #[tokio::test]
 async fn two_managers_on_one_field_conflict_unless_forced() {
     let scn = widget();
-    let out = check(&scn, "contest", &[
-        Op::apply("a", json!({"spec": {"s": "a", "n": 1, "nested": {"x": "a"}}})),
-        // Same values: shared ownership, no conflict.
-        Op::apply("b", json!({"spec": {"s": "a"}})),
-        // Different values on fields a (and b) own: two conflicts.
-        Op::apply("c", json!({"spec": {"s": "b", "n": 2}})),
-        Op::apply("c", json!({"spec": {"s": "b", "n": 2}})).forced(),
-        // A status manager conflicting with another status manager.
-        Op::status("x", json!({"status": {"phase": "p", "conditions": [cond("Ready", "True")]}})),
-        Op::status("y", json!({"status": {"phase": "q", "conditions": [cond("Ready", "False")]}})),
-        Op::status("y", json!({"status": {"phase": "q", "conditions": [cond("Ready", "False")]}})).forced(),
-    ]).await;
+    let out = check(
+        &scn,
+        "contest",
+        &[
+            Op::apply(
+                "a",
+                json!({"spec": {"s": "a", "n": 1, "nested": {"x": "a"}}}),
+            ),
+            // Same values: shared ownership, no conflict.
+            Op::apply("b", json!({"spec": {"s": "a"}})),
+            // Different values on fields a (and b) own: two conflicts.
+            Op::apply("c", json!({"spec": {"s": "b", "n": 2}})),
+            Op::apply("c", json!({"spec": {"s": "b", "n": 2}})).forced(),
+            // A status manager conflicting with another status manager.
+            Op::status(
+                "x",
+                json!({"status": {"phase": "p", "conditions": [cond("Ready", "True")]}}),
+            ),
+            Op::status(
+                "y",
+                json!({"status": {"phase": "q", "conditions": [cond("Ready", "False")]}}),
+            ),
+            Op::status(
+                "y",
+                json!({"status": {"phase": "q", "conditions": [cond("Ready", "False")]}}),
+            )
+            .forced(),
+        ],
+    )
+    .await;
     assert_eq!(out[2].error.as_ref().map(|e| e.code), Some(409));
     assert!(out[3].error.is_none());
     assert_eq!(out[5].error.as_ref().map(|e| e.code), Some(409));
@@ -154,29 +199,50 @@ async fn resource_version_in_an_apply_body_is_owned_by_no_one() {
     let (sim, client) = sim_for(&scn).await;
     let first = [Op::apply("a", json!({"spec": {"s": "a"}}))];
     assert_same(&sim, &client, &scn, "rv", &first).await;
-    let rv = sim.object(&scn.group, &scn.plural, "default", "rv").unwrap()["metadata"]["resourceVersion"].clone();
+    let rv = sim
+        .object(&scn.group, &scn.plural, "default", "rv")
+        .unwrap()["metadata"]["resourceVersion"]
+        .clone();
     // The current resourceVersion: accepted, and owned by nobody (the server strips it).
     let mut ops = first.to_vec();
-    ops.push(Op::apply("a", json!({"metadata": {"resourceVersion": rv}, "spec": {"s": "b"}})));
+    ops.push(Op::apply(
+        "a",
+        json!({"metadata": {"resourceVersion": rv}, "spec": {"s": "b"}}),
+    ));
     let (sim2, client2) = sim_for(&scn).await;
     let out = assert_same(&sim2, &client2, &scn, "rv", &ops).await;
     assert!(out[1].error.is_none());
     assert_eq!(out[1].owners[0].fields, vec![".spec.s".to_string()]);
     // A stale one is refused by the API server's optimistic concurrency (not SMD's business:
     // the oracle cannot judge it; this is kube-apiserver's answer).
-    let stale = client_apply(&client2, &scn, json!({"metadata": {"name": "rv", "resourceVersion": rv}, "spec": {"s": "c"}})).await;
+    let stale = client_apply(
+        &client2,
+        &scn,
+        json!({"metadata": {"name": "rv", "resourceVersion": rv}, "spec": {"s": "c"}}),
+    )
+    .await;
     let err = stale.expect_err("a stale resourceVersion is refused");
     assert_eq!(err.code, 409);
     assert!(err.message.contains("the object has been modified; please apply your changes to the latest version and try again"), "{}", err.message);
 }
 
-async fn client_apply(client: &kube::Client, scn: &Scenario, mut body: Value) -> Result<(), kube::core::Status> {
+async fn client_apply(
+    client: &kube::Client,
+    scn: &Scenario,
+    mut body: Value,
+) -> Result<(), kube::core::Status> {
     use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
     body["apiVersion"] = json!(scn.api_version());
     body["kind"] = json!(scn.kind);
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&scn.group, &scn.version, &scn.kind), &scn.plural);
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(&scn.group, &scn.version, &scn.kind),
+        &scn.plural,
+    );
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
-    match api.patch("rv", &PatchParams::apply("a"), &Patch::Apply(&body)).await {
+    match api
+        .patch("rv", &PatchParams::apply("a"), &Patch::Apply(&body))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) => Err(*s),
         Err(e) => panic!("{e}"),
@@ -195,50 +261,136 @@ fn maybe(v: impl Strategy<Value = Value>) -> impl Strategy<Value = Option<Value>
 
 fn spec_body() -> impl Strategy<Value = Value> {
     let scalar_s = pick(&["a", "b"]).prop_map(|s| json!(s));
-    let nested = (maybe(pick(&["a", "b"]).prop_map(|s| json!(s))), maybe(pick(&["a", "b"]).prop_map(|s| json!(s))), maybe(pick(&["a", "b"]).prop_map(|z| json!({"z": z}))))
+    let nested = (
+        maybe(pick(&["a", "b"]).prop_map(|s| json!(s))),
+        maybe(pick(&["a", "b"]).prop_map(|s| json!(s))),
+        maybe(pick(&["a", "b"]).prop_map(|z| json!({"z": z}))),
+    )
         .prop_map(|(x, y, d)| obj(&[("x", x), ("y", y), ("deep", d)]));
-    let labels = proptest::collection::btree_map(pick(&["k1", "k2", "k3"]), pick(&["a", "b"]), 0..3).prop_map(|m| json!(m));
-    let frozen = (maybe(pick(&["1", "2"]).prop_map(|s| json!(s))), maybe(pick(&["1", "2"]).prop_map(|s| json!(s)))).prop_map(|(p, q)| obj(&[("p", p), ("q", q)]));
+    let labels =
+        proptest::collection::btree_map(pick(&["k1", "k2", "k3"]), pick(&["a", "b"]), 0..3)
+            .prop_map(|m| json!(m));
+    let frozen = (
+        maybe(pick(&["1", "2"]).prop_map(|s| json!(s))),
+        maybe(pick(&["1", "2"]).prop_map(|s| json!(s))),
+    )
+        .prop_map(|(p, q)| obj(&[("p", p), ("q", q)]));
     let tags = proptest::collection::vec(pick(&["x", "y"]), 0..3).prop_map(|v| json!(v));
     let set = proptest::collection::btree_set(pick(&["x", "y", "z"]), 0..3).prop_map(|v| json!(v));
-    let ports = proptest::collection::btree_map(pick(&["http", "grpc"]), (maybe(pick(&[80, 81]).prop_map(|p| json!(p))), maybe(pick(&["TCP", "UDP"]).prop_map(|p| json!(p)))), 0..3)
-        .prop_map(|m| json!(m.into_iter().map(|(name, (port, proto))| {
-            let mut o = obj(&[("port", port), ("proto", proto)]);
-            o["name"] = json!(name);
-            o
-        }).collect::<Vec<_>>()));
-    let routes = proptest::collection::btree_map((pick(&["h1", "h2"]), pick(&["/", "/x"])), maybe(pick(&[1, 2]).prop_map(|w| json!(w))), 0..3)
-        .prop_map(|m| json!(m.into_iter().map(|((h, p), w)| {
-            let mut o = obj(&[("weight", w)]);
-            o["host"] = json!(h);
-            o["path"] = json!(p);
-            o
-        }).collect::<Vec<_>>()));
-    let extra = proptest::collection::btree_map(pick(&["e1", "e2"]), pick(&["a", "b"]).prop_map(|s| json!({"v": s})), 0..3).prop_map(|m| json!(m));
-    (
-        (maybe(scalar_s), maybe(pick(&[1, 2]).prop_map(|n| json!(n))), maybe(any::<bool>().prop_map(|b| json!(b))), maybe(nested), maybe(labels)),
-        (maybe(frozen), maybe(tags), maybe(set), maybe(ports), maybe(routes), maybe(extra)),
-        maybe(proptest::collection::btree_map(pick(&["l1", "l2"]), pick(&["a", "b"]), 0..3).prop_map(|m| json!(m))),
+    let ports = proptest::collection::btree_map(
+        pick(&["http", "grpc"]),
+        (
+            maybe(pick(&[80, 81]).prop_map(|p| json!(p))),
+            maybe(pick(&["TCP", "UDP"]).prop_map(|p| json!(p))),
+        ),
+        0..3,
     )
-        .prop_map(|((s, n, b, nested, labels), (frozen, tags, set, ports, routes, extra), meta_labels)| {
-            let spec = obj(&[("s", s), ("n", n), ("b", b), ("nested", nested), ("labels", labels), ("frozen", frozen), ("tags", tags), ("set", set), ("ports", ports), ("routes", routes), ("extra", extra)]);
-            let mut body = json!({"spec": spec});
-            if let Some(l) = meta_labels {
-                body["metadata"] = json!({"labels": l});
-            }
-            body
-        })
+    .prop_map(|m| {
+        json!(
+            m.into_iter()
+                .map(|(name, (port, proto))| {
+                    let mut o = obj(&[("port", port), ("proto", proto)]);
+                    o["name"] = json!(name);
+                    o
+                })
+                .collect::<Vec<_>>()
+        )
+    });
+    let routes = proptest::collection::btree_map(
+        (pick(&["h1", "h2"]), pick(&["/", "/x"])),
+        maybe(pick(&[1, 2]).prop_map(|w| json!(w))),
+        0..3,
+    )
+    .prop_map(|m| {
+        json!(
+            m.into_iter()
+                .map(|((h, p), w)| {
+                    let mut o = obj(&[("weight", w)]);
+                    o["host"] = json!(h);
+                    o["path"] = json!(p);
+                    o
+                })
+                .collect::<Vec<_>>()
+        )
+    });
+    let extra = proptest::collection::btree_map(
+        pick(&["e1", "e2"]),
+        pick(&["a", "b"]).prop_map(|s| json!({"v": s})),
+        0..3,
+    )
+    .prop_map(|m| json!(m));
+    (
+        (
+            maybe(scalar_s),
+            maybe(pick(&[1, 2]).prop_map(|n| json!(n))),
+            maybe(any::<bool>().prop_map(|b| json!(b))),
+            maybe(nested),
+            maybe(labels),
+        ),
+        (
+            maybe(frozen),
+            maybe(tags),
+            maybe(set),
+            maybe(ports),
+            maybe(routes),
+            maybe(extra),
+        ),
+        maybe(
+            proptest::collection::btree_map(pick(&["l1", "l2"]), pick(&["a", "b"]), 0..3)
+                .prop_map(|m| json!(m)),
+        ),
+    )
+        .prop_map(
+            |(
+                (s, n, b, nested, labels),
+                (frozen, tags, set, ports, routes, extra),
+                meta_labels,
+            )| {
+                let spec = obj(&[
+                    ("s", s),
+                    ("n", n),
+                    ("b", b),
+                    ("nested", nested),
+                    ("labels", labels),
+                    ("frozen", frozen),
+                    ("tags", tags),
+                    ("set", set),
+                    ("ports", ports),
+                    ("routes", routes),
+                    ("extra", extra),
+                ]);
+                let mut body = json!({"spec": spec});
+                if let Some(l) = meta_labels {
+                    body["metadata"] = json!({"labels": l});
+                }
+                body
+            },
+        )
 }
 
 fn status_body() -> impl Strategy<Value = Value> {
-    let conds = proptest::collection::btree_map(pick(&["Approved", "Ready", "Denied"]), (pick(&["True", "False"]), maybe(pick(&["r1", "r2"]).prop_map(|r| json!(r)))), 0..3)
-        .prop_map(|m| json!(m.into_iter().map(|(t, (s, r))| {
-            let mut o = obj(&[("reason", r)]);
-            o["type"] = json!(t);
-            o["status"] = json!(s);
-            o
-        }).collect::<Vec<_>>()));
-    let counts = proptest::collection::btree_map(pick(&["a", "b"]), pick(&[1, 2]), 0..3).prop_map(|m| json!(m));
+    let conds = proptest::collection::btree_map(
+        pick(&["Approved", "Ready", "Denied"]),
+        (
+            pick(&["True", "False"]),
+            maybe(pick(&["r1", "r2"]).prop_map(|r| json!(r))),
+        ),
+        0..3,
+    )
+    .prop_map(|m| {
+        json!(
+            m.into_iter()
+                .map(|(t, (s, r))| {
+                    let mut o = obj(&[("reason", r)]);
+                    o["type"] = json!(t);
+                    o["status"] = json!(s);
+                    o
+                })
+                .collect::<Vec<_>>()
+        )
+    });
+    let counts = proptest::collection::btree_map(pick(&["a", "b"]), pick(&[1, 2]), 0..3)
+        .prop_map(|m| json!(m));
     (maybe(pick(&["p", "q"]).prop_map(|s| json!(s))), maybe(conds), maybe(counts))
         .prop_map(|(phase, conds, counts)| json!({"status": obj(&[("phase", phase), ("conditions", conds), ("counts", counts)])}))
 }
@@ -254,12 +406,19 @@ fn obj(fields: &[(&str, Option<Value>)]) -> Value {
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
-    (pick(&["a", "b", "c"]), any::<bool>(), proptest::bool::weighted(0.25), spec_body(), status_body()).prop_map(|(m, status, force, spec, st)| Op {
-        manager: m.to_string(),
-        status,
-        force,
-        body: if status { st } else { spec },
-    })
+    (
+        pick(&["a", "b", "c"]),
+        any::<bool>(),
+        proptest::bool::weighted(0.25),
+        spec_body(),
+        status_body(),
+    )
+        .prop_map(|(m, status, force, spec, st)| Op {
+            manager: m.to_string(),
+            status,
+            force,
+            body: if status { st } else { spec },
+        })
 }
 
 fn sequence() -> impl Strategy<Value = Vec<Op>> {
@@ -278,12 +437,22 @@ fn generated_apply_sequences_agree_with_structured_merge_diff() {
         .unwrap_or_else(rand::random);
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let cases: u32 = std::env::var("SMD_DIFF_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(96);
+    let cases: u32 = std::env::var("SMD_DIFF_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(96);
     let mut runner = TestRunner::new_with_rng(
-        Config { cases, failure_persistence: None, ..Config::default() },
+        Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        },
         TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
     );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let scn = widget();
     let (sim, client) = rt.block_on(sim_for(&scn));
     let counter = std::cell::Cell::new(0u32);
@@ -298,6 +467,8 @@ fn generated_apply_sequences_agree_with_structured_merge_diff() {
         }
     });
     if let Err(e) = result {
-        panic!("kube-sim and structured-merge-diff disagree (seed {seed}; rerun with SMD_DIFF_SEED={seed}):\n{e}");
+        panic!(
+            "kube-sim and structured-merge-diff disagree (seed {seed}; rerun with SMD_DIFF_SEED={seed}):\n{e}"
+        );
     }
 }

@@ -59,11 +59,15 @@ pub struct ApplyOwner {
 
 /// The harness view of an applier.
 pub fn owner(a: &Applier) -> ApplyOwner {
-    let mut fields: Vec<String> = a.fields.iter().map(|p| render(p)).collect();
+    let mut fields: Vec<String> = a.fields.iter().map(render).collect();
     fields.sort();
     ApplyOwner {
         manager: a.manager.clone(),
-        subresource: if a.status { "status".into() } else { String::new() },
+        subresource: if a.status {
+            "status".into()
+        } else {
+            String::new()
+        },
         fields,
     }
 }
@@ -303,7 +307,9 @@ fn to_set(v: &Value, t: Ty<'_>, field: &str, prefix: &mut Path, out: &mut BTreeS
 /// item (live order, new items appended), the rest replaced.
 fn merge_ty(live: &mut Value, cfg: &Value, t: Ty<'_>, field: &str) {
     match (live, cfg) {
-        (Value::Object(l), Value::Object(c)) if !map_atomic(t) && !(l.is_empty() && c.is_empty()) => {
+        (Value::Object(l), Value::Object(c))
+            if !map_atomic(t) && (!l.is_empty() || !c.is_empty()) =>
+        {
             for (k, cv) in c {
                 let (ct, _) = child_ty(t, k);
                 match l.get_mut(k) {
@@ -337,7 +343,8 @@ fn item_matches(item: &Value, seg: &Seg) -> bool {
     match seg {
         Seg::Field(_) => false,
         Seg::Key(k) => {
-            let keys: Vec<String> = match serde_json::from_str::<serde_json::Map<String, Value>>(k) {
+            let keys: Vec<String> = match serde_json::from_str::<serde_json::Map<String, Value>>(k)
+            {
                 Ok(m) => m.keys().cloned().collect(),
                 Err(_) => return false,
             };
@@ -359,38 +366,6 @@ pub fn get<'a>(v: &'a Value, p: &[Seg]) -> Option<&'a Value> {
     Some(cur)
 }
 
-/// Remove the field or list item at a path (no-op when absent).
-pub fn remove(v: &mut Value, p: &[Seg]) {
-    let Some((last, parent)) = p.split_last() else {
-        return;
-    };
-    let mut cur = v;
-    for seg in parent {
-        let next = match seg {
-            Seg::Field(f) => cur.as_object_mut().and_then(|m| m.get_mut(f)),
-            _ => cur
-                .as_array_mut()
-                .and_then(|a| a.iter_mut().find(|i| item_matches(i, seg))),
-        };
-        match next {
-            Some(n) => cur = n,
-            None => return,
-        }
-    }
-    match last {
-        Seg::Field(f) => {
-            if let Some(m) = cur.as_object_mut() {
-                m.remove(f);
-            }
-        }
-        _ => {
-            if let Some(a) = cur.as_array_mut() {
-                a.retain(|i| !item_matches(i, last));
-            }
-        }
-    }
-}
-
 /// A value's field set with every ancestor of its paths.
 fn field_set(v: &Value, root: Ty<'_>) -> BTreeSet<Path> {
     let mut set = BTreeSet::new();
@@ -407,7 +382,13 @@ fn has_under(set: &BTreeSet<Path>, prefix: &Path) -> bool {
 
 /// The value without the fields and items at `set`'s paths; like structured-merge-diff, a map
 /// or list left empty by the removal (or an atomic one reached by it) becomes null.
-fn remove_items(v: &Value, set: &BTreeSet<Path>, t: Ty<'_>, field: &str, prefix: &mut Path) -> Value {
+fn remove_items(
+    v: &Value,
+    set: &BTreeSet<Path>,
+    t: Ty<'_>,
+    field: &str,
+    prefix: &mut Path,
+) -> Value {
     match v {
         Value::Object(m) => {
             if m.is_empty() || map_atomic(t) {
@@ -650,7 +631,11 @@ pub fn apply(
     // so pruning still sees them as applied.
     let mut applied = BTreeSet::new();
     to_set(cfg, root, "", &mut Vec::new(), &mut applied);
-    let fields: BTreeSet<Path> = applied.iter().filter(|p| !server_owned(p)).cloned().collect();
+    let fields: BTreeSet<Path> = applied
+        .iter()
+        .filter(|p| !server_owned(p))
+        .cloned()
+        .collect();
     let mut others: Vec<Applier> = Vec::with_capacity(appliers.len() + 1);
     let mut mine_before = BTreeSet::new();
     for a in appliers {

@@ -84,10 +84,20 @@ pub struct Op {
 
 impl Op {
     pub fn apply(manager: &str, body: Value) -> Op {
-        Op { manager: manager.into(), status: false, force: false, body }
+        Op {
+            manager: manager.into(),
+            status: false,
+            force: false,
+            body,
+        }
     }
     pub fn status(manager: &str, body: Value) -> Op {
-        Op { manager: manager.into(), status: true, force: false, body }
+        Op {
+            manager: manager.into(),
+            status: true,
+            force: false,
+            body,
+        }
     }
     pub fn forced(mut self) -> Op {
         self.force = true;
@@ -143,7 +153,15 @@ fn normalize(obj: Option<Value>) -> Value {
         m.remove("kind");
     }
     if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "namespace", "selfLink"] {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "namespace",
+            "selfLink",
+        ] {
             meta.remove(k);
         }
     }
@@ -203,7 +221,8 @@ pub fn oracle_run(scn: &Scenario, name: &str, ops: &[Op]) -> Vec<Outcome> {
     o.stdin.flush().expect("writing to the oracle");
     let mut line = String::new();
     o.stdout.read_line(&mut line).expect("reading the oracle");
-    let ans: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("the oracle answered {line:?}: {e}"));
+    let ans: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("the oracle answered {line:?}: {e}"));
     if let Some(f) = ans.get("fatal") {
         panic!("the oracle could not run the sequence: {f}");
     }
@@ -219,7 +238,12 @@ pub fn oracle_run(scn: &Scenario, name: &str, ops: &[Op]) -> Vec<Outcome> {
                     .as_array()
                     .map(|cs| {
                         cs.iter()
-                            .map(|c| (format!("conflict with {}", c["manager"].as_str().unwrap()), c["field"].as_str().unwrap().to_string()))
+                            .map(|c| {
+                                (
+                                    format!("conflict with {}", c["manager"].as_str().unwrap()),
+                                    c["field"].as_str().unwrap().to_string(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -234,7 +258,12 @@ pub fn oracle_run(scn: &Scenario, name: &str, ops: &[Op]) -> Vec<Outcome> {
                     Owner {
                         manager: m["manager"].as_str().unwrap().to_string(),
                         subresource: m["subresource"].as_str().unwrap().to_string(),
-                        fields: m["fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect(),
+                        fields: m["fields"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|f| f.as_str().unwrap().to_string())
+                            .collect(),
                     }
                 })
                 .collect(),
@@ -243,7 +272,13 @@ pub fn oracle_run(scn: &Scenario, name: &str, ops: &[Op]) -> Vec<Outcome> {
 }
 
 /// Run a sequence through kube-sim's HTTP API in namespace `default`.
-pub async fn sim_run(sim: &KubeSim, client: &kube::Client, scn: &Scenario, name: &str, ops: &[Op]) -> Vec<Outcome> {
+pub async fn sim_run(
+    sim: &KubeSim,
+    client: &kube::Client,
+    scn: &Scenario,
+    name: &str,
+    ops: &[Op],
+) -> Vec<Outcome> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &scn.resource());
     let mut out = Vec::new();
     for op in ops {
@@ -278,7 +313,11 @@ pub async fn sim_run(sim: &KubeSim, client: &kube::Client, scn: &Scenario, name:
             .apply_owners(&scn.group, &scn.plural, "default", name)
             .unwrap_or_default()
             .into_iter()
-            .map(|o| Owner { manager: o.manager, subresource: o.subresource, fields: o.fields })
+            .map(|o| Owner {
+                manager: o.manager,
+                subresource: o.subresource,
+                fields: o.fields,
+            })
             .collect();
         owners.sort();
         out.push(Outcome {
@@ -296,7 +335,15 @@ pub fn first_mismatch(ops: &[Op], sim: &[Outcome], smd: &[Outcome]) -> Option<St
         if a != b {
             let seq: Vec<String> = ops[..=i]
                 .iter()
-                .map(|o| format!("  {}{}{}: {}", o.manager, if o.status { " /status" } else { "" }, if o.force { " force" } else { "" }, o.body))
+                .map(|o| {
+                    format!(
+                        "  {}{}{}: {}",
+                        o.manager,
+                        if o.status { " /status" } else { "" },
+                        if o.force { " force" } else { "" },
+                        o.body
+                    )
+                })
                 .collect();
             return Some(format!(
                 "step {i} differs\nsequence:\n{}\nkube-sim: {a:#?}\nstructured-merge-diff: {b:#?}",
@@ -308,7 +355,13 @@ pub fn first_mismatch(ops: &[Op], sim: &[Outcome], smd: &[Outcome]) -> Option<St
 }
 
 /// Run on both sides and fail on the first difference; returns the (equal) outcomes.
-pub async fn assert_same(sim: &KubeSim, client: &kube::Client, scn: &Scenario, name: &str, ops: &[Op]) -> Vec<Outcome> {
+pub async fn assert_same(
+    sim: &KubeSim,
+    client: &kube::Client,
+    scn: &Scenario,
+    name: &str,
+    ops: &[Op],
+) -> Vec<Outcome> {
     let a = sim_run(sim, client, scn, name, ops).await;
     let b = oracle_run(scn, name, ops);
     if let Some(m) = first_mismatch(ops, &a, &b) {
