@@ -246,7 +246,7 @@ func doOp(sc *smdSchema, root schema.TypeRef, gvk string, version fieldpath.APIV
 		if err != nil {
 			step.Error = &errorOut{
 				Code:    500,
-				Message: fmt.Sprintf("failed to create typed patch object (%s): %v", gvk, err),
+				Message: fmt.Sprintf("failed to create typed patch object (%s; %s): %v", nsName(o.Body), gvk, err),
 				SMD:     err.Error(),
 			}
 			return step, nil, nil, ""
@@ -511,4 +511,13 @@ func recoverConflicts(u *merge.Updater, live, patch *typed.TypedValue, version f
 		}
 	}
 	return out, ""
+}
+
+// nsName is how the API server names the object of an apply configuration: "<ns>/<name>" as
+// the configuration itself states them.
+func nsName(body map[string]interface{}) string {
+	meta, _ := body["metadata"].(map[string]interface{})
+	ns, _ := meta["namespace"].(string)
+	name, _ := meta["name"].(string)
+	return ns + "/" + name
 }

@@ -249,6 +249,160 @@ async fn client_apply(
     }
 }
 
+// ---- cert-manager's CertificateRequest CRD (the transcription kube-sim installs) ----
+
+fn certificate_request() -> Scenario {
+    Scenario::from_crd(kube_sim::CERT_MANAGER_CERTIFICATE_REQUEST_CRD, "v1")
+}
+
+async fn cert_manager_sim() -> (kube_sim::KubeSim, kube::Client) {
+    let sim = kube_sim::KubeSim::start(kube_sim::SimOptions::default())
+        .await
+        .expect("kube-sim starts");
+    sim.install_cert_manager_crds()
+        .await
+        .expect("cert-manager's CRD installs");
+    let client = sim.client().await.expect("client");
+    (sim, client)
+}
+
+fn cr_spec() -> Value {
+    json!({"spec": {
+        "request": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0K",
+        "issuerRef": {"name": "firefly", "kind": "Issuer", "group": "firefly.venafi.com"},
+        "usages": ["digital signature", "key encipherment"]
+    }})
+}
+
+fn cr_cond(t: &str, s: &str, reason: &str) -> Value {
+    json!({"type": t, "status": s, "reason": reason, "message": format!("{t} {reason}"),
+        "lastTransitionTime": "2026-12-04T23:00:00Z"})
+}
+
+#[tokio::test]
+async fn cert_manager_approver_and_issuer_share_conditions() {
+    let scn = certificate_request();
+    let (sim, client) = cert_manager_sim().await;
+    let out = assert_same(
+        &sim,
+        &client,
+        &scn,
+        "cr",
+        &[
+            Op::apply("creator", cr_spec()),
+            Op::status(
+                "cert-manager-approver",
+                json!({"status": {"conditions": [cr_cond("Approved", "True", "cert-manager.io")]}}),
+            )
+            .forced(),
+            Op::status(
+                "firefly",
+                json!({"status": {"conditions": [cr_cond("Ready", "False", "Pending")]}}),
+            )
+            .forced(),
+            Op::status(
+                "firefly",
+                json!({"status": {"conditions": [cr_cond("Ready", "True", "Issued")],
+            "certificate": "Y2VydA==", "ca": "Y2E="}}),
+            )
+            .forced(),
+            // Each re-applies with fewer conditions: only its own go.
+            Op::status(
+                "cert-manager-approver",
+                json!({"status": {"conditions": []}}),
+            )
+            .forced(),
+            Op::status(
+                "firefly",
+                json!({"status": {"failureTime": "2026-12-04T23:00:00Z"}}),
+            )
+            .forced(),
+            // Without force, a manager writing the other's condition conflicts.
+            Op::status(
+                "firefly",
+                json!({"status": {"conditions": [cr_cond("Approved", "False", "x")]}}),
+            ),
+            Op::status(
+                "cert-manager-approver",
+                json!({"status": {"conditions": [cr_cond("Approved", "True", "cert-manager.io")]}}),
+            ),
+            Op::status(
+                "firefly",
+                json!({"status": {"conditions": [cr_cond("Approved", "False", "x")]}}),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        out[3].object["status"]["conditions"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        out[4].object["status"]["conditions"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(out[7].error.as_ref().map(|e| e.code), Some(409));
+}
+
+#[tokio::test]
+async fn undeclared_fields_are_refused_in_smds_words() {
+    let scn = certificate_request();
+    let (sim, client) = cert_manager_sim().await;
+    let mut ready = cr_cond("Ready", "True", "Issued");
+    ready["observedGeneration"] = json!(1);
+    let out = assert_same(
+        &sim,
+        &client,
+        &scn,
+        "undeclared",
+        &[
+            Op::apply("creator", cr_spec()),
+            Op::status("firefly", json!({"status": {"conditions": [ready]}})).forced(),
+            Op::apply(
+                "creator",
+                json!({"spec": {"request": "LS0t", "issuerRef": {"name": "x", "color": "red"}}}),
+            ),
+        ],
+    )
+    .await;
+    let e = out[1].error.as_ref().expect("refused");
+    assert_eq!(e.code, 500);
+    assert_eq!(
+        e.message,
+        "failed to create typed patch object (/undeclared; cert-manager.io/v1, Kind=CertificateRequest): \
+         .status.conditions[type=\"Ready\"].observedGeneration: field not declared in schema"
+    );
+    // Several undeclared fields: SMD stops walking a map at its first undeclared key, in Go's
+    // random map order, so a real server gives one of several answers; kube-sim's must be one
+    // of them (the oracle is asked until its answers repeat).
+    let mut two = cr_spec();
+    two["spec"]["color"] = json!("red");
+    two["spec"]["issuerRef"]["shade"] = json!("dark");
+    let ops = [Op::apply("creator", two)];
+    let a = sim_run(&sim, &client, &scn, "two", &ops).await;
+    let mut answers = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let b = oracle_run(&scn, "two", &ops);
+        let e = b[0].error.clone().expect("refused");
+        answers.insert((e.code, e.message));
+    }
+    assert!(
+        answers.len() >= 2,
+        "SMD's answers vary with Go's map order: {answers:?}"
+    );
+    let mine = a[0].error.clone().expect("refused");
+    assert!(
+        answers.contains(&(mine.code, mine.message.clone())),
+        "kube-sim said {mine:?}; SMD says one of {answers:#?}"
+    );
+    let b = oracle_run(&scn, "two", &ops);
+    assert_eq!(a[0].object, b[0].object, "nothing was created");
+}
+
 // ---- generated sequences ----
 
 fn pick<T: Clone + std::fmt::Debug + 'static>(xs: &'static [T]) -> impl Strategy<Value = T> {
