@@ -70,7 +70,10 @@ async fn every_status_body_the_controller_writes_merges_as_structured_merge_diff
             "status writes are server-side applies"
         );
         let b: Value = serde_json::from_slice(&w.body).expect("a JSON body");
-        let name = b["metadata"]["name"].as_str().expect("a named body").to_owned();
+        let name = b["metadata"]["name"]
+            .as_str()
+            .expect("a named body")
+            .to_owned();
         bodies.entry(name).or_default().push(b);
     }
 
@@ -93,7 +96,10 @@ async fn every_status_body_the_controller_writes_merges_as_structured_merge_diff
                 "spec": stored["spec"].clone()}),
         )];
         for b in bodies.get(name).map(Vec::as_slice).unwrap_or_default() {
-            let conditions = b["status"]["conditions"].as_array().cloned().unwrap_or_default();
+            let conditions = b["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let by_approver = conditions
                 .iter()
                 .any(|c| c["type"] == "Approved" || c["type"] == "Denied");
@@ -107,13 +113,24 @@ async fn every_status_body_the_controller_writes_merges_as_structured_merge_diff
                 body.as_object_mut().map(|o| o.remove(k));
             }
             body["metadata"] = json!({});
-            let manager = if by_approver { "cert-manager-approver" } else { "firefly" };
+            let manager = if by_approver {
+                "cert-manager-approver"
+            } else {
+                "firefly"
+            };
             ops.push(Op::status(manager, body).forced());
         }
-        assert!(ops.len() >= 3, "{name}: an approval and an answer were recorded");
+        assert!(
+            ops.len() >= 3,
+            "{name}: an approval and an answer were recorded"
+        );
         let out = assert_same(&replay, &client, &scn, name, &strip_nulls(ops)).await;
         for (i, o) in out.iter().enumerate() {
-            assert!(o.error.is_none(), "{name} step {i} was refused: {:?}", o.error);
+            assert!(
+                o.error.is_none(),
+                "{name} step {i} was refused: {:?}",
+                o.error
+            );
         }
     }
     assert_eq!(

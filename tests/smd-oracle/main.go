@@ -254,12 +254,12 @@ func doOp(sc *smdSchema, root schema.TypeRef, gvk string, version fieldpath.APIV
 		res, m, err := updater.Apply(liveTyped, patchTyped, version, mgrs, id.key(), o.Force)
 		if err != nil {
 			if cs, ok := err.(merge.Conflicts); ok {
-				fixed, ferr := recoverConflicts(&updater, liveTyped, patchTyped, version, managers, id.key(), cs)
-				if ferr != "" {
+				// The conflicts exactly as SMD reports them (see recoverConflicts for what its
+				// paths may look like); the recovered true set is a consistency check.
+				if _, ferr := recoverConflicts(&updater, liveTyped, patchTyped, version, managers, id.key(), cs); ferr != "" {
 					return step, nil, nil, ferr
 				}
-				step.Error = conflictError(fixed)
-				step.Error.SMD = cs.Error()
+				step.Error = conflictError(cs)
 				return step, nil, nil, ""
 			}
 			step.Error = &errorOut{Code: 500, Message: err.Error(), SMD: err.Error()}
@@ -360,7 +360,7 @@ func conflictError(cs merge.Conflicts) *errorOut {
 	sort.Strings(ids)
 	lines := []string{}
 	for _, k := range ids {
-		lines = append(lines, fmt.Sprintf("conflict with %v:", parseID(k).printed()))
+		lines = append(lines, fmt.Sprintf("conflicts with %v:", parseID(k).printed()))
 		for _, p := range byManager[k] {
 			lines = append(lines, fmt.Sprintf("- %v", p))
 		}
@@ -473,10 +473,10 @@ func pruneNulls(obj map[string]interface{}, sch map[string]interface{}) {
 	}
 }
 
-// recoverConflicts works around a bug of SMD v4.1.2: ConflictsFromManagers keeps the path that
-// Set.Iterate reuses, so a manager with several conflicting fields is reported with its last
-// path repeated (newer SMD copies the path). The true conflicts are what a forced apply takes
-// from the other managers; the count must match what SMD reported.
+// recoverConflicts finds the true conflicts behind SMD's report: ConflictsFromManagers keeps the
+// path that Set.Iterate reuses (so does SMD v5's source), so a manager with several conflicting
+// fields under one parent is reported with one path several times. The true conflicts are what
+// a forced apply takes from the other managers; their count must match what SMD reported.
 func recoverConflicts(u *merge.Updater, live, patch *typed.TypedValue, version fieldpath.APIVersion, managers fieldpath.ManagedFields, applier string, reported merge.Conflicts) (merge.Conflicts, string) {
 	before := fieldpath.ManagedFields{}
 	work := fieldpath.ManagedFields{}

@@ -561,7 +561,7 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
     for c in sorted {
         let k = c.manager_key();
         if last.as_ref() != Some(&k) {
-            lines.push(format!("conflict with {}:", c.manager_printed()));
+            lines.push(format!("conflicts with {}:", c.manager_printed()));
             last = Some(k);
         }
         lines.push(format!("- {}", render(&c.path)));
@@ -601,6 +601,134 @@ fn set_order(a: &Path, b: &Path) -> Ordering {
         (false, true) => Ordering::Greater,
         _ => seg_order(&a[common], &b[common]),
     }
+}
+
+/// The conflicts as structured-merge-diff reports them. Its `ConflictsFromManagers` keeps the
+/// path that `Set.Iterate` hands to its callback, and Iterate builds those paths with Go's
+/// `append` on a shared prefix: when the prefix has spare capacity, later paths overwrite earlier
+/// ones, so a manager with several conflicting fields under one parent is reported with the
+/// same (last-written) path several times. That is the code of every SMD read here (v4.1.2,
+/// built and run by the tests; v5, read); kube-sim reproduces it so that a client sees the
+/// server's own message. The fields taken over under `force` are the true ones.
+fn as_reported(conflicts: Vec<Conflict>) -> Vec<Conflict> {
+    let mut by_manager: Vec<((String, bool), BTreeSet<Path>)> = Vec::new();
+    for c in conflicts {
+        let key = (c.manager, c.status);
+        match by_manager.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, set)) => {
+                set.insert(c.path);
+            }
+            None => by_manager.push((key, BTreeSet::from([c.path]))),
+        }
+    }
+    let mut out = Vec::new();
+    for ((manager, status), set) in by_manager {
+        for path in go_iterate(&set) {
+            out.push(Conflict {
+                manager: manager.clone(),
+                status,
+                path,
+            });
+        }
+    }
+    out
+}
+
+/// One level of a field set, as SMD stores it: its members and its children, each sorted.
+#[derive(Default)]
+struct SetNode {
+    members: Vec<Seg>,
+    children: Vec<(Seg, SetNode)>,
+}
+
+impl SetNode {
+    fn insert(&mut self, p: &[Seg]) {
+        match p {
+            [] => {}
+            [last] => {
+                if !self.members.contains(last) {
+                    self.members.push(last.clone());
+                    self.members.sort_by(seg_order);
+                }
+            }
+            [first, rest @ ..] => {
+                let i = match self.children.iter().position(|(s, _)| s == first) {
+                    Some(i) => i,
+                    None => {
+                        self.children.push((first.clone(), SetNode::default()));
+                        self.children.sort_by(|a, b| seg_order(&a.0, &b.0));
+                        self.children
+                            .iter()
+                            .position(|(s, _)| s == first)
+                            .unwrap_or(0)
+                    }
+                };
+                self.children[i].1.insert(rest);
+            }
+        }
+    }
+}
+
+/// A Go slice of path elements: backing array, length, capacity.
+#[derive(Clone, Copy)]
+struct GoSlice {
+    array: usize,
+    len: usize,
+    cap: usize,
+}
+
+/// `Set.Iterate` with Go's slice semantics (`append` writes in place while capacity lasts,
+/// else copies into an array twice as large), returning the paths as the callback kept them.
+fn go_iterate(set: &BTreeSet<Path>) -> Vec<Path> {
+    fn append(arrays: &mut Vec<Vec<Option<Seg>>>, s: GoSlice, pe: &Seg) -> GoSlice {
+        if s.len < s.cap {
+            arrays[s.array][s.len] = Some(pe.clone());
+            return GoSlice {
+                len: s.len + 1,
+                ..s
+            };
+        }
+        let cap = if s.cap == 0 { 1 } else { s.cap * 2 };
+        let mut a: Vec<Option<Seg>> = vec![None; cap];
+        a[..s.len].clone_from_slice(&arrays[s.array][..s.len]);
+        a[s.len] = Some(pe.clone());
+        arrays.push(a);
+        GoSlice {
+            array: arrays.len() - 1,
+            len: s.len + 1,
+            cap,
+        }
+    }
+    fn walk(
+        node: &SetNode,
+        prefix: GoSlice,
+        arrays: &mut Vec<Vec<Option<Seg>>>,
+        out: &mut Vec<GoSlice>,
+    ) {
+        for m in &node.members {
+            let p = append(arrays, prefix, m);
+            out.push(p);
+        }
+        for (pe, child) in &node.children {
+            let p = append(arrays, prefix, pe);
+            walk(child, p, arrays, out);
+        }
+    }
+    let mut root = SetNode::default();
+    for p in set {
+        root.insert(p);
+    }
+    let mut arrays: Vec<Vec<Option<Seg>>> = vec![Vec::new()];
+    let mut kept = Vec::new();
+    let start = GoSlice {
+        array: 0,
+        len: 0,
+        cap: 0,
+    };
+    walk(&root, start, &mut arrays, &mut kept);
+    kept.iter()
+        .map(|s| arrays[s.array][..s.len].iter().flatten().cloned().collect())
+        .collect()
 }
 
 /// Every non-empty prefix of every path in the sets.
@@ -693,7 +821,7 @@ pub fn apply(
         }
     }
     if !force && !conflicts.is_empty() {
-        return Err(conflicts);
+        return Err(as_reported(conflicts));
     }
     // ObjectMeta is typed with omitempty fields: a null there is no field (the server decodes
     // the merged object after the ownership is settled).
