@@ -1,7 +1,13 @@
 //! Internals of the API server: storage, HTTP, schema validation, server-side apply, faults.
 
 pub mod apply;
+pub mod auth;
+pub mod auth_hooks;
+pub mod certificates;
 pub mod faults;
+pub mod partial;
+pub mod rbac;
+pub mod release;
 pub mod schema;
 pub mod selector;
 pub mod server;
