@@ -158,8 +158,18 @@ fn generate(kt: KeyType) -> anyhow::Result<Key> {
     let stub = params
         .serialize_request(&kp)
         .context("building the stub PKCS#10 request")?;
+    // kubelet (Go's MarshalPKCS8PrivateKey) writes PKCS#8 v1, which every OpenSSL reads.
+    let pkcs8 = if kt == KeyType::Ed25519 {
+        Ed25519KeyPair::from_pkcs8_maybe_unchecked(&kp.serialize_der())
+            .and_then(|k| k.to_pkcs8v1())
+            .map_err(|e| anyhow::anyhow!("re-encoding the Ed25519 key: {e}"))?
+            .as_ref()
+            .to_vec()
+    } else {
+        kp.serialize_der()
+    };
     Ok(Key {
-        pkcs8: kp.serialize_der(),
+        pkcs8,
         spki: rcgen::PublicKeyData::subject_public_key_info(&kp),
         stub: stub.der().to_vec(),
     })

@@ -21,7 +21,7 @@ fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-fn status_of(e: kube::Error) -> kube::core::ErrorResponse {
+fn status_of(e: kube::Error) -> kube::core::Status {
     match e {
         kube::Error::Api(s) => *s,
         other => panic!("expected an API error, got {other:?}"),
@@ -217,7 +217,7 @@ async fn kubelet_gets_a_pod_certificate_issued_under_every_status_rule() {
         let name = name.clone();
         async move { status_of(write_status(&api, &name, st).await.unwrap_err()) }
     };
-    let expect_invalid = |s: kube::core::ErrorResponse, needle: &str| {
+    let expect_invalid = |s: kube::core::Status, needle: &str| {
         assert_eq!(s.code, 422, "{s:?}");
         assert!(
             s.message.contains(needle),
@@ -980,8 +980,10 @@ async fn pods_support_metadata_only_list_and_watch() {
     let list = pods.list_metadata(&ListParams::default()).await.unwrap();
     assert_eq!(list.items.len(), 1);
     assert_eq!(list.items[0].metadata.name.as_deref(), Some("p1"));
-    let stream =
-        kube::runtime::metadata_watcher(pods.clone(), kube::runtime::watcher::Config::default());
+    // kube-rs's metadata watcher (Api<PartialObjectMeta<Pod>> asks for metadata-only lists and watches).
+    let meta: Api<kube::core::PartialObjectMeta<Pod>> =
+        Api::namespaced(sim.client().await.unwrap(), "default");
+    let stream = kube::runtime::watcher(meta, kube::runtime::watcher::Config::default());
     let mut stream = Box::pin(stream);
     let mut names = Vec::new();
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -32,9 +32,10 @@ impl Standalone {
         let dir = tempfile::tempdir().unwrap();
         let kc = dir.path().join("kubeconfig");
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kube-sim"));
-        // kubectl sends bearer tokens only over TLS.
-        cmd.arg("--kubeconfig").arg(&kc).arg("--tls").args(args);
+        cmd.arg("--kubeconfig").arg(&kc).args(args);
         if let Some(t) = token_file {
+            // kubectl sends bearer tokens only over TLS.
+            cmd.arg("--tls");
             let f = dir.path().join("tokens.csv");
             std::fs::write(&f, t).unwrap();
             cmd.arg("--token-auth-file").arg(&f);
@@ -272,20 +273,28 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-reader}\nsub
     assert!(can("list", "configmaps"));
     assert!(!can("create", "configmaps"));
 
-    // Without credentials: system:anonymous, who may read /version but not discover APIs.
-    let anon = sim.anonymous_kubeconfig();
-    let v = sim.kubectl_with(&anon, &["get", "--raw", "/version"]);
-    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
-    let v: Value = serde_json::from_slice(&v.stdout).unwrap();
-    assert_eq!(v["minor"], "37", "the default release is the newest");
-    let e = sim.kubectl_with(&anon, &["get", "--raw", "/api"]);
-    assert!(!e.status.success());
-    let e = String::from_utf8_lossy(&e.stderr);
-    assert!(
-        e.contains(r#"User \"system:anonymous\" cannot get path \"/api\""#)
-            || e.contains(r#"User "system:anonymous" cannot get path "/api""#),
-        "{e}"
-    );
+    // Without credentials (kube-rs: kubectl would prompt for a password over TLS): system:anonymous,
+    // who may read /version but not discover APIs.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(sim.anonymous_kubeconfig()).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        let anon = kube::Client::try_from(cfg).unwrap();
+        let v = anon.apiserver_version().await.unwrap();
+        assert_eq!(v.minor, "37", "the default release is the newest");
+        let e = anon.list_core_api_versions().await.unwrap_err();
+        let s = match e {
+            kube::Error::Api(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(s.code, 403);
+        assert_eq!(
+            s.message,
+            r#"forbidden: User "system:anonymous" cannot get path "/api""#
+        );
+    });
 }
 
 #[test]
@@ -337,7 +346,7 @@ async fn rbac_sim() -> KubeSim {
     KubeSim::start(opts).await.unwrap()
 }
 
-fn status_of(e: kube::Error) -> kube::core::ErrorResponse {
+fn status_of(e: kube::Error) -> kube::core::Status {
     match e {
         kube::Error::Api(s) => *s,
         other => panic!("expected an API error, got {other:?}"),

@@ -734,6 +734,8 @@ impl Store {
             } else {
                 is_dns_subdomain(&name)
                     || (def.group.starts_with("rbac.") && !name.is_empty() && !name.contains('/'))
+                    // Signer-linked bundles are named `<domain>:<path>:<rest>` (checked in certificates/ctb.rs).
+                    || (def.plural == "clustertrustbundles" && name.contains(':'))
             };
             if !valid {
                 causes.push(Cause {
