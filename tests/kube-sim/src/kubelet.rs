@@ -161,7 +161,8 @@ fn generate(kt: KeyType) -> anyhow::Result<Key> {
     // kubelet (Go's MarshalPKCS8PrivateKey) writes PKCS#8 v1, which every OpenSSL reads.
     let pkcs8 = if kt == KeyType::Ed25519 {
         Ed25519KeyPair::from_pkcs8_maybe_unchecked(&kp.serialize_der())
-            .and_then(|k| k.to_pkcs8v1())
+            .map_err(|e| anyhow::anyhow!("reading the Ed25519 key: {e}"))?
+            .to_pkcs8v1()
             .map_err(|e| anyhow::anyhow!("re-encoding the Ed25519 key: {e}"))?
             .as_ref()
             .to_vec()

@@ -71,9 +71,12 @@ pub struct Call {
     pub verb: String,
 }
 
+/// The calls of one user: (allowed, refused).
+type CallSets = (BTreeSet<Call>, BTreeSet<Call>);
+
 /// Calls per username, allowed and refused.
 #[derive(Debug, Default)]
-pub struct Recorder(Mutex<BTreeMap<String, (BTreeSet<Call>, BTreeSet<Call>)>>);
+pub struct Recorder(Mutex<BTreeMap<String, CallSets>>);
 
 impl Recorder {
     /// Record one resource request of `user`.
@@ -104,7 +107,7 @@ impl Recorder {
     }
 
     /// (allowed, refused) calls of `user`.
-    pub fn calls(&self, user: &str) -> (BTreeSet<Call>, BTreeSet<Call>) {
+    pub fn calls(&self, user: &str) -> CallSets {
         self.0.lock().get(user).cloned().unwrap_or_default()
     }
 

@@ -1036,10 +1036,8 @@ impl Store {
                     "storedVersions": obj.pointer("/spec/versions").and_then(Value::as_array).map(|vs| vs.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).filter_map(|v| v.get("name").cloned()).collect::<Vec<_>>()).unwrap_or_default(),
                 });
             }
-            ("cert-manager.io", "certificaterequests") => {
-                if self.set_cr_username {
-                    super::auth::certificaterequest_identity(obj, o);
-                }
+            ("cert-manager.io", "certificaterequests") if self.set_cr_username => {
+                super::auth::certificaterequest_identity(obj, o);
             }
             _ => {}
         }

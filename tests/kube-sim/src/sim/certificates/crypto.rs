@@ -71,7 +71,7 @@ pub fn key_type(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyType, String> {
 /// Parse a PKIX (SubjectPublicKeyInfo) DER key.
 pub fn parse_spki(der: &[u8]) -> Result<SubjectPublicKeyInfo<'_>, String> {
     match SubjectPublicKeyInfo::from_der(der) {
-        Ok((rest, spki)) if rest.is_empty() => Ok(spki),
+        Ok(([], spki)) => Ok(spki),
         Ok(_) => Err("trailing data after the public key".into()),
         Err(e) => Err(format!("the public key is not PKIX DER: {e}")),
     }

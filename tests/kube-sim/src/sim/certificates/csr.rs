@@ -239,10 +239,10 @@ pub fn update(
         new["status"] = json!({});
     }
     new["status"]["conditions"] = json!(new_conds);
-    if new_conds.is_empty() {
-        if let Some(s) = new["status"].as_object_mut() {
-            s.remove("conditions");
-        }
+    if new_conds.is_empty()
+        && let Some(s) = new["status"].as_object_mut()
+    {
+        s.remove("conditions");
     }
     let mut c = Causes::new(def, old);
     let mut seen = std::collections::BTreeSet::new();
