@@ -37,6 +37,8 @@ pub struct Options {
     pub policy_max_staleness: &'static str,
     /// The mock's `advancedSettings` (enableIssuanceAuditLog, includeRawCertDataInAuditLog).
     pub audit_log: (bool, bool),
+    /// kube-sim keeps every write body (`KubeSim::writes`).
+    pub record_writes: bool,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             policy_refresh_interval: "1m",
             policy_max_staleness: "30m",
             audit_log: (false, false),
+            record_writes: false,
         }
     }
 }
@@ -127,9 +130,12 @@ impl Env {
                 "firefly=debug,kube_runtime=info,warn",
             ))
             .try_init();
-        let sim = KubeSim::start(SimOptions::default())
+        let mut sim_options = SimOptions::default();
+        sim_options.record_writes = opts.record_writes;
+        let sim = KubeSim::start(sim_options).await.expect("kube-sim starts");
+        sim.install_cert_manager_crds()
             .await
-            .expect("kube-sim starts");
+            .expect("cert-manager's CertificateRequest CRD installs");
         sim.install_crds_yaml(&firefly::crd::crds_yaml().unwrap())
             .await
             .expect("CRDs install");

@@ -241,7 +241,6 @@ pub fn approved_condition(now: SystemTime) -> CertificateRequestCondition {
         reason: Some("cert-manager.io".into()),
         message: Some("Certificate request has been approved by cert-manager.io".into()),
         last_transition_time: Some(Time(jiff::Timestamp::try_from(now).unwrap_or_default())),
-        observed_generation: None,
     }
 }
 
@@ -888,6 +887,10 @@ impl Stack {
         let sim = kube_sim::KubeSim::start(kube_sim::SimOptions::default())
             .await
             .context("starting kube-sim")?;
+        // cert-manager's CertificateRequest CRD as cert-manager publishes it, then ours.
+        sim.install_cert_manager_crds()
+            .await
+            .context("installing cert-manager's CertificateRequest CRD into kube-sim")?;
         let crds = firefly::crd::crds_yaml().context("rendering the CRDs")?;
         sim.install_crds_yaml(&crds)
             .await

@@ -12,6 +12,12 @@ pub use sim::faults::{FaultRule, Faults};
 pub use sim::rbac::Call;
 pub use sim::release::{Release, parse_runtime_config};
 pub use sim::status::{ApiError, Cause};
+pub use sim::tap::WriteRecord;
+
+/// cert-manager's CertificateRequest CRD (cert-manager.io/v1, release v1.21.1), transcribed by hand
+/// from the published schema; see the file's header.
+pub const CERT_MANAGER_CERTIFICATE_REQUEST_CRD: &str =
+    include_str!("../../upstream-crds/certificaterequests.cert-manager.io.yaml");
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -59,6 +65,8 @@ pub struct SimOptions {
     /// `spec.username`, `uid`, `groups` and `extra` from the caller (callers in `system:masters`
     /// keep what they send).
     pub set_certificaterequest_username: bool,
+    /// Keep the body of every create, update and patch request ([`KubeSim::writes`]).
+    pub record_writes: bool,
 }
 
 impl Default for SimOptions {
@@ -76,6 +84,7 @@ impl Default for SimOptions {
             history_limit: 20_000,
             bookmark_interval: Duration::from_secs(2),
             set_certificaterequest_username: true,
+            record_writes: false,
         }
     }
 }
@@ -224,6 +233,7 @@ impl KubeSim {
             release: opts.kubernetes_release,
             bookmark_interval: opts.bookmark_interval,
             address: addr.to_string(),
+            writes: sim::tap::WriteTap::new(opts.record_writes),
         });
         let (acceptor, ca_pem) = if opts.tls {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -462,6 +472,18 @@ impl KubeSim {
         serde_json::from_slice(&out.body).context("the stored object is JSON")
     }
 
+    /// Install cert-manager's CertificateRequest CRD as cert-manager v1.21.1 publishes it (the
+    /// hand transcription in `tests/upstream-crds/`), as installing cert-manager would: what a
+    /// controller writes to CertificateRequests is then judged by upstream's schema, never by the
+    /// project's own Rust mirror of the type.
+    ///
+    /// # Errors
+    /// As [`KubeSim::install_crds_yaml`].
+    pub async fn install_cert_manager_crds(&self) -> anyhow::Result<()> {
+        self.install_crds_yaml(CERT_MANAGER_CERTIFICATE_REQUEST_CRD)
+            .await
+    }
+
     /// Create (or replace) every object of a multi-document YAML; CRDs are served when this returns.
     ///
     /// # Errors
@@ -607,6 +629,12 @@ impl KubeSim {
     /// Every counter, as ((verb, resource), count).
     pub fn request_counts(&self) -> Vec<((String, String), u64)> {
         self.server.counters.snapshot().into_iter().collect()
+    }
+
+    /// Every create, update and patch request received so far, bodies as sent (empty unless
+    /// [`SimOptions::record_writes`] is set).
+    pub fn writes(&self) -> Vec<WriteRecord> {
+        self.server.writes.snapshot()
     }
 
     /// The current global resourceVersion.
