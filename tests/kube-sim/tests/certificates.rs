@@ -1388,6 +1388,16 @@ async fn certificate_signing_requests_follow_approval_and_signing_rules_with_kub
             "name",
         ],
     ));
+    let discovery = ok(kubectl(
+        &sim,
+        None,
+        &["get", "--raw", "/apis/certificates.k8s.io/v1"],
+    ));
+    assert!(
+        discovery.contains("certificatesigningrequests/approval")
+            && discovery.contains("podcertificaterequests/status"),
+        "{discovery}"
+    );
     assert!(
         all.contains("certificatesigningrequest.certificates.k8s.io/two"),
         "{all}"

@@ -24,6 +24,23 @@ pub fn is_status_like(def: &ResourceDef, sub: &str) -> bool {
         && def.plural == "certificatesigningrequests"
 }
 
+/// Subresources besides `/status` that discovery lists: (name, kind, verbs).
+pub fn extra_subresources(
+    def: &ResourceDef,
+) -> Vec<(&'static str, &'static str, &'static [&'static str])> {
+    match (def.group.as_str(), def.plural.as_str()) {
+        ("certificates.k8s.io", "certificatesigningrequests") => {
+            vec![(
+                "approval",
+                "CertificateSigningRequest",
+                &["get", "patch", "update"],
+            )]
+        }
+        ("", "serviceaccounts") => vec![("token", "TokenRequest", &["create"])],
+        _ => Vec::new(),
+    }
+}
+
 /// An endpoint answered without storage.
 #[derive(Debug)]
 pub enum Special {

@@ -579,6 +579,9 @@ impl Server {
             if d.status {
                 resources.push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": d.kind, "verbs": ["get", "patch", "update"]}));
             }
+            for (sub, kind, verbs) in super::auth_hooks::extra_subresources(d) {
+                resources.push(json!({"name": format!("{}/{sub}", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": kind, "verbs": verbs}));
+            }
         }
         let gv = if g.is_empty() {
             v.to_string()
