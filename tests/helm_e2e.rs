@@ -4,9 +4,7 @@
 //! (openssl key, public key in the seed, private key to the controller, root for the mesh), and an
 //! istio-csr-shaped CertificateRequest is issued and verified by openssl.
 
-#[path = "support/verifiers.rs"]
-#[allow(dead_code)]
-mod verifiers;
+use support::verifiers;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -24,9 +22,7 @@ const CONTROLLER_TOKEN: &str = "firefly-controller-token";
 const ISTIO_CSR_TOKEN: &str = "istio-csr-token";
 const SPIFFE_ID: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use support::repo_root;
 
 /// Runs a command to completion; fails the test with its output when it fails.
 async fn run_ok(cmd: &mut Command, what: &str) -> String {

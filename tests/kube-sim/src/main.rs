@@ -38,6 +38,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let args = Args::parse();
+    // `RUST_LOG=kube_sim=debug` logs every request's method, path, Content-Type and Accept to stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
     let mut tokens = Vec::new();
     for t in &args.tokens {
         let Some((tok, user)) = t.split_once('=') else {

@@ -1,7 +1,7 @@
 //! HTTP front end: routing, auth, discovery, OpenAPI, verbs and watch streams over hyper.
 
 use super::faults::Faults;
-use super::selector::{FieldSelector, LabelSelector};
+use super::selector::{FieldLabels, FieldSelector, LabelSelector, builtin_field_labels};
 use super::status::ApiError;
 use super::store::{Counters, Event, EventType, Hist, ResourceDef, Store, WriteOpts, watch_line};
 use super::tap::{WriteRecord, WriteTap};
@@ -51,7 +51,9 @@ fn json_response(code: u16, body: Bytes, warnings: &[String]) -> Response<Body> 
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
         .header(header::CONTENT_TYPE, "application/json");
     for w in warnings {
-        r = r.header("Warning", format!("299 - \"{}\"", w.replace('"', "'")));
+        // warn-text is a quoted-string: quotes and backslashes escaped, as kube-apiserver sends it.
+        let text = w.replace('\\', "\\\\").replace('"', "\\\"");
+        r = r.header("Warning", format!("299 - \"{text}\""));
     }
     r.body(full(body))
         .unwrap_or_else(|_| Response::new(full(Bytes::new())))
@@ -142,6 +144,14 @@ impl Server {
             .unwrap_or_default();
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let method = req.method().clone();
+        tracing::debug!(
+            %method,
+            path = %req.uri().path(),
+            query = %req.uri().query().unwrap_or_default(),
+            content_type = %req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or_default(),
+            accept = %req.headers().get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default(),
+            "request"
+        );
         if super::auth_hooks::is_non_resource(&segs) {
             let a = super::rbac::Attrs::NonResource {
                 verb: method.as_str().to_ascii_lowercase(),
@@ -244,8 +254,15 @@ impl Server {
                 target.name.as_deref().unwrap_or_default(),
             ));
         }
-        let opts = WriteOpts {
-            strict: query.get("fieldValidation").is_some_and(|v| v == "Strict"),
+        let validation = if matches!(verb, "create" | "update" | "patch") {
+            super::field_validation::mode(query.get("fieldValidation").map(String::as_str))?
+        } else {
+            super::field_validation::Mode::default()
+        };
+        let mut opts = WriteOpts {
+            strict: validation == super::field_validation::Mode::Strict,
+            ignore_fields: validation == super::field_validation::Mode::Ignore,
+            duplicate_fields: Vec::new(),
             dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
             field_manager: query.get("fieldManager").cloned(),
             force: query.get("force").is_some_and(|v| v == "true"),
@@ -299,8 +316,7 @@ impl Server {
             "list" => {
                 let ls =
                     LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-                let fs =
-                    FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+                let fs = field_selector(&self.store, &def, &query)?;
                 let limit = query.get("limit").and_then(|l| l.parse().ok());
                 let (body, _) = self.store.list(
                     &def,
@@ -336,14 +352,14 @@ impl Server {
             "create" => {
                 let body = read_body(req).await?;
                 tap("create", &body);
-                let obj = parse_obj(&body, &content_type)?;
+                let obj = parse_obj(&body, &content_type, &mut opts)?;
                 let out = self.store.create(&def, &ns, obj, &opts)?;
                 Ok(json_response(out.code, out.body, &out.warnings))
             }
             "update" => {
                 let body = read_body(req).await?;
                 tap("update", &body);
-                let obj = parse_obj(&body, &content_type)?;
+                let obj = parse_obj(&body, &content_type, &mut opts)?;
                 let out = self
                     .store
                     .update(&def, &ns, &name, status_only, obj, &opts)?;
@@ -370,8 +386,7 @@ impl Server {
             _ => {
                 let ls =
                     LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-                let fs =
-                    FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+                let fs = field_selector(&self.store, &def, &query)?;
                 let mut items = Vec::new();
                 for (n_ns, n) in self.store.names(&def, target.ns.as_deref(), &ls, &fs) {
                     if let Ok(b) = self.store.delete(&def, &n_ns, &n, &json!({}), opts.dry_run) {
@@ -446,7 +461,7 @@ impl Server {
         metadata_only: bool,
     ) -> Result<Response<Body>, ApiError> {
         let ls = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
-        let fs = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
+        let fs = field_selector(&self.store, &def, q)?;
         let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
         let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
         let timeout = q
@@ -726,7 +741,8 @@ fn json_path(obj: &Value, path: &str) -> Value {
                     .and_then(|f| f.strip_suffix(')'))
                     && let Some((k, v)) = f.split_once("==")
                 {
-                    let want = v.trim_matches(['"', '\'']);
+                    // Published CRDs write the filter with spaces (`@.type == "Ready"`).
+                    let (k, want) = (k.trim(), v.trim().trim_matches(['"', '\'']));
                     cur = cur
                         .as_array()
                         .and_then(|a| {
@@ -786,6 +802,25 @@ fn table(def: &ResourceDef, items: &[Value], rv: u64, cont: Option<String>) -> V
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": cols, "rows": rows})
 }
 
+/// The request's `fieldSelector`, limited to the labels the resource supports.
+fn field_selector(
+    store: &Store,
+    def: &ResourceDef,
+    q: &HashMap<String, String>,
+) -> Result<FieldSelector, ApiError> {
+    let s = q.get("fieldSelector").map_or("", String::as_str);
+    if s.is_empty() {
+        return Ok(FieldSelector::default());
+    }
+    if def.schema.is_some() {
+        let selectable = store.selectable_fields(def);
+        FieldSelector::parse_for(s, FieldLabels::Custom(&selectable))
+    } else {
+        let (extra, namespace) = builtin_field_labels(&def.group, &def.plural);
+        FieldSelector::parse_for(s, FieldLabels::Builtin { extra, namespace })
+    }
+}
+
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     req.into_body()
         .collect()
@@ -794,13 +829,19 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
 }
 
-fn parse_obj(body: &[u8], ct: &str) -> Result<Value, ApiError> {
-    if ct.contains("yaml") {
+/// Decode a create/update body (JSON, YAML or Kubernetes protobuf); duplicate JSON fields go to
+/// `opts` for `fieldValidation`.
+fn parse_obj(body: &[u8], ct: &str, opts: &mut WriteOpts) -> Result<Value, ApiError> {
+    if super::protobuf::is_protobuf(ct) {
+        super::protobuf::decode(body)
+    } else if ct.contains("yaml") {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))
+        let (v, dups) = super::field_validation::parse_json(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))?;
+        opts.duplicate_fields = dups;
+        Ok(v)
     }
 }
 
@@ -845,7 +886,7 @@ impl Filter {
         if self.ns.as_ref().is_some_and(|n| *n != h.namespace) {
             return None;
         }
-        let same_version = def.version == def.storage_version;
+        let same_version = def.serves_stored_form();
         if self.ls.is_empty() && self.fs.is_empty() && same_version {
             return Some(h.line.clone());
         }
@@ -864,7 +905,7 @@ impl Filter {
         if self.ns.as_ref().is_some_and(|n| *n != ev.namespace) {
             return None;
         }
-        let same_version = def.version == def.storage_version;
+        let same_version = def.serves_stored_form();
         if self.ls.is_empty() && self.fs.is_empty() {
             return Some(if same_version {
                 ev.line.clone()

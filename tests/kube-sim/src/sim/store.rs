@@ -59,6 +59,17 @@ impl ResourceDef {
         (ns.to_owned(), name.to_owned())
     }
 
+    /// The conversion between the stored and the served JSON shape, when they differ beyond
+    /// `apiVersion` (events.k8s.io Events are stored as core Events).
+    pub fn view(&self) -> Option<&'static super::events::View> {
+        super::events::view_for(&self.group, &self.plural)
+    }
+
+    /// Whether objects are served exactly as stored (same version, same shape).
+    pub fn serves_stored_form(&self) -> bool {
+        self.version == self.storage_version && self.view().is_none()
+    }
+
     /// `group/version` or `v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -68,6 +79,9 @@ impl ResourceDef {
         }
     }
     fn storage_api_version(&self) -> String {
+        if let Some(v) = self.view() {
+            return v.storage_api_version.to_string();
+        }
         if self.group.is_empty() {
             self.storage_version.clone()
         } else {
@@ -435,6 +449,10 @@ pub fn now_rfc3339() -> String {
 pub struct WriteOpts {
     /// `fieldValidation=Strict`.
     pub strict: bool,
+    /// `fieldValidation=Ignore` (unknown and duplicate fields are dropped without a warning).
+    pub ignore_fields: bool,
+    /// Duplicate fields found while decoding the request body (paths such as `spec.a`).
+    pub duplicate_fields: Vec<String>,
     /// `dryRun=All`.
     pub dry_run: bool,
     /// `fieldManager`.
@@ -609,7 +627,10 @@ impl Store {
         for bi in BUILTINS {
             let coll = reg
                 .colls
-                .entry((bi.group.to_string(), bi.plural.to_string()))
+                .entry({
+                    let (g, p) = super::events::storage_key(bi.group, bi.plural);
+                    (g.to_string(), p.to_string())
+                })
                 .or_insert_with(Collection::new)
                 .clone();
             let def = ResourceDef {
@@ -696,6 +717,9 @@ impl Store {
 
     /// Serialize an object for one served version.
     pub fn render_for(def: &ResourceDef, obj: &Value, bytes: &Bytes) -> Bytes {
+        if let Some(view) = def.view() {
+            return Bytes::from(serde_json::to_vec(&(view.to_view)(obj)).unwrap_or_default());
+        }
         if def.version == def.storage_version {
             return bytes.clone();
         }
@@ -740,7 +764,7 @@ impl Store {
         &self,
         def: &ResourceDef,
         obj: &mut Value,
-        strict: bool,
+        o: &WriteOpts,
     ) -> Result<Vec<String>, ApiError> {
         let name = meta_str(obj, "name").unwrap_or_default().to_string();
         let mut causes: Vec<Cause> = Vec::new();
@@ -781,25 +805,18 @@ impl Store {
                 });
             }
         }
-        let mut warnings = Vec::new();
+        if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
+            causes.extend(super::crd_checks::check_crd(obj));
+        }
+        let mut unknown = Vec::new();
         if let Some(schema) = &def.compiled {
             let r = schema::validate_root(schema, obj);
-            if !r.unknown.is_empty() {
-                if strict {
-                    let list: Vec<String> = r
-                        .unknown
-                        .iter()
-                        .map(|u| format!("unknown field \"{u}\""))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
-                    )));
-                }
-                warnings.extend(r.unknown.iter().map(|u| format!("unknown field \"{u}\"")));
-            }
+            unknown = r.unknown;
             causes.extend(r.causes);
+        } else {
+            super::field_validation::unknown_builtin(def, obj, &mut unknown);
         }
+        let warnings = super::field_validation::verdict(o, &unknown)?;
         if !causes.is_empty() {
             return Err(ApiError::invalid(&def.kind, &def.group, &name, causes));
         }
@@ -910,6 +927,9 @@ impl Store {
         o: &WriteOpts,
     ) -> Result<WriteOut, ApiError> {
         Self::check_type(def, &obj)?;
+        if let Some(view) = def.view() {
+            obj = (view.from_view)(obj);
+        }
         if obj.get("metadata").is_none() {
             obj["metadata"] = json!({});
         }
@@ -978,7 +998,7 @@ impl Store {
         if let Some(a) = self.admission.get() {
             a.create(self, def, ns, &mut obj, o)?;
         }
-        let warnings = self.validate(def, &mut obj, o.strict)?;
+        let warnings = self.validate(def, &mut obj, o)?;
         let coll = &def.coll;
         let mut inner = coll.inner.write();
         let mut name = name;
@@ -1196,6 +1216,10 @@ impl Store {
         o: &WriteOpts,
     ) -> Result<WriteOut, ApiError> {
         Self::check_type(def, &body)?;
+        let body = match def.view() {
+            Some(view) => (view.from_view)(body),
+            None => body,
+        };
         if meta_str(&body, "name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -1314,8 +1338,24 @@ impl Store {
             | "application/strategic-merge-patch+json" => {}
             other => return Err(ApiError::unsupported_media(other)),
         }
-        let patch: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let (patch, duplicates) = if ct == "application/json-patch+json" {
+            let p: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            (p, Vec::new())
+        } else {
+            super::field_validation::parse_json(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        };
+        let with_dups;
+        let o = if duplicates.is_empty() {
+            o
+        } else {
+            with_dups = WriteOpts {
+                duplicate_fields: duplicates,
+                ..o.clone()
+            };
+            &with_dups
+        };
         self.modify(def, ns, name, o, |old| {
             // A merge patch treats every top-level key on its own, so a /status merge patch only
             // needs the two keys its result is read from (metadata for the preconditions, status
@@ -1340,6 +1380,10 @@ impl Store {
             } else {
                 (*old.obj).clone()
             };
+            // A view (events.k8s.io Events) is patched in its own shape, then stored converted.
+            if let Some(view) = def.view() {
+                cur = (view.to_view)(&cur);
+            }
             match ct {
                 "application/json-patch+json" => {
                     let p: json_patch::Patch = serde_json::from_value(patch).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
@@ -1351,6 +1395,9 @@ impl Store {
                     json_patch::merge(&mut cur, &p);
                 }
                 _ => json_patch::merge(&mut cur, &patch),
+            }
+            if let Some(view) = def.view() {
+                cur = (view.from_view)(cur);
             }
             // A resourceVersion carried by the patch is a precondition.
             if check_meta
@@ -1381,6 +1428,11 @@ impl Store {
             ));
         };
         Self::check_type(def, &cfg)?;
+        if let Some(view) = def.view()
+            && cfg.get("apiVersion").is_some()
+        {
+            cfg = (view.from_view)(cfg);
+        }
         if cfg.get("apiVersion").is_none() || cfg.get("kind").is_none() {
             return Err(ApiError::bad_request(
                 "invalid object type: apply configurations must set apiVersion and kind",
@@ -1526,7 +1578,7 @@ impl Store {
         if let Some(a) = self.admission.get() {
             a.update(self, def, &old.obj, &mut new, o)?;
         }
-        let warnings = self.validate(def, &mut new, o.strict)?;
+        let warnings = self.validate(def, &mut new, o)?;
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             let keep = old.obj.get("status").cloned();
             self.builtin_defaults(def, &mut new, o);
