@@ -471,6 +471,13 @@ async fn kubelet_gets_a_pod_certificate_issued_under_every_status_rule() {
             "{sel}"
         );
     }
+    // Other fields are not selectable (kube-apiserver's field label conversion).
+    let s = status_of(
+        api.list(&ListParams::default().fields("spec.podUID=x"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 400, "{s:?}");
 }
 
 /// The body kubelet would send, for hand-made variations.

@@ -416,14 +416,8 @@ pub fn token_request(
     store: &Store,
     ns: &str,
     name: &str,
-    body: &[u8],
+    mut req: Value,
 ) -> Result<Value, ApiError> {
-    let mut req: Value = if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding TokenRequest: {e}")))?
-    };
     let secs = req
         .pointer("/spec/expirationSeconds")
         .and_then(Value::as_i64)
@@ -450,6 +444,9 @@ pub fn token_request(
     }
     req["metadata"]["name"] = json!(name);
     req["metadata"]["namespace"] = json!(ns);
+    if !req.get("spec").is_some_and(Value::is_object) {
+        req["spec"] = json!({});
+    }
     req["spec"]["expirationSeconds"] = json!(secs);
     if req.pointer("/spec/audiences").is_none() {
         req["spec"]["audiences"] = json!(["https://kubernetes.default.svc"]);

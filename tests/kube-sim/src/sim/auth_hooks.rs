@@ -101,7 +101,12 @@ pub fn special(
 ///
 /// # Errors
 /// As each endpoint does (400 bad body, 404 missing ServiceAccount, 422 bad spec).
-pub fn serve(server: &Server, id: &Identity, sp: Special, body: &[u8]) -> Result<Value, ApiError> {
+pub fn serve(server: &Server, id: &Identity, sp: Special, body: Value) -> Result<Value, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON or YAML object",
+        ));
+    }
     match sp {
         Special::TokenRequest { ns, name } => {
             super::auth::token_request(&server.auth, &server.store, &ns, &name, body)

@@ -494,10 +494,8 @@ fn attrs_of_spec(spec: &Value) -> Result<Attrs, ApiError> {
 pub fn access_review(
     store: &Store,
     self_caller: Option<&Identity>,
-    body: &[u8],
+    mut review: Value,
 ) -> Result<Value, ApiError> {
-    let mut review: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding the review: {e}")))?;
     let spec = review.get("spec").cloned().unwrap_or(json!({}));
     let attrs = attrs_of_spec(&spec)?;
     let id = match self_caller {
@@ -542,7 +540,7 @@ pub fn access_review(
         review["kind"] = json!("SubjectAccessReview");
     }
     review["apiVersion"] = json!("authorization.k8s.io/v1");
-    if review.get("metadata").is_none() {
+    if !review.get("metadata").is_some_and(Value::is_object) {
         review["metadata"] = json!({});
     }
     review["metadata"]["creationTimestamp"] = Value::Null;

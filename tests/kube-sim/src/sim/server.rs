@@ -231,8 +231,19 @@ impl Server {
         if let Some(sp) =
             super::auth_hooks::special(&def, &target.ns, &target.name, &target.sub, verb)?
         {
+            let ct = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("application/json")
+                .to_string();
             let body = read_body(req).await?;
-            return super::auth_hooks::serve(self, &identity, sp, &body)
+            let v = if body.is_empty() {
+                json!({})
+            } else {
+                parse_obj(&body, &ct, &mut WriteOpts::default())?
+            };
+            return super::auth_hooks::serve(self, &identity, sp, v)
                 .map(|v| value_response(201, &v));
         }
         if let Some(s) = &target.sub

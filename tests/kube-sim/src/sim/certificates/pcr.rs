@@ -394,6 +394,9 @@ pub fn update(
 ) -> Result<(), ApiError> {
     let name = name_of(old).to_string();
     // Writes through v1 do not carry the v1beta1-only key fields: keep the stored ones.
+    if !new.get("spec").is_some_and(Value::is_object) {
+        new["spec"] = json!({});
+    }
     if def.version == "v1" {
         for k in ["pkixPublicKey", "proofOfPossession"] {
             if let Some(v) = old.pointer(&format!("/spec/{k}")) {
