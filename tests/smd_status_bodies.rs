@@ -5,16 +5,14 @@
 //! replayed on a fresh kube-sim and through the oracle, and the two must agree step by step on
 //! the object, every manager's fields and every error. Every step must also be accepted.
 
-#[path = "controller_support/env.rs"]
-mod env;
 #[path = "kube-sim/tests/smd_harness/mod.rs"]
 mod smd_harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use env::*;
 use serde_json::{Value, json};
 use smd_harness::{Op, Scenario, assert_same};
+use support::controller::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_status_body_the_controller_writes_merges_as_structured_merge_diff_merges_it() {
