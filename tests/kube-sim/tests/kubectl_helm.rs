@@ -383,15 +383,29 @@ async fn kubectl_create_sends_builtins_as_protobuf_and_kube_sim_stores_what_kube
     // The other everyday writes, recorded for the README's Content-Type list (they are JSON or
     // patch types, which kube-sim always accepted).
     let before = sim.requests().len();
-    let cm = |data: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c2, namespace: default}}\ndata: {{a: {data}}}\n");
+    let cm = |data: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c2, namespace: default}}\ndata: {{a: {data}}}\n"
+        )
+    };
     let f = write(dir.path(), "c2.yaml", &cm("one"));
     k.ok(&["apply", "-f", &f]).await;
     let f = write(dir.path(), "c2.yaml", &cm("two"));
     k.ok(&["apply", "-f", &f]).await;
     k.ok(&["apply", "--server-side", "-f", &f]).await;
     k.ok(&["replace", "-f", &f]).await;
-    k.ok(&["label", "configmap", "c2", "x=y", "-n", "default"]).await;
-    k.ok(&["patch", "configmap", "c2", "-n", "default", "-p", r#"{"data":{"b":"c"}}"#]).await;
+    k.ok(&["label", "configmap", "c2", "x=y", "-n", "default"])
+        .await;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "c2",
+        "-n",
+        "default",
+        "-p",
+        r#"{"data":{"b":"c"}}"#,
+    ])
+    .await;
     k.ok(&["delete", "configmap", "c2", "-n", "default"]).await;
     println!("kubectl apply, apply (changed), apply --server-side, replace, label, patch, delete:");
     for (m, p, ct) in sim.requests().into_iter().skip(before) {
@@ -399,8 +413,6 @@ async fn kubectl_create_sends_builtins_as_protobuf_and_kube_sim_stores_what_kube
             println!("  {m} {p} {ct}");
         }
     }
-}"
-    );
 }
 
 /// Helm's default release storage (Secrets through client-go's typed client, protobuf) on a
