@@ -213,6 +213,20 @@ const FIELD_LABELS: &[(&str, &str, &[FieldLabel])] = &[
         "certificatesigningrequests",
         &[("spec.signerName", &["spec.signerName"])],
     ),
+    (
+        "certificates.k8s.io",
+        "podcertificaterequests",
+        &[
+            ("spec.signerName", &["spec.signerName"]),
+            ("spec.podName", &["spec.podName"]),
+            ("spec.nodeName", &["spec.nodeName"]),
+        ],
+    ),
+    (
+        "certificates.k8s.io",
+        "clustertrustbundles",
+        &[("spec.signerName", &["spec.signerName"])],
+    ),
 ];
 
 /// The field labels of a built-in resource: (labels besides metadata.*, whether

@@ -4,6 +4,7 @@ use super::faults::Faults;
 use super::selector::{FieldLabels, FieldSelector, LabelSelector, builtin_field_labels};
 use super::status::ApiError;
 use super::store::{Counters, Event, EventType, Hist, ResourceDef, Store, WriteOpts, watch_line};
+use super::tap::{WriteRecord, WriteTap};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -27,12 +28,18 @@ pub struct Server {
     pub counters: Counters,
     /// Fault injection.
     pub faults: Faults,
-    /// token → username; empty means no authentication.
-    pub tokens: HashMap<String, String>,
+    /// Authentication (tokens, ServiceAccount tokens, anonymous).
+    pub auth: Arc<super::auth::Authn>,
+    /// Calls per caller, when authentication is on.
+    pub recorder: super::rbac::Recorder,
+    /// The emulated Kubernetes release.
+    pub release: super::release::Release,
     /// Interval between BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
     /// host:port for discovery's serverAddressByClientCIDRs.
     pub address: String,
+    /// Bodies of write requests, when the harness asked for them.
+    pub writes: WriteTap,
 }
 
 fn full(b: impl Into<Bytes>) -> Body {
@@ -96,26 +103,40 @@ impl Server {
         })
     }
 
-    fn authenticate(&self, req: &Request<Incoming>) -> Result<Option<String>, ApiError> {
-        if self.tokens.is_empty() {
-            return Ok(None);
-        }
-        let token = req
+    fn authenticate(
+        &self,
+        req: &Request<Incoming>,
+    ) -> Result<Arc<super::auth::Identity>, ApiError> {
+        let h = req
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim);
-        match token.and_then(|t| self.tokens.get(t)) {
-            Some(u) => Ok(Some(u.clone())),
-            None => Err(ApiError::new(401, "Unauthorized", "Unauthorized")),
+            .and_then(|h| h.to_str().ok());
+        self.auth.authenticate(&self.store, h)
+    }
+
+    /// Authorize (RBAC for token callers outside `system:masters`) and record the call.
+    fn authorize(
+        &self,
+        id: &super::auth::Identity,
+        a: &super::rbac::Attrs,
+    ) -> Result<(), ApiError> {
+        if !self.auth.enabled {
+            return Ok(());
+        }
+        let ok = super::rbac::allowed(&self.store, id, a);
+        self.recorder.record(&id.user, a, ok);
+        if ok {
+            Ok(())
+        } else {
+            Err(super::rbac::forbidden(id, a))
         }
     }
 
     async fn route(self: &Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-        let user = self.authenticate(&req)?;
+        let identity = self.authenticate(&req)?;
         self.faults.wait_unpaused().await;
-        let path = req.uri().path().trim_end_matches('/').to_string();
+        let raw_path = req.uri().path().to_string();
+        let path = raw_path.trim_end_matches('/').to_string();
         let query: HashMap<String, String> = req
             .uri()
             .query()
@@ -131,8 +152,19 @@ impl Server {
             accept = %req.headers().get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default(),
             "request"
         );
+        if super::auth_hooks::is_non_resource(&segs) {
+            let a = super::rbac::Attrs::NonResource {
+                verb: method.as_str().to_ascii_lowercase(),
+                path: if raw_path.is_empty() {
+                    "/".into()
+                } else {
+                    raw_path.clone()
+                },
+            };
+            self.authorize(&identity, &a)?;
+        }
         match segs.as_slice() {
-            ["version"] => return Ok(value_response(200, &version())),
+            ["version"] => return Ok(value_response(200, &self.release.version_doc())),
             ["healthz" | "livez" | "readyz"] => return Ok(Response::new(full("ok"))),
             ["api"] => {
                 return Ok(value_response(
@@ -162,6 +194,7 @@ impl Server {
             (&Method::GET, None) if is_watch => "watch",
             (&Method::GET, None) => "list",
             (&Method::POST, None) => "create",
+            (&Method::POST, Some(_)) if target.sub.is_some() => "create",
             (&Method::PUT, Some(_)) => "update",
             (&Method::PATCH, Some(_)) => "patch",
             (&Method::DELETE, Some(_)) => "delete",
@@ -172,6 +205,18 @@ impl Server {
                 )));
             }
         };
+        let sub_name = target.sub.clone().unwrap_or_default();
+        self.authorize(
+            &identity,
+            &super::rbac::Attrs::resource(
+                verb,
+                &def.group,
+                &def.plural,
+                &sub_name,
+                target.ns.as_deref().unwrap_or_default(),
+                target.name.as_deref().unwrap_or_default(),
+            ),
+        )?;
         self.counters.inc(verb, &def.plural);
         if let Some(s) = &target.sub {
             self.counters.inc(verb, &format!("{}/{s}", def.plural));
@@ -183,8 +228,27 @@ impl Server {
         if let Some(e) = fault {
             return Err(e);
         }
+        if let Some(sp) =
+            super::auth_hooks::special(&def, &target.ns, &target.name, &target.sub, verb)?
+        {
+            let ct = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("application/json")
+                .to_string();
+            let body = read_body(req).await?;
+            let v = if body.is_empty() {
+                json!({})
+            } else {
+                parse_obj(&body, &ct, &mut WriteOpts::default())?
+            };
+            return super::auth_hooks::serve(self, &identity, sp, v)
+                .map(|v| value_response(201, &v));
+        }
         if let Some(s) = &target.sub
             && !(s == "status" && def.status)
+            && !super::auth_hooks::is_status_like(&def, s)
         {
             return Err(ApiError::not_found(
                 &format!("{}/{s}", def.plural),
@@ -213,7 +277,8 @@ impl Server {
             dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
             field_manager: query.get("fieldManager").cloned(),
             force: query.get("force").is_some_and(|v| v == "true"),
-            user,
+            identity: Some(identity.clone()),
+            subresource: target.sub.clone(),
         };
         let accept = req
             .headers()
@@ -228,9 +293,27 @@ impl Server {
             .unwrap_or("application/json")
             .to_string();
         let name = target.name.clone().unwrap_or_default();
+        let tap = |verb: &'static str, body: &Bytes| {
+            if self.writes.enabled() {
+                self.writes.record(WriteRecord {
+                    verb,
+                    group: def.group.clone(),
+                    resource: def.plural.clone(),
+                    subresource: target.sub.clone(),
+                    content_type: content_type.clone(),
+                    namespace: ns.clone(),
+                    body: body.clone(),
+                });
+            }
+        };
         match verb {
             "get" => {
                 let body = self.store.get(&def, &ns, &name)?;
+                if super::partial::wanted(&accept) {
+                    let v: Value = serde_json::from_slice(&body)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    return Ok(value_response(200, &super::partial::object(&v)));
+                }
                 if accept.contains("as=Table") {
                     let v: Value = serde_json::from_slice(&body)
                         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -254,6 +337,9 @@ impl Server {
                     limit,
                     query.get("continue").map(String::as_str),
                 )?;
+                if super::partial::wanted(&accept) {
+                    return Ok(value_response(200, &super::partial::list(&body)));
+                }
                 if accept.contains("as=Table") {
                     let v: Value = serde_json::from_slice(&body)
                         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -273,15 +359,17 @@ impl Server {
                 }
                 Ok(json_response(200, body, &[]))
             }
-            "watch" => self.watch(def, target.ns, &query),
+            "watch" => self.watch(def, target.ns, &query, super::partial::wanted(&accept)),
             "create" => {
                 let body = read_body(req).await?;
+                tap("create", &body);
                 let obj = parse_obj(&body, &content_type, &mut opts)?;
                 let out = self.store.create(&def, &ns, obj, &opts)?;
                 Ok(json_response(out.code, out.body, &out.warnings))
             }
             "update" => {
                 let body = read_body(req).await?;
+                tap("update", &body);
                 let obj = parse_obj(&body, &content_type, &mut opts)?;
                 let out = self
                     .store
@@ -290,6 +378,7 @@ impl Server {
             }
             "patch" => {
                 let body = read_body(req).await?;
+                tap("patch", &body);
                 let out =
                     self.store
                         .patch(&def, &ns, &name, status_only, &content_type, &body, &opts)?;
@@ -380,6 +469,7 @@ impl Server {
         def: Arc<ResourceDef>,
         ns: Option<String>,
         q: &HashMap<String, String>,
+        metadata_only: bool,
     ) -> Result<Response<Body>, ApiError> {
         let ls = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
         let fs = field_selector(&self.store, &def, q)?;
@@ -457,6 +547,11 @@ impl Server {
             drop_rx: self.faults.0.drop_tx.subscribe(),
         };
         tokio::spawn(task.run(lines, tx));
+        let body_rx = if metadata_only {
+            super::partial::watch(body_rx)
+        } else {
+            body_rx
+        };
         Ok(stream_response(Vec::new(), Some(body_rx)))
     }
 
@@ -510,6 +605,9 @@ impl Server {
             if d.status {
                 resources.push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": d.kind, "verbs": ["get", "patch", "update"]}));
             }
+            for (sub, kind, verbs) in super::auth_hooks::extra_subresources(d) {
+                resources.push(json!({"name": format!("{}/{sub}", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": kind, "verbs": verbs}));
+            }
         }
         let gv = if g.is_empty() {
             v.to_string()
@@ -561,10 +659,6 @@ impl Server {
         }
         Ok(openapi_doc(&reg, g, v))
     }
-}
-
-fn version() -> Value {
-    json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0-kube-sim", "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.0", "compiler": "gc", "platform": "linux/amd64"})
 }
 
 fn group_doc(reg: &super::store::Registry, g: &str) -> Option<Value> {
@@ -658,7 +752,8 @@ fn json_path(obj: &Value, path: &str) -> Value {
                     .and_then(|f| f.strip_suffix(')'))
                     && let Some((k, v)) = f.split_once("==")
                 {
-                    let want = v.trim_matches(['"', '\'']);
+                    // Published CRDs write the filter with spaces (`@.type == "Ready"`).
+                    let (k, want) = (k.trim(), v.trim().trim_matches(['"', '\'']));
                     cur = cur
                         .as_array()
                         .and_then(|a| {

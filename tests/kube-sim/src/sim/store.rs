@@ -47,6 +47,8 @@ pub struct ResourceDef {
     pub printer_columns: Vec<Value>,
     /// The storage shared by every version of this resource.
     pub coll: Arc<Collection>,
+    /// Conversion from the storage version to this one (built-ins with several versions).
+    pub convert: Option<Arc<dyn Admission>>,
 }
 
 impl ResourceDef {
@@ -457,8 +459,42 @@ pub struct WriteOpts {
     pub field_manager: Option<String>,
     /// `force` (apply).
     pub force: bool,
-    /// Authenticated user, if any.
-    pub user: Option<String>,
+    /// The caller (user, uid, groups, extra) when the request came over HTTP.
+    pub identity: Option<Arc<super::auth::Identity>>,
+    /// The subresource written (`status`, `approval`), if any.
+    pub subresource: Option<String>,
+}
+
+/// Checks and mutations that built-in registries and admission plugins apply to writes
+/// (`certificates.k8s.io`, NodeRestriction, …); called before validation, without the lock of
+/// the written resource on create and with it on update.
+pub trait Admission: Send + Sync + std::fmt::Debug {
+    /// A create of `obj` in `ns`.
+    ///
+    /// # Errors
+    /// The write is refused (the error is the response).
+    fn create(
+        &self,
+        store: &Store,
+        def: &ResourceDef,
+        ns: &str,
+        obj: &mut Value,
+        o: &WriteOpts,
+    ) -> Result<(), ApiError>;
+    /// An update (PUT, patch, apply) from `old` to `new`.
+    ///
+    /// # Errors
+    /// The write is refused (the error is the response).
+    fn update(
+        &self,
+        store: &Store,
+        def: &ResourceDef,
+        old: &Value,
+        new: &mut Value,
+        o: &WriteOpts,
+    ) -> Result<(), ApiError>;
+    /// Convert a stored object for a served version other than the storage version.
+    fn convert(&self, _def: &ResourceDef, _obj: &mut Value) {}
 }
 
 /// Result of a write: HTTP code, body and warnings.
@@ -482,6 +518,8 @@ pub struct Store {
     /// Set `spec.username` of cert-manager CertificateRequests from the authenticated user on create.
     pub set_cr_username: bool,
     namespaces: Arc<Collection>,
+    /// Admission for built-ins with rules (set once at start).
+    pub admission: std::sync::OnceLock<Arc<dyn Admission>>,
 }
 
 fn meta(v: &Value) -> Option<&serde_json::Map<String, Value>> {
@@ -490,6 +528,29 @@ fn meta(v: &Value) -> Option<&serde_json::Map<String, Value>> {
 fn meta_mut(v: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
     v.get_mut("metadata").and_then(Value::as_object_mut)
 }
+/// kube-apiserver's refusal of an apply configuration with undeclared fields, worded as its field
+/// manager words it: `failed to create typed patch object (<ns>/<name>; <group>/<version>,
+/// Kind=<kind>): <path>: field not declared in schema` (structured-merge-diff lists several
+/// errors under `errors:`, one per indented line).
+fn typed_patch_error(cfg: &Value, undeclared: &[String]) -> ApiError {
+    let api_version = cfg.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let kind = cfg.get("kind").and_then(Value::as_str).unwrap_or("");
+    let errors: Vec<String> = undeclared
+        .iter()
+        .map(|p| format!("{p}: field not declared in schema"))
+        .collect();
+    let detail = match errors.as_slice() {
+        [one] => one.clone(),
+        many => format!("errors:\n  {}", many.join("\n  ")),
+    };
+    ApiError::unknown(format!(
+        "failed to create typed patch object ({}/{}; {group}/{version}, Kind={kind}): {detail}",
+        meta_str(cfg, "namespace").unwrap_or_default(),
+        meta_str(cfg, "name").unwrap_or_default(),
+    ))
+}
+
 fn meta_str<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     meta(v).and_then(|m| m.get(k)).and_then(Value::as_str)
 }
@@ -589,6 +650,7 @@ impl Store {
                 generation: bi.status && bi.plural != "namespaces",
                 printer_columns: Vec::new(),
                 coll,
+                convert: None,
             };
             reg.add(Arc::new(def));
         }
@@ -599,6 +661,7 @@ impl Store {
             history_limit: history_limit.max(16),
             set_cr_username,
             namespaces,
+            admission: std::sync::OnceLock::new(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let def = store.lookup("", "v1", "namespaces");
@@ -662,6 +725,9 @@ impl Store {
         }
         let mut v = obj.clone();
         v["apiVersion"] = json!(def.api_version());
+        if let Some(c) = &def.convert {
+            c.convert(def, &mut v);
+        }
         Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
     }
 
@@ -715,6 +781,8 @@ impl Store {
             } else {
                 is_dns_subdomain(&name)
                     || (def.group.starts_with("rbac.") && !name.is_empty() && !name.contains('/'))
+                    // Signer-linked bundles are named `<domain>:<path>:<rest>` (checked in certificates/ctb.rs).
+                    || (def.plural == "clustertrustbundles" && name.contains(':'))
             };
             if !valid {
                 causes.push(Cause {
@@ -927,6 +995,9 @@ impl Store {
             o.remove("status");
         }
         self.builtin_defaults(def, &mut obj, o);
+        if let Some(a) = self.admission.get() {
+            a.create(self, def, ns, &mut obj, o)?;
+        }
         let warnings = self.validate(def, &mut obj, o)?;
         let coll = &def.coll;
         let mut inner = coll.inner.write();
@@ -1008,15 +1079,8 @@ impl Store {
                     "storedVersions": obj.pointer("/spec/versions").and_then(Value::as_array).map(|vs| vs.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).filter_map(|v| v.get("name").cloned()).collect::<Vec<_>>()).unwrap_or_default(),
                 });
             }
-            ("cert-manager.io", "certificaterequests") => {
-                if self.set_cr_username
-                    && let Some(user) = &o.user
-                    && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
-                {
-                    spec.insert("username".into(), json!(user));
-                    spec.insert("uid".into(), json!(""));
-                    spec.insert("groups".into(), json!(["system:authenticated"]));
-                }
+            ("cert-manager.io", "certificaterequests") if self.set_cr_username => {
+                super::auth::certificaterequest_identity(obj, o);
             }
             _ => {}
         }
@@ -1374,6 +1438,15 @@ impl Store {
                 "invalid object type: apply configurations must set apiVersion and kind",
             ));
         }
+        if let Some(schema) = &def.compiled {
+            // kube-apiserver converts the whole configuration (spec too on /status) to the typed
+            // object before merging, and refuses what the schema lacks, whatever fieldValidation
+            // says: no pruning for apply.
+            let undeclared = schema::undeclared_in_apply(schema, &cfg);
+            if !undeclared.is_empty() {
+                return Err(typed_patch_error(&cfg, &undeclared));
+            }
+        }
         if meta_str(&cfg, "name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -1428,16 +1501,11 @@ impl Store {
                 Err(conflicts) => {
                     let causes: Vec<Cause> = conflicts
                         .iter()
-                        .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with \"{}\"", c.manager), field: apply::render(&c.path) })
+                        .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with {}", c.manager_printed()), field: apply::render(&c.path) })
                         .collect();
-                    let list: Vec<String> = conflicts.iter().map(|c| format!("conflict with \"{}\": {}", c.manager, apply::render(&c.path))).collect();
-                    let mut e = ApiError::conflict(
-                        &def.plural,
-                        &def.group,
-                        name,
-                        &format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, list.join("; ")),
-                    );
-                    e.message = format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, list.join("; "));
+                    let message = apply::conflict_message(&conflicts);
+                    let mut e = ApiError::conflict(&def.plural, &def.group, name, &message);
+                    e.message = message;
                     e.causes = causes;
                     Err(e)
                 }
@@ -1502,6 +1570,9 @@ impl Store {
         }
         new["apiVersion"] = json!(def.storage_api_version());
         new["kind"] = json!(def.kind);
+        if let Some(a) = self.admission.get() {
+            a.update(self, def, &old.obj, &mut new, o)?;
+        }
         let warnings = self.validate(def, &mut new, o)?;
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             let keep = old.obj.get("status").cloned();
@@ -1872,6 +1943,7 @@ impl Store {
                     .cloned()
                     .unwrap_or_default(),
                 coll: coll.clone(),
+                convert: None,
             };
             reg.add(Arc::new(def));
         }
@@ -1912,6 +1984,44 @@ impl Store {
             inner.history.clear();
             inner.compacted = rv;
         }
+    }
+}
+
+impl Store {
+    /// Serve one more built-in (a release-dependent one, see `release.rs`): every version of a
+    /// resource shares one collection, stored at `storage_version`.
+    pub fn add_builtin(
+        &self,
+        bi: &Builtin,
+        storage_version: &str,
+        convert: Option<Arc<dyn Admission>>,
+    ) {
+        let mut reg = self.registry.write();
+        let coll = reg
+            .colls
+            .entry((bi.group.to_string(), bi.plural.to_string()))
+            .or_insert_with(Collection::new)
+            .clone();
+        let def = ResourceDef {
+            group: bi.group.into(),
+            version: bi.version.into(),
+            plural: bi.plural.into(),
+            singular: bi.kind.to_lowercase(),
+            kind: bi.kind.into(),
+            namespaced: bi.namespaced,
+            status: bi.status,
+            short_names: bi.short.iter().map(|s| s.to_string()).collect(),
+            categories: Vec::new(),
+            schema: None,
+            compiled: None,
+            storage_version: storage_version.into(),
+            unconditional_update: true,
+            generation: bi.status,
+            printer_columns: Vec::new(),
+            coll,
+            convert,
+        };
+        reg.add(Arc::new(def));
     }
 }
 
