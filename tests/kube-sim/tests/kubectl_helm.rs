@@ -415,6 +415,102 @@ async fn kubectl_create_sends_builtins_as_protobuf_and_kube_sim_stores_what_kube
     }
 }
 
+/// `kubectl certificate approve|deny` read the CSR, then PUT it to `/approval` as protobuf: the
+/// condition kubectl added arrives decoded (type, status, reason, message) and the request's other
+/// fields (bytes, usages, signer) survive the round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_certificate_approve_and_deny_send_protobuf_to_approval() {
+    use base64::Engine as _;
+    let sim = Standalone::start();
+    let k = Kubectl::new(&sim.kubeconfig);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, req) = (
+        dir.path().join("k.pem").to_string_lossy().into_owned(),
+        dir.path().join("r.csr").to_string_lossy().into_owned(),
+    );
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=kube-sim-test", "-keyout", &key, "-out", &req])
+        .output()
+        .expect("openssl must be on PATH");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(&req).expect("read the CSR"));
+    for name in ["csr-approve", "csr-deny"] {
+        let f = write(
+            dir.path(),
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: {name}}}\nspec:\n  request: {b64}\n  signerName: example.com/signer\n  expirationSeconds: 3600\n  usages: [digital signature, client auth]\n"
+            ),
+        );
+        k.ok(&["create", "-f", &f]).await;
+    }
+    let before = sim.requests().len();
+    k.ok(&["certificate", "approve", "csr-approve"]).await;
+    k.ok(&["certificate", "deny", "csr-deny"]).await;
+    let puts: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .skip(before)
+        .filter(|(m, _, _)| m != "GET")
+        .collect();
+    println!("kubectl certificate approve|deny: {puts:?}");
+    assert_eq!(
+        puts,
+        ["csr-approve", "csr-deny"]
+            .iter()
+            .map(|n| (
+                "PUT".to_string(),
+                format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{n}/approval"),
+                "application/vnd.kubernetes.protobuf".to_string()
+            ))
+            .collect::<Vec<_>>()
+    );
+    for (name, ty) in [("csr-approve", "Approved"), ("csr-deny", "Denied")] {
+        let csr = k.json(&["get", "csr", name, "-o", "json"]).await;
+        let conds = csr["status"]["conditions"].as_array().expect("conditions");
+        assert_eq!(conds.len(), 1, "{csr:#}");
+        assert_eq!(conds[0]["type"], ty);
+        assert_eq!(conds[0]["status"], "True");
+        assert!(
+            conds[0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("Kubectl")),
+            "{csr:#}"
+        );
+        assert!(
+            conds[0]["lastUpdateTime"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{csr:#}"
+        );
+        assert_eq!(
+            csr["spec"]["request"],
+            b64.as_str(),
+            "bytes survive the protobuf round trip"
+        );
+        assert_eq!(
+            csr["spec"]["usages"],
+            json!(["digital signature", "client auth"])
+        );
+        assert_eq!(csr["spec"]["signerName"], "example.com/signer");
+        assert_eq!(csr["spec"]["expirationSeconds"], 3600);
+    }
+}
+
 /// Helm's default release storage (Secrets through client-go's typed client, protobuf) on a
 /// standalone kube-sim: install, upgrade, uninstall with the Helm v4 SDK.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
