@@ -944,6 +944,17 @@ async fn duplicate_fields_are_warned_by_default_refused_when_strict_and_ignored_
 
     let r = curl(
         "POST",
+        coll.clone(),
+        "application/yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y1}\ndata: {a: '1', a: '2'}\n",
+    );
+    assert!(
+        r.starts_with("HTTP/1.1 201") && r.contains(r#"duplicate field \"data.a\""#),
+        "YAML bodies too: {r}"
+    );
+
+    let r = curl(
+        "POST",
         format!("{coll}?fieldValidation=Loose"),
         "application/json",
         &dup("d4"),
