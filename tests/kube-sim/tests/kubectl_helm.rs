@@ -769,6 +769,16 @@ async fn core_events_are_served_converted_under_events_k8s_io() {
         ])
         .await;
     assert_eq!(out.trim(), "event/e1");
+    let (table, _) = k.ok(&["get", "events"]).await;
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        ["TYPE", "REASON", "OBJECT", "MESSAGE"]
+            .iter()
+            .all(|c| header.contains(c))
+            && table.contains("pulled the image")
+            && table.contains("Pulled"),
+        "kubectl get events shows type, reason, object and message:\n{table}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
