@@ -145,14 +145,7 @@ pub enum SpiffeError {
 const QUOTE_LIMIT: usize = 256;
 
 fn quote(s: &str) -> String {
-    if s.len() <= QUOTE_LIMIT {
-        return s.to_owned();
-    }
-    let mut end = QUOTE_LIMIT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    crate::util::truncate_at_char_boundary(s, QUOTE_LIMIT)
 }
 
 /// A SPIFFE trust domain (C16): lowercase `[a-z0-9._-]`, 1–255 bytes.

@@ -206,24 +206,13 @@ pub fn sign_profile(
     Ok(Issued {
         chain_pem,
         ca_pem: ca.root_pem().to_owned(),
-        serial_hex: lower_hex(&serial),
+        serial_hex: crate::util::hex_lower(&serial),
         not_before: window.not_before,
         not_after: window.not_after,
         spiffe_id: profile.spiffe_id,
         dns_names: profile.dns_names,
         clamped_from: window.clamped_from,
     })
-}
-
-/// Lowercase hex without per-byte formatting (this runs for every leaf).
-fn lower_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 /// PEM for one certificate, 64-column LF lines, written in one buffer (no copy of the DER).
@@ -261,10 +250,5 @@ mod tests {
             );
             assert_eq!(pem_encode(&der), expected, "length {len}");
         }
-    }
-
-    #[test]
-    fn serial_hex_is_lowercase_two_digits_per_octet() {
-        assert_eq!(lower_hex(&[0x00, 0x0f, 0xa0, 0xff, 0x4b]), "000fa0ff4b");
     }
 }

@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use super::model::{PolicyInformation, PropertyInformation, PropertyType};
+use super::model::{Policy, PropertyRule, PropertyType};
 use super::pattern::Pattern;
-use super::usage::{ExtendedKeyUsage, KeyUsage};
+use crate::usage::{ExtendedKeyUsage, KeyUsage};
 use crate::duration::parse_iso8601_duration;
 
 /// The OpenAPI document caps policy names at 64 characters.
@@ -37,7 +37,7 @@ impl std::error::Error for ShapeViolation {}
 ///
 /// # Errors
 /// Every violation found, in document order.
-pub fn validate_shape(p: &PolicyInformation) -> Result<(), Vec<ShapeViolation>> {
+pub fn validate_shape(p: &Policy) -> Result<(), Vec<ShapeViolation>> {
     let mut v = Violations::default();
     if p.name.chars().count() > MAX_NAME_LEN {
         v.push(
@@ -142,7 +142,7 @@ impl Violations {
 }
 
 /// True when a property object carries nothing at all (`{}`): treated like an absent property.
-pub(crate) fn is_blank(p: &PropertyInformation) -> bool {
+pub(crate) fn is_blank(p: &PropertyRule) -> bool {
     p.kind.is_none()
         && p.allowed_values.is_empty()
         && p.default_values.is_empty()
@@ -150,7 +150,7 @@ pub(crate) fn is_blank(p: &PropertyInformation) -> bool {
         && p.max_occurrences == 0
 }
 
-fn check_property(v: &mut Violations, field: &str, p: &PropertyInformation) {
+fn check_property(v: &mut Violations, field: &str, p: &PropertyRule) {
     if is_blank(p) {
         return;
     }
@@ -314,7 +314,8 @@ fn check_extended_key_usages(v: &mut Violations, usages: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::{KeyAlgorithm, KeyAlgorithmInformation};
+    use crate::key::KeyAlgorithm;
+    use crate::policy::model::KeyAlgorithmRule;
 
     fn prop(
         kind: PropertyType,
@@ -322,8 +323,8 @@ mod tests {
         defaults: &[&str],
         min: i32,
         max: i32,
-    ) -> PropertyInformation {
-        PropertyInformation {
+    ) -> PropertyRule {
+        PropertyRule {
             kind: Some(kind),
             allowed_values: allowed.iter().map(|s| s.to_string()).collect(),
             default_values: defaults.iter().map(|s| s.to_string()).collect(),
@@ -332,13 +333,13 @@ mod tests {
         }
     }
 
-    fn istio_policy() -> PolicyInformation {
-        let mut p = PolicyInformation {
+    fn istio_policy() -> Policy {
+        let mut p = Policy {
             name: "istio".into(),
             validity_period: Some("PT1H".into()),
             key_usages: vec!["digitalSignature".into(), "keyEncipherment".into()],
             extended_key_usages: vec!["SERVER_AUTH".into(), "CLIENT_AUTH".into()],
-            key_algorithm: Some(KeyAlgorithmInformation {
+            key_algorithm: Some(KeyAlgorithmRule {
                 allowed_values: vec![KeyAlgorithm::Rsa2048, KeyAlgorithm::EcP256],
                 default_value: Some(KeyAlgorithm::EcP256),
             }),
@@ -357,7 +358,7 @@ mod tests {
         p
     }
 
-    fn fields(p: &PolicyInformation) -> Vec<String> {
+    fn fields(p: &Policy) -> Vec<String> {
         match validate_shape(p) {
             Ok(()) => vec![],
             Err(v) => v.into_iter().map(|v| v.field).collect(),
@@ -371,7 +372,7 @@ mod tests {
 
     #[test]
     fn each_property_type_shape_rule_is_enforced() {
-        let cases: Vec<(PropertyInformation, bool)> = vec![
+        let cases: Vec<(PropertyRule, bool)> = vec![
             (prop(PropertyType::Ignored, &[], &[], 0, 0), true),
             (prop(PropertyType::Ignored, &["x"], &[], 0, 0), false),
             (prop(PropertyType::Ignored, &[], &[], 0, 1), false),
@@ -404,9 +405,9 @@ mod tests {
     #[test]
     fn blank_property_is_accepted_and_typeless_nonblank_is_not() {
         let mut p = istio_policy();
-        p.sans.ip_addresses = Some(PropertyInformation::default());
+        p.sans.ip_addresses = Some(PropertyRule::default());
         assert_eq!(validate_shape(&p), Ok(()));
-        p.sans.ip_addresses = Some(PropertyInformation {
+        p.sans.ip_addresses = Some(PropertyRule {
             max_occurrences: 1,
             ..Default::default()
         });
@@ -431,7 +432,7 @@ mod tests {
         p.validity_period = Some("1 hour".into());
         p.key_usages = vec!["signing".into()];
         p.extended_key_usages.clear();
-        p.key_algorithm = Some(KeyAlgorithmInformation {
+        p.key_algorithm = Some(KeyAlgorithmRule {
             allowed_values: vec![KeyAlgorithm::EcP256],
             default_value: Some(KeyAlgorithm::Rsa2048),
         });
@@ -451,7 +452,7 @@ mod tests {
 
     #[test]
     fn missing_required_fields_are_named() {
-        let p = PolicyInformation::default();
+        let p = Policy::default();
         let f = fields(&p);
         for needed in [
             "validityPeriod",

@@ -13,8 +13,8 @@ use super::{IssueError, IssueOptions, SubCa, go};
 use crate::csr::CertificateRequest;
 use crate::policy::LeafProfile;
 use crate::policy::engine::Field;
-use crate::policy::model::KeyAlgorithm;
-use crate::policy::usage::{ExtendedKeyUsage, KeyUsage};
+use crate::key::KeyAlgorithm;
+use crate::usage::{ExtendedKeyUsage, KeyUsage};
 
 /// Serial length: 16 octets, leading octet in 0x40..=0x7f so the INTEGER is positive and never
 /// shortened by DER: 126 random bits (C20 asks for at least 64) in at most 20 octets.

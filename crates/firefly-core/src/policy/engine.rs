@@ -7,10 +7,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::model::{KeyAlgorithm, PolicyInformation, PropertyInformation, PropertyType};
+use super::model::{Policy, PropertyRule, PropertyType};
+use crate::key::KeyAlgorithm;
 use super::pattern::Pattern;
 use super::shape::{ShapeViolation, is_blank, kind_name, validate_shape};
-use super::usage::{CertManagerUsage, ExtendedKeyUsage, KeyUsage, cert_manager_usage};
+use crate::usage::{CertManagerUsage, ExtendedKeyUsage, KeyUsage, cert_manager_usage};
 use crate::csr::CertificateRequest;
 use crate::duration::{format_go_duration, parse_go_duration, parse_iso8601_duration};
 use crate::spiffe::{SpiffeId, TrustDomain};
@@ -121,7 +122,7 @@ impl CompiledPolicy {
     ///
     /// # Errors
     /// [`PolicyError::Shape`] listing every shape violation.
-    pub fn compile(p: &PolicyInformation) -> Result<Self, PolicyError> {
+    pub fn compile(p: &Policy) -> Result<Self, PolicyError> {
         let shape_error = |violations| PolicyError::Shape {
             name: p.name.clone(),
             violations,
@@ -142,7 +143,7 @@ impl CompiledPolicy {
             })?;
         let subject = &p.subject;
         let sans = &p.sans;
-        let sources: [(Field, &Option<PropertyInformation>); 10] = [
+        let sources: [(Field, &Option<PropertyRule>); 10] = [
             (Field::CommonName, &subject.common_name),
             (Field::Organization, &subject.organization),
             (Field::OrganizationalUnit, &subject.organizational_unit),
@@ -160,7 +161,7 @@ impl CompiledPolicy {
                 .push(compile_property(field, source.as_ref()).map_err(|v| shape_error(vec![v]))?);
         }
         Ok(CompiledPolicy {
-            id: p.id.clone().unwrap_or_default(),
+            id: p.id.clone(),
             name: p.name.clone(),
             max_validity,
             properties,
@@ -573,7 +574,7 @@ impl CompiledPolicy {
 
 fn compile_property(
     field: Field,
-    source: Option<&PropertyInformation>,
+    source: Option<&PropertyRule>,
 ) -> Result<CompiledProperty, ShapeViolation> {
     let default_kind = if field.is_san() {
         PropertyType::Forbidden
