@@ -255,7 +255,12 @@ impl Driver {
     /// Applies a fetched configuration: policies, audit settings, FIPS requirement, provider change.
     fn apply_configuration(&self, configuration: ExtendedConfigurationInformation) {
         let now = self.shared.clock.now();
-        let summary = write(&self.shared.policies).update(&configuration, now);
+        // The cache takes the core's policy type: TLSPC's wire documents are converted here.
+        let summary = write(&self.shared.policies).update(
+            &configuration.core_policies(),
+            &configuration.controller_allowed_policy_ids,
+            now,
+        );
         for (name, reason) in &summary.invalid {
             tracing::warn!(policy = %name, %reason, "TLSPC policy is invalid and will refuse every request naming it");
         }

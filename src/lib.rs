@@ -11,18 +11,16 @@
 
 pub mod admin;
 pub mod bootstrap;
-pub mod ca;
 pub mod config;
 pub mod crd;
 pub mod crypto;
-pub mod csr;
-pub mod duration;
 pub mod issuer;
 pub mod leader;
 pub mod metrics;
 pub mod policy;
 pub mod policy_check;
 pub mod run;
-pub mod spiffe;
 pub mod tlspc;
 pub mod tlspc_mock;
+
+pub use firefly_core::{ca, csr, duration, spiffe};

@@ -1,13 +1,11 @@
-//! TLSPC policy: the wire model, its shape rules, the pure decision engine, and the cache.
+//! TLSPC policy in the firefly lib: the core's engine and shape rules (re-exported), the TLSPC wire
+//! model and the policy cache.
 
 pub mod cache;
-pub mod engine;
 pub mod model;
-pub mod pattern;
-pub mod shape;
-pub mod usage;
 
-pub use engine::{
-    CompiledPolicy, Denial, Evaluation, LeafProfile, PolicyError, Request, RuleCheck,
+pub use firefly_core::policy::{
+    CompiledPolicy, Denial, Evaluation, LeafProfile, Policy, PolicyError, Request, RuleCheck,
+    ShapeViolation, engine, pattern, shape, validate_shape,
 };
-pub use shape::{ShapeViolation, validate_shape};
+pub use firefly_core::usage;

@@ -215,7 +215,7 @@ pub fn check(input: &CheckInput<'_>, now: SystemTime) -> Report {
         id: doc.id.clone(),
         max_validity: doc.validity_period.clone(),
     });
-    let policy = match CompiledPolicy::compile(&doc) {
+    let policy = match CompiledPolicy::compile(&doc.to_policy()) {
         Ok(p) => p,
         Err(PolicyError::Shape { violations, .. }) => {
             report.policy_violations = violations

@@ -114,6 +114,16 @@ pub struct ExtendedConfigurationInformation {
     pub modification_date: Option<String>,
 }
 
+impl ExtendedConfigurationInformation {
+    /// The configuration's policies in the issuing core's terms (the policy cache takes these).
+    pub fn core_policies(&self) -> Vec<firefly_core::policy::Policy> {
+        self.policies
+            .iter()
+            .map(PolicyInformation::to_policy)
+            .collect()
+    }
+}
+
 /// `AdvancedSettingsInformation`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

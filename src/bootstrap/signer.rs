@@ -301,10 +301,7 @@ mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
         );
         let mut policies = PolicyCache::new(Duration::from_secs(3600 * 24));
-        policies.update(
-            &crate::tlspc::ExtendedConfigurationInformation::default(),
-            clock.now(),
-        );
+        policies.update(&[], &[], clock.now());
         let shared = Shared {
             clock,
             active: RwLock::new(Some(Arc::new(ActiveSubCa::new(

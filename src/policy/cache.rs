@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::CompiledPolicy;
-use crate::tlspc::ExtendedConfigurationInformation;
+use firefly_core::policy::{CompiledPolicy, Policy};
 
 /// Why a request cannot use the policy it names.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -100,7 +99,7 @@ pub struct UpdateSummary {
 pub struct PolicyCache {
     max_staleness: Duration,
     entries: BTreeMap<String, Entry>,
-    documents: BTreeMap<String, crate::policy::model::PolicyInformation>,
+    documents: BTreeMap<String, Policy>,
     removed: BTreeSet<String>,
     last_success: Option<SystemTime>,
 }
@@ -117,23 +116,21 @@ impl PolicyCache {
         }
     }
 
-    /// Replaces the policies with those of `config` (a successful refresh at `now`).
+    /// Replaces the policies with `policies` (a successful refresh at `now`); when `allowed_ids`
+    /// is not empty, only the policies it lists may be used.
     pub fn update(
         &mut self,
-        config: &ExtendedConfigurationInformation,
+        policies: &[Policy],
+        allowed_ids: &[String],
         now: SystemTime,
     ) -> UpdateSummary {
-        let allowed: BTreeSet<&str> = config
-            .controller_allowed_policy_ids
-            .iter()
-            .map(String::as_str)
-            .collect();
+        let allowed: BTreeSet<&str> = allowed_ids.iter().map(String::as_str).collect();
         let mut summary = UpdateSummary::default();
         let mut entries = BTreeMap::new();
         let mut documents = BTreeMap::new();
-        for doc in &config.policies {
+        for doc in policies {
             let name = doc.name.clone();
-            let id = doc.id.clone().unwrap_or_default();
+            let id = doc.id.clone();
             match self.documents.get(&name) {
                 None => summary.added.push(name.clone()),
                 Some(old) if old != doc => summary.changed.push(name.clone()),
@@ -240,24 +237,23 @@ impl PolicyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::{
-        KeyAlgorithm, KeyAlgorithmInformation, PolicyInformation, PropertyInformation, PropertyType,
-    };
+    use firefly_core::key::KeyAlgorithm;
+    use firefly_core::policy::model::{KeyAlgorithmRule, PropertyRule, PropertyType};
 
-    fn policy(id: &str, name: &str, validity: &str) -> PolicyInformation {
-        let mut p = PolicyInformation {
-            id: Some(id.into()),
+    fn policy(id: &str, name: &str, validity: &str) -> Policy {
+        let mut p = Policy {
+            id: id.into(),
             name: name.into(),
             validity_period: Some(validity.into()),
             key_usages: vec!["digitalSignature".into()],
             extended_key_usages: vec!["SERVER_AUTH".into(), "CLIENT_AUTH".into()],
-            key_algorithm: Some(KeyAlgorithmInformation {
+            key_algorithm: Some(KeyAlgorithmRule {
                 allowed_values: vec![KeyAlgorithm::EcP256],
                 default_value: Some(KeyAlgorithm::EcP256),
             }),
             ..Default::default()
         };
-        p.sans.uniform_resource_identifiers = Some(PropertyInformation {
+        p.sans.uniform_resource_identifiers = Some(PropertyRule {
             kind: Some(PropertyType::Required),
             allowed_values: vec!["^spiffe://cluster\\.local/ns/.*/sa/.*".into()],
             default_values: vec![],
@@ -267,15 +263,17 @@ mod tests {
         p
     }
 
-    fn config(
-        policies: Vec<PolicyInformation>,
-        allowed: Vec<&str>,
-    ) -> ExtendedConfigurationInformation {
-        ExtendedConfigurationInformation {
-            policies,
-            controller_allowed_policy_ids: allowed.into_iter().map(String::from).collect(),
-            ..Default::default()
-        }
+    /// A configuration's policies and its allowed policy ids.
+    fn config(policies: Vec<Policy>, allowed: Vec<&str>) -> (Vec<Policy>, Vec<String>) {
+        (policies, allowed.into_iter().map(String::from).collect())
+    }
+
+    fn update(
+        cache: &mut PolicyCache,
+        (policies, allowed): (Vec<Policy>, Vec<String>),
+        now: SystemTime,
+    ) -> UpdateSummary {
+        cache.update(&policies, &allowed, now)
     }
 
     fn t(secs: u64) -> SystemTime {
@@ -294,8 +292,8 @@ mod tests {
     #[test]
     fn a_known_policy_is_found_and_unknown_names_list_the_known_ones() {
         let mut cache = PolicyCache::new(Duration::from_secs(60));
-        cache.update(
-            &config(vec![policy("1", "istio-mtls", "PT1H")], vec![]),
+        update(&mut cache, 
+            config(vec![policy("1", "istio-mtls", "PT1H")], vec![]),
             t(100),
         );
         assert_eq!(
@@ -310,7 +308,7 @@ mod tests {
     #[test]
     fn last_known_good_serves_until_max_staleness_then_fails_closed() {
         let mut cache = PolicyCache::new(Duration::from_secs(60));
-        cache.update(&config(vec![policy("1", "p", "PT1H")], vec![]), t(100));
+        update(&mut cache, config(vec![policy("1", "p", "PT1H")], vec![]), t(100));
         assert!(cache.lookup("p", t(160)).is_ok());
         let err = cache.lookup("p", t(161)).unwrap_err();
         assert_eq!(err.reason(), "PolicyStale");
@@ -320,8 +318,8 @@ mod tests {
     #[test]
     fn a_policy_outside_controller_allowed_ids_is_refused() {
         let mut cache = PolicyCache::new(Duration::from_secs(60));
-        cache.update(
-            &config(
+        update(&mut cache, 
+            config(
                 vec![policy("1", "a", "PT1H"), policy("2", "b", "PT1H")],
                 vec!["1"],
             ),
@@ -340,21 +338,21 @@ mod tests {
     #[test]
     fn a_removed_policy_is_reported_as_removed_and_readding_clears_it() {
         let mut cache = PolicyCache::new(Duration::from_secs(60));
-        cache.update(
-            &config(
+        update(&mut cache, 
+            config(
                 vec![policy("1", "a", "PT1H"), policy("2", "b", "PT1H")],
                 vec![],
             ),
             t(0),
         );
-        let summary = cache.update(&config(vec![policy("1", "a", "PT1H")], vec![]), t(1));
+        let summary = update(&mut cache, config(vec![policy("1", "a", "PT1H")], vec![]), t(1));
         assert_eq!(summary.removed, vec!["b".to_string()]);
         assert_eq!(
             cache.lookup("b", t(1)).unwrap_err().reason(),
             "PolicyRemoved"
         );
-        cache.update(
-            &config(
+        update(&mut cache, 
+            config(
                 vec![policy("1", "a", "PT1H"), policy("2", "b", "PT1H")],
                 vec![],
             ),
@@ -366,8 +364,8 @@ mod tests {
     #[test]
     fn a_changed_policy_replaces_the_old_one() {
         let mut cache = PolicyCache::new(Duration::from_secs(60));
-        cache.update(&config(vec![policy("1", "a", "PT1H")], vec![]), t(0));
-        let summary = cache.update(&config(vec![policy("1", "a", "PT2H")], vec![]), t(1));
+        update(&mut cache, config(vec![policy("1", "a", "PT1H")], vec![]), t(0));
+        let summary = update(&mut cache, config(vec![policy("1", "a", "PT2H")], vec![]), t(1));
         assert_eq!(summary.changed, vec!["a".to_string()]);
         assert_eq!(
             cache.lookup("a", t(1)).unwrap().max_validity(),

@@ -1,6 +1,11 @@
-//! TLSPC policy objects exactly as the public OpenAPI document names them; serde only, no rules.
+//! TLSPC policy objects exactly as the public OpenAPI document names them, and their conversion
+//! into the issuing core's [`Policy`]; serde only, no rules.
 
 use serde::{Deserialize, Serialize};
+
+pub use firefly_core::key::KeyAlgorithm;
+pub use firefly_core::policy::model::PropertyType;
+use firefly_core::policy::model::{KeyAlgorithmRule, Policy, PropertyRule, SanRules, SubjectRules};
 
 /// A TLSPC distributed-issuance policy (`PolicyInformation`).
 ///
@@ -86,17 +91,6 @@ pub struct PropertyInformation {
     pub max_occurrences: i32,
 }
 
-/// The five property types of TLSPC policies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PropertyType {
-    Ignored,
-    Forbidden,
-    Optional,
-    Required,
-    Locked,
-}
-
 /// The key algorithms a policy admits (`KeyAlgorithmInformation`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -107,42 +101,51 @@ pub struct KeyAlgorithmInformation {
     pub default_value: Option<KeyAlgorithm>,
 }
 
-/// Key algorithm names as TLSPC spells them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum KeyAlgorithm {
-    #[serde(rename = "RSA_2048")]
-    Rsa2048,
-    #[serde(rename = "RSA_3072")]
-    Rsa3072,
-    #[serde(rename = "RSA_4096")]
-    Rsa4096,
-    #[serde(rename = "EC_P256")]
-    EcP256,
-    #[serde(rename = "EC_P384")]
-    EcP384,
-    #[serde(rename = "EC_P521")]
-    EcP521,
-    #[serde(rename = "EC_ED25519")]
-    EcEd25519,
-}
-
-impl KeyAlgorithm {
-    /// The name TLSPC uses on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rsa2048 => "RSA_2048",
-            Self::Rsa3072 => "RSA_3072",
-            Self::Rsa4096 => "RSA_4096",
-            Self::EcP256 => "EC_P256",
-            Self::EcP384 => "EC_P384",
-            Self::EcP521 => "EC_P521",
-            Self::EcEd25519 => "EC_ED25519",
+impl PolicyInformation {
+    /// The issuing core's view of this policy: the rules only, without server-managed fields.
+    pub fn to_policy(&self) -> Policy {
+        let subject = &self.subject;
+        let sans = &self.sans;
+        Policy {
+            id: self.id.clone().unwrap_or_default(),
+            name: self.name.clone(),
+            validity_period: self.validity_period.clone(),
+            subject: SubjectRules {
+                common_name: rule(&subject.common_name),
+                organization: rule(&subject.organization),
+                organizational_unit: rule(&subject.organizational_unit),
+                locality: rule(&subject.locality),
+                state_or_province: rule(&subject.state_or_province),
+                country: rule(&subject.country),
+            },
+            sans: SanRules {
+                dns_names: rule(&sans.dns_names),
+                ip_addresses: rule(&sans.ip_addresses),
+                rfc822_names: rule(&sans.rfc822_names),
+                uniform_resource_identifiers: rule(&sans.uniform_resource_identifiers),
+            },
+            key_usages: self.key_usages.clone(),
+            extended_key_usages: self.extended_key_usages.clone(),
+            key_algorithm: self.key_algorithm.as_ref().map(|k| KeyAlgorithmRule {
+                allowed_values: k.allowed_values.clone(),
+                default_value: k.default_value,
+            }),
         }
     }
 }
 
-impl std::fmt::Display for KeyAlgorithm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+impl From<&PolicyInformation> for Policy {
+    fn from(p: &PolicyInformation) -> Policy {
+        p.to_policy()
     }
+}
+
+fn rule(p: &Option<PropertyInformation>) -> Option<PropertyRule> {
+    p.as_ref().map(|p| PropertyRule {
+        kind: p.kind,
+        allowed_values: p.allowed_values.clone(),
+        default_values: p.default_values.clone(),
+        min_occurrences: p.min_occurrences,
+        max_occurrences: p.max_occurrences,
+    })
 }

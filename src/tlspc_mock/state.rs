@@ -775,7 +775,7 @@ pub fn parse_validity(s: &str) -> Result<Duration, String> {
 /// # Errors
 /// Every violation, `field: message`, joined with `; `.
 pub fn check_policy_shape(p: &PolicyInformation) -> Result<(), String> {
-    crate::policy::validate_shape(p).map_err(|violations| {
+    crate::policy::validate_shape(&p.to_policy()).map_err(|violations| {
         violations
             .iter()
             .map(ToString::to_string)
