@@ -5,23 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::decide::{SignFailure, SignPlan};
 
-/// Whether the authority can sign now, and why not.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Readiness {
-    /// True when a sub-CA is active and the policies are fresh.
-    pub ready: bool,
-    /// One line for `/readyz`, the Issuer Ready message and logs.
-    pub message: String,
-}
-
-/// The configuration's issuance audit settings (tlspc.md §3 item 8).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AuditSettings {
-    /// One structured audit line per issuance.
-    pub enabled: bool,
-    /// Include the issued certificate's PEM in that line.
-    pub include_raw_cert: bool,
-}
+pub use firefly_core::issuance::{AuditSettings, Readiness};
 
 /// A signed certificate with the facts the audit line and metrics need.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,11 +10,7 @@ use crate::bootstrap::Signer;
 
 impl Authority for Signer {
     fn readiness(&self) -> Readiness {
-        let r = self.ready();
-        Readiness {
-            ready: r.ready,
-            message: r.message,
-        }
+        self.ready()
     }
 
     fn sign(
@@ -49,11 +45,7 @@ impl Authority for Signer {
     }
 
     fn audit(&self) -> AuditSettings {
-        let a = Signer::audit(self);
-        AuditSettings {
-            enabled: a.enable_issuance_audit_log,
-            include_raw_cert: a.include_raw_cert_data_in_audit_log,
-        }
+        Signer::audit(self)
     }
 
     fn record_issued(&self, issuance: &Issuance) {

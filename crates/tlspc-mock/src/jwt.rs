@@ -8,8 +8,8 @@ use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::policy::model::KeyAlgorithm;
-use crate::tlspc::TOKEN_AUDIENCE;
+use firefly_core::KeyAlgorithm;
+use firefly_tlspc::wire::TOKEN_AUDIENCE;
 
 /// Longest assertion lifetime accepted (`exp - now`); the contract says 1–30 minutes, plus skew.
 const MAX_ASSERTION_LIFETIME: Duration = Duration::from_secs(31 * 60);

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::model::{KeyAlgorithm, PolicyInformation};
-use crate::tlspc::AdvancedSettingsInformation;
+use firefly_core::KeyAlgorithm;
+use firefly_tlspc::wire::policy::PolicyInformation;
+use firefly_tlspc::wire::AdvancedSettingsInformation;
 
 use super::MockError;
 use super::faults::Faults;

@@ -5,7 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::model::{KeyAlgorithm, PolicyInformation};
+pub mod policy;
+
+use firefly_core::KeyAlgorithm;
+use policy::PolicyInformation;
 
 /// The HTTP paths the client and the mock agree on.
 pub mod paths {

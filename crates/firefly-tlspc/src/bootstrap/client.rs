@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use super::Clock;
-use crate::tlspc::{
+use crate::wire::{
     self, ConfigurationResponse, ErrorResponse, ExtendedConfigurationInformation,
     IntermediateCertificateInformation, IntermediateCertificateRequest, IntermediateStatus,
     OAuthError, TokenResponse, UsageReport,

@@ -5,28 +5,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use super::Clock;
-use crate::ca::SubCa;
-use crate::policy::CompiledPolicy;
-use crate::policy::cache::{PolicyCache, PolicyLookupError};
-use crate::tlspc::UsageReport;
+use firefly_core::ca::SubCa;
+use firefly_core::policy::CompiledPolicy;
+use crate::policy_cache::{PolicyCache, PolicyLookupError};
+use crate::wire::UsageReport;
 
-/// The issuance audit settings of the TLSPC configuration (`advancedSettings`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AuditSettings {
-    /// One structured audit line per issuance.
-    pub enable_issuance_audit_log: bool,
-    /// Include the issued certificate (PEM) in that line.
-    pub include_raw_cert_data_in_audit_log: bool,
-}
-
-/// "Can sign now", with a message for `/readyz` and the Issuer `Ready` condition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Readiness {
-    /// True when a valid sub-CA is active and nothing blocks issuance.
-    pub ready: bool,
-    /// Why (not) ready, for people.
-    pub message: String,
-}
+pub use firefly_core::issuance::{AuditSettings, Readiness};
 
 /// Leaves valid at most this long count as ultra-short-lived in usage reports.
 pub const ULTRA_SHORT_LIVED_MAX: Duration = Duration::from_secs(24 * 3600);
@@ -192,7 +176,7 @@ impl Signer {
         let mut message = format!(
             "sub-CA {} active, valid for {}; policies: {}",
             active.id,
-            crate::duration::format_go_duration(Duration::from_secs(left.as_secs().max(1))),
+            firefly_core::duration::format_go_duration(Duration::from_secs(left.as_secs().max(1))),
             policies.usable_names().join(", ")
         );
         if let Some(problem) = &blockers.last_problem {
@@ -254,8 +238,8 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 mod tests {
     use super::*;
     use crate::bootstrap::locked_key::LockedKey;
-    use crate::config::LockMode;
-    use crate::policy::model::KeyAlgorithm;
+    use crate::bootstrap::locked_key::LockMode;
+    use firefly_core::KeyAlgorithm;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     use std::sync::atomic::AtomicU64;
 

@@ -10,8 +10,8 @@ use rcgen::{
 };
 use x509_parser::prelude::FromDer;
 
-use crate::policy::model::KeyAlgorithm;
-use crate::tlspc::SubCaProviderInformation;
+use firefly_core::KeyAlgorithm;
+use firefly_tlspc::wire::SubCaProviderInformation;
 
 use super::MockError;
 use super::faults::BadSubCa;

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::policy::model::PolicyInformation;
-use crate::tlspc::{
+use firefly_tlspc::wire::policy::PolicyInformation;
+use firefly_tlspc::wire::{
     ExtendedConfigurationInformation, IntermediateCertificateInformation,
     IntermediateCertificateRequest, IntermediateStatus, SubCaProviderInformation, TokenResponse,
     UsageReport,
@@ -28,8 +28,8 @@ use super::seed::{DISTRIBUTED_ISSUANCE_SCOPE, Seed};
 /// The mock's single tenant.
 pub const COMPANY_ID: &str = "5b1f8e0e-6a1c-4c55-9a57-0f1e1ea5c0de";
 
-/// The time source of the mock; tests may inject their own.
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+/// The time source of the mock (the core's one clock type); tests may inject their own.
+pub type Clock = Arc<dyn firefly_core::Clock>;
 
 /// A refusal in one of the service's three error shapes.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,7 +176,7 @@ impl Shared {
         clock: Clock,
         state_dir: Option<&Path>,
     ) -> Result<(Shared, Vec<AccountCredentials>), MockError> {
-        let now = clock();
+        let now = clock.now();
         let mut accounts = BTreeMap::new();
         let mut credentials = Vec::new();
         for (i, a) in seed.service_accounts.iter().enumerate() {
@@ -339,7 +339,7 @@ impl Shared {
                 "authentication required: send `Authorization: Bearer <access token>` or `tppl-api-key`",
             ));
         };
-        let now = (self.clock)();
+        let now = self.clock.now();
         let Some(t) = store.tokens.get(token) else {
             return Err(api(
                 401,
@@ -375,16 +375,16 @@ impl Shared {
             error,
             description,
         };
-        if grant_type != crate::tlspc::JWT_BEARER_GRANT {
+        if grant_type != firefly_tlspc::wire::JWT_BEARER_GRANT {
             return Err(oauth(
                 400,
                 "unsupported_grant_type",
-                format!("grant_type must be {}", crate::tlspc::JWT_BEARER_GRANT),
+                format!("grant_type must be {}", firefly_tlspc::wire::JWT_BEARER_GRANT),
             ));
         }
         let refusal = |r: jwt::AssertionRefusal| oauth(r.status, r.error, r.description);
         let issuer = jwt::unverified_issuer(assertion).map_err(refusal)?;
-        let now = (self.clock)();
+        let now = self.clock.now();
         let mut store = self.lock();
         let Some(account) = store.accounts.get(&key_of(&issuer)) else {
             return Err(oauth(
@@ -466,7 +466,7 @@ impl Shared {
             ));
         };
         let req: IntermediateCertificateRequest = parse_json(body)?;
-        let now = (self.clock)();
+        let now = self.clock.now();
         let mut store = self.lock();
         let configuration = store
             .configuration_of(client_id)
@@ -571,7 +571,7 @@ impl Shared {
             }
             Outcome::Failed(message) => {
                 entry.info.status = IntermediateStatus::Failed;
-                entry.info.error_information = Some(crate::tlspc::ErrorInformation {
+                entry.info.error_information = Some(firefly_tlspc::wire::ErrorInformation {
                     code: codes::ISSUANCE_FAILED,
                     message: message.clone(),
                     args: Vec::new(),
@@ -748,7 +748,7 @@ fn account_key_pair(
     }
     let alg = a
         .key_algorithm
-        .unwrap_or(crate::policy::model::KeyAlgorithm::EcP256);
+        .unwrap_or(firefly_core::KeyAlgorithm::EcP256);
     let (private, public) = jwt::generate_account_key(alg).map_err(MockError::Ca)?;
     let private = Zeroizing::new(private);
     if let Some(path) = path {
@@ -766,16 +766,16 @@ fn account_key_pair(
 /// # Errors
 /// The core's message naming the bad value.
 pub fn parse_validity(s: &str) -> Result<Duration, String> {
-    crate::duration::parse_iso8601_duration(s).map_err(|e| e.to_string())
+    firefly_core::duration::parse_iso8601_duration(s).map_err(|e| e.to_string())
 }
 
-/// Policy shape rules on create/update: [`crate::policy::validate_shape`] (tlspc.md §2 plus the
+/// Policy shape rules on create/update: [`firefly_core::policy::validate_shape`] (tlspc.md §2 plus the
 /// refusal of CA-capable usages).
 ///
 /// # Errors
 /// Every violation, `field: message`, joined with `; `.
 pub fn check_policy_shape(p: &PolicyInformation) -> Result<(), String> {
-    crate::policy::validate_shape(&p.to_policy()).map_err(|violations| {
+    firefly_core::policy::validate_shape(&p.to_policy()).map_err(|violations| {
         violations
             .iter()
             .map(ToString::to_string)
@@ -822,7 +822,7 @@ pub(crate) fn write_file(path: &Path, contents: &str, secret: bool) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::{PropertyInformation, PropertyType};
+    use firefly_tlspc::wire::policy::{PropertyInformation, PropertyType};
 
     #[test]
     fn forbidden_property_with_values_breaks_the_shape() {

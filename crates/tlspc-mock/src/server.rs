@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::tlspc::{API_KEY_HEADER, paths};
+use firefly_tlspc::wire::{API_KEY_HEADER, paths};
 
 use super::faults::{ErrorBody, Route};
 use super::state::{Caller, Failure, Kind, Shared, api, codes};

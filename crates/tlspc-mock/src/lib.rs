@@ -227,7 +227,7 @@ impl MockServer {
         state_dir: Option<&Path>,
         listen: SocketAddr,
     ) -> Result<MockServer, MockError> {
-        Self::start_with_clock(seed, state_dir, listen, Arc::new(SystemTime::now)).await
+        Self::start_with_clock(seed, state_dir, listen, Arc::new(firefly_core::SystemClock)).await
     }
 
     /// [`MockServer::start`] with an injected clock (token expiry, assertion times, sub-CA validity).
@@ -246,7 +246,7 @@ impl MockServer {
     ) -> Result<MockServer, MockError> {
         // A seed built in code has not been through `from_yaml_str`: check it the same way.
         seed.validate()?;
-        let now = clock();
+        let now = clock.now();
         let ca = match state_dir {
             Some(dir) => {
                 state::create_dir(dir)?;

@@ -3,14 +3,14 @@
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::policy::model::PolicyInformation;
-use crate::tlspc::{ExtendedConfigurationInformation, SubCaProviderInformation};
+use firefly_tlspc::wire::policy::PolicyInformation;
+use firefly_tlspc::wire::{ExtendedConfigurationInformation, SubCaProviderInformation};
 
 use super::{
     COMPANY_ID, Failure, Shared, Store, api, check_policy_shape, codes, key_of, new_id, parse_json,
     parse_validity, timestamp,
 };
-use crate::tlspc_mock::faults::Faults;
+use crate::faults::Faults;
 
 impl Shared {
     // ---- admin CRUD ----
@@ -60,7 +60,7 @@ impl Shared {
                 "request body must be a JSON object",
             ));
         };
-        let now = timestamp((self.clock)());
+        let now = timestamp(self.clock.now());
         let mut store = self.lock();
         let mut merged = match id {
             None => json!({}),
@@ -138,7 +138,7 @@ impl Shared {
                 parse_validity(&p.validity_period)
                     .map_err(|m| invalid(format!("validityPeriod: {m}")))?;
                 match p.key_algorithm {
-                    Some(a) if crate::tlspc_mock::ca::supports_sub_ca_algorithm(a) => {}
+                    Some(a) if crate::ca::supports_sub_ca_algorithm(a) => {}
                     Some(a) => {
                         return Err(invalid(format!(
                             "keyAlgorithm {a} is not supported for sub-CAs"
@@ -413,7 +413,7 @@ impl Kind {
     /// Fields a create/update body may set.
     fn writable_keys(self) -> &'static [&'static str] {
         match self {
-            Kind::Policy => crate::tlspc_mock::seed::POLICY_KEYS,
+            Kind::Policy => crate::seed::POLICY_KEYS,
             Kind::Provider => &[
                 "name",
                 "caType",

@@ -33,8 +33,31 @@ use aws_lc_rs::encoding::{AsBigEndian, AsDer};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 
-use crate::config::LockMode;
-use crate::policy::model::KeyAlgorithm;
+use firefly_core::KeyAlgorithm;
+
+/// How the sub-CA key is kept out of swap and core dumps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LockMode {
+    /// Lock only the pages that hold key material (a few KiB; fits the default `RLIMIT_MEMLOCK`).
+    #[default]
+    KeyPages,
+    /// `mlockall(MCL_CURRENT | MCL_FUTURE)` as well: needs `CAP_IPC_LOCK` or a large `ulimit -l`.
+    All,
+    /// Nothing locked (development only); the key is still zeroized and excluded from dumps.
+    Disabled,
+}
+
+impl LockMode {
+    /// The spelling used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeyPages => "keyPages",
+            Self::All => "all",
+            Self::Disabled => "disabled",
+        }
+    }
+}
 
 /// Errors of key generation, locking and process hardening.
 #[derive(Debug, thiserror::Error)]

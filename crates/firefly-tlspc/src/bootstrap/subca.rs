@@ -6,7 +6,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer as _;
 
 use super::locked_key::LockedKey;
-use crate::tlspc::{IntermediateCertificateInformation, SubCaProviderInformation};
+use crate::wire::{IntermediateCertificateInformation, SubCaProviderInformation};
 
 /// Why a sub-CA answer from TLSPC is refused (the current sub-CA is kept).
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +155,7 @@ pub fn validate_issued(
 
     let cert = parse("certificate", &cert_der)?;
     // The sub-CA profile (C5, C6, C8, C10–C13) has one implementation, the issuing core's.
-    crate::ca::subca::check_sub_ca_profile(&cert).map_err(|e| SubCaError::Rule {
+    firefly_core::ca::subca::check_sub_ca_profile(&cert).map_err(|e| SubCaError::Rule {
         rule: e.to_string(),
     })?;
     if cert.public_key().raw != key.public_key_spki_der().as_slice() {
@@ -230,8 +230,8 @@ pub fn validate_issued(
     {
         warnings.push(format!(
             "sub-CA lifetime {} is under 6 x the longest policy leaf lifetime {} (C24): leaves near the sub-CA's expiry are clamped to it",
-            crate::duration::format_go_duration(lifetime),
-            crate::duration::format_go_duration(leaf)
+            firefly_core::duration::format_go_duration(lifetime),
+            firefly_core::duration::format_go_duration(leaf)
         ));
     }
     Ok(ValidatedSubCa {
@@ -346,9 +346,9 @@ pub fn retry_delay(failures: u32, time_left: Option<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::LockMode;
-    use crate::policy::model::KeyAlgorithm;
-    use crate::tlspc::IntermediateStatus;
+    use crate::bootstrap::locked_key::LockMode;
+    use firefly_core::KeyAlgorithm;
+    use crate::wire::IntermediateStatus;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
     /// A root → intermediate hierarchy that signs sub-CA certificates with adjustable profiles.
