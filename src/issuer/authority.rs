@@ -7,26 +7,9 @@ use super::decide::{SignFailure, SignPlan};
 
 pub use firefly_core::issuance::{AuditSettings, Readiness};
 
-/// A signed certificate with the facts the audit line and metrics need.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Issuance {
-    /// PEM chain: leaf first, then the sub-CA and intermediates; no root.
-    pub chain_pem: String,
-    /// PEM of the root.
-    pub ca_pem: String,
-    /// Leaf serial number, hex.
-    pub serial_hex: String,
-    /// Leaf NotBefore.
-    pub not_before: SystemTime,
-    /// Leaf NotAfter.
-    pub not_after: SystemTime,
-    /// The leaf's SPIFFE ID, when it has one.
-    pub spiffe_id: Option<String>,
-    /// The leaf's DNS names.
-    pub dns_names: Vec<String>,
-    /// The requested duration when the policy shortened it.
-    pub clamped_from: Option<Duration>,
-}
+/// A signed certificate with the facts the audit line and metrics need: the core's one issuance
+/// type, under the name the reconciler uses.
+pub use firefly_core::issuance::Issued as Issuance;
 
 /// What the reconciler needs from the component holding the sub-CA and policies.
 ///

@@ -758,7 +758,7 @@ impl Context {
         let audit = self.authority.audit();
         if audit.enabled {
             let requester = cr.spec.username.as_deref().unwrap_or("");
-            let spiffe_id = issued.spiffe_id.as_deref().unwrap_or("");
+            let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
             let dns_names = issued.dns_names.join(",");
             let request_uid = cr.uid().unwrap_or_default();
             if audit.include_raw_cert {

@@ -48,21 +48,9 @@ pub fn sign_with(
         minimum_duration,
         ..IssueOptions::default()
     };
-    match ca::issue(sub_ca, policy, &request, &opts, now) {
-        Ok(issued) => Ok(Issuance {
-            chain_pem: issued.chain_pem,
-            ca_pem: issued.ca_pem,
-            serial_hex: issued.serial_hex,
-            not_before: issued.not_before,
-            not_after: issued.not_after,
-            spiffe_id: issued.spiffe_id.map(|id| id.to_string()),
-            dns_names: issued.dns_names,
-            clamped_from: issued.clamped_from,
-        }),
-        Err(e) => Err(SignFailure {
-            request_error: e.is_request_error(),
-            reason: e.reason(),
-            message: format!("policy {:?}: {e}", policy.name()),
-        }),
-    }
+    ca::issue(sub_ca, policy, &request, &opts, now).map_err(|e| SignFailure {
+        request_error: e.is_request_error(),
+        reason: e.reason(),
+        message: format!("policy {:?}: {e}", policy.name()),
+    })
 }

@@ -2,7 +2,9 @@
 //! no I/O and knows no upstream's wire format (upstreams convert into [`model::Policy`]).
 
 pub mod engine;
+pub mod field;
 pub mod model;
+pub mod outcome;
 pub mod pattern;
 pub mod shape;
 

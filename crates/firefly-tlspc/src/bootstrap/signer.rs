@@ -5,7 +5,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use super::Clock;
-use firefly_core::ca::SubCa;
+use firefly_core::ca::{IssueOptions, SubCa};
+use firefly_core::issuance::{self, IssuanceRequest, Issued, Outcome};
 use firefly_core::policy::CompiledPolicy;
 use crate::policy_cache::{PolicyCache, PolicyLookupError};
 use crate::wire::UsageReport;
@@ -222,6 +223,57 @@ impl Signer {
     }
 }
 
+/// The bootstrap as the issuing core's signer: policy lookup, the active sub-CA and readiness
+/// mapped onto the core's [`Outcome`].
+impl firefly_core::Signer for Signer {
+    fn readiness(&self) -> Readiness {
+        self.ready()
+    }
+
+    fn issue(&self, request: &IssuanceRequest<'_>, opts: &IssueOptions, now: SystemTime) -> Outcome {
+        // Policy first: an unknown or disallowed policy is the request's fault even while no
+        // sub-CA is active, and must fail at once rather than wait.
+        let policy = match self.policy(request.policy) {
+            Ok(policy) => policy,
+            Err(e) if e.is_transient() => {
+                return Outcome::Retry {
+                    reason: e.reason(),
+                    message: e.to_string(),
+                };
+            }
+            Err(e) => {
+                return Outcome::Refused {
+                    reason: e.reason(),
+                    message: e.to_string(),
+                };
+            }
+        };
+        let Some(sub_ca) = self.current() else {
+            return Outcome::Retry {
+                reason: "SignerNotReady",
+                message: format!("cannot sign now: {}", self.ready().message),
+            };
+        };
+        issuance::issue(&sub_ca, &policy, request, opts, now)
+    }
+
+    fn chain_pems(&self) -> Option<Vec<String>> {
+        self.current().map(|ca| ca.chain_pems())
+    }
+
+    fn sub_ca_not_after(&self) -> Option<SystemTime> {
+        self.current().map(|ca| ca.not_after())
+    }
+
+    fn audit(&self) -> AuditSettings {
+        Signer::audit(self)
+    }
+
+    fn record_issued(&self, issued: &Issued) {
+        Signer::record_issued(self, issued.not_before, issued.not_after);
+    }
+}
+
 /// Reads through a poisoned lock: the data are plain values, valid even if a writer panicked.
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read()
@@ -374,5 +426,76 @@ mod tests {
             ),
             (1, 1, 1)
         );
+    }
+
+    #[test]
+    fn the_core_signer_resolves_the_policy_then_signs_or_says_why_not() {
+        use firefly_core::issuance::{AssertedIdentity, Scope, Subject};
+        use firefly_core::policy::model::{KeyAlgorithmRule, Policy, PropertyRule, PropertyType};
+        use firefly_core::Signer as _;
+
+        let clock = Arc::new(ManualClock(AtomicU64::new(1_000_100)));
+        let signer = signer_at(clock.clone());
+        let mut policy = Policy {
+            id: "p-1".into(),
+            name: "workloads".into(),
+            validity_period: Some("PT1H".into()),
+            key_usages: vec!["digitalSignature".into()],
+            extended_key_usages: vec!["CLIENT_AUTH".into()],
+            key_algorithm: Some(KeyAlgorithmRule {
+                allowed_values: vec![KeyAlgorithm::EcP256],
+                default_value: None,
+            }),
+            ..Policy::default()
+        };
+        policy.sans.uniform_resource_identifiers = Some(PropertyRule {
+            kind: Some(PropertyType::Required),
+            allowed_values: vec![r"^spiffe://cluster\.local/ns/.*/sa/.*".into()],
+            default_values: vec![],
+            min_occurrences: 1,
+            max_occurrences: 1,
+        });
+        write(&signer.shared.policies).update(&[policy], &[], clock.now());
+        let key = KeyPair::generate().unwrap();
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+        let identity = AssertedIdentity {
+            spiffe_id: "spiffe://cluster.local/ns/apps/sa/web".parse().unwrap(),
+            dns_names: vec![],
+        };
+        let namespaces = vec!["*".to_owned()];
+        let request = |policy| IssuanceRequest {
+            subject: Subject::AssertedKey {
+                public_key_der: &spki,
+                identity: &identity,
+            },
+            scope: Scope::Signer {
+                namespace: "apps",
+                namespaces: &namespaces,
+            },
+            policy,
+            duration: Some("30m"),
+            usages: None,
+            is_ca: false,
+            trust_domain: None,
+        };
+        let opts = IssueOptions::default();
+        match signer.issue(&request("workloads"), &opts, clock.now()) {
+            Outcome::Issued(issued) => {
+                assert_eq!(issued.spiffe_id, Some(identity.spiffe_id.clone()));
+                signer.record_issued(&issued);
+                let usage = read(&signer.shared.active).as_ref().unwrap().usage();
+                assert_eq!(usage.ultra_short_lived_cert_count, 1);
+            }
+            other => panic!("expected a certificate, got {other:?}"),
+        }
+        assert!(matches!(
+            signer.issue(&request("nope"), &opts, clock.now()),
+            Outcome::Refused { reason: "PolicyUnknown", .. }
+        ));
+        write(&signer.shared.blockers).fips = Some("requires FIPS".into());
+        assert!(matches!(
+            signer.issue(&request("workloads"), &opts, clock.now()),
+            Outcome::Retry { reason: "SignerNotReady", .. }
+        ));
     }
 }
