@@ -482,5 +482,5 @@ fn huge_pem() -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+    firefly_core::util::hex_lower(bytes).to_ascii_uppercase()
 }
