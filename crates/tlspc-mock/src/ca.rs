@@ -377,7 +377,10 @@ impl BuiltinCa {
             }
         };
         let fingerprint =
-            hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.der()).as_ref());
+            firefly_core::util::hex_lower(
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.der()).as_ref(),
+            )
+            .to_ascii_uppercase();
         let certificate = match fault {
             Some(BadSubCa::HugePem) => huge_pem(),
             Some(BadSubCa::MalformedPem) => {
@@ -479,8 +482,4 @@ fn huge_pem() -> String {
     }
     out.push_str("-----END CERTIFICATE-----\n");
     out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    firefly_core::util::hex_lower(bytes).to_ascii_uppercase()
 }
