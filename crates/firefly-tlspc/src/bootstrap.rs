@@ -6,7 +6,7 @@
 //! usage reports. The controller reads everything through the cheap [`Signer`] handle.
 
 pub mod client;
-#[allow(unsafe_code)] // the one module that may: mlock, madvise, prctl, setrlimit
+#[allow(unsafe_code)] // the one module that may: madvise, prctl, rlimits, mlockall, AWS-LC EC keys
 pub mod locked_key;
 pub mod signer;
 pub mod subca;

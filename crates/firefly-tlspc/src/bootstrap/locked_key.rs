@@ -3,7 +3,7 @@
 //! # What is locked
 //! The key's PKCS#8 document (the only long-lived copy of the private key) lives in a private
 //! anonymous mapping of its own, page-aligned and used for nothing else, which is
-//! - locked in RAM with `mlock` (lock mode `keyPages`, the default, and `all`),
+//! - locked in RAM with `mlock` through `region` (lock mode `keyPages`, the default, and `all`),
 //! - excluded from core dumps with `madvise(MADV_DONTDUMP)` (every mode),
 //! - overwritten with zeros (volatile writes) before it is unlocked and unmapped on drop.
 //!
@@ -26,7 +26,6 @@
 //! are locked too) at the price of needing `CAP_IPC_LOCK` or a large `ulimit -l`.
 
 use std::fmt;
-use std::ptr::NonNull;
 use std::sync::Once;
 
 use aws_lc_rs::encoding::{AsBigEndian, AsDer};
@@ -246,7 +245,7 @@ impl LockedKey {
 
     /// Whether the key's pages are locked in RAM.
     pub fn is_locked(&self) -> bool {
-        self.pkcs8.locked
+        self.pkcs8.is_locked()
     }
 
     /// DER `SubjectPublicKeyInfo` of the key.
@@ -397,11 +396,14 @@ impl rcgen::SigningKey for LockedKey {
 
 /// A private anonymous mapping of whole pages holding secret bytes: locked (unless disabled),
 /// excluded from core dumps, zeroized before it is released.
+///
+/// The mapping and the lock are `region`'s (`region::alloc`, `region::lock`, both released on
+/// drop); `madvise(MADV_DONTDUMP)` is the one call `region` does not offer, so it stays on libc.
 struct LockedBytes {
-    ptr: NonNull<u8>,
+    // Declaration order is drop order: the pages are unlocked before they are unmapped.
+    lock: Option<region::LockGuard>,
+    map: region::Allocation,
     len: usize,
-    map_len: usize,
-    locked: bool,
 }
 
 // SAFETY: the mapping is owned exclusively by this value; shared access is read-only (`as_slice`).
@@ -409,98 +411,79 @@ unsafe impl Send for LockedBytes {}
 // SAFETY: as above; no interior mutability.
 unsafe impl Sync for LockedBytes {}
 
+fn region_error(e: region::Error) -> std::io::Error {
+    match e {
+        region::Error::SystemCall(source) => source,
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
 impl LockedBytes {
     fn copy_of(secret: &[u8], mode: LockMode) -> Result<LockedBytes, LockedKeyError> {
-        let page = page_size();
+        let page = region::page::size();
         let map_len = secret.len().div_ceil(page).max(1) * page;
-        // SAFETY: an anonymous private mapping with no address hint; the result is checked.
-        let raw = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if raw == libc::MAP_FAILED {
-            return Err(LockedKeyError::Os {
+        let mut map = region::alloc(map_len, region::Protection::READ_WRITE).map_err(|e| {
+            LockedKeyError::Os {
                 call: "mmap",
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        let ptr = NonNull::new(raw.cast::<u8>()).ok_or_else(|| LockedKeyError::Os {
-            call: "mmap",
-            source: std::io::Error::other("null mapping"),
+                source: region_error(e),
+            }
         })?;
-        let mut bytes = LockedBytes {
-            ptr,
-            len: 0,
-            map_len,
-            locked: false,
-        };
+        let raw = map.as_mut_ptr::<libc::c_void>();
         // SAFETY: [raw, raw + map_len) is our mapping.
-        if unsafe { libc::madvise(raw, map_len, libc::MADV_DONTDUMP) } != 0 {
+        if unsafe { libc::madvise(raw, map.len(), libc::MADV_DONTDUMP) } != 0 {
             return Err(LockedKeyError::Os {
                 call: "madvise(MADV_DONTDUMP)",
                 source: std::io::Error::last_os_error(),
             });
         }
-        if mode != LockMode::Disabled {
+        let lock = if mode != LockMode::Disabled {
             // Lock before the secret is written, so it never sits in a swappable page.
-            // SAFETY: [raw, raw + map_len) is our mapping.
-            if unsafe { libc::mlock(raw, map_len) } != 0 {
-                return Err(LockedKeyError::Lock {
+            let guard = region::lock(map.as_ptr::<u8>(), map.len()).map_err(|e| {
+                LockedKeyError::Lock {
                     mode: mode.as_str(),
                     limit: memlock_limit(),
-                    source: std::io::Error::last_os_error(),
-                });
-            }
-            bytes.locked = true;
+                    source: region_error(e),
+                }
+            })?;
+            Some(guard)
         } else {
             warn_unlocked_once();
-        }
+            None
+        };
         // SAFETY: the mapping holds map_len >= secret.len() writable bytes and does not overlap `secret`.
-        unsafe { std::ptr::copy_nonoverlapping(secret.as_ptr(), ptr.as_ptr(), secret.len()) };
-        bytes.len = secret.len();
-        Ok(bytes)
+        unsafe {
+            std::ptr::copy_nonoverlapping(secret.as_ptr(), map.as_mut_ptr::<u8>(), secret.len())
+        };
+        Ok(LockedBytes {
+            lock,
+            map,
+            len: secret.len(),
+        })
+    }
+
+    fn is_locked(&self) -> bool {
+        self.lock.is_some()
     }
 
     fn as_slice(&self) -> &[u8] {
         // SAFETY: the first `len` bytes of the live mapping were initialised by `copy_of`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr::<u8>(), self.len) }
     }
 
     /// Overwrites the whole mapping with zeros through volatile writes the optimiser keeps.
     fn wipe(&mut self) {
+        let len = self.map.len();
         // SAFETY: the mapping is live, writable and exclusively ours (`&mut self`).
-        let all = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.map_len) };
+        let all = unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr::<u8>(), len) };
         zeroize::Zeroize::zeroize(all);
     }
 }
 
 impl Drop for LockedBytes {
     fn drop(&mut self) {
+        // The fields then unlock (`LockGuard`) and unmap (`Allocation`) the zeroized pages.
         self.wipe();
-        let raw = self.ptr.as_ptr().cast::<libc::c_void>();
-        // Failures here cannot be reported from drop; the zeroized pages are released either way.
-        if self.locked {
-            // SAFETY: [raw, raw + map_len) is our mapping, locked by us.
-            unsafe { libc::munlock(raw, self.map_len) };
-        }
-        // SAFETY: unmapping our own mapping; no reference into it outlives `self`.
-        unsafe { libc::munmap(raw, self.map_len) };
     }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf takes an integer and returns one.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size)
-        .ok()
-        .filter(|s| *s > 0)
-        .unwrap_or(4096)
 }
 
 fn warn_unlocked_once() {
