@@ -1,11 +1,12 @@
 //! The request's subject and its extension request (SAN, KU, EKU, BC only); performs no I/O.
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 
-use super::{CertificateRequest, CsrError, MAX_DER_DEPTH, RequestedSans, RequestedSubject, der};
+use super::{
+    CertificateRequest, CsrError, MAX_DER_DEPTH, RequestedSans, RequestedSubject, der, oid_str,
+};
 use crate::usage::{ExtendedKeyUsage, KeyUsage};
 
 pub(super) fn decode_subject(name: &x509_parser::x509::X509Name<'_>) -> Result<RequestedSubject, CsrError> {

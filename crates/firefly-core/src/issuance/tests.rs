@@ -36,7 +36,9 @@ fn sub_ca(now: SystemTime) -> SubCa {
     let root_params = ca_params("Core Test Root", now);
     let root = root_params.self_signed(&root_key).unwrap();
     let sub_key = Arc::new(KeyPair::generate().unwrap());
-    let sub = ca_params("Core Test Sub-CA", now)
+    let mut sub_params = ca_params("Core Test Sub-CA", now);
+    sub_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let sub = sub_params
         .signed_by(sub_key.as_ref(), &Issuer::new(root_params, &root_key))
         .unwrap();
     SubCa::new(sub.der().to_vec(), vec![root.der().to_vec()], sub_key).unwrap()

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -15,9 +14,8 @@ use crate::key::KeyAlgorithm;
 use super::pattern::Pattern;
 use super::shape::{ShapeViolation, is_blank, kind_name, validate_shape};
 use crate::usage::{CertManagerUsage, ExtendedKeyUsage, KeyUsage, cert_manager_usage};
-use crate::csr::CertificateRequest;
 use crate::duration::{format_go_duration, parse_go_duration, parse_iso8601_duration};
-use crate::spiffe::{SpiffeId, TrustDomain};
+use crate::spiffe::SpiffeId;
 
 /// Why a policy document cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -51,7 +51,7 @@ impl Field {
         }
     }
 
-    fn is_san(self) -> bool {
+    pub(crate) fn is_san(self) -> bool {
         Self::SANS.contains(&self)
     }
 }

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::key::KeyAlgorithm;
+
 /// One issuance policy: subject and SAN rules, usages, key algorithms and the maximum validity.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Policy {
