@@ -227,6 +227,8 @@ pub fn check(input: &CheckInput<'_>, now: SystemTime) -> Report {
                 .collect();
             return report.fail_input("the policy itself is invalid".to_owned());
         }
+        // PolicyError is non-exhaustive: a future variant still fails the input, by its message.
+        Err(e) => return report.fail_input(e.to_string()),
     };
     report.warnings = policy.warnings();
     if let Some(s) = &mut report.policy {

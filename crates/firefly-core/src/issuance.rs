@@ -112,8 +112,8 @@ impl Scope<'_> {
     /// Whether the scope allows the request at all.
     ///
     /// # Errors
-    /// [`Outcome::Refused`] naming the list that refused it.
-    pub fn authorize(&self) -> Result<(), Outcome> {
+    /// A [`Refusal`] naming the list that refused it.
+    pub fn authorize(&self) -> Result<(), Refusal> {
         match *self {
             Scope::Requester {
                 username,
@@ -131,7 +131,7 @@ impl Scope<'_> {
                 {
                     return Ok(());
                 }
-                Err(Outcome::Refused {
+                Err(Refusal {
                     reason: "RequesterNotAllowed",
                     message: format!(
                         "requester {username:?} (spec.username) is not in the allowed requesters of controller.allowedRequesters or the issuer's spec.allowedRequesters"
@@ -145,13 +145,31 @@ impl Scope<'_> {
                 if namespaces.iter().any(|n| n == "*" || n == namespace) {
                     return Ok(());
                 }
-                Err(Outcome::Refused {
+                Err(Refusal {
                     reason: "NamespaceNotServed",
                     message: format!(
                         "namespace {namespace:?} is not in the signer's namespaces {namespaces:?} (\"*\" serves every namespace)"
                     ),
                 })
             }
+        }
+    }
+}
+
+/// Why a scope refused a request (it becomes [`Outcome::Refused`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Short CamelCase cause from a bounded set.
+    pub reason: &'static str,
+    /// Names the list and the value that refused the request.
+    pub message: String,
+}
+
+impl From<Refusal> for Outcome {
+    fn from(r: Refusal) -> Outcome {
+        Outcome::Refused {
+            reason: r.reason,
+            message: r.message,
         }
     }
 }
@@ -226,7 +244,7 @@ pub fn issue(
     now: SystemTime,
 ) -> Outcome {
     if let Err(refused) = request.scope.authorize() {
-        return refused;
+        return refused.into();
     }
     let (decoded, identities_annotation) = match request.subject {
         Subject::Csr {

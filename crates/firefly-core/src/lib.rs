@@ -29,6 +29,7 @@ pub mod util;
 
 pub use clock::{Clock, SystemClock};
 pub use issuance::{
-    AssertedIdentity, AuditSettings, IssuanceRequest, Outcome, Readiness, Scope, Signer, Subject,
+    AssertedIdentity, AuditSettings, IssuanceRequest, Outcome, Readiness, Refusal, Scope, Signer,
+    Subject,
 };
 pub use key::KeyAlgorithm;

@@ -18,17 +18,17 @@ use std::time::{Duration, SystemTime};
 use rand::Rng as _;
 
 use self::client::{ClientError, ClientSettings, RetryPolicy, ServiceAccountKey, TlspcClient};
+use self::locked_key::LockMode;
 use self::locked_key::{LockedKey, LockedKeyError};
 use self::signer::{ActiveSubCa, Blockers, Shared, read, write};
 pub use self::signer::{AuditSettings, Readiness, Signer};
 use self::subca::SubCaError;
-use self::locked_key::LockMode;
 use crate::policy_cache::PolicyCache;
 use crate::wire::{
     ExtendedConfigurationInformation, IntermediateCertificateRequest, SubCaProviderInformation,
 };
-pub use firefly_core::clock::{Clock, SystemClock};
 use firefly_core::KeyAlgorithm;
+pub use firefly_core::clock::{Clock, SystemClock};
 
 /// Everything the bootstrap reads from the product's configuration (`bootstrap.vaas.*`,
 /// `signer.lockMode`), already validated.
@@ -144,7 +144,10 @@ impl Bootstrap {
     ///
     /// # Errors
     /// As [`Bootstrap::start_with_env`].
-    pub async fn start(cfg: &impl BootstrapConfig, clock: Arc<dyn Clock>) -> Result<Bootstrap, BootstrapError> {
+    pub async fn start(
+        cfg: &impl BootstrapConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Bootstrap, BootstrapError> {
         Self::start_with_env(cfg, clock, |name| std::env::var(name).ok()).await
     }
 
@@ -370,8 +373,11 @@ impl Driver {
         let root = validated.root_der().to_vec();
         let id = validated.id.clone();
         let key = Arc::new(key);
-        let sub_ca =
-            firefly_core::ca::SubCa::new(validated.cert_der, validated.issuer_chain_der, key.clone())?;
+        let sub_ca = firefly_core::ca::SubCa::new(
+            validated.cert_der,
+            validated.issuer_chain_der,
+            key.clone(),
+        )?;
         {
             let mut pinned = self
                 .trust_anchor
@@ -589,13 +595,10 @@ mod tests {
         .unwrap();
         let seed = tlspc_mock::Seed::from_yaml_str(&seed_text).unwrap();
         let state = dir.path().join("mock");
-        let mock = tlspc_mock::MockServer::start(
-            seed,
-            Some(&state),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
+        let mock =
+            tlspc_mock::MockServer::start(seed, Some(&state), "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
         let config = Settings {
             url: mock.base_url().to_owned(),
             client_id: mock.client_id().to_owned(),

@@ -292,7 +292,8 @@ mod tests {
     #[test]
     fn a_known_policy_is_found_and_unknown_names_list_the_known_ones() {
         let mut cache = PolicyCache::new(Duration::from_secs(60));
-        update(&mut cache, 
+        update(
+            &mut cache,
             config(vec![policy("1", "istio-mtls", "PT1H")], vec![]),
             t(100),
         );
@@ -308,7 +309,11 @@ mod tests {
     #[test]
     fn last_known_good_serves_until_max_staleness_then_fails_closed() {
         let mut cache = PolicyCache::new(Duration::from_secs(60));
-        update(&mut cache, config(vec![policy("1", "p", "PT1H")], vec![]), t(100));
+        update(
+            &mut cache,
+            config(vec![policy("1", "p", "PT1H")], vec![]),
+            t(100),
+        );
         assert!(cache.lookup("p", t(160)).is_ok());
         let err = cache.lookup("p", t(161)).unwrap_err();
         assert_eq!(err.reason(), "PolicyStale");
@@ -318,7 +323,8 @@ mod tests {
     #[test]
     fn a_policy_outside_controller_allowed_ids_is_refused() {
         let mut cache = PolicyCache::new(Duration::from_secs(60));
-        update(&mut cache, 
+        update(
+            &mut cache,
             config(
                 vec![policy("1", "a", "PT1H"), policy("2", "b", "PT1H")],
                 vec!["1"],
@@ -338,20 +344,26 @@ mod tests {
     #[test]
     fn a_removed_policy_is_reported_as_removed_and_readding_clears_it() {
         let mut cache = PolicyCache::new(Duration::from_secs(60));
-        update(&mut cache, 
+        update(
+            &mut cache,
             config(
                 vec![policy("1", "a", "PT1H"), policy("2", "b", "PT1H")],
                 vec![],
             ),
             t(0),
         );
-        let summary = update(&mut cache, config(vec![policy("1", "a", "PT1H")], vec![]), t(1));
+        let summary = update(
+            &mut cache,
+            config(vec![policy("1", "a", "PT1H")], vec![]),
+            t(1),
+        );
         assert_eq!(summary.removed, vec!["b".to_string()]);
         assert_eq!(
             cache.lookup("b", t(1)).unwrap_err().reason(),
             "PolicyRemoved"
         );
-        update(&mut cache, 
+        update(
+            &mut cache,
             config(
                 vec![policy("1", "a", "PT1H"), policy("2", "b", "PT1H")],
                 vec![],
@@ -364,8 +376,16 @@ mod tests {
     #[test]
     fn a_changed_policy_replaces_the_old_one() {
         let mut cache = PolicyCache::new(Duration::from_secs(60));
-        update(&mut cache, config(vec![policy("1", "a", "PT1H")], vec![]), t(0));
-        let summary = update(&mut cache, config(vec![policy("1", "a", "PT2H")], vec![]), t(1));
+        update(
+            &mut cache,
+            config(vec![policy("1", "a", "PT1H")], vec![]),
+            t(0),
+        );
+        let summary = update(
+            &mut cache,
+            config(vec![policy("1", "a", "PT2H")], vec![]),
+            t(1),
+        );
         assert_eq!(summary.changed, vec!["a".to_string()]);
         assert_eq!(
             cache.lookup("a", t(1)).unwrap().max_validity(),

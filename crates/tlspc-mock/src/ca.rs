@@ -376,11 +376,10 @@ impl BuiltinCa {
                 (cert, self.issuer_chain())
             }
         };
-        let fingerprint =
-            firefly_core::util::hex_lower(
-                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.der()).as_ref(),
-            )
-            .to_ascii_uppercase();
+        let fingerprint = firefly_core::util::hex_lower(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.der()).as_ref(),
+        )
+        .to_ascii_uppercase();
         let certificate = match fault {
             Some(BadSubCa::HugePem) => huge_pem(),
             Some(BadSubCa::MalformedPem) => {

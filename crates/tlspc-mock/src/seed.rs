@@ -6,8 +6,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use firefly_core::KeyAlgorithm;
-use firefly_tlspc::wire::policy::PolicyInformation;
 use firefly_tlspc::wire::AdvancedSettingsInformation;
+use firefly_tlspc::wire::policy::PolicyInformation;
 
 use super::MockError;
 use super::faults::Faults;

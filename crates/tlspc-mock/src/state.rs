@@ -380,7 +380,10 @@ impl Shared {
             return Err(oauth(
                 400,
                 "unsupported_grant_type",
-                format!("grant_type must be {}", firefly_tlspc::wire::JWT_BEARER_GRANT),
+                format!(
+                    "grant_type must be {}",
+                    firefly_tlspc::wire::JWT_BEARER_GRANT
+                ),
             ));
         }
         let refusal = |r: jwt::AssertionRefusal| oauth(r.status, r.error, r.description);

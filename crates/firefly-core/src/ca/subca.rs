@@ -293,7 +293,7 @@ pub(crate) fn is_exactly_mesh_eku(e: &x509_parser::extensions::ExtendedKeyUsage<
         && e.other.is_empty()
 }
 
-pub(crate) fn check_sub_ca_profile(cert: &X509Certificate<'_>) -> Result<(), CaError> {
+pub fn check_sub_ca_profile(cert: &X509Certificate<'_>) -> Result<(), CaError> {
     let mut bc = None;
     let mut ku = None;
     for ext in cert.extensions() {

@@ -11,9 +11,9 @@ use rcgen::{
 
 use super::{IssueError, IssueOptions, SubCa, go};
 use crate::csr::CertificateRequest;
+use crate::key::KeyAlgorithm;
 use crate::policy::LeafProfile;
 use crate::policy::engine::Field;
-use crate::key::KeyAlgorithm;
 use crate::usage::{ExtendedKeyUsage, KeyUsage};
 
 /// Serial length: 16 octets, leading octet in 0x40..=0x7f so the INTEGER is positive and never

@@ -9,7 +9,9 @@ use super::{
 };
 use crate::usage::{ExtendedKeyUsage, KeyUsage};
 
-pub(super) fn decode_subject(name: &x509_parser::x509::X509Name<'_>) -> Result<RequestedSubject, CsrError> {
+pub(super) fn decode_subject(
+    name: &x509_parser::x509::X509Name<'_>,
+) -> Result<RequestedSubject, CsrError> {
     let mut subject = RequestedSubject::default();
     for attr in name.iter_attributes() {
         let oid = oid_str(attr.attr_type());
@@ -161,7 +163,13 @@ fn add_san(sans: &mut RequestedSans, name: &GeneralName<'_>) -> Result<(), CsrEr
                 16 => IpAddr::from(
                     <[u8; 16]>::try_from(*bytes).map_err(|_| invalid("IP", "", "bad length"))?,
                 ),
-                _ => return Err(invalid("IP", &crate::util::hex_lower(bytes), "not 4 or 16 octets")),
+                _ => {
+                    return Err(invalid(
+                        "IP",
+                        &crate::util::hex_lower(bytes),
+                        "not 4 or 16 octets",
+                    ));
+                }
             };
             sans.ip_addresses.push(ip);
         }

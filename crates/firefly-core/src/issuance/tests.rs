@@ -16,7 +16,8 @@ const URI: &str = "spiffe://cluster.local/ns/default/sa/sleep";
 fn ca_params(cn: &str, now: SystemTime) -> CertificateParams {
     let mut p = CertificateParams::default();
     p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name.push(DnType::OrganizationName, "Core Test");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Core Test");
     p.distinguished_name.push(DnType::CommonName, cn);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![
@@ -105,13 +106,16 @@ fn request<'a>(subject: Subject<'a>, scope: Scope<'a>) -> IssuanceRequest<'a> {
 }
 
 fn leaf_spki(issued: &Issued) -> Vec<u8> {
-    let first = issued.chain_pem.split("-----END CERTIFICATE-----").next().unwrap();
-    let body: String = first
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
+    let first = issued
+        .chain_pem
+        .split("-----END CERTIFICATE-----")
+        .next()
+        .unwrap();
+    let body: String = first.lines().filter(|l| !l.starts_with("-----")).collect();
     use base64::Engine as _;
-    let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
     let (_, cert) = X509Certificate::from_der(&der).unwrap();
     cert.tbs_certificate.subject_pki.raw.to_vec()
 }
@@ -149,7 +153,10 @@ fn a_pkcs10_request_and_an_asserted_key_are_both_issued_through_the_seam() {
     assert_eq!(from_csr.spiffe_id.as_ref().map(|i| i.as_str()), Some(URI));
     assert_eq!(leaf_spki(&from_csr), csr_key.subject_public_key_info());
     assert_eq!(
-        from_csr.not_after.duration_since(from_csr.not_before).unwrap(),
+        from_csr
+            .not_after
+            .duration_since(from_csr.not_before)
+            .unwrap(),
         Duration::from_secs(30 * 60 + 10),
         "30 minutes asked for, backdated 10 s"
     );
@@ -180,7 +187,11 @@ fn a_pkcs10_request_and_an_asserted_key_are_both_issued_through_the_seam() {
     ));
     assert_eq!(from_key.spiffe_id.as_ref(), Some(&identity.spiffe_id));
     assert_eq!(from_key.dns_names, identity.dns_names);
-    assert_eq!(leaf_spki(&from_key), spki, "only the key comes from the caller");
+    assert_eq!(
+        leaf_spki(&from_key),
+        spki,
+        "only the key comes from the caller"
+    );
 }
 
 #[test]
@@ -226,7 +237,13 @@ fn scopes_refuse_before_anything_is_decoded() {
             now,
         );
         assert!(
-            matches!(&refused, Outcome::Refused { reason: "NamespaceNotServed", .. }),
+            matches!(
+                &refused,
+                Outcome::Refused {
+                    reason: "NamespaceNotServed",
+                    ..
+                }
+            ),
             "{namespaces:?}: {refused:?}"
         );
     }
@@ -305,7 +322,13 @@ fn asserted_identities_and_keys_still_answer_to_the_policy() {
         now,
     );
     assert!(
-        matches!(&bad_key, Outcome::Refused { reason: "BadRequest", .. }),
+        matches!(
+            &bad_key,
+            Outcome::Refused {
+                reason: "BadRequest",
+                ..
+            }
+        ),
         "{bad_key:?}"
     );
 }
@@ -332,7 +355,13 @@ fn an_expired_sub_ca_asks_the_front_door_to_retry() {
         later,
     );
     assert!(
-        matches!(&outcome, Outcome::Retry { reason: "SubCaNotValid", .. }),
+        matches!(
+            &outcome,
+            Outcome::Retry {
+                reason: "SubCaNotValid",
+                ..
+            }
+        ),
         "{outcome:?}"
     );
 }

@@ -6,16 +6,16 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::model::{Policy, PropertyRule, PropertyType};
 pub use super::field::Field;
-pub use super::outcome::{Denial, Evaluation, LeafProfile, Request, RuleCheck};
+use super::model::{Policy, PropertyRule, PropertyType};
 use super::outcome::join;
-use crate::key::KeyAlgorithm;
+pub use super::outcome::{Denial, Evaluation, LeafProfile, Request, RuleCheck};
 use super::pattern::Pattern;
 use super::shape::{ShapeViolation, is_blank, kind_name, validate_shape};
-use crate::usage::{CertManagerUsage, ExtendedKeyUsage, KeyUsage, cert_manager_usage};
 use crate::duration::{format_go_duration, parse_go_duration, parse_iso8601_duration};
+use crate::key::KeyAlgorithm;
 use crate::spiffe::SpiffeId;
+use crate::usage::{CertManagerUsage, ExtendedKeyUsage, KeyUsage, cert_manager_usage};
 
 /// Why a policy document cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

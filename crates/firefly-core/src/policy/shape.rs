@@ -5,8 +5,8 @@ use std::fmt;
 
 use super::model::{Policy, PropertyRule, PropertyType};
 use super::pattern::Pattern;
-use crate::usage::{ExtendedKeyUsage, KeyUsage};
 use crate::duration::parse_iso8601_duration;
+use crate::usage::{ExtendedKeyUsage, KeyUsage};
 
 /// The OpenAPI document caps policy names at 64 characters.
 const MAX_NAME_LEN: usize = 64;

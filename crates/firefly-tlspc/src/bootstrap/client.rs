@@ -5,12 +5,10 @@
 //! sanitized line of plain text).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use rand::Rng as _;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -19,17 +17,17 @@ use zeroize::Zeroizing;
 
 use super::Clock;
 use crate::wire::{
-    self, ConfigurationResponse, ErrorResponse, ExtendedConfigurationInformation,
+    self, ConfigurationResponse, ExtendedConfigurationInformation,
     IntermediateCertificateInformation, IntermediateCertificateRequest, IntermediateStatus,
-    OAuthError, TokenResponse, UsageReport,
+    TokenResponse, UsageReport,
 };
 
 mod account_key;
 mod error;
 
 pub use account_key::ServiceAccountKey;
-pub use error::{ClientError, UpstreamDetail, parse_error_body};
 use error::sanitize;
+pub use error::{ClientError, UpstreamDetail, parse_error_body};
 
 /// Retry behaviour for throttling, 5xx and timeouts.
 #[derive(Clone, Debug)]
@@ -168,7 +166,7 @@ impl TlspcClient {
             .call(
                 "configuration fetch",
                 Method::GET,
-                tlspc::paths::CONFIGURATIONS.to_string(),
+                wire::paths::CONFIGURATIONS.to_string(),
                 None::<&()>,
             )
             .await;
@@ -200,7 +198,7 @@ impl TlspcClient {
         self.call(
             "intermediate certificate request",
             Method::POST,
-            tlspc::paths::INTERMEDIATE_CERTIFICATES.to_string(),
+            wire::paths::INTERMEDIATE_CERTIFICATES.to_string(),
             Some(request),
         )
         .await
@@ -216,7 +214,7 @@ impl TlspcClient {
     ) -> Result<IntermediateCertificateInformation, ClientError> {
         let path = format!(
             "{}/{}",
-            tlspc::paths::INTERMEDIATE_CERTIFICATES,
+            wire::paths::INTERMEDIATE_CERTIFICATES,
             path_segment(id)
         );
         self.call(
@@ -281,7 +279,7 @@ impl TlspcClient {
     pub async fn report_usage(&self, id: &str, report: &UsageReport) -> Result<(), ClientError> {
         let path = format!(
             "{}/{}",
-            tlspc::paths::INTERMEDIATE_CERTIFICATES,
+            wire::paths::INTERMEDIATE_CERTIFICATES,
             path_segment(id)
         );
         let _: serde_json::Value = self
@@ -415,7 +413,7 @@ impl TlspcClient {
 
     async fn fetch_token(&self) -> Result<CachedToken, ClientError> {
         let endpoint = "service-account login";
-        let url = format!("{}{}", self.settings.base_url, tlspc::paths::TOKEN);
+        let url = format!("{}{}", self.settings.base_url, wire::paths::TOKEN);
         let mut attempt = 0;
         loop {
             let issued_at = self.clock.now();
@@ -427,7 +425,7 @@ impl TlspcClient {
                     reason: reason.into(),
                 })?;
             let form = [
-                ("grant_type", tlspc::JWT_BEARER_GRANT),
+                ("grant_type", wire::JWT_BEARER_GRANT),
                 ("assertion", assertion.as_str()),
             ];
             let request = self.http.post(&url).form(&form);

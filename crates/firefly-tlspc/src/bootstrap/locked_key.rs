@@ -438,13 +438,12 @@ impl LockedBytes {
         }
         let lock = if mode != LockMode::Disabled {
             // Lock before the secret is written, so it never sits in a swappable page.
-            let guard = region::lock(map.as_ptr::<u8>(), map.len()).map_err(|e| {
-                LockedKeyError::Lock {
+            let guard =
+                region::lock(map.as_ptr::<u8>(), map.len()).map_err(|e| LockedKeyError::Lock {
                     mode: mode.as_str(),
                     limit: memlock_limit(),
                     source: region_error(e),
-                }
-            })?;
+                })?;
             Some(guard)
         } else {
             warn_unlocked_once();

@@ -5,11 +5,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use super::Clock;
+use crate::policy_cache::{PolicyCache, PolicyLookupError};
+use crate::wire::UsageReport;
 use firefly_core::ca::{IssueOptions, SubCa};
 use firefly_core::issuance::{self, IssuanceRequest, Issued, Outcome};
 use firefly_core::policy::CompiledPolicy;
-use crate::policy_cache::{PolicyCache, PolicyLookupError};
-use crate::wire::UsageReport;
 
 pub use firefly_core::issuance::{AuditSettings, Readiness};
 
@@ -230,7 +230,12 @@ impl firefly_core::Signer for Signer {
         self.ready()
     }
 
-    fn issue(&self, request: &IssuanceRequest<'_>, opts: &IssueOptions, now: SystemTime) -> Outcome {
+    fn issue(
+        &self,
+        request: &IssuanceRequest<'_>,
+        opts: &IssueOptions,
+        now: SystemTime,
+    ) -> Outcome {
         // Policy first: an unknown or disallowed policy is the request's fault even while no
         // sub-CA is active, and must fail at once rather than wait.
         let policy = match self.policy(request.policy) {
@@ -289,8 +294,8 @@ pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bootstrap::locked_key::LockedKey;
     use crate::bootstrap::locked_key::LockMode;
+    use crate::bootstrap::locked_key::LockedKey;
     use firefly_core::KeyAlgorithm;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     use std::sync::atomic::AtomicU64;
@@ -430,9 +435,9 @@ mod tests {
 
     #[test]
     fn the_core_signer_resolves_the_policy_then_signs_or_says_why_not() {
+        use firefly_core::Signer as _;
         use firefly_core::issuance::{AssertedIdentity, Scope, Subject};
         use firefly_core::policy::model::{KeyAlgorithmRule, Policy, PropertyRule, PropertyType};
-        use firefly_core::Signer as _;
 
         let clock = Arc::new(ManualClock(AtomicU64::new(1_000_100)));
         let signer = signer_at(clock.clone());
@@ -482,7 +487,7 @@ mod tests {
         match signer.issue(&request("workloads"), &opts, clock.now()) {
             Outcome::Issued(issued) => {
                 assert_eq!(issued.spiffe_id, Some(identity.spiffe_id.clone()));
-                signer.record_issued(&issued);
+                firefly_core::Signer::record_issued(&signer, &issued);
                 let usage = read(&signer.shared.active).as_ref().unwrap().usage();
                 assert_eq!(usage.ultra_short_lived_cert_count, 1);
             }
@@ -490,12 +495,18 @@ mod tests {
         }
         assert!(matches!(
             signer.issue(&request("nope"), &opts, clock.now()),
-            Outcome::Refused { reason: "PolicyUnknown", .. }
+            Outcome::Refused {
+                reason: "PolicyUnknown",
+                ..
+            }
         ));
         write(&signer.shared.blockers).fips = Some("requires FIPS".into());
         assert!(matches!(
             signer.issue(&request("workloads"), &opts, clock.now()),
-            Outcome::Retry { reason: "SignerNotReady", .. }
+            Outcome::Retry {
+                reason: "SignerNotReady",
+                ..
+            }
         ));
     }
 }

@@ -347,8 +347,8 @@ pub fn retry_delay(failures: u32, time_left: Option<Duration>) -> Duration {
 mod tests {
     use super::*;
     use crate::bootstrap::locked_key::LockMode;
-    use firefly_core::KeyAlgorithm;
     use crate::wire::IntermediateStatus;
+    use firefly_core::KeyAlgorithm;
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
     /// A root → intermediate hierarchy that signs sub-CA certificates with adjustable profiles.

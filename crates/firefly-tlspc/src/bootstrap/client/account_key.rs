@@ -155,7 +155,7 @@ impl ServiceAccountKey {
         let claims = AssertionClaims {
             iss: client_id,
             sub: client_id,
-            aud: tlspc::TOKEN_AUDIENCE,
+            aud: wire::TOKEN_AUDIENCE,
             iat,
             exp: iat + ASSERTION_LIFETIME.as_secs(),
             jti: uuid::Uuid::new_v4().to_string(),

@@ -5,8 +5,6 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-
 use crate::wire::{ErrorResponse, OAuthError};
 
 /// Errors of talking to TLSPC.

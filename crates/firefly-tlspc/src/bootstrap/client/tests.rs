@@ -1,4 +1,7 @@
 use super::error::MAX_TEXT_DETAIL;
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::signature::{self, EcdsaKeyPair};
+
 use super::*;
 
 #[test]
