@@ -446,10 +446,10 @@ mod tests {
             name: "workloads".into(),
             validity_period: Some("PT1H".into()),
             key_usages: vec!["digitalSignature".into()],
-            extended_key_usages: vec!["CLIENT_AUTH".into()],
+            extended_key_usages: vec!["SERVER_AUTH".into(), "CLIENT_AUTH".into()],
             key_algorithm: Some(KeyAlgorithmRule {
                 allowed_values: vec![KeyAlgorithm::EcP256],
-                default_value: None,
+                default_value: Some(KeyAlgorithm::EcP256),
             }),
             ..Policy::default()
         };
