@@ -15,7 +15,7 @@ const RUNS: usize = 15;
 async fn main() {
     firefly::crypto::install_default_provider();
     let dir = tempfile::tempdir().expect("tempdir");
-    let seed_text = include_str!("../deploy/tlspc-mock/seed.yaml");
+    let seed_text = support::SHIPPED_SEED;
     let state = dir.path().join("mock");
     let mock = MockServer::start(
         Seed::from_yaml_str(seed_text).expect("seed"),

@@ -5,8 +5,7 @@
 //! docs/perf-latency.svg. A missed goal is reported as missed, with the measured figure. Each phase
 //! runs in a fresh process of its own (see `run_phases_in_children`).
 
-#[path = "../tests/support/e2e.rs"]
-mod e2e;
+use support::e2e;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -9,9 +9,6 @@
 //! `valgrind --tool=callgrind --toggle-collect='*profiled_loop*' target/release/deps/sign_path-*`.
 //! `plain` signs with an rcgen key pair, `locked` with the production `LockedKey`.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

@@ -6,8 +6,7 @@
 //! Runs as an ordinary user without any capability: the sub-CA key is locked with lock mode
 //! `keyPages`, which fits the default `RLIMIT_MEMLOCK`.
 
-#[path = "../tests/support/e2e.rs"]
-mod e2e;
+use support::e2e;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;

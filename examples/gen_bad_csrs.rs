@@ -2,9 +2,6 @@
 //! or for seeding the fuzzers: `cargo run --example gen_bad_csrs -- DIR`. The tests generate the same
 //! fixtures in memory from tests/support/corpus.rs.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::path::PathBuf;
 
 fn main() -> std::io::Result<()> {

@@ -2,9 +2,6 @@
 //! `cargo run --example gen_example_csrs [DIR]` (default examples/policies). Fresh keys each run;
 //! the private keys are discarded.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::path::PathBuf;
 
 use support::csr::{RawCsr, gn_dns, gn_uri, p256, rsa};

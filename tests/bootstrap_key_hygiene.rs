@@ -1,9 +1,6 @@
 //! Key hygiene of a real bootstrap against the mock: the sub-CA key's pages are locked (VmLck), the process is not dumpable and has no core limit.
 
-#[path = "bootstrap_support/fixture.rs"]
-mod fixture;
-
-use fixture::EnvBuilder;
+use support::bootstrap::EnvBuilder;
 
 fn vm_lck_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");

@@ -1,14 +1,11 @@
 //! The sub-CA lifecycle against the real mock TLSPC over loopback HTTP: first activation, refused upstream answers, rotation during continuous signing, policy refresh.
 
-#[path = "bootstrap_support/fixture.rs"]
-mod fixture;
-
 use std::time::{Duration, SystemTime};
 
 use firefly::bootstrap::BootstrapError;
 use firefly::ca::{IssueOptions, LeafRequest, issue};
-use fixture::{EnvBuilder, eventually};
 use serde_json::json;
+use support::bootstrap::{EnvBuilder, eventually};
 
 fn workload_csr(sa: &str) -> String {
     let key = rcgen::KeyPair::generate().expect("key");

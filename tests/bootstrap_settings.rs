@@ -1,13 +1,10 @@
 //! Configuration settings an instance honours, changed through the mock's admin API mid-run: removed policies, controllerAllowedPolicyIds, a changed sub-CA provider, usage reports.
 
-#[path = "bootstrap_support/fixture.rs"]
-mod fixture;
-
 use std::time::Duration;
 
-use fixture::{Env, EnvBuilder, eventually};
 use reqwest::Method;
 use serde_json::json;
+use support::bootstrap::{Env, EnvBuilder, eventually};
 
 async fn configuration_id(env: &Env) -> String {
     let all = env

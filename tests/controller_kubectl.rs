@@ -1,12 +1,9 @@
 //! Steps driven through kubectl against kube-sim: the Issuer applied from YAML, requests listed
 //! with the CRD's printer columns, issuer readiness shown as kubectl prints it.
 
-#[path = "controller_support/env.rs"]
-mod env;
-
 use std::process::Command;
 
-use env::*;
+use support::controller::*;
 
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 

@@ -2,15 +2,12 @@
 //! mock TLSPC, it serves the admin endpoints, issues, logs JSON lines naming the request, and on
 //! SIGTERM finishes, releases its lease and exits 0.
 
-#[path = "controller_support/env.rs"]
-mod env;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use env::*;
 use serde_json::Value;
+use support::controller::*;
 
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 
@@ -153,7 +150,8 @@ async fn firefly_run_issues_logs_the_request_and_exits_cleanly_on_sigterm() {
 
     let (name, obj) = env.issue_workload(WORKLOAD).await;
     let uid = obj["metadata"]["uid"].as_str().unwrap().to_owned();
-    let (ok, out) = openssl_verify(&decoded(&obj, "ca"), &decoded(&obj, "certificate"));
+    let Verdict { ok, output: out } =
+        openssl_verify(&decoded(&obj, "certificate"), &decoded(&obj, "ca"), "any");
     assert!(ok, "{out}");
 
     // The issuance audit log (enabled in the TLSPC configuration): one line naming the leaf by

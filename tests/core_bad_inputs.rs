@@ -1,8 +1,6 @@
 //! The bad-input corpus of x509-svid.md §4 "Requests": every fixture gets its specific error and
 //! nothing is signed.
 
-mod support;
-
 use std::time::SystemTime;
 
 use firefly::ca::{IssueError, IssueOptions, LeafRequest, issue};

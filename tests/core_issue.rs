@@ -1,8 +1,6 @@
 //! Issuing SVIDs end to end through the pure core, judged by independent verifiers (openssl and
 //! Python cryptography), plus the validity, serial and chain rules (C5–C23).
 
-mod support;
-
 use std::time::{Duration, SystemTime};
 
 use firefly::ca::{IssueError, IssueOptions, Issued, LeafRequest, SubCa, issue};

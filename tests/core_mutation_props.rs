@@ -3,8 +3,6 @@
 //! or the engine panic; whatever still decodes is judged without panicking. The cargo-fuzz targets
 //! in fuzz/ explore the same entry points with coverage guidance.
 
-mod support;
-
 use std::sync::OnceLock;
 use std::time::Duration;
 

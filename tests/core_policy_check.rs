@@ -1,8 +1,6 @@
 //! `firefly policy check` through the real binary: exit codes 0/1/2, JSON for every exit code, text
 //! that names each rule.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

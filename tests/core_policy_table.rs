@@ -1,8 +1,6 @@
 //! Table tests of the policy engine: every property type (and an absent property) for every subject
 //! attribute and every SAN type, with the value present, absent, matching and not matching.
 
-mod support;
-
 use std::time::Duration;
 
 use firefly::csr::decode_pem;

@@ -1,16 +1,11 @@
 //! The Helm chart (charts/firefly) judged by the real Helm v4 SDK and kubernetes-validate: each test
 //! runs one case of tests/helm/chart_checks.py under $FIREFLY_TEST_PYTHON; performs no cluster I/O.
 
-#[path = "support/verifiers.rs"]
-#[allow(dead_code)]
-mod verifiers;
+use support::verifiers;
 
-use std::path::Path;
 use std::process::Command;
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use support::repo_root;
 
 /// Runs `chart_checks.py <case> <args>` and fails with its whole output when the case fails.
 fn run_case(case: &str, args: &[&str]) {

@@ -1,18 +1,14 @@
 //! The chart and the binary agree on config.yaml: the file the chart renders (Helm v4 SDK, through
 //! tests/helm/chart_checks.py) loads with `firefly::config::Config`, for every value set users are shown.
 
-#[path = "support/verifiers.rs"]
-#[allow(dead_code)]
-mod verifiers;
+use support::verifiers;
 
 use std::path::Path;
 use std::process::Command;
 
 use firefly::config::{Config, LockMode};
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use support::repo_root;
 
 /// Renders the chart for value set `label` (plus `overrides`, JSON values files) and returns the
 /// text of its config.yaml.

@@ -3,8 +3,7 @@
 //! writes, 500s on lists and watches — and every request still reaches a terminal state, each
 //! signed at most once.
 
-#[path = "support/e2e.rs"]
-mod e2e;
+use support::e2e;
 
 use std::time::Duration;
 

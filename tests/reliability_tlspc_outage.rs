@@ -1,8 +1,7 @@
 //! Reliability: TLS Protect Cloud becomes unreachable (every route of the mock answers 503)
 //! while the controller holds a valid sub-CA and fresh-enough policies: issuance continues.
 
-#[path = "support/e2e.rs"]
-mod e2e;
+use support::e2e;
 
 use std::time::Duration;
 

@@ -1,8 +1,5 @@
 //! The real TLSPC client against the real mock over loopback HTTP: login with every key type, token refresh, revocation, wrong keys, detached accounts, and the three error shapes.
 
-#[path = "bootstrap_support/fixture.rs"]
-mod fixture;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +8,9 @@ use firefly::bootstrap::client::{
     ClientError, ClientSettings, RetryPolicy, ServiceAccountKey, TlspcClient, UpstreamDetail,
 };
 use firefly::tlspc_mock::{MockServer, Seed};
-use fixture::{API_KEY, SHIPPED_SEED};
 use serde_json::json;
 use serde_yaml::Value;
+use support::bootstrap::{API_KEY, SHIPPED_SEED};
 
 const ACCOUNTS: [(&str, &str); 4] = [
     ("rsa", "RSA_2048"),

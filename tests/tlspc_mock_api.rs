@@ -1,20 +1,17 @@
 //! The mock TLSPC over real loopback HTTP: login rules, configuration per caller, sub-CA profile, admin CRUD, error shapes.
 
-#[path = "tlspc_mock_support/common.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{Auth, SHIPPED_SEED, assert_api_error, csr, der, openssl_verify, sign};
 use firefly::tlspc::paths;
 use rcgen::PublicKeyData;
 use reqwest::Method;
 use serde_json::json;
+use support::tlspc_mock::{Auth, SHIPPED_SEED, assert_api_error, csr, der, openssl_verify, sign};
 use x509_parser::prelude::*;
 
 #[tokio::test]
 async fn shipped_seed_issues_a_sub_ca_with_the_provider_profile_that_openssl_verifies() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let (kp, csr_pem) = csr(
         &rcgen::PKCS_ECDSA_P256_SHA256,
         "pod-1 firefly-istio.mock.tlspc",
@@ -120,7 +117,7 @@ async fn shipped_seed_issues_a_sub_ca_with_the_provider_profile_that_openssl_ver
 
 #[tokio::test]
 async fn configuration_embeds_provider_and_istio_mtls_policy_for_the_attached_account() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     let config = mock.configuration(&token).await;
     assert_eq!(config["name"], "firefly-istio");
@@ -133,10 +130,10 @@ async fn configuration_embeds_provider_and_istio_mtls_policy_for_the_attached_ac
 
 #[tokio::test]
 async fn assertion_signed_by_another_key_reports_token_signature_verification_error() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let (other, _) = csr(&rcgen::PKCS_ECDSA_P256_SHA256, "x");
     let assertion = sign(
-        &common::claims(mock.server.client_id(), mock.clock.now()),
+        &support::tlspc_mock::claims(mock.server.client_id(), mock.clock.now()),
         &other.serialize_pem(),
     );
     let (status, body) = mock.post_assertion(&assertion).await;
@@ -153,9 +150,9 @@ async fn assertion_signed_by_another_key_reports_token_signature_verification_er
 
 #[tokio::test]
 async fn replayed_jti_is_refused() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let assertion = sign(
-        &common::claims(mock.server.client_id(), mock.clock.now()),
+        &support::tlspc_mock::claims(mock.server.client_id(), mock.clock.now()),
         &mock.key_pem(),
     );
     assert_eq!(mock.post_assertion(&assertion).await.0, 200);
@@ -172,7 +169,7 @@ async fn replayed_jti_is_refused() {
 
 #[tokio::test]
 async fn assertion_with_wrong_audience_issuer_or_lifetime_is_refused() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let id = mock.server.client_id().to_owned();
     let key = mock.key_pem();
     let now = mock.clock.now();
@@ -181,17 +178,27 @@ async fn assertion_with_wrong_audience_issuer_or_lifetime_is_refused() {
         ("sub", json!("someone-else"), "sub"),
         (
             "exp",
-            json!(common::claims(&id, now)["iat"].as_u64().unwrap() + 3 * 3600),
+            json!(
+                support::tlspc_mock::claims(&id, now)["iat"]
+                    .as_u64()
+                    .unwrap()
+                    + 3 * 3600
+            ),
             "30 minutes",
         ),
         (
             "exp",
-            json!(common::claims(&id, now)["iat"].as_u64().unwrap() - 3600),
+            json!(
+                support::tlspc_mock::claims(&id, now)["iat"]
+                    .as_u64()
+                    .unwrap()
+                    - 3600
+            ),
             "expired",
         ),
     ];
     for (claim, value, needle) in cases {
-        let mut c = common::claims(&id, now);
+        let mut c = support::tlspc_mock::claims(&id, now);
         c[claim] = value;
         let (status, body) = mock.post_assertion(&sign(&c, &key)).await;
         assert_eq!(status, 400, "{claim}: {body}");
@@ -201,7 +208,7 @@ async fn assertion_with_wrong_audience_issuer_or_lifetime_is_refused() {
             "{claim}: {body}"
         );
     }
-    let mut c = common::claims(&id, now);
+    let mut c = support::tlspc_mock::claims(&id, now);
     c["iss"] = json!("00000000-0000-0000-0000-000000000000");
     c["sub"] = c["iss"].clone();
     let (status, body) = mock.post_assertion(&sign(&c, &key)).await;
@@ -219,7 +226,7 @@ async fn assertion_with_wrong_audience_issuer_or_lifetime_is_refused() {
 
 #[tokio::test]
 async fn token_endpoint_answers_oauth_errors_for_bad_forms() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let r = mock
         .http
         .post(mock.url(paths::TOKEN))
@@ -243,7 +250,7 @@ async fn token_endpoint_answers_oauth_errors_for_bad_forms() {
 
 #[tokio::test]
 async fn expired_access_token_gets_401_in_the_api_error_shape() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     mock.clock.advance(Duration::from_secs(901));
     let (status, body) = mock
@@ -259,7 +266,7 @@ async fn expired_access_token_gets_401_in_the_api_error_shape() {
 
 #[tokio::test]
 async fn token_expires_in_fault_shortens_new_tokens() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     mock.server
         .set_faults(firefly::tlspc_mock::Faults {
             token_expires_in: Some(5),
@@ -268,7 +275,7 @@ async fn token_expires_in_fault_shortens_new_tokens() {
         .unwrap();
     let (status, body) = mock
         .post_assertion(&sign(
-            &common::claims(mock.server.client_id(), mock.clock.now()),
+            &support::tlspc_mock::claims(mock.server.client_id(), mock.clock.now()),
             &mock.key_pem(),
         ))
         .await;
@@ -290,7 +297,7 @@ async fn token_expires_in_fault_shortens_new_tokens() {
 
 #[tokio::test]
 async fn bad_api_key_gets_plain_text_and_missing_credentials_get_the_errors_shape() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let (status, text) = mock
         .call(Method::GET, paths::POLICIES, Auth::ApiKey("wrong"), None)
         .await;
@@ -323,7 +330,7 @@ async fn bad_api_key_gets_plain_text_and_missing_credentials_get_the_errors_shap
 
 #[tokio::test]
 async fn detached_account_gets_404_on_its_configuration_and_cannot_request_a_sub_ca() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     let config_id = mock.configuration(&token).await["id"]
         .as_str()
@@ -366,7 +373,7 @@ async fn detached_account_gets_404_on_its_configuration_and_cannot_request_a_sub
 
 #[tokio::test]
 async fn policy_changed_through_the_admin_api_is_served_and_bad_shapes_are_refused() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let (_, list) = mock.admin(Method::GET, paths::POLICIES, None).await;
     let policy = &list["policies"][0];
     assert_eq!(policy["configurations"][0]["name"], "firefly-istio");
@@ -434,7 +441,7 @@ async fn policy_changed_through_the_admin_api_is_served_and_bad_shapes_are_refus
 
 #[tokio::test]
 async fn admin_crud_creates_a_second_configuration_for_a_new_policy_and_provider() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let (s, provider) = mock
         .admin(
             Method::POST,
@@ -500,7 +507,7 @@ async fn admin_crud_creates_a_second_configuration_for_a_new_policy_and_provider
 
 #[tokio::test]
 async fn compressed_provider_validity_shortens_the_sub_ca() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let (_, list) = mock.admin(Method::GET, paths::SUBCA_PROVIDERS, None).await;
     let id = list["subCaProviders"][0]["id"].as_str().unwrap();
     let (s, body) = mock
@@ -524,7 +531,7 @@ async fn compressed_provider_validity_shortens_the_sub_ca() {
 
 #[tokio::test]
 async fn csr_whose_key_algorithm_differs_from_the_provider_is_refused() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     let config_id = mock.configuration(&token).await["id"]
         .as_str()
@@ -551,7 +558,7 @@ async fn csr_whose_key_algorithm_differs_from_the_provider_is_refused() {
 
 #[tokio::test]
 async fn malformed_bodies_get_the_errors_shape_and_the_server_keeps_serving() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     for body in [
         "",
@@ -590,7 +597,7 @@ async fn malformed_bodies_get_the_errors_shape_and_the_server_keeps_serving() {
 
 #[tokio::test]
 async fn revoked_tokens_and_revoked_accounts_get_401() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     let (s, body) = mock
         .admin(Method::POST, "/mock/tokens/revoke", Some(json!({})))
@@ -630,7 +637,7 @@ async fn revoked_tokens_and_revoked_accounts_get_401() {
     );
     let (s, body) = mock
         .post_assertion(&sign(
-            &common::claims(&id, mock.clock.now()),
+            &support::tlspc_mock::claims(&id, mock.clock.now()),
             &mock.key_pem(),
         ))
         .await;
@@ -652,7 +659,7 @@ async fn revoked_tokens_and_revoked_accounts_get_401() {
 
 #[tokio::test]
 async fn usage_report_updates_the_request_and_configuration_counters() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let (_, csr_pem) = csr(&rcgen::PKCS_ECDSA_P256_SHA256, "usage");
     let issued = mock.issue(&csr_pem).await;
     let token = mock.login().await;
@@ -692,7 +699,7 @@ async fn generated_rsa_ec_and_ed25519_accounts_log_in() {
         "serviceAccounts:\n",
         "serviceAccounts:\n  - {name: rsa, clientId: 11111111-1111-4111-8111-111111111111, keyAlgorithm: RSA_2048}\n  - {name: p384, clientId: 22222222-2222-4222-8222-222222222222, keyAlgorithm: EC_P384}\n  - {name: ed, clientId: 33333333-3333-4333-8333-333333333333, keyAlgorithm: EC_ED25519}\n",
     );
-    let mock = common::start(&seed).await;
+    let mock = support::tlspc_mock::start(&seed).await;
     for id in [
         "11111111-1111-4111-8111-111111111111",
         "22222222-2222-4222-8222-222222222222",
@@ -754,7 +761,7 @@ async fn account_with_an_openssl_generated_public_key_logs_in() {
         "    # no publicKey: the mock generates the pair and writes svc-acct.key + client-id\n",
         &format!("    publicKey: |\n{indented}"),
     );
-    let mock = common::start(&seed).await;
+    let mock = support::tlspc_mock::start(&seed).await;
     assert!(
         mock.server.service_account_key_pem().is_none(),
         "no private key for a registered public key"
@@ -772,7 +779,7 @@ async fn account_with_an_openssl_generated_public_key_logs_in() {
 async fn corrupt_state_dir_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mock = common::start_in(SHIPPED_SEED, Some(dir.path())).await;
+        let mock = support::tlspc_mock::start_in(SHIPPED_SEED, Some(dir.path())).await;
         assert_eq!(mock.server.state_dir(), Some(dir.path()));
     }
     std::fs::write(dir.path().join("ca/intermediate1.key"), "not a key").unwrap();
@@ -792,10 +799,10 @@ async fn corrupt_state_dir_is_refused_naming_the_file() {
 async fn in_process_state_dir_keeps_the_hierarchy_and_account_key_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let (root, key) = {
-        let mock = common::start_in(SHIPPED_SEED, Some(dir.path())).await;
+        let mock = support::tlspc_mock::start_in(SHIPPED_SEED, Some(dir.path())).await;
         (mock.server.root_pem().to_owned(), mock.key_pem())
     };
-    let mock = common::start_in(SHIPPED_SEED, Some(dir.path())).await;
+    let mock = support::tlspc_mock::start_in(SHIPPED_SEED, Some(dir.path())).await;
     assert_eq!(mock.server.root_pem(), root);
     assert_eq!(mock.key_pem(), key);
     assert_eq!(
@@ -808,7 +815,7 @@ async fn in_process_state_dir_keeps_the_hierarchy_and_account_key_across_restart
 #[tokio::test]
 async fn random_bodies_on_every_route_get_a_real_error_shape_and_never_stop_the_server() {
     use rand::{Rng, SeedableRng};
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     let key = mock.server.api_key().to_string();
     let config_id = mock.configuration(&token).await["id"]
@@ -892,7 +899,7 @@ async fn seeded_scopes_revocation_and_controller_allowed_policies_take_effect() 
             "    serviceAccounts: [firefly]\n",
             "    serviceAccounts: [firefly]\n    controllerAllowedPolicies: [istio-mtls]\n",
         );
-    let mock = common::start(&seed).await;
+    let mock = support::tlspc_mock::start(&seed).await;
     let noscope = "44444444-4444-4444-8444-444444444444";
     let key = mock.server.service_account_key_pem_for(noscope).unwrap();
     let token = mock.login_as(noscope, &key).await;
@@ -915,7 +922,10 @@ async fn seeded_scopes_revocation_and_controller_allowed_policies_take_effect() 
     let gone = "55555555-5555-4555-8555-555555555555";
     let key = mock.server.service_account_key_pem_for(gone).unwrap();
     let (s, body) = mock
-        .post_assertion(&sign(&common::claims(gone, mock.clock.now()), &key))
+        .post_assertion(&sign(
+            &support::tlspc_mock::claims(gone, mock.clock.now()),
+            &key,
+        ))
         .await;
     assert_eq!(
         (s, body["error"].as_str()),

@@ -1,8 +1,6 @@
 //! `firefly tlspc-mock` as a process: first stdout line, state-dir files, restart reload, and the contract walked by Python (PyJWT + cryptography) and judged by openssl.
 
-#[path = "support/verifiers.rs"]
-#[allow(dead_code)]
-mod verifiers;
+use support::verifiers;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -122,7 +120,7 @@ fn python_walks_token_configuration_request_poll_and_openssl_verifies_the_sub_ca
     let mock = spawn_mock(seed.to_str().unwrap(), &state);
     let out_dir = dir.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/tlspc_walk.py");
+    let script = support::script("tlspc_walk.py");
     let out = Command::new(verifiers::python())
         .arg(&script)
         .args(["--base-url", &mock.base_url])
@@ -155,20 +153,15 @@ fn python_walks_token_configuration_request_poll_and_openssl_verifies_the_sub_ca
     assert_eq!(summary["keyUsageCritical"], true);
     assert_eq!(summary["issuerCertificates"], 3);
 
-    let verify = Command::new("openssl")
-        .args(["verify", "-x509_strict", "-CAfile"])
-        .arg(state.join("root.pem"))
-        .arg("-untrusted")
-        .arg(out_dir.join("chain.pem"))
-        .arg(out_dir.join("subca.pem"))
-        .output()
-        .expect("openssl runs");
-    let text = String::from_utf8_lossy(&verify.stdout);
-    assert!(
-        verify.status.success() && text.trim_end().ends_with(": OK"),
-        "openssl verify: {text}{}",
-        String::from_utf8_lossy(&verify.stderr)
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).expect("walk output");
+    let chain = read(out_dir.join("chain.pem"));
+    let (ok, text) = verifiers::openssl_verify_parts(
+        dir.path(),
+        &read(state.join("root.pem")),
+        &[chain],
+        &read(out_dir.join("subca.pem")),
     );
+    assert!(ok, "openssl verify: {text}");
 }
 
 #[test]

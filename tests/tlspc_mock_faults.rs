@@ -1,24 +1,21 @@
 //! Every fault knob of the mock TLSPC, driven over loopback HTTP, produces exactly the defect it documents.
 
-#[path = "tlspc_mock_support/common.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::{Auth, SHIPPED_SEED, assert_api_error, csr, der, openssl_verify};
 use firefly::tlspc::paths;
 use firefly::tlspc_mock::{BadSubCa, ErrorBody, Faults, Route, RouteError};
 use rcgen::PublicKeyData;
 use reqwest::Method;
 use serde_json::{Value, json};
+use support::tlspc_mock::{Auth, SHIPPED_SEED, assert_api_error, csr, der, openssl_verify};
 use x509_parser::prelude::*;
 
-async fn put_faults(mock: &common::Mock, faults: Value) -> (u16, Value) {
+async fn put_faults(mock: &support::tlspc_mock::Mock, faults: Value) -> (u16, Value) {
     mock.admin(Method::PUT, "/mock/faults", Some(faults)).await
 }
 
-async fn issue_with(bad: BadSubCa) -> (common::Mock, rcgen::KeyPair, Value) {
-    let mock = common::start(SHIPPED_SEED).await;
+async fn issue_with(bad: BadSubCa) -> (support::tlspc_mock::Mock, rcgen::KeyPair, Value) {
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let (s, body) = put_faults(&mock, json!({ "badSubCa": bad })).await;
     assert_eq!(s, 200, "{body}");
     let (kp, csr_pem) = csr(&rcgen::PKCS_ECDSA_P256_SHA256, "bad");
@@ -38,7 +35,7 @@ fn chain(issued: &Value) -> Vec<String> {
 #[tokio::test]
 async fn requested_polls_answer_requested_that_many_times_then_issue() {
     let seed = format!("{SHIPPED_SEED}\nfaults:\n  requestedPolls: 3\n");
-    let mock = common::start(&seed).await;
+    let mock = support::tlspc_mock::start(&seed).await;
     let token = mock.login().await;
     let config = mock.configuration(&token).await;
     let (_, csr_pem) = csr(&rcgen::PKCS_ECDSA_P256_SHA256, "slow");
@@ -59,7 +56,7 @@ async fn requested_polls_answer_requested_that_many_times_then_issue() {
 
 #[tokio::test]
 async fn fail_issuance_ends_failed_with_error_information_for_the_counted_requests_only() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let (s, _) = put_faults(
         &mock,
         json!({"failIssuance": "CA connector unavailable", "issuanceFaultCount": 1}),
@@ -201,7 +198,7 @@ async fn huge_malformed_and_empty_chain_faults_break_the_answer_as_documented() 
 
 #[tokio::test]
 async fn route_error_burst_answers_html_then_recovers() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     mock.server
         .set_faults(Faults {
@@ -242,7 +239,7 @@ async fn route_error_burst_answers_html_then_recovers() {
 
 #[tokio::test]
 async fn injected_bodies_take_each_documented_shape() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     let rule =
         |route, status, body| json!({"route": route, "status": status, "count": 1, "body": body});
@@ -259,8 +256,8 @@ async fn injected_bodies_take_each_documented_shape() {
     .await;
     assert_eq!(s, 200, "{body}");
     let (s, body) = mock
-        .post_assertion(&common::sign(
-            &common::claims(mock.server.client_id(), mock.clock.now()),
+        .post_assertion(&support::tlspc_mock::sign(
+            &support::tlspc_mock::claims(mock.server.client_id(), mock.clock.now()),
             &mock.key_pem(),
         ))
         .await;
@@ -295,7 +292,7 @@ async fn injected_bodies_take_each_documented_shape() {
 
 #[tokio::test]
 async fn probability_zero_never_fires_and_one_always_fires() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let token = mock.login().await;
     put_faults(
         &mock,
@@ -327,7 +324,7 @@ async fn probability_zero_never_fires_and_one_always_fires() {
 
 #[tokio::test]
 async fn latency_fault_delays_answers_beyond_a_short_client_timeout() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     put_faults(
         &mock,
         json!({"routeLatencyMs": [{"route": "configurations", "ms": 5000}]}),
@@ -350,7 +347,7 @@ async fn latency_fault_delays_answers_beyond_a_short_client_timeout() {
 
 #[tokio::test]
 async fn faults_endpoint_validates_and_requires_the_api_key() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let (s, body) = put_faults(
         &mock,
         json!({"routeErrors": [{"route": "token", "status": 42}]}),
@@ -371,7 +368,7 @@ async fn faults_endpoint_validates_and_requires_the_api_key() {
 
 #[tokio::test]
 async fn root_and_hierarchy_endpoints_export_the_ca() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     let root = mock
         .http
         .get(mock.url("/mock/root.pem"))
@@ -402,7 +399,7 @@ async fn root_and_hierarchy_endpoints_export_the_ca() {
 
 #[tokio::test]
 async fn patching_faults_merges_fields_and_null_resets_one() {
-    let mock = common::start(SHIPPED_SEED).await;
+    let mock = support::tlspc_mock::start(SHIPPED_SEED).await;
     put_faults(&mock, json!({"requestedPolls": 2, "tokenExpiresIn": 5})).await;
     let (s, body) = mock
         .admin(

@@ -5,7 +5,7 @@ use firefly::policy::model::PolicyInformation;
 use firefly::policy::{CompiledPolicy, Request, validate_shape};
 use firefly::tlspc_mock::Seed;
 
-const SHIPPED_SEED: &str = include_str!("../deploy/tlspc-mock/seed.yaml");
+use support::SHIPPED_SEED;
 
 fn istio_mtls() -> PolicyInformation {
     let seed = Seed::from_yaml_str(SHIPPED_SEED).expect("shipped seed is valid");

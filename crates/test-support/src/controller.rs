@@ -2,8 +2,6 @@
 //! HTTP, the shipped seed, a real sub-CA obtained from the mock, and the controller itself;
 //! builders for istio-csr-shaped requests and the approver's moves.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,20 +9,18 @@ use base64::Engine as _;
 use firefly::bootstrap::{Bootstrap, Signer, SystemClock};
 use firefly::config::Config;
 use firefly::run::{Controller, ControllerHandle, StartOptions};
-use firefly::tlspc_mock::{MockServer, Seed};
+use firefly::tlspc_mock::MockServer;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use kube_sim::{KubeSim, SimOptions};
 use serde_json::{Value, json};
 
-pub const SHIPPED_SEED: &str = include_str!("../../deploy/tlspc-mock/seed.yaml");
-pub const GROUP: &str = "firefly.venafi.com";
-pub const NS: &str = "istio-system";
-pub const ISTIO_CSR_SA: &str = "system:serviceaccount:istio-system:cert-manager-istio-csr";
-pub const POLICY: &str = "istio-mtls";
-
-/// How long any wait in these tests may take before it fails (generous: the machine is shared).
-pub const PATIENCE: Duration = Duration::from_secs(60);
+pub use crate::istio::{
+    GROUP, ISTIO_CSR_NAMESPACE as NS, ISTIO_CSR_USERNAME as ISTIO_CSR_SA,
+    ISTIO_MTLS_POLICY as POLICY, KeyKind,
+};
+pub use crate::verifiers::{Verdict, openssl_verify, split_pem};
+pub use crate::{PATIENCE, SHIPPED_SEED};
 
 /// Knobs of the environment's controller configuration.
 #[derive(Clone)]
@@ -37,6 +33,8 @@ pub struct Options {
     pub policy_max_staleness: &'static str,
     /// The mock's `advancedSettings` (enableIssuanceAuditLog, includeRawCertDataInAuditLog).
     pub audit_log: (bool, bool),
+    /// kube-sim keeps every write body (`KubeSim::writes`).
+    pub record_writes: bool,
 }
 
 impl Default for Options {
@@ -49,6 +47,7 @@ impl Default for Options {
             policy_refresh_interval: "1m",
             policy_max_staleness: "30m",
             audit_log: (false, false),
+            record_writes: false,
         }
     }
 }
@@ -127,15 +126,11 @@ impl Env {
                 "firefly=debug,kube_runtime=info,warn",
             ))
             .try_init();
-        let sim = KubeSim::start(SimOptions::default())
+        let mut sim_options = SimOptions::default();
+        sim_options.record_writes = opts.record_writes;
+        let sim = crate::cluster::start_sim_with(sim_options, &[NS, "sandbox", "venafi", "other"])
             .await
-            .expect("kube-sim starts");
-        sim.install_crds_yaml(&firefly::crd::crds_yaml().unwrap())
-            .await
-            .expect("CRDs install");
-        for ns in [NS, "sandbox", "venafi", "other"] {
-            sim.ensure_namespace(ns).unwrap();
-        }
+            .expect("kube-sim starts with cert-manager's CRD and ours");
         let (audit, raw) = opts.audit_log;
         let seed_text = SHIPPED_SEED
             .replace(
@@ -146,8 +141,7 @@ impl Env {
                 "includeRawCertDataInAuditLog: false",
                 &format!("includeRawCertDataInAuditLog: {raw}"),
             );
-        let seed = Seed::from_yaml_str(&seed_text).expect("shipped seed parses");
-        let mock = MockServer::start(seed, None, "127.0.0.1:0".parse().unwrap())
+        let mock = crate::tlspc_mock::serve(&seed_text, None)
             .await
             .expect("mock starts");
         let dir = tempfile::tempdir().unwrap();
@@ -445,13 +439,6 @@ pub fn decoded(obj: &Value, field: &str) -> String {
     .unwrap()
 }
 
-/// The key algorithms istio-agent uses.
-#[derive(Clone, Copy, Debug)]
-pub enum KeyKind {
-    Rsa2048,
-    P256,
-}
-
 /// The CSR shapes of cert-manager.md §5.
 #[derive(Clone, Debug)]
 pub struct CsrSpec {
@@ -594,51 +581,4 @@ impl RequestBuilder {
             "spec": spec,
         })
     }
-}
-
-/// `openssl verify` of `chain_pem` (leaf first) against `root_pem`; returns (ok, output).
-pub fn openssl_verify(root_pem: &str, chain_pem: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let blocks: Vec<&str> = split_pem(chain_pem);
-    let root = dir.path().join("root.pem");
-    let untrusted = dir.path().join("untrusted.pem");
-    let leaf = dir.path().join("leaf.pem");
-    std::fs::write(&root, root_pem).unwrap();
-    std::fs::write(&leaf, format!("{}\n", blocks[0])).unwrap();
-    std::fs::write(
-        &untrusted,
-        blocks[1..]
-            .iter()
-            .map(|b| format!("{b}\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
-    let mut cmd = std::process::Command::new("openssl");
-    cmd.arg("verify").arg("-CAfile").arg(&root);
-    if blocks.len() > 1 {
-        cmd.arg("-untrusted").arg(&untrusted);
-    }
-    let out = cmd.arg(&leaf).output().expect("openssl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// Splits a PEM bundle into its blocks (each with its END line).
-pub fn split_pem(bundle: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = bundle;
-    while let Some(start) = rest.find("-----BEGIN") {
-        let end_marker = "-----END CERTIFICATE-----";
-        let Some(end) = rest[start..].find(end_marker) else {
-            break;
-        };
-        let stop = start + end + end_marker.len();
-        out.push(&rest[start..stop]);
-        rest = &rest[stop..];
-    }
-    out
 }

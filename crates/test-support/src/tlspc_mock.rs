@@ -1,18 +1,44 @@
-//! Helpers shared by the tlspc_mock_* suites: start the mock, mint assertions, build CSRs, run openssl.
-#![allow(dead_code)]
+//! The mock TLSPC as every environment starts it ([`serve`]), and the helpers of the tlspc_mock_*
+//! suites that speak its HTTP API: a hand-moved clock, assertions, logins, CSRs.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use firefly::tlspc::{TOKEN_AUDIENCE, paths};
 use firefly::tlspc_mock::{MockServer, Seed};
 use serde_json::Value;
 
-/// The repository's shipped seed.
-pub const SHIPPED_SEED: &str = include_str!("../../deploy/tlspc-mock/seed.yaml");
+pub use crate::SHIPPED_SEED;
+pub use crate::verifiers::openssl_verify_parts as openssl_verify;
+
+/// Starts the mock TLSPC on a loopback port from `seed_yaml`, keeping its state (the generated
+/// service-account key among it) in `state_dir` when given.
+///
+/// # Errors
+/// The seed refused, or the server failing to start.
+pub async fn serve(seed_yaml: &str, state_dir: Option<&Path>) -> anyhow::Result<MockServer> {
+    serve_with_clock(seed_yaml, state_dir, Arc::new(SystemTime::now)).await
+}
+
+/// [`serve`] with an injected clock.
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_with_clock(
+    seed_yaml: &str,
+    state_dir: Option<&Path>,
+    clock: firefly::tlspc_mock::Clock,
+) -> anyhow::Result<MockServer> {
+    firefly::crypto::install_default_provider();
+    let seed = Seed::from_yaml_str(seed_yaml).map_err(|e| anyhow::anyhow!("the seed: {e}"))?;
+    let server = MockServer::start_with_clock(seed, state_dir, "127.0.0.1:0".parse()?, clock)
+        .await
+        .context("starting the mock TLSPC")?;
+    Ok(server)
+}
 
 /// A clock the test moves forward by hand.
 #[derive(Clone, Default)]
@@ -43,17 +69,10 @@ pub async fn start(seed_yaml: &str) -> Mock {
 }
 
 pub async fn start_in(seed_yaml: &str, state_dir: Option<&Path>) -> Mock {
-    firefly::crypto::install_default_provider();
-    let seed = Seed::from_yaml_str(seed_yaml).expect("seed parses");
     let clock = TestClock::default();
-    let server = MockServer::start_with_clock(
-        seed,
-        state_dir,
-        "127.0.0.1:0".parse().unwrap(),
-        clock.as_clock(),
-    )
-    .await
-    .expect("mock starts");
+    let server = serve_with_clock(seed_yaml, state_dir, clock.as_clock())
+        .await
+        .expect("mock starts");
     Mock {
         server,
         http: reqwest::Client::new(),
@@ -279,39 +298,6 @@ pub fn csr(alg: &'static rcgen::SignatureAlgorithm, cn: &str) -> (rcgen::KeyPair
         .push(rcgen::DnType::CommonName, cn);
     let pem = params.serialize_request(&kp).unwrap().pem().unwrap();
     (kp, pem)
-}
-
-/// Runs `openssl verify -x509_strict` of `leaf_pem` against `root_pem` with `untrusted` in between.
-pub fn openssl_verify(
-    dir: &Path,
-    root_pem: &str,
-    untrusted: &[String],
-    leaf_pem: &str,
-) -> (bool, String) {
-    let write = |name: &str, text: &str| -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
-    let root = write("verify-root.pem", root_pem);
-    let chain = write("verify-chain.pem", &untrusted.concat());
-    let leaf = write("verify-leaf.pem", leaf_pem);
-    let out = Command::new("openssl")
-        .arg("verify")
-        .arg("-x509_strict")
-        .arg("-CAfile")
-        .arg(&root)
-        .arg("-untrusted")
-        .arg(&chain)
-        .arg(&leaf)
-        .output()
-        .expect("openssl is installed");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success() && text.contains(": OK"), text)
 }
 
 /// DER of the first PEM block.

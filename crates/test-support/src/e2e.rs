@@ -3,9 +3,6 @@
 //! latency statistics, resident-memory readings and hand-written SVG charts. It drives the real
 //! components; it never stands in for one.
 
-// Each includer (example, bench, test) uses a different subset of these helpers.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -19,39 +16,11 @@ use firefly::crd::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-/// The namespace istio-csr creates its requests in.
-pub const ISTIO_CSR_NAMESPACE: &str = "istio-system";
-/// istio-csr's service account as cert-manager's webhook writes it into `spec.username`.
-pub const ISTIO_CSR_USERNAME: &str = "system:serviceaccount:istio-system:cert-manager-istio-csr";
-/// The duration istio-csr asks for (its maxCertificateDuration, 1 hour).
-pub const ISTIO_CSR_DURATION: &str = "1h0m0s";
-/// The policy istio-csr names through its additional annotations in the shipped seed.
-pub const ISTIO_MTLS_POLICY: &str = "istio-mtls";
-/// The trust domain of the default mesh.
-pub const TRUST_DOMAIN: &str = "cluster.local";
-/// The issuer name the demo, the bench and the tests create.
-pub const ISSUER_NAME: &str = "firefly-istio";
-/// Our API group.
-pub const GROUP: &str = "firefly.venafi.com";
-
-/// The key types istio-agent generates: RSA-2048 by default, ECDSA P-256 when configured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyKind {
-    /// RSA 2048 (istio-agent's default).
-    Rsa2048,
-    /// ECDSA P-256 (`ECC_SIGNATURE_ALGORITHM=ECDSA`).
-    P256,
-}
-
-impl KeyKind {
-    /// A short label for output.
-    pub fn label(self) -> &'static str {
-        match self {
-            KeyKind::Rsa2048 => "RSA-2048",
-            KeyKind::P256 => "P-256",
-        }
-    }
-}
+pub use crate::SHIPPED_SEED;
+pub use crate::istio::{
+    GROUP, ISSUER_NAME, ISTIO_CSR_DURATION, ISTIO_CSR_NAMESPACE, ISTIO_CSR_USERNAME,
+    ISTIO_MTLS_POLICY, KeyKind, TRUST_DOMAIN,
+};
 
 /// A pool of workload keys. RSA-2048 generation costs tens of milliseconds, so the pool holds a
 /// few keys of each kind and workloads share them round-robin (each CSR is still its own,
@@ -241,7 +210,6 @@ pub fn approved_condition(now: SystemTime) -> CertificateRequestCondition {
         reason: Some("cert-manager.io".into()),
         message: Some("Certificate request has been approved by cert-manager.io".into()),
         last_transition_time: Some(Time(jiff::Timestamp::try_from(now).unwrap_or_default())),
-        observed_generation: None,
     }
 }
 
@@ -454,37 +422,22 @@ pub fn openssl_verify(
 ) -> anyhow::Result<Option<String>> {
     let ders = pem_certificates(chain_pem)?;
     let to_pem = |d: &Vec<u8>| pem::encode(&pem::Pem::new("CERTIFICATE", d.clone()));
-    let leaf = dir.join("leaf.pem");
-    let untrusted = dir.join("untrusted.pem");
-    let root = dir.join("root.pem");
-    std::fs::write(&leaf, to_pem(&ders[0]))?;
-    std::fs::write(&untrusted, ders[1..].iter().map(to_pem).collect::<String>())?;
-    std::fs::write(&root, root_pem)?;
-    let out = match std::process::Command::new("openssl")
-        .arg("verify")
-        .arg("-x509_strict")
-        .arg("-purpose")
-        .arg("sslclient")
-        .arg("-CAfile")
-        .arg(&root)
-        .arg("-untrusted")
-        .arg(&untrusted)
-        .arg(&leaf)
-        .output()
-    {
-        Ok(out) => out,
+    let untrusted: Vec<String> = ders[1..].iter().map(to_pem).collect();
+    let verdict = match crate::verifiers::verify_in(
+        dir,
+        &to_pem(&ders[0]),
+        &untrusted,
+        root_pem,
+        Some("sslclient"),
+    ) {
+        Ok(verdict) => verdict,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).context("running openssl"),
     };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("openssl verify failed: {}", text.trim());
+    if !verdict.ok {
+        bail!("openssl verify failed: {}", verdict.output.trim());
     }
-    Ok(Some(text.trim().to_owned()))
+    Ok(Some(verdict.output.trim().to_owned()))
 }
 
 /// Latency figures of a run.
@@ -832,9 +785,6 @@ pub fn latency_histogram_ms(samples: &[Duration], buckets: usize) -> Vec<(f64, f
         .collect()
 }
 
-/// The shipped seed of the mock TLSPC (`deploy/tlspc-mock/seed.yaml`).
-pub const SHIPPED_SEED: &str = include_str!("../../deploy/tlspc-mock/seed.yaml");
-
 /// kube-sim, the mock TLSPC (shipped seed) and a configuration file for `firefly run`, in one
 /// temporary directory. The controller itself is started separately, in-process
 /// ([`Stack::start_controller`]) or as a child process ([`Stack::spawn_controller_process`]).
@@ -885,24 +835,9 @@ impl Stack {
     pub async fn start() -> anyhow::Result<Stack> {
         firefly::crypto::install_default_provider();
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        let sim = kube_sim::KubeSim::start(kube_sim::SimOptions::default())
-            .await
-            .context("starting kube-sim")?;
-        let crds = firefly::crd::crds_yaml().context("rendering the CRDs")?;
-        sim.install_crds_yaml(&crds)
-            .await
-            .context("installing the CRDs into kube-sim")?;
-        sim.ensure_namespace(ISTIO_CSR_NAMESPACE)?;
-        sim.ensure_namespace("venafi")?;
-        let seed = firefly::tlspc_mock::Seed::from_yaml_str(SHIPPED_SEED)
-            .map_err(|e| anyhow::anyhow!("the shipped seed: {e}"))?;
-        let mock = firefly::tlspc_mock::MockServer::start(
-            seed,
-            Some(&dir.path().join("tlspc-mock")),
-            "127.0.0.1:0".parse()?,
-        )
-        .await
-        .context("starting the mock TLSPC")?;
+        let sim = crate::cluster::start_sim(&[ISTIO_CSR_NAMESPACE, "venafi"]).await?;
+        let mock =
+            crate::tlspc_mock::serve(SHIPPED_SEED, Some(&dir.path().join("tlspc-mock"))).await?;
         let client = sim.client().await.context("kube-sim client")?;
         Ok(Stack {
             sim,

@@ -1,20 +1,15 @@
-//! Test environment of the bootstrap suites: the real mock TLSPC on loopback, seeded from the shipped seed with adjustments, and a `firefly run` configuration pointing at it.
-#![allow(dead_code)]
+//! Test environment of the bootstrap suites: the real mock TLSPC on loopback, seeded from the
+//! shipped seed with adjustments, and a `firefly run` configuration pointing at it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use firefly::bootstrap::{Bootstrap, BootstrapError, SystemClock};
 use firefly::config::Config;
-use firefly::tlspc_mock::{MockServer, Seed};
+use firefly::tlspc_mock::MockServer;
 use serde_yaml::Value;
 
-/// The repository's shipped seed.
-pub const SHIPPED_SEED: &str = include_str!("../../deploy/tlspc-mock/seed.yaml");
-
-/// The admin API key of the shipped seed.
-pub const API_KEY: &str = "firefly-mock-admin-api-key";
+pub use crate::{API_KEY, SHIPPED_SEED, eventually};
 
 /// Builds a seed and configuration; every knob defaults to the shipped seed's value.
 #[derive(Clone, Debug)]
@@ -83,13 +78,11 @@ impl EnvBuilder {
     }
 
     pub async fn start(self) -> Env {
-        firefly::crypto::install_default_provider();
         let dir = tempfile::tempdir().expect("tempdir");
         let state = dir.path().join("mock");
-        let seed = Seed::from_yaml_str(&self.seed_yaml()).expect("seed is valid");
-        let mock = MockServer::start(seed, Some(&state), "127.0.0.1:0".parse().expect("addr"))
+        let mock = crate::tlspc_mock::serve(&self.seed_yaml(), Some(&state))
             .await
-            .expect("mock starts");
+            .expect("mock starts with a valid seed");
         let anchor_line = match &self.trust_anchor_pem {
             Some(pem) => {
                 let path = dir.path().join("anchor.pem");
@@ -159,16 +152,4 @@ impl Env {
             .set_faults(serde_json::from_value(faults).expect("faults parse"))
             .expect("faults valid");
     }
-}
-
-/// Polls `f` every 50 ms until it returns true or `limit` passes; false on timeout.
-pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    f()
 }

@@ -1,4 +1,4 @@
-//! Independent judges: the openssl CLI and Python `cryptography` (tests/support/verify_chain.py).
+//! Independent judges: the openssl CLI and Python `cryptography` (`scripts/verify_chain.py` of this crate).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,32 +27,69 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-/// `openssl verify -x509_strict -purpose <purpose> -CAfile root -untrusted <intermediates> leaf`.
+/// `openssl verify -x509_strict -purpose <purpose> -CAfile root -untrusted <intermediates> leaf`
+/// of a chain (leaf first) against `root_pem`. `purpose` is openssl's (`sslclient`, `sslserver`,
+/// `any`).
 pub fn openssl_verify(chain_pem: &str, root_pem: &str, purpose: &str) -> Verdict {
     let dir = tempfile::tempdir().expect("tempdir");
     let certs = split_pem(chain_pem);
     assert!(!certs.is_empty(), "chain has no certificates");
-    let leaf = write(dir.path(), "leaf.pem", &certs[0]);
-    let root = write(dir.path(), "root.pem", root_pem);
-    let mut cmd = Command::new("openssl");
-    cmd.args(["verify", "-x509_strict", "-purpose", purpose, "-CAfile"])
-        .arg(&root);
-    if certs.len() > 1 {
-        let untrusted = write(dir.path(), "untrusted.pem", &certs[1..].concat());
-        cmd.arg("-untrusted").arg(untrusted);
-    }
-    cmd.arg(&leaf);
-    let out = cmd
-        .output()
+    verify_in(dir.path(), &certs[0], &certs[1..], root_pem, Some(purpose))
+        .expect("openssl must be installed (tests call it by name)")
+}
+
+/// `openssl verify -x509_strict` of `leaf_pem` against `root_pem` with `untrusted` in between,
+/// files written to `dir`; returns (verified, openssl's output).
+pub fn openssl_verify_parts(
+    dir: &Path,
+    root_pem: &str,
+    untrusted: &[String],
+    leaf_pem: &str,
+) -> (bool, String) {
+    let v = verify_in(dir, leaf_pem, untrusted, root_pem, None)
         .expect("openssl must be installed (tests call it by name)");
-    Verdict {
-        ok: out.status.success(),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    (v.ok, v.output)
+}
+
+/// The one place the suites run `openssl verify`: always `-x509_strict`; verified means openssl
+/// exited 0 and printed its `: OK` line.
+///
+/// # Errors
+/// Writing the files or starting openssl (`NotFound` when it is not on PATH).
+pub fn verify_in(
+    dir: &Path,
+    leaf_pem: &str,
+    untrusted: &[String],
+    root_pem: &str,
+    purpose: Option<&str>,
+) -> std::io::Result<Verdict> {
+    let write = |name: &str, text: &str| -> std::io::Result<PathBuf> {
+        let p = dir.join(name);
+        std::fs::write(&p, text)?;
+        Ok(p)
+    };
+    let leaf = write("verify-leaf.pem", leaf_pem)?;
+    let root = write("verify-root.pem", root_pem)?;
+    let mut cmd = Command::new("openssl");
+    cmd.args(["verify", "-x509_strict"]);
+    if let Some(purpose) = purpose {
+        cmd.args(["-purpose", purpose]);
     }
+    cmd.arg("-CAfile").arg(&root);
+    if !untrusted.is_empty() {
+        let chain = write("verify-untrusted.pem", &untrusted.concat())?;
+        cmd.arg("-untrusted").arg(chain);
+    }
+    let out = cmd.arg(&leaf).output()?;
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(Verdict {
+        ok: out.status.success() && output.contains(": OK"),
+        output,
+    })
 }
 
 /// The Python with the independent verifiers (tests/requirements.txt: cryptography, PyJWT, the
@@ -61,7 +98,7 @@ pub fn openssl_verify(chain_pem: &str, root_pem: &str, purpose: &str) -> Verdict
 pub fn python() -> PathBuf {
     let python = std::env::var_os("FIREFLY_TEST_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+        .unwrap_or_else(|| crate::repo_root().join(".venv/bin/python"));
     assert!(
         python.exists(),
         "no Python with the test verifiers at {}: run scripts/test (it creates .venv from \
@@ -71,12 +108,12 @@ pub fn python() -> PathBuf {
     python
 }
 
-/// tests/support/verify_chain.py: cryptography's ClientVerifier, comparing the URI SAN.
+/// `scripts/verify_chain.py`: cryptography's ClientVerifier, comparing the URI SAN.
 pub fn python_verify(chain_pem: &str, root_pem: &str, uri: &str) -> Verdict {
     let dir = tempfile::tempdir().expect("tempdir");
     let chain = write(dir.path(), "chain.pem", chain_pem);
     let root = write(dir.path(), "root.pem", root_pem);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/verify_chain.py");
+    let script = crate::script("verify_chain.py");
     let python = python();
     let out = Command::new(&python)
         .arg(script)
