@@ -97,13 +97,4 @@ impl Context {
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, with an ellipsis when cut.
-pub(super) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
+pub(super) use firefly_core::util::truncate_at_char_boundary as truncate;
