@@ -3,7 +3,7 @@
 //! status itself (see [`reconcile`], [`apply`] and [`issuer_status`]).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::{StreamExt, future, stream};
 use kube::ResourceExt;
@@ -33,8 +33,9 @@ use issuer_watch::{IssuerChange, requests_naming, watch_issuers};
 use reconcile::{ReconcileFailed, error_policy, reconcile};
 use written_log::WrittenLog;
 
-/// The source of wall-clock time (injected so tests and decisions agree on "now").
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+/// The source of wall-clock time (injected so tests and decisions agree on "now"): the issuing
+/// core's one clock type; any `Fn() -> SystemTime` closure is one.
+pub type Clock = Arc<dyn firefly_core::Clock>;
 
 /// Errors of one reconcile.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 
+use firefly_core::issuance::{IssuanceRequest, Outcome, Scope, Subject};
+use firefly_core::spiffe::TrustDomain;
+
 use crate::crd::{
     CertificateRequest, CertificateRequestCondition, IDENTITIES_ANNOTATION, IssuerSpec,
     POLICY_NAME_ANNOTATION,
@@ -90,7 +93,8 @@ pub enum IssuerState {
     Ready(IssuerSpec),
 }
 
-/// What a request needs signed: everything the signing step reads, borrowed from the request.
+/// What a request needs signed: everything the issuing core reads, taken from the request and
+/// its issuer; [`SignPlan::issuance_request`] lends it to the core as an [`IssuanceRequest`].
 #[derive(Debug, PartialEq)]
 pub struct SignPlan {
     /// The TLSPC policy to sign under.
@@ -106,7 +110,34 @@ pub struct SignPlan {
     /// The `istio.cert-manager.io/identities` annotation.
     pub identities_annotation: Option<String>,
     /// The issuer's trust domain, when it sets one.
-    pub trust_domain: Option<String>,
+    pub trust_domain: Option<TrustDomain>,
+    /// `spec.username`: the requester the scope authorizes.
+    pub requester: Option<String>,
+    /// The issuer's `spec.allowedRequesters` (empty when it sets none).
+    pub issuer_allowed_requesters: Vec<String>,
+}
+
+impl SignPlan {
+    /// The request in the issuing core's terms: the CSR shape (its SANs are the claimed
+    /// identity), authorized by the requester against the controller's and the issuer's lists.
+    pub fn issuance_request<'a>(&'a self, settings: &'a Settings) -> IssuanceRequest<'a> {
+        IssuanceRequest {
+            subject: Subject::Csr {
+                pem: &self.csr_pem,
+                identities_annotation: self.identities_annotation.as_deref(),
+            },
+            scope: Scope::Requester {
+                username: self.requester.as_deref(),
+                controller_allowed: &settings.allowed_requesters,
+                issuer_allowed: &self.issuer_allowed_requesters,
+            },
+            policy: &self.policy_name,
+            duration: self.duration.as_deref(),
+            usages: self.usages.as_deref(),
+            is_ca: self.is_ca,
+            trust_domain: self.trust_domain.as_ref(),
+        }
+    }
 }
 
 /// A successful signature, in the shape the status needs.
@@ -134,7 +165,7 @@ pub struct SignFailure {
 pub enum Decision {
     /// Leave the request untouched (no write, no event).
     Ignore(Ignored),
-    /// Sign it, then call [`after_sign`].
+    /// Sign it (through the issuing core), then call [`after_issue`].
     Sign(Box<SignPlan>),
     /// Write this status change.
     Update(Box<StatusUpdate>),
@@ -233,8 +264,15 @@ pub fn decide(
             return pending(cr, "IssuerNotReady", message, None, now);
         }
     };
-    if let Some(failure) = requester_not_allowed(cr, &spec, settings) {
-        return failed(cr, failure, now);
+    let issuer_allowed = spec.allowed_requesters.as_deref().unwrap_or(&[]);
+    let scope = Scope::Requester {
+        username: cr.spec.username.as_deref(),
+        controller_allowed: &settings.allowed_requesters,
+        issuer_allowed,
+    };
+    // Authorized before anything is decoded, as the core does again when it signs.
+    if let Err(refused) = scope.authorize() {
+        return after_issue(cr, &refused.into(), settings, now);
     }
     let policy_name = match policy_name(cr, &spec) {
         Ok(name) => name,
@@ -243,6 +281,21 @@ pub fn decide(
     let csr_pem = match decode_request(&cr.spec.request) {
         Ok(pem) => pem,
         Err(failure) => return failed(cr, failure, now),
+    };
+    let trust_domain = match spec.trust_domain.as_deref().map(str::parse::<TrustDomain>) {
+        None => None,
+        Some(Ok(td)) => Some(td),
+        Some(Err(e)) => {
+            let failure = SignFailure {
+                request_error: true,
+                reason: "IssuerTrustDomainInvalid",
+                message: format!(
+                    "the issuer's spec.trustDomain {:?} is not a valid trust domain: {e}",
+                    spec.trust_domain
+                ),
+            };
+            return failed(cr, failure, now);
+        }
     };
     let annotations = cr.metadata.annotations.as_ref();
     Decision::Sign(Box::new(SignPlan {
@@ -254,8 +307,37 @@ pub fn decide(
         identities_annotation: annotations
             .and_then(|a| a.get(IDENTITIES_ANNOTATION))
             .cloned(),
-        trust_domain: spec.trust_domain.clone(),
+        trust_domain,
+        requester: cr.spec.username.clone(),
+        issuer_allowed_requesters: issuer_allowed.to_vec(),
     }))
+}
+
+/// Steps 7–8 for the issuing core's answer: [`Outcome::Issued`] is a success, `Refused` fails
+/// the request now, `Retry` is a transient failure (see [`after_sign`]).
+pub fn after_issue(
+    cr: &CertificateRequest,
+    outcome: &Outcome,
+    settings: &Settings,
+    now: SystemTime,
+) -> Decision {
+    let result = match outcome {
+        Outcome::Issued(issued) => Ok(Signed {
+            chain_pem: issued.chain_pem.clone(),
+            ca_pem: issued.ca_pem.clone(),
+        }),
+        Outcome::Refused { reason, message } => Err(SignFailure {
+            request_error: true,
+            reason,
+            message: message.clone(),
+        }),
+        Outcome::Retry { reason, message } => Err(SignFailure {
+            request_error: false,
+            reason,
+            message: message.clone(),
+        }),
+    };
+    after_sign(cr, result, settings, now)
 }
 
 /// Step 7–8: the status change after a signing attempt.
@@ -380,30 +462,6 @@ fn describe_issuer(cr: &CertificateRequest, kind: IssuerKind) -> String {
         (IssuerKind::Issuer, Some(ns)) => format!("{ns}/{}", cr.spec.issuer_ref.name),
         _ => cr.spec.issuer_ref.name.clone(),
     }
-}
-
-fn requester_not_allowed(
-    cr: &CertificateRequest,
-    spec: &IssuerSpec,
-    settings: &Settings,
-) -> Option<SignFailure> {
-    let per_issuer = spec.allowed_requesters.as_deref().unwrap_or(&[]);
-    if settings.allowed_requesters.is_empty() && per_issuer.is_empty() {
-        return None;
-    }
-    let username = cr.spec.username.as_deref().unwrap_or("");
-    let allowed = settings
-        .allowed_requesters
-        .iter()
-        .chain(per_issuer)
-        .any(|a| a == username);
-    (!allowed).then(|| SignFailure {
-        request_error: true,
-        reason: "RequesterNotAllowed",
-        message: format!(
-            "requester {username:?} (spec.username) is not in the allowed requesters of controller.allowedRequesters or the issuer's spec.allowedRequesters"
-        ),
-    })
 }
 
 fn policy_name(cr: &CertificateRequest, spec: &IssuerSpec) -> Result<String, SignFailure> {

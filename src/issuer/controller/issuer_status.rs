@@ -36,7 +36,7 @@ pub(super) async fn settle_issuers(ctx: &Context) {
     let deadline = Instant::now() + ISSUER_SETTLE_TIMEOUT;
     while Instant::now() < deadline {
         let readiness = ctx.authority.readiness();
-        let now = (ctx.clock)();
+        let now = ctx.clock.now();
         let wants_write = |status: Option<&IssuerStatus>, generation: Option<i64>| {
             desired_issuer_condition(status, generation, &readiness, now).is_some()
         };
@@ -91,7 +91,7 @@ pub(super) async fn run_loop(
         state
             .metrics
             .set_sub_ca_not_after(state.authority.sub_ca_not_after());
-        let now = (state.clock)();
+        let now = state.clock.now();
         let mut ready_count = 0;
         for issuer in state.issuers.state() {
             let api: Api<Issuer> = Api::namespaced(

@@ -12,10 +12,9 @@ use kube::runtime::reflector::ObjectRef;
 use super::apply::Applied;
 use super::{Context, ControllerError};
 use crate::crd::{CertificateRequest, IssuerSpec};
-use crate::issuer::authority::Issuance;
-use crate::issuer::decide::{
-    self, Decision, IssuerKind, IssuerState, SignFailure, SignPlan, Signed, issuer_readiness,
-};
+use crate::issuer::authority::Issued;
+use crate::issuer::decide::{self, Decision, IssuerKind, IssuerState, SignPlan, issuer_readiness};
+use firefly_core::issuance::{Outcome, options_with_minimum};
 
 /// Why one reconcile asks to be retried.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +66,7 @@ async fn reconcile_in_span(
     if ctx.written.is_stale(&uid, &rv) || !ctx.is_latest(&cr) {
         return Ok(Action::await_change());
     }
-    let now = (ctx.clock)();
+    let now = ctx.clock.now();
     let namespace = cr.namespace();
     let decision = decide::decide(
         &cr,
@@ -146,41 +145,32 @@ impl Context {
         issuer_readiness(spec, status.as_ref(), generation)
     }
 
-    /// Signs `plan` with the authority and lets the state machine turn the answer into the next
-    /// decision; the issuance comes back too, for the audit line after the write.
+    /// Asks the issuing core (through the authority) to answer `plan`, and lets the state
+    /// machine turn its answer into the next decision; the issuance comes back too, for the
+    /// audit line after the write.
     fn sign(
         &self,
         cr: &CertificateRequest,
         plan: &SignPlan,
         now: SystemTime,
-    ) -> (Decision, Option<Issuance>) {
+    ) -> (Decision, Option<Issued>) {
+        let request = plan.issuance_request(&self.settings.decide);
+        let opts = options_with_minimum(self.settings.minimum_duration);
         let t = Instant::now();
-        let result = self
-            .authority
-            .sign(plan, self.settings.minimum_duration, now);
+        let outcome = self.authority.issue(&request, &opts, now);
         self.metrics
             .sign_duration
             .observe(t.elapsed().as_secs_f64());
+        let issued = matches!(outcome, Outcome::Issued(_));
         self.metrics
             .signer_sign
-            .with_label_values(&[
-                if result.is_ok() { "true" } else { "false" },
-                "CertificateRequest",
-            ])
+            .with_label_values(&[if issued { "true" } else { "false" }, "CertificateRequest"])
             .inc();
-        let (signed, issuance): (Result<Signed, SignFailure>, _) = match result {
-            Ok(i) => (
-                Ok(Signed {
-                    chain_pem: i.chain_pem.clone(),
-                    ca_pem: i.ca_pem.clone(),
-                }),
-                Some(i),
-            ),
-            Err(f) => (Err(f), None),
+        let decision = decide::after_issue(cr, &outcome, &self.settings.decide, now);
+        let issuance = match outcome {
+            Outcome::Issued(i) => Some(i),
+            Outcome::Refused { .. } | Outcome::Retry { .. } => None,
         };
-        (
-            decide::after_sign(cr, signed, &self.settings.decide, now),
-            issuance,
-        )
+        (decision, issuance)
     }
 }

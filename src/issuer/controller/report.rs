@@ -8,7 +8,7 @@ use kube::{Resource, ResourceExt};
 
 use super::Context;
 use crate::crd::CertificateRequest;
-use crate::issuer::authority::Issuance;
+use crate::issuer::authority::Issued;
 use crate::issuer::decide::{self, StatusUpdate};
 
 /// Longest event note: the API server limits an event's note to 1 KiB.
@@ -21,7 +21,7 @@ impl Context {
         &self,
         cr: &CertificateRequest,
         update: &StatusUpdate,
-        issuance: Option<&Issuance>,
+        issuance: Option<&Issued>,
     ) {
         self.metrics
             .outcomes
@@ -60,7 +60,7 @@ impl Context {
     }
 
     /// The usage record, issue latency and audit line of an issued certificate.
-    fn record_issuance(&self, cr: &CertificateRequest, issued: &Issuance) {
+    fn record_issuance(&self, cr: &CertificateRequest, issued: &Issued) {
         self.authority.record_issued(issued);
         if let Some(created) = cr.metadata.creation_timestamp.as_ref() {
             let created = SystemTime::UNIX_EPOCH

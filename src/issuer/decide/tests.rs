@@ -383,8 +383,107 @@ fn sign_plan_carries_the_request_fields_and_issuer_trust_domain() {
         p.identities_annotation.as_deref(),
         Some("spiffe://cluster.local/ns/a/sa/b")
     );
-    assert_eq!(p.trust_domain.as_deref(), Some("cluster.local"));
+    assert_eq!(
+        p.trust_domain.as_ref().map(|t| t.as_str()),
+        Some("cluster.local")
+    );
     assert!(!p.is_ca);
+}
+
+#[test]
+fn sign_plan_lends_the_core_a_csr_request_scoped_by_the_requester() {
+    let s = Settings {
+        allowed_requesters: vec![ISTIO_CSR.into()],
+        ..settings()
+    };
+    let issuer = IssuerState::Ready(IssuerSpec {
+        allowed_requesters: Some(vec!["system:serviceaccount:x:y".into()]),
+        default_policy_name: Some("fallback".into()),
+        ..Default::default()
+    });
+    let p = plan(decide(&Req::istio().approved().0, |_, _| issuer, &s, now()));
+    let r = p.issuance_request(&s);
+    assert!(matches!(
+        r.subject,
+        Subject::Csr { pem, identities_annotation: Some(ids) }
+            if pem == b"-----BEGIN CERTIFICATE REQUEST-----\n" && ids == "spiffe://cluster.local/ns/a/sa/b"
+    ));
+    assert!(matches!(
+        r.scope,
+        Scope::Requester { username: Some(u), controller_allowed, issuer_allowed }
+            if u == ISTIO_CSR
+                && controller_allowed == [ISTIO_CSR.to_owned()].as_slice()
+                && issuer_allowed == ["system:serviceaccount:x:y".to_owned()].as_slice()
+    ));
+    assert_eq!(r.policy, "istio-mtls");
+    assert_eq!(r.duration, Some("1h0m0s"));
+    assert!(r.scope.authorize().is_ok());
+}
+
+#[test]
+fn an_invalid_issuer_trust_domain_fails_without_signing() {
+    let issuer = IssuerState::Ready(IssuerSpec {
+        trust_domain: Some("Not A Domain!".into()),
+        ..Default::default()
+    });
+    let u = update(decide_with(&Req::istio().approved(), issuer));
+    assert_eq!(u.outcome, "IssuerTrustDomainInvalid");
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::FAILED));
+}
+
+#[test]
+fn the_cores_answer_becomes_one_status_update() {
+    let issued = Outcome::Issued(firefly_core::ca::Issued {
+        chain_pem: "LEAF\n".into(),
+        ca_pem: "ROOT\n".into(),
+        serial_hex: "01".into(),
+        not_before: now(),
+        not_after: now() + Duration::from_secs(3600),
+        spiffe_id: None,
+        dns_names: vec![],
+        clamped_from: None,
+    });
+    let refused = Outcome::Refused {
+        reason: "PolicyViolation",
+        message: "uri not allowed by subjectAltNames.uri".into(),
+    };
+    let retry = Outcome::Retry {
+        reason: "SignerNotReady",
+        message: "no active sub-CA yet".into(),
+    };
+    // (the core's answer, Ready status, Ready reason, outcome label, certificate?, requeued?)
+    let cases = [
+        (issued, "True", reason::ISSUED, "Issued", true, false),
+        (
+            refused,
+            "False",
+            reason::FAILED,
+            "PolicyViolation",
+            false,
+            false,
+        ),
+        (
+            retry,
+            "False",
+            reason::PENDING,
+            "SignerNotReady",
+            false,
+            true,
+        ),
+    ];
+    for (answer, status, ready_reason, outcome, certificate, requeued) in cases {
+        let u = update(after_issue(
+            &Req::istio().approved().0,
+            &answer,
+            &settings(),
+            now(),
+        ));
+        assert_eq!(u.ready.status, status, "{answer:?}");
+        assert_eq!(u.ready.reason.as_deref(), Some(ready_reason), "{answer:?}");
+        assert_eq!(u.outcome, outcome);
+        assert_eq!(u.certificate.is_some(), certificate, "{answer:?}");
+        assert_eq!(u.requeue_after.is_some(), requeued, "{answer:?}");
+    }
 }
 
 #[test]
