@@ -133,7 +133,10 @@ fn controller_roles_grant_exactly_the_calls_the_controller_makes() {
 
 #[test]
 fn openshift_scc_use_is_the_only_grant_beyond_the_calls() {
-    let got = rendered_grants("deploy/openshift", &[r#"{"openshift": {"scc": {"enabled": true}}}"#]);
+    let got = rendered_grants(
+        "deploy/openshift",
+        &[r#"{"openshift": {"scc": {"enabled": true}}}"#],
+    );
     let mut want = expected_grants("firefly.venafi.com");
     // Admission, not a call: the SCC `use` lets the pods be admitted with IPC_LOCK.
     want.insert((
