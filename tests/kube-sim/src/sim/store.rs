@@ -648,7 +648,7 @@ impl Store {
                 storage_version: bi.version.into(),
                 unconditional_update: true,
                 generation: bi.status && bi.plural != "namespaces",
-                printer_columns: Vec::new(),
+                printer_columns: super::events::printer_columns(bi.group, bi.plural),
                 coll,
                 convert: None,
             };
