@@ -63,7 +63,7 @@ fn deploy_manifests_pass_kubernetes_validate_strict() {
 }
 
 #[test]
-fn rendered_pods_add_only_ipc_lock_and_run_unprivileged() {
+fn rendered_pods_add_ipc_lock_only_when_needed_and_run_unprivileged() {
     run_case("security_posture_is_enforced_for_every_value_set", &[]);
 }
 

@@ -77,6 +77,7 @@ fn seed_values_render_a_config_the_binary_loads_unchanged() {
 #[test]
 fn every_value_set_renders_a_config_the_binary_loads() {
     for label in [
+        "default",
         "everything-on",
         "lock-disabled",
         "deploy/kind",
@@ -89,6 +90,7 @@ fn every_value_set_renders_a_config_the_binary_loads() {
             "{label}: the guides never run with an open allow-list"
         );
     }
+    assert_eq!(load("default", &[]).signer.lock_mode, LockMode::KeyPages);
     assert_eq!(load("everything-on", &[]).signer.lock_mode, LockMode::All);
     let dev = load("lock-disabled", &[]);
     assert_eq!(dev.signer.lock_mode, LockMode::Disabled);

@@ -334,9 +334,10 @@ async fn chart_manifests_apply_to_kube_sim_and_the_config_read_back_loads() {
     )
     .expect("kubectl -o json prints JSON");
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    // deploy/tlspc-mock keeps the default lockMode (keyPages): no capability is added.
     assert_eq!(
         container["securityContext"]["capabilities"],
-        serde_json::json!({"add": ["IPC_LOCK"], "drop": ["ALL"]})
+        serde_json::json!({"drop": ["ALL"]})
     );
     assert_eq!(
         container["args"],

@@ -58,6 +58,8 @@ def load_values(path) -> dict:
 def value_sets() -> dict:
     """Every value set users are shown (seed, deploy/ guides) plus the test's own extremes."""
     sets = {
+        # The chart's own defaults, with only what the schema requires a user to set.
+        "default": {"acceptTerms": True, "deployment": {"venafiClientID": TEST_CLIENT_ID}},
         "seed": load_values(VALUES / "seed-firefly-values.yaml"),
         "everything-on": load_values(VALUES / "everything-on.yaml"),
         "crds-and-approver-only": load_values(VALUES / "crds-and-approver-only.yaml"),
@@ -303,8 +305,7 @@ def security_posture_is_enforced_for_every_value_set():
         pod = one(docs, "Deployment")["spec"]["template"]["spec"]
         for container in pod["containers"]:
             sc = container["securityContext"]
-            lock_disabled = merged_config(values)["lockMode"] == "disabled"
-            want_caps = {"drop": ["ALL"]} if lock_disabled else {"add": ["IPC_LOCK"], "drop": ["ALL"]}
+            want_caps = {"add": ["IPC_LOCK"], "drop": ["ALL"]} if wants_ipc_lock(values) else {"drop": ["ALL"]}
             expect(sc.get("capabilities") == want_caps, f"{label}: capabilities {sc.get('capabilities')} != {want_caps}")
             expect(sc.get("allowPrivilegeEscalation") is False, f"{label}: allowPrivilegeEscalation must be false")
             expect(sc.get("privileged") in (None, False), f"{label}: must not be privileged")
@@ -328,7 +329,15 @@ def security_posture_is_enforced_for_every_value_set():
                 f"{label}: container ports {ports} disagree with config.yaml admin addresses {admin}",
             )
         expect(pod.get("hostNetwork") in (None, False) and pod.get("hostPID") in (None, False), f"{label}: no host namespaces")
-        print(f"{label}: IPC_LOCK only, ALL dropped, non-root, read-only root, no escalation, RuntimeDefault seccomp")
+        added = "IPC_LOCK added" if wants_ipc_lock(values) else "no capability added"
+        print(f"{label}: ALL dropped, {added}, non-root, read-only root, no escalation, RuntimeDefault seccomp")
+
+
+def wants_ipc_lock(values) -> bool:
+    """IPC_LOCK is added for lockMode "all" (mlockall) or when the values list it in
+    deployment.securityContext.capabilities.add; the default keyPages mode needs no capability."""
+    asked = ((values.get("deployment") or {}).get("securityContext") or {}).get("capabilities") or {}
+    return merged_config(values)["lockMode"] == "all" or "IPC_LOCK" in (asked.get("add") or [])
 
 
 @case
@@ -346,11 +355,18 @@ def values_cannot_weaken_the_security_posture():
         message = render_error(merge(base, overrides))
         expect(needle in message, f"weakening {overrides} must fail naming {needle}; got: {message}")
         print(f"refused: {needle}")
-    # An emptied capability list still renders the enforced one.
+    # The seed's values ask for IPC_LOCK (Venafi's guide does): it is added, ALL still dropped.
+    sc = one(render(base), "Deployment")["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    expect(sc["capabilities"] == {"add": ["IPC_LOCK"], "drop": ["ALL"]}, f"the seed asks for IPC_LOCK, got {sc['capabilities']}")
+    # Emptied lists: drop ALL is enforced by the template; nothing is added for keyPages...
     emptied = merge(base, {"deployment": {"securityContext": {"capabilities": {"add": [], "drop": []}}}})
     sc = one(render(emptied), "Deployment")["spec"]["template"]["spec"]["containers"][0]["securityContext"]
-    expect(sc["capabilities"] == {"add": ["IPC_LOCK"], "drop": ["ALL"]}, f"capabilities must be enforced, got {sc['capabilities']}")
-    print("capabilities are enforced by the template even when values empty them")
+    expect(sc["capabilities"] == {"drop": ["ALL"]}, f"keyPages without an ask adds nothing, got {sc['capabilities']}")
+    # ...and IPC_LOCK is added for lockMode all, which mlockall needs, whatever the values list.
+    mlockall = merge(emptied, {"config": {"lockMode": "all"}})
+    sc = one(render(mlockall), "Deployment")["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    expect(sc["capabilities"] == {"add": ["IPC_LOCK"], "drop": ["ALL"]}, f"lockMode all needs IPC_LOCK, got {sc['capabilities']}")
+    print("capabilities: ALL always dropped; IPC_LOCK only when asked for or for lockMode all")
 
 
 @case
@@ -389,17 +405,17 @@ def controller_rbac_is_exactly_the_contract():
         docs = render(merge(value_sets()["seed"], {"crd": {"groupName": group}}), namespace="venafi")
         role = one(docs, "ClusterRole", "firefly-controller")
         want = [
-            {"apiGroups": ["cert-manager.io"], "resources": ["certificaterequests"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["cert-manager.io"], "resources": ["certificaterequests/status"], "verbs": ["patch", "update"]},
-            {"apiGroups": [group], "resources": ["issuers", "clusterissuers"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [group], "resources": ["issuers/status", "clusterissuers/status"], "verbs": ["patch", "update"]},
-            {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["cert-manager.io"], "resources": ["certificaterequests"], "verbs": ["list", "watch"]},
+            {"apiGroups": ["cert-manager.io"], "resources": ["certificaterequests/status"], "verbs": ["patch"]},
+            {"apiGroups": [group], "resources": ["issuers", "clusterissuers"], "verbs": ["list", "watch"]},
+            {"apiGroups": [group], "resources": ["issuers/status", "clusterissuers/status"], "verbs": ["patch"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         ]
         expect(role["rules"] == want, f"controller ClusterRole for {group}:\n{json.dumps(role['rules'], indent=1)}")
         lease = one(docs, "Role", "firefly-leader-election")
         expect(lease["metadata"]["namespace"] == "venafi", "the lease Role must live in the release namespace")
         expect(
-            lease["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "patch"]}],
+            lease["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}],
             f"lease rules: {lease['rules']}",
         )
         config = yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])
@@ -418,6 +434,194 @@ def controller_rbac_is_exactly_the_contract():
                         f"{label}: {doc['metadata']['name']} grants {rule}: no Secrets, no wildcards",
                     )
     print("controller RBAC: exactly the contract's rules; no Secrets or wildcards in any role")
+
+
+@case
+def controller_rbac_grants(label, out_path, *overrides):
+    """Writes, as JSON, every (apiGroup, resource, verb) the rendered Roles and ClusterRoles grant
+    the controller's ServiceAccount (firefly in venafi), following the rendered bindings. The
+    expected table, with the calls it comes from, is in tests/helm_security.rs."""
+    values = value_sets()[label]
+    for o in overrides:
+        values = merge(values, json.loads(o))
+    docs = render(values, namespace="venafi")
+    sa = {"kind": "ServiceAccount", "name": "firefly", "namespace": "venafi"}
+    grants = set()
+    bound = []
+    for binding in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
+        if sa not in binding.get("subjects", []):
+            continue
+        ref = binding["roleRef"]
+        role = one(docs, ref["kind"], ref["name"])
+        bound.append(f"{binding['kind']} {binding['metadata']['name']} -> {ref['kind']} {ref['name']}")
+        for rule in role["rules"]:
+            expect(not rule.get("nonResourceURLs"), f"{ref['name']}: unexpected nonResourceURLs {rule}")
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        grants.add((group, resource, verb))
+    expect(bound, f"{label}: no binding names the controller's ServiceAccount")
+    pathlib.Path(out_path).write_text(json.dumps(sorted(grants)))
+    print(f"{label}: {len(grants)} grants to ServiceAccount venafi/firefly through: " + "; ".join(sorted(bound)))
+
+
+# Pod Security Standards, "restricted" profile (which includes "baseline"), as the Kubernetes
+# documentation states them for the latest version. Each check returns (rule, detail) pairs.
+PSS_RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+PSS_SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+}
+PSS_SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+
+
+def pod_security_restricted_violations(pod: dict) -> list:
+    """Every way POD (a PodSpec) falls outside Pod Security "restricted"; [] when it fits."""
+    out = []
+    psc = pod.get("securityContext") or {}
+    containers = [("container", c) for c in pod.get("containers", [])]
+    containers += [("initContainer", c) for c in pod.get("initContainers", [])]
+    containers += [("ephemeralContainer", c) for c in pod.get("ephemeralContainers", [])]
+    # baseline: host namespaces
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(field):
+            out.append(("hostNamespaces", f"{field}: true"))
+    # restricted: volume types (baseline's hostPath ban is included)
+    for v in pod.get("volumes", []):
+        kinds = [k for k in v if k != "name"]
+        if not kinds or any(k not in PSS_RESTRICTED_VOLUMES for k in kinds):
+            out.append(("volumeTypes", f"volume {v.get('name')} is of type {kinds}"))
+    # baseline: sysctls
+    for sysctl in psc.get("sysctls", []):
+        if sysctl.get("name") not in PSS_SAFE_SYSCTLS:
+            out.append(("sysctls", f"sysctl {sysctl.get('name')}"))
+    # restricted: running as non-root, pod level or every container
+    pod_non_root = psc.get("runAsNonRoot")
+    if psc.get("runAsUser") == 0:
+        out.append(("runAsUser", "pod runAsUser: 0"))
+
+    def seccomp_bad(profile):
+        return profile is not None and profile.get("type") not in ("RuntimeDefault", "Localhost")
+
+    if seccomp_bad(psc.get("seccompProfile")):
+        out.append(("seccomp", f"pod seccompProfile {psc.get('seccompProfile')}"))
+
+    def selinux_bad(opts):
+        return opts is not None and (opts.get("type", "") not in PSS_SELINUX_TYPES or opts.get("user") or opts.get("role"))
+
+    if selinux_bad(psc.get("seLinuxOptions")):
+        out.append(("seLinux", f"pod seLinuxOptions {psc.get('seLinuxOptions')}"))
+    if (psc.get("appArmorProfile") or {}).get("type") == "Unconfined":
+        out.append(("appArmor", "pod appArmorProfile Unconfined"))
+    if (psc.get("windowsOptions") or {}).get("hostProcess"):
+        out.append(("hostProcess", "pod windowsOptions.hostProcess"))
+    for key, value in ((pod.get("metadata") or {}).get("annotations") or {}).items():
+        if key.startswith("container.apparmor.security.beta.kubernetes.io/") and not (value == "runtime/default" or value.startswith("localhost/")):
+            out.append(("appArmor", f"annotation {key}: {value}"))
+    for where, c in containers:
+        name = f"{where} {c.get('name')}"
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged"):
+            out.append(("privileged", f"{name}: privileged"))
+        for port in c.get("ports", []):
+            if port.get("hostPort"):
+                out.append(("hostPorts", f"{name}: hostPort {port['hostPort']}"))
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(("allowPrivilegeEscalation", f"{name}: allowPrivilegeEscalation {sc.get('allowPrivilegeEscalation')}"))
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            out.append(("capabilities", f"{name}: does not drop ALL ({caps.get('drop')})"))
+        extra = [cap for cap in caps.get("add") or [] if cap != "NET_BIND_SERVICE"]
+        if extra:
+            out.append(("capabilities", f"{name}: adds {extra}"))
+        if sc.get("runAsNonRoot") is False or (sc.get("runAsNonRoot") is None and pod_non_root is not True):
+            out.append(("runAsNonRoot", f"{name}: runAsNonRoot {sc.get('runAsNonRoot')} (pod: {pod_non_root})"))
+        if sc.get("runAsUser") == 0:
+            out.append(("runAsUser", f"{name}: runAsUser 0"))
+        if seccomp_bad(sc.get("seccompProfile")) or (sc.get("seccompProfile") is None and psc.get("seccompProfile") is None):
+            out.append(("seccomp", f"{name}: seccompProfile {sc.get('seccompProfile')} (pod: {psc.get('seccompProfile')})"))
+        if selinux_bad(sc.get("seLinuxOptions")):
+            out.append(("seLinux", f"{name}: seLinuxOptions {sc.get('seLinuxOptions')}"))
+        if sc.get("procMount", "Default") != "Default":
+            out.append(("procMount", f"{name}: procMount {sc['procMount']}"))
+        if (sc.get("appArmorProfile") or {}).get("type") == "Unconfined":
+            out.append(("appArmor", f"{name}: appArmorProfile Unconfined"))
+        if (sc.get("windowsOptions") or {}).get("hostProcess"):
+            out.append(("hostProcess", f"{name}: windowsOptions.hostProcess"))
+    return out
+
+
+def rendered_pod(values) -> dict:
+    template = one(render(values), "Deployment")["spec"]["template"]
+    pod = json.loads(json.dumps(template["spec"]))
+    pod["metadata"] = template.get("metadata") or {}
+    return pod
+
+
+@case
+def pod_security_restricted():
+    """The default chart's pod fits Pod Security "restricted"; every rule of the check is shown to
+    fail on a doctored copy; IPC_LOCK (lockMode all, or asked for in values) is reported outside."""
+    default = rendered_pod(value_sets()["default"])
+    found = pod_security_restricted_violations(default)
+    expect(not found, f"the default chart's pod is outside Pod Security restricted: {found}")
+    print("default values: the pod fits Pod Security restricted")
+
+    def doctored(change):
+        pod = json.loads(json.dumps(default))
+        change(pod)
+        return pod
+
+    c0 = lambda pod: pod["containers"][0]
+    csc = lambda pod: c0(pod)["securityContext"]
+    breakers = [
+        ("runAsNonRoot", lambda p: csc(p).update(runAsNonRoot=False)),
+        ("runAsNonRoot", lambda p: (csc(p).pop("runAsNonRoot"), p["securityContext"].pop("runAsNonRoot"))),
+        ("runAsUser", lambda p: csc(p).update(runAsUser=0)),
+        ("allowPrivilegeEscalation", lambda p: csc(p).update(allowPrivilegeEscalation=True)),
+        ("allowPrivilegeEscalation", lambda p: csc(p).pop("allowPrivilegeEscalation")),
+        ("capabilities", lambda p: csc(p)["capabilities"].update(drop=["NET_RAW"])),
+        ("capabilities", lambda p: csc(p)["capabilities"].update(add=["SYS_ADMIN"])),
+        ("capabilities", lambda p: csc(p)["capabilities"].update(add=["IPC_LOCK"])),
+        ("seccomp", lambda p: csc(p).update(seccompProfile={"type": "Unconfined"})),
+        ("seccomp", lambda p: (csc(p).pop("seccompProfile"), p["securityContext"].pop("seccompProfile"))),
+        ("volumeTypes", lambda p: p["volumes"].append({"name": "host", "hostPath": {"path": "/"}})),
+        ("volumeTypes", lambda p: p["volumes"].append({"name": "nfs", "nfs": {"server": "nfs", "path": "/"}})),
+        ("hostNamespaces", lambda p: p.update(hostNetwork=True)),
+        ("hostNamespaces", lambda p: p.update(hostPID=True)),
+        ("hostNamespaces", lambda p: p.update(hostIPC=True)),
+        ("hostPorts", lambda p: c0(p)["ports"][0].update(hostPort=8080)),
+        ("privileged", lambda p: csc(p).update(privileged=True)),
+        ("procMount", lambda p: csc(p).update(procMount="Unmasked")),
+        ("seLinux", lambda p: csc(p).update(seLinuxOptions={"type": "spc_t"})),
+        ("sysctls", lambda p: p["securityContext"].update(sysctls=[{"name": "kernel.msgmax", "value": "1"}])),
+        ("appArmor", lambda p: csc(p).update(appArmorProfile={"type": "Unconfined"})),
+        ("hostProcess", lambda p: csc(p).update(windowsOptions={"hostProcess": True})),
+        ("allowPrivilegeEscalation", lambda p: p.setdefault("initContainers", []).append({"name": "init", "image": "x", "securityContext": {"capabilities": {"drop": ["ALL"]}}})),
+    ]
+    for rule, change in breakers:
+        found = pod_security_restricted_violations(doctored(change))
+        expect(any(r == rule for r, _ in found), f"a pod breaking {rule} was not reported: {found}")
+        print(f"doctored ({rule}): reported {[d for r, d in found if r == rule]}")
+    # NET_BIND_SERVICE is the one capability the profile allows to be added.
+    allowed = doctored(lambda p: csc(p)["capabilities"].update(add=["NET_BIND_SERVICE"]))
+    expect(not pod_security_restricted_violations(allowed), "adding NET_BIND_SERVICE is allowed by restricted")
+
+    # Rendered, not doctored: lockMode all makes the chart add IPC_LOCK, which restricted refuses.
+    mlockall = rendered_pod(merge(value_sets()["default"], {"config": {"lockMode": "all"}}))
+    found = pod_security_restricted_violations(mlockall)
+    expect(found == [("capabilities", "container firefly: adds ['IPC_LOCK']")], f"lockMode all: {found}")
+    print(f"lockMode all: outside restricted: {found}")
+    # Every value set users are shown: only the IPC_LOCK they ask for takes them outside restricted.
+    for label, values in value_sets().items():
+        if not values.get("deployment", {}).get("enabled", True):
+            continue
+        found = pod_security_restricted_violations(rendered_pod(values))
+        want = [("capabilities", "container firefly: adds ['IPC_LOCK']")] if wants_ipc_lock(values) else []
+        expect(found == want, f"{label}: Pod Security restricted violations {found}, expected {want}")
+        print(f"{label}: {'fits restricted' if not found else 'outside restricted only by the IPC_LOCK it asks for'}")
 
 
 @case
