@@ -263,13 +263,31 @@ fn strs(rule: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn has(list: &[String], want: &str) -> bool {
-    list.iter().any(|x| x == "*" || x == want)
+/// The strings of `rule[key]`, without copying them.
+fn items<'a>(rule: &'a Value, key: &str) -> impl Iterator<Item = &'a str> {
+    rule.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+fn has(rule: &Value, key: &str, want: &str) -> bool {
+    items(rule, key).any(|x| x == "*" || x == want)
+}
+
+/// `resource` or `resource/subresource` equals `r`.
+fn is_combined(r: &str, resource: &str, subresource: &str) -> bool {
+    if subresource.is_empty() {
+        return r == resource;
+    }
+    r.strip_prefix(resource)
+        .and_then(|rest| rest.strip_prefix('/'))
+        == Some(subresource)
 }
 
 /// One PolicyRule against the attributes, as upstream's `RuleAllows`.
 pub fn rule_allows(rule: &Value, a: &Attrs) -> bool {
-    let verbs = strs(rule, "verbs");
     match a {
         Attrs::Resource {
             verb,
@@ -279,31 +297,25 @@ pub fn rule_allows(rule: &Value, a: &Attrs) -> bool {
             name,
             ..
         } => {
-            if !has(&verbs, verb) || !has(&strs(rule, "apiGroups"), group) {
+            if !has(rule, "verbs", verb) || !has(rule, "apiGroups", group) {
                 return false;
             }
-            let combined = if subresource.is_empty() {
-                resource.clone()
-            } else {
-                format!("{resource}/{subresource}")
-            };
-            let resources = strs(rule, "resources");
-            let res_ok = resources.iter().any(|r| {
+            let res_ok = items(rule, "resources").any(|r| {
                 r == "*"
-                    || *r == combined
-                    || (!subresource.is_empty() && *r == format!("*/{subresource}"))
+                    || is_combined(r, resource, subresource)
+                    || (!subresource.is_empty() && r.strip_prefix("*/") == Some(subresource))
             });
             if !res_ok {
                 return false;
             }
-            let names = strs(rule, "resourceNames");
-            names.is_empty() || names.iter().any(|n| n == name)
+            let mut names = items(rule, "resourceNames").peekable();
+            names.peek().is_none() || names.any(|n| n == name)
         }
         Attrs::NonResource { verb, path } => {
-            if !has(&verbs, verb) {
+            if !has(rule, "verbs", verb) {
                 return false;
             }
-            strs(rule, "nonResourceURLs").iter().any(|u| {
+            items(rule, "nonResourceURLs").any(|u| {
                 u == "*"
                     || u == path
                     || u.strip_suffix('*')
