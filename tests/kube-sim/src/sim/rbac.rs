@@ -4,10 +4,12 @@
 
 use super::auth::{AUTHENTICATED, Identity, UNAUTHENTICATED};
 use super::status::ApiError;
+use super::store::Collection;
 use super::store::Store;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 
 /// What a request asks to do (kube-apiserver's authorizer attributes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,15 +139,27 @@ pub fn allowed(store: &Store, id: &Identity, a: &Attrs) -> bool {
     if id.bypasses_rbac() || default_grants(id, a) || node_allows(store, id, a) {
         return true;
     }
-    let matches_rules = |role: &Value| {
+    roles_allow(&applicable_roles(store, id, namespace_of(a)), a)
+}
+
+fn namespace_of(a: &Attrs) -> &str {
+    match a {
+        Attrs::Resource { namespace, .. } => namespace.as_str(),
+        Attrs::NonResource { .. } => "",
+    }
+}
+
+fn roles_allow(roles: &[Arc<Value>], a: &Attrs) -> bool {
+    roles.iter().any(|role| {
         role.get("rules")
             .and_then(Value::as_array)
             .is_some_and(|rules| rules.iter().any(|r| rule_allows(r, a)))
-    };
-    let namespace = match a {
-        Attrs::Resource { namespace, .. } => namespace.as_str(),
-        Attrs::NonResource { .. } => "",
-    };
+    })
+}
+
+/// The Roles and ClusterRoles bound to `id` for requests in `namespace` ("" = cluster scope).
+fn applicable_roles(store: &Store, id: &Identity, namespace: &str) -> Vec<Arc<Value>> {
+    let mut out = Vec::new();
     if let Some(crb) = store.lookup(RBAC, "v1", "clusterrolebindings") {
         let bindings: Vec<_> = crb
             .coll
@@ -156,13 +170,10 @@ pub fn allowed(store: &Store, id: &Identity, a: &Attrs) -> bool {
             .map(|s| s.obj.clone())
             .collect();
         for b in bindings {
-            if !subjects_match(&b, id, "") {
-                continue;
-            }
-            if let Some(role) = role_of(store, &b, "")
-                && matches_rules(&role)
+            if subjects_match(&b, id, "")
+                && let Some(role) = role_of(store, &b, "")
             {
-                return true;
+                out.push(role);
             }
         }
     }
@@ -179,17 +190,81 @@ pub fn allowed(store: &Store, id: &Identity, a: &Attrs) -> bool {
             .map(|(_, s)| s.obj.clone())
             .collect();
         for b in bindings {
-            if !subjects_match(&b, id, namespace) {
-                continue;
-            }
-            if let Some(role) = role_of(store, &b, namespace)
-                && matches_rules(&role)
+            if subjects_match(&b, id, namespace)
+                && let Some(role) = role_of(store, &b, namespace)
             {
-                return true;
+                out.push(role);
             }
         }
     }
-    false
+    out
+}
+
+/// The roles bound to each (user, groups, namespace), kept until an RBAC object changes: the
+/// request path evaluates only the rules of those roles.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    colls: OnceLock<Vec<Arc<Collection>>>,
+    cache: Mutex<(u64, HashMap<u64, Arc<Vec<Arc<Value>>>>)>,
+}
+
+impl Decisions {
+    /// [`allowed`], with the bound roles cached.
+    pub fn allowed(&self, store: &Store, id: &Identity, a: &Attrs) -> bool {
+        if id.bypasses_rbac() || default_grants(id, a) || node_allows(store, id, a) {
+            return true;
+        }
+        let colls = self.colls.get_or_init(|| {
+            [
+                "roles",
+                "rolebindings",
+                "clusterroles",
+                "clusterrolebindings",
+            ]
+            .iter()
+            .filter_map(|p| store.lookup(RBAC, "v1", p))
+            .map(|d| d.coll.clone())
+            .collect()
+        });
+        // Every change of an RBAC object moves its collection's latest resourceVersion.
+        let stamp = colls
+            .iter()
+            .map(|c| {
+                let i = c.inner.read();
+                i.history.back().map_or(i.compacted, |h| h.rv)
+            })
+            .max()
+            .unwrap_or(0);
+        let namespace = namespace_of(a);
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&id.user, &id.groups, namespace).hash(&mut h);
+            h.finish()
+        };
+        let cached = {
+            let g = self.cache.lock();
+            if g.0 == stamp {
+                g.1.get(&key).cloned()
+            } else {
+                None
+            }
+        };
+        let roles = match cached {
+            Some(r) => r,
+            None => {
+                let r = Arc::new(applicable_roles(store, id, namespace));
+                let mut g = self.cache.lock();
+                if g.0 != stamp {
+                    g.0 = stamp;
+                    g.1.clear();
+                }
+                g.1.insert(key, r.clone());
+                r
+            }
+        };
+        roles_allow(&roles, a)
+    }
 }
 
 /// Whether `id` may use `verb` (`approve`, `sign`, `attest`, …) on signer `signer`: resourceName
@@ -213,7 +288,7 @@ pub fn signer_allowed(store: &Store, id: &Identity, verb: &str, signer: &str) ->
     allowed(store, id, &wildcard)
 }
 
-fn role_of(store: &Store, binding: &Value, ns: &str) -> Option<std::sync::Arc<Value>> {
+fn role_of(store: &Store, binding: &Value, ns: &str) -> Option<Arc<Value>> {
     let kind = binding.pointer("/roleRef/kind").and_then(Value::as_str)?;
     let name = binding.pointer("/roleRef/name").and_then(Value::as_str)?;
     match kind {
