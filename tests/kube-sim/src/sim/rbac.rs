@@ -200,12 +200,15 @@ fn applicable_roles(store: &Store, id: &Identity, namespace: &str) -> Vec<Arc<Va
     out
 }
 
+/// The roles bound to a caller.
+type Roles = Arc<Vec<Arc<Value>>>;
+
 /// The roles bound to each (user, groups, namespace), kept until an RBAC object changes: the
 /// request path evaluates only the rules of those roles.
 #[derive(Debug, Default)]
 pub struct Decisions {
     colls: OnceLock<Vec<Arc<Collection>>>,
-    cache: Mutex<(u64, HashMap<u64, Arc<Vec<Arc<Value>>>>)>,
+    cache: Mutex<(u64, HashMap<u64, Roles>)>,
 }
 
 impl Decisions {
