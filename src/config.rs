@@ -180,29 +180,7 @@ impl Default for SignerConfig {
     }
 }
 
-/// How the sub-CA key is kept out of swap and core dumps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum LockMode {
-    /// Lock only the pages that hold key material (a few KiB; fits the default `RLIMIT_MEMLOCK`).
-    #[default]
-    KeyPages,
-    /// `mlockall(MCL_CURRENT | MCL_FUTURE)` as well: needs `CAP_IPC_LOCK` or a large `ulimit -l`.
-    All,
-    /// Nothing locked (development only); the key is still zeroized and excluded from dumps.
-    Disabled,
-}
-
-impl LockMode {
-    /// The spelling used in the configuration file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::KeyPages => "keyPages",
-            Self::All => "all",
-            Self::Disabled => "disabled",
-        }
-    }
-}
+pub use firefly_tlspc::bootstrap::locked_key::LockMode;
 
 /// `controller`.
 #[derive(Clone, Debug, Deserialize)]

@@ -1,28 +1,31 @@
 //! Firefly in Rust: a cert-manager external issuer signing SPIFFE X509-SVIDs with an ephemeral,
 //! memory-locked sub-CA under a TLS Protect Cloud policy.
 //!
-//! The crate is laid out so that "where is X decided?" is answered by the tree:
-//! the pure issuing core ([`spiffe`], [`csr`], [`duration`], [`policy`], [`ca`]) performs no I/O;
-//! [`bootstrap`] owns the locked key, the TLSPC client and the sub-CA lifecycle; [`issuer`] owns the
-//! CertificateRequest reconciler; [`tlspc_mock`] is the mock service.
+//! This crate is the product's Kubernetes side and its binary: the CertificateRequest front door
+//! ([`issuer`]), the process wiring ([`run`]), the admin server, metrics, leader election, the
+//! configuration and the CRDs. The rest lives in workspace crates whose boundaries the compiler
+//! enforces, re-exported here under their old paths:
+//! - `firefly-core` ([`ca`], [`csr`], [`duration`], [`spiffe`], [`policy`]'s engine): the pure
+//!   issuing core, no I/O;
+//! - `firefly-tlspc` ([`bootstrap`], [`tlspc`], [`policy`]'s cache, [`crypto`]): TLSPC's wire model,
+//!   client, bootstrap and locked key;
+//! - `tlspc-mock` ([`tlspc_mock`]): the mock service behind `firefly tlspc-mock`.
 
-// `unsafe` is confined to `bootstrap::locked_key` (memory locking); the compiler holds us to it.
-#![deny(unsafe_code)]
+// No `unsafe` here: the only `unsafe` is `firefly_tlspc::bootstrap::locked_key` (memory locking).
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod bootstrap;
-pub mod ca;
 pub mod config;
 pub mod crd;
-pub mod crypto;
-pub mod csr;
-pub mod duration;
 pub mod issuer;
 pub mod leader;
 pub mod metrics;
 pub mod policy;
 pub mod policy_check;
 pub mod run;
-pub mod spiffe;
-pub mod tlspc;
-pub mod tlspc_mock;
+
+pub use firefly_core::{ca, csr, duration, spiffe};
+pub use firefly_tlspc::crypto;
+pub use firefly_tlspc::wire as tlspc;
+pub use tlspc_mock;

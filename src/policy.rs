@@ -1,13 +1,10 @@
-//! TLSPC policy: the wire model, its shape rules, the pure decision engine, and the cache.
+//! Policy as the firefly lib's callers name it: the core's engine and shape rules, TLSPC's wire
+//! model and the policy cache, all re-exported from the crates that own them.
 
-pub mod cache;
-pub mod engine;
-pub mod model;
-pub mod pattern;
-pub mod shape;
-pub mod usage;
-
-pub use engine::{
-    CompiledPolicy, Denial, Evaluation, LeafProfile, PolicyError, Request, RuleCheck,
+pub use firefly_core::policy::{
+    CompiledPolicy, Denial, Evaluation, LeafProfile, Policy, PolicyError, Request, RuleCheck,
+    ShapeViolation, engine, pattern, shape, validate_shape,
 };
-pub use shape::{ShapeViolation, validate_shape};
+pub use firefly_core::usage;
+pub use firefly_tlspc::policy_cache as cache;
+pub use firefly_tlspc::wire::policy as model;

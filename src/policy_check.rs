@@ -215,7 +215,7 @@ pub fn check(input: &CheckInput<'_>, now: SystemTime) -> Report {
         id: doc.id.clone(),
         max_validity: doc.validity_period.clone(),
     });
-    let policy = match CompiledPolicy::compile(&doc) {
+    let policy = match CompiledPolicy::compile(&doc.to_policy()) {
         Ok(p) => p,
         Err(PolicyError::Shape { violations, .. }) => {
             report.policy_violations = violations
@@ -227,6 +227,8 @@ pub fn check(input: &CheckInput<'_>, now: SystemTime) -> Report {
                 .collect();
             return report.fail_input("the policy itself is invalid".to_owned());
         }
+        // PolicyError is non-exhaustive: a future variant still fails the input, by its message.
+        Err(e) => return report.fail_input(e.to_string()),
     };
     report.warnings = policy.warnings();
     if let Some(s) = &mut report.policy {

@@ -87,8 +87,8 @@ proptest! {
     fn mutated_policy_documents_never_panic(mutations in prop::collection::vec(mutation(), 1..6)) {
         let bytes = apply(support::policies::ISTIO_POLICY_JSON.as_bytes(), &mutations);
         if let Ok(doc) = serde_json::from_slice::<PolicyInformation>(&bytes) {
-            let shape = validate_shape(&doc);
-            let compiled = CompiledPolicy::compile(&doc);
+            let shape = validate_shape(&doc.to_policy());
+            let compiled = CompiledPolicy::compile(&doc.to_policy());
             prop_assert_eq!(shape.is_ok(), compiled.is_ok(), "validate_shape and compile disagree");
         }
     }

@@ -171,7 +171,7 @@ fn policy_with(c: &FieldCase, kind: Kind, literal: bool) -> CompiledPolicy {
         _ => unreachable!("all fields listed"),
     };
     *slot = prop(kind, c, literal);
-    CompiledPolicy::compile(&p).expect("table policy compiles")
+    CompiledPolicy::compile(&p.to_policy()).expect("table policy compiles")
 }
 
 fn subject_oid(f: Field) -> &'static [u64] {
@@ -360,7 +360,7 @@ fn two_uri_sans_break_c1_even_when_the_policy_would_take_two() {
         min_occurrences: 0,
         max_occurrences: 2,
     });
-    let policy = CompiledPolicy::compile(&p).expect("compiles");
+    let policy = CompiledPolicy::compile(&p.to_policy()).expect("compiles");
     let key = p256();
     let pem = RawCsr::istio(&key, URI)
         .with_uris(&[URI, "spiffe://cluster.local/ns/default/sa/other"])
@@ -416,7 +416,7 @@ fn key_algorithm_outside_the_allow_list_is_denied() {
         allowed_values: vec![firefly::policy::model::KeyAlgorithm::Rsa2048],
         default_value: Some(firefly::policy::model::KeyAlgorithm::Rsa2048),
     });
-    let policy = CompiledPolicy::compile(&p).expect("compiles");
+    let policy = CompiledPolicy::compile(&p.to_policy()).expect("compiles");
     let key = p256();
     let pem = RawCsr::istio(&key, URI).pem(&key);
     let csr = decode_pem(pem.as_bytes()).expect("decodes");
@@ -452,7 +452,7 @@ fn validity_period_units_follow_tlspc() {
     ] {
         let mut p = support::policies::istio_policy();
         p.validity_period = Some(period.into());
-        let policy = CompiledPolicy::compile(&p).expect("compiles");
+        let policy = CompiledPolicy::compile(&p.to_policy()).expect("compiles");
         assert_eq!(policy.max_validity(), Duration::from_secs(secs), "{period}");
     }
 }

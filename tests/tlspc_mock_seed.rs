@@ -49,7 +49,7 @@ fn csr_pem(cn: Option<&str>, dns: &[&str], uri: Option<&str>, ip: Option<&str>) 
 }
 
 fn decide(pem: &str, usages: &[&str], identities: &str) -> Result<(), String> {
-    let policy = CompiledPolicy::compile(&istio_mtls()).map_err(|e| e.to_string())?;
+    let policy = CompiledPolicy::compile(&istio_mtls().to_policy()).map_err(|e| e.to_string())?;
     let csr = decode_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
     let usages: Vec<String> = usages.iter().map(|s| (*s).to_owned()).collect();
     let req = Request {
@@ -70,7 +70,7 @@ fn decide(pem: &str, usages: &[&str], identities: &str) -> Result<(), String> {
 
 #[test]
 fn shipped_istio_mtls_policy_passes_the_shape_rules() {
-    assert_eq!(validate_shape(&istio_mtls()), Ok(()));
+    assert_eq!(validate_shape(&istio_mtls().to_policy()), Ok(()));
 }
 
 #[test]

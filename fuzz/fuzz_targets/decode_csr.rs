@@ -15,7 +15,7 @@ fn policy() -> &'static CompiledPolicy {
             "../../examples/policies/istio-workloads.json"
         ))
         .expect("example policy parses");
-        CompiledPolicy::compile(&doc).expect("example policy compiles")
+        CompiledPolicy::compile(&doc.to_policy()).expect("example policy compiles")
     })
 }
 

@@ -24,8 +24,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(doc) = serde_json::from_slice::<PolicyInformation>(data) else {
         return;
     };
-    let shape = validate_shape(&doc);
-    match CompiledPolicy::compile(&doc) {
+    let shape = validate_shape(&doc.to_policy());
+    match CompiledPolicy::compile(&doc.to_policy()) {
         Ok(policy) => {
             assert!(
                 shape.is_ok(),

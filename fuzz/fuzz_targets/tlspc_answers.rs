@@ -65,7 +65,11 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             if let Ok(config) = serde_json::from_slice::<ExtendedConfigurationInformation>(body) {
                 let mut cache = PolicyCache::new(Duration::from_secs(1800));
-                let _ = cache.update(&config, SystemTime::now());
+                let _ = cache.update(
+                    &config.core_policies(),
+                    &config.controller_allowed_policy_ids,
+                    SystemTime::now(),
+                );
                 let _ = cache.longest_leaf();
                 let _ = cache.usable_names();
             }

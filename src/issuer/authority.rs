@@ -5,44 +5,11 @@ use std::time::{Duration, SystemTime};
 
 use super::decide::{SignFailure, SignPlan};
 
-/// Whether the authority can sign now, and why not.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Readiness {
-    /// True when a sub-CA is active and the policies are fresh.
-    pub ready: bool,
-    /// One line for `/readyz`, the Issuer Ready message and logs.
-    pub message: String,
-}
+pub use firefly_core::issuance::{AuditSettings, Readiness};
 
-/// The configuration's issuance audit settings (tlspc.md §3 item 8).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AuditSettings {
-    /// One structured audit line per issuance.
-    pub enabled: bool,
-    /// Include the issued certificate's PEM in that line.
-    pub include_raw_cert: bool,
-}
-
-/// A signed certificate with the facts the audit line and metrics need.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Issuance {
-    /// PEM chain: leaf first, then the sub-CA and intermediates; no root.
-    pub chain_pem: String,
-    /// PEM of the root.
-    pub ca_pem: String,
-    /// Leaf serial number, hex.
-    pub serial_hex: String,
-    /// Leaf NotBefore.
-    pub not_before: SystemTime,
-    /// Leaf NotAfter.
-    pub not_after: SystemTime,
-    /// The leaf's SPIFFE ID, when it has one.
-    pub spiffe_id: Option<String>,
-    /// The leaf's DNS names.
-    pub dns_names: Vec<String>,
-    /// The requested duration when the policy shortened it.
-    pub clamped_from: Option<Duration>,
-}
+/// A signed certificate with the facts the audit line and metrics need: the core's one issuance
+/// type, under the name the reconciler uses.
+pub use firefly_core::issuance::Issued as Issuance;
 
 /// What the reconciler needs from the component holding the sub-CA and policies.
 ///

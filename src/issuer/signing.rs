@@ -1,23 +1,25 @@
-//! Signs one [`SignPlan`] with the issuing core and maps its errors onto the request failure
-//! taxonomy; CPU only, performs no I/O.
+//! Turns one [`SignPlan`] into the issuing core's [`IssuanceRequest`] and the core's [`Outcome`]
+//! back into the request failure taxonomy; CPU only, performs no I/O.
 
 use std::time::{Duration, SystemTime};
 
+use firefly_core::issuance::{
+    IssuanceRequest, Outcome, Scope, Signer, Subject, options_with_minimum,
+};
+use firefly_core::spiffe::TrustDomain;
+
 use super::authority::Issuance;
 use super::decide::{SignFailure, SignPlan};
-use crate::ca::{self, IssueOptions, LeafRequest, SubCa};
-use crate::policy::CompiledPolicy;
-use crate::spiffe::TrustDomain;
 
-/// Evaluates `plan` against `policy` and, when allowed, signs it with `sub_ca`.
+/// Asks `signer` to answer `plan`, a CertificateRequest's PKCS#10 request (the claimed identity
+/// is the CSR's SANs).
 ///
 /// # Errors
-/// A [`SignFailure`] with `request_error` set for a bad CSR or a policy/SPIFFE denial (the message
-/// lists every broken rule) and for an unusable issuer trust domain; transient otherwise (sub-CA
-/// not valid or about to expire, signer failure).
+/// A [`SignFailure`] with `request_error` set when the core refused the request (bad CSR, policy
+/// or SPIFFE denial listing every broken rule, unknown policy) and for an unusable issuer trust
+/// domain; transient otherwise (no sub-CA, stale policies, signer failure).
 pub fn sign_with(
-    sub_ca: &SubCa,
-    policy: &CompiledPolicy,
+    signer: &impl Signer,
     plan: &SignPlan,
     minimum_duration: Duration,
     now: SystemTime,
@@ -36,33 +38,35 @@ pub fn sign_with(
             });
         }
     };
-    let request = LeafRequest {
-        csr_pem: &plan.csr_pem,
+    let request = IssuanceRequest {
+        subject: Subject::Csr {
+            pem: &plan.csr_pem,
+            identities_annotation: plan.identities_annotation.as_deref(),
+        },
+        // decide() has already applied the requester lists (controller.allowedRequesters and the
+        // issuer's spec.allowedRequesters) with the same rule; nothing narrows it further here.
+        scope: Scope::Requester {
+            username: None,
+            controller_allowed: &[],
+            issuer_allowed: &[],
+        },
+        policy: &plan.policy_name,
         duration: plan.duration.as_deref(),
         usages: plan.usages.as_deref(),
         is_ca: plan.is_ca,
-        identities_annotation: plan.identities_annotation.as_deref(),
         trust_domain: trust_domain.as_ref(),
     };
-    let opts = IssueOptions {
-        minimum_duration,
-        ..IssueOptions::default()
-    };
-    match ca::issue(sub_ca, policy, &request, &opts, now) {
-        Ok(issued) => Ok(Issuance {
-            chain_pem: issued.chain_pem,
-            ca_pem: issued.ca_pem,
-            serial_hex: issued.serial_hex,
-            not_before: issued.not_before,
-            not_after: issued.not_after,
-            spiffe_id: issued.spiffe_id.map(|id| id.to_string()),
-            dns_names: issued.dns_names,
-            clamped_from: issued.clamped_from,
+    match signer.issue(&request, &options_with_minimum(minimum_duration), now) {
+        Outcome::Issued(issued) => Ok(issued),
+        Outcome::Refused { reason, message } => Err(SignFailure {
+            request_error: true,
+            reason,
+            message,
         }),
-        Err(e) => Err(SignFailure {
-            request_error: e.is_request_error(),
-            reason: e.reason(),
-            message: format!("policy {:?}: {e}", policy.name()),
+        Outcome::Retry { reason, message } => Err(SignFailure {
+            request_error: false,
+            reason,
+            message,
         }),
     }
 }

@@ -60,8 +60,9 @@ fn fixture() -> &'static Fixture {
             policies: POLICIES
                 .iter()
                 .map(|json| {
-                    let doc = serde_json::from_str(json).expect("fixed policy parses");
-                    CompiledPolicy::compile(&doc).expect("fixed policy compiles")
+                    let doc: firefly::policy::model::PolicyInformation =
+                        serde_json::from_str(json).expect("fixed policy parses");
+                    CompiledPolicy::compile(&doc.to_policy()).expect("fixed policy compiles")
                 })
                 .collect(),
             trust_domain: TrustDomain::from_str("cluster.local").expect("trust domain"),

@@ -31,5 +31,6 @@ pub fn istio_policy() -> PolicyInformation {
 }
 
 pub fn compiled_istio_policy() -> firefly::policy::CompiledPolicy {
-    firefly::policy::CompiledPolicy::compile(&istio_policy()).expect("istio policy compiles")
+    firefly::policy::CompiledPolicy::compile(&istio_policy().to_policy())
+        .expect("istio policy compiles")
 }

@@ -82,7 +82,7 @@ impl Context {
         let audit = self.authority.audit();
         if audit.enabled {
             let requester = cr.spec.username.as_deref().unwrap_or("");
-            let spiffe_id = issued.spiffe_id.as_deref().unwrap_or("");
+            let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
             let dns_names = issued.dns_names.join(",");
             let request_uid = cr.uid().unwrap_or_default();
             if audit.include_raw_cert {
@@ -97,13 +97,4 @@ impl Context {
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, with an ellipsis when cut.
-pub(super) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
+pub(super) use firefly_core::util::truncate_at_char_boundary as truncate;

@@ -7,6 +7,7 @@
 pub mod kubelet;
 mod sim;
 
+pub use sim::apply::ApplyOwner;
 pub use sim::auth::TokenUser;
 pub use sim::faults::{FaultRule, Faults};
 pub use sim::rbac::Call;
@@ -594,6 +595,31 @@ impl KubeSim {
                 .find_map(|(_, m)| m.get(plural).cloned())
         }?;
         store.get_value(&def, namespace, name).map(|v| (*v).clone())
+    }
+
+    /// Server-side apply field ownership of one object, read straight from storage (not
+    /// counted): one entry per apply manager and endpoint, its owned fields rendered the way
+    /// structured-merge-diff prints paths (`.status.conditions[type="Ready"].status`), sorted.
+    /// `None` when the object does not exist.
+    pub fn apply_owners(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Vec<ApplyOwner>> {
+        let store = &self.server.store;
+        let def = {
+            let reg = store.registry.read();
+            reg.gvs
+                .iter()
+                .filter(|((g, _), _)| g == group)
+                .find_map(|(_, m)| m.get(plural).cloned())
+        }?;
+        let ns = if def.namespaced { namespace } else { "" };
+        let inner = def.coll.inner.read();
+        let stored = inner.objects.get(&(ns.to_string(), name.to_string()))?;
+        Some(stored.appliers.iter().map(sim::apply::owner).collect())
     }
 
     /// Number of objects stored for a resource (not counted).

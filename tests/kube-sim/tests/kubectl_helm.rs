@@ -379,6 +379,136 @@ async fn kubectl_create_sends_builtins_as_protobuf_and_kube_sim_stores_what_kube
             .all(|(_, _, ct)| ct == "application/vnd.kubernetes.protobuf"),
         "every kubectl create of a built-in is protobuf: {posts:?}"
     );
+
+    // The other everyday writes, recorded for the README's Content-Type list (they are JSON or
+    // patch types, which kube-sim always accepted).
+    let before = sim.requests().len();
+    let cm = |data: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c2, namespace: default}}\ndata: {{a: {data}}}\n"
+        )
+    };
+    let f = write(dir.path(), "c2.yaml", &cm("one"));
+    k.ok(&["apply", "-f", &f]).await;
+    let f = write(dir.path(), "c2.yaml", &cm("two"));
+    k.ok(&["apply", "-f", &f]).await;
+    k.ok(&["apply", "--server-side", "-f", &f]).await;
+    k.ok(&["replace", "-f", &f]).await;
+    k.ok(&["label", "configmap", "c2", "x=y", "-n", "default"])
+        .await;
+    k.ok(&[
+        "patch",
+        "configmap",
+        "c2",
+        "-n",
+        "default",
+        "-p",
+        r#"{"data":{"b":"c"}}"#,
+    ])
+    .await;
+    k.ok(&["delete", "configmap", "c2", "-n", "default"]).await;
+    println!("kubectl apply, apply (changed), apply --server-side, replace, label, patch, delete:");
+    for (m, p, ct) in sim.requests().into_iter().skip(before) {
+        if m != "GET" {
+            println!("  {m} {p} {ct}");
+        }
+    }
+}
+
+/// `kubectl certificate approve|deny` read the CSR, then PUT it to `/approval` as protobuf: the
+/// condition kubectl added arrives decoded (type, status, reason, message) and the request's other
+/// fields (bytes, usages, signer) survive the round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_certificate_approve_and_deny_send_protobuf_to_approval() {
+    use base64::Engine as _;
+    let sim = Standalone::start();
+    let k = Kubectl::new(&sim.kubeconfig);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, req) = (
+        dir.path().join("k.pem").to_string_lossy().into_owned(),
+        dir.path().join("r.csr").to_string_lossy().into_owned(),
+    );
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=kube-sim-test", "-keyout", &key, "-out", &req])
+        .output()
+        .expect("openssl must be on PATH");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(&req).expect("read the CSR"));
+    for name in ["csr-approve", "csr-deny"] {
+        let f = write(
+            dir.path(),
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: {name}}}\nspec:\n  request: {b64}\n  signerName: example.com/signer\n  expirationSeconds: 3600\n  usages: [digital signature, client auth]\n"
+            ),
+        );
+        k.ok(&["create", "-f", &f]).await;
+    }
+    let before = sim.requests().len();
+    k.ok(&["certificate", "approve", "csr-approve"]).await;
+    k.ok(&["certificate", "deny", "csr-deny"]).await;
+    let puts: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .skip(before)
+        .filter(|(m, _, _)| m != "GET")
+        .collect();
+    println!("kubectl certificate approve|deny: {puts:?}");
+    assert_eq!(
+        puts,
+        ["csr-approve", "csr-deny"]
+            .iter()
+            .map(|n| (
+                "PUT".to_string(),
+                format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{n}/approval"),
+                "application/vnd.kubernetes.protobuf".to_string()
+            ))
+            .collect::<Vec<_>>()
+    );
+    for (name, ty) in [("csr-approve", "Approved"), ("csr-deny", "Denied")] {
+        let csr = k.json(&["get", "csr", name, "-o", "json"]).await;
+        let conds = csr["status"]["conditions"].as_array().expect("conditions");
+        assert_eq!(conds.len(), 1, "{csr:#}");
+        assert_eq!(conds[0]["type"], ty);
+        assert_eq!(conds[0]["status"], "True");
+        assert!(
+            conds[0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("Kubectl")),
+            "{csr:#}"
+        );
+        assert!(
+            conds[0]["lastUpdateTime"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{csr:#}"
+        );
+        assert_eq!(
+            csr["spec"]["request"],
+            b64.as_str(),
+            "bytes survive the protobuf round trip"
+        );
+        assert_eq!(
+            csr["spec"]["usages"],
+            json!(["digital signature", "client auth"])
+        );
+        assert_eq!(csr["spec"]["signerName"], "example.com/signer");
+        assert_eq!(csr["spec"]["expirationSeconds"], 3600);
+    }
 }
 
 /// Helm's default release storage (Secrets through client-go's typed client, protobuf) on a
@@ -639,6 +769,16 @@ async fn core_events_are_served_converted_under_events_k8s_io() {
         ])
         .await;
     assert_eq!(out.trim(), "event/e1");
+    let (table, _) = k.ok(&["get", "events"]).await;
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        ["TYPE", "REASON", "OBJECT", "MESSAGE"]
+            .iter()
+            .all(|c| header.contains(c))
+            && table.contains("pulled the image")
+            && table.contains("Pulled"),
+        "kubectl get events shows type, reason, object and message:\n{table}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -811,6 +951,17 @@ async fn duplicate_fields_are_warned_by_default_refused_when_strict_and_ignored_
         r#"{"data":{"b":"1","b":"2"}}"#,
     );
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+
+    let r = curl(
+        "POST",
+        coll.clone(),
+        "application/yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y1}\ndata: {a: '1', a: '2'}\n",
+    );
+    assert!(
+        r.starts_with("HTTP/1.1 201") && r.contains(r#"duplicate field \"data.a\""#),
+        "YAML bodies too: {r}"
+    );
 
     let r = curl(
         "POST",

@@ -83,6 +83,26 @@ pub fn storage_key<'a>(group: &'a str, plural: &'a str) -> (&'a str, &'a str) {
     }
 }
 
+/// The columns `kubectl get events` shows (Table output), as printer columns of the built-in.
+pub fn printer_columns(group: &str, plural: &str) -> Vec<Value> {
+    let col = |name: &str, path: &str| json!({"name": name, "type": "string", "jsonPath": path});
+    match (group, plural) {
+        ("", "events") => vec![
+            col("Type", ".type"),
+            col("Reason", ".reason"),
+            col("Object", ".involvedObject.name"),
+            col("Message", ".message"),
+        ],
+        ("events.k8s.io", "events") => vec![
+            col("Type", ".type"),
+            col("Reason", ".reason"),
+            col("Object", ".regarding.name"),
+            col("Note", ".note"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

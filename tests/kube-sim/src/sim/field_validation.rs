@@ -192,6 +192,20 @@ pub fn parse_json(body: &[u8]) -> Result<(Value, Vec<String>), serde_json::Error
     Ok((v, dups.into_inner()))
 }
 
+/// Parse a YAML body, also returning the paths of duplicated mapping keys (the last value wins).
+///
+/// # Errors
+/// The body is not YAML with string keys.
+pub fn parse_yaml(body: &[u8]) -> Result<(Value, Vec<String>), serde_yaml::Error> {
+    let dups = RefCell::new(Vec::new());
+    let v = Seed {
+        path: &Path::Root,
+        dups: &dups,
+    }
+    .deserialize(serde_yaml::Deserializer::from_slice(body))?;
+    Ok((v, dups.into_inner()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +220,9 @@ mod tests {
         let (_, d) = parse_json(br#"{"a":{"b":1},"c":[1,2]}"#).unwrap();
         assert!(d.is_empty());
         assert!(parse_json(b"{} x").is_err());
+        let (v, d) = parse_yaml(b"a: 1\nb: {c: x, c: y}\n").unwrap();
+        assert_eq!(v, json!({"a": 1, "b": {"c": "y"}}));
+        assert_eq!(d, vec!["b.c"]);
     }
 
     #[test]

@@ -226,7 +226,12 @@ pub fn undeclared_in_apply(schema: &Compiled, cfg: &Value) -> Vec<String> {
             _ => match schema.props.as_ref().and_then(|p| p.get(k)) {
                 Some(sub) => undeclared_at(sub, v, &path, &mut out),
                 None if schema.preserves => {}
-                None => out.push(path.render()),
+                None => {
+                    // structured-merge-diff stops walking a map at its first undeclared key
+                    // (in Go's random map order; kube-sim's is sorted, one answer it can give).
+                    out.push(path.render());
+                    break;
+                }
             },
         }
     }
@@ -234,41 +239,39 @@ pub fn undeclared_in_apply(schema: &Compiled, cfg: &Value) -> Vec<String> {
     out
 }
 
-/// The fields of `ObjectMeta` (meta/v1), and those of its `ownerReferences` items.
-const OBJECT_META_FIELDS: &[&str] = &[
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-];
-const OWNER_REFERENCE_FIELDS: &[&str] = &[
-    "apiVersion",
-    "kind",
-    "name",
-    "uid",
-    "controller",
-    "blockOwnerDeletion",
-];
+/// The property names of a Kubernetes type's published OpenAPI schema (k8s-openapi generates
+/// its types and schemas from Kubernetes' own OpenAPI document).
+fn declared_fields<T: k8s_openapi::schemars::JsonSchema>() -> Vec<String> {
+    let schema = k8s_openapi::schemars::SchemaGenerator::default().into_root_schema_for::<T>();
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The fields of meta/v1 `ObjectMeta`, and those of its `ownerReferences` items.
+fn object_meta_fields() -> &'static (Vec<String>, Vec<String>) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    static FIELDS: std::sync::OnceLock<(Vec<String>, Vec<String>)> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        (
+            declared_fields::<ObjectMeta>(),
+            declared_fields::<OwnerReference>(),
+        )
+    })
+}
 
 fn undeclared_in_object_meta(meta: &Value, out: &mut Vec<String>) {
     let path = ".metadata";
     let Some(map) = meta.as_object() else {
         return;
     };
+    let (meta_fields, owner_fields) = object_meta_fields();
     for (k, v) in map {
-        if !OBJECT_META_FIELDS.contains(&k.as_str()) {
+        if !meta_fields.contains(k) {
             out.push(format!("{path}.{k}"));
+            break;
         } else if k == "ownerReferences" {
             // A map list keyed by uid.
             for item in v.as_array().into_iter().flatten() {
@@ -276,10 +279,8 @@ fn undeclared_in_object_meta(meta: &Value, out: &mut Vec<String>) {
                     continue;
                 };
                 let uid = item.get("uid").map(Value::to_string).unwrap_or_default();
-                for f in fields.keys() {
-                    if !OWNER_REFERENCE_FIELDS.contains(&f.as_str()) {
-                        out.push(format!("{path}.ownerReferences[uid={uid}].{f}"));
-                    }
+                if let Some(f) = fields.keys().find(|f| !owner_fields.contains(f)) {
+                    out.push(format!("{path}.ownerReferences[uid={uid}].{f}"));
                 }
             }
         }
@@ -332,7 +333,10 @@ fn undeclared_at(schema: &Compiled, v: &Value, at: &SmdPath<'_>, out: &mut Vec<S
                     Some(sub) => undeclared_at(sub, cv, &child, out),
                     None if schema.addl_true => {}
                     None if props.is_none() && !schema.has_type => {}
-                    None => out.push(child.render()),
+                    None => {
+                        out.push(child.render());
+                        break;
+                    }
                 }
             }
         }

@@ -848,8 +848,10 @@ fn parse_obj(body: &[u8], ct: &str, opts: &mut WriteOpts) -> Result<Value, ApiEr
     if super::protobuf::is_protobuf(ct) {
         super::protobuf::decode(body)
     } else if ct.contains("yaml") {
-        serde_yaml::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
+        let (v, dups) = super::field_validation::parse_yaml(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))?;
+        opts.duplicate_fields = dups;
+        Ok(v)
     } else {
         let (v, dups) = super::field_validation::parse_json(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))?;

@@ -648,7 +648,7 @@ impl Store {
                 storage_version: bi.version.into(),
                 unconditional_update: true,
                 generation: bi.status && bi.plural != "namespaces",
-                printer_columns: Vec::new(),
+                printer_columns: super::events::printer_columns(bi.group, bi.plural),
                 coll,
                 convert: None,
             };
@@ -1501,16 +1501,11 @@ impl Store {
                 Err(conflicts) => {
                     let causes: Vec<Cause> = conflicts
                         .iter()
-                        .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with \"{}\"", c.manager), field: apply::render(&c.path) })
+                        .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with {}", c.manager_printed()), field: apply::render(&c.path) })
                         .collect();
-                    let list: Vec<String> = conflicts.iter().map(|c| format!("conflict with \"{}\": {}", c.manager, apply::render(&c.path))).collect();
-                    let mut e = ApiError::conflict(
-                        &def.plural,
-                        &def.group,
-                        name,
-                        &format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, list.join("; ")),
-                    );
-                    e.message = format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, list.join("; "));
+                    let message = apply::conflict_message(&conflicts);
+                    let mut e = ApiError::conflict(&def.plural, &def.group, name, &message);
+                    e.message = message;
                     e.causes = causes;
                     Err(e)
                 }

@@ -1,0 +1,367 @@
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PublicKeyData, SanType,
+};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::*;
+use crate::key::KeyAlgorithm;
+use crate::policy::model::{KeyAlgorithmRule, Policy, PropertyRule, PropertyType};
+
+const URI: &str = "spiffe://cluster.local/ns/default/sa/sleep";
+
+fn ca_params(cn: &str, now: SystemTime) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = DistinguishedName::new();
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Core Test");
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.use_authority_key_identifier_extension = true;
+    p.not_before = (now - Duration::from_secs(3600)).into();
+    p.not_after = (now + Duration::from_secs(30 * 24 * 3600)).into();
+    p
+}
+
+/// A root and a sub-CA under it, both P-256.
+fn sub_ca(now: SystemTime) -> SubCa {
+    let root_key = KeyPair::generate().unwrap();
+    let root_params = ca_params("Core Test Root", now);
+    let root = root_params.self_signed(&root_key).unwrap();
+    let sub_key = Arc::new(KeyPair::generate().unwrap());
+    let mut sub_params = ca_params("Core Test Sub-CA", now);
+    sub_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let sub = sub_params
+        .signed_by(sub_key.as_ref(), &Issuer::new(root_params, &root_key))
+        .unwrap();
+    SubCa::new(sub.der().to_vec(), vec![root.der().to_vec()], sub_key).unwrap()
+}
+
+fn rule(kind: PropertyType, allowed: &[&str], min: i32, max: i32) -> Option<PropertyRule> {
+    Some(PropertyRule {
+        kind: Some(kind),
+        allowed_values: allowed.iter().map(|s| s.to_string()).collect(),
+        default_values: Vec::new(),
+        min_occurrences: min,
+        max_occurrences: max,
+    })
+}
+
+fn workload_policy() -> CompiledPolicy {
+    let mut p = Policy {
+        name: "workloads".into(),
+        validity_period: Some("PT1H".into()),
+        key_usages: vec!["digitalSignature".into(), "keyEncipherment".into()],
+        extended_key_usages: vec!["SERVER_AUTH".into(), "CLIENT_AUTH".into()],
+        key_algorithm: Some(KeyAlgorithmRule {
+            allowed_values: vec![KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048],
+            default_value: Some(KeyAlgorithm::EcP256),
+        }),
+        ..Policy::default()
+    };
+    p.subject.common_name = rule(PropertyType::Forbidden, &[], 0, 0);
+    p.sans.dns_names = rule(PropertyType::Optional, &[r"^.*\.svc$"], 0, 2);
+    p.sans.uniform_resource_identifiers = rule(
+        PropertyType::Required,
+        &[r"^spiffe://cluster\.local/ns/.*/sa/.*"],
+        1,
+        1,
+    );
+    CompiledPolicy::compile(&p).unwrap()
+}
+
+fn csr_pem(key: &KeyPair, uri: &str) -> String {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.subject_alt_names = vec![SanType::URI(uri.try_into().unwrap())];
+    params.serialize_request(key).unwrap().pem().unwrap()
+}
+
+fn everyone() -> Scope<'static> {
+    Scope::Requester {
+        username: Some("system:serviceaccount:istio-system:istio-csr"),
+        controller_allowed: &[],
+        issuer_allowed: &[],
+    }
+}
+
+fn request<'a>(subject: Subject<'a>, scope: Scope<'a>) -> IssuanceRequest<'a> {
+    IssuanceRequest {
+        subject,
+        scope,
+        policy: "workloads",
+        duration: Some("30m"),
+        usages: None,
+        is_ca: false,
+        trust_domain: None,
+    }
+}
+
+fn leaf_spki(issued: &Issued) -> Vec<u8> {
+    let first = issued
+        .chain_pem
+        .split("-----END CERTIFICATE-----")
+        .next()
+        .unwrap();
+    let body: String = first.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine as _;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    cert.tbs_certificate.subject_pki.raw.to_vec()
+}
+
+fn issued(outcome: Outcome) -> Issued {
+    match outcome {
+        Outcome::Issued(issued) => issued,
+        other => panic!("expected a certificate, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_pkcs10_request_and_an_asserted_key_are_both_issued_through_the_seam() {
+    let now = SystemTime::now();
+    let ca = sub_ca(now);
+    let policy = workload_policy();
+    let opts = IssueOptions::default();
+
+    // Shape (a): the CSR's SANs are the claimed identity.
+    let csr_key = KeyPair::generate().unwrap();
+    let pem = csr_pem(&csr_key, URI);
+    let from_csr = issued(issue(
+        &ca,
+        &policy,
+        &request(
+            Subject::Csr {
+                pem: pem.as_bytes(),
+                identities_annotation: None,
+            },
+            everyone(),
+        ),
+        &opts,
+        now,
+    ));
+    assert_eq!(from_csr.spiffe_id.as_ref().map(|i| i.as_str()), Some(URI));
+    assert_eq!(leaf_spki(&from_csr), csr_key.subject_public_key_info());
+    assert_eq!(
+        from_csr
+            .not_after
+            .duration_since(from_csr.not_before)
+            .unwrap(),
+        Duration::from_secs(30 * 60 + 10),
+        "30 minutes asked for, backdated 10 s"
+    );
+
+    // Shape (b): a bare key plus the identity the front door asserts; no CSR exists.
+    let pod_key = KeyPair::generate().unwrap();
+    let spki = pod_key.subject_public_key_info();
+    let identity = AssertedIdentity {
+        spiffe_id: "spiffe://cluster.local/ns/apps/sa/web".parse().unwrap(),
+        dns_names: vec!["web.apps.svc".into()],
+    };
+    let namespaces = vec!["apps".to_owned()];
+    let from_key = issued(issue(
+        &ca,
+        &policy,
+        &request(
+            Subject::AssertedKey {
+                public_key_der: &spki,
+                identity: &identity,
+            },
+            Scope::Signer {
+                namespace: "apps",
+                namespaces: &namespaces,
+            },
+        ),
+        &opts,
+        now,
+    ));
+    assert_eq!(from_key.spiffe_id.as_ref(), Some(&identity.spiffe_id));
+    assert_eq!(from_key.dns_names, identity.dns_names);
+    assert_eq!(
+        leaf_spki(&from_key),
+        spki,
+        "only the key comes from the caller"
+    );
+}
+
+#[test]
+fn scopes_refuse_before_anything_is_decoded() {
+    let now = SystemTime::now();
+    let ca = sub_ca(now);
+    let policy = workload_policy();
+    let garbage = Subject::Csr {
+        pem: b"not a request",
+        identities_annotation: None,
+    };
+    let allowed = vec!["system:serviceaccount:istio-system:istio-csr".to_owned()];
+    let refused = issue(
+        &ca,
+        &policy,
+        &request(
+            garbage,
+            Scope::Requester {
+                username: Some("mallory"),
+                controller_allowed: &allowed,
+                issuer_allowed: &[],
+            },
+        ),
+        &IssueOptions::default(),
+        now,
+    );
+    assert!(
+        matches!(&refused, Outcome::Refused { reason: "RequesterNotAllowed", message } if message.contains("\"mallory\"")),
+        "{refused:?}"
+    );
+    for namespaces in [vec![], vec!["other".to_owned()]] {
+        let refused = issue(
+            &ca,
+            &policy,
+            &request(
+                garbage,
+                Scope::Signer {
+                    namespace: "apps",
+                    namespaces: &namespaces,
+                },
+            ),
+            &IssueOptions::default(),
+            now,
+        );
+        assert!(
+            matches!(
+                &refused,
+                Outcome::Refused {
+                    reason: "NamespaceNotServed",
+                    ..
+                }
+            ),
+            "{namespaces:?}: {refused:?}"
+        );
+    }
+    let every = vec!["*".to_owned()];
+    let scope = Scope::Signer {
+        namespace: "apps",
+        namespaces: &every,
+    };
+    assert_eq!(scope.authorize(), Ok(()));
+}
+
+#[test]
+fn asserted_identities_and_keys_still_answer_to_the_policy() {
+    let now = SystemTime::now();
+    let ca = sub_ca(now);
+    let policy = workload_policy();
+    let key = KeyPair::generate().unwrap();
+    let spki = key.subject_public_key_info();
+    let outsider = AssertedIdentity {
+        spiffe_id: "spiffe://elsewhere.example/ns/apps/sa/web".parse().unwrap(),
+        dns_names: vec![],
+    };
+    let denied = issue(
+        &ca,
+        &policy,
+        &request(
+            Subject::AssertedKey {
+                public_key_der: &spki,
+                identity: &outsider,
+            },
+            everyone(),
+        ),
+        &IssueOptions::default(),
+        now,
+    );
+    assert!(
+        matches!(&denied, Outcome::Refused { reason: "PolicyDenied", message } if message.contains("elsewhere.example")),
+        "{denied:?}"
+    );
+    let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let p384_spki = p384.subject_public_key_info();
+    let identity = AssertedIdentity {
+        spiffe_id: URI.parse().unwrap(),
+        dns_names: vec![],
+    };
+    let wrong_key = issue(
+        &ca,
+        &policy,
+        &request(
+            Subject::AssertedKey {
+                public_key_der: &p384_spki,
+                identity: &identity,
+            },
+            everyone(),
+        ),
+        &IssueOptions::default(),
+        now,
+    );
+    assert!(
+        matches!(&wrong_key, Outcome::Refused { reason: "PolicyDenied", message } if message.contains("EC_P384")),
+        "{wrong_key:?}"
+    );
+    let mut truncated = spki.clone();
+    truncated.truncate(spki.len() - 4);
+    let bad_key = issue(
+        &ca,
+        &policy,
+        &request(
+            Subject::AssertedKey {
+                public_key_der: &truncated,
+                identity: &identity,
+            },
+            everyone(),
+        ),
+        &IssueOptions::default(),
+        now,
+    );
+    assert!(
+        matches!(
+            &bad_key,
+            Outcome::Refused {
+                reason: "BadRequest",
+                ..
+            }
+        ),
+        "{bad_key:?}"
+    );
+}
+
+#[test]
+fn an_expired_sub_ca_asks_the_front_door_to_retry() {
+    let now = SystemTime::now();
+    let ca = sub_ca(now);
+    let policy = workload_policy();
+    let key = KeyPair::generate().unwrap();
+    let pem = csr_pem(&key, URI);
+    let later = now + Duration::from_secs(60 * 24 * 3600);
+    let outcome = issue(
+        &ca,
+        &policy,
+        &request(
+            Subject::Csr {
+                pem: pem.as_bytes(),
+                identities_annotation: None,
+            },
+            everyone(),
+        ),
+        &IssueOptions::default(),
+        later,
+    );
+    assert!(
+        matches!(
+            &outcome,
+            Outcome::Retry {
+                reason: "SubCaNotValid",
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+}

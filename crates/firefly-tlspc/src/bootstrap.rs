@@ -1,0 +1,659 @@
+//! Bootstrap: the locked sub-CA key, the TLSPC client and the sub-CA lifecycle; the only module that talks to TLSPC.
+//!
+//! [`Bootstrap::start`] logs in, fetches the configuration, obtains and validates the first sub-CA
+//! and returns once it is active; background tasks then refresh the configuration and policies,
+//! rotate the sub-CA at 2/3 of its lifetime (keeping the current one through outages), and send
+//! usage reports. The controller reads everything through the cheap [`Signer`] handle.
+
+pub mod client;
+#[allow(unsafe_code)] // the one module that may: madvise, prctl, rlimits, mlockall, AWS-LC EC keys
+pub mod locked_key;
+pub mod signer;
+pub mod subca;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use rand::Rng as _;
+
+use self::client::{ClientError, ClientSettings, RetryPolicy, ServiceAccountKey, TlspcClient};
+use self::locked_key::LockMode;
+use self::locked_key::{LockedKey, LockedKeyError};
+use self::signer::{ActiveSubCa, Blockers, Shared, read, write};
+pub use self::signer::{AuditSettings, Readiness, Signer};
+use self::subca::SubCaError;
+use crate::policy_cache::PolicyCache;
+use crate::wire::{
+    ExtendedConfigurationInformation, IntermediateCertificateRequest, SubCaProviderInformation,
+};
+use firefly_core::KeyAlgorithm;
+pub use firefly_core::clock::{Clock, SystemClock};
+
+/// Everything the bootstrap reads from the product's configuration (`bootstrap.vaas.*`,
+/// `signer.lockMode`), already validated.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `bootstrap.vaas.url`.
+    pub url: String,
+    /// `bootstrap.vaas.auth.clientID`.
+    pub client_id: String,
+    /// `bootstrap.vaas.auth.privateKeyFile`.
+    pub private_key_file: PathBuf,
+    /// `bootstrap.vaas.trustAnchorFile`.
+    pub trust_anchor_file: Option<PathBuf>,
+    /// `bootstrap.vaas.requestTimeout`.
+    pub request_timeout: Duration,
+    /// `bootstrap.vaas.policyRefreshInterval`.
+    pub policy_refresh_interval: Duration,
+    /// `bootstrap.vaas.policyMaxStaleness`.
+    pub policy_max_staleness: Duration,
+    /// `bootstrap.vaas.subCaRequestDeadline`.
+    pub sub_ca_request_deadline: Duration,
+    /// The instance name (`bootstrap.vaas.csr.instanceNaming` with `{ENV}` substituted).
+    pub instance_name: String,
+    /// `signer.lockMode`.
+    pub lock_mode: LockMode,
+}
+
+/// A configuration the bootstrap can start from: the product's `Config` implements it, so the
+/// TLSPC side never depends on the product's configuration format.
+pub trait BootstrapConfig {
+    /// The bootstrap's settings, reading `{ENV}` substitutions through `env`.
+    ///
+    /// # Errors
+    /// When a setting cannot be derived (an `{ENV}` variable is unset); the message names the key.
+    fn bootstrap_settings(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+impl BootstrapConfig for Settings {
+    fn bootstrap_settings(
+        &self,
+        _env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.clone())
+    }
+}
+
+/// Why the bootstrap could not (or can no longer) provide a sub-CA.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BootstrapError {
+    /// The settings could not be derived from the configuration.
+    #[error("{0}")]
+    Config(Box<dyn std::error::Error + Send + Sync>),
+    /// The key could not be generated or locked, or the process hardened.
+    #[error(transparent)]
+    Key(#[from] LockedKeyError),
+    /// A TLSPC call failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// TLSPC's sub-CA answer was refused.
+    #[error(transparent)]
+    SubCa(#[from] SubCaError),
+    /// The issuing core refused the validated sub-CA.
+    #[error("the issuing core refused the sub-CA: {0}")]
+    Ca(#[from] firefly_core::ca::CaError),
+    /// The configured trust anchor file is unusable.
+    #[error("bootstrap.vaas.trustAnchorFile={path}: {reason}")]
+    TrustAnchor {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The configuration names no sub-CA provider.
+    #[error("TLSPC configuration {configuration:?} has no sub-CA provider: set one in TLSPC")]
+    NoProvider {
+        /// Configuration name.
+        configuration: String,
+    },
+    /// A background task failed unexpectedly.
+    #[error("sub-CA key generation task failed: {0}")]
+    Task(String),
+}
+
+/// The running bootstrap: owns the background tasks (stopped on drop) and hands out [`Signer`]s.
+pub struct Bootstrap {
+    signer: Signer,
+    driver: Arc<Driver>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("signer", &self.signer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Bootstrap {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Bootstrap {
+    /// Starts with the process environment for `{ENV}` in `instanceNaming`.
+    ///
+    /// # Errors
+    /// As [`Bootstrap::start_with_env`].
+    pub async fn start(
+        cfg: &impl BootstrapConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Bootstrap, BootstrapError> {
+        Self::start_with_env(cfg, clock, |name| std::env::var(name).ok()).await
+    }
+
+    /// Hardens the process, logs in, fetches the configuration, obtains, validates and activates
+    /// the first sub-CA, then starts the refresh, rotation and usage-report tasks.
+    ///
+    /// # Errors
+    /// Every [`BootstrapError`], each naming what to fix: lock limits, credentials, a detached
+    /// account, a refused or invalid sub-CA, an unusable trust anchor.
+    pub async fn start_with_env(
+        cfg: &impl BootstrapConfig,
+        clock: Arc<dyn Clock>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Bootstrap, BootstrapError> {
+        Self::start_observed(cfg, clock, env, None).await
+    }
+
+    /// [`Bootstrap::start_with_env`], reporting every TLSPC call to `observer` (metrics).
+    ///
+    /// # Errors
+    /// As [`Bootstrap::start_with_env`].
+    pub async fn start_observed(
+        cfg: &impl BootstrapConfig,
+        clock: Arc<dyn Clock>,
+        env: impl Fn(&str) -> Option<String>,
+        observer: Option<client::CallObserver>,
+    ) -> Result<Bootstrap, BootstrapError> {
+        let vaas = cfg
+            .bootstrap_settings(&env)
+            .map_err(BootstrapError::Config)?;
+        locked_key::harden_process(vaas.lock_mode)?;
+        let instance_name = vaas.instance_name.clone();
+        let trust_anchor = match &vaas.trust_anchor_file {
+            Some(path) => Some(load_trust_anchor(path)?),
+            None => None,
+        };
+        let key = ServiceAccountKey::load(&vaas.private_key_file)?;
+        let client = TlspcClient::new(
+            ClientSettings {
+                base_url: vaas.url.clone(),
+                client_id: vaas.client_id.clone(),
+                request_timeout: vaas.request_timeout,
+                retry: RetryPolicy::default(),
+            },
+            key,
+            clock.clone(),
+        )?;
+        let client = match observer {
+            Some(observer) => client.with_observer(observer),
+            None => client,
+        };
+        client.login().await?;
+        let configuration = client.configuration().await?;
+        let shared = Arc::new(Shared {
+            clock: clock.clone(),
+            active: RwLock::new(None),
+            policies: RwLock::new(PolicyCache::new(vaas.policy_max_staleness)),
+            audit: RwLock::new(AuditSettings::default()),
+            blockers: RwLock::new(Blockers::default()),
+        });
+        let driver = Arc::new(Driver {
+            client: Arc::new(client),
+            shared: shared.clone(),
+            lock_mode: vaas.lock_mode,
+            instance_name,
+            request_deadline: vaas.sub_ca_request_deadline,
+            refresh_interval: vaas.policy_refresh_interval,
+            trust_anchor: Mutex::new(trust_anchor),
+            configuration: RwLock::new(ExtendedConfigurationInformation::default()),
+            rotate_now: tokio::sync::Notify::new(),
+        });
+        driver.apply_configuration(configuration);
+        let first = driver.obtain_sub_ca().await?;
+        driver.activate(first);
+        let tasks = vec![
+            tokio::spawn(driver.clone().rotation_loop()),
+            tokio::spawn(driver.clone().refresh_loop()),
+        ];
+        Ok(Bootstrap {
+            signer: Signer { shared },
+            driver,
+            tasks,
+        })
+    }
+
+    /// A handle for the controller (cheap clone).
+    pub fn signer(&self) -> Signer {
+        self.signer.clone()
+    }
+
+    /// The trust anchor in force (configured or pinned from the first sub-CA), DER.
+    pub fn trust_anchor_der(&self) -> Option<Vec<u8>> {
+        self.driver
+            .trust_anchor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Asks for a new sub-CA now (as a changed provider does); the current one keeps signing.
+    pub fn rotate_now(&self) {
+        self.driver.rotate_now.notify_one();
+    }
+}
+
+fn load_trust_anchor(path: &std::path::Path) -> Result<Vec<u8>, BootstrapError> {
+    let bad = |reason: String| BootstrapError::TrustAnchor {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let blocks = pem::parse_many(&text).map_err(|e| bad(format!("not PEM: {e}")))?;
+    let certs: Vec<_> = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .collect();
+    let [cert] = certs.as_slice() else {
+        return Err(bad(format!(
+            "holds {} certificates; exactly one is expected",
+            certs.len()
+        )));
+    };
+    use x509_parser::prelude::FromDer as _;
+    x509_parser::certificate::X509Certificate::from_der(cert.contents())
+        .map_err(|e| bad(format!("not an X.509 certificate: {e}")))?;
+    Ok(cert.contents().to_vec())
+}
+
+/// The background side: one TLSPC client, the shared state the [`Signer`] reads, and the timers.
+struct Driver {
+    client: Arc<TlspcClient>,
+    shared: Arc<Shared>,
+    lock_mode: LockMode,
+    instance_name: String,
+    request_deadline: Duration,
+    refresh_interval: Duration,
+    trust_anchor: Mutex<Option<Vec<u8>>>,
+    configuration: RwLock<ExtendedConfigurationInformation>,
+    rotate_now: tokio::sync::Notify,
+}
+
+impl Driver {
+    /// Applies a fetched configuration: policies, audit settings, FIPS requirement, provider change.
+    fn apply_configuration(&self, configuration: ExtendedConfigurationInformation) {
+        let now = self.shared.clock.now();
+        // The cache takes the core's policy type: TLSPC's wire documents are converted here.
+        let summary = write(&self.shared.policies).update(
+            &configuration.core_policies(),
+            &configuration.controller_allowed_policy_ids,
+            now,
+        );
+        for (name, reason) in &summary.invalid {
+            tracing::warn!(policy = %name, %reason, "TLSPC policy is invalid and will refuse every request naming it");
+        }
+        if !summary.added.is_empty() || !summary.changed.is_empty() || !summary.removed.is_empty() {
+            tracing::info!(added = ?summary.added, changed = ?summary.changed, removed = ?summary.removed, "TLSPC policies updated");
+        }
+        let settings = &configuration.advanced_settings;
+        *write(&self.shared.audit) = AuditSettings {
+            enabled: settings.enable_issuance_audit_log,
+            include_raw_cert: settings.include_raw_cert_data_in_audit_log,
+        };
+        write(&self.shared.blockers).fips = (settings.require_fips_compliant_build && !fips_build()).then(|| {
+            format!(
+                "TLSPC configuration {:?} requires a FIPS-compliant build (advancedSettings.requireFIPSCompliantBuild) and this build of firefly is not one: issuance is disabled",
+                configuration.name
+            )
+        });
+        let new_provider = provider_fingerprint(configuration.sub_ca_provider.as_ref());
+        let active = read(&self.shared.active).clone();
+        if let Some(active) = active
+            && active.provider_fingerprint != new_provider
+        {
+            tracing::info!("TLSPC sub-CA provider changed; replacing the sub-CA");
+            self.rotate_now.notify_one();
+        }
+        *write(&self.configuration) = configuration;
+    }
+
+    /// Generates a key, requests, polls and validates a sub-CA. Touches no shared state except
+    /// the trust anchor, which the first success pins.
+    async fn obtain_sub_ca(&self) -> Result<Arc<ActiveSubCa>, BootstrapError> {
+        let (configuration_id, configuration_name, provider) = {
+            let c = read(&self.configuration);
+            (c.id.clone(), c.name.clone(), c.sub_ca_provider.clone())
+        };
+        let provider = provider.ok_or(BootstrapError::NoProvider {
+            configuration: configuration_name,
+        })?;
+        let algorithm = provider.key_algorithm.unwrap_or(KeyAlgorithm::EcP256);
+        let lock_mode = self.lock_mode;
+        // RSA generation can take a second or more: keep it off the async workers.
+        let key = tokio::task::spawn_blocking(move || LockedKey::generate(algorithm, lock_mode))
+            .await
+            .map_err(|e| BootstrapError::Task(e.to_string()))??;
+        let csr = subca::build_csr(&key, &self.instance_name, &provider)?;
+        let request = IntermediateCertificateRequest {
+            configuration_id,
+            certificate_signing_request: csr,
+            instance_naming: self.instance_name.clone(),
+        };
+        let requested = self.client.request_intermediate(&request).await?;
+        let issued = self
+            .client
+            .wait_for_intermediate(requested, self.request_deadline)
+            .await?;
+        let longest_leaf = read(&self.shared.policies).longest_leaf();
+        let anchor = self
+            .trust_anchor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let validated = subca::validate_issued(
+            &issued,
+            &key,
+            anchor.as_deref(),
+            self.shared.clock.now(),
+            longest_leaf,
+        )?;
+        for warning in &validated.warnings {
+            tracing::warn!(sub_ca = %validated.id, "{warning}");
+        }
+        let root = validated.root_der().to_vec();
+        let id = validated.id.clone();
+        let key = Arc::new(key);
+        let sub_ca = firefly_core::ca::SubCa::new(
+            validated.cert_der,
+            validated.issuer_chain_der,
+            key.clone(),
+        )?;
+        {
+            let mut pinned = self
+                .trust_anchor
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if pinned.is_none() {
+                tracing::info!(
+                    "pinned the root of the first sub-CA's chain as the trust anchor for the life of the process"
+                );
+                *pinned = Some(root);
+            }
+        }
+        Ok(Arc::new(ActiveSubCa::new(
+            Arc::new(sub_ca),
+            key,
+            id,
+            provider_fingerprint(Some(&provider)),
+        )))
+    }
+
+    /// Makes `next` the signing sub-CA in one pointer swap: requests never see a gap.
+    fn activate(&self, next: Arc<ActiveSubCa>) {
+        let not_after = next.sub_ca.not_after();
+        let id = next.id.clone();
+        let previous = write(&self.shared.active).replace(next);
+        write(&self.shared.blockers).last_problem = None;
+        tracing::info!(sub_ca = %id, not_after = %jiff_time(not_after), "sub-CA active");
+        if let Some(previous) = previous {
+            // A final report for the retired sub-CA; best effort, off the signing path.
+            self.spawn_report(previous);
+        }
+    }
+
+    fn spawn_report(&self, active: Arc<ActiveSubCa>) {
+        // The report needs the client; a detached task keeps issuance independent of TLSPC.
+        let usage = active.usage();
+        if usage == crate::wire::UsageReport::default() {
+            return;
+        }
+        let id = active.id.clone();
+        let client = self.client.clone();
+        // Bounded by the client's own timeout and retries; nothing waits for it.
+        tokio::spawn(async move {
+            if let Err(e) = client.report_usage(&id, &usage).await {
+                tracing::warn!(sub_ca = %id, error = %e, "final usage report of the retired sub-CA failed");
+            }
+        });
+    }
+
+    async fn rotation_loop(self: Arc<Self>) {
+        loop {
+            let current = read(&self.shared.active).clone();
+            let wait = current
+                .as_ref()
+                .map(|a| subca::renewal_time(a.sub_ca.not_before(), a.sub_ca.not_after()))
+                .and_then(|at| at.duration_since(self.shared.clock.now()).ok())
+                .unwrap_or_default();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.rotate_now.notified() => {}
+            }
+            let mut failures = 0u32;
+            loop {
+                match self.obtain_sub_ca().await {
+                    Ok(next) => {
+                        self.activate(next);
+                        break;
+                    }
+                    Err(err) => {
+                        failures += 1;
+                        let now = self.shared.clock.now();
+                        let left = read(&self.shared.active)
+                            .as_ref()
+                            .and_then(|a| a.sub_ca.not_after().duration_since(now).ok());
+                        let delay = subca::retry_delay(failures, left);
+                        let delay = delay.mul_f64(rand::rng().random_range(0.5..=1.0));
+                        tracing::warn!(error = %err, failures, retry_in_ms = delay.as_millis() as u64, "cannot obtain the next sub-CA; the current one keeps signing");
+                        write(&self.shared.blockers).last_problem = Some(err.to_string());
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn refresh_loop(self: Arc<Self>) {
+        let mut last_reported: Option<(String, crate::wire::UsageReport)> = None;
+        loop {
+            let jitter = self
+                .refresh_interval
+                .mul_f64(rand::rng().random_range(0.0..0.1));
+            tokio::time::sleep(self.refresh_interval + jitter).await;
+            match self.client.configuration().await {
+                Ok(configuration) => {
+                    self.apply_configuration(configuration);
+                    let mut blockers = write(&self.shared.blockers);
+                    blockers.withdrawn = None;
+                    if blockers
+                        .last_problem
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with("configuration refresh"))
+                    {
+                        blockers.last_problem = None;
+                    }
+                }
+                Err(err) if withdraws_authorization(&err) => {
+                    tracing::error!(error = %err, "TLSPC refused this instance; issuance stops until it is authorized again");
+                    let mut blockers = write(&self.shared.blockers);
+                    blockers.withdrawn = Some(err.to_string());
+                    blockers.last_problem = Some(format!("configuration refresh failed: {err}"));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "TLSPC configuration refresh failed; serving the last-known-good policies");
+                    write(&self.shared.blockers).last_problem =
+                        Some(format!("configuration refresh failed: {err}"));
+                }
+            }
+            let active = read(&self.shared.active).clone();
+            if let Some(active) = active {
+                let usage = active.usage();
+                let changed = last_reported
+                    .as_ref()
+                    .is_none_or(|(id, u)| id != &active.id || u != &usage);
+                if changed && usage != crate::wire::UsageReport::default() {
+                    match tokio::time::timeout(
+                        self.refresh_interval,
+                        self.client.report_usage(&active.id, &usage),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => last_reported = Some((active.id.clone(), usage)),
+                        Ok(Err(e)) => {
+                            tracing::warn!(sub_ca = %active.id, error = %e, "usage report failed")
+                        }
+                        Err(_) => tracing::warn!(sub_ca = %active.id, "usage report timed out"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Answers that mean an administrator withdrew this instance (detached, revoked, forbidden), as
+/// opposed to outages, which keep the last-known-good state.
+fn withdraws_authorization(err: &ClientError) -> bool {
+    match err {
+        ClientError::NoConfiguration { .. } => true,
+        ClientError::LoginRefused { status, .. } => matches!(status, 400 | 401 | 403),
+        ClientError::Status { status, .. } => matches!(status, 401 | 403),
+        _ => false,
+    }
+}
+
+fn provider_fingerprint(provider: Option<&SubCaProviderInformation>) -> String {
+    match provider {
+        None => String::new(),
+        Some(p) => {
+            // Server-managed dates change without the profile changing; leave them out.
+            let mut p = p.clone();
+            p.creation_date = None;
+            p.modification_date = None;
+            serde_json::to_string(&p).unwrap_or_default()
+        }
+    }
+}
+
+/// Whether this build runs AWS-LC in FIPS mode.
+pub fn fips_build() -> bool {
+    aws_lc_rs::try_fips_mode().is_ok()
+}
+
+fn jiff_time(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("{t:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Every log line of a full bootstrap (ours, the mock's, reqwest's and hyper's, at TRACE) is
+    /// searched for any 16-byte window of the sub-CA key, in raw, hex and base64 form.
+    #[tokio::test]
+    async fn the_sub_ca_key_never_appears_in_the_log_of_a_full_bootstrap() {
+        use base64::Engine as _;
+        crate::crypto::install_default_provider();
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let dir = tempfile::tempdir().unwrap();
+        let seed_text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/tlspc-mock/seed.yaml"
+        ))
+        .unwrap();
+        let seed = tlspc_mock::Seed::from_yaml_str(&seed_text).unwrap();
+        let state = dir.path().join("mock");
+        let mock =
+            tlspc_mock::MockServer::start(seed, Some(&state), "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+        let config = Settings {
+            url: mock.base_url().to_owned(),
+            client_id: mock.client_id().to_owned(),
+            private_key_file: state.join("svc-acct.key"),
+            trust_anchor_file: None,
+            request_timeout: Duration::from_secs(30),
+            policy_refresh_interval: Duration::from_secs(60),
+            policy_max_staleness: Duration::from_secs(30 * 60),
+            sub_ca_request_deadline: Duration::from_secs(5 * 60),
+            instance_name: "hygiene-node".to_owned(),
+            lock_mode: LockMode::KeyPages,
+        };
+        let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let signer = bootstrap.signer();
+        tracing::debug!(
+            ?signer,
+            ?bootstrap,
+            "debug output of the handles is logged too"
+        );
+        let active = read(&signer.shared.active).clone().unwrap();
+        tracing::debug!(key = ?active.key, "and of the key itself");
+        let secret = active.key.secret_for_tests().to_vec();
+        let log = capture.0.lock().unwrap().clone();
+        let log_text = String::from_utf8_lossy(&log).to_string();
+        assert!(
+            log_text.contains("sub-CA active"),
+            "the capture holds the bootstrap log"
+        );
+        assert!(
+            log_text.contains("redacted"),
+            "the key's Debug placeholder was logged"
+        );
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&secret);
+        assert!(!log_text.contains(&b64[8..40]));
+        for window in secret.windows(16) {
+            assert!(
+                !log.windows(16).any(|w| w == window),
+                "raw key bytes in the log"
+            );
+            assert!(
+                !log_text.contains(&firefly_core::util::hex_lower(window)),
+                "hex key bytes in the log"
+            );
+        }
+        let account_key = mock.service_account_key_pem().unwrap();
+        let account_body: String = account_key
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        assert!(
+            !log_text.contains(&account_body[10..50]),
+            "service-account key in the log"
+        );
+        let _ = std::io::stderr().flush();
+    }
+}

@@ -1,0 +1,622 @@
+//! The sub-CA's pure steps: its CSR, the validation of TLSPC's answer before activation, and the renewal schedule; performs no I/O.
+
+use std::time::{Duration, SystemTime};
+
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer as _;
+
+use super::locked_key::LockedKey;
+use crate::wire::{IntermediateCertificateInformation, SubCaProviderInformation};
+
+/// Why a sub-CA answer from TLSPC is refused (the current sub-CA is kept).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubCaError {
+    /// The CSR could not be built.
+    #[error("cannot build the sub-CA CSR: {0}")]
+    Csr(String),
+    /// A PEM field is missing, oversized, not exactly one certificate, or not DER.
+    #[error("TLSPC sub-CA answer: {field} {problem}")]
+    Malformed {
+        /// The field (`certificate`, `issuerCertificates[1]`).
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The certificate breaks a sub-CA rule (x509-svid.md C5, C8, C10, C13, C21, C25).
+    #[error("TLSPC sub-CA refused: {rule}")]
+    Rule {
+        /// The rule and the offending value.
+        rule: String,
+    },
+    /// The chain does not verify to the trust anchor.
+    #[error("TLSPC sub-CA refused: the chain does not verify to the trust anchor ({detail})")]
+    Untrusted {
+        /// Which link failed.
+        detail: String,
+    },
+}
+
+/// Largest PEM field accepted from TLSPC (a certificate is ~1 KiB; RSA-4096 chains stay far below).
+const MAX_PEM_FIELD: usize = 64 * 1024;
+/// Longest chain accepted above the sub-CA.
+const MAX_CHAIN: usize = 8;
+
+/// Builds the sub-CA CSR: CN = `<instance name> <provider common name>`, the provider's O/OU/L/ST/C,
+/// signed by `key`.
+///
+/// # Errors
+/// [`SubCaError::Csr`] when rcgen refuses the parameters.
+pub fn build_csr(
+    key: &LockedKey,
+    instance_name: &str,
+    provider: &SubCaProviderInformation,
+) -> Result<String, SubCaError> {
+    use rcgen::{CertificateParams, DistinguishedName, DnType};
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    let common_name = if provider.common_name.is_empty() {
+        instance_name.to_string()
+    } else {
+        format!("{instance_name} {}", provider.common_name)
+    };
+    dn.push(DnType::CommonName, common_name);
+    for (kind, value) in [
+        (DnType::OrganizationName, &provider.organization),
+        (
+            DnType::OrganizationalUnitName,
+            &provider.organizational_unit,
+        ),
+        (DnType::LocalityName, &provider.locality),
+        (DnType::StateOrProvinceName, &provider.state_or_province),
+        (DnType::CountryName, &provider.country),
+    ] {
+        if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
+            dn.push(kind, v.clone());
+        }
+    }
+    params.distinguished_name = dn;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let csr = params
+        .serialize_request(key)
+        .map_err(|e| SubCaError::Csr(e.to_string()))?;
+    csr.pem().map_err(|e| SubCaError::Csr(e.to_string()))
+}
+
+/// A sub-CA answer that passed every check: ready to be activated.
+#[derive(Clone, Debug)]
+pub struct ValidatedSubCa {
+    /// TLSPC's request id (for usage reports).
+    pub id: String,
+    /// The sub-CA certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// Its issuers, DER, upward; the self-signed root last.
+    pub issuer_chain_der: Vec<Vec<u8>>,
+    /// Validity start.
+    pub not_before: SystemTime,
+    /// Validity end.
+    pub not_after: SystemTime,
+    /// Allowed but worth a warning (C24).
+    pub warnings: Vec<String>,
+}
+
+impl ValidatedSubCa {
+    /// The self-signed root at the end of the chain (the trust anchor to pin when none is configured).
+    pub fn root_der(&self) -> &[u8] {
+        self.issuer_chain_der
+            .last()
+            .map(Vec::as_slice)
+            .unwrap_or(&self.cert_der)
+    }
+}
+
+/// Checks TLSPC's ISSUED answer before it may sign anything.
+///
+/// `trust_anchor_der`: the configured or pinned anchor; `None` → the chain's own self-signed root
+/// is accepted (the caller pins it). `longest_leaf`: the longest `validityPeriod` of the usable
+/// policies, for the C24 warning.
+///
+/// # Errors
+/// [`SubCaError`] naming the first rule broken.
+pub fn validate_issued(
+    answer: &IntermediateCertificateInformation,
+    key: &LockedKey,
+    trust_anchor_der: Option<&[u8]>,
+    now: SystemTime,
+    longest_leaf: Option<Duration>,
+) -> Result<ValidatedSubCa, SubCaError> {
+    let cert_pem = answer.certificate.as_deref().unwrap_or("");
+    let cert_der = single_certificate("certificate", cert_pem)?;
+    if answer.issuer_certificates.is_empty() {
+        return Err(SubCaError::Malformed {
+            field: "issuerCertificates".into(),
+            problem: "is empty: the chain to the root is missing".into(),
+        });
+    }
+    if answer.issuer_certificates.len() > MAX_CHAIN {
+        return Err(SubCaError::Malformed {
+            field: "issuerCertificates".into(),
+            problem: format!(
+                "has {} certificates (at most {MAX_CHAIN})",
+                answer.issuer_certificates.len()
+            ),
+        });
+    }
+    let chain_der = answer
+        .issuer_certificates
+        .iter()
+        .enumerate()
+        .map(|(i, pem)| single_certificate(&format!("issuerCertificates[{i}]"), pem))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let cert = parse("certificate", &cert_der)?;
+    // The sub-CA profile (C5, C6, C8, C10–C13) has one implementation, the issuing core's.
+    firefly_core::ca::subca::check_sub_ca_profile(&cert).map_err(|e| SubCaError::Rule {
+        rule: e.to_string(),
+    })?;
+    if cert.public_key().raw != key.public_key_spki_der().as_slice() {
+        return Err(SubCaError::Rule {
+            rule: "the certificate's public key is not the key of our CSR (C19)".into(),
+        });
+    }
+    let (not_before, not_after) = validity(&cert);
+    check_current("certificate", not_before, not_after, now)?;
+
+    let chain = chain_der
+        .iter()
+        .enumerate()
+        .map(|(i, der)| parse(&format!("issuerCertificates[{i}]"), der))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut child = &cert;
+    for (i, parent) in chain.iter().enumerate() {
+        let field = format!("issuerCertificates[{i}]");
+        if child.issuer().as_raw() != parent.subject().as_raw() {
+            return Err(SubCaError::Untrusted {
+                detail: format!(
+                    "{field} ({}) is not the issuer of {}",
+                    parent.subject(),
+                    child.subject()
+                ),
+            });
+        }
+        if !parent.is_ca() {
+            return Err(SubCaError::Untrusted {
+                detail: format!("{field} ({}) is not a CA", parent.subject()),
+            });
+        }
+        child
+            .verify_signature(Some(parent.public_key()))
+            .map_err(|_| SubCaError::Untrusted {
+                detail: format!(
+                    "the signature of {} does not verify with {field}",
+                    child.subject()
+                ),
+            })?;
+        let (nb, na) = validity(parent);
+        check_current(&field, nb, na, now)?;
+        child = parent;
+    }
+    let root = child;
+    if root.subject().as_raw() != root.issuer().as_raw() || root.verify_signature(None).is_err() {
+        return Err(SubCaError::Untrusted {
+            detail: format!(
+                "the last of issuerCertificates ({}) is not a self-signed root",
+                root.subject()
+            ),
+        });
+    }
+    if let Some(anchor) = trust_anchor_der {
+        let anchored = chain_der.iter().any(|der| der.as_slice() == anchor);
+        if !anchored {
+            let anchor_cert = parse("trust anchor", anchor)?;
+            return Err(SubCaError::Untrusted {
+                detail: format!(
+                    "the chain ends at {} but the pinned trust anchor is {}",
+                    root.subject(),
+                    anchor_cert.subject()
+                ),
+            });
+        }
+    }
+
+    let mut warnings = Vec::new();
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    if let Some(leaf) = longest_leaf
+        && lifetime < leaf.saturating_mul(6)
+    {
+        warnings.push(format!(
+            "sub-CA lifetime {} is under 6 x the longest policy leaf lifetime {} (C24): leaves near the sub-CA's expiry are clamped to it",
+            firefly_core::duration::format_go_duration(lifetime),
+            firefly_core::duration::format_go_duration(leaf)
+        ));
+    }
+    Ok(ValidatedSubCa {
+        id: answer.id.clone(),
+        cert_der,
+        issuer_chain_der: chain_der,
+        not_before,
+        not_after,
+        warnings,
+    })
+}
+
+fn single_certificate(field: &str, pem_text: &str) -> Result<Vec<u8>, SubCaError> {
+    let malformed = |problem: String| SubCaError::Malformed {
+        field: field.to_string(),
+        problem,
+    };
+    if pem_text.trim().is_empty() {
+        return Err(malformed("is empty".into()));
+    }
+    if pem_text.len() > MAX_PEM_FIELD {
+        return Err(malformed(format!(
+            "is {} bytes (at most {MAX_PEM_FIELD})",
+            pem_text.len()
+        )));
+    }
+    let blocks = pem::parse_many(pem_text).map_err(|e| malformed(format!("is not PEM: {e}")))?;
+    let [block] = blocks.as_slice() else {
+        return Err(malformed(format!(
+            "holds {} PEM blocks (exactly one certificate expected)",
+            blocks.len()
+        )));
+    };
+    if block.tag() != "CERTIFICATE" {
+        return Err(malformed(format!(
+            "is a PEM {:?} block, not CERTIFICATE",
+            block.tag()
+        )));
+    }
+    Ok(block.contents().to_vec())
+}
+
+fn parse<'a>(field: &str, der: &'a [u8]) -> Result<X509Certificate<'a>, SubCaError> {
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| SubCaError::Malformed {
+        field: field.to_string(),
+        problem: format!("is not an X.509 certificate: {e}"),
+    })?;
+    if !rest.is_empty() {
+        return Err(SubCaError::Malformed {
+            field: field.to_string(),
+            problem: "has trailing data after the certificate".into(),
+        });
+    }
+    Ok(cert)
+}
+
+fn validity(cert: &X509Certificate<'_>) -> (SystemTime, SystemTime) {
+    let at = |t: i64| {
+        if t >= 0 {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(t.unsigned_abs())
+        } else {
+            SystemTime::UNIX_EPOCH - Duration::from_secs(t.unsigned_abs())
+        }
+    };
+    (
+        at(cert.validity().not_before.timestamp()),
+        at(cert.validity().not_after.timestamp()),
+    )
+}
+
+fn check_current(
+    field: &str,
+    not_before: SystemTime,
+    not_after: SystemTime,
+    now: SystemTime,
+) -> Result<(), SubCaError> {
+    if now < not_before {
+        return Err(SubCaError::Rule {
+            rule: format!("{field} is not valid yet (C21)"),
+        });
+    }
+    if now >= not_after {
+        return Err(SubCaError::Rule {
+            rule: format!("{field} has expired (C21)"),
+        });
+    }
+    Ok(())
+}
+
+/// Fraction of the sub-CA lifetime after which the next one is prepared (Firefly renews at ~2/3).
+pub const RENEW_AT_FRACTION: f64 = 2.0 / 3.0;
+
+/// When to start preparing the successor of a sub-CA valid `[not_before, not_after)`.
+pub fn renewal_time(not_before: SystemTime, not_after: SystemTime) -> SystemTime {
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    not_before + lifetime.mul_f64(RENEW_AT_FRACTION)
+}
+
+/// The wait before the next attempt after `failures` consecutive failures to obtain a sub-CA,
+/// never beyond a fraction of the time the current one has left (so a recovery is attempted
+/// several times before expiry). Jitter is added by the caller.
+pub fn retry_delay(failures: u32, time_left: Option<Duration>) -> Duration {
+    let exp = Duration::from_secs(1)
+        .saturating_mul(2u32.saturating_pow(failures.min(16)))
+        .min(Duration::from_secs(300));
+    match time_left {
+        Some(left) => exp.min((left / 8).max(Duration::from_millis(250))),
+        None => exp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bootstrap::locked_key::LockMode;
+    use crate::wire::IntermediateStatus;
+    use firefly_core::KeyAlgorithm;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+
+    /// A root → intermediate hierarchy that signs sub-CA certificates with adjustable profiles.
+    struct TestPki {
+        root_pem: String,
+        root_der: Vec<u8>,
+        intermediate: Issuer<'static, KeyPair>,
+        intermediate_pem: String,
+    }
+
+    fn ca_params(cn: &str) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p
+    }
+
+    impl TestPki {
+        fn new() -> TestPki {
+            let root_key = KeyPair::generate().unwrap();
+            let root = ca_params("Test Root").self_signed(&root_key).unwrap();
+            let root_issuer = Issuer::new(ca_params("Test Root"), root_key);
+            let int_key = KeyPair::generate().unwrap();
+            let int_cert = ca_params("Test Intermediate")
+                .signed_by(&int_key, &root_issuer)
+                .unwrap();
+            TestPki {
+                root_pem: root.pem(),
+                root_der: root.der().to_vec(),
+                intermediate: Issuer::new(ca_params("Test Intermediate"), int_key),
+                intermediate_pem: int_cert.pem(),
+            }
+        }
+
+        fn sub_ca_params() -> CertificateParams {
+            let mut p = ca_params("node-1 Firefly sub-CA");
+            p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+            p.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            let now = jiff::Timestamp::now().as_second();
+            p.not_before = rcgen::date_time_ymd(1970, 1, 1) + time_secs(now - 60);
+            p.not_after = rcgen::date_time_ymd(1970, 1, 1) + time_secs(now + 7 * 86400);
+            p
+        }
+
+        fn answer(
+            &self,
+            params: CertificateParams,
+            key: &impl rcgen::PublicKeyData,
+        ) -> IntermediateCertificateInformation {
+            let cert = params.signed_by(key, &self.intermediate).unwrap();
+            IntermediateCertificateInformation {
+                id: "req-1".into(),
+                common_name: String::new(),
+                status: IntermediateStatus::Issued,
+                workflow_id: None,
+                certificate: Some(cert.pem()),
+                issuer_certificates: vec![self.intermediate_pem.clone(), self.root_pem.clone()],
+                fingerprint: None,
+                validity_start: None,
+                validity_end: None,
+                error_information: None,
+                configuration: None,
+                long_lived_cert_count: 0,
+                short_lived_cert_count: 0,
+                ultra_short_lived_cert_count: 0,
+            }
+        }
+    }
+
+    fn time_secs(s: i64) -> std::time::Duration {
+        std::time::Duration::from_secs(s.unsigned_abs())
+    }
+
+    fn key() -> LockedKey {
+        LockedKey::generate(KeyAlgorithm::EcP256, LockMode::Disabled).unwrap()
+    }
+
+    fn refused(
+        answer: &IntermediateCertificateInformation,
+        key: &LockedKey,
+        anchor: Option<&[u8]>,
+    ) -> String {
+        validate_issued(answer, key, anchor, SystemTime::now(), None)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_good_answer_is_accepted_and_exposes_its_root() {
+        let pki = TestPki::new();
+        let key = key();
+        let answer = pki.answer(TestPki::sub_ca_params(), &key);
+        let v = validate_issued(
+            &answer,
+            &key,
+            Some(&pki.root_der),
+            SystemTime::now(),
+            Some(Duration::from_secs(3600)),
+        )
+        .unwrap();
+        assert_eq!(v.root_der(), pki.root_der.as_slice());
+        assert_eq!(v.issuer_chain_der.len(), 2);
+        assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+    }
+
+    #[test]
+    fn a_short_lived_sub_ca_only_warns() {
+        let pki = TestPki::new();
+        let key = key();
+        let answer = pki.answer(TestPki::sub_ca_params(), &key);
+        let v = validate_issued(
+            &answer,
+            &key,
+            None,
+            SystemTime::now(),
+            Some(Duration::from_secs(2 * 86400)),
+        )
+        .unwrap();
+        assert!(v.warnings[0].contains("C24"), "{:?}", v.warnings);
+    }
+
+    #[test]
+    fn ca_false_is_refused() {
+        let pki = TestPki::new();
+        let key = key();
+        let mut p = TestPki::sub_ca_params();
+        p.is_ca = IsCa::ExplicitNoCa;
+        assert!(refused(&pki.answer(p, &key), &key, None).contains("C5"));
+    }
+
+    #[test]
+    fn a_path_length_other_than_zero_is_refused() {
+        let pki = TestPki::new();
+        let key = key();
+        let mut p = TestPki::sub_ca_params();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        assert!(refused(&pki.answer(p, &key), &key, None).contains("pathLen"));
+    }
+
+    #[test]
+    fn missing_key_cert_sign_is_refused() {
+        let pki = TestPki::new();
+        let key = key();
+        let mut p = TestPki::sub_ca_params();
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        assert!(refused(&pki.answer(p, &key), &key, None).contains("keyCertSign"));
+    }
+
+    #[test]
+    fn a_certificate_for_another_key_is_refused() {
+        let pki = TestPki::new();
+        let ours = key();
+        let theirs = key();
+        assert!(
+            refused(&pki.answer(TestPki::sub_ca_params(), &theirs), &ours, None)
+                .contains("not the key of our CSR")
+        );
+    }
+
+    #[test]
+    fn a_chain_to_another_root_is_refused() {
+        let pki = TestPki::new();
+        let other = TestPki::new();
+        let key = key();
+        let answer = pki.answer(TestPki::sub_ca_params(), &key);
+        assert!(refused(&answer, &key, Some(&other.root_der)).contains("pinned trust anchor"));
+    }
+
+    #[test]
+    fn a_chain_that_does_not_verify_is_refused() {
+        let pki = TestPki::new();
+        let other = TestPki::new();
+        let key = key();
+        let mut answer = pki.answer(TestPki::sub_ca_params(), &key);
+        answer.issuer_certificates = vec![other.intermediate_pem.clone(), other.root_pem.clone()];
+        assert!(refused(&answer, &key, None).contains("does not verify"));
+    }
+
+    #[test]
+    fn an_expired_sub_ca_is_refused() {
+        let pki = TestPki::new();
+        let key = key();
+        let mut p = TestPki::sub_ca_params();
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2020, 1, 2);
+        assert!(refused(&pki.answer(p, &key), &key, None).contains("expired"));
+    }
+
+    #[test]
+    fn uri_name_constraints_are_refused() {
+        let pki = TestPki::new();
+        let key = key();
+        // rcgen has no URI subtree; write nameConstraints { permitted: [ URI "spiffe://cluster.local" ] }.
+        let uri = b"spiffe://cluster.local";
+        let mut subtree = vec![0x86, uri.len() as u8];
+        subtree.extend_from_slice(uri);
+        let mut seq = vec![0x30, subtree.len() as u8];
+        seq.extend(subtree);
+        let mut permitted = vec![0xA0, seq.len() as u8];
+        permitted.extend(seq);
+        let mut value = vec![0x30, permitted.len() as u8];
+        value.extend(permitted);
+        let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 30], value);
+        ext.set_criticality(true);
+        let mut p = TestPki::sub_ca_params();
+        p.custom_extensions.push(ext);
+        assert!(refused(&pki.answer(p, &key), &key, None).contains("C13"));
+    }
+
+    #[test]
+    fn dns_name_constraints_are_not_a_reason_to_refuse() {
+        let pki = TestPki::new();
+        let key = key();
+        let mut p = TestPki::sub_ca_params();
+        p.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("example.com".into())],
+            excluded_subtrees: vec![],
+        });
+        assert!(validate_issued(&pki.answer(p, &key), &key, None, SystemTime::now(), None).is_ok());
+    }
+
+    #[test]
+    fn malformed_pem_is_refused_by_field() {
+        let pki = TestPki::new();
+        let key = key();
+        let good = pki.answer(TestPki::sub_ca_params(), &key);
+        let mut two = good.clone();
+        two.certificate = Some(format!(
+            "{}{}",
+            good.certificate.clone().unwrap(),
+            pki.root_pem
+        ));
+        assert!(refused(&two, &key, None).contains("2 PEM blocks"));
+        let mut garbage = good.clone();
+        garbage.certificate = Some("<html>502</html>".into());
+        assert!(refused(&garbage, &key, None).contains("certificate"));
+        let mut huge = good.clone();
+        huge.issuer_certificates[0] = "A".repeat(MAX_PEM_FIELD + 1);
+        assert!(refused(&huge, &key, None).contains("issuerCertificates[0]"));
+        let mut no_chain = good;
+        no_chain.issuer_certificates.clear();
+        assert!(refused(&no_chain, &key, None).contains("issuerCertificates"));
+    }
+
+    #[test]
+    fn renewal_is_prepared_at_two_thirds_of_the_lifetime() {
+        let nb = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let at = renewal_time(nb, nb + Duration::from_secs(30));
+        assert_eq!(at, nb + Duration::from_secs(20));
+    }
+
+    #[test]
+    fn retry_delay_backs_off_but_stays_under_an_eighth_of_the_time_left() {
+        assert_eq!(retry_delay(0, None), Duration::from_secs(1));
+        assert_eq!(retry_delay(3, None), Duration::from_secs(8));
+        assert_eq!(retry_delay(30, None), Duration::from_secs(300));
+        assert_eq!(
+            retry_delay(10, Some(Duration::from_secs(80))),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            retry_delay(10, Some(Duration::from_millis(100))),
+            Duration::from_millis(250)
+        );
+    }
+}
