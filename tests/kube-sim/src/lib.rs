@@ -231,6 +231,7 @@ impl KubeSim {
             faults,
             auth: auth.clone(),
             recorder: sim::rbac::Recorder::default(),
+            decisions: sim::rbac::Decisions::default(),
             release: opts.kubernetes_release,
             bookmark_interval: opts.bookmark_interval,
             address: addr.to_string(),

@@ -4,10 +4,12 @@
 
 use super::auth::{AUTHENTICATED, Identity, UNAUTHENTICATED};
 use super::status::ApiError;
+use super::store::Collection;
 use super::store::Store;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 
 /// What a request asks to do (kube-apiserver's authorizer attributes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,15 +139,27 @@ pub fn allowed(store: &Store, id: &Identity, a: &Attrs) -> bool {
     if id.bypasses_rbac() || default_grants(id, a) || node_allows(store, id, a) {
         return true;
     }
-    let matches_rules = |role: &Value| {
+    roles_allow(&applicable_roles(store, id, namespace_of(a)), a)
+}
+
+fn namespace_of(a: &Attrs) -> &str {
+    match a {
+        Attrs::Resource { namespace, .. } => namespace.as_str(),
+        Attrs::NonResource { .. } => "",
+    }
+}
+
+fn roles_allow(roles: &[Arc<Value>], a: &Attrs) -> bool {
+    roles.iter().any(|role| {
         role.get("rules")
             .and_then(Value::as_array)
             .is_some_and(|rules| rules.iter().any(|r| rule_allows(r, a)))
-    };
-    let namespace = match a {
-        Attrs::Resource { namespace, .. } => namespace.as_str(),
-        Attrs::NonResource { .. } => "",
-    };
+    })
+}
+
+/// The Roles and ClusterRoles bound to `id` for requests in `namespace` ("" = cluster scope).
+fn applicable_roles(store: &Store, id: &Identity, namespace: &str) -> Vec<Arc<Value>> {
+    let mut out = Vec::new();
     if let Some(crb) = store.lookup(RBAC, "v1", "clusterrolebindings") {
         let bindings: Vec<_> = crb
             .coll
@@ -156,13 +170,10 @@ pub fn allowed(store: &Store, id: &Identity, a: &Attrs) -> bool {
             .map(|s| s.obj.clone())
             .collect();
         for b in bindings {
-            if !subjects_match(&b, id, "") {
-                continue;
-            }
-            if let Some(role) = role_of(store, &b, "")
-                && matches_rules(&role)
+            if subjects_match(&b, id, "")
+                && let Some(role) = role_of(store, &b, "")
             {
-                return true;
+                out.push(role);
             }
         }
     }
@@ -179,17 +190,84 @@ pub fn allowed(store: &Store, id: &Identity, a: &Attrs) -> bool {
             .map(|(_, s)| s.obj.clone())
             .collect();
         for b in bindings {
-            if !subjects_match(&b, id, namespace) {
-                continue;
-            }
-            if let Some(role) = role_of(store, &b, namespace)
-                && matches_rules(&role)
+            if subjects_match(&b, id, namespace)
+                && let Some(role) = role_of(store, &b, namespace)
             {
-                return true;
+                out.push(role);
             }
         }
     }
-    false
+    out
+}
+
+/// The roles bound to a caller.
+type Roles = Arc<Vec<Arc<Value>>>;
+
+/// The roles bound to each (user, groups, namespace), kept until an RBAC object changes: the
+/// request path evaluates only the rules of those roles.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    colls: OnceLock<Vec<Arc<Collection>>>,
+    cache: Mutex<(u64, HashMap<u64, Roles>)>,
+}
+
+impl Decisions {
+    /// [`allowed`], with the bound roles cached.
+    pub fn allowed(&self, store: &Store, id: &Identity, a: &Attrs) -> bool {
+        if id.bypasses_rbac() || default_grants(id, a) || node_allows(store, id, a) {
+            return true;
+        }
+        let colls = self.colls.get_or_init(|| {
+            [
+                "roles",
+                "rolebindings",
+                "clusterroles",
+                "clusterrolebindings",
+            ]
+            .iter()
+            .filter_map(|p| store.lookup(RBAC, "v1", p))
+            .map(|d| d.coll.clone())
+            .collect()
+        });
+        // Every change of an RBAC object moves its collection's latest resourceVersion.
+        let stamp = colls
+            .iter()
+            .map(|c| {
+                let i = c.inner.read();
+                i.history.back().map_or(i.compacted, |h| h.rv)
+            })
+            .max()
+            .unwrap_or(0);
+        let namespace = namespace_of(a);
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&id.user, &id.groups, namespace).hash(&mut h);
+            h.finish()
+        };
+        let cached = {
+            let g = self.cache.lock();
+            if g.0 == stamp {
+                g.1.get(&key).cloned()
+            } else {
+                None
+            }
+        };
+        let roles = match cached {
+            Some(r) => r,
+            None => {
+                let r = Arc::new(applicable_roles(store, id, namespace));
+                let mut g = self.cache.lock();
+                if g.0 != stamp {
+                    g.0 = stamp;
+                    g.1.clear();
+                }
+                g.1.insert(key, r.clone());
+                r
+            }
+        };
+        roles_allow(&roles, a)
+    }
 }
 
 /// Whether `id` may use `verb` (`approve`, `sign`, `attest`, …) on signer `signer`: resourceName
@@ -213,7 +291,7 @@ pub fn signer_allowed(store: &Store, id: &Identity, verb: &str, signer: &str) ->
     allowed(store, id, &wildcard)
 }
 
-fn role_of(store: &Store, binding: &Value, ns: &str) -> Option<std::sync::Arc<Value>> {
+fn role_of(store: &Store, binding: &Value, ns: &str) -> Option<Arc<Value>> {
     let kind = binding.pointer("/roleRef/kind").and_then(Value::as_str)?;
     let name = binding.pointer("/roleRef/name").and_then(Value::as_str)?;
     match kind {
@@ -263,13 +341,31 @@ fn strs(rule: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn has(list: &[String], want: &str) -> bool {
-    list.iter().any(|x| x == "*" || x == want)
+/// The strings of `rule[key]`, without copying them.
+fn items<'a>(rule: &'a Value, key: &str) -> impl Iterator<Item = &'a str> {
+    rule.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}
+
+fn has(rule: &Value, key: &str, want: &str) -> bool {
+    items(rule, key).any(|x| x == "*" || x == want)
+}
+
+/// `resource` or `resource/subresource` equals `r`.
+fn is_combined(r: &str, resource: &str, subresource: &str) -> bool {
+    if subresource.is_empty() {
+        return r == resource;
+    }
+    r.strip_prefix(resource)
+        .and_then(|rest| rest.strip_prefix('/'))
+        == Some(subresource)
 }
 
 /// One PolicyRule against the attributes, as upstream's `RuleAllows`.
 pub fn rule_allows(rule: &Value, a: &Attrs) -> bool {
-    let verbs = strs(rule, "verbs");
     match a {
         Attrs::Resource {
             verb,
@@ -279,31 +375,25 @@ pub fn rule_allows(rule: &Value, a: &Attrs) -> bool {
             name,
             ..
         } => {
-            if !has(&verbs, verb) || !has(&strs(rule, "apiGroups"), group) {
+            if !has(rule, "verbs", verb) || !has(rule, "apiGroups", group) {
                 return false;
             }
-            let combined = if subresource.is_empty() {
-                resource.clone()
-            } else {
-                format!("{resource}/{subresource}")
-            };
-            let resources = strs(rule, "resources");
-            let res_ok = resources.iter().any(|r| {
+            let res_ok = items(rule, "resources").any(|r| {
                 r == "*"
-                    || *r == combined
-                    || (!subresource.is_empty() && *r == format!("*/{subresource}"))
+                    || is_combined(r, resource, subresource)
+                    || (!subresource.is_empty() && r.strip_prefix("*/") == Some(subresource))
             });
             if !res_ok {
                 return false;
             }
-            let names = strs(rule, "resourceNames");
-            names.is_empty() || names.iter().any(|n| n == name)
+            let mut names = items(rule, "resourceNames").peekable();
+            names.peek().is_none() || names.any(|n| n == name)
         }
         Attrs::NonResource { verb, path } => {
-            if !has(&verbs, verb) {
+            if !has(rule, "verbs", verb) {
                 return false;
             }
-            strs(rule, "nonResourceURLs").iter().any(|u| {
+            items(rule, "nonResourceURLs").any(|u| {
                 u == "*"
                     || u == path
                     || u.strip_suffix('*')

@@ -32,6 +32,8 @@ pub struct Server {
     pub auth: Arc<super::auth::Authn>,
     /// Calls per caller, when authentication is on.
     pub recorder: super::rbac::Recorder,
+    /// Roles bound per caller, cached until RBAC objects change.
+    pub decisions: super::rbac::Decisions,
     /// The emulated Kubernetes release.
     pub release: super::release::Release,
     /// Interval between BOOKMARK events on watches that allow them.
@@ -123,7 +125,7 @@ impl Server {
         if !self.auth.enabled {
             return Ok(());
         }
-        let ok = super::rbac::allowed(&self.store, id, a);
+        let ok = self.decisions.allowed(&self.store, id, a);
         self.recorder.record(&id.user, a, ok);
         if ok {
             Ok(())
