@@ -1,5 +1,9 @@
 //! The project's custom resource types (CertificateRequest mirror, Issuer, ClusterIssuer) and
 //! `firefly crds`; performs no I/O other than printing the generated YAML.
+//!
+//! `firefly crds` prints only the project's own CRDs. cert-manager's CertificateRequest CRD comes
+//! from cert-manager: the Rust mirror here is for reading and writing requests, and its derived CRD
+//! is never published (it would replace cert-manager's on `kubectl apply`).
 
 pub mod certificate_request;
 pub mod issuer;
@@ -34,13 +38,10 @@ pub enum CrdError {
     },
 }
 
-/// Every CRD the project defines, in a stable order: CertificateRequest, Issuer, ClusterIssuer.
+/// Every CRD the project owns, in a stable order: Issuer, ClusterIssuer. cert-manager's
+/// CertificateRequest is cert-manager's to install, never ours.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
-        CertificateRequest::crd(),
-        Issuer::crd(),
-        ClusterIssuer::crd(),
-    ]
+    vec![Issuer::crd(), ClusterIssuer::crd()]
 }
 
 /// The CRDs as one multi-document YAML stream (the content of `crds/firefly.yaml`).
@@ -96,91 +97,6 @@ mod tests {
     }
 
     #[test]
-    fn certificate_request_crd_has_cert_manager_names_and_scope() {
-        let crd = crd_json("certificaterequests.cert-manager.io");
-        let spec = &crd["spec"];
-        assert_eq!(spec["group"], "cert-manager.io");
-        assert_eq!(spec["scope"], "Namespaced");
-        assert_eq!(spec["names"]["kind"], "CertificateRequest");
-        assert_eq!(spec["names"]["plural"], "certificaterequests");
-        assert_eq!(
-            spec["names"]["shortNames"],
-            serde_json::json!(["cr", "crs"])
-        );
-        assert_eq!(
-            spec["names"]["categories"],
-            serde_json::json!(["cert-manager"])
-        );
-        assert_eq!(spec["versions"][0]["name"], "v1");
-        assert_eq!(
-            spec["versions"][0]["subresources"]["status"],
-            serde_json::json!({})
-        );
-    }
-
-    #[test]
-    fn certificate_request_schema_types_match_cert_manager() {
-        let crd = crd_json("certificaterequests.cert-manager.io");
-        let root = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
-        let spec = &root["spec"];
-        assert_eq!(
-            spec["required"],
-            serde_json::json!(["issuerRef", "request"])
-        );
-        assert_eq!(spec["properties"]["request"]["format"], "byte");
-        assert_eq!(
-            spec["properties"]["issuerRef"]["required"],
-            serde_json::json!(["name"])
-        );
-        assert_eq!(spec["properties"]["isCA"]["type"], "boolean");
-        let usages = spec["properties"]["usages"]["items"]["enum"]
-            .as_array()
-            .unwrap();
-        assert!(usages.contains(&"client auth".into()) && usages.contains(&"server auth".into()));
-        let status = &root["status"]["properties"];
-        assert_eq!(status["certificate"]["format"], "byte");
-        assert_eq!(status["ca"]["format"], "byte");
-        assert_eq!(status["failureTime"]["format"], "date-time");
-        let conditions = &status["conditions"];
-        assert_eq!(conditions["x-kubernetes-list-type"], "map");
-        assert_eq!(
-            conditions["x-kubernetes-list-map-keys"],
-            serde_json::json!(["type"])
-        );
-        let item = &conditions["items"]["properties"];
-        for field in [
-            "type",
-            "status",
-            "reason",
-            "message",
-            "lastTransitionTime",
-            "observedGeneration",
-        ] {
-            assert!(item.get(field).is_some(), "condition field {field} missing");
-        }
-    }
-
-    #[test]
-    fn certificate_request_printer_columns_follow_cert_manager() {
-        let names: Vec<String> = columns(&crd_json("certificaterequests.cert-manager.io"))
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "Approved",
-                "Denied",
-                "Ready",
-                "Issuer",
-                "Requester",
-                "Status",
-                "Age"
-            ]
-        );
-    }
-
-    #[test]
     fn issuers_are_firefly_v1alpha1_with_ready_columns() {
         for (name, scope) in [
             ("issuers.firefly.venafi.com", "Namespaced"),
@@ -205,9 +121,21 @@ mod tests {
     }
 
     #[test]
-    fn crds_yaml_is_three_documents() {
+    fn crds_yaml_holds_only_the_firefly_issuer_crds() {
         let yaml = crds_yaml().unwrap();
-        assert_eq!(yaml.matches("\n---\n").count() + 1, 3);
+        assert_eq!(yaml.matches("\n---\n").count() + 1, 2);
         assert!(yaml.starts_with("---\n"));
+        let names: Vec<String> = crds().into_iter().filter_map(|c| c.metadata.name).collect();
+        assert_eq!(
+            names,
+            [
+                "issuers.firefly.venafi.com",
+                "clusterissuers.firefly.venafi.com"
+            ]
+        );
+        assert!(
+            !yaml.contains("cert-manager.io"),
+            "cert-manager's CRDs come from cert-manager"
+        );
     }
 }

@@ -12,7 +12,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use kube_sim::{KubeSim, SimOptions};
-use serde::Deserialize as _;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -223,22 +222,8 @@ async fn cluster_before_the_chart(dir: &Path) -> KubeSim {
         sim: &sim,
         cache: tempfile::tempdir().expect("tempdir"),
     };
-    // cert-manager's part: the CertificateRequest CRD (the project's mirror from crds/).
-    let crds: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(
-        &std::fs::read_to_string(repo_root().join("crds/firefly.yaml")).expect("read crds"),
-    )
-    .map(|d| serde_yaml::Value::deserialize(d).expect("CRD document parses"))
-    .collect();
-    let cert_manager_crd = crds
-        .iter()
-        .find(|d| d["spec"]["group"] == "cert-manager.io")
-        .expect("crds/firefly.yaml defines the CertificateRequest CRD");
-    let crd_file = dir.join("certificaterequest-crd.yaml");
-    std::fs::write(
-        &crd_file,
-        serde_yaml::to_string(cert_manager_crd).expect("yaml"),
-    )
-    .expect("write");
+    // cert-manager's part: its CertificateRequest CRD as cert-manager v1.21.1 publishes it.
+    let crd_file = repo_root().join("tests/upstream-crds/certificaterequests.cert-manager.io.yaml");
     kubectl
         .ok(&["apply", "-f", crd_file.to_str().expect("utf-8 path")])
         .await;

@@ -173,9 +173,6 @@ pub struct CertificateRequestCondition {
     /// When `status` last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
-    /// The `metadata.generation` the condition was set for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
 }
 
 fn usages_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -445,7 +445,6 @@ pub fn slim_for_cache(cr: &mut CertificateRequest, group: &str) {
             for c in conditions.iter_mut() {
                 c.message = None;
                 c.last_transition_time = None;
-                c.observed_generation = None;
             }
         }
     }

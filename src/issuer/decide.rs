@@ -536,7 +536,6 @@ fn condition(
         reason: Some(reason.to_owned()),
         message: Some(message),
         last_transition_time,
-        observed_generation: cr.metadata.generation,
     }
 }
 

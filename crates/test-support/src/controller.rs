@@ -12,7 +12,7 @@ use firefly::run::{Controller, ControllerHandle, StartOptions};
 use firefly::tlspc_mock::MockServer;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
-use kube_sim::KubeSim;
+use kube_sim::{KubeSim, SimOptions};
 use serde_json::{Value, json};
 
 pub use crate::istio::{
@@ -33,6 +33,8 @@ pub struct Options {
     pub policy_max_staleness: &'static str,
     /// The mock's `advancedSettings` (enableIssuanceAuditLog, includeRawCertDataInAuditLog).
     pub audit_log: (bool, bool),
+    /// kube-sim keeps every write body (`KubeSim::writes`).
+    pub record_writes: bool,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             policy_refresh_interval: "1m",
             policy_max_staleness: "30m",
             audit_log: (false, false),
+            record_writes: false,
         }
     }
 }
@@ -123,9 +126,11 @@ impl Env {
                 "firefly=debug,kube_runtime=info,warn",
             ))
             .try_init();
-        let sim = crate::cluster::start_sim(&[NS, "sandbox", "venafi", "other"])
+        let mut sim_options = SimOptions::default();
+        sim_options.record_writes = opts.record_writes;
+        let sim = crate::cluster::start_sim_with(sim_options, &[NS, "sandbox", "venafi", "other"])
             .await
-            .expect("kube-sim starts with our CRDs");
+            .expect("kube-sim starts with the CRDs");
         let (audit, raw) = opts.audit_log;
         let seed_text = SHIPPED_SEED
             .replace(

@@ -210,7 +210,6 @@ pub fn approved_condition(now: SystemTime) -> CertificateRequestCondition {
         reason: Some("cert-manager.io".into()),
         message: Some("Certificate request has been approved by cert-manager.io".into()),
         last_transition_time: Some(Time(jiff::Timestamp::try_from(now).unwrap_or_default())),
-        observed_generation: None,
     }
 }
 

@@ -8,6 +8,12 @@ mod sim;
 
 pub use sim::faults::{FaultRule, Faults};
 pub use sim::status::{ApiError, Cause};
+pub use sim::tap::WriteRecord;
+
+/// cert-manager's CertificateRequest CRD (cert-manager.io/v1, release v1.21.1), transcribed by hand
+/// from the published schema; see the file's header.
+pub const CERT_MANAGER_CERTIFICATE_REQUEST_CRD: &str =
+    include_str!("../../upstream-crds/certificaterequests.cert-manager.io.yaml");
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -40,6 +46,8 @@ pub struct SimOptions {
     /// Emulate cert-manager's webhook: on create of a `cert-manager.io` CertificateRequest by an
     /// authenticated user, set `spec.username` (and `groups`) to that user.
     pub set_certificaterequest_username: bool,
+    /// Keep the body of every create, update and patch request ([`KubeSim::writes`]).
+    pub record_writes: bool,
 }
 
 impl Default for SimOptions {
@@ -52,6 +60,7 @@ impl Default for SimOptions {
             history_limit: 20_000,
             bookmark_interval: Duration::from_secs(2),
             set_certificaterequest_username: true,
+            record_writes: false,
         }
     }
 }
@@ -177,6 +186,7 @@ impl KubeSim {
             tokens: opts.tokens.iter().cloned().collect::<HashMap<_, _>>(),
             bookmark_interval: opts.bookmark_interval,
             address: addr.to_string(),
+            writes: sim::tap::WriteTap::new(opts.record_writes),
         });
         let (acceptor, ca_pem) = if opts.tls {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -292,6 +302,18 @@ impl KubeSim {
     /// The configured tokens.
     pub fn tokens(&self) -> &[(String, String)] {
         &self.tokens
+    }
+
+    /// Install cert-manager's CertificateRequest CRD as cert-manager v1.21.1 publishes it (the
+    /// hand transcription in `tests/upstream-crds/`), as installing cert-manager would: what a
+    /// controller writes to CertificateRequests is then judged by upstream's schema, never by the
+    /// project's own Rust mirror of the type.
+    ///
+    /// # Errors
+    /// As [`KubeSim::install_crds_yaml`].
+    pub async fn install_cert_manager_crds(&self) -> anyhow::Result<()> {
+        self.install_crds_yaml(CERT_MANAGER_CERTIFICATE_REQUEST_CRD)
+            .await
     }
 
     /// Create (or replace) every object of a multi-document YAML; CRDs are served when this returns.
@@ -439,6 +461,12 @@ impl KubeSim {
     /// Every counter, as ((verb, resource), count).
     pub fn request_counts(&self) -> Vec<((String, String), u64)> {
         self.server.counters.snapshot().into_iter().collect()
+    }
+
+    /// Every create, update and patch request received so far, bodies as sent (empty unless
+    /// [`SimOptions::record_writes`] is set).
+    pub fn writes(&self) -> Vec<WriteRecord> {
+        self.server.writes.snapshot()
     }
 
     /// The current global resourceVersion.

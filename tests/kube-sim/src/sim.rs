@@ -7,3 +7,4 @@ pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod tap;

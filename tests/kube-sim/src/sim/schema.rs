@@ -207,6 +207,151 @@ pub fn validate_root(schema: &Compiled, obj: &mut Value) -> Report {
     r
 }
 
+/// Every field of an apply configuration that the CRD schema does not declare, as
+/// structured-merge-diff names them (`.status.conditions[type="Ready"].observedGeneration`).
+///
+/// kube-apiserver converts an apply configuration to a typed object before merging it, and that
+/// conversion refuses undeclared fields instead of pruning them (whatever `fieldValidation` says).
+/// `metadata` is judged against `ObjectMeta`'s fields. Paths come back sorted.
+pub fn undeclared_in_apply(schema: &Compiled, cfg: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(map) = cfg.as_object() else {
+        return out;
+    };
+    for (k, v) in map {
+        let path = SmdPath::Field(None, k);
+        match k.as_str() {
+            "apiVersion" | "kind" => {}
+            "metadata" => undeclared_in_object_meta(v, &mut out),
+            _ => match schema.props.as_ref().and_then(|p| p.get(k)) {
+                Some(sub) => undeclared_at(sub, v, &path, &mut out),
+                None if schema.preserves => {}
+                None => out.push(path.render()),
+            },
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The fields of `ObjectMeta` (meta/v1), and those of its `ownerReferences` items.
+const OBJECT_META_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+const OWNER_REFERENCE_FIELDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "name",
+    "uid",
+    "controller",
+    "blockOwnerDeletion",
+];
+
+fn undeclared_in_object_meta(meta: &Value, out: &mut Vec<String>) {
+    let path = ".metadata";
+    let Some(map) = meta.as_object() else {
+        return;
+    };
+    for (k, v) in map {
+        if !OBJECT_META_FIELDS.contains(&k.as_str()) {
+            out.push(format!("{path}.{k}"));
+        } else if k == "ownerReferences" {
+            // A map list keyed by uid.
+            for item in v.as_array().into_iter().flatten() {
+                let Some(fields) = item.as_object() else {
+                    continue;
+                };
+                let uid = item.get("uid").map(Value::to_string).unwrap_or_default();
+                for f in fields.keys() {
+                    if !OWNER_REFERENCE_FIELDS.contains(&f.as_str()) {
+                        out.push(format!("{path}.ownerReferences[uid={uid}].{f}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A structured-merge-diff field path, rendered only when a field turns out undeclared.
+#[derive(Clone, Copy)]
+enum SmdPath<'a> {
+    /// `.field` under a parent (the root has none).
+    Field(Option<&'a SmdPath<'a>>, &'a str),
+    /// A map-list element by its keys (`[type="Ready"]`).
+    Keys(&'a SmdPath<'a>, &'a Value, &'a [String]),
+    /// An atomic-list element by index.
+    Index(&'a SmdPath<'a>, usize),
+}
+
+impl SmdPath<'_> {
+    fn render(&self) -> String {
+        match self {
+            SmdPath::Field(parent, k) => {
+                format!("{}.{k}", parent.map(SmdPath::render).unwrap_or_default())
+            }
+            SmdPath::Keys(parent, item, keys) => {
+                // structured-merge-diff prints key fields sorted by name.
+                let mut names: Vec<&String> = keys.iter().collect();
+                names.sort();
+                let parts: Vec<String> = names
+                    .into_iter()
+                    .filter_map(|k| item.get(k).map(|v| format!("{k}={v}")))
+                    .collect();
+                format!("{}[{}]", parent.render(), parts.join(","))
+            }
+            SmdPath::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
+}
+
+fn undeclared_at(schema: &Compiled, v: &Value, at: &SmdPath<'_>, out: &mut Vec<String>) {
+    if schema.preserves || schema.int_or_string {
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            let props = schema.props.as_ref();
+            let addl = schema.addl_schema.as_deref();
+            for (k, cv) in map {
+                let child = SmdPath::Field(Some(at), k);
+                match props.and_then(|p| p.get(k)).or(addl) {
+                    Some(sub) => undeclared_at(sub, cv, &child, out),
+                    None if schema.addl_true => {}
+                    None if props.is_none() && !schema.has_type => {}
+                    None => out.push(child.render()),
+                }
+            }
+        }
+        Value::Array(items) => {
+            let Some(sub) = schema.items.as_deref() else {
+                return;
+            };
+            for (i, item) in items.iter().enumerate() {
+                let element = match &schema.list_keys {
+                    Some(keys) => SmdPath::Keys(at, item, keys),
+                    None => SmdPath::Index(at, i),
+                };
+                undeclared_at(sub, item, &element, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn apply_defaults_and_required(
     schema: &Compiled,
     map: &mut serde_json::Map<String, Value>,

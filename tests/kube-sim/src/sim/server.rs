@@ -4,6 +4,7 @@ use super::faults::Faults;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{Counters, Event, EventType, Hist, ResourceDef, Store, WriteOpts, watch_line};
+use super::tap::{WriteRecord, WriteTap};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
@@ -33,6 +34,8 @@ pub struct Server {
     pub bookmark_interval: Duration,
     /// host:port for discovery's serverAddressByClientCIDRs.
     pub address: String,
+    /// Bodies of write requests, when the harness asked for them.
+    pub writes: WriteTap,
 }
 
 fn full(b: impl Into<Bytes>) -> Body {
@@ -211,6 +214,19 @@ impl Server {
             .unwrap_or("application/json")
             .to_string();
         let name = target.name.clone().unwrap_or_default();
+        let tap = |verb: &'static str, body: &Bytes| {
+            if self.writes.enabled() {
+                self.writes.record(WriteRecord {
+                    verb,
+                    group: def.group.clone(),
+                    resource: def.plural.clone(),
+                    subresource: target.sub.clone(),
+                    content_type: content_type.clone(),
+                    namespace: ns.clone(),
+                    body: body.clone(),
+                });
+            }
+        };
         match verb {
             "get" => {
                 let body = self.store.get(&def, &ns, &name)?;
@@ -260,12 +276,14 @@ impl Server {
             "watch" => self.watch(def, target.ns, &query),
             "create" => {
                 let body = read_body(req).await?;
+                tap("create", &body);
                 let obj = parse_obj(&body, &content_type)?;
                 let out = self.store.create(&def, &ns, obj, &opts)?;
                 Ok(json_response(out.code, out.body, &out.warnings))
             }
             "update" => {
                 let body = read_body(req).await?;
+                tap("update", &body);
                 let obj = parse_obj(&body, &content_type)?;
                 let out = self
                     .store
@@ -274,6 +292,7 @@ impl Server {
             }
             "patch" => {
                 let body = read_body(req).await?;
+                tap("patch", &body);
                 let out =
                     self.store
                         .patch(&def, &ns, &name, status_only, &content_type, &body, &opts)?;

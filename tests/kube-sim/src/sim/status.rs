@@ -140,6 +140,12 @@ impl ApiError {
             format!("too old resource version: {requested} ({oldest})"),
         )
     }
+    /// 500 with no reason: kube-apiserver's answer to an error that is not a `Status` (its
+    /// `ErrorToAPIStatus` falls back to code 500 and the empty `StatusReasonUnknown`), such as a
+    /// server-side apply configuration that cannot be converted to the typed object.
+    pub fn unknown(message: impl Into<String>) -> Self {
+        Self::new(500, "", message)
+    }
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
@@ -156,6 +162,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            // `reason` is omitempty in metav1.Status.
+            if let Some(m) = v.as_object_mut() {
+                m.remove("reason");
+            }
+        }
         if self.details.is_some() || !self.causes.is_empty() || self.retry_after.is_some() {
             let mut d = serde_json::Map::new();
             if let Some(det) = &self.details {

@@ -472,6 +472,29 @@ fn meta(v: &Value) -> Option<&serde_json::Map<String, Value>> {
 fn meta_mut(v: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
     v.get_mut("metadata").and_then(Value::as_object_mut)
 }
+/// kube-apiserver's refusal of an apply configuration with undeclared fields, worded as its field
+/// manager words it: `failed to create typed patch object (<ns>/<name>; <group>/<version>,
+/// Kind=<kind>): <path>: field not declared in schema` (structured-merge-diff lists several
+/// errors under `errors:`, one per indented line).
+fn typed_patch_error(cfg: &Value, undeclared: &[String]) -> ApiError {
+    let api_version = cfg.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let kind = cfg.get("kind").and_then(Value::as_str).unwrap_or("");
+    let errors: Vec<String> = undeclared
+        .iter()
+        .map(|p| format!("{p}: field not declared in schema"))
+        .collect();
+    let detail = match errors.as_slice() {
+        [one] => one.clone(),
+        many => format!("errors:\n  {}", many.join("\n  ")),
+    };
+    ApiError::unknown(format!(
+        "failed to create typed patch object ({}/{}; {group}/{version}, Kind={kind}): {detail}",
+        meta_str(cfg, "namespace").unwrap_or_default(),
+        meta_str(cfg, "name").unwrap_or_default(),
+    ))
+}
+
 fn meta_str<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     meta(v).and_then(|m| m.get(k)).and_then(Value::as_str)
 }
@@ -1326,6 +1349,15 @@ impl Store {
             return Err(ApiError::bad_request(
                 "invalid object type: apply configurations must set apiVersion and kind",
             ));
+        }
+        if let Some(schema) = &def.compiled {
+            // kube-apiserver converts the whole configuration (spec too on /status) to the typed
+            // object before merging, and refuses what the schema lacks, whatever fieldValidation
+            // says: no pruning for apply.
+            let undeclared = schema::undeclared_in_apply(schema, &cfg);
+            if !undeclared.is_empty() {
+                return Err(typed_patch_error(&cfg, &undeclared));
+            }
         }
         if meta_str(&cfg, "name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
