@@ -56,8 +56,7 @@ pub fn crds_yaml() -> Result<String, CrdError> {
     let mut out = String::new();
     for crd in crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        let doc =
-            serde_saphyr::to_string_with_options(&crd, options.clone())
+        let doc = serde_saphyr::to_string_with_options(&crd, options.clone())
             .map_err(|source| CrdError::Render { name, source })?;
         out.push_str("---\n");
         out.push_str(&doc);
