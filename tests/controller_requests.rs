@@ -411,26 +411,62 @@ async fn is_ca_request_fails_without_signing() {
     assert_eq!(env.signed(), 0);
 }
 
+/// cert-manager.md §2 step 1: istio-csr deletes each request as soon as it has its answer, so
+/// a 404 on our status write is a normal end. The API server answers the write with a 404 (the
+/// object itself is left in place, so a retry would show as a second write and an Issued status).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_deleted_before_its_answer_is_not_an_error() {
-    let env = env_with_issuer().await;
-    let mut names = Vec::new();
-    for _ in 0..20 {
-        let name = approved(&env, &workload_request(WORKLOAD)).await;
-        env.delete_request(NS, &name).await;
-        names.push(name);
-    }
-    let barrier = approved(&env, &workload_request(WORKLOAD)).await;
+    // Without checkApproval no approver writes the status, so our write is the only status patch.
+    let env = Env::start_with(Options {
+        check_approval: false,
+        ..Options::default()
+    })
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let writes_before = env.status_writes();
+    env.sim.faults().inject(
+        kube_sim::FaultRule::error(404)
+            .verb("patch")
+            .resource("certificaterequests/status")
+            .times(1),
+    );
+    let gone = env.create_request(&workload_request(WORKLOAD)).await;
+    kube_sim::wait_for(PATIENCE, || async { env.status_writes() > writes_before })
+        .await
+        .expect("the controller answers the request (and meets the 404)");
+    // A retry would come decide::retry_after_failed_reconcile() after the failed write.
+    tokio::time::sleep(4 * firefly::issuer::decide::retry_after_failed_reconcile()).await;
+    let barrier = env.create_request(&workload_request(WORKLOAD)).await;
     env.wait_ready_reason(NS, &barrier, "Issued").await;
-    for name in &names {
-        assert!(env.request(NS, name).is_none());
-    }
+
+    let obj = env
+        .request(NS, &gone)
+        .expect("the 404 was injected, not a deletion");
+    assert!(
+        condition(&obj, "Ready").is_none(),
+        "the write that met the 404 is not retried: {obj:#}"
+    );
+    assert_eq!(
+        env.status_writes() - writes_before,
+        2,
+        "one write per request: the one that met the 404 and the barrier's"
+    );
     let metrics = env.controller.as_ref().unwrap().metrics();
     let errors: u64 = ["404", "409", "500", "transport"]
         .iter()
         .map(|c| metrics.write_errors.with_label_values(&[c]).get())
         .sum();
     assert_eq!(errors, 0, "a 404 after deletion is not a write error");
+    assert_eq!(
+        metrics.outcomes.with_label_values(&["Issued"]).get(),
+        1,
+        "only the barrier's answer was written; the deleted request's is not counted as written"
+    );
+    assert_eq!(
+        env.signed(),
+        2,
+        "the deleted request was signed once, not again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

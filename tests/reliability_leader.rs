@@ -12,6 +12,10 @@ const BURST: usize = 240;
 const PER_SECOND: u64 = 80;
 /// Bound of every wait; the machine is shared and a debug build is slow.
 const PATIENCE: Duration = Duration::from_secs(120);
+/// The takeover as a liveness property: the standby takes a lease whose record stopped changing
+/// after `leaseDuration` (2 s here) and tries every `retryPeriod` (200 ms); 10 s more absorb a
+/// shared, slow machine. Not a timed figure: the bound is generous.
+const TAKEOVER_BOUND: Duration = Duration::from_millis(2_000 + 200 + 10_000);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once() {
@@ -69,8 +73,6 @@ async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once()
         .await
         .expect("replica-b never took over")
         .unwrap();
-    let took_over_at = Instant::now();
-    let takeover = took_over_at.saturating_duration_since(killed_at);
     let approvals = burst.await.unwrap().unwrap();
     tracker
         .wait_terminal(BURST, PATIENCE, |_, _| {})
@@ -78,8 +80,9 @@ async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once()
         .unwrap();
 
     let mut failures = Vec::new();
-    let mut first_ready_after_takeover: Option<Instant> = None;
-    for (name, _) in &approvals {
+    let mut late = Vec::new();
+    let mut after_kill = 0;
+    for (name, approved_at) in &approvals {
         let t = tracker.get(name).expect("request never seen by the watch");
         if let Some((reason, message)) = &t.failed {
             failures.push(format!("{name}: {reason}: {message}"));
@@ -89,11 +92,28 @@ async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once()
             "{name} carried {} distinct certificates",
             t.certificates_seen
         );
-        if let Some(at) = t.issued_at.filter(|at| *at > took_over_at) {
-            first_ready_after_takeover = Some(first_ready_after_takeover.map_or(at, |f| f.min(at)));
+        // Liveness: a request approved after the kill is Ready within the takeover bound.
+        if *approved_at > killed_at {
+            after_kill += 1;
+            let waited = t
+                .issued_at
+                .map(|at| at.saturating_duration_since(*approved_at));
+            if waited.is_none_or(|w| w > TAKEOVER_BOUND) {
+                late.push(format!("{name}: {waited:?}"));
+            }
         }
     }
     assert!(failures.is_empty(), "requests failed: {failures:?}");
+    assert!(
+        after_kill > 0,
+        "the kill must land mid-burst for the takeover to be observed"
+    );
+    assert!(
+        late.is_empty(),
+        "{} requests approved after the kill not Ready within {TAKEOVER_BOUND:?}, e.g. {:?}",
+        late.len(),
+        &late[..late.len().min(5)]
+    );
     let controller_writes = stack
         .sim
         .request_count("patch", "certificaterequests/status")
@@ -103,24 +123,9 @@ async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once()
         controller_writes, BURST as u64,
         "exactly one controller status write per request across both replicas"
     );
-    let gap = first_ready_after_takeover.map(|at| at.saturating_duration_since(killed_at));
-    let mut ready: Vec<Instant> = approvals
-        .iter()
-        .filter_map(|(name, _)| tracker.get(name).and_then(|t| t.issued_at))
-        .collect();
-    ready.sort();
-    let longest_pause = ready
-        .windows(2)
-        .map(|w| w[1].saturating_duration_since(w[0]))
-        .max()
-        .unwrap_or_default();
     println!(
-        "leader killed after {issued_at_kill}/{BURST} issued; replica-b leading {:.2} s later (lease 2 s); \
-         first Ready signed by replica-b {:.2} s after the kill; longest pause between two Ready requests {:.2} s; \
-         all {BURST} issued exactly once",
-        takeover.as_secs_f64(),
-        gap.unwrap_or_default().as_secs_f64(),
-        longest_pause.as_secs_f64()
+        "leader killed after {issued_at_kill}/{BURST} issued; {after_kill} requests approved after \
+         the kill, each Ready within {TAKEOVER_BOUND:?}; all {BURST} issued exactly once"
     );
     replica_b.shutdown().await;
     drop(boot_b);

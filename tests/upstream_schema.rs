@@ -4,14 +4,13 @@
 //! kubernetes-validate) for Leases and Events. The controller runs against kube-sim holding
 //! cert-manager's CRD, which refuses undeclared fields in apply patches as kube-apiserver does.
 
-use support::{schema_judge, verifiers};
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 use support::controller::*;
+use support::{schema_judge, verifiers};
 
 const CERT_MANAGER_CRD: &str = kube_sim::CERT_MANAGER_CERTIFICATE_REQUEST_CRD;
 const CR_CRD_NAME: &str = "certificaterequests.cert-manager.io";

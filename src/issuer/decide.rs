@@ -1,5 +1,7 @@
 //! The pure CertificateRequest state machine of cert-manager.md §2: from the request, the resolved
-//! issuer and the signer's answer it computes the exact status change and event; performs no I/O.
+//! issuer and the signer's answer it computes the exact status change and event; issuer readiness
+//! ([`issuers`]) and the retry policy ([`retry`]) are decided here too. Performs no I/O and reads
+//! no clock (time is passed in).
 
 use std::time::{Duration, SystemTime};
 
@@ -9,6 +11,12 @@ use crate::crd::{
     CertificateRequest, CertificateRequestCondition, IDENTITIES_ANNOTATION, IssuerSpec,
     POLICY_NAME_ANNOTATION,
 };
+
+pub mod issuers;
+pub mod retry;
+
+pub use issuers::{desired_issuer_condition, issuer_readiness};
+pub use retry::{retry_after_failed_reconcile, retry_backoff};
 
 /// Condition type written by the issuer.
 pub const READY: &str = "Ready";
@@ -447,12 +455,6 @@ fn age(cr: &CertificateRequest, now: SystemTime) -> Duration {
     let created = SystemTime::UNIX_EPOCH
         + Duration::from_secs(u64::try_from(created.0.as_second()).unwrap_or(0));
     now.duration_since(created).unwrap_or(Duration::ZERO)
-}
-
-/// Backoff between retries of a transient failure: grows with the request's age so a long
-/// outage does not hammer the API server, and stays short at first so a brief blip costs little.
-fn retry_backoff(age: Duration) -> Duration {
-    (age / 2).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
 fn failed(cr: &CertificateRequest, failure: SignFailure, now: SystemTime) -> Decision {

@@ -1,11 +1,12 @@
 //! kube-sim as every environment starts it: a fresh in-memory API server on loopback with
-//! cert-manager's CertificateRequest CRD as cert-manager publishes it, then ours (rendered by
-//! `firefly::crd`, as `firefly crds` prints them), and the namespaces a suite needs.
+//! cert-manager's CertificateRequest CRD as cert-manager publishes it, our CRDs (rendered by
+//! `firefly::crd`, as `firefly crds` prints them) and the namespaces a suite needs.
 
 use anyhow::Context as _;
 use kube_sim::{KubeSim, SimOptions};
 
-/// Starts kube-sim with default options, installs the CRDs and creates `namespaces`.
+/// Starts kube-sim, installs cert-manager's CertificateRequest CRD and ours, and creates
+/// `namespaces`.
 ///
 /// # Errors
 /// As [`start_sim_with`].
@@ -13,12 +14,13 @@ pub async fn start_sim(namespaces: &[&str]) -> anyhow::Result<KubeSim> {
     start_sim_with(SimOptions::default(), namespaces).await
 }
 
-/// Starts kube-sim with `options`, installs the CRDs and creates `namespaces`.
+/// [`start_sim`] with kube-sim's options given.
 ///
 /// # Errors
-/// kube-sim failing to start, a CRD failing to render or install, a namespace refused.
+/// As [`start_sim`].
 pub async fn start_sim_with(options: SimOptions, namespaces: &[&str]) -> anyhow::Result<KubeSim> {
     let sim = KubeSim::start(options).await.context("starting kube-sim")?;
+    // What the controller writes to CertificateRequests is judged by upstream's schema.
     sim.install_cert_manager_crds()
         .await
         .context("installing cert-manager's CertificateRequest CRD into kube-sim")?;

@@ -130,7 +130,7 @@ impl Env {
         sim_options.record_writes = opts.record_writes;
         let sim = crate::cluster::start_sim_with(sim_options, &[NS, "sandbox", "venafi", "other"])
             .await
-            .expect("kube-sim starts with the CRDs");
+            .expect("kube-sim starts with cert-manager's CRD and ours");
         let (audit, raw) = opts.audit_log;
         let seed_text = SHIPPED_SEED
             .replace(

@@ -4,9 +4,14 @@
 //! kubeconfig at [`KubeSim::kubeconfig_path`] (kubectl, the Python client), install CRDs with
 //! [`KubeSim::install_crds_yaml`], and break it on purpose with [`KubeSim::faults`].
 
+pub mod kubelet;
 mod sim;
 
+pub use sim::apply::ApplyOwner;
+pub use sim::auth::TokenUser;
 pub use sim::faults::{FaultRule, Faults};
+pub use sim::rbac::Call;
+pub use sim::release::{Release, parse_runtime_config};
 pub use sim::status::{ApiError, Cause};
 pub use sim::tap::WriteRecord;
 
@@ -19,7 +24,6 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use sim::server::Server;
 use sim::store::{Counters, Store, WriteOpts};
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -32,9 +36,24 @@ use std::time::Duration;
 pub struct SimOptions {
     /// Serve HTTPS with a generated CA and a separate CA:false server certificate.
     pub tls: bool,
-    /// Bearer tokens mapped to usernames; empty = no authentication. The kubeconfig and
-    /// [`KubeSim::client`] use the first token.
+    /// Legacy bearer tokens mapped to usernames (group `system:authenticated`), authorized for
+    /// everything without RBAC, as before RBAC existed; a request without a token gets 401. When
+    /// these are the only credentials, the kubeconfig and [`KubeSim::client`] use the first one.
+    /// Prefer [`SimOptions::token_users`].
     pub tokens: Vec<(String, String)>,
+    /// Static bearer tokens (kube-apiserver's `--token-auth-file` lines). Setting any, or
+    /// [`SimOptions::token_auth_file`], or [`SimOptions::authenticate`], turns authentication and
+    /// RBAC on: the kubeconfig then carries an admin token (`system:masters`) and a request without
+    /// credentials is `system:anonymous`.
+    pub token_users: Vec<TokenUser>,
+    /// A token file in kube-apiserver's CSV format (`token,user,uid,"group1,group2"`), read at start.
+    pub token_auth_file: Option<PathBuf>,
+    /// Authentication and RBAC on even without static users (admin token, ServiceAccount tokens).
+    pub authenticate: bool,
+    /// The emulated Kubernetes release (default: the newest).
+    pub kubernetes_release: Release,
+    /// `--runtime-config certificates.k8s.io/v1beta1=true`: on 1.37 also serve v1beta1.
+    pub certificates_v1beta1: bool,
     /// Address to bind (default `127.0.0.1:0`).
     pub listen: SocketAddr,
     /// Where to write the kubeconfig (default: a file in a temporary directory owned by the sim).
@@ -43,8 +62,9 @@ pub struct SimOptions {
     pub history_limit: usize,
     /// Interval of BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
-    /// Emulate cert-manager's webhook: on create of a `cert-manager.io` CertificateRequest by an
-    /// authenticated user, set `spec.username` (and `groups`) to that user.
+    /// Emulate cert-manager's webhook: on create of a `cert-manager.io` CertificateRequest, set
+    /// `spec.username`, `uid`, `groups` and `extra` from the caller (callers in `system:masters`
+    /// keep what they send).
     pub set_certificaterequest_username: bool,
     /// Keep the body of every create, update and patch request ([`KubeSim::writes`]).
     pub record_writes: bool,
@@ -55,6 +75,11 @@ impl Default for SimOptions {
         SimOptions {
             tls: false,
             tokens: Vec::new(),
+            token_users: Vec::new(),
+            token_auth_file: None,
+            authenticate: false,
+            kubernetes_release: Release::default(),
+            certificates_v1beta1: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
             history_limit: 20_000,
@@ -174,6 +199,27 @@ impl KubeSim {
     /// Binding the address, generating TLS material or writing the kubeconfig failed.
     pub async fn start(opts: SimOptions) -> anyhow::Result<KubeSim> {
         let store = Store::new(opts.history_limit, opts.set_certificaterequest_username);
+        let certs: Arc<dyn sim::store::Admission> = Arc::new(sim::certificates::Certificates {
+            release: opts.kubernetes_release,
+        });
+        let _ = store.admission.set(certs.clone());
+        sim::release::register(
+            &store,
+            opts.kubernetes_release,
+            opts.certificates_v1beta1,
+            certs,
+        );
+        let mut users = opts.token_users.clone();
+        if let Some(f) = &opts.token_auth_file {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading the token file {}", f.display()))?;
+            users.extend(
+                TokenUser::parse_csv(&text)
+                    .with_context(|| format!("parsing the token file {}", f.display()))?,
+            );
+        }
+        let auth_on = opts.authenticate || opts.token_auth_file.is_some() || !users.is_empty();
+        let auth = Arc::new(sim::auth::Authn::new(auth_on, &users, &opts.tokens));
         let faults = Faults::new(store.clone());
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
@@ -183,7 +229,9 @@ impl KubeSim {
             store,
             counters: Counters::default(),
             faults,
-            tokens: opts.tokens.iter().cloned().collect::<HashMap<_, _>>(),
+            auth: auth.clone(),
+            recorder: sim::rbac::Recorder::default(),
+            release: opts.kubernetes_release,
             bookmark_interval: opts.bookmark_interval,
             address: addr.to_string(),
             writes: sim::tap::WriteTap::new(opts.record_writes),
@@ -222,7 +270,9 @@ impl KubeSim {
             &kubeconfig_yaml(
                 &base,
                 ca_pem.as_deref(),
-                opts.tokens.first().map(|t| t.0.as_str()),
+                auth.admin_token
+                    .as_deref()
+                    .or(opts.tokens.first().map(|t| t.0.as_str())),
             ),
         )?;
         let (shutdown, _) = tokio::sync::watch::channel(false);
@@ -299,9 +349,128 @@ impl KubeSim {
         kube::Client::try_from(cfg).context("building the kube client")
     }
 
-    /// The configured tokens.
+    /// The configured legacy tokens.
     pub fn tokens(&self) -> &[(String, String)] {
         &self.tokens
+    }
+
+    /// The admin's bearer token (`system:masters`, in the kubeconfig) when authentication is on.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.server.auth.admin_token.as_deref()
+    }
+
+    /// The emulated Kubernetes release.
+    pub fn kubernetes_release(&self) -> Release {
+        self.server.release
+    }
+
+    /// Mint a token for ServiceAccount `namespace/name`, creating the ServiceAccount when missing
+    /// (the namespace must exist); valid until the ServiceAccount is deleted.
+    ///
+    /// # Errors
+    /// The namespace does not exist or the name is invalid.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> anyhow::Result<String> {
+        let store = &self.server.store;
+        let def = store
+            .lookup("", "v1", "serviceaccounts")
+            .context("serviceaccounts are always served")?;
+        if store.get_value(&def, namespace, name).is_none() {
+            store
+                .create(
+                    &def,
+                    namespace,
+                    serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}}),
+                    &WriteOpts::default(),
+                )
+                .map_err(|e| anyhow::anyhow!("creating ServiceAccount {namespace}/{name}: {e}"))?;
+        }
+        self.server
+            .auth
+            .mint_sa_token(store, namespace, name, None)
+            .map(|(t, _)| t)
+            .map_err(|e| anyhow::anyhow!("minting a token for {namespace}/{name}: {e}"))
+    }
+
+    /// A bearer token for `user` in `groups` (plus `system:authenticated`), as a line of the
+    /// token file would give; RBAC applies to it (unless a group is `system:masters`).
+    pub fn token_for(&self, user: &str, groups: &[&str]) -> String {
+        let mut g: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        if !g.iter().any(|x| x == "system:authenticated") {
+            g.push("system:authenticated".into());
+        }
+        self.server.auth.mint(sim::auth::Identity {
+            user: user.into(),
+            uid: String::new(),
+            groups: g,
+            extra: Default::default(),
+            unrestricted: false,
+        })
+    }
+
+    /// A kube-rs client without credentials (`system:anonymous` when authentication is on).
+    ///
+    /// # Errors
+    /// The client could not be built.
+    pub async fn anonymous_client(&self) -> anyhow::Result<kube::Client> {
+        let mut cfg = self.kube_config().await?;
+        cfg.auth_info.token = None;
+        kube::Client::try_from(cfg).context("building the kube client")
+    }
+
+    /// Every `(group, resource, subresource, verb)` user `user` used so far and was allowed
+    /// (recorded when authentication is on).
+    pub fn calls_by(&self, user: &str) -> std::collections::BTreeSet<Call> {
+        self.server.recorder.calls(user).0
+    }
+
+    /// Every `(group, resource, subresource, verb)` refused to `user` with 403 so far.
+    pub fn refused_calls_by(&self, user: &str) -> std::collections::BTreeSet<Call> {
+        self.server.recorder.calls(user).1
+    }
+
+    /// Forget the recorded calls.
+    pub fn clear_calls(&self) {
+        self.server.recorder.clear();
+    }
+
+    /// Create or replace an object straight in storage (not counted, no admission): `group` ""
+    /// for core, `namespace` "" for cluster-scoped. Returns the stored object.
+    ///
+    /// # Errors
+    /// The kind is not served or the object is invalid.
+    pub fn put_object(&self, obj: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let av = obj
+            .get("apiVersion")
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let kind = obj
+            .get("kind")
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let (group, _) = av.rsplit_once('/').unwrap_or(("", &av));
+        let store = &self.server.store;
+        let def = store
+            .lookup_kind(group, &kind)
+            .with_context(|| format!("kind {kind} of {av} is not served"))?;
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let out = if store.get_value(&def, &ns, &name).is_some() {
+            store.update(&def, &ns, &name, false, obj, &WriteOpts::default())
+        } else {
+            store.create(&def, &ns, obj, &WriteOpts::default())
+        }
+        .map_err(|e| anyhow::anyhow!("storing {kind} {name}: {e}"))?;
+        serde_json::from_slice(&out.body).context("the stored object is JSON")
     }
 
     /// Install cert-manager's CertificateRequest CRD as cert-manager v1.21.1 publishes it (the
@@ -425,6 +594,31 @@ impl KubeSim {
                 .find_map(|(_, m)| m.get(plural).cloned())
         }?;
         store.get_value(&def, namespace, name).map(|v| (*v).clone())
+    }
+
+    /// Server-side apply field ownership of one object, read straight from storage (not
+    /// counted): one entry per apply manager and endpoint, its owned fields rendered the way
+    /// structured-merge-diff prints paths (`.status.conditions[type="Ready"].status`), sorted.
+    /// `None` when the object does not exist.
+    pub fn apply_owners(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Vec<ApplyOwner>> {
+        let store = &self.server.store;
+        let def = {
+            let reg = store.registry.read();
+            reg.gvs
+                .iter()
+                .filter(|((g, _), _)| g == group)
+                .find_map(|(_, m)| m.get(plural).cloned())
+        }?;
+        let ns = if def.namespaced { namespace } else { "" };
+        let inner = def.coll.inner.read();
+        let stored = inner.objects.get(&(ns.to_string(), name.to_string()))?;
+        Some(stored.appliers.iter().map(sim::apply::owner).collect())
     }
 
     /// Number of objects stored for a resource (not counted).

@@ -1,4 +1,6 @@
-//! kube-sim binary: `kube-sim --listen ADDR --kubeconfig FILE [--tls]`; prints its base URL first, then serves until interrupted.
+//! kube-sim binary: `kube-sim --listen ADDR --kubeconfig FILE [--tls] [--token-auth-file FILE]
+//! [--kubernetes-release 1.35|1.36|1.37] [--runtime-config certificates.k8s.io/v1beta1=true]`;
+//! prints its base URL first, then serves until interrupted.
 
 use clap::Parser;
 use std::io::Write as _;
@@ -17,14 +19,34 @@ struct Args {
     /// Serve HTTPS with a generated CA (its certificate is embedded in the kubeconfig).
     #[arg(long)]
     tls: bool,
-    /// Accept bearer token TOKEN as user USER (repeatable); the kubeconfig uses the first one.
+    /// Accept bearer token TOKEN as user USER, authorized for everything (repeatable; legacy,
+    /// prefer --token-auth-file); without --token-auth-file the kubeconfig uses the first one.
     #[arg(long = "token", value_name = "TOKEN=USER")]
     tokens: Vec<String>,
+    /// Static tokens in kube-apiserver's CSV format (`token,user,uid,"group1,group2"`); turns on
+    /// authentication and RBAC (the kubeconfig then holds an admin token in system:masters).
+    #[arg(long, value_name = "FILE")]
+    token_auth_file: Option<PathBuf>,
+    /// The emulated Kubernetes release: 1.35, 1.36 or 1.37.
+    #[arg(long, value_name = "RELEASE", default_value = "1.37")]
+    kubernetes_release: String,
+    /// API versions to turn on; only `certificates.k8s.io/v1beta1=true` is understood.
+    #[arg(long, value_name = "GROUP/VERSION=BOOL")]
+    runtime_config: Vec<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let args = Args::parse();
+    // `RUST_LOG=kube_sim=debug` logs every request's method, path, Content-Type and Accept to stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
     let mut tokens = Vec::new();
     for t in &args.tokens {
         let Some((tok, user)) = t.split_once('=') else {
@@ -37,6 +59,9 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     opts.listen = args.listen;
     opts.kubeconfig = Some(args.kubeconfig.clone());
     opts.tokens = tokens;
+    opts.token_auth_file = args.token_auth_file.clone();
+    opts.kubernetes_release = kube_sim::Release::parse(&args.kubernetes_release)?;
+    opts.certificates_v1beta1 = kube_sim::parse_runtime_config(&args.runtime_config)?;
     let sim = kube_sim::KubeSim::start(opts).await?;
     let mut out = std::io::stdout();
     writeln!(out, "{}", sim.base_url())?;

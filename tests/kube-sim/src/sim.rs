@@ -1,7 +1,17 @@
 //! Internals of the API server: storage, HTTP, schema validation, server-side apply, faults.
 
 pub mod apply;
+pub mod auth;
+pub mod auth_hooks;
+pub mod certificates;
+pub mod crd_checks;
+pub mod events;
 pub mod faults;
+pub mod field_validation;
+pub mod partial;
+pub mod protobuf;
+pub mod rbac;
+pub mod release;
 pub mod schema;
 pub mod selector;
 pub mod server;

@@ -645,6 +645,19 @@ async fn injected_errors_hit_matching_requests_only_and_transient_ones_are_retri
     );
     assert_eq!((st.code, st.reason.as_str()), (409, "Conflict"));
     sim.faults().clear();
+    // An injected 404 stands for an object deleted just before the write; the object stays.
+    sim.faults().inject(
+        kube_sim::FaultRule::error(404)
+            .verb("patch")
+            .resource("certificaterequests/status")
+            .times(1),
+    );
+    let st = api_err(
+        api.patch_status("f", &PatchParams::default(), &Patch::Merge(&p))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((st.code, st.reason.as_str()), (404, "NotFound"));
     let done = api
         .patch_status("f", &PatchParams::default(), &Patch::Merge(&p))
         .await

@@ -1,7 +1,23 @@
-//! Server-side apply: field ownership per manager, conflict detection, map-list merging; pure functions.
+//! Server-side apply: field ownership per manager, conflict detection, merging; pure functions.
+//!
+//! The rules are structured-merge-diff's (the library kube-apiserver uses), judged by
+//! `tests/smd_differential.rs` against that library itself (`tests/smd-oracle`):
+//! - A configuration's field set holds its leaves (scalars, atomic lists and maps, empty maps and
+//!   nulls), every map-list or set item, and every entry of a map that is not a declared property
+//!   (`additionalProperties`, `x-kubernetes-preserve-unknown-fields`). An empty granular list owns
+//!   nothing. Server-managed metadata (`name`, `resourceVersion`, ...) is owned by no one.
+//! - Lists are atomic unless declared `x-kubernetes-list-type: map` or `set`; maps are granular
+//!   unless declared `x-kubernetes-map-type: atomic`. Without any schema (kube-sim's built-ins),
+//!   every object key is a field and a `conditions` list of typed items is keyed by `type`.
+//! - Merging keeps the live order of list items and appends new ones.
+//! - A field another manager owns conflicts when the merged object changes it; `force` takes it
+//!   over. A field removed from the object leaves every manager's set.
+//! - A field the applier owned, no longer applies and nobody else owns is removed, together with
+//!   the enclosing fields nobody owns anything under any more.
 
 use super::schema::{child, list_key, map_list_keys};
 use serde_json::Value;
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 /// One step of a field path.
@@ -11,6 +27,8 @@ pub enum Seg {
     Field(String),
     /// A map-list item, by its canonical key JSON.
     Key(String),
+    /// A set item, by its JSON value.
+    Value(String),
 }
 
 /// A field path from the object root.
@@ -25,6 +43,33 @@ pub struct Applier {
     pub status: bool,
     /// Owned paths.
     pub fields: BTreeSet<Path>,
+}
+
+/// One apply manager's owned fields as the test harness reads them ([`crate::KubeSim::apply_owners`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApplyOwner {
+    /// `fieldManager`.
+    pub manager: String,
+    /// `status` when applied through the `/status` subresource, else empty.
+    pub subresource: String,
+    /// Owned fields as structured-merge-diff prints paths, sorted.
+    pub fields: Vec<String>,
+}
+
+/// The harness view of an applier.
+pub fn owner(a: &Applier) -> ApplyOwner {
+    let mut fields: Vec<String> = a.fields.iter().map(render).collect();
+    fields.sort();
+    ApplyOwner {
+        manager: a.manager.clone(),
+        subresource: if a.status {
+            "status".into()
+        } else {
+            String::new()
+        },
+        fields,
+    }
 }
 
 /// Render a path the way apply conflicts name fields (`.status.conditions[type="Ready"].status`).
@@ -49,9 +94,128 @@ pub fn render(p: &Path) -> String {
                 s.push_str(&inner);
                 s.push(']');
             }
+            Seg::Value(v) => {
+                s.push_str("[=");
+                s.push_str(v);
+                s.push(']');
+            }
         }
     }
     s
+}
+
+/// What the schema says about one node.
+#[derive(Debug, Clone, Copy)]
+enum Ty<'a> {
+    /// No schema at all (kube-sim's built-ins): object keys are fields, lists atomic except
+    /// `conditions` keyed by `type`.
+    Untyped,
+    /// `x-kubernetes-preserve-unknown-fields` (or an undeclared field): object keys are map
+    /// entries, lists atomic.
+    Deduced,
+    /// A schema node.
+    Schema(&'a Value),
+    /// The object root (its `metadata` is ObjectMeta whatever the CRD schema says).
+    Root(Option<&'a Value>),
+}
+
+/// ObjectMeta as the API server types it for apply.
+fn object_meta() -> &'static Value {
+    static META: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    META.get_or_init(|| {
+        let s = serde_json::json!({"type": "string"});
+        let string_map = serde_json::json!({"type": "object", "additionalProperties": s});
+        serde_json::json!({"type": "object", "properties": {
+            "annotations": string_map, "labels": string_map,
+            "creationTimestamp": s, "deletionTimestamp": s, "deletionGracePeriodSeconds": {"type": "integer"},
+            "finalizers": {"type": "array", "x-kubernetes-list-type": "set", "items": s},
+            "generateName": s, "generation": {"type": "integer"}, "name": s, "namespace": s,
+            "managedFields": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            "ownerReferences": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["uid"],
+                "items": {"type": "object", "properties": {
+                    "apiVersion": s, "kind": s, "name": s, "uid": s,
+                    "controller": {"type": "boolean"}, "blockOwnerDeletion": {"type": "boolean"}}}},
+            "resourceVersion": s, "selfLink": s, "uid": s
+        }})
+    })
+}
+
+/// How a list merges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ListKind {
+    Atomic,
+    Set,
+    Keys(Vec<String>),
+}
+
+fn ty_of(schema: Option<&Value>) -> Ty<'_> {
+    match schema {
+        None => Ty::Untyped,
+        Some(s) => {
+            let preserve = s
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(Value::as_bool)
+                == Some(true);
+            if s.get("type").is_none() && preserve {
+                Ty::Deduced
+            } else {
+                Ty::Schema(s)
+            }
+        }
+    }
+}
+
+/// The type of child `key` of a map, and whether it is a declared (named) field.
+fn child_ty<'a>(parent: Ty<'a>, key: &str) -> (Ty<'a>, bool) {
+    match parent {
+        Ty::Root(_) if key == "metadata" => (Ty::Schema(object_meta()), true),
+        Ty::Root(s) => child_ty(ty_of(s), key),
+        Ty::Untyped => (Ty::Untyped, true),
+        Ty::Deduced => (Ty::Deduced, false),
+        Ty::Schema(s) => {
+            if let Some(p) = s.get("properties").and_then(|p| p.get(key)) {
+                return (ty_of(Some(p)), true);
+            }
+            match child(Some(s), key) {
+                Some(a) => (ty_of(Some(a)), false),
+                None => (Ty::Deduced, false),
+            }
+        }
+    }
+}
+
+fn item_ty(list: Ty<'_>) -> Ty<'_> {
+    match list {
+        Ty::Untyped | Ty::Root(_) => Ty::Untyped,
+        Ty::Deduced => Ty::Deduced,
+        Ty::Schema(s) => match s.get("items") {
+            Some(i) => ty_of(Some(i)),
+            None => Ty::Deduced,
+        },
+    }
+}
+
+fn map_atomic(t: Ty<'_>) -> bool {
+    matches!(t, Ty::Schema(s) if s.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic"))
+}
+
+fn list_kind(t: Ty<'_>, field: &str, items: &[Value]) -> ListKind {
+    match t {
+        Ty::Untyped | Ty::Root(_) => match keys_for(None, field, items) {
+            Some(k) => ListKind::Keys(k),
+            None => ListKind::Atomic,
+        },
+        Ty::Deduced => ListKind::Atomic,
+        Ty::Schema(s) => {
+            if let Some(k) = map_list_keys(s) {
+                return ListKind::Keys(k);
+            }
+            match s.get("x-kubernetes-list-type").and_then(Value::as_str) {
+                Some("set") => ListKind::Set,
+                _ => ListKind::Atomic,
+            }
+        }
+    }
 }
 
 /// The keys of a map list: from the schema, else `type` for a `conditions` list whose items all carry a string `type`.
@@ -74,92 +238,119 @@ pub fn keys_for(schema: Option<&Value>, field: &str, items: &[Value]) -> Option<
     None
 }
 
-/// Collect the leaf paths set by an apply configuration.
-pub fn collect(cfg: &Value, schema: Option<&Value>, prefix: &mut Path, out: &mut BTreeSet<Path>) {
-    let Value::Object(map) = cfg else {
-        out.insert(prefix.clone());
-        return;
-    };
-    if map.is_empty() && !prefix.is_empty() {
-        out.insert(prefix.clone());
-        return;
-    }
-    for (k, v) in map {
-        if prefix.is_empty() && matches!(k.as_str(), "apiVersion" | "kind") {
-            continue;
-        }
-        if prefix.len() == 1
-            && prefix[0] == Seg::Field("metadata".into())
-            && matches!(
-                k.as_str(),
-                "name"
-                    | "namespace"
-                    | "resourceVersion"
-                    | "uid"
-                    | "managedFields"
-                    | "creationTimestamp"
-                    | "generation"
-            )
-        {
-            continue;
-        }
-        let sub = child(schema, k);
-        prefix.push(Seg::Field(k.clone()));
-        match v {
-            Value::Object(_) => collect(v, sub, prefix, out),
-            Value::Array(items) => match keys_for(sub, k, items) {
-                Some(keys) => {
-                    let item_schema = sub.and_then(|s| s.get("items"));
-                    for item in items {
-                        prefix.push(Seg::Key(list_key(item, &keys)));
-                        out.insert(prefix.clone());
-                        collect(item, item_schema, prefix, out);
-                        prefix.pop();
-                    }
-                    if items.is_empty() {
-                        out.insert(prefix.clone());
-                    }
-                }
-                None => {
-                    out.insert(prefix.clone());
-                }
-            },
-            _ => {
-                out.insert(prefix.clone());
-            }
-        }
-        prefix.pop();
+fn item_seg(kind: &ListKind, item: &Value) -> Seg {
+    match kind {
+        ListKind::Keys(keys) => Seg::Key(list_key(item, keys)),
+        _ => Seg::Value(item.to_string()),
     }
 }
 
-/// Merge an apply configuration into the live object: maps recursively, map lists by key, the rest replaced.
-pub fn merge(live: &mut Value, cfg: &Value, schema: Option<&Value>, field: &str) {
+/// Paths no manager owns: the server manages them.
+fn server_owned(p: &Path) -> bool {
+    match p.as_slice() {
+        [Seg::Field(f)] => matches!(f.as_str(), "apiVersion" | "kind" | "metadata"),
+        [Seg::Field(m), Seg::Field(f)] if m == "metadata" => matches!(
+            f.as_str(),
+            "name"
+                | "namespace"
+                | "creationTimestamp"
+                | "selfLink"
+                | "uid"
+                | "clusterName"
+                | "generation"
+                | "managedFields"
+                | "resourceVersion"
+        ),
+        _ => false,
+    }
+}
+
+fn to_set(v: &Value, t: Ty<'_>, field: &str, prefix: &mut Path, out: &mut BTreeSet<Path>) {
+    match v {
+        Value::Object(map) => {
+            if map_atomic(t) {
+                out.insert(prefix.clone());
+                return;
+            }
+            for (k, cv) in map {
+                let (ct, named) = child_ty(t, k);
+                prefix.push(Seg::Field(k.clone()));
+                to_set(cv, ct, k, prefix, out);
+                let empty_map = cv.as_object().is_some_and(serde_json::Map::is_empty);
+                if cv.is_null() || empty_map || !named {
+                    out.insert(prefix.clone());
+                }
+                prefix.pop();
+            }
+        }
+        Value::Array(items) => {
+            let kind = list_kind(t, field, items);
+            if kind == ListKind::Atomic {
+                out.insert(prefix.clone());
+                return;
+            }
+            let it = item_ty(t);
+            for item in items {
+                prefix.push(item_seg(&kind, item));
+                to_set(item, it, "", prefix, out);
+                out.insert(prefix.clone());
+                prefix.pop();
+            }
+        }
+        _ => {
+            out.insert(prefix.clone());
+        }
+    }
+}
+
+/// Merge an apply configuration into the live object: maps recursively, map lists and sets by
+/// item (live order, new items appended), the rest replaced.
+fn merge_ty(live: &mut Value, cfg: &Value, t: Ty<'_>, field: &str) {
     match (live, cfg) {
-        (Value::Object(l), Value::Object(c)) => {
+        (Value::Object(l), Value::Object(c))
+            if !map_atomic(t) && (!l.is_empty() || !c.is_empty()) =>
+        {
             for (k, cv) in c {
-                let sub = child(schema, k);
+                let (ct, _) = child_ty(t, k);
                 match l.get_mut(k) {
-                    Some(lv) => merge(lv, cv, sub, k),
+                    Some(lv) => merge_ty(lv, cv, ct, k),
                     None => {
                         l.insert(k.clone(), cv.clone());
                     }
                 }
             }
         }
-        (Value::Array(l), Value::Array(c)) => match keys_for(schema, field, c) {
-            Some(keys) if l.iter().all(|i| i.is_object()) => {
-                let item_schema = schema.and_then(|s| s.get("items"));
-                for ci in c {
-                    let ck = list_key(ci, &keys);
-                    match l.iter_mut().find(|li| list_key(li, &keys) == ck) {
-                        Some(li) => merge(li, ci, item_schema, ""),
-                        None => l.push(ci.clone()),
-                    }
+        (Value::Array(l), Value::Array(c)) if !(l.is_empty() && c.is_empty()) => {
+            let kind = list_kind(t, field, if c.is_empty() { l } else { c });
+            if kind == ListKind::Atomic {
+                *l = c.clone();
+                return;
+            }
+            let it = item_ty(t);
+            for ci in c {
+                let ck = item_seg(&kind, ci);
+                match l.iter_mut().find(|li| item_seg(&kind, li) == ck) {
+                    Some(li) => merge_ty(li, ci, it, ""),
+                    None => l.push(ci.clone()),
                 }
             }
-            _ => *l = c.clone(),
-        },
+        }
         (l, c) => *l = c.clone(),
+    }
+}
+
+fn item_matches(item: &Value, seg: &Seg) -> bool {
+    match seg {
+        Seg::Field(_) => false,
+        Seg::Key(k) => {
+            let keys: Vec<String> = match serde_json::from_str::<serde_json::Map<String, Value>>(k)
+            {
+                Ok(m) => m.keys().cloned().collect(),
+                Err(_) => return false,
+            };
+            &list_key(item, &keys) == k
+        }
+        Seg::Value(v) => &item.to_string() == v,
     }
 }
 
@@ -168,59 +359,148 @@ pub fn get<'a>(v: &'a Value, p: &[Seg]) -> Option<&'a Value> {
     let mut cur = v;
     for seg in p {
         cur = match seg {
-            Seg::Field(f) => cur.get(f)?,
-            Seg::Key(k) => {
-                let items = cur.as_array()?;
-                let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Value>>(k)
-                    .ok()?
-                    .keys()
-                    .cloned()
-                    .collect();
-                items.iter().find(|i| &list_key(i, &keys) == k)?
-            }
+            Seg::Field(f) => cur.as_object()?.get(f)?,
+            _ => cur.as_array()?.iter().find(|i| item_matches(i, seg))?,
         };
     }
     Some(cur)
 }
 
-/// Remove the field or map-list item at a path (no-op when absent).
-pub fn remove(v: &mut Value, p: &[Seg]) {
-    let Some((last, parent)) = p.split_last() else {
-        return;
-    };
-    let mut cur = v;
-    for seg in parent {
-        let next = match seg {
-            Seg::Field(f) => cur.get_mut(f),
-            Seg::Key(k) => {
-                let keys: Vec<String> =
-                    match serde_json::from_str::<serde_json::Map<String, Value>>(k) {
-                        Ok(m) => m.keys().cloned().collect(),
-                        Err(_) => return,
+/// A value's field set with every ancestor of its paths.
+fn field_set(v: &Value, root: Ty<'_>) -> BTreeSet<Path> {
+    let mut set = BTreeSet::new();
+    to_set(v, root, "", &mut Vec::new(), &mut set);
+    with_ancestors([&set].into_iter())
+}
+
+fn has_under(set: &BTreeSet<Path>, prefix: &Path) -> bool {
+    use std::ops::Bound;
+    set.range((Bound::Excluded(prefix.clone()), Bound::Unbounded))
+        .next()
+        .is_some_and(|p| p.starts_with(prefix))
+}
+
+/// The value without the fields and items at `set`'s paths; like structured-merge-diff, a map
+/// or list left empty by the removal (or an atomic one reached by it) becomes null.
+fn remove_items(
+    v: &Value,
+    set: &BTreeSet<Path>,
+    t: Ty<'_>,
+    field: &str,
+    prefix: &mut Path,
+) -> Value {
+    match v {
+        Value::Object(m) => {
+            if m.is_empty() || map_atomic(t) {
+                return Value::Null;
+            }
+            let mut out = serde_json::Map::new();
+            for (k, cv) in m {
+                prefix.push(Seg::Field(k.clone()));
+                if !set.contains(prefix) {
+                    let nv = if has_under(set, prefix) {
+                        remove_items(cv, set, child_ty(t, k).0, k, prefix)
+                    } else {
+                        cv.clone()
                     };
-                cur.as_array_mut()
-                    .and_then(|a| a.iter_mut().find(|i| &list_key(i, &keys) == k))
+                    out.insert(k.clone(), nv);
+                }
+                prefix.pop();
             }
-        };
-        match next {
-            Some(n) => cur = n,
-            None => return,
+            if out.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(out)
+            }
         }
+        Value::Array(items) => {
+            let kind = list_kind(t, field, items);
+            if items.is_empty() || kind == ListKind::Atomic {
+                return Value::Null;
+            }
+            let it = item_ty(t);
+            let mut out = Vec::new();
+            for item in items {
+                prefix.push(item_seg(&kind, item));
+                if !set.contains(prefix) {
+                    out.push(if has_under(set, prefix) {
+                        remove_items(item, set, it, "", prefix)
+                    } else {
+                        item.clone()
+                    });
+                }
+                prefix.pop();
+            }
+            if out.is_empty() {
+                Value::Null
+            } else {
+                Value::Array(out)
+            }
+        }
+        _ => v.clone(),
     }
-    match last {
-        Seg::Field(f) => {
-            if let Some(m) = cur.as_object_mut() {
-                m.remove(f);
-            }
-        }
-        Seg::Key(k) => {
-            let keys: Vec<String> = match serde_json::from_str::<serde_json::Map<String, Value>>(k)
-            {
-                Ok(m) => m.keys().cloned().collect(),
-                Err(_) => return,
+}
+
+/// The type at a path (for the comparison of live and merged values).
+fn ty_at<'a>(root: Ty<'a>, p: &[Seg]) -> Ty<'a> {
+    let mut t = root;
+    for seg in p {
+        t = match seg {
+            Seg::Field(f) => child_ty(t, f).0,
+            _ => item_ty(t),
+        };
+    }
+    t
+}
+
+/// How a path's value changed between the live and the merged object.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    Same,
+    Added,
+    Removed,
+    Modified,
+}
+
+fn change(live: &Value, merged: &Value, p: &Path, root: Ty<'_>) -> Change {
+    match (get(live, p), get(merged, p)) {
+        (None, None) => Change::Same,
+        (None, Some(_)) => Change::Added,
+        (Some(_), None) => Change::Removed,
+        (Some(a), Some(b)) if a == b => Change::Same,
+        (Some(a), Some(b)) => {
+            // Only leaves are compared by value: a granular map or list that changed inside
+            // is not itself modified.
+            let t = ty_at(root, p);
+            let field = match p.last() {
+                Some(Seg::Field(f)) => f.as_str(),
+                _ => "",
             };
-            if let Some(a) = cur.as_array_mut() {
-                a.retain(|i| &list_key(i, &keys) != k);
+            // A null stands for an empty map or list here (what a removal leaves behind).
+            let empty = |v: &Value| {
+                v.is_null()
+                    || v.as_object().is_some_and(serde_json::Map::is_empty)
+                    || v.as_array().is_some_and(Vec::is_empty)
+            };
+            let both_empty = empty(a) && empty(b);
+            let maps = (a.is_object() || a.is_null()) && (b.is_object() || b.is_null());
+            let lists = (a.is_array() || a.is_null()) && (b.is_array() || b.is_null());
+            let granular = if maps {
+                !map_atomic(t) && !both_empty
+            } else if lists {
+                let items: &[Value] = match (a.as_array(), b.as_array()) {
+                    (_, Some(y)) if !y.is_empty() => y,
+                    (Some(x), _) => x,
+                    _ => &[],
+                };
+                !both_empty && list_kind(t, field, items) != ListKind::Atomic
+            } else {
+                false
+            };
+            if granular {
+                Change::Same
+            } else {
+                Change::Modified
             }
         }
     }
@@ -231,8 +511,237 @@ pub fn remove(v: &mut Value, p: &[Seg]) {
 pub struct Conflict {
     /// The other manager.
     pub manager: String,
+    /// Whether the other manager applied through `/status`.
+    pub status: bool,
     /// The contested field.
     pub path: Path,
+}
+
+impl Conflict {
+    /// The manager as kube-apiserver names it in conflict messages.
+    pub fn manager_printed(&self) -> String {
+        if self.status {
+            format!("{:?} with subresource \"status\"", self.manager)
+        } else {
+            format!("{:?}", self.manager)
+        }
+    }
+
+    /// kube-apiserver's identifier of the manager (what its messages sort by).
+    fn manager_key(&self) -> String {
+        let mut m = serde_json::Map::new();
+        m.insert("manager".into(), Value::String(self.manager.clone()));
+        m.insert("operation".into(), Value::String("Apply".into()));
+        let mut s = Value::Object(m).to_string();
+        if self.status {
+            s.pop();
+            s.push_str(",\"subresource\":\"status\"}");
+        }
+        s
+    }
+}
+
+/// kube-apiserver's message for an apply that conflicts (the 409's `message`).
+pub fn conflict_message(conflicts: &[Conflict]) -> String {
+    if let [c] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            c.manager_printed(),
+            render(&c.path)
+        );
+    }
+    let mut sorted: Vec<&Conflict> = conflicts.iter().collect();
+    sorted.sort_by(|a, b| {
+        a.manager_key()
+            .cmp(&b.manager_key())
+            .then_with(|| set_order(&a.path, &b.path))
+    });
+    let mut lines = Vec::new();
+    let mut last: Option<String> = None;
+    for c in sorted {
+        let k = c.manager_key();
+        if last.as_ref() != Some(&k) {
+            lines.push(format!("conflicts with {}:", c.manager_printed()));
+            last = Some(k);
+        }
+        lines.push(format!("- {}", render(&c.path)));
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
+}
+
+fn seg_order(a: &Seg, b: &Seg) -> Ordering {
+    fn rank(s: &Seg) -> u8 {
+        match s {
+            Seg::Field(_) => 0,
+            Seg::Key(_) => 1,
+            Seg::Value(_) => 2,
+        }
+    }
+    rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
+}
+
+/// The order structured-merge-diff lists a set's paths in: at each level the set's own members
+/// first, then what lies under each child.
+fn set_order(a: &Path, b: &Path) -> Ordering {
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    match (a.len() == common, b.len() == common) {
+        (true, true) => return Ordering::Equal,
+        (true, false) => return Ordering::Less,
+        (false, true) => return Ordering::Greater,
+        _ => {}
+    }
+    let a_member = a.len() == common + 1;
+    let b_member = b.len() == common + 1;
+    match (a_member, b_member) {
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        _ => seg_order(&a[common], &b[common]),
+    }
+}
+
+/// The conflicts as structured-merge-diff reports them. Its `ConflictsFromManagers` keeps the
+/// path that `Set.Iterate` hands to its callback, and Iterate builds those paths with Go's
+/// `append` on a shared prefix: when the prefix has spare capacity, later paths overwrite earlier
+/// ones, so a manager with several conflicting fields under one parent is reported with the
+/// same (last-written) path several times. That is the code of every SMD read here (v4.1.2,
+/// built and run by the tests; v5, read); kube-sim reproduces it so that a client sees the
+/// server's own message. The fields taken over under `force` are the true ones.
+fn as_reported(conflicts: Vec<Conflict>) -> Vec<Conflict> {
+    let mut by_manager: Vec<((String, bool), BTreeSet<Path>)> = Vec::new();
+    for c in conflicts {
+        let key = (c.manager, c.status);
+        match by_manager.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, set)) => {
+                set.insert(c.path);
+            }
+            None => by_manager.push((key, BTreeSet::from([c.path]))),
+        }
+    }
+    let mut out = Vec::new();
+    for ((manager, status), set) in by_manager {
+        for path in go_iterate(&set) {
+            out.push(Conflict {
+                manager: manager.clone(),
+                status,
+                path,
+            });
+        }
+    }
+    out
+}
+
+/// One level of a field set, as SMD stores it: its members and its children, each sorted.
+#[derive(Default)]
+struct SetNode {
+    members: Vec<Seg>,
+    children: Vec<(Seg, SetNode)>,
+}
+
+impl SetNode {
+    fn insert(&mut self, p: &[Seg]) {
+        match p {
+            [] => {}
+            [last] => {
+                if !self.members.contains(last) {
+                    self.members.push(last.clone());
+                    self.members.sort_by(seg_order);
+                }
+            }
+            [first, rest @ ..] => {
+                let i = match self.children.iter().position(|(s, _)| s == first) {
+                    Some(i) => i,
+                    None => {
+                        self.children.push((first.clone(), SetNode::default()));
+                        self.children.sort_by(|a, b| seg_order(&a.0, &b.0));
+                        self.children
+                            .iter()
+                            .position(|(s, _)| s == first)
+                            .unwrap_or(0)
+                    }
+                };
+                self.children[i].1.insert(rest);
+            }
+        }
+    }
+}
+
+/// A Go slice of path elements: backing array, length, capacity.
+#[derive(Clone, Copy)]
+struct GoSlice {
+    array: usize,
+    len: usize,
+    cap: usize,
+}
+
+/// `Set.Iterate` with Go's slice semantics (`append` writes in place while capacity lasts,
+/// else copies into an array twice as large), returning the paths as the callback kept them.
+fn go_iterate(set: &BTreeSet<Path>) -> Vec<Path> {
+    fn append(arrays: &mut Vec<Vec<Option<Seg>>>, s: GoSlice, pe: &Seg) -> GoSlice {
+        if s.len < s.cap {
+            arrays[s.array][s.len] = Some(pe.clone());
+            return GoSlice {
+                len: s.len + 1,
+                ..s
+            };
+        }
+        let cap = if s.cap == 0 { 1 } else { s.cap * 2 };
+        let mut a: Vec<Option<Seg>> = vec![None; cap];
+        a[..s.len].clone_from_slice(&arrays[s.array][..s.len]);
+        a[s.len] = Some(pe.clone());
+        arrays.push(a);
+        GoSlice {
+            array: arrays.len() - 1,
+            len: s.len + 1,
+            cap,
+        }
+    }
+    fn walk(
+        node: &SetNode,
+        prefix: GoSlice,
+        arrays: &mut Vec<Vec<Option<Seg>>>,
+        out: &mut Vec<GoSlice>,
+    ) {
+        for m in &node.members {
+            let p = append(arrays, prefix, m);
+            out.push(p);
+        }
+        for (pe, child) in &node.children {
+            let p = append(arrays, prefix, pe);
+            walk(child, p, arrays, out);
+        }
+    }
+    let mut root = SetNode::default();
+    for p in set {
+        root.insert(p);
+    }
+    let mut arrays: Vec<Vec<Option<Seg>>> = vec![Vec::new()];
+    let mut kept = Vec::new();
+    let start = GoSlice {
+        array: 0,
+        len: 0,
+        cap: 0,
+    };
+    walk(&root, start, &mut arrays, &mut kept);
+    kept.iter()
+        .map(|s| arrays[s.array][..s.len].iter().flatten().cloned().collect())
+        .collect()
+}
+
+/// Every non-empty prefix of every path in the sets.
+fn with_ancestors<'a>(sets: impl Iterator<Item = &'a BTreeSet<Path>>) -> BTreeSet<Path> {
+    let mut out = BTreeSet::new();
+    for s in sets {
+        for p in s {
+            for n in 1..=p.len() {
+                out.insert(p[..n].to_vec());
+            }
+        }
+    }
+    out
 }
 
 /// Apply `cfg` as `manager` onto `live` (returns the merged object and the updated appliers), or the conflicts.
@@ -245,8 +754,16 @@ pub fn apply(
     status: bool,
     force: bool,
 ) -> Result<(Value, Vec<Applier>), Vec<Conflict>> {
-    let mut fields = BTreeSet::new();
-    collect(cfg, schema, &mut Vec::new(), &mut fields);
+    let root = Ty::Root(schema);
+    // The server strips its own metadata fields from the applier's set only after the merge,
+    // so pruning still sees them as applied.
+    let mut applied = BTreeSet::new();
+    to_set(cfg, root, "", &mut Vec::new(), &mut applied);
+    let fields: BTreeSet<Path> = applied
+        .iter()
+        .filter(|p| !server_owned(p))
+        .cloned()
+        .collect();
     let mut others: Vec<Applier> = Vec::with_capacity(appliers.len() + 1);
     let mut mine_before = BTreeSet::new();
     for a in appliers {
@@ -256,47 +773,69 @@ pub fn apply(
             others.push(a.clone());
         }
     }
+    let mut merged = live.clone();
+    merge_ty(&mut merged, cfg, root, "");
+    // Prune what this manager applied before, no longer applies and nobody else owns,
+    // following structured-merge-diff's three steps (remove everything applied last time, add
+    // back what anyone owns, add back what was not applied last time).
+    if !mine_before.is_empty() {
+        let last = with_ancestors([&mine_before].into_iter());
+        let managed = with_ancestors(others.iter().map(|o| &o.fields).chain([&applied]));
+        let merged_set = field_set(&merged, root);
+        let pruned = remove_items(&merged, &last, root, "", &mut Vec::new());
+        let pruned_set = field_set(&pruned, root);
+        let unowned: BTreeSet<Path> = merged_set
+            .iter()
+            .filter(|p| !pruned_set.contains(*p) && !managed.contains(*p))
+            .cloned()
+            .collect();
+        let pruned = remove_items(&merged, &unowned, root, "", &mut Vec::new());
+        let pruned_set = field_set(&pruned, root);
+        let dropped: BTreeSet<Path> = merged_set
+            .iter()
+            .filter(|p| !pruned_set.contains(*p) && last.contains(*p))
+            .cloned()
+            .collect();
+        merged = remove_items(&merged, &dropped, root, "", &mut Vec::new());
+    }
+    // Conflicts: another manager's field that the merged object adds or changes.
     let mut conflicts = Vec::new();
-    for p in &fields {
-        if matches!(p.last(), Some(Seg::Key(_))) {
-            continue;
-        }
-        for o in others.iter_mut() {
-            if o.manager == manager || !o.fields.contains(p) {
-                continue;
-            }
-            if get(live, p) != get(cfg, p) {
-                if force {
-                    o.fields.remove(p);
-                } else {
+    for o in others.iter_mut() {
+        let mut lost = Vec::new();
+        for p in &o.fields {
+            match change(live, &merged, p, root) {
+                Change::Added | Change::Modified => {
                     conflicts.push(Conflict {
                         manager: o.manager.clone(),
+                        status: o.status,
                         path: p.clone(),
                     });
+                    lost.push(p.clone());
                 }
+                Change::Removed => lost.push(p.clone()),
+                Change::Same => {}
             }
         }
+        for p in lost {
+            o.fields.remove(&p);
+        }
     }
-    if !conflicts.is_empty() {
-        return Err(conflicts);
+    if !force && !conflicts.is_empty() {
+        return Err(as_reported(conflicts));
     }
-    let mut merged = live.clone();
-    merge(&mut merged, cfg, schema, "");
-    // Fields this manager set before and no longer sets are removed unless someone else still owns them.
-    let mut dropped: Vec<&Path> = mine_before
-        .difference(&fields)
-        .filter(|p| !others.iter().any(|o| o.fields.contains(*p)))
-        .collect();
-    dropped.sort_by_key(|p| p.len());
-    for p in dropped {
-        remove(&mut merged, p);
+    // ObjectMeta is typed with omitempty fields: a null there is no field (the server decodes
+    // the merged object after the ownership is settled).
+    if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|_, v| !v.is_null());
     }
     others.retain(|o| !o.fields.is_empty());
-    others.push(Applier {
-        manager: manager.to_string(),
-        status,
-        fields,
-    });
+    if !fields.is_empty() {
+        others.push(Applier {
+            manager: manager.to_string(),
+            status,
+            fields,
+        });
+    }
     Ok((merged, others))
 }
 

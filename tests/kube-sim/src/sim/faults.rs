@@ -19,7 +19,8 @@ pub struct FaultRule {
 }
 
 impl FaultRule {
-    /// Answer matching requests with this HTTP status (409, 429, 500 or 503; anything else becomes 500).
+    /// Answer matching requests with this HTTP status (404, 409, 429, 500 or 503; anything else
+    /// becomes 500). A 404 stands for an object deleted between a client's read and its write.
     pub fn error(status: u16) -> Self {
         FaultRule {
             verb: None,
@@ -168,6 +169,11 @@ impl Faults {
 
 fn injected(code: u16, resource: &str) -> ApiError {
     match code {
+        404 => ApiError::new(
+            404,
+            "NotFound",
+            format!("{resource} not found: deleted before this request was served (injected)"),
+        ),
         409 => ApiError::new(
             409,
             "Conflict",

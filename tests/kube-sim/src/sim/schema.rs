@@ -226,7 +226,12 @@ pub fn undeclared_in_apply(schema: &Compiled, cfg: &Value) -> Vec<String> {
             _ => match schema.props.as_ref().and_then(|p| p.get(k)) {
                 Some(sub) => undeclared_at(sub, v, &path, &mut out),
                 None if schema.preserves => {}
-                None => out.push(path.render()),
+                None => {
+                    // structured-merge-diff stops walking a map at its first undeclared key
+                    // (in Go's random map order; kube-sim's is sorted, one answer it can give).
+                    out.push(path.render());
+                    break;
+                }
             },
         }
     }
@@ -269,6 +274,7 @@ fn undeclared_in_object_meta(meta: &Value, out: &mut Vec<String>) {
     for (k, v) in map {
         if !OBJECT_META_FIELDS.contains(&k.as_str()) {
             out.push(format!("{path}.{k}"));
+            break;
         } else if k == "ownerReferences" {
             // A map list keyed by uid.
             for item in v.as_array().into_iter().flatten() {
@@ -276,10 +282,11 @@ fn undeclared_in_object_meta(meta: &Value, out: &mut Vec<String>) {
                     continue;
                 };
                 let uid = item.get("uid").map(Value::to_string).unwrap_or_default();
-                for f in fields.keys() {
-                    if !OWNER_REFERENCE_FIELDS.contains(&f.as_str()) {
-                        out.push(format!("{path}.ownerReferences[uid={uid}].{f}"));
-                    }
+                if let Some(f) = fields
+                    .keys()
+                    .find(|f| !OWNER_REFERENCE_FIELDS.contains(&f.as_str()))
+                {
+                    out.push(format!("{path}.ownerReferences[uid={uid}].{f}"));
                 }
             }
         }
@@ -332,7 +339,10 @@ fn undeclared_at(schema: &Compiled, v: &Value, at: &SmdPath<'_>, out: &mut Vec<S
                     Some(sub) => undeclared_at(sub, cv, &child, out),
                     None if schema.addl_true => {}
                     None if props.is_none() && !schema.has_type => {}
-                    None => out.push(child.render()),
+                    None => {
+                        out.push(child.render());
+                        break;
+                    }
                 }
             }
         }

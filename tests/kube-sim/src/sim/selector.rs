@@ -107,16 +107,181 @@ impl LabelSelector {
     }
 }
 
-/// A parsed field selector: `path=value` / `path!=value` on dotted paths such as `metadata.name`.
+/// One field label a resource supports: the label clients send and the JSON paths of the stored
+/// object it reads (the first non-empty one wins, for labels with a fallback such as Event `source`).
+pub type FieldLabel = (&'static str, &'static [&'static str]);
+
+/// Labels every resource supports (kube-apiserver's default field label conversion).
+const META_LABELS: &[FieldLabel] = &[
+    ("metadata.name", &["metadata.name"]),
+    ("metadata.namespace", &["metadata.namespace"]),
+];
+
+/// Extra field labels per (group, plural), besides `metadata.name` / `metadata.namespace`, as
+/// kube-apiserver registers them (its field label conversion functions). Paths are read from the
+/// stored object: `events.k8s.io` Events are stored as core Events, so their `regarding.*` labels
+/// read `involvedObject.*`. Add a row when a served kind gains a selectable field.
+const FIELD_LABELS: &[(&str, &str, &[FieldLabel])] = &[
+    (
+        "",
+        "pods",
+        &[
+            ("spec.nodeName", &["spec.nodeName"]),
+            // Old v1 clients' name for spec.nodeName.
+            ("spec.host", &["spec.nodeName"]),
+            ("spec.restartPolicy", &["spec.restartPolicy"]),
+            ("spec.schedulerName", &["spec.schedulerName"]),
+            ("spec.serviceAccountName", &["spec.serviceAccountName"]),
+            ("spec.hostNetwork", &["spec.hostNetwork"]),
+            ("status.phase", &["status.phase"]),
+            ("status.podIP", &["status.podIP"]),
+            ("status.nominatedNodeName", &["status.nominatedNodeName"]),
+        ],
+    ),
+    ("", "namespaces", &[("status.phase", &["status.phase"])]),
+    ("", "secrets", &[("type", &["type"])]),
+    (
+        "",
+        "services",
+        &[
+            ("spec.clusterIP", &["spec.clusterIP"]),
+            ("spec.type", &["spec.type"]),
+        ],
+    ),
+    (
+        "",
+        "nodes",
+        &[("spec.unschedulable", &["spec.unschedulable"])],
+    ),
+    (
+        "",
+        "replicationcontrollers",
+        &[("status.replicas", &["status.replicas"])],
+    ),
+    (
+        "apps",
+        "replicasets",
+        &[("status.replicas", &["status.replicas"])],
+    ),
+    (
+        "batch",
+        "jobs",
+        &[("status.successful", &["status.successful"])],
+    ),
+    (
+        "",
+        "events",
+        &[
+            ("involvedObject.kind", &["involvedObject.kind"]),
+            ("involvedObject.namespace", &["involvedObject.namespace"]),
+            ("involvedObject.name", &["involvedObject.name"]),
+            ("involvedObject.uid", &["involvedObject.uid"]),
+            ("involvedObject.apiVersion", &["involvedObject.apiVersion"]),
+            (
+                "involvedObject.resourceVersion",
+                &["involvedObject.resourceVersion"],
+            ),
+            ("involvedObject.fieldPath", &["involvedObject.fieldPath"]),
+            ("reason", &["reason"]),
+            ("reportingComponent", &["reportingComponent"]),
+            ("source", &["source.component", "reportingComponent"]),
+            ("type", &["type"]),
+        ],
+    ),
+    (
+        "events.k8s.io",
+        "events",
+        &[
+            ("regarding.kind", &["involvedObject.kind"]),
+            ("regarding.namespace", &["involvedObject.namespace"]),
+            ("regarding.name", &["involvedObject.name"]),
+            ("regarding.uid", &["involvedObject.uid"]),
+            ("regarding.apiVersion", &["involvedObject.apiVersion"]),
+            (
+                "regarding.resourceVersion",
+                &["involvedObject.resourceVersion"],
+            ),
+            ("regarding.fieldPath", &["involvedObject.fieldPath"]),
+            ("reason", &["reason"]),
+            ("reportingController", &["reportingComponent"]),
+            ("source", &["source.component", "reportingComponent"]),
+            ("type", &["type"]),
+        ],
+    ),
+    (
+        "certificates.k8s.io",
+        "certificatesigningrequests",
+        &[("spec.signerName", &["spec.signerName"])],
+    ),
+    (
+        "certificates.k8s.io",
+        "podcertificaterequests",
+        &[
+            ("spec.signerName", &["spec.signerName"]),
+            ("spec.podName", &["spec.podName"]),
+            ("spec.nodeName", &["spec.nodeName"]),
+        ],
+    ),
+    (
+        "certificates.k8s.io",
+        "clustertrustbundles",
+        &[("spec.signerName", &["spec.signerName"])],
+    ),
+];
+
+/// The field labels of a built-in resource: (labels besides metadata.*, whether
+/// `metadata.namespace` is one; kube-apiserver's Namespace conversion leaves it out).
+pub fn builtin_field_labels(group: &str, plural: &str) -> (&'static [FieldLabel], bool) {
+    let extra = FIELD_LABELS
+        .iter()
+        .find(|(g, p, _)| *g == group && *p == plural)
+        .map_or(&[][..], |(_, _, l)| *l);
+    (extra, !(group.is_empty() && plural == "namespaces"))
+}
+
+/// What a resource accepts in `fieldSelector`.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldLabels<'a> {
+    /// A built-in resource: its table row.
+    Builtin {
+        /// Labels besides metadata.*.
+        extra: &'static [FieldLabel],
+        /// Whether `metadata.namespace` is accepted.
+        namespace: bool,
+    },
+    /// A custom resource: metadata.* plus the CRD's `selectableFields` (JSON paths without the dot).
+    Custom(&'a [String]),
+}
+
+/// One requirement: the label as sent, the stored paths it reads, negation, value.
+#[derive(Debug, Clone)]
+struct FieldReq {
+    paths: Vec<Vec<String>>,
+    neg: bool,
+    value: String,
+}
+
+/// A parsed field selector: `label=value` / `label==value` / `label!=value`, comma-separated.
 #[derive(Debug, Clone, Default)]
-pub struct FieldSelector(Vec<(Vec<String>, bool, String)>);
+pub struct FieldSelector(Vec<FieldReq>);
+
+fn split_path(p: &str) -> Vec<String> {
+    p.split('.').map(str::to_string).collect()
+}
 
 impl FieldSelector {
-    /// Parse `metadata.name=x,metadata.namespace!=y`.
+    /// Parse a selector on `metadata.name` / `metadata.namespace` only.
+    #[cfg(test)]
+    fn parse(s: &str) -> Result<Self, ApiError> {
+        Self::parse_for(s, FieldLabels::Custom(&[]))
+    }
+
+    /// Parse a selector, accepting only the labels the resource supports, as kube-apiserver does
+    /// (`400 field label not supported: <label>` otherwise).
     ///
     /// # Errors
-    /// 400 BadRequest naming the term when it has no operator.
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    /// 400 BadRequest for a term without an operator or a label the resource does not support.
+    pub fn parse_for(s: &str, labels: FieldLabels<'_>) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for part in s.split(',') {
             let p = part.trim();
@@ -131,14 +296,37 @@ impl FieldSelector {
                 (k, false, v)
             } else {
                 return Err(ApiError::bad_request(format!(
-                    "invalid field selector: {p:?} has no operator (=, ==, !=)"
+                    "invalid selector: '{s}'; can't understand '{p}'"
                 )));
             };
-            reqs.push((
-                k.trim().split('.').map(str::to_string).collect(),
+            let label = k.trim();
+            let unsupported =
+                || ApiError::bad_request(format!("field label not supported: {label}"));
+            let paths: Vec<Vec<String>> = match labels {
+                FieldLabels::Builtin { extra, namespace } => {
+                    let found = META_LABELS
+                        .iter()
+                        .filter(|(l, _)| namespace || *l != "metadata.namespace")
+                        .chain(extra.iter())
+                        .find(|(l, _)| *l == label)
+                        .ok_or_else(unsupported)?;
+                    found.1.iter().map(|p| split_path(p)).collect()
+                }
+                FieldLabels::Custom(selectable) => {
+                    if META_LABELS.iter().any(|(l, _)| *l == label)
+                        || selectable.iter().any(|f| f == label)
+                    {
+                        vec![split_path(label)]
+                    } else {
+                        return Err(unsupported());
+                    }
+                }
+            };
+            reqs.push(FieldReq {
+                paths,
                 neg,
-                v.trim().to_string(),
-            ));
+                value: v.trim().to_string(),
+            });
         }
         Ok(FieldSelector(reqs))
     }
@@ -152,24 +340,37 @@ impl FieldSelector {
     pub fn pinned_name(&self) -> Option<&str> {
         self.0
             .iter()
-            .find(|(p, neg, _)| !neg && p.len() == 2 && p[0] == "metadata" && p[1] == "name")
-            .map(|(_, _, v)| v.as_str())
+            .find(|r| {
+                !r.neg
+                    && r.paths.len() == 1
+                    && r.paths[0].len() == 2
+                    && r.paths[0][0] == "metadata"
+                    && r.paths[0][1] == "name"
+            })
+            .map(|r| r.value.as_str())
     }
 
     /// Whether every term matches (missing fields compare as the empty string).
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(path, neg, want)| {
-            let mut cur = Some(obj);
-            for seg in path {
-                cur = cur.and_then(|c| c.get(seg));
-            }
-            let got = match cur {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Bool(b)) => b.to_string(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => String::new(),
-            };
-            (got == *want) != *neg
+        self.0.iter().all(|r| {
+            let got = r
+                .paths
+                .iter()
+                .map(|path| {
+                    let mut cur = Some(obj);
+                    for seg in path {
+                        cur = cur.and_then(|c| c.get(seg));
+                    }
+                    match cur {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Bool(b)) => b.to_string(),
+                        Some(Value::Number(n)) => n.to_string(),
+                        _ => String::new(),
+                    }
+                })
+                .find(|s| !s.is_empty())
+                .unwrap_or_default();
+            (got == r.value) != r.neg
         })
     }
 }
@@ -201,5 +402,63 @@ mod tests {
         );
         assert!(!FieldSelector::parse("metadata.name=b").unwrap().matches(&o));
         assert!(FieldSelector::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn field_labels_are_limited_per_resource() {
+        let (extra, ns) = builtin_field_labels("", "secrets");
+        let l = FieldLabels::Builtin {
+            extra,
+            namespace: ns,
+        };
+        assert!(FieldSelector::parse_for("type=Opaque,metadata.namespace=a", l).is_ok());
+        let e = FieldSelector::parse_for("data.x=y", l).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "field label not supported: data.x")
+        );
+        let (extra, ns) = builtin_field_labels("", "namespaces");
+        let l = FieldLabels::Builtin {
+            extra,
+            namespace: ns,
+        };
+        assert!(FieldSelector::parse_for("status.phase=Active", l).is_ok());
+        assert!(FieldSelector::parse_for("metadata.namespace=x", l).is_err());
+        let sel = vec!["spec.color".to_string()];
+        assert!(FieldSelector::parse_for("spec.color=red", FieldLabels::Custom(&sel)).is_ok());
+        assert!(FieldSelector::parse_for("spec.size=1", FieldLabels::Custom(&sel)).is_err());
+    }
+
+    #[test]
+    fn event_source_falls_back_to_the_reporting_component() {
+        let (extra, ns) = builtin_field_labels("", "events");
+        let l = FieldLabels::Builtin {
+            extra,
+            namespace: ns,
+        };
+        let a = json!({"source": {"component": "kubelet"}, "reportingComponent": "x"});
+        let b = json!({"reportingComponent": "ctrl"});
+        assert!(
+            FieldSelector::parse_for("source=kubelet", l)
+                .unwrap()
+                .matches(&a)
+        );
+        assert!(
+            FieldSelector::parse_for("source=ctrl", l)
+                .unwrap()
+                .matches(&b)
+        );
+        let (extra, ns) = builtin_field_labels("events.k8s.io", "events");
+        let l = FieldLabels::Builtin {
+            extra,
+            namespace: ns,
+        };
+        let o = json!({"involvedObject": {"name": "cr1"}});
+        assert!(
+            FieldSelector::parse_for("regarding.name=cr1", l)
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(FieldSelector::parse_for("involvedObject.name=cr1", l).is_err());
     }
 }

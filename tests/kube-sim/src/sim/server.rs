@@ -1,7 +1,7 @@
 //! HTTP front end: routing, auth, discovery, OpenAPI, verbs and watch streams over hyper.
 
 use super::faults::Faults;
-use super::selector::{FieldSelector, LabelSelector};
+use super::selector::{FieldLabels, FieldSelector, LabelSelector, builtin_field_labels};
 use super::status::ApiError;
 use super::store::{Counters, Event, EventType, Hist, ResourceDef, Store, WriteOpts, watch_line};
 use super::tap::{WriteRecord, WriteTap};
@@ -28,8 +28,12 @@ pub struct Server {
     pub counters: Counters,
     /// Fault injection.
     pub faults: Faults,
-    /// token → username; empty means no authentication.
-    pub tokens: HashMap<String, String>,
+    /// Authentication (tokens, ServiceAccount tokens, anonymous).
+    pub auth: Arc<super::auth::Authn>,
+    /// Calls per caller, when authentication is on.
+    pub recorder: super::rbac::Recorder,
+    /// The emulated Kubernetes release.
+    pub release: super::release::Release,
     /// Interval between BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
     /// host:port for discovery's serverAddressByClientCIDRs.
@@ -47,7 +51,9 @@ fn json_response(code: u16, body: Bytes, warnings: &[String]) -> Response<Body> 
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
         .header(header::CONTENT_TYPE, "application/json");
     for w in warnings {
-        r = r.header("Warning", format!("299 - \"{}\"", w.replace('"', "'")));
+        // warn-text is a quoted-string: quotes and backslashes escaped, as kube-apiserver sends it.
+        let text = w.replace('\\', "\\\\").replace('"', "\\\"");
+        r = r.header("Warning", format!("299 - \"{text}\""));
     }
     r.body(full(body))
         .unwrap_or_else(|_| Response::new(full(Bytes::new())))
@@ -97,26 +103,40 @@ impl Server {
         })
     }
 
-    fn authenticate(&self, req: &Request<Incoming>) -> Result<Option<String>, ApiError> {
-        if self.tokens.is_empty() {
-            return Ok(None);
-        }
-        let token = req
+    fn authenticate(
+        &self,
+        req: &Request<Incoming>,
+    ) -> Result<Arc<super::auth::Identity>, ApiError> {
+        let h = req
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim);
-        match token.and_then(|t| self.tokens.get(t)) {
-            Some(u) => Ok(Some(u.clone())),
-            None => Err(ApiError::new(401, "Unauthorized", "Unauthorized")),
+            .and_then(|h| h.to_str().ok());
+        self.auth.authenticate(&self.store, h)
+    }
+
+    /// Authorize (RBAC for token callers outside `system:masters`) and record the call.
+    fn authorize(
+        &self,
+        id: &super::auth::Identity,
+        a: &super::rbac::Attrs,
+    ) -> Result<(), ApiError> {
+        if !self.auth.enabled {
+            return Ok(());
+        }
+        let ok = super::rbac::allowed(&self.store, id, a);
+        self.recorder.record(&id.user, a, ok);
+        if ok {
+            Ok(())
+        } else {
+            Err(super::rbac::forbidden(id, a))
         }
     }
 
     async fn route(self: &Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-        let user = self.authenticate(&req)?;
+        let identity = self.authenticate(&req)?;
         self.faults.wait_unpaused().await;
-        let path = req.uri().path().trim_end_matches('/').to_string();
+        let raw_path = req.uri().path().to_string();
+        let path = raw_path.trim_end_matches('/').to_string();
         let query: HashMap<String, String> = req
             .uri()
             .query()
@@ -124,8 +144,27 @@ impl Server {
             .unwrap_or_default();
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let method = req.method().clone();
+        tracing::debug!(
+            %method,
+            path = %req.uri().path(),
+            query = %req.uri().query().unwrap_or_default(),
+            content_type = %req.headers().get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()).unwrap_or_default(),
+            accept = %req.headers().get(header::ACCEPT).and_then(|h| h.to_str().ok()).unwrap_or_default(),
+            "request"
+        );
+        if super::auth_hooks::is_non_resource(&segs) {
+            let a = super::rbac::Attrs::NonResource {
+                verb: method.as_str().to_ascii_lowercase(),
+                path: if raw_path.is_empty() {
+                    "/".into()
+                } else {
+                    raw_path.clone()
+                },
+            };
+            self.authorize(&identity, &a)?;
+        }
         match segs.as_slice() {
-            ["version"] => return Ok(value_response(200, &version())),
+            ["version"] => return Ok(value_response(200, &self.release.version_doc())),
             ["healthz" | "livez" | "readyz"] => return Ok(Response::new(full("ok"))),
             ["api"] => {
                 return Ok(value_response(
@@ -155,6 +194,7 @@ impl Server {
             (&Method::GET, None) if is_watch => "watch",
             (&Method::GET, None) => "list",
             (&Method::POST, None) => "create",
+            (&Method::POST, Some(_)) if target.sub.is_some() => "create",
             (&Method::PUT, Some(_)) => "update",
             (&Method::PATCH, Some(_)) => "patch",
             (&Method::DELETE, Some(_)) => "delete",
@@ -165,6 +205,18 @@ impl Server {
                 )));
             }
         };
+        let sub_name = target.sub.clone().unwrap_or_default();
+        self.authorize(
+            &identity,
+            &super::rbac::Attrs::resource(
+                verb,
+                &def.group,
+                &def.plural,
+                &sub_name,
+                target.ns.as_deref().unwrap_or_default(),
+                target.name.as_deref().unwrap_or_default(),
+            ),
+        )?;
         self.counters.inc(verb, &def.plural);
         if let Some(s) = &target.sub {
             self.counters.inc(verb, &format!("{}/{s}", def.plural));
@@ -176,8 +228,27 @@ impl Server {
         if let Some(e) = fault {
             return Err(e);
         }
+        if let Some(sp) =
+            super::auth_hooks::special(&def, &target.ns, &target.name, &target.sub, verb)?
+        {
+            let ct = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("application/json")
+                .to_string();
+            let body = read_body(req).await?;
+            let v = if body.is_empty() {
+                json!({})
+            } else {
+                parse_obj(&body, &ct, &mut WriteOpts::default())?
+            };
+            return super::auth_hooks::serve(self, &identity, sp, v)
+                .map(|v| value_response(201, &v));
+        }
         if let Some(s) = &target.sub
             && !(s == "status" && def.status)
+            && !super::auth_hooks::is_status_like(&def, s)
         {
             return Err(ApiError::not_found(
                 &format!("{}/{s}", def.plural),
@@ -194,12 +265,20 @@ impl Server {
                 target.name.as_deref().unwrap_or_default(),
             ));
         }
-        let opts = WriteOpts {
-            strict: query.get("fieldValidation").is_some_and(|v| v == "Strict"),
+        let validation = if matches!(verb, "create" | "update" | "patch") {
+            super::field_validation::mode(query.get("fieldValidation").map(String::as_str))?
+        } else {
+            super::field_validation::Mode::default()
+        };
+        let mut opts = WriteOpts {
+            strict: validation == super::field_validation::Mode::Strict,
+            ignore_fields: validation == super::field_validation::Mode::Ignore,
+            duplicate_fields: Vec::new(),
             dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
             field_manager: query.get("fieldManager").cloned(),
             force: query.get("force").is_some_and(|v| v == "true"),
-            user,
+            identity: Some(identity.clone()),
+            subresource: target.sub.clone(),
         };
         let accept = req
             .headers()
@@ -230,6 +309,11 @@ impl Server {
         match verb {
             "get" => {
                 let body = self.store.get(&def, &ns, &name)?;
+                if super::partial::wanted(&accept) {
+                    let v: Value = serde_json::from_slice(&body)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    return Ok(value_response(200, &super::partial::object(&v)));
+                }
                 if accept.contains("as=Table") {
                     let v: Value = serde_json::from_slice(&body)
                         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -243,8 +327,7 @@ impl Server {
             "list" => {
                 let ls =
                     LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-                let fs =
-                    FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+                let fs = field_selector(&self.store, &def, &query)?;
                 let limit = query.get("limit").and_then(|l| l.parse().ok());
                 let (body, _) = self.store.list(
                     &def,
@@ -254,6 +337,9 @@ impl Server {
                     limit,
                     query.get("continue").map(String::as_str),
                 )?;
+                if super::partial::wanted(&accept) {
+                    return Ok(value_response(200, &super::partial::list(&body)));
+                }
                 if accept.contains("as=Table") {
                     let v: Value = serde_json::from_slice(&body)
                         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -273,18 +359,18 @@ impl Server {
                 }
                 Ok(json_response(200, body, &[]))
             }
-            "watch" => self.watch(def, target.ns, &query),
+            "watch" => self.watch(def, target.ns, &query, super::partial::wanted(&accept)),
             "create" => {
                 let body = read_body(req).await?;
                 tap("create", &body);
-                let obj = parse_obj(&body, &content_type)?;
+                let obj = parse_obj(&body, &content_type, &mut opts)?;
                 let out = self.store.create(&def, &ns, obj, &opts)?;
                 Ok(json_response(out.code, out.body, &out.warnings))
             }
             "update" => {
                 let body = read_body(req).await?;
                 tap("update", &body);
-                let obj = parse_obj(&body, &content_type)?;
+                let obj = parse_obj(&body, &content_type, &mut opts)?;
                 let out = self
                     .store
                     .update(&def, &ns, &name, status_only, obj, &opts)?;
@@ -311,8 +397,7 @@ impl Server {
             _ => {
                 let ls =
                     LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-                let fs =
-                    FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+                let fs = field_selector(&self.store, &def, &query)?;
                 let mut items = Vec::new();
                 for (n_ns, n) in self.store.names(&def, target.ns.as_deref(), &ls, &fs) {
                     if let Ok(b) = self.store.delete(&def, &n_ns, &n, &json!({}), opts.dry_run) {
@@ -384,9 +469,10 @@ impl Server {
         def: Arc<ResourceDef>,
         ns: Option<String>,
         q: &HashMap<String, String>,
+        metadata_only: bool,
     ) -> Result<Response<Body>, ApiError> {
         let ls = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
-        let fs = FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?;
+        let fs = field_selector(&self.store, &def, q)?;
         let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
         let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
         let timeout = q
@@ -461,6 +547,11 @@ impl Server {
             drop_rx: self.faults.0.drop_tx.subscribe(),
         };
         tokio::spawn(task.run(lines, tx));
+        let body_rx = if metadata_only {
+            super::partial::watch(body_rx)
+        } else {
+            body_rx
+        };
         Ok(stream_response(Vec::new(), Some(body_rx)))
     }
 
@@ -514,6 +605,9 @@ impl Server {
             if d.status {
                 resources.push(json!({"name": format!("{}/status", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": d.kind, "verbs": ["get", "patch", "update"]}));
             }
+            for (sub, kind, verbs) in super::auth_hooks::extra_subresources(d) {
+                resources.push(json!({"name": format!("{}/{sub}", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": kind, "verbs": verbs}));
+            }
         }
         let gv = if g.is_empty() {
             v.to_string()
@@ -565,10 +659,6 @@ impl Server {
         }
         Ok(openapi_doc(&reg, g, v))
     }
-}
-
-fn version() -> Value {
-    json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0-kube-sim", "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.0", "compiler": "gc", "platform": "linux/amd64"})
 }
 
 fn group_doc(reg: &super::store::Registry, g: &str) -> Option<Value> {
@@ -662,7 +752,8 @@ fn json_path(obj: &Value, path: &str) -> Value {
                     .and_then(|f| f.strip_suffix(')'))
                     && let Some((k, v)) = f.split_once("==")
                 {
-                    let want = v.trim_matches(['"', '\'']);
+                    // Published CRDs write the filter with spaces (`@.type == "Ready"`).
+                    let (k, want) = (k.trim(), v.trim().trim_matches(['"', '\'']));
                     cur = cur
                         .as_array()
                         .and_then(|a| {
@@ -722,6 +813,25 @@ fn table(def: &ResourceDef, items: &[Value], rv: u64, cont: Option<String>) -> V
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": cols, "rows": rows})
 }
 
+/// The request's `fieldSelector`, limited to the labels the resource supports.
+fn field_selector(
+    store: &Store,
+    def: &ResourceDef,
+    q: &HashMap<String, String>,
+) -> Result<FieldSelector, ApiError> {
+    let s = q.get("fieldSelector").map_or("", String::as_str);
+    if s.is_empty() {
+        return Ok(FieldSelector::default());
+    }
+    if def.schema.is_some() {
+        let selectable = store.selectable_fields(def);
+        FieldSelector::parse_for(s, FieldLabels::Custom(&selectable))
+    } else {
+        let (extra, namespace) = builtin_field_labels(&def.group, &def.plural);
+        FieldSelector::parse_for(s, FieldLabels::Builtin { extra, namespace })
+    }
+}
+
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     req.into_body()
         .collect()
@@ -730,13 +840,19 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
 }
 
-fn parse_obj(body: &[u8], ct: &str) -> Result<Value, ApiError> {
-    if ct.contains("yaml") {
+/// Decode a create/update body (JSON, YAML or Kubernetes protobuf); duplicate JSON fields go to
+/// `opts` for `fieldValidation`.
+fn parse_obj(body: &[u8], ct: &str, opts: &mut WriteOpts) -> Result<Value, ApiError> {
+    if super::protobuf::is_protobuf(ct) {
+        super::protobuf::decode(body)
+    } else if ct.contains("yaml") {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))
+        let (v, dups) = super::field_validation::parse_json(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))?;
+        opts.duplicate_fields = dups;
+        Ok(v)
     }
 }
 
@@ -781,7 +897,7 @@ impl Filter {
         if self.ns.as_ref().is_some_and(|n| *n != h.namespace) {
             return None;
         }
-        let same_version = def.version == def.storage_version;
+        let same_version = def.serves_stored_form();
         if self.ls.is_empty() && self.fs.is_empty() && same_version {
             return Some(h.line.clone());
         }
@@ -800,7 +916,7 @@ impl Filter {
         if self.ns.as_ref().is_some_and(|n| *n != ev.namespace) {
             return None;
         }
-        let same_version = def.version == def.storage_version;
+        let same_version = def.serves_stored_form();
         if self.ls.is_empty() && self.fs.is_empty() {
             return Some(if same_version {
                 ev.line.clone()

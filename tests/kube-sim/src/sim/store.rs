@@ -47,6 +47,8 @@ pub struct ResourceDef {
     pub printer_columns: Vec<Value>,
     /// The storage shared by every version of this resource.
     pub coll: Arc<Collection>,
+    /// Conversion from the storage version to this one (built-ins with several versions).
+    pub convert: Option<Arc<dyn Admission>>,
 }
 
 impl ResourceDef {
@@ -55,6 +57,17 @@ impl ResourceDef {
     fn key(&self, ns: &str, name: &str) -> (String, String) {
         let ns = if self.namespaced { ns } else { "" };
         (ns.to_owned(), name.to_owned())
+    }
+
+    /// The conversion between the stored and the served JSON shape, when they differ beyond
+    /// `apiVersion` (events.k8s.io Events are stored as core Events).
+    pub fn view(&self) -> Option<&'static super::events::View> {
+        super::events::view_for(&self.group, &self.plural)
+    }
+
+    /// Whether objects are served exactly as stored (same version, same shape).
+    pub fn serves_stored_form(&self) -> bool {
+        self.version == self.storage_version && self.view().is_none()
     }
 
     /// `group/version` or `v1`.
@@ -66,6 +79,9 @@ impl ResourceDef {
         }
     }
     fn storage_api_version(&self) -> String {
+        if let Some(v) = self.view() {
+            return v.storage_api_version.to_string();
+        }
         if self.group.is_empty() {
             self.storage_version.clone()
         } else {
@@ -433,14 +449,52 @@ pub fn now_rfc3339() -> String {
 pub struct WriteOpts {
     /// `fieldValidation=Strict`.
     pub strict: bool,
+    /// `fieldValidation=Ignore` (unknown and duplicate fields are dropped without a warning).
+    pub ignore_fields: bool,
+    /// Duplicate fields found while decoding the request body (paths such as `spec.a`).
+    pub duplicate_fields: Vec<String>,
     /// `dryRun=All`.
     pub dry_run: bool,
     /// `fieldManager`.
     pub field_manager: Option<String>,
     /// `force` (apply).
     pub force: bool,
-    /// Authenticated user, if any.
-    pub user: Option<String>,
+    /// The caller (user, uid, groups, extra) when the request came over HTTP.
+    pub identity: Option<Arc<super::auth::Identity>>,
+    /// The subresource written (`status`, `approval`), if any.
+    pub subresource: Option<String>,
+}
+
+/// Checks and mutations that built-in registries and admission plugins apply to writes
+/// (`certificates.k8s.io`, NodeRestriction, …); called before validation, without the lock of
+/// the written resource on create and with it on update.
+pub trait Admission: Send + Sync + std::fmt::Debug {
+    /// A create of `obj` in `ns`.
+    ///
+    /// # Errors
+    /// The write is refused (the error is the response).
+    fn create(
+        &self,
+        store: &Store,
+        def: &ResourceDef,
+        ns: &str,
+        obj: &mut Value,
+        o: &WriteOpts,
+    ) -> Result<(), ApiError>;
+    /// An update (PUT, patch, apply) from `old` to `new`.
+    ///
+    /// # Errors
+    /// The write is refused (the error is the response).
+    fn update(
+        &self,
+        store: &Store,
+        def: &ResourceDef,
+        old: &Value,
+        new: &mut Value,
+        o: &WriteOpts,
+    ) -> Result<(), ApiError>;
+    /// Convert a stored object for a served version other than the storage version.
+    fn convert(&self, _def: &ResourceDef, _obj: &mut Value) {}
 }
 
 /// Result of a write: HTTP code, body and warnings.
@@ -464,6 +518,8 @@ pub struct Store {
     /// Set `spec.username` of cert-manager CertificateRequests from the authenticated user on create.
     pub set_cr_username: bool,
     namespaces: Arc<Collection>,
+    /// Admission for built-ins with rules (set once at start).
+    pub admission: std::sync::OnceLock<Arc<dyn Admission>>,
 }
 
 fn meta(v: &Value) -> Option<&serde_json::Map<String, Value>> {
@@ -571,7 +627,10 @@ impl Store {
         for bi in BUILTINS {
             let coll = reg
                 .colls
-                .entry((bi.group.to_string(), bi.plural.to_string()))
+                .entry({
+                    let (g, p) = super::events::storage_key(bi.group, bi.plural);
+                    (g.to_string(), p.to_string())
+                })
                 .or_insert_with(Collection::new)
                 .clone();
             let def = ResourceDef {
@@ -591,6 +650,7 @@ impl Store {
                 generation: bi.status && bi.plural != "namespaces",
                 printer_columns: Vec::new(),
                 coll,
+                convert: None,
             };
             reg.add(Arc::new(def));
         }
@@ -601,6 +661,7 @@ impl Store {
             history_limit: history_limit.max(16),
             set_cr_username,
             namespaces,
+            admission: std::sync::OnceLock::new(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let def = store.lookup("", "v1", "namespaces");
@@ -651,21 +712,22 @@ impl Store {
     }
 
     fn out_bytes(def: &ResourceDef, s: &Stored) -> Bytes {
-        if def.version == def.storage_version {
-            return s.bytes.clone();
-        }
-        let mut v = (*s.obj).clone();
-        v["apiVersion"] = json!(def.api_version());
-        Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        Self::render_for(def, &s.obj, &s.bytes)
     }
 
     /// Serialize an object for one served version.
     pub fn render_for(def: &ResourceDef, obj: &Value, bytes: &Bytes) -> Bytes {
+        if let Some(view) = def.view() {
+            return Bytes::from(serde_json::to_vec(&(view.to_view)(obj)).unwrap_or_default());
+        }
         if def.version == def.storage_version {
             return bytes.clone();
         }
         let mut v = obj.clone();
         v["apiVersion"] = json!(def.api_version());
+        if let Some(c) = &def.convert {
+            c.convert(def, &mut v);
+        }
         Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
     }
 
@@ -702,7 +764,7 @@ impl Store {
         &self,
         def: &ResourceDef,
         obj: &mut Value,
-        strict: bool,
+        o: &WriteOpts,
     ) -> Result<Vec<String>, ApiError> {
         let name = meta_str(obj, "name").unwrap_or_default().to_string();
         let mut causes: Vec<Cause> = Vec::new();
@@ -719,6 +781,8 @@ impl Store {
             } else {
                 is_dns_subdomain(&name)
                     || (def.group.starts_with("rbac.") && !name.is_empty() && !name.contains('/'))
+                    // Signer-linked bundles are named `<domain>:<path>:<rest>` (checked in certificates/ctb.rs).
+                    || (def.plural == "clustertrustbundles" && name.contains(':'))
             };
             if !valid {
                 causes.push(Cause {
@@ -741,25 +805,18 @@ impl Store {
                 });
             }
         }
-        let mut warnings = Vec::new();
+        if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
+            causes.extend(super::crd_checks::check_crd(obj));
+        }
+        let mut unknown = Vec::new();
         if let Some(schema) = &def.compiled {
             let r = schema::validate_root(schema, obj);
-            if !r.unknown.is_empty() {
-                if strict {
-                    let list: Vec<String> = r
-                        .unknown
-                        .iter()
-                        .map(|u| format!("unknown field \"{u}\""))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
-                    )));
-                }
-                warnings.extend(r.unknown.iter().map(|u| format!("unknown field \"{u}\"")));
-            }
+            unknown = r.unknown;
             causes.extend(r.causes);
+        } else {
+            super::field_validation::unknown_builtin(def, obj, &mut unknown);
         }
+        let warnings = super::field_validation::verdict(o, &unknown)?;
         if !causes.is_empty() {
             return Err(ApiError::invalid(&def.kind, &def.group, &name, causes));
         }
@@ -870,6 +927,9 @@ impl Store {
         o: &WriteOpts,
     ) -> Result<WriteOut, ApiError> {
         Self::check_type(def, &obj)?;
+        if let Some(view) = def.view() {
+            obj = (view.from_view)(obj);
+        }
         if obj.get("metadata").is_none() {
             obj["metadata"] = json!({});
         }
@@ -935,7 +995,10 @@ impl Store {
             o.remove("status");
         }
         self.builtin_defaults(def, &mut obj, o);
-        let warnings = self.validate(def, &mut obj, o.strict)?;
+        if let Some(a) = self.admission.get() {
+            a.create(self, def, ns, &mut obj, o)?;
+        }
+        let warnings = self.validate(def, &mut obj, o)?;
         let coll = &def.coll;
         let mut inner = coll.inner.write();
         let mut name = name;
@@ -1016,15 +1079,8 @@ impl Store {
                     "storedVersions": obj.pointer("/spec/versions").and_then(Value::as_array).map(|vs| vs.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).filter_map(|v| v.get("name").cloned()).collect::<Vec<_>>()).unwrap_or_default(),
                 });
             }
-            ("cert-manager.io", "certificaterequests") => {
-                if self.set_cr_username
-                    && let Some(user) = &o.user
-                    && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
-                {
-                    spec.insert("username".into(), json!(user));
-                    spec.insert("uid".into(), json!(""));
-                    spec.insert("groups".into(), json!(["system:authenticated"]));
-                }
+            ("cert-manager.io", "certificaterequests") if self.set_cr_username => {
+                super::auth::certificaterequest_identity(obj, o);
             }
             _ => {}
         }
@@ -1160,6 +1216,10 @@ impl Store {
         o: &WriteOpts,
     ) -> Result<WriteOut, ApiError> {
         Self::check_type(def, &body)?;
+        let body = match def.view() {
+            Some(view) => (view.from_view)(body),
+            None => body,
+        };
         if meta_str(&body, "name").is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -1278,8 +1338,24 @@ impl Store {
             | "application/strategic-merge-patch+json" => {}
             other => return Err(ApiError::unsupported_media(other)),
         }
-        let patch: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let (patch, duplicates) = if ct == "application/json-patch+json" {
+            let p: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            (p, Vec::new())
+        } else {
+            super::field_validation::parse_json(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+        };
+        let with_dups;
+        let o = if duplicates.is_empty() {
+            o
+        } else {
+            with_dups = WriteOpts {
+                duplicate_fields: duplicates,
+                ..o.clone()
+            };
+            &with_dups
+        };
         self.modify(def, ns, name, o, |old| {
             // A merge patch treats every top-level key on its own, so a /status merge patch only
             // needs the two keys its result is read from (metadata for the preconditions, status
@@ -1304,6 +1380,10 @@ impl Store {
             } else {
                 (*old.obj).clone()
             };
+            // A view (events.k8s.io Events) is patched in its own shape, then stored converted.
+            if let Some(view) = def.view() {
+                cur = (view.to_view)(&cur);
+            }
             match ct {
                 "application/json-patch+json" => {
                     let p: json_patch::Patch = serde_json::from_value(patch).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
@@ -1315,6 +1395,9 @@ impl Store {
                     json_patch::merge(&mut cur, &p);
                 }
                 _ => json_patch::merge(&mut cur, &patch),
+            }
+            if let Some(view) = def.view() {
+                cur = (view.from_view)(cur);
             }
             // A resourceVersion carried by the patch is a precondition.
             if check_meta
@@ -1345,6 +1428,11 @@ impl Store {
             ));
         };
         Self::check_type(def, &cfg)?;
+        if let Some(view) = def.view()
+            && cfg.get("apiVersion").is_some()
+        {
+            cfg = (view.from_view)(cfg);
+        }
         if cfg.get("apiVersion").is_none() || cfg.get("kind").is_none() {
             return Err(ApiError::bad_request(
                 "invalid object type: apply configurations must set apiVersion and kind",
@@ -1413,16 +1501,11 @@ impl Store {
                 Err(conflicts) => {
                     let causes: Vec<Cause> = conflicts
                         .iter()
-                        .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with \"{}\"", c.manager), field: apply::render(&c.path) })
+                        .map(|c| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with {}", c.manager_printed()), field: apply::render(&c.path) })
                         .collect();
-                    let list: Vec<String> = conflicts.iter().map(|c| format!("conflict with \"{}\": {}", c.manager, apply::render(&c.path))).collect();
-                    let mut e = ApiError::conflict(
-                        &def.plural,
-                        &def.group,
-                        name,
-                        &format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, list.join("; ")),
-                    );
-                    e.message = format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, list.join("; "));
+                    let message = apply::conflict_message(&conflicts);
+                    let mut e = ApiError::conflict(&def.plural, &def.group, name, &message);
+                    e.message = message;
                     e.causes = causes;
                     Err(e)
                 }
@@ -1487,7 +1570,10 @@ impl Store {
         }
         new["apiVersion"] = json!(def.storage_api_version());
         new["kind"] = json!(def.kind);
-        let warnings = self.validate(def, &mut new, o.strict)?;
+        if let Some(a) = self.admission.get() {
+            a.update(self, def, &old.obj, &mut new, o)?;
+        }
+        let warnings = self.validate(def, &mut new, o)?;
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             let keep = old.obj.get("status").cloned();
             self.builtin_defaults(def, &mut new, o);
@@ -1857,6 +1943,7 @@ impl Store {
                     .cloned()
                     .unwrap_or_default(),
                 coll: coll.clone(),
+                convert: None,
             };
             reg.add(Arc::new(def));
         }
@@ -1897,6 +1984,44 @@ impl Store {
             inner.history.clear();
             inner.compacted = rv;
         }
+    }
+}
+
+impl Store {
+    /// Serve one more built-in (a release-dependent one, see `release.rs`): every version of a
+    /// resource shares one collection, stored at `storage_version`.
+    pub fn add_builtin(
+        &self,
+        bi: &Builtin,
+        storage_version: &str,
+        convert: Option<Arc<dyn Admission>>,
+    ) {
+        let mut reg = self.registry.write();
+        let coll = reg
+            .colls
+            .entry((bi.group.to_string(), bi.plural.to_string()))
+            .or_insert_with(Collection::new)
+            .clone();
+        let def = ResourceDef {
+            group: bi.group.into(),
+            version: bi.version.into(),
+            plural: bi.plural.into(),
+            singular: bi.kind.to_lowercase(),
+            kind: bi.kind.into(),
+            namespaced: bi.namespaced,
+            status: bi.status,
+            short_names: bi.short.iter().map(|s| s.to_string()).collect(),
+            categories: Vec::new(),
+            schema: None,
+            compiled: None,
+            storage_version: storage_version.into(),
+            unconditional_update: true,
+            generation: bi.status,
+            printer_columns: Vec::new(),
+            coll,
+            convert,
+        };
+        reg.add(Arc::new(def));
     }
 }
 

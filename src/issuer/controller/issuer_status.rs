@@ -1,0 +1,188 @@
+//! Issuer/ClusterIssuer status: a loop (every second and on every issuer change) that applies the
+//! Ready condition [`desired_issuer_condition`] asks for, with its event; it never touches a
+//! CertificateRequest and decides nothing itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use tokio::sync::Notify;
+
+use super::report::truncate;
+use super::{Clock, Context};
+use crate::crd::{ClusterIssuer, Issuer, IssuerStatus};
+use crate::issuer::authority::Authority;
+use crate::issuer::decide::desired_issuer_condition;
+use crate::metrics::Metrics;
+
+/// Longest wait at start for issuer conditions to reflect the authority's readiness.
+const ISSUER_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest wait for an event write: events are best effort and must never stall status work.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often issuer conditions are compared with the authority's readiness when nothing else
+/// happens (a sub-CA can expire or a policy go stale without any API event).
+const ISSUER_STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Waits (bounded) until every cached issuer carries the Ready condition the status loop is
+/// about to write: deciding requests before that would write a Pending (`IssuerNotReady`) on
+/// requests that would be signed a moment later — a second write per request after every start.
+pub(super) async fn settle_issuers(ctx: &Context) {
+    let deadline = Instant::now() + ISSUER_SETTLE_TIMEOUT;
+    while Instant::now() < deadline {
+        let readiness = ctx.authority.readiness();
+        let now = (ctx.clock)();
+        let wants_write = |status: Option<&IssuerStatus>, generation: Option<i64>| {
+            desired_issuer_condition(status, generation, &readiness, now).is_some()
+        };
+        let pending = ctx
+            .issuers
+            .state()
+            .iter()
+            .any(|i| wants_write(i.status.as_ref(), i.metadata.generation))
+            || ctx
+                .cluster_issuers
+                .state()
+                .iter()
+                .any(|i| wants_write(i.status.as_ref(), i.metadata.generation));
+        if !pending {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!(
+        "issuer conditions not settled within {ISSUER_SETTLE_TIMEOUT:?}; deciding requests anyway"
+    );
+}
+
+/// What the issuer status loop reads and writes with.
+pub(super) struct IssuerStatusLoop {
+    pub(super) client: kube::Client,
+    pub(super) issuers: Store<Issuer>,
+    pub(super) cluster_issuers: Store<ClusterIssuer>,
+    pub(super) authority: Arc<dyn Authority>,
+    pub(super) metrics: Metrics,
+    pub(super) recorder: Recorder,
+    pub(super) field_manager: String,
+    /// Woken by every issuer change.
+    pub(super) changed: Arc<Notify>,
+    pub(super) clock: Clock,
+}
+
+/// Keeps every cached issuer's Ready condition in step with the authority's readiness until
+/// `shutdown`; also refreshes the sub-CA expiry and issuers-ready gauges.
+pub(super) async fn run_loop(
+    state: IssuerStatusLoop,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let readiness = state.authority.readiness();
+        tracing::trace!(
+            ready = readiness.ready,
+            issuers = state.issuers.len(),
+            "issuer status pass"
+        );
+        state
+            .metrics
+            .set_sub_ca_not_after(state.authority.sub_ca_not_after());
+        let now = (state.clock)();
+        let mut ready_count = 0;
+        for issuer in state.issuers.state() {
+            let api: Api<Issuer> = Api::namespaced(
+                state.client.clone(),
+                &issuer.namespace().unwrap_or_default(),
+            );
+            ready_count += i64::from(readiness.ready);
+            if let Some(cond) = desired_issuer_condition(
+                issuer.status.as_ref(),
+                issuer.metadata.generation,
+                &readiness,
+                now,
+            ) {
+                state.write(&api, issuer.as_ref(), cond).await;
+            }
+        }
+        state.set_ready_gauge("Issuer", ready_count);
+        let mut ready_count = 0;
+        for issuer in state.cluster_issuers.state() {
+            let api: Api<ClusterIssuer> = Api::all(state.client.clone());
+            ready_count += i64::from(readiness.ready);
+            if let Some(cond) = desired_issuer_condition(
+                issuer.status.as_ref(),
+                issuer.metadata.generation,
+                &readiness,
+                now,
+            ) {
+                state.write(&api, issuer.as_ref(), cond).await;
+            }
+        }
+        state.set_ready_gauge("ClusterIssuer", ready_count);
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = state.changed.notified() => {}
+            () = tokio::time::sleep(ISSUER_STATUS_INTERVAL) => {}
+        }
+    }
+}
+
+impl IssuerStatusLoop {
+    fn set_ready_gauge(&self, kind: &str, ready: i64) {
+        self.metrics
+            .issuers_ready
+            .with_label_values(&[kind])
+            .set(ready);
+    }
+
+    /// One server-side apply of the issuer's Ready condition, then its event (best effort).
+    async fn write<K>(&self, api: &Api<K>, issuer: &K, cond: Condition)
+    where
+        K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let name = issuer.name_any();
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "metadata": { "name": name },
+            "status": { "conditions": [cond] },
+        });
+        let params = PatchParams::apply(&self.field_manager).force();
+        match api.patch_status(&name, &params, &Patch::Apply(&body)).await {
+            Ok(_) => {
+                tracing::info!(kind = %K::kind(&()), issuer = %name, ready = %cond.status, message = %cond.message, "issuer status updated");
+                self.publish(issuer, &cond).await;
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => tracing::warn!(error = %e, issuer = %name, "issuer status write failed"),
+        }
+    }
+
+    async fn publish<K: Resource<DynamicType = ()>>(&self, issuer: &K, cond: &Condition) {
+        let event = Event {
+            type_: if cond.status != "True" {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: cond.reason.clone(),
+            note: Some(truncate(&cond.message, 1000)),
+            action: "UpdateStatus".to_owned(),
+            secondary: None,
+        };
+        match tokio::time::timeout(
+            EVENT_TIMEOUT,
+            self.recorder.publish(&event, &issuer.object_ref(&())),
+        )
+        .await
+        {
+            Ok(Ok(())) => tracing::debug!("issuer event published"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "issuer event could not be published"),
+            Err(_) => tracing::warn!("issuer event not published within {EVENT_TIMEOUT:?}"),
+        }
+    }
+}

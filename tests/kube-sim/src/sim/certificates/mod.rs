@@ -1,0 +1,264 @@
+//! The `certificates.k8s.io` built-ins and the admission rules kube-apiserver applies to them:
+//! CertificateSigningRequest, PodCertificateRequest (with NodeRestriction), ClusterTrustBundle.
+//! Writes made straight through the harness (no caller identity) skip the authorization checks
+//! but not validation.
+
+mod crypto;
+mod csr;
+mod ctb;
+mod pcr;
+
+use super::auth::Identity;
+use super::release::Release;
+use super::status::{ApiError, Cause};
+use super::store::{Admission, ResourceDef, Store, WriteOpts};
+use base64::Engine as _;
+use serde_json::Value;
+
+/// Admission and version conversion for `certificates.k8s.io`.
+#[derive(Debug)]
+pub struct Certificates {
+    /// The emulated release.
+    pub release: Release,
+}
+
+const GROUP: &str = "certificates.k8s.io";
+
+impl Admission for Certificates {
+    fn create(
+        &self,
+        store: &Store,
+        def: &ResourceDef,
+        ns: &str,
+        obj: &mut Value,
+        o: &WriteOpts,
+    ) -> Result<(), ApiError> {
+        if def.group != GROUP {
+            return Ok(());
+        }
+        let id = o.identity.as_deref();
+        match def.plural.as_str() {
+            "certificatesigningrequests" => csr::create(def, obj, id),
+            "podcertificaterequests" => pcr::create(self.release, store, def, ns, obj, id),
+            "clustertrustbundles" => ctb::write(store, def, None, obj, id),
+            _ => Ok(()),
+        }
+    }
+
+    fn update(
+        &self,
+        store: &Store,
+        def: &ResourceDef,
+        old: &Value,
+        new: &mut Value,
+        o: &WriteOpts,
+    ) -> Result<(), ApiError> {
+        if def.group != GROUP {
+            return Ok(());
+        }
+        let id = o.identity.as_deref();
+        let sub = o.subresource.as_deref();
+        match def.plural.as_str() {
+            "certificatesigningrequests" => csr::update(store, def, old, new, id, sub),
+            "podcertificaterequests" => pcr::update(store, def, old, new, id, sub),
+            "clustertrustbundles" => ctb::write(store, def, Some(old), new, id),
+            _ => Ok(()),
+        }
+    }
+
+    fn convert(&self, def: &ResourceDef, obj: &mut Value) {
+        // v1 has no legacy key fields: stored v1beta1 objects lose them on the way out.
+        if def.plural == "podcertificaterequests"
+            && def.version == "v1"
+            && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.remove("pkixPublicKey");
+            spec.remove("proofOfPossession");
+        }
+    }
+}
+
+/// A 422 Invalid with one cause.
+fn invalid(def: &ResourceDef, name: &str, field: &str, reason: &str, message: String) -> ApiError {
+    ApiError::invalid(
+        &def.kind,
+        &def.group,
+        name,
+        vec![Cause {
+            reason: reason.into(),
+            message,
+            field: field.into(),
+        }],
+    )
+}
+
+/// Collects causes, then answers 422 with all of them.
+struct Causes<'a> {
+    def: &'a ResourceDef,
+    name: String,
+    list: Vec<Cause>,
+}
+
+impl<'a> Causes<'a> {
+    fn new(def: &'a ResourceDef, obj: &Value) -> Self {
+        Causes {
+            def,
+            name: name_of(obj).to_string(),
+            list: Vec::new(),
+        }
+    }
+    fn required(&mut self, field: &str) {
+        self.push(field, "FieldValueRequired", "Required value".into());
+    }
+    fn invalid(&mut self, field: &str, value: &str, why: &str) {
+        self.push(
+            field,
+            "FieldValueInvalid",
+            format!("Invalid value: {value:?}: {why}"),
+        );
+    }
+    fn forbidden(&mut self, field: &str, why: &str) {
+        self.push(field, "FieldValueForbidden", format!("Forbidden: {why}"));
+    }
+    fn push(&mut self, field: &str, reason: &str, message: String) {
+        self.list.push(Cause {
+            reason: reason.into(),
+            message,
+            field: field.into(),
+        });
+    }
+    fn finish(self) -> Result<(), ApiError> {
+        if self.list.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(
+                &self.def.kind,
+                &self.def.group,
+                &self.name,
+                self.list,
+            ))
+        }
+    }
+}
+
+fn name_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn str_at<'a>(obj: &'a Value, p: &str) -> &'a str {
+    obj.pointer(p).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Decode a `[]byte` field (base64 in JSON); `None` for absent or empty.
+fn bytes_at(obj: &Value, p: &str) -> Result<Option<Vec<u8>>, String> {
+    match obj.pointer(p) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map(Some)
+            .map_err(|e| format!("not base64: {e}")),
+        Some(_) => Err("must be a base64 string".into()),
+    }
+}
+
+/// DNS-1123 subdomain.
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn is_dns_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && l.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+/// `ValidateSignerName`: `<domain>/<path>`, the domain at least two DNS labels.
+fn signer_name_error(s: &str) -> Option<String> {
+    let Some((domain, path)) = s.split_once('/') else {
+        return Some(
+            "must be a fully qualified domain and path of the form 'example.com/signer-name'"
+                .into(),
+        );
+    };
+    if path.contains('/') {
+        return Some("must contain exactly one '/'".into());
+    }
+    if domain.len() > 253 || domain.split('.').count() < 2 || !domain.split('.').all(is_dns_label) {
+        return Some(
+            "the domain part must be a fully qualified DNS name with at least two labels".into(),
+        );
+    }
+    if path.is_empty() || !path.split('.').all(|p| is_dns_subdomain(p) || p == "*") {
+        return Some("the path part must consist of DNS-1123 subdomains separated by '.'".into());
+    }
+    if s.len() > 571 {
+        return Some("must be no more than 571 characters".into());
+    }
+    None
+}
+
+/// Whether the signer is one of Kubernetes' own (`kubernetes.io/…`, `*.kubernetes.io/…`).
+fn is_kubernetes_signer(s: &str) -> bool {
+    let domain = s.split('/').next().unwrap_or_default();
+    domain == "kubernetes.io" || domain.ends_with(".kubernetes.io")
+}
+
+/// kube-apiserver's Forbidden from an admission plugin: `<resource> "<name>" is forbidden: <why>`.
+fn forbidden(def: &ResourceDef, name: &str, why: &str) -> ApiError {
+    let q = super::status::qualified(&def.plural, &def.group);
+    let mut e = ApiError::new(
+        403,
+        "Forbidden",
+        format!("{q} {name:?} is forbidden: {why}"),
+    );
+    e.details = Some(Box::new((
+        name.into(),
+        def.group.clone(),
+        def.plural.clone(),
+    )));
+    e
+}
+
+/// The caller may use `verb` on the signer (harness writes without identity may).
+fn may(store: &Store, id: Option<&Identity>, verb: &str, signer: &str) -> bool {
+    id.is_none_or(|id| super::rbac::signer_allowed(store, id, verb, signer))
+}
+
+/// One parsed PEM block.
+struct Block {
+    tag: String,
+    has_headers: bool,
+    der: Vec<u8>,
+}
+
+/// The PEM blocks of a text (non-PEM text around them is ignored).
+fn pem_blocks(text: &str) -> Result<Vec<Block>, String> {
+    let blocks = pem::parse_many(text).map_err(|e| format!("PEM does not parse: {e}"))?;
+    Ok(blocks
+        .into_iter()
+        .map(|b| Block {
+            tag: b.tag().to_string(),
+            has_headers: b.headers().iter().next().is_some(),
+            der: b.contents().to_vec(),
+        })
+        .collect())
+}
+
+fn now_ts() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+fn parse_time(s: &str) -> Option<jiff::Timestamp> {
+    s.parse().ok()
+}
+
+/// The rendering of a `metav1.Time`.
+fn fmt_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
