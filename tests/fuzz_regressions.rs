@@ -54,3 +54,26 @@ fn the_kept_csr_content_corpus_replays_without_breaking_an_invariant() {
         );
     }
 }
+
+/// `csr_content`, 2026-12-05, within a minute of the first run: a request whose countryName is a
+/// PrintableString holding `?` (which X.680 allows), admitted by a policy that allows any country.
+/// rcgen accepts `?` in a PrintableString, but yasna, the DER writer under it, refuses it with a
+/// panic, so signing the leaf panicked. The country is now written as UTF8String when it holds
+/// `?`, and the request is issued.
+#[test]
+fn a_question_mark_in_an_allowed_country_is_issued_not_a_panic() {
+    use support::csr_content::{Outcome, build, exercise};
+    let input = std::fs::read(
+        support::repo_root()
+            .join("fuzz/kept/csr_content/crash-1fc45ae4d246d3abf5ce59db9dbc601812b73566"),
+    )
+    .expect("the crash input is kept");
+    let case = build(&input);
+    let csr = firefly::csr::decode_der(&case.der).expect("the request decodes");
+    assert!(
+        csr.subject.country.iter().any(|c| c.contains('?')),
+        "the input still builds a country with `?`: {:?}",
+        csr.subject
+    );
+    assert_eq!(exercise(&input), Outcome::Issued);
+}
