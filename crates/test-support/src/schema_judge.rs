@@ -6,24 +6,18 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-/// The fields of meta/v1 `ObjectMeta`.
-const OBJECT_META_FIELDS: &[&str] = &[
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-];
+/// The fields of meta/v1 `ObjectMeta`, from its published OpenAPI schema (k8s-openapi generates
+/// its types and schemas from Kubernetes' own OpenAPI document).
+fn object_meta_fields() -> Vec<String> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let schema =
+        k8s_openapi::schemars::SchemaGenerator::default().into_root_schema_for::<ObjectMeta>();
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
 
 /// The `openAPIV3Schema` of the named version of a CRD given as YAML (several documents allowed).
 pub fn crd_schema(crds_yaml: &str, crd_name: &str, version: &str) -> Value {
@@ -63,8 +57,9 @@ pub fn violations(schema: &Value, body: &Value) -> Vec<String> {
             }
             "metadata" => match v.as_object() {
                 Some(m) => {
+                    let declared = object_meta_fields();
                     for f in m.keys() {
-                        if !OBJECT_META_FIELDS.contains(&f.as_str()) {
+                        if !declared.contains(f) {
                             out.push(format!("{path}.{f}: not a field of ObjectMeta"));
                         }
                     }

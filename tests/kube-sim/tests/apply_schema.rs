@@ -212,7 +212,11 @@ async fn resource_version_in_an_apply_configuration_is_a_precondition_on_status_
 }
 
 /// Runs the real kubectl against the sim; returns (success, stdout + stderr).
-async fn kubectl(sim: &KubeSim, cache: &std::path::Path, args: &[&str]) -> (bool, String) {
+async fn kubectl<S: AsRef<std::ffi::OsStr>>(
+    sim: &KubeSim,
+    cache: &std::path::Path,
+    args: &[S],
+) -> (bool, String) {
     let out = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(sim.kubeconfig_path())
@@ -282,18 +286,24 @@ async fn kubectl_server_side_apply_is_refused_for_undeclared_fields_and_stale_ve
         .and_then(|o| o["metadata"]["resourceVersion"].as_str().map(str::to_owned))
         .unwrap();
 
-    let mut status = ready_with_observed_generation("k1");
-    let (ok, out) = kubectl(
-        &sim,
-        &cache,
-        &[
+    // kubectl's server-side apply on /status, as the controller's field manager.
+    let apply_status = |path: &str| -> Vec<String> {
+        [
             "apply",
             "--server-side",
             "--subresource=status",
             "--field-manager=firefly",
             "-f",
-            &file("status-bad.json", &status),
-        ],
+            path,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let mut status = ready_with_observed_generation("k1");
+    let (ok, out) = kubectl(
+        &sim,
+        &cache,
+        &apply_status(&file("status-bad.json", &status)),
     )
     .await;
     assert!(!ok, "{out}");
@@ -312,14 +322,7 @@ async fn kubectl_server_side_apply_is_refused_for_undeclared_fields_and_stale_ve
     let (ok, out) = kubectl(
         &sim,
         &cache,
-        &[
-            "apply",
-            "--server-side",
-            "--subresource=status",
-            "--field-manager=firefly",
-            "-f",
-            &file("status-stale.json", &status),
-        ],
+        &apply_status(&file("status-stale.json", &status)),
     )
     .await;
     assert!(!ok, "a stale resourceVersion is a conflict: {out}");
@@ -329,14 +332,7 @@ async fn kubectl_server_side_apply_is_refused_for_undeclared_fields_and_stale_ve
     let (ok, out) = kubectl(
         &sim,
         &cache,
-        &[
-            "apply",
-            "--server-side",
-            "--subresource=status",
-            "--field-manager=firefly",
-            "-f",
-            &file("status-good.json", &status),
-        ],
+        &apply_status(&file("status-good.json", &status)),
     )
     .await;
     assert!(ok, "{out}");

@@ -953,3 +953,35 @@ mod schema_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod reported_paths {
+    use super::*;
+
+    fn f(s: &str) -> Seg {
+        Seg::Field(s.into())
+    }
+
+    #[test]
+    fn go_append_reuse_repeats_the_last_sibling_only_where_the_prefix_has_spare_capacity() {
+        // Depth 3 siblings: the prefix (len 2, cap 2) is full, every append copies.
+        let shallow: BTreeSet<Path> = [
+            vec![f("spec"), f("a"), f("x")],
+            vec![f("spec"), f("a"), f("y")],
+        ]
+        .into();
+        assert_eq!(
+            go_iterate(&shallow),
+            shallow.iter().cloned().collect::<Vec<_>>()
+        );
+        // Depth 4 siblings: the prefix has len 3 and cap 4, so both kept paths share one array.
+        let item = Seg::Key(r#"{"type":"Ready"}"#.into());
+        let deep: BTreeSet<Path> = [
+            vec![f("status"), f("conditions"), item.clone(), f("reason")],
+            vec![f("status"), f("conditions"), item.clone(), f("status")],
+        ]
+        .into();
+        let got: Vec<String> = go_iterate(&deep).iter().map(render).collect();
+        assert_eq!(got, vec![r#".status.conditions[type="Ready"].status"#; 2]);
+    }
+}

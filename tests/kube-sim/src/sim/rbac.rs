@@ -74,9 +74,10 @@ pub struct Call {
 /// The calls of one user: (allowed, refused).
 type CallSets = (BTreeSet<Call>, BTreeSet<Call>);
 
-/// Calls per username, allowed and refused.
+/// Calls per username, allowed and refused; `seen` holds a hash of every recorded
+/// (user, call, allowed) so that a repeated call costs no allocation.
 #[derive(Debug, Default)]
-pub struct Recorder(Mutex<BTreeMap<String, CallSets>>);
+pub struct Recorder(Mutex<(std::collections::HashSet<u64>, BTreeMap<String, CallSets>)>);
 
 impl Recorder {
     /// Record one resource request of `user`.
@@ -91,13 +92,23 @@ impl Recorder {
         else {
             return;
         };
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (user, group, resource, subresource, verb, allowed).hash(&mut h);
+            h.finish()
+        };
+        let mut guard = self.0.lock();
+        let (seen, m) = &mut *guard;
+        if !seen.insert(key) {
+            return;
+        }
         let call = Call {
             group: group.clone(),
             resource: resource.clone(),
             subresource: subresource.clone(),
             verb: verb.clone(),
         };
-        let mut m = self.0.lock();
         let e = m.entry(user.to_string()).or_default();
         if allowed {
             e.0.insert(call);
@@ -108,12 +119,14 @@ impl Recorder {
 
     /// (allowed, refused) calls of `user`.
     pub fn calls(&self, user: &str) -> CallSets {
-        self.0.lock().get(user).cloned().unwrap_or_default()
+        self.0.lock().1.get(user).cloned().unwrap_or_default()
     }
 
     /// Forget everything recorded.
     pub fn clear(&self) {
-        self.0.lock().clear();
+        let mut g = self.0.lock();
+        g.0.clear();
+        g.1.clear();
     }
 }
 

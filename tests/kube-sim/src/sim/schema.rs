@@ -239,40 +239,37 @@ pub fn undeclared_in_apply(schema: &Compiled, cfg: &Value) -> Vec<String> {
     out
 }
 
-/// The fields of `ObjectMeta` (meta/v1), and those of its `ownerReferences` items.
-const OBJECT_META_FIELDS: &[&str] = &[
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-];
-const OWNER_REFERENCE_FIELDS: &[&str] = &[
-    "apiVersion",
-    "kind",
-    "name",
-    "uid",
-    "controller",
-    "blockOwnerDeletion",
-];
+/// The property names of a Kubernetes type's published OpenAPI schema (k8s-openapi generates
+/// its types and schemas from Kubernetes' own OpenAPI document).
+fn declared_fields<T: k8s_openapi::schemars::JsonSchema>() -> Vec<String> {
+    let schema = k8s_openapi::schemars::SchemaGenerator::default().into_root_schema_for::<T>();
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The fields of meta/v1 `ObjectMeta`, and those of its `ownerReferences` items.
+fn object_meta_fields() -> &'static (Vec<String>, Vec<String>) {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    static FIELDS: std::sync::OnceLock<(Vec<String>, Vec<String>)> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        (
+            declared_fields::<ObjectMeta>(),
+            declared_fields::<OwnerReference>(),
+        )
+    })
+}
 
 fn undeclared_in_object_meta(meta: &Value, out: &mut Vec<String>) {
     let path = ".metadata";
     let Some(map) = meta.as_object() else {
         return;
     };
+    let (meta_fields, owner_fields) = object_meta_fields();
     for (k, v) in map {
-        if !OBJECT_META_FIELDS.contains(&k.as_str()) {
+        if !meta_fields.contains(k) {
             out.push(format!("{path}.{k}"));
             break;
         } else if k == "ownerReferences" {
@@ -282,10 +279,7 @@ fn undeclared_in_object_meta(meta: &Value, out: &mut Vec<String>) {
                     continue;
                 };
                 let uid = item.get("uid").map(Value::to_string).unwrap_or_default();
-                if let Some(f) = fields
-                    .keys()
-                    .find(|f| !OWNER_REFERENCE_FIELDS.contains(&f.as_str()))
-                {
+                if let Some(f) = fields.keys().find(|f| !owner_fields.contains(f)) {
                     out.push(format!("{path}.ownerReferences[uid={uid}].{f}"));
                 }
             }
