@@ -4,12 +4,16 @@
 # DER, from examples/gen_bad_csrs.rs), the example policy documents, and for tlspc_answers the
 # shapes TLSPC answers with (error bodies, key files, a configuration, an intermediate answer
 # with openssl-made certificates). A tlspc_answers input starts with the digit of its reader.
+# csr_content starts from its kept corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 csr=fuzz/corpus/decode_csr
 pol=fuzz/corpus/policy_document
 ans=fuzz/corpus/tlspc_answers
-mkdir -p "$csr" "$pol" "$ans"
+con=fuzz/corpus/csr_content
+mkdir -p "$csr" "$pol" "$ans" "$con"
+# csr_content: its kept corpus (fuzz/kept/csr_content, replayed by tests/fuzz_regressions.rs).
+cp fuzz/kept/csr_content/* "$con/"
 bad=$(mktemp -d)
 trap 'rm -rf "$bad"' EXIT
 cargo run --quiet --example gen_bad_csrs -- "$bad" >/dev/null
@@ -63,4 +67,4 @@ jq -cn --rawfile cert "$tmp/sub.pem" --rawfile root "$tmp/root.pem" \
   '{id: "i1", commonName: "Seed Sub-CA", status: "ISSUED", certificate: $cert, issuerCertificates: [$root]}' |
   sed 's/^/3/' >"$ans/intermediate"
 rm -rf "$tmp"
-echo "seeded: $(ls "$csr" | wc -l) decode_csr inputs, $(ls "$pol" | wc -l) policy_document inputs, $(ls "$ans" | wc -l) tlspc_answers inputs"
+echo "seeded: $(ls "$csr" | wc -l) decode_csr inputs, $(ls "$pol" | wc -l) policy_document inputs, $(ls "$ans" | wc -l) tlspc_answers inputs, $(ls "$con" | wc -l) csr_content inputs"

@@ -4,6 +4,7 @@
 //! `controller.*`), plus our extensions, all documented in `docs/configuration.md`. Unknown keys
 //! are refused with their full path; every error names the key it is about.
 
+pub mod defaults;
 mod fields;
 
 use std::net::SocketAddr;
@@ -144,37 +145,34 @@ impl std::fmt::Debug for AuthConfig {
 
 /// `bootstrap.vaas.csr`.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct CsrConfig {
     /// Instance name template; `{NAME}` is replaced by environment variable `NAME`.
-    #[serde(default = "defaults::instance_naming")]
     pub instance_naming: String,
 }
 
 impl Default for CsrConfig {
     fn default() -> Self {
         Self {
-            instance_naming: defaults::instance_naming(),
+            instance_naming: defaults::INSTANCE_NAMING.to_owned(),
         }
     }
 }
 
 /// `signer`.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct SignerConfig {
     /// Firefly's key: the sub-CA key lives in memory only. Only `true` is supported.
-    #[serde(default = "defaults::yes")]
     pub in_memory: bool,
     /// (ours) What is locked in memory.
-    #[serde(default)]
     pub lock_mode: LockMode,
 }
 
 impl Default for SignerConfig {
     fn default() -> Self {
         Self {
-            in_memory: true,
+            in_memory: defaults::IN_MEMORY,
             lock_mode: LockMode::default(),
         }
     }
@@ -184,37 +182,29 @@ pub use firefly_tlspc::bootstrap::locked_key::LockMode;
 
 /// `controller`.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct ControllerConfig {
     /// Kubeconfig file; `None` → `$KUBECONFIG` → in-cluster.
-    #[serde(default, deserialize_with = "fields::empty_path_is_none")]
+    #[serde(deserialize_with = "fields::empty_path_is_none")]
     pub kubeconfig_file: Option<PathBuf>,
     /// Namespace of the leader-election Lease.
-    #[serde(default = "defaults::leader_election_namespace")]
     pub leader_election_namespace: String,
     /// (ours) Leader-election settings.
-    #[serde(default)]
     pub leader_election: LeaderElectionConfig,
     /// cert-manager integration.
-    #[serde(default, rename = "cert-manager")]
+    #[serde(rename = "cert-manager")]
     pub cert_manager: CertManagerConfig,
     /// (ours) `spec.username` values allowed for every issuer; empty → everyone.
-    #[serde(default)]
     pub allowed_requesters: Vec<String>,
     /// (ours) Transient failures stay Pending until the request is this old, then Failed.
-    #[serde(default = "defaults::max_retry_duration", with = "fields::go_duration")]
+    #[serde(with = "fields::go_duration")]
     pub max_retry_duration: Duration,
     /// (ours) Shortest leaf lifetime issued.
-    #[serde(
-        default = "defaults::minimum_leaf_duration",
-        with = "fields::go_duration"
-    )]
+    #[serde(with = "fields::go_duration")]
     pub minimum_leaf_duration: Duration,
     /// (ours) Emit an Event for every successful issuance.
-    #[serde(default)]
     pub success_events: bool,
     /// (ours) Upper bound of reconciles in flight.
-    #[serde(default = "defaults::max_concurrent_reconciles")]
     pub max_concurrent_reconciles: usize,
 }
 
@@ -222,110 +212,100 @@ impl Default for ControllerConfig {
     fn default() -> Self {
         Self {
             kubeconfig_file: None,
-            leader_election_namespace: defaults::leader_election_namespace(),
+            leader_election_namespace: defaults::LEADER_ELECTION_NAMESPACE.to_owned(),
             leader_election: LeaderElectionConfig::default(),
             cert_manager: CertManagerConfig::default(),
             allowed_requesters: Vec::new(),
-            max_retry_duration: defaults::max_retry_duration(),
-            minimum_leaf_duration: defaults::minimum_leaf_duration(),
-            success_events: false,
-            max_concurrent_reconciles: defaults::max_concurrent_reconciles(),
+            max_retry_duration: defaults::MAX_RETRY_DURATION,
+            minimum_leaf_duration: defaults::MINIMUM_LEAF_DURATION,
+            success_events: defaults::SUCCESS_EVENTS,
+            max_concurrent_reconciles: defaults::MAX_CONCURRENT_RECONCILES,
         }
     }
 }
 
 /// `controller.leaderElection` (ours).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct LeaderElectionConfig {
     /// Whether to elect a leader at all (disable for a single replica in development).
-    #[serde(default = "defaults::yes")]
     pub enabled: bool,
     /// Name of the Lease.
-    #[serde(default = "defaults::lease_name")]
     pub lease_name: String,
     /// How long a lease is valid without renewal.
-    #[serde(default = "defaults::lease_duration", with = "fields::go_duration")]
+    #[serde(with = "fields::go_duration")]
     pub lease_duration: Duration,
     /// The leader gives up leadership when it could not renew for this long.
-    #[serde(default = "defaults::renew_deadline", with = "fields::go_duration")]
+    #[serde(with = "fields::go_duration")]
     pub renew_deadline: Duration,
     /// Interval between acquire/renew attempts.
-    #[serde(default = "defaults::retry_period", with = "fields::go_duration")]
+    #[serde(with = "fields::go_duration")]
     pub retry_period: Duration,
 }
 
 impl Default for LeaderElectionConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
-            lease_name: defaults::lease_name(),
-            lease_duration: defaults::lease_duration(),
-            renew_deadline: defaults::renew_deadline(),
-            retry_period: defaults::retry_period(),
+            enabled: defaults::LEADER_ELECTION_ENABLED,
+            lease_name: defaults::LEASE_NAME.to_owned(),
+            lease_duration: defaults::LEASE_DURATION,
+            renew_deadline: defaults::RENEW_DEADLINE,
+            retry_period: defaults::RETRY_PERIOD,
         }
     }
 }
 
 /// `controller.cert-manager`.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct CertManagerConfig {
     /// API group of the issuers this controller serves.
-    #[serde(default = "defaults::group_name")]
     pub group_name: String,
     /// Sign only approved requests.
-    #[serde(default = "defaults::yes")]
     pub check_approval: bool,
     /// Fill `status.ca` with the root.
-    #[serde(default = "defaults::yes")]
     pub ca_root_chain_population: bool,
 }
 
 impl Default for CertManagerConfig {
     fn default() -> Self {
         Self {
-            group_name: defaults::group_name(),
-            check_approval: true,
-            ca_root_chain_population: true,
+            group_name: defaults::GROUP_NAME.to_owned(),
+            check_approval: defaults::CHECK_APPROVAL,
+            ca_root_chain_population: defaults::CA_ROOT_CHAIN_POPULATION,
         }
     }
 }
 
 /// `admin` (ours): where the admin endpoints listen.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct AdminConfig {
     /// `/readyz` and `/livez`.
-    #[serde(default = "defaults::readiness_address")]
     pub readiness_address: SocketAddr,
     /// `/metrics`.
-    #[serde(default = "defaults::metrics_address")]
     pub metrics_address: SocketAddr,
     /// `/chain`.
-    #[serde(default = "defaults::chain_address")]
     pub chain_address: SocketAddr,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
-            readiness_address: defaults::readiness_address(),
-            metrics_address: defaults::metrics_address(),
-            chain_address: defaults::chain_address(),
+            readiness_address: defaults::READINESS_ADDRESS,
+            metrics_address: defaults::METRICS_ADDRESS,
+            chain_address: defaults::CHAIN_ADDRESS,
         }
     }
 }
 
 /// `logging` (ours).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct LoggingConfig {
     /// Line format.
-    #[serde(default)]
     pub format: LogFormat,
     /// A `tracing` filter directive (`info`, `firefly=debug,info`).
-    #[serde(default = "defaults::log_level")]
     pub level: String,
 }
 
@@ -333,7 +313,7 @@ impl Default for LoggingConfig {
     fn default() -> Self {
         Self {
             format: LogFormat::default(),
-            level: defaults::log_level(),
+            level: defaults::LOG_LEVEL.to_owned(),
         }
     }
 }
@@ -368,8 +348,21 @@ impl Config {
     /// [`ConfigError::Parse`] for unknown or missing keys and bad syntax (naming the full key
     /// path); [`ConfigError::Invalid`] for values that break a rule.
     pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
-        let deserializer = serde_yaml::Deserializer::from_str(text);
-        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(parse_error)?;
+        let mut options = serde_saphyr::Options::default();
+        // One-line messages (the key path and the line/column), no source excerpt.
+        options.with_snippet = false;
+        // YAML 1.2 booleans only: `enabled: no` is an error, not `false`.
+        options.strict_booleans = true;
+        // serde_path_to_error wraps the deserializer to record the key path of a typed error;
+        // the closure hands the error itself back, so parsing stops there.
+        let mut path = None;
+        let config = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+            serde_path_to_error::deserialize::<_, Config>(de).map_err(|err| {
+                path = Some(err.path().to_string());
+                err.into_inner()
+            })
+        })
+        .map_err(|err| parse_error(path.as_deref(), &err))?;
         config.validate()?;
         Ok(config)
     }
@@ -539,21 +532,11 @@ impl Config {
     }
 }
 
-/// Turns a serde error into one naming the full key path, including the unknown or missing key.
-fn parse_error(err: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigError {
-    let mut key = err.path().to_string();
-    if key == "." {
-        key.clear();
-    }
-    let inner = err.into_inner();
-    let mut message = inner.to_string();
-    // serde_yaml prefixes the parent's path ("a.b: missing field `c`"); the key carries it.
-    if let Some((prefix, stripped)) = message.split_once(": ")
-        && !prefix.contains(' ')
-        && key.starts_with(prefix)
-    {
-        message = stripped.to_string();
-    }
+/// Turns a parse error into one naming the full key path (`path`, recorded while deserializing;
+/// none for a syntax error), including the unknown or missing key.
+fn parse_error(path: Option<&str>, err: &serde_saphyr::Error) -> ConfigError {
+    let mut key = path.filter(|p| *p != ".").unwrap_or_default().to_string();
+    let message = one_line(&err.to_string());
     // serde reports a missing field at the path of its parent; name the field itself.
     // (An unknown field is already the last element of the path.)
     if let Some(at) = message.find("missing field `")
@@ -565,8 +548,24 @@ fn parse_error(err: serde_path_to_error::Error<serde_yaml::Error>) -> ConfigErro
             format!("{key}.{field}")
         };
     }
-    // serde_yaml appends " at line N column M"; keep it: it helps find the key in the file.
+    // A key that appears twice is reported below its map, at an unnamed (`?`) element.
+    if let Some(dup) = message.strip_prefix("duplicate mapping key: ")
+        && let Some(name) = dup.split([',', ' ']).next()
+    {
+        let parent = key.trim_end_matches('?').trim_end_matches('.');
+        key = if parent.is_empty() {
+            name.to_string()
+        } else {
+            format!("{parent}.{name}")
+        };
+    }
+    // The line and column serde-saphyr reports stay: they help find the key in the file.
     ConfigError::Parse { key, message }
+}
+
+/// serde-saphyr's messages may span lines; an error message is one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn check_template(template: &str) -> Result<(), ConfigError> {
@@ -611,267 +610,5 @@ fn substitute_env(
     Ok(out)
 }
 
-mod defaults {
-    use std::net::SocketAddr;
-    use std::time::Duration;
-
-    pub fn yes() -> bool {
-        true
-    }
-    pub fn instance_naming() -> String {
-        "{HOSTNAME}".to_string()
-    }
-    pub fn policy_refresh_interval() -> Duration {
-        Duration::from_secs(60)
-    }
-    pub fn policy_max_staleness() -> Duration {
-        Duration::from_secs(30 * 60)
-    }
-    pub fn request_timeout() -> Duration {
-        Duration::from_secs(30)
-    }
-    pub fn sub_ca_request_deadline() -> Duration {
-        Duration::from_secs(5 * 60)
-    }
-    pub fn leader_election_namespace() -> String {
-        "venafi".to_string()
-    }
-    pub fn lease_name() -> String {
-        "firefly-controller".to_string()
-    }
-    pub fn lease_duration() -> Duration {
-        Duration::from_secs(15)
-    }
-    pub fn renew_deadline() -> Duration {
-        Duration::from_secs(10)
-    }
-    pub fn retry_period() -> Duration {
-        Duration::from_secs(2)
-    }
-    pub fn group_name() -> String {
-        "firefly.venafi.com".to_string()
-    }
-    pub fn max_retry_duration() -> Duration {
-        Duration::from_secs(5 * 60)
-    }
-    pub fn minimum_leaf_duration() -> Duration {
-        Duration::from_secs(60)
-    }
-    pub fn max_concurrent_reconciles() -> usize {
-        256
-    }
-    pub fn readiness_address() -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], 8080))
-    }
-    pub fn metrics_address() -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], 9402))
-    }
-    pub fn chain_address() -> SocketAddr {
-        SocketAddr::from(([0, 0, 0, 0], 8008))
-    }
-    pub fn log_level() -> String {
-        "info".to_string()
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = "bootstrap:\n  vaas:\n    url: https://api.venafi.cloud\n    auth:\n      clientID: 5b1d0c4e-0000-4000-8000-000000000001\n      privateKeyFile: /etc/firefly/key.pem\n";
-
-    #[test]
-    fn minimal_file_gets_documented_defaults() {
-        let c = Config::from_yaml_str(MINIMAL).unwrap();
-        assert_eq!(c.bootstrap.vaas.csr.instance_naming, "{HOSTNAME}");
-        assert_eq!(
-            c.bootstrap.vaas.policy_refresh_interval,
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            c.bootstrap.vaas.policy_max_staleness,
-            Duration::from_secs(1800)
-        );
-        assert_eq!(c.bootstrap.vaas.request_timeout, Duration::from_secs(30));
-        assert_eq!(
-            c.bootstrap.vaas.sub_ca_request_deadline,
-            Duration::from_secs(300)
-        );
-        assert_eq!(c.bootstrap.vaas.trust_anchor_file, None);
-        assert_eq!(c.signer.lock_mode, LockMode::KeyPages);
-        assert!(c.signer.in_memory);
-        assert_eq!(c.controller.leader_election_namespace, "venafi");
-        assert_eq!(
-            c.controller.leader_election.lease_name,
-            "firefly-controller"
-        );
-        assert_eq!(c.controller.cert_manager.group_name, "firefly.venafi.com");
-        assert!(c.controller.cert_manager.check_approval);
-        assert_eq!(c.controller.max_concurrent_reconciles, 256);
-        assert_eq!(c.admin.readiness_address.port(), 8080);
-        assert_eq!(c.admin.metrics_address.port(), 9402);
-        assert_eq!(c.admin.chain_address.port(), 8008);
-        assert_eq!(c.logging.format, LogFormat::Json);
-    }
-
-    #[test]
-    fn unknown_key_is_named_with_its_full_path() {
-        let text = MINIMAL.replace(
-            "      privateKeyFile",
-            "      secret: x\n      privateKeyFile",
-        );
-        let err = Config::from_yaml_str(&text).unwrap_err();
-        match &err {
-            ConfigError::Parse { key, .. } => assert_eq!(key, "bootstrap.vaas.auth.secret"),
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(
-            err.to_string().contains("bootstrap.vaas.auth.secret"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn unknown_cert_manager_key_is_named() {
-        let text = format!("{MINIMAL}controller:\n  cert-manager:\n    groupname: x\n");
-        let err = Config::from_yaml_str(&text).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("`controller.cert-manager.groupname`"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn missing_required_key_is_named() {
-        let text = MINIMAL.replace("      clientID: 5b1d0c4e-0000-4000-8000-000000000001\n", "");
-        let err = Config::from_yaml_str(&text).unwrap_err();
-        assert!(
-            err.to_string().contains("`bootstrap.vaas.auth.clientID`"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn bad_duration_names_key_and_value() {
-        let text = MINIMAL.replace(
-            "    auth:",
-            "    policyRefreshInterval: 5 minutes\n    auth:",
-        );
-        let err = Config::from_yaml_str(&text).unwrap_err().to_string();
-        assert!(
-            err.contains("bootstrap.vaas.policyRefreshInterval"),
-            "{err}"
-        );
-        assert!(err.contains("5 minutes"), "{err}");
-    }
-
-    #[test]
-    fn full_file_of_the_reference_parses() {
-        let text = "bootstrap:\n  vaas:\n    url: http://127.0.0.1:8443\n    auth:\n      clientID: c\n      privateKeyFile: k.pem\n    csr:\n      instanceNaming: \"{POD_NAME}-{NS}\"\n    trustAnchorFile: /etc/root.pem\n    policyRefreshInterval: 5s\n    policyMaxStaleness: 1m30s\n    requestTimeout: 2s\n    subCaRequestDeadline: 1m\nsigner:\n  inMemory: true\n  lockMode: disabled\ncontroller:\n  kubeconfigFile: \"\"\n  leaderElectionNamespace: ns\n  leaderElection:\n    enabled: false\n    leaseName: l\n    leaseDuration: 30s\n    renewDeadline: 20s\n    retryPeriod: 1s\n  cert-manager:\n    groupName: example.com\n    checkApproval: false\n    caRootChainPopulation: false\n  allowedRequesters: [\"system:serviceaccount:cert-manager:istio-csr\"]\n  maxRetryDuration: 10m\n  minimumLeafDuration: 2m\n  successEvents: true\n  maxConcurrentReconciles: 8\nadmin:\n  readinessAddress: 127.0.0.1:0\n  metricsAddress: 127.0.0.1:0\n  chainAddress: \"[::1]:0\"\nlogging:\n  format: text\n  level: debug\n";
-        let c = Config::from_yaml_str(text).unwrap();
-        assert_eq!(
-            c.bootstrap.vaas.policy_max_staleness,
-            Duration::from_secs(90)
-        );
-        assert_eq!(
-            c.bootstrap.vaas.trust_anchor_file.as_deref(),
-            Some(Path::new("/etc/root.pem"))
-        );
-        assert_eq!(c.controller.kubeconfig_file, None);
-        assert_eq!(c.signer.lock_mode, LockMode::Disabled);
-        assert!(!c.controller.cert_manager.check_approval);
-        assert_eq!(c.controller.allowed_requesters.len(), 1);
-        assert_eq!(c.admin.chain_address.port(), 0);
-        assert_eq!(c.logging.format, LogFormat::Text);
-        let name = c
-            .instance_name(|v| match v {
-                "POD_NAME" => Some("firefly-0".into()),
-                "NS" => Some("venafi".into()),
-                _ => None,
-            })
-            .unwrap();
-        assert_eq!(name, "firefly-0-venafi");
-        assert!(c.warnings().iter().any(|w| w.contains("plain HTTP")));
-    }
-
-    #[test]
-    fn instance_naming_with_unset_variable_names_it() {
-        let c = Config::from_yaml_str(MINIMAL).unwrap();
-        let err = c.instance_name(|_| None).unwrap_err().to_string();
-        assert!(
-            err.contains("HOSTNAME") && err.contains("instanceNaming"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn unbalanced_brace_in_instance_naming_is_refused_at_load() {
-        let text = MINIMAL.replace(
-            "    auth:",
-            "    csr:\n      instanceNaming: \"{HOSTNAME\"\n    auth:",
-        );
-        let err = Config::from_yaml_str(&text).unwrap_err().to_string();
-        assert!(err.contains("unbalanced"), "{err}");
-    }
-
-    #[test]
-    fn ftp_url_is_refused() {
-        let err = Config::from_yaml_str(&MINIMAL.replace("https://", "ftp://"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("bootstrap.vaas.url") && err.contains("ftp://"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn in_memory_false_is_refused() {
-        let err = Config::from_yaml_str(&format!("{MINIMAL}signer:\n  inMemory: false\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("signer.inMemory"), "{err}");
-    }
-
-    #[test]
-    fn unknown_lock_mode_is_named() {
-        let err = Config::from_yaml_str(&format!("{MINIMAL}signer:\n  lockMode: some\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("signer.lockMode"), "{err}");
-    }
-
-    #[test]
-    fn staleness_shorter_than_refresh_is_refused() {
-        let text = MINIMAL.replace(
-            "    auth:",
-            "    policyRefreshInterval: 10m\n    policyMaxStaleness: 1m\n    auth:",
-        );
-        let err = Config::from_yaml_str(&text).unwrap_err().to_string();
-        assert!(err.contains("policyMaxStaleness"), "{err}");
-    }
-
-    #[test]
-    fn renew_deadline_not_shorter_than_lease_is_refused() {
-        let text = format!(
-            "{MINIMAL}controller:\n  leaderElection:\n    leaseDuration: 10s\n    renewDeadline: 10s\n"
-        );
-        let err = Config::from_yaml_str(&text).unwrap_err().to_string();
-        assert!(err.contains("renewDeadline"), "{err}");
-    }
-
-    #[test]
-    fn bad_admin_address_is_named() {
-        let err = Config::from_yaml_str(&format!("{MINIMAL}admin:\n  metricsAddress: localhost\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("admin.metricsAddress"), "{err}");
-    }
-
-    #[test]
-    fn empty_document_is_an_error_not_a_panic() {
-        assert!(Config::from_yaml_str("").is_err());
-        assert!(Config::from_yaml_str("[1, 2]").is_err());
-    }
-}
+mod tests;

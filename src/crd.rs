@@ -34,7 +34,7 @@ pub enum CrdError {
         /// The CRD's metadata.name.
         name: String,
         /// The serializer's error.
-        source: serde_yaml::Error,
+        source: serde_saphyr::ser::Error,
     },
 }
 
@@ -49,11 +49,15 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 /// # Errors
 /// [`CrdError::Render`] if serialization fails (it does not for these types).
 pub fn crds_yaml() -> Result<String, CrdError> {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    // Long single-line descriptions stay one plain line each (no folding); multi-line ones are
+    // literal blocks. The output is then the same text serde_yaml printed.
+    options.folded_wrap_chars = usize::MAX;
     let mut out = String::new();
     for crd in crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        let doc =
-            serde_yaml::to_string(&crd).map_err(|source| CrdError::Render { name, source })?;
+        let doc = serde_saphyr::to_string_with_options(&crd, options.clone())
+            .map_err(|source| CrdError::Render { name, source })?;
         out.push_str("---\n");
         out.push_str(&doc);
     }

@@ -91,7 +91,7 @@ async fn every_supported_sub_ca_algorithm_is_obtained() {
 #[tokio::test]
 async fn requested_for_several_polls_still_activates() {
     let env = EnvBuilder {
-        faults: Some(serde_yaml::from_str("requestedPolls: 3").unwrap()),
+        faults: Some(serde_saphyr::from_str("requestedPolls: 3").unwrap()),
         ..Default::default()
     }
     .start()
@@ -106,7 +106,9 @@ async fn requested_for_several_polls_still_activates() {
 #[tokio::test]
 async fn failed_issuance_is_a_clear_startup_error() {
     let env = EnvBuilder {
-        faults: Some(serde_yaml::from_str("failIssuance: CA unavailable for maintenance").unwrap()),
+        faults: Some(
+            serde_saphyr::from_str("failIssuance: CA unavailable for maintenance").unwrap(),
+        ),
         ..Default::default()
     }
     .start()
@@ -147,7 +149,7 @@ async fn every_bad_upstream_sub_ca_is_refused_at_start_with_the_rule_named() {
     ];
     for (fault, expected) in cases {
         let env = EnvBuilder {
-            faults: Some(serde_yaml::from_str(&format!("badSubCa: {fault}")).unwrap()),
+            faults: Some(serde_saphyr::from_str(&format!("badSubCa: {fault}")).unwrap()),
             ..Default::default()
         }
         .start()
@@ -164,7 +166,7 @@ async fn a_foreign_chain_is_refused_against_a_configured_trust_anchor() {
     let root = probe.mock.root_pem().to_string();
     drop(probe);
     let env = EnvBuilder {
-        faults: Some(serde_yaml::from_str("badSubCa: foreignChain").unwrap()),
+        faults: Some(serde_saphyr::from_str("badSubCa: foreignChain").unwrap()),
         trust_anchor_pem: Some(root),
         ..Default::default()
     }
@@ -183,7 +185,9 @@ async fn a_short_lived_sub_ca_only_warns_and_activates() {
     // shortLived: 10 s; with a 5 s policy it is still under 6 x the leaf: a warning, not a refusal.
     let env = EnvBuilder {
         policy_validity: "PT5S".into(),
-        faults: Some(serde_yaml::from_str("badSubCa: shortLived\nissuanceFaultCount: 1").unwrap()),
+        faults: Some(
+            serde_saphyr::from_str("badSubCa: shortLived\nissuanceFaultCount: 1").unwrap(),
+        ),
         ..Default::default()
     }
     .start()

@@ -102,8 +102,8 @@ async fn seed_with_openssl_key(dir: &Path) -> (PathBuf, String, String) {
     .await;
     let shipped = std::fs::read_to_string(repo_root().join("deploy/tlspc-mock/seed.yaml"))
         .expect("read deploy/tlspc-mock/seed.yaml");
-    let mut seed: serde_yaml::Value =
-        serde_yaml::from_str(&shipped).expect("the shipped seed parses");
+    let mut seed: serde_json::Value =
+        serde_saphyr::from_str(&shipped).expect("the shipped seed parses");
     let account = &mut seed["serviceAccounts"][0];
     let client_id = account["clientId"]
         .as_str()
@@ -117,8 +117,11 @@ async fn seed_with_openssl_key(dir: &Path) -> (PathBuf, String, String) {
         .expect("the shipped seed has a named policy")
         .to_owned();
     let path = dir.join("seed.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&seed).expect("serialize seed"))
-        .expect("write seed");
+    std::fs::write(
+        &path,
+        serde_saphyr::to_string(&seed).expect("serialize seed"),
+    )
+    .expect("write seed");
     (path, client_id, policy)
 }
 

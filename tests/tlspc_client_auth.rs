@@ -8,8 +8,8 @@ use firefly::bootstrap::client::{
     ClientError, ClientSettings, RetryPolicy, ServiceAccountKey, TlspcClient, UpstreamDetail,
 };
 use firefly::tlspc_mock::{MockServer, Seed};
+use serde_json::Value;
 use serde_json::json;
-use serde_yaml::Value;
 use support::bootstrap::{API_KEY, SHIPPED_SEED};
 
 const ACCOUNTS: [(&str, &str); 4] = [
@@ -27,12 +27,12 @@ fn client_id(i: usize) -> String {
 /// registered public key belongs to another key.
 async fn start_mock(wrong_public_key_pem: &str) -> MockServer {
     firefly::crypto::install_default_provider();
-    let mut seed: Value = serde_yaml::from_str(SHIPPED_SEED).expect("seed");
+    let mut seed: Value = serde_saphyr::from_str(SHIPPED_SEED).expect("seed");
     let mut accounts = Vec::new();
     let mut attached = Vec::new();
     for (i, (name, alg)) in ACCOUNTS.iter().enumerate() {
         accounts.push(
-            serde_yaml::from_str::<Value>(&format!(
+            serde_saphyr::from_str::<Value>(&format!(
                 "{{name: {name}, clientId: {}, keyAlgorithm: {alg}}}",
                 client_id(i)
             ))
@@ -41,17 +41,17 @@ async fn start_mock(wrong_public_key_pem: &str) -> MockServer {
         attached.push(Value::from(*name));
     }
     accounts.push(
-        serde_yaml::from_str(&format!("{{name: detached, clientId: {}}}", client_id(8))).unwrap(),
+        serde_saphyr::from_str(&format!("{{name: detached, clientId: {}}}", client_id(8))).unwrap(),
     );
-    let mut wrong = serde_yaml::Mapping::new();
-    wrong.insert("name".into(), "wrong".into());
-    wrong.insert("clientId".into(), client_id(9).into());
-    wrong.insert("publicKey".into(), wrong_public_key_pem.into());
-    accounts.push(Value::Mapping(wrong));
+    accounts.push(serde_json::json!({
+        "name": "wrong",
+        "clientId": client_id(9),
+        "publicKey": wrong_public_key_pem,
+    }));
     attached.push("wrong".into());
-    seed["serviceAccounts"] = Value::Sequence(accounts);
-    seed["configurations"][0]["serviceAccounts"] = Value::Sequence(attached);
-    let seed = Seed::from_yaml_str(&serde_yaml::to_string(&seed).unwrap()).expect("seed valid");
+    seed["serviceAccounts"] = Value::Array(accounts);
+    seed["configurations"][0]["serviceAccounts"] = Value::Array(attached);
+    let seed = Seed::from_yaml_str(&serde_saphyr::to_string(&seed).unwrap()).expect("seed valid");
     MockServer::start(seed, None, "127.0.0.1:0".parse().unwrap())
         .await
         .expect("mock starts")

@@ -743,26 +743,15 @@ def config_yaml_follows_the_interface():
             "vaas": {
                 "url": "https://api.venafi.cloud",
                 "auth": {"clientID": TEST_CLIENT_ID, "privateKeyFile": "/etc/firefly/credentials/svc-acct.key"},
-                "csr": {"instanceNaming": "{HOSTNAME}"},
-                "policyRefreshInterval": "1m",
-                "policyMaxStaleness": "30m",
-                "requestTimeout": "30s",
-                "subCaRequestDeadline": "5m",
             }
         },
         "signer": {"inMemory": True, "lockMode": "keyPages"},
         "controller": {
             "leaderElectionNamespace": "venafi",
-            "leaderElection": {"enabled": True, "leaseName": "firefly-controller", "leaseDuration": "15s", "renewDeadline": "10s", "retryPeriod": "2s"},
-            "cert-manager": {"groupName": DEFAULT_GROUP, "checkApproval": True, "caRootChainPopulation": True},
+            "cert-manager": {"groupName": DEFAULT_GROUP},
             "allowedRequesters": [ISTIO_CSR_SA],
-            "maxRetryDuration": "5m",
-            "minimumLeafDuration": "1m",
-            "successEvents": False,
-            "maxConcurrentReconciles": 256,
         },
         "admin": {"readinessAddress": "0.0.0.0:8080", "metricsAddress": "0.0.0.0:9402", "chainAddress": "0.0.0.0:8008"},
-        "logging": {"format": "json", "level": "info"},
     }
     expect(config == want, "config.yaml for the seed's values:\n" + diff(want, config))
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
@@ -770,7 +759,28 @@ def config_yaml_follows_the_interface():
     expect("/etc/firefly/config.yaml" in mounts, "config.yaml must be mounted where the image's CMD reads it")
     expect("/etc/firefly/credentials" in mounts, "the credentials must be mounted where privateKeyFile points")
     expect(pod["containers"][0]["args"] == ["run", "-c", "/etc/firefly/config.yaml"], "the container must run `firefly run -c /etc/firefly/config.yaml`")
-    print("config.yaml for the seed's values is exactly the interface's layout and defaults")
+    # Every tuning key the values set is rendered, typed as set.
+    tuned = {
+        "instanceNaming": "{POD_NAME}", "policyRefreshInterval": "2m", "policyMaxStaleness": "1h",
+        "requestTimeout": "10s", "subCaRequestDeadline": "1m", "checkApproval": False,
+        "caRootChainPopulation": False, "maxRetryDuration": "10m", "minimumLeafDuration": "2m",
+        "successEvents": True, "maxConcurrentReconciles": 8,
+        "leaderElection": {"enabled": False, "leaseName": "l", "leaseDuration": "30s", "renewDeadline": "20s", "retryPeriod": "5s"},
+        "logging": {"format": "text", "level": "debug"},
+    }
+    docs = render(merge(seed, {"deployment": {"venafiClientID": TEST_CLIENT_ID}, "config": tuned}), namespace="venafi")
+    config = yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])
+    vaas, controller = config["bootstrap"]["vaas"], config["controller"]
+    got = {
+        "instanceNaming": vaas["csr"]["instanceNaming"],
+        **{k: vaas[k] for k in ("policyRefreshInterval", "policyMaxStaleness", "requestTimeout", "subCaRequestDeadline")},
+        **{k: controller["cert-manager"][k] for k in ("checkApproval", "caRootChainPopulation")},
+        **{k: controller[k] for k in ("maxRetryDuration", "minimumLeafDuration", "successEvents", "maxConcurrentReconciles")},
+        "leaderElection": controller["leaderElection"],
+        "logging": config["logging"],
+    }
+    expect(got == tuned, "tuning values must reach config.yaml as set:\n" + diff(tuned, got))
+    print("config.yaml for the seed's values is exactly the interface's layout; the binary's defaults are not restated; every tuning key set is rendered")
 
     anchor = self_signed_root_pem()
     custom = merge(seed, {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use firefly::bootstrap::{Bootstrap, BootstrapError, SystemClock};
 use firefly::config::Config;
 use firefly::tlspc_mock::MockServer;
-use serde_yaml::Value;
+use serde_json::Value;
 
 pub use crate::{API_KEY, SHIPPED_SEED, eventually};
 
@@ -58,7 +58,7 @@ pub struct Env {
 
 impl EnvBuilder {
     pub fn seed_yaml(&self) -> String {
-        let mut seed: Value = serde_yaml::from_str(SHIPPED_SEED).expect("shipped seed parses");
+        let mut seed: Value = serde_saphyr::from_str(SHIPPED_SEED).expect("shipped seed parses");
         let provider = &mut seed["subCaProviders"][0];
         provider["validityPeriod"] = self.sub_ca_validity.clone().into();
         provider["keyAlgorithm"] = self.sub_ca_algorithm.clone().into();
@@ -70,11 +70,11 @@ impl EnvBuilder {
             seed["faults"] = faults.clone();
         }
         if !self.attach_account {
-            seed["configurations"][0]["serviceAccounts"] = Value::Sequence(vec![]);
+            seed["configurations"][0]["serviceAccounts"] = Value::Array(vec![]);
         }
         seed["configurations"][0]["advancedSettings"]["requireFIPSCompliantBuild"] =
             self.require_fips.into();
-        serde_yaml::to_string(&seed).expect("seed serializes")
+        serde_saphyr::to_string(&seed).expect("seed serializes")
     }
 
     pub async fn start(self) -> Env {

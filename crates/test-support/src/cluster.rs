@@ -9,7 +9,7 @@ use kube_sim::{KubeSim, SimOptions};
 /// `namespaces`.
 ///
 /// # Errors
-/// kube-sim failing to start, the CRDs failing to render or install, a namespace refused.
+/// As [`start_sim_with`].
 pub async fn start_sim(namespaces: &[&str]) -> anyhow::Result<KubeSim> {
     start_sim_with(SimOptions::default(), namespaces).await
 }
@@ -27,7 +27,7 @@ pub async fn start_sim_with(options: SimOptions, namespaces: &[&str]) -> anyhow:
     let crds = firefly::crd::crds_yaml().context("rendering the CRDs")?;
     sim.install_crds_yaml(&crds)
         .await
-        .context("installing the CRDs into kube-sim")?;
+        .context("installing our CRDs into kube-sim")?;
     for ns in namespaces {
         sim.ensure_namespace(ns)
             .with_context(|| format!("creating namespace {ns}"))?;

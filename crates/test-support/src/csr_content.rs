@@ -78,7 +78,7 @@ const POLICIES: [&str; 3] = [
   "name": "serving",
   "validityPeriod": "P1D",
   "subject": {
-    "commonName": {"type": "OPTIONAL", "allowedValues": [".*\\.svc"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1},
+    "commonName": {"type": "OPTIONAL", "allowedValues": ["^.*\\.svc"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1},
     "organization": {"type": "OPTIONAL", "allowedValues": ["Example"], "defaultValues": ["Example"], "minOccurrences": 0, "maxOccurrences": 1},
     "organizationalUnit": {"type": "IGNORED", "allowedValues": [], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 0},
     "locality": {"type": "FORBIDDEN", "allowedValues": [], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 0},
@@ -86,7 +86,7 @@ const POLICIES: [&str; 3] = [
     "country": {"type": "OPTIONAL", "allowedValues": ["US", "GB"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1}
   },
   "sans": {
-    "dnsNames": {"type": "REQUIRED", "allowedValues": [".*\\.svc\\.cluster\\.local", "*.example.com"], "defaultValues": [], "minOccurrences": 1, "maxOccurrences": 4},
+    "dnsNames": {"type": "REQUIRED", "allowedValues": ["^.*\\.svc\\.cluster\\.local", "*.example.com"], "defaultValues": [], "minOccurrences": 1, "maxOccurrences": 4},
     "ipAddresses": {"type": "OPTIONAL", "allowedValues": ["10.0.0.0/8", "fd00::/8"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 2},
     "rfc822Names": {"type": "FORBIDDEN", "allowedValues": [], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 0},
     "uniformResourceIdentifiers": {"type": "OPTIONAL", "allowedValues": ["^spiffe://cluster\\.local/.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1}
@@ -99,18 +99,18 @@ const POLICIES: [&str; 3] = [
   "name": "permissive",
   "validityPeriod": "P30D",
   "subject": {
-    "commonName": {"type": "OPTIONAL", "allowedValues": [".*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1},
-    "organization": {"type": "OPTIONAL", "allowedValues": [".*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1},
-    "organizationalUnit": {"type": "OPTIONAL", "allowedValues": [".*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 3},
-    "locality": {"type": "OPTIONAL", "allowedValues": [".*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1},
-    "stateOrProvince": {"type": "OPTIONAL", "allowedValues": [".*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1},
-    "country": {"type": "OPTIONAL", "allowedValues": [".*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1}
+    "commonName": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1},
+    "organization": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1},
+    "organizationalUnit": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 3},
+    "locality": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1},
+    "stateOrProvince": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1},
+    "country": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 1}
   },
   "sans": {
-    "dnsNames": {"type": "OPTIONAL", "allowedValues": [".*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8},
+    "dnsNames": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8},
     "ipAddresses": {"type": "OPTIONAL", "allowedValues": ["0.0.0.0/0", "::/0"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8},
-    "rfc822Names": {"type": "OPTIONAL", "allowedValues": [".*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8},
-    "uniformResourceIdentifiers": {"type": "OPTIONAL", "allowedValues": [".*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8}
+    "rfc822Names": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8},
+    "uniformResourceIdentifiers": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8}
   },
   "keyUsages": ["digitalSignature", "keyEncipherment", "keyAgreement"],
   "extendedKeyUsages": ["SERVER_AUTH", "CLIENT_AUTH"],
@@ -158,13 +158,19 @@ impl<'a> Choices<'a> {
         out
     }
 
-    /// One of `options`, or (when `fuzzed` comes up) raw bytes from the input.
+    /// True one time in sixteen: how often a defect is chosen, so that most inputs stay
+    /// well-formed and reach the policy (a zero byte, and the end of the input, choose the common
+    /// case).
+    pub fn rare(&mut self) -> bool {
+        self.byte() % 16 == 15
+    }
+
+    /// One of `options`, or (rarely) raw bytes from the input.
     pub fn text(&mut self, options: &[&'static str]) -> Vec<u8> {
-        let i = self.below(options.len() + 1);
-        match options.get(i) {
-            Some(s) => s.as_bytes().to_vec(),
-            None => self.bytes(48).to_vec(),
+        if self.rare() {
+            return self.bytes(48).to_vec();
         }
+        options[self.below(options.len())].as_bytes().to_vec()
     }
 }
 
@@ -238,39 +244,54 @@ pub fn build(data: &[u8]) -> Case {
     let key = c.below(fixed_keys().len());
     let policy = c.below(POLICIES.len());
 
-    // Subject: up to 4 attributes of chosen types, value encodings and contents.
-    let subject_oids: [&[u64]; 8] = [
-        OID_CN,
+    // Subject: up to 2 attributes (rarely a type or string encoding the decoder refuses).
+    let common_oids: [&[u64]; 6] = [
         OID_O,
+        OID_CN,
         &[2, 5, 4, 11],
         &[2, 5, 4, 6],
         &[2, 5, 4, 7],
         &[2, 5, 4, 8],
-        OID_EMAIL_IN_DN,
-        &[2, 5, 4, 5],
     ];
+    let rare_oids: [&[u64]; 2] = [OID_EMAIL_IN_DN, &[2, 5, 4, 5]];
     let mut attrs: Vec<(&[u64], Vec<u8>)> = Vec::new();
-    for _ in 0..c.below(5) {
-        let oid = subject_oids[c.below(subject_oids.len())];
+    for _ in 0..c.below(3) {
+        let oid = if c.rare() {
+            rare_oids[c.below(rare_oids.len())]
+        } else {
+            common_oids[c.below(common_oids.len())]
+        };
         let text = c.text(STRINGS);
-        let tag = [0x0c, 0x13, 0x16, 0x1e, 0x14, 0x04][c.below(6)];
+        let tag = if c.rare() {
+            [0x16, 0x1e, 0x14, 0x04][c.below(4)]
+        } else {
+            [0x0c, 0x13][c.below(2)]
+        };
         attrs.push((oid, tlv(tag, &text)));
     }
 
-    // SANs: up to 6 names of every GeneralName type, SPIFFE IDs built from parts.
+    // SANs: up to 3 names, mostly SPIFFE IDs (built from parts), DNS names and IP addresses;
+    // every other GeneralName type rarely.
     let mut names = Vec::new();
     let mut first_uri: Option<String> = None;
-    for _ in 0..c.below(7) {
-        match c.below(8) {
-            0 | 1 => {
-                let td = c.text(TRUST_DOMAINS);
+    for _ in 0..c.below(4) {
+        match c.below(16) {
+            0..=6 => {
                 let mut uri = b"spiffe://".to_vec();
-                uri.extend_from_slice(&td);
-                for _ in 0..c.below(6) {
-                    uri.push(b'/');
-                    uri.extend_from_slice(&c.text(SEGMENTS));
+                if c.rare() {
+                    uri.extend_from_slice(&c.text(TRUST_DOMAINS));
+                    for _ in 0..c.below(6) {
+                        uri.push(b'/');
+                        uri.extend_from_slice(&c.text(SEGMENTS));
+                    }
+                } else {
+                    uri.extend_from_slice(&c.text(&TRUST_DOMAINS[..2]));
+                    uri.extend_from_slice(b"/ns/");
+                    uri.extend_from_slice(&c.text(&SEGMENTS[..5]));
+                    uri.extend_from_slice(b"/sa/");
+                    uri.extend_from_slice(&c.text(&SEGMENTS[..5]));
                 }
-                if c.below(8) == 0 {
+                if c.rare() {
                     uri.extend_from_slice(&c.text(&["?q=1", "#frag", "/", "%"]));
                 }
                 if first_uri.is_none() {
@@ -278,24 +299,28 @@ pub fn build(data: &[u8]) -> Case {
                 }
                 names.push(gn_uri_bytes(&uri));
             }
-            2 => names.push(gn_uri_bytes(&c.text(&[
+            7 => names.push(gn_uri_bytes(&c.text(&[
                 "https://example.com/x",
                 "SPIFFE://cluster.local/ns/a/sa/b",
                 "spiffe:/cluster.local/x",
                 "urn:uuid:1",
             ]))),
-            3 => names.push(ctx(2, false, &c.text(DNS))),
-            4 => names.push(ctx(
+            8..=10 => names.push(ctx(2, false, &c.text(DNS))),
+            11 => names.push(ctx(
                 1,
                 false,
                 &c.text(&["user@example.com", "a@b", "@", "x"]),
             )),
-            5 => {
-                let len = [4, 16, 8, 0, 5][c.below(5)];
+            12 | 13 => {
+                let len = if c.rare() {
+                    [8, 0, 5][c.below(3)]
+                } else {
+                    [4, 16][c.below(2)]
+                };
                 let octets: Vec<u8> = (0..len).map(|_| c.byte()).collect();
                 names.push(gn_ip(&octets));
             }
-            6 => names.push(gn_other_name()),
+            14 => names.push(gn_other_name()),
             _ => {
                 // directoryName or registeredID.
                 if c.flag() {
@@ -308,41 +333,46 @@ pub fn build(data: &[u8]) -> Case {
     }
 
     let mut extensions = Vec::new();
-    if !names.is_empty() || c.below(4) == 0 {
-        extensions.push(extension(OID_SAN, c.below(4) != 0, san(&names)));
+    if !names.is_empty() || c.rare() {
+        extensions.push(extension(OID_SAN, !c.rare(), san(&names)));
     }
     if c.flag() {
-        let bits: Vec<u32> = (0..9).filter(|_| c.flag()).collect();
+        let bits: Vec<u32> = if c.rare() {
+            (0..9).filter(|_| c.flag()).collect()
+        } else {
+            [0, 2].into_iter().filter(|_| c.flag()).collect()
+        };
         extensions.push(extension(OID_KU, c.flag(), key_usage(&bits)));
     }
     if c.flag() {
         let all: [&[u64]; 5] = [EKU_SERVER, EKU_CLIENT, EKU_CODE_SIGNING, EKU_OCSP, EKU_ANY];
-        let chosen: Vec<&[u64]> = all.iter().copied().filter(|_| c.flag()).collect();
+        let offered = if c.rare() { &all[..] } else { &all[..2] };
+        let chosen: Vec<&[u64]> = offered.iter().copied().filter(|_| c.flag()).collect();
         extensions.push(extension(OID_EKU, c.flag(), eku(&chosen)));
     }
-    if c.below(4) == 0 {
+    if c.rare() {
         extensions.push(extension(OID_BC, c.flag(), basic_constraints(c.flag())));
     }
-    if c.below(6) == 0 {
+    if c.rare() {
         extensions.push(extension(
             OID_NAME_CONSTRAINTS,
             c.flag(),
             seq(&[ctx(0, true, &seq(&[ctx(2, false, b"example.com")]))]),
         ));
     }
-    if c.below(6) == 0 {
+    if c.rare() {
         // An extension we do not know, critical or not, with fuzzed content.
         let value = c.bytes(16).to_vec();
         extensions.push(extension(&[1, 3, 6, 1, 4, 1, 99999, 1], c.flag(), value));
     }
-    if c.below(8) == 0 && !extensions.is_empty() {
+    if c.rare() && !extensions.is_empty() {
         // The same extension twice.
         let again = extensions[0].clone();
         extensions.push(again);
     }
 
     let mut attributes = vec![extension_request(&extensions)];
-    if c.below(8) == 0 {
+    if c.rare() {
         attributes.push(seq(&[
             oid(OID_CHALLENGE_PASSWORD),
             set(&[utf8("password")]),
@@ -378,7 +408,7 @@ pub fn build(data: &[u8]) -> Case {
         ]),
         _ => Some(vec!["cert sign".to_owned(), "code signing".to_owned()]),
     };
-    let is_ca = c.below(8) == 0;
+    let is_ca = c.rare();
     let identities_annotation = match c.below(4) {
         0 => None,
         1 => first_uri,

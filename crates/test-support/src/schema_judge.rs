@@ -21,9 +21,8 @@ fn object_meta_fields() -> Vec<String> {
 
 /// The `openAPIV3Schema` of the named version of a CRD given as YAML (several documents allowed).
 pub fn crd_schema(crds_yaml: &str, crd_name: &str, version: &str) -> Value {
-    use serde::Deserialize as _;
-    for doc in serde_yaml::Deserializer::from_str(crds_yaml) {
-        let crd = Value::deserialize(doc).expect("CRD YAML parses");
+    let docs: Vec<Value> = serde_saphyr::from_str_multiple(crds_yaml).expect("CRD YAML parses");
+    for crd in docs {
         if crd.pointer("/metadata/name").and_then(Value::as_str) != Some(crd_name) {
             continue;
         }

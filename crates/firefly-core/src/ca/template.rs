@@ -171,7 +171,13 @@ pub fn leaf_params(
     Ok(params)
 }
 
+/// PrintableString when the value is one and yasna (rcgen's DER writer) will write it; else
+/// UTF8String. yasna refuses `?` with a panic although X.680 and rcgen allow it (found by the
+/// `csr_content` fuzz target), so a value holding `?` is written as UTF8String.
 fn printable_or_utf8(value: &str) -> DnValue {
+    if value.contains('?') {
+        return DnValue::Utf8String(value.to_owned());
+    }
     match rcgen::string::PrintableString::try_from(value) {
         Ok(p) => DnValue::PrintableString(p),
         Err(_) => DnValue::Utf8String(value.to_owned()),
