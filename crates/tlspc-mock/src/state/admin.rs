@@ -166,20 +166,16 @@ impl Shared {
                 match &c.sub_ca_provider_id {
                     Some(p) if store.providers.contains_key(p) => {}
                     other => {
-                        return Err(api(
-                            400,
-                            codes::NOT_FOUND,
-                            format!("subCaProviderId {other:?} names no sub-CA provider"),
-                        ));
+                        return Err(unknown_reference(format!(
+                            "subCaProviderId {other:?} names no sub-CA provider"
+                        )));
                     }
                 }
                 for p in &c.policy_ids {
                     if !store.policies.contains_key(p) {
-                        return Err(api(
-                            400,
-                            codes::NOT_FOUND,
-                            format!("policyIds: {p:?} names no policy"),
-                        ));
+                        return Err(unknown_reference(format!(
+                            "policyIds: {p:?} names no policy"
+                        )));
                     }
                 }
                 for p in &c.controller_allowed_policy_ids {
@@ -191,11 +187,9 @@ impl Shared {
                 }
                 for a in &c.service_account_ids {
                     if !store.accounts.contains_key(&key_of(a)) {
-                        return Err(api(
-                            400,
-                            codes::NOT_FOUND,
-                            format!("serviceAccountIds: {a:?} names no service account"),
-                        ));
+                        return Err(unknown_reference(format!(
+                            "serviceAccountIds: {a:?} names no service account"
+                        )));
                     }
                     let elsewhere = store.configurations.values().find(|o| {
                         o.id != new_id
@@ -493,4 +487,9 @@ impl Store {
                 .and_then(|c| serde_json::to_value(c).ok()),
         }
     }
+}
+
+/// A configuration names an object that does not exist: TLSPC answers 400 with the not-found code.
+fn unknown_reference(message: String) -> Failure {
+    api(400, codes::NOT_FOUND, message)
 }
