@@ -435,7 +435,8 @@ impl KubeSim {
     }
 
     /// Create or replace an object straight in storage (not counted, no admission): `group` ""
-    /// for core, `namespace` "" for cluster-scoped. Returns the stored object.
+    /// for core, `namespace` "" for cluster-scoped, absent means `default` for namespaced kinds.
+    /// Returns the stored object.
     ///
     /// # Errors
     /// The kind is not served or the object is invalid.
@@ -458,14 +459,17 @@ impl KubeSim {
         let ns = obj
             .pointer("/metadata/namespace")
             .and_then(|x| x.as_str())
-            .unwrap_or_default()
+            .unwrap_or(if def.namespaced { "default" } else { "" })
             .to_string();
         let name = obj
             .pointer("/metadata/name")
             .and_then(|x| x.as_str())
             .unwrap_or_default()
             .to_string();
-        let out = if store.get_value(&def, &ns, &name).is_some() {
+        let out = if let Some(current) = store.get_value(&def, &ns, &name) {
+            // A replace names the version it replaces (custom resources require it).
+            let mut obj = obj;
+            obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
             store.update(&def, &ns, &name, false, obj, &WriteOpts::default())
         } else {
             store.create(&def, &ns, obj, &WriteOpts::default())
@@ -498,40 +502,12 @@ impl KubeSim {
             if v.is_null() {
                 continue;
             }
-            let av = v
-                .get("apiVersion")
-                .and_then(|x| x.as_str())
-                .unwrap_or_default();
             let kind = v.get("kind").and_then(|x| x.as_str()).unwrap_or_default();
-            let (group, _version) = av.rsplit_once('/').unwrap_or(("", av));
-            let def = store
-                .lookup_kind(group, kind)
-                .with_context(|| format!("kind {kind} of {av} is not served"))?;
-            let ns = v
-                .pointer("/metadata/namespace")
-                .and_then(|x| x.as_str())
-                .unwrap_or(if def.namespaced { "default" } else { "" })
-                .to_string();
             let name = v
                 .pointer("/metadata/name")
                 .and_then(|x| x.as_str())
-                .unwrap_or_default()
-                .to_string();
-            let exists = store.get_value(&def, &ns, &name).is_some();
-            let opts = WriteOpts::default();
-            if exists {
-                let mut v = v.clone();
-                if let Some(cur) = store.get_value(&def, &ns, &name) {
-                    v["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"].clone();
-                }
-                store
-                    .update(&def, &ns, &name, false, v, &opts)
-                    .map_err(|e| anyhow::anyhow!("replacing {kind} {name}: {e}"))?;
-            } else {
-                store
-                    .create(&def, &ns, v.clone(), &opts)
-                    .map_err(|e| anyhow::anyhow!("creating {kind} {name}: {e}"))?;
-            }
+                .unwrap_or_default();
+            self.put_object(v.clone())?;
             if kind == "CustomResourceDefinition" {
                 let g = v
                     .pointer("/spec/group")
