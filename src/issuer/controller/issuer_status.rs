@@ -92,37 +92,26 @@ pub(super) async fn run_loop(
             .metrics
             .set_sub_ca_not_after(state.authority.sub_ca_not_after());
         let now = state.clock.now();
-        let mut ready_count = 0;
-        for issuer in state.issuers.state() {
-            let api: Api<Issuer> = Api::namespaced(
-                state.client.clone(),
-                &issuer.namespace().unwrap_or_default(),
-            );
-            ready_count += i64::from(readiness.ready);
-            if let Some(cond) = desired_issuer_condition(
-                issuer.status.as_ref(),
-                issuer.metadata.generation,
-                &readiness,
-                now,
-            ) {
-                state.write(&api, issuer.as_ref(), cond).await;
-            }
-        }
-        state.set_ready_gauge("Issuer", ready_count);
-        let mut ready_count = 0;
-        for issuer in state.cluster_issuers.state() {
-            let api: Api<ClusterIssuer> = Api::all(state.client.clone());
-            ready_count += i64::from(readiness.ready);
-            if let Some(cond) = desired_issuer_condition(
-                issuer.status.as_ref(),
-                issuer.metadata.generation,
-                &readiness,
-                now,
-            ) {
-                state.write(&api, issuer.as_ref(), cond).await;
-            }
-        }
-        state.set_ready_gauge("ClusterIssuer", ready_count);
+        state
+            .refresh_kind(
+                state.issuers.state(),
+                |i: &Issuer| {
+                    Api::namespaced(state.client.clone(), &i.namespace().unwrap_or_default())
+                },
+                |i| i.status.as_ref(),
+                readiness.ready,
+                |status, generation| desired_issuer_condition(status, generation, &readiness, now),
+            )
+            .await;
+        state
+            .refresh_kind(
+                state.cluster_issuers.state(),
+                |_: &ClusterIssuer| Api::all(state.client.clone()),
+                |i| i.status.as_ref(),
+                readiness.ready,
+                |status, generation| desired_issuer_condition(status, generation, &readiness, now),
+            )
+            .await;
         tokio::select! {
             () = &mut shutdown => return,
             () = state.changed.notified() => {}
@@ -132,11 +121,29 @@ pub(super) async fn run_loop(
 }
 
 impl IssuerStatusLoop {
-    fn set_ready_gauge(&self, kind: &str, ready: i64) {
+    /// One pass over the issuers of one kind: applies the Ready condition `desired` asks for
+    /// where it differs, and sets that kind's issuers-ready gauge.
+    async fn refresh_kind<K>(
+        &self,
+        issuers: Vec<Arc<K>>,
+        api: impl Fn(&K) -> Api<K>,
+        status: impl Fn(&K) -> Option<&IssuerStatus>,
+        ready: bool,
+        desired: impl Fn(Option<&IssuerStatus>, Option<i64>) -> Option<Condition>,
+    ) where
+        K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let mut ready_count = 0;
+        for issuer in &issuers {
+            ready_count += i64::from(ready);
+            if let Some(cond) = desired(status(issuer), issuer.meta().generation) {
+                self.write(&api(issuer), issuer.as_ref(), cond).await;
+            }
+        }
         self.metrics
             .issuers_ready
-            .with_label_values(&[kind])
-            .set(ready);
+            .with_label_values(&[K::kind(&()).as_ref()])
+            .set(ready_count);
     }
 
     /// One server-side apply of the issuer's Ready condition, then its event (best effort).
