@@ -2,7 +2,7 @@
 //! PodCertificateRequest fields) are served; plus the release-independent built-ins added with
 //! identities (Nodes, access reviews).
 
-use super::store::{Admission, Builtin, Store};
+use super::store::{Admission, Builtin, Store, b};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -81,36 +81,16 @@ pub fn parse_runtime_config(items: &[String]) -> anyhow::Result<bool> {
     Ok(v1beta1)
 }
 
-const fn bi(
-    group: &'static str,
-    version: &'static str,
-    plural: &'static str,
-    kind: &'static str,
-    namespaced: bool,
-    status: bool,
-    short: &'static [&'static str],
-) -> Builtin {
-    Builtin {
-        group,
-        version,
-        plural,
-        kind,
-        namespaced,
-        status,
-        short,
-    }
-}
-
 /// Register the built-ins that depend on identities and on the release.
 pub fn register(store: &Store, release: Release, v1beta1: bool, convert: Arc<dyn Admission>) {
     const CERTS: &str = "certificates.k8s.io";
     store.add_builtin(
-        &bi("", "v1", "nodes", "Node", false, true, &["no"]),
+        &b("", "v1", "nodes", "Node", false, true, &["no"]),
         "v1",
         None,
     );
     store.add_builtin(
-        &bi(
+        &b(
             CERTS,
             "v1",
             "certificatesigningrequests",
@@ -175,7 +155,7 @@ pub fn register(store: &Store, release: Release, v1beta1: bool, convert: Arc<dyn
         }
     }
     store.add_builtin(
-        &bi(
+        &b(
             "authorization.k8s.io",
             "v1",
             "subjectaccessreviews",
@@ -188,7 +168,7 @@ pub fn register(store: &Store, release: Release, v1beta1: bool, convert: Arc<dyn
         None,
     );
     store.add_builtin(
-        &bi(
+        &b(
             "authorization.k8s.io",
             "v1",
             "selfsubjectaccessreviews",
@@ -201,7 +181,7 @@ pub fn register(store: &Store, release: Release, v1beta1: bool, convert: Arc<dyn
         None,
     );
     store.add_builtin(
-        &bi(
+        &b(
             "authentication.k8s.io",
             "v1",
             "selfsubjectreviews",

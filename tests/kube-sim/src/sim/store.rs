@@ -270,7 +270,8 @@ pub struct Builtin {
     pub short: &'static [&'static str],
 }
 
-const fn b(
+/// A built-in resource's description (a `const` table row).
+pub(super) const fn b(
     group: &'static str,
     version: &'static str,
     plural: &'static str,
@@ -633,25 +634,7 @@ impl Store {
                 })
                 .or_insert_with(Collection::new)
                 .clone();
-            let def = ResourceDef {
-                group: bi.group.into(),
-                version: bi.version.into(),
-                plural: bi.plural.into(),
-                singular: bi.kind.to_lowercase(),
-                kind: bi.kind.into(),
-                namespaced: bi.namespaced,
-                status: bi.status,
-                short_names: bi.short.iter().map(|s| s.to_string()).collect(),
-                categories: Vec::new(),
-                schema: None,
-                compiled: None,
-                storage_version: bi.version.into(),
-                unconditional_update: true,
-                generation: bi.status && bi.plural != "namespaces",
-                printer_columns: super::events::printer_columns(bi.group, bi.plural),
-                coll,
-                convert: None,
-            };
+            let def = ResourceDef::builtin(bi, bi.version, coll, None);
             reg.add(Arc::new(def));
         }
         let namespaces = reg.colls[&(String::new(), "namespaces".to_string())].clone();
@@ -2002,7 +1985,21 @@ impl Store {
             .entry((bi.group.to_string(), bi.plural.to_string()))
             .or_insert_with(Collection::new)
             .clone();
-        let def = ResourceDef {
+        let def = ResourceDef::builtin(bi, storage_version, coll, convert);
+        reg.add(Arc::new(def));
+    }
+}
+
+impl ResourceDef {
+    /// The definition of a built-in resource served from `coll`, stored at `storage_version`
+    /// (every served version of a resource shares one collection).
+    fn builtin(
+        bi: &Builtin,
+        storage_version: &str,
+        coll: Arc<Collection>,
+        convert: Option<Arc<dyn Admission>>,
+    ) -> ResourceDef {
+        ResourceDef {
             group: bi.group.into(),
             version: bi.version.into(),
             plural: bi.plural.into(),
@@ -2016,12 +2013,12 @@ impl Store {
             compiled: None,
             storage_version: storage_version.into(),
             unconditional_update: true,
-            generation: bi.status,
-            printer_columns: Vec::new(),
+            // Namespaces carry no generation even though they have a status subresource.
+            generation: bi.status && bi.plural != "namespaces",
+            printer_columns: super::events::printer_columns(bi.group, bi.plural),
             coll,
             convert,
-        };
-        reg.add(Arc::new(def));
+        }
     }
 }
 
