@@ -471,7 +471,14 @@ impl TlspcClient {
                     location: redirect_target(response.url(), response.headers()),
                 });
             }
-            let mut body = Vec::new();
+            // Sized from Content-Length when given, so that the buffer is not reallocated (a
+            // reallocation would leave a copy of a token answer in freed memory).
+            let expected = response
+                .content_length()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0)
+                .min(MAX_BODY);
+            let mut body = Vec::with_capacity(expected);
             while let Some(chunk) = response.chunk().await.map_err(transport)? {
                 if body.len() + chunk.len() > MAX_BODY {
                     return Err(ClientError::TooLarge {

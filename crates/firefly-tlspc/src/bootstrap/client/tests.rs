@@ -182,7 +182,10 @@ fn debug_output_of_every_secret_carrying_type_holds_no_secret() {
         format!("{key:?}"),
         format!("{assertion:?}"),
     ];
-    let pem_body: String = pem_text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let pem_body: String = pem_text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
     let jwt = assertion.expose();
     for out in &outputs {
         assert!(out.contains("redacted"), "{out}");
