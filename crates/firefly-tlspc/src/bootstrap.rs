@@ -597,6 +597,35 @@ mod tests {
     use super::*;
     use std::io::Write as _;
 
+    /// The mock seeded with `deploy/tlspc-mock/seed.yaml`, its state in `dir`, and settings for it
+    /// (the product's defaults, lock mode `keyPages`).
+    async fn seeded_mock(dir: &std::path::Path) -> (tlspc_mock::MockServer, Settings) {
+        let seed_text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/tlspc-mock/seed.yaml"
+        ))
+        .unwrap();
+        let seed = tlspc_mock::Seed::from_yaml_str(&seed_text).unwrap();
+        let state = dir.join("mock");
+        let mock =
+            tlspc_mock::MockServer::start(seed, Some(&state), "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+        let config = Settings {
+            url: mock.base_url().to_owned(),
+            client_id: mock.client_id().to_owned(),
+            private_key_file: state.join("svc-acct.key"),
+            trust_anchor_file: None,
+            request_timeout: Duration::from_secs(30),
+            policy_refresh_interval: Duration::from_secs(60),
+            policy_max_staleness: Duration::from_secs(30 * 60),
+            sub_ca_request_deadline: Duration::from_secs(5 * 60),
+            instance_name: "test-node".to_owned(),
+            lock_mode: LockMode::KeyPages,
+        };
+        (mock, config)
+    }
+
     /// Polls `done` every 20 ms for up to 20 s.
     async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -613,29 +642,9 @@ mod tests {
     async fn panicking_background_tasks_are_restarted_and_readiness_says_when_they_keep_failing() {
         crate::crypto::install_default_provider();
         let dir = tempfile::tempdir().unwrap();
-        let seed_text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../deploy/tlspc-mock/seed.yaml"
-        ))
-        .unwrap();
-        let seed = tlspc_mock::Seed::from_yaml_str(&seed_text).unwrap();
-        let state = dir.path().join("mock");
-        let mock =
-            tlspc_mock::MockServer::start(seed, Some(&state), "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-        let config = Settings {
-            url: mock.base_url().to_owned(),
-            client_id: mock.client_id().to_owned(),
-            private_key_file: state.join("svc-acct.key"),
-            trust_anchor_file: None,
-            request_timeout: Duration::from_secs(30),
-            policy_refresh_interval: Duration::from_millis(50),
-            policy_max_staleness: Duration::from_secs(30 * 60),
-            sub_ca_request_deadline: Duration::from_secs(60),
-            instance_name: "supervised-node".to_owned(),
-            lock_mode: LockMode::Disabled,
-        };
+        let (_mock, mut config) = seeded_mock(dir.path()).await;
+        config.policy_refresh_interval = Duration::from_millis(50);
+        config.lock_mode = LockMode::Disabled;
         let policy = SupervisionPolicy {
             first_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(80),
@@ -729,29 +738,7 @@ mod tests {
         let _guard = tracing::subscriber::set_default(subscriber);
 
         let dir = tempfile::tempdir().unwrap();
-        let seed_text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../deploy/tlspc-mock/seed.yaml"
-        ))
-        .unwrap();
-        let seed = tlspc_mock::Seed::from_yaml_str(&seed_text).unwrap();
-        let state = dir.path().join("mock");
-        let mock =
-            tlspc_mock::MockServer::start(seed, Some(&state), "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-        let config = Settings {
-            url: mock.base_url().to_owned(),
-            client_id: mock.client_id().to_owned(),
-            private_key_file: state.join("svc-acct.key"),
-            trust_anchor_file: None,
-            request_timeout: Duration::from_secs(30),
-            policy_refresh_interval: Duration::from_secs(60),
-            policy_max_staleness: Duration::from_secs(30 * 60),
-            sub_ca_request_deadline: Duration::from_secs(5 * 60),
-            instance_name: "hygiene-node".to_owned(),
-            lock_mode: LockMode::KeyPages,
-        };
+        let (mock, config) = seeded_mock(dir.path()).await;
         let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock))
             .await
             .unwrap();
