@@ -3,7 +3,8 @@
 //! [`Bootstrap::start`] logs in, fetches the configuration, obtains and validates the first sub-CA
 //! and returns once it is active; background tasks then refresh the configuration and policies,
 //! rotate the sub-CA at 2/3 of its lifetime (keeping the current one through outages), and send
-//! usage reports. The controller reads everything through the cheap [`Signer`] handle.
+//! usage reports, each under a supervisor that restarts it after a panic and reports not ready
+//! while it keeps failing. The controller reads everything through the cheap [`Signer`] handle.
 
 pub mod client;
 #[allow(unsafe_code)] // the one module that may: madvise, prctl, rlimits, mlockall, AWS-LC EC keys
@@ -155,7 +156,7 @@ impl Bootstrap {
     }
 
     /// Hardens the process, logs in, fetches the configuration, obtains, validates and activates
-    /// the first sub-CA, then starts the refresh, rotation and usage-report tasks.
+    /// the first sub-CA, then starts the refresh, rotation and usage-report tasks (supervised).
     ///
     /// # Errors
     /// Every [`BootstrapError`], each naming what to fix: lock limits, credentials, a detached
