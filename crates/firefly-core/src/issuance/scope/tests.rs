@@ -88,7 +88,9 @@ fn an_issuer_list_narrows_the_controller_list_and_never_widens_it() {
     let nobody = list(&[]);
     let author_only = list(&[AUTHOR]);
     let both = list(&[AUTHOR, ISTIO_CSR]);
-    let cases: [(&str, &[String], Option<&[String]>, &str); 9] = [
+    /// (requester, controller list, issuer list, expected answer)
+    type Case<'a> = (&'a str, &'a [String], Option<&'a [String]>, &'a str);
+    let cases: [Case; 9] = [
         // absent: no narrowing
         (ISTIO_CSR, &controller, None, "allowed"),
         // ["*"]: no narrowing
