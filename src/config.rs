@@ -194,8 +194,13 @@ pub struct ControllerConfig {
     /// cert-manager integration.
     #[serde(rename = "cert-manager")]
     pub cert_manager: CertManagerConfig,
-    /// (ours) `spec.username` values allowed for every issuer; empty → everyone.
+    /// (ours) `spec.username` values allowed to obtain certificates (DESIGN §8): empty refuses
+    /// every request, `"*"` allows every requester; an issuer's `spec.allowedRequesters` narrows it.
     pub allowed_requesters: Vec<String>,
+    /// (ours) Namespaces whose CertificateRequests may carry identities of any namespace (where
+    /// the mesh's CA client, istio-csr, asks for every workload); elsewhere a request carries only
+    /// its own namespace's SPIFFE IDs and `.svc` names.
+    pub mesh_issuer_namespaces: Vec<String>,
     /// (ours) Transient failures stay Pending until the request is this old, then Failed.
     #[serde(with = "fields::go_duration")]
     pub max_retry_duration: Duration,
@@ -216,6 +221,10 @@ impl Default for ControllerConfig {
             leader_election: LeaderElectionConfig::default(),
             cert_manager: CertManagerConfig::default(),
             allowed_requesters: Vec::new(),
+            mesh_issuer_namespaces: defaults::MESH_ISSUER_NAMESPACES
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect(),
             max_retry_duration: defaults::MAX_RETRY_DURATION,
             minimum_leaf_duration: defaults::MINIMUM_LEAF_DURATION,
             success_events: defaults::SUCCESS_EVENTS,
@@ -367,7 +376,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Things that are allowed but deserve a warning at start (plain-HTTP TLSPC, no allow-list).
+    /// Things that are allowed but deserve a warning at start (plain-HTTP TLSPC, an empty
+    /// requester allow-list, which refuses everything).
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.bootstrap.vaas.url.starts_with("http://") {
@@ -378,7 +388,7 @@ impl Config {
         }
         if self.controller.allowed_requesters.is_empty() {
             out.push(
-                "controller.allowedRequesters is empty: any requester may obtain any identity the policy admits"
+                "controller.allowedRequesters is empty: every CertificateRequest will be refused (RequestersNotConfigured); list the requesters (spec.username) allowed, or \"*\" for all"
                     .to_string(),
             );
         }
@@ -521,6 +531,15 @@ impl Config {
                 "entries must not be empty",
             ));
         }
+        for namespace in &self.controller.mesh_issuer_namespaces {
+            if !is_namespace_name(namespace) {
+                return Err(invalid(
+                    "controller.meshIssuerNamespaces",
+                    format!("{namespace:?}"),
+                    "entries must be namespace names (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)",
+                ));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
             return Err(invalid(
                 "logging.level",
@@ -530,6 +549,17 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A Kubernetes namespace name (an RFC 1123 label).
+fn is_namespace_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
 /// Turns a parse error into one naming the full key path (`path`, recorded while deserializing;

@@ -29,7 +29,7 @@ pub mod util;
 
 pub use clock::{Clock, SystemClock};
 pub use issuance::{
-    AssertedIdentity, AuditSettings, IssuanceRequest, Outcome, Readiness, Refusal, Scope, Signer,
-    Subject,
+    AssertedIdentity, AuditSettings, IdentityNamespaces, IssuanceRequest, Outcome, Readiness,
+    Refusal, Scope, Signer, Subject,
 };
 pub use key::KeyAlgorithm;
