@@ -472,6 +472,21 @@ def controller_rbac_grants(label, out_path, *overrides):
     print(f"{label}: {len(grants)} grants to ServiceAccount venafi/firefly through: " + "; ".join(sorted(bound)))
 
 
+@case
+def controller_rbac_objects(label, out_path, *overrides):
+    """Writes, as a JSON list, every Role, ClusterRole, RoleBinding and ClusterRoleBinding the chart
+    renders for value set LABEL (release firefly in venafi), for tests/controller_rbac.rs to install
+    into kube-sim."""
+    values = value_sets()[label]
+    for o in overrides:
+        values = merge(values, json.loads(o))
+    kinds = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+    docs = [strip_private(d) for d in render(values, namespace="venafi") if d["kind"] in kinds]
+    expect(docs, f"{label}: no RBAC objects rendered")
+    pathlib.Path(out_path).write_text(json.dumps(docs))
+    print(f"{label}: " + ", ".join(sorted(f"{d['kind']} {d['metadata']['name']}" for d in docs)))
+
+
 # Pod Security Standards, "restricted" profile (which includes "baseline"), as the Kubernetes
 # documentation states them for the latest version. Each check returns (rule, detail) pairs.
 PSS_RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
