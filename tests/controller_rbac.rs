@@ -14,9 +14,10 @@ use kube::api::{Patch, PatchParams};
 use support::e2e::{self, GROUP, ISSUER_NAME, ISTIO_CSR_NAMESPACE};
 use support::{repo_root, verifiers};
 
-/// The chart's release namespace and ServiceAccount.
+/// The chart's release namespace and ServiceAccount, and the user its token authenticates as.
 const NAMESPACE: &str = "venafi";
 const SERVICE_ACCOUNT: &str = "firefly";
+const USER: &str = "system:serviceaccount:venafi:firefly";
 /// Bound of every wait (shared, slow machine; debug build).
 const PATIENCE: Duration = Duration::from_secs(90);
 
@@ -82,8 +83,9 @@ async fn wait_reason(stack: &e2e::Stack, name: &str, reason: &str) {
     .await;
     assert!(
         res.is_ok(),
-        "request {name} never reached Ready reason {reason}; last: {:?}",
-        ready_reason(stack, name)
+        "request {name} never reached Ready reason {reason}; last: {:?}; calls refused: {:?}",
+        ready_reason(stack, name),
+        stack.sim.refused_calls_by(USER)
     );
 }
 
@@ -160,7 +162,6 @@ async fn every_call_the_controller_makes_under_the_charts_rbac_is_in_the_table()
         .sim
         .service_account_token(NAMESPACE, SERVICE_ACCOUNT)
         .unwrap();
-    let user = format!("system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}");
     let kubeconfig = stack.dir.path().join("controller.kubeconfig");
     kubeconfig_with_token(&stack.sim, &token, &kubeconfig);
     stack.sim.clear_calls();
@@ -176,10 +177,15 @@ async fn every_call_the_controller_makes_under_the_charts_rbac_is_in_the_table()
         .start_controller(&config_a, "replica-a")
         .await
         .unwrap();
-    tokio::time::timeout(PATIENCE, replica_a.leadership().wait_for(|l| *l))
+    let mut leadership = replica_a.leadership();
+    let led = tokio::time::timeout(PATIENCE, leadership.wait_for(|l| *l))
         .await
-        .expect("replica-a never became leader")
-        .unwrap();
+        .is_ok_and(|r| r.is_ok());
+    assert!(
+        led,
+        "replica-a never became leader; calls refused: {:?}",
+        stack.sim.refused_calls_by(USER)
+    );
     let (_boot_b, replica_b) = stack
         .start_controller(&config_b, "replica-b")
         .await
@@ -195,21 +201,26 @@ async fn every_call_the_controller_makes_under_the_charts_rbac_is_in_the_table()
         replica_a.shutdown().await.clean(),
         "replica-a stopped cleanly"
     );
-    tokio::time::timeout(PATIENCE, replica_b.leadership().wait_for(|l| *l))
+    let mut leadership = replica_b.leadership();
+    let took_over = tokio::time::timeout(PATIENCE, leadership.wait_for(|l| *l))
         .await
-        .expect("replica-b never took over")
-        .unwrap();
+        .is_ok_and(|r| r.is_ok());
+    assert!(
+        took_over,
+        "replica-b never took over; calls refused: {:?}",
+        stack.sim.refused_calls_by(USER)
+    );
     issue_three(&stack, &pool, 3).await;
     assert!(
         replica_b.shutdown().await.clean(),
         "replica-b stopped cleanly"
     );
 
-    let refused = stack.sim.refused_calls_by(&user);
+    let refused = stack.sim.refused_calls_by(USER);
     assert!(refused.is_empty(), "calls refused with 403: {refused:?}");
     let made: BTreeSet<Row> = stack
         .sim
-        .calls_by(&user)
+        .calls_by(USER)
         .into_iter()
         .map(|c| (c.group, c.resource, c.subresource, c.verb))
         .collect();
