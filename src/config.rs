@@ -357,21 +357,11 @@ impl Config {
     /// [`ConfigError::Parse`] for unknown or missing keys and bad syntax (naming the full key
     /// path); [`ConfigError::Invalid`] for values that break a rule.
     pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
-        let mut options = serde_saphyr::Options::default();
-        // One-line messages (the key path and the line/column), no source excerpt.
-        options.with_snippet = false;
-        // YAML 1.2 booleans only: `enabled: no` is an error, not `false`.
-        options.strict_booleans = true;
-        // serde_path_to_error wraps the deserializer to record the key path of a typed error;
-        // the closure hands the error itself back, so parsing stops there.
-        let mut path = None;
-        let config = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
-            serde_path_to_error::deserialize::<_, Config>(de).map_err(|err| {
-                path = Some(err.path().to_string());
-                err.into_inner()
-            })
-        })
-        .map_err(|err| parse_error(path.as_deref(), &err))?;
+        let config: Config =
+            firefly_core::yaml::from_str(text).map_err(|e| ConfigError::Parse {
+                key: e.key,
+                message: e.message,
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -560,42 +550,6 @@ fn is_namespace_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
-}
-
-/// Turns a parse error into one naming the full key path (`path`, recorded while deserializing;
-/// none for a syntax error), including the unknown or missing key.
-fn parse_error(path: Option<&str>, err: &serde_saphyr::Error) -> ConfigError {
-    let mut key = path.filter(|p| *p != ".").unwrap_or_default().to_string();
-    let message = one_line(&err.to_string());
-    // serde reports a missing field at the path of its parent; name the field itself.
-    // (An unknown field is already the last element of the path.)
-    if let Some(at) = message.find("missing field `")
-        && let Some(field) = message[at + "missing field `".len()..].split('`').next()
-    {
-        key = if key.is_empty() {
-            field.to_string()
-        } else {
-            format!("{key}.{field}")
-        };
-    }
-    // A key that appears twice is reported below its map, at an unnamed (`?`) element.
-    if let Some(dup) = message.strip_prefix("duplicate mapping key: ")
-        && let Some(name) = dup.split([',', ' ']).next()
-    {
-        let parent = key.trim_end_matches('?').trim_end_matches('.');
-        key = if parent.is_empty() {
-            name.to_string()
-        } else {
-            format!("{parent}.{name}")
-        };
-    }
-    // The line and column serde-saphyr reports stay: they help find the key in the file.
-    ConfigError::Parse { key, message }
-}
-
-/// serde-saphyr's messages may span lines; an error message is one line.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn check_template(template: &str) -> Result<(), ConfigError> {
