@@ -144,7 +144,25 @@ async fn reconcile_in_span(
             Action::await_change()
         }
         Decision::Update(update) => {
-            let action = match ctx.apply_status(&cr, &update).await? {
+            let applied = ctx.apply_status(&cr, &update).await;
+            // A certificate the API server refused to take was never handed out.
+            if let Some(issued) = &issuance {
+                let refused = match &applied {
+                    Ok(Applied::Written) => None,
+                    Ok(Applied::Gone) => Some(404),
+                    Ok(Applied::Conflict) => Some(409),
+                    Err(ControllerError::StatusWrite {
+                        source: kube::Error::Api(status),
+                        ..
+                    }) => Some(status.code),
+                    // The write may or may not have landed; its retry finds out (409).
+                    Err(_) => None,
+                };
+                if let Some(code) = refused {
+                    ctx.not_delivered(&cr, issued, code);
+                }
+            }
+            let action = match applied? {
                 Applied::Written => {
                     ctx.report(&cr, &update, issuance.as_ref()).await;
                     match update.requeue_after {
@@ -154,12 +172,7 @@ async fn reconcile_in_span(
                 }
                 // istio-csr deletes requests as soon as it has an answer; nothing left to do.
                 Applied::Gone => Action::await_change(),
-                Applied::Conflict => {
-                    if let Some(issued) = &issuance {
-                        ctx.not_delivered(&cr, issued);
-                    }
-                    return Err(ReconcileFailed::Conflict);
-                }
+                Applied::Conflict => return Err(ReconcileFailed::Conflict),
             };
             ctx.metrics
                 .reconcile_duration

@@ -71,17 +71,18 @@ impl Context {
         }
     }
 
-    /// A certificate signed for a copy of `cr` the API server had moved past (409 on its
-    /// write): never delivered, so never reported to TLSPC as issued; audited with its serial,
-    /// whatever the audit settings, since a signed certificate exists that nobody received.
-    pub(super) fn not_delivered(&self, cr: &CertificateRequest, issued: &Issued) {
+    /// A certificate whose status write the API server refused with `code` (409: signed for a
+    /// copy of `cr` it had moved past; 404: the request is gone; 429/5xx: refused for now):
+    /// never delivered, so never reported to TLSPC as issued; audited with its serial whatever
+    /// the audit settings, since a signed certificate exists that nobody received.
+    pub(super) fn not_delivered(&self, cr: &CertificateRequest, issued: &Issued, code: u16) {
         self.metrics
             .signed_not_delivered
             .with_label_values(&[FRONT_DOOR])
             .inc();
         let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
         let request_uid = cr.uid().unwrap_or_default();
-        tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, request_uid, "signed-not-delivered: the status write was refused (409), the certificate was never handed out");
+        tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, request_uid, code, "signed-not-delivered: the API server refused the status write; the certificate was never handed out");
     }
 
     /// The usage record, issue latency and audit line of an issued certificate.
