@@ -19,7 +19,7 @@ pub mod issuers;
 pub mod retry;
 
 pub use issuers::{desired_issuer_condition, issuer_readiness};
-pub use retry::{MAX_PANICS, retry_after_failed_reconcile, retry_backoff};
+pub use retry::{AFTER_CONFLICT, MAX_PANICS, retry_after_failed_reconcile, retry_backoff};
 
 /// Condition type written by the issuer.
 pub const READY: &str = "Ready";

@@ -61,7 +61,10 @@ pub(super) fn error_policy(
     let uid = cr.uid().unwrap_or_default();
     let panicked = matches!(err, ReconcileFailed::Panicked(_));
     let failures = ctx.retries.failed(&uid, panicked);
-    let retry_after = err.retry_after();
+    let retry_after = match err {
+        ReconcileFailed::Conflict => Some(decide::AFTER_CONFLICT),
+        _ => err.retry_after(),
+    };
     let delay =
         decide::retry_after_failed_reconcile(failures.total, retries::jitter(), retry_after);
     let (namespace, name) = (cr.namespace().unwrap_or_default(), cr.name_any());

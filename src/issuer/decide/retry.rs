@@ -16,6 +16,11 @@ const FAILED_FIRST: Duration = Duration::from_millis(250);
 /// Longest wait after failed reconciles of one object (before jitter): a broken request or a
 /// long API outage is retried twice a minute, not hammered.
 const FAILED_MAX: Duration = Duration::from_secs(30);
+/// Shortest wait after a 409 on a status write: the watch normally delivers the fresh copy
+/// sooner and triggers the new decision at once, so this requeue is only a safety net (a 409
+/// that changed nothing); waiting less would decide the stale cached copy again while the watch
+/// lags, and sign a certificate that is refused once more.
+pub const AFTER_CONFLICT: Duration = Duration::from_secs(1);
 /// Longest `Retry-After` honoured: a larger value (a misconfigured proxy) is capped here.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 
@@ -33,7 +38,7 @@ pub fn retry_backoff(age: Duration) -> Duration {
 /// runs again: 250 ms doubled per failure up to 30 s, then scaled by `jitter` into its upper
 /// half (`jitter` in `[0, 1)`: the delay is `d/2 + jitter·d/2`), so objects that failed together
 /// do not retry together. Never sooner than `retry_after` (the API server's `Retry-After` on a
-/// 429, capped at 5 minutes).
+/// 429, or [`AFTER_CONFLICT`] after a 409; capped at 5 minutes).
 pub fn retry_after_failed_reconcile(
     failures: u32,
     jitter: f64,
