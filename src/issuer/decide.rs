@@ -403,8 +403,23 @@ pub fn after_sign(
 
 /// The answer to a request whose reconcile panicked `panics` times (at least [`MAX_PANICS`]):
 /// `Ready=False/Failed`, event and outcome reason `InternalError`, `failureTime`. Nothing is
-/// signed; the request is never tried again.
-pub fn internal_error(cr: &CertificateRequest, panics: u32, now: SystemTime) -> Decision {
+/// signed; the request is never tried again. The gates of [`decide`] come first: a request that
+/// is not ours, not approved (with `checkApproval`) or already terminal is left untouched.
+pub fn internal_error(
+    cr: &CertificateRequest,
+    settings: &Settings,
+    panics: u32,
+    now: SystemTime,
+) -> Decision {
+    if our_issuer_kind(cr, &settings.group_name).is_none() {
+        return Decision::Ignore(Ignored::NotOurs);
+    }
+    if settings.check_approval && !condition_true(cr, APPROVED) && !condition_true(cr, DENIED) {
+        return Decision::Ignore(Ignored::NotApproved);
+    }
+    if is_terminal(cr) {
+        return Decision::Ignore(Ignored::Terminal);
+    }
     let failure = SignFailure {
         request_error: true,
         reason: "InternalError",

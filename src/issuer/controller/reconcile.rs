@@ -125,8 +125,8 @@ async fn reconcile_in_span(
     let panics = ctx.retries.panics(&cr.uid().unwrap_or_default());
     // The cached copy is decided as it is: the status write carries its resourceVersion, so a
     // copy the API server has moved past is refused (409) rather than answered twice.
-    let decision = if panics >= decide::MAX_PANICS && !decide::is_terminal(&cr) {
-        decide::internal_error(&cr, panics, now)
+    let decision = if panics >= decide::MAX_PANICS {
+        decide::internal_error(&cr, &ctx.settings.decide, panics, now)
     } else {
         decide::decide(
             &cr,

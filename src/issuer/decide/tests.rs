@@ -670,6 +670,7 @@ fn a_pending_message_whose_counter_changed_is_not_written_again() {
 fn a_request_that_keeps_panicking_fails_with_internal_error_and_no_certificate() {
     let u = update(internal_error(
         &Req::istio().approved().0,
+        &settings(),
         MAX_PANICS,
         now(),
     ));
@@ -682,4 +683,19 @@ fn a_request_that_keeps_panicking_fails_with_internal_error_and_no_certificate()
     assert!(u.certificate.is_none() && u.ca.is_none());
     assert_eq!(u.failure_time, Some(now()));
     assert!(u.requeue_after.is_none());
+}
+
+#[test]
+fn internal_error_keeps_the_gates() {
+    assert_eq!(
+        internal_error(&Req::istio().0, &settings(), MAX_PANICS, now()),
+        Decision::Ignore(Ignored::NotApproved)
+    );
+    let answered = Req::istio()
+        .approved()
+        .condition(READY, "True", Some(reason::ISSUED));
+    assert_eq!(
+        internal_error(&answered.0, &settings(), MAX_PANICS, now()),
+        Decision::Ignore(Ignored::Terminal)
+    );
 }
