@@ -808,13 +808,15 @@ def config_yaml_follows_the_interface():
     custom = merge(seed, {
         "deployment": {"venafiClientID": TEST_CLIENT_ID, "venafiURL": "http://tlspc-mock.venafi.svc:8080", "credentialsKey": "key.pem"},
         "crd": {"groupName": "issuers.example.org"},
-        "config": {"trustAnchorPEM": anchor, "allowedRequesters": [], "lockMode": "all", "logging": {"format": "text", "level": "debug"}},
+        "config": {"trustAnchorPEM": anchor, "allowedRequesters": [], "lockMode": "all", "logging": {"format": "text", "level": "debug"},
+                   "bootstrap": {"vaas": {"allowInsecureHTTP": True}}},
     })
     docs = render(custom, namespace="pki")
     cm = one(docs, "ConfigMap")
     config = yaml.safe_load(cm["data"]["config.yaml"])
     vaas = config["bootstrap"]["vaas"]
     expect(vaas["url"] == "http://tlspc-mock.venafi.svc:8080", f"url: {vaas['url']}")
+    expect(vaas.get("allowInsecureHTTP") is True, f"allowInsecureHTTP: {vaas.get('allowInsecureHTTP')}")
     expect(vaas["auth"]["privateKeyFile"] == "/etc/firefly/credentials/key.pem", f"privateKeyFile: {vaas['auth']['privateKeyFile']}")
     expect(vaas["trustAnchorFile"] == "/etc/firefly/trust-anchor/trust-anchor.pem", f"trustAnchorFile: {vaas.get('trustAnchorFile')}")
     expect(cm["data"]["trust-anchor.pem"].strip() == anchor.strip(), "the trust anchor PEM must be carried unchanged")
@@ -825,7 +827,7 @@ def config_yaml_follows_the_interface():
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     expect("/etc/firefly/trust-anchor" in mounts, "the trust anchor must be mounted where trustAnchorFile points")
-    print("config.yaml follows URL, key name, trust anchor, group, allow-list, lock mode, logging and namespace")
+    print("config.yaml follows URL, allowInsecureHTTP, key name, trust anchor, group, allow-list, lock mode, logging and namespace")
 
 
 @case

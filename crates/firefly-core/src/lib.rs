@@ -30,7 +30,7 @@ pub mod yaml;
 
 pub use clock::{Clock, SystemClock};
 pub use issuance::{
-    AssertedIdentity, AuditSettings, IssuanceRequest, Outcome, Readiness, Refusal, Scope, Signer,
-    Subject,
+    AssertedIdentity, AuditSettings, IdentityNamespaces, IssuanceRequest, Outcome, Readiness,
+    Refusal, Scope, Signer, Subject,
 };
 pub use key::KeyAlgorithm;

@@ -33,12 +33,22 @@ pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 /// The header admin calls authenticate with.
 pub const API_KEY_HEADER: &str = "tppl-api-key";
 
-/// A successful token exchange.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A successful token exchange. `Debug` never prints the access token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
     pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// The OAuth error shape of the token endpoint.

@@ -937,6 +937,7 @@ logging:
                 default_policy_name: Some(ISTIO_MTLS_POLICY.into()),
                 allowed_requesters: Some(vec![ISTIO_CSR_USERNAME.into()]),
                 trust_domain: Some(TRUST_DOMAIN.into()),
+                ..Default::default()
             },
         );
         api.create(&kube::api::PostParams::default(), &issuer)
