@@ -127,16 +127,12 @@ impl Controller {
             })?;
         let identity = identity.unwrap_or_else(default_identity);
         let clock: Clock = clock.unwrap_or_else(|| Arc::new(SystemTime::now));
-        if c.allowed_requesters.is_empty() {
-            tracing::warn!(
-                "controller.allowedRequesters is empty: every requester is accepted unless an issuer sets spec.allowedRequesters"
-            );
-        }
         let settings = ControllerSettings {
             decide: Settings {
                 group_name: c.cert_manager.group_name.clone(),
                 check_approval: c.cert_manager.check_approval,
                 allowed_requesters: c.allowed_requesters.clone(),
+                mesh_issuer_namespaces: c.mesh_issuer_namespaces.clone(),
                 max_retry_duration: c.max_retry_duration,
                 ca_root_chain_population: c.cert_manager.ca_root_chain_population,
                 success_events: c.success_events,

@@ -63,6 +63,7 @@ fn seed_values_render_a_config_the_binary_loads_unchanged() {
         config.controller.allowed_requesters,
         ["system:serviceaccount:istio-system:cert-manager-istio-csr"]
     );
+    assert_eq!(config.controller.mesh_issuer_namespaces, ["istio-system"]);
     assert_eq!(config.signer.lock_mode, LockMode::KeyPages);
     assert_eq!(config.admin.readiness_address.port(), 8080);
     assert_eq!(config.admin.metrics_address.port(), 9402);
@@ -147,7 +148,8 @@ fn chart_overrides_reach_the_binary_typed() {
               "crd": {"groupName": "issuers.example.org"},
               "config": {"adminBindAddress": "127.0.0.1", "ports": {"readiness": 18080},
                          "policyRefreshInterval": "30s", "policyMaxStaleness": "10m",
-                         "allowedRequesters": [], "leaderElection": {"leaseName": "pki-lease"}}}"#,
+                         "allowedRequesters": [], "leaderElection": {"leaseName": "pki-lease"},
+                         "meshIssuerNamespaces": ["istio-system", "tenant-a-mesh"]}}"#,
         ],
     );
     assert_eq!(
@@ -176,8 +178,12 @@ fn chart_overrides_reach_the_binary_typed() {
         config
             .warnings()
             .iter()
-            .any(|w| w.contains("allowedRequesters is empty")),
-        "an emptied allow-list must be warned about"
+            .any(|w| w.contains("allowedRequesters is empty") && w.contains("refused")),
+        "an emptied allow-list must be warned about: every request will be refused"
+    );
+    assert_eq!(
+        config.controller.mesh_issuer_namespaces,
+        ["istio-system", "tenant-a-mesh"]
     );
 }
 

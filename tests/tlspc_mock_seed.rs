@@ -14,7 +14,7 @@ fn istio_mtls() -> PolicyInformation {
         .iter()
         .find(|p| p["name"] == "istio-mtls")
         .expect("istio-mtls present");
-    serde_yaml::from_value(doc.clone()).unwrap()
+    serde_json::from_value(doc.clone()).unwrap()
 }
 
 /// A CSR shaped like istio-csr's: one empty O, optional CN, the given SANs.
@@ -193,6 +193,36 @@ fn bad_seeds_are_refused_with_the_path_of_the_bad_field() {
     for (yaml, needle) in cases {
         let err = seed_error(&yaml);
         assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    }
+}
+
+/// Parse errors (serde-saphyr) name the full key path, the missing, duplicate or ill-typed key
+/// itself included, and the line.
+#[test]
+fn seed_parse_errors_name_the_whole_key_path() {
+    let account = "clientId: 3f6f2b1e-8d4c-4a7e-9b5d-2c1e0f9a7d31\n";
+    let cases: [(String, &str); 4] = [
+        (
+            SHIPPED_SEED.replace(account, "scopes: [distributed-issuance]\n"),
+            "invalid seed at serviceAccounts[0].clientId: missing field `clientId`",
+        ),
+        (
+            SHIPPED_SEED.replace(account, &format!("{account}    revoked: yes\n")),
+            "invalid seed at serviceAccounts[0].revoked: ",
+        ),
+        (
+            SHIPPED_SEED.replace(account, &format!("{account}    name: again\n")),
+            "invalid seed at serviceAccounts[0].name: duplicate mapping key",
+        ),
+        (
+            format!("{SHIPPED_SEED}\ntokenExpiresIn: soon\n"),
+            "invalid seed at tokenExpiresIn: ",
+        ),
+    ];
+    for (yaml, needle) in cases {
+        let err = seed_error(&yaml);
+        assert!(err.starts_with(needle), "expected {needle:?} in: {err}");
+        assert!(err.contains("line "), "the line is named: {err}");
     }
 }
 

@@ -39,6 +39,8 @@ pub const GROUP_NAME: &str = "firefly.venafi.com";
 pub const CHECK_APPROVAL: bool = true;
 /// `controller.cert-manager.caRootChainPopulation`.
 pub const CA_ROOT_CHAIN_POPULATION: bool = true;
+/// `controller.meshIssuerNamespaces`: where istio-csr creates its requests for the whole mesh.
+pub const MESH_ISSUER_NAMESPACES: &[&str] = &["istio-system"];
 /// `controller.maxRetryDuration`.
 pub const MAX_RETRY_DURATION: Duration = Duration::from_secs(5 * 60);
 /// `controller.minimumLeafDuration` (DESIGN §3: one minute).

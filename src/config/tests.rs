@@ -368,3 +368,71 @@ fn yaml_1_1_booleans_are_refused_with_the_key() {
     let err = Config::from_yaml_str(&text).unwrap_err().to_string();
     assert!(err.contains("`controller.leaderElection.enabled`"), "{err}");
 }
+
+#[test]
+fn mesh_issuer_namespaces_default_to_istio_system() {
+    let c = Config::from_yaml_str(MINIMAL).unwrap();
+    assert_eq!(c.controller.mesh_issuer_namespaces, ["istio-system"]);
+    let text =
+        format!("{MINIMAL}controller:\n  meshIssuerNamespaces: [istio-system, tenant-a-mesh]\n");
+    let c = Config::from_yaml_str(&text).unwrap();
+    assert_eq!(
+        c.controller.mesh_issuer_namespaces,
+        ["istio-system", "tenant-a-mesh"]
+    );
+    let none = format!("{MINIMAL}controller:\n  meshIssuerNamespaces: []\n");
+    assert!(
+        Config::from_yaml_str(&none)
+            .unwrap()
+            .controller
+            .mesh_issuer_namespaces
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_mesh_issuer_namespace_that_is_no_namespace_name_is_named_with_its_key() {
+    for bad in ["\"\"", "Istio-System", "\"*\"", "-mesh"] {
+        let text = format!("{MINIMAL}controller:\n  meshIssuerNamespaces: [{bad}]\n");
+        let err = Config::from_yaml_str(&text).unwrap_err();
+        match &err {
+            ConfigError::Invalid { key, .. } => {
+                assert_eq!(key, "controller.meshIssuerNamespaces", "{bad}")
+            }
+            other => panic!("{bad}: unexpected {other:?}"),
+        }
+        assert!(
+            err.to_string().contains("controller.meshIssuerNamespaces"),
+            "{err}"
+        );
+    }
+    let text = format!("{MINIMAL}controller:\n  meshIssuerNamespaces: istio-system\n");
+    let err = Config::from_yaml_str(&text).unwrap_err();
+    assert!(
+        err.to_string().contains("controller.meshIssuerNamespaces"),
+        "a scalar instead of a list names the key: {err}"
+    );
+}
+
+#[test]
+fn an_empty_requester_list_warns_that_every_request_is_refused() {
+    let c = Config::from_yaml_str(MINIMAL).unwrap();
+    assert!(c.controller.allowed_requesters.is_empty());
+    let warning = c
+        .warnings()
+        .into_iter()
+        .find(|w| w.contains("controller.allowedRequesters"))
+        .expect("a warning about the empty list");
+    assert!(
+        warning.contains("refused") && !warning.contains("any requester may"),
+        "{warning}"
+    );
+    let star = format!("{MINIMAL}controller:\n  allowedRequesters: [\"*\"]\n");
+    assert!(
+        !Config::from_yaml_str(&star)
+            .unwrap()
+            .warnings()
+            .iter()
+            .any(|w| w.contains("controller.allowedRequesters"))
+    );
+}

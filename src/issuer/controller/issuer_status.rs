@@ -13,17 +13,25 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::Notify;
 
 use super::report::truncate;
-use super::{Clock, Context};
+use super::{Clock, Context, EVENT_TIMEOUT};
 use crate::crd::{ClusterIssuer, Issuer, IssuerStatus};
 use crate::issuer::authority::Authority;
 use crate::issuer::decide::desired_issuer_condition;
 use crate::metrics::Metrics;
+use crate::rbac::{Group, KubeCall, RECORDER_CALLS};
+
+/// The API calls this module makes (see [`crate::rbac`]): a server-side apply (`patch`) of the
+/// Ready condition on `/status` of Issuers and ClusterIssuers, then the event (the recorder's
+/// calls, [`RECORDER_CALLS`]).
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(Group::Issuers, "issuers", "status", "patch"),
+    KubeCall::cluster(Group::Issuers, "clusterissuers", "status", "patch"),
+    RECORDER_CALLS[0],
+    RECORDER_CALLS[1],
+];
 
 /// Longest wait at start for issuer conditions to reflect the authority's readiness.
 const ISSUER_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Longest wait for an event write: events are best effort and must never stall status work.
-const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often issuer conditions are compared with the authority's readiness when nothing else
 /// happens (a sub-CA can expire or a policy go stale without any API event).
