@@ -414,6 +414,9 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
         tracing::warn!("{w}");
     }
     let metrics = Metrics::new()?;
+    metrics
+        .tlspc_insecure_http
+        .set(i64::from(config.insecure_http()));
     let admin = AdminServer::start(&config.admin, metrics.clone()).await?;
     let client = kube_client(&config).await?;
     // Every replica, leader or standby, holds its own sub-CA so that a takeover signs at once.

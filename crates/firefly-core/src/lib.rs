@@ -26,6 +26,7 @@ pub mod policy;
 pub mod spiffe;
 pub mod usage;
 pub mod util;
+pub mod yaml;
 
 pub use clock::{Clock, SystemClock};
 pub use issuance::{
