@@ -3,13 +3,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use kube::runtime::events::{Event, EventType};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 
 use super::Context;
 use crate::crd::CertificateRequest;
-use crate::issuer::authority::Issued;
-use crate::issuer::decide::{self, StatusUpdate};
+use crate::issuer::authority::{Authority, Issued};
+use crate::issuer::decide::{self, EventNote, StatusUpdate};
 
 /// Longest event note: the API server limits an event's note to 1 KiB.
 const MAX_NOTE: usize = 1000;
@@ -27,6 +28,10 @@ impl Context {
             .outcomes
             .with_label_values(&[update.outcome])
             .inc();
+        self.metrics
+            .issuance_outcomes
+            .with_label_values(&["CertificateRequest", update.outcome])
+            .inc();
         let reason = update.ready.reason.as_deref().unwrap_or("");
         let message = update.ready.message.as_deref().unwrap_or("");
         if let Some(issued) = issuance.filter(|_| update.certificate.is_some()) {
@@ -42,20 +47,7 @@ impl Context {
             );
         }
         if let Some(note) = &update.event {
-            let event = Event {
-                type_: if note.warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: note.reason.to_owned(),
-                note: Some(truncate(&note.note, MAX_NOTE)),
-                action: "Sign".to_owned(),
-                secondary: None,
-            };
-            if let Err(e) = self.recorder.publish(&event, &cr.object_ref(&())).await {
-                tracing::warn!(error = %e, "event could not be published");
-            }
+            publish_event(&self.recorder, note, &cr.object_ref(&())).await;
         }
     }
 
@@ -67,32 +59,69 @@ impl Context {
                 + Duration::from_secs(u64::try_from(created.0.as_second()).unwrap_or(0));
             if let Ok(age) = SystemTime::now().duration_since(created) {
                 self.metrics.issue_latency.observe(age.as_secs_f64());
+                self.metrics
+                    .issuance_latency
+                    .with_label_values(&["CertificateRequest"])
+                    .observe(age.as_secs_f64());
             }
         }
-        let not_after = jiff::Timestamp::try_from(issued.not_after)
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        if let Some(from) = issued.clamped_from {
-            tracing::info!(
-                requested_seconds = from.as_secs(),
-                not_after,
-                "requested duration clamped by policy"
-            );
-        }
-        let audit = self.authority.audit();
-        if audit.enabled {
-            let requester = cr.spec.username.as_deref().unwrap_or("");
-            let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
-            let dns_names = issued.dns_names.join(",");
-            let request_uid = cr.uid().unwrap_or_default();
-            if audit.include_raw_cert {
-                tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, certificate = %issued.chain_pem, "certificate issued");
-            } else {
-                tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, "certificate issued");
-            }
+        let requester = cr.spec.username.as_deref().unwrap_or("");
+        let request_uid = cr.uid().unwrap_or_default();
+        log_issued(self.authority.as_ref(), issued, requester, &request_uid);
+    }
+}
+
+/// Publishes `note` as an event on the object `regarding`: best effort, a failure is logged.
+pub(crate) async fn publish_event(
+    recorder: &Recorder,
+    note: &EventNote,
+    regarding: &ObjectReference,
+) {
+    let event = Event {
+        type_: if note.warning {
+            EventType::Warning
         } else {
-            tracing::debug!(serial = %issued.serial_hex, not_after, "certificate issued");
+            EventType::Normal
+        },
+        reason: note.reason.to_owned(),
+        note: Some(truncate(&note.note, MAX_NOTE)),
+        action: "Sign".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, regarding).await {
+        tracing::warn!(error = %e, "event could not be published");
+    }
+}
+
+/// The log lines of an issued certificate: the clamp note and, when the configuration asks for
+/// it, the `firefly::audit` line (with the PEM when `include_raw_cert`).
+pub(crate) fn log_issued(
+    authority: &dyn Authority,
+    issued: &Issued,
+    requester: &str,
+    request_uid: &str,
+) {
+    let not_after = jiff::Timestamp::try_from(issued.not_after)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    if let Some(from) = issued.clamped_from {
+        tracing::info!(
+            requested_seconds = from.as_secs(),
+            not_after,
+            "requested duration clamped by policy"
+        );
+    }
+    let audit = authority.audit();
+    if audit.enabled {
+        let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
+        let dns_names = issued.dns_names.join(",");
+        if audit.include_raw_cert {
+            tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, certificate = %issued.chain_pem, "certificate issued");
+        } else {
+            tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, "certificate issued");
         }
+    } else {
+        tracing::debug!(serial = %issued.serial_hex, not_after, "certificate issued");
     }
 }
 

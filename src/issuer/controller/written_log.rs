@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// Requests this controller answered, with the resourceVersion it answered: a reconcile of that
 /// same (now stale) cached version must not sign again before the watch delivers our write.
 #[derive(Default)]
-pub(super) struct WrittenLog {
+pub(crate) struct WrittenLog {
     inner: Mutex<HashMap<String, (String, Instant)>>,
 }
 
@@ -24,14 +24,14 @@ const SWEEP_FROM: usize = 4096;
 
 impl WrittenLog {
     /// Whether `resource_version` of request `uid` is the version this controller answered.
-    pub(super) fn is_stale(&self, uid: &str, resource_version: &str) -> bool {
+    pub(crate) fn is_stale(&self, uid: &str, resource_version: &str) -> bool {
         self.lock()
             .get(uid)
             .is_some_and(|(rv, _)| rv == resource_version)
     }
 
     /// Remembers that the version `resource_version` of `uid` is being answered.
-    pub(super) fn record(&self, uid: String, resource_version: String) {
+    pub(crate) fn record(&self, uid: String, resource_version: String) {
         let mut log = self.lock();
         if log.len() >= SWEEP_FROM && log.len().is_power_of_two() {
             log.retain(|_, (_, at)| at.elapsed() < WRITTEN_LOG_TTL);
@@ -40,7 +40,7 @@ impl WrittenLog {
     }
 
     /// Forgets `uid`: its answer is in the cache now, or it was never written.
-    pub(super) fn forget(&self, uid: &str) {
+    pub(crate) fn forget(&self, uid: &str) {
         self.lock().remove(uid);
     }
 

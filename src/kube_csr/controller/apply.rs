@@ -1,0 +1,166 @@
+//! The one status write of a CSR answer, guarded by the resourceVersion the decision was made
+//! on, and what follows it (metrics, audit line, usage record, event); computes no answer.
+
+use base64::Engine as _;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+
+use super::{Context, CsrError, FRONT_DOOR};
+use crate::issuer::authority::Issued;
+use crate::issuer::controller::report::{log_issued, publish_event};
+use crate::kube_csr::decide::{Answer, CsrUpdate, failed_condition};
+
+/// What became of a status write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Applied {
+    /// The API server holds the answer.
+    Written,
+    /// The CSR no longer exists (404): istiod deletes it when it stops waiting.
+    Gone,
+}
+
+impl Context {
+    /// Writes `update` on `csr`'s status: one server-side apply on `/status` carrying the
+    /// `resourceVersion` the decision was made on, so a CSR changed since (another signer's
+    /// certificate, a deletion and re-creation) answers 409 and is decided again.
+    ///
+    /// # Errors
+    /// [`CsrError::StatusWrite`] for any failure but a 404. A certificate signed but not
+    /// delivered is logged on `firefly::audit` as signed-not-delivered and never counted as
+    /// issued.
+    pub(super) async fn apply(
+        &self,
+        csr: &CertificateSigningRequest,
+        update: &CsrUpdate,
+        issued: Option<&Issued>,
+    ) -> Result<Applied, CsrError> {
+        let name = csr.name_any();
+        let uid = csr.uid().unwrap_or_default();
+        let rv = csr.resource_version().unwrap_or_default();
+        let body = status_body(&name, &rv, &update.answer, self.door.clock.now());
+        // Recorded before the write, so the watch event of our write cannot overtake it.
+        self.written.record(uid.clone(), rv);
+        let api: Api<CertificateSigningRequest> = Api::all(self.door.client.clone());
+        let params = PatchParams::apply(&self.door.settings.field_manager).force();
+        let result = api.patch_status(&name, &params, &Patch::Apply(&body)).await;
+        let error = match result {
+            Ok(_) => return Ok(Applied::Written),
+            Err(e) => e,
+        };
+        self.written.forget(&uid);
+        if let Some(issued) = issued {
+            tracing::warn!(target: "firefly::audit", serial = %issued.serial_hex, request_uid = %uid, error = %error, "certificate signed-not-delivered");
+        }
+        match error {
+            kube::Error::Api(s) if s.code == 404 => {
+                tracing::debug!("CSR deleted before its answer was written");
+                Ok(Applied::Gone)
+            }
+            source => {
+                let code = match &source {
+                    kube::Error::Api(s) => s.code.to_string(),
+                    _ => "transport".to_owned(),
+                };
+                self.door
+                    .metrics
+                    .write_errors
+                    .with_label_values(&[code.as_str()])
+                    .inc();
+                Err(CsrError::StatusWrite { name, source })
+            }
+        }
+    }
+
+    /// Reports an answer the API server accepted: counted, logged and audited, with its event.
+    pub(super) async fn report(
+        &self,
+        csr: &CertificateSigningRequest,
+        update: &CsrUpdate,
+        issued: Option<&Issued>,
+    ) {
+        let metrics = &self.door.metrics;
+        metrics
+            .issuance_outcomes
+            .with_label_values(&[FRONT_DOOR, update.outcome])
+            .inc();
+        match (&update.answer, issued) {
+            (Answer::Certificate(_), Some(issued)) => {
+                self.door.authority.record_issued(issued);
+                let age = crate::issuer::decide::object_age(&csr.metadata, self.door.clock.now());
+                metrics
+                    .issuance_latency
+                    .with_label_values(&[FRONT_DOOR])
+                    .observe(age.as_secs_f64());
+                let requester = csr.spec.username.as_deref().unwrap_or("");
+                let uid = csr.uid().unwrap_or_default();
+                log_issued(self.door.authority.as_ref(), issued, requester, &uid);
+            }
+            (Answer::Failed { reason, message }, _) => {
+                tracing::warn!(reason, message, "CSR failed");
+            }
+            (Answer::Certificate(_), None) => {}
+        }
+        if let Some(note) = &update.event {
+            publish_event(&self.door.recorder, note, &csr.object_ref(&())).await;
+        }
+    }
+}
+
+/// The server-side-apply body of an answer: only our field (the certificate, or the `Failed`
+/// condition), with the resourceVersion precondition.
+fn status_body(
+    name: &str,
+    resource_version: &str,
+    answer: &Answer,
+    now: std::time::SystemTime,
+) -> serde_json::Value {
+    let status = match answer {
+        Answer::Certificate(pem) => serde_json::json!({
+            "certificate": base64::engine::general_purpose::STANDARD.encode(pem.as_bytes()),
+        }),
+        Answer::Failed { reason, message } => serde_json::json!({
+            "conditions": [failed_condition(reason, message, now)],
+        }),
+    };
+    serde_json::json!({
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": { "name": name, "resourceVersion": resource_version },
+        "status": status,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_body_carries_the_resource_version_and_only_our_field() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let cert = status_body("c", "42", &Answer::Certificate("PEM".into()), now);
+        assert_eq!(
+            cert,
+            serde_json::json!({
+                "apiVersion": "certificates.k8s.io/v1",
+                "kind": "CertificateSigningRequest",
+                "metadata": { "name": "c", "resourceVersion": "42" },
+                "status": { "certificate": "UEVN" },
+            })
+        );
+        let failed = Answer::Failed {
+            reason: "CARequested",
+            message: "no".into(),
+        };
+        let body = status_body("c", "42", &failed, now);
+        assert_eq!(body["metadata"]["resourceVersion"], "42");
+        let c = &body["status"]["conditions"][0];
+        assert_eq!(
+            (c["type"].as_str(), c["status"].as_str()),
+            (Some("Failed"), Some("True"))
+        );
+        assert_eq!(c["reason"], "CARequested");
+        assert!(body["status"].get("certificate").is_none());
+    }
+}
