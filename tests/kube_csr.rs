@@ -1,0 +1,231 @@
+//! The Kubernetes CertificateSigningRequest front door end to end (issue 16): kube-sim with
+//! authentication and RBAC, the mock TLSPC, the real controller, a test that plays istiod as a
+//! registration authority with its own ServiceAccount token, and openssl and Python
+//! `cryptography` as the judges of every chain.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::certificates::v1::{CertificateSigningRequest, CertificateSigningRequestCondition};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use rcgen::KeyPair;
+use serde_json::{Value, json};
+use support::controller::*;
+use support::csr::{RawCsr, gn_dns, p256, rsa};
+use support::verifiers;
+
+const ISTIOD: &str = "system:serviceaccount:istio-system:istiod";
+const CLUSTER_SIGNER: &str = "clusterissuers.firefly.venafi.com/istio-ca";
+const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
+const WORKLOAD_USAGES: [&str; 4] = ["digital signature", "key encipherment", "server auth", "client auth"];
+
+fn options(max_retry: &'static str) -> Options {
+    Options {
+        authenticate: true,
+        certificate_signing_requests: true,
+        allowed_requesters: vec![ISTIOD.to_owned(), "kubernetes-admin".to_owned()],
+        max_retry_duration: max_retry,
+        ..Options::default()
+    }
+}
+
+/// The ClusterIssuer istiod's signer names, for every namespace's identities.
+async fn mesh_issuer(env: &Env) {
+    env.ready_issuer(
+        None,
+        "istio-ca",
+        json!({"defaultPolicyName": POLICY, "identityNamespaces": ["*"]}),
+    )
+    .await;
+}
+
+/// istiod's RBAC as its chart grants it: CSRs create/get/list/watch/delete, `/approval` and
+/// `/status` update, `approve` on our signer names; returns a client with istiod's token.
+async fn istiod(env: &Env) -> Api<CertificateSigningRequest> {
+    apply_rbac(
+        env,
+        "istiod",
+        json!([
+            {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get", "list", "watch", "delete"]},
+            {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/approval", "certificatesigningrequests/status"], "verbs": ["update"]},
+            {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "resourceNames": ["clusterissuers.firefly.venafi.com/*", "issuers.firefly.venafi.com/*"], "verbs": ["approve"]}
+        ]),
+        json!({"kind": "ServiceAccount", "name": "istiod", "namespace": NS}),
+    )
+    .await;
+    let token = env
+        .sim
+        .service_account_token(NS, "istiod")
+        .expect("istiod's token");
+    Api::all(env.sim.client_with_token(&token).await.expect("istiod client"))
+}
+
+async fn apply_rbac(env: &Env, name: &str, rules: Value, subject: Value) {
+    env.sim
+        .put_object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules}))
+        .expect("ClusterRole");
+    env.sim
+        .put_object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [subject]}))
+        .expect("ClusterRoleBinding");
+}
+
+/// A CSR as istiod creates it (`generateName: csr-workload-`).
+fn csr(signer: &str, pem: &str, usages: &[&str], expiration: Option<i32>) -> CertificateSigningRequest {
+    serde_json::from_value(json!({
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"generateName": "csr-workload-"},
+        "spec": {
+            "request": base64(pem),
+            "signerName": signer,
+            "usages": usages,
+            "expirationSeconds": expiration,
+        },
+    }))
+    .expect("CSR")
+}
+
+fn base64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// istio-agent's workload CSR: `O=`, a critical SAN with one SPIFFE URI.
+fn agent_csr(key: &KeyPair, spiffe: &str) -> String {
+    RawCsr::istio(key, spiffe).pem(key)
+}
+
+/// Approves `name` through `/approval` as istiod does (its own message).
+async fn approve(api: &Api<CertificateSigningRequest>, name: &str, type_: &str) {
+    let mut obj = api.get(name).await.expect("CSR read for approval");
+    let status = obj.status.get_or_insert_with(Default::default);
+    status
+        .conditions
+        .get_or_insert_with(Vec::new)
+        .push(CertificateSigningRequestCondition {
+            type_: type_.to_owned(),
+            status: "True".to_owned(),
+            reason: Some(format!("CSR ({name}) for the certificate () is approved")),
+            message: Some(format!("CSR ({name}) for the certificate () is approved")),
+            ..Default::default()
+        });
+    api.replace_approval(name, &PostParams::default(), &obj)
+        .await
+        .unwrap_or_else(|e| panic!("{type_} of {name} through /approval: {e}"));
+}
+
+/// Creates, approves and waits for the certificate (60 s at most, as istiod); deletes the CSR;
+/// returns the chain and the approval → certificate latency.
+async fn istiod_sign(
+    api: &Api<CertificateSigningRequest>,
+    request: &CertificateSigningRequest,
+) -> (String, Duration) {
+    let created = api
+        .create(&PostParams::default(), request)
+        .await
+        .expect("istiod creates the CSR");
+    let name = created.metadata.name.clone().unwrap();
+    assert!(name.starts_with("csr-workload-"), "{name}");
+    assert_eq!(created.spec.username.as_deref(), Some(ISTIOD), "the API server sets the requester");
+    approve(api, &name, "Approved").await;
+    let approved_at = Instant::now();
+    let mut chain = None;
+    kube_sim::wait_for(Duration::from_secs(60), || async {
+        chain = api
+            .get(&name)
+            .await
+            .ok()
+            .and_then(|c| c.status?.certificate)
+            .map(|c| String::from_utf8(c.0).expect("PEM"));
+        chain.is_some()
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no certificate on {name} within istiod's 60 s"));
+    let latency = approved_at.elapsed();
+    api.delete(&name, &DeleteParams::default())
+        .await
+        .expect("istiod deletes the CSR");
+    (chain.unwrap(), latency)
+}
+
+fn leaf_lifetime(chain: &str) -> Duration {
+    let leaf = verifiers::split_pem(chain).remove(0);
+    let (_, pem) = x509_parser::pem::parse_x509_pem(leaf.as_bytes()).expect("leaf PEM");
+    let cert = pem.parse_x509().expect("leaf");
+    let v = cert.validity();
+    Duration::from_secs((v.not_after.timestamp() - v.not_before.timestamp()) as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api() {
+    let env = Env::start_with(options("5m")).await;
+    mesh_issuer(&env).await;
+    let api = istiod(&env).await;
+    let root = env.root_pem();
+    let mut latencies = Vec::new();
+
+    for (kind, key) in [("RSA-2048", rsa(2048)), ("P-256", p256())] {
+        let request = csr(CLUSTER_SIGNER, &agent_csr(&key, WORKLOAD), &WORKLOAD_USAGES, Some(86400));
+        let (chain, latency) = istiod_sign(&api, &request).await;
+        latencies.push(latency);
+        assert_eq!(verifiers::split_pem(&chain).len(), 2, "{kind}: leaf then the sub-CA, no root");
+        let v = openssl_verify(&chain, &root, "sslclient");
+        assert!(v.ok, "{kind}: openssl: {}", v.output);
+        let v = openssl_verify(&chain, &root, "sslserver");
+        assert!(v.ok, "{kind}: openssl: {}", v.output);
+        let v = verifiers::python_verify(&chain, &root, WORKLOAD);
+        assert!(v.ok, "{kind}: Python cryptography: {}", v.output);
+        // 86400 s asked, the policy's 1 h given.
+        assert!(leaf_lifetime(&chain) <= Duration::from_secs(3600 + 300), "{kind}");
+    }
+
+    // istiod's own DNS serving certificate (PILOT_CERT_PROVIDER=k8s.io/<signer>).
+    let key = rsa(2048);
+    let serving = RawCsr::istio(&key, "unused")
+        .with_sans(&[gn_dns("istiod.istio-system.svc")])
+        .pem(&key);
+    let request = csr(
+        CLUSTER_SIGNER,
+        &serving,
+        &["digital signature", "key encipherment", "server auth"],
+        None,
+    );
+    let (chain, latency) = istiod_sign(&api, &request).await;
+    latencies.push(latency);
+    let v = openssl_verify(&chain, &root, "sslserver");
+    assert!(v.ok, "serving: openssl: {}", v.output);
+
+    // expirationSeconds at the API minimum (600) is honoured.
+    let key = p256();
+    let request = csr(CLUSTER_SIGNER, &agent_csr(&key, WORKLOAD), &WORKLOAD_USAGES, Some(600));
+    let (chain, latency) = istiod_sign(&api, &request).await;
+    latencies.push(latency);
+    let lifetime = leaf_lifetime(&chain);
+    assert!(
+        lifetime >= Duration::from_secs(600) && lifetime <= Duration::from_secs(600 + 300),
+        "{lifetime:?}"
+    );
+
+    let metrics = env.controller.as_ref().unwrap().metrics();
+    assert_eq!(
+        metrics
+            .signer_sign
+            .with_label_values(&["true", "CertificateSigningRequest"])
+            .get(),
+        4
+    );
+    assert_eq!(
+        metrics
+            .issuance_outcomes
+            .with_label_values(&["CertificateSigningRequest", "Issued"])
+            .get(),
+        4
+    );
+    assert_eq!(
+        env.sim.request_count("patch", "certificatesigningrequests/status"),
+        4,
+        "one status write per CSR"
+    );
+    println!("approval -> certificate latency, 4 CSRs: {latencies:?}");
+}
