@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::certificates::v1::{CertificateSigningRequest, CertificateSigningRequestCondition};
+use k8s_openapi::api::certificates::v1::{
+    CertificateSigningRequest, CertificateSigningRequestCondition,
+};
 use kube::api::{Api, DeleteParams, PostParams};
 use rcgen::KeyPair;
 use serde_json::{Value, json};
@@ -16,7 +18,12 @@ use support::verifiers;
 const ISTIOD: &str = "system:serviceaccount:istio-system:istiod";
 const CLUSTER_SIGNER: &str = "clusterissuers.firefly.venafi.com/istio-ca";
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
-const WORKLOAD_USAGES: [&str; 4] = ["digital signature", "key encipherment", "server auth", "client auth"];
+const WORKLOAD_USAGES: [&str; 4] = [
+    "digital signature",
+    "key encipherment",
+    "server auth",
+    "client auth",
+];
 
 fn options(max_retry: &'static str) -> Options {
     Options {
@@ -56,7 +63,12 @@ async fn istiod(env: &Env) -> Api<CertificateSigningRequest> {
         .sim
         .service_account_token(NS, "istiod")
         .expect("istiod's token");
-    Api::all(env.sim.client_with_token(&token).await.expect("istiod client"))
+    Api::all(
+        env.sim
+            .client_with_token(&token)
+            .await
+            .expect("istiod client"),
+    )
 }
 
 async fn apply_rbac(env: &Env, name: &str, rules: Value, subject: Value) {
@@ -71,7 +83,12 @@ async fn apply_rbac(env: &Env, name: &str, rules: Value, subject: Value) {
 }
 
 /// A CSR as istiod creates it (`generateName: csr-workload-`).
-fn csr(signer: &str, pem: &str, usages: &[&str], expiration: Option<i32>) -> CertificateSigningRequest {
+fn csr(
+    signer: &str,
+    pem: &str,
+    usages: &[&str],
+    expiration: Option<i32>,
+) -> CertificateSigningRequest {
     serde_json::from_value(json!({
         "apiVersion": "certificates.k8s.io/v1",
         "kind": "CertificateSigningRequest",
@@ -111,13 +128,8 @@ async fn approve(api: &Api<CertificateSigningRequest>, name: &str, type_: &str) 
             ..Default::default()
         });
     // istiod's client-go UpdateApproval: a PUT of the whole object on /approval.
-    api.replace_subresource(
-        "approval",
-        name,
-        &PostParams::default(),
-        &obj,
-    )
-    .await
+    api.replace_subresource("approval", name, &PostParams::default(), &obj)
+        .await
         .unwrap_or_else(|e| panic!("{type_} of {name} through /approval: {e}"));
 }
 
@@ -133,7 +145,11 @@ async fn istiod_sign(
         .expect("istiod creates the CSR");
     let name = created.metadata.name.clone().unwrap();
     assert!(name.starts_with("csr-workload-"), "{name}");
-    assert_eq!(created.spec.username.as_deref(), Some(ISTIOD), "the API server sets the requester");
+    assert_eq!(
+        created.spec.username.as_deref(),
+        Some(ISTIOD),
+        "the API server sets the requester"
+    );
     approve(api, &name, "Approved").await;
     let approved_at = Instant::now();
     let deadline = approved_at + Duration::from_secs(60);
@@ -146,7 +162,10 @@ async fn istiod_sign(
         if let Some(c) = certificate {
             break String::from_utf8(c.0).expect("PEM");
         }
-        assert!(Instant::now() < deadline, "no certificate on {name} within istiod's 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "no certificate on {name} within istiod's 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let latency = approved_at.elapsed();
@@ -173,7 +192,12 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
     let mut latencies = Vec::new();
 
     for (kind, key) in [("RSA-2048", rsa(2048)), ("P-256", p256())] {
-        let request = csr(CLUSTER_SIGNER, &agent_csr(&key, WORKLOAD), &WORKLOAD_USAGES, Some(86400));
+        let request = csr(
+            CLUSTER_SIGNER,
+            &agent_csr(&key, WORKLOAD),
+            &WORKLOAD_USAGES,
+            Some(86400),
+        );
         let (chain, latency) = istiod_sign(&api, &request).await;
         latencies.push(latency);
         let certs = verifiers::split_pem(&chain);
@@ -189,7 +213,10 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
         let v = verifiers::python_verify(&chain, &root, WORKLOAD);
         assert!(v.ok, "{kind}: Python cryptography: {}", v.output);
         // 86400 s asked, the policy's 1 h given.
-        assert!(leaf_lifetime(&chain) <= Duration::from_secs(3600 + 300), "{kind}");
+        assert!(
+            leaf_lifetime(&chain) <= Duration::from_secs(3600 + 300),
+            "{kind}"
+        );
     }
 
     // istiod's own DNS serving certificate (PILOT_CERT_PROVIDER=k8s.io/<signer>).
@@ -210,7 +237,12 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
 
     // expirationSeconds at the API minimum (600) is honoured.
     let key = p256();
-    let request = csr(CLUSTER_SIGNER, &agent_csr(&key, WORKLOAD), &WORKLOAD_USAGES, Some(600));
+    let request = csr(
+        CLUSTER_SIGNER,
+        &agent_csr(&key, WORKLOAD),
+        &WORKLOAD_USAGES,
+        Some(600),
+    );
     let (chain, latency) = istiod_sign(&api, &request).await;
     latencies.push(latency);
     let lifetime = leaf_lifetime(&chain);
@@ -235,7 +267,8 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
         4
     );
     assert_eq!(
-        env.sim.request_count("patch", "certificatesigningrequests/status"),
+        env.sim
+            .request_count("patch", "certificatesigningrequests/status"),
         4,
         "one status write per CSR"
     );
