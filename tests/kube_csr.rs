@@ -274,3 +274,298 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
     );
     println!("approval -> certificate latency, 4 CSRs: {latencies:?}");
 }
+
+/// Reads CSR `name` straight from kube-sim's storage.
+fn stored(env: &Env, name: &str) -> Value {
+    env.sim
+        .object(
+            "certificates.k8s.io",
+            "certificatesigningrequests",
+            "",
+            name,
+        )
+        .unwrap_or(Value::Null)
+}
+
+fn failed(obj: &Value) -> Option<(String, String)> {
+    let c = condition(obj, "Failed")?;
+    Some((
+        c["reason"].as_str()?.to_owned(),
+        c["message"].as_str().unwrap_or("").to_owned(),
+    ))
+}
+
+async fn create(
+    api: &Api<CertificateSigningRequest>,
+    mut request: CertificateSigningRequest,
+    annotations: &[(&str, &str)],
+) -> String {
+    if !annotations.is_empty() {
+        request.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+    }
+    api.create(&PostParams::default(), &request)
+        .await
+        .expect("CSR created")
+        .metadata
+        .name
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
+    let env = Env::start_with(options("2s")).await;
+    mesh_issuer(&env).await;
+    env.ready_issuer(Some("sandbox"), "sb", json!({"defaultPolicyName": POLICY}))
+        .await;
+    let admin: Api<CertificateSigningRequest> = Api::all(env.client.clone());
+    // mallory may create CSRs but is neither an allowed requester nor allowed to reference
+    // the sandbox Issuer.
+    apply_rbac(
+        &env,
+        "csr-creator",
+        json!([{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get"]}]),
+        json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "mallory"}),
+    )
+    .await;
+    let mallory: Api<CertificateSigningRequest> = Api::all(
+        env.sim
+            .client_with_token(&env.sim.token_for("mallory", &[]))
+            .await
+            .unwrap(),
+    );
+    let workload = |signer: &str| {
+        let key = p256();
+        csr(
+            signer,
+            &agent_csr(&key, WORKLOAD),
+            &WORKLOAD_USAGES,
+            Some(3600),
+        )
+    };
+    let sandbox_signer = "issuers.firefly.venafi.com/sandbox.sb";
+
+    // Left untouched.
+    let unapproved = create(&admin, workload(CLUSTER_SIGNER), &[]).await;
+    let denied = create(&admin, workload(CLUSTER_SIGNER), &[]).await;
+    approve(&admin, &denied, "Denied").await;
+    let foreign = create(
+        &admin,
+        workload("clusterissuers.cert-manager.io/istio-ca"),
+        &[],
+    )
+    .await;
+    approve(&admin, &foreign, "Approved").await;
+    let preset = create(&admin, workload(CLUSTER_SIGNER), &[]).await;
+    let mut obj = admin.get_status(&preset).await.unwrap();
+    obj.status.get_or_insert_with(Default::default).certificate =
+        Some(k8s_openapi::ByteString(env.root_pem().into_bytes()));
+    admin
+        .replace_status(&preset, &PostParams::default(), &obj)
+        .await
+        .expect("someone else's certificate");
+    approve(&admin, &preset, "Approved").await;
+
+    // Failed, with the reason of DESIGN §9 and a message naming the rule.
+    let key = p256();
+    let dns_csr = RawCsr::istio(&key, "unused")
+        .with_sans(&[gn_dns("evil.example.com")])
+        .pem(&key);
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            create(
+                &admin,
+                workload("issuers.firefly.venafi.com/no-namespace"),
+                &[],
+            )
+            .await,
+            "InvalidSignerName",
+            "no '.'",
+        ),
+        (
+            create(
+                &admin,
+                workload("clusterissuers.firefly.venafi.com/nope"),
+                &[],
+            )
+            .await,
+            "IssuerNotFound",
+            "controller.maxRetryDuration",
+        ),
+        (
+            create(
+                &admin,
+                csr(CLUSTER_SIGNER, &dns_csr, &WORKLOAD_USAGES, None),
+                &[],
+            )
+            .await,
+            "PolicyDenied",
+            "evil.example.com",
+        ),
+        (
+            create(&mallory, workload(CLUSTER_SIGNER), &[]).await,
+            "RequesterNotAllowed",
+            "mallory",
+        ),
+        (
+            create(&mallory, workload(sandbox_signer), &[]).await,
+            "DeniedReference",
+            "\"reference\"",
+        ),
+        (
+            create(
+                &admin,
+                workload(CLUSTER_SIGNER),
+                &[("experimental.cert-manager.io/request-is-ca", "true")],
+            )
+            .await,
+            "CARequested",
+            "request-is-ca",
+        ),
+    ];
+    for (name, _, _) in &cases {
+        approve(&admin, name, "Approved").await;
+    }
+    // A namespaced Issuer signs for an allowed requester (admin passes the reference review).
+    let sandbox = create(&admin, workload(sandbox_signer), &[]).await;
+    approve(&admin, &sandbox, "Approved").await;
+
+    for (name, reason, needle) in &cases {
+        kube_sim::wait_for(PATIENCE, || async { failed(&stored(&env, name)).is_some() })
+            .await
+            .unwrap_or_else(|_| panic!("{reason}: {name} never failed: {:#}", stored(&env, name)));
+        let (got, message) = failed(&stored(&env, name)).unwrap();
+        assert_eq!(&got, reason, "{name}: {message}");
+        assert!(message.contains(needle), "{reason}: {message}");
+        assert!(
+            stored(&env, name)["status"].get("certificate").is_none(),
+            "{reason}: no certificate"
+        );
+    }
+    kube_sim::wait_for(PATIENCE, || async {
+        stored(&env, &sandbox)["status"]
+            .get("certificate")
+            .is_some()
+    })
+    .await
+    .expect("the namespaced Issuer signs");
+    // The unknown issuer was waited for with an event before it failed.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(env.client.clone());
+    let events = events.list(&Default::default()).await.unwrap().items;
+    let waited = &cases[1].0;
+    assert!(
+        events
+            .iter()
+            .any(
+                |e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(waited.as_str())
+                    && e.reason.as_deref() == Some("IssuerNotFound")
+            ),
+        "an IssuerNotFound event on {waited}"
+    );
+
+    // Nothing was written to the untouched ones: one status write per answered CSR.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for name in [&unapproved, &denied, &foreign] {
+        let obj = stored(&env, name);
+        assert!(failed(&obj).is_none(), "{name}: {obj:#}");
+        assert!(
+            obj["status"].get("certificate").is_none(),
+            "{name}: {obj:#}"
+        );
+    }
+    let preset_cert = decoded_certificate(&stored(&env, &preset));
+    assert_eq!(
+        preset_cert.trim(),
+        env.root_pem().trim(),
+        "someone else's certificate is kept"
+    );
+    assert_eq!(
+        env.sim
+            .request_count("patch", "certificatesigningrequests/status"),
+        cases.len() as u64 + 1
+    );
+}
+
+fn decoded_certificate(obj: &Value) -> String {
+    use base64::Engine as _;
+    let b64 = obj["status"]["certificate"].as_str().unwrap_or("");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_set_by_someone_else_before_our_write_is_kept_and_ours_is_not_delivered() {
+    let env = Env::start_with(options("5m")).await;
+    mesh_issuer(&env).await;
+    let admin: Api<CertificateSigningRequest> = Api::all(env.client.clone());
+    // Our write waits a second in the API server: long enough for another writer to go first.
+    env.sim.faults().inject(
+        kube_sim::FaultRule::latency(Duration::from_secs(1))
+            .verb("patch")
+            .resource("certificatesigningrequests/status")
+            .times(1),
+    );
+    let key = p256();
+    let name = create(
+        &admin,
+        csr(
+            CLUSTER_SIGNER,
+            &agent_csr(&key, WORKLOAD),
+            &WORKLOAD_USAGES,
+            None,
+        ),
+        &[],
+    )
+    .await;
+    approve(&admin, &name, "Approved").await;
+    let metrics = env.controller.as_ref().unwrap().metrics().clone();
+    let signed = || {
+        metrics
+            .signer_sign
+            .with_label_values(&["true", "CertificateSigningRequest"])
+            .get()
+    };
+    kube_sim::wait_for(PATIENCE, || async { signed() == 1 })
+        .await
+        .expect("the controller signs");
+    let mut obj = admin.get_status(&name).await.unwrap();
+    obj.status.get_or_insert_with(Default::default).certificate =
+        Some(k8s_openapi::ByteString(env.root_pem().into_bytes()));
+    admin
+        .replace_status(&name, &PostParams::default(), &obj)
+        .await
+        .expect("someone else's certificate goes first");
+    kube_sim::wait_for(PATIENCE, || async {
+        metrics.write_errors.with_label_values(&["409"]).get() == 1
+    })
+    .await
+    .expect("our write answered 409");
+    // The re-decision leaves the CSR untouched.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        decoded_certificate(&stored(&env, &name)).trim(),
+        env.root_pem().trim()
+    );
+    assert_eq!(signed(), 1, "not signed again");
+    assert_eq!(
+        metrics
+            .issuance_outcomes
+            .with_label_values(&["CertificateSigningRequest", "Issued"])
+            .get(),
+        0,
+        "a certificate not delivered is not counted as issued"
+    );
+    assert_eq!(
+        env.sim
+            .request_count("patch", "certificatesigningrequests/status"),
+        1
+    );
+}
