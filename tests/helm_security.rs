@@ -146,3 +146,40 @@ fn openshift_scc_use_is_the_only_grant_beyond_the_calls() {
     ));
     assert_eq!(got, want, "deploy/openshift with the chart's SCC");
 }
+
+/// The CertificateSigningRequest front door's calls (src/kube_csr/controller*), granted only when
+/// `config.certificateSigningRequests.enabled`.
+const CSR_DOOR_CALLS: &[(&str, &str, &str)] = &[
+    // controller.rs: kube-runtime `Controller` on `Api::<CertificateSigningRequest>::all` (list
+    // then watch; the store answers reads: no `get`).
+    ("certificates.k8s.io", "certificatesigningrequests", "list"),
+    ("certificates.k8s.io", "certificatesigningrequests", "watch"),
+    // controller/apply.rs: `patch_status` with `Patch::Apply`.
+    (
+        "certificates.k8s.io",
+        "certificatesigningrequests/status",
+        "patch",
+    ),
+    // The API server requires `sign` on the signer name for a certificate or a Failed condition.
+    ("certificates.k8s.io", "signers", "sign"),
+    // controller/access.rs: the `reference` SubjectAccessReviews of namespaced Issuers.
+    ("authorization.k8s.io", "subjectaccessreviews", "create"),
+];
+
+#[test]
+fn the_csr_front_door_adds_exactly_its_calls_when_enabled() {
+    let got = rendered_grants(
+        "seed",
+        &[
+            r#"{"config": {"certificateSigningRequests": {"enabled": true, "istiodApprover": {"serviceAccount": "istiod"}}}}"#,
+        ],
+    );
+    let mut want = expected_grants("firefly.venafi.com");
+    want.extend(
+        CSR_DOOR_CALLS
+            .iter()
+            .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string())),
+    );
+    assert_eq!(got, want, "seed with the CSR door enabled");
+    run_case("csr_istiod_approver", &[]);
+}
