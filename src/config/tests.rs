@@ -262,3 +262,29 @@ fn yaml_1_1_booleans_are_refused_with_the_key() {
     let err = Config::from_yaml_str(&text).unwrap_err().to_string();
     assert!(err.contains("`controller.leaderElection.enabled`"), "{err}");
 }
+
+#[test]
+fn certificate_signing_requests_are_off_by_default_and_the_key_is_strict() {
+    assert!(
+        !Config::from_yaml_str(MINIMAL)
+            .unwrap()
+            .controller
+            .certificate_signing_requests
+            .enabled
+    );
+    let on = format!("{MINIMAL}controller:\n  certificateSigningRequests:\n    enabled: true\n");
+    assert!(
+        Config::from_yaml_str(&on)
+            .unwrap()
+            .controller
+            .certificate_signing_requests
+            .enabled
+    );
+    let typo = format!("{MINIMAL}controller:\n  certificateSigningRequests:\n    enable: true\n");
+    let err = Config::from_yaml_str(&typo).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("controller.certificateSigningRequests.enable"),
+        "{err}"
+    );
+}
