@@ -569,3 +569,84 @@ async fn a_certificate_set_by_someone_else_before_our_write_is_kept_and_ours_is_
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_answer_each_csr_once_and_a_csr_deleted_mid_flight_is_let_go() {
+    let env = Env::start_with(Options {
+        leader_election: true,
+        ..options("5m")
+    })
+    .await;
+    let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
+    mesh_issuer(&env).await;
+    let api = istiod(&env).await;
+    for _ in 0..3 {
+        let key = p256();
+        let request = csr(
+            CLUSTER_SIGNER,
+            &agent_csr(&key, WORKLOAD),
+            &WORKLOAD_USAGES,
+            Some(86400),
+        );
+        istiod_sign(&api, &request).await;
+    }
+    let leader = env.controller.as_ref().unwrap().metrics();
+    let signed = |m: &firefly::metrics::Metrics| {
+        m.signer_sign
+            .with_label_values(&["true", "CertificateSigningRequest"])
+            .get()
+    };
+    assert_eq!(
+        signed(leader) + signed(standby.metrics()),
+        3,
+        "each CSR signed once"
+    );
+    assert_eq!(signed(standby.metrics()), 0, "the standby never signs");
+    assert_eq!(
+        env.sim
+            .request_count("patch", "certificatesigningrequests/status"),
+        3
+    );
+
+    // Deleted between our signature and our write: the 404 ends it; nothing is counted as issued.
+    env.sim.faults().inject(
+        kube_sim::FaultRule::latency(Duration::from_millis(700))
+            .verb("patch")
+            .resource("certificatesigningrequests/status")
+            .times(1),
+    );
+    let key = p256();
+    let name = create(
+        &api,
+        csr(
+            CLUSTER_SIGNER,
+            &agent_csr(&key, WORKLOAD),
+            &WORKLOAD_USAGES,
+            None,
+        ),
+        &[],
+    )
+    .await;
+    approve(&api, &name, "Approved").await;
+    kube_sim::wait_for(PATIENCE, || async { signed(leader) == 4 })
+        .await
+        .expect("signed");
+    api.delete(&name, &DeleteParams::default())
+        .await
+        .expect("deleted mid-flight");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        leader
+            .issuance_outcomes
+            .with_label_values(&["CertificateSigningRequest", "Issued"])
+            .get(),
+        3,
+        "the undelivered certificate is not counted"
+    );
+    assert_eq!(signed(leader), 4, "not signed again");
+    assert_eq!(
+        leader.write_errors.with_label_values(&["404"]).get(),
+        0,
+        "a 404 is not an error"
+    );
+}
