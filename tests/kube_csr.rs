@@ -3,27 +3,22 @@
 //! registration authority with its own ServiceAccount token, and openssl and Python
 //! `cryptography` as the judges of every chain.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use k8s_openapi::api::certificates::v1::{
-    CertificateSigningRequest, CertificateSigningRequestCondition,
-};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{Api, DeleteParams, PostParams};
 use rcgen::KeyPair;
 use serde_json::{Value, json};
 use support::controller::*;
 use support::csr::{RawCsr, gn_dns, p256, rsa};
+use support::istiod::{
+    CLUSTER_SIGNER, ISTIOD_USERNAME, SERVING_USAGES, WORKLOAD_USAGES, csr, grant, istiod_client,
+    set_approval, sign,
+};
 use support::verifiers;
 
-const ISTIOD: &str = "system:serviceaccount:istio-system:istiod";
-const CLUSTER_SIGNER: &str = "clusterissuers.firefly.venafi.com/istio-ca";
+const ISTIOD: &str = ISTIOD_USERNAME;
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
-const WORKLOAD_USAGES: [&str; 4] = [
-    "digital signature",
-    "key encipherment",
-    "server auth",
-    "client auth",
-];
 
 fn options(max_retry: &'static str) -> Options {
     Options {
@@ -45,67 +40,14 @@ async fn mesh_issuer(env: &Env) {
     .await;
 }
 
-/// istiod's RBAC as its chart grants it: CSRs create/get/list/watch/delete, `/approval` and
-/// `/status` update, `approve` on our signer names; returns a client with istiod's token.
 async fn istiod(env: &Env) -> Api<CertificateSigningRequest> {
-    apply_rbac(
-        env,
-        "istiod",
-        json!([
-            {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get", "list", "watch", "delete"]},
-            {"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/approval", "certificatesigningrequests/status"], "verbs": ["update"]},
-            {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "resourceNames": ["clusterissuers.firefly.venafi.com/*", "issuers.firefly.venafi.com/*"], "verbs": ["approve"]}
-        ]),
-        json!({"kind": "ServiceAccount", "name": "istiod", "namespace": NS}),
-    )
-    .await;
-    let token = env
-        .sim
-        .service_account_token(NS, "istiod")
-        .expect("istiod's token");
-    Api::all(
-        env.sim
-            .client_with_token(&token)
-            .await
-            .expect("istiod client"),
-    )
+    istiod_client(&env.sim)
+        .await
+        .expect("istiod's RBAC and token")
 }
 
 async fn apply_rbac(env: &Env, name: &str, rules: Value, subject: Value) {
-    env.sim
-        .put_object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules}))
-        .expect("ClusterRole");
-    env.sim
-        .put_object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [subject]}))
-        .expect("ClusterRoleBinding");
-}
-
-/// A CSR as istiod creates it (`generateName: csr-workload-`).
-fn csr(
-    signer: &str,
-    pem: &str,
-    usages: &[&str],
-    expiration: Option<i32>,
-) -> CertificateSigningRequest {
-    serde_json::from_value(json!({
-        "apiVersion": "certificates.k8s.io/v1",
-        "kind": "CertificateSigningRequest",
-        "metadata": {"generateName": "csr-workload-"},
-        "spec": {
-            "request": base64(pem),
-            "signerName": signer,
-            "usages": usages,
-            "expirationSeconds": expiration,
-        },
-    }))
-    .expect("CSR")
-}
-
-fn base64(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
+    grant(&env.sim, name, rules, subject).expect("RBAC objects");
 }
 
 /// istio-agent's workload CSR: `O=`, a critical SAN with one SPIFFE URI.
@@ -113,66 +55,25 @@ fn agent_csr(key: &KeyPair, spiffe: &str) -> String {
     RawCsr::istio(key, spiffe).pem(key)
 }
 
-/// Approves `name` through `/approval` as istiod does (its own message).
 async fn approve(api: &Api<CertificateSigningRequest>, name: &str, type_: &str) {
-    let mut obj = api.get(name).await.expect("CSR read for approval");
-    let status = obj.status.get_or_insert_with(Default::default);
-    status
-        .conditions
-        .get_or_insert_with(Vec::new)
-        .push(CertificateSigningRequestCondition {
-            type_: type_.to_owned(),
-            status: "True".to_owned(),
-            reason: Some(format!("CSR ({name}) for the certificate () is approved")),
-            message: Some(format!("CSR ({name}) for the certificate () is approved")),
-            ..Default::default()
-        });
-    // istiod's client-go UpdateApproval: a PUT of the whole object on /approval.
-    api.replace_subresource("approval", name, &PostParams::default(), &obj)
-        .await
-        .unwrap_or_else(|e| panic!("{type_} of {name} through /approval: {e}"));
+    set_approval(api, name, type_).await.expect("approval");
 }
 
-/// Creates, approves and waits for the certificate (60 s at most, as istiod); deletes the CSR;
-/// returns the chain and the approval → certificate latency.
+/// istiod's flow; checks the name and the requester the API server recorded.
 async fn istiod_sign(
     api: &Api<CertificateSigningRequest>,
     request: &CertificateSigningRequest,
 ) -> (String, Duration) {
-    let created = api
-        .create(&PostParams::default(), request)
+    let signed = sign(api, request)
         .await
-        .expect("istiod creates the CSR");
-    let name = created.metadata.name.clone().unwrap();
-    assert!(name.starts_with("csr-workload-"), "{name}");
+        .expect("istiod gets its certificate");
+    assert!(signed.name.starts_with("csr-workload-"), "{}", signed.name);
     assert_eq!(
-        created.spec.username.as_deref(),
+        signed.requester.as_deref(),
         Some(ISTIOD),
-        "the API server sets the requester"
+        "the API server records the requester"
     );
-    approve(api, &name, "Approved").await;
-    let approved_at = Instant::now();
-    let deadline = approved_at + Duration::from_secs(60);
-    let chain = loop {
-        let certificate = api
-            .get(&name)
-            .await
-            .ok()
-            .and_then(|c| c.status?.certificate);
-        if let Some(c) = certificate {
-            break String::from_utf8(c.0).expect("PEM");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no certificate on {name} within istiod's 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    let latency = approved_at.elapsed();
-    api.delete(&name, &DeleteParams::default())
-        .await
-        .expect("istiod deletes the CSR");
-    (chain, latency)
+    (signed.chain_pem, signed.latency)
 }
 
 fn leaf_lifetime(chain: &str) -> Duration {
@@ -224,12 +125,7 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
     let serving = RawCsr::istio(&key, "unused")
         .with_sans(&[gn_dns("istiod.istio-system.svc")])
         .pem(&key);
-    let request = csr(
-        CLUSTER_SIGNER,
-        &serving,
-        &["digital signature", "key encipherment", "server auth"],
-        None,
-    );
+    let request = csr(CLUSTER_SIGNER, &serving, &SERVING_USAGES, None);
     let (chain, latency) = istiod_sign(&api, &request).await;
     latencies.push(latency);
     let v = openssl_verify(&chain, &root, "sslserver");
