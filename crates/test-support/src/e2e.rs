@@ -812,6 +812,8 @@ pub struct ControllerKnobs {
     pub policy_max_staleness: &'static str,
     /// `bootstrap.vaas.policyRefreshInterval`.
     pub policy_refresh_interval: &'static str,
+    /// `controller.certificateSigningRequests.enabled`, with istiod an allowed requester.
+    pub certificate_signing_requests: bool,
 }
 
 impl Default for ControllerKnobs {
@@ -822,6 +824,7 @@ impl Default for ControllerKnobs {
             log_level: "warn",
             policy_max_staleness: "30m",
             policy_refresh_interval: "1m",
+            certificate_signing_requests: false,
         }
     }
 }
@@ -833,9 +836,20 @@ impl Stack {
     /// # Errors
     /// Any component failing to start.
     pub async fn start() -> anyhow::Result<Stack> {
+        Self::start_with_authentication(false).await
+    }
+
+    /// [`Stack::start`], with kube-sim's authentication and RBAC on when `authenticate` (the
+    /// controller and the driver stay admin; ServiceAccount tokens such as istiod's work).
+    ///
+    /// # Errors
+    /// Any component failing to start.
+    pub async fn start_with_authentication(authenticate: bool) -> anyhow::Result<Stack> {
         firefly::crypto::install_default_provider();
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        let sim = crate::cluster::start_sim(&[ISTIO_CSR_NAMESPACE, "venafi"]).await?;
+        let mut options = kube_sim::SimOptions::default();
+        options.authenticate = authenticate;
+        let sim = crate::cluster::start_sim_with(options, &[ISTIO_CSR_NAMESPACE, "venafi"]).await?;
         let mock =
             crate::tlspc_mock::serve(SHIPPED_SEED, Some(&dir.path().join("tlspc-mock"))).await?;
         let client = sim.client().await.context("kube-sim client")?;
@@ -882,9 +896,11 @@ controller:
     leaseDuration: {lease}
     renewDeadline: {renew}
     retryPeriod: {retry}
-  allowedRequesters: ["{requester}"]
+  allowedRequesters: {requesters}
   maxRetryDuration: 5m
   maxConcurrentReconciles: 256
+  certificateSigningRequests:
+    enabled: {csr}
 admin:
   readinessAddress: "127.0.0.1:0"
   metricsAddress: "127.0.0.1:0"
@@ -900,12 +916,44 @@ logging:
             stale = knobs.policy_max_staleness,
             kubeconfig = self.sim.kubeconfig_path().display(),
             le = knobs.leader_election,
-            requester = ISTIO_CSR_USERNAME,
+            requesters = if knobs.certificate_signing_requests {
+                format!("[\"{ISTIO_CSR_USERNAME}\", \"{}\"]", crate::istiod::ISTIOD_USERNAME)
+            } else {
+                format!("[\"{ISTIO_CSR_USERNAME}\"]")
+            },
+            csr = knobs.certificate_signing_requests,
             level = knobs.log_level,
         );
         let path = self.dir.path().join(format!("{name}.yaml"));
         std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
+    }
+
+    /// Creates the ClusterIssuer `istio-ca` istiod's CSRs address (default policy istio-mtls,
+    /// identities of every namespace) and waits until it is Ready.
+    ///
+    /// # Errors
+    /// The API call's error, or it did not become Ready within `timeout`.
+    pub async fn ready_mesh_cluster_issuer(&self, timeout: Duration) -> anyhow::Result<()> {
+        let api: kube::Api<firefly::crd::ClusterIssuer> = kube::Api::all(self.client.clone());
+        let issuer = firefly::crd::ClusterIssuer::new(
+            "istio-ca",
+            firefly::crd::ClusterIssuerSpec {
+                default_policy_name: Some(ISTIO_MTLS_POLICY.into()),
+                identity_namespaces: Some(vec!["*".into()]),
+                ..Default::default()
+            },
+        );
+        api.create(&kube::api::PostParams::default(), &issuer)
+            .await
+            .context("creating ClusterIssuer istio-ca")?;
+        kube_sim::wait_for(timeout, || async {
+            self.sim
+                .object(GROUP, "clusterissuers", "", "istio-ca")
+                .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("True"))
+        })
+        .await
+        .context("ClusterIssuer istio-ca did not become Ready")
     }
 
     /// Creates the Issuer `firefly-istio` in istio-system (default policy istio-mtls, istio-csr
