@@ -66,7 +66,9 @@ async fn demo() -> anyhow::Result<()> {
 
     let t = Instant::now();
     // Authentication on: istiod's act below uses its own ServiceAccount token.
-    let stack = e2e::Stack::start_with_authentication(true).await?;
+    let mut sim_options = kube_sim::SimOptions::default();
+    sim_options.authenticate = true;
+    let stack = e2e::Stack::start_with(sim_options).await?;
     println!(
         "[2/7] kube-sim at {} with the project's CRDs; mock TLSPC at {} (shipped seed) — {:.2} s",
         stack.sim.base_url(),
@@ -242,6 +244,7 @@ async fn demo() -> anyhow::Result<()> {
 /// API as istiod's ServiceAccount, approved by istiod itself, signed by the controller, decoded
 /// and verified, then deleted.
 async fn istiod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
+    use rcgen::PublicKeyData as _;
     use support::istiod;
     let t = Instant::now();
     stack.ready_mesh_cluster_issuer(PATIENCE).await?;

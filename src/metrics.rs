@@ -60,6 +60,8 @@ pub struct Metrics {
     /// `firefly_issuance_latency_seconds{front_door}`: from the request's creation (second
     /// precision) to the write that issued it, by front door.
     pub issuance_latency: HistogramVec,
+    /// `firefly_tlspc_insecure_http`: 1 while TLSPC is reached over plain `http://`.
+    pub tlspc_insecure_http: IntGauge,
 }
 
 /// Latency buckets from 100 µs to about 13 s: signatures take well under a millisecond, a
@@ -226,6 +228,15 @@ impl Metrics {
             "firefly_issuance_latency_seconds",
             Box::new(issuance_latency.clone()),
         )?;
+        let tlspc_insecure_http = IntGauge::new(
+            "firefly_tlspc_insecure_http",
+            "1 while TLS Protect Cloud is reached over plain http:// (a loopback host or bootstrap.vaas.allowInsecureHTTP), 0 otherwise.",
+        )
+        .map_err(err("firefly_tlspc_insecure_http"))?;
+        reg(
+            "firefly_tlspc_insecure_http",
+            Box::new(tlspc_insecure_http.clone()),
+        )?;
 
         Ok(Metrics {
             registry,
@@ -242,6 +253,7 @@ impl Metrics {
             write_errors,
             issuance_outcomes,
             issuance_latency,
+            tlspc_insecure_http,
         })
     }
 
@@ -307,6 +319,23 @@ mod tests {
             text.contains("firefly_signer_sign{success=\"true\",type=\"CertificateRequest\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn insecure_http_is_a_gauge_that_starts_at_zero() {
+        let m = Metrics::new().unwrap();
+        assert!(
+            m.render()
+                .unwrap()
+                .contains("\nfirefly_tlspc_insecure_http 0\n")
+        );
+        m.tlspc_insecure_http.set(1);
+        let text = m.render().unwrap();
+        assert!(
+            text.contains("# TYPE firefly_tlspc_insecure_http gauge"),
+            "{text}"
+        );
+        assert!(text.contains("\nfirefly_tlspc_insecure_http 1\n"), "{text}");
     }
 
     #[test]

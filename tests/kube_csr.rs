@@ -244,6 +244,12 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
         )
     };
     let sandbox_signer = "issuers.firefly.venafi.com/sandbox.sb";
+    // A namespaced Issuer asked for another namespace's identity.
+    let other_namespace = |signer: &str| {
+        let key = p256();
+        let pem = agent_csr(&key, "spiffe://cluster.local/ns/other/sa/x");
+        csr(signer, &pem, &WORKLOAD_USAGES, Some(3600))
+    };
 
     // Left untouched.
     let unapproved = create(&admin, workload(CLUSTER_SIGNER), &[]).await;
@@ -321,6 +327,11 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
             .await,
             "CARequested",
             "request-is-ca",
+        ),
+        (
+            create(&admin, other_namespace(sandbox_signer), &[]).await,
+            "IdentityOutsideNamespace",
+            "/ns/other/",
         ),
     ];
     for (name, _, _) in &cases {

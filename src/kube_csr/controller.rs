@@ -23,6 +23,7 @@ use crate::issuer::controller::written_log::WrittenLog;
 use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
 use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
 use crate::metrics::Metrics;
+use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::issuance::{Outcome, options_with_minimum};
 
 pub mod access;
@@ -30,6 +31,15 @@ pub mod apply;
 
 use access::ReferenceCache;
 use apply::Applied;
+
+/// The API calls this module makes (see [`crate::rbac`]): kube-runtime's `Controller` lists and
+/// watches every CSR (its store answers reads: no `get`). Only with the door enabled.
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(CERTIFICATES, "certificatesigningrequests", "", "list")
+        .when(Needs::CertificateSigningRequests),
+    KubeCall::cluster(CERTIFICATES, "certificatesigningrequests", "", "watch")
+        .when(Needs::CertificateSigningRequests),
+];
 
 /// The front-door label of this door's metrics (`front_door`, `type`).
 pub const FRONT_DOOR: &str = "CertificateSigningRequest";

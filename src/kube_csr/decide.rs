@@ -238,20 +238,22 @@ pub fn decide(
         )
         .into();
     }
-    if issuer
-        .identity_namespaces
-        .as_deref()
-        .is_none_or(<[String]>::is_empty)
-    {
-        return Answer::failed(
-            reason::IDENTITY_OUTSIDE_NAMESPACE,
-            format!(
-                "{} sets no spec.identityNamespaces: it signs no CertificateSigningRequest until it lists the namespaces whose identities it may sign ([\"*\"] for all)",
-                target.describe()
-            ),
-        )
-        .into();
-    }
+    // The core's namespace rule, keyed on the issuer: `None` exempts (a ClusterIssuer's `["*"]`),
+    // `Some` lists the namespaces; an absent or empty list signs nothing.
+    let identity_namespaces = match issuer.identity_namespaces {
+        Some(list) if list.iter().any(|n| n == "*") => None,
+        Some(list) if !list.is_empty() => Some(list),
+        _ => {
+            return Answer::failed(
+                reason::IDENTITY_OUTSIDE_NAMESPACE,
+                format!(
+                    "{} sets no spec.identityNamespaces: it signs no CertificateSigningRequest until it lists the namespaces whose identities it may sign ([\"*\"] for all)",
+                    target.describe()
+                ),
+            )
+            .into();
+        }
+    };
     let policy_name = match annotation(POLICY_NAME_ANNOTATION)
         .or(spec.default_policy_name.as_deref())
     {
@@ -292,7 +294,9 @@ pub fn decide(
         identities_annotation: None,
         trust_domain,
         requester: csr.spec.username.clone(),
-        issuer_allowed_requesters: spec.allowed_requesters.clone().unwrap_or_default(),
+        issuer_allowed_requesters: spec.allowed_requesters.clone(),
+        issuer_allowed_policies: spec.allowed_policies.clone(),
+        identity_namespaces,
     }))
 }
 

@@ -25,7 +25,10 @@ pub use crate::{PATIENCE, SHIPPED_SEED};
 /// Knobs of the environment's controller configuration.
 #[derive(Clone)]
 pub struct Options {
+    /// `controller.allowedRequesters`: istio-csr by default; `"*"` where a test means everyone.
     pub allowed_requesters: Vec<String>,
+    /// `controller.meshIssuerNamespaces` (`None`: the configuration's default, istio-system).
+    pub mesh_issuer_namespaces: Option<Vec<String>>,
     pub check_approval: bool,
     pub leader_election: bool,
     pub success_events: bool,
@@ -46,7 +49,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            allowed_requesters: vec![],
+            allowed_requesters: vec![ISTIO_CSR_SA.to_owned()],
+            mesh_issuer_namespaces: None,
             check_approval: true,
             leader_election: false,
             success_events: false,
@@ -70,6 +74,13 @@ pub fn config_yaml(
     opts: &Options,
 ) -> String {
     let requesters = serde_json::to_string(&opts.allowed_requesters).unwrap();
+    let mesh = match &opts.mesh_issuer_namespaces {
+        Some(list) => format!(
+            "\n  meshIssuerNamespaces: {}",
+            serde_json::to_string(list).unwrap()
+        ),
+        None => String::new(),
+    };
     format!(
         r#"
 bootstrap:
@@ -91,7 +102,7 @@ controller:
     retryPeriod: 500ms
   cert-manager:
     checkApproval: {check}
-  allowedRequesters: {requesters}
+  allowedRequesters: {requesters}{mesh}
   successEvents: {success}
   maxConcurrentReconciles: 64
   maxRetryDuration: {max_retry}
@@ -143,9 +154,12 @@ impl Env {
         let mut sim_options = SimOptions::default();
         sim_options.record_writes = opts.record_writes;
         sim_options.authenticate = opts.authenticate;
-        let sim = crate::cluster::start_sim_with(sim_options, &[NS, "sandbox", "venafi", "other"])
-            .await
-            .expect("kube-sim starts with cert-manager's CRD and ours");
+        let sim = crate::cluster::start_sim_with(
+            sim_options,
+            &[NS, "sandbox", "venafi", "other", "team-a"],
+        )
+        .await
+        .expect("kube-sim starts with cert-manager's CRD and ours");
         let (audit, raw) = opts.audit_log;
         let seed_text = SHIPPED_SEED
             .replace(

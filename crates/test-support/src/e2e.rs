@@ -814,6 +814,8 @@ pub struct ControllerKnobs {
     pub policy_refresh_interval: &'static str,
     /// `controller.certificateSigningRequests.enabled`, with istiod an allowed requester.
     pub certificate_signing_requests: bool,
+    /// `controller.kubeconfigFile`; `None`: kube-sim's own kubeconfig (the admin).
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 impl Default for ControllerKnobs {
@@ -825,6 +827,7 @@ impl Default for ControllerKnobs {
             policy_max_staleness: "30m",
             policy_refresh_interval: "1m",
             certificate_signing_requests: false,
+            kubeconfig: None,
         }
     }
 }
@@ -836,19 +839,16 @@ impl Stack {
     /// # Errors
     /// Any component failing to start.
     pub async fn start() -> anyhow::Result<Stack> {
-        Self::start_with_authentication(false).await
+        Self::start_with(kube_sim::SimOptions::default()).await
     }
 
-    /// [`Stack::start`], with kube-sim's authentication and RBAC on when `authenticate` (the
-    /// controller and the driver stay admin; ServiceAccount tokens such as istiod's work).
+    /// [`Stack::start`] with kube-sim's options given (e.g. authentication and RBAC on).
     ///
     /// # Errors
     /// Any component failing to start.
-    pub async fn start_with_authentication(authenticate: bool) -> anyhow::Result<Stack> {
+    pub async fn start_with(options: kube_sim::SimOptions) -> anyhow::Result<Stack> {
         firefly::crypto::install_default_provider();
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        let mut options = kube_sim::SimOptions::default();
-        options.authenticate = authenticate;
         let sim = crate::cluster::start_sim_with(options, &[ISTIO_CSR_NAMESPACE, "venafi"]).await?;
         let mock =
             crate::tlspc_mock::serve(SHIPPED_SEED, Some(&dir.path().join("tlspc-mock"))).await?;
@@ -914,10 +914,17 @@ logging:
             key = state.join("svc-acct.key").display(),
             refresh = knobs.policy_refresh_interval,
             stale = knobs.policy_max_staleness,
-            kubeconfig = self.sim.kubeconfig_path().display(),
+            kubeconfig = knobs
+                .kubeconfig
+                .as_deref()
+                .unwrap_or(self.sim.kubeconfig_path())
+                .display(),
             le = knobs.leader_election,
             requesters = if knobs.certificate_signing_requests {
-                format!("[\"{ISTIO_CSR_USERNAME}\", \"{}\"]", crate::istiod::ISTIOD_USERNAME)
+                format!(
+                    "[\"{ISTIO_CSR_USERNAME}\", \"{}\"]",
+                    crate::istiod::ISTIOD_USERNAME
+                )
             } else {
                 format!("[\"{ISTIO_CSR_USERNAME}\"]")
             },
@@ -970,6 +977,7 @@ logging:
                 default_policy_name: Some(ISTIO_MTLS_POLICY.into()),
                 allowed_requesters: Some(vec![ISTIO_CSR_USERNAME.into()]),
                 trust_domain: Some(TRUST_DOMAIN.into()),
+                ..Default::default()
             },
         );
         api.create(&kube::api::PostParams::default(), &issuer)

@@ -14,6 +14,14 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::{Api, PostParams};
 
 use crate::kube_csr::decide::Reference;
+use crate::rbac::{AUTHORIZATION, KubeCall, Needs};
+
+/// The API calls this module makes (see [`crate::rbac`]): `create` of SubjectAccessReviews.
+pub const KUBE_CALLS: &[KubeCall] =
+    &[
+        KubeCall::cluster(AUTHORIZATION, "subjectaccessreviews", "", "create")
+            .when(Needs::CertificateSigningRequests),
+    ];
 
 /// How long a review's answer is reused for the same requester and issuer.
 const CACHE_TTL: Duration = Duration::from_secs(30);

@@ -10,6 +10,21 @@ use super::{Context, CsrError, FRONT_DOOR};
 use crate::issuer::authority::Issued;
 use crate::issuer::controller::report::{log_issued, publish_event};
 use crate::kube_csr::decide::{Answer, CsrUpdate, failed_condition};
+use crate::rbac::{CERTIFICATES, KubeCall, Needs};
+
+/// The API calls this module makes (see [`crate::rbac`]): one server-side apply (`patch`) on a
+/// CSR's `/status`, which the API server also authorizes as `sign` on the CSR's signer name
+/// (`signers` of `certificates.k8s.io`; the chart limits it to our two signer domains).
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(
+        CERTIFICATES,
+        "certificatesigningrequests",
+        "status",
+        "patch",
+    )
+    .when(Needs::CertificateSigningRequests),
+    KubeCall::cluster(CERTIFICATES, "signers", "", "sign").when(Needs::CertificateSigningRequests),
+];
 
 /// What became of a status write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

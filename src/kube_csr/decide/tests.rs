@@ -25,6 +25,7 @@ fn settings() -> Settings {
         max_retry_duration: Duration::from_secs(300),
         ca_root_chain_population: false,
         success_events: false,
+        mesh_issuer_namespaces: vec!["istio-system".to_owned()],
     }
 }
 
