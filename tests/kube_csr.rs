@@ -408,31 +408,38 @@ fn decoded_certificate(obj: &Value) -> String {
     .unwrap()
 }
 
+/// A workload CSR created and approved through `api` while the next status patch is held
+/// `delay` in the API server (a window for another writer, or a deletion, to go first).
+async fn approved_with_slow_write(
+    env: &Env,
+    api: &Api<CertificateSigningRequest>,
+    delay: Duration,
+) -> String {
+    env.sim.faults().inject(
+        kube_sim::FaultRule::latency(delay)
+            .verb("patch")
+            .resource("certificatesigningrequests/status")
+            .times(1),
+    );
+    let key = p256();
+    let request = csr(
+        CLUSTER_SIGNER,
+        &agent_csr(&key, WORKLOAD),
+        &WORKLOAD_USAGES,
+        None,
+    );
+    let name = create(api, request, &[]).await;
+    approve(api, &name, "Approved").await;
+    name
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_set_by_someone_else_before_our_write_is_kept_and_ours_is_not_delivered() {
     let env = Env::start_with(options("5m")).await;
     mesh_issuer(&env).await;
     let admin: Api<CertificateSigningRequest> = Api::all(env.client.clone());
     // Our write waits a second in the API server: long enough for another writer to go first.
-    env.sim.faults().inject(
-        kube_sim::FaultRule::latency(Duration::from_secs(1))
-            .verb("patch")
-            .resource("certificatesigningrequests/status")
-            .times(1),
-    );
-    let key = p256();
-    let name = create(
-        &admin,
-        csr(
-            CLUSTER_SIGNER,
-            &agent_csr(&key, WORKLOAD),
-            &WORKLOAD_USAGES,
-            None,
-        ),
-        &[],
-    )
-    .await;
-    approve(&admin, &name, "Approved").await;
+    let name = approved_with_slow_write(&env, &admin, Duration::from_secs(1)).await;
     let metrics = env.controller.as_ref().unwrap().metrics().clone();
     let signed = || {
         metrics
@@ -516,25 +523,7 @@ async fn two_replicas_answer_each_csr_once_and_a_csr_deleted_mid_flight_is_let_g
     );
 
     // Deleted between our signature and our write: the 404 ends it; nothing is counted as issued.
-    env.sim.faults().inject(
-        kube_sim::FaultRule::latency(Duration::from_millis(700))
-            .verb("patch")
-            .resource("certificatesigningrequests/status")
-            .times(1),
-    );
-    let key = p256();
-    let name = create(
-        &api,
-        csr(
-            CLUSTER_SIGNER,
-            &agent_csr(&key, WORKLOAD),
-            &WORKLOAD_USAGES,
-            None,
-        ),
-        &[],
-    )
-    .await;
-    approve(&api, &name, "Approved").await;
+    let name = approved_with_slow_write(&env, &api, Duration::from_millis(700)).await;
     kube_sim::wait_for(PATIENCE, || async { signed(leader) == 4 })
         .await
         .expect("signed");
