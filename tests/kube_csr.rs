@@ -458,7 +458,11 @@ async fn a_certificate_set_by_someone_else_before_our_write_is_kept_and_ours_is_
         .await
         .expect("someone else's certificate goes first");
     kube_sim::wait_for(PATIENCE, || async {
-        metrics.write_errors.with_label_values(&["409"]).get() == 1
+        metrics
+            .write_conflicts
+            .with_label_values(&["CertificateSigningRequest"])
+            .get()
+            == 1
     })
     .await
     .expect("our write answered 409");
@@ -476,6 +480,14 @@ async fn a_certificate_set_by_someone_else_before_our_write_is_kept_and_ours_is_
             .get(),
         0,
         "a certificate not delivered is not counted as issued"
+    );
+    assert_eq!(
+        metrics
+            .signed_not_delivered
+            .with_label_values(&["CertificateSigningRequest"])
+            .get(),
+        1,
+        "audited as signed-not-delivered"
     );
     assert_eq!(
         env.sim

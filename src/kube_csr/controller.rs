@@ -19,7 +19,7 @@ use kube::{Resource, ResourceExt};
 use super::decide::{self, Decision, Gate, IssuerView, Reference};
 use crate::issuer::authority::{Authority, Issued};
 use crate::issuer::controller::report::publish_event;
-use crate::issuer::controller::written_log::WrittenLog;
+use crate::issuer::controller::retries::jitter;
 use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
 use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
 use crate::metrics::Metrics;
@@ -78,7 +78,6 @@ pub enum CsrError {
 
 struct Context {
     door: CsrDoor,
-    written: WrittenLog,
     references: ReferenceCache,
 }
 
@@ -91,7 +90,6 @@ pub async fn run(
     let config = ControllerConfig::default().concurrency(door.settings.max_concurrent_reconciles);
     let ctx = Arc::new(Context {
         door,
-        written: WrittenLog::default(),
         references: ReferenceCache::default(),
     });
     Controller::new(api, watcher::Config::default())
@@ -113,7 +111,9 @@ fn error_policy(
     _ctx: Arc<Context>,
 ) -> Action {
     tracing::warn!(error = %err, "CSR reconcile failed; deciding again");
-    Action::requeue(retry_after_failed_reconcile())
+    // No per-CSR failure count: a failed write is retried after the first step of the shared
+    // backoff (the watch re-triggers a CSR that changed meanwhile).
+    Action::requeue(retry_after_failed_reconcile(1, jitter(), None))
 }
 
 async fn reconcile(
@@ -133,19 +133,8 @@ async fn reconcile_in_span(
     csr: Arc<CertificateSigningRequest>,
     ctx: Arc<Context>,
 ) -> Result<Action, CsrError> {
-    let uid = csr.uid().unwrap_or_default();
-    let rv = csr.resource_version().unwrap_or_default();
-    // The version we answered must not be decided (or signed) again before the watch shows our
-    // write.
-    if ctx.written.is_stale(&uid, &rv) {
-        return Ok(Action::await_change());
-    }
     let settings = &ctx.door.settings.decide;
     let target = match decide::gate(&csr, &settings.group_name) {
-        Gate::Ignore(decide::Ignored::Terminal) => {
-            ctx.written.forget(&uid);
-            return Ok(Action::await_change());
-        }
         Gate::Ignore(_) => return Ok(Action::await_change()),
         Gate::Fail(answer) => return ctx.answer(&csr, Decision::from(answer), None).await,
         Gate::Serve(target) => target,
@@ -238,7 +227,9 @@ impl Context {
             Decision::Update(update) => {
                 match self.apply(csr, &update, issued.as_ref()).await? {
                     Applied::Written => self.report(csr, &update, issued.as_ref()).await,
-                    Applied::Gone => {}
+                    // Deleted (istiod stopped waiting), or changed since the decision: the watch
+                    // delivers the newer copy, which is decided again.
+                    Applied::Gone | Applied::Conflict => {}
                 }
                 Ok(Action::await_change())
             }

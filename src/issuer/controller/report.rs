@@ -1,5 +1,7 @@
-//! What follows a written CertificateRequest status: the outcome metric, the log line, the
-//! issuance audit line and usage record, and the request's event; it writes no status.
+//! What follows a CertificateRequest status write: once written, the outcome metric, the log
+//! line, the issuance audit line and usage record, and the request's event (bounded by
+//! [`EVENT_TIMEOUT`]); once refused with 409 after signing, the signed-not-delivered audit line
+//! (no usage record). It writes no status.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,7 +9,8 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 
-use super::Context;
+use super::apply::FRONT_DOOR;
+use super::{Context, EVENT_TIMEOUT};
 use crate::crd::CertificateRequest;
 use crate::issuer::authority::{Authority, Issued};
 use crate::issuer::decide::{self, EventNote, StatusUpdate};
@@ -56,6 +59,15 @@ impl Context {
         }
     }
 
+    /// A certificate whose status write the API server refused with `code` (409: signed for a
+    /// copy of `cr` it had moved past; 404: the request is gone; 429/5xx: refused for now):
+    /// never delivered, so never reported to TLSPC as issued; audited with its serial whatever
+    /// the audit settings, since a signed certificate exists that nobody received.
+    pub(super) fn not_delivered(&self, cr: &CertificateRequest, issued: &Issued, code: u16) {
+        let request_uid = cr.uid().unwrap_or_default();
+        audit_not_delivered(&self.metrics, FRONT_DOOR, issued, &request_uid, code);
+    }
+
     /// The usage record, issue latency and audit line of an issued certificate.
     fn record_issuance(&self, cr: &CertificateRequest, issued: &Issued) {
         self.authority.record_issued(issued);
@@ -76,6 +88,24 @@ impl Context {
     }
 }
 
+/// The signed-not-delivered record of any front door: counted in
+/// `firefly_signed_not_delivered_total{type}` and audited with the serial whatever the audit
+/// settings (a signed certificate exists that nobody received); never a usage record.
+pub(crate) fn audit_not_delivered(
+    metrics: &crate::metrics::Metrics,
+    front_door: &str,
+    issued: &Issued,
+    request_uid: &str,
+    code: u16,
+) {
+    metrics
+        .signed_not_delivered
+        .with_label_values(&[front_door])
+        .inc();
+    let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
+    tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, request_uid, code, "signed-not-delivered: the API server refused the status write; the certificate was never handed out");
+}
+
 /// Publishes `note` as an event on the object `regarding`: best effort, a failure is logged.
 pub(crate) async fn publish_event(
     recorder: &Recorder,
@@ -93,8 +123,12 @@ pub(crate) async fn publish_event(
         action: "Sign".to_owned(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, regarding).await {
-        tracing::warn!(error = %e, "event could not be published");
+    // Bounded like issuer events: a slow events API must not hold the reconcile (and the
+    // request's next decision) behind it.
+    match tokio::time::timeout(EVENT_TIMEOUT, recorder.publish(&event, regarding)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "event could not be published"),
+        Err(_) => tracing::warn!("event not published within {EVENT_TIMEOUT:?}"),
     }
 }
 

@@ -3,12 +3,13 @@
 
 use base64::Engine as _;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
 use super::{Context, CsrError, FRONT_DOOR};
 use crate::issuer::authority::Issued;
-use crate::issuer::controller::report::{log_issued, publish_event};
+use crate::issuer::controller::apply::{ApplyMetadata, apply_guarded};
+use crate::issuer::controller::report::{audit_not_delivered, log_issued, publish_event};
 use crate::kube_csr::decide::{Answer, CsrUpdate, failed_condition};
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 
@@ -26,23 +27,17 @@ pub const KUBE_CALLS: &[KubeCall] = &[
     KubeCall::cluster(CERTIFICATES, "signers", "", "sign").when(Needs::CertificateSigningRequests),
 ];
 
-/// What became of a status write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Applied {
-    /// The API server holds the answer.
-    Written,
-    /// The CSR no longer exists (404): istiod deletes it when it stops waiting.
-    Gone,
-}
+pub(super) use crate::issuer::controller::apply::Applied;
 
 impl Context {
     /// Writes `update` on `csr`'s status: one server-side apply on `/status` carrying the
-    /// `resourceVersion` the decision was made on, so a CSR changed since (another signer's
-    /// certificate, a deletion and re-creation) answers 409 and is decided again.
+    /// `resourceVersion` the decision was made on (the CertificateRequest door's
+    /// [`apply_guarded`]), so a CSR changed since (another signer's certificate, a deletion and
+    /// re-creation) answers 409 and is decided again from the copy the watch delivers.
     ///
     /// # Errors
-    /// [`CsrError::StatusWrite`] for any failure but a 404. A certificate signed but not
-    /// delivered is logged on `firefly::audit` as signed-not-delivered and never counted as
+    /// [`CsrError::StatusWrite`] for any failure but a 404 or a 409. A certificate signed but
+    /// not delivered (any refusal) is audited as signed-not-delivered and never counted as
     /// issued.
     pub(super) async fn apply(
         &self,
@@ -51,28 +46,35 @@ impl Context {
         issued: Option<&Issued>,
     ) -> Result<Applied, CsrError> {
         let name = csr.name_any();
-        let uid = csr.uid().unwrap_or_default();
         let rv = csr.resource_version().unwrap_or_default();
         let body = status_body(&name, &rv, &update.answer, self.door.clock.now());
-        // Recorded before the write, so the watch event of our write cannot overtake it.
-        self.written.record(uid.clone(), rv);
         let api: Api<CertificateSigningRequest> = Api::all(self.door.client.clone());
-        let params = PatchParams::apply(&self.door.settings.field_manager).force();
-        let result = api.patch_status(&name, &params, &Patch::Apply(&body)).await;
-        let error = match result {
-            Ok(_) => return Ok(Applied::Written),
-            Err(e) => e,
-        };
-        self.written.forget(&uid);
-        if let Some(issued) = issued {
-            tracing::warn!(target: "firefly::audit", serial = %issued.serial_hex, request_uid = %uid, error = %error, "certificate signed-not-delivered");
-        }
-        match error {
-            kube::Error::Api(s) if s.code == 404 => {
-                tracing::debug!("CSR deleted before its answer was written");
-                Ok(Applied::Gone)
+        let result = apply_guarded(&api, &name, &self.door.settings.field_manager, &body).await;
+        let refused = match &result {
+            Ok(Applied::Written) => return Ok(Applied::Written),
+            Ok(Applied::Gone) => 404,
+            Ok(Applied::Conflict) => {
+                self.door
+                    .metrics
+                    .write_conflicts
+                    .with_label_values(&[FRONT_DOOR])
+                    .inc();
+                tracing::debug!(
+                    resource_version = rv,
+                    "CSR changed since the decision (409); deciding again"
+                );
+                409
             }
-            source => {
+            Err(kube::Error::Api(s)) => s.code,
+            Err(_) => 0,
+        };
+        if let Some(issued) = issued {
+            let uid = csr.uid().unwrap_or_default();
+            audit_not_delivered(&self.door.metrics, FRONT_DOOR, issued, &uid, refused);
+        }
+        match result {
+            Ok(applied) => Ok(applied),
+            Err(source) => {
                 let code = match &source {
                     kube::Error::Api(s) => s.code.to_string(),
                     _ => "transport".to_owned(),
@@ -124,12 +126,12 @@ impl Context {
 
 /// The server-side-apply body of an answer: only our field (the certificate, or the `Failed`
 /// condition), with the resourceVersion precondition.
-fn status_body(
-    name: &str,
-    resource_version: &str,
+fn status_body<'a>(
+    name: &'a str,
+    resource_version: &'a str,
     answer: &Answer,
     now: std::time::SystemTime,
-) -> serde_json::Value {
+) -> CsrStatusApply<'a> {
     let status = match answer {
         Answer::Certificate(pem) => serde_json::json!({
             "certificate": base64::engine::general_purpose::STANDARD.encode(pem.as_bytes()),
@@ -138,12 +140,26 @@ fn status_body(
             "conditions": [failed_condition(reason, message, now)],
         }),
     };
-    serde_json::json!({
-        "apiVersion": "certificates.k8s.io/v1",
-        "kind": "CertificateSigningRequest",
-        "metadata": { "name": name, "resourceVersion": resource_version },
-        "status": status,
-    })
+    CsrStatusApply {
+        api_version: "certificates.k8s.io/v1",
+        kind: "CertificateSigningRequest",
+        metadata: ApplyMetadata {
+            name,
+            namespace: None,
+            resource_version,
+        },
+        status,
+    }
+}
+
+/// A CSR `/status` apply body.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CsrStatusApply<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: ApplyMetadata<'a>,
+    status: serde_json::Value,
 }
 
 #[cfg(test)]
@@ -154,7 +170,13 @@ mod tests {
     #[test]
     fn the_body_carries_the_resource_version_and_only_our_field() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let cert = status_body("c", "42", &Answer::Certificate("PEM".into()), now);
+        let cert = serde_json::to_value(status_body(
+            "c",
+            "42",
+            &Answer::Certificate("PEM".into()),
+            now,
+        ))
+        .unwrap();
         assert_eq!(
             cert,
             serde_json::json!({
@@ -168,7 +190,7 @@ mod tests {
             reason: "CARequested",
             message: "no".into(),
         };
-        let body = status_body("c", "42", &failed, now);
+        let body = serde_json::to_value(status_body("c", "42", &failed, now)).unwrap();
         assert_eq!(body["metadata"]["resourceVersion"], "42");
         let c = &body["status"]["conditions"][0];
         assert_eq!(
