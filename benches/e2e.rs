@@ -478,7 +478,12 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
         "\n[large] {n} approved istio-csr requests waiting, then `firefly run` (own process) starts"
     );
     let stack = e2e::Stack::start().await?;
-    let config = stack.write_config("child", &e2e::ControllerKnobs::default())?;
+    let mut knobs = e2e::ControllerKnobs::default();
+    // FIREFLY_E2E_LOG: the controller's `logging.level` (a tracing filter) for a closer look.
+    if let Ok(level) = std::env::var("FIREFLY_E2E_LOG") {
+        knobs.log_level = Box::leak(level.into_boxed_str());
+    }
+    let config = stack.write_config("child", &knobs)?;
     // An idle controller of the same configuration: the Issuer becomes Ready and the baseline
     // resident memory is taken with no request retained.
     let (mut idle, idle_pid) = spawn_controller(&stack, &config, "idle.log")?;
@@ -534,6 +539,9 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
         let status = child.try_wait()?;
         let log = std::fs::read_to_string(stack.dir.path().join("child.log")).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
+            std::fs::write(&keep, &log)?;
+        }
         bail!(
             "waiting for the requests after the backlog: {e:#}; the server holds {} requests, {with_certificate} with a certificate; controller status {status:?}; its last log lines:\n{}",
             listed.items.len(),
