@@ -301,19 +301,23 @@ mod tests {
 
     /// A CA certificate's parameters, valid an hour either side of `now`.
     fn authority(cn: &str, path_len: Option<u8>, now: SystemTime) -> rcgen::CertificateParams {
+        let constraint = match path_len {
+            Some(n) => BasicConstraints::Constrained(n),
+            None => BasicConstraints::Unconstrained,
+        };
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, cn);
         let mut p = rcgen::CertificateParams::default();
-        p.distinguished_name = rcgen::DistinguishedName::new();
-        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-        p.is_ca = IsCa::Ca(path_len.map_or(
-            BasicConstraints::Unconstrained,
-            BasicConstraints::Constrained,
-        ));
-        p.key_usages = vec![
+        (p.distinguished_name, p.is_ca) = (dn, IsCa::Ca(constraint));
+        p.key_usages = [
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::DigitalSignature,
-        ];
-        p.not_before = (now - Duration::from_secs(3600)).into();
-        p.not_after = (now + Duration::from_secs(3600)).into();
+        ]
+        .into();
+        (p.not_before, p.not_after) = (
+            (now - Duration::from_secs(3600)).into(),
+            (now + Duration::from_secs(3600)).into(),
+        );
         p
     }
 
