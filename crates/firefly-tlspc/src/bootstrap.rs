@@ -552,9 +552,10 @@ fn provider_fingerprint(provider: Option<&SubCaProviderInformation>) -> String {
     }
 }
 
-/// Whether this build runs AWS-LC in FIPS mode.
+/// Whether this build runs AWS-LC in FIPS mode and rustls on its FIPS provider (a build with
+/// `--features fips`).
 pub fn fips_build() -> bool {
-    aws_lc_rs::try_fips_mode().is_ok()
+    aws_lc_rs::try_fips_mode().is_ok() && crate::crypto::provider_is_fips()
 }
 
 fn jiff_time(t: SystemTime) -> String {
