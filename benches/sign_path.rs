@@ -1,6 +1,12 @@
-//! Sign-path benchmark (one core): the raw ECDSA P-256 verify+sign floor against the full path
-//! (CSR decode + verify, policy, template, sign, post-sign checks, PEM) for P-256 and RSA-2048
-//! requests, measured in the same run, interleaved, best of several rounds.
+//! Sign-path benchmark (one core): the raw P-256 crypto floor against the full path (CSR decode +
+//! verify, policy, template, sign, post-sign checks including the leaf signature verify, PEM) for
+//! P-256 and RSA-2048 requests, measured in the same run, interleaved, best of several rounds.
+//!
+//! The floor is CSR verify + leaf sign + leaf verify (DESIGN §6); the old floor (CSR verify + leaf
+//! sign, before every leaf's signature was verified) is measured too, for the old ratio.
+//! It also prints the per-signature cost of the two ways to sign with a key held in locked pages:
+//! the raw `EC_KEY` + `EVP_DigestSign` path `LockedKey` uses, and an aws-lc-rs key pair built from
+//! the locked bytes for each signature (its constructors check the key with a scalar multiplication).
 //!
 //! `cargo bench --bench sign_path` (set SIGN_PATH_ROUND_MS to change the round length).
 //!
@@ -73,7 +79,7 @@ fn main() {
     let tbs = vec![0xa5u8; 420];
     let csr_sig = requester.sign(&rng, &csr_info).expect("sign");
     let requester_pub = requester.public_key().as_ref().to_vec();
-    let mut floor = || {
+    let mut floor_old = || {
         // The same primitives the sign path uses: parse (validate) the request's key, verify, sign.
         let key =
             signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &requester_pub)
@@ -81,6 +87,23 @@ fn main() {
         key.verify_sig(black_box(&csr_info), csr_sig.as_ref())
             .expect("verify");
         black_box(issuer.sign(&rng, black_box(&tbs)).expect("sign"));
+    };
+    // The issuer's key parsed once, as the sub-CA keeps it to verify every leaf.
+    let issuer_pub = signature::ParsedPublicKey::new(
+        &signature::ECDSA_P256_SHA256_ASN1,
+        issuer.public_key().as_ref(),
+    )
+    .expect("parse issuer key");
+    let mut floor = || {
+        let key =
+            signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &requester_pub)
+                .expect("parse key");
+        key.verify_sig(black_box(&csr_info), csr_sig.as_ref())
+            .expect("verify");
+        let leaf_sig = issuer.sign(&rng, black_box(&tbs)).expect("sign");
+        issuer_pub
+            .verify_sig(black_box(&tbs), leaf_sig.as_ref())
+            .expect("leaf verify");
     };
 
     // Full path against a P-256 sub-CA, with the istio policy.
@@ -124,8 +147,10 @@ fn main() {
     }
 
     let (mut best_floor, mut best_ec, mut best_rsa, mut best_locked) = (0f64, 0f64, 0f64, 0f64);
+    let mut best_floor_old = 0f64;
     for _ in 0..ROUNDS {
         best_floor = best_floor.max(rate(round, &mut floor));
+        best_floor_old = best_floor_old.max(rate(round, &mut floor_old));
         best_ec = best_ec.max(rate(round, || full(&ec_csr)));
         best_locked = best_locked.max(rate(round, || full_with(&locked_pki.sub_ca, &ec_csr)));
         best_rsa = best_rsa.max(rate(round, || full(&rsa_csr)));
@@ -159,11 +184,36 @@ fn main() {
         black_box(issued.expect("signed"));
     }));
 
+    // Per signature, P-256, a leaf-sized message: the two ways to sign with a locked key.
+    let locked_sign_us = {
+        use rcgen::SigningKey as _;
+        let key = LockedKey::generate(KeyAlgorithm::EcP256, LockMode::KeyPages).expect("key");
+        per_call(rate(round, || {
+            black_box(key.sign(black_box(&tbs)).expect("sign"));
+        }))
+    };
+    let api_sign_us = {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .expect("keygen");
+        per_call(rate(round, || {
+            let pair = EcdsaKeyPair::from_pkcs8(
+                &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                black_box(pkcs8.as_ref()),
+            )
+            .expect("key");
+            black_box(pair.sign(&rng, black_box(&tbs)).expect("sign"));
+        }))
+    };
+    let kept_sign_us = per_call(rate(round, || {
+        black_box(issuer.sign(&rng, black_box(&tbs)).expect("sign"));
+    }));
+
     println!(
         "sign_path (one core, best of {ROUNDS} rounds of {} ms)",
         round.as_millis()
     );
-    println!("  raw ECDSA P-256 verify+sign floor : {best_floor:>10.0} ops/s");
+    println!("  floor: CSR verify + leaf sign + leaf verify : {best_floor:>10.0} ops/s");
+    println!("  old floor: CSR verify + leaf sign           : {best_floor_old:>10.0} ops/s");
     println!("  full sign path, P-256 CSR         : {best_ec:>10.0} ops/s");
     println!("  full sign path, RSA-2048 CSR      : {best_rsa:>10.0} ops/s");
     println!("  full sign path, P-256, LockedKey  : {best_locked:>10.0} ops/s");
@@ -180,8 +230,20 @@ fn main() {
         best_locked / best_floor
     );
     println!(
+        "  old ratios (old floor)            : P-256 {:.3}, RSA-2048 {:.3}, P-256 LockedKey {:.3}",
+        best_ec / best_floor_old,
+        best_rsa / best_floor_old,
+        best_locked / best_floor_old
+    );
+    println!(
         "  P-256 stages (us/call): decode+verify {decode_us:.1}, policy {decide_us:.1}, \
-         template+sign+post-sign check+PEM {sign_us:.1}; floor {:.1}",
-        per_call(best_floor)
+         template+sign+post-sign check (with leaf verify)+PEM {sign_us:.1}; floor {:.1}, old floor {:.1}",
+        per_call(best_floor),
+        per_call(best_floor_old)
+    );
+    println!(
+        "  P-256 signature (us): LockedKey raw EC_KEY + EVP_DigestSign {locked_sign_us:.1}, \
+         aws-lc-rs key pair built per signature {api_sign_us:.1} ({:+.0}%), long-lived aws-lc-rs key pair {kept_sign_us:.1}",
+        (api_sign_us / locked_sign_us - 1.0) * 100.0
     );
 }

@@ -228,9 +228,13 @@ pub(crate) fn sign_profile_with(
     })
 }
 
+/// How long a probe SVID is valid (clamped to the sub-CA's NotAfter).
+pub const PROBE_LIFETIME: Duration = Duration::from_secs(60);
+
 /// Signs a probe SVID for `spiffe_id` with `ca` through the production path (template, signature,
-/// post-sign checks), for a fresh throwaway P-256 key, valid for the minimum leaf duration. The
-/// caller verifies the returned chain as a relying party would before activating the sub-CA.
+/// post-sign checks), for a fresh throwaway P-256 key, valid for [`PROBE_LIFETIME`] (clamped to the
+/// sub-CA's NotAfter as any leaf). The caller verifies the returned chain as a relying party would
+/// before activating the sub-CA.
 ///
 /// # Errors
 /// Everything [`sign_profile`] refuses; [`IssueError::Signing`] when the probe key cannot be made.
@@ -240,14 +244,13 @@ pub fn sign_probe(
     opts: &IssueOptions,
     now: SystemTime,
 ) -> Result<Issued, IssueError> {
-    let (request, profile) = probe_request(spiffe_id, opts)?;
+    let (request, profile) = probe_request(spiffe_id)?;
     sign_profile(ca, &request, profile, opts, now)
 }
 
 /// The probe's request (a fresh P-256 key) and its SVID profile.
 fn probe_request(
     spiffe_id: &SpiffeId,
-    opts: &IssueOptions,
 ) -> Result<(csr::CertificateRequest, LeafProfile), IssueError> {
     use crate::usage::{ExtendedKeyUsage, KeyUsage};
     let key = rcgen::KeyPair::generate().map_err(|e| IssueError::Signing(e.to_string()))?;
@@ -265,7 +268,7 @@ fn probe_request(
         spiffe_id: Some(spiffe_id.clone()),
         key_usages: vec![KeyUsage::DigitalSignature],
         extended_key_usages: vec![ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth],
-        lifetime: opts.minimum_duration,
+        lifetime: PROBE_LIFETIME,
         clamped_from: None,
     };
     Ok((request, profile))
@@ -419,7 +422,7 @@ mod tests {
         let now = SystemTime::now();
         let ca = sub_ca_with(Arc::new(KeyPair::generate().unwrap()), now);
         let opts = IssueOptions::default();
-        let (request, profile) = probe_request(&probe_id(), &opts).unwrap();
+        let (request, profile) = probe_request(&probe_id()).unwrap();
         let err = sign_profile_with(&ca, &request, profile.clone(), &opts, now, || {
             template::serial_from(|_| Err(aws_lc_rs::error::Unspecified))
         })

@@ -18,12 +18,19 @@
 //! object from the locked bytes, signs, and frees it at once: for the few microseconds of each
 //! signature the private scalar also exists in AWS-LC's heap, which `OPENSSL_free` overwrites
 //! (`OPENSSL_cleanse`) before releasing. For EC keys that object is a bare `EC_KEY` holding only
-//! the scalar (built through `aws-lc-sys`): aws-lc-rs's constructors re-derive the public point
-//! and compare it (`EC_KEY_check_key`, a full scalar multiplication, ~40% of a P-256 signature),
-//! which proves nothing new for a key we generated and checked once at generation. Key generation likewise passes through an AWS-LC object
-//! and an aws-lc-rs `Document`, both wiped on drop, before the bytes are copied into the locked
-//! mapping. Lock mode `all` (`mlockall`) closes the remaining window (those transient heap pages
-//! are locked too) at the price of needing `CAP_IPC_LOCK` or a large `ulimit -l`.
+//! the scalar, wrapped in an `EVP_PKEY` and used through `EVP_DigestSign`: aws-lc-rs's
+//! constructors re-derive the public point and compare it (`EC_KEY_check_key`, a full scalar
+//! multiplication, ~40% of a P-256 signature), which proves nothing new for a key we generated and
+//! checked once at generation. Key generation likewise passes through an AWS-LC object and an
+//! aws-lc-rs `Document`, both wiped on drop, before the bytes are copied into the locked mapping.
+//! Lock mode `all` (`mlockall`) closes the remaining window (those transient heap pages are locked
+//! too) at the price of needing `CAP_IPC_LOCK` or a large `ulimit -l`.
+//!
+//! # One AWS-LC
+//! The raw EC path calls the sys crate aws-lc-rs itself links: `aws-lc-sys` in the default build,
+//! `aws-lc-fips-sys` (the FIPS module) under `--features fips`, each pinned with `=` in Cargo.toml
+//! to the version in Cargo.lock; `scripts/check-one-aws-lc` (run by `scripts/test`) fails when the
+//! default build's tree holds more than one AWS-LC sys crate.
 
 use std::fmt;
 use std::sync::Once;

@@ -73,7 +73,13 @@ pub fn probe(
     }
     parent_may_sign_certificates("the trust anchor", anchor_der)?;
     let spiffe_id = probe_spiffe_id(sub_ca.certificate_der())?;
-    let issued = firefly_core::ca::sign_probe(sub_ca, &spiffe_id, &IssueOptions::default(), now)
+    // A sub-CA with less than the usual minimum leaf duration left (compressed test lifetimes, a
+    // late activation) still gets a probe, clamped to its NotAfter.
+    let opts = IssueOptions {
+        minimum_duration: Duration::from_secs(1),
+        ..IssueOptions::default()
+    };
+    let issued = firefly_core::ca::sign_probe(sub_ca, &spiffe_id, &opts, now)
         .map_err(|e| refused(format!("signing the probe failed: {e}")))?;
     let leaf = pem::parse(issued.chain_pem.as_bytes())
         .map_err(|e| refused(format!("the probe's PEM does not parse: {e}")))?;
