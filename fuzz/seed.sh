@@ -40,7 +40,7 @@ for v in P1D PT15M P1Y2M3DT4H5M6S PT0S; do
   jq --arg v "$v" '.validityPeriod = $v' "$src" >"$pol/variant-$i.json"
   i=$((i + 1))
 done
-# tlspc_answers: 0 error bodies, 1 key files, 2 a configuration, 3 an intermediate answer.
+# tlspc_answers: 0 error bodies, 1 key files, 2 a configuration, 3 an intermediate answer, 4 token answers.
 printf '0{"errors":[{"code":10001,"message":"Invalid api key"}]}' >"$ans/error-api"
 printf '0{"error":"invalid_grant","error_description":"assertion expired"}' >"$ans/error-oauth"
 printf '0<!DOCTYPE html><html><body>502 Bad Gateway</body></html>' >"$ans/error-html"
@@ -67,4 +67,9 @@ jq -cn --rawfile cert "$tmp/sub.pem" --rawfile root "$tmp/root.pem" \
   '{id: "i1", commonName: "Seed Sub-CA", status: "ISSUED", certificate: $cert, issuerCertificates: [$root]}' |
   sed 's/^/3/' >"$ans/intermediate"
 rm -rf "$tmp"
+# 4: token answers, ordinary and with lifetimes at the edges.
+for e in 900 0 18446744073709551615 -1 1e30 '"900"'; do
+  printf '4{"access_token":"eyJhbGciOiJFUzI1NiJ9.e30.c2ln","token_type":"bearer","expires_in":%s}' "$e" \
+    >"$ans/token-$(printf %s "$e" | tr -c 'a-z0-9' _)"
+done
 echo "seeded: $(ls "$csr" | wc -l) decode_csr inputs, $(ls "$pol" | wc -l) policy_document inputs, $(ls "$ans" | wc -l) tlspc_answers inputs, $(ls "$con" | wc -l) csr_content inputs"

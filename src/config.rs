@@ -87,8 +87,15 @@ pub struct BootstrapConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VaasConfig {
-    /// Base URL of TLSPC (`https://api.venafi.cloud`); `http://` is allowed with a warning.
+    /// Base URL of TLSPC (`https://api.venafi.cloud`); `http://` only for a loopback host or with
+    /// `allowInsecureHTTP`, and then with a warning.
     pub url: String,
+    /// (ours) Allows an `http://` URL whose host is not a loopback address (the in-cluster mock).
+    #[serde(
+        default = "defaults::allow_insecure_http",
+        rename = "allowInsecureHTTP"
+    )]
+    pub allow_insecure_http: bool,
     /// Service-account credentials.
     pub auth: AuthConfig,
     /// Sub-CA CSR settings.
@@ -194,8 +201,13 @@ pub struct ControllerConfig {
     /// cert-manager integration.
     #[serde(rename = "cert-manager")]
     pub cert_manager: CertManagerConfig,
-    /// (ours) `spec.username` values allowed for every issuer; empty → everyone.
+    /// (ours) `spec.username` values allowed to obtain certificates (DESIGN §8): empty refuses
+    /// every request, `"*"` allows every requester; an issuer's `spec.allowedRequesters` narrows it.
     pub allowed_requesters: Vec<String>,
+    /// (ours) Namespaces whose CertificateRequests may carry identities of any namespace (where
+    /// the mesh's CA client, istio-csr, asks for every workload); elsewhere a request carries only
+    /// its own namespace's SPIFFE IDs and `.svc` names.
+    pub mesh_issuer_namespaces: Vec<String>,
     /// (ours) Transient failures stay Pending until the request is this old, then Failed.
     #[serde(with = "fields::go_duration")]
     pub max_retry_duration: Duration,
@@ -216,6 +228,10 @@ impl Default for ControllerConfig {
             leader_election: LeaderElectionConfig::default(),
             cert_manager: CertManagerConfig::default(),
             allowed_requesters: Vec::new(),
+            mesh_issuer_namespaces: defaults::MESH_ISSUER_NAMESPACES
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect(),
             max_retry_duration: defaults::MAX_RETRY_DURATION,
             minimum_leaf_duration: defaults::MINIMUM_LEAF_DURATION,
             success_events: defaults::SUCCESS_EVENTS,
@@ -348,37 +364,38 @@ impl Config {
     /// [`ConfigError::Parse`] for unknown or missing keys and bad syntax (naming the full key
     /// path); [`ConfigError::Invalid`] for values that break a rule.
     pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
-        let mut options = serde_saphyr::Options::default();
-        // One-line messages (the key path and the line/column), no source excerpt.
-        options.with_snippet = false;
-        // YAML 1.2 booleans only: `enabled: no` is an error, not `false`.
-        options.strict_booleans = true;
-        // serde_path_to_error wraps the deserializer to record the key path of a typed error;
-        // the closure hands the error itself back, so parsing stops there.
-        let mut path = None;
-        let config = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
-            serde_path_to_error::deserialize::<_, Config>(de).map_err(|err| {
-                path = Some(err.path().to_string());
-                err.into_inner()
-            })
-        })
-        .map_err(|err| parse_error(path.as_deref(), &err))?;
+        let config: Config =
+            firefly_core::yaml::from_str(text).map_err(|e| ConfigError::Parse {
+                key: e.key,
+                message: e.message,
+            })?;
         config.validate()?;
         Ok(config)
     }
 
-    /// Things that are allowed but deserve a warning at start (plain-HTTP TLSPC, no allow-list).
+    /// Whether TLSPC is reached over plain HTTP (a loopback host, or `allowInsecureHTTP`).
+    pub fn insecure_http(&self) -> bool {
+        self.bootstrap.vaas.url.starts_with("http://")
+    }
+
+    /// Things that are allowed but deserve a warning at start (plain-HTTP TLSPC, an empty
+    /// requester allow-list, which refuses everything).
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.bootstrap.vaas.url.starts_with("http://") {
+        if self.insecure_http() {
+            let why = if self.bootstrap.vaas.allow_insecure_http {
+                "allowed by bootstrap.vaas.allowInsecureHTTP"
+            } else {
+                "allowed for a loopback host"
+            };
             out.push(format!(
-                "bootstrap.vaas.url {:?} is plain HTTP: the service-account token and the sub-CA travel unencrypted (acceptable only for the local mock)",
+                "bootstrap.vaas.url {:?} is plain HTTP ({why}): the service-account assertion, the token and the sub-CA travel unencrypted (acceptable only for the mock)",
                 self.bootstrap.vaas.url
             ));
         }
         if self.controller.allowed_requesters.is_empty() {
             out.push(
-                "controller.allowedRequesters is empty: any requester may obtain any identity the policy admits"
+                "controller.allowedRequesters is empty: every CertificateRequest will be refused (RequestersNotConfigured); list the requesters (spec.username) allowed, or \"*\" for all"
                     .to_string(),
             );
         }
@@ -391,16 +408,39 @@ impl Config {
     }
 
     /// The instance name: `bootstrap.vaas.csr.instanceNaming` with each `{NAME}` replaced by the
-    /// value `env` gives for `NAME` (pass `|n| std::env::var(n).ok()` in production).
+    /// value `env` gives for `NAME` (pass `|n| std::env::var(n).ok()` in production). `HOSTNAME`,
+    /// which the default `{HOSTNAME}` names, falls back to the system host name when it is not
+    /// exported (an ordinary shell sets it without exporting it; in a pod both are the pod name).
     ///
     /// # Errors
-    /// [`ConfigError::MissingEnv`] when a named variable is unset; [`ConfigError::Invalid`] when
-    /// the result is empty or a brace is unbalanced.
+    /// [`ConfigError::MissingEnv`] when another named variable is unset (or `HOSTNAME` is unset
+    /// and the host name cannot be read); [`ConfigError::Invalid`] when the result is empty or a
+    /// brace is unbalanced.
     pub fn instance_name(
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<String, ConfigError> {
-        substitute_env(&self.bootstrap.vaas.csr.instance_naming, env)
+        self.instance_name_with_host(env, system_host_name)
+    }
+
+    /// [`Config::instance_name`] with the system host name read through `host_name`.
+    ///
+    /// # Errors
+    /// As [`Config::instance_name`].
+    pub fn instance_name_with_host(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        host_name: impl Fn() -> Option<String>,
+    ) -> Result<String, ConfigError> {
+        substitute_env(&self.bootstrap.vaas.csr.instance_naming, |name| {
+            env(name).or_else(|| {
+                if name == HOST_NAME_VARIABLE {
+                    host_name()
+                } else {
+                    None
+                }
+            })
+        })
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -427,6 +467,25 @@ impl Config {
                 vaas.url.clone(),
                 "must name a host",
             ));
+        }
+        if vaas.url.starts_with("http://") && !vaas.allow_insecure_http {
+            let host = url::Url::parse(&vaas.url)
+                .map_err(|e| {
+                    invalid(
+                        "bootstrap.vaas.url",
+                        vaas.url.clone(),
+                        &format!("not a URL: {e}"),
+                    )
+                })?
+                .host()
+                .map(|h| h.to_owned());
+            if !host.as_ref().is_some_and(is_loopback) {
+                return Err(invalid(
+                    "bootstrap.vaas.url",
+                    vaas.url.clone(),
+                    "plain http:// is refused unless the host is a loopback address (127.0.0.0/8, ::1, localhost): the service-account assertion, the token and the sub-CA would travel unencrypted; use https://, or set bootstrap.vaas.allowInsecureHTTP: true for a mock inside the cluster",
+                ));
+            }
         }
         if vaas.auth.client_id.trim().is_empty() {
             return Err(invalid(
@@ -521,6 +580,15 @@ impl Config {
                 "entries must not be empty",
             ));
         }
+        for namespace in &self.controller.mesh_issuer_namespaces {
+            if !is_namespace_name(namespace) {
+                return Err(invalid(
+                    "controller.meshIssuerNamespaces",
+                    format!("{namespace:?}"),
+                    "entries must be namespace names (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)",
+                ));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
             return Err(invalid(
                 "logging.level",
@@ -532,40 +600,35 @@ impl Config {
     }
 }
 
-/// Turns a parse error into one naming the full key path (`path`, recorded while deserializing;
-/// none for a syntax error), including the unknown or missing key.
-fn parse_error(path: Option<&str>, err: &serde_saphyr::Error) -> ConfigError {
-    let mut key = path.filter(|p| *p != ".").unwrap_or_default().to_string();
-    let message = one_line(&err.to_string());
-    // serde reports a missing field at the path of its parent; name the field itself.
-    // (An unknown field is already the last element of the path.)
-    if let Some(at) = message.find("missing field `")
-        && let Some(field) = message[at + "missing field `".len()..].split('`').next()
-    {
-        key = if key.is_empty() {
-            field.to_string()
-        } else {
-            format!("{key}.{field}")
-        };
-    }
-    // A key that appears twice is reported below its map, at an unnamed (`?`) element.
-    if let Some(dup) = message.strip_prefix("duplicate mapping key: ")
-        && let Some(name) = dup.split([',', ' ']).next()
-    {
-        let parent = key.trim_end_matches('?').trim_end_matches('.');
-        key = if parent.is_empty() {
-            name.to_string()
-        } else {
-            format!("{parent}.{name}")
-        };
-    }
-    // The line and column serde-saphyr reports stay: they help find the key in the file.
-    ConfigError::Parse { key, message }
+/// A Kubernetes namespace name (an RFC 1123 label).
+fn is_namespace_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
-/// serde-saphyr's messages may span lines; an error message is one line.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// 127.0.0.0/8, ::1 or `localhost` (which resolvers answer from the hosts file).
+fn is_loopback(host: &url::Host) -> bool {
+    match host {
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+/// The variable the default instance name uses, and the one that falls back to the host name.
+const HOST_NAME_VARIABLE: &str = "HOSTNAME";
+
+/// The kernel's host name (what `hostname` prints; a pod's is its name), std only.
+fn system_host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
 }
 
 fn check_template(template: &str) -> Result<(), ConfigError> {

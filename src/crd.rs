@@ -118,7 +118,12 @@ mod tests {
                 spec.get("required").is_none(),
                 "issuer spec fields must all be optional"
             );
-            for field in ["defaultPolicyName", "allowedRequesters", "trustDomain"] {
+            for field in [
+                "defaultPolicyName",
+                "allowedRequesters",
+                "allowedPolicies",
+                "trustDomain",
+            ] {
                 assert!(spec["properties"].get(field).is_some(), "{field} missing");
             }
         }

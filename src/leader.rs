@@ -14,6 +14,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
+use crate::rbac::{COORDINATION, KubeCall, Needs};
+
+/// The API calls this module makes (see [`crate::rbac`]), in the controller's own namespace and
+/// only with leader election on: `get` of the Lease, `create` when it is absent, and `update`
+/// (a replace carrying the resourceVersion read) to take, renew or release it.
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(COORDINATION, "leases", "", "get").in_own_namespace(Needs::LeaderElection),
+    KubeCall::cluster(COORDINATION, "leases", "", "create").in_own_namespace(Needs::LeaderElection),
+    KubeCall::cluster(COORDINATION, "leases", "", "update").in_own_namespace(Needs::LeaderElection),
+];
 
 /// Errors of one election round.
 #[derive(Debug, thiserror::Error)]

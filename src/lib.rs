@@ -23,6 +23,7 @@ pub mod leader;
 pub mod metrics;
 pub mod policy;
 pub mod policy_check;
+pub mod rbac;
 pub mod run;
 
 pub use firefly_core::{ca, csr, duration, spiffe};

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub issuers_ready: IntGaugeVec,
     /// `firefly_status_write_errors_total{code}`: failed CertificateRequest status writes.
     pub write_errors: IntCounterVec,
+    /// `firefly_tlspc_insecure_http`: 1 while TLSPC is reached over plain `http://`.
+    pub tlspc_insecure_http: IntGauge,
 }
 
 /// Latency buckets from 100 µs to about 13 s: signatures take well under a millisecond, a
@@ -195,6 +197,15 @@ impl Metrics {
             "firefly_status_write_errors_total",
             Box::new(write_errors.clone()),
         )?;
+        let tlspc_insecure_http = IntGauge::new(
+            "firefly_tlspc_insecure_http",
+            "1 while TLS Protect Cloud is reached over plain http:// (a loopback host or bootstrap.vaas.allowInsecureHTTP), 0 otherwise.",
+        )
+        .map_err(err("firefly_tlspc_insecure_http"))?;
+        reg(
+            "firefly_tlspc_insecure_http",
+            Box::new(tlspc_insecure_http.clone()),
+        )?;
 
         Ok(Metrics {
             registry,
@@ -209,6 +220,7 @@ impl Metrics {
             leader,
             issuers_ready,
             write_errors,
+            tlspc_insecure_http,
         })
     }
 
@@ -274,6 +286,23 @@ mod tests {
             text.contains("firefly_signer_sign{success=\"true\",type=\"CertificateRequest\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn insecure_http_is_a_gauge_that_starts_at_zero() {
+        let m = Metrics::new().unwrap();
+        assert!(
+            m.render()
+                .unwrap()
+                .contains("\nfirefly_tlspc_insecure_http 0\n")
+        );
+        m.tlspc_insecure_http.set(1);
+        let text = m.render().unwrap();
+        assert!(
+            text.contains("# TYPE firefly_tlspc_insecure_http gauge"),
+            "{text}"
+        );
+        assert!(text.contains("\nfirefly_tlspc_insecure_http 1\n"), "{text}");
     }
 
     #[test]

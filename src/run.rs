@@ -127,16 +127,12 @@ impl Controller {
             })?;
         let identity = identity.unwrap_or_else(default_identity);
         let clock: Clock = clock.unwrap_or_else(|| Arc::new(SystemTime::now));
-        if c.allowed_requesters.is_empty() {
-            tracing::warn!(
-                "controller.allowedRequesters is empty: every requester is accepted unless an issuer sets spec.allowedRequesters"
-            );
-        }
         let settings = ControllerSettings {
             decide: Settings {
                 group_name: c.cert_manager.group_name.clone(),
                 check_approval: c.cert_manager.check_approval,
                 allowed_requesters: c.allowed_requesters.clone(),
+                mesh_issuer_namespaces: c.mesh_issuer_namespaces.clone(),
                 max_retry_duration: c.max_retry_duration,
                 ca_root_chain_population: c.cert_manager.ca_root_chain_population,
                 success_events: c.success_events,
@@ -418,6 +414,9 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
         tracing::warn!("{w}");
     }
     let metrics = Metrics::new()?;
+    metrics
+        .tlspc_insecure_http
+        .set(i64::from(config.insecure_http()));
     let admin = AdminServer::start(&config.admin, metrics.clone()).await?;
     let client = kube_client(&config).await?;
     // Every replica, leader or standby, holds its own sub-CA so that a takeover signs at once.

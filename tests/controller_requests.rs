@@ -7,6 +7,7 @@ use serde_json::json;
 use support::controller::*;
 
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
+const CERT_MANAGER_SA: &str = "system:serviceaccount:cert-manager:cert-manager";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approved_istio_workload_request_is_issued_with_a_chain_openssl_and_python_verify() {
@@ -261,7 +262,14 @@ async fn rsa_workload_and_istio_csr_serving_requests_are_issued_and_verify() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn istiod_certificate_shaped_request_from_cert_manager_is_issued() {
-    let env = env_with_issuer().await;
+    // cert-manager's own service account is listed: it acts for istiod's Certificate, made in
+    // istio-system (a mesh issuer namespace, so istiod's identity may be issued there).
+    let env = Env::start_with(Options {
+        allowed_requesters: vec![ISTIO_CSR_SA.into(), CERT_MANAGER_SA.into()],
+        ..Options::default()
+    })
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
     let spiffe = "spiffe://cluster.local/ns/istio-system/sa/istiod-service-account";
     let spec = CsrSpec {
         key: KeyKind::Rsa2048,
@@ -273,7 +281,7 @@ async fn istiod_certificate_shaped_request_from_cert_manager_is_issued() {
     let (_key, csr) = spec.build();
     let mut req = RequestBuilder::istio("firefly-istio", &csr, spiffe)
         .annotation("istio.cert-manager.io/identities", None);
-    req.username = Some("system:serviceaccount:cert-manager:cert-manager".into());
+    req.username = Some(CERT_MANAGER_SA.into());
     req.usages = Some(vec![
         "digital signature".into(),
         "key encipherment".into(),

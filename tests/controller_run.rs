@@ -41,11 +41,18 @@ impl Drop for Process {
 }
 
 fn spawn(config_path: &std::path::Path) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_firefly"))
-        .arg("run")
-        .arg("-c")
-        .arg(config_path)
-        .env("HOSTNAME", "firefly-test-pod")
+    spawn_with_hostname(config_path, Some("firefly-test-pod"))
+}
+
+/// `firefly run -c config_path` with `HOSTNAME` set to `hostname`, or not exported at all.
+fn spawn_with_hostname(config_path: &std::path::Path, hostname: Option<&str>) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_firefly"));
+    command.arg("run").arg("-c").arg(config_path);
+    match hostname {
+        Some(name) => command.env("HOSTNAME", name),
+        None => command.env_remove("HOSTNAME"),
+    };
+    let mut child = command
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -292,4 +299,161 @@ fn sigterm(pid: i32) -> i32 {
         .status()
         .map(|s| s.code().unwrap_or(1))
         .unwrap_or(1)
+}
+
+/// A listener standing in for TLSPC that records every connection (and the request line read
+/// from it) without answering: `firefly run` then waits in its login, admin endpoints up.
+struct FakeTlspc {
+    port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeTlspc {
+    fn start() -> FakeTlspc {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let sink = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let mut line = String::new();
+                let _ = BufReader::new(&stream).read_line(&mut line);
+                sink.lock().unwrap().push(line.trim().to_owned());
+                // Keep the connection open: no answer, so no retry storm either.
+                std::mem::forget(stream);
+            }
+        });
+        FakeTlspc { port, requests }
+    }
+
+    fn wait_for_request(&self) -> String {
+        for _ in 0..600 {
+            if let Some(first) = self.requests.lock().unwrap().first() {
+                return first.clone();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "firefly run never connected to TLSPC at 127.0.0.1:{}",
+            self.port
+        );
+    }
+}
+
+/// A config for `firefly run` against `url`, with a real key, a kubeconfig that is never
+/// contacted before TLSPC, and admin endpoints on loopback ephemeral ports.
+fn insecure_http_config(
+    dir: &std::path::Path,
+    url: &str,
+    allow: Option<bool>,
+) -> std::path::PathBuf {
+    let key = support::repo_root().join("crates/test-support/keys/p256.pem");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:9\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    )
+    .unwrap();
+    let allow = allow
+        .map(|a| format!("    allowInsecureHTTP: {a}\n"))
+        .unwrap_or_default();
+    let config = format!(
+        "bootstrap:\n  vaas:\n    url: {url}\n{allow}    auth:\n      clientID: 3f6f2b1e-8d4c-4a7e-9b5d-2c1e0f9a7d31\n      privateKeyFile: {}\nsigner:\n  lockMode: disabled\ncontroller:\n  kubeconfigFile: {}\n  leaderElection:\n    enabled: false\n  allowedRequesters: [\"*\"]\nadmin:\n  readinessAddress: 127.0.0.1:0\n  metricsAddress: 127.0.0.1:0\n  chainAddress: 127.0.0.1:0\n",
+        key.display(),
+        kubeconfig.display()
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// GET `/metrics` from the address the process logged, over a plain socket.
+fn scrape_metrics(process: &Process) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut addr = None;
+    for _ in 0..600 {
+        if let Some(line) = process.find("admin endpoints listening") {
+            addr = line["fields"]["metrics"].as_str().map(str::to_owned);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let addr = addr.expect("the admin endpoints' addresses are logged");
+    let mut stream = std::net::TcpStream::connect(&addr).expect("metrics endpoint");
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// An `http://` URL whose host is not loopback is refused when the configuration is loaded:
+/// `firefly run` exits non-zero naming both keys, and nothing connects. (`0.0.0.0` is not a
+/// loopback address, yet on Linux a connection to it reaches a local listener, so the fake
+/// TLSPC would see one.)
+#[test]
+fn firefly_run_refuses_plain_http_to_a_non_loopback_host_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let tlspc = FakeTlspc::start();
+    let config = insecure_http_config(dir.path(), &format!("http://0.0.0.0:{}", tlspc.port), None);
+    let mut process = spawn(&config);
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(s) = process.child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = status.expect("firefly run exits");
+    assert!(!status.success(), "{status:?}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let stderr = process.lines.lock().unwrap().join("\n");
+    assert!(
+        stderr.contains("bootstrap.vaas.url")
+            && stderr.contains("bootstrap.vaas.allowInsecureHTTP"),
+        "{stderr}"
+    );
+    assert!(
+        tlspc.requests.lock().unwrap().is_empty(),
+        "nothing may connect before the refusal"
+    );
+}
+
+/// The same URL with `allowInsecureHTTP: true`, and a loopback URL without it (and without
+/// `HOSTNAME` exported, as in an ordinary shell: the instance name falls back to the host name),
+/// reach TLSPC's login; the start warns and `firefly_tlspc_insecure_http` is 1.
+#[test]
+fn firefly_run_uses_plain_http_for_loopback_or_with_the_flag_and_says_so() {
+    for (host, allow, hostname) in [
+        ("0.0.0.0", Some(true), Some("firefly-test-pod")),
+        ("127.0.0.1", None, None),
+        ("localhost", Some(false), Some("firefly-test-pod")),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let tlspc = FakeTlspc::start();
+        let config =
+            insecure_http_config(dir.path(), &format!("http://{host}:{}", tlspc.port), allow);
+        let process = spawn_with_hostname(&config, hostname);
+        let request = tlspc.wait_for_request();
+        assert_eq!(
+            request, "POST /v1/oauth/token/serviceaccount HTTP/1.1",
+            "{host}: the first call is the login"
+        );
+        let metrics = scrape_metrics(&process);
+        assert!(
+            metrics.contains("\nfirefly_tlspc_insecure_http 1\n"),
+            "{host}: {metrics}"
+        );
+        let warned = process.logs().into_iter().any(|l| {
+            l["level"] == "WARN"
+                && l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("plain HTTP"))
+        });
+        assert!(warned, "{host}: {:?}", process.lines.lock().unwrap());
+    }
 }

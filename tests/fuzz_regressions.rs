@@ -77,3 +77,48 @@ fn a_question_mark_in_an_allowed_country_is_issued_not_a_panic() {
     );
     assert_eq!(exercise(&input), Outcome::Issued);
 }
+
+/// `tlspc_answers` (reader 4, token answers), kept inputs in `fuzz/kept/tlspc_answers/`. The first
+/// one is the issue-14 finding: `expires_in` = 2^64 − 1 was added to `SystemTime` unchecked and
+/// the login panicked. The lifetime is now capped at `MAX_TOKEN_CACHE`; an answer whose
+/// `expires_in` is a quoted token is a specific error that does not quote it.
+#[test]
+fn kept_token_answers_are_capped_or_refused_never_a_panic() {
+    use firefly::bootstrap::client::{MAX_TOKEN_CACHE, read_token_answer};
+    use std::time::{Duration, SystemTime};
+    let dir = support::repo_root().join("fuzz/kept/tlspc_answers");
+    let input = |name: &str| {
+        let data = std::fs::read(dir.join(name)).expect("the kept input");
+        assert_eq!(data[0], b'4', "{name} is a token answer (reader 4)");
+        data[1..].to_vec()
+    };
+    let issued_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let token = read_token_answer(&input("expires-in-u64-max"), issued_at)
+        .expect("a huge lifetime is capped, not refused");
+    assert_eq!(
+        token.refresh_at,
+        issued_at + MAX_TOKEN_CACHE - Duration::from_secs(60)
+    );
+    let err = read_token_answer(&input("expires-in-quoted-token"), issued_at).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("malformed answer"), "{text}");
+    assert!(!text.contains("eyJzdWIiOiJ4In0"), "{text}");
+    // Every kept input, at every clock reading the target uses.
+    for entry in std::fs::read_dir(&dir).expect("kept corpus") {
+        let data = std::fs::read(entry.expect("entry").path()).expect("input");
+        for at in [
+            SystemTime::UNIX_EPOCH,
+            SystemTime::now(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 / 2),
+        ] {
+            if let Ok(token) = read_token_answer(&data[1..], at) {
+                assert!(
+                    token
+                        .refresh_at
+                        .duration_since(at)
+                        .is_ok_and(|d| d <= MAX_TOKEN_CACHE)
+                );
+            }
+        }
+    }
+}

@@ -63,6 +63,7 @@ fn seed_values_render_a_config_the_binary_loads_unchanged() {
         config.controller.allowed_requesters,
         ["system:serviceaccount:istio-system:cert-manager-istio-csr"]
     );
+    assert_eq!(config.controller.mesh_issuer_namespaces, ["istio-system"]);
     assert_eq!(config.signer.lock_mode, LockMode::KeyPages);
     assert_eq!(config.admin.readiness_address.port(), 8080);
     assert_eq!(config.admin.metrics_address.port(), 9402);
@@ -95,11 +96,46 @@ fn every_value_set_renders_a_config_the_binary_loads() {
     let dev = load("lock-disabled", &[]);
     assert_eq!(dev.signer.lock_mode, LockMode::Disabled);
     assert!(!dev.controller.leader_election.enabled);
-    let mock = load("deploy/tlspc-mock", &[]);
+    for guide in ["deploy/tlspc-mock", "deploy/kind"] {
+        let mock = load(guide, &[]);
+        assert!(
+            mock.bootstrap.vaas.url.starts_with("http://")
+                && mock.bootstrap.vaas.allow_insecure_http,
+            "{guide}: the in-cluster mock is reached over http:// with allowInsecureHTTP"
+        );
+        assert!(
+            mock.warnings().iter().any(|w| w.contains("plain HTTP")),
+            "{guide}: the mock's http:// URL must be flagged at start: {:?}",
+            mock.warnings()
+        );
+    }
+}
+
+/// `config.bootstrap.vaas.allowInsecureHTTP` reaches config.yaml typed; without it the mock's
+/// http:// URL is refused by the binary when the file is loaded, naming both keys.
+#[test]
+fn allow_insecure_http_is_rendered_and_the_mock_url_needs_it() {
+    let seed = load("seed", &[]);
+    assert!(!seed.bootstrap.vaas.allow_insecure_http);
     assert!(
-        mock.warnings().iter().any(|w| w.contains("plain HTTP")),
-        "the mock's http:// URL must be flagged at start: {:?}",
-        mock.warnings()
+        !rendered_config("seed", &[]).contains("allowInsecureHTTP"),
+        "the chart does not restate the binary's default"
+    );
+    let on = load(
+        "seed",
+        &[r#"{"config": {"bootstrap": {"vaas": {"allowInsecureHTTP": true}}}}"#],
+    );
+    assert!(on.bootstrap.vaas.allow_insecure_http);
+    let text = rendered_config(
+        "deploy/tlspc-mock",
+        &[r#"{"config": {"bootstrap": {"vaas": {"allowInsecureHTTP": false}}}}"#],
+    );
+    let err = Config::from_yaml_str(&text)
+        .expect_err("an http:// URL to a cluster service without the flag is refused")
+        .to_string();
+    assert!(
+        err.contains("bootstrap.vaas.url") && err.contains("bootstrap.vaas.allowInsecureHTTP"),
+        "{err}"
     );
 }
 
@@ -112,7 +148,8 @@ fn chart_overrides_reach_the_binary_typed() {
               "crd": {"groupName": "issuers.example.org"},
               "config": {"adminBindAddress": "127.0.0.1", "ports": {"readiness": 18080},
                          "policyRefreshInterval": "30s", "policyMaxStaleness": "10m",
-                         "allowedRequesters": [], "leaderElection": {"leaseName": "pki-lease"}}}"#,
+                         "allowedRequesters": [], "leaderElection": {"leaseName": "pki-lease"},
+                         "meshIssuerNamespaces": ["istio-system", "tenant-a-mesh"]}}"#,
         ],
     );
     assert_eq!(
@@ -141,8 +178,12 @@ fn chart_overrides_reach_the_binary_typed() {
         config
             .warnings()
             .iter()
-            .any(|w| w.contains("allowedRequesters is empty")),
-        "an emptied allow-list must be warned about"
+            .any(|w| w.contains("allowedRequesters is empty") && w.contains("refused")),
+        "an emptied allow-list must be warned about: every request will be refused"
+    );
+    assert_eq!(
+        config.controller.mesh_issuer_namespaces,
+        ["istio-system", "tenant-a-mesh"]
     );
 }
 

@@ -308,11 +308,14 @@ async fn chart_manifests_apply_to_kube_sim_and_the_config_read_back_loads() {
             "venafiClientID": "3f6f2b1e-8d4c-4a7e-9b5d-2c1e0f9a7d31",
             "venafiURL": "http://tlspc-mock.venafi.svc.cluster.local:8080",
         },
+        // The in-cluster mock over plain HTTP, as deploy/tlspc-mock sets it.
+        "config": {"bootstrap": {"vaas": {"allowInsecureHTTP": true}}},
     });
     let config_yaml = install_chart(&kubectl, dir.path(), &overrides).await;
     let config = firefly::config::Config::from_yaml_str(&config_yaml).unwrap_or_else(|e| {
         panic!("the binary refuses the ConfigMap's config.yaml: {e}\n{config_yaml}")
     });
+    assert!(config.bootstrap.vaas.allow_insecure_http);
     assert_eq!(config.controller.leader_election_namespace, "venafi");
     assert_eq!(config.controller.allowed_requesters, [ISTIO_CSR]);
 

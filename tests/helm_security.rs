@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use firefly::rbac::Scope;
 use support::{repo_root, verifiers};
 
 /// Runs `chart_checks.py <case> <args>`; fails with its whole output when the case fails.
@@ -58,77 +59,100 @@ fn default_pod_fits_pod_security_restricted_and_each_rule_can_fail() {
     );
 }
 
-/// Every Kubernetes API call the controller makes, as `(apiGroup, resource, verb)`; `{group}` is
-/// the issuer group (`crd.groupName`). The chart must grant exactly these, nothing more.
-const CONTROLLER_CALLS: &[(&str, &str, &str)] = &[
-    // src/issuer/controller.rs: kube-runtime `watcher(Api::<CertificateRequest>::all)`, a
-    // list then a watch (the reflector store answers every read: no `get`).
-    ("cert-manager.io", "certificaterequests", "list"),
-    ("cert-manager.io", "certificaterequests", "watch"),
-    // src/issuer/controller/apply.rs: `patch_status` with `Patch::Apply` (server-side apply).
-    ("cert-manager.io", "certificaterequests/status", "patch"),
-    // src/issuer/controller/issuer_watch.rs: `watcher` on Issuers and ClusterIssuers (all namespaces).
-    ("{group}", "issuers", "list"),
-    ("{group}", "issuers", "watch"),
-    ("{group}", "clusterissuers", "list"),
-    ("{group}", "clusterissuers", "watch"),
-    // src/issuer/controller/issuer_status.rs: `patch_status` with `Patch::Apply`.
-    ("{group}", "issuers/status", "patch"),
-    ("{group}", "clusterissuers/status", "patch"),
-    // src/issuer/controller/report.rs and issuer_status.rs: kube-runtime `Recorder::publish`
-    // writes events.k8s.io/v1 Events: `create`, then a merge `patch` of a repeated event's series.
-    ("events.k8s.io", "events", "create"),
-    ("events.k8s.io", "events", "patch"),
-    // src/leader.rs: `get_opt` the Lease, `create` it when absent, `replace` (update, carrying
-    // the resourceVersion read) to take or renew it. Granted in the release namespace only.
-    ("coordination.k8s.io", "leases", "get"),
-    ("coordination.k8s.io", "leases", "create"),
-    ("coordination.k8s.io", "leases", "update"),
-];
+/// A rendered grant: `(scope, apiGroup, resource, verb)`, scope `cluster` or `namespace`.
+type Rendered = (String, String, String, String);
 
-fn expected_grants(group: &str) -> BTreeSet<(String, String, String)> {
-    CONTROLLER_CALLS
-        .iter()
-        .map(|(g, r, v)| (g.replace("{group}", group), r.to_string(), v.to_string()))
+/// The product's own table (`firefly::rbac`, the union of every module's `KUBE_CALLS`) in the
+/// chart checks' terms.
+fn expected_grants(group: &str, leader_election: bool) -> BTreeSet<Rendered> {
+    firefly::rbac::grants(group, leader_election)
+        .into_iter()
+        .map(|g| {
+            let scope = match g.scope {
+                Scope::Cluster => "cluster",
+                Scope::OwnNamespace => "namespace",
+            };
+            (scope.to_owned(), g.group, g.resource, g.verb)
+        })
         .collect()
 }
 
-/// The `(apiGroup, resource, verb)` set the chart renders for value set `label` (plus JSON
+/// The `(scope, apiGroup, resource, verb)` set the chart renders for value set `label` (plus JSON
 /// `overrides`) and binds to the controller's ServiceAccount.
-fn rendered_grants(label: &str, overrides: &[&str]) -> BTreeSet<(String, String, String)> {
+fn rendered_grants(label: &str, overrides: &[&str]) -> BTreeSet<Rendered> {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("grants.json");
     let mut args = vec![label, out.to_str().expect("utf-8 temp path")];
     args.extend_from_slice(overrides);
     run_case("controller_rbac_grants", &args);
     let text = std::fs::read_to_string(&out).expect("read grants.json");
-    let triples: Vec<(String, String, String)> =
-        serde_json::from_str(&text).expect("grants.json is a list of triples");
-    triples.into_iter().collect()
+    let rows: Vec<Rendered> =
+        serde_json::from_str(&text).expect("grants.json is a list of 4-tuples");
+    rows.into_iter().collect()
 }
 
-fn assert_exact(label: &str, group: &str, got: &BTreeSet<(String, String, String)>) {
-    let want = expected_grants(group);
-    let extra: Vec<_> = got.difference(&want).collect();
+fn assert_exact(label: &str, want: &BTreeSet<Rendered>, got: &BTreeSet<Rendered>) {
+    let extra: Vec<_> = got.difference(want).collect();
     let missing: Vec<_> = want.difference(got).collect();
     assert!(
         extra.is_empty() && missing.is_empty(),
-        "{label}: the chart's Roles must grant exactly the calls the controller makes\n\
+        "{label}: the chart's Roles must grant exactly the product's table (firefly::rbac)\n\
          granted but never called: {extra:?}\ncalled but not granted: {missing:?}"
     );
 }
 
 #[test]
 fn controller_roles_grant_exactly_the_calls_the_controller_makes() {
+    let want = expected_grants("firefly.venafi.com", true);
+    // Every value set users are shown.
     for label in ["default", "seed", "deploy/kind", "deploy/tlspc-mock"] {
-        assert_exact(label, "firefly.venafi.com", &rendered_grants(label, &[]));
+        assert_exact(label, &want, &rendered_grants(label, &[]));
     }
+    // Every optional object on (approver, OpenShift SCC, ServiceMonitor, lockMode all, ...):
+    // still exactly the table, plus the SCC's admission grant.
+    let mut with_scc = want.clone();
+    with_scc.insert(scc_use());
+    assert_exact(
+        "everything-on",
+        &with_scc,
+        &rendered_grants("everything-on", &[]),
+    );
     let group = "issuers.example.org";
     let custom = rendered_grants(
         "seed",
         &[r#"{"crd": {"groupName": "issuers.example.org"}}"#],
     );
-    assert_exact("seed with crd.groupName", group, &custom);
+    assert_exact(
+        "seed with crd.groupName",
+        &expected_grants(group, true),
+        &custom,
+    );
+}
+
+#[test]
+fn without_leader_election_no_lease_is_granted() {
+    let got = rendered_grants(
+        "default",
+        &[r#"{"config": {"leaderElection": {"enabled": false}}}"#],
+    );
+    let want = expected_grants("firefly.venafi.com", false);
+    assert!(want.iter().all(|(_, _, resource, _)| resource != "leases"));
+    assert_exact("default with leaderElection.enabled false", &want, &got);
+    assert_exact(
+        "lock-disabled",
+        &want,
+        &rendered_grants("lock-disabled", &[]),
+    );
+    // Stated explicitly on is the default.
+    let on = rendered_grants(
+        "default",
+        &[r#"{"config": {"leaderElection": {"enabled": true}}}"#],
+    );
+    assert_exact(
+        "default with leaderElection.enabled true",
+        &expected_grants("firefly.venafi.com", true),
+        &on,
+    );
 }
 
 #[test]
@@ -137,12 +161,18 @@ fn openshift_scc_use_is_the_only_grant_beyond_the_calls() {
         "deploy/openshift",
         &[r#"{"openshift": {"scc": {"enabled": true}}}"#],
     );
-    let mut want = expected_grants("firefly.venafi.com");
-    // Admission, not a call: the SCC `use` lets the pods be admitted with IPC_LOCK.
-    want.insert((
+    let mut want = expected_grants("firefly.venafi.com", true);
+    want.insert(scc_use());
+    assert_eq!(got, want, "deploy/openshift with the chart's SCC");
+}
+
+/// Admission, not a call: the SCC `use` (in the release namespace) lets the pods be admitted
+/// with IPC_LOCK.
+fn scc_use() -> Rendered {
+    (
+        "namespace".into(),
         "security.openshift.io".into(),
         "securitycontextconstraints".into(),
         "use".into(),
-    ));
-    assert_eq!(got, want, "deploy/openshift with the chart's SCC");
+    )
 }

@@ -14,7 +14,7 @@ fn istio_mtls() -> PolicyInformation {
         .iter()
         .find(|p| p["name"] == "istio-mtls")
         .expect("istio-mtls present");
-    serde_yaml::from_value(doc.clone()).unwrap()
+    serde_json::from_value(doc.clone()).unwrap()
 }
 
 /// A CSR shaped like istio-csr's: one empty O, optional CN, the given SANs.

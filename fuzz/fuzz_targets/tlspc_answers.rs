@@ -1,12 +1,15 @@
-//! Fuzzes what the controller reads from TLSPC. The first byte picks the reader (mod 4): 0 an
+//! Fuzzes what the controller reads from TLSPC. The first byte minus `'0'` picks the reader (mod 5): 0 an
 //! error body, 1 the service-account key file, 2 a configuration (its policies compiled into the
-//! policy cache), 3 an intermediate-certificate answer (validated as a sub-CA for our key).
+//! policy cache), 3 an intermediate-certificate answer (validated as a sub-CA for our key), 4 a
+//! token answer (its `expires_in` turned into a refresh time, at several clock readings).
 #![no_main]
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use firefly::bootstrap::client::{ServiceAccountKey, UpstreamDetail, parse_error_body};
+use firefly::bootstrap::client::{
+    MAX_TOKEN_CACHE, ServiceAccountKey, UpstreamDetail, parse_error_body, read_token_answer,
+};
 use firefly::bootstrap::locked_key::LockedKey;
 use firefly::bootstrap::subca::validate_issued;
 use firefly::config::LockMode;
@@ -42,7 +45,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    match selector % 4 {
+    // Seeds start with the reader's digit (`fuzz/seed.sh`): '0' picks reader 0.
+    match selector.wrapping_sub(b'0') % 5 {
         0 => match parse_error_body(body) {
             UpstreamDetail::Text(t) => {
                 assert!(
@@ -72,6 +76,30 @@ fuzz_target!(|data: &[u8]| {
                 );
                 let _ = cache.longest_leaf();
                 let _ = cache.usable_names();
+            }
+        }
+        4 => {
+            // The clock reading matters as much as the answer: `expires_in` once overflowed
+            // `SystemTime` near its end.
+            for issued_at in [
+                SystemTime::UNIX_EPOCH,
+                SystemTime::now(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 / 2),
+            ] {
+                match read_token_answer(body, issued_at) {
+                    Ok(token) => {
+                        assert!(token.refresh_at >= issued_at, "refresh before the login");
+                        assert!(
+                            token
+                                .refresh_at
+                                .duration_since(issued_at)
+                                .is_ok_and(|d| d <= MAX_TOKEN_CACHE),
+                            "a token is cached for at most MAX_TOKEN_CACHE"
+                        );
+                        assert!(format!("{token:?}").contains("redacted"));
+                    }
+                    Err(err) => assert_loggable(&err.to_string()),
+                }
             }
         }
         _ => {

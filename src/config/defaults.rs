@@ -6,8 +6,11 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-/// `bootstrap.vaas.csr.instanceNaming`: the pod's name, as Kubernetes sets `HOSTNAME`.
+/// `bootstrap.vaas.csr.instanceNaming`: the pod's name, as Kubernetes sets `HOSTNAME` (the
+/// system host name where that variable is not exported).
 pub const INSTANCE_NAMING: &str = "{HOSTNAME}";
+/// `bootstrap.vaas.allowInsecureHTTP`: `http://` only for loopback hosts.
+pub const ALLOW_INSECURE_HTTP: bool = false;
 /// `bootstrap.vaas.policyRefreshInterval`.
 pub const POLICY_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// `bootstrap.vaas.policyMaxStaleness`: 30 refreshes may fail before issuance fails closed.
@@ -36,6 +39,8 @@ pub const GROUP_NAME: &str = "firefly.venafi.com";
 pub const CHECK_APPROVAL: bool = true;
 /// `controller.cert-manager.caRootChainPopulation`.
 pub const CA_ROOT_CHAIN_POPULATION: bool = true;
+/// `controller.meshIssuerNamespaces`: where istio-csr creates its requests for the whole mesh.
+pub const MESH_ISSUER_NAMESPACES: &[&str] = &["istio-system"];
 /// `controller.maxRetryDuration`.
 pub const MAX_RETRY_DURATION: Duration = Duration::from_secs(5 * 60);
 /// `controller.minimumLeafDuration` (DESIGN §3: one minute).
@@ -60,6 +65,9 @@ const fn any_interface(port: u16) -> SocketAddr {
 // serde's `default = "..."` takes a function path; these serve the keys of structs that also have
 // required keys (and so cannot default as a whole).
 
+pub(super) fn allow_insecure_http() -> bool {
+    ALLOW_INSECURE_HTTP
+}
 pub(super) fn policy_refresh_interval() -> Duration {
     POLICY_REFRESH_INTERVAL
 }

@@ -121,12 +121,117 @@ fn full_file_of_the_reference_parses() {
 
 #[test]
 fn instance_naming_with_unset_variable_names_it() {
+    // A variable the user named stays an error when it is unset.
+    let text = MINIMAL.replace(
+        "    auth:",
+        "    csr:\n      instanceNaming: \"{POD_NAME}-{HOSTNAME}\"\n    auth:",
+    );
+    let c = Config::from_yaml_str(&text).unwrap();
+    let err = c
+        .instance_name_with_host(|_| None, || Some("node-7".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("POD_NAME") && err.contains("instanceNaming"),
+        "{err}"
+    );
+    // HOSTNAME without a readable host name is still named.
     let c = Config::from_yaml_str(MINIMAL).unwrap();
-    let err = c.instance_name(|_| None).unwrap_err().to_string();
+    let err = c
+        .instance_name_with_host(|_| None, || None)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("HOSTNAME") && err.contains("instanceNaming"),
         "{err}"
     );
+}
+
+#[test]
+fn the_default_instance_name_falls_back_to_the_system_host_name() {
+    let c = Config::from_yaml_str(MINIMAL).unwrap();
+    // The exported variable wins (in a pod it is the pod name).
+    let name = c
+        .instance_name_with_host(
+            |v| (v == "HOSTNAME").then(|| "firefly-0".to_owned()),
+            || Some("node-7".into()),
+        )
+        .unwrap();
+    assert_eq!(name, "firefly-0");
+    // Not exported, as in an ordinary shell: the system host name, as `hostname` prints it.
+    let name = c
+        .instance_name(|_| None)
+        .expect("falls back to the host name");
+    let out = std::process::Command::new("hostname")
+        .output()
+        .expect("hostname runs");
+    assert_eq!(name, String::from_utf8_lossy(&out.stdout).trim());
+}
+
+#[test]
+fn plain_http_to_a_non_loopback_host_is_refused_at_load_naming_both_keys() {
+    for url in [
+        "http://api.venafi.cloud",
+        "http://tlspc-mock.venafi.svc.cluster.local:8080",
+        "http://10.0.0.7:8080",
+        "http://0.0.0.0:8080",
+        "http://127.0.0.1@evil.example/",
+        "http://[::ffff:10.0.0.1]/",
+        "http://localhost.example.com/",
+    ] {
+        let text = MINIMAL.replace("https://api.venafi.cloud", url);
+        let err = Config::from_yaml_str(&text).unwrap_err();
+        let ConfigError::Invalid { key, .. } = &err else {
+            panic!("{url}: {err:?}");
+        };
+        assert_eq!(key, "bootstrap.vaas.url", "{url}");
+        let text = err.to_string();
+        assert!(
+            text.contains("bootstrap.vaas.url")
+                && text.contains("bootstrap.vaas.allowInsecureHTTP"),
+            "{url}: {text}"
+        );
+    }
+}
+
+#[test]
+fn plain_http_is_allowed_for_loopback_hosts_or_with_the_flag_and_warned_about() {
+    for url in [
+        "http://127.0.0.1:8443",
+        "http://127.9.8.7",
+        "http://[::1]:8443/",
+        "http://localhost:8443",
+        "http://LocalHost",
+    ] {
+        let text = MINIMAL.replace("https://api.venafi.cloud", url);
+        let c = Config::from_yaml_str(&text).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(!c.bootstrap.vaas.allow_insecure_http);
+        assert!(c.insecure_http());
+        assert!(
+            c.warnings()
+                .iter()
+                .any(|w| w.contains("plain HTTP") && w.contains("loopback")),
+            "{url}: {:?}",
+            c.warnings()
+        );
+    }
+    let text = MINIMAL.replace(
+        "url: https://api.venafi.cloud",
+        "url: http://tlspc-mock.venafi.svc:8080\n    allowInsecureHTTP: true",
+    );
+    let c = Config::from_yaml_str(&text).unwrap();
+    assert!(c.bootstrap.vaas.allow_insecure_http && c.insecure_http());
+    assert!(
+        c.warnings()
+            .iter()
+            .any(|w| w.contains("plain HTTP") && w.contains("allowInsecureHTTP")),
+        "{:?}",
+        c.warnings()
+    );
+    // https never needs the flag and is not warned about.
+    let c = Config::from_yaml_str(MINIMAL).unwrap();
+    assert!(!c.bootstrap.vaas.allow_insecure_http && !c.insecure_http());
+    assert!(!c.warnings().iter().any(|w| w.contains("plain HTTP")));
 }
 
 #[test]
@@ -215,7 +320,8 @@ fn the_documented_complete_example_states_exactly_the_defaults() {
     let vaas = |c: &Config| {
         let v = &c.bootstrap.vaas;
         format!(
-            "{:?} {:?} {:?} {:?} {:?} {:?}",
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            v.allow_insecure_http,
             v.csr,
             v.trust_anchor_file,
             v.policy_refresh_interval,
@@ -261,4 +367,72 @@ fn yaml_1_1_booleans_are_refused_with_the_key() {
     let text = format!("{MINIMAL}controller:\n  leaderElection:\n    enabled: no\n");
     let err = Config::from_yaml_str(&text).unwrap_err().to_string();
     assert!(err.contains("`controller.leaderElection.enabled`"), "{err}");
+}
+
+#[test]
+fn mesh_issuer_namespaces_default_to_istio_system() {
+    let c = Config::from_yaml_str(MINIMAL).unwrap();
+    assert_eq!(c.controller.mesh_issuer_namespaces, ["istio-system"]);
+    let text =
+        format!("{MINIMAL}controller:\n  meshIssuerNamespaces: [istio-system, tenant-a-mesh]\n");
+    let c = Config::from_yaml_str(&text).unwrap();
+    assert_eq!(
+        c.controller.mesh_issuer_namespaces,
+        ["istio-system", "tenant-a-mesh"]
+    );
+    let none = format!("{MINIMAL}controller:\n  meshIssuerNamespaces: []\n");
+    assert!(
+        Config::from_yaml_str(&none)
+            .unwrap()
+            .controller
+            .mesh_issuer_namespaces
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_mesh_issuer_namespace_that_is_no_namespace_name_is_named_with_its_key() {
+    for bad in ["\"\"", "Istio-System", "\"*\"", "-mesh"] {
+        let text = format!("{MINIMAL}controller:\n  meshIssuerNamespaces: [{bad}]\n");
+        let err = Config::from_yaml_str(&text).unwrap_err();
+        match &err {
+            ConfigError::Invalid { key, .. } => {
+                assert_eq!(key, "controller.meshIssuerNamespaces", "{bad}")
+            }
+            other => panic!("{bad}: unexpected {other:?}"),
+        }
+        assert!(
+            err.to_string().contains("controller.meshIssuerNamespaces"),
+            "{err}"
+        );
+    }
+    let text = format!("{MINIMAL}controller:\n  meshIssuerNamespaces: istio-system\n");
+    let err = Config::from_yaml_str(&text).unwrap_err();
+    assert!(
+        err.to_string().contains("controller.meshIssuerNamespaces"),
+        "a scalar instead of a list names the key: {err}"
+    );
+}
+
+#[test]
+fn an_empty_requester_list_warns_that_every_request_is_refused() {
+    let c = Config::from_yaml_str(MINIMAL).unwrap();
+    assert!(c.controller.allowed_requesters.is_empty());
+    let warning = c
+        .warnings()
+        .into_iter()
+        .find(|w| w.contains("controller.allowedRequesters"))
+        .expect("a warning about the empty list");
+    assert!(
+        warning.contains("refused") && !warning.contains("any requester may"),
+        "{warning}"
+    );
+    let star = format!("{MINIMAL}controller:\n  allowedRequesters: [\"*\"]\n");
+    assert!(
+        !Config::from_yaml_str(&star)
+            .unwrap()
+            .warnings()
+            .iter()
+            .any(|w| w.contains("controller.allowedRequesters"))
+    );
 }

@@ -47,10 +47,16 @@ macro_rules! issuer_spec {
             /// Policy used when a request carries no `firefly.venafi.com/policy-name` annotation.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub default_policy_name: Option<String>,
-            /// `spec.username` values allowed to request certificates from this issuer, in
-            /// addition to the controller's global list.
+            /// `spec.username` values allowed to request certificates from this issuer. Narrows
+            /// the controller's `controller.allowedRequesters`, never widens it: absent or `["*"]`
+            /// narrows nothing, `[]` allows nobody.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub allowed_requesters: Option<Vec<String>>,
+            /// Policies requests to this issuer may name (`firefly.venafi.com/policy-name` or
+            /// `defaultPolicyName`); a request naming another is refused. Absent: any policy of
+            /// the configuration.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub allowed_policies: Option<Vec<String>>,
             /// When set, SPIFFE IDs in requests must belong to this trust domain.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub trust_domain: Option<String>,
@@ -77,6 +83,7 @@ impl From<&ClusterIssuerSpec> for IssuerSpec {
         IssuerSpec {
             default_policy_name: spec.default_policy_name.clone(),
             allowed_requesters: spec.allowed_requesters.clone(),
+            allowed_policies: spec.allowed_policies.clone(),
             trust_domain: spec.trust_domain.clone(),
         }
     }

@@ -18,6 +18,7 @@ use super::authority::Authority;
 use super::decide::{IssuerKind, Settings};
 use crate::crd::{CertificateRequest, ClusterIssuer, Issuer};
 use crate::metrics::Metrics;
+use crate::rbac::{CERT_MANAGER, KubeCall};
 
 pub mod apply;
 pub mod issuer_status;
@@ -32,6 +33,14 @@ pub use request_cache::{cached_requests, slim_for_cache};
 use issuer_watch::{IssuerChange, requests_naming, watch_issuers};
 use reconcile::{ReconcileFailed, error_policy, reconcile};
 use written_log::WrittenLog;
+
+/// The API calls this module makes (see [`crate::rbac`]): the request watch (kube-runtime's
+/// `watcher` on `Api::<CertificateRequest>::all`: a list, then a watch; the cache answers every
+/// read, so no `get`).
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(CERT_MANAGER, "certificaterequests", "", "list"),
+    KubeCall::cluster(CERT_MANAGER, "certificaterequests", "", "watch"),
+];
 
 /// The source of wall-clock time (injected so tests and decisions agree on "now"): the issuing
 /// core's one clock type; any `Fn() -> SystemTime` closure is one.

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 
-use firefly_core::issuance::{IssuanceRequest, Outcome, Scope, Subject};
+use firefly_core::issuance::reason as refusal_reason;
+use firefly_core::issuance::{IdentityNamespaces, IssuanceRequest, Outcome, Scope, Subject};
 use firefly_core::spiffe::TrustDomain;
 
 use crate::crd::{
@@ -42,6 +43,36 @@ pub mod reason {
     pub const ISSUED: &str = "Issued";
 }
 
+/// The refusal reasons of a CertificateRequest (DESIGN §9, a contract): the event reason says
+/// which rule refused it, the Ready reason is `Failed`.
+pub mod refusal {
+    pub use super::refusal_reason::{
+        DNS_NAME_OUTSIDE_NAMESPACE, IDENTITY_OUTSIDE_NAMESPACE, INVALID_REQUEST, POLICY_DENIED,
+        REQUESTER_NOT_ALLOWED, REQUESTERS_NOT_CONFIGURED,
+    };
+
+    /// Every refusal reason a CertificateRequest may carry.
+    pub const ALL: [&str; 6] = [
+        REQUESTERS_NOT_CONFIGURED,
+        REQUESTER_NOT_ALLOWED,
+        IDENTITY_OUTSIDE_NAMESPACE,
+        DNS_NAME_OUTSIDE_NAMESPACE,
+        POLICY_DENIED,
+        INVALID_REQUEST,
+    ];
+
+    /// The refusal reason for the issuing core's or the signer's reason: one of [`ALL`]. A
+    /// policy the configuration does not have is a policy refusal; any other finer cause (its
+    /// detail stays in the message) is an invalid request.
+    pub fn named(reason: &'static str) -> &'static str {
+        match reason {
+            r if ALL.contains(&r) => r,
+            "PolicyUnknown" => POLICY_DENIED,
+            _ => INVALID_REQUEST,
+        }
+    }
+}
+
 /// The controller-wide settings the state machine depends on.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -49,9 +80,12 @@ pub struct Settings {
     pub group_name: String,
     /// Wait for `Approved`/`Denied` before acting (`checkApproval`).
     pub check_approval: bool,
-    /// `spec.username` values allowed for every issuer; with the issuer's own list empty too,
-    /// everyone is allowed.
+    /// `spec.username` values allowed for every issuer (`controller.allowedRequesters`): empty
+    /// refuses every request, `"*"` allows every requester; an issuer's list only narrows it.
     pub allowed_requesters: Vec<String>,
+    /// Namespaces whose requests may carry identities of any namespace
+    /// (`controller.meshIssuerNamespaces`); requests elsewhere carry only their own namespace's.
+    pub mesh_issuer_namespaces: Vec<String>,
     /// Transient errors turn into `Failed` once the request is older than this.
     pub max_retry_duration: Duration,
     /// Fill `status.ca` with the root (`caRootChainPopulation`).
@@ -113,13 +147,19 @@ pub struct SignPlan {
     pub trust_domain: Option<TrustDomain>,
     /// `spec.username`: the requester the scope authorizes.
     pub requester: Option<String>,
-    /// The issuer's `spec.allowedRequesters` (empty when it sets none).
-    pub issuer_allowed_requesters: Vec<String>,
+    /// The issuer's `spec.allowedRequesters` (`None` when it sets none).
+    pub issuer_allowed_requesters: Option<Vec<String>>,
+    /// The issuer's `spec.allowedPolicies` (`None` when it sets none).
+    pub issuer_allowed_policies: Option<Vec<String>>,
+    /// The namespace whose identities the request may carry; `None` when exempt (a
+    /// `controller.meshIssuerNamespaces` namespace).
+    pub identity_namespaces: Option<Vec<String>>,
 }
 
 impl SignPlan {
     /// The request in the issuing core's terms: the CSR shape (its SANs are the claimed
-    /// identity), authorized by the requester against the controller's and the issuer's lists.
+    /// identity), authorized by the requester against the controller's and the issuer's lists,
+    /// and limited to the identities of the request's namespace.
     pub fn issuance_request<'a>(&'a self, settings: &'a Settings) -> IssuanceRequest<'a> {
         IssuanceRequest {
             subject: Subject::Csr {
@@ -129,7 +169,12 @@ impl SignPlan {
             scope: Scope::Requester {
                 username: self.requester.as_deref(),
                 controller_allowed: &settings.allowed_requesters,
-                issuer_allowed: &self.issuer_allowed_requesters,
+                issuer_allowed: self.issuer_allowed_requesters.as_deref(),
+                allowed_policies: self.issuer_allowed_policies.as_deref(),
+                identity_namespaces: match &self.identity_namespaces {
+                    Some(namespace) => IdentityNamespaces::Only(namespace),
+                    None => IdentityNamespaces::Any,
+                },
             },
             policy: &self.policy_name,
             duration: self.duration.as_deref(),
@@ -264,20 +309,25 @@ pub fn decide(
             return pending(cr, "IssuerNotReady", message, None, now);
         }
     };
-    let issuer_allowed = spec.allowed_requesters.as_deref().unwrap_or(&[]);
-    let scope = Scope::Requester {
+    // The requester, then the policy it names, authorized before anything is decoded, as the
+    // core does again (with the namespace rule) when it signs.
+    let scope = |allowed_policies| Scope::Requester {
         username: cr.spec.username.as_deref(),
         controller_allowed: &settings.allowed_requesters,
-        issuer_allowed,
+        issuer_allowed: spec.allowed_requesters.as_deref(),
+        allowed_policies,
+        identity_namespaces: IdentityNamespaces::Any,
     };
-    // Authorized before anything is decoded, as the core does again when it signs.
-    if let Err(refused) = scope.authorize() {
+    if let Err(refused) = scope(None).authorize("") {
         return after_issue(cr, &refused.into(), settings, now);
     }
     let policy_name = match policy_name(cr, &spec) {
         Ok(name) => name,
         Err(failure) => return failed(cr, failure, now),
     };
+    if let Err(refused) = scope(spec.allowed_policies.as_deref()).authorize(&policy_name) {
+        return after_issue(cr, &refused.into(), settings, now);
+    }
     let csr_pem = match decode_request(&cr.spec.request) {
         Ok(pem) => pem,
         Err(failure) => return failed(cr, failure, now),
@@ -288,7 +338,7 @@ pub fn decide(
         Some(Err(e)) => {
             let failure = SignFailure {
                 request_error: true,
-                reason: "IssuerTrustDomainInvalid",
+                reason: refusal::INVALID_REQUEST,
                 message: format!(
                     "the issuer's spec.trustDomain {:?} is not a valid trust domain: {e}",
                     spec.trust_domain
@@ -309,8 +359,32 @@ pub fn decide(
             .cloned(),
         trust_domain,
         requester: cr.spec.username.clone(),
-        issuer_allowed_requesters: issuer_allowed.to_vec(),
+        issuer_allowed_requesters: spec.allowed_requesters.clone(),
+        issuer_allowed_policies: spec.allowed_policies.clone(),
+        identity_namespaces: identity_namespaces(cr, settings),
     }))
+}
+
+/// The namespaces whose identities a request may carry (DESIGN §8): its own, or any when it was
+/// made in a `controller.meshIssuerNamespaces` namespace (istio-csr asks there for the whole
+/// mesh). A request without a namespace (never served by the API) may carry none.
+fn identity_namespaces(cr: &CertificateRequest, settings: &Settings) -> Option<Vec<String>> {
+    let namespace = cr.metadata.namespace.as_deref().unwrap_or_default();
+    if !namespace.is_empty()
+        && settings
+            .mesh_issuer_namespaces
+            .iter()
+            .any(|m| m == namespace)
+    {
+        return None;
+    }
+    Some(
+        Some(namespace)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// Steps 7–8 for the issuing core's answer: [`Outcome::Issued`] is a success, `Refused` fails
@@ -378,7 +452,13 @@ pub fn after_sign(
                 outcome: reason::ISSUED,
             }))
         }
-        Err(failure) if failure.request_error => failed(cr, failure, now),
+        Err(failure) if failure.request_error => {
+            let failure = SignFailure {
+                reason: refusal::named(failure.reason),
+                ..failure
+            };
+            failed(cr, failure, now)
+        }
         Err(failure) => {
             let age = age(cr, now);
             if age >= settings.max_retry_duration {
@@ -474,7 +554,7 @@ fn policy_name(cr: &CertificateRequest, spec: &IssuerSpec) -> Result<String, Sig
         Some(name) if !name.trim().is_empty() => Ok(name.clone()),
         _ => Err(SignFailure {
             request_error: true,
-            reason: "PolicyMissing",
+            reason: refusal::INVALID_REQUEST,
             message: format!(
                 "no policy: the request has no {POLICY_NAME_ANNOTATION} annotation and the issuer sets no spec.defaultPolicyName"
             ),
@@ -489,7 +569,7 @@ const MAX_REQUEST_BASE64: usize = 96 * 1024;
 fn decode_request(request: &str) -> Result<Vec<u8>, SignFailure> {
     let invalid = |message: String| SignFailure {
         request_error: true,
-        reason: "InvalidRequest",
+        reason: refusal::INVALID_REQUEST,
         message,
     };
     if request.is_empty() {

@@ -438,9 +438,11 @@ def controller_rbac_is_exactly_the_contract():
 
 @case
 def controller_rbac_grants(label, out_path, *overrides):
-    """Writes, as JSON, every (apiGroup, resource, verb) the rendered Roles and ClusterRoles grant
-    the controller's ServiceAccount (firefly in venafi), following the rendered bindings. The
-    expected table, with the calls it comes from, is in tests/helm_security.rs."""
+    """Writes, as JSON, every (scope, apiGroup, resource, verb) the rendered Roles and ClusterRoles
+    grant the controller's ServiceAccount (firefly in venafi), following the rendered bindings;
+    scope is "cluster" through a ClusterRoleBinding, "namespace" through a RoleBinding in the
+    release namespace. The expected table is the product's own (src/rbac.rs), compared in
+    tests/helm_security.rs."""
     values = value_sets()[label]
     for o in overrides:
         values = merge(values, json.loads(o))
@@ -453,16 +455,36 @@ def controller_rbac_grants(label, out_path, *overrides):
             continue
         ref = binding["roleRef"]
         role = one(docs, ref["kind"], ref["name"])
+        if binding["kind"] == "RoleBinding":
+            expect(binding["metadata"].get("namespace") == "venafi", f"RoleBinding {binding['metadata']['name']} outside the release namespace")
+            scope = "namespace"
+        else:
+            scope = "cluster"
         bound.append(f"{binding['kind']} {binding['metadata']['name']} -> {ref['kind']} {ref['name']}")
         for rule in role["rules"]:
             expect(not rule.get("nonResourceURLs"), f"{ref['name']}: unexpected nonResourceURLs {rule}")
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
                     for verb in rule["verbs"]:
-                        grants.add((group, resource, verb))
+                        grants.add((scope, group, resource, verb))
     expect(bound, f"{label}: no binding names the controller's ServiceAccount")
     pathlib.Path(out_path).write_text(json.dumps(sorted(grants)))
     print(f"{label}: {len(grants)} grants to ServiceAccount venafi/firefly through: " + "; ".join(sorted(bound)))
+
+
+@case
+def controller_rbac_objects(label, out_path, *overrides):
+    """Writes, as a JSON list, every Role, ClusterRole, RoleBinding and ClusterRoleBinding the chart
+    renders for value set LABEL (release firefly in venafi), for tests/controller_rbac.rs to install
+    into kube-sim."""
+    values = value_sets()[label]
+    for o in overrides:
+        values = merge(values, json.loads(o))
+    kinds = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+    docs = [strip_private(d) for d in render(values, namespace="venafi") if d["kind"] in kinds]
+    expect(docs, f"{label}: no RBAC objects rendered")
+    pathlib.Path(out_path).write_text(json.dumps(docs))
+    print(f"{label}: " + ", ".join(sorted(f"{d['kind']} {d['metadata']['name']}" for d in docs)))
 
 
 # Pod Security Standards, "restricted" profile (which includes "baseline"), as the Kubernetes
@@ -786,13 +808,15 @@ def config_yaml_follows_the_interface():
     custom = merge(seed, {
         "deployment": {"venafiClientID": TEST_CLIENT_ID, "venafiURL": "http://tlspc-mock.venafi.svc:8080", "credentialsKey": "key.pem"},
         "crd": {"groupName": "issuers.example.org"},
-        "config": {"trustAnchorPEM": anchor, "allowedRequesters": [], "lockMode": "all", "logging": {"format": "text", "level": "debug"}},
+        "config": {"trustAnchorPEM": anchor, "allowedRequesters": [], "lockMode": "all", "logging": {"format": "text", "level": "debug"},
+                   "bootstrap": {"vaas": {"allowInsecureHTTP": True}}},
     })
     docs = render(custom, namespace="pki")
     cm = one(docs, "ConfigMap")
     config = yaml.safe_load(cm["data"]["config.yaml"])
     vaas = config["bootstrap"]["vaas"]
     expect(vaas["url"] == "http://tlspc-mock.venafi.svc:8080", f"url: {vaas['url']}")
+    expect(vaas.get("allowInsecureHTTP") is True, f"allowInsecureHTTP: {vaas.get('allowInsecureHTTP')}")
     expect(vaas["auth"]["privateKeyFile"] == "/etc/firefly/credentials/key.pem", f"privateKeyFile: {vaas['auth']['privateKeyFile']}")
     expect(vaas["trustAnchorFile"] == "/etc/firefly/trust-anchor/trust-anchor.pem", f"trustAnchorFile: {vaas.get('trustAnchorFile')}")
     expect(cm["data"]["trust-anchor.pem"].strip() == anchor.strip(), "the trust anchor PEM must be carried unchanged")
@@ -803,7 +827,7 @@ def config_yaml_follows_the_interface():
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     expect("/etc/firefly/trust-anchor" in mounts, "the trust anchor must be mounted where trustAnchorFile points")
-    print("config.yaml follows URL, key name, trust anchor, group, allow-list, lock mode, logging and namespace")
+    print("config.yaml follows URL, allowInsecureHTTP, key name, trust anchor, group, allow-list, lock mode, logging and namespace")
 
 
 @case

@@ -7,9 +7,13 @@
 //! write. Everything between is decided here:
 //!
 //! ```text
-//! IssuanceRequest ─► authorize(scope) ─► decode (CSR) or check (asserted key) ─► policy
+//! IssuanceRequest ─► authorize(scope: requester lists, issuer's policies)
+//!                 ─► decode (CSR) or check (asserted key) ─► namespace rule (scope) ─► policy
 //!                 ─► leaf template ─► sign ─► post-sign validation ─► Issued | Refused | Retry
 //! ```
+//!
+//! Authorization (DESIGN §8) is [`Scope`]'s: see [`scope`] for the model and how a front door
+//! builds one.
 
 use std::time::{Duration, SystemTime};
 
@@ -19,13 +23,17 @@ use crate::policy::{CompiledPolicy, Request};
 use crate::spiffe::{SpiffeId, TrustDomain};
 
 pub use crate::ca::Issued;
+pub use scope::{ANY_REQUESTER, IdentityNamespaces, Refusal, Scope, reason};
+
+pub mod scope;
 
 /// One request for a leaf certificate, in the core's terms.
 #[derive(Debug, Clone, Copy)]
 pub struct IssuanceRequest<'a> {
     /// The key and the claimed or asserted identity.
     pub subject: Subject<'a>,
-    /// Who may obtain what: checked before anything is decoded.
+    /// Who may obtain what: the requester and policy lists are checked before anything is
+    /// decoded, the namespace rule right after decoding, before the policy.
     pub scope: Scope<'a>,
     /// The name of the policy to judge the request under (the [`Signer`] resolves it).
     pub policy: &'a str,
@@ -80,91 +88,6 @@ impl AssertedIdentity {
     }
 }
 
-/// What authorizes a request: the requester and the lists that apply to it, or a signer's
-/// configuration. Never a front door's own object (a cert-manager Issuer, a signer resource).
-#[derive(Debug, Clone, Copy)]
-pub enum Scope<'a> {
-    /// A named requester (`spec.username` of a CertificateRequest or CertificateSigningRequest).
-    ///
-    /// When both lists are empty every requester is allowed; otherwise the requester must be on
-    /// one of them.
-    Requester {
-        /// The requester, when the API server recorded one.
-        username: Option<&'a str>,
-        /// The controller-wide list (`controller.allowedRequesters`).
-        controller_allowed: &'a [String],
-        /// The issuer's own list (`spec.allowedRequesters`), empty when it sets none.
-        issuer_allowed: &'a [String],
-    },
-    /// A signer's configuration (PodCertificateRequests carry no requester).
-    ///
-    /// The request's namespace must be listed; `"*"` lists every namespace and an empty list
-    /// refuses everything.
-    Signer {
-        /// The namespace the request was made in.
-        namespace: &'a str,
-        /// The namespaces the signer serves.
-        namespaces: &'a [String],
-    },
-}
-
-impl Scope<'_> {
-    /// Whether the scope allows the request at all.
-    ///
-    /// # Errors
-    /// A [`Refusal`] naming the list that refused it.
-    pub fn authorize(&self) -> Result<(), Refusal> {
-        match *self {
-            Scope::Requester {
-                username,
-                controller_allowed,
-                issuer_allowed,
-            } => {
-                if controller_allowed.is_empty() && issuer_allowed.is_empty() {
-                    return Ok(());
-                }
-                let username = username.unwrap_or("");
-                if controller_allowed
-                    .iter()
-                    .chain(issuer_allowed)
-                    .any(|a| a == username)
-                {
-                    return Ok(());
-                }
-                Err(Refusal {
-                    reason: "RequesterNotAllowed",
-                    message: format!(
-                        "requester {username:?} (spec.username) is not in the allowed requesters of controller.allowedRequesters or the issuer's spec.allowedRequesters"
-                    ),
-                })
-            }
-            Scope::Signer {
-                namespace,
-                namespaces,
-            } => {
-                if namespaces.iter().any(|n| n == "*" || n == namespace) {
-                    return Ok(());
-                }
-                Err(Refusal {
-                    reason: "NamespaceNotServed",
-                    message: format!(
-                        "namespace {namespace:?} is not in the signer's namespaces {namespaces:?} (\"*\" serves every namespace)"
-                    ),
-                })
-            }
-        }
-    }
-}
-
-/// Why a scope refused a request (it becomes [`Outcome::Refused`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// Short CamelCase cause from a bounded set.
-    pub reason: &'static str,
-    /// Names the list and the value that refused the request.
-    pub message: String,
-}
-
 impl From<Refusal> for Outcome {
     fn from(r: Refusal) -> Outcome {
         Outcome::Refused {
@@ -196,18 +119,27 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome of a failed issuance. The message names the policy once: a policy denial
+    /// already names it (see [`crate::policy::Denial`]), other errors get it prefixed. A malformed
+    /// request is refused as [`reason::INVALID_REQUEST`].
     fn from_error(policy: &CompiledPolicy, e: &IssueError) -> Outcome {
-        let message = format!("policy {:?}: {e}", policy.name());
-        if e.is_request_error() {
-            Outcome::Refused {
+        let message = match e {
+            IssueError::Denied(denial) => denial.to_string(),
+            other => format!("policy {:?}: {other}", policy.name()),
+        };
+        match e {
+            IssueError::BadRequest(_) => Outcome::Refused {
+                reason: reason::INVALID_REQUEST,
+                message,
+            },
+            e if e.is_request_error() => Outcome::Refused {
                 reason: e.reason(),
                 message,
-            }
-        } else {
-            Outcome::Retry {
+            },
+            e => Outcome::Retry {
                 reason: e.reason(),
                 message,
-            }
+            },
         }
     }
 }
@@ -233,8 +165,9 @@ pub struct AuditSettings {
 /// Authorizes, decides and, when allowed, signs one request with `sub_ca` under `policy`.
 ///
 /// # Guarantees
-/// Nothing is decoded before the scope allows the request; nothing is signed unless the key and
-/// identity passed every policy and SPIFFE rule; nothing signed is returned unless it passed the
+/// Nothing is decoded before the scope allows the requester and the policy; nothing reaches the
+/// policy unless its identities pass the scope's namespace rule; nothing is signed unless the key
+/// and identity passed every policy and SPIFFE rule; nothing signed is returned unless it passed the
 /// post-sign checks. For [`Subject::AssertedKey`] only the key comes from the caller.
 pub fn issue(
     sub_ca: &SubCa,
@@ -243,7 +176,7 @@ pub fn issue(
     opts: &IssueOptions,
     now: SystemTime,
 ) -> Outcome {
-    if let Err(refused) = request.scope.authorize() {
+    if let Err(refused) = request.scope.authorize(request.policy) {
         return refused.into();
     }
     let (decoded, identities_annotation) = match request.subject {
@@ -256,23 +189,29 @@ pub fn issue(
             identity,
         } => (csr::from_public_key(public_key_der, identity.sans()), None),
     };
-    let result = decoded.map_err(IssueError::from).and_then(|csr| {
-        let profile = policy
-            .evaluate(
-                &Request {
-                    csr: &csr,
-                    duration: request.duration,
-                    usages: request.usages,
-                    is_ca: request.is_ca,
-                    identities_annotation,
-                    trust_domain: request.trust_domain,
-                    minimum_duration: opts.minimum_duration,
-                },
-                false,
-            )
-            .into_result()?;
-        ca::sign_profile(sub_ca, &csr, profile, opts, now)
-    });
+    let csr = match decoded {
+        Ok(csr) => csr,
+        Err(e) => return Outcome::from_error(policy, &IssueError::from(e)),
+    };
+    if let Err(refused) = request.scope.check_identities(&csr) {
+        return refused.into();
+    }
+    let result = policy
+        .evaluate(
+            &Request {
+                csr: &csr,
+                duration: request.duration,
+                usages: request.usages,
+                is_ca: request.is_ca,
+                identities_annotation,
+                trust_domain: request.trust_domain,
+                minimum_duration: opts.minimum_duration,
+            },
+            false,
+        )
+        .into_result()
+        .map_err(IssueError::from)
+        .and_then(|profile| ca::sign_profile(sub_ca, &csr, profile, opts, now));
     match result {
         Ok(issued) => Outcome::Issued(issued),
         Err(e) => Outcome::from_error(policy, &e),

@@ -26,10 +26,11 @@ pub mod policy;
 pub mod spiffe;
 pub mod usage;
 pub mod util;
+pub mod yaml;
 
 pub use clock::{Clock, SystemClock};
 pub use issuance::{
-    AssertedIdentity, AuditSettings, IssuanceRequest, Outcome, Readiness, Refusal, Scope, Signer,
-    Subject,
+    AssertedIdentity, AuditSettings, IdentityNamespaces, IssuanceRequest, Outcome, Readiness,
+    Refusal, Scope, Signer, Subject,
 };
 pub use key::KeyAlgorithm;

@@ -10,6 +10,7 @@ pub mod client;
 pub mod locked_key;
 pub mod signer;
 pub mod subca;
+mod supervisor;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,6 +24,8 @@ use self::locked_key::{LockedKey, LockedKeyError};
 use self::signer::{ActiveSubCa, Blockers, Shared, read, write};
 pub use self::signer::{AuditSettings, Readiness, Signer};
 use self::subca::SubCaError;
+pub use self::supervisor::SupervisedTask;
+use self::supervisor::{SupervisionPolicy, TaskHealth, spawn_supervised};
 use crate::policy_cache::PolicyCache;
 use crate::wire::{
     ExtendedConfigurationInformation, IntermediateCertificateRequest, SubCaProviderInformation,
@@ -175,6 +178,16 @@ impl Bootstrap {
         env: impl Fn(&str) -> Option<String>,
         observer: Option<client::CallObserver>,
     ) -> Result<Bootstrap, BootstrapError> {
+        Self::start_supervised(cfg, clock, env, observer, SupervisionPolicy::default()).await
+    }
+
+    async fn start_supervised(
+        cfg: &impl BootstrapConfig,
+        clock: Arc<dyn Clock>,
+        env: impl Fn(&str) -> Option<String>,
+        observer: Option<client::CallObserver>,
+        supervision: SupervisionPolicy,
+    ) -> Result<Bootstrap, BootstrapError> {
         let vaas = cfg
             .bootstrap_settings(&env)
             .map_err(BootstrapError::Config)?;
@@ -218,13 +231,26 @@ impl Bootstrap {
             trust_anchor: Mutex::new(trust_anchor),
             configuration: RwLock::new(ExtendedConfigurationInformation::default()),
             rotate_now: tokio::sync::Notify::new(),
+            health: Arc::new(TaskHealth::default()),
         });
         driver.apply_configuration(configuration);
         let first = driver.obtain_sub_ca().await?;
         driver.activate(first);
+        // A panic must not end rotation or refresh silently: each runs under a supervisor that
+        // restarts it with backoff and reports not ready while it keeps failing.
+        let supervised = |task, run: fn(Arc<Driver>) -> TaskFuture| {
+            let d = driver.clone();
+            spawn_supervised(
+                task,
+                supervision,
+                shared.clone(),
+                driver.health.clone(),
+                move || run(d.clone()),
+            )
+        };
         let tasks = vec![
-            tokio::spawn(driver.clone().rotation_loop()),
-            tokio::spawn(driver.clone().refresh_loop()),
+            supervised(SupervisedTask::Rotation, |d| Box::pin(d.rotation_loop())),
+            supervised(SupervisedTask::Refresh, |d| Box::pin(d.refresh_loop())),
         ];
         Ok(Bootstrap {
             signer: Signer { shared },
@@ -251,7 +277,15 @@ impl Bootstrap {
     pub fn rotate_now(&self) {
         self.driver.rotate_now.notify_one();
     }
+
+    /// How many times the background `task` was restarted after a panic (or an unexpected end).
+    pub fn task_restarts(&self, task: SupervisedTask) -> u64 {
+        self.driver.health.restarts(task)
+    }
 }
+
+/// A background loop of the driver, boxed so that both fit one supervisor signature.
+type TaskFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 fn load_trust_anchor(path: &std::path::Path) -> Result<Vec<u8>, BootstrapError> {
     let bad = |reason: String| BootstrapError::TrustAnchor {
@@ -287,6 +321,7 @@ struct Driver {
     trust_anchor: Mutex<Option<Vec<u8>>>,
     configuration: RwLock<ExtendedConfigurationInformation>,
     rotate_now: tokio::sync::Notify,
+    health: Arc<TaskHealth>,
 }
 
 impl Driver {
@@ -447,6 +482,7 @@ impl Driver {
                 () = tokio::time::sleep(wait) => {}
                 () = self.rotate_now.notified() => {}
             }
+            self.health.checkpoint(SupervisedTask::Rotation);
             let mut failures = 0u32;
             loop {
                 match self.obtain_sub_ca().await {
@@ -478,6 +514,7 @@ impl Driver {
                 .refresh_interval
                 .mul_f64(rand::rng().random_range(0.0..0.1));
             tokio::time::sleep(self.refresh_interval + jitter).await;
+            self.health.checkpoint(SupervisedTask::Refresh);
             match self.client.configuration().await {
                 Ok(configuration) => {
                     self.apply_configuration(configuration);
@@ -569,6 +606,119 @@ mod tests {
     use super::*;
     use std::io::Write as _;
 
+    /// The mock seeded with `deploy/tlspc-mock/seed.yaml`, its state in `dir`, and settings for it
+    /// (the product's defaults, lock mode `keyPages`).
+    async fn seeded_mock(dir: &std::path::Path) -> (tlspc_mock::MockServer, Settings) {
+        let seed_text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/tlspc-mock/seed.yaml"
+        ))
+        .unwrap();
+        let seed = tlspc_mock::Seed::from_yaml_str(&seed_text).unwrap();
+        let state = dir.join("mock");
+        let mock =
+            tlspc_mock::MockServer::start(seed, Some(&state), "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+        let config = Settings {
+            url: mock.base_url().to_owned(),
+            client_id: mock.client_id().to_owned(),
+            private_key_file: state.join("svc-acct.key"),
+            trust_anchor_file: None,
+            request_timeout: Duration::from_secs(30),
+            policy_refresh_interval: Duration::from_secs(60),
+            policy_max_staleness: Duration::from_secs(30 * 60),
+            sub_ca_request_deadline: Duration::from_secs(5 * 60),
+            instance_name: "test-node".to_owned(),
+            lock_mode: LockMode::KeyPages,
+        };
+        (mock, config)
+    }
+
+    /// Polls `done` every 20 ms for up to 20 s.
+    async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A panic injected into the rotation task restarts it (and the restarted task rotates); a
+    /// refresh task that keeps panicking makes the instance not ready, saying why, until it runs
+    /// again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn panicking_background_tasks_are_restarted_and_readiness_says_when_they_keep_failing() {
+        crate::crypto::install_default_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (_mock, mut config) = seeded_mock(dir.path()).await;
+        config.policy_refresh_interval = Duration::from_millis(50);
+        config.lock_mode = LockMode::Disabled;
+        let policy = SupervisionPolicy {
+            first_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(80),
+            not_ready_after: 3,
+            stable_after: Duration::from_millis(600),
+        };
+        let bootstrap =
+            Bootstrap::start_supervised(&config, Arc::new(SystemClock), |_| None, None, policy)
+                .await
+                .unwrap();
+        let signer = bootstrap.signer();
+        let active_id = || read(&signer.shared.active).as_ref().unwrap().id.clone();
+        let first = active_id();
+        assert!(signer.ready().ready, "{}", signer.ready().message);
+
+        // One panic in rotation: restarted, still ready, and the new instance rotates.
+        bootstrap
+            .driver
+            .health
+            .inject_panics(SupervisedTask::Rotation, 1);
+        bootstrap.rotate_now();
+        eventually("the rotation task is restarted", || {
+            bootstrap.task_restarts(SupervisedTask::Rotation) == 1
+        })
+        .await;
+        assert!(signer.ready().ready, "{}", signer.ready().message);
+        assert_eq!(active_id(), first, "the panic happened before any rotation");
+        bootstrap.rotate_now();
+        eventually("the restarted rotation task obtains a new sub-CA", || {
+            active_id() != first
+        })
+        .await;
+        assert!(signer.ready().ready, "{}", signer.ready().message);
+
+        // A refresh task that panics on every run: not ready, and the message says why.
+        bootstrap
+            .driver
+            .health
+            .inject_panics(SupervisedTask::Refresh, u32::MAX);
+        eventually("readiness turns false", || !signer.ready().ready).await;
+        let message = signer.ready().message;
+        assert!(
+            message.contains("configuration refresh task failed")
+                && message.contains("injected panic"),
+            "{message}"
+        );
+        assert!(bootstrap.task_restarts(SupervisedTask::Refresh) >= 3);
+        // Signing itself goes on: the sub-CA is valid.
+        assert!(signer.current().is_some());
+
+        // Once it runs again, readiness comes back.
+        bootstrap
+            .driver
+            .health
+            .inject_panics(SupervisedTask::Refresh, 0);
+        eventually("readiness comes back", || signer.ready().ready).await;
+        let restarts = bootstrap.task_restarts(SupervisedTask::Refresh);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            bootstrap.task_restarts(SupervisedTask::Refresh),
+            restarts,
+            "a healthy task is not restarted"
+        );
+    }
+
     #[derive(Clone, Default)]
     struct Capture(Arc<Mutex<Vec<u8>>>);
 
@@ -597,29 +747,7 @@ mod tests {
         let _guard = tracing::subscriber::set_default(subscriber);
 
         let dir = tempfile::tempdir().unwrap();
-        let seed_text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../deploy/tlspc-mock/seed.yaml"
-        ))
-        .unwrap();
-        let seed = tlspc_mock::Seed::from_yaml_str(&seed_text).unwrap();
-        let state = dir.path().join("mock");
-        let mock =
-            tlspc_mock::MockServer::start(seed, Some(&state), "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-        let config = Settings {
-            url: mock.base_url().to_owned(),
-            client_id: mock.client_id().to_owned(),
-            private_key_file: state.join("svc-acct.key"),
-            trust_anchor_file: None,
-            request_timeout: Duration::from_secs(30),
-            policy_refresh_interval: Duration::from_secs(60),
-            policy_max_staleness: Duration::from_secs(30 * 60),
-            sub_ca_request_deadline: Duration::from_secs(5 * 60),
-            instance_name: "hygiene-node".to_owned(),
-            lock_mode: LockMode::KeyPages,
-        };
+        let (mock, config) = seeded_mock(dir.path()).await;
         let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock))
             .await
             .unwrap();

@@ -33,12 +33,22 @@ pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 /// The header admin calls authenticate with.
 pub const API_KEY_HEADER: &str = "tppl-api-key";
 
-/// A successful token exchange.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A successful token exchange. `Debug` never prints the access token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
     pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// The OAuth error shape of the token endpoint.
@@ -51,69 +61,56 @@ pub struct OAuthError {
 
 /// The API error shape: `{"errors":[{"code","message","args"}]}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ErrorResponse {
-    #[serde(default)]
     pub errors: Vec<ErrorInformation>,
 }
 
 /// One API error.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ErrorInformation {
-    #[serde(default)]
     pub code: i32,
-    #[serde(default)]
     pub message: String,
-    #[serde(default)]
     pub args: Vec<serde_json::Value>,
 }
 
 /// `ConfigurationResponse`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct ConfigurationResponse {
-    #[serde(default)]
     pub configurations: Vec<ExtendedConfigurationInformation>,
 }
 
 /// A configuration with its sub-CA provider and policies embedded: everything an instance needs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct ExtendedConfigurationInformation {
-    #[serde(default)]
     pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
-    #[serde(default)]
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_ca_provider_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_ca_provider: Option<SubCaProviderInformation>,
-    #[serde(default)]
     pub policy_ids: Vec<String>,
-    #[serde(default)]
     pub policies: Vec<PolicyInformation>,
-    #[serde(default)]
     pub service_account_ids: Vec<String>,
-    #[serde(default)]
     pub controller_allowed_policy_ids: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_tls_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_authentication: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_authorization: Option<serde_json::Value>,
-    #[serde(default)]
     pub advanced_settings: AdvancedSettingsInformation,
-    #[serde(default)]
     pub long_lived_cert_count: i64,
-    #[serde(default)]
     pub short_lived_cert_count: i64,
-    #[serde(default)]
     pub ultra_short_lived_cert_count: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub creation_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub modification_date: Option<String>,
 }
 
@@ -129,52 +126,43 @@ impl ExtendedConfigurationInformation {
 
 /// `AdvancedSettingsInformation`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct AdvancedSettingsInformation {
-    #[serde(default)]
     pub enable_issuance_audit_log: bool,
-    #[serde(default)]
     pub include_raw_cert_data_in_audit_log: bool,
-    #[serde(rename = "requireFIPSCompliantBuild", default)]
+    #[serde(rename = "requireFIPSCompliantBuild")]
     pub require_fips_compliant_build: bool,
 }
 
 /// `SubCaProviderInformation`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct SubCaProviderInformation {
-    #[serde(default)]
     pub id: String,
-    #[serde(default)]
     pub name: String,
-    #[serde(default)]
     pub ca_type: String,
-    #[serde(default)]
     pub ca_account_id: String,
-    #[serde(default)]
     pub ca_product_option_id: String,
     /// ISO 8601 duration of the sub-CA certificates (`P7D`).
-    #[serde(default)]
     pub validity_period: String,
-    #[serde(default)]
     pub common_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub organizational_unit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub locality: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state_or_province: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_algorithm: Option<KeyAlgorithm>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pkcs11: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub creation_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub modification_date: Option<String>,
 }
 

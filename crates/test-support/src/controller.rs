@@ -25,7 +25,10 @@ pub use crate::{PATIENCE, SHIPPED_SEED};
 /// Knobs of the environment's controller configuration.
 #[derive(Clone)]
 pub struct Options {
+    /// `controller.allowedRequesters`: istio-csr by default; `"*"` where a test means everyone.
     pub allowed_requesters: Vec<String>,
+    /// `controller.meshIssuerNamespaces` (`None`: the configuration's default, istio-system).
+    pub mesh_issuer_namespaces: Option<Vec<String>>,
     pub check_approval: bool,
     pub leader_election: bool,
     pub success_events: bool,
@@ -40,7 +43,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            allowed_requesters: vec![],
+            allowed_requesters: vec![ISTIO_CSR_SA.to_owned()],
+            mesh_issuer_namespaces: None,
             check_approval: true,
             leader_election: false,
             success_events: false,
@@ -61,6 +65,13 @@ pub fn config_yaml(
     opts: &Options,
 ) -> String {
     let requesters = serde_json::to_string(&opts.allowed_requesters).unwrap();
+    let mesh = match &opts.mesh_issuer_namespaces {
+        Some(list) => format!(
+            "\n  meshIssuerNamespaces: {}",
+            serde_json::to_string(list).unwrap()
+        ),
+        None => String::new(),
+    };
     format!(
         r#"
 bootstrap:
@@ -82,7 +93,7 @@ controller:
     retryPeriod: 500ms
   cert-manager:
     checkApproval: {check}
-  allowedRequesters: {requesters}
+  allowedRequesters: {requesters}{mesh}
   successEvents: {success}
   maxConcurrentReconciles: 64
 admin:
@@ -128,7 +139,7 @@ impl Env {
             .try_init();
         let mut sim_options = SimOptions::default();
         sim_options.record_writes = opts.record_writes;
-        let sim = crate::cluster::start_sim_with(sim_options, &[NS, "sandbox", "venafi", "other"])
+        let sim = crate::cluster::start_sim_with(sim_options, &[NS, "sandbox", "venafi", "other", "team-a"])
             .await
             .expect("kube-sim starts with cert-manager's CRD and ours");
         let (audit, raw) = opts.audit_log;

@@ -812,6 +812,8 @@ pub struct ControllerKnobs {
     pub policy_max_staleness: &'static str,
     /// `bootstrap.vaas.policyRefreshInterval`.
     pub policy_refresh_interval: &'static str,
+    /// `controller.kubeconfigFile`; `None`: kube-sim's own kubeconfig (the admin).
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 impl Default for ControllerKnobs {
@@ -822,6 +824,7 @@ impl Default for ControllerKnobs {
             log_level: "warn",
             policy_max_staleness: "30m",
             policy_refresh_interval: "1m",
+            kubeconfig: None,
         }
     }
 }
@@ -833,9 +836,17 @@ impl Stack {
     /// # Errors
     /// Any component failing to start.
     pub async fn start() -> anyhow::Result<Stack> {
+        Self::start_with(kube_sim::SimOptions::default()).await
+    }
+
+    /// [`Stack::start`] with kube-sim's options given (e.g. authentication and RBAC on).
+    ///
+    /// # Errors
+    /// Any component failing to start.
+    pub async fn start_with(options: kube_sim::SimOptions) -> anyhow::Result<Stack> {
         firefly::crypto::install_default_provider();
         let dir = tempfile::tempdir().context("creating a temporary directory")?;
-        let sim = crate::cluster::start_sim(&[ISTIO_CSR_NAMESPACE, "venafi"]).await?;
+        let sim = crate::cluster::start_sim_with(options, &[ISTIO_CSR_NAMESPACE, "venafi"]).await?;
         let mock =
             crate::tlspc_mock::serve(SHIPPED_SEED, Some(&dir.path().join("tlspc-mock"))).await?;
         let client = sim.client().await.context("kube-sim client")?;
@@ -898,7 +909,11 @@ logging:
             key = state.join("svc-acct.key").display(),
             refresh = knobs.policy_refresh_interval,
             stale = knobs.policy_max_staleness,
-            kubeconfig = self.sim.kubeconfig_path().display(),
+            kubeconfig = knobs
+                .kubeconfig
+                .as_deref()
+                .unwrap_or(self.sim.kubeconfig_path())
+                .display(),
             le = knobs.leader_election,
             requester = ISTIO_CSR_USERNAME,
             level = knobs.log_level,
@@ -922,6 +937,7 @@ logging:
                 default_policy_name: Some(ISTIO_MTLS_POLICY.into()),
                 allowed_requesters: Some(vec![ISTIO_CSR_USERNAME.into()]),
                 trust_domain: Some(TRUST_DOMAIN.into()),
+                ..Default::default()
             },
         );
         api.create(&kube::api::PostParams::default(), &issuer)

@@ -34,7 +34,7 @@ pub struct Seed {
     pub sub_ca_providers: Vec<SeedSubCaProvider>,
     /// Policies, each a `PolicyInformation` document (server-managed fields optional).
     #[serde(default)]
-    pub policies: Vec<serde_yaml::Value>,
+    pub policies: Vec<serde_json::Value>,
     /// Configurations, tying the other objects together by name.
     #[serde(default)]
     pub configurations: Vec<SeedConfiguration>,
@@ -164,31 +164,13 @@ impl Seed {
     /// # Errors
     /// [`MockError::Seed`] naming the path of the first bad field (`serviceAccounts[0].clientId`).
     pub fn from_yaml_str(text: &str) -> Result<Seed, MockError> {
-        let seed: Seed = serde_yaml::from_str(text).map_err(|e| {
-            // serde_yaml renders "path: message at line L column C"; split it into field and
-            // message so the error reads like the validation errors below.
-            let text = e.to_string();
-            let text = match e.location() {
-                Some(l) => text
-                    .strip_suffix(&format!(" at line {} column {}", l.line(), l.column()))
-                    .map(str::to_owned)
-                    .unwrap_or(text),
-                None => text,
-            };
-            let location = e
-                .location()
-                .map(|l| format!(" (line {} column {})", l.line(), l.column()))
-                .unwrap_or_default();
-            match text.split_once(": ") {
-                Some((path, message)) if !path.contains(' ') => MockError::Seed {
-                    field: format!("{path}{location}"),
-                    message: message.to_owned(),
-                },
-                _ => MockError::Seed {
-                    field: format!("document{location}"),
-                    message: text,
-                },
-            }
+        let seed: Seed = firefly_core::yaml::from_str(text).map_err(|e| MockError::Seed {
+            field: if e.key.is_empty() {
+                "document".to_owned()
+            } else {
+                e.key
+            },
+            message: e.message,
         })?;
         seed.validate()?;
         Ok(seed)
@@ -367,7 +349,8 @@ pub(crate) const POLICY_KEYS: &[&str] = &[
     "modificationDate",
     "configurations",
 ];
-const SUBJECT_KEYS: &[&str] = &[
+/// Subject attribute keys, of a policy's `subject` and of a sub-CA provider.
+pub(crate) const SUBJECT_KEYS: &[&str] = &[
     "commonName",
     "organization",
     "organizationalUnit",
@@ -390,9 +373,28 @@ const PROPERTY_KEYS: &[&str] = &[
 ];
 const KEY_ALGORITHM_KEYS: &[&str] = &["allowedValues", "defaultValue"];
 
+/// The key lists `parts` one after the other, as an array of exactly `N` keys (checked when
+/// compiled).
+pub(crate) const fn concat_keys<const N: usize>(parts: &[&[&'static str]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut n = 0;
+    let mut p = 0;
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() {
+            out[n] = parts[p][i];
+            n += 1;
+            i += 1;
+        }
+        p += 1;
+    }
+    assert!(n == N, "concat_keys: N is not the number of keys");
+    out
+}
+
 /// Parses one policy document, rejecting unknown keys by path, a missing name and a bad shape.
 pub(crate) fn parse_policy_value(
-    value: &serde_yaml::Value,
+    value: &serde_json::Value,
     at: &str,
 ) -> Result<PolicyInformation, MockError> {
     check_keys(value, at, POLICY_KEYS)?;
@@ -416,7 +418,7 @@ pub(crate) fn parse_policy_value(
         check_keys(ka, &format!("{at}.keyAlgorithm"), KEY_ALGORITHM_KEYS)?;
     }
     let policy: PolicyInformation =
-        serde_yaml::from_value(value.clone()).map_err(|e| MockError::Seed {
+        serde_json::from_value(value.clone()).map_err(|e| MockError::Seed {
             field: at.to_owned(),
             message: e.to_string(),
         })?;
@@ -433,8 +435,8 @@ pub(crate) fn parse_policy_value(
     Ok(policy)
 }
 
-fn check_keys(value: &serde_yaml::Value, at: &str, allowed: &[&str]) -> Result<(), MockError> {
-    let Some(map) = value.as_mapping() else {
+fn check_keys(value: &serde_json::Value, at: &str, allowed: &[&str]) -> Result<(), MockError> {
+    let Some(map) = value.as_object() else {
         if value.is_null() {
             return Ok(());
         }
@@ -443,9 +445,8 @@ fn check_keys(value: &serde_yaml::Value, at: &str, allowed: &[&str]) -> Result<(
             message: "must be a mapping".into(),
         });
     };
-    for key in map.keys() {
-        let name = key.as_str().unwrap_or("<non-string key>");
-        if !allowed.contains(&name) {
+    for name in map.keys() {
+        if !allowed.contains(&name.as_str()) {
             return Err(MockError::Seed {
                 field: format!("{at}.{name}"),
                 message: format!("unknown key; expected one of {}", allowed.join(", ")),

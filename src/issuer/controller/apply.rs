@@ -9,6 +9,16 @@ use kube::api::{Api, Patch, PatchParams};
 use super::{Context, ControllerError};
 use crate::crd::{CertificateRequest, CertificateRequestCondition};
 use crate::issuer::decide::{self, StatusUpdate};
+use crate::rbac::{CERT_MANAGER, KubeCall};
+
+/// The API calls this module makes (see [`crate::rbac`]): one server-side apply (`patch`) on
+/// `/status` of a CertificateRequest; never a read, never an `update`.
+pub const KUBE_CALLS: &[KubeCall] = &[KubeCall::cluster(
+    CERT_MANAGER,
+    "certificaterequests",
+    "status",
+    "patch",
+)];
 
 /// What became of a status write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

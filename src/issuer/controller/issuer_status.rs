@@ -18,6 +18,17 @@ use crate::crd::{ClusterIssuer, Issuer, IssuerStatus};
 use crate::issuer::authority::Authority;
 use crate::issuer::decide::desired_issuer_condition;
 use crate::metrics::Metrics;
+use crate::rbac::{Group, KubeCall, RECORDER_CALLS};
+
+/// The API calls this module makes (see [`crate::rbac`]): a server-side apply (`patch`) of the
+/// Ready condition on `/status` of Issuers and ClusterIssuers, then the event (the recorder's
+/// calls, [`RECORDER_CALLS`]).
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(Group::Issuers, "issuers", "status", "patch"),
+    KubeCall::cluster(Group::Issuers, "clusterissuers", "status", "patch"),
+    RECORDER_CALLS[0],
+    RECORDER_CALLS[1],
+];
 
 /// Longest wait at start for issuer conditions to reflect the authority's readiness.
 const ISSUER_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -12,6 +12,16 @@ use tokio::sync::Notify;
 
 use crate::crd::CertificateRequest;
 use crate::issuer::decide::{IssuerKind, is_terminal, our_issuer_kind};
+use crate::rbac::{Group, KubeCall};
+
+/// The API calls this module makes (see [`crate::rbac`]): `watcher` on Issuers and
+/// ClusterIssuers in every namespace, a list then a watch each.
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(Group::Issuers, "issuers", "", "list"),
+    KubeCall::cluster(Group::Issuers, "issuers", "", "watch"),
+    KubeCall::cluster(Group::Issuers, "clusterissuers", "", "list"),
+    KubeCall::cluster(Group::Issuers, "clusterissuers", "", "watch"),
+];
 
 /// An issuer that was added or changed.
 pub(super) struct IssuerChange {

@@ -10,6 +10,11 @@ use super::Context;
 use crate::crd::CertificateRequest;
 use crate::issuer::authority::Issued;
 use crate::issuer::decide::{self, StatusUpdate};
+use crate::rbac::{KubeCall, RECORDER_CALLS};
+
+/// The API calls this module makes (see [`crate::rbac`]): the request's event, through the
+/// recorder.
+pub const KUBE_CALLS: &[KubeCall] = RECORDER_CALLS;
 
 /// Longest event note: the API server limits an event's note to 1 KiB.
 const MAX_NOTE: usize = 1000;

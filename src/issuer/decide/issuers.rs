@@ -156,15 +156,41 @@ mod tests {
         );
     }
 
-    #[test]
-    fn issuer_condition_is_rewritten_only_when_something_changed() {
+    /// An issuer whose first Ready condition was written at `now` for generation 1.
+    struct Written {
+        now: SystemTime,
+        /// Five seconds after `now`.
+        later: SystemTime,
+        /// The readiness the first condition was written for.
+        active: Readiness,
+        first: Condition,
+        status: IssuerStatus,
+    }
+
+    fn written_ready() -> Written {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        let later = now + Duration::from_secs(5);
         let active = readiness(true, "sub-CA active");
         let first = desired_issuer_condition(None, Some(1), &active, now).unwrap();
-        let written = IssuerStatus {
-            conditions: Some(vec![first.clone()]),
-        };
+        Written {
+            now,
+            later: now + Duration::from_secs(5),
+            status: IssuerStatus {
+                conditions: Some(vec![first.clone()]),
+            },
+            active,
+            first,
+        }
+    }
+
+    #[test]
+    fn issuer_condition_is_rewritten_only_when_something_changed() {
+        let Written {
+            now,
+            later,
+            active,
+            status: written,
+            ..
+        } = written_ready();
         let down =
             desired_issuer_condition(Some(&written), Some(1), &readiness(false, "x"), now).unwrap();
         let not_ready = IssuerStatus {
@@ -218,13 +244,13 @@ mod tests {
 
     #[test]
     fn issuer_transition_time_moves_only_when_the_status_changes() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        let later = now + Duration::from_secs(5);
-        let active = readiness(true, "sub-CA active");
-        let first = desired_issuer_condition(None, Some(1), &active, now).unwrap();
-        let written = IssuerStatus {
-            conditions: Some(vec![first.clone()]),
-        };
+        let Written {
+            later,
+            active,
+            first,
+            status: written,
+            ..
+        } = written_ready();
         let bumped = desired_issuer_condition(Some(&written), Some(2), &active, later).unwrap();
         assert_eq!(bumped.observed_generation, Some(2));
         assert_eq!(bumped.last_transition_time, first.last_transition_time);

@@ -17,7 +17,8 @@ fn settings() -> Settings {
     Settings {
         group_name: GROUP.to_owned(),
         check_approval: true,
-        allowed_requesters: vec![],
+        allowed_requesters: vec![ISTIO_CSR.to_owned()],
+        mesh_issuer_namespaces: vec!["istio-system".to_owned()],
         max_retry_duration: Duration::from_secs(300),
         ca_root_chain_population: true,
         success_events: false,
@@ -311,7 +312,7 @@ fn requester_outside_both_allow_lists_fails_immediately() {
 }
 
 #[test]
-fn requester_allowed_by_the_issuer_list_adds_to_the_global_one() {
+fn an_issuer_list_never_widens_the_global_one() {
     let s = Settings {
         allowed_requesters: vec!["system:serviceaccount:x:y".into()],
         ..settings()
@@ -320,20 +321,194 @@ fn requester_allowed_by_the_issuer_list_adds_to_the_global_one() {
         allowed_requesters: Some(vec![ISTIO_CSR.into()]),
         ..Default::default()
     });
+    let u = update(decide(&Req::istio().approved().0, |_, _| issuer, &s, now()));
+    assert_eq!(u.outcome, "RequesterNotAllowed");
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::FAILED));
+    let event = u.event.unwrap();
+    assert_eq!(event.reason, "RequesterNotAllowed");
+    assert!(
+        event.note.contains("controller.allowedRequesters"),
+        "{}",
+        event.note
+    );
+}
+
+#[test]
+fn an_issuer_list_narrows_the_global_one() {
+    let s = Settings {
+        allowed_requesters: vec!["*".into()],
+        ..settings()
+    };
+    // (issuer's spec.allowedRequesters, signed?)
+    let cases = [
+        (None, true),
+        (Some(vec!["*".to_owned()]), true),
+        (Some(vec![ISTIO_CSR.to_owned()]), true),
+        (Some(vec![]), false),
+        (Some(vec!["system:serviceaccount:x:y".to_owned()]), false),
+    ];
+    for (list, signed) in cases {
+        let issuer = IssuerState::Ready(IssuerSpec {
+            allowed_requesters: list.clone(),
+            ..Default::default()
+        });
+        match decide(&Req::istio().approved().0, |_, _| issuer, &s, now()) {
+            Decision::Sign(_) => assert!(signed, "{list:?} must refuse"),
+            Decision::Update(u) => {
+                assert!(!signed, "{list:?} must sign, got {u:?}");
+                assert_eq!(u.outcome, "RequesterNotAllowed", "{list:?}");
+                assert!(
+                    u.ready.message.unwrap().contains("spec.allowedRequesters"),
+                    "{list:?}"
+                );
+            }
+            other => panic!("{list:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_empty_global_list_refuses_every_requester_naming_the_key() {
+    let s = Settings {
+        allowed_requesters: vec![],
+        ..settings()
+    };
+    let issuer = IssuerState::Ready(IssuerSpec {
+        allowed_requesters: Some(vec![ISTIO_CSR.into()]),
+        ..Default::default()
+    });
+    let u = update(decide(&Req::istio().approved().0, |_, _| issuer, &s, now()));
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::FAILED));
+    assert_eq!(u.outcome, "RequestersNotConfigured");
+    let event = u.event.unwrap();
+    assert!(event.warning);
+    assert_eq!(event.reason, "RequestersNotConfigured");
+    assert!(
+        event.note.contains("controller.allowedRequesters"),
+        "{}",
+        event.note
+    );
+}
+
+#[test]
+fn a_star_allows_even_a_request_without_a_username() {
+    let s = Settings {
+        allowed_requesters: vec!["*".into()],
+        ..settings()
+    };
+    let mut req = Req::istio().approved();
+    req.0.spec.username = None;
     assert!(matches!(
-        decide(&Req::istio().approved().0, |_, _| issuer, &s, now()),
+        decide(&req.0, |_, _| ready_issuer(), &s, now()),
         Decision::Sign(_)
     ));
 }
 
 #[test]
-fn everyone_is_allowed_when_no_list_is_configured() {
+fn allowed_policies_refuse_another_policy_before_decoding() {
+    let issuer = |policies: Option<Vec<String>>| {
+        IssuerState::Ready(IssuerSpec {
+            allowed_policies: policies,
+            ..Default::default()
+        })
+    };
     let mut req = Req::istio().approved();
-    req.0.spec.username = None;
+    req.0.spec.request = "not base64!".into();
+    let u = update(decide_with(&req, issuer(Some(vec!["other".into()]))));
+    assert_eq!(u.outcome, "PolicyDenied");
+    let m = u.ready.message.unwrap();
+    assert!(
+        m.contains("spec.allowedPolicies") && m.contains("istio-mtls"),
+        "{m}"
+    );
+    let p = plan(decide_with(
+        &Req::istio().approved(),
+        issuer(Some(vec!["istio-mtls".into()])),
+    ));
+    assert_eq!(
+        p.issuer_allowed_policies,
+        Some(vec!["istio-mtls".to_owned()])
+    );
+    assert!(
+        p.issuance_request(&settings())
+            .scope
+            .authorize("istio-mtls")
+            .is_ok()
+    );
     assert!(matches!(
-        decide_with(&req, ready_issuer()),
+        decide_with(&Req::istio().approved(), issuer(None)),
         Decision::Sign(_)
     ));
+}
+
+#[test]
+fn identities_are_limited_to_the_request_namespace_outside_mesh_namespaces() {
+    // istio-csr's namespace is exempt.
+    let p = plan(decide_with(&Req::istio().approved(), ready_issuer()));
+    assert_eq!(p.identity_namespaces, None);
+    assert!(matches!(
+        p.issuance_request(&settings()).scope,
+        Scope::Requester {
+            identity_namespaces: IdentityNamespaces::Any,
+            ..
+        }
+    ));
+    // Any other namespace carries only its own identities.
+    let mut req = Req::istio().approved();
+    req.0.metadata.namespace = Some("team-a".into());
+    let p = plan(decide_with(&req, ready_issuer()));
+    assert_eq!(p.identity_namespaces, Some(vec!["team-a".to_owned()]));
+    let s = settings();
+    let r = p.issuance_request(&s);
+    assert!(matches!(
+        r.scope,
+        Scope::Requester { identity_namespaces: IdentityNamespaces::Only(ns), .. }
+            if ns == ["team-a".to_owned()].as_slice()
+    ));
+    // With no mesh namespaces istio-system is an ordinary namespace.
+    let s = Settings {
+        mesh_issuer_namespaces: vec![],
+        ..settings()
+    };
+    let p = plan(decide(
+        &Req::istio().approved().0,
+        |_, _| ready_issuer(),
+        &s,
+        now(),
+    ));
+    assert_eq!(p.identity_namespaces, Some(vec!["istio-system".to_owned()]));
+}
+
+#[test]
+fn refusals_carry_the_design_reason_names_with_the_detail_in_the_message() {
+    // (the core's or signer's reason, the CertificateRequest reason)
+    let cases = [
+        ("RequestersNotConfigured", "RequestersNotConfigured"),
+        ("RequesterNotAllowed", "RequesterNotAllowed"),
+        ("IdentityOutsideNamespace", "IdentityOutsideNamespace"),
+        ("DNSNameOutsideNamespace", "DNSNameOutsideNamespace"),
+        ("PolicyDenied", "PolicyDenied"),
+        ("InvalidRequest", "InvalidRequest"),
+        ("PolicyUnknown", "PolicyDenied"),
+        ("BadRequest", "InvalidRequest"),
+    ];
+    for (core, named) in cases {
+        let refused = Outcome::Refused {
+            reason: core,
+            message: format!("detail of {core}"),
+        };
+        let u = update(after_issue(
+            &Req::istio().approved().0,
+            &refused,
+            &settings(),
+            now(),
+        ));
+        assert_eq!(u.outcome, named, "{core}");
+        assert_eq!(u.ready.reason.as_deref(), Some(reason::FAILED));
+        let event = u.event.unwrap();
+        assert_eq!(event.reason, named, "{core}");
+        assert!(event.note.contains(&format!("detail of {core}")), "{core}");
+    }
 }
 
 #[test]
@@ -397,7 +572,7 @@ fn sign_plan_lends_the_core_a_csr_request_scoped_by_the_requester() {
         ..settings()
     };
     let issuer = IssuerState::Ready(IssuerSpec {
-        allowed_requesters: Some(vec!["system:serviceaccount:x:y".into()]),
+        allowed_requesters: Some(vec![ISTIO_CSR.into(), "system:serviceaccount:x:y".into()]),
         default_policy_name: Some("fallback".into()),
         ..Default::default()
     });
@@ -410,14 +585,14 @@ fn sign_plan_lends_the_core_a_csr_request_scoped_by_the_requester() {
     ));
     assert!(matches!(
         r.scope,
-        Scope::Requester { username: Some(u), controller_allowed, issuer_allowed }
+        Scope::Requester { username: Some(u), controller_allowed, issuer_allowed: Some(issuer_allowed), allowed_policies: None, .. }
             if u == ISTIO_CSR
                 && controller_allowed == [ISTIO_CSR.to_owned()].as_slice()
-                && issuer_allowed == ["system:serviceaccount:x:y".to_owned()].as_slice()
+                && issuer_allowed == [ISTIO_CSR.to_owned(), "system:serviceaccount:x:y".to_owned()].as_slice()
     ));
     assert_eq!(r.policy, "istio-mtls");
     assert_eq!(r.duration, Some("1h0m0s"));
-    assert!(r.scope.authorize().is_ok());
+    assert!(r.scope.authorize(r.policy).is_ok());
 }
 
 #[test]
@@ -427,7 +602,8 @@ fn an_invalid_issuer_trust_domain_fails_without_signing() {
         ..Default::default()
     });
     let u = update(decide_with(&Req::istio().approved(), issuer));
-    assert_eq!(u.outcome, "IssuerTrustDomainInvalid");
+    assert_eq!(u.outcome, "InvalidRequest");
+    assert!(u.ready.message.unwrap().contains("spec.trustDomain"));
     assert_eq!(u.ready.reason.as_deref(), Some(reason::FAILED));
 }
 
@@ -444,7 +620,7 @@ fn the_cores_answer_becomes_one_status_update() {
         clamped_from: None,
     });
     let refused = Outcome::Refused {
-        reason: "PolicyViolation",
+        reason: "PolicyDenied",
         message: "uri not allowed by subjectAltNames.uri".into(),
     };
     let retry = Outcome::Retry {
@@ -458,7 +634,7 @@ fn the_cores_answer_becomes_one_status_update() {
             refused,
             "False",
             reason::FAILED,
-            "PolicyViolation",
+            "PolicyDenied",
             false,
             false,
         ),
@@ -547,7 +723,7 @@ fn success_events_and_ca_population_follow_settings() {
 fn request_error_fails_at_once_with_the_rule_in_the_message() {
     let failure = SignFailure {
         request_error: true,
-        reason: "PolicyViolation",
+        reason: "PolicyDenied",
         message: "uri spiffe://x not allowed by rule subjectAltNames.uri".into(),
     };
     let u = update(after_sign(
@@ -560,7 +736,7 @@ fn request_error_fails_at_once_with_the_rule_in_the_message() {
     assert!(u.ready.message.unwrap().contains("subjectAltNames.uri"));
     assert_eq!(u.failure_time, Some(now()));
     assert!(u.requeue_after.is_none());
-    assert_eq!(u.outcome, "PolicyViolation");
+    assert_eq!(u.outcome, "PolicyDenied");
 }
 
 #[test]
@@ -596,7 +772,7 @@ fn last_transition_time_moves_only_when_status_changes() {
     let before = time(now() - Duration::from_secs(5));
     let failure = SignFailure {
         request_error: true,
-        reason: "PolicyViolation",
+        reason: "PolicyDenied",
         message: "x".into(),
     };
     let u = update(after_sign(&pending.0, Err(failure), &settings(), now()));

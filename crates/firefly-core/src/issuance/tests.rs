@@ -85,11 +85,16 @@ fn csr_pem(key: &KeyPair, uri: &str) -> String {
     params.serialize_request(key).unwrap().pem().unwrap()
 }
 
+/// Every requester, every namespace: `"*"` on the controller list, no issuer lists, exempt.
 fn everyone() -> Scope<'static> {
+    static STAR: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| vec!["*".to_owned()]);
     Scope::Requester {
         username: Some("system:serviceaccount:istio-system:istio-csr"),
-        controller_allowed: &[],
-        issuer_allowed: &[],
+        controller_allowed: STAR.as_slice(),
+        issuer_allowed: None,
+        allowed_policies: None,
+        identity_namespaces: IdentityNamespaces::Any,
     }
 }
 
@@ -212,7 +217,9 @@ fn scopes_refuse_before_anything_is_decoded() {
             Scope::Requester {
                 username: Some("mallory"),
                 controller_allowed: &allowed,
-                issuer_allowed: &[],
+                issuer_allowed: None,
+                allowed_policies: None,
+                identity_namespaces: IdentityNamespaces::Any,
             },
         ),
         &IssueOptions::default(),
@@ -252,7 +259,7 @@ fn scopes_refuse_before_anything_is_decoded() {
         namespace: "apps",
         namespaces: &every,
     };
-    assert_eq!(scope.authorize(), Ok(()));
+    assert_eq!(scope.authorize("workloads"), Ok(()));
 }
 
 #[test]
@@ -325,7 +332,7 @@ fn asserted_identities_and_keys_still_answer_to_the_policy() {
         matches!(
             &bad_key,
             Outcome::Refused {
-                reason: "BadRequest",
+                reason: "InvalidRequest",
                 ..
             }
         ),
@@ -363,5 +370,126 @@ fn an_expired_sub_ca_asks_the_front_door_to_retry() {
             }
         ),
         "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_policy_refusal_names_the_policy_once() {
+    let now = SystemTime::now();
+    let ca = sub_ca(now);
+    let policy = workload_policy();
+    let key = KeyPair::generate().unwrap();
+    let pem = csr_pem(&key, "spiffe://elsewhere.example/ns/default/sa/sleep");
+    let denied = issue(
+        &ca,
+        &policy,
+        &request(
+            Subject::Csr {
+                pem: pem.as_bytes(),
+                identities_annotation: None,
+            },
+            everyone(),
+        ),
+        &IssueOptions::default(),
+        now,
+    );
+    let Outcome::Refused {
+        reason: "PolicyDenied",
+        message,
+    } = &denied
+    else {
+        panic!("expected a policy refusal, got {denied:?}");
+    };
+    assert_eq!(
+        message.matches("\"workloads\"").count(),
+        1,
+        "the policy is named exactly once: {message}"
+    );
+    assert!(message.contains("elsewhere.example"), "{message}");
+}
+
+#[test]
+fn an_identity_outside_the_namespace_is_refused_before_the_policy_and_unsigned() {
+    let now = SystemTime::now();
+    let ca = sub_ca(now);
+    let policy = workload_policy();
+    let key = KeyPair::generate().unwrap();
+    let allowed = vec!["system:serviceaccount:team-a:author".to_owned()];
+    let team_a = vec!["team-a".to_owned()];
+    let scope = Scope::Requester {
+        username: Some("system:serviceaccount:team-a:author"),
+        controller_allowed: &allowed,
+        issuer_allowed: None,
+        allowed_policies: None,
+        identity_namespaces: IdentityNamespaces::Only(&team_a),
+    };
+    // istiod's identity: the policy (ns/.*) would admit it; only the namespace rule stops it.
+    let istiod = csr_pem(
+        &key,
+        "spiffe://cluster.local/ns/istio-system/sa/istiod-service-account",
+    );
+    let refused = issue(
+        &ca,
+        &policy,
+        &request(
+            Subject::Csr {
+                pem: istiod.as_bytes(),
+                identities_annotation: None,
+            },
+            scope,
+        ),
+        &IssueOptions::default(),
+        now,
+    );
+    assert!(
+        matches!(&refused, Outcome::Refused { reason: "IdentityOutsideNamespace", message }
+            if message.contains("istio-system") && message.contains("team-a")),
+        "{refused:?}"
+    );
+    // The same scope signs its own namespace's identity.
+    let own = csr_pem(&key, "spiffe://cluster.local/ns/team-a/sa/web");
+    let signed = issued(issue(
+        &ca,
+        &policy,
+        &request(
+            Subject::Csr {
+                pem: own.as_bytes(),
+                identities_annotation: None,
+            },
+            scope,
+        ),
+        &IssueOptions::default(),
+        now,
+    ));
+    assert_eq!(
+        signed.spiffe_id.as_ref().map(|i| i.as_str()),
+        Some("spiffe://cluster.local/ns/team-a/sa/web")
+    );
+    // An issuer that limits the policies refuses another policy before decoding.
+    let only_other = vec!["other".to_owned()];
+    let limited = Scope::Requester {
+        username: Some("system:serviceaccount:team-a:author"),
+        controller_allowed: &allowed,
+        issuer_allowed: None,
+        allowed_policies: Some(&only_other),
+        identity_namespaces: IdentityNamespaces::Only(&team_a),
+    };
+    let refused = issue(
+        &ca,
+        &policy,
+        &request(
+            Subject::Csr {
+                pem: b"not a request",
+                identities_annotation: None,
+            },
+            limited,
+        ),
+        &IssueOptions::default(),
+        now,
+    );
+    assert!(
+        matches!(&refused, Outcome::Refused { reason: "PolicyDenied", message }
+            if message.contains("spec.allowedPolicies") && message.contains("\"workloads\"")),
+        "{refused:?}"
     );
 }

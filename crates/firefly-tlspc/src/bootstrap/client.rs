@@ -25,7 +25,7 @@ use crate::wire::{
 mod account_key;
 mod error;
 
-pub use account_key::ServiceAccountKey;
+pub use account_key::{ClientAssertion, ServiceAccountKey};
 use error::sanitize;
 pub use error::{ClientError, UpstreamDetail, parse_error_body};
 
@@ -77,9 +77,96 @@ pub struct ClientSettings {
     pub retry: RetryPolicy,
 }
 
-struct CachedToken {
-    token: Zeroizing<String>,
-    refresh_at: SystemTime,
+/// A bearer token with the time to replace it. `Debug` never prints the token.
+pub struct CachedToken {
+    token: BearerToken,
+    /// When to log in again: min(60 s, half the lifetime) before the token expires.
+    pub refresh_at: SystemTime,
+}
+
+impl fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("token", &self.token)
+            .field("refresh_at", &self.refresh_at)
+            .finish()
+    }
+}
+
+/// A TLSPC access token: zeroized on drop; `Debug` prints a placeholder.
+#[derive(Clone)]
+pub struct BearerToken(Zeroizing<String>);
+
+impl BearerToken {
+    /// The token, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+/// Longest time a token is cached, whatever `expires_in` says: an absurd lifetime (up to
+/// `u64::MAX` seconds, which once overflowed `SystemTime` and panicked) is capped rather than
+/// refused, because the token itself is good and a 401 makes the client log in again anyway; a
+/// real TLSPC token lives 15 minutes.
+pub const MAX_TOKEN_CACHE: Duration = Duration::from_secs(60 * 60);
+
+/// Reads a successful answer of the token endpoint received for a login started at `issued_at`.
+///
+/// # Errors
+/// [`ClientError::Malformed`] when the body is not the token JSON (the message never quotes a
+/// token-like value) or the token is empty.
+pub fn read_token_answer(body: &[u8], issued_at: SystemTime) -> Result<CachedToken, ClientError> {
+    let endpoint = "service-account login";
+    let parsed: TokenResponse =
+        serde_json::from_slice(body).map_err(|e| ClientError::Malformed {
+            endpoint,
+            what: without_quoted_values(&e.to_string()),
+        })?;
+    let TokenResponse {
+        access_token,
+        expires_in,
+        ..
+    } = parsed;
+    let token = BearerToken(Zeroizing::new(access_token));
+    if token.0.trim().is_empty() {
+        return Err(ClientError::Malformed {
+            endpoint,
+            what: "access_token is empty".into(),
+        });
+    }
+    Ok(CachedToken {
+        token,
+        refresh_at: token_refresh_at(issued_at, expires_in),
+    })
+}
+
+/// serde quotes an offending string value (`invalid type: string "…", expected u64`): in a
+/// token answer that value may be the token, so everything between the first and the last quote
+/// is elided.
+fn without_quoted_values(message: &str) -> String {
+    let text = match (message.find('"'), message.rfind('"')) {
+        (Some(first), Some(last)) if first < last => {
+            format!("{}<elided>{}", &message[..first], &message[last + 1..])
+        }
+        _ => message.to_owned(),
+    };
+    sanitize(&text)
+}
+
+/// When to replace a token issued at `issued_at` living `expires_in` seconds: min(60 s, half the
+/// lifetime) before expiry, the lifetime capped at [`MAX_TOKEN_CACHE`]. Never panics.
+pub fn token_refresh_at(issued_at: SystemTime, expires_in: u64) -> SystemTime {
+    let lifetime = Duration::from_secs(expires_in).min(MAX_TOKEN_CACHE);
+    let margin = (lifetime / 2).min(Duration::from_secs(60));
+    issued_at
+        .checked_add(lifetime.saturating_sub(margin))
+        .unwrap_or(issued_at)
 }
 
 /// The TLSPC client of one service account.
@@ -126,6 +213,8 @@ impl TlspcClient {
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout)
             .user_agent(concat!("firefly-rs/", env!("CARGO_PKG_VERSION")))
+            // A redirect would send the assertion or the token to another address: refuse it.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ClientError::Build(e.to_string()))?;
         Ok(TlspcClient {
@@ -305,7 +394,7 @@ impl TlspcClient {
             let mut request = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(token.as_str());
+                .bearer_auth(token.expose());
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -375,7 +464,21 @@ impl TlspcClient {
         let result = async {
             let mut response = request.send().await.map_err(transport)?;
             let status = response.status();
-            let mut body = Vec::new();
+            if status.is_redirection() {
+                return Err(ClientError::Redirected {
+                    endpoint,
+                    status: status.as_u16(),
+                    location: redirect_target(response.url(), response.headers()),
+                });
+            }
+            // Sized from Content-Length when given, so that the buffer is not reallocated (a
+            // reallocation would leave a copy of a token answer in freed memory).
+            let expected = response
+                .content_length()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0)
+                .min(MAX_BODY);
+            let mut body = Vec::with_capacity(expected);
             while let Some(chunk) = response.chunk().await.map_err(transport)? {
                 if body.len() + chunk.len() > MAX_BODY {
                     return Err(ClientError::TooLarge {
@@ -396,7 +499,7 @@ impl TlspcClient {
     }
 
     /// A valid bearer token: cached until min(60 s, half its lifetime) before expiry.
-    async fn bearer(&self, force: bool) -> Result<Zeroizing<String>, ClientError> {
+    async fn bearer(&self, force: bool) -> Result<BearerToken, ClientError> {
         let mut cached = self.token.lock().await;
         let now = self.clock.now();
         if !force
@@ -426,23 +529,14 @@ impl TlspcClient {
                 })?;
             let form = [
                 ("grant_type", wire::JWT_BEARER_GRANT),
-                ("assertion", assertion.as_str()),
+                ("assertion", assertion.expose()),
             ];
             let request = self.http.post(&url).form(&form);
             let err = match self.send(endpoint, request).await {
                 Ok((status, bytes)) if status.is_success() => {
-                    let parsed: TokenResponse =
-                        serde_json::from_slice(&bytes).map_err(|e| ClientError::Malformed {
-                            endpoint,
-                            what: e.to_string(),
-                        })?;
-                    let token = Zeroizing::new(parsed.access_token);
-                    let lifetime = Duration::from_secs(parsed.expires_in);
-                    let margin = (lifetime / 2).min(Duration::from_secs(60));
-                    return Ok(CachedToken {
-                        token,
-                        refresh_at: issued_at + lifetime.saturating_sub(margin),
-                    });
+                    // The body holds the token: wipe this copy once it is read.
+                    let bytes = Zeroizing::new(bytes);
+                    return read_token_answer(&bytes, issued_at);
                 }
                 Ok((status, bytes)) => {
                     let detail = parse_error_body(&bytes);
@@ -491,6 +585,27 @@ fn status_hint(endpoint: &str, status: u16) -> &'static str {
         429 => " (throttled by TLSPC)",
         s if s >= 500 => " (TLSPC is unavailable)",
         _ => "",
+    }
+}
+
+/// Where a redirect points, for an error message: scheme, host, port and path of the `Location`
+/// (resolved against the request URL), never its query, fragment or user info.
+fn redirect_target(from: &reqwest::Url, headers: &reqwest::header::HeaderMap) -> String {
+    let Some(location) = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return "nowhere (no Location header)".to_owned();
+    };
+    match from.join(location) {
+        Ok(mut url) => {
+            url.set_query(None);
+            url.set_fragment(None);
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            sanitize(url.as_str())
+        }
+        Err(_) => "an unparsable Location".to_owned(),
     }
 }
 

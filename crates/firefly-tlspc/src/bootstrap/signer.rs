@@ -66,6 +66,8 @@ pub(crate) struct Blockers {
     pub(crate) withdrawn: Option<String>,
     /// The last lifecycle or refresh problem (does not block while a sub-CA is valid).
     pub(crate) last_problem: Option<String>,
+    /// Background tasks that keep failing, by name, with why (not ready while any is listed).
+    pub(crate) stalled: std::collections::BTreeMap<&'static str, String>,
 }
 
 pub(crate) struct Shared {
@@ -130,6 +132,12 @@ impl Signer {
             return Readiness {
                 ready: false,
                 message: fips.clone(),
+            };
+        }
+        if let Some(stalled) = blockers.stalled.values().next() {
+            return Readiness {
+                ready: false,
+                message: stalled.clone(),
             };
         }
         let now = self.shared.clock.now();

@@ -1,5 +1,7 @@
 //! The admin side of the mock's state: CRUD of policies, sub-CA providers and configurations, and the mock-only knobs (faults, token and account revocation); no HTTP.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -52,14 +54,7 @@ impl Shared {
         id: Option<&str>,
         body: &[u8],
     ) -> Result<Value, Failure> {
-        let patch: Value = parse_json(body)?;
-        let Some(patch) = patch.as_object() else {
-            return Err(api(
-                400,
-                codes::BAD_REQUEST,
-                "request body must be a JSON object",
-            ));
-        };
+        let patch = parse_json_object(body)?;
         let now = timestamp(self.clock.now());
         let mut store = self.lock();
         let mut merged = match id {
@@ -67,7 +62,7 @@ impl Shared {
             Some(id) => store.raw(kind, id).ok_or_else(|| kind.not_found(id))?,
         };
         if let Some(obj) = merged.as_object_mut() {
-            for (k, v) in patch {
+            for (k, v) in &patch {
                 if READ_ONLY_KEYS.contains(&k.as_str()) {
                     continue;
                 }
@@ -87,42 +82,15 @@ impl Shared {
         }
         let new_id = id.map(str::to_owned).unwrap_or_else(new_id);
         let invalid = |m: String| api(400, codes::INVALID_OBJECT, m);
-        // Refuses a name another object of this kind holds; returns the creation date to keep
-        // (the replaced object's own, or now for a new one).
-        let admit = |others: &mut dyn Iterator<Item = (&String, &str, Option<&String>)>,
-                     name: &str|
-         -> Result<Option<String>, Failure> {
-            let mut created = None;
-            for (id, other_name, other_created) in others {
-                if *id == new_id {
-                    created = other_created.cloned();
-                } else if other_name == name {
-                    return Err(api(
-                        409,
-                        codes::CONFLICT,
-                        format!("a {} named {name:?} already exists", kind.label()),
-                    ));
-                }
-            }
-            Ok(created.or_else(|| Some(now.clone())))
-        };
         match kind {
             Kind::Policy => {
                 let mut p: PolicyInformation = serde_json::from_value(merged)
                     .map_err(|e| invalid(format!("policy does not parse: {e}")))?;
                 check_name("name", &p.name).map_err(invalid)?;
                 check_policy_shape(&p).map_err(invalid)?;
-                p.creation_date = admit(
-                    &mut store
-                        .policies
-                        .iter()
-                        .map(|(i, o)| (i, o.name.as_str(), o.creation_date.as_ref())),
-                    &p.name,
-                )?;
                 p.id = Some(new_id.clone());
                 p.company_id = Some(COMPANY_ID.to_owned());
-                p.modification_date = Some(now);
-                store.policies.insert(new_id.clone(), p);
+                put(&mut store.policies, &new_id, p, now, kind)?;
             }
             Kind::Provider => {
                 let mut p: SubCaProviderInformation = serde_json::from_value(merged)
@@ -146,16 +114,8 @@ impl Shared {
                     }
                     None => return Err(invalid("keyAlgorithm is required".into())),
                 }
-                p.creation_date = admit(
-                    &mut store
-                        .providers
-                        .iter()
-                        .map(|(i, o)| (i, o.name.as_str(), o.creation_date.as_ref())),
-                    &p.name,
-                )?;
                 p.id = new_id.clone();
-                p.modification_date = Some(now);
-                store.providers.insert(new_id.clone(), p);
+                put(&mut store.providers, &new_id, p, now, kind)?;
             }
             Kind::Configuration => {
                 let mut c: ExtendedConfigurationInformation = serde_json::from_value(merged)
@@ -206,17 +166,9 @@ impl Shared {
                         ));
                     }
                 }
-                c.creation_date = admit(
-                    &mut store
-                        .configurations
-                        .iter()
-                        .map(|(i, o)| (i, o.name.as_str(), o.creation_date.as_ref())),
-                    &c.name,
-                )?;
                 c.id = new_id.clone();
                 c.company_id = Some(COMPANY_ID.to_owned());
-                c.modification_date = Some(now);
-                store.configurations.insert(new_id.clone(), c);
+                put(&mut store.configurations, &new_id, c, now, kind)?;
             }
         }
         drop(store);
@@ -276,18 +228,11 @@ impl Shared {
 
     /// Merges the top-level fields of `body` into the current faults (`null` resets a field).
     pub(crate) fn patch_faults(&self, body: &[u8]) -> Result<Faults, Failure> {
-        let patch: Value = parse_json(body)?;
-        let Some(patch) = patch.as_object() else {
-            return Err(api(
-                400,
-                codes::BAD_REQUEST,
-                "request body must be a JSON object",
-            ));
-        };
+        let patch = parse_json_object(body)?;
         let mut store = self.lock();
         let mut merged = serde_json::to_value(&store.faults).unwrap_or_default();
         if let Some(obj) = merged.as_object_mut() {
-            for (k, v) in patch {
+            for (k, v) in &patch {
                 if v.is_null() {
                     obj.remove(k);
                 } else {
@@ -403,26 +348,93 @@ fn check_name(field: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A request body that must be a JSON object (400 otherwise).
+fn parse_json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Failure> {
+    match parse_json(body)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(api(
+            400,
+            codes::BAD_REQUEST,
+            "request body must be a JSON object",
+        )),
+    }
+}
+
+/// Fields a sub-CA provider's create/update body may set: its own, then the subject attributes
+/// of the sub-CAs it issues (the keys a policy's `subject` has).
+const PROVIDER_KEYS: [&str; 13] = crate::seed::concat_keys(&[
+    &[
+        "name",
+        "caType",
+        "caAccountId",
+        "caProductOptionId",
+        "validityPeriod",
+    ],
+    crate::seed::SUBJECT_KEYS,
+    &["keyAlgorithm", "pkcs11"],
+]);
+
+/// The fields the admin API manages on every kind it stores.
+trait Stored {
+    fn name(&self) -> &str;
+    fn creation_date(&self) -> Option<&String>;
+    fn stamp(&mut self, created: Option<String>, modified: String);
+}
+
+macro_rules! stored {
+    ($($t:ty),*) => {$(
+        impl Stored for $t {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn creation_date(&self) -> Option<&String> {
+                self.creation_date.as_ref()
+            }
+            fn stamp(&mut self, created: Option<String>, modified: String) {
+                self.creation_date = created;
+                self.modification_date = Some(modified);
+            }
+        }
+    )*};
+}
+stored!(
+    PolicyInformation,
+    SubCaProviderInformation,
+    ExtendedConfigurationInformation
+);
+
+/// Stores `obj` under `id`: refuses a name another object of its kind holds (409), keeps the
+/// creation date of the object it replaces (`now` for a new one) and sets the modification date.
+fn put<T: Stored>(
+    objects: &mut BTreeMap<String, T>,
+    id: &str,
+    mut obj: T,
+    now: String,
+    kind: Kind,
+) -> Result<(), Failure> {
+    let mut created = None;
+    for (other_id, other) in objects.iter() {
+        if other_id == id {
+            created = other.creation_date().cloned();
+        } else if other.name() == obj.name() {
+            return Err(api(
+                409,
+                codes::CONFLICT,
+                format!("a {} named {:?} already exists", kind.label(), obj.name()),
+            ));
+        }
+    }
+    obj.stamp(created.or_else(|| Some(now.clone())), now);
+    objects.insert(id.to_owned(), obj);
+    Ok(())
+}
+
 impl Kind {
     /// Fields a create/update body may set.
     fn writable_keys(self) -> &'static [&'static str] {
         match self {
             Kind::Policy => crate::seed::POLICY_KEYS,
-            Kind::Provider => &[
-                "name",
-                "caType",
-                "caAccountId",
-                "caProductOptionId",
-                "validityPeriod",
-                "commonName",
-                "organization",
-                "organizationalUnit",
-                "locality",
-                "stateOrProvince",
-                "country",
-                "keyAlgorithm",
-                "pkcs11",
-            ],
+            Kind::Provider => &PROVIDER_KEYS,
             Kind::Configuration => &[
                 "name",
                 "subCaProviderId",

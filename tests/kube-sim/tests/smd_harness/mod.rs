@@ -27,7 +27,7 @@ pub struct Scenario {
 impl Scenario {
     /// The scenario of one version of a CRD (YAML or JSON).
     pub fn from_crd(crd: &str, version: &str) -> Scenario {
-        let crd: Value = serde_yaml::from_str(crd).expect("the CRD parses");
+        let crd: Value = serde_saphyr::from_str(crd).expect("the CRD parses");
         let spec = &crd["spec"];
         let v = spec["versions"]
             .as_array()

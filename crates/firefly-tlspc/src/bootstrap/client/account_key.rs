@@ -14,9 +14,36 @@ use super::ClientError;
 use crate::wire;
 
 /// A service-account private key, ready to sign login JWTs. `Debug` prints a placeholder.
+///
+/// Its parsed form is jsonwebtoken's `EncodingKey`, which zeroizes its bytes on drop (checked at
+/// compile time below); every intermediate copy made while reading the file is a `Zeroizing`.
 pub struct ServiceAccountKey {
     algorithm: jsonwebtoken::Algorithm,
     key: jsonwebtoken::EncodingKey,
+}
+
+// The key's only field holding secret bytes wipes itself on drop; a jsonwebtoken release that
+// stopped doing so would fail to compile here.
+impl zeroize::ZeroizeOnDrop for ServiceAccountKey {}
+const _: fn() = || {
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<jsonwebtoken::EncodingKey>();
+};
+
+/// A signed login assertion (a JWT bearer grant): zeroized on drop; `Debug` prints a placeholder.
+pub struct ClientAssertion(Zeroizing<String>);
+
+impl ClientAssertion {
+    /// The JWT, for the login form only.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for ClientAssertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientAssertion(<redacted>)")
+    }
 }
 
 impl fmt::Debug for ServiceAccountKey {
@@ -147,7 +174,7 @@ impl ServiceAccountKey {
         &self,
         client_id: &str,
         now: SystemTime,
-    ) -> Result<Zeroizing<String>, &'static str> {
+    ) -> Result<ClientAssertion, &'static str> {
         let iat = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_err(|_| "clock before 1970")?
@@ -162,7 +189,7 @@ impl ServiceAccountKey {
         };
         let header = jsonwebtoken::Header::new(self.algorithm);
         jsonwebtoken::encode(&header, &claims, &self.key)
-            .map(Zeroizing::new)
+            .map(|jwt| ClientAssertion(Zeroizing::new(jwt)))
             .map_err(|_| "JWT signing failed")
     }
 }

@@ -74,6 +74,19 @@ pub enum ClientError {
         /// What to do about it.
         hint: &'static str,
     },
+    /// TLSPC (or something in front of it) answered with a redirect, which is never followed: a
+    /// redirect would carry the login assertion or the bearer token to another address.
+    #[error(
+        "TLSPC {endpoint} answered HTTP {status} redirecting to {location}: redirects are not followed (they would carry credentials elsewhere); set bootstrap.vaas.url to the API's own address"
+    )]
+    Redirected {
+        /// Which call.
+        endpoint: &'static str,
+        /// HTTP status (301, 302, 303, 307, 308).
+        status: u16,
+        /// Where it pointed: scheme, host, port and path only (no query, no user info).
+        location: String,
+    },
     /// The answer was not the JSON the contract describes.
     #[error("TLSPC {endpoint}: malformed answer: {what}")]
     Malformed {
