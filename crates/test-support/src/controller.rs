@@ -139,9 +139,12 @@ impl Env {
             .try_init();
         let mut sim_options = SimOptions::default();
         sim_options.record_writes = opts.record_writes;
-        let sim = crate::cluster::start_sim_with(sim_options, &[NS, "sandbox", "venafi", "other", "team-a"])
-            .await
-            .expect("kube-sim starts with cert-manager's CRD and ours");
+        let sim = crate::cluster::start_sim_with(
+            sim_options,
+            &[NS, "sandbox", "venafi", "other", "team-a"],
+        )
+        .await
+        .expect("kube-sim starts with cert-manager's CRD and ours");
         let (audit, raw) = opts.audit_log;
         let seed_text = SHIPPED_SEED
             .replace(
