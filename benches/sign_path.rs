@@ -10,7 +10,7 @@
 //!
 //! `cargo bench --bench sign_path` (set SIGN_PATH_ROUND_MS to change the round length).
 //!
-//! Instruction counts (repeatable on a loaded machine): `SIGN_PATH_PROFILE=floor|plain|locked`
+//! Instruction counts (repeatable on a loaded machine): `SIGN_PATH_PROFILE=floor|floor_old|plain|locked`
 //! with `SIGN_PATH_ITERATIONS=n` runs only that operation n times inside `profiled_loop`, for
 //! `valgrind --tool=callgrind --toggle-collect='*profiled_loop*' target/release/deps/sign_path-*`.
 //! `plain` signs with an rcgen key pair, `locked` with the production `LockedKey`.
@@ -79,14 +79,18 @@ fn main() {
     let tbs = vec![0xa5u8; 420];
     let csr_sig = requester.sign(&rng, &csr_info).expect("sign");
     let requester_pub = requester.public_key().as_ref().to_vec();
-    let mut floor_old = || {
-        // The same primitives the sign path uses: parse (validate) the request's key, verify, sign.
+    // The same primitives the sign path uses: parse (validate) the request's key, verify, sign.
+    let verify_csr = || {
         let key =
             signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &requester_pub)
                 .expect("parse key");
         key.verify_sig(black_box(&csr_info), csr_sig.as_ref())
             .expect("verify");
-        black_box(issuer.sign(&rng, black_box(&tbs)).expect("sign"));
+    };
+    let sign_leaf = || issuer.sign(&rng, black_box(&tbs)).expect("sign");
+    let mut floor_old = || {
+        verify_csr();
+        black_box(sign_leaf());
     };
     // The issuer's key parsed once, as the sub-CA keeps it to verify every leaf.
     let issuer_pub = signature::ParsedPublicKey::new(
@@ -95,14 +99,9 @@ fn main() {
     )
     .expect("parse issuer key");
     let mut floor = || {
-        let key =
-            signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &requester_pub)
-                .expect("parse key");
-        key.verify_sig(black_box(&csr_info), csr_sig.as_ref())
-            .expect("verify");
-        let leaf_sig = issuer.sign(&rng, black_box(&tbs)).expect("sign");
+        verify_csr();
         issuer_pub
-            .verify_sig(black_box(&tbs), leaf_sig.as_ref())
+            .verify_sig(black_box(&tbs), sign_leaf().as_ref())
             .expect("leaf verify");
     };
 
@@ -138,9 +137,12 @@ fn main() {
             .unwrap_or(200);
         match which.as_str() {
             "floor" => profiled_loop(iterations, &mut floor),
+            "floor_old" => profiled_loop(iterations, &mut floor_old),
             "plain" => profiled_loop(iterations, &mut || full(&ec_csr)),
             "locked" => profiled_loop(iterations, &mut || full_with(&locked_pki.sub_ca, &ec_csr)),
-            other => panic!("SIGN_PATH_PROFILE={other}: expected floor, plain or locked"),
+            other => {
+                panic!("SIGN_PATH_PROFILE={other}: expected floor, floor_old, plain or locked")
+            }
         }
         println!("profiled {which} x {iterations}");
         return;
