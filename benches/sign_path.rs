@@ -11,6 +11,7 @@
 //! `cargo bench --bench sign_path` (set SIGN_PATH_ROUND_MS to change the round length).
 //!
 //! Instruction counts (repeatable on a loaded machine): `SIGN_PATH_PROFILE=floor|floor_old|plain|locked`
+//! (or `sign_locked|sign_api|sign_kept`, one P-256 signature each way)
 //! with `SIGN_PATH_ITERATIONS=n` runs only that operation n times inside `profiled_loop`, for
 //! `valgrind --tool=callgrind --toggle-collect='*profiled_loop*' target/release/deps/sign_path-*`.
 //! `plain` signs with an rcgen key pair, `locked` with the production `LockedKey`.
@@ -130,24 +131,6 @@ fn main() {
     };
     let full = |csr: &str| full_with(&pki.sub_ca, csr);
 
-    if let Ok(which) = std::env::var("SIGN_PATH_PROFILE") {
-        let iterations: u64 = std::env::var("SIGN_PATH_ITERATIONS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(200);
-        match which.as_str() {
-            "floor" => profiled_loop(iterations, &mut floor),
-            "floor_old" => profiled_loop(iterations, &mut floor_old),
-            "plain" => profiled_loop(iterations, &mut || full(&ec_csr)),
-            "locked" => profiled_loop(iterations, &mut || full_with(&locked_pki.sub_ca, &ec_csr)),
-            other => {
-                panic!("SIGN_PATH_PROFILE={other}: expected floor, floor_old, plain or locked")
-            }
-        }
-        println!("profiled {which} x {iterations}");
-        return;
-    }
-
     // Per signature, P-256, a leaf-sized message: the two ways to sign with a locked key, and a
     // long-lived aws-lc-rs key pair (what neither may do: keep the key in ordinary heap).
     let locked_p256 = LockedKey::generate(KeyAlgorithm::EcP256, LockMode::KeyPages).expect("key");
@@ -168,6 +151,29 @@ fn main() {
     let kept_sign = || {
         black_box(issuer.sign(&rng, black_box(&tbs)).expect("sign"));
     };
+
+    if let Ok(which) = std::env::var("SIGN_PATH_PROFILE") {
+        let iterations: u64 = std::env::var("SIGN_PATH_ITERATIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        match which.as_str() {
+            "floor" => profiled_loop(iterations, &mut floor),
+            "floor_old" => profiled_loop(iterations, &mut floor_old),
+            "sign_locked" => profiled_loop(iterations, &mut { locked_sign }),
+            "sign_api" => profiled_loop(iterations, &mut { api_sign }),
+            "sign_kept" => profiled_loop(iterations, &mut { kept_sign }),
+            "plain" => profiled_loop(iterations, &mut || full(&ec_csr)),
+            "locked" => profiled_loop(iterations, &mut || full_with(&locked_pki.sub_ca, &ec_csr)),
+            other => {
+                panic!(
+                    "SIGN_PATH_PROFILE={other}: expected floor, floor_old, plain, locked, sign_locked, sign_api or sign_kept"
+                )
+            }
+        }
+        println!("profiled {which} x {iterations}");
+        return;
+    }
 
     let (mut best_floor, mut best_ec, mut best_rsa, mut best_locked) = (0f64, 0f64, 0f64, 0f64);
     let mut best_floor_old = 0f64;
