@@ -56,6 +56,12 @@ pub struct Metrics {
     pub write_errors: IntCounterVec,
     /// `firefly_tlspc_insecure_http`: 1 while TLSPC is reached over plain `http://`.
     pub tlspc_insecure_http: IntGauge,
+    /// `firefly_status_write_conflicts_total{type}`: status writes answered 409 (the object moved
+    /// on since the decision; the request is decided again). Not failures.
+    pub write_conflicts: IntCounterVec,
+    /// `firefly_signed_not_delivered_total{type}`: certificates signed whose status write was
+    /// refused with 409 (audited with their serial, not reported to TLSPC as issued).
+    pub signed_not_delivered: IntCounterVec,
 }
 
 /// Latency buckets from 100 µs to about 13 s: signatures take well under a millisecond, a
@@ -206,6 +212,19 @@ impl Metrics {
             "firefly_tlspc_insecure_http",
             Box::new(tlspc_insecure_http.clone()),
         )?;
+        let by_type = |name: &'static str, help: &str| -> Result<IntCounterVec, MetricsError> {
+            let c = IntCounterVec::new(Opts::new(name, help), &["type"]).map_err(err(name))?;
+            reg(name, Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let write_conflicts = by_type(
+            "firefly_status_write_conflicts_total",
+            "Status writes refused with 409 (decided again from the fresh object), by request type.",
+        )?;
+        let signed_not_delivered = by_type(
+            "firefly_signed_not_delivered_total",
+            "Certificates signed whose status write got 409 (never delivered), by request type.",
+        )?;
 
         Ok(Metrics {
             registry,
@@ -221,6 +240,8 @@ impl Metrics {
             issuers_ready,
             write_errors,
             tlspc_insecure_http,
+            write_conflicts,
+            signed_not_delivered,
         })
     }
 

@@ -158,7 +158,7 @@ async fn answered_requests_leave_the_cache_and_are_never_listed_into_it() {
     assert_eq!(
         cache.removed.load(Ordering::Relaxed),
         N,
-        "each request answered while cached is reported as removed (the written log forgets it)"
+        "each request answered while cached is reported as removed (its retry state is forgotten)"
     );
 }
 

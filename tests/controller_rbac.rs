@@ -192,6 +192,28 @@ async fn every_call_the_controller_makes_under_the_charts_rbac_is_in_the_table()
         .unwrap();
     stack.create_issuer().await.unwrap();
     stack.wait_issuer_ready(PATIENCE).await.unwrap();
+    // A ClusterIssuer too: its status is written through its own (cluster-scoped) API.
+    let cluster_issuers: kube::Api<firefly::crd::ClusterIssuer> =
+        kube::Api::all(stack.client.clone());
+    cluster_issuers
+        .create(
+            &kube::api::PostParams::default(),
+            &firefly::crd::ClusterIssuer::new("firefly-cluster", Default::default()),
+        )
+        .await
+        .expect("create the ClusterIssuer");
+    let res = kube_sim::wait_for(PATIENCE, || async {
+        stack
+            .sim
+            .object(GROUP, "clusterissuers", "", "firefly-cluster")
+            .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("True"))
+    })
+    .await;
+    assert!(
+        res.is_ok(),
+        "the ClusterIssuer never became Ready; calls refused: {:?}",
+        stack.sim.refused_calls_by(USER)
+    );
 
     let pool = e2e::KeyPool::generate(0, 2).unwrap();
     issue_three(&stack, &pool, 0).await;
@@ -236,6 +258,7 @@ async fn every_call_the_controller_makes_under_the_charts_rbac_is_in_the_table()
         ("cert-manager.io", "certificaterequests", "status", "patch"),
         (GROUP, "issuers", "", "watch"),
         (GROUP, "issuers", "status", "patch"),
+        (GROUP, "clusterissuers", "status", "patch"),
         ("events.k8s.io", "events", "", "create"),
         ("coordination.k8s.io", "leases", "", "get"),
         ("coordination.k8s.io", "leases", "", "create"),

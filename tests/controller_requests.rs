@@ -442,8 +442,9 @@ async fn request_deleted_before_its_answer_is_not_an_error() {
     kube_sim::wait_for(PATIENCE, || async { env.status_writes() > writes_before })
         .await
         .expect("the controller answers the request (and meets the 404)");
-    // A retry would come decide::retry_after_failed_reconcile() after the failed write.
-    tokio::time::sleep(4 * firefly::issuer::decide::retry_after_failed_reconcile()).await;
+    // A retry would come at most retry_after_failed_reconcile(1, 1.0, None) after the failed write.
+    tokio::time::sleep(4 * firefly::issuer::decide::retry_after_failed_reconcile(1, 1.0, None))
+        .await;
     let barrier = env.create_request(&workload_request(WORKLOAD)).await;
     env.wait_ready_reason(NS, &barrier, "Issued").await;
 

@@ -196,6 +196,36 @@ fn bad_seeds_are_refused_with_the_path_of_the_bad_field() {
     }
 }
 
+/// Parse errors (serde-saphyr) name the full key path, the missing, duplicate or ill-typed key
+/// itself included, and the line.
+#[test]
+fn seed_parse_errors_name_the_whole_key_path() {
+    let account = "clientId: 3f6f2b1e-8d4c-4a7e-9b5d-2c1e0f9a7d31\n";
+    let cases: [(String, &str); 4] = [
+        (
+            SHIPPED_SEED.replace(account, "scopes: [distributed-issuance]\n"),
+            "invalid seed at serviceAccounts[0].clientId: missing field `clientId`",
+        ),
+        (
+            SHIPPED_SEED.replace(account, &format!("{account}    revoked: yes\n")),
+            "invalid seed at serviceAccounts[0].revoked: ",
+        ),
+        (
+            SHIPPED_SEED.replace(account, &format!("{account}    name: again\n")),
+            "invalid seed at serviceAccounts[0].name: duplicate mapping key",
+        ),
+        (
+            format!("{SHIPPED_SEED}\ntokenExpiresIn: soon\n"),
+            "invalid seed at tokenExpiresIn: ",
+        ),
+    ];
+    for (yaml, needle) in cases {
+        let err = seed_error(&yaml);
+        assert!(err.starts_with(needle), "expected {needle:?} in: {err}");
+        assert!(err.contains("line "), "the line is named: {err}");
+    }
+}
+
 #[test]
 fn a_service_account_attached_twice_is_refused() {
     let yaml = SHIPPED_SEED.replace(

@@ -26,13 +26,18 @@ pub mod issuer_watch;
 pub mod reconcile;
 pub mod report;
 pub mod request_cache;
-pub mod written_log;
+pub mod retries;
 
+pub use apply::{Applied, ApplyMetadata, apply_guarded};
 pub use request_cache::{cached_requests, slim_for_cache};
 
 use issuer_watch::{IssuerChange, requests_naming, watch_issuers};
 use reconcile::{ReconcileFailed, error_policy, reconcile};
-use written_log::WrittenLog;
+use retries::RetryLog;
+
+/// Longest wait for one event to be published (issuer and request events alike): events are
+/// reports, and a slow events API must not hold a decision behind it.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The API calls this module makes (see [`crate::rbac`]): the request watch (kube-runtime's
 /// `watcher` on `Api::<CertificateRequest>::all`: a list, then a watch; the cache answers every
@@ -92,17 +97,20 @@ struct Context {
     client: kube::Client,
     issuers: Store<Issuer>,
     cluster_issuers: Store<ClusterIssuer>,
-    /// The request cache the reconciles are dispatched from (requests in flight only).
-    requests: Store<CertificateRequest>,
-    written: WrittenLog,
+    /// Consecutive failed reconciles per request (backoff, panic bound).
+    retries: RetryLog,
     clock: Clock,
 }
 
 /// Runs the controller until `shutdown` resolves, then lets in-flight reconciles finish.
 ///
 /// # Guarantees
-/// Each request is reconciled by at most one task at a time; a request this controller already
-/// answered is never signed again, even when a stale cached copy triggers another reconcile.
+/// Each request is reconciled by at most one task at a time, and every status write carries the
+/// resourceVersion its decision read: the API server refuses (409) a write decided on a copy it
+/// has moved past, so however many replicas run, a request is answered at most once. A
+/// certificate signed for such a copy is audited as signed-not-delivered, never reported as
+/// issued. A request whose reconcile panics [`decide::MAX_PANICS`](super::decide::MAX_PANICS)
+/// times in a row is failed with `InternalError`.
 ///
 /// # Errors
 /// [`ControllerError::CacheStopped`] when the issuer caches end before their first list.
@@ -168,8 +176,7 @@ pub async fn run(
         client: client.clone(),
         issuers: issuers.clone(),
         cluster_issuers: cluster_issuers.clone(),
-        requests: requests.clone(),
-        written: WrittenLog::default(),
+        retries: RetryLog::default(),
         clock: clock.clone(),
     });
 
@@ -211,7 +218,7 @@ pub async fn run(
         .default_backoff(),
         group.clone(),
         request_writer,
-        move |cr| forget.written.forget(cr.uid().as_deref().unwrap_or("")),
+        move |cr| forget.retries.forget(cr.uid().as_deref().unwrap_or("")),
     );
     let requests_for_mapper = requests.clone();
     let issuer_triggers = issuer_refs_rx
@@ -245,9 +252,14 @@ pub async fn run(
     let drained = applier(
         |cr, ctx: Arc<Context>| {
             Box::pin(async move {
-                OwnedTask(tokio::spawn(reconcile(cr, ctx)))
+                let uid = cr.uid().unwrap_or_default();
+                let result = OwnedTask(tokio::spawn(reconcile(cr, ctx.clone())))
                     .await
-                    .unwrap_or_else(|e| Err(ReconcileFailed::Panicked(e.to_string())))
+                    .unwrap_or_else(|e| Err(ReconcileFailed::Panicked(e.to_string())));
+                if result.is_ok() {
+                    ctx.retries.forget(&uid);
+                }
+                result
             })
         },
         error_policy,

@@ -20,7 +20,7 @@ pub mod issuers;
 pub mod retry;
 
 pub use issuers::{desired_issuer_condition, issuer_readiness};
-pub use retry::{retry_after_failed_reconcile, retry_backoff};
+pub use retry::{AFTER_CONFLICT, MAX_PANICS, retry_after_failed_reconcile, retry_backoff};
 
 /// Condition type written by the issuer.
 pub const READY: &str = "Ready";
@@ -481,6 +481,35 @@ pub fn after_sign(
     }
 }
 
+/// The answer to a request whose reconcile panicked `panics` times (at least [`MAX_PANICS`]):
+/// `Ready=False/Failed`, event and outcome reason `InternalError`, `failureTime`. Nothing is
+/// signed; the request is never tried again. The gates of [`decide`] come first: a request that
+/// is not ours, not approved (with `checkApproval`) or already terminal is left untouched.
+pub fn internal_error(
+    cr: &CertificateRequest,
+    settings: &Settings,
+    panics: u32,
+    now: SystemTime,
+) -> Decision {
+    if our_issuer_kind(cr, &settings.group_name).is_none() {
+        return Decision::Ignore(Ignored::NotOurs);
+    }
+    if settings.check_approval && !condition_true(cr, APPROVED) && !condition_true(cr, DENIED) {
+        return Decision::Ignore(Ignored::NotApproved);
+    }
+    if is_terminal(cr) {
+        return Decision::Ignore(Ignored::Terminal);
+    }
+    let failure = SignFailure {
+        request_error: true,
+        reason: "InternalError",
+        message: format!(
+            "the controller failed internally {panics} times while deciding this request; it will not be signed (see the controller's log)"
+        ),
+    };
+    failed(cr, failure, now)
+}
+
 /// Whether the request already has a final answer (step 4): never sign it again.
 pub fn is_terminal(cr: &CertificateRequest) -> bool {
     let Some(status) = cr.status.as_ref() else {
@@ -629,11 +658,10 @@ fn pending(
     now: SystemTime,
 ) -> Decision {
     let existing = find_condition(cr, READY);
-    if existing.is_some_and(|c| {
-        c.status == "False"
-            && c.reason.as_deref() == Some(reason::PENDING)
-            && c.message.as_deref() == Some(&message)
-    }) {
+    // Status and reason, never the message: messages embed counters ("refresh 42s ago") that
+    // change on every attempt without saying anything new.
+    if existing.is_some_and(|c| c.status == "False" && c.reason.as_deref() == Some(reason::PENDING))
+    {
         // Writing the same condition again would only re-trigger ourselves.
         return match requeue_after {
             Some(delay) => Decision::Retry(delay),

@@ -1,10 +1,23 @@
 //! The status apply of one CertificateRequest: exactly one server-side-apply write on `/status`
 //! of the change [`decide`](crate::issuer::decide) computed (our Ready condition, plus
-//! certificate, ca and failureTime); it computes nothing, never reads the object back and
-//! publishes no event.
+//! certificate, ca and failureTime), guarded by the resourceVersion the decision was made on; it
+//! computes nothing, never reads the object back and publishes no event.
+//!
+//! # The precondition pattern (reusable by every front door)
+//! [`apply_guarded`] is generic over the resource kind: a front door serializes its own body with
+//! [`ApplyMetadata`] (which carries the `resourceVersion` its decision read) and gets back
+//! [`Applied::Written`], [`Applied::Gone`] (404) or [`Applied::Conflict`] (409). A conflict is
+//! not an error: the object changed since the decision (another replica answered it, or an
+//! approver wrote), so the front door decides again from the fresh copy its watch delivers,
+//! counts the conflict, and — when it had already signed — audits the certificate as
+//! signed-not-delivered instead of reporting it as issued.
+
+use std::fmt::Debug;
 
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::{Context, ControllerError};
 use crate::crd::{CertificateRequest, CertificateRequestCondition};
@@ -20,23 +33,69 @@ pub const KUBE_CALLS: &[KubeCall] = &[KubeCall::cluster(
     "patch",
 )];
 
-/// What became of a status write.
+/// What became of a guarded status write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Applied {
+pub enum Applied {
     /// The API server holds the new status.
     Written,
-    /// The request no longer exists (404): it was deleted before its answer, which is normal
+    /// The object no longer exists (404): it was deleted before its answer, which is normal
     /// (istio-csr deletes every request as soon as it has one). Not an error, not retried.
     Gone,
+    /// 409: the object is no longer the version the decision was made on (or another field
+    /// manager owns a field we set). Nothing was written; decide again from the fresh object.
+    Conflict,
+}
+
+/// The `metadata` of a guarded apply body: the object's name, its namespace (absent for
+/// cluster-scoped kinds) and the `resourceVersion` the decision was made on, which the API
+/// server treats as a precondition (409 Conflict when the object has moved on).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyMetadata<'a> {
+    /// `metadata.name`.
+    pub name: &'a str,
+    /// `metadata.namespace`; `None` for cluster-scoped objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<&'a str>,
+    /// The version the decision read.
+    pub resource_version: &'a str,
+}
+
+/// Sends `body` as one forced server-side apply on the `/status` of `name`, with
+/// `field_manager`. `body` must carry [`ApplyMetadata`] with the decision's resourceVersion.
+///
+/// # Errors
+/// The client's error for anything but 404 and 409.
+pub async fn apply_guarded<K, B>(
+    api: &Api<K>,
+    name: &str,
+    field_manager: &str,
+    body: &B,
+) -> Result<Applied, kube::Error>
+where
+    K: Clone + DeserializeOwned + Debug,
+    B: Serialize + Debug,
+{
+    // Forced: our own fields only; the precondition, not field ownership, keeps two writers
+    // from both delivering.
+    let params = PatchParams::apply(field_manager).force();
+    match api.patch_status(name, &params, &Patch::Apply(body)).await {
+        Ok(_) => Ok(Applied::Written),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Applied::Gone),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Applied::Conflict),
+        Err(e) => Err(e),
+    }
 }
 
 impl Context {
     /// Writes `update` on `cr`'s status: one server-side apply with our field manager, holding
-    /// only our fields, so the approver's `Approved`/`Denied` conditions are never touched.
+    /// only our fields (so the approver's `Approved`/`Denied` conditions are never touched) and
+    /// the resourceVersion of `cr`, the copy the decision was made on.
     ///
     /// # Errors
-    /// [`ControllerError::StatusWrite`] for any failure but a 404, counted in
-    /// `firefly_status_write_errors_total{code}`; the reconcile is then retried.
+    /// [`ControllerError::StatusWrite`] for any failure but a 404 or a 409, counted in
+    /// `firefly_status_write_errors_total{code}`; the reconcile is then retried. A 409 is counted
+    /// in `firefly_status_write_conflicts_total` instead.
     pub(super) async fn apply_status(
         &self,
         cr: &CertificateRequest,
@@ -44,14 +103,15 @@ impl Context {
     ) -> Result<Applied, ControllerError> {
         let namespace = cr.namespace().unwrap_or_default();
         let name = cr.name_any();
-        let uid = cr.uid().unwrap_or_default();
+        let resource_version = cr.resource_version().unwrap_or_default();
         let api: Api<CertificateRequest> = Api::namespaced(self.client.clone(), &namespace);
         let body = StatusApply {
             api_version: "cert-manager.io/v1",
             kind: "CertificateRequest",
             metadata: ApplyMetadata {
                 name: &name,
-                namespace: &namespace,
+                namespace: Some(&namespace),
+                resource_version: &resource_version,
             },
             status: ApplyStatus {
                 conditions: [&update.ready],
@@ -60,20 +120,24 @@ impl Context {
                 failure_time: update.failure_time.map(decide::time),
             },
         };
-        // Recorded before the write is sent, so the watch event of our write (which forgets it)
-        // can never arrive before the record and leave it behind.
-        self.written
-            .record(uid.clone(), cr.resource_version().unwrap_or_default());
-        let params = PatchParams::apply(&self.settings.field_manager).force();
-        match api.patch_status(&name, &params, &Patch::Apply(&body)).await {
-            Ok(_) => Ok(Applied::Written),
-            Err(kube::Error::Api(s)) if s.code == 404 => {
-                self.written.forget(&uid);
+        match apply_guarded(&api, &name, &self.settings.field_manager, &body).await {
+            Ok(Applied::Written) => Ok(Applied::Written),
+            Ok(Applied::Gone) => {
                 tracing::debug!("request deleted before its status was written");
                 Ok(Applied::Gone)
             }
+            Ok(Applied::Conflict) => {
+                self.metrics
+                    .write_conflicts
+                    .with_label_values(&[FRONT_DOOR])
+                    .inc();
+                tracing::debug!(
+                    resource_version,
+                    "request changed since the decision (409); deciding again"
+                );
+                Ok(Applied::Conflict)
+            }
             Err(source) => {
-                self.written.forget(&uid);
                 let code = match &source {
                     kube::Error::Api(s) => s.code.to_string(),
                     _ => "transport".to_owned(),
@@ -92,9 +156,12 @@ impl Context {
     }
 }
 
+/// The `type` label of this front door's metrics.
+pub(super) const FRONT_DOOR: &str = "CertificateRequest";
+
 /// The server-side-apply body of a request status write, serialized straight from borrowed
 /// parts (no JSON tree, no copy of the certificate chain).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct StatusApply<'a> {
     api_version: &'static str,
@@ -103,13 +170,7 @@ struct StatusApply<'a> {
     status: ApplyStatus<'a>,
 }
 
-#[derive(Debug, serde::Serialize)]
-struct ApplyMetadata<'a> {
-    name: &'a str,
-    namespace: &'a str,
-}
-
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ApplyStatus<'a> {
     conditions: [&'a CertificateRequestCondition; 1],
@@ -126,7 +187,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_apply_body_carries_only_our_fields() {
+    fn status_apply_body_carries_only_our_fields_and_the_decided_version() {
         let ready = CertificateRequestCondition {
             type_: "Ready".into(),
             status: "True".into(),
@@ -138,7 +199,8 @@ mod tests {
             kind: "CertificateRequest",
             metadata: ApplyMetadata {
                 name: "r",
-                namespace: "ns",
+                namespace: Some("ns"),
+                resource_version: "42",
             },
             status: ApplyStatus {
                 conditions: [&ready],
@@ -152,12 +214,25 @@ mod tests {
             serde_json::json!({
                 "apiVersion": "cert-manager.io/v1",
                 "kind": "CertificateRequest",
-                "metadata": { "name": "r", "namespace": "ns" },
+                "metadata": { "name": "r", "namespace": "ns", "resourceVersion": "42" },
                 "status": {
                     "conditions": [{ "type": "Ready", "status": "True", "reason": "Issued" }],
                     "certificate": "Q0VSVA==",
                 },
             })
+        );
+    }
+
+    #[test]
+    fn cluster_scoped_metadata_has_no_namespace() {
+        let meta = ApplyMetadata {
+            name: "csr",
+            namespace: None,
+            resource_version: "7",
+        };
+        assert_eq!(
+            serde_json::to_value(&meta).unwrap(),
+            serde_json::json!({ "name": "csr", "resourceVersion": "7" })
         );
     }
 }

@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::Notify;
 
 use super::report::truncate;
-use super::{Clock, Context};
+use super::{Clock, Context, EVENT_TIMEOUT};
 use crate::crd::{ClusterIssuer, Issuer, IssuerStatus};
 use crate::issuer::authority::Authority;
 use crate::issuer::decide::desired_issuer_condition;
@@ -32,9 +32,6 @@ pub const KUBE_CALLS: &[KubeCall] = &[
 
 /// Longest wait at start for issuer conditions to reflect the authority's readiness.
 const ISSUER_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Longest wait for an event write: events are best effort and must never stall status work.
-const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often issuer conditions are compared with the authority's readiness when nothing else
 /// happens (a sub-CA can expire or a policy go stale without any API event).

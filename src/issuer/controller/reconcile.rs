@@ -1,6 +1,10 @@
-//! One reconcile of a CertificateRequest: the stale-copy gate, [`decide`](crate::issuer::decide)
-//! on the cached request and issuer, the signature it asks for, then the computed status change
-//! handed to [`apply`](super::apply) and [`report`](super::report); it builds no status itself.
+//! One reconcile of a CertificateRequest: [`decide`](crate::issuer::decide) on the cached request
+//! and issuer (or `InternalError` once its reconciles kept panicking), the signature it asks for,
+//! then the computed status change handed to [`apply`](super::apply) — guarded by the cached
+//! copy's resourceVersion — and [`report`](super::report); it builds no status itself. A 409
+//! means the copy was stale: the request is decided again from the fresh copy the watch
+//! delivers (or after a backoff), and a certificate signed for the stale copy is audited as
+//! signed-not-delivered.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -10,7 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
 use super::apply::Applied;
-use super::{Context, ControllerError};
+use super::{Context, ControllerError, retries};
 use crate::crd::{CertificateRequest, IssuerSpec};
 use crate::issuer::authority::Issued;
 use crate::issuer::decide::{self, Decision, IssuerKind, IssuerState, SignPlan, issuer_readiness};
@@ -22,19 +26,77 @@ pub(super) enum ReconcileFailed {
     /// The status write failed.
     #[error(transparent)]
     Write(#[from] ControllerError),
-    /// The reconcile task panicked (a bug; retried like a write error).
+    /// The status write got 409: the request changed since the decision. Not a failure: it is
+    /// decided again from the fresh copy.
+    #[error("the request changed since it was decided (409 Conflict); deciding again")]
+    Conflict,
+    /// The reconcile task panicked (a bug; retried with backoff, then `InternalError`).
     #[error("reconcile task failed: {0}")]
     Panicked(String),
 }
 
-/// The applier's retry policy for a failed reconcile (see [`decide::retry`]).
+impl ReconcileFailed {
+    /// The API server's `Retry-After` (`details.retryAfterSeconds` of a 429 or 503), if any.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        let ReconcileFailed::Write(ControllerError::StatusWrite {
+            source: kube::Error::Api(status),
+            ..
+        }) = self
+        else {
+            return None;
+        };
+        let seconds = status.details.as_ref()?.retry_after_seconds;
+        (matches!(status.code, 429 | 503) && seconds > 0)
+            .then(|| std::time::Duration::from_secs(seconds.into()))
+    }
+}
+
+/// The applier's retry policy for a failed reconcile: per request, exponential with jitter and
+/// never sooner than the API server's `Retry-After` (see [`decide::retry`]).
 pub(super) fn error_policy(
-    _cr: Arc<CertificateRequest>,
+    cr: Arc<CertificateRequest>,
     err: &ReconcileFailed,
-    _ctx: Arc<Context>,
+    ctx: Arc<Context>,
 ) -> Action {
-    tracing::warn!(error = %err, "reconcile failed; retrying");
-    Action::requeue(decide::retry_after_failed_reconcile())
+    let uid = cr.uid().unwrap_or_default();
+    let panicked = matches!(err, ReconcileFailed::Panicked(_));
+    let failures = ctx.retries.failed(&uid, panicked);
+    let retry_after = match err {
+        ReconcileFailed::Conflict => Some(decide::AFTER_CONFLICT),
+        _ => err.retry_after(),
+    };
+    let delay =
+        decide::retry_after_failed_reconcile(failures.total, retries::jitter(), retry_after);
+    let (namespace, name) = (cr.namespace().unwrap_or_default(), cr.name_any());
+    match err {
+        ReconcileFailed::Conflict => {
+            tracing::debug!(
+                namespace,
+                request_name = name,
+                ?delay,
+                "deciding again after a conflict"
+            );
+        }
+        ReconcileFailed::Panicked(_) => tracing::error!(
+            namespace,
+            request_name = name,
+            error = %err,
+            panics = failures.panics,
+            max_panics = decide::MAX_PANICS,
+            ?delay,
+            "reconcile panicked; retrying, then failing the request with InternalError"
+        ),
+        ReconcileFailed::Write(_) => tracing::warn!(
+            namespace,
+            request_name = name,
+            error = %err,
+            failures = failures.total,
+            ?retry_after,
+            ?delay,
+            "reconcile failed; retrying"
+        ),
+    }
+    Action::requeue(delay)
 }
 
 /// One reconcile, inside a span naming the request (namespace, name, uid) for every log line.
@@ -58,31 +120,26 @@ async fn reconcile_in_span(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileFailed> {
     let started = Instant::now();
-    let uid = cr.uid().unwrap_or_default();
-    let rv = cr.resource_version().unwrap_or_default();
-    // A copy older than what the cache holds now must not be decided on: our own write may be
-    // what replaced it. The log is read first: the watch applies a newer version to the cache
-    // before the log forgets the write, so one of the two always sees it.
-    if ctx.written.is_stale(&uid, &rv) || !ctx.is_latest(&cr) {
-        return Ok(Action::await_change());
-    }
     let now = ctx.clock.now();
     let namespace = cr.namespace();
-    let decision = decide::decide(
-        &cr,
-        |kind, name| ctx.issuer_state(kind, namespace.as_deref(), name),
-        &ctx.settings.decide,
-        now,
-    );
+    let panics = ctx.retries.panics(&cr.uid().unwrap_or_default());
+    // The cached copy is decided as it is: the status write carries its resourceVersion, so a
+    // copy the API server has moved past is refused (409) rather than answered twice.
+    let decision = if panics >= decide::MAX_PANICS {
+        decide::internal_error(&cr, &ctx.settings.decide, panics, now)
+    } else {
+        decide::decide(
+            &cr,
+            |kind, name| ctx.issuer_state(kind, namespace.as_deref(), name),
+            &ctx.settings.decide,
+            now,
+        )
+    };
     let (decision, issuance) = match decision {
         Decision::Sign(plan) => ctx.sign(&cr, &plan, now),
         other => (other, None),
     };
     let action = match decision {
-        Decision::Ignore(decide::Ignored::Terminal) => {
-            ctx.written.forget(&uid);
-            Action::await_change()
-        }
         Decision::Ignore(_) => Action::await_change(),
         Decision::Retry(after) => Action::requeue(after),
         Decision::Sign(_) => {
@@ -90,7 +147,25 @@ async fn reconcile_in_span(
             Action::await_change()
         }
         Decision::Update(update) => {
-            let action = match ctx.apply_status(&cr, &update).await? {
+            let applied = ctx.apply_status(&cr, &update).await;
+            // A certificate the API server refused to take was never handed out.
+            if let Some(issued) = &issuance {
+                let refused = match &applied {
+                    Ok(Applied::Written) => None,
+                    Ok(Applied::Gone) => Some(404),
+                    Ok(Applied::Conflict) => Some(409),
+                    Err(ControllerError::StatusWrite {
+                        source: kube::Error::Api(status),
+                        ..
+                    }) => Some(status.code),
+                    // The write may or may not have landed; its retry finds out (409).
+                    Err(_) => None,
+                };
+                if let Some(code) = refused {
+                    ctx.not_delivered(&cr, issued, code);
+                }
+            }
+            let action = match applied? {
                 Applied::Written => {
                     ctx.report(&cr, &update, issuance.as_ref()).await;
                     match update.requeue_after {
@@ -100,6 +175,7 @@ async fn reconcile_in_span(
                 }
                 // istio-csr deletes requests as soon as it has an answer; nothing left to do.
                 Applied::Gone => Action::await_change(),
+                Applied::Conflict => return Err(ReconcileFailed::Conflict),
             };
             ctx.metrics
                 .reconcile_duration
@@ -112,14 +188,6 @@ async fn reconcile_in_span(
 }
 
 impl Context {
-    /// Whether `cr` is the version the request cache holds now (a request no longer cached was
-    /// answered or deleted).
-    fn is_latest(&self, cr: &CertificateRequest) -> bool {
-        self.requests
-            .get(&ObjectRef::from_obj(cr))
-            .is_some_and(|cached| cached.resource_version() == cr.resource_version())
-    }
-
     /// The cached issuer `name` of `kind`, as the state machine sees it.
     fn issuer_state(&self, kind: IssuerKind, namespace: Option<&str>, name: &str) -> IssuerState {
         let found = match kind {

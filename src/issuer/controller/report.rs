@@ -1,12 +1,15 @@
-//! What follows a written CertificateRequest status: the outcome metric, the log line, the
-//! issuance audit line and usage record, and the request's event; it writes no status.
+//! What follows a CertificateRequest status write: once written, the outcome metric, the log
+//! line, the issuance audit line and usage record, and the request's event (bounded by
+//! [`EVENT_TIMEOUT`]); once refused with 409 after signing, the signed-not-delivered audit line
+//! (no usage record). It writes no status.
 
 use std::time::{Duration, SystemTime};
 
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
-use super::Context;
+use super::apply::FRONT_DOOR;
+use super::{Context, EVENT_TIMEOUT};
 use crate::crd::CertificateRequest;
 use crate::issuer::authority::Issued;
 use crate::issuer::decide::{self, StatusUpdate};
@@ -58,10 +61,33 @@ impl Context {
                 action: "Sign".to_owned(),
                 secondary: None,
             };
-            if let Err(e) = self.recorder.publish(&event, &cr.object_ref(&())).await {
-                tracing::warn!(error = %e, "event could not be published");
+            // Bounded like issuer events: a slow events API must not hold the reconcile (and the
+            // request's next decision) behind it.
+            match tokio::time::timeout(
+                EVENT_TIMEOUT,
+                self.recorder.publish(&event, &cr.object_ref(&())),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "event could not be published"),
+                Err(_) => tracing::warn!("request event not published within {EVENT_TIMEOUT:?}"),
             }
         }
+    }
+
+    /// A certificate whose status write the API server refused with `code` (409: signed for a
+    /// copy of `cr` it had moved past; 404: the request is gone; 429/5xx: refused for now):
+    /// never delivered, so never reported to TLSPC as issued; audited with its serial whatever
+    /// the audit settings, since a signed certificate exists that nobody received.
+    pub(super) fn not_delivered(&self, cr: &CertificateRequest, issued: &Issued, code: u16) {
+        self.metrics
+            .signed_not_delivered
+            .with_label_values(&[FRONT_DOOR])
+            .inc();
+        let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
+        let request_uid = cr.uid().unwrap_or_default();
+        tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, request_uid, code, "signed-not-delivered: the API server refused the status write; the certificate was never handed out");
     }
 
     /// The usage record, issue latency and audit line of an issued certificate.

@@ -812,3 +812,66 @@ fn an_identical_transient_failure_is_retried_without_a_write() {
         Decision::Retry(Duration::from_secs(5))
     );
 }
+
+#[test]
+fn a_pending_message_whose_counter_changed_is_not_written_again() {
+    let stale = |age: u64| SignFailure {
+        request_error: false,
+        reason: "PolicyStale",
+        message: format!("policies are stale: last successful TLSPC refresh {age}s ago"),
+    };
+    let first = update(after_sign(
+        &Req::istio().approved().0,
+        Err(stale(41)),
+        &settings(),
+        now(),
+    ));
+    let mut req = Req::istio().approved();
+    req.0
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .as_mut()
+        .unwrap()
+        .push(first.ready);
+    assert_eq!(
+        after_sign(&req.0, Err(stale(42)), &settings(), now()),
+        Decision::Retry(Duration::from_secs(5)),
+        "only the counter changed: no write, no event"
+    );
+}
+
+#[test]
+fn a_request_that_keeps_panicking_fails_with_internal_error_and_no_certificate() {
+    let u = update(internal_error(
+        &Req::istio().approved().0,
+        &settings(),
+        MAX_PANICS,
+        now(),
+    ));
+    assert_eq!(
+        (u.ready.status.as_str(), u.ready.reason.as_deref()),
+        ("False", Some(reason::FAILED))
+    );
+    assert_eq!(u.outcome, "InternalError");
+    assert_eq!(u.event.as_ref().map(|e| e.reason), Some("InternalError"));
+    assert!(u.certificate.is_none() && u.ca.is_none());
+    assert_eq!(u.failure_time, Some(now()));
+    assert!(u.requeue_after.is_none());
+}
+
+#[test]
+fn internal_error_keeps_the_gates() {
+    assert_eq!(
+        internal_error(&Req::istio().0, &settings(), MAX_PANICS, now()),
+        Decision::Ignore(Ignored::NotApproved)
+    );
+    let answered = Req::istio()
+        .approved()
+        .condition(READY, "True", Some(reason::ISSUED));
+    assert_eq!(
+        internal_error(&answered.0, &settings(), MAX_PANICS, now()),
+        Decision::Ignore(Ignored::Terminal)
+    );
+}

@@ -745,3 +745,71 @@ async fn leases_configmaps_and_events_are_plain_storage() {
         1
     );
 }
+
+/// kube-apiserver treats a `metadata.resourceVersion` in a server-side-apply body as a
+/// precondition, on `/status` too and even when forced: a stale one is 409 Conflict and
+/// changes nothing. The write record keeps each answer's status and the object's name.
+#[tokio::test]
+async fn server_side_apply_with_a_stale_resource_version_conflicts_even_when_forced() {
+    let mut opts = SimOptions::default();
+    opts.record_writes = true;
+    let sim = sim_with_crds(opts).await;
+    let api = cr_api(sim.client().await.unwrap(), "default");
+    let created = api
+        .create(&PostParams::default(), &dynamic(cr_body("rv")))
+        .await
+        .unwrap();
+    let rv0 = created.metadata.resource_version.clone().unwrap();
+    let ready = |rv: &str, cert: &str| {
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
+               "metadata": {"name": "rv", "namespace": "default", "resourceVersion": rv},
+               "status": {"certificate": cert}})
+    };
+    let forced = PatchParams::apply("firefly").force();
+    let first = api
+        .patch_status("rv", &forced, &Patch::Apply(&ready(&rv0, "Zmlyc3Q=")))
+        .await
+        .expect("the current resourceVersion is accepted");
+    let st = api_err(
+        api.patch_status("rv", &forced, &Patch::Apply(&ready(&rv0, "c2Vjb25k")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((st.code, st.reason.as_str()), (409, "Conflict"));
+    assert!(
+        st.message.contains("the object has been modified"),
+        "{}",
+        st.message
+    );
+    let now = api.get("rv").await.unwrap();
+    assert_eq!(now.data["status"]["certificate"], "Zmlyc3Q=");
+    assert_eq!(
+        now.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    let answers: Vec<(String, u16)> = sim
+        .writes()
+        .into_iter()
+        .filter(|w| w.subresource.as_deref() == Some("status"))
+        .map(|w| (w.name, w.code))
+        .collect();
+    assert_eq!(answers, [("rv".to_owned(), 200), ("rv".to_owned(), 409)]);
+}
+
+#[tokio::test]
+async fn injected_throttling_carries_the_chosen_retry_after() {
+    let sim = sim_with_crds(SimOptions::default()).await;
+    let mut config = sim.kube_config().await.unwrap();
+    config.default_retry = false;
+    let api = cr_api(kube::Client::try_from(config).unwrap(), "default");
+    sim.faults().inject(
+        kube_sim::FaultRule::error(429)
+            .verb("get")
+            .resource("certificaterequests")
+            .retry_after(7)
+            .times(1),
+    );
+    let st = api_err(api.get("absent").await.unwrap_err());
+    assert_eq!((st.code, st.reason.as_str()), (429, "TooManyRequests"));
+    assert_eq!(st.details.map(|d| d.retry_after_seconds), Some(7));
+}

@@ -16,6 +16,7 @@ pub struct FaultRule {
     latency: Option<Duration>,
     times: Option<u64>,
     probability: f64,
+    retry_after: Option<u64>,
 }
 
 impl FaultRule {
@@ -29,6 +30,7 @@ impl FaultRule {
             latency: None,
             times: None,
             probability: 1.0,
+            retry_after: None,
         }
     }
     /// Delay matching requests by this much (then serve them normally).
@@ -40,6 +42,7 @@ impl FaultRule {
             latency: Some(d),
             times: None,
             probability: 1.0,
+            retry_after: None,
         }
     }
     /// Only requests with this verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`).
@@ -58,6 +61,13 @@ impl FaultRule {
     #[must_use]
     pub fn times(mut self, n: u64) -> Self {
         self.times = Some(n);
+        self
+    }
+    /// The `Retry-After` seconds of an injected 429 or 503 (header and
+    /// `details.retryAfterSeconds`, as kube-apiserver sends both); default 1.
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
     /// Each matching request is hit with this probability (0.0–1.0).
@@ -159,7 +169,7 @@ impl Faults {
                 lat = Some(lat.unwrap_or_default() + l);
             }
             if let (Some(code), None) = (r.status, &err) {
-                err = Some(injected(code, resource));
+                err = Some(injected(code, resource, r.retry_after.unwrap_or(1)));
             }
         }
         rules.retain(|r| r.times != Some(0));
@@ -167,7 +177,7 @@ impl Faults {
     }
 }
 
-fn injected(code: u16, resource: &str) -> ApiError {
+fn injected(code: u16, resource: &str, retry_after: u64) -> ApiError {
     match code {
         404 => ApiError::new(
             404,
@@ -187,7 +197,7 @@ fn injected(code: u16, resource: &str) -> ApiError {
                 "TooManyRequests",
                 "Too many requests, please try again later. (injected)",
             );
-            e.retry_after = Some(1);
+            e.retry_after = Some(retry_after);
             e
         }
         503 => {
@@ -196,7 +206,7 @@ fn injected(code: u16, resource: &str) -> ApiError {
                 "ServiceUnavailable",
                 "the server is currently unable to handle the request (injected)",
             );
-            e.retry_after = Some(1);
+            e.retry_after = Some(retry_after);
             e
         }
         _ => ApiError::internal(

@@ -3,7 +3,9 @@
 use super::faults::Faults;
 use super::selector::{FieldLabels, FieldSelector, LabelSelector, builtin_field_labels};
 use super::status::ApiError;
-use super::store::{Counters, Event, EventType, Hist, ResourceDef, Store, WriteOpts, watch_line};
+use super::store::{
+    Counters, Event, EventType, Hist, ResourceDef, Store, WriteOpts, WriteOut, watch_line,
+};
 use super::tap::{WriteRecord, WriteTap};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -295,7 +297,8 @@ impl Server {
             .unwrap_or("application/json")
             .to_string();
         let name = target.name.clone().unwrap_or_default();
-        let tap = |verb: &'static str, body: &Bytes| {
+        // Recorded once answered, with the HTTP status of the answer.
+        let tap = |verb: &'static str, body: &Bytes, code: u16| {
             if self.writes.enabled() {
                 self.writes.record(WriteRecord {
                     verb,
@@ -304,9 +307,15 @@ impl Server {
                     subresource: target.sub.clone(),
                     content_type: content_type.clone(),
                     namespace: ns.clone(),
+                    name: name.clone(),
                     body: body.clone(),
+                    code,
                 });
             }
+        };
+        let answered = |out: &Result<_, ApiError>| match out {
+            Ok(WriteOut { code, .. }) => *code,
+            Err(e) => e.code,
         };
         match verb {
             "get" => {
@@ -364,26 +373,27 @@ impl Server {
             "watch" => self.watch(def, target.ns, &query, super::partial::wanted(&accept)),
             "create" => {
                 let body = read_body(req).await?;
-                tap("create", &body);
-                let obj = parse_obj(&body, &content_type, &mut opts)?;
-                let out = self.store.create(&def, &ns, obj, &opts)?;
+                let out = parse_obj(&body, &content_type, &mut opts)
+                    .and_then(|obj| self.store.create(&def, &ns, obj, &opts));
+                tap("create", &body, answered(&out));
+                let out = out?;
                 Ok(json_response(out.code, out.body, &out.warnings))
             }
             "update" => {
                 let body = read_body(req).await?;
-                tap("update", &body);
-                let obj = parse_obj(&body, &content_type, &mut opts)?;
-                let out = self
-                    .store
-                    .update(&def, &ns, &name, status_only, obj, &opts)?;
+                let out = parse_obj(&body, &content_type, &mut opts)
+                    .and_then(|obj| self.store.update(&def, &ns, &name, status_only, obj, &opts));
+                tap("update", &body, answered(&out));
+                let out = out?;
                 Ok(json_response(out.code, out.body, &out.warnings))
             }
             "patch" => {
                 let body = read_body(req).await?;
-                tap("patch", &body);
                 let out =
                     self.store
-                        .patch(&def, &ns, &name, status_only, &content_type, &body, &opts)?;
+                        .patch(&def, &ns, &name, status_only, &content_type, &body, &opts);
+                tap("patch", &body, answered(&out));
+                let out = out?;
                 Ok(json_response(out.code, out.body, &out.warnings))
             }
             "delete" => {

@@ -1,5 +1,6 @@
-//! A record of the bodies clients write (create, update, patch), for tests that judge what a
-//! client sends against upstream schemas; off unless asked for, performs no I/O.
+//! A record of the bodies clients write (create, update, patch) and of the server's answer, for
+//! tests that judge what a client sends against upstream schemas or count accepted writes; off
+//! unless asked for, performs no I/O.
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -19,8 +20,14 @@ pub struct WriteRecord {
     pub content_type: String,
     /// The namespace of the request path (`""` when cluster-scoped).
     pub namespace: String,
+    /// The object name of the request path (`""` for a create by body).
+    pub name: String,
     /// The body as sent.
     pub body: Bytes,
+    /// The HTTP status the server answered (200/201 for a write it accepted, 409 for a stale
+    /// resourceVersion or a field-manager conflict, ...); injected faults answer before the
+    /// write is read and are not recorded.
+    pub code: u16,
 }
 
 /// The recorder: empty and free when disabled.

@@ -1,0 +1,398 @@
+//! Delivered at most once, enforced by the API server, and robust retries: two controllers that
+//! both believe they lead answer each request exactly once (the status write carries the
+//! decided resourceVersion; a 409 is audited as signed-not-delivered); a reconcile that keeps
+//! panicking fails the request with `InternalError`; a 429's Retry-After is honoured; a slow
+//! events API does not hold a request's next decision.
+//!
+//! The controllers run in this test process against kube-sim over HTTP with real sub-CAs from
+//! the mock TLSPC. Each controller's signer is the real bootstrap signer behind a thin wrapper
+//! that counts usage records (what TLSPC is told was issued) and, for the panic test, panics
+//! on one policy name before delegating.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use firefly::bootstrap::{Bootstrap, SystemClock};
+use firefly::issuer::authority::{AuditSettings, Authority, Issued, Readiness};
+use firefly::run::{Controller, ControllerHandle, StartOptions};
+use firefly_core::ca::IssueOptions;
+use firefly_core::issuance::{IssuanceRequest, Outcome};
+use futures::StreamExt as _;
+use kube_sim::FaultRule;
+use serde_json::json;
+use support::controller::*;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
+/// Requests naming this policy make the wrapped signer panic (a stand-in for a bug).
+const PANIC_POLICY: &str = "trips-a-bug";
+
+/// The real signer, with its usage records counted and an optional panic.
+struct Wrapped {
+    inner: Arc<dyn Authority>,
+    issue_calls: AtomicU64,
+    usage_records: AtomicU64,
+}
+
+impl Wrapped {
+    fn new(inner: Arc<dyn Authority>) -> Arc<Wrapped> {
+        Arc::new(Wrapped {
+            inner,
+            issue_calls: AtomicU64::new(0),
+            usage_records: AtomicU64::new(0),
+        })
+    }
+}
+
+impl Authority for Wrapped {
+    fn readiness(&self) -> Readiness {
+        self.inner.readiness()
+    }
+    fn issue(
+        &self,
+        request: &IssuanceRequest<'_>,
+        opts: &IssueOptions,
+        now: SystemTime,
+    ) -> Outcome {
+        self.issue_calls.fetch_add(1, Ordering::SeqCst);
+        assert_ne!(request.policy, PANIC_POLICY, "injected bug");
+        self.inner.issue(request, opts, now)
+    }
+    fn chain_pems(&self) -> Option<Vec<String>> {
+        self.inner.chain_pems()
+    }
+    fn sub_ca_not_after(&self) -> Option<SystemTime> {
+        self.inner.sub_ca_not_after()
+    }
+    fn audit(&self) -> AuditSettings {
+        self.inner.audit()
+    }
+    fn record_issued(&self, issued: &Issued) {
+        self.usage_records.fetch_add(1, Ordering::SeqCst);
+        self.inner.record_issued(issued);
+    }
+}
+
+/// Counts `firefly::audit` lines by their message's first word.
+#[derive(Clone, Default)]
+struct AuditLines(Arc<std::sync::Mutex<HashMap<String, u64>>>);
+
+impl AuditLines {
+    /// Installs the counter as this test process's subscriber (before the environment, whose
+    /// own `try_init` then leaves it in place).
+    fn install() -> AuditLines {
+        let lines = AuditLines::default();
+        let layer = tracing_subscriber::filter::Targets::new()
+            .with_target("firefly::audit", tracing::Level::TRACE);
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::Layer::with_filter(lines.clone(), layer));
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        lines
+    }
+    fn count(&self, first_word: &str) -> u64 {
+        self.0.lock().unwrap().get(first_word).copied().unwrap_or(0)
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLines {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        let word = m.0.split([':', ' ']).next().unwrap_or("").to_owned();
+        *self.0.lock().unwrap().entry(word).or_default() += 1;
+    }
+}
+
+async fn start(
+    env: &Env,
+    client: kube::Client,
+    authority: Arc<Wrapped>,
+    identity: &str,
+) -> ControllerHandle {
+    Controller::start_with(
+        &env.config,
+        client,
+        authority,
+        StartOptions {
+            identity: Some(identity.to_owned()),
+            ..StartOptions::default()
+        },
+    )
+    .await
+    .expect("controller starts")
+}
+
+/// One environment whose own controller is replaced by one signing through a [`Wrapped`]
+/// signer, with kube-rs's retry layer (429/503/504) on or off in its client.
+async fn env_with_wrapped(opts: Options, client_retries: bool) -> (Env, Arc<Wrapped>) {
+    let mut env = Env::start_with(opts).await;
+    env.stop_controller().await;
+    let wrapped = Wrapped::new(env.authority.clone());
+    let mut config = env.sim.kube_config().await.unwrap();
+    config.default_retry = client_retries;
+    let client = kube::Client::try_from(config).unwrap();
+    env.controller = Some(start(&env, client, wrapped.clone(), "replica-a").await);
+    (env, wrapped)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_controllers_that_both_lead_deliver_each_request_exactly_once() {
+    const REQUESTS: usize = 1000;
+    let audit = AuditLines::install();
+    let mut env = Env::start_with(Options {
+        check_approval: false,
+        audit_log: (true, false),
+        record_writes: true,
+        ..Options::default()
+    })
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    env.stop_controller().await;
+    // Leader election is off: both controllers act on every request, each with its own sub-CA.
+    let a = Wrapped::new(env.authority.clone());
+    let b_bootstrap = Bootstrap::start(&env.config, Arc::new(SystemClock))
+        .await
+        .expect("second bootstrap");
+    let b = Wrapped::new(Arc::new(b_bootstrap.signer()));
+    let ha = start(&env, env.client.clone(), a.clone(), "replica-a").await;
+    let hb = start(
+        &env,
+        env.sim.client().await.unwrap(),
+        b.clone(),
+        "replica-b",
+    )
+    .await;
+
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+    let request = RequestBuilder::istio("firefly-istio", &csr, WORKLOAD);
+    let started = Instant::now();
+    let names: Vec<String> = futures::stream::iter(0..REQUESTS)
+        .map(|_| env.create_request(&request))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let created = started.elapsed();
+    kube_sim::wait_for(PATIENCE, || async {
+        names.iter().all(|n| {
+            env.request(NS, n)
+                .is_some_and(|o| ready_reason(&o).as_deref() == Some("Issued"))
+        })
+    })
+    .await
+    .expect("every request is issued");
+    let issued = started.elapsed();
+    // A shutdown lets reconciles in flight finish: every refused write has been audited.
+    let (ma, mb) = (ha.metrics().clone(), hb.metrics().clone());
+    ha.shutdown().await;
+    hb.shutdown().await;
+    eprintln!("both controllers stopped after {:?}", started.elapsed());
+
+    let mut delivered: HashMap<String, u64> = HashMap::new();
+    let mut conflicts = 0u64;
+    for w in env.sim.writes() {
+        if w.resource != "certificaterequests" || w.subresource.as_deref() != Some("status") {
+            continue;
+        }
+        match w.code {
+            200 => *delivered.entry(w.name).or_default() += 1,
+            409 => conflicts += 1,
+            other => panic!("unexpected status write answer {other} for {}", w.name),
+        }
+    }
+    for n in &names {
+        assert_eq!(
+            delivered.get(n),
+            Some(&1),
+            "{n}: one successful status write"
+        );
+    }
+    // The delivered chains are real (a sample: openssl per request would dominate the test).
+    for n in names.iter().step_by(REQUESTS / 4) {
+        let obj = env.request(NS, n).unwrap();
+        let Verdict { ok, output } =
+            openssl_verify(&decoded(&obj, "certificate"), &decoded(&obj, "ca"), "any");
+        assert!(ok, "{n}: {output}");
+    }
+    assert_eq!(delivered.len(), REQUESTS);
+    let not_delivered = audit.count("signed-not-delivered");
+    eprintln!(
+        "{REQUESTS} requests created in {created:?}, all issued after {issued:?}: \
+         {conflicts} conflicts (409), {not_delivered} signed-not-delivered"
+    );
+    assert!(
+        conflicts > 0,
+        "two controllers racing on {REQUESTS} requests never met: the test proved nothing"
+    );
+    assert_eq!(not_delivered, conflicts, "one audit line per 409");
+    assert_eq!(
+        audit.count("certificate"),
+        REQUESTS as u64,
+        "one issued audit line per delivered certificate"
+    );
+    let both = |f: &dyn Fn(&firefly::metrics::Metrics) -> u64| f(&ma) + f(&mb);
+    let metric_conflicts = both(&|m| {
+        m.write_conflicts
+            .with_label_values(&["CertificateRequest"])
+            .get()
+    });
+    assert_eq!(metric_conflicts, conflicts, "conflicts are counted apart");
+    let failures = both(&|m| {
+        ["409", "500", "transport"]
+            .iter()
+            .map(|c| m.write_errors.with_label_values(&[c]).get())
+            .sum()
+    });
+    assert_eq!(failures, 0, "a 409 is not a write failure");
+    let usage = a.usage_records.load(Ordering::SeqCst) + b.usage_records.load(Ordering::SeqCst);
+    assert_eq!(
+        usage, REQUESTS as u64,
+        "only delivered certificates count toward TLSPC"
+    );
+    let signed = both(&|m| {
+        m.signer_sign
+            .with_label_values(&["true", "CertificateRequest"])
+            .get()
+    });
+    let metric_not_delivered = both(&|m| {
+        m.signed_not_delivered
+            .with_label_values(&["CertificateRequest"])
+            .get()
+    });
+    assert_eq!(metric_not_delivered, not_delivered);
+    assert_eq!(signed, REQUESTS as u64 + not_delivered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_reconcile_keeps_panicking_fails_with_internal_error_unsigned() {
+    let (env, wrapped) = env_with_wrapped(
+        Options {
+            check_approval: false,
+            ..Options::default()
+        },
+        true,
+    )
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+    let bug = env
+        .create_request(
+            &RequestBuilder::istio("firefly-istio", &csr, WORKLOAD)
+                .annotation("firefly.venafi.com/policy-name", Some(PANIC_POLICY)),
+        )
+        .await;
+    let fine = env
+        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
+        .await;
+    env.wait_ready_reason(NS, &fine, "Issued").await;
+    let obj = env.wait_ready_reason(NS, &bug, "Failed").await;
+    assert!(obj["status"]["certificate"].is_null(), "{obj:#}");
+    assert!(obj["status"]["failureTime"].is_string(), "{obj:#}");
+    assert!(ready_message(&obj).contains("failed internally"), "{obj:#}");
+    // The event follows the status write.
+    kube_sim::wait_for(PATIENCE, || async {
+        env.events_for(NS, &bug)
+            .await
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("InternalError"))
+    })
+    .await
+    .expect("an InternalError event on the request");
+    let metrics = env.controller.as_ref().unwrap().metrics();
+    assert_eq!(
+        metrics.outcomes.with_label_values(&["InternalError"]).get(),
+        1
+    );
+    // The signer was entered once per panicking reconcile (3) and once for the fine request;
+    // only the fine one was signed.
+    assert_eq!(wrapped.issue_calls.load(Ordering::SeqCst), 3 + 1);
+    assert_eq!(env.signed(), 1);
+    assert_eq!(wrapped.usage_records.load(Ordering::SeqCst), 1);
+}
+
+/// The controller's client here has kube-rs's own retry layer off, so the 429 reaches the
+/// controller's retry policy (with the layer on, kube-rs retries first, honouring the same
+/// header). Retry-After is 3 s; the controller's own first backoff is at most 250 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_status_write_waits_for_retry_after() {
+    let (env, _wrapped) = env_with_wrapped(
+        Options {
+            check_approval: false,
+            record_writes: true,
+            ..Options::default()
+        },
+        false,
+    )
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    env.sim.faults().inject(
+        FaultRule::error(429)
+            .verb("patch")
+            .resource("certificaterequests/status")
+            .retry_after(3)
+            .times(1),
+    );
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+    let created = Instant::now();
+    let name = env
+        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
+        .await;
+    env.wait_ready_reason(NS, &name, "Issued").await;
+    let waited = created.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3),
+        "the write was retried {waited:?} after creation, before the 3 s Retry-After"
+    );
+    let metrics = env.controller.as_ref().unwrap().metrics();
+    assert_eq!(metrics.write_errors.with_label_values(&["429"]).get(), 1);
+    // The reconcile that met the 429 had signed; its retry decides the same copy again.
+    assert_eq!(env.signed(), 2);
+}
+
+/// A request event stuck in a slow events API (60 s here) is given up after the same 5 s
+/// bound as issuer events, so the request's next trigger (its issuer turning Ready) is acted
+/// on well before the event call would have returned. A liveness bound, not a speed figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_events_api_does_not_hold_the_next_decision() {
+    let env = Env::start_with(Options {
+        check_approval: false,
+        ..Options::default()
+    })
+    .await;
+    env.sim.faults().inject(
+        FaultRule::latency(Duration::from_secs(60))
+            .verb("create")
+            .resource("events"),
+    );
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+    let name = env
+        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
+        .await;
+    // IssuerNotFound: a Pending write, then its warning event, which hangs.
+    env.wait_ready_reason(NS, &name, "Pending").await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let ready = Instant::now();
+    let issued = kube_sim::wait_for(Duration::from_secs(30), || async {
+        env.request(NS, &name)
+            .is_some_and(|o| ready_reason(&o).as_deref() == Some("Issued"))
+    })
+    .await;
+    assert!(
+        issued.is_ok(),
+        "not issued within 30 s of its issuer turning Ready: the hung event held the request"
+    );
+    eprintln!("issued {:?} after the issuer turned Ready", ready.elapsed());
+}
