@@ -28,3 +28,28 @@ fn provider() -> rustls::crypto::CryptoProvider {
 pub fn provider_is_fips() -> bool {
     rustls::crypto::CryptoProvider::get_default().is_some_and(|p| p.fips())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Built and run only with `--features fips` (outside CI: docs/fips.md); the default build's
+    /// refusal is tested in tests/bootstrap_lifecycle.rs.
+    #[cfg(feature = "fips")]
+    #[test]
+    fn the_fips_build_runs_aws_lc_in_fips_mode_under_the_fips_provider() {
+        super::install_default_provider();
+        assert!(
+            aws_lc_rs::try_fips_mode().is_ok(),
+            "AWS-LC is not in FIPS mode"
+        );
+        assert!(super::provider_is_fips(), "the rustls provider is not FIPS");
+        assert!(crate::bootstrap::fips_build());
+    }
+
+    #[cfg(not(feature = "fips"))]
+    #[test]
+    fn the_default_build_is_not_a_fips_build() {
+        super::install_default_provider();
+        assert!(!super::provider_is_fips());
+        assert!(!crate::bootstrap::fips_build());
+    }
+}
