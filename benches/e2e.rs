@@ -42,6 +42,8 @@ const RETAINED: usize = 10_000;
 const RSS_GOAL_BYTES: f64 = 2048.0;
 /// Upper bound of every wait, so a stuck run ends with an error instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(300);
+/// How long the requests sent after the large backlog may take.
+const AFTER_BACKLOG_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The phases, in the order they run.
 const PHASES: [&str; 5] = ["backlog", "steady", "low", "rss", "large"];
@@ -143,7 +145,12 @@ async fn run(phase: &str) -> anyhow::Result<()> {
         }
     }
     if wants("large") {
-        large_backlog(&csrs, LARGE_BACKLOG).await?;
+        // FIREFLY_E2E_LARGE sets another size (a quicker look at the same behaviour).
+        let n = std::env::var("FIREFLY_E2E_LARGE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(LARGE_BACKLOG);
+        large_backlog(&csrs, n).await?;
     }
     Ok(())
 }
@@ -513,7 +520,10 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
     // (1,000 requests, as a live cluster keeps sending) and a pause, then the figure.
     let more = 1_000.min(csrs.len());
     create_approved(&api, &csrs[..more], 64).await?;
-    if let Err(e) = tracker.wait_terminal(n + more, PATIENCE, |_, _| {}).await {
+    if let Err(e) = tracker
+        .wait_terminal(n + more, AFTER_BACKLOG_PATIENCE, |_, _| {})
+        .await
+    {
         // Tell a stuck controller from a stuck tracker: what does the server hold?
         let listed = api.list(&Default::default()).await?;
         let with_certificate = listed
@@ -522,9 +532,12 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
             .filter(|cr| cr.status.as_ref().is_some_and(|s| s.certificate.is_some()))
             .count();
         let status = child.try_wait()?;
+        let log = std::fs::read_to_string(stack.dir.path().join("child.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
         bail!(
-            "waiting for the requests after the backlog: {e:#}; the server holds {} requests, {with_certificate} with a certificate; controller status {status:?}",
-            listed.items.len()
+            "waiting for the requests after the backlog: {e:#}; the server holds {} requests, {with_certificate} with a certificate; controller status {status:?}; its last log lines:\n{}",
+            listed.items.len(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
     tokio::time::sleep(Duration::from_secs(10)).await;

@@ -1,6 +1,7 @@
 //! The demo (README's first command, `cargo run --release --example demo`): kube-sim, the mock
 //! TLSPC (shipped seed) and the controller in one process; it plays istio-csr and cert-manager's
-//! approver for 1,000 workloads, then shows one issued leaf, the chain verification and the
+//! approver for 1,000 workloads, then shows one issued leaf, the chain verification, one SVID
+//! issued to istiod acting as registration authority through the Kubernetes CSR API, and the
 //! throughput and latency figures. Exits non-zero with the reason on any failure.
 //!
 //! Runs as an ordinary user without any capability: the sub-CA key is locked with lock mode
@@ -55,7 +56,7 @@ async fn demo() -> anyhow::Result<()> {
     let pool = e2e::KeyPool::generate(RSA_KEYS, P256_KEYS)?;
     let csrs = Arc::new(e2e::workload_csrs(&pool, WORKLOADS)?);
     println!(
-        "[1/6] {WORKLOADS} istio-agent CSRs (O=, one critical URI SAN) built in {:.2} s; half RSA-2048, half P-256.\n      \
+        "[1/7] {WORKLOADS} istio-agent CSRs (O=, one critical URI SAN) built in {:.2} s; half RSA-2048, half P-256.\n      \
          RSA keygen is slow, so {} RSA-2048 and {} P-256 keys are generated once and shared round-robin\n      \
          (every CSR is still its own signed request with its own SPIFFE ID).",
         t.elapsed().as_secs_f64(),
@@ -64,21 +65,28 @@ async fn demo() -> anyhow::Result<()> {
     );
 
     let t = Instant::now();
-    let stack = e2e::Stack::start().await?;
+    // Authentication on: istiod's act below uses its own ServiceAccount token.
+    let mut sim_options = kube_sim::SimOptions::default();
+    sim_options.authenticate = true;
+    let stack = e2e::Stack::start_with(sim_options).await?;
     println!(
-        "[2/6] kube-sim at {} with the project's CRDs; mock TLSPC at {} (shipped seed) — {:.2} s",
+        "[2/7] kube-sim at {} with the project's CRDs; mock TLSPC at {} (shipped seed) — {:.2} s",
         stack.sim.base_url(),
         stack.mock.base_url(),
         t.elapsed().as_secs_f64()
     );
 
     let t = Instant::now();
-    let config_path = stack.write_config("demo", &e2e::ControllerKnobs::default())?;
+    let knobs = e2e::ControllerKnobs {
+        certificate_signing_requests: true,
+        ..e2e::ControllerKnobs::default()
+    };
+    let config_path = stack.write_config("demo", &knobs)?;
     let (bootstrap, controller) = stack.start_controller(&config_path, "demo").await?;
     stack.create_issuer().await?;
     stack.wait_issuer_ready(PATIENCE).await?;
     println!(
-        "[3/6] controller up: logged in to TLSPC, sub-CA key generated in locked memory (lock mode keyPages),\n      \
+        "[3/7] controller up: logged in to TLSPC, sub-CA key generated in locked memory (lock mode keyPages),\n      \
          sub-CA issued by the mock; Issuer istio-system/{} Ready — {:.2} s",
         e2e::ISSUER_NAME,
         t.elapsed().as_secs_f64()
@@ -89,7 +97,7 @@ async fn demo() -> anyhow::Result<()> {
     let writes_before = stack.sim.write_count("certificaterequests");
     let reads_before = stack.sim.request_count("get", "certificaterequests");
     println!(
-        "[4/6] playing istio-csr ({IN_FLIGHT} in flight) and cert-manager's approver for {WORKLOADS} workloads…"
+        "[4/7] playing istio-csr ({IN_FLIGHT} in flight) and cert-manager's approver for {WORKLOADS} workloads…"
     );
     let start = Instant::now();
     let created = Arc::new(AtomicUsize::new(0));
@@ -172,7 +180,7 @@ async fn demo() -> anyhow::Result<()> {
         .map(|(_, _, _, spki)| spki.clone())
         .context("the sample's identity is not one of the workloads")?;
     println!(
-        "\n[5/6] one issued leaf: CertificateRequest istio-system/{}",
+        "\n[5/7] one issued leaf: CertificateRequest istio-system/{}",
         sample.metadata.name.as_deref().unwrap_or("?")
     );
     print_leaf(&chain_pem)?;
@@ -201,9 +209,11 @@ async fn demo() -> anyhow::Result<()> {
         None => println!("      openssl not found on PATH: independent check skipped"),
     }
 
+    istiod_act(&stack, &root_pem).await?;
+
     let summary = e2e::summarize(&mut latencies);
     println!(
-        "\n[6/6] figures ({WORKLOADS} requests, controller + kube-sim + mock + driver in one process):"
+        "\n[7/7] figures ({WORKLOADS} requests, controller + kube-sim + mock + driver in one process):"
     );
     println!(
         "      issued {issued} / {WORKLOADS} in {:.2} s (first create → last Ready): {:.0} requests/s",
@@ -227,6 +237,57 @@ async fn demo() -> anyhow::Result<()> {
     drop(bootstrap);
     drop(tracker);
     println!("\ndemo OK");
+    Ok(())
+}
+
+/// istiod as registration authority (no istio-csr): one workload CSR through the Kubernetes CSR
+/// API as istiod's ServiceAccount, approved by istiod itself, signed by the controller, decoded
+/// and verified, then deleted.
+async fn istiod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
+    use rcgen::PublicKeyData as _;
+    use support::istiod;
+    let t = Instant::now();
+    stack.ready_mesh_cluster_issuer(PATIENCE).await?;
+    let api = istiod::istiod_client(&stack.sim).await?;
+    let key = support::csr::p256();
+    let identity = "spiffe://cluster.local/ns/sandbox/sa/productpage";
+    let request_pem = support::csr::RawCsr::istio(&key, identity).pem(&key);
+    let request = istiod::csr(
+        istiod::CLUSTER_SIGNER,
+        &request_pem,
+        &istiod::WORKLOAD_USAGES,
+        Some(86400),
+    );
+    let signed = istiod::sign(&api, &request).await?;
+    println!(
+        "\n[6/7] istiod as registration authority (EXTERNAL_CA=ISTIOD_RA_KUBERNETES_API, no istio-csr): as {},\n      \
+         CertificateSigningRequest {} for {} (signer {}), approved by istiod through /approval,\n      \
+         certificate {} after the approval, CSR deleted — {:.2} s",
+        signed.requester.as_deref().unwrap_or("?"),
+        signed.name,
+        identity,
+        istiod::CLUSTER_SIGNER,
+        e2e::ms(signed.latency),
+        t.elapsed().as_secs_f64()
+    );
+    print_leaf(&signed.chain_pem)?;
+    let report = e2e::verify_chain_in_process(
+        &signed.chain_pem,
+        root_pem,
+        identity,
+        &key.subject_public_key_info(),
+        SystemTime::now(),
+    )
+    .context("in-process verification of istiod's certificate")?;
+    println!(
+        "      in-process verification: OK up to the same root, leaf key = CSR key, URI SAN {}",
+        report.spiffe_id
+    );
+    let dir = tempfile::tempdir()?;
+    match e2e::openssl_verify(&signed.chain_pem, root_pem, dir.path())? {
+        Some(out) => println!("      openssl verify -x509_strict -purpose sslclient: {out}"),
+        None => println!("      openssl not found on PATH: independent check skipped"),
+    }
     Ok(())
 }
 

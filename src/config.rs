@@ -218,6 +218,17 @@ pub struct ControllerConfig {
     pub success_events: bool,
     /// (ours) Upper bound of reconciles in flight.
     pub max_concurrent_reconciles: usize,
+    /// (ours) The Kubernetes CertificateSigningRequest front door.
+    pub certificate_signing_requests: CertificateSigningRequestsConfig,
+}
+
+/// `controller.certificateSigningRequests` (ours): the Kubernetes CSR signer, serving the signer
+/// names `issuers.<group>/<namespace>.<name>` and `clusterissuers.<group>/<name>`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct CertificateSigningRequestsConfig {
+    /// Off by default.
+    pub enabled: bool,
 }
 
 impl Default for ControllerConfig {
@@ -236,6 +247,7 @@ impl Default for ControllerConfig {
             minimum_leaf_duration: defaults::MINIMUM_LEAF_DURATION,
             success_events: defaults::SUCCESS_EVENTS,
             max_concurrent_reconciles: defaults::MAX_CONCURRENT_RECONCILES,
+            certificate_signing_requests: CertificateSigningRequestsConfig::default(),
         }
     }
 }

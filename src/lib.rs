@@ -19,6 +19,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod crd;
 pub mod issuer;
+pub mod kube_csr;
 pub mod leader;
 pub mod metrics;
 pub mod policy;

@@ -54,6 +54,12 @@ pub struct Metrics {
     pub issuers_ready: IntGaugeVec,
     /// `firefly_status_write_errors_total{code}`: failed CertificateRequest status writes.
     pub write_errors: IntCounterVec,
+    /// `firefly_issuance_outcomes_total{front_door,outcome}`: answers written, by front door
+    /// (`CertificateRequest`, `CertificateSigningRequest`) and outcome (`Issued` or the reason).
+    pub issuance_outcomes: IntCounterVec,
+    /// `firefly_issuance_latency_seconds{front_door}`: from the request's creation (second
+    /// precision) to the write that issued it, by front door.
+    pub issuance_latency: HistogramVec,
     /// `firefly_tlspc_insecure_http`: 1 while TLSPC is reached over plain `http://`.
     pub tlspc_insecure_http: IntGauge,
     /// `firefly_status_write_conflicts_total{type}`: status writes answered 409 (the object moved
@@ -203,6 +209,31 @@ impl Metrics {
             "firefly_status_write_errors_total",
             Box::new(write_errors.clone()),
         )?;
+        let issuance_outcomes = IntCounterVec::new(
+            Opts::new(
+                "firefly_issuance_outcomes_total",
+                "Answers written, by front door and outcome.",
+            ),
+            &["front_door", "outcome"],
+        )
+        .map_err(err("firefly_issuance_outcomes_total"))?;
+        reg(
+            "firefly_issuance_outcomes_total",
+            Box::new(issuance_outcomes.clone()),
+        )?;
+        let issuance_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "firefly_issuance_latency_seconds",
+                "Time from a request's creation (second precision) to the write that issued it, by front door.",
+            )
+            .buckets(latency_buckets()),
+            &["front_door"],
+        )
+        .map_err(err("firefly_issuance_latency_seconds"))?;
+        reg(
+            "firefly_issuance_latency_seconds",
+            Box::new(issuance_latency.clone()),
+        )?;
         let tlspc_insecure_http = IntGauge::new(
             "firefly_tlspc_insecure_http",
             "1 while TLS Protect Cloud is reached over plain http:// (a loopback host or bootstrap.vaas.allowInsecureHTTP), 0 otherwise.",
@@ -239,6 +270,8 @@ impl Metrics {
             leader,
             issuers_ready,
             write_errors,
+            issuance_outcomes,
+            issuance_latency,
             tlspc_insecure_http,
             write_conflicts,
             signed_not_delivered,

@@ -34,6 +34,8 @@ pub enum Needs {
     Always,
     /// Only with `controller.leaderElection.enabled`.
     LeaderElection,
+    /// Only with `controller.certificateSigningRequests.enabled`.
+    CertificateSigningRequests,
 }
 
 /// One `(group, resource, subresource, verb)` the controller may call, with the scope and the
@@ -81,6 +83,11 @@ impl KubeCall {
         }
     }
 
+    /// The same call, made only when `needs` is on.
+    pub const fn when(self, needs: Needs) -> KubeCall {
+        KubeCall { needs, ..self }
+    }
+
     /// This call as one RBAC rule, with our CRDs' group `issuer_group`.
     pub fn grant(&self, issuer_group: &str) -> Grant {
         let group = match self.group {
@@ -105,6 +112,10 @@ impl KubeCall {
 pub const CERT_MANAGER: Group = Group::Fixed("cert-manager.io");
 /// The group of the Events kube-rs's `Recorder` writes.
 pub const EVENTS: Group = Group::Fixed("events.k8s.io");
+/// The group of CertificateSigningRequests and signers.
+pub const CERTIFICATES: Group = Group::Fixed("certificates.k8s.io");
+/// The group of SubjectAccessReviews.
+pub const AUTHORIZATION: Group = Group::Fixed("authorization.k8s.io");
 /// The group of Leases.
 pub const COORDINATION: Group = Group::Fixed("coordination.k8s.io");
 
@@ -136,6 +147,18 @@ pub const MODULE_CALLS: &[(&str, &[KubeCall])] = &[
         crate::issuer::controller::report::KUBE_CALLS,
     ),
     ("leader", crate::leader::KUBE_CALLS),
+    (
+        "kube_csr::controller",
+        crate::kube_csr::controller::KUBE_CALLS,
+    ),
+    (
+        "kube_csr::controller::apply",
+        crate::kube_csr::controller::apply::KUBE_CALLS,
+    ),
+    (
+        "kube_csr::controller::access",
+        crate::kube_csr::controller::access::KUBE_CALLS,
+    ),
 ];
 
 /// One RBAC rule as the chart must render it: `resource` carries the subresource
@@ -177,11 +200,21 @@ pub fn calls() -> BTreeSet<KubeCall> {
 /// The rules a controller with our CRDs in `issuer_group` needs, `leader_election` on or off:
 /// no more, no less.
 pub fn grants(issuer_group: &str, leader_election: bool) -> BTreeSet<Grant> {
+    grants_with(issuer_group, leader_election, false)
+}
+
+/// [`grants`], with the CertificateSigningRequest front door on or off.
+pub fn grants_with(
+    issuer_group: &str,
+    leader_election: bool,
+    certificate_signing_requests: bool,
+) -> BTreeSet<Grant> {
     calls()
         .iter()
         .filter(|c| match c.needs {
             Needs::Always => true,
             Needs::LeaderElection => leader_election,
+            Needs::CertificateSigningRequests => certificate_signing_requests,
         })
         .map(|c| c.grant(issuer_group))
         .collect()
@@ -198,7 +231,7 @@ mod tests {
             for call in *table {
                 assert!(
                     [
-                        "get", "list", "watch", "create", "update", "patch", "delete"
+                        "get", "list", "watch", "create", "update", "patch", "delete", "sign"
                     ]
                     .contains(&call.verb),
                     "{module}: unknown verb {call:?}"

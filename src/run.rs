@@ -141,6 +141,7 @@ impl Controller {
             max_concurrent_reconciles: concurrency,
             field_manager: "firefly".to_owned(),
             instance: identity.clone(),
+            certificate_signing_requests: c.certificate_signing_requests.enabled,
         };
         let le = &c.leader_election;
         let leader = if le.enabled {

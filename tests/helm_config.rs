@@ -200,3 +200,31 @@ fn a_trust_anchor_in_values_becomes_the_trust_anchor_file() {
         Some(Path::new("/etc/firefly/trust-anchor/trust-anchor.pem"))
     );
 }
+
+#[test]
+fn the_csr_front_door_value_reaches_the_binary_with_istiod_allowed() {
+    let config = load(
+        "seed",
+        &[
+            r#"{"config": {"certificateSigningRequests": {"enabled": true,
+                "istiodApprover": {"namespace": "istio-system", "serviceAccount": "istiod"}}}}"#,
+        ],
+    );
+    assert!(config.controller.certificate_signing_requests.enabled);
+    assert!(
+        config
+            .controller
+            .allowed_requesters
+            .iter()
+            .any(|r| r == "system:serviceaccount:istio-system:istiod"),
+        "{:?}",
+        config.controller.allowed_requesters
+    );
+    assert!(
+        !load("seed", &[])
+            .controller
+            .certificate_signing_requests
+            .enabled,
+        "off by default"
+    );
+}

@@ -65,7 +65,12 @@ type Rendered = (String, String, String, String);
 /// The product's own table (`firefly::rbac`, the union of every module's `KUBE_CALLS`) in the
 /// chart checks' terms.
 fn expected_grants(group: &str, leader_election: bool) -> BTreeSet<Rendered> {
-    firefly::rbac::grants(group, leader_election)
+    expected_grants_with(group, leader_election, false)
+}
+
+/// [`expected_grants`] with the CertificateSigningRequest front door on or off.
+fn expected_grants_with(group: &str, leader_election: bool, csr: bool) -> BTreeSet<Rendered> {
+    firefly::rbac::grants_with(group, leader_election, csr)
         .into_iter()
         .map(|g| {
             let scope = match g.scope {
@@ -175,4 +180,21 @@ fn scc_use() -> Rendered {
         "securitycontextconstraints".into(),
         "use".into(),
     )
+}
+
+#[test]
+fn the_csr_front_door_adds_exactly_its_calls_when_enabled() {
+    let got = rendered_grants(
+        "seed",
+        &[
+            r#"{"config": {"certificateSigningRequests": {"enabled": true, "istiodApprover": {"serviceAccount": "istiod"}}}}"#,
+        ],
+    );
+    let want = expected_grants_with("firefly.venafi.com", true, true);
+    assert!(
+        want.len() > expected_grants("firefly.venafi.com", true).len(),
+        "the door has calls of its own"
+    );
+    assert_exact("seed with the CSR door enabled", &want, &got);
+    run_case("csr_istiod_approver", &[]);
 }

@@ -370,6 +370,32 @@ fn yaml_1_1_booleans_are_refused_with_the_key() {
 }
 
 #[test]
+fn certificate_signing_requests_are_off_by_default_and_the_key_is_strict() {
+    assert!(
+        !Config::from_yaml_str(MINIMAL)
+            .unwrap()
+            .controller
+            .certificate_signing_requests
+            .enabled
+    );
+    let on = format!("{MINIMAL}controller:\n  certificateSigningRequests:\n    enabled: true\n");
+    assert!(
+        Config::from_yaml_str(&on)
+            .unwrap()
+            .controller
+            .certificate_signing_requests
+            .enabled
+    );
+    let typo = format!("{MINIMAL}controller:\n  certificateSigningRequests:\n    enable: true\n");
+    let err = Config::from_yaml_str(&typo).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("controller.certificateSigningRequests.enable"),
+        "{err}"
+    );
+}
+
+#[test]
 fn mesh_issuer_namespaces_default_to_istio_system() {
     let c = Config::from_yaml_str(MINIMAL).unwrap();
     assert_eq!(c.controller.mesh_issuer_namespaces, ["istio-system"]);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 /// Generates the spec struct of one issuer kind: both kinds carry the same optional fields.
 macro_rules! issuer_spec {
-    ($spec:ident, $kind:literal, $plural:literal, $scope_doc:literal, $($scope:ident)?) => {
+    ($spec:ident, $kind:literal, $plural:literal, $scope_doc:literal, $($scope:ident)?; $($extra:tt)*) => {
         #[doc = $scope_doc]
         #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
         #[kube(
@@ -60,6 +60,7 @@ macro_rules! issuer_spec {
             /// When set, SPIFFE IDs in requests must belong to this trust domain.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub trust_domain: Option<String>,
+            $($extra)*
         }
     };
 }
@@ -69,13 +70,19 @@ issuer_spec!(
     "Issuer",
     "issuers",
     "A Firefly issuer serving CertificateRequests of its own namespace.",
-    namespaced
+    namespaced;
 );
 issuer_spec!(
     ClusterIssuerSpec,
     "ClusterIssuer",
     "clusterissuers",
     "A Firefly issuer serving CertificateRequests of every namespace.",
+    ;
+    /// CertificateSigningRequests only (they have no namespace of their own): the namespaces
+    /// whose identities this ClusterIssuer may sign, `["*"]` for every namespace. Absent or
+    /// empty, every CertificateSigningRequest addressed to it fails `IdentityOutsideNamespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_namespaces: Option<Vec<String>>,
 );
 
 impl From<&ClusterIssuerSpec> for IssuerSpec {

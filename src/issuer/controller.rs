@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Config as ApplierConfig, ReconcileRequest, trigger_self};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, applier, watcher};
 use tokio::sync::Notify;
 
@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::rbac::{CERT_MANAGER, KubeCall};
 
 pub mod apply;
+pub mod issuer_cache;
 pub mod issuer_status;
 pub mod issuer_watch;
 pub mod reconcile;
@@ -31,6 +32,7 @@ pub mod retries;
 pub use apply::{Applied, ApplyMetadata, apply_guarded};
 pub use request_cache::{cached_requests, slim_for_cache};
 
+pub use issuer_cache::IssuerCaches;
 use issuer_watch::{IssuerChange, requests_naming, watch_issuers};
 use reconcile::{ReconcileFailed, error_policy, reconcile};
 use retries::RetryLog;
@@ -86,6 +88,9 @@ pub struct ControllerSettings {
     pub field_manager: String,
     /// Identity reported on events (the replica's name).
     pub instance: String,
+    /// Also serve Kubernetes CertificateSigningRequests addressed to our issuers
+    /// (`controller.certificateSigningRequests.enabled`).
+    pub certificate_signing_requests: bool,
 }
 
 /// State shared by every reconcile.
@@ -95,8 +100,7 @@ struct Context {
     metrics: Metrics,
     recorder: Recorder,
     client: kube::Client,
-    issuers: Store<Issuer>,
-    cluster_issuers: Store<ClusterIssuer>,
+    issuers: IssuerCaches,
     /// Consecutive failed reconciles per request (backoff, panic bound).
     retries: RetryLog,
     clock: Clock,
@@ -174,8 +178,10 @@ pub async fn run(
         metrics: metrics.clone(),
         recorder: recorder.clone(),
         client: client.clone(),
-        issuers: issuers.clone(),
-        cluster_issuers: cluster_issuers.clone(),
+        issuers: IssuerCaches {
+            issuers: issuers.clone(),
+            cluster_issuers: cluster_issuers.clone(),
+        },
         retries: RetryLog::default(),
         clock: clock.clone(),
     });
@@ -208,6 +214,22 @@ pub async fn run(
         let _ = tokio::join!(issuer_task, cluster_task, status_task);
         return Ok(());
     }
+
+    // The CSR front door shares the issuer caches; it starts once they have settled.
+    let csr_task = settings.certificate_signing_requests.then(|| {
+        OwnedTask(tokio::spawn(crate::kube_csr::controller::run(
+            crate::kube_csr::controller::CsrDoor {
+                client: client.clone(),
+                settings: settings.clone(),
+                authority: ctx.authority.clone(),
+                metrics: ctx.metrics.clone(),
+                recorder: ctx.recorder.clone(),
+                issuers: ctx.issuers.clone(),
+                clock: ctx.clock.clone(),
+            },
+            shutdown.clone(),
+        )))
+    });
 
     let forget = ctx.clone();
     let request_events = cached_requests(
@@ -277,6 +299,9 @@ pub async fn run(
     futures::pin_mut!(drained, never_listed);
     if let future::Either::Right(_) = future::select(drained, never_listed).await {
         tracing::debug!("stopped before the first list of CertificateRequests");
+    }
+    if let Some(csr_task) = csr_task {
+        let _ = csr_task.await;
     }
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
     Ok(())

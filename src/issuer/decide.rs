@@ -616,7 +616,16 @@ fn decode_request(request: &str) -> Result<Vec<u8>, SignFailure> {
 }
 
 fn age(cr: &CertificateRequest, now: SystemTime) -> Duration {
-    let Some(created) = cr.metadata.creation_timestamp.as_ref() else {
+    object_age(&cr.metadata, now)
+}
+
+/// How long ago an object was created (zero without a creation timestamp or when it lies in
+/// the future).
+pub fn object_age(
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    now: SystemTime,
+) -> Duration {
+    let Some(created) = metadata.creation_timestamp.as_ref() else {
         return Duration::ZERO;
     };
     let created = SystemTime::UNIX_EPOCH

@@ -437,6 +437,30 @@ def controller_rbac_is_exactly_the_contract():
 
 
 @case
+def csr_istiod_approver():
+    """config.certificateSigningRequests.istiodApprover: istiod gets `approve` on our signer names
+    only, and only when the door is enabled and a service account is named."""
+    seed = value_sets()["seed"]
+    enabled = {"config": {"certificateSigningRequests": {"enabled": True, "istiodApprover": {"namespace": "istio-system", "serviceAccount": "istiod"}}}}
+    docs = render(merge(seed, enabled), namespace="venafi")
+    role = one(docs, "ClusterRole", "firefly-istiod-approver")
+    want = [{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"],
+             "resourceNames": [f"issuers.{DEFAULT_GROUP}/*", f"clusterissuers.{DEFAULT_GROUP}/*"], "verbs": ["approve"]}]
+    expect(role["rules"] == want, f"istiod approver rules: {role['rules']}")
+    binding = one(docs, "ClusterRoleBinding", "firefly-istiod-approver")
+    expect(binding["subjects"] == [{"kind": "ServiceAccount", "name": "istiod", "namespace": "istio-system"}], f"subjects: {binding['subjects']}")
+    config = yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])
+    expect(config["controller"]["certificateSigningRequests"] == {"enabled": True}, f"{config['controller']}")
+    expect("system:serviceaccount:istio-system:istiod" in config["controller"]["allowedRequesters"], "istiod must be an allowed requester")
+    for values in [seed, merge(seed, {"config": {"certificateSigningRequests": {"enabled": False, "istiodApprover": {"serviceAccount": "istiod"}}}})]:
+        docs = render(values, namespace="venafi")
+        expect(not find(docs, "ClusterRole", "firefly-istiod-approver"), "no istiod approver while the door is off")
+        config = yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])
+        expect("certificateSigningRequests" not in config["controller"], "the door's key is rendered only when enabled")
+    print("istiod approver: approve on our signer names when enabled with a service account; nothing when off")
+
+
+@case
 def controller_rbac_grants(label, out_path, *overrides):
     """Writes, as JSON, every (scope, apiGroup, resource, verb) the rendered Roles and ClusterRoles
     grant the controller's ServiceAccount (firefly in venafi), following the rendered bindings;

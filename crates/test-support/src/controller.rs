@@ -38,6 +38,12 @@ pub struct Options {
     pub audit_log: (bool, bool),
     /// kube-sim keeps every write body (`KubeSim::writes`).
     pub record_writes: bool,
+    /// Authentication and RBAC on in kube-sim (ServiceAccount tokens; the controller stays admin).
+    pub authenticate: bool,
+    /// `controller.certificateSigningRequests.enabled`.
+    pub certificate_signing_requests: bool,
+    /// `controller.maxRetryDuration`.
+    pub max_retry_duration: &'static str,
 }
 
 impl Default for Options {
@@ -52,6 +58,9 @@ impl Default for Options {
             policy_max_staleness: "30m",
             audit_log: (false, false),
             record_writes: false,
+            authenticate: false,
+            certificate_signing_requests: false,
+            max_retry_duration: "5m",
         }
     }
 }
@@ -96,6 +105,9 @@ controller:
   allowedRequesters: {requesters}{mesh}
   successEvents: {success}
   maxConcurrentReconciles: 64
+  maxRetryDuration: {max_retry}
+  certificateSigningRequests:
+    enabled: {csr}
 admin:
   readinessAddress: 127.0.0.1:0
   metricsAddress: 127.0.0.1:0
@@ -110,6 +122,8 @@ logging:
         le = opts.leader_election,
         check = opts.check_approval,
         success = opts.success_events,
+        max_retry = opts.max_retry_duration,
+        csr = opts.certificate_signing_requests,
     )
 }
 
@@ -139,6 +153,7 @@ impl Env {
             .try_init();
         let mut sim_options = SimOptions::default();
         sim_options.record_writes = opts.record_writes;
+        sim_options.authenticate = opts.authenticate;
         let sim = crate::cluster::start_sim_with(
             sim_options,
             &[NS, "sandbox", "venafi", "other", "team-a"],

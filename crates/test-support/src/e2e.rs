@@ -812,6 +812,8 @@ pub struct ControllerKnobs {
     pub policy_max_staleness: &'static str,
     /// `bootstrap.vaas.policyRefreshInterval`.
     pub policy_refresh_interval: &'static str,
+    /// `controller.certificateSigningRequests.enabled`, with istiod an allowed requester.
+    pub certificate_signing_requests: bool,
     /// `controller.kubeconfigFile`; `None`: kube-sim's own kubeconfig (the admin).
     pub kubeconfig: Option<std::path::PathBuf>,
 }
@@ -824,6 +826,7 @@ impl Default for ControllerKnobs {
             log_level: "warn",
             policy_max_staleness: "30m",
             policy_refresh_interval: "1m",
+            certificate_signing_requests: false,
             kubeconfig: None,
         }
     }
@@ -893,9 +896,11 @@ controller:
     leaseDuration: {lease}
     renewDeadline: {renew}
     retryPeriod: {retry}
-  allowedRequesters: ["{requester}"]
+  allowedRequesters: {requesters}
   maxRetryDuration: 5m
   maxConcurrentReconciles: 256
+  certificateSigningRequests:
+    enabled: {csr}
 admin:
   readinessAddress: "127.0.0.1:0"
   metricsAddress: "127.0.0.1:0"
@@ -915,12 +920,47 @@ logging:
                 .unwrap_or(self.sim.kubeconfig_path())
                 .display(),
             le = knobs.leader_election,
-            requester = ISTIO_CSR_USERNAME,
+            requesters = if knobs.certificate_signing_requests {
+                format!(
+                    "[\"{ISTIO_CSR_USERNAME}\", \"{}\"]",
+                    crate::istiod::ISTIOD_USERNAME
+                )
+            } else {
+                format!("[\"{ISTIO_CSR_USERNAME}\"]")
+            },
+            csr = knobs.certificate_signing_requests,
             level = knobs.log_level,
         );
         let path = self.dir.path().join(format!("{name}.yaml"));
         std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
+    }
+
+    /// Creates the ClusterIssuer `istio-ca` istiod's CSRs address (default policy istio-mtls,
+    /// identities of every namespace) and waits until it is Ready.
+    ///
+    /// # Errors
+    /// The API call's error, or it did not become Ready within `timeout`.
+    pub async fn ready_mesh_cluster_issuer(&self, timeout: Duration) -> anyhow::Result<()> {
+        let api: kube::Api<firefly::crd::ClusterIssuer> = kube::Api::all(self.client.clone());
+        let issuer = firefly::crd::ClusterIssuer::new(
+            "istio-ca",
+            firefly::crd::ClusterIssuerSpec {
+                default_policy_name: Some(ISTIO_MTLS_POLICY.into()),
+                identity_namespaces: Some(vec!["*".into()]),
+                ..Default::default()
+            },
+        );
+        api.create(&kube::api::PostParams::default(), &issuer)
+            .await
+            .context("creating ClusterIssuer istio-ca")?;
+        kube_sim::wait_for(timeout, || async {
+            self.sim
+                .object(GROUP, "clusterissuers", "", "istio-ca")
+                .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("True"))
+        })
+        .await
+        .context("ClusterIssuer istio-ca did not become Ready")
     }
 
     /// Creates the Issuer `firefly-istio` in istio-system (default policy istio-mtls, istio-csr

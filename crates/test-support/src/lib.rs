@@ -23,6 +23,7 @@ pub mod csr_content;
 pub mod der;
 pub mod e2e;
 pub mod istio;
+pub mod istiod;
 pub mod pki;
 pub mod policies;
 pub mod schema_judge;

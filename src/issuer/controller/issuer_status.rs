@@ -50,10 +50,12 @@ pub(super) async fn settle_issuers(ctx: &Context) {
         };
         let pending = ctx
             .issuers
+            .issuers
             .state()
             .iter()
             .any(|i| wants_write(i.status.as_ref(), i.metadata.generation))
             || ctx
+                .issuers
                 .cluster_issuers
                 .state()
                 .iter()

@@ -11,13 +11,12 @@ use std::time::{Instant, SystemTime};
 
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 
 use super::apply::Applied;
 use super::{Context, ControllerError, retries};
-use crate::crd::{CertificateRequest, IssuerSpec};
+use crate::crd::CertificateRequest;
 use crate::issuer::authority::Issued;
-use crate::issuer::decide::{self, Decision, IssuerKind, IssuerState, SignPlan, issuer_readiness};
+use crate::issuer::decide::{self, Decision, IssuerKind, IssuerState, SignPlan};
 use firefly_core::issuance::{Outcome, options_with_minimum};
 
 /// Why one reconcile asks to be retried.
@@ -190,27 +189,7 @@ async fn reconcile_in_span(
 impl Context {
     /// The cached issuer `name` of `kind`, as the state machine sees it.
     fn issuer_state(&self, kind: IssuerKind, namespace: Option<&str>, name: &str) -> IssuerState {
-        let found = match kind {
-            IssuerKind::Issuer => {
-                let Some(ns) = namespace else {
-                    return IssuerState::Missing;
-                };
-                self.issuers
-                    .get(&ObjectRef::new(name).within(ns))
-                    .map(|i| (i.spec.clone(), i.status.clone(), i.metadata.generation))
-            }
-            IssuerKind::ClusterIssuer => self.cluster_issuers.get(&ObjectRef::new(name)).map(|i| {
-                (
-                    IssuerSpec::from(&i.spec),
-                    i.status.clone(),
-                    i.metadata.generation,
-                )
-            }),
-        };
-        let Some((spec, status, generation)) = found else {
-            return IssuerState::Missing;
-        };
-        issuer_readiness(spec, status.as_ref(), generation)
+        self.issuers.lookup(kind, namespace, name).0
     }
 
     /// Asks the issuing core (through the authority) to answer `plan`, and lets the state

@@ -5,14 +5,15 @@
 
 use std::time::{Duration, SystemTime};
 
-use kube::runtime::events::{Event, EventType};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 
 use super::apply::FRONT_DOOR;
 use super::{Context, EVENT_TIMEOUT};
 use crate::crd::CertificateRequest;
-use crate::issuer::authority::Issued;
-use crate::issuer::decide::{self, StatusUpdate};
+use crate::issuer::authority::{Authority, Issued};
+use crate::issuer::decide::{self, EventNote, StatusUpdate};
 use crate::rbac::{KubeCall, RECORDER_CALLS};
 
 /// The API calls this module makes (see [`crate::rbac`]): the request's event, through the
@@ -35,6 +36,10 @@ impl Context {
             .outcomes
             .with_label_values(&[update.outcome])
             .inc();
+        self.metrics
+            .issuance_outcomes
+            .with_label_values(&["CertificateRequest", update.outcome])
+            .inc();
         let reason = update.ready.reason.as_deref().unwrap_or("");
         let message = update.ready.message.as_deref().unwrap_or("");
         if let Some(issued) = issuance.filter(|_| update.certificate.is_some()) {
@@ -50,29 +55,7 @@ impl Context {
             );
         }
         if let Some(note) = &update.event {
-            let event = Event {
-                type_: if note.warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: note.reason.to_owned(),
-                note: Some(truncate(&note.note, MAX_NOTE)),
-                action: "Sign".to_owned(),
-                secondary: None,
-            };
-            // Bounded like issuer events: a slow events API must not hold the reconcile (and the
-            // request's next decision) behind it.
-            match tokio::time::timeout(
-                EVENT_TIMEOUT,
-                self.recorder.publish(&event, &cr.object_ref(&())),
-            )
-            .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "event could not be published"),
-                Err(_) => tracing::warn!("request event not published within {EVENT_TIMEOUT:?}"),
-            }
+            publish_event(&self.recorder, note, &cr.object_ref(&())).await;
         }
     }
 
@@ -81,13 +64,8 @@ impl Context {
     /// never delivered, so never reported to TLSPC as issued; audited with its serial whatever
     /// the audit settings, since a signed certificate exists that nobody received.
     pub(super) fn not_delivered(&self, cr: &CertificateRequest, issued: &Issued, code: u16) {
-        self.metrics
-            .signed_not_delivered
-            .with_label_values(&[FRONT_DOOR])
-            .inc();
-        let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
         let request_uid = cr.uid().unwrap_or_default();
-        tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, request_uid, code, "signed-not-delivered: the API server refused the status write; the certificate was never handed out");
+        audit_not_delivered(&self.metrics, FRONT_DOOR, issued, &request_uid, code);
     }
 
     /// The usage record, issue latency and audit line of an issued certificate.
@@ -98,32 +76,91 @@ impl Context {
                 + Duration::from_secs(u64::try_from(created.0.as_second()).unwrap_or(0));
             if let Ok(age) = SystemTime::now().duration_since(created) {
                 self.metrics.issue_latency.observe(age.as_secs_f64());
+                self.metrics
+                    .issuance_latency
+                    .with_label_values(&["CertificateRequest"])
+                    .observe(age.as_secs_f64());
             }
         }
-        let not_after = jiff::Timestamp::try_from(issued.not_after)
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        if let Some(from) = issued.clamped_from {
-            tracing::info!(
-                requested_seconds = from.as_secs(),
-                not_after,
-                "requested duration clamped by policy"
-            );
-        }
-        let audit = self.authority.audit();
-        if audit.enabled {
-            let requester = cr.spec.username.as_deref().unwrap_or("");
-            let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
-            let dns_names = issued.dns_names.join(",");
-            let request_uid = cr.uid().unwrap_or_default();
-            if audit.include_raw_cert {
-                tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, certificate = %issued.chain_pem, "certificate issued");
-            } else {
-                tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, "certificate issued");
-            }
+        let requester = cr.spec.username.as_deref().unwrap_or("");
+        let request_uid = cr.uid().unwrap_or_default();
+        log_issued(self.authority.as_ref(), issued, requester, &request_uid);
+    }
+}
+
+/// The signed-not-delivered record of any front door: counted in
+/// `firefly_signed_not_delivered_total{type}` and audited with the serial whatever the audit
+/// settings (a signed certificate exists that nobody received); never a usage record.
+pub(crate) fn audit_not_delivered(
+    metrics: &crate::metrics::Metrics,
+    front_door: &str,
+    issued: &Issued,
+    request_uid: &str,
+    code: u16,
+) {
+    metrics
+        .signed_not_delivered
+        .with_label_values(&[front_door])
+        .inc();
+    let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
+    tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, request_uid, code, "signed-not-delivered: the API server refused the status write; the certificate was never handed out");
+}
+
+/// Publishes `note` as an event on the object `regarding`: best effort, a failure is logged.
+pub(crate) async fn publish_event(
+    recorder: &Recorder,
+    note: &EventNote,
+    regarding: &ObjectReference,
+) {
+    let event = Event {
+        type_: if note.warning {
+            EventType::Warning
         } else {
-            tracing::debug!(serial = %issued.serial_hex, not_after, "certificate issued");
+            EventType::Normal
+        },
+        reason: note.reason.to_owned(),
+        note: Some(truncate(&note.note, MAX_NOTE)),
+        action: "Sign".to_owned(),
+        secondary: None,
+    };
+    // Bounded like issuer events: a slow events API must not hold the reconcile (and the
+    // request's next decision) behind it.
+    match tokio::time::timeout(EVENT_TIMEOUT, recorder.publish(&event, regarding)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "event could not be published"),
+        Err(_) => tracing::warn!("event not published within {EVENT_TIMEOUT:?}"),
+    }
+}
+
+/// The log lines of an issued certificate: the clamp note and, when the configuration asks for
+/// it, the `firefly::audit` line (with the PEM when `include_raw_cert`).
+pub(crate) fn log_issued(
+    authority: &dyn Authority,
+    issued: &Issued,
+    requester: &str,
+    request_uid: &str,
+) {
+    let not_after = jiff::Timestamp::try_from(issued.not_after)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    if let Some(from) = issued.clamped_from {
+        tracing::info!(
+            requested_seconds = from.as_secs(),
+            not_after,
+            "requested duration clamped by policy"
+        );
+    }
+    let audit = authority.audit();
+    if audit.enabled {
+        let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
+        let dns_names = issued.dns_names.join(",");
+        if audit.include_raw_cert {
+            tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, certificate = %issued.chain_pem, "certificate issued");
+        } else {
+            tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, "certificate issued");
         }
+    } else {
+        tracing::debug!(serial = %issued.serial_hex, not_after, "certificate issued");
     }
 }
 

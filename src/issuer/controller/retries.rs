@@ -60,7 +60,7 @@ impl RetryLog {
 
 /// A jitter in `[0, 1)` from the standard library's randomly seeded hasher: spreads retries of
 /// objects that failed together; not for anything secret.
-pub(super) fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let bits = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
     // The top 53 bits as a fraction: exactly representable in an f64.
     (bits >> 11) as f64 / (1u64 << 53) as f64

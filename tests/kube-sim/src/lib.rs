@@ -495,10 +495,11 @@ impl KubeSim {
     /// # Errors
     /// A document does not parse, names an unknown kind, or is rejected (the Status message is included).
     pub async fn install_crds_yaml(&self, yaml: &str) -> anyhow::Result<()> {
-        use serde::Deserialize as _;
         let store = &self.server.store;
-        for doc in serde_yaml::Deserializer::from_str(yaml) {
-            let v = serde_json::Value::deserialize(doc).context("parsing a YAML document")?;
+        let docs: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple_with_options(yaml, sim::field_validation::yaml_options())
+                .context("parsing a YAML document")?;
+        for v in docs {
             if v.is_null() {
                 continue;
             }

@@ -196,14 +196,25 @@ pub fn parse_json(body: &[u8]) -> Result<(Value, Vec<String>), serde_json::Error
 ///
 /// # Errors
 /// The body is not YAML with string keys.
-pub fn parse_yaml(body: &[u8]) -> Result<(Value, Vec<String>), serde_yaml::Error> {
+pub fn parse_yaml(body: &[u8]) -> Result<(Value, Vec<String>), serde_saphyr::Error> {
     let dups = RefCell::new(Vec::new());
-    let v = Seed {
-        path: &Path::Root,
-        dups: &dups,
-    }
-    .deserialize(serde_yaml::Deserializer::from_slice(body))?;
+    let v = serde_saphyr::with_deserializer_from_slice_with_options(body, yaml_options(), |de| {
+        Seed {
+            path: &Path::Root,
+            dups: &dups,
+        }
+        .deserialize(de)
+    })?;
     Ok((v, dups.into_inner()))
+}
+
+/// How request bodies and manifests are read as YAML: repeated keys reach the visitor (which
+/// keeps the last, as Go's decoder does, and reports it), and only YAML 1.2 booleans are booleans.
+pub fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
+    options.strict_booleans = true;
+    options
 }
 
 #[cfg(test)]

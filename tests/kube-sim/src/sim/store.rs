@@ -1311,8 +1311,11 @@ impl Store {
                 // as JSON first, which is several times cheaper than the YAML parser.
                 let cfg: Value = match serde_json::from_slice(body) {
                     Ok(cfg) => cfg,
-                    Err(_) => serde_yaml::from_slice(body)
-                        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+                    Err(_) => serde_saphyr::from_slice_with_options(
+                        body,
+                        super::field_validation::yaml_options(),
+                    )
+                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
                 };
                 return self.apply(def, ns, name, status_only, cfg, o);
             }

@@ -1,0 +1,238 @@
+//! The CertificateSigningRequest controller: watches CSRs, runs the gate and the decision of
+//! [`decide`](super::decide) against the shared issuer caches, asks the issuing core to sign,
+//! and hands the one answer to [`apply`]; it builds no status itself.
+//!
+//! Our signer names form a family (one per issuer), and the API server's `spec.signerName` field
+//! selector matches one exact name, so the watch lists every CSR and the gate filters by group.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use futures::StreamExt;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use super::decide::{self, Decision, Gate, IssuerView, Reference};
+use crate::issuer::authority::{Authority, Issued};
+use crate::issuer::controller::report::publish_event;
+use crate::issuer::controller::retries::jitter;
+use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
+use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
+use crate::metrics::Metrics;
+use crate::rbac::{CERTIFICATES, KubeCall, Needs};
+use firefly_core::issuance::{Outcome, options_with_minimum};
+
+pub mod access;
+pub mod apply;
+
+use access::ReferenceCache;
+use apply::Applied;
+
+/// The API calls this module makes (see [`crate::rbac`]): kube-runtime's `Controller` lists and
+/// watches every CSR (its store answers reads: no `get`). Only with the door enabled.
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(CERTIFICATES, "certificatesigningrequests", "", "list")
+        .when(Needs::CertificateSigningRequests),
+    KubeCall::cluster(CERTIFICATES, "certificatesigningrequests", "", "watch")
+        .when(Needs::CertificateSigningRequests),
+];
+
+/// The front-door label of this door's metrics (`front_door`, `type`).
+pub const FRONT_DOOR: &str = "CertificateSigningRequest";
+
+/// What the CSR controller shares with the CertificateRequest controller that starts it.
+pub struct CsrDoor {
+    /// The API client (the controller's own identity).
+    pub client: kube::Client,
+    /// The controller's settings (the decision's, the minimum lifetime, the field manager).
+    pub settings: ControllerSettings,
+    /// The issuing core's signer.
+    pub authority: Arc<dyn Authority>,
+    /// The process's metrics.
+    pub metrics: Metrics,
+    /// Publishes events on the CSRs.
+    pub recorder: Recorder,
+    /// The issuer caches the CertificateRequest controller fills.
+    pub issuers: IssuerCaches,
+    /// The clock decisions read.
+    pub clock: Clock,
+}
+
+/// Errors of one CSR reconcile (each is retried after a short pause).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsrError {
+    /// The status write failed (other than 404); a 409 means the CSR changed since our read.
+    #[error("status write of CertificateSigningRequest {name} failed: {source}")]
+    StatusWrite {
+        /// The CSR's name.
+        name: String,
+        /// The client's error.
+        source: kube::Error,
+    },
+}
+
+struct Context {
+    door: CsrDoor,
+    references: ReferenceCache,
+}
+
+/// Runs the CSR controller until `shutdown` resolves.
+pub async fn run(
+    door: CsrDoor,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let api = Api::<CertificateSigningRequest>::all(door.client.clone());
+    let config = ControllerConfig::default().concurrency(door.settings.max_concurrent_reconciles);
+    let ctx = Arc::new(Context {
+        door,
+        references: ReferenceCache::default(),
+    });
+    Controller::new(api, watcher::Config::default())
+        .with_config(config)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "CSR reconcile queue");
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+fn error_policy(
+    _csr: Arc<CertificateSigningRequest>,
+    err: &CsrError,
+    _ctx: Arc<Context>,
+) -> Action {
+    tracing::warn!(error = %err, "CSR reconcile failed; deciding again");
+    // No per-CSR failure count: a failed write is retried after the first step of the shared
+    // backoff (the watch re-triggers a CSR that changed meanwhile).
+    Action::requeue(retry_after_failed_reconcile(1, jitter(), None))
+}
+
+async fn reconcile(
+    csr: Arc<CertificateSigningRequest>,
+    ctx: Arc<Context>,
+) -> Result<Action, CsrError> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "certificatesigningrequest",
+        request_name = %csr.name_any(),
+        uid = %csr.uid().unwrap_or_default()
+    );
+    reconcile_in_span(csr, ctx).instrument(span).await
+}
+
+async fn reconcile_in_span(
+    csr: Arc<CertificateSigningRequest>,
+    ctx: Arc<Context>,
+) -> Result<Action, CsrError> {
+    let settings = &ctx.door.settings.decide;
+    let target = match decide::gate(&csr, &settings.group_name) {
+        Gate::Ignore(_) => return Ok(Action::await_change()),
+        Gate::Fail(answer) => return ctx.answer(&csr, Decision::from(answer), None).await,
+        Gate::Serve(target) => target,
+    };
+    let reference = match target.namespace.as_deref() {
+        None => Reference::NotRequired,
+        Some(ns) => {
+            ctx.references
+                .check(
+                    &ctx.door.client,
+                    &csr,
+                    &settings.group_name,
+                    ns,
+                    &target.name,
+                )
+                .await
+        }
+    };
+    let (state, identity_namespaces) =
+        ctx.door
+            .issuers
+            .lookup(target.kind, target.namespace.as_deref(), &target.name);
+    let now = ctx.door.clock.now();
+    let decision = decide::decide(
+        &csr,
+        &target,
+        IssuerView {
+            state,
+            identity_namespaces,
+        },
+        &reference,
+        settings,
+        now,
+    );
+    let (decision, issued) = match decision {
+        Decision::Sign(plan) => ctx.sign(&csr, &plan, now),
+        other => (other, None),
+    };
+    ctx.answer(&csr, decision, issued).await
+}
+
+impl Context {
+    /// Asks the issuing core to answer `plan` and turns its outcome into the next decision.
+    fn sign(
+        &self,
+        csr: &CertificateSigningRequest,
+        plan: &SignPlan,
+        now: SystemTime,
+    ) -> (Decision, Option<Issued>) {
+        let settings = &self.door.settings;
+        let request = plan.issuance_request(&settings.decide);
+        let opts = options_with_minimum(settings.minimum_duration);
+        let t = Instant::now();
+        let outcome = self.door.authority.issue(&request, &opts, now);
+        self.door
+            .metrics
+            .sign_duration
+            .observe(t.elapsed().as_secs_f64());
+        let issued = matches!(outcome, Outcome::Issued(_));
+        self.door
+            .metrics
+            .signer_sign
+            .with_label_values(&[if issued { "true" } else { "false" }, FRONT_DOOR])
+            .inc();
+        let decision = decide::after_issue(csr, &outcome, &settings.decide, now);
+        let issuance = match outcome {
+            Outcome::Issued(i) => Some(i),
+            Outcome::Refused { .. } | Outcome::Retry { .. } => None,
+        };
+        (decision, issuance)
+    }
+
+    /// Carries out `decision`: nothing, an event and a later look, or the one status write.
+    async fn answer(
+        &self,
+        csr: &CertificateSigningRequest,
+        decision: Decision,
+        issued: Option<Issued>,
+    ) -> Result<Action, CsrError> {
+        match decision {
+            Decision::Ignore(_) | Decision::Sign(_) => Ok(Action::await_change()),
+            Decision::Wait {
+                event,
+                requeue_after,
+            } => {
+                tracing::info!(reason = event.reason, message = %event.note, "CSR waiting");
+                publish_event(&self.door.recorder, &event, &csr.object_ref(&())).await;
+                Ok(Action::requeue(requeue_after))
+            }
+            Decision::Update(update) => {
+                match self.apply(csr, &update, issued.as_ref()).await? {
+                    Applied::Written => self.report(csr, &update, issued.as_ref()).await,
+                    // Deleted (istiod stopped waiting), or changed since the decision: the watch
+                    // delivers the newer copy, which is decided again.
+                    Applied::Gone | Applied::Conflict => {}
+                }
+                Ok(Action::await_change())
+            }
+        }
+    }
+}

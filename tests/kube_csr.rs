@@ -1,0 +1,560 @@
+//! The Kubernetes CertificateSigningRequest front door end to end (issue 16): kube-sim with
+//! authentication and RBAC, the mock TLSPC, the real controller, a test that plays istiod as a
+//! registration authority with its own ServiceAccount token, and openssl and Python
+//! `cryptography` as the judges of every chain.
+
+use std::time::Duration;
+
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use kube::api::{Api, DeleteParams, PostParams};
+use rcgen::KeyPair;
+use serde_json::{Value, json};
+use support::controller::*;
+use support::csr::{RawCsr, gn_dns, p256, rsa};
+use support::istiod::{
+    CLUSTER_SIGNER, ISTIOD_USERNAME, SERVING_USAGES, WORKLOAD_USAGES, csr, grant, istiod_client,
+    set_approval, sign,
+};
+use support::verifiers;
+
+const ISTIOD: &str = ISTIOD_USERNAME;
+const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
+
+fn options(max_retry: &'static str) -> Options {
+    Options {
+        authenticate: true,
+        certificate_signing_requests: true,
+        allowed_requesters: vec![ISTIOD.to_owned(), "kubernetes-admin".to_owned()],
+        max_retry_duration: max_retry,
+        ..Options::default()
+    }
+}
+
+/// The ClusterIssuer istiod's signer names, for every namespace's identities.
+async fn mesh_issuer(env: &Env) {
+    env.ready_issuer(
+        None,
+        "istio-ca",
+        json!({"defaultPolicyName": POLICY, "identityNamespaces": ["*"]}),
+    )
+    .await;
+}
+
+async fn istiod(env: &Env) -> Api<CertificateSigningRequest> {
+    istiod_client(&env.sim)
+        .await
+        .expect("istiod's RBAC and token")
+}
+
+async fn apply_rbac(env: &Env, name: &str, rules: Value, subject: Value) {
+    grant(&env.sim, name, rules, subject).expect("RBAC objects");
+}
+
+/// istio-agent's workload CSR: `O=`, a critical SAN with one SPIFFE URI.
+fn agent_csr(key: &KeyPair, spiffe: &str) -> String {
+    RawCsr::istio(key, spiffe).pem(key)
+}
+
+async fn approve(api: &Api<CertificateSigningRequest>, name: &str, type_: &str) {
+    set_approval(api, name, type_).await.expect("approval");
+}
+
+/// istiod's flow; checks the name and the requester the API server recorded.
+async fn istiod_sign(
+    api: &Api<CertificateSigningRequest>,
+    request: &CertificateSigningRequest,
+) -> (String, Duration) {
+    let signed = sign(api, request)
+        .await
+        .expect("istiod gets its certificate");
+    assert!(signed.name.starts_with("csr-workload-"), "{}", signed.name);
+    assert_eq!(
+        signed.requester.as_deref(),
+        Some(ISTIOD),
+        "the API server records the requester"
+    );
+    (signed.chain_pem, signed.latency)
+}
+
+fn leaf_lifetime(chain: &str) -> Duration {
+    let leaf = verifiers::split_pem(chain).remove(0);
+    let (_, pem) = x509_parser::pem::parse_x509_pem(leaf.as_bytes()).expect("leaf PEM");
+    let cert = pem.parse_x509().expect("leaf");
+    let v = cert.validity();
+    Duration::from_secs((v.not_after.timestamp() - v.not_before.timestamp()) as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api() {
+    let env = Env::start_with(options("5m")).await;
+    mesh_issuer(&env).await;
+    let api = istiod(&env).await;
+    let root = env.root_pem();
+    let mut latencies = Vec::new();
+
+    for (kind, key) in [("RSA-2048", rsa(2048)), ("P-256", p256())] {
+        let request = csr(
+            CLUSTER_SIGNER,
+            &agent_csr(&key, WORKLOAD),
+            &WORKLOAD_USAGES,
+            Some(86400),
+        );
+        let (chain, latency) = istiod_sign(&api, &request).await;
+        latencies.push(latency);
+        let certs = verifiers::split_pem(&chain);
+        assert!(certs.len() >= 2, "{kind}: leaf then the intermediates");
+        assert!(
+            !certs.iter().any(|c| c.trim() == root.trim()),
+            "{kind}: the root is not part of status.certificate"
+        );
+        let v = openssl_verify(&chain, &root, "sslclient");
+        assert!(v.ok, "{kind}: openssl: {}", v.output);
+        let v = openssl_verify(&chain, &root, "sslserver");
+        assert!(v.ok, "{kind}: openssl: {}", v.output);
+        let v = verifiers::python_verify(&chain, &root, WORKLOAD);
+        assert!(v.ok, "{kind}: Python cryptography: {}", v.output);
+        // 86400 s asked, the policy's 1 h given.
+        assert!(
+            leaf_lifetime(&chain) <= Duration::from_secs(3600 + 300),
+            "{kind}"
+        );
+    }
+
+    // istiod's own DNS serving certificate (PILOT_CERT_PROVIDER=k8s.io/<signer>).
+    let key = rsa(2048);
+    let serving = RawCsr::istio(&key, "unused")
+        .with_sans(&[gn_dns("istiod.istio-system.svc")])
+        .pem(&key);
+    let request = csr(CLUSTER_SIGNER, &serving, &SERVING_USAGES, None);
+    let (chain, latency) = istiod_sign(&api, &request).await;
+    latencies.push(latency);
+    let v = openssl_verify(&chain, &root, "sslserver");
+    assert!(v.ok, "serving: openssl: {}", v.output);
+
+    // expirationSeconds at the API minimum (600) is honoured.
+    let key = p256();
+    let request = csr(
+        CLUSTER_SIGNER,
+        &agent_csr(&key, WORKLOAD),
+        &WORKLOAD_USAGES,
+        Some(600),
+    );
+    let (chain, latency) = istiod_sign(&api, &request).await;
+    latencies.push(latency);
+    let lifetime = leaf_lifetime(&chain);
+    assert!(
+        lifetime >= Duration::from_secs(600) && lifetime <= Duration::from_secs(600 + 300),
+        "{lifetime:?}"
+    );
+
+    let metrics = env.controller.as_ref().unwrap().metrics();
+    assert_eq!(
+        metrics
+            .signer_sign
+            .with_label_values(&["true", "CertificateSigningRequest"])
+            .get(),
+        4
+    );
+    assert_eq!(
+        metrics
+            .issuance_outcomes
+            .with_label_values(&["CertificateSigningRequest", "Issued"])
+            .get(),
+        4
+    );
+    assert_eq!(
+        env.sim
+            .request_count("patch", "certificatesigningrequests/status"),
+        4,
+        "one status write per CSR"
+    );
+    println!("approval -> certificate latency, 4 CSRs: {latencies:?}");
+}
+
+/// Reads CSR `name` straight from kube-sim's storage.
+fn stored(env: &Env, name: &str) -> Value {
+    env.sim
+        .object(
+            "certificates.k8s.io",
+            "certificatesigningrequests",
+            "",
+            name,
+        )
+        .unwrap_or(Value::Null)
+}
+
+fn failed(obj: &Value) -> Option<(String, String)> {
+    let c = condition(obj, "Failed")?;
+    Some((
+        c["reason"].as_str()?.to_owned(),
+        c["message"].as_str().unwrap_or("").to_owned(),
+    ))
+}
+
+async fn create(
+    api: &Api<CertificateSigningRequest>,
+    mut request: CertificateSigningRequest,
+    annotations: &[(&str, &str)],
+) -> String {
+    if !annotations.is_empty() {
+        request.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+    }
+    api.create(&PostParams::default(), &request)
+        .await
+        .expect("CSR created")
+        .metadata
+        .name
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
+    let env = Env::start_with(options("2s")).await;
+    mesh_issuer(&env).await;
+    env.ready_issuer(Some("sandbox"), "sb", json!({"defaultPolicyName": POLICY}))
+        .await;
+    let admin: Api<CertificateSigningRequest> = Api::all(env.client.clone());
+    // mallory may create CSRs but is neither an allowed requester nor allowed to reference
+    // the sandbox Issuer.
+    apply_rbac(
+        &env,
+        "csr-creator",
+        json!([{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"], "verbs": ["create", "get"]}]),
+        json!({"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "mallory"}),
+    )
+    .await;
+    let mallory: Api<CertificateSigningRequest> = Api::all(
+        env.sim
+            .client_with_token(&env.sim.token_for("mallory", &[]))
+            .await
+            .unwrap(),
+    );
+    let workload = |signer: &str| {
+        let key = p256();
+        csr(
+            signer,
+            &agent_csr(&key, WORKLOAD),
+            &WORKLOAD_USAGES,
+            Some(3600),
+        )
+    };
+    let sandbox_signer = "issuers.firefly.venafi.com/sandbox.sb";
+    // A namespaced Issuer asked for another namespace's identity.
+    let other_namespace = |signer: &str| {
+        let key = p256();
+        let pem = agent_csr(&key, "spiffe://cluster.local/ns/other/sa/x");
+        csr(signer, &pem, &WORKLOAD_USAGES, Some(3600))
+    };
+
+    // Left untouched.
+    let unapproved = create(&admin, workload(CLUSTER_SIGNER), &[]).await;
+    let denied = create(&admin, workload(CLUSTER_SIGNER), &[]).await;
+    approve(&admin, &denied, "Denied").await;
+    let foreign = create(
+        &admin,
+        workload("clusterissuers.cert-manager.io/istio-ca"),
+        &[],
+    )
+    .await;
+    approve(&admin, &foreign, "Approved").await;
+    let preset = create(&admin, workload(CLUSTER_SIGNER), &[]).await;
+    let mut obj = admin.get_status(&preset).await.unwrap();
+    obj.status.get_or_insert_with(Default::default).certificate =
+        Some(k8s_openapi::ByteString(env.root_pem().into_bytes()));
+    admin
+        .replace_status(&preset, &PostParams::default(), &obj)
+        .await
+        .expect("someone else's certificate");
+    approve(&admin, &preset, "Approved").await;
+
+    // Failed, with the reason of DESIGN §9 and a message naming the rule.
+    let key = p256();
+    let dns_csr = RawCsr::istio(&key, "unused")
+        .with_sans(&[gn_dns("evil.example.com")])
+        .pem(&key);
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            create(
+                &admin,
+                workload("issuers.firefly.venafi.com/no-namespace"),
+                &[],
+            )
+            .await,
+            "InvalidSignerName",
+            "no '.'",
+        ),
+        (
+            create(
+                &admin,
+                workload("clusterissuers.firefly.venafi.com/nope"),
+                &[],
+            )
+            .await,
+            "IssuerNotFound",
+            "controller.maxRetryDuration",
+        ),
+        (
+            create(
+                &admin,
+                csr(CLUSTER_SIGNER, &dns_csr, &WORKLOAD_USAGES, None),
+                &[],
+            )
+            .await,
+            "PolicyDenied",
+            "evil.example.com",
+        ),
+        (
+            create(&mallory, workload(CLUSTER_SIGNER), &[]).await,
+            "RequesterNotAllowed",
+            "mallory",
+        ),
+        (
+            create(&mallory, workload(sandbox_signer), &[]).await,
+            "DeniedReference",
+            "\"reference\"",
+        ),
+        (
+            create(
+                &admin,
+                workload(CLUSTER_SIGNER),
+                &[("experimental.cert-manager.io/request-is-ca", "true")],
+            )
+            .await,
+            "CARequested",
+            "request-is-ca",
+        ),
+        (
+            create(&admin, other_namespace(sandbox_signer), &[]).await,
+            "IdentityOutsideNamespace",
+            "/ns/other/",
+        ),
+    ];
+    for (name, _, _) in &cases {
+        approve(&admin, name, "Approved").await;
+    }
+    // A namespaced Issuer signs for an allowed requester (admin passes the reference review).
+    let sandbox = create(&admin, workload(sandbox_signer), &[]).await;
+    approve(&admin, &sandbox, "Approved").await;
+
+    for (name, reason, needle) in &cases {
+        kube_sim::wait_for(PATIENCE, || async { failed(&stored(&env, name)).is_some() })
+            .await
+            .unwrap_or_else(|_| panic!("{reason}: {name} never failed: {:#}", stored(&env, name)));
+        let (got, message) = failed(&stored(&env, name)).unwrap();
+        assert_eq!(&got, reason, "{name}: {message}");
+        assert!(message.contains(needle), "{reason}: {message}");
+        assert!(
+            stored(&env, name)["status"].get("certificate").is_none(),
+            "{reason}: no certificate"
+        );
+    }
+    kube_sim::wait_for(PATIENCE, || async {
+        stored(&env, &sandbox)["status"]
+            .get("certificate")
+            .is_some()
+    })
+    .await
+    .expect("the namespaced Issuer signs");
+    // The unknown issuer was waited for with an event before it failed.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(env.client.clone());
+    let events = events.list(&Default::default()).await.unwrap().items;
+    let waited = &cases[1].0;
+    assert!(
+        events
+            .iter()
+            .any(
+                |e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(waited.as_str())
+                    && e.reason.as_deref() == Some("IssuerNotFound")
+            ),
+        "an IssuerNotFound event on {waited}"
+    );
+
+    // Nothing was written to the untouched ones: one status write per answered CSR.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for name in [&unapproved, &denied, &foreign] {
+        let obj = stored(&env, name);
+        assert!(failed(&obj).is_none(), "{name}: {obj:#}");
+        assert!(
+            obj["status"].get("certificate").is_none(),
+            "{name}: {obj:#}"
+        );
+    }
+    let preset_cert = decoded_certificate(&stored(&env, &preset));
+    assert_eq!(
+        preset_cert.trim(),
+        env.root_pem().trim(),
+        "someone else's certificate is kept"
+    );
+    assert_eq!(
+        env.sim
+            .request_count("patch", "certificatesigningrequests/status"),
+        cases.len() as u64 + 1
+    );
+}
+
+fn decoded_certificate(obj: &Value) -> String {
+    use base64::Engine as _;
+    let b64 = obj["status"]["certificate"].as_str().unwrap_or("");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// A workload CSR created and approved through `api` while the next status patch is held
+/// `delay` in the API server (a window for another writer, or a deletion, to go first).
+async fn approved_with_slow_write(
+    env: &Env,
+    api: &Api<CertificateSigningRequest>,
+    delay: Duration,
+) -> String {
+    env.sim.faults().inject(
+        kube_sim::FaultRule::latency(delay)
+            .verb("patch")
+            .resource("certificatesigningrequests/status")
+            .times(1),
+    );
+    let key = p256();
+    let request = csr(
+        CLUSTER_SIGNER,
+        &agent_csr(&key, WORKLOAD),
+        &WORKLOAD_USAGES,
+        None,
+    );
+    let name = create(api, request, &[]).await;
+    approve(api, &name, "Approved").await;
+    name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_set_by_someone_else_before_our_write_is_kept_and_ours_is_not_delivered() {
+    let env = Env::start_with(options("5m")).await;
+    mesh_issuer(&env).await;
+    let admin: Api<CertificateSigningRequest> = Api::all(env.client.clone());
+    // Our write waits a second in the API server: long enough for another writer to go first.
+    let name = approved_with_slow_write(&env, &admin, Duration::from_secs(1)).await;
+    let metrics = env.controller.as_ref().unwrap().metrics().clone();
+    let signed = || {
+        metrics
+            .signer_sign
+            .with_label_values(&["true", "CertificateSigningRequest"])
+            .get()
+    };
+    kube_sim::wait_for(PATIENCE, || async { signed() == 1 })
+        .await
+        .expect("the controller signs");
+    let mut obj = admin.get_status(&name).await.unwrap();
+    obj.status.get_or_insert_with(Default::default).certificate =
+        Some(k8s_openapi::ByteString(env.root_pem().into_bytes()));
+    admin
+        .replace_status(&name, &PostParams::default(), &obj)
+        .await
+        .expect("someone else's certificate goes first");
+    kube_sim::wait_for(PATIENCE, || async {
+        metrics
+            .write_conflicts
+            .with_label_values(&["CertificateSigningRequest"])
+            .get()
+            == 1
+    })
+    .await
+    .expect("our write answered 409");
+    // The re-decision leaves the CSR untouched.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        decoded_certificate(&stored(&env, &name)).trim(),
+        env.root_pem().trim()
+    );
+    assert_eq!(signed(), 1, "not signed again");
+    assert_eq!(
+        metrics
+            .issuance_outcomes
+            .with_label_values(&["CertificateSigningRequest", "Issued"])
+            .get(),
+        0,
+        "a certificate not delivered is not counted as issued"
+    );
+    assert_eq!(
+        metrics
+            .signed_not_delivered
+            .with_label_values(&["CertificateSigningRequest"])
+            .get(),
+        1,
+        "audited as signed-not-delivered"
+    );
+    assert_eq!(
+        env.sim
+            .request_count("patch", "certificatesigningrequests/status"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_answer_each_csr_once_and_a_csr_deleted_mid_flight_is_let_go() {
+    let env = Env::start_with(Options {
+        leader_election: true,
+        ..options("5m")
+    })
+    .await;
+    let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
+    mesh_issuer(&env).await;
+    let api = istiod(&env).await;
+    for _ in 0..3 {
+        let key = p256();
+        let request = csr(
+            CLUSTER_SIGNER,
+            &agent_csr(&key, WORKLOAD),
+            &WORKLOAD_USAGES,
+            Some(86400),
+        );
+        istiod_sign(&api, &request).await;
+    }
+    let leader = env.controller.as_ref().unwrap().metrics();
+    let signed = |m: &firefly::metrics::Metrics| {
+        m.signer_sign
+            .with_label_values(&["true", "CertificateSigningRequest"])
+            .get()
+    };
+    assert_eq!(
+        signed(leader) + signed(standby.metrics()),
+        3,
+        "each CSR signed once"
+    );
+    assert_eq!(signed(standby.metrics()), 0, "the standby never signs");
+    assert_eq!(
+        env.sim
+            .request_count("patch", "certificatesigningrequests/status"),
+        3
+    );
+
+    // Deleted between our signature and our write: the 404 ends it; nothing is counted as issued.
+    let name = approved_with_slow_write(&env, &api, Duration::from_millis(700)).await;
+    kube_sim::wait_for(PATIENCE, || async { signed(leader) == 4 })
+        .await
+        .expect("signed");
+    api.delete(&name, &DeleteParams::default())
+        .await
+        .expect("deleted mid-flight");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        leader
+            .issuance_outcomes
+            .with_label_values(&["CertificateSigningRequest", "Issued"])
+            .get(),
+        3,
+        "the undelivered certificate is not counted"
+    );
+    assert_eq!(signed(leader), 4, "not signed again");
+    assert_eq!(
+        leader.write_errors.with_label_values(&["404"]).get(),
+        0,
+        "a 404 is not an error"
+    );
+}
