@@ -146,6 +146,29 @@ async fn expired_and_short_lived_faults_set_the_validity() {
 }
 
 #[tokio::test]
+async fn parent_path_len_fault_puts_a_path_length_zero_ca_above_the_sub_ca() {
+    let (_, _, issued) = issue_with(BadSubCa::ParentPathLen).await;
+    let chain = chain(&issued);
+    assert_eq!(chain.len(), 4, "one extra intermediate");
+    let parent = der(&chain[0]);
+    let (_, parent) = X509Certificate::from_der(&parent).unwrap();
+    let bc = parent
+        .basic_constraints()
+        .unwrap()
+        .expect("basicConstraints");
+    assert!(bc.value.ca);
+    assert_eq!(bc.value.path_len_constraint, Some(0));
+    let sub_ca = parse(&issued);
+    let (_, sub_ca) = X509Certificate::from_der(&sub_ca).unwrap();
+    assert!(
+        sub_ca.is_ca(),
+        "the sub-CA below a pathLen 0 CA is itself a CA"
+    );
+    assert_eq!(sub_ca.issuer(), parent.subject());
+    sub_ca.verify_signature(Some(parent.public_key())).unwrap();
+}
+
+#[tokio::test]
 async fn uri_name_constraints_fault_adds_a_critical_permitted_uri_subtree() {
     let (_, _, issued) = issue_with(BadSubCa::UriNameConstraints).await;
     let d = parse(&issued);

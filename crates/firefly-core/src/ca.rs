@@ -192,8 +192,21 @@ pub fn sign_profile(
     opts: &IssueOptions,
     now: SystemTime,
 ) -> Result<Issued, IssueError> {
+    sign_profile_with(ca, csr, profile, opts, now, template::random_serial)
+}
+
+/// [`sign_profile`] with the serial taken from `serial`: the seam tests use to fail the random
+/// source.
+pub(crate) fn sign_profile_with(
+    ca: &SubCa,
+    csr: &csr::CertificateRequest,
+    profile: LeafProfile,
+    opts: &IssueOptions,
+    now: SystemTime,
+    serial: impl FnOnce() -> Result<[u8; template::SERIAL_LEN], IssueError>,
+) -> Result<Issued, IssueError> {
     let window = template::validity_window(ca, &profile, opts, now)?;
-    let serial = template::random_serial();
+    let serial = serial()?;
     let params = template::leaf_params(&profile, &window, &serial)?;
     let key = template::RequestKey::new(csr)?;
     let cert = params
@@ -213,6 +226,52 @@ pub fn sign_profile(
         dns_names: profile.dns_names,
         clamped_from: window.clamped_from,
     })
+}
+
+/// How long a probe SVID is valid (clamped to the sub-CA's NotAfter).
+pub const PROBE_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Signs a probe SVID for `spiffe_id` with `ca` through the production path (template, signature,
+/// post-sign checks), for a fresh throwaway P-256 key, valid for [`PROBE_LIFETIME`] (clamped to the
+/// sub-CA's NotAfter as any leaf). The caller verifies the returned chain as a relying party would
+/// before activating the sub-CA.
+///
+/// # Errors
+/// Everything [`sign_profile`] refuses; [`IssueError::Signing`] when the probe key cannot be made.
+pub fn sign_probe(
+    ca: &SubCa,
+    spiffe_id: &SpiffeId,
+    opts: &IssueOptions,
+    now: SystemTime,
+) -> Result<Issued, IssueError> {
+    let (request, profile) = probe_request(spiffe_id)?;
+    sign_profile(ca, &request, profile, opts, now)
+}
+
+/// The probe's request (a fresh P-256 key) and its SVID profile.
+fn probe_request(
+    spiffe_id: &SpiffeId,
+) -> Result<(csr::CertificateRequest, LeafProfile), IssueError> {
+    use crate::usage::{ExtendedKeyUsage, KeyUsage};
+    let key = rcgen::KeyPair::generate().map_err(|e| IssueError::Signing(e.to_string()))?;
+    let sans = csr::RequestedSans {
+        uris: vec![spiffe_id.to_string()],
+        ..csr::RequestedSans::default()
+    };
+    let request = csr::from_public_key(&rcgen::PublicKeyData::subject_public_key_info(&key), sans)?;
+    let profile = LeafProfile {
+        subject: Vec::new(),
+        dns_names: Vec::new(),
+        ip_addresses: Vec::new(),
+        rfc822_names: Vec::new(),
+        uris: vec![spiffe_id.to_string()],
+        spiffe_id: Some(spiffe_id.clone()),
+        key_usages: vec![KeyUsage::DigitalSignature],
+        extended_key_usages: vec![ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth],
+        lifetime: PROBE_LIFETIME,
+        clamped_from: None,
+    };
+    Ok((request, profile))
 }
 
 /// PEM for one certificate, 64-column LF lines, written in one buffer (no copy of the DER).
@@ -239,6 +298,141 @@ pub(crate) fn go(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ca::subca::SharedKey;
+    use rcgen::{BasicConstraints, IsCa, KeyPair, KeyUsagePurpose, PublicKeyData, SigningKey};
+    use std::sync::Arc;
+
+    /// A CA certificate's parameters, valid an hour either side of `now`.
+    fn authority(cn: &str, path_len: Option<u8>, now: SystemTime) -> rcgen::CertificateParams {
+        let constraint = match path_len {
+            Some(n) => BasicConstraints::Constrained(n),
+            None => BasicConstraints::Unconstrained,
+        };
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CommonName, cn);
+        let mut p = rcgen::CertificateParams::default();
+        (p.distinguished_name, p.is_ca) = (dn, IsCa::Ca(constraint));
+        p.key_usages = [
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ]
+        .into();
+        (p.not_before, p.not_after) = (
+            (now - Duration::from_secs(3600)).into(),
+            (now + Duration::from_secs(3600)).into(),
+        );
+        p
+    }
+
+    /// A sub-CA whose certificate carries `key`'s public key, under a fresh root.
+    fn sub_ca_with(key: Arc<dyn SigningKey + Send + Sync>, now: SystemTime) -> SubCa {
+        let root_key = KeyPair::generate().unwrap();
+        let root_params = authority("Signature Test Root", None, now);
+        let root = root_params.self_signed(&root_key).unwrap();
+        let sub = authority("Signature Test Sub-CA", Some(0), now)
+            .signed_by(
+                &SharedKey(key.clone()),
+                &rcgen::Issuer::new(root_params, &root_key),
+            )
+            .unwrap();
+        SubCa::new(sub.der().to_vec(), vec![root.der().to_vec()], key).unwrap()
+    }
+
+    /// Presents one key's public half and signs with another: a faulty or swapped signing key.
+    struct WrongKey {
+        presented: KeyPair,
+        signing: KeyPair,
+        corrupt: bool,
+    }
+
+    impl PublicKeyData for WrongKey {
+        fn der_bytes(&self) -> &[u8] {
+            self.presented.der_bytes()
+        }
+
+        fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+            self.presented.algorithm()
+        }
+    }
+
+    impl SigningKey for WrongKey {
+        fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+            let mut signature = self.signing.sign(msg)?;
+            if self.corrupt {
+                let last = signature.len() - 1;
+                signature[last] ^= 0x01;
+            }
+            Ok(signature)
+        }
+    }
+
+    fn probe_id() -> SpiffeId {
+        "spiffe://cluster.local/ns/probe/sa/probe".parse().unwrap()
+    }
+
+    #[test]
+    fn a_leaf_signed_by_the_sub_ca_key_is_returned() {
+        let now = SystemTime::now();
+        let ca = sub_ca_with(Arc::new(KeyPair::generate().unwrap()), now);
+        let issued = sign_probe(&ca, &probe_id(), &IssueOptions::default(), now).unwrap();
+        assert_eq!(issued.spiffe_id, Some(probe_id()));
+    }
+
+    #[test]
+    fn a_leaf_whose_signature_does_not_verify_is_never_returned() {
+        let now = SystemTime::now();
+        for (what, key) in [
+            (
+                "another key",
+                WrongKey {
+                    presented: KeyPair::generate().unwrap(),
+                    signing: KeyPair::generate().unwrap(),
+                    corrupt: false,
+                },
+            ),
+            ("a corrupted signature", {
+                let pair = KeyPair::generate().unwrap();
+                let presented = KeyPair::try_from(pair.serialize_der()).unwrap();
+                WrongKey {
+                    presented,
+                    signing: pair,
+                    corrupt: true,
+                }
+            }),
+        ] {
+            let ca = sub_ca_with(Arc::new(key), now);
+            let err = sign_probe(&ca, &probe_id(), &IssueOptions::default(), now).unwrap_err();
+            assert!(
+                matches!(err, IssueError::PostSignCheck { rule: "C14", .. }),
+                "{what}: {err}"
+            );
+            assert!(
+                err.to_string().contains("signature does not verify"),
+                "{what}: {err}"
+            );
+            assert!(
+                !err.is_request_error(),
+                "{what}: an internal fault is retried, not blamed on the request"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failing_random_source_refuses_the_signature() {
+        let now = SystemTime::now();
+        let ca = sub_ca_with(Arc::new(KeyPair::generate().unwrap()), now);
+        let opts = IssueOptions::default();
+        let (request, profile) = probe_request(&probe_id()).unwrap();
+        let err = sign_profile_with(&ca, &request, profile.clone(), &opts, now, || {
+            template::serial_from(|_| Err(aws_lc_rs::error::Unspecified))
+        })
+        .unwrap_err();
+        assert!(matches!(err, IssueError::Signing(_)), "{err}");
+        assert!(err.to_string().contains("random source failed"), "{err}");
+        assert!(!err.is_request_error());
+        // The same request signs once the random source works.
+        sign_profile_with(&ca, &request, profile, &opts, now, template::random_serial).unwrap();
+    }
 
     #[test]
     fn pem_encode_writes_what_the_pem_crate_writes_for_every_line_boundary() {

@@ -409,10 +409,18 @@ impl Driver {
         let root = validated.root_der().to_vec();
         let id = validated.id.clone();
         let key = Arc::new(key);
+        let issuer_chain_der = validated.issuer_chain_der.clone();
         let sub_ca = firefly_core::ca::SubCa::new(
             validated.cert_der,
             validated.issuer_chain_der,
             key.clone(),
+        )?;
+        // Before activation: a probe SVID must verify to the anchor as a relying party checks it.
+        subca::probe(
+            &sub_ca,
+            &issuer_chain_der,
+            anchor.as_deref().unwrap_or(&root),
+            self.shared.clock.now(),
         )?;
         {
             let mut pinned = self
@@ -582,9 +590,10 @@ fn provider_fingerprint(provider: Option<&SubCaProviderInformation>) -> String {
     }
 }
 
-/// Whether this build runs AWS-LC in FIPS mode.
+/// Whether this build runs AWS-LC in FIPS mode and rustls on its FIPS provider (a build with
+/// `--features fips`).
 pub fn fips_build() -> bool {
-    aws_lc_rs::try_fips_mode().is_ok()
+    aws_lc_rs::try_fips_mode().is_ok() && crate::crypto::provider_is_fips()
 }
 
 fn jiff_time(t: SystemTime) -> String {

@@ -346,6 +346,21 @@ impl BuiltinCa {
                     .map_err(internal)?;
                 (cert, self.issuer_chain())
             }
+            Some(BadSubCa::ParentPathLen) => {
+                let parent = issue_level(
+                    &self.intermediate2,
+                    "Firefly Mock Intermediate CA 3 (pathLen 0)",
+                    0,
+                    now,
+                )
+                .map_err(internal)?;
+                let cert = params
+                    .signed_by(&csr.public_key, &parent.issuer().map_err(internal)?)
+                    .map_err(internal)?;
+                let mut chain = self.issuer_chain();
+                chain.insert(0, parent.cert_pem.clone());
+                (cert, chain)
+            }
             Some(BadSubCa::ForeignChain) => {
                 let foreign = self.foreign.get_or_init(|| {
                     // Same names as the real hierarchy: only the keys differ.

@@ -114,6 +114,9 @@ pub enum BadSubCa {
     ShortLived,
     /// Carries a critical nameConstraints extension with a permitted URI subtree.
     UriNameConstraints,
+    /// Signed by an extra intermediate below intermediate 2 whose pathLenConstraint is 0, so the
+    /// sub-CA (itself a CA) breaks its parent's path length; every signature verifies.
+    ParentPathLen,
     /// `certificate` is a PEM block of about 4 MiB.
     HugePem,
     /// `certificate` is a PEM envelope around bytes that are not base64 DER.

@@ -66,8 +66,8 @@
 //! - `failIssuance: "<message>"`: new requests end `FAILED` with `errorInformation`.
 //! - `badSubCa`: new requests are answered `ISSUED` with a broken sub-CA: `notCa`, `noKeyCertSign`,
 //!   `wrongKey` (not the CSR's key), `foreignChain` (signed by an unrelated hierarchy with the
-//!   same names), `expired`, `shortLived` (10 s), `uriNameConstraints`, `hugePem` (~4 MiB),
-//!   `malformedPem`, `emptyChain`.
+//!   same names), `expired`, `shortLived` (10 s), `uriNameConstraints`, `parentPathLen` (under
+//!   an extra pathLen-0 CA), `hugePem` (~4 MiB), `malformedPem`, `emptyChain`.
 //! - `issuanceFaultCount`: how many new requests `failIssuance`/`badSubCa` apply to (absent → all).
 //!
 //! Service accounts can also be seeded `revoked: true`, with `scopes` lacking

@@ -95,6 +95,9 @@ pub enum CaError {
     /// rcgen refused the issuer.
     #[error("cannot build the issuer: {0}")]
     Issuer(String),
+    /// The key's algorithm has no verifier, or its public key does not parse for it.
+    #[error("cannot verify signatures of the sub-CA key: {0}")]
+    VerifyingKey(String),
 }
 
 /// The signing key shared between the bootstrap (which owns it) and the issuer.
@@ -132,6 +135,8 @@ pub struct SubCa {
     ski: Vec<u8>,
     subject_raw: Vec<u8>,
     issuer: Issuer<'static, SharedKey>,
+    /// The sub-CA's public key, parsed once, to verify every leaf's signature (C14).
+    verifier: aws_lc_rs::signature::ParsedPublicKey,
     root_pem: String,
     chain_pems: Vec<String>,
     chain_tail_pem: String,
@@ -203,6 +208,7 @@ impl SubCa {
             });
         }
         verify_chain(&cert_der, &issuer_chain_der)?;
+        let verifier = verifier_for(&shared)?;
 
         let issuer = Issuer::from_ca_cert_der(&cert_der.as_slice().into(), shared)
             .map_err(|e| CaError::Issuer(e.to_string()))?;
@@ -224,6 +230,7 @@ impl SubCa {
             ski,
             subject_raw,
             issuer,
+            verifier,
             root_pem,
             chain_pems,
             chain_tail_pem,
@@ -264,6 +271,11 @@ impl SubCa {
         &self.issuer
     }
 
+    /// Verifies a signature made by the sub-CA key over `message` (a leaf's TBSCertificate).
+    pub(crate) fn verify_signature(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.verifier.verify_sig(message, signature).is_ok()
+    }
+
     pub(crate) fn subject_key_identifier(&self) -> &[u8] {
         &self.ski
     }
@@ -271,6 +283,28 @@ impl SubCa {
     pub(crate) fn subject_raw(&self) -> &[u8] {
         &self.subject_raw
     }
+}
+
+/// The verifier for signatures of `key`, with the algorithm rcgen signs leaves with.
+fn verifier_for(key: &SharedKey) -> Result<aws_lc_rs::signature::ParsedPublicKey, CaError> {
+    use aws_lc_rs::signature as sig;
+    let alg = key.algorithm();
+    let verification: &'static dyn sig::VerificationAlgorithm =
+        if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+            &sig::ECDSA_P256_SHA256_ASN1
+        } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+            &sig::ECDSA_P384_SHA384_ASN1
+        } else if alg == &rcgen::PKCS_ED25519 {
+            &sig::ED25519
+        } else if alg == &rcgen::PKCS_RSA_SHA256 {
+            &sig::RSA_PKCS1_2048_8192_SHA256
+        } else {
+            return Err(CaError::VerifyingKey(format!(
+                "no verifier for signature algorithm {alg:?}"
+            )));
+        };
+    sig::ParsedPublicKey::new(verification, key.der_bytes())
+        .map_err(|_| CaError::VerifyingKey("the public key does not parse".to_owned()))
 }
 
 fn to_system_time(unix: i64) -> Result<SystemTime, CaError> {

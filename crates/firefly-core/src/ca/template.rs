@@ -85,23 +85,27 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(d.as_secs())
 }
 
-/// A fresh random serial (C20).
-pub fn random_serial() -> [u8; SERIAL_LEN] {
+/// A fresh random serial (C20) from the operating system's random source.
+///
+/// # Errors
+/// [`IssueError::Signing`] when the random source fails: nothing is signed without a random
+/// serial (a clock-derived one would be predictable and could repeat).
+pub fn random_serial() -> Result<[u8; SERIAL_LEN], IssueError> {
+    serial_from(|out| aws_lc_rs::rand::SystemRandom::new().fill(out))
+}
+
+/// A serial from `fill`, the random source: the seam tests use to make it fail.
+pub(crate) fn serial_from(
+    fill: impl FnOnce(&mut [u8]) -> Result<(), aws_lc_rs::error::Unspecified>,
+) -> Result<[u8; SERIAL_LEN], IssueError> {
     let mut serial = [0u8; SERIAL_LEN];
-    // aws-lc-rs's RNG fails only if the OS entropy source is gone; the fallback below still yields a
-    // unique-enough serial from the clock, and the post-sign check still enforces C20's shape.
-    if aws_lc_rs::rand::SystemRandom::new()
-        .fill(&mut serial)
-        .is_err()
-    {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        serial.copy_from_slice(&nanos.to_be_bytes());
-    }
+    fill(&mut serial).map_err(|_| {
+        IssueError::Signing(
+            "the random source failed; refusing to sign without a random serial".to_owned(),
+        )
+    })?;
     serial[0] = (serial[0] & 0x3f) | 0x40;
-    serial
+    Ok(serial)
 }
 
 /// rcgen parameters for the leaf: subject, SANs, KU, EKU, CA:false, AKI, serial, validity.

@@ -43,6 +43,14 @@ pub fn check_leaf(
     if !rest.is_empty() {
         return Err(fail("C14", "trailing data after the certificate"));
     }
+    // C14: the signature verifies with the sub-CA's public key, so a fault in the signing key or
+    // in the signing library never leaves the process as a certificate.
+    if !ca.verify_signature(cert.tbs_certificate.as_ref(), &cert.signature_value.data) {
+        return Err(fail(
+            "C14",
+            "the signature does not verify with the sub-CA's public key",
+        ));
+    }
     let tbs = &cert.tbs_certificate;
     if tbs.issuer.as_raw() != ca.subject_raw() {
         return Err(fail("C14", "issuer name is not the sub-CA's subject"));

@@ -18,12 +18,19 @@
 //! object from the locked bytes, signs, and frees it at once: for the few microseconds of each
 //! signature the private scalar also exists in AWS-LC's heap, which `OPENSSL_free` overwrites
 //! (`OPENSSL_cleanse`) before releasing. For EC keys that object is a bare `EC_KEY` holding only
-//! the scalar (built through `aws-lc-sys`): aws-lc-rs's constructors re-derive the public point
-//! and compare it (`EC_KEY_check_key`, a full scalar multiplication, ~40% of a P-256 signature),
-//! which proves nothing new for a key we generated and checked once at generation. Key generation likewise passes through an AWS-LC object
-//! and an aws-lc-rs `Document`, both wiped on drop, before the bytes are copied into the locked
-//! mapping. Lock mode `all` (`mlockall`) closes the remaining window (those transient heap pages
-//! are locked too) at the price of needing `CAP_IPC_LOCK` or a large `ulimit -l`.
+//! the scalar, wrapped in an `EVP_PKEY` and used through `EVP_DigestSign`: aws-lc-rs's
+//! constructors re-derive the public point and compare it (`EC_KEY_check_key`, a full scalar
+//! multiplication, ~40% of a P-256 signature), which proves nothing new for a key we generated and
+//! checked once at generation. Key generation likewise passes through an AWS-LC object and an
+//! aws-lc-rs `Document`, both wiped on drop, before the bytes are copied into the locked mapping.
+//! Lock mode `all` (`mlockall`) closes the remaining window (those transient heap pages are locked
+//! too) at the price of needing `CAP_IPC_LOCK` or a large `ulimit -l`.
+//!
+//! # One AWS-LC
+//! The raw EC path calls the sys crate aws-lc-rs itself links: `aws-lc-sys` in the default build,
+//! `aws-lc-fips-sys` (the FIPS module) under `--features fips`, each pinned with `=` in Cargo.toml
+//! to the version in Cargo.lock; `scripts/check-one-aws-lc` (run by `scripts/test`) fails when the
+//! default build's tree holds more than one AWS-LC sys crate.
 
 use std::fmt;
 use std::sync::Once;
@@ -310,22 +317,38 @@ impl<T> Drop for Owned<T> {
     }
 }
 
-/// ECDSA (ASN.1 DER signature) over SHA-256 (P-256) or SHA-384 (P-384) with the raw scalar.
+/// The AWS-LC aws-lc-rs links: `aws-lc-fips-sys` (its FIPS module) under `--features fips`, else
+/// `aws-lc-sys`; both pinned in Cargo.toml to the exact versions aws-lc-rs uses, so the raw EC path
+/// below signs inside the same library (and, in a FIPS build, the same FIPS module).
+#[cfg(feature = "fips")]
+use aws_lc_fips_sys as sys;
+#[cfg(not(feature = "fips"))]
+use aws_lc_sys as sys;
+
+/// ECDSA (ASN.1 DER signature) over SHA-256 (P-256) or SHA-384 (P-384) with the raw scalar,
+/// through `EVP_DigestSign` (the module's signing service: hashing and signing both inside
+/// AWS-LC, counted by its FIPS service indicator) on a bare `EC_KEY` holding only the scalar.
 ///
-/// The transient `BIGNUM` and `EC_KEY` are released with `BN_clear_free` / `EC_KEY_free`, which
-/// overwrite the scalar before freeing it.
+/// The transient `BIGNUM`, `EC_KEY` and `EVP_PKEY` are released with `BN_clear_free` /
+/// `EC_KEY_free` / `EVP_PKEY_free`, which overwrite the scalar before freeing it.
 fn ec_sign(
     algorithm: KeyAlgorithm,
     scalar: &[u8],
     msg: &[u8],
 ) -> Result<Vec<u8>, aws_lc_rs::error::Unspecified> {
-    use aws_lc_sys as sys;
-    let (nid, digest_alg) = match algorithm {
-        KeyAlgorithm::EcP256 => (sys::NID_X9_62_prime256v1, &aws_lc_rs::digest::SHA256),
-        KeyAlgorithm::EcP384 => (sys::NID_secp384r1, &aws_lc_rs::digest::SHA384),
+    let fail = |ok: std::os::raw::c_int| {
+        if ok == 1 {
+            Ok(())
+        } else {
+            Err(aws_lc_rs::error::Unspecified)
+        }
+    };
+    // SAFETY: EVP_sha256/EVP_sha384 return pointers to static digest descriptions.
+    let (nid, md) = match algorithm {
+        KeyAlgorithm::EcP256 => (sys::NID_X9_62_prime256v1, unsafe { sys::EVP_sha256() }),
+        KeyAlgorithm::EcP384 => (sys::NID_secp384r1, unsafe { sys::EVP_sha384() }),
         _ => return Err(aws_lc_rs::error::Unspecified),
     };
-    let digest = aws_lc_rs::digest::digest(digest_alg, msg);
     // SAFETY: a constructor taking an integer; the result is checked and owned by `key`.
     let key = Owned::new(
         unsafe { sys::EC_KEY_new_by_curve_name(nid) },
@@ -337,30 +360,33 @@ fn ec_sign(
         sys::BN_clear_free,
     )?;
     // SAFETY: both pointers are live objects owned above; AWS-LC copies the scalar (range-checked).
-    if unsafe { sys::EC_KEY_set_private_key(key.ptr, bn.ptr) } != 1 {
-        return Err(aws_lc_rs::error::Unspecified);
-    }
+    fail(unsafe { sys::EC_KEY_set_private_key(key.ptr, bn.ptr) })?;
     drop(bn);
-    // SAFETY: `key` is a live EC_KEY with its group set.
-    let max = unsafe { sys::ECDSA_size(key.ptr) };
-    let mut out = vec![0u8; max];
-    let mut len: std::os::raw::c_uint = 0;
-    // SAFETY: `out` has ECDSA_size(key) writable bytes, the bound ECDSA_sign writes within; the
-    // digest is a live slice; `len` is a valid out-pointer.
-    let ok = unsafe {
-        sys::ECDSA_sign(
-            0,
-            digest.as_ref().as_ptr(),
-            digest.as_ref().len(),
-            out.as_mut_ptr(),
-            &mut len,
-            key.ptr,
+    // SAFETY: a constructor without arguments; the result is checked and owned by `pkey`.
+    let pkey = Owned::new(unsafe { sys::EVP_PKEY_new() }, sys::EVP_PKEY_free)?;
+    // SAFETY: both live; set1 takes its own reference to the EC_KEY (ours is freed by `key`).
+    fail(unsafe { sys::EVP_PKEY_set1_EC_KEY(pkey.ptr, key.ptr) })?;
+    // SAFETY: a constructor without arguments; the result is checked and owned by `ctx`.
+    let ctx = Owned::new(unsafe { sys::EVP_MD_CTX_new() }, sys::EVP_MD_CTX_free)?;
+    // SAFETY: `ctx` and `pkey` are live, `md` is static; no engine, no out-pointer for the PKEY_CTX.
+    fail(unsafe {
+        sys::EVP_DigestSignInit(
+            ctx.ptr,
+            std::ptr::null_mut(),
+            md,
+            std::ptr::null_mut(),
+            pkey.ptr,
         )
-    };
-    if ok != 1 {
-        return Err(aws_lc_rs::error::Unspecified);
-    }
-    out.truncate(usize::try_from(len).map_err(|_| aws_lc_rs::error::Unspecified)?);
+    })?;
+    // SAFETY: `key` is a live EC_KEY with its group set.
+    let mut len = unsafe { sys::ECDSA_size(key.ptr) };
+    let mut out = vec![0u8; len];
+    // SAFETY: `out` has `len` writable bytes (ECDSA_size bounds the DER signature), `msg` is a live
+    // slice, `len` is a valid in/out pointer.
+    fail(unsafe {
+        sys::EVP_DigestSign(ctx.ptr, out.as_mut_ptr(), &mut len, msg.as_ptr(), msg.len())
+    })?;
+    out.truncate(len);
     Ok(out)
 }
 

@@ -7,6 +7,8 @@ use x509_parser::prelude::FromDer as _;
 
 use super::locked_key::LockedKey;
 use crate::wire::{IntermediateCertificateInformation, SubCaProviderInformation};
+use firefly_core::ca::{IssueOptions, SubCa};
+use firefly_core::spiffe::SpiffeId;
 
 /// Why a sub-CA answer from TLSPC is refused (the current sub-CA is kept).
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,130 @@ pub enum SubCaError {
         /// Which link failed.
         detail: String,
     },
+    /// A probe leaf signed with the new sub-CA does not verify as a relying party verifies it.
+    #[error(
+        "TLSPC sub-CA refused: a probe SVID signed with it does not verify to the trust anchor under rustls-webpki (the verifier of Rust meshes such as ztunnel): {detail}"
+    )]
+    Probe {
+        /// What the probe or the verifier said.
+        detail: String,
+    },
+}
+
+/// The trust domain of the probe SVID when the sub-CA names none in a URI SAN. rustls-webpki
+/// refuses every URI name constraint (permitted or excluded), so the verdict on a chain does not
+/// depend on which trust domain the probe carries.
+pub const PROBE_TRUST_DOMAIN: &str = "cluster.local";
+
+/// Signs a probe SVID with `sub_ca` (through the issuing core's production path, post-sign checks
+/// included) and verifies it, for server and client authentication, with rustls-webpki against
+/// `anchor_der` through the sub-CA and `issuer_chain_der`: signatures, validity, basic constraints
+/// and every parent's pathLenConstraint, extended key usage and name constraints. rustls-webpki does
+/// not look at a parent's keyUsage, so every parent that carries one must assert keyCertSign.
+///
+/// # Errors
+/// [`SubCaError::Probe`] naming the first failure: the sub-CA must not be activated.
+pub fn probe(
+    sub_ca: &SubCa,
+    issuer_chain_der: &[Vec<u8>],
+    anchor_der: &[u8],
+    now: SystemTime,
+) -> Result<(), SubCaError> {
+    use rustls::pki_types::{CertificateDer, UnixTime};
+    let refused = |detail: String| SubCaError::Probe { detail };
+    for (i, der) in issuer_chain_der.iter().enumerate() {
+        parent_may_sign_certificates(&format!("issuerCertificates[{i}]"), der)?;
+    }
+    parent_may_sign_certificates("the trust anchor", anchor_der)?;
+    let spiffe_id = probe_spiffe_id(sub_ca.certificate_der())?;
+    // A sub-CA with less than the usual minimum leaf duration left (compressed test lifetimes, a
+    // late activation) still gets a probe, clamped to its NotAfter.
+    let opts = IssueOptions {
+        minimum_duration: Duration::from_secs(1),
+        ..IssueOptions::default()
+    };
+    let issued = firefly_core::ca::sign_probe(sub_ca, &spiffe_id, &opts, now)
+        .map_err(|e| refused(format!("signing the probe failed: {e}")))?;
+    let leaf = pem::parse(issued.chain_pem.as_bytes())
+        .map_err(|e| refused(format!("the probe's PEM does not parse: {e}")))?;
+    let leaf = CertificateDer::from(leaf.contents());
+    let anchor_der = CertificateDer::from(anchor_der);
+    let anchor = webpki::anchor_from_trusted_cert(&anchor_der)
+        .map_err(|e| refused(format!("the trust anchor is unusable: {e}")))?;
+    let intermediates: Vec<CertificateDer<'_>> = std::iter::once(sub_ca.certificate_der())
+        .chain(issuer_chain_der.iter().map(Vec::as_slice))
+        .map(CertificateDer::from)
+        .collect();
+    let end_entity = webpki::EndEntityCert::try_from(&leaf)
+        .map_err(|e| refused(format!("the probe does not parse: {e}")))?;
+    let time = UnixTime::since_unix_epoch(
+        now.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default(),
+    );
+    let algorithms = rustls::crypto::aws_lc_rs::default_provider()
+        .signature_verification_algorithms
+        .all;
+    for (usage, name) in [
+        (webpki::KeyUsage::server_auth(), "serverAuth"),
+        (webpki::KeyUsage::client_auth(), "clientAuth"),
+    ] {
+        end_entity
+            .verify_for_usage(
+                algorithms,
+                std::slice::from_ref(&anchor),
+                &intermediates,
+                time,
+                usage,
+                None,
+                None,
+            )
+            .map_err(|e| refused(format!("{name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The probe's SPIFFE ID: in the sub-CA's own trust domain when its URI SAN names one.
+fn probe_spiffe_id(sub_ca_der: &[u8]) -> Result<SpiffeId, SubCaError> {
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    let cert = parse("certificate", sub_ca_der)?;
+    let trust_domain = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                san.general_names.iter().find_map(|n| match n {
+                    GeneralName::URI(uri) => uri.parse::<SpiffeId>().ok(),
+                    _ => None,
+                })
+            }
+            _ => None,
+        })
+        .map(|id| id.trust_domain().to_string())
+        .unwrap_or_else(|| PROBE_TRUST_DOMAIN.to_owned());
+    format!("spiffe://{trust_domain}/firefly/sub-ca-probe")
+        .parse()
+        .map_err(|e| SubCaError::Probe {
+            detail: format!("no probe SPIFFE ID in trust domain {trust_domain:?}: {e}"),
+        })
+}
+
+/// A parent that carries keyUsage must assert keyCertSign to sign certificates (RFC 5280
+/// 4.2.1.3); without keyUsage any use is allowed.
+fn parent_may_sign_certificates(field: &str, der: &[u8]) -> Result<(), SubCaError> {
+    let cert = parse(field, der)?;
+    match cert.key_usage() {
+        Ok(Some(ku)) if !ku.value.key_cert_sign() => Err(SubCaError::Probe {
+            detail: format!(
+                "{field} ({}) has keyUsage {} without keyCertSign, so it may not sign certificates",
+                cert.subject(),
+                ku.value
+            ),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) => Err(SubCaError::Probe {
+            detail: format!("{field} ({}): keyUsage does not parse: {e}", cert.subject()),
+        }),
+    }
 }
 
 /// Largest PEM field accepted from TLSPC (a certificate is ~1 KiB; RSA-4096 chains stay far below).
@@ -370,17 +496,20 @@ mod tests {
 
     impl TestPki {
         fn new() -> TestPki {
+            Self::with_intermediate(ca_params("Test Intermediate"))
+        }
+
+        /// A hierarchy whose intermediate (the sub-CA's parent) is built from `params`.
+        fn with_intermediate(params: CertificateParams) -> TestPki {
             let root_key = KeyPair::generate().unwrap();
             let root = ca_params("Test Root").self_signed(&root_key).unwrap();
             let root_issuer = Issuer::new(ca_params("Test Root"), root_key);
             let int_key = KeyPair::generate().unwrap();
-            let int_cert = ca_params("Test Intermediate")
-                .signed_by(&int_key, &root_issuer)
-                .unwrap();
+            let int_cert = params.signed_by(&int_key, &root_issuer).unwrap();
             TestPki {
                 root_pem: root.pem(),
                 root_der: root.der().to_vec(),
-                intermediate: Issuer::new(ca_params("Test Intermediate"), int_key),
+                intermediate: Issuer::new(params, int_key),
                 intermediate_pem: int_cert.pem(),
             }
         }
@@ -441,19 +570,21 @@ mod tests {
             .to_string()
     }
 
+    /// Validates a good answer for `key` with `anchor`, policies' longest leaf `longest_leaf`.
+    fn validated(
+        pki: &TestPki,
+        key: &LockedKey,
+        anchor: Option<&[u8]>,
+        longest_leaf: Duration,
+    ) -> ValidatedSubCa {
+        let answer = pki.answer(TestPki::sub_ca_params(), key);
+        validate_issued(&answer, key, anchor, SystemTime::now(), Some(longest_leaf)).unwrap()
+    }
+
     #[test]
     fn a_good_answer_is_accepted_and_exposes_its_root() {
         let pki = TestPki::new();
-        let key = key();
-        let answer = pki.answer(TestPki::sub_ca_params(), &key);
-        let v = validate_issued(
-            &answer,
-            &key,
-            Some(&pki.root_der),
-            SystemTime::now(),
-            Some(Duration::from_secs(3600)),
-        )
-        .unwrap();
+        let v = validated(&pki, &key(), Some(&pki.root_der), Duration::from_secs(3600));
         assert_eq!(v.root_der(), pki.root_der.as_slice());
         assert_eq!(v.issuer_chain_der.len(), 2);
         assert!(v.warnings.is_empty(), "{:?}", v.warnings);
@@ -461,18 +592,77 @@ mod tests {
 
     #[test]
     fn a_short_lived_sub_ca_only_warns() {
-        let pki = TestPki::new();
+        let v = validated(
+            &TestPki::new(),
+            &key(),
+            None,
+            Duration::from_secs(2 * 86400),
+        );
+        assert!(v.warnings[0].contains("C24"), "{:?}", v.warnings);
+    }
+
+    /// What the bootstrap does before activation: validate, build the core's sub-CA, probe it
+    /// against `anchor` (the chain's own root when `None`).
+    fn activate(pki: &TestPki, anchor: Option<&[u8]>) -> Result<(), SubCaError> {
         let key = key();
         let answer = pki.answer(TestPki::sub_ca_params(), &key);
-        let v = validate_issued(
-            &answer,
-            &key,
-            None,
-            SystemTime::now(),
-            Some(Duration::from_secs(2 * 86400)),
-        )
-        .unwrap();
-        assert!(v.warnings[0].contains("C24"), "{:?}", v.warnings);
+        let v = validate_issued(&answer, &key, None, SystemTime::now(), None)?;
+        let (chain, root) = (v.issuer_chain_der.clone(), v.root_der().to_vec());
+        let sub_ca = SubCa::new(v.cert_der, v.issuer_chain_der, std::sync::Arc::new(key))
+            .expect("the core accepts the sub-CA");
+        probe(&sub_ca, &chain, anchor.unwrap_or(&root), SystemTime::now())
+    }
+
+    fn probe_refusal(pki: &TestPki, anchor: Option<&[u8]>) -> String {
+        match activate(pki, anchor) {
+            Err(e @ SubCaError::Probe { .. }) => e.to_string(),
+            other => panic!("expected the probe to refuse the sub-CA, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_probe_verifies_a_good_chain_to_its_anchor() {
+        let pki = TestPki::new();
+        activate(&pki, Some(&pki.root_der)).unwrap();
+        activate(&pki, None).unwrap();
+    }
+
+    #[test]
+    fn the_probe_refuses_a_chain_to_another_anchor() {
+        let other = TestPki::new();
+        // Same subject name, another key: the intermediate's signature does not verify.
+        let refusal = probe_refusal(&TestPki::new(), Some(&other.root_der));
+        assert!(
+            refusal.contains("InvalidSignatureForPublicKey"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn the_probe_refuses_a_parent_without_key_cert_sign() {
+        let mut params = ca_params("Test Intermediate");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
+        let refusal = probe_refusal(&TestPki::with_intermediate(params), None);
+        assert!(refusal.contains("issuerCertificates[0]"), "{refusal}");
+        assert!(refusal.contains("without keyCertSign"), "{refusal}");
+    }
+
+    #[test]
+    fn the_probe_refuses_a_parent_whose_path_length_excludes_the_sub_ca() {
+        let mut params = ca_params("Test Intermediate");
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let refusal = probe_refusal(&TestPki::with_intermediate(params), None);
+        assert!(refusal.contains("PathLenConstraintViolated"), "{refusal}");
+    }
+
+    #[test]
+    fn the_probe_refuses_a_parent_whose_name_constraints_exclude_the_trust_domain() {
+        let mut params = ca_params("Test Intermediate");
+        params
+            .custom_extensions
+            .push(uri_name_constraints(0xA1, "spiffe://cluster.local"));
+        let refusal = probe_refusal(&TestPki::with_intermediate(params), None);
+        assert!(refusal.contains("NameConstraintViolation"), "{refusal}");
     }
 
     #[test]
@@ -542,24 +732,28 @@ mod tests {
         assert!(refused(&pki.answer(p, &key), &key, None).contains("expired"));
     }
 
+    /// A critical nameConstraints extension with one URI subtree, permitted (`0xA0`) or excluded
+    /// (`0xA1`); rcgen has no URI subtree, so the DER is written here.
+    fn uri_name_constraints(subtrees_tag: u8, uri: &str) -> rcgen::CustomExtension {
+        let tlv = |tag: u8, content: Vec<u8>| {
+            let mut out = vec![tag, u8::try_from(content.len()).unwrap()];
+            out.extend(content);
+            out
+        };
+        let general_subtree = tlv(0x30, tlv(0x86, uri.as_bytes().to_vec()));
+        let value = tlv(0x30, tlv(subtrees_tag, general_subtree));
+        let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 30], value);
+        ext.set_criticality(true);
+        ext
+    }
+
     #[test]
     fn uri_name_constraints_are_refused() {
         let pki = TestPki::new();
         let key = key();
-        // rcgen has no URI subtree; write nameConstraints { permitted: [ URI "spiffe://cluster.local" ] }.
-        let uri = b"spiffe://cluster.local";
-        let mut subtree = vec![0x86, uri.len() as u8];
-        subtree.extend_from_slice(uri);
-        let mut seq = vec![0x30, subtree.len() as u8];
-        seq.extend(subtree);
-        let mut permitted = vec![0xA0, seq.len() as u8];
-        permitted.extend(seq);
-        let mut value = vec![0x30, permitted.len() as u8];
-        value.extend(permitted);
-        let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 30], value);
-        ext.set_criticality(true);
         let mut p = TestPki::sub_ca_params();
-        p.custom_extensions.push(ext);
+        p.custom_extensions
+            .push(uri_name_constraints(0xA0, "spiffe://cluster.local"));
         assert!(refused(&pki.answer(p, &key), &key, None).contains("C13"));
     }
 
