@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::Notify;
 
 use super::report::truncate;
-use super::{Clock, Context, EVENT_TIMEOUT};
+use super::{Clock, Context};
 use crate::crd::{ClusterIssuer, Issuer, IssuerStatus};
 use crate::issuer::authority::Authority;
 use crate::issuer::decide::desired_issuer_condition;
@@ -191,15 +191,6 @@ impl IssuerStatusLoop {
             action: "UpdateStatus".to_owned(),
             secondary: None,
         };
-        match tokio::time::timeout(
-            EVENT_TIMEOUT,
-            self.recorder.publish(&event, &issuer.object_ref(&())),
-        )
-        .await
-        {
-            Ok(Ok(())) => tracing::debug!("issuer event published"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "issuer event could not be published"),
-            Err(_) => tracing::warn!("issuer event not published within {EVENT_TIMEOUT:?}"),
-        }
+        super::report::publish_bounded(&self.recorder, &event, &issuer.object_ref(&())).await;
     }
 }

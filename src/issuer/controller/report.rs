@@ -123,12 +123,25 @@ pub(crate) async fn publish_event(
         action: "Sign".to_owned(),
         secondary: None,
     };
-    // Bounded like issuer events: a slow events API must not hold the reconcile (and the
-    // request's next decision) behind it.
-    match tokio::time::timeout(EVENT_TIMEOUT, recorder.publish(&event, regarding)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "event could not be published"),
-        Err(_) => tracing::warn!("event not published within {EVENT_TIMEOUT:?}"),
+    publish_bounded(recorder, &event, regarding).await;
+}
+
+/// Publishes `event` on `regarding` within [`EVENT_TIMEOUT`]: a slow events API must not hold a
+/// reconcile (and the object's next decision) or the issuer status loop behind it. Best effort:
+/// a failure or a timeout is logged.
+pub(crate) async fn publish_bounded(
+    recorder: &Recorder,
+    event: &Event,
+    regarding: &ObjectReference,
+) {
+    match tokio::time::timeout(EVENT_TIMEOUT, recorder.publish(event, regarding)).await {
+        Ok(Ok(())) => tracing::debug!(reason = %event.reason, "event published"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, reason = %event.reason, "event could not be published")
+        }
+        Err(_) => {
+            tracing::warn!(reason = %event.reason, "event not published within {EVENT_TIMEOUT:?}")
+        }
     }
 }
 
