@@ -464,6 +464,12 @@ async fn rss(csrs: &[Csr]) -> anyhow::Result<()> {
         cpu * 1e6 / n as f64
     );
     print_cpu_against_floor(cpu * 1e6 / n as f64, csrs);
+    println!(
+        "  kube-sim served {} lists and {} watches of CertificateRequests and closed {} watches that fell behind (each re-watched or re-listed)",
+        stack.sim.request_count("list", "certificaterequests"),
+        stack.sim.request_count("watch", "certificaterequests"),
+        stack.sim.watches_closed_behind()
+    );
     if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
         std::fs::copy(stack.dir.path().join("child.log"), &keep)?;
     }
@@ -575,6 +581,12 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
         verdict(per <= LARGE_RSS_GOAL_BYTES)
     );
     print_cpu_against_floor(cpu * 1e6 / n as f64, csrs);
+    println!(
+        "  kube-sim served {} lists and {} watches of CertificateRequests and closed {} watches that fell behind (each re-watched or re-listed)",
+        stack.sim.request_count("list", "certificaterequests"),
+        stack.sim.request_count("watch", "certificaterequests"),
+        stack.sim.watches_closed_behind()
+    );
     if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
         std::fs::copy(stack.dir.path().join("child.log"), &keep)?;
     }
