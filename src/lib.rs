@@ -23,6 +23,7 @@ pub mod kube_csr;
 pub mod leader;
 pub mod metrics;
 pub mod policy;
+pub mod pod_certs;
 pub mod policy_check;
 pub mod rbac;
 pub mod run;
