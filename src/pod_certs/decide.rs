@@ -392,7 +392,10 @@ pub fn decide(
         Err(e) => {
             return deny(
                 reason::UNSUPPORTED_KEY_TYPE,
-                format!("the key cannot be served ({e}); {}", accepted_list(policy)),
+                format!(
+                    "the key cannot be served by this signer ({e}); {}",
+                    accepted_list(policy)
+                ),
             );
         }
     };

@@ -3,7 +3,7 @@ use std::time::{Duration, SystemTime};
 use firefly_core::key::KeyAlgorithm;
 use firefly_core::policy::CompiledPolicy;
 use firefly_core::policy::model::{KeyAlgorithmRule, Policy, PropertyRule, PropertyType};
-use rcgen::{CertificateParams, DistinguishedName, KeyPair, SignatureAlgorithm};
+use rcgen::{CertificateParams, DistinguishedName, KeyPair, PublicKeyData, SignatureAlgorithm};
 
 use super::*;
 
@@ -125,7 +125,7 @@ fn key_types_outside_the_policy_or_unserved_are_unsupported_never_policy_denied(
     for (alg, shown) in [
         (&rcgen::PKCS_ECDSA_P384_SHA384, "ECDSAP384"),
         (&rcgen::PKCS_ED25519, "ED25519"),
-        (&rcgen::PKCS_ECDSA_P521_SHA512, "ECDSAP521"),
+        (&rcgen::PKCS_ECDSA_P521_SHA512, "P-521"),
     ] {
         let spec = spec_with_stub(stub(alg));
         let d = decide(
@@ -155,7 +155,7 @@ fn key_types_outside_the_policy_or_unserved_are_unsupported_never_policy_denied(
     );
     let (reason, message) = denied(&d);
     assert_eq!(reason, "UnsupportedKeyType");
-    assert!(message.contains("not supported by this signer"), "{message}");
+    assert!(message.contains("cannot be served by this signer"), "{message}");
     assert!(message.ends_with("accepted key types: ECDSAP256"), "{message}");
     // A policy of RSA_2048 only admits nothing a kubelet generates.
     let rsa2048 = policy("P1D", &[KeyAlgorithm::Rsa2048]);
@@ -217,7 +217,7 @@ fn pkix_requests_are_served_from_the_v1beta1_view_only_when_both_are_served() {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut pkix = spec_with_stub(Vec::new());
     pkix.stub_pkcs10_request = Some(ByteString(Vec::new()));
-    pkix.pkix_public_key = Some(ByteString(key.public_key_der()));
+    pkix.pkix_public_key = Some(ByteString(key.subject_public_key_info()));
     let run = |view: View, spec: &PcrSpec| {
         decide(
             &request(spec, "apps"),
@@ -239,7 +239,7 @@ fn pkix_requests_are_served_from_the_v1beta1_view_only_when_both_are_served() {
     let Decision::Sign(plan) = run(View::V1beta1 { v1_served: true }, &pkix) else {
         panic!()
     };
-    assert_eq!(plan.public_key_der, key.public_key_der());
+    assert_eq!(plan.public_key_der, key.subject_public_key_info());
     let with_stub = spec_with_stub(stub(&rcgen::PKCS_ECDSA_P256_SHA256));
     assert!(matches!(
         run(View::V1beta1 { v1_served: true }, &with_stub),
