@@ -5,3 +5,5 @@
 //! the controller that applies it ([`controller`]) with one status write per request.
 
 pub mod decide;
+pub mod controller;
+pub mod pods;
