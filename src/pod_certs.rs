@@ -4,6 +4,6 @@
 //! namespace and service account, the key is the kubelet's; the pure decision ([`decide`]) and
 //! the controller that applies it ([`controller`]) with one status write per request.
 
-pub mod decide;
 pub mod controller;
+pub mod decide;
 pub mod pods;

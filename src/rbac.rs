@@ -163,7 +163,10 @@ pub const MODULE_CALLS: &[(&str, &[KubeCall])] = &[
         "kube_csr::controller::access",
         crate::kube_csr::controller::access::KUBE_CALLS,
     ),
-    ("pod_certs::controller", crate::pod_certs::controller::KUBE_CALLS),
+    (
+        "pod_certs::controller",
+        crate::pod_certs::controller::KUBE_CALLS,
+    ),
     ("pod_certs::pods", crate::pod_certs::pods::KUBE_CALLS),
 ];
 
@@ -305,7 +308,11 @@ mod tests {
         let door = [
             grant("certificates.k8s.io", "podcertificaterequests", "list"),
             grant("certificates.k8s.io", "podcertificaterequests", "watch"),
-            grant("certificates.k8s.io", "podcertificaterequests/status", "patch"),
+            grant(
+                "certificates.k8s.io",
+                "podcertificaterequests/status",
+                "patch",
+            ),
             grant("certificates.k8s.io", "signers", "sign"),
         ];
         let pods = [grant("", "pods", "list"), grant("", "pods", "watch")];
@@ -326,7 +333,10 @@ mod tests {
             },
         );
         for g in &door {
-            assert!(!off.contains(g) && on.contains(g) && verify.contains(g), "{g}");
+            assert!(
+                !off.contains(g) && on.contains(g) && verify.contains(g),
+                "{g}"
+            );
         }
         for g in &pods {
             assert!(!on.contains(g) && verify.contains(g), "{g}");

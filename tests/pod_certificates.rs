@@ -24,6 +24,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// P-521, 24 h), `pods-rsa2048` (RSA_2048 only, which no kubelet generates) and `pods-30m`.
 fn seed() -> String {
     let policy = |name: &str, validity: &str, keys: &str| {
+        let default = keys.split(',').next().unwrap_or(keys).trim();
         format!(
             r#"  - name: {name}
     validityPeriod: {validity}
@@ -47,6 +48,7 @@ fn seed() -> String {
     extendedKeyUsages: [SERVER_AUTH, CLIENT_AUTH]
     keyAlgorithm:
       allowedValues: [{keys}]
+      defaultValue: {default}
 "#
         )
     };
@@ -60,7 +62,10 @@ fn seed() -> String {
         policy("pods-30m", "PT30M", "EC_P256"),
     ]
     .concat();
-    let seed = SHIPPED_SEED.replace("\nconfigurations:\n", &format!("\n{extra}\nconfigurations:\n"));
+    let seed = SHIPPED_SEED.replace(
+        "\nconfigurations:\n",
+        &format!("\n{extra}\nconfigurations:\n"),
+    );
     assert!(seed.contains("pods-30m"), "the seed gained the policies");
     seed.replace(
         "policies: [istio-mtls]",
@@ -136,11 +141,12 @@ fn issued(outcome: &Outcome) -> (String, &Value) {
             credential_bundle,
             ..
         } => {
-            let chain: Vec<String> = verifiers::split_pem(credential_bundle)
-                .into_iter()
-                .filter(|b| b.contains("CERTIFICATE"))
-                .collect();
-            (chain.concat(), request)
+            // The bundle is the PKCS#8 key, then the chain.
+            let start = credential_bundle
+                .find("-----BEGIN CERTIFICATE-----")
+                .expect("the bundle carries certificates");
+            assert!(credential_bundle[..start].contains("PRIVATE KEY"));
+            (credential_bundle[start..].to_owned(), request)
         }
         other => panic!("expected Issued, got {other:?}"),
     }
@@ -186,7 +192,11 @@ fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -
         .iter()
         .map(|n| format!("{n}"))
         .collect();
-    assert_eq!(uris, [format!("URI:{spiffe}")], "the identity and nothing else");
+    assert_eq!(
+        uris,
+        [format!("URI({spiffe})")],
+        "the identity and nothing else"
+    );
     let nb = unix(leaf.validity().not_before);
     let na = unix(leaf.validity().not_after);
     assert_eq!(na - nb, lifetime, "NotAfter − NotBefore");
@@ -194,7 +204,10 @@ fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    assert!(nb <= now && now - nb <= 15, "back-dated ~10 s: nb={nb} now={now}");
+    assert!(
+        nb <= now && now - nb <= 15,
+        "back-dated ~10 s: nb={nb} now={now}"
+    );
     let status = &request["status"];
     assert_eq!(status["notBefore"], rfc3339(nb));
     assert_eq!(status["notAfter"], rfc3339(na));
@@ -259,7 +272,12 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
         KeyType::Rsa4096,
     ] {
         let out = kubelet
-            .request("sandbox", "web-0", &source(PODS, key, Some(7_862_400)), WAIT)
+            .request(
+                "sandbox",
+                "web-0",
+                &source(PODS, key, Some(7_862_400)),
+                WAIT,
+            )
             .await
             .unwrap();
         let (chain, request) = issued(&out);
@@ -274,7 +292,12 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
 
     // P-521: never served, even though the API accepts it.
     let out = kubelet
-        .request("sandbox", "web-0", &source(PODS, KeyType::EcdsaP521, None), WAIT)
+        .request(
+            "sandbox",
+            "web-0",
+            &source(PODS, KeyType::EcdsaP521, None),
+            WAIT,
+        )
         .await
         .unwrap();
     let (reason, message) = denied(&out);
@@ -286,7 +309,12 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
 
     // A policy of RSA_2048 only: RSA3072 is an unsupported key type, not a policy denial.
     let out = kubelet
-        .request("sandbox", "web-0", &source(RSA2048, KeyType::Rsa3072, None), WAIT)
+        .request(
+            "sandbox",
+            "web-0",
+            &source(RSA2048, KeyType::Rsa3072, None),
+            WAIT,
+        )
         .await
         .unwrap();
     let (reason, message) = denied(&out);
@@ -295,7 +323,12 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
 
     // A policy under one hour.
     let out = kubelet
-        .request("sandbox", "web-0", &source(SHORT, KeyType::EcdsaP256, None), WAIT)
+        .request(
+            "sandbox",
+            "web-0",
+            &source(SHORT, KeyType::EcdsaP256, None),
+            WAIT,
+        )
         .await
         .unwrap();
     assert_eq!(denied(&out).0, "LifetimeBelowMinimum");
@@ -315,7 +348,12 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
 
     // A namespace outside the signer's list; the refusal has its Warning event.
     let out = kubelet
-        .request("other", "web-0", &source(PODS, KeyType::EcdsaP256, None), WAIT)
+        .request(
+            "other",
+            "web-0",
+            &source(PODS, KeyType::EcdsaP256, None),
+            WAIT,
+        )
         .await
         .unwrap();
     let (reason, message) = denied(&out);
@@ -329,11 +367,15 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
     loop {
         let events = env.events_for("other", name).await;
         if events.iter().any(|e| {
-            e.reason.as_deref() == Some("NamespaceNotAllowed") && e.type_.as_deref() == Some("Warning")
+            e.reason.as_deref() == Some("NamespaceNotAllowed")
+                && e.type_.as_deref() == Some("Warning")
         }) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no Warning event: {events:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Warning event: {events:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -362,12 +404,26 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
     // Every answer above was one write, and the terminal requests were never written again.
     let answered = 11;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(status_writes(&env), answered, "one status write per request");
+    assert_eq!(
+        status_writes(&env),
+        answered,
+        "one status write per request"
+    );
     let name = unserved["metadata"]["name"].as_str().unwrap();
     let stored = sim
-        .object("certificates.k8s.io", "podcertificaterequests", "sandbox", name)
+        .object(
+            "certificates.k8s.io",
+            "podcertificaterequests",
+            "sandbox",
+            name,
+        )
         .unwrap();
-    assert!(stored.get("status").is_none_or(|s| s.get("conditions").is_none()), "{stored}");
+    assert!(
+        stored
+            .get("status")
+            .is_none_or(|s| s.get("conditions").is_none()),
+        "{stored}"
+    );
 
     let metrics = env.controller.as_ref().unwrap().metrics().render().unwrap();
     for line in [
@@ -424,7 +480,10 @@ async fn terminal(env: &Env, ns: &str, name: &str) -> (String, String, Value) {
             .sim
             .object("certificates.k8s.io", "podcertificaterequests", ns, name)
             .expect("the request exists");
-        if let Some(c) = obj["status"]["conditions"].as_array().and_then(|c| c.first()) {
+        if let Some(c) = obj["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.first())
+        {
             let t = c["type"].as_str().unwrap_or("").to_owned();
             let r = c["reason"].as_str().unwrap_or("").to_owned();
             return (t, r, obj);
@@ -444,7 +503,11 @@ async fn a_non_node_creator_is_caught_by_verify_pod_and_trusted_without_it() {
     // The pod runs as "web"; the forger claims "admin".
     let name = forged(&env, VERIFIED, "sandbox", &web, "admin").await;
     let (t, reason, obj) = terminal(&env, "sandbox", &name).await;
-    assert_eq!((t.as_str(), reason.as_str()), ("Denied", "PolicyDenied"), "{obj}");
+    assert_eq!(
+        (t.as_str(), reason.as_str()),
+        ("Denied", "PolicyDenied"),
+        "{obj}"
+    );
     let message = obj["status"]["conditions"][0]["message"].as_str().unwrap();
     assert!(message.contains("spec.serviceAccountName"), "{message}");
     // Without verifyPod the signer trusts the request (DESIGN §8: keep `create` for nodes).
@@ -452,7 +515,11 @@ async fn a_non_node_creator_is_caught_by_verify_pod_and_trusted_without_it() {
     let (t, _, obj) = terminal(&env, "sandbox", &name).await;
     assert_eq!(t, "Issued", "{obj}");
     let chain = obj["status"]["certificateChain"].as_str().unwrap();
-    let v = verifiers::python_verify(chain, &env.root_pem(), "spiffe://cluster.local/ns/sandbox/sa/admin");
+    let v = verifiers::python_verify(
+        chain,
+        &env.root_pem(),
+        "spiffe://cluster.local/ns/sandbox/sa/admin",
+    );
     assert!(v.ok, "{}", v.output);
 }
 
@@ -463,7 +530,12 @@ async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
         pod(&env.sim, "team-a", "api-0", "node-1", "api");
         let kubelet = env.sim.kubelet("node-1").await.unwrap();
         let out = kubelet
-            .request("team-a", "api-0", &source(PODS, KeyType::EcdsaP256, Some(3600)), WAIT)
+            .request(
+                "team-a",
+                "api-0",
+                &source(PODS, KeyType::EcdsaP256, Some(3600)),
+                WAIT,
+            )
             .await
             .unwrap();
         let (chain, request) = issued(&out);
@@ -483,29 +555,4 @@ async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
             3600,
         );
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn without_the_api_readyz_names_the_feature_gate_and_certificate_requests_still_work() {
-    let env = env(Release::V1_35, false).await;
-    let readiness = env.controller.as_ref().unwrap().admin_addresses().readiness;
-    let http = reqwest::Client::new();
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !text.contains("podCertificates:") && tokio::time::Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("http://{readiness}/readyz")).send().await {
-            text = r.text().await.unwrap_or_default();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(text.contains("podCertificates:"), "/readyz: {text}");
-    assert!(text.contains("feature gate PodCertificateRequest"), "{text}");
-    assert!(
-        text.contains("--runtime-config=certificates.k8s.io/v1beta1=true"),
-        "{text}"
-    );
-    let (_, obj) = env
-        .issue_workload("spiffe://cluster.local/ns/istio-system/sa/istiod")
-        .await;
-    assert!(obj["status"]["certificate"].as_str().is_some_and(|c| !c.is_empty()));
 }

@@ -209,7 +209,11 @@ mod tests {
             assert!(err.contains(says), "{bad}: {err}");
         }
         let long = format!("{}.com/x", "a".repeat(250));
-        assert!(check_signer_name(&long).unwrap_err().contains("at most 253"));
+        assert!(
+            check_signer_name(&long)
+                .unwrap_err()
+                .contains("at most 253")
+        );
         let longest = format!("{}.com/{}", "a".repeat(60), ["b"; 300].join("."));
         assert!(check_signer_name(&longest).unwrap_err().contains("at most"));
     }

@@ -483,7 +483,13 @@ fn pod_certificate_signers_parse_and_list_trust_bundles() {
         .map(|s| s.signer_name.as_str())
         .collect();
     assert_eq!(bundles, ["firefly.venafi.com/istio-mtls"]);
-    assert!(!Config::from_yaml_str(MINIMAL).unwrap().controller.pod_certificates.enabled);
+    assert!(
+        !Config::from_yaml_str(MINIMAL)
+            .unwrap()
+            .controller
+            .pod_certificates
+            .enabled
+    );
 }
 
 #[test]
@@ -495,8 +501,16 @@ fn bad_pod_certificate_signers_name_the_key() {
     };
     let ns = "        namespaces: [\"*\"]\n";
     for (signers, key, says) in [
-        (one("kubernetes.io/x", ns), "signers[0].signerName", "reserved"),
-        (one("firefly.venafi.com", ns), "signers[0].signerName", "exactly one '/'"),
+        (
+            one("kubernetes.io/x", ns),
+            "signers[0].signerName",
+            "reserved",
+        ),
+        (
+            one("firefly.venafi.com", ns),
+            "signers[0].signerName",
+            "exactly one '/'",
+        ),
         (one("a.b/c", ""), "signers[0].namespaces", "is required"),
         (
             format!("{}{}", one("a.b/c", ns), one("a.b/c", ns)),

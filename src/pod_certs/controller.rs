@@ -450,12 +450,13 @@ impl WatchCtx {
             status: status.as_ref(),
             age,
         };
-        let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            match decide::decide(&request, self.view, signer, policy.as_deref(), pod) {
-                Decision::Sign(plan) => self.sign(&namespace, signer, &plan, age),
-                other => (other, None),
-            }
-        }));
+        let decided =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                match decide::decide(&request, self.view, signer, policy.as_deref(), pod) {
+                    Decision::Sign(plan) => self.sign(&namespace, signer, &plan, age),
+                    other => (other, None),
+                }
+            }));
         let (decision, issued) = match decided {
             Ok(d) => {
                 self.forget_panics(&uid);
@@ -544,7 +545,9 @@ impl WatchCtx {
         };
         let t = Instant::now();
         let outcome = door.authority.issue(&request, &opts, door.clock.now());
-        door.metrics.sign_duration.observe(t.elapsed().as_secs_f64());
+        door.metrics
+            .sign_duration
+            .observe(t.elapsed().as_secs_f64());
         let success = matches!(outcome, Outcome::Issued(_));
         door.metrics
             .signer_sign

@@ -22,8 +22,7 @@ pub mod reason {
     /// (this version documents none).
     pub const INVALID_UNVERIFIED_USER_ANNOTATIONS: &str = "InvalidUnverifiedUserAnnotations";
     /// Denied: the request's namespace is not in the signer's `namespaces`.
-    pub const NAMESPACE_NOT_ALLOWED: &str =
-        firefly_core::issuance::reason::NAMESPACE_NOT_ALLOWED;
+    pub const NAMESPACE_NOT_ALLOWED: &str = firefly_core::issuance::reason::NAMESPACE_NOT_ALLOWED;
     /// Denied: the policy refuses the request, or the pod cross-check failed.
     pub const POLICY_DENIED: &str = "PolicyDenied";
     /// Denied: the policy's validity is below the API's one-hour minimum lifetime.

@@ -91,7 +91,10 @@ impl PodCache {
             watcher::Event::Init => state.relisting = Some(HashMap::new()),
             watcher::Event::InitApply(pod) => {
                 if let Some((k, v)) = facts(&pod) {
-                    state.relisting.get_or_insert_with(HashMap::new).insert(k, v);
+                    state
+                        .relisting
+                        .get_or_insert_with(HashMap::new)
+                        .insert(k, v);
                 }
             }
             watcher::Event::InitDone => {

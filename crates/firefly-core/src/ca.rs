@@ -395,7 +395,11 @@ mod tests {
             ..IssueOptions::default()
         };
         let issued = sign_profile(&ca, &csr, profile.clone(), &capped, now).unwrap();
-        assert_eq!(issued.not_before, now - Duration::from_secs(10), "back-dated 10 s");
+        assert_eq!(
+            issued.not_before,
+            now - Duration::from_secs(10),
+            "back-dated 10 s"
+        );
         assert_eq!(
             issued.not_after.duration_since(issued.not_before).unwrap(),
             hour,

@@ -194,7 +194,14 @@ mod tests {
             not_after: now + Duration::from_secs(3590),
             begin_refresh_at: now + Duration::from_secs(2390),
         };
-        let body = status_body("certificates.k8s.io/v1", "req-a", "apps", "42", &issued, now);
+        let body = status_body(
+            "certificates.k8s.io/v1",
+            "req-a",
+            "apps",
+            "42",
+            &issued,
+            now,
+        );
         assert_eq!(body["metadata"]["resourceVersion"], "42");
         assert_eq!(body["metadata"]["namespace"], "apps");
         let s = &body["status"];
@@ -207,7 +214,14 @@ mod tests {
             reason: "MissingPublicKey",
             message: "no key".into(),
         };
-        let body = status_body("certificates.k8s.io/v1beta1", "r", "apps", "7", &denied, now);
+        let body = status_body(
+            "certificates.k8s.io/v1beta1",
+            "r",
+            "apps",
+            "7",
+            &denied,
+            now,
+        );
         let s = &body["status"];
         assert_eq!(s["conditions"][0]["type"], "Denied");
         assert_eq!(s["conditions"][0]["reason"], "MissingPublicKey");

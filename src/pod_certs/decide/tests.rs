@@ -155,8 +155,14 @@ fn key_types_outside_the_policy_or_unserved_are_unsupported_never_policy_denied(
     );
     let (reason, message) = denied(&d);
     assert_eq!(reason, "UnsupportedKeyType");
-    assert!(message.contains("cannot be served by this signer"), "{message}");
-    assert!(message.ends_with("accepted key types: ECDSAP256"), "{message}");
+    assert!(
+        message.contains("cannot be served by this signer"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("accepted key types: ECDSAP256"),
+        "{message}"
+    );
     // A policy of RSA_2048 only admits nothing a kubelet generates.
     let rsa2048 = policy("P1D", &[KeyAlgorithm::Rsa2048]);
     let spec = spec_with_stub(stub(&rcgen::PKCS_ECDSA_P256_SHA256));
@@ -303,7 +309,10 @@ fn the_pod_cross_check_names_the_field_and_waits_for_the_cache() {
         req.age = Duration::from_secs(age);
         decide(&req, V1, &signer(true), Some(&p256_policy()), pod)
     };
-    assert!(matches!(run(PodLookup::Found(&facts), 1), Decision::Sign(_)));
+    assert!(matches!(
+        run(PodLookup::Found(&facts), 1),
+        Decision::Sign(_)
+    ));
     for (field, changed) in [
         (
             "spec.podUID",
