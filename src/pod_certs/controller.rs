@@ -414,7 +414,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<WatchCtx>) -> Result<Action
 
 impl WatchCtx {
     async fn reconcile(&self, obj: Arc<DynamicObject>) -> Result<Action, PcrError> {
-        let spec: PcrSpec = match obj.data.get("spec").map(|v| PcrSpec::deserialize(v)) {
+        let spec: PcrSpec = match obj.data.get("spec").map(PcrSpec::deserialize) {
             Some(Ok(spec)) => spec,
             other => {
                 tracing::warn!(error = ?other.map(|r| r.err()), "PodCertificateRequest without a readable spec; ignored");
