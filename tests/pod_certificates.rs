@@ -556,3 +556,136 @@ async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
         );
     }
 }
+
+fn counter(metrics: &firefly::metrics::Metrics, line_start: &str) -> u64 {
+    let text = metrics.render().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+const ISSUED: &str =
+    "firefly_issuance_outcomes_total{front_door=\"PodCertificateRequest\",outcome=\"Issued\"}";
+const NOT_DELIVERED: &str = "firefly_signed_not_delivered_total{type=\"PodCertificateRequest\"}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
+    let env = Env::start_with(Options {
+        authenticate: true,
+        pod_certificates: Some(signers()),
+        seed: Some(seed()),
+        policy_refresh_interval: "1s",
+        policy_max_staleness: "3s",
+        ..Options::default()
+    })
+    .await;
+    let sim = &env.sim;
+    pod(sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = sim.kubelet("node-1").await.unwrap();
+    let a = env.controller.as_ref().unwrap().metrics().clone();
+
+    // Deleted while its answer is on the way: signed, never delivered, audited as such.
+    sim.faults().inject(
+        kube_sim::FaultRule::latency(Duration::from_millis(1500))
+            .verb("patch")
+            .resource("podcertificaterequests/status")
+            .times(1),
+    );
+    let (created, _) = kubelet
+        .create_request("sandbox", "web-0", &source(PODS, KeyType::EcdsaP256, None))
+        .await
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pcr_api(env.client.clone(), "sandbox", "v1")
+        .delete(&name, &Default::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&a, NOT_DELIVERED) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never audited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        counter(&a, ISSUED),
+        0,
+        "a deleted request is not counted as issued"
+    );
+
+    // Two active replicas (no leader election): every request is answered once.
+    let (_boot_b, b) = env.start_replica("replica-b").await;
+    let pc = source(PODS, KeyType::EcdsaP256, None);
+    let requests = (0..6).map(|_| kubelet.request("sandbox", "web-0", &pc, WAIT));
+    for out in futures::future::join_all(requests).await {
+        issued(&out.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        counter(&a, ISSUED) + counter(b.metrics(), ISSUED),
+        6,
+        "one delivered answer per request across both replicas"
+    );
+    b.shutdown().await;
+
+    // TLSPC down: signing goes on from the in-memory sub-CA until the policies are older than
+    // policyMaxStaleness; then requests wait (Warning event, retry metric, no write) and are
+    // issued once TLSPC is back.
+    use firefly::tlspc_mock::{ErrorBody, Faults, Route, RouteError};
+    let outage = Faults {
+        route_errors: [Route::Token, Route::Configurations]
+            .into_iter()
+            .map(|route| RouteError {
+                route,
+                status: 503,
+                count: None,
+                probability: None,
+                body: ErrorBody::Html,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    env.mock.set_faults(outage).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !env.authority.ready().message.contains("policyMaxStaleness") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "policies never went stale"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (created, _) = kubelet
+        .create_request("sandbox", "web-0", &source(PODS, KeyType::EcdsaP256, None))
+        .await
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_owned();
+    let retries = "firefly_issuance_retries_total{front_door=\"PodCertificateRequest\",reason=\"PolicyUnavailable\"}";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&a, retries) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no retry counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = sim
+        .object(
+            "certificates.k8s.io",
+            "podcertificaterequests",
+            "sandbox",
+            &name,
+        )
+        .unwrap();
+    assert!(
+        stored["status"]["conditions"].is_null(),
+        "no answer while waiting: {stored}"
+    );
+    let events = env.events_for("sandbox", &name).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("PolicyUnavailable")
+                && e.type_.as_deref() == Some("Warning")),
+        "{events:?}"
+    );
+    env.mock.set_faults(Faults::default()).unwrap();
+    let (t, _, obj) = terminal(&env, "sandbox", &name).await;
+    assert_eq!(t, "Issued", "{obj}");
+}
