@@ -689,3 +689,79 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
     let (t, _, obj) = terminal(&env, "sandbox", &name).await;
     assert_eq!(t, "Issued", "{obj}");
 }
+
+/// A 1.35 kubelet's request through v1beta1: `pkixPublicKey` and an ECDSA proof of possession
+/// over the pod UID, no stub.
+async fn legacy_request(env: &Env, ns: &str, pod: &Value) -> String {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let pod_uid = pod["metadata"]["uid"].as_str().unwrap();
+    let pop = key.sign(&rng, pod_uid.as_bytes()).unwrap();
+    let spki = rcgen::KeyPair::try_from(key.to_pkcs8v1().unwrap().as_ref())
+        .map(|k| rcgen::PublicKeyData::subject_public_key_info(&k))
+        .unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let body: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "certificates.k8s.io/v1beta1", "kind": "PodCertificateRequest",
+        "metadata": {"generateName": "legacy-", "namespace": ns},
+        "spec": {
+            "signerName": PODS, "podName": pod["metadata"]["name"], "podUID": pod_uid,
+            "serviceAccountName": pod["spec"]["serviceAccountName"], "serviceAccountUID": "0000",
+            "nodeName": "node-1", "nodeUID": "0000", "maxExpirationSeconds": 3600,
+            "pkixPublicKey": b64(&spki), "proofOfPossession": b64(pop.as_ref()),
+        }
+    }))
+    .unwrap();
+    let created = pcr_api(env.client.clone(), ns, "v1beta1")
+        .create(&PostParams::default(), &body)
+        .await
+        .expect("a v1beta1 request with pkixPublicKey");
+    created.metadata.name.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_both_versions_served_each_request_is_answered_once_through_its_view() {
+    let env = env(Release::V1_37, true).await;
+    let web = pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = env.sim.kubelet("node-1").await.unwrap();
+    let out = kubelet
+        .request(
+            "sandbox",
+            "web-0",
+            &source(PODS, KeyType::EcdsaP256, Some(3600)),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let (chain, request) = issued(&out);
+    judge(
+        &env,
+        &chain,
+        request,
+        "spiffe://cluster.local/ns/sandbox/sa/web",
+        3600,
+    );
+    // Seen through v1 this request shows no key at all: the v1beta1 view serves it.
+    let name = legacy_request(&env, "sandbox", &web).await;
+    let v1 = pcr_api(env.client.clone(), "sandbox", "v1")
+        .get(&name)
+        .await
+        .unwrap();
+    assert!(v1.data["spec"].get("pkixPublicKey").is_none());
+    let (t, _, obj) = terminal(&env, "sandbox", &name).await;
+    assert_eq!(t, "Issued", "{obj}");
+    let chain = obj["status"]["certificateChain"].as_str().unwrap();
+    let v = verifiers::python_verify(
+        chain,
+        &env.root_pem(),
+        "spiffe://cluster.local/ns/sandbox/sa/web",
+    );
+    assert!(v.ok, "{}", v.output);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status_writes(&env),
+        2,
+        "each request answered once, through one view"
+    );
+}
