@@ -141,6 +141,14 @@ impl BundleStatus {
         (!problems.is_empty()).then(|| problems.values().cloned().collect::<Vec<_>>().join("; "))
     }
 
+    /// Forgets every problem (the publisher stopped: a standby has nothing to say).
+    pub(crate) fn clear(&self) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     pub(crate) fn set(&self, topic: &str, problem: Option<String>) {
         let mut problems = self
             .0

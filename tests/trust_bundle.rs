@@ -241,16 +241,7 @@ async fn a_deleted_or_edited_bundle_is_restored_from_the_watch() {
     let _publisher = start_publisher(sim.client().await.unwrap(), vec![root.clone()], signers);
     wait_for_bundles(&sim, signers).await;
     let admin = sim.client().await.unwrap();
-    let api: Api<DynamicObject> = Api::all_with(
-        admin,
-        &kube::api::ApiResource {
-            group: GROUP.into(),
-            version: "v1".into(),
-            api_version: format!("{GROUP}/v1"),
-            kind: "ClusterTrustBundle".into(),
-            plural: "clustertrustbundles".into(),
-        },
-    );
+    let api: Api<DynamicObject> = Api::all_with(admin, &ctb_resource());
     let name = bundle_name(signers[0]);
     let uid = bundle(&sim, signers[0]).unwrap()["metadata"]["uid"].clone();
     api.delete(&name, &DeleteParams::default()).await.unwrap();
@@ -382,4 +373,70 @@ async fn create(admin: &kube::Client, kind: &str, body: Value) {
     )
     .await
     .unwrap();
+}
+
+/// Only the leader publishes: a standby writes nothing and does not restore a deleted bundle;
+/// regaining leadership restores it.
+#[tokio::test]
+async fn only_the_leader_publishes() {
+    let sim = KubeSim::start(sim_options(Release::V1_37, false))
+        .await
+        .unwrap();
+    let (_, root) = other_ca("Root A");
+    let signers = &SIGNERS[..1];
+    let (leader_tx, leader_rx) = watch::channel(false);
+    let (_anchors_tx, anchors_rx) = watch::channel(vec![root]);
+    let mut settings = PublisherSettings::new(vec![signers[0].to_string()]);
+    settings.first_backoff = Duration::from_millis(100);
+    let status = BundleStatus::default();
+    let task = publish::spawn_while_leading(
+        sim.client().await.unwrap(),
+        settings,
+        anchors_rx,
+        status,
+        leader_rx,
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.request_count("list", "clustertrustbundles"),
+        0,
+        "a standby does not even watch"
+    );
+    leader_tx.send_replace(true);
+    wait_for_bundles(&sim, signers).await;
+    leader_tx.send_replace(false);
+    assert!(
+        eventually(PATIENCE, || sim
+            .request_count("watch", "clustertrustbundles")
+            >= 1)
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let admin = sim.client().await.unwrap();
+    let api: Api<DynamicObject> = Api::all_with(admin, &ctb_resource());
+    api.delete(&bundle_name(signers[0]), &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        bundle(&sim, signers[0]).is_none(),
+        "a standby does not restore it"
+    );
+    leader_tx.send_replace(true);
+    wait_for_bundles(&sim, signers).await;
+    drop(leader_tx);
+    tokio::time::timeout(PATIENCE, task)
+        .await
+        .expect("ends with the leadership channel")
+        .unwrap();
+}
+
+fn ctb_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource {
+        group: GROUP.into(),
+        version: "v1".into(),
+        api_version: format!("{GROUP}/v1"),
+        kind: "ClusterTrustBundle".into(),
+        plural: "clustertrustbundles".into(),
+    }
 }

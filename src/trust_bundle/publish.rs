@@ -124,6 +124,41 @@ pub async fn run(
     }
 }
 
+/// Runs the publisher while this replica leads (`leading` true), so that replicas never write
+/// the same bundles at once; stopped (and its status cleared) when leadership is lost, started
+/// again when it returns. Ends when the leadership channel closes.
+pub fn spawn_while_leading(
+    client: kube::Client,
+    settings: PublisherSettings,
+    anchors: watch::Receiver<Vec<Vec<u8>>>,
+    status: BundleStatus,
+    mut leading: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if leading.wait_for(|l| *l).await.is_err() {
+                return;
+            }
+            let mut lost = leading.clone();
+            let until = async move {
+                let _ = lost.wait_for(|l| !*l).await;
+            };
+            run(
+                client.clone(),
+                settings.clone(),
+                anchors.clone(),
+                status.clone(),
+                until,
+            )
+            .await;
+            status.clear();
+            if leading.has_changed().is_err() {
+                return;
+            }
+        }
+    })
+}
+
 async fn publish(
     client: kube::Client,
     settings: PublisherSettings,
