@@ -640,31 +640,7 @@ mod tests {
     /// The mock seeded with `deploy/tlspc-mock/seed.yaml`, its state in `dir`, and settings for it
     /// (the product's defaults, lock mode `keyPages`).
     async fn seeded_mock(dir: &std::path::Path) -> (tlspc_mock::MockServer, Settings) {
-        let seed_text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../deploy/tlspc-mock/seed.yaml"
-        ))
-        .unwrap();
-        let seed = tlspc_mock::Seed::from_yaml_str(&seed_text).unwrap();
-        let state = dir.join("mock");
-        let mock =
-            tlspc_mock::MockServer::start(seed, Some(&state), "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-        let config = Settings {
-            url: mock.base_url().to_owned(),
-            client_id: mock.client_id().to_owned(),
-            private_key_file: state.join("svc-acct.key"),
-            trust_anchor_file: None,
-            request_timeout: Duration::from_secs(30),
-            policy_refresh_interval: Duration::from_secs(60),
-            policy_max_staleness: Duration::from_secs(30 * 60),
-            sub_ca_request_deadline: Duration::from_secs(5 * 60),
-            instance_name: "test-node".to_owned(),
-            lock_mode: LockMode::KeyPages,
-            rotation_floor: Duration::ZERO,
-        };
-        (mock, config)
+        seeded_mock_with_sub_ca_validity(dir, "P7D", Arc::new(SystemClock)).await
     }
 
     /// [`seeded_mock`] with the sub-CA provider's `validityPeriod` replaced, on `clock`.
@@ -694,9 +670,8 @@ mod tests {
         )
         .await
         .unwrap();
-        let mut config = seeded_settings(&mock, &state);
-        config.lock_mode = LockMode::Disabled;
-        (mock, config)
+        let settings = seeded_settings(&mock, &state);
+        (mock, settings)
     }
 
     fn seeded_settings(mock: &tlspc_mock::MockServer, state: &std::path::Path) -> Settings {
@@ -759,6 +734,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_mock, mut config) =
             seeded_mock_with_sub_ca_validity(dir.path(), "PT1H", Arc::new(SystemClock)).await;
+        config.lock_mode = LockMode::Disabled;
         config.rotation_floor = subca::POD_CERTIFICATE_ROTATION_FLOOR;
         let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock))
             .await
