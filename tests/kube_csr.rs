@@ -1,7 +1,7 @@
 //! The Kubernetes CertificateSigningRequest front door end to end (issue 16): kube-sim with
 //! authentication and RBAC, the mock TLSPC, the real controller, a test that plays istiod as a
-//! registration authority with its own ServiceAccount token, and openssl and Python
-//! `cryptography` as the judges of every chain.
+//! registration authority with its own ServiceAccount token, and openssl, Python `cryptography`,
+//! pkilint and py-spiffe as the judges of every chain.
 
 use std::time::Duration;
 
@@ -113,6 +113,10 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
         assert!(v.ok, "{kind}: openssl: {}", v.output);
         let v = verifiers::python_verify(&chain, &root, WORKLOAD);
         assert!(v.ok, "{kind}: Python cryptography: {}", v.output);
+        let v = verifiers::pkilint_verify(&chain, &root);
+        assert!(v.ok, "{kind}: pkilint: {}", v.output);
+        let v = verifiers::spiffe_verify(&chain, &key.serialize_pem(), WORKLOAD);
+        assert!(v.ok, "{kind}: py-spiffe: {}", v.output);
         // 86400 s asked, the policy's 1 h given.
         assert!(
             leaf_lifetime(&chain) <= Duration::from_secs(3600 + 300),
@@ -130,6 +134,8 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
     latencies.push(latency);
     let v = openssl_verify(&chain, &root, "sslserver");
     assert!(v.ok, "serving: openssl: {}", v.output);
+    let v = verifiers::pkilint_verify(&chain, &root);
+    assert!(v.ok, "serving: pkilint: {}", v.output);
 
     // expirationSeconds at the API minimum (600) is honoured.
     let key = p256();
