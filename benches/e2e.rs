@@ -256,11 +256,11 @@ impl Door for IstioCsr {
         e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME)
     }
 
-    fn create_and_approve(
+    async fn create_and_approve(
         self,
         request: CertificateRequest,
-    ) -> impl Future<Output = anyhow::Result<(String, Instant)>> + Send + 'static {
-        async move { e2e::create_and_approve(&self.0, &request).await }
+    ) -> anyhow::Result<(String, Instant)> {
+        e2e::create_and_approve(&self.0, &request).await
     }
 }
 
@@ -316,11 +316,11 @@ impl Door for IstiodCsr {
         )
     }
 
-    fn create_and_approve(
+    async fn create_and_approve(
         self,
         request: CertificateSigningRequest,
-    ) -> impl Future<Output = anyhow::Result<(String, Instant)>> + Send + 'static {
-        async move { istiod::create_and_approve(&self.0, &request).await }
+    ) -> anyhow::Result<(String, Instant)> {
+        istiod::create_and_approve(&self.0, &request).await
     }
 }
 
