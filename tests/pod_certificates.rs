@@ -765,3 +765,46 @@ async fn with_both_versions_served_each_request_is_answered_once_through_its_vie
         "each request answered once, through one view"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_api_readyz_names_the_feature_gate_and_certificate_requests_still_work() {
+    let env = Env::start_with(Options {
+        pod_certificates: Some(signers()),
+        seed: Some(seed()),
+        kubernetes_release: Some(Release::V1_35),
+        pod_certificate_requests_off: true,
+        ..Options::default()
+    })
+    .await;
+    let readiness = env.controller.as_ref().unwrap().admin_addresses().readiness;
+    let http = reqwest::Client::new();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !text.contains("podCertificates:") && tokio::time::Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("http://{readiness}/readyz")).send().await {
+            text = r.text().await.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.starts_with("ready:"), "{text}");
+    assert!(
+        text.contains("podCertificates: the PodCertificateRequest API"),
+        "{text}"
+    );
+    assert!(
+        text.contains("feature gate PodCertificateRequest"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--runtime-config=certificates.k8s.io/v1beta1=true"),
+        "{text}"
+    );
+    let (_, obj) = env
+        .issue_workload("spiffe://cluster.local/ns/istio-system/sa/istiod")
+        .await;
+    assert!(
+        obj["status"]["certificate"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+}

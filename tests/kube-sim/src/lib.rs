@@ -54,6 +54,9 @@ pub struct SimOptions {
     pub kubernetes_release: Release,
     /// `--runtime-config certificates.k8s.io/v1beta1=true`: on 1.37 also serve v1beta1.
     pub certificates_v1beta1: bool,
+    /// The `PodCertificateRequest` feature gate off: no version of `podcertificaterequests` is
+    /// served (ClusterTrustBundle and CertificateSigningRequest are unaffected).
+    pub pod_certificate_requests_off: bool,
     /// Address to bind (default `127.0.0.1:0`).
     pub listen: SocketAddr,
     /// Where to write the kubeconfig (default: a file in a temporary directory owned by the sim).
@@ -82,6 +85,7 @@ impl Default for SimOptions {
             authenticate: false,
             kubernetes_release: Release::default(),
             certificates_v1beta1: false,
+            pod_certificate_requests_off: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
             history_limit: 20_000,
@@ -214,6 +218,7 @@ impl KubeSim {
             &store,
             opts.kubernetes_release,
             opts.certificates_v1beta1,
+            !opts.pod_certificate_requests_off,
             certs,
         );
         let mut users = opts.token_users.clone();
