@@ -808,3 +808,44 @@ async fn without_the_api_readyz_names_the_feature_gate_and_certificate_requests_
             .is_some_and(|c| !c.is_empty())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sub_ca_with_less_than_an_hour_left_makes_requests_wait_without_an_answer() {
+    // Every sub-CA the mock hands out lives 50 minutes: never enough for a 1 h pod certificate.
+    let seed = seed().replace("    validityPeriod: P7D\n", "    validityPeriod: PT50M\n");
+    assert!(seed.contains("PT50M"));
+    let env = Env::start_with(Options {
+        authenticate: true,
+        pod_certificates: Some(signers()),
+        seed: Some(seed),
+        ..Options::default()
+    })
+    .await;
+    pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = env.sim.kubelet("node-1").await.unwrap();
+    let (created, _) = kubelet
+        .create_request("sandbox", "web-0", &source(PODS, KeyType::EcdsaP256, None))
+        .await
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_owned();
+    let metrics = env.controller.as_ref().unwrap().metrics().clone();
+    let retries = "firefly_issuance_retries_total{front_door=\"PodCertificateRequest\",reason=\"SubCaExpiring\"}";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&metrics, retries) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no SubCaExpiring retry: {}",
+            metrics.render().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = env.events_for("sandbox", &name).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("SubCaExpiring")
+                && e.type_.as_deref() == Some("Warning")),
+        "{events:?}"
+    );
+    assert_eq!(status_writes(&env), 0, "temporary trouble writes nothing");
+}
