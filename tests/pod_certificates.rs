@@ -232,6 +232,25 @@ fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -
     nb
 }
 
+/// Waits for a Warning event `reason` about `ns/name`.
+async fn warning_event(env: &Env, ns: &str, name: &str, reason: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = env.events_for(ns, name).await;
+        if events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Warning event {reason}: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn status_writes(env: &Env) -> u64 {
     env.sim
         .request_count("patch", "podcertificaterequests/status")
@@ -363,21 +382,7 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
         unreachable!()
     };
     let name = request["metadata"]["name"].as_str().unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let events = env.events_for("other", name).await;
-        if events.iter().any(|e| {
-            e.reason.as_deref() == Some("NamespaceNotAllowed")
-                && e.type_.as_deref() == Some("Warning")
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no Warning event: {events:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    warning_event(&env, "other", name, "NamespaceNotAllowed").await;
 
     // verifyPod: the kubelet's request matches the pod cache.
     let out = kubelet
@@ -677,14 +682,7 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
         stored["status"]["conditions"].is_null(),
         "no answer while waiting: {stored}"
     );
-    let events = env.events_for("sandbox", &name).await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("PolicyUnavailable")
-                && e.type_.as_deref() == Some("Warning")),
-        "{events:?}"
-    );
+    warning_event(&env, "sandbox", &name, "PolicyUnavailable").await;
     env.mock.set_faults(Faults::default()).unwrap();
     let (t, _, obj) = terminal(&env, "sandbox", &name).await;
     assert_eq!(t, "Issued", "{obj}");
@@ -839,13 +837,6 @@ async fn a_sub_ca_with_less_than_an_hour_left_makes_requests_wait_without_an_ans
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let events = env.events_for("sandbox", &name).await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("SubCaExpiring")
-                && e.type_.as_deref() == Some("Warning")),
-        "{events:?}"
-    );
+    warning_event(&env, "sandbox", &name, "SubCaExpiring").await;
     assert_eq!(status_writes(&env), 0, "temporary trouble writes nothing");
 }
