@@ -840,3 +840,35 @@ async fn a_sub_ca_with_less_than_an_hour_left_makes_requests_wait_without_an_ans
     warning_event(&env, "sandbox", &name, "SubCaExpiring").await;
     assert_eq!(status_writes(&env), 0, "temporary trouble writes nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signer_naming_a_policy_tlspc_does_not_offer_stops_the_start_naming_the_key() {
+    let env = Env::start_with(Options {
+        seed: Some(seed()),
+        ..Options::default()
+    })
+    .await;
+    let mut config = env.config.clone();
+    let yaml = format!(
+        "bootstrap:\n  vaas:\n    url: https://x.example\n    auth:\n      clientID: c\n      privateKeyFile: k\ncontroller:\n  podCertificates:\n{}",
+        signers().replace("pods-rsa2048", "no-such-policy")
+    );
+    config.controller.pod_certificates = firefly::config::Config::from_yaml_str(&yaml)
+        .unwrap()
+        .controller
+        .pod_certificates;
+    let err = firefly::run::Controller::start_with(
+        &config,
+        env.client.clone(),
+        env.authority.clone(),
+        firefly::run::StartOptions::default(),
+    )
+    .await
+    .err()
+    .expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("controller.podCertificates.signers[1].policyName = \"no-such-policy\""),
+        "{text}"
+    );
+}
