@@ -27,6 +27,7 @@ pub mod policy;
 pub mod policy_check;
 pub mod rbac;
 pub mod run;
+pub mod trust_bundle;
 
 pub use firefly_core::{ca, csr, duration, spiffe};
 pub use firefly_tlspc::crypto;

@@ -87,6 +87,7 @@ pub fn register(
     release: Release,
     v1beta1: bool,
     pod_certificate_requests: bool,
+    cluster_trust_bundles: bool,
     convert: Arc<dyn Admission>,
 ) {
     const CERTS: &str = "certificates.k8s.io";
@@ -130,6 +131,9 @@ pub fn register(
         ),
     ] {
         if plural == "podcertificaterequests" && !pod_certificate_requests {
+            continue;
+        }
+        if plural == "clustertrustbundles" && !cluster_trust_bundles {
             continue;
         }
         if v1_served {
