@@ -133,20 +133,31 @@ fn denied(outcome: &Outcome) -> (&str, &str) {
     }
 }
 
-/// The issued chain (headers dropped, as the kubelet projects it) and the stored request.
-fn issued(outcome: &Outcome) -> (String, &Value) {
+/// An issued answer as the kubelet projects it: the chain (headers dropped), the stored request
+/// and the pod's PKCS#8 key.
+struct Delivered<'a> {
+    chain: String,
+    request: &'a Value,
+    key_pem: &'a str,
+}
+
+fn issued(outcome: &Outcome) -> Delivered<'_> {
     match outcome {
         Outcome::Issued {
             request,
             credential_bundle,
-            ..
+            key_pem,
         } => {
             // The bundle is the PKCS#8 key, then the chain.
             let start = credential_bundle
                 .find("-----BEGIN CERTIFICATE-----")
                 .expect("the bundle carries certificates");
             assert!(credential_bundle[..start].contains("PRIVATE KEY"));
-            (credential_bundle[start..].to_owned(), request)
+            Delivered {
+                chain: credential_bundle[start..].to_owned(),
+                request,
+                key_pem,
+            }
         }
         other => panic!("expected Issued, got {other:?}"),
     }
@@ -164,10 +175,12 @@ fn rfc3339(secs: i64) -> String {
 }
 
 /// Judges an issued chain: leaf + sub-CA (+ intermediates), never the root; openssl (client and
-/// server purpose) and cryptography verify it to the root; the leaf carries exactly `spiffe`;
+/// server purpose) and cryptography verify it to the root, pkilint finds nothing, py-spiffe
+/// parses it as the X509-SVID of `spiffe` for the pod's key; the leaf carries exactly `spiffe`;
 /// the status times are the leaf's; the lifetime is `lifetime` and beginRefreshAt is inside
 /// [NotBefore + 10 min, NotAfter − 10 min]. Returns the leaf's NotBefore.
-fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -> i64 {
+fn judge(env: &Env, delivered: &Delivered<'_>, spiffe: &str, lifetime: i64) -> i64 {
+    let (chain, request) = (delivered.chain.as_str(), delivered.request);
     let root = env.root_pem();
     let blocks = verifiers::split_pem(chain);
     assert!(blocks.len() >= 2, "leaf and sub-CA: {chain}");
@@ -181,6 +194,10 @@ fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -
     }
     let v = verifiers::python_verify(chain, &root, spiffe);
     assert!(v.ok, "cryptography: {}", v.output);
+    let v = verifiers::pkilint_verify(chain, &root);
+    assert!(v.ok, "pkilint: {}", v.output);
+    let v = verifiers::spiffe_verify(chain, delivered.key_pem, spiffe);
+    assert!(v.ok, "py-spiffe: {}", v.output);
     let der = pem::parse(blocks[0].as_bytes()).unwrap();
     let (_, leaf) = x509_parser::parse_x509_certificate(der.contents()).unwrap();
     let uris: Vec<String> = leaf
@@ -274,11 +291,10 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
         )
         .await
         .unwrap();
-    let (chain, request) = issued(&out);
+    let delivered = issued(&out);
     judge(
         &env,
-        &chain,
-        request,
+        &delivered,
         "spiffe://cluster.local/ns/sandbox/sa/web",
         3600,
     );
@@ -299,11 +315,10 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
             )
             .await
             .unwrap();
-        let (chain, request) = issued(&out);
+        let delivered = issued(&out);
         judge(
             &env,
-            &chain,
-            request,
+            &delivered,
             "spiffe://cluster.local/ns/sandbox/sa/web",
             86_400,
         );
@@ -543,7 +558,8 @@ async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
             )
             .await
             .unwrap();
-        let (chain, request) = issued(&out);
+        let delivered = issued(&out);
+        let request = delivered.request;
         let v1beta1 = request["apiVersion"] == "certificates.k8s.io/v1beta1";
         assert!(v1beta1, "{release:?}: {request}");
         let stub = request["spec"]["stubPKCS10Request"].as_str().unwrap_or("");
@@ -554,8 +570,7 @@ async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
         }
         judge(
             &env,
-            &chain,
-            request,
+            &delivered,
             "spiffe://cluster.local/ns/team-a/sa/api",
             3600,
         );
@@ -732,11 +747,10 @@ async fn with_both_versions_served_each_request_is_answered_once_through_its_vie
         )
         .await
         .unwrap();
-    let (chain, request) = issued(&out);
+    let delivered = issued(&out);
     judge(
         &env,
-        &chain,
-        request,
+        &delivered,
         "spiffe://cluster.local/ns/sandbox/sa/web",
         3600,
     );
