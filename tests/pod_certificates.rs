@@ -3,7 +3,7 @@
 //! with pod-certificate policies, the real controller, and openssl and Python `cryptography` as
 //! judges of every issued chain.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
@@ -167,6 +167,13 @@ fn unix(t: x509_parser::time::ASN1Time) -> i64 {
     t.timestamp()
 }
 
+fn seconds(rfc3339: &str) -> i64 {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{rfc3339:?}: {e}"))
+        .as_second()
+}
+
 fn rfc3339(secs: i64) -> String {
     jiff::Timestamp::from_second(secs)
         .unwrap()
@@ -217,30 +224,23 @@ fn judge(env: &Env, delivered: &Delivered<'_>, spiffe: &str, lifetime: i64) -> i
     let nb = unix(leaf.validity().not_before);
     let na = unix(leaf.validity().not_after);
     assert_eq!(na - nb, lifetime, "NotAfter − NotBefore");
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    // Back-dated 10 s from the signing (less only if the sub-CA is younger), which happened
+    // between the request's creation and the Issued write: never forward-dated, never
+    // back-dated further.
+    let created = seconds(request["metadata"]["creationTimestamp"].as_str().unwrap());
+    let answered = seconds(
+        request["status"]["conditions"][0]["lastTransitionTime"]
+            .as_str()
+            .unwrap(),
+    );
     assert!(
-        nb <= now && now - nb <= 15,
-        "back-dated ~10 s: nb={nb} now={now}"
+        created - 10 <= nb && nb <= answered,
+        "back-dated 10 s: created={created} nb={nb} answered={answered}"
     );
     let status = &request["status"];
     assert_eq!(status["notBefore"], rfc3339(nb));
     assert_eq!(status["notAfter"], rfc3339(na));
-    let refresh = jiff::Timestamp::strptime(
-        "%Y-%m-%dT%H:%M:%SZ",
-        status["beginRefreshAt"].as_str().unwrap(),
-    )
-    .map(|t| t.as_second())
-    .unwrap_or_else(|_| {
-        status["beginRefreshAt"]
-            .as_str()
-            .unwrap()
-            .parse::<jiff::Timestamp>()
-            .unwrap()
-            .as_second()
-    });
+    let refresh = seconds(status["beginRefreshAt"].as_str().unwrap());
     assert!(
         refresh >= nb + 600 && refresh <= na - 600,
         "beginRefreshAt {refresh} in [{nb}+10m, {na}-10m]"
@@ -607,7 +607,7 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
 
     // Deleted while its answer is on the way: signed, never delivered, audited as such.
     sim.faults().inject(
-        kube_sim::FaultRule::latency(Duration::from_millis(1500))
+        kube_sim::FaultRule::latency(Duration::from_secs(3))
             .verb("patch")
             .resource("podcertificaterequests/status")
             .times(1),
@@ -617,7 +617,13 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
         .await
         .unwrap();
     let name = created["metadata"]["name"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Signed: its answer is now held up on the way to the API server.
+    let signed = "firefly_signer_sign{success=\"true\",type=\"PodCertificateRequest\"}";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&a, signed) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never signed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     pcr_api(env.client.clone(), "sandbox", "v1")
         .delete(&name, &Default::default())
         .await
