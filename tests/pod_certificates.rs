@@ -3,7 +3,7 @@
 //! with pod-certificate policies, the real controller, and openssl and Python `cryptography` as
 //! judges of every issued chain.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
@@ -133,20 +133,31 @@ fn denied(outcome: &Outcome) -> (&str, &str) {
     }
 }
 
-/// The issued chain (headers dropped, as the kubelet projects it) and the stored request.
-fn issued(outcome: &Outcome) -> (String, &Value) {
+/// An issued answer as the kubelet projects it: the chain (headers dropped), the stored request
+/// and the pod's PKCS#8 key.
+struct Delivered<'a> {
+    chain: String,
+    request: &'a Value,
+    key_pem: &'a str,
+}
+
+fn issued(outcome: &Outcome) -> Delivered<'_> {
     match outcome {
         Outcome::Issued {
             request,
             credential_bundle,
-            ..
+            key_pem,
         } => {
             // The bundle is the PKCS#8 key, then the chain.
             let start = credential_bundle
                 .find("-----BEGIN CERTIFICATE-----")
                 .expect("the bundle carries certificates");
             assert!(credential_bundle[..start].contains("PRIVATE KEY"));
-            (credential_bundle[start..].to_owned(), request)
+            Delivered {
+                chain: credential_bundle[start..].to_owned(),
+                request,
+                key_pem,
+            }
         }
         other => panic!("expected Issued, got {other:?}"),
     }
@@ -154,6 +165,13 @@ fn issued(outcome: &Outcome) -> (String, &Value) {
 
 fn unix(t: x509_parser::time::ASN1Time) -> i64 {
     t.timestamp()
+}
+
+fn seconds(rfc3339: &str) -> i64 {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{rfc3339:?}: {e}"))
+        .as_second()
 }
 
 fn rfc3339(secs: i64) -> String {
@@ -164,10 +182,12 @@ fn rfc3339(secs: i64) -> String {
 }
 
 /// Judges an issued chain: leaf + sub-CA (+ intermediates), never the root; openssl (client and
-/// server purpose) and cryptography verify it to the root; the leaf carries exactly `spiffe`;
+/// server purpose) and cryptography verify it to the root, pkilint finds nothing, py-spiffe
+/// parses it as the X509-SVID of `spiffe` for the pod's key; the leaf carries exactly `spiffe`;
 /// the status times are the leaf's; the lifetime is `lifetime` and beginRefreshAt is inside
 /// [NotBefore + 10 min, NotAfter − 10 min]. Returns the leaf's NotBefore.
-fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -> i64 {
+fn judge(env: &Env, delivered: &Delivered<'_>, spiffe: &str, lifetime: i64) -> i64 {
+    let (chain, request) = (delivered.chain.as_str(), delivered.request);
     let root = env.root_pem();
     let blocks = verifiers::split_pem(chain);
     assert!(blocks.len() >= 2, "leaf and sub-CA: {chain}");
@@ -181,6 +201,10 @@ fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -
     }
     let v = verifiers::python_verify(chain, &root, spiffe);
     assert!(v.ok, "cryptography: {}", v.output);
+    let v = verifiers::pkilint_verify(chain, &root);
+    assert!(v.ok, "pkilint: {}", v.output);
+    let v = verifiers::spiffe_verify(chain, delivered.key_pem, spiffe);
+    assert!(v.ok, "py-spiffe: {}", v.output);
     let der = pem::parse(blocks[0].as_bytes()).unwrap();
     let (_, leaf) = x509_parser::parse_x509_certificate(der.contents()).unwrap();
     let uris: Vec<String> = leaf
@@ -200,36 +224,48 @@ fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -
     let nb = unix(leaf.validity().not_before);
     let na = unix(leaf.validity().not_after);
     assert_eq!(na - nb, lifetime, "NotAfter − NotBefore");
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    // Back-dated 10 s from the signing (less only if the sub-CA is younger), which happened
+    // between the request's creation and the Issued write: never forward-dated, never
+    // back-dated further.
+    let created = seconds(request["metadata"]["creationTimestamp"].as_str().unwrap());
+    let answered = seconds(
+        request["status"]["conditions"][0]["lastTransitionTime"]
+            .as_str()
+            .unwrap(),
+    );
     assert!(
-        nb <= now && now - nb <= 15,
-        "back-dated ~10 s: nb={nb} now={now}"
+        created - 10 <= nb && nb <= answered,
+        "back-dated 10 s: created={created} nb={nb} answered={answered}"
     );
     let status = &request["status"];
     assert_eq!(status["notBefore"], rfc3339(nb));
     assert_eq!(status["notAfter"], rfc3339(na));
-    let refresh = jiff::Timestamp::strptime(
-        "%Y-%m-%dT%H:%M:%SZ",
-        status["beginRefreshAt"].as_str().unwrap(),
-    )
-    .map(|t| t.as_second())
-    .unwrap_or_else(|_| {
-        status["beginRefreshAt"]
-            .as_str()
-            .unwrap()
-            .parse::<jiff::Timestamp>()
-            .unwrap()
-            .as_second()
-    });
+    let refresh = seconds(status["beginRefreshAt"].as_str().unwrap());
     assert!(
         refresh >= nb + 600 && refresh <= na - 600,
         "beginRefreshAt {refresh} in [{nb}+10m, {na}-10m]"
     );
     assert_eq!(refresh, nb + (na - nb) * 2 / 3, "two thirds in");
     nb
+}
+
+/// Waits for a Warning event `reason` about `ns/name`.
+async fn warning_event(env: &Env, ns: &str, name: &str, reason: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = env.events_for(ns, name).await;
+        if events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Warning event {reason}: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn status_writes(env: &Env) -> u64 {
@@ -255,11 +291,10 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
         )
         .await
         .unwrap();
-    let (chain, request) = issued(&out);
+    let delivered = issued(&out);
     judge(
         &env,
-        &chain,
-        request,
+        &delivered,
         "spiffe://cluster.local/ns/sandbox/sa/web",
         3600,
     );
@@ -280,11 +315,10 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
             )
             .await
             .unwrap();
-        let (chain, request) = issued(&out);
+        let delivered = issued(&out);
         judge(
             &env,
-            &chain,
-            request,
+            &delivered,
             "spiffe://cluster.local/ns/sandbox/sa/web",
             86_400,
         );
@@ -363,21 +397,7 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
         unreachable!()
     };
     let name = request["metadata"]["name"].as_str().unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let events = env.events_for("other", name).await;
-        if events.iter().any(|e| {
-            e.reason.as_deref() == Some("NamespaceNotAllowed")
-                && e.type_.as_deref() == Some("Warning")
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no Warning event: {events:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    warning_event(&env, "other", name, "NamespaceNotAllowed").await;
 
     // verifyPod: the kubelet's request matches the pod cache.
     let out = kubelet
@@ -538,7 +558,8 @@ async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
             )
             .await
             .unwrap();
-        let (chain, request) = issued(&out);
+        let delivered = issued(&out);
+        let request = delivered.request;
         let v1beta1 = request["apiVersion"] == "certificates.k8s.io/v1beta1";
         assert!(v1beta1, "{release:?}: {request}");
         let stub = request["spec"]["stubPKCS10Request"].as_str().unwrap_or("");
@@ -549,8 +570,7 @@ async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
         }
         judge(
             &env,
-            &chain,
-            request,
+            &delivered,
             "spiffe://cluster.local/ns/team-a/sa/api",
             3600,
         );
@@ -587,7 +607,7 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
 
     // Deleted while its answer is on the way: signed, never delivered, audited as such.
     sim.faults().inject(
-        kube_sim::FaultRule::latency(Duration::from_millis(1500))
+        kube_sim::FaultRule::latency(Duration::from_secs(3))
             .verb("patch")
             .resource("podcertificaterequests/status")
             .times(1),
@@ -597,7 +617,13 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
         .await
         .unwrap();
     let name = created["metadata"]["name"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Signed: its answer is now held up on the way to the API server.
+    let signed = "firefly_signer_sign{success=\"true\",type=\"PodCertificateRequest\"}";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&a, signed) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never signed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     pcr_api(env.client.clone(), "sandbox", "v1")
         .delete(&name, &Default::default())
         .await
@@ -677,14 +703,7 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
         stored["status"]["conditions"].is_null(),
         "no answer while waiting: {stored}"
     );
-    let events = env.events_for("sandbox", &name).await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("PolicyUnavailable")
-                && e.type_.as_deref() == Some("Warning")),
-        "{events:?}"
-    );
+    warning_event(&env, "sandbox", &name, "PolicyUnavailable").await;
     env.mock.set_faults(Faults::default()).unwrap();
     let (t, _, obj) = terminal(&env, "sandbox", &name).await;
     assert_eq!(t, "Issued", "{obj}");
@@ -734,11 +753,10 @@ async fn with_both_versions_served_each_request_is_answered_once_through_its_vie
         )
         .await
         .unwrap();
-    let (chain, request) = issued(&out);
+    let delivered = issued(&out);
     judge(
         &env,
-        &chain,
-        request,
+        &delivered,
         "spiffe://cluster.local/ns/sandbox/sa/web",
         3600,
     );
@@ -763,5 +781,114 @@ async fn with_both_versions_served_each_request_is_answered_once_through_its_vie
         status_writes(&env),
         2,
         "each request answered once, through one view"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_api_readyz_names_the_feature_gate_and_certificate_requests_still_work() {
+    let env = Env::start_with(Options {
+        pod_certificates: Some(signers()),
+        seed: Some(seed()),
+        kubernetes_release: Some(Release::V1_35),
+        pod_certificate_requests_off: true,
+        ..Options::default()
+    })
+    .await;
+    let readiness = env.controller.as_ref().unwrap().admin_addresses().readiness;
+    let http = reqwest::Client::new();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !text.contains("podCertificates:") && tokio::time::Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("http://{readiness}/readyz")).send().await {
+            text = r.text().await.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.starts_with("ready:"), "{text}");
+    assert!(
+        text.contains("podCertificates: the PodCertificateRequest API"),
+        "{text}"
+    );
+    assert!(
+        text.contains("feature gate PodCertificateRequest"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--runtime-config=certificates.k8s.io/v1beta1=true"),
+        "{text}"
+    );
+    let (_, obj) = env
+        .issue_workload("spiffe://cluster.local/ns/istio-system/sa/istiod")
+        .await;
+    assert!(
+        obj["status"]["certificate"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sub_ca_with_less_than_an_hour_left_makes_requests_wait_without_an_answer() {
+    // Every sub-CA the mock hands out lives 50 minutes: never enough for a 1 h pod certificate.
+    let seed = seed().replace("    validityPeriod: P7D\n", "    validityPeriod: PT50M\n");
+    assert!(seed.contains("PT50M"));
+    let env = Env::start_with(Options {
+        authenticate: true,
+        pod_certificates: Some(signers()),
+        seed: Some(seed),
+        ..Options::default()
+    })
+    .await;
+    pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = env.sim.kubelet("node-1").await.unwrap();
+    let (created, _) = kubelet
+        .create_request("sandbox", "web-0", &source(PODS, KeyType::EcdsaP256, None))
+        .await
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_owned();
+    let metrics = env.controller.as_ref().unwrap().metrics().clone();
+    let retries = "firefly_issuance_retries_total{front_door=\"PodCertificateRequest\",reason=\"SubCaExpiring\"}";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&metrics, retries) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no SubCaExpiring retry: {}",
+            metrics.render().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    warning_event(&env, "sandbox", &name, "SubCaExpiring").await;
+    assert_eq!(status_writes(&env), 0, "temporary trouble writes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signer_naming_a_policy_tlspc_does_not_offer_stops_the_start_naming_the_key() {
+    let env = Env::start_with(Options {
+        seed: Some(seed()),
+        ..Options::default()
+    })
+    .await;
+    let mut config = env.config.clone();
+    let yaml = format!(
+        "bootstrap:\n  vaas:\n    url: https://x.example\n    auth:\n      clientID: c\n      privateKeyFile: k\ncontroller:\n  podCertificates:\n{}",
+        signers().replace("pods-rsa2048", "no-such-policy")
+    );
+    config.controller.pod_certificates = firefly::config::Config::from_yaml_str(&yaml)
+        .unwrap()
+        .controller
+        .pod_certificates;
+    let err = firefly::run::Controller::start_with(
+        &config,
+        env.client.clone(),
+        env.authority.clone(),
+        firefly::run::StartOptions::default(),
+    )
+    .await
+    .err()
+    .expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("controller.podCertificates.signers[1].policyName = \"no-such-policy\""),
+        "{text}"
     );
 }

@@ -54,6 +54,10 @@ pub struct SimOptions {
     pub kubernetes_release: Release,
     /// `--runtime-config certificates.k8s.io/v1beta1=true`: on 1.37 also serve v1beta1.
     pub certificates_v1beta1: bool,
+    /// Serve PodCertificateRequest (default). `false`: as kube-apiserver with the
+    /// `PodCertificateRequest` feature gate off (ClusterTrustBundle and CertificateSigningRequest
+    /// unaffected).
+    pub pod_certificate_requests: bool,
     /// Serve ClusterTrustBundle (default). `false`: as kube-apiserver with the
     /// `ClusterTrustBundle` feature gate off, where PodCertificateRequest is still served.
     pub cluster_trust_bundles: bool,
@@ -85,6 +89,7 @@ impl Default for SimOptions {
             authenticate: false,
             kubernetes_release: Release::default(),
             certificates_v1beta1: false,
+            pod_certificate_requests: true,
             cluster_trust_bundles: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
@@ -218,6 +223,7 @@ impl KubeSim {
             &store,
             opts.kubernetes_release,
             opts.certificates_v1beta1,
+            opts.pod_certificate_requests,
             opts.cluster_trust_bundles,
             certs,
         );

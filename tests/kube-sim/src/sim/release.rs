@@ -86,6 +86,7 @@ pub fn register(
     store: &Store,
     release: Release,
     v1beta1: bool,
+    pod_certificate_requests: bool,
     cluster_trust_bundles: bool,
     convert: Arc<dyn Admission>,
 ) {
@@ -129,6 +130,9 @@ pub fn register(
             &["ctb"][..],
         ),
     ] {
+        if plural == "podcertificaterequests" && !pod_certificate_requests {
+            continue;
+        }
         if plural == "clustertrustbundles" && !cluster_trust_bundles {
             continue;
         }
