@@ -205,7 +205,7 @@ impl KubeSim {
     /// # Errors
     /// Binding the address, generating TLS material or writing the kubeconfig failed.
     pub async fn start(opts: SimOptions) -> anyhow::Result<KubeSim> {
-        let store = Store::with_watch_buffer(
+        let store = Store::new(
             opts.history_limit,
             opts.set_certificaterequest_username,
             opts.watch_buffer,
@@ -651,6 +651,15 @@ impl KubeSim {
     /// [`SimOptions::record_writes`] is set).
     pub fn writes(&self) -> Vec<WriteRecord> {
         self.server.writes.snapshot()
+    }
+
+    /// Watches the server closed because they fell more than [`SimOptions::watch_buffer`]
+    /// events behind (their clients re-watch, or re-list after a 410).
+    pub fn watches_closed_behind(&self) -> u64 {
+        self.server
+            .store
+            .watches_closed_behind
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The current global resourceVersion.
