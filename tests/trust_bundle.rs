@@ -330,7 +330,15 @@ async fn without_attest_the_status_says_what_to_grant_and_a_grant_recovers() {
     let (_, root) = other_ca("Root A");
     let signers = &SIGNERS[..1];
     let publisher = start_publisher(client, vec![root], signers);
-    assert!(eventually(PATIENCE, || publisher.status.detail().is_some()).await);
+    assert!(
+        eventually(PATIENCE, || publisher
+            .status
+            .detail()
+            .is_some_and(|d| d.contains("cannot publish")))
+        .await,
+        "{:?}",
+        publisher.status.detail()
+    );
     let detail = publisher.status.detail().unwrap();
     assert!(
         detail.contains("cannot publish ClusterTrustBundle firefly.venafi.com:istio-mtls:root")
@@ -338,7 +346,6 @@ async fn without_attest_the_status_says_what_to_grant_and_a_grant_recovers() {
             && detail.contains("resourceNames [firefly.venafi.com/istio-mtls]"),
         "{detail}"
     );
-    println!("{detail}");
     assert!(bundle(&sim, signers[0]).is_none());
 
     create(

@@ -124,6 +124,72 @@ pub async fn run(
     }
 }
 
+/// A publisher started by [`start`]: stops when dropped.
+#[derive(Debug)]
+pub struct Publisher {
+    task: tokio::task::JoinHandle<()>,
+    anchors: watch::Sender<Vec<Vec<u8>>>,
+    status: BundleStatus,
+}
+
+impl Publisher {
+    /// Replaces the trust-anchor set (every bundle is rewritten if it changes).
+    pub fn set_anchors(&self, anchors: Vec<Vec<u8>>) {
+        self.anchors.send_replace(anchors);
+    }
+
+    /// The problems now (`None`: every bundle published, or this replica is a standby).
+    pub fn detail(&self) -> Option<String> {
+        self.status.detail()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts publishing `anchors` for `signers` (those with `clusterTrustBundle`) while `leading`,
+/// telling `report` one readiness line on every change: the problems, or what is published.
+/// `None` when no signer wants a bundle.
+pub fn start(
+    client: kube::Client,
+    signers: Vec<String>,
+    anchors: Vec<Vec<u8>>,
+    report: impl Fn(String) + Send + Sync + 'static,
+    leading: watch::Receiver<bool>,
+) -> Option<Publisher> {
+    if signers.is_empty() {
+        return None;
+    }
+    let names = signers
+        .iter()
+        .map(|s| super::bundle_name(s))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let status = BundleStatus::with_observer(std::sync::Arc::new(move |detail| {
+        report(
+            detail
+                .unwrap_or_else(|| format!("ClusterTrustBundles {names} published by the leader")),
+        )
+    }));
+    status.clear();
+    let (tx, rx) = watch::channel(anchors);
+    let task = spawn_while_leading(
+        client,
+        PublisherSettings::new(signers),
+        rx,
+        status.clone(),
+        leading,
+    );
+    Some(Publisher {
+        task,
+        anchors: tx,
+        status,
+    })
+}
+
 /// Runs the publisher while this replica leads (`leading` true), so that replicas never write
 /// the same bundles at once; stopped (and its status cleared) when leadership is lost, started
 /// again when it returns. Ends when the leadership channel closes.
@@ -238,6 +304,12 @@ async fn maintain(
     first_backoff: Duration,
 ) {
     let name = bundle_name(&signer);
+    status.set(
+        &signer,
+        Some(format!(
+            "ClusterTrustBundle {name} not compared yet (listing)"
+        )),
+    );
     let config = watcher::Config::default().fields(&format!("spec.signerName={signer}"));
     let mut events = watcher(api.clone(), config).boxed();
     // Objects of this signer by name, from the watch; only ours is acted on.
