@@ -447,3 +447,53 @@ fn ctb_resource() -> kube::api::ApiResource {
         plural: "clustertrustbundles".into(),
     }
 }
+
+/// `publish::start`: one readiness line, saying what is missing until the bundle is compared and
+/// written, then what is published; nothing is started without a bundle signer.
+#[tokio::test]
+async fn the_readiness_line_says_what_is_published() {
+    let sim = KubeSim::start(sim_options(Release::V1_37, false))
+        .await
+        .unwrap();
+    let (_, root) = other_ca("Root A");
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let (_leader, leading) = watch::channel(true);
+    assert!(
+        publish::start(
+            sim.client().await.unwrap(),
+            vec![],
+            vec![root.clone()],
+            |_| {},
+            leading.clone()
+        )
+        .is_none()
+    );
+    let publisher = publish::start(
+        sim.client().await.unwrap(),
+        vec![SIGNERS[0].to_string()],
+        vec![root],
+        move |line| sink.lock().unwrap().push(line),
+        leading,
+    )
+    .expect("a bundle signer");
+    wait_for_bundles(&sim, &SIGNERS[..1]).await;
+    let last = || lines.lock().unwrap().last().cloned().unwrap_or_default();
+    assert!(
+        eventually(PATIENCE, || last()
+            == "ClusterTrustBundles firefly.venafi.com:istio-mtls:root published by the leader")
+        .await,
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    assert!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("not compared yet")),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    assert_eq!(publisher.detail(), None);
+}

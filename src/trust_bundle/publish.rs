@@ -174,7 +174,10 @@ pub fn start(
                 .unwrap_or_else(|| format!("ClusterTrustBundles {names} published by the leader")),
         )
     }));
-    status.clear();
+    status.set(
+        API_TOPIC,
+        Some("ClusterTrustBundles not published yet (discovery)".into()),
+    );
     let (tx, rx) = watch::channel(anchors);
     let task = spawn_while_leading(
         client,
