@@ -1,19 +1,23 @@
 //! `cargo bench --bench e2e`: the controller end to end against kube-sim and the mock TLSPC —
 //! backlog drain time, approval→Ready latency at a steady rate, CertificateRequest API calls per
 //! issued request, and resident memory per retained request with the controller in its own
-//! process. Prints figures and ratios against the goals and writes docs/perf-backlog.svg and
-//! docs/perf-latency.svg. A missed goal is reported as missed, with the measured figure. Each phase
+//! process; the backlog and steady phases also through the Kubernetes CertificateSigningRequest
+//! door, with istiod as the requester (`csr-backlog`, `csr-steady`). Prints figures and ratios
+//! against the goals and writes docs/perf-backlog.svg and docs/perf-latency.svg (and
+//! docs/perf-csr-backlog.svg, docs/perf-csr-latency.svg). A missed goal is reported as missed, with the measured figure. Each phase
 //! runs in a fresh process of its own (see `run_phases_in_children`). The controller's CPU per
 //! issued request is set against the crypto floor measured in the same run: CSR signature verify
 //! (the run's RSA-2048/P-256 mix) + P-256 leaf sign + leaf verify, with aws-lc-rs directly.
 
-use support::e2e;
+use support::{e2e, istiod};
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use firefly::crd::CertificateRequest;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 
 /// Requests in the backlog run (DESIGN.md §6).
 const BACKLOG: usize = 10_000;
@@ -45,14 +49,24 @@ const PATIENCE: Duration = Duration::from_secs(300);
 /// How long the requests sent after the large backlog may take.
 const AFTER_BACKLOG_PATIENCE: Duration = Duration::from_secs(60);
 
-/// The phases, in the order they run.
-const PHASES: [&str; 5] = ["backlog", "steady", "low", "rss", "large"];
+/// The phases, in the order they run (`csr-`: the CertificateSigningRequest door; the others
+/// drive the CertificateRequest door).
+const PHASES: [&str; 7] = [
+    "backlog",
+    "steady",
+    "low",
+    "csr-backlog",
+    "csr-steady",
+    "rss",
+    "large",
+];
 /// Set on the child process that runs one phase.
 const PHASE_ENV: &str = "FIREFLY_E2E_PHASE";
 
 fn main() -> ExitCode {
-    // `cargo bench` passes `--bench`; a filter argument selects phases (backlog, steady, low, rss,
-    // large).
+    // `cargo bench` passes `--bench`; a filter argument selects the phases whose names start with
+    // it (backlog, steady, low, rss, large, csr-backlog, csr-steady; `csr` selects both of the
+    // CertificateSigningRequest door).
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -85,7 +99,8 @@ fn main() -> ExitCode {
 /// 10,000 stored objects for about 0.3 s on both cores while holding glibc's arena locks, which
 /// stalled the next phase's first requests by up to 300 ms.)
 fn run_phases_in_children(filter: &[String]) -> ExitCode {
-    let wants = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let wants =
+        |name: &str| filter.is_empty() || filter.iter().any(|f| name.starts_with(f.as_str()));
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
@@ -130,13 +145,19 @@ async fn run(phase: &str) -> anyhow::Result<()> {
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     std::fs::create_dir_all(&docs)?;
     if wants("backlog") {
-        backlog(&csrs[..BACKLOG], &docs).await?;
+        backlog::<IstioCsr>(&csrs[..BACKLOG], &docs).await?;
     }
     if wants("steady") {
-        steady(&csrs[..(RATE * STEADY_SECS) as usize], RATE, Some(&docs)).await?;
+        steady::<IstioCsr>(&csrs[..(RATE * STEADY_SECS) as usize], RATE, Some(&docs)).await?;
     }
     if wants("low") {
-        steady(&csrs[..(LOW_RATE * STEADY_SECS) as usize], LOW_RATE, None).await?;
+        steady::<IstioCsr>(&csrs[..(LOW_RATE * STEADY_SECS) as usize], LOW_RATE, None).await?;
+    }
+    if wants("csr-backlog") {
+        backlog::<IstiodCsr>(&csrs[..BACKLOG], &docs).await?;
+    }
+    if wants("csr-steady") {
+        steady::<IstiodCsr>(&csrs[..(RATE * STEADY_SECS) as usize], RATE, Some(&docs)).await?;
     }
     if wants("rss") {
         match rss(&csrs[..RETAINED]).await {
@@ -157,52 +178,232 @@ async fn run(phase: &str) -> anyhow::Result<()> {
 
 type Csr = e2e::WorkloadCsr;
 
-/// Creates and approves `csrs` with `in_flight` at once (the backlog is built while no
-/// controller runs).
-async fn create_approved<'a>(
-    api: &kube::Api<firefly::crd::CertificateRequest>,
+/// A front door the backlog and steady phases drive: who asks, how a request is made and
+/// approved, which issuer it addresses, and which API the controller answers on. The phases
+/// themselves (timing, API-call counts, latency, charts) are the same for every door.
+trait Door: Clone + Send + Sync + 'static {
+    /// The object the controller answers.
+    type Object: e2e::Trackable;
+    /// The request object, built before it is sent.
+    type Request: Send + 'static;
+    /// Prefix of the phase names (`""`, `"csr-"`).
+    const PREFIX: &'static str;
+    /// What the requests are, in the output.
+    const REQUESTS: &'static str;
+    /// What the end of a request is called (`Ready`, a certificate).
+    const DONE: &'static str;
+    /// The plural kube-sim counts this door's API calls under.
+    const RESOURCE: &'static str;
+    /// The charts' file names under docs/: (backlog, latency).
+    const CHARTS: (&'static str, &'static str);
+
+    /// kube-sim's options for this door.
+    fn sim_options() -> kube_sim::SimOptions;
+    /// The controller configuration's knobs.
+    fn knobs() -> e2e::ControllerKnobs;
+    /// Creates the issuer the requests address and waits until it is Ready.
+    async fn ready_issuer(stack: &e2e::Stack) -> anyhow::Result<()>;
+    /// The requester, with its own credentials.
+    async fn driver(stack: &e2e::Stack) -> anyhow::Result<Self>;
+    /// The API the requester watches for its answers.
+    fn answers(&self) -> kube::Api<Self::Object>;
+    /// The request for one workload CSR.
+    fn request(csr: &Csr) -> Self::Request;
+    /// Creates, then approves, one request: its generated name and the instant just before the
+    /// approval was sent.
+    fn create_and_approve(
+        self,
+        request: Self::Request,
+    ) -> impl Future<Output = anyhow::Result<(String, Instant)>> + Send + 'static;
+}
+
+/// cert-manager's CertificateRequest, as istio-csr creates it and cert-manager's approver
+/// approves it (status merge patch), for the Issuer `istio-system/firefly-istio`.
+#[derive(Clone)]
+struct IstioCsr(kube::Api<CertificateRequest>);
+
+impl Door for IstioCsr {
+    type Object = CertificateRequest;
+    type Request = CertificateRequest;
+    const PREFIX: &'static str = "";
+    const REQUESTS: &'static str = "istio-csr requests";
+    const DONE: &'static str = "Ready";
+    const RESOURCE: &'static str = "certificaterequests";
+    const CHARTS: (&'static str, &'static str) = ("perf-backlog.svg", "perf-latency.svg");
+
+    fn sim_options() -> kube_sim::SimOptions {
+        kube_sim::SimOptions::default()
+    }
+
+    fn knobs() -> e2e::ControllerKnobs {
+        e2e::ControllerKnobs::default()
+    }
+
+    async fn ready_issuer(stack: &e2e::Stack) -> anyhow::Result<()> {
+        stack.create_issuer().await?;
+        stack.wait_issuer_ready(PATIENCE).await
+    }
+
+    async fn driver(stack: &e2e::Stack) -> anyhow::Result<Self> {
+        Ok(IstioCsr(stack.requests()))
+    }
+
+    fn answers(&self) -> kube::Api<CertificateRequest> {
+        self.0.clone()
+    }
+
+    fn request((id, _, pem_text, _): &Csr) -> CertificateRequest {
+        e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME)
+    }
+
+    async fn create_and_approve(
+        self,
+        request: CertificateRequest,
+    ) -> anyhow::Result<(String, Instant)> {
+        e2e::create_and_approve(&self.0, &request).await
+    }
+}
+
+/// The Kubernetes CertificateSigningRequest, as istiod acting as registration authority creates
+/// it with its own ServiceAccount token (`generateName: csr-workload-`, the agent's CSR, istiod's
+/// usages, `expirationSeconds: 86400`) and approves it through `/approval`, for the ClusterIssuer
+/// `istio-ca` (signer `clusterissuers.firefly.venafi.com/istio-ca`). The approval is sent on the
+/// copy the create returned (one PUT, no read), so every GET kube-sim counts is the controller's.
+#[derive(Clone)]
+struct IstiodCsr(kube::Api<CertificateSigningRequest>);
+
+impl Door for IstiodCsr {
+    type Object = CertificateSigningRequest;
+    type Request = CertificateSigningRequest;
+    const PREFIX: &'static str = "csr-";
+    const REQUESTS: &'static str = "istiod CertificateSigningRequests";
+    const DONE: &'static str = "with a certificate";
+    const RESOURCE: &'static str = "certificatesigningrequests";
+    const CHARTS: (&'static str, &'static str) = ("perf-csr-backlog.svg", "perf-csr-latency.svg");
+
+    fn sim_options() -> kube_sim::SimOptions {
+        // Authentication on: the API server records istiod's identity in spec.username.
+        let mut options = kube_sim::SimOptions::default();
+        options.authenticate = true;
+        options
+    }
+
+    fn knobs() -> e2e::ControllerKnobs {
+        e2e::ControllerKnobs {
+            certificate_signing_requests: true,
+            ..e2e::ControllerKnobs::default()
+        }
+    }
+
+    async fn ready_issuer(stack: &e2e::Stack) -> anyhow::Result<()> {
+        stack.ready_mesh_cluster_issuer(PATIENCE).await
+    }
+
+    async fn driver(stack: &e2e::Stack) -> anyhow::Result<Self> {
+        Ok(IstiodCsr(istiod::istiod_client(&stack.sim).await?))
+    }
+
+    fn answers(&self) -> kube::Api<CertificateSigningRequest> {
+        self.0.clone()
+    }
+
+    fn request((_, _, pem_text, _): &Csr) -> CertificateSigningRequest {
+        istiod::csr(
+            istiod::CLUSTER_SIGNER,
+            pem_text,
+            &istiod::WORKLOAD_USAGES,
+            Some(86400),
+        )
+    }
+
+    async fn create_and_approve(
+        self,
+        request: CertificateSigningRequest,
+    ) -> anyhow::Result<(String, Instant)> {
+        istiod::create_and_approve(&self.0, &request).await
+    }
+}
+
+/// Creates and approves `csrs` through `door` with `in_flight` at once (a backlog is built while
+/// no controller runs).
+async fn create_approved<'a, D: Door>(
+    door: &D,
     csrs: impl IntoIterator<Item = &'a Csr>,
     in_flight: usize,
 ) -> anyhow::Result<Vec<(String, Instant)>> {
     use futures::{StreamExt as _, TryStreamExt as _};
-    futures::stream::iter(csrs.into_iter().map(|(id, _, pem_text, _)| {
-        let cr = e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME);
-        async move { e2e::create_and_approve(api, &cr).await }
-    }))
+    futures::stream::iter(
+        csrs.into_iter()
+            .map(|csr| door.clone().create_and_approve(D::request(csr))),
+    )
     .buffer_unordered(in_flight)
     .try_collect()
     .await
 }
 
-/// Backlog: N approved requests exist before the controller starts; time until all are Ready.
-async fn backlog(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
+/// kube-sim's counts of the API calls on one resource (subresources included).
+#[derive(Clone, Copy)]
+struct Calls {
+    writes: u64,
+    status_patches: u64,
+    gets: u64,
+    lists: u64,
+    watches: u64,
+    access_reviews: u64,
+}
+
+impl Calls {
+    fn now(sim: &kube_sim::KubeSim, resource: &str) -> Calls {
+        Calls {
+            writes: sim.write_count(resource),
+            status_patches: sim.request_count("patch", &format!("{resource}/status")),
+            gets: sim.request_count("get", resource),
+            lists: sim.request_count("list", resource),
+            watches: sim.request_count("watch", resource),
+            access_reviews: sim.request_count("create", "subjectaccessreviews"),
+        }
+    }
+
+    /// The calls made since `before`.
+    fn since(sim: &kube_sim::KubeSim, resource: &str, before: Calls) -> Calls {
+        let now = Calls::now(sim, resource);
+        Calls {
+            writes: now.writes - before.writes,
+            status_patches: now.status_patches - before.status_patches,
+            gets: now.gets - before.gets,
+            lists: now.lists - before.lists,
+            watches: now.watches - before.watches,
+            access_reviews: now.access_reviews - before.access_reviews,
+        }
+    }
+}
+
+/// Backlog: N approved requests exist before the controller starts; time until all are answered.
+async fn backlog<D: Door>(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
     let n = csrs.len();
-    println!("\n[backlog] {n} approved istio-csr requests waiting, then the controller starts");
-    let stack = e2e::Stack::start().await?;
-    let config = stack.write_config("bench", &e2e::ControllerKnobs::default())?;
-    // A first controller makes the Issuer Ready, then stops gracefully: the backlog then meets a
+    println!(
+        "\n[{}backlog] {n} approved {} waiting, then the controller starts",
+        D::PREFIX,
+        D::REQUESTS
+    );
+    let stack = e2e::Stack::start_with(D::sim_options()).await?;
+    let config = stack.write_config("bench", &D::knobs())?;
+    // A first controller makes the issuer Ready, then stops gracefully: the backlog then meets a
     // Ready issuer, as after a controller restart in a live cluster.
     let (boot, ctl) = stack.start_controller(&config, "warmup").await?;
-    stack.create_issuer().await?;
-    stack.wait_issuer_ready(PATIENCE).await?;
+    D::ready_issuer(&stack).await?;
     ctl.shutdown().await;
     drop(boot);
 
-    let api = stack.requests();
+    let door = D::driver(&stack).await?;
     let t = Instant::now();
-    create_approved(&api, csrs, 64).await?;
+    create_approved(&door, csrs, 64).await?;
     println!(
         "  backlog built in {:.1} s (creates + approvals)",
         t.elapsed().as_secs_f64()
     );
-    let tracker = e2e::ReadyTracker::start(api.clone()).await?;
-    let writes_before = stack.sim.write_count("certificaterequests");
-    let status_patches_before = stack
-        .sim
-        .request_count("patch", "certificaterequests/status");
-    let gets_before = stack.sim.request_count("get", "certificaterequests");
-    let lists_before = stack.sim.request_count("list", "certificaterequests");
-    let watches_before = stack.sim.request_count("watch", "certificaterequests");
+    let tracker = e2e::ReadyTracker::start(door.answers()).await?;
+    let before = Calls::now(&stack.sim, D::RESOURCE);
 
     let start = Instant::now();
     let (boot, ctl) = stack.start_controller(&config, "bench").await?;
@@ -211,84 +412,87 @@ async fn backlog(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
         .wait_terminal(n, PATIENCE, |_, _| {})
         .await
         .context("waiting for the backlog")?;
-    let all_ready = start.elapsed();
+    let all_done = start.elapsed();
     let (issued, failed) = tracker.counts();
     if failed > 0 {
         bail!("{failed} of {n} backlog requests failed");
     }
-    let writes = stack.sim.write_count("certificaterequests") - writes_before;
-    let status_patches = stack
-        .sim
-        .request_count("patch", "certificaterequests/status")
-        - status_patches_before;
-    let gets = stack.sim.request_count("get", "certificaterequests") - gets_before;
-    let lists = stack.sim.request_count("list", "certificaterequests") - lists_before;
-    let watches = stack.sim.request_count("watch", "certificaterequests") - watches_before;
+    let calls = Calls::since(&stack.sim, D::RESOURCE, before);
     let twice = tracker
         .all()
         .iter()
         .filter(|(_, t)| t.certificates_seen > 1)
         .count();
 
-    let mut ready_at: Vec<f64> = tracker
+    let mut done_at: Vec<f64> = tracker
         .all()
         .iter()
         .filter_map(|(_, t)| t.issued_at)
         .map(|i| i.saturating_duration_since(start).as_secs_f64())
         .collect();
-    ready_at.sort_by(f64::total_cmp);
-    let first_ready = ready_at.first().copied().unwrap_or_default();
-    let drain = all_ready.as_secs_f64() - first_ready;
+    done_at.sort_by(f64::total_cmp);
+    let first_done = done_at.first().copied().unwrap_or_default();
+    let drain = all_done.as_secs_f64() - first_done;
     println!(
         "  controller start (bootstrap: TLSPC login + sub-CA) → admin up: {:.3} s",
         started.as_secs_f64()
     );
     println!(
-        "  all {issued} Ready {:.2} s after the controller started (goal ≤ {} s: {}); first Ready at {:.2} s, \
-         drain {:.2} s = {:.0} requests/s",
-        all_ready.as_secs_f64(),
+        "  all {issued} {} {:.2} s after the controller started (goal ≤ {} s: {}); first at {:.2} s, \
+         drain {:.2} s = {:.0} requests/s; load average {}",
+        D::DONE,
+        all_done.as_secs_f64(),
         BACKLOG_GOAL.as_secs(),
-        verdict(all_ready <= BACKLOG_GOAL),
-        first_ready,
+        verdict(all_done <= BACKLOG_GOAL),
+        first_done,
         drain,
-        n as f64 / drain.max(1e-9)
+        n as f64 / drain.max(1e-9),
+        load_average()
     );
     println!(
-        "  CertificateRequest API calls during the drain: {writes} writes ({status_patches} status patches) = {:.3} per issued request (goal 1: {}); \
-         {gets} GETs = {:.3} per request (goal 0: {}); {lists} lists, {watches} watches",
-        writes as f64 / n as f64,
-        verdict(writes as usize == n),
-        gets as f64 / n as f64,
-        verdict(gets == 0),
+        "  {} API calls during the drain: {} writes ({} status patches) = {:.3} per issued request (goal 1: {}); \
+         {} GETs = {:.3} per request (goal 0: {}); {} lists, {} watches; {} SubjectAccessReviews (counted apart)",
+        D::RESOURCE,
+        calls.writes,
+        calls.status_patches,
+        calls.writes as f64 / n as f64,
+        verdict(calls.writes as usize == n),
+        calls.gets,
+        calls.gets as f64 / n as f64,
+        verdict(calls.gets == 0),
+        calls.lists,
+        calls.watches,
+        calls.access_reviews,
     );
     println!("  requests carrying more than one certificate over their life: {twice}");
 
-    // Chart: requests Ready over time.
-    let step = (ready_at.len() / 400).max(1);
+    // Chart: requests answered over time.
+    let step = (done_at.len() / 400).max(1);
     let mut points: Vec<(f64, f64)> = vec![(0.0, 0.0)];
     points.extend(
-        ready_at
+        done_at
             .iter()
             .enumerate()
-            .filter(|(i, _)| i % step == 0 || *i + 1 == ready_at.len())
+            .filter(|(i, _)| i % step == 0 || *i + 1 == done_at.len())
             .map(|(i, t)| (*t, (i + 1) as f64)),
     );
     let svg = e2e::svg_chart(
         &e2e::ChartText {
-            title: format!("Backlog of {n} approved istio-csr requests → Ready"),
+            title: format!("Backlog of {n} approved {} → {}", D::REQUESTS, D::DONE),
             subtitle: format!(
-                "all Ready {:.2} s after controller start (goal ≤ {} s); {:.3} CR writes and {:.3} GETs per request",
-                all_ready.as_secs_f64(),
+                "all {} {:.2} s after controller start (goal ≤ {} s); {:.3} writes and {:.3} GETs per request",
+                D::DONE,
+                all_done.as_secs_f64(),
                 BACKLOG_GOAL.as_secs(),
-                writes as f64 / n as f64,
-                gets as f64 / n as f64
+                calls.writes as f64 / n as f64,
+                calls.gets as f64 / n as f64
             ),
             x_label: "seconds since the controller started".into(),
-            y_label: "requests Ready".into(),
+            y_label: format!("requests {}", D::DONE),
         },
         e2e::ChartKind::Lines,
         &[e2e::Series {
-            label: "Ready (seen by an independent watch)".into(),
+            label: format!("{} (seen by an independent watch)", D::DONE),
             colour: "steelblue",
             points,
         }],
@@ -297,7 +501,7 @@ async fn backlog(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
             &format!("goal {} s", BACKLOG_GOAL.as_secs()),
         )),
     );
-    let path = docs.join("perf-backlog.svg");
+    let path = docs.join(D::CHARTS.0);
     std::fs::write(&path, svg)?;
     println!("  wrote {}", path.display());
     ctl.shutdown().await;
@@ -305,31 +509,34 @@ async fn backlog(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Steady: requests created and approved at `RATE`/s while the controller runs; latency from
-/// just before each approval PATCH to the watch event showing Ready=True.
-async fn steady(csrs: &[Csr], rate: u64, docs: Option<&std::path::Path>) -> anyhow::Result<()> {
+/// Steady: requests created and approved at `rate`/s while the controller runs; latency from
+/// just before each approval to the watch event showing the answer.
+async fn steady<D: Door>(
+    csrs: &[Csr],
+    rate: u64,
+    docs: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let n = csrs.len();
-    println!("\n[steady] {n} requests at {rate}/s (create, then approve; open loop)");
-    let stack = e2e::Stack::start().await?;
-    let config = stack.write_config("bench", &e2e::ControllerKnobs::default())?;
+    println!(
+        "\n[{}steady] {n} {} at {rate}/s (create, then approve; open loop)",
+        D::PREFIX,
+        D::REQUESTS
+    );
+    let stack = e2e::Stack::start_with(D::sim_options()).await?;
+    let config = stack.write_config("bench", &D::knobs())?;
     let (boot, ctl) = stack.start_controller(&config, "bench").await?;
-    stack.create_issuer().await?;
-    stack.wait_issuer_ready(PATIENCE).await?;
-    let api = stack.requests();
-    let tracker = e2e::ReadyTracker::start(api.clone()).await?;
-    let writes_before = stack.sim.write_count("certificaterequests");
-    let gets_before = stack.sim.request_count("get", "certificaterequests");
+    D::ready_issuer(&stack).await?;
+    let door = D::driver(&stack).await?;
+    let tracker = e2e::ReadyTracker::start(door.answers()).await?;
+    let before = Calls::now(&stack.sim, D::RESOURCE);
 
     let cpu_before = e2e::cpu_seconds(std::process::id())?;
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(n);
-    for (i, (id, _, pem_text, _)) in csrs.iter().enumerate() {
+    for (i, csr) in csrs.iter().enumerate() {
         tokio::time::sleep_until(start + Duration::from_micros(i as u64 * 1_000_000 / rate)).await;
-        let api = api.clone();
-        let cr = e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME);
-        tasks.push(tokio::spawn(async move {
-            e2e::create_and_approve(&api, &cr).await
-        }));
+        let request = D::request(csr);
+        tasks.push(tokio::spawn(door.clone().create_and_approve(request)));
     }
     let offered = start.elapsed();
     let mut approvals = Vec::with_capacity(n);
@@ -349,8 +556,8 @@ async fn steady(csrs: &[Csr], rate: u64, docs: Option<&std::path::Path>) -> anyh
     let mut slow_by_second = vec![0usize; STEADY_SECS as usize + 1];
     for (name, approved_at) in &approvals {
         let t = tracker.get(name).context("request never seen")?;
-        let ready = t.issued_at.context("request not issued")?;
-        let latency = ready.saturating_duration_since(*approved_at);
+        let done = t.issued_at.context("request not issued")?;
+        let latency = done.saturating_duration_since(*approved_at);
         if latency > P99_GOAL {
             let second = approved_at
                 .saturating_duration_since(start.into_std())
@@ -359,8 +566,7 @@ async fn steady(csrs: &[Csr], rate: u64, docs: Option<&std::path::Path>) -> anyh
         }
         latencies.push(latency);
     }
-    let writes = stack.sim.write_count("certificaterequests") - writes_before;
-    let gets = stack.sim.request_count("get", "certificaterequests") - gets_before;
+    let calls = Calls::since(&stack.sim, D::RESOURCE, before);
     let s = e2e::summarize(&mut latencies);
     println!(
         "  offered {:.0} requests/s ({n} in {:.2} s)",
@@ -368,7 +574,8 @@ async fn steady(csrs: &[Csr], rate: u64, docs: Option<&std::path::Path>) -> anyh
         offered.as_secs_f64()
     );
     println!(
-        "  approval → Ready: p50 {}  p90 {}  p99 {} (goal ≤ {}: {})  max {}  mean {}",
+        "  approval → {}: p50 {}  p90 {}  p99 {} (goal ≤ {}: {})  max {}  mean {}",
+        D::DONE,
         e2e::ms(s.p50),
         e2e::ms(s.p90),
         e2e::ms(s.p99),
@@ -389,9 +596,14 @@ async fn steady(csrs: &[Csr], rate: u64, docs: Option<&std::path::Path>) -> anyh
         load_average()
     );
     println!(
-        "  CertificateRequest API calls: {writes} writes = {n} creates + {n} approvals + {} controller writes ({:.3} per issued request); {gets} GETs",
-        writes as i64 - 2 * n as i64,
-        (writes as f64 - 2.0 * n as f64) / n as f64
+        "  {} API calls: {} writes = {n} creates + {n} approvals + {} controller writes ({:.3} per issued request; {} status patches); {} GETs; {} SubjectAccessReviews",
+        D::RESOURCE,
+        calls.writes,
+        calls.writes as i64 - 2 * n as i64,
+        (calls.writes as f64 - 2.0 * n as f64) / n as f64,
+        calls.status_patches,
+        calls.gets,
+        calls.access_reviews,
     );
     let Some(docs) = docs else {
         ctl.shutdown().await;
@@ -400,7 +612,11 @@ async fn steady(csrs: &[Csr], rate: u64, docs: Option<&std::path::Path>) -> anyh
     };
     let svg = e2e::svg_chart(
         &e2e::ChartText {
-            title: format!("approval → Ready latency at {rate} requests/s ({n} requests)"),
+            title: format!(
+                "approval → {} latency at {rate} requests/s ({n} {})",
+                D::DONE,
+                D::REQUESTS
+            ),
             subtitle: format!(
                 "p50 {}  p90 {}  p99 {} (goal ≤ {})  max {}",
                 e2e::ms(s.p50),
@@ -420,7 +636,7 @@ async fn steady(csrs: &[Csr], rate: u64, docs: Option<&std::path::Path>) -> anyh
         }],
         Some((s.p99.as_secs_f64() * 1e3, "p99")),
     );
-    let path = docs.join("perf-latency.svg");
+    let path = docs.join(D::CHARTS.1);
     std::fs::write(&path, svg)?;
     println!("  wrote {}", path.display());
     ctl.shutdown().await;
@@ -442,9 +658,9 @@ async fn rss(csrs: &[Csr]) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = e2e::vm_rss_kib(pid)?;
     let cpu_before = e2e::cpu_seconds(pid)?;
-    let api = stack.requests();
-    let tracker = e2e::ReadyTracker::start(api.clone()).await?;
-    create_approved(&api, csrs, 64).await?;
+    let door = IstioCsr::driver(&stack).await?;
+    let tracker = e2e::ReadyTracker::start(door.answers()).await?;
+    create_approved(&door, csrs, 64).await?;
     tracker.wait_terminal(n, PATIENCE, |_, _| {}).await?;
     let (issued, failed) = tracker.counts();
     if failed > 0 {
@@ -464,6 +680,12 @@ async fn rss(csrs: &[Csr]) -> anyhow::Result<()> {
         cpu * 1e6 / n as f64
     );
     print_cpu_against_floor(cpu * 1e6 / n as f64, csrs);
+    println!(
+        "  kube-sim served {} lists and {} watches of CertificateRequests and closed {} watches that fell behind (each re-watched or re-listed)",
+        stack.sim.request_count("list", "certificaterequests"),
+        stack.sim.request_count("watch", "certificaterequests"),
+        stack.sim.watches_closed_behind()
+    );
     if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
         std::fs::copy(stack.dir.path().join("child.log"), &keep)?;
     }
@@ -508,9 +730,10 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
     idle.start_kill()?;
     let _ = idle.wait().await;
 
-    let api = stack.requests();
+    let door = IstioCsr::driver(&stack).await?;
+    let api = door.answers();
     let t = Instant::now();
-    create_approved(&api, csrs.iter().cycle().take(n), 64).await?;
+    create_approved(&door, csrs.iter().cycle().take(n), 64).await?;
     println!(
         "  backlog built in {:.1} s (creates + approvals; {} distinct CSRs reused)",
         t.elapsed().as_secs_f64(),
@@ -543,7 +766,7 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
     // The allocator gives freed pages back as its threads allocate again: a little more traffic
     // (1,000 requests, as a live cluster keeps sending) and a pause, then the figure.
     let more = 1_000.min(csrs.len());
-    create_approved(&api, &csrs[..more], 64).await?;
+    create_approved(&door, &csrs[..more], 64).await?;
     if let Err(e) = tracker
         .wait_terminal(n + more, AFTER_BACKLOG_PATIENCE, |_, _| {})
         .await
@@ -575,6 +798,12 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
         verdict(per <= LARGE_RSS_GOAL_BYTES)
     );
     print_cpu_against_floor(cpu * 1e6 / n as f64, csrs);
+    println!(
+        "  kube-sim served {} lists and {} watches of CertificateRequests and closed {} watches that fell behind (each re-watched or re-listed)",
+        stack.sim.request_count("list", "certificaterequests"),
+        stack.sim.request_count("watch", "certificaterequests"),
+        stack.sim.watches_closed_behind()
+    );
     if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
         std::fs::copy(stack.dir.path().join("child.log"), &keep)?;
     }

@@ -22,6 +22,7 @@ pub mod issuer;
 pub mod kube_csr;
 pub mod leader;
 pub mod metrics;
+pub mod pod_certs;
 pub mod policy;
 pub mod policy_check;
 pub mod rbac;

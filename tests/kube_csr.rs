@@ -1,7 +1,7 @@
 //! The Kubernetes CertificateSigningRequest front door end to end (issue 16): kube-sim with
 //! authentication and RBAC, the mock TLSPC, the real controller, a test that plays istiod as a
-//! registration authority with its own ServiceAccount token, and openssl and Python
-//! `cryptography` as the judges of every chain.
+//! registration authority with its own ServiceAccount token, and openssl, Python `cryptography`,
+//! pkilint and py-spiffe as the judges of every chain.
 
 use std::time::Duration;
 
@@ -113,6 +113,10 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
         assert!(v.ok, "{kind}: openssl: {}", v.output);
         let v = verifiers::python_verify(&chain, &root, WORKLOAD);
         assert!(v.ok, "{kind}: Python cryptography: {}", v.output);
+        let v = verifiers::pkilint_verify(&chain, &root);
+        assert!(v.ok, "{kind}: pkilint: {}", v.output);
+        let v = verifiers::spiffe_verify(&chain, &key.serialize_pem(), WORKLOAD);
+        assert!(v.ok, "{kind}: py-spiffe: {}", v.output);
         // 86400 s asked, the policy's 1 h given.
         assert!(
             leaf_lifetime(&chain) <= Duration::from_secs(3600 + 300),
@@ -130,6 +134,8 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
     latencies.push(latency);
     let v = openssl_verify(&chain, &root, "sslserver");
     assert!(v.ok, "serving: openssl: {}", v.output);
+    let v = verifiers::pkilint_verify(&chain, &root);
+    assert!(v.ok, "serving: pkilint: {}", v.output);
 
     // expirationSeconds at the API minimum (600) is honoured.
     let key = p256();
@@ -557,4 +563,163 @@ async fn two_replicas_answer_each_csr_once_and_a_csr_deleted_mid_flight_is_let_g
         0,
         "a 404 is not an error"
     );
+}
+
+/// kube-sim and the controller with the CSR door, a ClusterIssuer Ready, then a TLSPC outage that
+/// outlasts `policyMaxStaleness`: the issuer turns `Ready=False`.
+async fn env_with_issuer_not_ready(max_retry: &'static str) -> Env {
+    let env = Env::start_with(Options {
+        policy_refresh_interval: "200ms",
+        policy_max_staleness: "1s",
+        ..options(max_retry)
+    })
+    .await;
+    mesh_issuer(&env).await;
+    env.mock
+        .set_faults(firefly::tlspc_mock::Faults {
+            route_errors: vec![firefly::tlspc_mock::RouteError {
+                route: firefly::tlspc_mock::Route::Configurations,
+                status: 503,
+                count: None,
+                probability: None,
+                body: firefly::tlspc_mock::ErrorBody::Real,
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+    kube_sim::wait_for(PATIENCE, || async {
+        env.sim
+            .object(GROUP, "clusterissuers", "", "istio-ca")
+            .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("False"))
+    })
+    .await
+    .expect("the ClusterIssuer reported not Ready once the policies are stale");
+    env
+}
+
+/// The Warning events with `reason` published on CSR `name` (cluster-scoped: they live in
+/// `default`), read through the API.
+async fn warnings(env: &Env, name: &str, reason: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(env.client.clone());
+    events
+        .list(&Default::default())
+        .await
+        .expect("events list")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                && e.reason.as_deref() == Some(reason)
+                && e.type_.as_deref() == Some("Warning")
+        })
+        .collect()
+}
+
+/// Signatures made for the CSR door.
+fn csrs_signed(env: &Env) -> u64 {
+    env.controller
+        .as_ref()
+        .unwrap()
+        .metrics()
+        .signer_sign
+        .with_label_values(&["true", "CertificateSigningRequest"])
+        .get()
+}
+
+fn status_patches(env: &Env) -> u64 {
+    env.sim
+        .request_count("patch", "certificatesigningrequests/status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csr_for_an_issuer_not_ready_waits_with_a_warning_and_no_write_then_is_signed() {
+    let env = env_with_issuer_not_ready("5m").await;
+    let api = istiod(&env).await;
+    let key = p256();
+    let request = csr(
+        CLUSTER_SIGNER,
+        &agent_csr(&key, WORKLOAD),
+        &WORKLOAD_USAGES,
+        Some(86400),
+    );
+    let name = create(&api, request, &[]).await;
+    approve(&api, &name, "Approved").await;
+
+    // Waiting: a Warning event naming the issuer and why, and nothing written on the CSR.
+    kube_sim::wait_for(PATIENCE, || async {
+        !warnings(&env, &name, "IssuerNotReady").await.is_empty()
+    })
+    .await
+    .expect("an IssuerNotReady Warning event on the CSR");
+    let note = warnings(&env, &name, "IssuerNotReady").await[0]
+        .note
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        note.contains("istio-ca") && note.contains("not ready"),
+        "{note}"
+    );
+    // Past the first retry (1 s): still waiting, still unwritten.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let obj = stored(&env, &name);
+    assert!(failed(&obj).is_none(), "{obj:#}");
+    assert!(obj["status"].get("certificate").is_none(), "{obj:#}");
+    assert_eq!(
+        status_patches(&env),
+        0,
+        "no write while the issuer is not Ready"
+    );
+    assert_eq!(
+        csrs_signed(&env),
+        0,
+        "nothing signed while the issuer is not Ready"
+    );
+
+    // The outage ends, the issuer is Ready again, and the waiting CSR is signed: one write.
+    env.mock.set_faults(Default::default()).unwrap();
+    kube_sim::wait_for(PATIENCE, || async {
+        stored(&env, &name)["status"].get("certificate").is_some()
+    })
+    .await
+    .expect("signed once the issuer is Ready");
+    let chain = decoded_certificate(&stored(&env, &name));
+    let v = openssl_verify(&chain, &env.root_pem(), "sslclient");
+    assert!(v.ok, "openssl: {}", v.output);
+    assert!(failed(&stored(&env, &name)).is_none());
+    assert_eq!(status_patches(&env), 1, "one status write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csr_for_an_issuer_still_not_ready_after_max_retry_duration_fails_issuer_not_ready() {
+    let env = env_with_issuer_not_ready("2s").await;
+    let api = istiod(&env).await;
+    let key = p256();
+    let request = csr(
+        CLUSTER_SIGNER,
+        &agent_csr(&key, WORKLOAD),
+        &WORKLOAD_USAGES,
+        Some(86400),
+    );
+    let name = create(&api, request, &[]).await;
+    approve(&api, &name, "Approved").await;
+    kube_sim::wait_for(PATIENCE, || async {
+        failed(&stored(&env, &name)).is_some()
+    })
+    .await
+    .expect("Failed after controller.maxRetryDuration");
+    let (reason, message) = failed(&stored(&env, &name)).unwrap();
+    assert_eq!(reason, "IssuerNotReady", "{message}");
+    assert!(
+        message.contains("istio-ca") && message.contains("controller.maxRetryDuration 2s"),
+        "{message}"
+    );
+    assert!(stored(&env, &name)["status"].get("certificate").is_none());
+    // It waited with a Warning before it failed, and the failure is its one write.
+    assert!(!warnings(&env, &name, "IssuerNotReady").await.is_empty());
+    assert_eq!(
+        status_patches(&env),
+        1,
+        "one status write: the Failed condition"
+    );
+    assert_eq!(csrs_signed(&env), 0);
 }

@@ -14,6 +14,7 @@ use firefly::crd::{
     CertificateRequest, CertificateRequestCondition, CertificateRequestSpec,
     CertificateRequestStatus, IDENTITIES_ANNOTATION, IssuerRef, POLICY_NAME_ANNOTATION,
 };
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 pub use crate::SHIPPED_SEED;
@@ -1013,47 +1014,122 @@ logging:
     }
 }
 
+/// An object the e2e tracker follows to its end: a cert-manager CertificateRequest (Ready=True
+/// with a certificate, or Ready=False Failed/Denied) or a Kubernetes CertificateSigningRequest
+/// (`status.certificate`, or a `Failed`/`Denied` condition).
+pub trait Trackable:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// How it ended, read from its status.
+    fn outcome(&self) -> Outcome;
+    /// Its certificate as the API returns it, when it carries a non-empty one.
+    fn certificate_bytes(&self) -> Option<&[u8]>;
+}
+
+impl Trackable for CertificateRequest {
+    fn outcome(&self) -> Outcome {
+        outcome(self.status.as_ref())
+    }
+
+    fn certificate_bytes(&self) -> Option<&[u8]> {
+        self.status
+            .as_ref()
+            .and_then(|st| st.certificate.as_deref())
+            .filter(|c| !c.is_empty())
+            .map(str::as_bytes)
+    }
+}
+
+impl Trackable for CertificateSigningRequest {
+    /// Issued once `status.certificate` is set; Failed on a true `Failed` or `Denied` condition.
+    fn outcome(&self) -> Outcome {
+        if self.certificate_bytes().is_some() {
+            return Outcome::Issued;
+        }
+        let ended = self
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| (c.type_ == "Failed" || c.type_ == "Denied") && c.status == "True")
+            });
+        match ended {
+            Some(c) => Outcome::Failed {
+                reason: c.reason.clone().unwrap_or_else(|| c.type_.clone()),
+                message: c.message.clone().unwrap_or_default(),
+            },
+            None => Outcome::Open,
+        }
+    }
+
+    fn certificate_bytes(&self) -> Option<&[u8]> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.certificate.as_ref())
+            .map(|c| c.0.as_slice())
+            .filter(|c| !c.is_empty())
+    }
+}
+
 /// What the tracker knows about one request.
 #[derive(Clone, Debug, Default)]
 pub struct Tracked {
-    /// When the watch first showed `Ready=True`.
+    /// When the watch first showed it issued (`Ready=True`, or a CSR's certificate).
     pub issued_at: Option<std::time::Instant>,
-    /// Distinct non-empty `status.certificate` values seen (more than 1 = signed twice).
+    /// Distinct non-empty certificates seen (more than 1 = signed twice).
     pub certificates_seen: u32,
     /// Fingerprint of the last certificate seen.
     last_certificate: u64,
-    /// `Ready=False/Failed|Denied` reason and message, when seen.
+    /// The failure's reason and message, when seen.
     pub failed: Option<(String, String)>,
 }
 
-#[derive(Default)]
-struct TrackerState {
+struct TrackerState<K> {
     by_name: std::collections::HashMap<String, Tracked>,
     issued: usize,
     failed: usize,
-    sample: Option<CertificateRequest>,
+    sample: Option<K>,
 }
 
-/// Watches every CertificateRequest of istio-system (with its own watch, as istio-csr does) and
-/// records when each became Ready, how many distinct certificates it ever carried, and failures.
-pub struct ReadyTracker {
-    state: std::sync::Arc<std::sync::Mutex<TrackerState>>,
+impl<K> Default for TrackerState<K> {
+    fn default() -> Self {
+        TrackerState {
+            by_name: Default::default(),
+            issued: 0,
+            failed: 0,
+            sample: None,
+        }
+    }
+}
+
+/// Watches every object of `K` the API it is given reaches (with its own watch, as istio-csr
+/// and istiod do) and records when each was issued, how many distinct certificates it ever
+/// carried, and failures.
+pub struct ReadyTracker<K: Trackable = CertificateRequest> {
+    state: std::sync::Arc<std::sync::Mutex<TrackerState<K>>>,
     changed: std::sync::Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for ReadyTracker {
+impl<K: Trackable> Drop for ReadyTracker<K> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl ReadyTracker {
+impl<K: Trackable> ReadyTracker<K> {
     /// Starts watching; returns once the initial list is done.
     ///
     /// # Errors
     /// The watch failing before its first list.
-    pub async fn start(api: kube::Api<CertificateRequest>) -> anyhow::Result<ReadyTracker> {
+    pub async fn start(api: kube::Api<K>) -> anyhow::Result<ReadyTracker<K>> {
         use futures::StreamExt as _;
         use kube::runtime::{WatchStreamExt as _, watcher};
         let state = std::sync::Arc::new(std::sync::Mutex::new(TrackerState::default()));
@@ -1069,8 +1145,8 @@ impl ReadyTracker {
                 while let Some(ev) = stream.next().await {
                     let now = std::time::Instant::now();
                     match ev {
-                        Ok(watcher::Event::Apply(cr)) | Ok(watcher::Event::InitApply(cr)) => {
-                            record(&state, cr, now);
+                        Ok(watcher::Event::Apply(obj)) | Ok(watcher::Event::InitApply(obj)) => {
+                            record(&state, obj, now);
                             changed.notify_waiters();
                         }
                         Ok(watcher::Event::InitDone) => {
@@ -1085,7 +1161,7 @@ impl ReadyTracker {
         };
         ready_rx
             .await
-            .map_err(|_| anyhow::anyhow!("the CertificateRequest watch ended before listing"))?;
+            .map_err(|_| anyhow::anyhow!("the {} watch ended before listing", K::kind(&())))?;
         Ok(ReadyTracker {
             state,
             changed,
@@ -1114,7 +1190,7 @@ impl ReadyTracker {
     }
 
     /// The first request seen issued, whole.
-    pub fn sample(&self) -> Option<CertificateRequest> {
+    pub fn sample(&self) -> Option<K> {
         self.lock().sample.clone()
     }
 
@@ -1143,29 +1219,28 @@ impl ReadyTracker {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState<K>> {
         // A poisoned lock only means a panicking reader; the counts are still meaningful.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-fn record(state: &std::sync::Mutex<TrackerState>, cr: CertificateRequest, now: std::time::Instant) {
+fn record<K: Trackable>(
+    state: &std::sync::Mutex<TrackerState<K>>,
+    obj: K,
+    now: std::time::Instant,
+) {
     use std::hash::{Hash as _, Hasher as _};
-    let Some(name) = cr.metadata.name.clone() else {
+    let Some(name) = obj.meta().name.clone() else {
         return;
     };
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-    let out = outcome(cr.status.as_ref());
-    let certificate = cr
-        .status
-        .as_ref()
-        .and_then(|st| st.certificate.as_deref())
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            c.hash(&mut h);
-            h.finish()
-        });
+    let out = obj.outcome();
+    let certificate = obj.certificate_bytes().map(|c| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        c.hash(&mut h);
+        h.finish()
+    });
     let entry = s.by_name.entry(name).or_default();
     let mut newly_issued = false;
     let mut newly_failed = false;
@@ -1189,7 +1264,7 @@ fn record(state: &std::sync::Mutex<TrackerState>, cr: CertificateRequest, now: s
     if newly_issued {
         s.issued += 1;
         if s.sample.is_none() {
-            s.sample = Some(cr);
+            s.sample = Some(obj);
         }
     }
     if newly_failed {
@@ -1281,27 +1356,31 @@ impl Stack {
     }
 }
 
-/// Creates `cr` (which has `generateName`), trying again when the generated name collides with an
-/// existing one: Kubernetes 1.32 retries such collisions inside the API server (RetryGenerateName),
-/// kube-sim answers 409 AlreadyExists, which with 5 random characters happens within a few
-/// thousand requests.
+/// Creates `obj` (which has `generateName`), trying again when the generated name collides with
+/// an existing one: Kubernetes 1.32 retries such collisions inside the API server
+/// (RetryGenerateName), kube-sim answers 409 AlreadyExists, which with 5 random characters happens
+/// within a few thousand requests.
 ///
 /// # Errors
 /// Any other API error, or a collision on every attempt.
-pub async fn create_generated(
-    api: &kube::Api<CertificateRequest>,
-    cr: &CertificateRequest,
-) -> anyhow::Result<CertificateRequest> {
+pub async fn create_generated<K>(api: &kube::Api<K>, obj: &K) -> anyhow::Result<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
     let mut attempt = 0;
     loop {
-        match api.create(&kube::api::PostParams::default(), cr).await {
+        match api.create(&kube::api::PostParams::default(), obj).await {
             Ok(c) => return Ok(c),
             Err(kube::Error::Api(e))
                 if e.code == 409 && e.reason == "AlreadyExists" && attempt < 7 =>
             {
                 attempt += 1;
             }
-            Err(e) => return Err(e).context("creating a CertificateRequest"),
+            Err(e) => return Err(e).with_context(|| format!("creating a {}", K::kind(&()))),
         }
     }
 }

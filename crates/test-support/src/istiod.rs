@@ -111,7 +111,21 @@ pub async fn set_approval(
     name: &str,
     type_: &str,
 ) -> anyhow::Result<()> {
-    let mut obj = api.get(name).await.context("CSR read for approval")?;
+    let obj = api.get(name).await.context("CSR read for approval")?;
+    approve_held(api, obj, type_).await.map(drop)
+}
+
+/// [`set_approval`] on the copy the caller holds (the object its create returned), so the
+/// approval costs one PUT and no read; 409 when the CSR changed since that copy.
+///
+/// # Errors
+/// The object has no name, or the approval failed.
+pub async fn approve_held(
+    api: &Api<CertificateSigningRequest>,
+    mut obj: CertificateSigningRequest,
+    type_: &str,
+) -> anyhow::Result<CertificateSigningRequest> {
+    let name = obj.metadata.name.clone().context("a CSR without a name")?;
     let message = format!("CSR ({name}) for the certificate () is approved");
     obj.status
         .get_or_insert_with(Default::default)
@@ -124,10 +138,25 @@ pub async fn set_approval(
             message: Some(message),
             ..Default::default()
         });
-    api.replace_subresource("approval", name, &PostParams::default(), &obj)
+    api.replace_subresource("approval", &name, &PostParams::default(), &obj)
         .await
-        .with_context(|| format!("{type_} of {name} through /approval"))?;
-    Ok(())
+        .with_context(|| format!("{type_} of {name} through /approval"))
+}
+
+/// istiod's create then approval of one CSR, with no read: the approval is sent on the created
+/// copy. Returns the generated name and the instant just before the approval was sent.
+///
+/// # Errors
+/// Either API call failing.
+pub async fn create_and_approve(
+    api: &Api<CertificateSigningRequest>,
+    request: &CertificateSigningRequest,
+) -> anyhow::Result<(String, Instant)> {
+    let created = crate::e2e::create_generated(api, request).await?;
+    let name = created.metadata.name.clone().context("a generated name")?;
+    let at = Instant::now();
+    approve_held(api, created, "Approved").await?;
+    Ok((name, at))
 }
 
 /// What istiod got for one CSR.

@@ -6,7 +6,7 @@
 //! Layers, each built on the ones above it:
 //! - fixtures with no I/O: [`der`], [`csr`] (PKCS#10 field by field), [`corpus`] (the bad-input
 //!   corpus), [`csr_content`] (CSR content from fuzz bytes, signed with fixed keys), [`pki`] (a real CA hierarchy), [`policies`], and the istio-csr shapes in [`istio`];
-//! - independent judges: [`verifiers`] (openssl, Python `cryptography`), [`schema_judge`] (a write
+//! - independent judges: [`verifiers`] (openssl, Python `cryptography`, pkilint, py-spiffe), [`schema_judge`] (a write
 //!   body field by field against a published CRD schema);
 //! - the running pieces: [`tlspc_mock`] (the mock TLSPC, its HTTP API and a hand-moved clock) and
 //!   [`cluster`] (kube-sim with our CRDs);

@@ -1,4 +1,5 @@
-//! Independent judges: the openssl CLI and Python `cryptography` (`scripts/verify_chain.py` of this crate).
+//! Independent judges: the openssl CLI, Python `cryptography` (`scripts/verify_chain.py` of this
+//! crate), pkilint (`scripts/lint_chain.py`) and py-spiffe (`scripts/spiffe_svid.py`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -93,7 +94,7 @@ pub fn verify_in(
 }
 
 /// The Python with the independent verifiers (tests/requirements.txt: cryptography, PyJWT, the
-/// Helm SDK, kubernetes-validate): $FIREFLY_TEST_PYTHON, else <repo>/.venv/bin/python. A missing
+/// Helm SDK, kubernetes-validate, pkilint, py-spiffe): $FIREFLY_TEST_PYTHON, else <repo>/.venv/bin/python. A missing
 /// interpreter fails the test with the command that installs it; it never skips.
 pub fn python() -> PathBuf {
     let python = std::env::var_os("FIREFLY_TEST_PYTHON")
@@ -113,31 +114,88 @@ pub fn python_verify(chain_pem: &str, root_pem: &str, uri: &str) -> Verdict {
     let dir = tempfile::tempdir().expect("tempdir");
     let chain = write(dir.path(), "chain.pem", chain_pem);
     let root = write(dir.path(), "root.pem", root_pem);
-    let script = crate::script("verify_chain.py");
+    run_script(
+        "verify_chain.py",
+        "`cryptography`",
+        &[
+            "--chain".as_ref(),
+            chain.as_os_str(),
+            "--root".as_ref(),
+            root.as_os_str(),
+            "--uri".as_ref(),
+            uri.as_ref(),
+        ],
+    )
+}
+
+/// `scripts/lint_chain.py`: pkilint's RFC 5280 linters on the leaf and on every issuer → subject
+/// link up to `root_pem`, findings of severity WARNING and above (its `pkix.invalid_uri_syntax`
+/// on a `spiffe://` URI is a known false positive and is not counted).
+pub fn pkilint_verify(chain_pem: &str, root_pem: &str) -> Verdict {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = write(dir.path(), "chain.pem", chain_pem);
+    let root = write(dir.path(), "root.pem", root_pem);
+    run_script(
+        "lint_chain.py",
+        "pkilint",
+        &[
+            "--chain".as_ref(),
+            chain.as_os_str(),
+            "--root".as_ref(),
+            root.as_os_str(),
+        ],
+    )
+}
+
+/// `scripts/spiffe_svid.py`: py-spiffe's `X509Svid.parse` (the SPIFFE X509-SVID rules) on the
+/// chain (leaf first) and the workload's PKCS#8 key; the SPIFFE ID must be `uri` and the leaf
+/// must carry the key.
+pub fn spiffe_verify(chain_pem: &str, key_pem: &str, uri: &str) -> Verdict {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = write(dir.path(), "chain.pem", chain_pem);
+    let key = write(dir.path(), "key.pem", key_pem);
+    run_script(
+        "spiffe_svid.py",
+        "py-spiffe (`spiffe`)",
+        &[
+            "--chain".as_ref(),
+            chain.as_os_str(),
+            "--key".as_ref(),
+            key.as_os_str(),
+            "--uri".as_ref(),
+            uri.as_ref(),
+        ],
+    )
+}
+
+/// Runs one of this crate's judge scripts with [`python`]; exit 0 is a pass, 1 a verdict against,
+/// 2 (usage or input error) fails the test at once.
+fn run_script(script: &str, needs: &str, args: &[&std::ffi::OsStr]) -> Verdict {
     let python = python();
     let out = Command::new(&python)
-        .arg(script)
-        .arg("--chain")
-        .arg(chain)
-        .arg("--root")
-        .arg(root)
-        .arg("--uri")
-        .arg(uri)
+        .arg(crate::script(script))
+        .args(args)
         .output()
         .unwrap_or_else(|e| {
-            panic!("cannot run {} ({e}): set FIREFLY_TEST_PYTHON to a Python with `cryptography` or run scripts/test", python.display())
+            panic!("cannot run {} ({e}): set FIREFLY_TEST_PYTHON to a Python with {needs} or run scripts/test", python.display())
         });
     assert!(
         out.status.code() != Some(2),
-        "verify_chain.py usage/input error: {}",
+        "{script} usage/input error: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !output.contains("ModuleNotFoundError"),
+        "{script} needs {needs} in {}: run scripts/test (it installs tests/requirements.txt) or set FIREFLY_TEST_PYTHON: {output}",
+        python.display()
     );
     Verdict {
         ok: out.status.success(),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        output,
     }
 }

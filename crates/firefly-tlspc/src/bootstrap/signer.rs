@@ -295,6 +295,10 @@ impl firefly_core::Signer for Signer {
     fn record_issued(&self, issued: &Issued) {
         Signer::record_issued(self, issued.not_before, issued.not_after);
     }
+
+    fn policy(&self, name: &str) -> Option<Arc<CompiledPolicy>> {
+        Signer::policy(self, name).ok()
+    }
 }
 
 /// Reads through a poisoned lock: the data are plain values, valid even if a writer panicked.
