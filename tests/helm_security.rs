@@ -214,6 +214,55 @@ fn pod_certificates_add_their_rules_only_when_enabled() {
             "case {label} not checked:\n{out}"
         );
     }
+    // The same value sets, read as grants, are exactly the product's table with those features.
+    let signer = |name: &str, verify_pod: bool, bundle: bool| {
+        format!(
+            r#"{{"signerName": "{name}", "policyName": "p", "trustDomain": "cluster.local", "namespaces": ["*"], "verifyPod": {verify_pod}, "clusterTrustBundle": {bundle}}}"#
+        )
+    };
+    for (verify_pod, cluster_trust_bundles) in
+        [(false, true), (true, false), (true, true), (false, false)]
+    {
+        let signers = [
+            signer(
+                "firefly.venafi.com/istio-mtls",
+                false,
+                cluster_trust_bundles,
+            ),
+            signer("example.org/gateway.edge", verify_pod, false),
+        ];
+        let values = format!(
+            r#"{{"config": {{"podCertificates": {{"enabled": true, "signers": [{}]}}}}}}"#,
+            signers.join(", ")
+        );
+        let got = rendered_grants("seed", &[&values]);
+        let want: BTreeSet<Rendered> = firefly::rbac::grants_for(
+            "firefly.venafi.com",
+            firefly::rbac::Features {
+                leader_election: true,
+                pod_certificates: true,
+                verify_pod,
+                cluster_trust_bundles,
+                ..Default::default()
+            },
+        )
+        .into_iter()
+        .map(|g| {
+            let scope = match g.scope {
+                Scope::Cluster => "cluster",
+                Scope::OwnNamespace => "namespace",
+            };
+            (scope.to_owned(), g.group, g.resource, g.verb)
+        })
+        .collect();
+        assert_exact(
+            &format!(
+                "podCertificates verifyPod={verify_pod} clusterTrustBundle={cluster_trust_bundles}"
+            ),
+            &want,
+            &got,
+        );
+    }
     for refused in [
         "a kubernetes.io signer",
         "a signer without a path",

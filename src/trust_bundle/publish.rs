@@ -20,6 +20,20 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{BundleStatus, LABEL_KEY, LABEL_VALUE, Observed, bundle_name, needs_write};
+use crate::rbac::{CERTIFICATES, KubeCall, Needs};
+
+/// The API calls this module makes (see [`crate::rbac`]): one watch (list + watch) of
+/// ClusterTrustBundles per signer, the server-side apply that creates or updates its bundle
+/// (RBAC checks `create` when the apply creates it, `patch` always), and `attest` on the signer,
+/// which the API server checks on every write of a signer-linked bundle. No `get`: the watch
+/// answers reads. Discovery (`/apis/...`) needs no grant.
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(CERTIFICATES, "clustertrustbundles", "", "list").when(Needs::TrustBundles),
+    KubeCall::cluster(CERTIFICATES, "clustertrustbundles", "", "watch").when(Needs::TrustBundles),
+    KubeCall::cluster(CERTIFICATES, "clustertrustbundles", "", "create").when(Needs::TrustBundles),
+    KubeCall::cluster(CERTIFICATES, "clustertrustbundles", "", "patch").when(Needs::TrustBundles),
+    KubeCall::cluster(CERTIFICATES, "signers", "", "attest").when(Needs::TrustBundles),
+];
 
 /// Field manager of our writes.
 pub const FIELD_MANAGER: &str = "firefly";
@@ -191,6 +205,32 @@ pub fn start(
         anchors: tx,
         status,
     })
+}
+
+/// The `/readyz` component of the publisher's line.
+pub const READINESS_COMPONENT: &str = "clusterTrustBundles";
+
+/// [`start`] for the signers of `controller.podCertificates` that set `clusterTrustBundle`,
+/// reporting on `/readyz` (component [`READINESS_COMPONENT`]).
+pub fn start_for(
+    config: &crate::config::PodCertificatesConfig,
+    client: kube::Client,
+    anchors: Vec<Vec<u8>>,
+    details: crate::admin::ReadinessDetails,
+    leading: watch::Receiver<bool>,
+) -> Option<Publisher> {
+    let signers = config
+        .trust_bundle_signers()
+        .into_iter()
+        .map(|s| s.signer_name.clone())
+        .collect();
+    start(
+        client,
+        signers,
+        anchors,
+        move |line| details.set(READINESS_COMPONENT, line),
+        leading,
+    )
 }
 
 /// Runs the publisher while this replica leads (`leading` true), so that replicas never write
