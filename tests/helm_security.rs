@@ -70,7 +70,12 @@ fn expected_grants(group: &str, leader_election: bool) -> BTreeSet<Rendered> {
 
 /// [`expected_grants`] with the CertificateSigningRequest front door on or off.
 fn expected_grants_with(group: &str, leader_election: bool, csr: bool) -> BTreeSet<Rendered> {
-    firefly::rbac::grants_with(group, leader_election, csr)
+    as_rendered(firefly::rbac::grants_with(group, leader_election, csr))
+}
+
+/// The product's grants in the chart checks' terms.
+fn as_rendered(grants: BTreeSet<firefly::rbac::Grant>) -> BTreeSet<Rendered> {
+    grants
         .into_iter()
         .map(|g| {
             let scope = match g.scope {
@@ -236,7 +241,7 @@ fn pod_certificates_add_their_rules_only_when_enabled() {
             signers.join(", ")
         );
         let got = rendered_grants("seed", &[&values]);
-        let want: BTreeSet<Rendered> = firefly::rbac::grants_for(
+        let want = as_rendered(firefly::rbac::grants_for(
             "firefly.venafi.com",
             firefly::rbac::Features {
                 leader_election: true,
@@ -245,16 +250,7 @@ fn pod_certificates_add_their_rules_only_when_enabled() {
                 cluster_trust_bundles,
                 ..Default::default()
             },
-        )
-        .into_iter()
-        .map(|g| {
-            let scope = match g.scope {
-                Scope::Cluster => "cluster",
-                Scope::OwnNamespace => "namespace",
-            };
-            (scope.to_owned(), g.group, g.resource, g.verb)
-        })
-        .collect();
+        ));
         assert_exact(
             &format!(
                 "podCertificates verifyPod={verify_pod} clusterTrustBundle={cluster_trust_bundles}"
