@@ -693,18 +693,18 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
     println!(
         "\n[large] {n} approved istio-csr requests waiting, then `firefly run` (own process) starts"
     );
-    // FIREFLY_E2E_HISTORY: kube-sim's watch history length (default 20,000 events).
-    let stack = match std::env::var("FIREFLY_E2E_HISTORY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        Some(history_limit) => {
-            let mut options = kube_sim::SimOptions::default();
-            options.history_limit = history_limit;
-            e2e::Stack::start_with(options).await?
-        }
-        None => e2e::Stack::start().await?,
-    };
+    // FIREFLY_E2E_HISTORY: kube-sim's watch history length (default 20,000 events);
+    // FIREFLY_E2E_WATCH_BUFFER: how far a watch may fall behind before kube-sim closes it
+    // (default 65,536 events). Small values reproduce a large backlog's re-list at small n.
+    let knob = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let mut options = kube_sim::SimOptions::default();
+    if let Some(history_limit) = knob("FIREFLY_E2E_HISTORY") {
+        options.history_limit = history_limit;
+    }
+    if let Some(watch_buffer) = knob("FIREFLY_E2E_WATCH_BUFFER") {
+        options.watch_buffer = watch_buffer;
+    }
+    let stack = e2e::Stack::start_with(options).await?;
     let mut knobs = e2e::ControllerKnobs::default();
     // FIREFLY_E2E_LOG: the controller's `logging.level` (a tracing filter) for a closer look.
     if let Ok(level) = std::env::var("FIREFLY_E2E_LOG") {

@@ -60,6 +60,8 @@ pub struct SimOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Events kept per resource for watch-from-resourceVersion (older → 410 Expired).
     pub history_limit: usize,
+    /// Events a watch may fall behind before the server closes it (per resource; default 65,536).
+    pub watch_buffer: usize,
     /// Interval of BOOKMARK events on watches that allow them.
     pub bookmark_interval: Duration,
     /// Emulate cert-manager's webhook: on create of a `cert-manager.io` CertificateRequest, set
@@ -83,6 +85,7 @@ impl Default for SimOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
             history_limit: 20_000,
+            watch_buffer: sim::store::DEFAULT_WATCH_BUFFER,
             bookmark_interval: Duration::from_secs(2),
             set_certificaterequest_username: true,
             record_writes: false,
@@ -198,7 +201,11 @@ impl KubeSim {
     /// # Errors
     /// Binding the address, generating TLS material or writing the kubeconfig failed.
     pub async fn start(opts: SimOptions) -> anyhow::Result<KubeSim> {
-        let store = Store::new(opts.history_limit, opts.set_certificaterequest_username);
+        let store = Store::with_watch_buffer(
+            opts.history_limit,
+            opts.set_certificaterequest_username,
+            opts.watch_buffer,
+        );
         let certs: Arc<dyn sim::store::Admission> = Arc::new(sim::certificates::Certificates {
             release: opts.kubernetes_release,
         });

@@ -189,9 +189,12 @@ pub struct Inner {
     pub compacted: u64,
 }
 
+/// Events a watch may fall behind the newest before it is closed (the fan-out buffer).
+pub const DEFAULT_WATCH_BUFFER: usize = 65536;
+
 impl Collection {
-    fn new() -> Arc<Self> {
-        let (tx, _) = broadcast::channel(65536);
+    fn new(watch_buffer: usize) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(watch_buffer);
         Arc::new(Collection {
             inner: RwLock::new(Inner::default()),
             tx,
@@ -516,6 +519,8 @@ pub struct Store {
     /// Served resources.
     pub registry: RwLock<Registry>,
     history_limit: usize,
+    /// Capacity of each resource's watch fan-out (see [`DEFAULT_WATCH_BUFFER`]).
+    watch_buffer: usize,
     /// Set `spec.username` of cert-manager CertificateRequests from the authenticated user on create.
     pub set_cr_username: bool,
     namespaces: Arc<Collection>,
@@ -624,6 +629,17 @@ fn same_except_rv(a: &Value, b: &Value) -> bool {
 impl Store {
     /// A store serving the built-ins, with the usual namespaces present.
     pub fn new(history_limit: usize, set_cr_username: bool) -> Arc<Store> {
+        Store::with_watch_buffer(history_limit, set_cr_username, DEFAULT_WATCH_BUFFER)
+    }
+
+    /// [`Store::new`] with a watch fan-out of `watch_buffer` events per resource: a watch that
+    /// falls further behind is closed (the client re-watches, or re-lists after a 410).
+    pub fn with_watch_buffer(
+        history_limit: usize,
+        set_cr_username: bool,
+        watch_buffer: usize,
+    ) -> Arc<Store> {
+        let watch_buffer = watch_buffer.max(16);
         let mut reg = Registry::default();
         for bi in BUILTINS {
             let coll = reg
@@ -632,7 +648,7 @@ impl Store {
                     let (g, p) = super::events::storage_key(bi.group, bi.plural);
                     (g.to_string(), p.to_string())
                 })
-                .or_insert_with(Collection::new)
+                .or_insert_with(|| Collection::new(watch_buffer))
                 .clone();
             let def = ResourceDef::builtin(bi, bi.version, coll, None);
             reg.add(Arc::new(def));
@@ -642,6 +658,7 @@ impl Store {
             rv: AtomicU64::new(1),
             registry: RwLock::new(reg),
             history_limit: history_limit.max(16),
+            watch_buffer,
             set_cr_username,
             namespaces,
             admission: std::sync::OnceLock::new(),
@@ -1890,7 +1907,7 @@ impl Store {
         let coll = reg
             .colls
             .entry((group.clone(), plural.clone()))
-            .or_insert_with(Collection::new)
+            .or_insert_with(|| Collection::new(self.watch_buffer))
             .clone();
         // Drop previously served versions of this resource, then add the current ones.
         for m in reg.gvs.values_mut() {
@@ -1986,7 +2003,7 @@ impl Store {
         let coll = reg
             .colls
             .entry((bi.group.to_string(), bi.plural.to_string()))
-            .or_insert_with(Collection::new)
+            .or_insert_with(|| Collection::new(self.watch_buffer))
             .clone();
         let def = ResourceDef::builtin(bi, storage_version, coll, convert);
         reg.add(Arc::new(def));
