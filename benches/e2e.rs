@@ -680,10 +680,14 @@ async fn rss(csrs: &[Csr]) -> anyhow::Result<()> {
         cpu * 1e6 / n as f64
     );
     print_cpu_against_floor(cpu * 1e6 / n as f64, csrs);
+    let patches = stack
+        .sim
+        .request_count("patch", "certificaterequests/status");
     println!(
-        "  kube-sim served {} lists and {} watches of CertificateRequests and closed {} watches that fell behind (each re-watched or re-listed)",
+        "  kube-sim served {} lists, {} watches and {patches} status patches of CertificateRequests ({:.3} per request: its approval and the controller's writes, goal 2.000) and closed {} watches that fell behind (each re-watched or re-listed)",
         stack.sim.request_count("list", "certificaterequests"),
         stack.sim.request_count("watch", "certificaterequests"),
+        patches as f64 / (n + more) as f64,
         stack.sim.watches_closed_behind()
     );
     if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
@@ -798,10 +802,14 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
         verdict(per <= LARGE_RSS_GOAL_BYTES)
     );
     print_cpu_against_floor(cpu * 1e6 / n as f64, csrs);
+    let patches = stack
+        .sim
+        .request_count("patch", "certificaterequests/status");
     println!(
-        "  kube-sim served {} lists and {} watches of CertificateRequests and closed {} watches that fell behind (each re-watched or re-listed)",
+        "  kube-sim served {} lists, {} watches and {patches} status patches of CertificateRequests ({:.3} per request: its approval and the controller's writes, goal 2.000) and closed {} watches that fell behind (each re-watched or re-listed)",
         stack.sim.request_count("list", "certificaterequests"),
         stack.sim.request_count("watch", "certificaterequests"),
+        patches as f64 / (n + more) as f64,
         stack.sim.watches_closed_behind()
     );
     if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
@@ -833,10 +841,11 @@ async fn explain_stall(
     }
     let sim = &stack.sim;
     Ok(format!(
-        "the server holds {} requests, {with_certificate} with a certificate; it served {} lists and {} watches of them and closed {} watches that fell behind; controller status {status:?}; its last log lines:\n{}",
+        "the server holds {} requests, {with_certificate} with a certificate; it served {} lists, {} watches and {} status patches of them and closed {} watches that fell behind; controller status {status:?}; its last log lines:\n{}",
         listed.items.len(),
         sim.request_count("list", "certificaterequests"),
         sim.request_count("watch", "certificaterequests"),
+        sim.request_count("patch", "certificaterequests/status"),
         sim.watches_closed_behind(),
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     ))

@@ -249,6 +249,14 @@ pub async fn run(
         )))
     });
 
+    // The request watch runs in its own task and hands triggers to the queue through an
+    // unbounded channel: kube-runtime's applier polls its queue only when a reconcile slot is
+    // free, so a watch feeding it directly is read no faster than requests are answered. Under a
+    // large backlog that watch fell tens of thousands of events behind, the server closed it,
+    // the re-watch got 410 and the re-list left the cache stale while every stale copy was
+    // signed again and refused (409). Read at network speed, the cache follows the controller's
+    // own writes and a trigger for an answered request finds nothing to do.
+    let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
     let forget = ctx.clone();
     let request_events = cached_requests(
         watcher(
@@ -260,6 +268,18 @@ pub async fn run(
         request_writer,
         move |cr| forget.retries.forget(cr.uid().as_deref().unwrap_or("")),
     );
+    let watch_task = OwnedTask(tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let triggers = trigger_self(request_events, ()).take_until(shutdown);
+            futures::pin_mut!(triggers);
+            while let Some(trigger) = triggers.next().await {
+                if trigger_tx.unbounded_send(trigger).is_err() {
+                    break;
+                }
+            }
+        }
+    }));
     let requests_for_mapper = requests.clone();
     let issuer_triggers = issuer_refs_rx
         .map(move |change| {
@@ -286,8 +306,7 @@ pub async fn run(
             future::pending::<()>().await;
         }
     };
-    let queue =
-        stream::select(trigger_self(request_events, ()), issuer_triggers).take_until(shutdown);
+    let queue = stream::select(trigger_rx, issuer_triggers).take_until(shutdown);
     let config = ApplierConfig::default().concurrency(settings.max_concurrent_reconciles);
     let drained = applier(
         |cr, ctx: Arc<Context>| {
@@ -318,6 +337,7 @@ pub async fn run(
     if let future::Either::Right(_) = future::select(drained, never_listed).await {
         tracing::debug!("stopped before the first list of CertificateRequests");
     }
+    let _ = watch_task.await;
     if let Some(csr_task) = csr_task {
         let _ = csr_task.await;
     }

@@ -29,6 +29,10 @@ pub(super) enum ReconcileFailed {
     /// decided again from the fresh copy.
     #[error("the request changed since it was decided (409 Conflict); deciding again")]
     Conflict,
+    /// The cached copy is one whose status write already got 409: it is not decided (nor signed
+    /// for) again. Not a failure: the watch brings the newer copy, which triggers a reconcile.
+    #[error("the cached copy already got 409; waiting for the newer one")]
+    StaleCopy,
     /// The reconcile task panicked (a bug; retried with backoff, then `InternalError`).
     #[error("reconcile task failed: {0}")]
     Panicked(String),
@@ -58,6 +62,10 @@ pub(super) fn error_policy(
     ctx: Arc<Context>,
 ) -> Action {
     let uid = cr.uid().unwrap_or_default();
+    if let ReconcileFailed::StaleCopy = err {
+        // Not counted: the newer copy's watch event normally comes first; this is the fallback.
+        return Action::requeue(decide::AFTER_CONFLICT);
+    }
     let panicked = matches!(err, ReconcileFailed::Panicked(_));
     let failures = ctx.retries.failed(&uid, panicked);
     let retry_after = match err {
@@ -76,6 +84,7 @@ pub(super) fn error_policy(
                 "deciding again after a conflict"
             );
         }
+        ReconcileFailed::StaleCopy => {}
         ReconcileFailed::Panicked(_) => tracing::error!(
             namespace,
             request_name = name,
@@ -121,7 +130,14 @@ async fn reconcile_in_span(
     let started = Instant::now();
     let now = ctx.clock.now();
     let namespace = cr.namespace();
-    let panics = ctx.retries.panics(&cr.uid().unwrap_or_default());
+    let uid = cr.uid().unwrap_or_default();
+    if ctx
+        .retries
+        .is_conflicted(&uid, cr.resource_version().as_deref())
+    {
+        return Err(ReconcileFailed::StaleCopy);
+    }
+    let panics = ctx.retries.panics(&uid);
     // The cached copy is decided as it is: the status write carries its resourceVersion, so a
     // copy the API server has moved past is refused (409) rather than answered twice.
     let decision = if panics >= decide::MAX_PANICS {
@@ -174,7 +190,11 @@ async fn reconcile_in_span(
                 }
                 // istio-csr deletes requests as soon as it has an answer; nothing left to do.
                 Applied::Gone => Action::await_change(),
-                Applied::Conflict => return Err(ReconcileFailed::Conflict),
+                Applied::Conflict => {
+                    ctx.retries
+                        .conflicted(&uid, cr.resource_version().as_deref());
+                    return Err(ReconcileFailed::Conflict);
+                }
             };
             ctx.metrics
                 .reconcile_duration

@@ -21,10 +21,19 @@ pub(super) struct Failures {
     pub(super) panics: u32,
 }
 
+/// What is remembered of one request that failed its last reconcile.
+#[derive(Debug, Default)]
+struct Entry {
+    failures: Failures,
+    /// The resourceVersion of the copy whose status write got 409: that copy is never decided
+    /// (nor signed for) again; the watch brings the newer one.
+    conflicted: Option<String>,
+}
+
 /// The failures of every request that failed its last reconcile, by request uid.
 #[derive(Default)]
 pub(super) struct RetryLog {
-    inner: Mutex<HashMap<String, Failures>>,
+    inner: Mutex<HashMap<String, Entry>>,
 }
 
 impl RetryLog {
@@ -32,7 +41,7 @@ impl RetryLog {
     /// including this one.
     pub(super) fn failed(&self, uid: &str, panicked: bool) -> Failures {
         let mut log = self.lock();
-        let entry = log.entry(uid.to_owned()).or_default();
+        let entry = &mut log.entry(uid.to_owned()).or_default().failures;
         entry.total = entry.total.saturating_add(1);
         if panicked {
             entry.panics = entry.panics.saturating_add(1);
@@ -42,7 +51,23 @@ impl RetryLog {
 
     /// Panics counted for `uid` so far.
     pub(super) fn panics(&self, uid: &str) -> u32 {
-        self.lock().get(uid).map_or(0, |f| f.panics)
+        self.lock().get(uid).map_or(0, |e| e.failures.panics)
+    }
+
+    /// Remembers that the status write for `uid`'s copy at `resource_version` got 409.
+    pub(super) fn conflicted(&self, uid: &str, resource_version: Option<&str>) {
+        self.lock().entry(uid.to_owned()).or_default().conflicted =
+            resource_version.map(str::to_owned);
+    }
+
+    /// Whether `uid`'s copy at `resource_version` already got 409 (deciding it again would only
+    /// sign a certificate the API server refuses).
+    pub(super) fn is_conflicted(&self, uid: &str, resource_version: Option<&str>) -> bool {
+        resource_version.is_some_and(|rv| {
+            self.lock()
+                .get(uid)
+                .is_some_and(|e| e.conflicted.as_deref() == Some(rv))
+        })
     }
 
     /// Forgets `uid`: its reconcile succeeded, or it left the cache.
@@ -50,7 +75,7 @@ impl RetryLog {
         self.lock().remove(uid);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // Every operation is one map call: a panic elsewhere cannot leave it half-done.
         self.inner
             .lock()
@@ -92,6 +117,23 @@ mod tests {
         log.forget("a");
         assert_eq!(log.panics("a"), 0);
         assert_eq!(log.failed("a", false).total, 1);
+    }
+
+    #[test]
+    fn a_conflicted_copy_is_known_by_its_resource_version_until_forgotten() {
+        let log = RetryLog::default();
+        assert!(!log.is_conflicted("a", Some("7")));
+        log.conflicted("a", Some("7"));
+        assert!(log.is_conflicted("a", Some("7")));
+        assert!(
+            !log.is_conflicted("a", Some("8")),
+            "a newer copy is decided"
+        );
+        assert!(!log.is_conflicted("b", Some("7")), "per request");
+        assert!(!log.is_conflicted("a", None));
+        assert_eq!(log.failed("a", false).total, 1, "counts are kept beside it");
+        log.forget("a");
+        assert!(!log.is_conflicted("a", Some("7")));
     }
 
     #[test]
