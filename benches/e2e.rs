@@ -680,19 +680,6 @@ async fn rss(csrs: &[Csr]) -> anyhow::Result<()> {
         cpu * 1e6 / n as f64
     );
     print_cpu_against_floor(cpu * 1e6 / n as f64, csrs);
-    let patches = stack
-        .sim
-        .request_count("patch", "certificaterequests/status");
-    println!(
-        "  kube-sim served {} lists, {} watches and {patches} status patches of CertificateRequests ({:.3} per request: its approval and the controller's writes, goal 2.000) and closed {} watches that fell behind (each re-watched or re-listed)",
-        stack.sim.request_count("list", "certificaterequests"),
-        stack.sim.request_count("watch", "certificaterequests"),
-        patches as f64 / (n + more) as f64,
-        stack.sim.watches_closed_behind()
-    );
-    if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
-        std::fs::copy(stack.dir.path().join("child.log"), &keep)?;
-    }
     child.start_kill()?;
     let _ = child.wait().await;
     Ok(())

@@ -40,6 +40,9 @@ pub enum Needs {
     PodCertificates,
     /// Only when a pod-certificate signer sets `verifyPod: true`.
     PodVerification,
+    /// Only when a pod-certificate signer sets `clusterTrustBundle: true` (and the door is
+    /// enabled).
+    TrustBundles,
 }
 
 /// One `(group, resource, subresource, verb)` the controller may call, with the scope and the
@@ -168,6 +171,10 @@ pub const MODULE_CALLS: &[(&str, &[KubeCall])] = &[
         crate::pod_certs::controller::KUBE_CALLS,
     ),
     ("pod_certs::pods", crate::pod_certs::pods::KUBE_CALLS),
+    (
+        "trust_bundle::publish",
+        crate::trust_bundle::publish::KUBE_CALLS,
+    ),
 ];
 
 /// One RBAC rule as the chart must render it: `resource` carries the subresource
@@ -239,6 +246,8 @@ pub struct Features {
     pub pod_certificates: bool,
     /// Some pod-certificate signer sets `verifyPod: true` (and the door is enabled).
     pub verify_pod: bool,
+    /// Some pod-certificate signer sets `clusterTrustBundle: true` (and the door is enabled).
+    pub cluster_trust_bundles: bool,
 }
 
 /// The grants the controller needs with `features` on.
@@ -251,6 +260,7 @@ pub fn grants_for(issuer_group: &str, features: Features) -> BTreeSet<Grant> {
             Needs::CertificateSigningRequests => features.certificate_signing_requests,
             Needs::PodCertificates => features.pod_certificates,
             Needs::PodVerification => features.pod_certificates && features.verify_pod,
+            Needs::TrustBundles => features.pod_certificates && features.cluster_trust_bundles,
         })
         .map(|c| c.grant(issuer_group))
         .collect()
@@ -267,7 +277,8 @@ mod tests {
             for call in *table {
                 assert!(
                     [
-                        "get", "list", "watch", "create", "update", "patch", "delete", "sign"
+                        "get", "list", "watch", "create", "update", "patch", "delete", "sign",
+                        "attest"
                     ]
                     .contains(&call.verb),
                     "{module}: unknown verb {call:?}"
@@ -295,6 +306,38 @@ mod tests {
             verb: "patch".into(),
         }));
         assert!(with.iter().all(|g| g.group != "firefly.venafi.com"));
+    }
+
+    #[test]
+    fn trust_bundle_grants_come_only_with_the_door_and_a_bundle_signer() {
+        let grant = |resource: &str, verb: &str| Grant {
+            scope: Scope::Cluster,
+            group: "certificates.k8s.io".into(),
+            resource: resource.into(),
+            verb: verb.into(),
+        };
+        let bundles = [
+            grant("clustertrustbundles", "list"),
+            grant("clustertrustbundles", "watch"),
+            grant("clustertrustbundles", "create"),
+            grant("clustertrustbundles", "patch"),
+            grant("signers", "attest"),
+        ];
+        let features = |pod_certificates, cluster_trust_bundles| Features {
+            pod_certificates,
+            cluster_trust_bundles,
+            ..Features::default()
+        };
+        let with = grants_for("g", features(true, true));
+        for g in &bundles {
+            assert!(with.contains(g), "{g}");
+            for without in [features(true, false), features(false, true)] {
+                assert!(
+                    !grants_for("g", without).contains(g),
+                    "{g} with {without:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -449,8 +449,24 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let authority: Arc<dyn Authority> = Arc::new(bootstrap.signer());
-    let handle =
-        Controller::start_with_admin(&config, client, authority, admin, metrics, None, None)?;
+    let details = admin.details();
+    let handle = Controller::start_with_admin(
+        &config,
+        client.clone(),
+        authority,
+        admin,
+        metrics,
+        None,
+        None,
+    )?;
+    // The roots pods trust, as ClusterTrustBundles, published while this replica leads.
+    let _trust_bundles = crate::trust_bundle::publish::start_for(
+        &config.controller.pod_certificates,
+        client,
+        bootstrap.trust_anchors_der(),
+        details,
+        handle.leadership(),
+    );
     wait_for_termination().await;
     tracing::info!("termination signal: finishing in-flight requests and releasing the lease");
     handle.shutdown().await;

@@ -126,16 +126,38 @@ pub fn needs_write(signer: &str, pem: &str, observed: Option<&Observed>) -> bool
     })
 }
 
+/// Told the new detail (`None`: nothing to report) each time it may have changed.
+pub type StatusObserver = Arc<dyn Fn(Option<String>) + Send + Sync>;
+
 /// What the publisher has to say in readiness detail, by topic (the API, or a signer's bundle);
 /// cheap to clone and read.
-#[derive(Clone, Debug, Default)]
-pub struct BundleStatus(Arc<RwLock<BTreeMap<String, String>>>);
+#[derive(Clone, Default)]
+pub struct BundleStatus {
+    problems: Arc<RwLock<BTreeMap<String, String>>>,
+    observer: Option<StatusObserver>,
+}
+
+impl std::fmt::Debug for BundleStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundleStatus")
+            .field("detail", &self.detail())
+            .finish_non_exhaustive()
+    }
+}
 
 impl BundleStatus {
+    /// A status that also tells `observer` (a readiness line) about every change.
+    pub fn with_observer(observer: StatusObserver) -> Self {
+        BundleStatus {
+            problems: Arc::default(),
+            observer: Some(observer),
+        }
+    }
+
     /// The problems now, joined; `None` when every bundle is published.
     pub fn detail(&self) -> Option<String> {
         let problems = self
-            .0
+            .problems
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         (!problems.is_empty()).then(|| problems.values().cloned().collect::<Vec<_>>().join("; "))
@@ -143,24 +165,34 @@ impl BundleStatus {
 
     /// Forgets every problem (the publisher stopped: a standby has nothing to say).
     pub(crate) fn clear(&self) {
-        self.0
+        self.problems
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+        self.notify();
     }
 
     pub(crate) fn set(&self, topic: &str, problem: Option<String>) {
-        let mut problems = self
-            .0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match problem {
-            Some(p) => {
-                problems.insert(topic.to_owned(), p);
+        {
+            let mut problems = self
+                .problems
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match problem {
+                Some(p) => {
+                    problems.insert(topic.to_owned(), p);
+                }
+                None => {
+                    problems.remove(topic);
+                }
             }
-            None => {
-                problems.remove(topic);
-            }
+        }
+        self.notify();
+    }
+
+    fn notify(&self) {
+        if let Some(observer) = &self.observer {
+            observer(self.detail());
         }
     }
 }
@@ -237,7 +269,9 @@ mod tests {
 
     #[test]
     fn the_status_joins_problems_and_clears_them() {
-        let status = BundleStatus::default();
+        let told = Arc::new(RwLock::new(Vec::new()));
+        let sink = told.clone();
+        let status = BundleStatus::with_observer(Arc::new(move |d| sink.write().unwrap().push(d)));
         assert_eq!(status.detail(), None);
         status.set("b", Some("two".into()));
         status.set("a", Some("one".into()));
@@ -245,5 +279,11 @@ mod tests {
         status.set("a", None);
         status.set("b", None);
         assert_eq!(status.detail(), None);
+        assert_eq!(
+            told.read().unwrap().last(),
+            Some(&None),
+            "the observer hears the last change"
+        );
+        assert_eq!(told.read().unwrap()[1].as_deref(), Some("one; two"));
     }
 }

@@ -228,3 +228,54 @@ fn the_csr_front_door_value_reaches_the_binary_with_istiod_allowed() {
         "off by default"
     );
 }
+
+#[test]
+fn pod_certificate_values_reach_the_binary_typed_and_set_the_rotation_floor() {
+    use firefly::bootstrap::{BootstrapConfig as _, subca::POD_CERTIFICATE_ROTATION_FLOOR};
+    let off = load("seed", &[]);
+    assert!(!off.controller.pod_certificates.enabled, "off by default");
+    assert!(
+        off.bootstrap_settings(&|_| Some("x".into()))
+            .unwrap()
+            .rotation_floor
+            .is_zero()
+    );
+    // The chart's default signer (DESIGN 9), and a second one with verifyPod and no bundle.
+    let on = load(
+        "seed",
+        &[r#"{"config": {"podCertificates": {"enabled": true}}}"#],
+    );
+    let pc = &on.controller.pod_certificates;
+    assert!(pc.enabled);
+    let [signer] = pc.signers.as_slice() else {
+        panic!("one default signer: {:?}", pc.signers)
+    };
+    assert_eq!(signer.signer_name, "firefly.venafi.com/istio-mtls");
+    assert_eq!(signer.policy_name, "istio-mtls");
+    assert_eq!(signer.trust_domain, "cluster.local");
+    assert_eq!(signer.namespaces(), ["*"]);
+    assert!(!signer.verify_pod && signer.cluster_trust_bundle);
+    assert_eq!(
+        on.bootstrap_settings(&|_| Some("x".into()))
+            .unwrap()
+            .rotation_floor,
+        POD_CERTIFICATE_ROTATION_FLOOR
+    );
+    let two = load(
+        "seed",
+        &[
+            r#"{"config": {"podCertificates": {"enabled": true, "signers": [
+                {"signerName": "firefly.venafi.com/istio-mtls", "policyName": "istio-mtls", "trustDomain": "cluster.local", "namespaces": ["*"], "clusterTrustBundle": true},
+                {"signerName": "example.org/gateway.edge", "policyName": "gateways", "trustDomain": "edge.example.org", "namespaces": ["gateways"], "verifyPod": true}]}}}"#,
+        ],
+    );
+    let names: Vec<_> = two
+        .controller
+        .pod_certificates
+        .trust_bundle_signers()
+        .iter()
+        .map(|s| s.signer_name.clone())
+        .collect();
+    assert_eq!(names, ["firefly.venafi.com/istio-mtls"]);
+    assert!(two.controller.pod_certificates.signers[1].verify_pod);
+}

@@ -70,7 +70,12 @@ fn expected_grants(group: &str, leader_election: bool) -> BTreeSet<Rendered> {
 
 /// [`expected_grants`] with the CertificateSigningRequest front door on or off.
 fn expected_grants_with(group: &str, leader_election: bool, csr: bool) -> BTreeSet<Rendered> {
-    firefly::rbac::grants_with(group, leader_election, csr)
+    as_rendered(firefly::rbac::grants_with(group, leader_election, csr))
+}
+
+/// The product's grants in the chart checks' terms.
+fn as_rendered(grants: BTreeSet<firefly::rbac::Grant>) -> BTreeSet<Rendered> {
+    grants
         .into_iter()
         .map(|g| {
             let scope = match g.scope {
@@ -212,6 +217,46 @@ fn pod_certificates_add_their_rules_only_when_enabled() {
         assert!(
             out.contains(&format!("podCertificates {label}:")),
             "case {label} not checked:\n{out}"
+        );
+    }
+    // The same value sets, read as grants, are exactly the product's table with those features.
+    let signer = |name: &str, verify_pod: bool, bundle: bool| {
+        format!(
+            r#"{{"signerName": "{name}", "policyName": "p", "trustDomain": "cluster.local", "namespaces": ["*"], "verifyPod": {verify_pod}, "clusterTrustBundle": {bundle}}}"#
+        )
+    };
+    for (verify_pod, cluster_trust_bundles) in
+        [(false, true), (true, false), (true, true), (false, false)]
+    {
+        let signers = [
+            signer(
+                "firefly.venafi.com/istio-mtls",
+                false,
+                cluster_trust_bundles,
+            ),
+            signer("example.org/gateway.edge", verify_pod, false),
+        ];
+        let values = format!(
+            r#"{{"config": {{"podCertificates": {{"enabled": true, "signers": [{}]}}}}}}"#,
+            signers.join(", ")
+        );
+        let got = rendered_grants("seed", &[&values]);
+        let want = as_rendered(firefly::rbac::grants_for(
+            "firefly.venafi.com",
+            firefly::rbac::Features {
+                leader_election: true,
+                pod_certificates: true,
+                verify_pod,
+                cluster_trust_bundles,
+                ..Default::default()
+            },
+        ));
+        assert_exact(
+            &format!(
+                "podCertificates verifyPod={verify_pod} clusterTrustBundle={cluster_trust_bundles}"
+            ),
+            &want,
+            &got,
         );
     }
     for refused in [

@@ -330,7 +330,15 @@ async fn without_attest_the_status_says_what_to_grant_and_a_grant_recovers() {
     let (_, root) = other_ca("Root A");
     let signers = &SIGNERS[..1];
     let publisher = start_publisher(client, vec![root], signers);
-    assert!(eventually(PATIENCE, || publisher.status.detail().is_some()).await);
+    assert!(
+        eventually(PATIENCE, || publisher
+            .status
+            .detail()
+            .is_some_and(|d| d.contains("cannot publish")))
+        .await,
+        "{:?}",
+        publisher.status.detail()
+    );
     let detail = publisher.status.detail().unwrap();
     assert!(
         detail.contains("cannot publish ClusterTrustBundle firefly.venafi.com:istio-mtls:root")
@@ -338,7 +346,6 @@ async fn without_attest_the_status_says_what_to_grant_and_a_grant_recovers() {
             && detail.contains("resourceNames [firefly.venafi.com/istio-mtls]"),
         "{detail}"
     );
-    println!("{detail}");
     assert!(bundle(&sim, signers[0]).is_none());
 
     create(
@@ -438,5 +445,148 @@ fn ctb_resource() -> kube::api::ApiResource {
         api_version: format!("{GROUP}/v1"),
         kind: "ClusterTrustBundle".into(),
         plural: "clustertrustbundles".into(),
+    }
+}
+
+/// `publish::start`: one readiness line, saying what is missing until the bundle is compared and
+/// written, then what is published; nothing is started without a bundle signer.
+#[tokio::test]
+async fn the_readiness_line_says_what_is_published() {
+    let sim = KubeSim::start(sim_options(Release::V1_37, false))
+        .await
+        .unwrap();
+    let (_, root) = other_ca("Root A");
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let (_leader, leading) = watch::channel(true);
+    assert!(
+        publish::start(
+            sim.client().await.unwrap(),
+            vec![],
+            vec![root.clone()],
+            |_| {},
+            leading.clone()
+        )
+        .is_none()
+    );
+    let publisher = publish::start(
+        sim.client().await.unwrap(),
+        vec![SIGNERS[0].to_string()],
+        vec![root],
+        move |line| sink.lock().unwrap().push(line),
+        leading,
+    )
+    .expect("a bundle signer");
+    wait_for_bundles(&sim, &SIGNERS[..1]).await;
+    let last = || lines.lock().unwrap().last().cloned().unwrap_or_default();
+    assert!(
+        eventually(PATIENCE, || last()
+            == "ClusterTrustBundles firefly.venafi.com:istio-mtls:root published by the leader")
+        .await,
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    assert!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("not compared yet")),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    assert_eq!(publisher.detail(), None);
+}
+
+/// `firefly run` with pod certificates enabled (no trustAnchorFile: the pinned mock root) against
+/// kube-sim 1.37: the bundle holds the mock's root and `/readyz` says it is published; with the
+/// ClusterTrustBundle API off, `/readyz` stays 200 and names the gate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefly_run_publishes_the_pinned_root_and_readyz_reports_the_bundles() {
+    use std::io::BufRead as _;
+    let mock = support::tlspc_mock::serve(support::SHIPPED_SEED, None)
+        .await
+        .unwrap();
+    for served in [true, false] {
+        let mut options = sim_options(Release::V1_37, false);
+        options.cluster_trust_bundles = served;
+        let sim = support::cluster::start_sim_with(options, &["venafi"])
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("svc-acct.key");
+        std::fs::write(&key_file, mock.service_account_key_pem().unwrap()).unwrap();
+        let opts = support::controller::Options {
+            pod_certificates: Some(
+                "    enabled: true\n    signers:\n      - signerName: firefly.venafi.com/istio-mtls\n        policyName: istio-mtls\n        trustDomain: cluster.local\n        namespaces: [\"*\"]\n        clusterTrustBundle: true\n".into(),
+            ),
+            ..Default::default()
+        };
+        let config =
+            support::controller::config_yaml(mock.base_url(), mock.client_id(), &key_file, &opts)
+                .replacen(
+                    "controller:\n",
+                    &format!(
+                        "controller:\n  kubeconfigFile: {}\n",
+                        sim.kubeconfig_path().display()
+                    ),
+                    1,
+                );
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_firefly"))
+            .args(["run", "-c"])
+            .arg(&config_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("firefly run starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let readiness = loop {
+            let line = rx
+                .recv_timeout(PATIENCE)
+                .expect("firefly run logs its admin endpoints");
+            let Ok(json) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if json["fields"]["message"] == "admin endpoints listening" {
+                break json["fields"]["readiness"].as_str().unwrap().to_owned();
+            }
+        };
+        let want = if served {
+            "clusterTrustBundles: ClusterTrustBundles firefly.venafi.com:istio-mtls:root published by the leader"
+        } else {
+            "clusterTrustBundles: ClusterTrustBundle API (certificates.k8s.io) is not served: PodCertificateRequest is served"
+        };
+        let http = reqwest::Client::new();
+        let (mut code, mut text) = (0, String::new());
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !text.contains(want) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Ok(r) = http.get(format!("http://{readiness}/readyz")).send().await {
+                code = r.status().as_u16();
+                text = r.text().await.unwrap_or_default();
+            }
+        }
+        let found = text.contains(want);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found, "/readyz ({code}) lacks {want:?}:\n{text}");
+        assert_eq!(code, 200, "{text}");
+        if served {
+            let obj = bundle(&sim, SIGNERS[0]).expect("published");
+            assert_eq!(pem_ders(&obj), vec![der_of(mock.root_pem())]);
+        } else {
+            assert_eq!(sim.write_count("clustertrustbundles"), 0);
+        }
     }
 }

@@ -20,6 +20,20 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{BundleStatus, LABEL_KEY, LABEL_VALUE, Observed, bundle_name, needs_write};
+use crate::rbac::{CERTIFICATES, KubeCall, Needs};
+
+/// The API calls this module makes (see [`crate::rbac`]): one watch (list + watch) of
+/// ClusterTrustBundles per signer, the server-side apply that creates or updates its bundle
+/// (RBAC checks `create` when the apply creates it, `patch` always), and `attest` on the signer,
+/// which the API server checks on every write of a signer-linked bundle. No `get`: the watch
+/// answers reads. Discovery (`/apis/...`) needs no grant.
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(CERTIFICATES, "clustertrustbundles", "", "list").when(Needs::TrustBundles),
+    KubeCall::cluster(CERTIFICATES, "clustertrustbundles", "", "watch").when(Needs::TrustBundles),
+    KubeCall::cluster(CERTIFICATES, "clustertrustbundles", "", "create").when(Needs::TrustBundles),
+    KubeCall::cluster(CERTIFICATES, "clustertrustbundles", "", "patch").when(Needs::TrustBundles),
+    KubeCall::cluster(CERTIFICATES, "signers", "", "attest").when(Needs::TrustBundles),
+];
 
 /// Field manager of our writes.
 pub const FIELD_MANAGER: &str = "firefly";
@@ -122,6 +136,101 @@ pub async fn run(
         () = publish(client, settings, anchors, status.clone()) => {}
         () = shutdown => {}
     }
+}
+
+/// A publisher started by [`start`]: stops when dropped.
+#[derive(Debug)]
+pub struct Publisher {
+    task: tokio::task::JoinHandle<()>,
+    anchors: watch::Sender<Vec<Vec<u8>>>,
+    status: BundleStatus,
+}
+
+impl Publisher {
+    /// Replaces the trust-anchor set (every bundle is rewritten if it changes).
+    pub fn set_anchors(&self, anchors: Vec<Vec<u8>>) {
+        self.anchors.send_replace(anchors);
+    }
+
+    /// The problems now (`None`: every bundle published, or this replica is a standby).
+    pub fn detail(&self) -> Option<String> {
+        self.status.detail()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts publishing `anchors` for `signers` (those with `clusterTrustBundle`) while `leading`,
+/// telling `report` one readiness line on every change: the problems, or what is published.
+/// `None` when no signer wants a bundle.
+pub fn start(
+    client: kube::Client,
+    signers: Vec<String>,
+    anchors: Vec<Vec<u8>>,
+    report: impl Fn(String) + Send + Sync + 'static,
+    leading: watch::Receiver<bool>,
+) -> Option<Publisher> {
+    if signers.is_empty() {
+        return None;
+    }
+    let names = signers
+        .iter()
+        .map(|s| super::bundle_name(s))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let status = BundleStatus::with_observer(std::sync::Arc::new(move |detail| {
+        report(
+            detail
+                .unwrap_or_else(|| format!("ClusterTrustBundles {names} published by the leader")),
+        )
+    }));
+    status.set(
+        API_TOPIC,
+        Some("ClusterTrustBundles not published yet (discovery)".into()),
+    );
+    let (tx, rx) = watch::channel(anchors);
+    let task = spawn_while_leading(
+        client,
+        PublisherSettings::new(signers),
+        rx,
+        status.clone(),
+        leading,
+    );
+    Some(Publisher {
+        task,
+        anchors: tx,
+        status,
+    })
+}
+
+/// The `/readyz` component of the publisher's line.
+pub const READINESS_COMPONENT: &str = "clusterTrustBundles";
+
+/// [`start`] for the signers of `controller.podCertificates` that set `clusterTrustBundle`,
+/// reporting on `/readyz` (component [`READINESS_COMPONENT`]).
+pub fn start_for(
+    config: &crate::config::PodCertificatesConfig,
+    client: kube::Client,
+    anchors: Vec<Vec<u8>>,
+    details: crate::admin::ReadinessDetails,
+    leading: watch::Receiver<bool>,
+) -> Option<Publisher> {
+    let signers = config
+        .trust_bundle_signers()
+        .into_iter()
+        .map(|s| s.signer_name.clone())
+        .collect();
+    start(
+        client,
+        signers,
+        anchors,
+        move |line| details.set(READINESS_COMPONENT, line),
+        leading,
+    )
 }
 
 /// Runs the publisher while this replica leads (`leading` true), so that replicas never write
@@ -238,6 +347,12 @@ async fn maintain(
     first_backoff: Duration,
 ) {
     let name = bundle_name(&signer);
+    status.set(
+        &signer,
+        Some(format!(
+            "ClusterTrustBundle {name} not compared yet (listing)"
+        )),
+    );
     let config = watcher::Config::default().fields(&format!("spec.signerName={signer}"));
     let mut events = watcher(api.clone(), config).boxed();
     // Objects of this signer by name, from the watch; only ours is acted on.
