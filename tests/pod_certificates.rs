@@ -892,3 +892,114 @@ async fn a_signer_naming_a_policy_tlspc_does_not_offer_stops_the_start_naming_th
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_the_tables_rbac_the_door_is_refused_nothing_and_reads_no_single_object() {
+    // The environment's own controller serves CertificateRequests only; a second controller with
+    // the door on runs as a ServiceAccount holding exactly the product table's grants.
+    let env = Env::start_with(Options {
+        authenticate: true,
+        seed: Some(seed()),
+        ..Options::default()
+    })
+    .await;
+    let sim = &env.sim;
+    let grants = firefly::rbac::grants_for(
+        GROUP,
+        firefly::rbac::Features {
+            pod_certificates: true,
+            verify_pod: true,
+            ..Default::default()
+        },
+    );
+    let rules: Vec<Value> = grants
+        .iter()
+        .map(|g| json!({"apiGroups": [g.group], "resources": [g.resource], "verbs": [g.verb]}))
+        .collect();
+    sim.put_object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "firefly-table"}, "rules": rules})).unwrap();
+    sim.put_object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "firefly-table"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "firefly-table"}, "subjects": [{"kind": "ServiceAccount", "name": "firefly", "namespace": "venafi"}]})).unwrap();
+    let token = sim.service_account_token("venafi", "firefly").unwrap();
+    let client = sim.client_with_token(&token).await.unwrap();
+    let mut config = env.config.clone();
+    let yaml = format!(
+        "bootstrap:\n  vaas:\n    url: https://x.example\n    auth:\n      clientID: c\n      privateKeyFile: k\ncontroller:\n  podCertificates:\n{}",
+        signers()
+    );
+    config.controller.pod_certificates = firefly::config::Config::from_yaml_str(&yaml)
+        .unwrap()
+        .controller
+        .pod_certificates;
+    let _door = firefly::run::Controller::start_with(
+        &config,
+        client,
+        env.authority.clone(),
+        firefly::run::StartOptions {
+            identity: Some("door".to_owned()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("the door starts");
+    pod(sim, "sandbox", "web-0", "node-1", "web");
+    pod(sim, "other", "web-0", "node-1", "web");
+    let kubelet = sim.kubelet("node-1").await.unwrap();
+    for signer in [VERIFIED, PODS] {
+        let out = kubelet
+            .request(
+                "sandbox",
+                "web-0",
+                &source(signer, KeyType::EcdsaP256, None),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        issued(&out);
+    }
+    let out = kubelet
+        .request(
+            "other",
+            "web-0",
+            &source(PODS, KeyType::EcdsaP256, None),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let Outcome::Denied { request, .. } = &out else {
+        panic!("{out:?}")
+    };
+    warning_event(
+        &env,
+        "other",
+        request["metadata"]["name"].as_str().unwrap(),
+        "NamespaceNotAllowed",
+    )
+    .await;
+    let user = "system:serviceaccount:venafi:firefly";
+    assert!(
+        sim.refused_calls_by(user).is_empty(),
+        "{:?}",
+        sim.refused_calls_by(user)
+    );
+    let calls = sim.calls_by(user);
+    let made = |resource: &str, subresource: &str, verb: &str| {
+        calls
+            .iter()
+            .any(|c| c.resource == resource && c.subresource == subresource && c.verb == verb)
+    };
+    for (resource, subresource, verb) in [
+        ("podcertificaterequests", "", "list"),
+        ("podcertificaterequests", "", "watch"),
+        ("podcertificaterequests", "status", "patch"),
+        ("pods", "", "list"),
+        ("pods", "", "watch"),
+    ] {
+        assert!(
+            made(resource, subresource, verb),
+            "{resource}/{subresource} {verb}: {calls:?}"
+        );
+    }
+    assert!(
+        !made("podcertificaterequests", "", "get") && !made("pods", "", "get"),
+        "no GET per request: {calls:?}"
+    );
+}

@@ -21,8 +21,8 @@ use kube::{Resource, ResourceExt};
 use tokio::sync::Notify;
 
 use super::decide::{
-    self, Answer, BACKDATE, Decision, MAX_PANICS, MIN_LIFETIME, PcrSpec, PcrStatus, PodLookup,
-    RETRY_AFTER, SignerSettings, View,
+    self, BACKDATE, Decision, MIN_LIFETIME, PcrSpec, PcrStatus, PodLookup, RETRY_AFTER,
+    SignerSettings, View,
 };
 use super::pods::PodCache;
 use crate::admin::ReadinessDetails;
@@ -464,18 +464,10 @@ impl WatchCtx {
             Err(_) => {
                 let n = self.count_panic(&uid);
                 tracing::error!(panics = n, "deciding a PodCertificateRequest panicked");
-                if n < MAX_PANICS {
-                    return Ok(Action::requeue(Duration::from_secs(1)));
+                match decide::after_panic(n) {
+                    Some(failed) => (failed, None),
+                    None => return Ok(Action::requeue(Duration::from_secs(1))),
                 }
-                (
-                    Decision::Answer(Answer::Failed {
-                        reason: decide::reason::INTERNAL_ERROR,
-                        message: format!(
-                            "deciding this request failed {n} times with an internal error"
-                        ),
-                    }),
-                    None,
-                )
             }
         };
         match decision {

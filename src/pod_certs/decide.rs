@@ -490,6 +490,17 @@ pub fn decide(
     })
 }
 
+/// What a request whose decision panicked `panics` times in a row becomes: decided again
+/// (`None`) until [`MAX_PANICS`], then `Failed`/`InternalError` (nothing was signed).
+pub fn after_panic(panics: u32) -> Option<Decision> {
+    (panics >= MAX_PANICS).then(|| {
+        Decision::Answer(Answer::Failed {
+            reason: reason::INTERNAL_ERROR,
+            message: format!("deciding this request failed {panics} times with an internal error"),
+        })
+    })
+}
+
 /// The answer the core's outcome becomes.
 pub fn after_issue(outcome: &Outcome, age: Duration) -> Decision {
     match outcome {

@@ -425,3 +425,14 @@ fn refresh_falls_two_thirds_in_and_stays_ten_minutes_inside() {
     assert_eq!(at(1500), 900);
     assert_eq!(at(1200), 600);
 }
+
+#[test]
+fn repeated_panics_fail_the_request_with_internal_error() {
+    assert_eq!(after_panic(1), None);
+    assert_eq!(after_panic(MAX_PANICS - 1), None);
+    let Some(Decision::Answer(Answer::Failed { reason, message })) = after_panic(MAX_PANICS) else {
+        panic!()
+    };
+    assert_eq!(reason, "InternalError");
+    assert!(message.contains("3 times"), "{message}");
+}
