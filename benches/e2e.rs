@@ -680,6 +680,15 @@ async fn rss(csrs: &[Csr]) -> anyhow::Result<()> {
         cpu * 1e6 / n as f64
     );
     print_cpu_against_floor(cpu * 1e6 / n as f64, csrs);
+    println!(
+        "  kube-sim served {} lists and {} watches of CertificateRequests and closed {} watches that fell behind (each re-watched or re-listed)",
+        stack.sim.request_count("list", "certificaterequests"),
+        stack.sim.request_count("watch", "certificaterequests"),
+        stack.sim.watches_closed_behind()
+    );
+    if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
+        std::fs::copy(stack.dir.path().join("child.log"), &keep)?;
+    }
     child.start_kill()?;
     let _ = child.wait().await;
     Ok(())
@@ -735,11 +744,16 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
     let sim_cpu_before = e2e::cpu_seconds(me)?;
     let start = Instant::now();
     let (mut child, pid) = spawn_controller(&stack, &config, "child.log")?;
-    let waited = tracker.wait_terminal(n, PATIENCE, |_, _| {}).await;
+    // FIREFLY_E2E_PATIENCE: seconds to wait for the backlog (default the phase's patience).
+    let patience = std::env::var("FIREFLY_E2E_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(PATIENCE, Duration::from_secs);
+    let waited = tracker.wait_terminal(n, patience, |_, _| {}).await;
     let all_ready = start.elapsed();
     if let Err(e) = waited {
-        let status = child.try_wait()?;
-        bail!("waiting for the large backlog: {e:#}; controller status {status:?}");
+        let why = explain_stall(&stack, &api, &mut child).await?;
+        bail!("waiting for the large backlog: {e:#}; {why}");
     }
     let sim_cpu = e2e::cpu_seconds(me)? - sim_cpu_before;
     let cpu = e2e::cpu_seconds(pid)?;
@@ -757,24 +771,8 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
         .wait_terminal(n + more, AFTER_BACKLOG_PATIENCE, |_, _| {})
         .await
     {
-        // Tell a stuck controller from a stuck tracker: what does the server hold?
-        let listed = api.list(&Default::default()).await?;
-        let with_certificate = listed
-            .items
-            .iter()
-            .filter(|cr| cr.status.as_ref().is_some_and(|s| s.certificate.is_some()))
-            .count();
-        let status = child.try_wait()?;
-        let log = std::fs::read_to_string(stack.dir.path().join("child.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(30).collect();
-        if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
-            std::fs::write(&keep, &log)?;
-        }
-        bail!(
-            "waiting for the requests after the backlog: {e:#}; the server holds {} requests, {with_certificate} with a certificate; controller status {status:?}; its last log lines:\n{}",
-            listed.items.len(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
+        let why = explain_stall(&stack, &api, &mut child).await?;
+        bail!("waiting for the requests after the backlog: {e:#}; {why}");
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     let rss = e2e::vm_rss_kib(pid)?;
@@ -800,9 +798,48 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
         verdict(per <= LARGE_RSS_GOAL_BYTES)
     );
     print_cpu_against_floor(cpu * 1e6 / n as f64, csrs);
+    println!(
+        "  kube-sim served {} lists and {} watches of CertificateRequests and closed {} watches that fell behind (each re-watched or re-listed)",
+        stack.sim.request_count("list", "certificaterequests"),
+        stack.sim.request_count("watch", "certificaterequests"),
+        stack.sim.watches_closed_behind()
+    );
+    if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
+        std::fs::copy(stack.dir.path().join("child.log"), &keep)?;
+    }
     child.start_kill()?;
     let _ = child.wait().await;
     Ok(())
+}
+
+/// Tells a stuck controller from a stuck tracker: what the server holds, the controller's state
+/// and its last log lines (the whole log is copied to `FIREFLY_E2E_KEEP_LOG` when set).
+async fn explain_stall(
+    stack: &e2e::Stack,
+    api: &kube::Api<firefly::crd::CertificateRequest>,
+    child: &mut tokio::process::Child,
+) -> anyhow::Result<String> {
+    let listed = api.list(&Default::default()).await?;
+    let with_certificate = listed
+        .items
+        .iter()
+        .filter(|cr| cr.status.as_ref().is_some_and(|s| s.certificate.is_some()))
+        .count();
+    let status = child.try_wait()?;
+    let log = std::fs::read_to_string(stack.dir.path().join("child.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+    if let Ok(keep) = std::env::var("FIREFLY_E2E_KEEP_LOG") {
+        std::fs::write(&keep, &log)?;
+    }
+    let sim = &stack.sim;
+    Ok(format!(
+        "the server holds {} requests, {with_certificate} with a certificate; it served {} lists and {} watches of them and closed {} watches that fell behind; controller status {status:?}; its last log lines:\n{}",
+        listed.items.len(),
+        sim.request_count("list", "certificaterequests"),
+        sim.request_count("watch", "certificaterequests"),
+        sim.watches_closed_behind(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    ))
 }
 
 /// Starts `firefly run -c config` as a child process logging to `log` in the stack's directory.

@@ -47,6 +47,7 @@ pub struct AdminAddresses {
 pub struct AdminServer {
     addresses: AdminAddresses,
     authority: Arc<RwLock<Option<Arc<dyn Authority>>>>,
+    details: ReadinessDetails,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -54,6 +55,7 @@ pub struct AdminServer {
 #[derive(Clone)]
 struct AdminState {
     authority: Arc<RwLock<Option<Arc<dyn Authority>>>>,
+    details: ReadinessDetails,
     metrics: Metrics,
 }
 
@@ -83,8 +85,10 @@ impl AdminServer {
             }
         }
         let authority: Arc<RwLock<Option<Arc<dyn Authority>>>> = Arc::default();
+        let details = ReadinessDetails::default();
         let state = AdminState {
             authority: authority.clone(),
+            details: details.clone(),
             metrics,
         };
         let (stop, stop_rx) = watch::channel(false);
@@ -149,6 +153,7 @@ impl AdminServer {
         Ok(AdminServer {
             addresses: bound,
             authority,
+            details,
             stop,
             tasks,
         })
@@ -157,6 +162,11 @@ impl AdminServer {
     /// Where the endpoints listen.
     pub fn addresses(&self) -> AdminAddresses {
         self.addresses
+    }
+
+    /// The extra lines `/readyz` shows (front doors report what they serve, or why not).
+    pub fn details(&self) -> ReadinessDetails {
+        self.details.clone()
     }
 
     /// Connects `/readyz` and `/chain` to the signing authority once it exists.
@@ -180,6 +190,31 @@ impl AdminServer {
 impl Drop for AdminServer {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// Detail lines of `/readyz` by component (`podCertificates`): information for operators, not a
+/// readiness condition (the CertificateRequest path serves whatever they say).
+#[derive(Clone, Debug, Default)]
+pub struct ReadinessDetails(Arc<RwLock<std::collections::BTreeMap<&'static str, String>>>);
+
+impl ReadinessDetails {
+    /// Sets the line of `component`.
+    pub fn set(&self, component: &'static str, detail: String) {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(component, detail);
+    }
+
+    /// Every line, by component.
+    pub fn snapshot(&self) -> Vec<(&'static str, String)> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
     }
 }
 
@@ -223,15 +258,15 @@ async fn readyz(State(state): State<AdminState>) -> Response {
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            (
-                code,
-                format!(
-                    "{}: {}\n",
-                    if r.ready { "ready" } else { "not ready" },
-                    r.message
-                ),
-            )
-                .into_response()
+            let mut text = format!(
+                "{}: {}\n",
+                if r.ready { "ready" } else { "not ready" },
+                r.message
+            );
+            for (component, detail) in state.details.snapshot() {
+                text.push_str(&format!("{component}: {detail}\n"));
+            }
+            (code, text).into_response()
         }
     }
 }

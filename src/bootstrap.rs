@@ -22,6 +22,8 @@ impl BootstrapConfig for Config {
             sub_ca_request_deadline: vaas.sub_ca_request_deadline,
             instance_name: self.instance_name(env)?,
             lock_mode: self.signer.lock_mode,
+            // Set to subca::POD_CERTIFICATE_ROTATION_FLOOR when pod certificates are enabled.
+            rotation_floor: std::time::Duration::ZERO,
         })
     }
 }

@@ -6,6 +6,9 @@
 
 pub mod defaults;
 mod fields;
+pub mod pod_certificates;
+
+pub use pod_certificates::{PodCertificatesConfig, PodSignerConfig};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -220,6 +223,8 @@ pub struct ControllerConfig {
     pub max_concurrent_reconciles: usize,
     /// (ours) The Kubernetes CertificateSigningRequest front door.
     pub certificate_signing_requests: CertificateSigningRequestsConfig,
+    /// (ours) The PodCertificateRequest front door (DESIGN §9).
+    pub pod_certificates: PodCertificatesConfig,
 }
 
 /// `controller.certificateSigningRequests` (ours): the Kubernetes CSR signer, serving the signer
@@ -248,6 +253,7 @@ impl Default for ControllerConfig {
             success_events: defaults::SUCCESS_EVENTS,
             max_concurrent_reconciles: defaults::MAX_CONCURRENT_RECONCILES,
             certificate_signing_requests: CertificateSigningRequestsConfig::default(),
+            pod_certificates: PodCertificatesConfig::default(),
         }
     }
 }
@@ -601,6 +607,7 @@ impl Config {
                 ));
             }
         }
+        self.controller.pod_certificates.validate()?;
         if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
             return Err(invalid(
                 "logging.level",
@@ -613,7 +620,7 @@ impl Config {
 }
 
 /// A Kubernetes namespace name (an RFC 1123 label).
-fn is_namespace_name(name: &str) -> bool {
+pub(crate) fn is_namespace_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     (1..=63).contains(&bytes.len())
         && bytes

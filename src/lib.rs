@@ -22,10 +22,12 @@ pub mod issuer;
 pub mod kube_csr;
 pub mod leader;
 pub mod metrics;
+pub mod pod_certs;
 pub mod policy;
 pub mod policy_check;
 pub mod rbac;
 pub mod run;
+pub mod trust_bundle;
 
 pub use firefly_core::{ca, csr, duration, spiffe};
 pub use firefly_tlspc::crypto;

@@ -68,6 +68,9 @@ pub struct Metrics {
     /// `firefly_signed_not_delivered_total{type}`: certificates signed whose status write was
     /// refused with 409 (audited with their serial, not reported to TLSPC as issued).
     pub signed_not_delivered: IntCounterVec,
+    /// `firefly_issuance_retries_total{front_door,reason}`: answers deferred for temporary trouble
+    /// (no sub-CA, stale policy, pod not cached yet…); the request is looked at again.
+    pub issuance_retries: IntCounterVec,
 }
 
 /// Latency buckets from 100 µs to about 13 s: signatures take well under a millisecond, a
@@ -256,6 +259,18 @@ impl Metrics {
             "firefly_signed_not_delivered_total",
             "Certificates signed whose status write got 409 (never delivered), by request type.",
         )?;
+        let issuance_retries = IntCounterVec::new(
+            Opts::new(
+                "firefly_issuance_retries_total",
+                "Answers deferred for temporary trouble (retried later), by front door and reason.",
+            ),
+            &["front_door", "reason"],
+        )
+        .map_err(err("firefly_issuance_retries_total"))?;
+        reg(
+            "firefly_issuance_retries_total",
+            Box::new(issuance_retries.clone()),
+        )?;
 
         Ok(Metrics {
             registry,
@@ -275,6 +290,7 @@ impl Metrics {
             tlspc_insecure_http,
             write_conflicts,
             signed_not_delivered,
+            issuance_retries,
         })
     }
 

@@ -36,6 +36,10 @@ pub enum Needs {
     LeaderElection,
     /// Only with `controller.certificateSigningRequests.enabled`.
     CertificateSigningRequests,
+    /// Only with `controller.podCertificates.enabled`.
+    PodCertificates,
+    /// Only when a pod-certificate signer sets `verifyPod: true`.
+    PodVerification,
 }
 
 /// One `(group, resource, subresource, verb)` the controller may call, with the scope and the
@@ -159,6 +163,11 @@ pub const MODULE_CALLS: &[(&str, &[KubeCall])] = &[
         "kube_csr::controller::access",
         crate::kube_csr::controller::access::KUBE_CALLS,
     ),
+    (
+        "pod_certs::controller",
+        crate::pod_certs::controller::KUBE_CALLS,
+    ),
+    ("pod_certs::pods", crate::pod_certs::pods::KUBE_CALLS),
 ];
 
 /// One RBAC rule as the chart must render it: `resource` carries the subresource
@@ -209,12 +218,39 @@ pub fn grants_with(
     leader_election: bool,
     certificate_signing_requests: bool,
 ) -> BTreeSet<Grant> {
+    grants_for(
+        issuer_group,
+        Features {
+            leader_election,
+            certificate_signing_requests,
+            ..Features::default()
+        },
+    )
+}
+
+/// The optional parts of the controller that need grants of their own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `controller.leaderElection.enabled`.
+    pub leader_election: bool,
+    /// `controller.certificateSigningRequests.enabled`.
+    pub certificate_signing_requests: bool,
+    /// `controller.podCertificates.enabled`.
+    pub pod_certificates: bool,
+    /// Some pod-certificate signer sets `verifyPod: true` (and the door is enabled).
+    pub verify_pod: bool,
+}
+
+/// The grants the controller needs with `features` on.
+pub fn grants_for(issuer_group: &str, features: Features) -> BTreeSet<Grant> {
     calls()
         .iter()
         .filter(|c| match c.needs {
             Needs::Always => true,
-            Needs::LeaderElection => leader_election,
-            Needs::CertificateSigningRequests => certificate_signing_requests,
+            Needs::LeaderElection => features.leader_election,
+            Needs::CertificateSigningRequests => features.certificate_signing_requests,
+            Needs::PodCertificates => features.pod_certificates,
+            Needs::PodVerification => features.pod_certificates && features.verify_pod,
         })
         .map(|c| c.grant(issuer_group))
         .collect()
@@ -259,5 +295,52 @@ mod tests {
             verb: "patch".into(),
         }));
         assert!(with.iter().all(|g| g.group != "firefly.venafi.com"));
+    }
+
+    #[test]
+    fn pod_certificate_grants_come_only_with_the_door_and_pods_only_with_verify_pod() {
+        let grant = |group: &str, resource: &str, verb: &str| Grant {
+            scope: Scope::Cluster,
+            group: group.into(),
+            resource: resource.into(),
+            verb: verb.into(),
+        };
+        let door = [
+            grant("certificates.k8s.io", "podcertificaterequests", "list"),
+            grant("certificates.k8s.io", "podcertificaterequests", "watch"),
+            grant(
+                "certificates.k8s.io",
+                "podcertificaterequests/status",
+                "patch",
+            ),
+            grant("certificates.k8s.io", "signers", "sign"),
+        ];
+        let pods = [grant("", "pods", "list"), grant("", "pods", "watch")];
+        let off = grants_for("g", Features::default());
+        let on = grants_for(
+            "g",
+            Features {
+                pod_certificates: true,
+                ..Features::default()
+            },
+        );
+        let verify = grants_for(
+            "g",
+            Features {
+                pod_certificates: true,
+                verify_pod: true,
+                ..Features::default()
+            },
+        );
+        for g in &door {
+            assert!(
+                !off.contains(g) && on.contains(g) && verify.contains(g),
+                "{g}"
+            );
+        }
+        for g in &pods {
+            assert!(!on.contains(g) && verify.contains(g), "{g}");
+        }
+        assert_eq!(grants_with("g", false, false), off);
     }
 }

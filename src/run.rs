@@ -142,6 +142,10 @@ impl Controller {
             field_manager: "firefly".to_owned(),
             instance: identity.clone(),
             certificate_signing_requests: c.certificate_signing_requests.enabled,
+            pod_certificates: crate::pod_certs::controller::PodCertSettings::from_config(
+                &c.pod_certificates,
+                admin.details(),
+            ),
         };
         let le = &c.leader_election;
         let leader = if le.enabled {

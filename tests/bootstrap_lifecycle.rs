@@ -402,6 +402,7 @@ async fn rotation_with_compressed_lifetimes_loses_no_signature() {
     let opts = IssueOptions {
         minimum_duration: Duration::from_secs(1),
         backdate: Duration::from_secs(1),
+        max_window: None,
     };
     let mut signed = 0u32;
     let mut failures = Vec::new();

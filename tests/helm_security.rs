@@ -198,3 +198,28 @@ fn the_csr_front_door_adds_exactly_its_calls_when_enabled() {
     assert_exact("seed with the CSR door enabled", &want, &got);
     run_case("csr_istiod_approver", &[]);
 }
+
+/// `config.podCertificates`: no pod-certificate rule while off (the default, or `enabled: false`
+/// with signers); when on, exactly the door's rules for the configured signers — `sign` on each,
+/// `attest` and clustertrustbundles only for signers with `clusterTrustBundle`, pods list/watch
+/// only with `verifyPod` — and the signers rendered into the controller's config; the schema
+/// refuses a `kubernetes.io` signer, a signer without a path, a signer without `namespaces` and an
+/// unknown key.
+#[test]
+fn pod_certificates_add_their_rules_only_when_enabled() {
+    let out = run_case("pod_certificates_rbac_and_config", &[]);
+    for label in ["defaults", "verifyPod, no bundle", "both"] {
+        assert!(
+            out.contains(&format!("podCertificates {label}:")),
+            "case {label} not checked:\n{out}"
+        );
+    }
+    for refused in [
+        "a kubernetes.io signer",
+        "a signer without a path",
+        "no namespaces",
+        "a misspelt key",
+    ] {
+        assert!(out.contains(&format!("rejected ({refused})")), "{out}");
+    }
+}

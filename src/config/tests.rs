@@ -462,3 +462,79 @@ fn an_empty_requester_list_warns_that_every_request_is_refused() {
             .any(|w| w.contains("controller.allowedRequesters"))
     );
 }
+
+fn with_pod_signers(signers: &str) -> String {
+    format!("{MINIMAL}controller:\n  podCertificates:\n    enabled: true\n    signers:\n{signers}")
+}
+
+#[test]
+fn pod_certificate_signers_parse_and_list_trust_bundles() {
+    let c = Config::from_yaml_str(&with_pod_signers(
+        "      - signerName: firefly.venafi.com/istio-mtls\n        policyName: istio-mtls\n        trustDomain: cluster.local\n        namespaces: [\"*\"]\n        verifyPod: true\n        clusterTrustBundle: true\n      - signerName: firefly.venafi.com/other\n        policyName: p\n        trustDomain: example.org\n        namespaces: []\n",
+    ))
+    .unwrap();
+    let pc = &c.controller.pod_certificates;
+    assert!(pc.enabled);
+    assert!(pc.signers[0].verify_pod);
+    assert_eq!(pc.signers[1].namespaces(), &[] as &[String]);
+    let bundles: Vec<&str> = pc
+        .trust_bundle_signers()
+        .iter()
+        .map(|s| s.signer_name.as_str())
+        .collect();
+    assert_eq!(bundles, ["firefly.venafi.com/istio-mtls"]);
+    assert!(
+        !Config::from_yaml_str(MINIMAL)
+            .unwrap()
+            .controller
+            .pod_certificates
+            .enabled
+    );
+}
+
+#[test]
+fn bad_pod_certificate_signers_name_the_key() {
+    let one = |name: &str, extra: &str| {
+        format!(
+            "      - signerName: {name}\n        policyName: p\n        trustDomain: cluster.local\n{extra}"
+        )
+    };
+    let ns = "        namespaces: [\"*\"]\n";
+    for (signers, key, says) in [
+        (
+            one("kubernetes.io/x", ns),
+            "signers[0].signerName",
+            "reserved",
+        ),
+        (
+            one("firefly.venafi.com", ns),
+            "signers[0].signerName",
+            "exactly one '/'",
+        ),
+        (one("a.b/c", ""), "signers[0].namespaces", "is required"),
+        (
+            format!("{}{}", one("a.b/c", ns), one("a.b/c", ns)),
+            "signers[1].signerName",
+            "listed twice",
+        ),
+        (
+            one("a.b/c", "        namespaces: [Bad]\n"),
+            "signers[0].namespaces",
+            "namespace names",
+        ),
+    ] {
+        let err = Config::from_yaml_str(&with_pod_signers(&signers))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("controller.podCertificates.{key}")) && err.contains(says),
+            "{err}"
+        );
+    }
+    let err = Config::from_yaml_str(&format!(
+        "{MINIMAL}controller:\n  podCertificates:\n    enabled: true\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("controller.podCertificates.signers"), "{err}");
+}

@@ -91,6 +91,8 @@ pub struct ControllerSettings {
     /// Also serve Kubernetes CertificateSigningRequests addressed to our issuers
     /// (`controller.certificateSigningRequests.enabled`).
     pub certificate_signing_requests: bool,
+    /// The PodCertificateRequest front door, when `controller.podCertificates.enabled`.
+    pub pod_certificates: Option<crate::pod_certs::controller::PodCertSettings>,
 }
 
 /// State shared by every reconcile.
@@ -231,6 +233,22 @@ pub async fn run(
         )))
     });
 
+    // The PodCertificateRequest front door needs no issuer; it starts with the CSR door.
+    let pcr_task = settings.pod_certificates.clone().map(|pod_settings| {
+        OwnedTask(tokio::spawn(crate::pod_certs::controller::run(
+            crate::pod_certs::controller::PcrDoor {
+                client: client.clone(),
+                settings: pod_settings,
+                field_manager: settings.field_manager.clone(),
+                authority: ctx.authority.clone(),
+                metrics: ctx.metrics.clone(),
+                recorder: ctx.recorder.clone(),
+                clock: ctx.clock.clone(),
+            },
+            shutdown.clone(),
+        )))
+    });
+
     let forget = ctx.clone();
     let request_events = cached_requests(
         watcher(
@@ -302,6 +320,9 @@ pub async fn run(
     }
     if let Some(csr_task) = csr_task {
         let _ = csr_task.await;
+    }
+    if let Some(pcr_task) = pcr_task {
+        let _ = pcr_task.await;
     }
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
     Ok(())

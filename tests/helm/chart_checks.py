@@ -460,6 +460,90 @@ def csr_istiod_approver():
     print("istiod approver: approve on our signer names when enabled with a service account; nothing when off")
 
 
+POD_CERT_GROUP = "certificates.k8s.io"
+
+
+def pod_certificate_rules(rules):
+    """The rules of a controller ClusterRole that belong to the pod-certificate door: anything on
+    podcertificaterequests, signers with sign/attest, clustertrustbundles or pods."""
+    ours = {"podcertificaterequests", "podcertificaterequests/status", "clustertrustbundles", "pods"}
+    return [r for r in rules if ours & set(r.get("resources", [])) or ("signers" in r.get("resources", []) and set(r["verbs"]) & {"sign", "attest"} and not any("issuers." in n for n in r.get("resourceNames", [])))]
+
+
+@case
+def pod_certificates_rbac_and_config():
+    """config.podCertificates: nothing when off; when on, exactly the door's rules (sign on every
+    signer, attest and clustertrustbundles only for signers with clusterTrustBundle, pods only with
+    verifyPod), the signers rendered into controller.podCertificates, kubernetes-validate --strict
+    on the RBAC objects, and the schema refusing bad signers."""
+    seed = value_sets()["seed"]
+    defaults = merged_config(seed)["podCertificates"]
+    expect(defaults["enabled"] is False, f"off by default: {defaults}")
+    default_signer = {"signerName": "firefly.venafi.com/istio-mtls", "policyName": "istio-mtls", "trustDomain": "cluster.local",
+                      "namespaces": ["*"], "verifyPod": False, "clusterTrustBundle": True}
+    expect(defaults["signers"] == [default_signer], f"DESIGN 9 defaults: {defaults['signers']}")
+
+    def role_and_config(values):
+        docs = render(values, namespace="venafi")
+        role = one(docs, "ClusterRole", "firefly-controller")
+        config = yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])
+        return docs, pod_certificate_rules(role["rules"]), config["controller"]
+
+    for label, values in [("seed", seed), ("explicitly off", merge(seed, {"config": {"podCertificates": {"enabled": False, "signers": [dict(default_signer, verifyPod=True)]}}}))]:
+        _, rules, controller = role_and_config(values)
+        expect(rules == [], f"{label}: no pod-certificate rule while off: {rules}")
+        expect("podCertificates" not in controller, f"{label}: the key is rendered only when enabled")
+
+    pcr = [
+        {"apiGroups": [POD_CERT_GROUP], "resources": ["podcertificaterequests"], "verbs": ["list", "watch"]},
+        {"apiGroups": [POD_CERT_GROUP], "resources": ["podcertificaterequests/status"], "verbs": ["patch"]},
+    ]
+    ctb = [{"apiGroups": [POD_CERT_GROUP], "resources": ["clustertrustbundles"], "verbs": ["list", "watch", "create", "patch"]}]
+    pods = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
+
+    def signers_rule(verb, names):
+        return {"apiGroups": [POD_CERT_GROUP], "resources": ["signers"], "resourceNames": names, "verbs": [verb]}
+
+    gateway = {"signerName": "example.org/gateway.edge", "policyName": "gateways", "trustDomain": "edge.example.org",
+               "namespaces": ["gateways"], "verifyPod": True, "clusterTrustBundle": False}
+    cases = [
+        ("defaults", [default_signer],
+         pcr + [signers_rule("sign", [default_signer["signerName"]]), signers_rule("attest", [default_signer["signerName"]])] + ctb),
+        ("verifyPod, no bundle", [gateway], pcr + [signers_rule("sign", [gateway["signerName"]])] + pods),
+        ("both", [default_signer, gateway],
+         pcr + [signers_rule("sign", [default_signer["signerName"], gateway["signerName"]]), signers_rule("attest", [default_signer["signerName"]])] + ctb + pods),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, signers, want in cases:
+            values = merge(seed, {"config": {"podCertificates": {"enabled": True, "signers": signers}}})
+            docs, rules, controller = role_and_config(values)
+            expect(rules == want, f"{label}: pod-certificate rules\n{json.dumps(rules, indent=1)}\nwant\n{json.dumps(want, indent=1)}")
+            expect(controller["podCertificates"] == {"enabled": True, "signers": signers}, f"{label}: {controller.get('podCertificates')}")
+            kinds = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")
+            files = []
+            for i, doc in enumerate(d for d in docs if d["kind"] in kinds):
+                path = pathlib.Path(tmp) / f"{label.replace(' ', '_').replace(',', '')}-{i:02d}.yaml"
+                path.write_text(yaml.safe_dump(strip_private(doc)))
+                files.append(str(path))
+            validate_files(f"podCertificates {label}", files, len(files))
+            report = helm.lint(CHART, values, strict=True, namespace="venafi", kube_version="v1.32.0")
+            bad = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2]
+            expect(not report.get("errors") and not bad, f"helm lint --strict failed for podCertificates {label}: {report}")
+            print(f"podCertificates {label}: {len(rules)} rules, config and manifests valid")
+
+    bad = [
+        ("a kubernetes.io signer", dict(default_signer, signerName="kubernetes.io/kube-apiserver-client-pod"), ["/config/podCertificates/signers/0/signerName"]),
+        ("a signer without a path", dict(default_signer, signerName="firefly.venafi.com"), ["/config/podCertificates/signers/0/signerName"]),
+        ("no namespaces", {k: v for k, v in default_signer.items() if k != "namespaces"}, ["/config/podCertificates/signers/0", "namespaces"]),
+        ("a misspelt key", dict(default_signer, verifyPods=True), ["/config/podCertificates/signers/0", "verifyPods"]),
+    ]
+    for label, signer, needles in bad:
+        message = render_error(merge(seed, {"config": {"podCertificates": {"enabled": True, "signers": [signer]}}}))
+        expect(all(n in message for n in needles), f"{label}: the error must mention {needles}; got:\n{message}")
+        print(f"rejected ({label}): {message.strip().splitlines()[-1].strip()}")
+    print("podCertificates: no rule when off; exactly the door's rules and config when on")
+
+
 @case
 def controller_rbac_grants(label, out_path, *overrides):
     """Writes, as JSON, every (scope, apiGroup, resource, verb) the rendered Roles and ClusterRoles

@@ -42,6 +42,13 @@ pub struct IssueOptions {
     pub minimum_duration: Duration,
     /// NotBefore is set this far in the past for clock skew (C22). Default 10 seconds, as SPIRE.
     pub backdate: Duration,
+    /// The longest validity window NotAfter − NotBefore, back-dating included (a
+    /// PodCertificateRequest's `spec.maxExpirationSeconds`). When set, the window is counted from
+    /// the back-dated NotBefore, so NotAfter − NotBefore is exactly min(policy lifetime, this,
+    /// the sub-CA's remaining life from NotBefore), and a sub-CA whose remaining life from
+    /// NotBefore is below `minimum_duration` is [`IssueError::SubCaExpiring`]. `None` (every
+    /// other front door): the lifetime counts from now, NotBefore is back-dated before it.
+    pub max_window: Option<Duration>,
 }
 
 impl Default for IssueOptions {
@@ -49,6 +56,7 @@ impl Default for IssueOptions {
         IssueOptions {
             minimum_duration: Duration::from_secs(60),
             backdate: Duration::from_secs(10),
+            max_window: None,
         }
     }
 }
@@ -368,6 +376,59 @@ mod tests {
 
     fn probe_id() -> SpiffeId {
         "spiffe://cluster.local/ns/probe/sa/probe".parse().unwrap()
+    }
+
+    #[test]
+    fn a_window_cap_counts_the_back_dating_into_the_lifetime() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // Valid from 10 min ago until 1 h 50 min from now.
+        let ca = sub_ca_with(
+            Arc::new(KeyPair::generate().unwrap()),
+            now + Duration::from_secs(50 * 60),
+        );
+        let (csr, mut profile) = probe_request(&probe_id()).unwrap();
+        profile.lifetime = Duration::from_secs(24 * 3600);
+        let hour = Duration::from_secs(3600);
+        let capped = IssueOptions {
+            minimum_duration: hour,
+            max_window: Some(hour),
+            ..IssueOptions::default()
+        };
+        let issued = sign_profile(&ca, &csr, profile.clone(), &capped, now).unwrap();
+        assert_eq!(
+            issued.not_before,
+            now - Duration::from_secs(10),
+            "back-dated 10 s"
+        );
+        assert_eq!(
+            issued.not_after.duration_since(issued.not_before).unwrap(),
+            hour,
+            "NotAfter − NotBefore is exactly the cap, back-dating included"
+        );
+        // Without a cap the lifetime counts from now (the other front doors).
+        let mut short = profile.clone();
+        short.lifetime = hour;
+        let free = IssueOptions::default();
+        let issued = sign_profile(&ca, &csr, short, &free, now).unwrap();
+        assert_eq!(
+            issued.not_after.duration_since(issued.not_before).unwrap(),
+            hour + Duration::from_secs(10)
+        );
+        // A cap beyond the sub-CA's life: clamped to the sub-CA's NotAfter.
+        let long = IssueOptions {
+            max_window: Some(Duration::from_secs(7_862_400)),
+            ..capped
+        };
+        let issued = sign_profile(&ca, &csr, profile.clone(), &long, now).unwrap();
+        assert_eq!(issued.not_after, ca.not_after());
+        assert_eq!(issued.not_before, now - Duration::from_secs(10));
+        // Less than the minimum left from NotBefore: wait for the next sub-CA.
+        let ending = sub_ca_with(
+            Arc::new(KeyPair::generate().unwrap()),
+            now - Duration::from_secs(30 * 60),
+        );
+        let err = sign_profile(&ending, &csr, profile, &capped, now).unwrap_err();
+        assert!(matches!(err, IssueError::SubCaExpiring { .. }), "{err}");
     }
 
     #[test]

@@ -236,6 +236,14 @@ pub trait Signer: Send + Sync + 'static {
     fn audit(&self) -> AuditSettings;
     /// Counts an issued certificate for the usage report; never blocks.
     fn record_issued(&self, issued: &Issued);
+    /// The usable policy named `name`, for front doors that judge what a policy can ever serve
+    /// (the PodCertificateRequest door: key types, lifetime floor); `None` when it is unknown,
+    /// stale or not allowed (the default, for signers that resolve policies only in
+    /// [`Signer::issue`]).
+    fn policy(&self, name: &str) -> Option<std::sync::Arc<CompiledPolicy>> {
+        let _ = name;
+        None
+    }
 }
 
 /// The options a front door passes when it only sets the minimum lifetime.

@@ -44,7 +44,8 @@ pub struct Settings {
     pub client_id: String,
     /// `bootstrap.vaas.auth.privateKeyFile`.
     pub private_key_file: PathBuf,
-    /// `bootstrap.vaas.trustAnchorFile`.
+    /// `bootstrap.vaas.trustAnchorFile`: one or more CA certificates; the sub-CA's chain must
+    /// contain one of them.
     pub trust_anchor_file: Option<PathBuf>,
     /// `bootstrap.vaas.requestTimeout`.
     pub request_timeout: Duration,
@@ -58,6 +59,10 @@ pub struct Settings {
     pub instance_name: String,
     /// `signer.lockMode`.
     pub lock_mode: LockMode,
+    /// Remaining life the sub-CA rotation keeps (zero: none, rotation at 2/3 of the lifetime).
+    /// With pod certificates enabled: [`subca::POD_CERTIFICATE_ROTATION_FLOOR`]. Readiness says
+    /// when the active sub-CA has less.
+    pub rotation_floor: Duration,
 }
 
 /// A configuration the bootstrap can start from: the product's `Config` implements it, so the
@@ -194,9 +199,9 @@ impl Bootstrap {
             .map_err(BootstrapError::Config)?;
         locked_key::harden_process(vaas.lock_mode)?;
         let instance_name = vaas.instance_name.clone();
-        let trust_anchor = match &vaas.trust_anchor_file {
-            Some(path) => Some(load_trust_anchor(path)?),
-            None => None,
+        let trust_anchors = match &vaas.trust_anchor_file {
+            Some(path) => load_trust_anchors(path)?,
+            None => Vec::new(),
         };
         let key = ServiceAccountKey::load(&vaas.private_key_file)?;
         let client = TlspcClient::new(
@@ -221,6 +226,7 @@ impl Bootstrap {
             policies: RwLock::new(PolicyCache::new(vaas.policy_max_staleness)),
             audit: RwLock::new(AuditSettings::default()),
             blockers: RwLock::new(Blockers::default()),
+            rotation_floor: vaas.rotation_floor,
         });
         let driver = Arc::new(Driver {
             client: Arc::new(client),
@@ -229,7 +235,7 @@ impl Bootstrap {
             instance_name,
             request_deadline: vaas.sub_ca_request_deadline,
             refresh_interval: vaas.policy_refresh_interval,
-            trust_anchor: Mutex::new(trust_anchor),
+            trust_anchors: Mutex::new(trust_anchors),
             configuration: RwLock::new(ExtendedConfigurationInformation::default()),
             rotate_now: tokio::sync::Notify::new(),
             health: Arc::new(TaskHealth::default()),
@@ -265,10 +271,17 @@ impl Bootstrap {
         self.signer.clone()
     }
 
-    /// The trust anchor in force (configured or pinned from the first sub-CA), DER.
+    /// The trust anchor in force, DER: the first of [`Bootstrap::trust_anchors_der`].
     pub fn trust_anchor_der(&self) -> Option<Vec<u8>> {
+        self.trust_anchors_der().into_iter().next()
+    }
+
+    /// The trust anchor set, DER, in file order, without duplicates: every CA certificate of
+    /// `bootstrap.vaas.trustAnchorFile`, else the root pinned from the first sub-CA's chain. Fixed
+    /// for the life of the process; what a ClusterTrustBundle publishes.
+    pub fn trust_anchors_der(&self) -> Vec<Vec<u8>> {
         self.driver
-            .trust_anchor
+            .trust_anchors
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -288,27 +301,40 @@ impl Bootstrap {
 /// A background loop of the driver, boxed so that both fit one supervisor signature.
 type TaskFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-fn load_trust_anchor(path: &std::path::Path) -> Result<Vec<u8>, BootstrapError> {
+/// Reads `bootstrap.vaas.trustAnchorFile`: every CERTIFICATE block (other blocks and text are
+/// ignored), each an X.509 CA certificate; duplicates are dropped, file order is kept.
+fn load_trust_anchors(path: &std::path::Path) -> Result<Vec<Vec<u8>>, BootstrapError> {
+    use x509_parser::prelude::FromDer as _;
     let bad = |reason: String| BootstrapError::TrustAnchor {
         path: path.to_path_buf(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let blocks = pem::parse_many(&text).map_err(|e| bad(format!("not PEM: {e}")))?;
-    let certs: Vec<_> = blocks
-        .into_iter()
+    let mut anchors: Vec<Vec<u8>> = Vec::new();
+    for (i, block) in blocks
+        .iter()
         .filter(|b| b.tag() == "CERTIFICATE")
-        .collect();
-    let [cert] = certs.as_slice() else {
-        return Err(bad(format!(
-            "holds {} certificates; exactly one is expected",
-            certs.len()
-        )));
-    };
-    use x509_parser::prelude::FromDer as _;
-    x509_parser::certificate::X509Certificate::from_der(cert.contents())
-        .map_err(|e| bad(format!("not an X.509 certificate: {e}")))?;
-    Ok(cert.contents().to_vec())
+        .enumerate()
+    {
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(block.contents())
+            .map_err(|e| bad(format!("certificate {i} is not an X.509 certificate: {e}")))?;
+        if !cert.is_ca() {
+            return Err(bad(format!(
+                "certificate {i} ({}) is not a CA (basicConstraints CA:TRUE is missing): a trust anchor must be a CA certificate",
+                cert.subject()
+            )));
+        }
+        if !anchors.iter().any(|a| a.as_slice() == block.contents()) {
+            anchors.push(block.contents().to_vec());
+        }
+    }
+    if anchors.is_empty() {
+        return Err(bad(
+            "holds no certificate; at least one CA certificate is expected".into(),
+        ));
+    }
+    Ok(anchors)
 }
 
 /// The background side: one TLSPC client, the shared state the [`Signer`] reads, and the timers.
@@ -319,7 +345,7 @@ struct Driver {
     instance_name: String,
     request_deadline: Duration,
     refresh_interval: Duration,
-    trust_anchor: Mutex<Option<Vec<u8>>>,
+    trust_anchors: Mutex<Vec<Vec<u8>>>,
     configuration: RwLock<ExtendedConfigurationInformation>,
     rotate_now: tokio::sync::Notify,
     health: Arc<TaskHealth>,
@@ -391,15 +417,15 @@ impl Driver {
             .wait_for_intermediate(requested, self.request_deadline)
             .await?;
         let longest_leaf = read(&self.shared.policies).longest_leaf();
-        let anchor = self
-            .trust_anchor
+        let anchors = self
+            .trust_anchors
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let validated = subca::validate_issued(
             &issued,
             &key,
-            anchor.as_deref(),
+            &anchors,
             self.shared.clock.now(),
             longest_leaf,
         )?;
@@ -407,6 +433,9 @@ impl Driver {
             tracing::warn!(sub_ca = %validated.id, "{warning}");
         }
         let root = validated.root_der().to_vec();
+        let anchor = subca::anchor_in_chain(&anchors, &validated.issuer_chain_der)
+            .unwrap_or(&root)
+            .to_vec();
         let id = validated.id.clone();
         let key = Arc::new(key);
         let issuer_chain_der = validated.issuer_chain_der.clone();
@@ -416,22 +445,17 @@ impl Driver {
             key.clone(),
         )?;
         // Before activation: a probe SVID must verify to the anchor as a relying party checks it.
-        subca::probe(
-            &sub_ca,
-            &issuer_chain_der,
-            anchor.as_deref().unwrap_or(&root),
-            self.shared.clock.now(),
-        )?;
+        subca::probe(&sub_ca, &issuer_chain_der, &anchor, self.shared.clock.now())?;
         {
             let mut pinned = self
-                .trust_anchor
+                .trust_anchors
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if pinned.is_none() {
+            if pinned.is_empty() {
                 tracing::info!(
                     "pinned the root of the first sub-CA's chain as the trust anchor for the life of the process"
                 );
-                *pinned = Some(root);
+                pinned.push(root);
             }
         }
         Ok(Arc::new(ActiveSubCa::new(
@@ -476,7 +500,13 @@ impl Driver {
             let current = read(&self.shared.active).clone();
             let wait = current
                 .as_ref()
-                .map(|a| subca::renewal_time(a.sub_ca.not_before(), a.sub_ca.not_after()))
+                .map(|a| {
+                    subca::renewal_time_with_floor(
+                        a.sub_ca.not_before(),
+                        a.sub_ca.not_after(),
+                        self.shared.rotation_floor,
+                    )
+                })
                 .and_then(|at| at.duration_since(self.shared.clock.now()).ok())
                 .unwrap_or_default();
             tokio::select! {
@@ -610,18 +640,42 @@ mod tests {
     /// The mock seeded with `deploy/tlspc-mock/seed.yaml`, its state in `dir`, and settings for it
     /// (the product's defaults, lock mode `keyPages`).
     async fn seeded_mock(dir: &std::path::Path) -> (tlspc_mock::MockServer, Settings) {
+        seeded_mock_with_sub_ca_validity(dir, "P7D", Arc::new(SystemClock)).await
+    }
+
+    /// [`seeded_mock`] with the sub-CA provider's `validityPeriod` replaced, on `clock`.
+    async fn seeded_mock_with_sub_ca_validity(
+        dir: &std::path::Path,
+        validity: &str,
+        clock: Arc<dyn Clock>,
+    ) -> (tlspc_mock::MockServer, Settings) {
         let seed_text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../deploy/tlspc-mock/seed.yaml"
         ))
         .unwrap();
+        assert!(seed_text.contains("validityPeriod: P7D"));
+        let seed_text = seed_text.replacen(
+            "validityPeriod: P7D",
+            &format!("validityPeriod: {validity}"),
+            1,
+        );
         let seed = tlspc_mock::Seed::from_yaml_str(&seed_text).unwrap();
         let state = dir.join("mock");
-        let mock =
-            tlspc_mock::MockServer::start(seed, Some(&state), "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-        let config = Settings {
+        let mock = tlspc_mock::MockServer::start_with_clock(
+            seed,
+            Some(&state),
+            "127.0.0.1:0".parse().unwrap(),
+            clock,
+        )
+        .await
+        .unwrap();
+        let settings = seeded_settings(&mock, &state);
+        (mock, settings)
+    }
+
+    fn seeded_settings(mock: &tlspc_mock::MockServer, state: &std::path::Path) -> Settings {
+        Settings {
             url: mock.base_url().to_owned(),
             client_id: mock.client_id().to_owned(),
             private_key_file: state.join("svc-acct.key"),
@@ -632,8 +686,108 @@ mod tests {
             sub_ca_request_deadline: Duration::from_secs(5 * 60),
             instance_name: "test-node".to_owned(),
             lock_mode: LockMode::KeyPages,
-        };
-        (mock, config)
+            rotation_floor: Duration::ZERO,
+        }
+    }
+
+    /// How many different sub-CAs the signer holds over `window`, sampled every 20 ms.
+    async fn sub_cas_seen(signer: &Signer, window: Duration) -> usize {
+        let mut ids = std::collections::BTreeSet::new();
+        let end = tokio::time::Instant::now() + window;
+        while tokio::time::Instant::now() < end {
+            if let Some(id) = signer.current_id() {
+                ids.insert(id);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ids.len()
+    }
+
+    /// The rotation task follows the floor: a 20 s sub-CA (the mock back-dates it by 10 s, so
+    /// valid [t-10 s, t+20 s)) is kept until 2/3 of its life (t+10 s) without a floor, and
+    /// replaced at NotAfter - 18 s = t+2 s with an 18 s floor.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rotation_floor_replaces_a_sub_ca_before_it_has_less_than_the_floor_left() {
+        crate::crypto::install_default_provider();
+        for floor in [Duration::ZERO, Duration::from_secs(18)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (_mock, mut config) =
+                seeded_mock_with_sub_ca_validity(dir.path(), "PT20S", Arc::new(SystemClock)).await;
+            config.rotation_floor = floor;
+            let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock))
+                .await
+                .unwrap();
+            let seen = sub_cas_seen(&bootstrap.signer(), Duration::from_millis(3500)).await;
+            if floor.is_zero() {
+                assert_eq!(seen, 1, "without a floor the sub-CA is kept until 2/3");
+            } else {
+                assert!(seen >= 2, "with the floor the sub-CA is replaced early");
+            }
+        }
+    }
+
+    /// A sub-CA whose whole lifetime is within the floor: readiness names the TLSPC setting to
+    /// change, and the rotation does not replace it over and over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sub_ca_lifetime_within_the_floor_is_reported_and_not_replaced_in_a_loop() {
+        crate::crypto::install_default_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (_mock, mut config) =
+            seeded_mock_with_sub_ca_validity(dir.path(), "PT1H", Arc::new(SystemClock)).await;
+        config.lock_mode = LockMode::Disabled;
+        config.rotation_floor = subca::POD_CERTIFICATE_ROTATION_FLOOR;
+        let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let signer = bootstrap.signer();
+        assert_eq!(sub_cas_seen(&signer, Duration::from_millis(800)).await, 1);
+        let ready = signer.ready();
+        assert!(ready.ready, "{}", ready.message);
+        assert!(
+            ready
+                .message
+                .contains("the TLSPC sub-CA is issued for only")
+                && ready.message.contains("sub-CA provider in TLSPC"),
+            "{}",
+            ready.message
+        );
+    }
+
+    fn self_signed(cn: &str, ca: bool) -> String {
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        if ca {
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        p.self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap()
+            .pem()
+    }
+
+    #[test]
+    fn a_trust_anchor_file_may_hold_several_cas_and_duplicates_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("anchors.pem");
+        let (a, b) = (self_signed("Root A", true), self_signed("Root B", true));
+        let der = |p: &str| pem::parse(p).unwrap().contents().to_vec();
+        std::fs::write(&path, format!("Root A\n{a}\n{b}{a}")).unwrap();
+        assert_eq!(load_trust_anchors(&path).unwrap(), vec![der(&a), der(&b)]);
+
+        let leaf = self_signed("Leaf", false);
+        std::fs::write(&path, format!("{a}{leaf}")).unwrap();
+        let err = load_trust_anchors(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("certificate 1 (CN=Leaf) is not a CA") && err.contains("anchors.pem"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let err = load_trust_anchors(&path).unwrap_err().to_string();
+        assert!(err.contains("holds no certificate"), "{err}");
     }
 
     /// Polls `done` every 20 ms for up to 20 s.

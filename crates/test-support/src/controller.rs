@@ -44,6 +44,14 @@ pub struct Options {
     pub certificate_signing_requests: bool,
     /// `controller.maxRetryDuration`.
     pub max_retry_duration: &'static str,
+    /// The `controller.podCertificates` block (YAML indented by four spaces), when set.
+    pub pod_certificates: Option<String>,
+    /// The mock's seed instead of the shipped one (the audit knobs still apply).
+    pub seed: Option<String>,
+    /// kube-sim's Kubernetes release (`None`: its default, the newest).
+    pub kubernetes_release: Option<kube_sim::Release>,
+    /// kube-sim serves `certificates.k8s.io/v1beta1` (`--runtime-config`).
+    pub certificates_v1beta1: bool,
 }
 
 impl Default for Options {
@@ -61,6 +69,10 @@ impl Default for Options {
             authenticate: false,
             certificate_signing_requests: false,
             max_retry_duration: "5m",
+            pod_certificates: None,
+            seed: None,
+            kubernetes_release: None,
+            certificates_v1beta1: false,
         }
     }
 }
@@ -107,7 +119,7 @@ controller:
   maxConcurrentReconciles: 64
   maxRetryDuration: {max_retry}
   certificateSigningRequests:
-    enabled: {csr}
+    enabled: {csr}{pod_certificates}
 admin:
   readinessAddress: 127.0.0.1:0
   metricsAddress: 127.0.0.1:0
@@ -124,6 +136,11 @@ logging:
         success = opts.success_events,
         max_retry = opts.max_retry_duration,
         csr = opts.certificate_signing_requests,
+        pod_certificates = opts
+            .pod_certificates
+            .as_deref()
+            .map(|block| format!("\n  podCertificates:\n{block}"))
+            .unwrap_or_default(),
     )
 }
 
@@ -154,6 +171,10 @@ impl Env {
         let mut sim_options = SimOptions::default();
         sim_options.record_writes = opts.record_writes;
         sim_options.authenticate = opts.authenticate;
+        if let Some(release) = opts.kubernetes_release {
+            sim_options.kubernetes_release = release;
+        }
+        sim_options.certificates_v1beta1 = opts.certificates_v1beta1;
         let sim = crate::cluster::start_sim_with(
             sim_options,
             &[NS, "sandbox", "venafi", "other", "team-a"],
@@ -161,7 +182,10 @@ impl Env {
         .await
         .expect("kube-sim starts with cert-manager's CRD and ours");
         let (audit, raw) = opts.audit_log;
-        let seed_text = SHIPPED_SEED
+        let seed_text = opts
+            .seed
+            .as_deref()
+            .unwrap_or(SHIPPED_SEED)
             .replace(
                 "enableIssuanceAuditLog: false",
                 &format!("enableIssuanceAuditLog: {audit}"),

@@ -54,6 +54,9 @@ pub struct SimOptions {
     pub kubernetes_release: Release,
     /// `--runtime-config certificates.k8s.io/v1beta1=true`: on 1.37 also serve v1beta1.
     pub certificates_v1beta1: bool,
+    /// Serve ClusterTrustBundle (default). `false`: as kube-apiserver with the
+    /// `ClusterTrustBundle` feature gate off, where PodCertificateRequest is still served.
+    pub cluster_trust_bundles: bool,
     /// Address to bind (default `127.0.0.1:0`).
     pub listen: SocketAddr,
     /// Where to write the kubeconfig (default: a file in a temporary directory owned by the sim).
@@ -82,6 +85,7 @@ impl Default for SimOptions {
             authenticate: false,
             kubernetes_release: Release::default(),
             certificates_v1beta1: false,
+            cluster_trust_bundles: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
             history_limit: 20_000,
@@ -201,7 +205,7 @@ impl KubeSim {
     /// # Errors
     /// Binding the address, generating TLS material or writing the kubeconfig failed.
     pub async fn start(opts: SimOptions) -> anyhow::Result<KubeSim> {
-        let store = Store::with_watch_buffer(
+        let store = Store::new(
             opts.history_limit,
             opts.set_certificaterequest_username,
             opts.watch_buffer,
@@ -214,6 +218,7 @@ impl KubeSim {
             &store,
             opts.kubernetes_release,
             opts.certificates_v1beta1,
+            opts.cluster_trust_bundles,
             certs,
         );
         let mut users = opts.token_users.clone();
@@ -646,6 +651,15 @@ impl KubeSim {
     /// [`SimOptions::record_writes`] is set).
     pub fn writes(&self) -> Vec<WriteRecord> {
         self.server.writes.snapshot()
+    }
+
+    /// Watches the server closed because they fell more than [`SimOptions::watch_buffer`]
+    /// events behind (their clients re-watch, or re-list after a 410).
+    pub fn watches_closed_behind(&self) -> u64 {
+        self.server
+            .store
+            .watches_closed_behind
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The current global resourceVersion.

@@ -56,12 +56,18 @@ pub fn validity_window(
     let now_s = whole_seconds(now);
     let backdated = now_s.checked_sub(opts.backdate).unwrap_or(now_s);
     let not_before = backdated.max(ca.not_before());
-    let wanted = now_s
-        .checked_add(profile.lifetime)
-        .unwrap_or(ca.not_after());
+    // Where the lifetime is counted from, and how long it is.
+    let (start, lifetime) = match opts.max_window {
+        Some(cap) => (not_before, profile.lifetime.min(cap)),
+        None => (now_s, profile.lifetime),
+    };
     let mut clamped_from = profile.clamped_from;
+    if lifetime < profile.lifetime {
+        clamped_from = Some(clamped_from.unwrap_or(profile.lifetime));
+    }
+    let wanted = start.checked_add(lifetime).unwrap_or(ca.not_after());
     let not_after = if wanted > ca.not_after() {
-        let remaining = ca.not_after().duration_since(now_s).unwrap_or_default();
+        let remaining = ca.not_after().duration_since(start).unwrap_or_default();
         if remaining < opts.minimum_duration {
             return Err(IssueError::SubCaExpiring {
                 remaining: go(remaining),

@@ -42,8 +42,9 @@ pub mod reason {
     pub const POLICY_DENIED: &str = "PolicyDenied";
     /// The request is malformed (not a CSR, bad signature, weak key…).
     pub const INVALID_REQUEST: &str = "InvalidRequest";
-    /// A signer's namespaces do not include the request's namespace.
-    pub const NAMESPACE_NOT_SERVED: &str = "NamespaceNotServed";
+    /// A signer's namespaces do not include the request's namespace (a PodCertificateRequest
+    /// `Denied` reason).
+    pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
 }
 
 /// The wildcard of the requester lists: every requester.
@@ -145,7 +146,7 @@ impl Scope<'_> {
                     return Ok(());
                 }
                 Err(Refusal {
-                    reason: reason::NAMESPACE_NOT_SERVED,
+                    reason: reason::NAMESPACE_NOT_ALLOWED,
                     message: format!(
                         "namespace {namespace:?} is not in the signer's namespaces {namespaces:?} (\"*\" serves every namespace)"
                     ),

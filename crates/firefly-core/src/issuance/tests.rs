@@ -247,7 +247,7 @@ fn scopes_refuse_before_anything_is_decoded() {
             matches!(
                 &refused,
                 Outcome::Refused {
-                    reason: "NamespaceNotServed",
+                    reason: "NamespaceNotAllowed",
                     ..
                 }
             ),

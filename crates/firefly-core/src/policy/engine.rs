@@ -136,6 +136,22 @@ impl CompiledPolicy {
         self.max_validity
     }
 
+    /// The key algorithms the policy admits (`keyAlgorithm.allowedValues`).
+    pub fn key_algorithms(&self) -> &[KeyAlgorithm] {
+        &self.key_algorithms
+    }
+
+    /// The paths of the subject and SAN fields the policy makes REQUIRED
+    /// (`subject.organization`, `sans.dnsNames`…): a request that cannot carry them (a key with
+    /// an asserted identity only) is always refused.
+    pub fn required_fields(&self) -> Vec<&'static str> {
+        self.properties
+            .iter()
+            .filter(|p| p.kind == PropertyType::Required)
+            .map(|p| p.field.path())
+            .collect()
+    }
+
     /// Warnings about a policy that is valid but probably not what its author meant.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();

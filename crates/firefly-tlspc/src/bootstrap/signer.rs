@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) policies: RwLock<PolicyCache>,
     pub(crate) audit: RwLock<AuditSettings>,
     pub(crate) blockers: RwLock<Blockers>,
+    /// [`super::Settings::rotation_floor`].
+    pub(crate) rotation_floor: Duration,
 }
 
 /// The controller's handle on the signing side. Cheap to clone; every method is non-blocking
@@ -191,6 +193,14 @@ impl Signer {
         if let Some(problem) = &blockers.last_problem {
             message.push_str(&format!("; degraded: {problem}"));
         }
+        if let Some(shortfall) = super::subca::floor_shortfall(
+            active.sub_ca.not_before(),
+            active.sub_ca.not_after(),
+            self.shared.rotation_floor,
+            now,
+        ) {
+            message.push_str(&format!("; degraded: {shortfall}"));
+        }
         Readiness {
             ready: true,
             message,
@@ -285,6 +295,10 @@ impl firefly_core::Signer for Signer {
     fn record_issued(&self, issued: &Issued) {
         Signer::record_issued(self, issued.not_before, issued.not_after);
     }
+
+    fn policy(&self, name: &str) -> Option<Arc<CompiledPolicy>> {
+        Signer::policy(self, name).ok()
+    }
 }
 
 /// Reads through a poisoned lock: the data are plain values, valid even if a writer panicked.
@@ -334,6 +348,11 @@ mod tests {
 
     /// A signer whose active sub-CA is valid [1_000_000 s, 1_000_000 s + 3 h) after the epoch.
     fn signer_at(clock: Arc<ManualClock>) -> Signer {
+        signer_with_floor(clock, Duration::ZERO)
+    }
+
+    /// [`signer_at`] with a rotation floor.
+    fn signer_with_floor(clock: Arc<ManualClock>, rotation_floor: Duration) -> Signer {
         let root_key = KeyPair::generate().unwrap();
         let root = ca_params("root", None).self_signed(&root_key).unwrap();
         let issuer = Issuer::new(ca_params("root", None), root_key);
@@ -362,6 +381,7 @@ mod tests {
             policies: RwLock::new(policies),
             audit: RwLock::new(AuditSettings::default()),
             blockers: RwLock::new(Blockers::default()),
+            rotation_floor,
         };
         Signer {
             shared: Arc::new(shared),
@@ -420,6 +440,34 @@ mod tests {
             "{}",
             ready.message
         );
+    }
+
+    #[test]
+    fn readiness_says_when_the_sub_ca_has_less_life_left_than_the_floor() {
+        let floor = crate::bootstrap::subca::POD_CERTIFICATE_ROTATION_FLOOR;
+        let clock = Arc::new(ManualClock(AtomicU64::new(1_000_000 + 3600)));
+        let signer = signer_with_floor(clock.clone(), floor);
+        let ready = signer.ready();
+        assert!(
+            ready.ready && !ready.message.contains("degraded"),
+            "{}",
+            ready.message
+        );
+        // 3 h sub-CA, 2 h in: 1 h left, under 1h0m10s. Still ready (CertificateRequests are
+        // served), and it says so.
+        clock.0.store(1_000_000 + 2 * 3600, Ordering::SeqCst);
+        let ready = signer.ready();
+        assert!(ready.ready, "{}", ready.message);
+        assert!(
+            ready
+                .message
+                .contains("degraded: pod certificates need 1h0m10s of sub-CA life and the sub-CA has 1h0m0s left"),
+            "{}",
+            ready.message
+        );
+        // Without the floor, nothing to say.
+        let plain = signer_at(clock);
+        assert!(!plain.ready().message.contains("pod certificates"));
     }
 
     #[test]

@@ -242,8 +242,8 @@ impl ValidatedSubCa {
 
 /// Checks TLSPC's ISSUED answer before it may sign anything.
 ///
-/// `trust_anchor_der`: the configured or pinned anchor; `None` → the chain's own self-signed root
-/// is accepted (the caller pins it). `longest_leaf`: the longest `validityPeriod` of the usable
+/// `trust_anchors_der`: the configured or pinned anchor set; the chain must contain one of them.
+/// Empty → the chain's own self-signed root is accepted (the caller pins it). `longest_leaf`: the longest `validityPeriod` of the usable
 /// policies, for the C24 warning.
 ///
 /// # Errors
@@ -251,7 +251,7 @@ impl ValidatedSubCa {
 pub fn validate_issued(
     answer: &IntermediateCertificateInformation,
     key: &LockedKey,
-    trust_anchor_der: Option<&[u8]>,
+    trust_anchors_der: &[Vec<u8>],
     now: SystemTime,
     longest_leaf: Option<Duration>,
 ) -> Result<ValidatedSubCa, SubCaError> {
@@ -335,18 +335,26 @@ pub fn validate_issued(
             ),
         });
     }
-    if let Some(anchor) = trust_anchor_der {
-        let anchored = chain_der.iter().any(|der| der.as_slice() == anchor);
-        if !anchored {
-            let anchor_cert = parse("trust anchor", anchor)?;
-            return Err(SubCaError::Untrusted {
-                detail: format!(
-                    "the chain ends at {} but the pinned trust anchor is {}",
-                    root.subject(),
-                    anchor_cert.subject()
-                ),
-            });
-        }
+    if !trust_anchors_der.is_empty() && anchor_in_chain(trust_anchors_der, &chain_der).is_none() {
+        let names = trust_anchors_der
+            .iter()
+            .enumerate()
+            .map(|(i, der)| {
+                parse(&format!("trust anchor {i}"), der).map(|c| c.subject().to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pinned = if names.len() == 1 {
+            "the pinned trust anchor is"
+        } else {
+            "none of the trust anchors is in it:"
+        };
+        return Err(SubCaError::Untrusted {
+            detail: format!(
+                "the chain ends at {} but {pinned} {}",
+                root.subject(),
+                names.join(", ")
+            ),
+        });
     }
 
     let mut warnings = Vec::new();
@@ -368,6 +376,14 @@ pub fn validate_issued(
         not_after,
         warnings,
     })
+}
+
+/// The first of `anchors` that appears in `chain` (the issuers above the sub-CA).
+pub fn anchor_in_chain<'a>(anchors: &'a [Vec<u8>], chain: &[Vec<u8>]) -> Option<&'a [u8]> {
+    anchors
+        .iter()
+        .find(|a| chain.iter().any(|c| c == *a))
+        .map(Vec::as_slice)
 }
 
 fn single_certificate(field: &str, pem_text: &str) -> Result<Vec<u8>, SubCaError> {
@@ -454,6 +470,64 @@ pub const RENEW_AT_FRACTION: f64 = 2.0 / 3.0;
 pub fn renewal_time(not_before: SystemTime, not_after: SystemTime) -> SystemTime {
     let lifetime = not_after.duration_since(not_before).unwrap_or_default();
     not_before + lifetime.mul_f64(RENEW_AT_FRACTION)
+}
+
+/// The remaining life pod certificates need from the sub-CA: the API server refuses a pod
+/// certificate valid for less than an hour, and a leaf is back-dated by 10 s.
+pub const POD_CERTIFICATE_ROTATION_FLOOR: Duration = Duration::from_secs(3600 + 10);
+
+/// A sub-CA is used for at least this share of its lifetime before a floor makes the rotation
+/// replace it: with a lifetime barely above the floor, an earlier rotation would ask TLSPC for a
+/// new sub-CA every few seconds (the floor is then reported unmet instead).
+pub const FLOOR_MIN_USE_FRACTION: f64 = 0.25;
+
+/// [`renewal_time`] that also keeps at least `floor` of remaining life: the successor is prepared
+/// at `not_after - floor` when that comes before 2/3 of the lifetime, but never before
+/// [`FLOOR_MIN_USE_FRACTION`] of it. A sub-CA whose whole lifetime is within the floor cannot meet
+/// it however early it is replaced, so it keeps the usual schedule. A zero floor changes nothing.
+pub fn renewal_time_with_floor(
+    not_before: SystemTime,
+    not_after: SystemTime,
+    floor: Duration,
+) -> SystemTime {
+    let usual = renewal_time(not_before, not_after);
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    if floor.is_zero() || lifetime <= floor {
+        return usual;
+    }
+    let by_floor = not_after - floor;
+    let earliest = not_before + lifetime.mul_f64(FLOOR_MIN_USE_FRACTION);
+    usual.min(by_floor.max(earliest))
+}
+
+/// Why a sub-CA valid `[not_before, not_after)` does not have `floor` of life left at `now`
+/// (`None` when it does, or the floor is zero): its whole lifetime is too short, or its successor
+/// has not been obtained in time.
+pub fn floor_shortfall(
+    not_before: SystemTime,
+    not_after: SystemTime,
+    floor: Duration,
+    now: SystemTime,
+) -> Option<String> {
+    let go =
+        |d: Duration| firefly_core::duration::format_go_duration(Duration::from_secs(d.as_secs()));
+    let left = not_after.duration_since(now).unwrap_or_default();
+    if floor.is_zero() || left >= floor {
+        return None;
+    }
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    if lifetime <= floor {
+        return Some(format!(
+            "pod certificates need {} of sub-CA life (the API server refuses pod certificates valid under 1h) but the TLSPC sub-CA is issued for only {}: lengthen the validity of the sub-CA provider in TLSPC",
+            go(floor),
+            go(lifetime)
+        ));
+    }
+    Some(format!(
+        "pod certificates need {} of sub-CA life and the sub-CA has {} left: its successor has not been obtained yet",
+        go(floor),
+        go(left)
+    ))
 }
 
 /// The wait before the next attempt after `failures` consecutive failures to obtain a sub-CA,
@@ -565,7 +639,8 @@ mod tests {
         key: &LockedKey,
         anchor: Option<&[u8]>,
     ) -> String {
-        validate_issued(answer, key, anchor, SystemTime::now(), None)
+        let anchors: Vec<Vec<u8>> = anchor.map(<[u8]>::to_vec).into_iter().collect();
+        validate_issued(answer, key, &anchors, SystemTime::now(), None)
             .unwrap_err()
             .to_string()
     }
@@ -578,7 +653,15 @@ mod tests {
         longest_leaf: Duration,
     ) -> ValidatedSubCa {
         let answer = pki.answer(TestPki::sub_ca_params(), key);
-        validate_issued(&answer, key, anchor, SystemTime::now(), Some(longest_leaf)).unwrap()
+        let anchors: Vec<Vec<u8>> = anchor.map(<[u8]>::to_vec).into_iter().collect();
+        validate_issued(
+            &answer,
+            key,
+            &anchors,
+            SystemTime::now(),
+            Some(longest_leaf),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -606,7 +689,7 @@ mod tests {
     fn activate(pki: &TestPki, anchor: Option<&[u8]>) -> Result<(), SubCaError> {
         let key = key();
         let answer = pki.answer(TestPki::sub_ca_params(), &key);
-        let v = validate_issued(&answer, &key, None, SystemTime::now(), None)?;
+        let v = validate_issued(&answer, &key, &[], SystemTime::now(), None)?;
         let (chain, root) = (v.issuer_chain_der.clone(), v.root_der().to_vec());
         let sub_ca = SubCa::new(v.cert_der, v.issuer_chain_der, std::sync::Arc::new(key))
             .expect("the core accepts the sub-CA");
@@ -766,7 +849,7 @@ mod tests {
             permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("example.com".into())],
             excluded_subtrees: vec![],
         });
-        assert!(validate_issued(&pki.answer(p, &key), &key, None, SystemTime::now(), None).is_ok());
+        assert!(validate_issued(&pki.answer(p, &key), &key, &[], SystemTime::now(), None).is_ok());
     }
 
     #[test]
@@ -790,6 +873,85 @@ mod tests {
         let mut no_chain = good;
         no_chain.issuer_certificates.clear();
         assert!(refused(&no_chain, &key, None).contains("issuerCertificates"));
+    }
+
+    #[test]
+    fn a_chain_is_accepted_when_any_anchor_of_the_set_is_in_it() {
+        let pki = TestPki::new();
+        let other = TestPki::new();
+        let key = key();
+        let answer = pki.answer(TestPki::sub_ca_params(), &key);
+        let set = vec![other.root_der.clone(), pki.root_der.clone()];
+        validate_issued(&answer, &key, &set, SystemTime::now(), None).expect("second anchor");
+        let v = validate_issued(&answer, &key, &set, SystemTime::now(), None).unwrap();
+        assert_eq!(
+            anchor_in_chain(&set, &v.issuer_chain_der),
+            Some(pki.root_der.as_slice())
+        );
+        let foreign = vec![other.root_der.clone(), TestPki::new().root_der];
+        let err = validate_issued(&answer, &key, &foreign, SystemTime::now(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("none of the trust anchors is in it: CN=Test Root, CN=Test Root"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_floor_moves_renewal_to_keep_that_much_life_left() {
+        let nb = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let floor = POD_CERTIFICATE_ROTATION_FLOOR;
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        // Seven days: 2/3 leaves days, far above the floor.
+        assert_eq!(
+            renewal_time_with_floor(nb, nb + h(168), floor),
+            renewal_time(nb, nb + h(168))
+        );
+        // Two hours: 2/3 would leave 40 min; the floor moves renewal to NotAfter - 1h0m10s.
+        assert_eq!(
+            renewal_time_with_floor(nb, nb + h(2), floor),
+            nb + h(2) - floor
+        );
+        assert!(renewal_time(nb, nb + h(2)) > nb + h(2) - floor);
+        // Just above the floor: used for a quarter of its life first, not replaced at once.
+        let just = floor + Duration::from_secs(60);
+        assert_eq!(
+            renewal_time_with_floor(nb, nb + just, floor),
+            nb + just.mul_f64(FLOOR_MIN_USE_FRACTION)
+        );
+        // Within the floor: no earlier renewal can help; the usual schedule.
+        assert_eq!(
+            renewal_time_with_floor(nb, nb + h(1), floor),
+            renewal_time(nb, nb + h(1))
+        );
+        // No floor: unchanged.
+        assert_eq!(
+            renewal_time_with_floor(nb, nb + h(2), Duration::ZERO),
+            renewal_time(nb, nb + h(2))
+        );
+    }
+
+    #[test]
+    fn a_floor_shortfall_says_whether_the_lifetime_or_the_successor_is_missing() {
+        let nb = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let floor = POD_CERTIFICATE_ROTATION_FLOOR;
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        assert_eq!(floor_shortfall(nb, nb + h(2), floor, nb + h(0)), None);
+        assert_eq!(
+            floor_shortfall(nb, nb + h(2), Duration::ZERO, nb + h(2)),
+            None
+        );
+        let late = floor_shortfall(nb, nb + h(2), floor, nb + h(1)).unwrap();
+        assert!(
+            late.contains("need 1h0m10s") && late.contains("has 1h0m0s left"),
+            "{late}"
+        );
+        let short = floor_shortfall(nb, nb + h(1), floor, nb).unwrap();
+        assert!(
+            short.contains("issued for only 1h0m0s") && short.contains("sub-CA provider"),
+            "{short}"
+        );
     }
 
     #[test]

@@ -82,7 +82,13 @@ pub fn parse_runtime_config(items: &[String]) -> anyhow::Result<bool> {
 }
 
 /// Register the built-ins that depend on identities and on the release.
-pub fn register(store: &Store, release: Release, v1beta1: bool, convert: Arc<dyn Admission>) {
+pub fn register(
+    store: &Store,
+    release: Release,
+    v1beta1: bool,
+    cluster_trust_bundles: bool,
+    convert: Arc<dyn Admission>,
+) {
     const CERTS: &str = "certificates.k8s.io";
     store.add_builtin(
         &b("", "v1", "nodes", "Node", false, true, &["no"]),
@@ -123,6 +129,9 @@ pub fn register(store: &Store, release: Release, v1beta1: bool, convert: Arc<dyn
             &["ctb"][..],
         ),
     ] {
+        if plural == "clustertrustbundles" && !cluster_trust_bundles {
+            continue;
+        }
         if v1_served {
             store.add_builtin(
                 &Builtin {

@@ -1002,7 +1002,13 @@ impl WatchTask {
                         }
                     }
                     // A watcher too slow for the fan-out is closed, as the real server does; clients re-watch.
-                    Err(_) => return,
+                    Err(e) => {
+                        if matches!(e, broadcast::error::RecvError::Lagged(_)) {
+                            self.store.watches_closed_behind.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        tracing::debug!(resource = %self.def.plural, last = self.last, error = %e, "watch closed");
+                        return;
+                    }
                 },
                 _ = tick.tick(), if self.bookmarks => {
                     // When every change of this resource has been delivered, the bookmark can carry the

@@ -512,6 +512,116 @@ pub struct WriteOut {
     pub warnings: Vec<String>,
 }
 
+/// How long a paged list's snapshot (its continue token) stays valid: kube-apiserver pages
+/// through an etcd revision, which etcd compacts every 5 minutes.
+const SNAPSHOT_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+/// Paged lists in progress kept at once; the oldest is dropped first (its token then gets 410).
+const MAX_SNAPSHOTS: usize = 256;
+
+/// One paged list in progress: what its first page saw.
+#[derive(Debug)]
+struct Snapshot {
+    rv: u64,
+    /// Which resource version the pages are for (a token is not valid for another).
+    api_version: String,
+    plural: String,
+    taken: std::time::Instant,
+    items: Vec<(Arc<Value>, Bytes)>,
+}
+
+/// The snapshots behind continue tokens (a continue token is `<id>:<offset>`, base64url).
+#[derive(Debug, Default)]
+struct Snapshots {
+    next_id: AtomicU64,
+    live: parking_lot::Mutex<HashMap<u64, Arc<Snapshot>>>,
+}
+
+/// One page: the list's resourceVersion, the page's objects, the next continue token.
+type Page = (u64, Vec<(Arc<Value>, Bytes)>, Option<String>);
+
+impl Snapshots {
+    fn token(id: u64, offset: usize) -> String {
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            format!("{id}:{offset}"),
+        )
+    }
+
+    /// The first page of `items` (everything when there is no limit or it all fits).
+    fn first_page(
+        &self,
+        def: &ResourceDef,
+        rv: u64,
+        mut items: Vec<(Arc<Value>, Bytes)>,
+        limit: Option<usize>,
+    ) -> Page {
+        let Some(limit) = limit.filter(|l| *l < items.len()) else {
+            return (rv, items, None);
+        };
+        let page: Vec<_> = items.drain(..limit).collect();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        let mut live = self.live.lock();
+        live.retain(|_, s| now.duration_since(s.taken) < SNAPSHOT_TTL);
+        while live.len() >= MAX_SNAPSHOTS {
+            let Some(oldest) = live.iter().min_by_key(|(_, s)| s.taken).map(|(k, _)| *k) else {
+                break;
+            };
+            live.remove(&oldest);
+        }
+        live.insert(
+            id,
+            Arc::new(Snapshot {
+                rv,
+                api_version: def.api_version(),
+                plural: def.plural.to_string(),
+                taken: now,
+                items,
+            }),
+        );
+        (rv, page, Some(Self::token(id, 0)))
+    }
+
+    /// The page a continue token names.
+    fn next_page(
+        &self,
+        def: &ResourceDef,
+        cont: &str,
+        limit: Option<usize>,
+    ) -> Result<Page, ApiError> {
+        let invalid = || ApiError::bad_request(format!("invalid continue token {cont:?}"));
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, cont)
+            .map_err(|_| invalid())?;
+        let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+        let (id, offset) = raw.split_once(':').ok_or_else(invalid)?;
+        let id: u64 = id.parse().map_err(|_| invalid())?;
+        let offset: usize = offset.parse().map_err(|_| invalid())?;
+        let snapshot = self.live.lock().get(&id).cloned().ok_or_else(|| {
+            ApiError::new(
+                410,
+                "Expired",
+                "the continue token is too old to give a consistent list: start a new list without it",
+            )
+        })?;
+        if snapshot.api_version != def.api_version() || snapshot.plural != def.plural {
+            return Err(ApiError::bad_request(format!(
+                "continue token {cont:?} belongs to a list of {} {}",
+                snapshot.api_version, snapshot.plural
+            )));
+        }
+        let rest = snapshot.items.get(offset..).ok_or_else(invalid)?;
+        let n = limit.unwrap_or(rest.len()).min(rest.len());
+        let page = rest[..n].to_vec();
+        let next = if n < rest.len() {
+            Some(Self::token(id, offset + n))
+        } else {
+            self.live.lock().remove(&id);
+            None
+        };
+        Ok((snapshot.rv, page, next))
+    }
+}
+
 /// The whole API server state.
 #[derive(Debug)]
 pub struct Store {
@@ -526,6 +636,10 @@ pub struct Store {
     namespaces: Arc<Collection>,
     /// Admission for built-ins with rules (set once at start).
     pub admission: std::sync::OnceLock<Arc<dyn Admission>>,
+    /// Watches closed because they fell more than the fan-out buffer behind.
+    pub watches_closed_behind: AtomicU64,
+    /// Paged lists in progress.
+    snapshots: Snapshots,
 }
 
 fn meta(v: &Value) -> Option<&serde_json::Map<String, Value>> {
@@ -627,18 +741,11 @@ fn same_except_rv(a: &Value, b: &Value) -> bool {
 }
 
 impl Store {
-    /// A store serving the built-ins, with the usual namespaces present.
-    pub fn new(history_limit: usize, set_cr_username: bool) -> Arc<Store> {
-        Store::with_watch_buffer(history_limit, set_cr_username, DEFAULT_WATCH_BUFFER)
-    }
-
-    /// [`Store::new`] with a watch fan-out of `watch_buffer` events per resource: a watch that
-    /// falls further behind is closed (the client re-watches, or re-lists after a 410).
-    pub fn with_watch_buffer(
-        history_limit: usize,
-        set_cr_username: bool,
-        watch_buffer: usize,
-    ) -> Arc<Store> {
+    /// A store serving the built-ins, with the usual namespaces present, keeping `history_limit`
+    /// events per resource for watches from a resourceVersion and a watch fan-out of
+    /// `watch_buffer` events per resource: a watch that falls further behind is closed (the client
+    /// re-watches, or re-lists after a 410).
+    pub fn new(history_limit: usize, set_cr_username: bool, watch_buffer: usize) -> Arc<Store> {
         let watch_buffer = watch_buffer.max(16);
         let mut reg = Registry::default();
         for bi in BUILTINS {
@@ -662,6 +769,8 @@ impl Store {
             set_cr_username,
             namespaces,
             admission: std::sync::OnceLock::new(),
+            watches_closed_behind: AtomicU64::new(0),
+            snapshots: Snapshots::default(),
         });
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let def = store.lookup("", "v1", "namespaces");
@@ -1107,10 +1216,13 @@ impl Store {
         inner.objects.get(&key).map(|s| s.obj.clone())
     }
 
-    /// List objects as a `<Kind>List` JSON body; `limit`/`continue` page by key.
+    /// List objects as a `<Kind>List` JSON body; `limit`/`continue` page through one consistent
+    /// snapshot, as kube-apiserver pages through one etcd revision: every page shows the objects
+    /// as they were at the first page's resourceVersion, and the list carries that
+    /// resourceVersion, so a watch from it misses no change made while the pages were read.
     ///
     /// # Errors
-    /// 400 for a malformed continue token.
+    /// 400 for a malformed continue token; 410 for one whose snapshot has expired.
     pub fn list(
         &self,
         def: &ResourceDef,
@@ -1120,20 +1232,16 @@ impl Store {
         limit: Option<usize>,
         cont: Option<&str>,
     ) -> Result<(Bytes, usize), ApiError> {
-        let inner = def.coll.inner.read();
-        let rv = self.current_rv();
-        let start: Option<(String, String)> = match cont {
-            Some(c) if !c.is_empty() => {
-                let raw =
-                    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, c)
-                        .map_err(|_| {
-                            ApiError::bad_request(format!("invalid continue token {c:?}"))
-                        })?;
-                let v: (String, String) = serde_json::from_slice(&raw)
-                    .map_err(|_| ApiError::bad_request(format!("invalid continue token {c:?}")))?;
-                Some(v)
+        let limit = limit.filter(|l| *l > 0);
+        let (rv, page, next) = match cont.filter(|c| !c.is_empty()) {
+            Some(c) => self.snapshots.next_page(def, c, limit)?,
+            None => {
+                let inner = def.coll.inner.read();
+                let rv = self.current_rv();
+                let matching = Self::matching(def, &inner, ns, ls, fs);
+                drop(inner);
+                self.snapshots.first_page(def, rv, matching, limit)
             }
-            _ => None,
         };
         let mut body = Vec::with_capacity(256);
         body.extend_from_slice(b"{\"kind\":\"");
@@ -1141,65 +1249,48 @@ impl Store {
         body.extend_from_slice(b"List\",\"apiVersion\":\"");
         body.extend_from_slice(def.api_version().as_bytes());
         body.extend_from_slice(b"\",\"items\":[");
-        let range: Box<dyn Iterator<Item = (&(String, String), &Stored)>> = match (ns, &start) {
-            (_, Some(s)) => Box::new(inner.objects.range((
-                std::ops::Bound::Excluded(s.clone()),
-                std::ops::Bound::Unbounded,
-            ))),
-            (Some(n), None) if def.namespaced => {
-                Box::new(inner.objects.range((n.to_string(), String::new())..))
-            }
-            _ => Box::new(inner.objects.iter()),
-        };
-        let mut n = 0usize;
-        let mut last_returned: Option<&(String, String)> = None;
-        let mut more = false;
-        let pinned = fs.pinned_name();
-        for (k, s) in range {
-            if let Some(want) = ns
-                && def.namespaced
-                && k.0 != want
-            {
-                if start.is_none() && k.0.as_str() > want {
-                    break;
-                }
-                continue;
-            }
-            if pinned.is_some_and(|p| p != k.1) {
-                continue;
-            }
-            if !ls.matches(&s.obj) || !fs.matches(&s.obj) {
-                continue;
-            }
-            if let Some(l) = limit
-                && l > 0
-                && n >= l
-            {
-                more = true;
-                break;
-            }
+        for (n, (obj, bytes)) in page.iter().enumerate() {
             if n > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(&Self::out_bytes(def, s));
-            last_returned = Some(k);
-            n += 1;
+            body.extend_from_slice(&Self::render_for(def, obj, bytes));
         }
         body.extend_from_slice(b"],\"metadata\":{\"resourceVersion\":\"");
         body.extend_from_slice(rv.to_string().as_bytes());
         body.push(b'"');
-        if more && let Some(last) = last_returned {
-            // The token names the last returned key; the next page starts after it.
-            let tok = base64::Engine::encode(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                serde_json::to_vec(last).unwrap_or_default(),
-            );
+        if let Some(tok) = next {
             body.extend_from_slice(b",\"continue\":\"");
             body.extend_from_slice(tok.as_bytes());
             body.push(b'"');
         }
         body.extend_from_slice(b"}}");
-        Ok((Bytes::from(body), n))
+        Ok((Bytes::from(body), page.len()))
+    }
+
+    /// The objects of `def` a list with these selectors returns, in key order (cheap clones).
+    fn matching(
+        def: &ResourceDef,
+        inner: &Inner,
+        ns: Option<&str>,
+        ls: &LabelSelector,
+        fs: &FieldSelector,
+    ) -> Vec<(Arc<Value>, Bytes)> {
+        let range: Box<dyn Iterator<Item = (&(String, String), &Stored)>> = match ns {
+            Some(n) if def.namespaced => Box::new(
+                inner
+                    .objects
+                    .range((n.to_string(), String::new())..)
+                    .take_while(move |(k, _)| k.0 == n),
+            ),
+            _ => Box::new(inner.objects.iter()),
+        };
+        let pinned = fs.pinned_name();
+        range
+            .filter(|(k, s)| {
+                pinned.is_none_or(|p| p == k.1) && ls.matches(&s.obj) && fs.matches(&s.obj)
+            })
+            .map(|(_, s)| (s.obj.clone(), s.bytes.clone()))
+            .collect()
     }
 
     /// Replace (PUT) an object or its status.
@@ -2083,7 +2174,7 @@ mod tests {
     /// (the chance of none is below e^-20), so without the redraw this test fails in practice.
     #[test]
     fn colliding_generated_names_are_drawn_again() {
-        let store = Store::new(100, false);
+        let store = Store::new(100, false, DEFAULT_WATCH_BUFFER);
         let opts = WriteOpts::default();
         let def = store
             .lookup("", "v1", "configmaps")

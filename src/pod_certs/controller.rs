@@ -1,0 +1,593 @@
+//! The PodCertificateRequest controller: discovery of `certificates.k8s.io` (v1 when served,
+//! v1beta1 otherwise, both when both are), one watch per signer and served version with the
+//! `spec.signerName` field selector, the decision of [`decide`](super::decide) and the issuing
+//! core under a panic bound, and the one answer of [`apply`].
+//!
+//! When both versions are served, a request is served through exactly one view: the v1 view
+//! serves requests with a stub PKCS#10, the v1beta1 view those without (1.35 kubelets send only
+//! `pkixPublicKey`, which the v1 view cannot show). A watch answered 404 for its GroupVersion
+//! (the API was switched off or upgraded away) runs discovery again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::controller::{Action, Config as ApplierConfig, trigger_self};
+use kube::runtime::events::Recorder;
+use kube::runtime::{WatchStreamExt, applier, reflector, watcher};
+use kube::{Resource, ResourceExt};
+use tokio::sync::Notify;
+
+use super::decide::{
+    self, Answer, BACKDATE, Decision, MAX_PANICS, MIN_LIFETIME, PcrSpec, PcrStatus, PodLookup,
+    RETRY_AFTER, SignerSettings, View,
+};
+use super::pods::PodCache;
+use crate::admin::ReadinessDetails;
+use crate::config::PodCertificatesConfig;
+use crate::issuer::authority::{Authority, Issued};
+use crate::issuer::controller::Clock;
+use crate::issuer::controller::report::publish_event;
+use crate::issuer::decide::EventNote;
+use crate::metrics::Metrics;
+use crate::rbac::{CERTIFICATES, KubeCall, Needs};
+use firefly_core::ca::IssueOptions;
+use firefly_core::issuance::{IssuanceRequest, Outcome, Scope, Subject};
+
+pub mod apply;
+
+/// The API calls this module makes (see [`crate::rbac`]): list and watch of
+/// PodCertificateRequests (one watch per signer; the watch's store answers every read, no
+/// `get`), only with the door enabled. The status write is [`apply`]'s.
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(CERTIFICATES, "podcertificaterequests", "", "list")
+        .when(Needs::PodCertificates),
+    KubeCall::cluster(CERTIFICATES, "podcertificaterequests", "", "watch")
+        .when(Needs::PodCertificates),
+    KubeCall::cluster(CERTIFICATES, "podcertificaterequests", "status", "patch")
+        .when(Needs::PodCertificates),
+    KubeCall::cluster(CERTIFICATES, "signers", "", "sign").when(Needs::PodCertificates),
+];
+
+/// The front-door label of this door's metrics (`front_door`, `type`).
+pub const FRONT_DOOR: &str = "PodCertificateRequest";
+/// The `/readyz` component of this door.
+pub const READINESS_COMPONENT: &str = "podCertificates";
+const GROUP: &str = "certificates.k8s.io";
+/// How long in-flight answers may take to finish once a watch is stopped.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How often discovery is retried while the API is absent.
+const REDISCOVER_AFTER: Duration = Duration::from_secs(30);
+
+/// The door's settings (from `controller.podCertificates`).
+#[derive(Clone, Debug)]
+pub struct PodCertSettings {
+    /// The signers served.
+    pub signers: Vec<SignerSettings>,
+    /// Where `/readyz` detail goes.
+    pub details: ReadinessDetails,
+}
+
+impl PodCertSettings {
+    /// The settings of an enabled door; `None` when it is off.
+    pub fn from_config(config: &PodCertificatesConfig, details: ReadinessDetails) -> Option<Self> {
+        if !config.enabled {
+            return None;
+        }
+        let signers = config
+            .signers
+            .iter()
+            .filter_map(|s| {
+                // Validated at load: an unparsable trust domain never gets here.
+                let trust_domain = s.trust_domain.parse().ok()?;
+                Some(SignerSettings {
+                    signer_name: s.signer_name.clone(),
+                    policy_name: s.policy_name.clone(),
+                    trust_domain,
+                    namespaces: s.namespaces().to_vec(),
+                    verify_pod: s.verify_pod,
+                })
+            })
+            .collect();
+        Some(PodCertSettings { signers, details })
+    }
+}
+
+/// What the door shares with the controller that starts it.
+pub struct PcrDoor {
+    /// The API client.
+    pub client: kube::Client,
+    /// The door's settings.
+    pub settings: PodCertSettings,
+    /// Field manager of the status writes.
+    pub field_manager: String,
+    /// The issuing core's signer.
+    pub authority: Arc<dyn Authority>,
+    /// The process's metrics.
+    pub metrics: Metrics,
+    /// Publishes events on the requests.
+    pub recorder: Recorder,
+    /// The clock decisions read.
+    pub clock: Clock,
+}
+
+/// Errors of one reconcile (retried after a short pause).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PcrError {
+    /// The status write failed (other than 404 and 409).
+    #[error("status write of PodCertificateRequest {namespace}/{name} failed: {source}")]
+    StatusWrite {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// The client's error.
+        source: kube::Error,
+    },
+}
+
+struct Shared {
+    door: PcrDoor,
+    pods: PodCache,
+    /// Panics of a request's decision, by UID.
+    panics: Mutex<HashMap<String, u32>>,
+}
+
+struct WatchCtx {
+    shared: Arc<Shared>,
+    signer: usize,
+    view: View,
+    resource: ApiResource,
+}
+
+fn resource(version: &str) -> ApiResource {
+    ApiResource {
+        group: GROUP.into(),
+        version: version.into(),
+        api_version: format!("{GROUP}/{version}"),
+        kind: "PodCertificateRequest".into(),
+        plural: "podcertificaterequests".into(),
+    }
+}
+
+/// Whether `version` of `certificates.k8s.io` serves PodCertificateRequests.
+async fn served(client: &kube::Client, version: &str) -> Result<bool, kube::Error> {
+    match client
+        .list_api_group_resources(&format!("{GROUP}/{version}"))
+        .await
+    {
+        Ok(list) => Ok(list
+            .resources
+            .iter()
+            .any(|r| r.name == "podcertificaterequests")),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_not_found(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 404,
+        watcher::Error::WatchError(s) => s.code == 404,
+        _ => false,
+    }
+}
+
+/// Runs the door until `shutdown` resolves.
+pub async fn run<S>(door: PcrDoor, shutdown: S)
+where
+    S: std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
+{
+    let details = door.settings.details.clone();
+    let shared = Arc::new(Shared {
+        door,
+        pods: PodCache::default(),
+        panics: Mutex::default(),
+    });
+    let pod_task = shared
+        .door
+        .settings
+        .signers
+        .iter()
+        .any(|s| s.verify_pod)
+        .then(|| {
+            AbortOnDrop(tokio::spawn(
+                shared.pods.clone().run(shared.door.client.clone()),
+            ))
+        });
+    let policy_check = AbortOnDrop(tokio::spawn(check_policies(shared.clone())));
+    let mut shutdown_now = Box::pin(shutdown.clone());
+    loop {
+        let client = &shared.door.client;
+        let (v1, v1beta1) = match (served(client, "v1").await, served(client, "v1beta1").await) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "discovery of certificates.k8s.io failed; retrying");
+                if wait_or_stop(&mut shutdown_now, RETRY_AFTER).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        if !v1 && !v1beta1 {
+            let detail = "the PodCertificateRequest API (certificates.k8s.io v1 or v1beta1) is not served: enable the feature gate PodCertificateRequest (and on 1.35/1.36 --runtime-config=certificates.k8s.io/v1beta1=true); CertificateRequests are served as usual".to_owned();
+            tracing::warn!("{detail}");
+            details.set(READINESS_COMPONENT, detail);
+            if wait_or_stop(&mut shutdown_now, REDISCOVER_AFTER).await {
+                break;
+            }
+            continue;
+        }
+        let names: Vec<&str> = shared
+            .door
+            .settings
+            .signers
+            .iter()
+            .map(|s| s.signer_name.as_str())
+            .collect();
+        let versions = match (v1, v1beta1) {
+            (true, true) => "v1 (and v1beta1 for requests without a stub)",
+            (true, false) => "v1",
+            _ => "v1beta1",
+        };
+        details.set(
+            READINESS_COMPONENT,
+            format!(
+                "serving signers {} through certificates.k8s.io/{versions}",
+                names.join(", ")
+            ),
+        );
+        tracing::info!(signers = ?names, versions, "PodCertificateRequest door serving");
+        let mut views = Vec::new();
+        if v1 {
+            views.push((
+                "v1",
+                View::V1 {
+                    v1beta1_served: v1beta1,
+                },
+            ));
+        }
+        if v1beta1 {
+            views.push(("v1beta1", View::V1beta1 { v1_served: v1 }));
+        }
+        let gone = Arc::new(Notify::new());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut watches = futures::stream::FuturesUnordered::new();
+        for (version, view) in views {
+            for signer in 0..shared.door.settings.signers.len() {
+                let mut stop_rx = stop_rx.clone();
+                let stop = async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                };
+                watches.push(watch_one(
+                    Arc::new(WatchCtx {
+                        shared: shared.clone(),
+                        signer,
+                        view,
+                        resource: resource(version),
+                    }),
+                    gone.clone(),
+                    stop,
+                ));
+            }
+        }
+        let stopped = {
+            let drained = async { while watches.next().await.is_some() {} };
+            futures::pin_mut!(drained);
+            tokio::select! {
+                _ = &mut shutdown_now => true,
+                _ = gone.notified() => false,
+                _ = &mut drained => false,
+            }
+        };
+        let _ = stop_tx.send(true);
+        while watches.next().await.is_some() {}
+        if stopped {
+            break;
+        }
+        tracing::info!("a PodCertificateRequest watch answered 404: discovering again");
+    }
+    drop(policy_check);
+    drop(pod_task);
+}
+
+/// Sleeps `d`; true when `shutdown` resolved first.
+async fn wait_or_stop<F: std::future::Future<Output = ()> + Unpin>(
+    shutdown: &mut F,
+    d: Duration,
+) -> bool {
+    tokio::select! {
+        _ = shutdown => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+/// The start-up look at each signer's policy, once the bootstrap has one: a policy the TLSPC
+/// configuration does not offer is an error (its requests wait, then fail), REQUIRED subject or
+/// DNS values a warning (an empty stub can never carry them: every request is PolicyDenied).
+async fn check_policies(shared: Arc<Shared>) {
+    let door = &shared.door;
+    while !door.authority.readiness().ready {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for (i, s) in door.settings.signers.iter().enumerate() {
+        match door.authority.policy(&s.policy_name) {
+            None => tracing::error!(
+                signer = %s.signer_name,
+                "controller.podCertificates.signers[{i}].policyName = {:?} is not a usable policy of the TLSPC configuration; requests for {} wait and fail after 14 minutes",
+                s.policy_name, s.signer_name
+            ),
+            Some(policy) => {
+                let required: Vec<&str> = policy
+                    .required_fields()
+                    .into_iter()
+                    .filter(|f| *f != "sans.uniformResourceIdentifiers")
+                    .collect();
+                if !required.is_empty() {
+                    tracing::warn!(
+                        signer = %s.signer_name,
+                        "policy {:?} of controller.podCertificates.signers[{i}] makes {} REQUIRED: PodCertificateRequests carry only a key, so every request to {} will be Denied (PolicyDenied)",
+                        s.policy_name,
+                        required.join(", "),
+                        s.signer_name
+                    );
+                }
+                if policy.max_validity() < MIN_LIFETIME {
+                    tracing::warn!(
+                        signer = %s.signer_name,
+                        "policy {:?} of controller.podCertificates.signers[{i}] allows less than the 1h minimum of pod certificates: every request will be Denied (LifetimeBelowMinimum)",
+                        s.policy_name
+                    );
+                }
+            }
+        }
+    }
+}
+
+async fn watch_one(
+    ctx: Arc<WatchCtx>,
+    gone: Arc<Notify>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let signer_name = &ctx.shared.door.settings.signers[ctx.signer].signer_name;
+    let api = Api::<DynamicObject>::all_with(ctx.shared.door.client.clone(), &ctx.resource);
+    let config = watcher::Config::default().fields(&format!("spec.signerName={signer_name}"));
+    let writer = reflector::store::Writer::new(ctx.resource.clone());
+    let reader = writer.as_reader();
+    let stream = reflector(writer, watcher(api, config).default_backoff())
+        .inspect(move |event| {
+            if let Err(e) = event
+                && is_not_found(e)
+            {
+                gone.notify_one();
+            }
+        })
+        .applied_objects();
+    // kube-runtime's applier waits for the store's first list before deciding anything, and
+    // once its queue has ended it waits for that list for ever: a stop before the first list
+    // is given a short grace instead of being awaited.
+    let stop = futures::FutureExt::shared(Box::pin(stop));
+    let queue = trigger_self(stream, ctx.resource.clone()).take_until(stop.clone());
+    let drained = applier(
+        |obj, ctx| Box::pin(reconcile(obj, ctx)),
+        error_policy,
+        ctx,
+        reader,
+        queue,
+        ApplierConfig::default().concurrency(64),
+    )
+    .for_each(|r| {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "PodCertificateRequest reconcile queue");
+        }
+        futures::future::ready(())
+    });
+    tokio::select! {
+        _ = drained => {}
+        _ = async {
+            stop.await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => {}
+    }
+}
+
+fn error_policy(_obj: Arc<DynamicObject>, err: &PcrError, _ctx: Arc<WatchCtx>) -> Action {
+    tracing::warn!(error = %err, "PodCertificateRequest reconcile failed; deciding again");
+    Action::requeue(RETRY_AFTER)
+}
+
+async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<WatchCtx>) -> Result<Action, PcrError> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "podcertificaterequest",
+        namespace = %obj.namespace().unwrap_or_default(),
+        request_name = %obj.name_any(),
+        uid = %obj.uid().unwrap_or_default()
+    );
+    ctx.reconcile(obj).instrument(span).await
+}
+
+impl WatchCtx {
+    async fn reconcile(&self, obj: Arc<DynamicObject>) -> Result<Action, PcrError> {
+        let spec: PcrSpec = match obj.data.get("spec").map(PcrSpec::deserialize) {
+            Some(Ok(spec)) => spec,
+            other => {
+                tracing::warn!(error = ?other.map(|r| r.err()), "PodCertificateRequest without a readable spec; ignored");
+                return Ok(Action::await_change());
+            }
+        };
+        let status: Option<PcrStatus> = obj
+            .data
+            .get("status")
+            .and_then(|v| PcrStatus::deserialize(v).ok());
+        let uid = obj.uid().unwrap_or_default();
+        if decide::is_terminal(status.as_ref()) {
+            self.forget_panics(&uid);
+            return Ok(Action::await_change());
+        }
+        let namespace = obj.namespace().unwrap_or_default();
+        let door = &self.shared.door;
+        let now = door.clock.now();
+        let age = crate::issuer::decide::object_age(&obj.metadata, now);
+        let signer = &door.settings.signers[self.signer];
+        let facts = signer
+            .verify_pod
+            .then(|| self.shared.pods.get(&namespace, &spec.pod_name));
+        let pod = match &facts {
+            None => PodLookup::NotRequired,
+            Some(None) => PodLookup::Missing,
+            Some(Some(f)) => PodLookup::Found(f),
+        };
+        let policy = door.authority.policy(&signer.policy_name);
+        let request = decide::Request {
+            namespace: &namespace,
+            spec: &spec,
+            status: status.as_ref(),
+            age,
+        };
+        let decided =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                match decide::decide(&request, self.view, signer, policy.as_deref(), pod) {
+                    Decision::Sign(plan) => self.sign(&namespace, signer, &plan, age),
+                    other => (other, None),
+                }
+            }));
+        let (decision, issued) = match decided {
+            Ok(d) => {
+                self.forget_panics(&uid);
+                d
+            }
+            Err(_) => {
+                let n = self.count_panic(&uid);
+                tracing::error!(panics = n, "deciding a PodCertificateRequest panicked");
+                if n < MAX_PANICS {
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
+                (
+                    Decision::Answer(Answer::Failed {
+                        reason: decide::reason::INTERNAL_ERROR,
+                        message: format!(
+                            "deciding this request failed {n} times with an internal error"
+                        ),
+                    }),
+                    None,
+                )
+            }
+        };
+        match decision {
+            Decision::Ignore(why) => {
+                tracing::trace!(why, "PodCertificateRequest ignored");
+                Ok(Action::await_change())
+            }
+            Decision::Sign(_) => Ok(Action::await_change()),
+            Decision::Wait { reason, message } => {
+                door.metrics
+                    .issuance_retries
+                    .with_label_values(&[FRONT_DOOR, reason])
+                    .inc();
+                tracing::info!(reason, message, "PodCertificateRequest waiting");
+                let note = EventNote {
+                    warning: true,
+                    reason,
+                    note: message,
+                };
+                publish_event(&door.recorder, &note, &obj.object_ref(&self.resource)).await;
+                Ok(Action::requeue(RETRY_AFTER))
+            }
+            Decision::Answer(answer) => {
+                match self
+                    .apply(&obj, &namespace, &answer, issued.as_ref())
+                    .await?
+                {
+                    apply::Applied::Written => {
+                        self.report(&obj, &spec, &answer, issued.as_ref()).await;
+                    }
+                    apply::Applied::Gone | apply::Applied::Conflict => {}
+                }
+                Ok(Action::await_change())
+            }
+        }
+    }
+
+    /// Asks the issuing core and turns its outcome into the next decision.
+    fn sign(
+        &self,
+        namespace: &str,
+        signer: &SignerSettings,
+        plan: &decide::Plan,
+        age: Duration,
+    ) -> (Decision, Option<Issued>) {
+        let door = &self.shared.door;
+        let request = IssuanceRequest {
+            subject: Subject::AssertedKey {
+                public_key_der: &plan.public_key_der,
+                identity: &plan.identity,
+            },
+            scope: Scope::Signer {
+                namespace,
+                namespaces: &signer.namespaces,
+            },
+            policy: &signer.policy_name,
+            duration: None,
+            usages: None,
+            is_ca: false,
+            trust_domain: Some(&signer.trust_domain),
+        };
+        let opts = IssueOptions {
+            minimum_duration: MIN_LIFETIME,
+            backdate: BACKDATE,
+            max_window: Some(plan.max_window),
+        };
+        let t = Instant::now();
+        let outcome = door.authority.issue(&request, &opts, door.clock.now());
+        door.metrics
+            .sign_duration
+            .observe(t.elapsed().as_secs_f64());
+        let success = matches!(outcome, Outcome::Issued(_));
+        door.metrics
+            .signer_sign
+            .with_label_values(&[if success { "true" } else { "false" }, FRONT_DOOR])
+            .inc();
+        let decision = decide::after_issue(&outcome, age);
+        let issued = match outcome {
+            Outcome::Issued(i) => Some(i),
+            _ => None,
+        };
+        (decision, issued)
+    }
+
+    fn count_panic(&self, uid: &str) -> u32 {
+        let mut panics = self
+            .shared
+            .panics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = panics.entry(uid.to_owned()).or_default();
+        *n += 1;
+        *n
+    }
+
+    fn forget_panics(&self, uid: &str) {
+        self.shared
+            .panics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid);
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+use serde::Deserialize as _;

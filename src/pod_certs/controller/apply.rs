@@ -1,0 +1,231 @@
+//! The one status write of a PodCertificateRequest answer, guarded by the resourceVersion the
+//! decision was made on, and what follows it (metrics, audit line, usage record, event);
+//! computes no answer.
+
+use std::time::SystemTime;
+
+use kube::api::{Api, DynamicObject};
+use kube::{Resource, ResourceExt};
+
+use super::{FRONT_DOOR, PcrError, WatchCtx};
+use crate::issuer::authority::Issued;
+use crate::issuer::controller::apply::{ApplyMetadata, apply_guarded};
+use crate::issuer::controller::report::{audit_not_delivered, log_issued, publish_event};
+use crate::issuer::decide::{EventNote, time};
+use crate::pod_certs::decide::{Answer, PcrSpec};
+
+pub(super) use crate::issuer::controller::apply::Applied;
+
+impl WatchCtx {
+    /// Writes `answer` on the request's status: one forced server-side apply on `/status`
+    /// carrying the resourceVersion the decision read (409: the request moved on — another
+    /// replica answered it — and is decided again from the copy the watch delivers; 404: it was
+    /// deleted). A certificate signed but not delivered is audited as signed-not-delivered.
+    ///
+    /// # Errors
+    /// [`PcrError::StatusWrite`] for any failure but a 404 or a 409.
+    pub(super) async fn apply(
+        &self,
+        obj: &DynamicObject,
+        namespace: &str,
+        answer: &Answer,
+        issued: Option<&Issued>,
+    ) -> Result<Applied, PcrError> {
+        let door = &self.shared.door;
+        let name = obj.name_any();
+        let rv = obj.resource_version().unwrap_or_default();
+        let body = status_body(
+            &self.resource.api_version,
+            &name,
+            namespace,
+            &rv,
+            answer,
+            door.clock.now(),
+        );
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(door.client.clone(), namespace, &self.resource);
+        let result = apply_guarded(&api, &name, &door.field_manager, &body).await;
+        let refused = match &result {
+            Ok(Applied::Written) => return Ok(Applied::Written),
+            Ok(Applied::Gone) => 404,
+            Ok(Applied::Conflict) => {
+                door.metrics
+                    .write_conflicts
+                    .with_label_values(&[FRONT_DOOR])
+                    .inc();
+                tracing::debug!(
+                    resource_version = rv,
+                    "PodCertificateRequest changed since the decision (409); deciding again"
+                );
+                409
+            }
+            Err(kube::Error::Api(s)) => s.code,
+            Err(_) => 0,
+        };
+        if let Some(issued) = issued {
+            let uid = obj.uid().unwrap_or_default();
+            audit_not_delivered(&door.metrics, FRONT_DOOR, issued, &uid, refused);
+        }
+        match result {
+            Ok(applied) => Ok(applied),
+            Err(source) => {
+                let code = match &source {
+                    kube::Error::Api(s) => s.code.to_string(),
+                    _ => "transport".to_owned(),
+                };
+                door.metrics
+                    .write_errors
+                    .with_label_values(&[code.as_str()])
+                    .inc();
+                Err(PcrError::StatusWrite {
+                    namespace: namespace.to_owned(),
+                    name,
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Reports an answer the API server accepted: counted, logged and audited; every refusal
+    /// gets a Warning event.
+    pub(super) async fn report(
+        &self,
+        obj: &DynamicObject,
+        spec: &PcrSpec,
+        answer: &Answer,
+        issued: Option<&Issued>,
+    ) {
+        let door = &self.shared.door;
+        door.metrics
+            .issuance_outcomes
+            .with_label_values(&[FRONT_DOOR, answer.outcome()])
+            .inc();
+        match (answer, issued) {
+            (Answer::Issued { .. }, Some(issued)) => {
+                door.authority.record_issued(issued);
+                let age = crate::issuer::decide::object_age(&obj.metadata, door.clock.now());
+                door.metrics
+                    .issuance_latency
+                    .with_label_values(&[FRONT_DOOR])
+                    .observe(age.as_secs_f64());
+                let requester = format!("system:node:{}", spec.node_name);
+                let uid = obj.uid().unwrap_or_default();
+                log_issued(door.authority.as_ref(), issued, &requester, &uid);
+            }
+            (Answer::Denied { reason, message } | Answer::Failed { reason, message }, _) => {
+                tracing::warn!(
+                    reason,
+                    message,
+                    answer = answer.condition_type(),
+                    "PodCertificateRequest refused"
+                );
+                let note = EventNote {
+                    warning: true,
+                    reason,
+                    note: message.clone(),
+                };
+                publish_event(&door.recorder, &note, &obj.object_ref(&self.resource)).await;
+            }
+            (Answer::Issued { .. }, None) => {}
+        }
+    }
+}
+
+/// The server-side-apply body of an answer: the one terminal condition and, for Issued, the
+/// chain and its times, with the resourceVersion precondition.
+pub(crate) fn status_body(
+    api_version: &str,
+    name: &str,
+    namespace: &str,
+    resource_version: &str,
+    answer: &Answer,
+    now: SystemTime,
+) -> serde_json::Value {
+    let t = |at: SystemTime| serde_json::to_value(time(at)).unwrap_or_default();
+    let condition = |reason: &str, message: &str| {
+        serde_json::json!({
+            "type": answer.condition_type(),
+            "status": "True",
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": t(now),
+        })
+    };
+    let status = match answer {
+        Answer::Issued {
+            chain_pem,
+            not_before,
+            not_after,
+            begin_refresh_at,
+        } => serde_json::json!({
+            "conditions": [condition("Issued", "issued by firefly")],
+            "certificateChain": chain_pem,
+            "notBefore": t(*not_before),
+            "notAfter": t(*not_after),
+            "beginRefreshAt": t(*begin_refresh_at),
+        }),
+        Answer::Denied { reason, message } | Answer::Failed { reason, message } => {
+            serde_json::json!({ "conditions": [condition(reason, message)] })
+        }
+    };
+    serde_json::json!({
+        "apiVersion": api_version,
+        "kind": "PodCertificateRequest",
+        "metadata": ApplyMetadata {
+            name,
+            namespace: Some(namespace),
+            resource_version,
+        },
+        "status": status,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_body_carries_the_resource_version_and_one_terminal_condition() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let issued = Answer::Issued {
+            chain_pem: "PEM".into(),
+            not_before: now - Duration::from_secs(10),
+            not_after: now + Duration::from_secs(3590),
+            begin_refresh_at: now + Duration::from_secs(2390),
+        };
+        let body = status_body(
+            "certificates.k8s.io/v1",
+            "req-a",
+            "apps",
+            "42",
+            &issued,
+            now,
+        );
+        assert_eq!(body["metadata"]["resourceVersion"], "42");
+        assert_eq!(body["metadata"]["namespace"], "apps");
+        let s = &body["status"];
+        assert_eq!(s["conditions"].as_array().unwrap().len(), 1);
+        assert_eq!(s["conditions"][0]["type"], "Issued");
+        assert_eq!(s["certificateChain"], "PEM");
+        assert_eq!(s["notBefore"], "2027-01-15T07:59:50Z");
+        assert_eq!(s["notAfter"], "2027-01-15T08:59:50Z");
+        let denied = Answer::Denied {
+            reason: "MissingPublicKey",
+            message: "no key".into(),
+        };
+        let body = status_body(
+            "certificates.k8s.io/v1beta1",
+            "r",
+            "apps",
+            "7",
+            &denied,
+            now,
+        );
+        let s = &body["status"];
+        assert_eq!(s["conditions"][0]["type"], "Denied");
+        assert_eq!(s["conditions"][0]["reason"], "MissingPublicKey");
+        assert_eq!(s["conditions"][0]["status"], "True");
+        assert!(s.get("certificateChain").is_none() && s.get("notBefore").is_none());
+    }
+}

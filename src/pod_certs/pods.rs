@@ -1,0 +1,131 @@
+//! The pod cache of `verifyPod`: one list/watch of every pod, kept as the three facts the
+//! cross-check compares (UID, service account, node) keyed by namespace and name; no GET per
+//! request.
+//!
+//! Why not a metadata-only watch: `PartialObjectMetadata` carries no `spec`, and the service
+//! account and node are `spec.serviceAccountName` and `spec.nodeName`. So the watch receives
+//! whole pods and drops everything else on arrival: the cache holds a few short strings per pod,
+//! the full object only passes through while one event is decoded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+
+use super::decide::PodFacts;
+use crate::rbac::{KubeCall, Needs};
+
+/// The API calls this module makes (see [`crate::rbac`]): list and watch of pods, only when a
+/// signer sets `verifyPod: true`.
+pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(crate::rbac::Group::Fixed(""), "pods", "", "list")
+        .when(Needs::PodVerification),
+    KubeCall::cluster(crate::rbac::Group::Fixed(""), "pods", "", "watch")
+        .when(Needs::PodVerification),
+];
+
+type Key = (String, String);
+
+#[derive(Default)]
+struct State {
+    pods: HashMap<Key, PodFacts>,
+    /// Filled during a (re-)list, swapped in when it completes.
+    relisting: Option<HashMap<Key, PodFacts>>,
+}
+
+/// The cache the decision reads. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct PodCache(Arc<RwLock<State>>);
+
+impl std::fmt::Debug for PodCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodCache")
+            .field("pods", &self.read().pods.len())
+            .finish()
+    }
+}
+
+fn facts(pod: &Pod) -> Option<(Key, PodFacts)> {
+    let meta = &pod.metadata;
+    let spec = pod.spec.as_ref();
+    Some((
+        (meta.namespace.clone()?, meta.name.clone()?),
+        PodFacts {
+            uid: meta.uid.clone().unwrap_or_default(),
+            service_account: spec
+                .and_then(|s| s.service_account_name.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "default".to_owned()),
+            node: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        },
+    ))
+}
+
+impl PodCache {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The facts of pod `namespace/name`, when cached.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<PodFacts> {
+        self.read()
+            .pods
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    fn apply(&self, event: watcher::Event<Pod>) {
+        let mut state = self.write();
+        match event {
+            watcher::Event::Init => state.relisting = Some(HashMap::new()),
+            watcher::Event::InitApply(pod) => {
+                if let Some((k, v)) = facts(&pod) {
+                    state
+                        .relisting
+                        .get_or_insert_with(HashMap::new)
+                        .insert(k, v);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(fresh) = state.relisting.take() {
+                    state.pods = fresh;
+                }
+            }
+            watcher::Event::Apply(pod) => {
+                if let Some((k, v)) = facts(&pod) {
+                    state.pods.insert(k, v);
+                }
+            }
+            watcher::Event::Delete(pod) => {
+                if let Some((k, _)) = facts(&pod) {
+                    state.pods.remove(&k);
+                }
+            }
+        }
+    }
+
+    /// Keeps the cache current until the client's watch ends (never, on its own: errors back
+    /// off and resume).
+    pub async fn run(self, client: kube::Client) {
+        let api = Api::<Pod>::all(client);
+        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => self.apply(event),
+                Err(e) => tracing::warn!(error = %e, "pod watch (verifyPod)"),
+            }
+        }
+    }
+}

@@ -1,0 +1,767 @@
+//! The PodCertificateRequest front door end to end (issue 15): kube-sim per Kubernetes release
+//! with authentication, NodeRestriction and the test kubelet (`system:node:<n>`), the mock TLSPC
+//! with pod-certificate policies, the real controller, and openssl and Python `cryptography` as
+//! judges of every issued chain.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube_sim::kubelet::{KeyType, Outcome, PodCertificate};
+use kube_sim::{KubeSim, Release};
+use serde_json::{Value, json};
+use support::controller::*;
+use support::verifiers;
+
+const PODS: &str = "firefly.venafi.com/pods";
+const RSA2048: &str = "firefly.venafi.com/rsa2048";
+const SHORT: &str = "firefly.venafi.com/short";
+const VERIFIED: &str = "firefly.venafi.com/verified";
+const UNSERVED: &str = "example.com/unserved";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The shipped seed plus the pod-certificate policies: `pods-24h` (the kubelet's key types but
+/// P-521, 24 h), `pods-rsa2048` (RSA_2048 only, which no kubelet generates) and `pods-30m`.
+fn seed() -> String {
+    let policy = |name: &str, validity: &str, keys: &str| {
+        let default = keys.split(',').next().unwrap_or(keys).trim();
+        format!(
+            r#"  - name: {name}
+    validityPeriod: {validity}
+    subject:
+      commonName: {{type: FORBIDDEN}}
+      organization: {{type: IGNORED}}
+      organizationalUnit: {{type: IGNORED}}
+      locality: {{type: IGNORED}}
+      stateOrProvince: {{type: IGNORED}}
+      country: {{type: IGNORED}}
+    sans:
+      uniformResourceIdentifiers:
+        type: REQUIRED
+        allowedValues: ['^spiffe://cluster\.local/ns/.*/sa/.*']
+        minOccurrences: 1
+        maxOccurrences: 1
+      dnsNames: {{type: FORBIDDEN}}
+      ipAddresses: {{type: FORBIDDEN}}
+      rfc822Names: {{type: FORBIDDEN}}
+    keyUsages: [digitalSignature, keyEncipherment]
+    extendedKeyUsages: [SERVER_AUTH, CLIENT_AUTH]
+    keyAlgorithm:
+      allowedValues: [{keys}]
+      defaultValue: {default}
+"#
+        )
+    };
+    let extra = [
+        policy(
+            "pods-24h",
+            "P1D",
+            "EC_P256, EC_P384, EC_ED25519, RSA_3072, RSA_4096",
+        ),
+        policy("pods-rsa2048", "P1D", "RSA_2048"),
+        policy("pods-30m", "PT30M", "EC_P256"),
+    ]
+    .concat();
+    let seed = SHIPPED_SEED.replace(
+        "\nconfigurations:\n",
+        &format!("\n{extra}\nconfigurations:\n"),
+    );
+    assert!(seed.contains("pods-30m"), "the seed gained the policies");
+    seed.replace(
+        "policies: [istio-mtls]",
+        "policies: [istio-mtls, pods-24h, pods-rsa2048, pods-30m]",
+    )
+}
+
+fn signers() -> String {
+    let signer = |name: &str, policy: &str, namespaces: &str, verify: bool| {
+        format!(
+            "      - signerName: {name}\n        policyName: {policy}\n        trustDomain: cluster.local\n        namespaces: {namespaces}\n        verifyPod: {verify}\n"
+        )
+    };
+    format!(
+        "    enabled: true\n    signers:\n{}{}{}{}",
+        signer(PODS, "pods-24h", "[sandbox, team-a]", false),
+        signer(RSA2048, "pods-rsa2048", "[\"*\"]", false),
+        signer(SHORT, "pods-30m", "[\"*\"]", false),
+        signer(VERIFIED, "pods-24h", "[\"*\"]", true),
+    )
+}
+
+async fn env(release: Release, v1beta1: bool) -> Env {
+    Env::start_with(Options {
+        authenticate: true,
+        pod_certificates: Some(signers()),
+        seed: Some(seed()),
+        kubernetes_release: Some(release),
+        certificates_v1beta1: v1beta1,
+        ..Options::default()
+    })
+    .await
+}
+
+/// Pod `ns/name` on `node` as ServiceAccount `sa`, projecting a certificate of every signer the
+/// tests use (1.37's NodeRestriction lets a node ask only for signers its pods name).
+fn pod(sim: &KubeSim, ns: &str, name: &str, node: &str, sa: &str) -> Value {
+    if sim.object("", "serviceaccounts", ns, sa).is_none() {
+        sim.put_object(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": ns}}))
+            .unwrap();
+    }
+    let sources: Vec<Value> = [PODS, RSA2048, SHORT, VERIFIED, UNSERVED]
+        .iter()
+        .map(|s| json!({"podCertificate": {"signerName": s, "keyType": "ECDSAP256", "credentialBundlePath": format!("{}.pem", s.replace('/', "_"))}}))
+        .collect();
+    sim.put_object(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}, "spec": {
+        "nodeName": node, "serviceAccountName": sa,
+        "containers": [{"name": "c", "image": "x"}],
+        "volumes": [{"name": "certs", "projected": {"sources": sources}}]}}))
+    .unwrap()
+}
+
+fn source(signer: &str, key: KeyType, max: Option<i32>) -> PodCertificate {
+    let mut pc = PodCertificate::new(signer, key);
+    pc.max_expiration_seconds = max;
+    pc
+}
+
+fn denied(outcome: &Outcome) -> (&str, &str) {
+    match outcome {
+        Outcome::Denied {
+            reason, message, ..
+        } => (reason, message),
+        other => panic!("expected Denied, got {other:?}"),
+    }
+}
+
+/// The issued chain (headers dropped, as the kubelet projects it) and the stored request.
+fn issued(outcome: &Outcome) -> (String, &Value) {
+    match outcome {
+        Outcome::Issued {
+            request,
+            credential_bundle,
+            ..
+        } => {
+            // The bundle is the PKCS#8 key, then the chain.
+            let start = credential_bundle
+                .find("-----BEGIN CERTIFICATE-----")
+                .expect("the bundle carries certificates");
+            assert!(credential_bundle[..start].contains("PRIVATE KEY"));
+            (credential_bundle[start..].to_owned(), request)
+        }
+        other => panic!("expected Issued, got {other:?}"),
+    }
+}
+
+fn unix(t: x509_parser::time::ASN1Time) -> i64 {
+    t.timestamp()
+}
+
+fn rfc3339(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
+        .unwrap()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Judges an issued chain: leaf + sub-CA (+ intermediates), never the root; openssl (client and
+/// server purpose) and cryptography verify it to the root; the leaf carries exactly `spiffe`;
+/// the status times are the leaf's; the lifetime is `lifetime` and beginRefreshAt is inside
+/// [NotBefore + 10 min, NotAfter − 10 min]. Returns the leaf's NotBefore.
+fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -> i64 {
+    let root = env.root_pem();
+    let blocks = verifiers::split_pem(chain);
+    assert!(blocks.len() >= 2, "leaf and sub-CA: {chain}");
+    assert!(
+        !blocks.iter().any(|b| b.trim() == root.trim()),
+        "the chain stops before the trust anchor"
+    );
+    for purpose in ["sslclient", "sslserver"] {
+        let v = openssl_verify(chain, &root, purpose);
+        assert!(v.ok, "openssl {purpose}: {}", v.output);
+    }
+    let v = verifiers::python_verify(chain, &root, spiffe);
+    assert!(v.ok, "cryptography: {}", v.output);
+    let der = pem::parse(blocks[0].as_bytes()).unwrap();
+    let (_, leaf) = x509_parser::parse_x509_certificate(der.contents()).unwrap();
+    let uris: Vec<String> = leaf
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|n| format!("{n}"))
+        .collect();
+    assert_eq!(
+        uris,
+        [format!("URI({spiffe})")],
+        "the identity and nothing else"
+    );
+    let nb = unix(leaf.validity().not_before);
+    let na = unix(leaf.validity().not_after);
+    assert_eq!(na - nb, lifetime, "NotAfter − NotBefore");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        nb <= now && now - nb <= 15,
+        "back-dated ~10 s: nb={nb} now={now}"
+    );
+    let status = &request["status"];
+    assert_eq!(status["notBefore"], rfc3339(nb));
+    assert_eq!(status["notAfter"], rfc3339(na));
+    let refresh = jiff::Timestamp::strptime(
+        "%Y-%m-%dT%H:%M:%SZ",
+        status["beginRefreshAt"].as_str().unwrap(),
+    )
+    .map(|t| t.as_second())
+    .unwrap_or_else(|_| {
+        status["beginRefreshAt"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_second()
+    });
+    assert!(
+        refresh >= nb + 600 && refresh <= na - 600,
+        "beginRefreshAt {refresh} in [{nb}+10m, {na}-10m]"
+    );
+    assert_eq!(refresh, nb + (na - nb) * 2 / 3, "two thirds in");
+    nb
+}
+
+fn status_writes(env: &Env) -> u64 {
+    env.sim
+        .request_count("patch", "podcertificaterequests/status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons() {
+    let env = env(Release::V1_37, false).await;
+    let sim = &env.sim;
+    pod(sim, "sandbox", "web-0", "node-1", "web");
+    pod(sim, "other", "web-0", "node-1", "web");
+    let kubelet = sim.kubelet("node-1").await.unwrap();
+
+    // ECDSAP256 with maxExpirationSeconds 3600 under a 24 h policy: exactly 3600 s.
+    let out = kubelet
+        .request(
+            "sandbox",
+            "web-0",
+            &source(PODS, KeyType::EcdsaP256, Some(3600)),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let (chain, request) = issued(&out);
+    judge(
+        &env,
+        &chain,
+        request,
+        "spiffe://cluster.local/ns/sandbox/sa/web",
+        3600,
+    );
+
+    // The other served key types, and the maximum maxExpirationSeconds (the policy's 24 h wins).
+    for key in [
+        KeyType::EcdsaP384,
+        KeyType::Ed25519,
+        KeyType::Rsa3072,
+        KeyType::Rsa4096,
+    ] {
+        let out = kubelet
+            .request(
+                "sandbox",
+                "web-0",
+                &source(PODS, key, Some(7_862_400)),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        let (chain, request) = issued(&out);
+        judge(
+            &env,
+            &chain,
+            request,
+            "spiffe://cluster.local/ns/sandbox/sa/web",
+            86_400,
+        );
+    }
+
+    // P-521: never served, even though the API accepts it.
+    let out = kubelet
+        .request(
+            "sandbox",
+            "web-0",
+            &source(PODS, KeyType::EcdsaP521, None),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let (reason, message) = denied(&out);
+    assert_eq!(reason, "UnsupportedKeyType", "{message}");
+    assert!(
+        message.contains("ECDSAP256, ECDSAP384, ED25519, RSA3072, RSA4096"),
+        "{message}"
+    );
+
+    // A policy of RSA_2048 only: RSA3072 is an unsupported key type, not a policy denial.
+    let out = kubelet
+        .request(
+            "sandbox",
+            "web-0",
+            &source(RSA2048, KeyType::Rsa3072, None),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let (reason, message) = denied(&out);
+    assert_eq!(reason, "UnsupportedKeyType", "{message}");
+    assert!(message.contains("RSA3072"), "{message}");
+
+    // A policy under one hour.
+    let out = kubelet
+        .request(
+            "sandbox",
+            "web-0",
+            &source(SHORT, KeyType::EcdsaP256, None),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(denied(&out).0, "LifetimeBelowMinimum");
+
+    // An unknown user annotation.
+    let mut annotated = source(PODS, KeyType::EcdsaP256, None);
+    annotated
+        .user_annotations
+        .insert("example.com/flavour".into(), "x".into());
+    let out = kubelet
+        .request("sandbox", "web-0", &annotated, WAIT)
+        .await
+        .unwrap();
+    let (reason, message) = denied(&out);
+    assert_eq!(reason, "InvalidUnverifiedUserAnnotations");
+    assert!(message.contains("example.com/flavour"), "{message}");
+
+    // A namespace outside the signer's list; the refusal has its Warning event.
+    let out = kubelet
+        .request(
+            "other",
+            "web-0",
+            &source(PODS, KeyType::EcdsaP256, None),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let (reason, message) = denied(&out);
+    assert_eq!(reason, "NamespaceNotAllowed");
+    assert!(message.contains("\"other\""), "{message}");
+    let Outcome::Denied { request, .. } = &out else {
+        unreachable!()
+    };
+    let name = request["metadata"]["name"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = env.events_for("other", name).await;
+        if events.iter().any(|e| {
+            e.reason.as_deref() == Some("NamespaceNotAllowed")
+                && e.type_.as_deref() == Some("Warning")
+        }) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Warning event: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // verifyPod: the kubelet's request matches the pod cache.
+    let out = kubelet
+        .request(
+            "sandbox",
+            "web-0",
+            &source(VERIFIED, KeyType::EcdsaP256, None),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    issued(&out);
+
+    // A signer we do not serve: untouched.
+    let (unserved, _) = kubelet
+        .create_request(
+            "sandbox",
+            "web-0",
+            &source(UNSERVED, KeyType::EcdsaP256, None),
+        )
+        .await
+        .unwrap();
+
+    // Every answer above was one write, and the terminal requests were never written again.
+    let answered = 11;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        status_writes(&env),
+        answered,
+        "one status write per request"
+    );
+    let name = unserved["metadata"]["name"].as_str().unwrap();
+    let stored = sim
+        .object(
+            "certificates.k8s.io",
+            "podcertificaterequests",
+            "sandbox",
+            name,
+        )
+        .unwrap();
+    assert!(
+        stored
+            .get("status")
+            .is_none_or(|s| s.get("conditions").is_none()),
+        "{stored}"
+    );
+
+    let metrics = env.controller.as_ref().unwrap().metrics().render().unwrap();
+    for line in [
+        "firefly_issuance_outcomes_total{front_door=\"PodCertificateRequest\",outcome=\"Issued\"} 6",
+        "firefly_issuance_outcomes_total{front_door=\"PodCertificateRequest\",outcome=\"UnsupportedKeyType\"} 2",
+        "firefly_signer_sign{success=\"true\",type=\"PodCertificateRequest\"} 6",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+}
+
+fn pcr_api(client: kube::Client, ns: &str, version: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client,
+        ns,
+        &ApiResource {
+            group: "certificates.k8s.io".into(),
+            version: version.into(),
+            api_version: format!("certificates.k8s.io/{version}"),
+            kind: "PodCertificateRequest".into(),
+            plural: "podcertificaterequests".into(),
+        },
+    )
+}
+
+/// A request made by a user who is not a node (the admin), naming `sa` for pod `ns/pod`.
+async fn forged(env: &Env, signer: &str, ns: &str, pod: &Value, sa: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let stub = params.serialize_request(&key).unwrap().der().to_vec();
+    let body: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "certificates.k8s.io/v1", "kind": "PodCertificateRequest",
+        "metadata": {"generateName": "forged-", "namespace": ns},
+        "spec": {
+            "signerName": signer, "podName": pod["metadata"]["name"], "podUID": pod["metadata"]["uid"],
+            "serviceAccountName": sa, "serviceAccountUID": "0000", "nodeName": "node-1", "nodeUID": "0000",
+            "maxExpirationSeconds": 3600,
+            "stubPKCS10Request": base64::engine::general_purpose::STANDARD.encode(stub),
+        }
+    }))
+    .unwrap();
+    let created = pcr_api(env.client.clone(), ns, "v1")
+        .create(&PostParams::default(), &body)
+        .await
+        .expect("the admin may create requests");
+    created.metadata.name.unwrap()
+}
+
+async fn terminal(env: &Env, ns: &str, name: &str) -> (String, String, Value) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let obj = env
+            .sim
+            .object("certificates.k8s.io", "podcertificaterequests", ns, name)
+            .expect("the request exists");
+        if let Some(c) = obj["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.first())
+        {
+            let t = c["type"].as_str().unwrap_or("").to_owned();
+            let r = c["reason"].as_str().unwrap_or("").to_owned();
+            return (t, r, obj);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no terminal condition: {obj}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_non_node_creator_is_caught_by_verify_pod_and_trusted_without_it() {
+    let env = env(Release::V1_37, false).await;
+    let web = pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    // The pod runs as "web"; the forger claims "admin".
+    let name = forged(&env, VERIFIED, "sandbox", &web, "admin").await;
+    let (t, reason, obj) = terminal(&env, "sandbox", &name).await;
+    assert_eq!(
+        (t.as_str(), reason.as_str()),
+        ("Denied", "PolicyDenied"),
+        "{obj}"
+    );
+    let message = obj["status"]["conditions"][0]["message"].as_str().unwrap();
+    assert!(message.contains("spec.serviceAccountName"), "{message}");
+    // Without verifyPod the signer trusts the request (DESIGN §8: keep `create` for nodes).
+    let name = forged(&env, PODS, "sandbox", &web, "admin").await;
+    let (t, _, obj) = terminal(&env, "sandbox", &name).await;
+    assert_eq!(t, "Issued", "{obj}");
+    let chain = obj["status"]["certificateChain"].as_str().unwrap();
+    let v = verifiers::python_verify(
+        chain,
+        &env.root_pem(),
+        "spiffe://cluster.local/ns/sandbox/sa/admin",
+    );
+    assert!(v.ok, "{}", v.output);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
+    for release in [Release::V1_35, Release::V1_36] {
+        let env = env(release, true).await;
+        pod(&env.sim, "team-a", "api-0", "node-1", "api");
+        let kubelet = env.sim.kubelet("node-1").await.unwrap();
+        let out = kubelet
+            .request(
+                "team-a",
+                "api-0",
+                &source(PODS, KeyType::EcdsaP256, Some(3600)),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        let (chain, request) = issued(&out);
+        let v1beta1 = request["apiVersion"] == "certificates.k8s.io/v1beta1";
+        assert!(v1beta1, "{release:?}: {request}");
+        let stub = request["spec"]["stubPKCS10Request"].as_str().unwrap_or("");
+        let pkix = request["spec"]["pkixPublicKey"].as_str().unwrap_or("");
+        match release {
+            Release::V1_35 => assert!(stub.is_empty() && !pkix.is_empty(), "pkix + PoP"),
+            _ => assert!(!stub.is_empty(), "stub"),
+        }
+        judge(
+            &env,
+            &chain,
+            request,
+            "spiffe://cluster.local/ns/team-a/sa/api",
+            3600,
+        );
+    }
+}
+
+fn counter(metrics: &firefly::metrics::Metrics, line_start: &str) -> u64 {
+    let text = metrics.render().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+const ISSUED: &str =
+    "firefly_issuance_outcomes_total{front_door=\"PodCertificateRequest\",outcome=\"Issued\"}";
+const NOT_DELIVERED: &str = "firefly_signed_not_delivered_total{type=\"PodCertificateRequest\"}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
+    let env = Env::start_with(Options {
+        authenticate: true,
+        pod_certificates: Some(signers()),
+        seed: Some(seed()),
+        policy_refresh_interval: "1s",
+        policy_max_staleness: "3s",
+        ..Options::default()
+    })
+    .await;
+    let sim = &env.sim;
+    pod(sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = sim.kubelet("node-1").await.unwrap();
+    let a = env.controller.as_ref().unwrap().metrics().clone();
+
+    // Deleted while its answer is on the way: signed, never delivered, audited as such.
+    sim.faults().inject(
+        kube_sim::FaultRule::latency(Duration::from_millis(1500))
+            .verb("patch")
+            .resource("podcertificaterequests/status")
+            .times(1),
+    );
+    let (created, _) = kubelet
+        .create_request("sandbox", "web-0", &source(PODS, KeyType::EcdsaP256, None))
+        .await
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pcr_api(env.client.clone(), "sandbox", "v1")
+        .delete(&name, &Default::default())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&a, NOT_DELIVERED) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never audited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        counter(&a, ISSUED),
+        0,
+        "a deleted request is not counted as issued"
+    );
+
+    // Two active replicas (no leader election): every request is answered once.
+    let (_boot_b, b) = env.start_replica("replica-b").await;
+    let pc = source(PODS, KeyType::EcdsaP256, None);
+    let requests = (0..6).map(|_| kubelet.request("sandbox", "web-0", &pc, WAIT));
+    for out in futures::future::join_all(requests).await {
+        issued(&out.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        counter(&a, ISSUED) + counter(b.metrics(), ISSUED),
+        6,
+        "one delivered answer per request across both replicas"
+    );
+    b.shutdown().await;
+
+    // TLSPC down: signing goes on from the in-memory sub-CA until the policies are older than
+    // policyMaxStaleness; then requests wait (Warning event, retry metric, no write) and are
+    // issued once TLSPC is back.
+    use firefly::tlspc_mock::{ErrorBody, Faults, Route, RouteError};
+    let outage = Faults {
+        route_errors: [Route::Token, Route::Configurations]
+            .into_iter()
+            .map(|route| RouteError {
+                route,
+                status: 503,
+                count: None,
+                probability: None,
+                body: ErrorBody::Html,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    env.mock.set_faults(outage).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !env.authority.ready().message.contains("policyMaxStaleness") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "policies never went stale"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (created, _) = kubelet
+        .create_request("sandbox", "web-0", &source(PODS, KeyType::EcdsaP256, None))
+        .await
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_owned();
+    let retries = "firefly_issuance_retries_total{front_door=\"PodCertificateRequest\",reason=\"PolicyUnavailable\"}";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&a, retries) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no retry counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = sim
+        .object(
+            "certificates.k8s.io",
+            "podcertificaterequests",
+            "sandbox",
+            &name,
+        )
+        .unwrap();
+    assert!(
+        stored["status"]["conditions"].is_null(),
+        "no answer while waiting: {stored}"
+    );
+    let events = env.events_for("sandbox", &name).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("PolicyUnavailable")
+                && e.type_.as_deref() == Some("Warning")),
+        "{events:?}"
+    );
+    env.mock.set_faults(Faults::default()).unwrap();
+    let (t, _, obj) = terminal(&env, "sandbox", &name).await;
+    assert_eq!(t, "Issued", "{obj}");
+}
+
+/// A 1.35 kubelet's request through v1beta1: `pkixPublicKey` and an ECDSA proof of possession
+/// over the pod UID, no stub.
+async fn legacy_request(env: &Env, ns: &str, pod: &Value) -> String {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let pod_uid = pod["metadata"]["uid"].as_str().unwrap();
+    let pop = key.sign(&rng, pod_uid.as_bytes()).unwrap();
+    let spki = rcgen::KeyPair::try_from(key.to_pkcs8v1().unwrap().as_ref())
+        .map(|k| rcgen::PublicKeyData::subject_public_key_info(&k))
+        .unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let body: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "certificates.k8s.io/v1beta1", "kind": "PodCertificateRequest",
+        "metadata": {"generateName": "legacy-", "namespace": ns},
+        "spec": {
+            "signerName": PODS, "podName": pod["metadata"]["name"], "podUID": pod_uid,
+            "serviceAccountName": pod["spec"]["serviceAccountName"], "serviceAccountUID": "0000",
+            "nodeName": "node-1", "nodeUID": "0000", "maxExpirationSeconds": 3600,
+            "pkixPublicKey": b64(&spki), "proofOfPossession": b64(pop.as_ref()),
+        }
+    }))
+    .unwrap();
+    let created = pcr_api(env.client.clone(), ns, "v1beta1")
+        .create(&PostParams::default(), &body)
+        .await
+        .expect("a v1beta1 request with pkixPublicKey");
+    created.metadata.name.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_both_versions_served_each_request_is_answered_once_through_its_view() {
+    let env = env(Release::V1_37, true).await;
+    let web = pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = env.sim.kubelet("node-1").await.unwrap();
+    let out = kubelet
+        .request(
+            "sandbox",
+            "web-0",
+            &source(PODS, KeyType::EcdsaP256, Some(3600)),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let (chain, request) = issued(&out);
+    judge(
+        &env,
+        &chain,
+        request,
+        "spiffe://cluster.local/ns/sandbox/sa/web",
+        3600,
+    );
+    // Seen through v1 this request shows no key at all: the v1beta1 view serves it.
+    let name = legacy_request(&env, "sandbox", &web).await;
+    let v1 = pcr_api(env.client.clone(), "sandbox", "v1")
+        .get(&name)
+        .await
+        .unwrap();
+    assert!(v1.data["spec"].get("pkixPublicKey").is_none());
+    let (t, _, obj) = terminal(&env, "sandbox", &name).await;
+    assert_eq!(t, "Issued", "{obj}");
+    let chain = obj["status"]["certificateChain"].as_str().unwrap();
+    let v = verifiers::python_verify(
+        chain,
+        &env.root_pem(),
+        "spiffe://cluster.local/ns/sandbox/sa/web",
+    );
+    assert!(v.ok, "{}", v.output);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        status_writes(&env),
+        2,
+        "each request answered once, through one view"
+    );
+}
