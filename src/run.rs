@@ -38,6 +38,9 @@ pub enum RunError {
     /// The Kubernetes client could not be configured.
     #[error("Kubernetes client: {0}")]
     Kube(String),
+    /// A `controller.podCertificates` signer names a policy the TLSPC configuration lacks.
+    #[error("{0}")]
+    PodCertificates(String),
 }
 
 /// Arguments of `firefly run`.
@@ -125,6 +128,18 @@ impl Controller {
             .ok_or(RunError::Concurrency {
                 value: c.max_concurrent_reconciles,
             })?;
+        let pod_certificates = crate::pod_certs::controller::PodCertSettings::from_config(
+            &c.pod_certificates,
+            admin.details(),
+        );
+        if let Some(pod) = &pod_certificates {
+            let warnings =
+                crate::pod_certs::controller::check_policies(&pod.signers, authority.as_ref())
+                    .map_err(RunError::PodCertificates)?;
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+        }
         let identity = identity.unwrap_or_else(default_identity);
         let clock: Clock = clock.unwrap_or_else(|| Arc::new(SystemTime::now));
         let settings = ControllerSettings {
@@ -142,10 +157,7 @@ impl Controller {
             field_manager: "firefly".to_owned(),
             instance: identity.clone(),
             certificate_signing_requests: c.certificate_signing_requests.enabled,
-            pod_certificates: crate::pod_certs::controller::PodCertSettings::from_config(
-                &c.pod_certificates,
-                admin.details(),
-            ),
+            pod_certificates,
         };
         let le = &c.leader_election;
         let leader = if le.enabled {

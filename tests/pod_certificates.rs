@@ -232,6 +232,25 @@ fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -
     nb
 }
 
+/// Waits for a Warning event `reason` about `ns/name`.
+async fn warning_event(env: &Env, ns: &str, name: &str, reason: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = env.events_for(ns, name).await;
+        if events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some(reason) && e.type_.as_deref() == Some("Warning"))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Warning event {reason}: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn status_writes(env: &Env) -> u64 {
     env.sim
         .request_count("patch", "podcertificaterequests/status")
@@ -363,21 +382,7 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
         unreachable!()
     };
     let name = request["metadata"]["name"].as_str().unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let events = env.events_for("other", name).await;
-        if events.iter().any(|e| {
-            e.reason.as_deref() == Some("NamespaceNotAllowed")
-                && e.type_.as_deref() == Some("Warning")
-        }) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no Warning event: {events:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    warning_event(&env, "other", name, "NamespaceNotAllowed").await;
 
     // verifyPod: the kubelet's request matches the pod cache.
     let out = kubelet
@@ -677,14 +682,7 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
         stored["status"]["conditions"].is_null(),
         "no answer while waiting: {stored}"
     );
-    let events = env.events_for("sandbox", &name).await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("PolicyUnavailable")
-                && e.type_.as_deref() == Some("Warning")),
-        "{events:?}"
-    );
+    warning_event(&env, "sandbox", &name, "PolicyUnavailable").await;
     env.mock.set_faults(Faults::default()).unwrap();
     let (t, _, obj) = terminal(&env, "sandbox", &name).await;
     assert_eq!(t, "Issued", "{obj}");
@@ -763,5 +761,114 @@ async fn with_both_versions_served_each_request_is_answered_once_through_its_vie
         status_writes(&env),
         2,
         "each request answered once, through one view"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_api_readyz_names_the_feature_gate_and_certificate_requests_still_work() {
+    let env = Env::start_with(Options {
+        pod_certificates: Some(signers()),
+        seed: Some(seed()),
+        kubernetes_release: Some(Release::V1_35),
+        pod_certificate_requests_off: true,
+        ..Options::default()
+    })
+    .await;
+    let readiness = env.controller.as_ref().unwrap().admin_addresses().readiness;
+    let http = reqwest::Client::new();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !text.contains("podCertificates:") && tokio::time::Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("http://{readiness}/readyz")).send().await {
+            text = r.text().await.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.starts_with("ready:"), "{text}");
+    assert!(
+        text.contains("podCertificates: the PodCertificateRequest API"),
+        "{text}"
+    );
+    assert!(
+        text.contains("feature gate PodCertificateRequest"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--runtime-config=certificates.k8s.io/v1beta1=true"),
+        "{text}"
+    );
+    let (_, obj) = env
+        .issue_workload("spiffe://cluster.local/ns/istio-system/sa/istiod")
+        .await;
+    assert!(
+        obj["status"]["certificate"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sub_ca_with_less_than_an_hour_left_makes_requests_wait_without_an_answer() {
+    // Every sub-CA the mock hands out lives 50 minutes: never enough for a 1 h pod certificate.
+    let seed = seed().replace("    validityPeriod: P7D\n", "    validityPeriod: PT50M\n");
+    assert!(seed.contains("PT50M"));
+    let env = Env::start_with(Options {
+        authenticate: true,
+        pod_certificates: Some(signers()),
+        seed: Some(seed),
+        ..Options::default()
+    })
+    .await;
+    pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = env.sim.kubelet("node-1").await.unwrap();
+    let (created, _) = kubelet
+        .create_request("sandbox", "web-0", &source(PODS, KeyType::EcdsaP256, None))
+        .await
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_owned();
+    let metrics = env.controller.as_ref().unwrap().metrics().clone();
+    let retries = "firefly_issuance_retries_total{front_door=\"PodCertificateRequest\",reason=\"SubCaExpiring\"}";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&metrics, retries) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no SubCaExpiring retry: {}",
+            metrics.render().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    warning_event(&env, "sandbox", &name, "SubCaExpiring").await;
+    assert_eq!(status_writes(&env), 0, "temporary trouble writes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signer_naming_a_policy_tlspc_does_not_offer_stops_the_start_naming_the_key() {
+    let env = Env::start_with(Options {
+        seed: Some(seed()),
+        ..Options::default()
+    })
+    .await;
+    let mut config = env.config.clone();
+    let yaml = format!(
+        "bootstrap:\n  vaas:\n    url: https://x.example\n    auth:\n      clientID: c\n      privateKeyFile: k\ncontroller:\n  podCertificates:\n{}",
+        signers().replace("pods-rsa2048", "no-such-policy")
+    );
+    config.controller.pod_certificates = firefly::config::Config::from_yaml_str(&yaml)
+        .unwrap()
+        .controller
+        .pod_certificates;
+    let err = firefly::run::Controller::start_with(
+        &config,
+        env.client.clone(),
+        env.authority.clone(),
+        firefly::run::StartOptions::default(),
+    )
+    .await
+    .err()
+    .expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("controller.podCertificates.signers[1].policyName = \"no-such-policy\""),
+        "{text}"
     );
 }

@@ -200,7 +200,6 @@ where
                 shared.pods.clone().run(shared.door.client.clone()),
             ))
         });
-    let policy_check = AbortOnDrop(tokio::spawn(check_policies(shared.clone())));
     let mut shutdown_now = Box::pin(shutdown.clone());
     loop {
         let client = &shared.door.client;
@@ -292,7 +291,6 @@ where
         }
         tracing::info!("a PodCertificateRequest watch answered 404: discovering again");
     }
-    drop(policy_check);
     drop(pod_task);
 }
 
@@ -307,46 +305,47 @@ async fn wait_or_stop<F: std::future::Future<Output = ()> + Unpin>(
     }
 }
 
-/// The start-up look at each signer's policy, once the bootstrap has one: a policy the TLSPC
-/// configuration does not offer is an error (its requests wait, then fail), REQUIRED subject or
-/// DNS values a warning (an empty stub can never carry them: every request is PolicyDenied).
-async fn check_policies(shared: Arc<Shared>) {
-    let door = &shared.door;
-    while !door.authority.readiness().ready {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    for (i, s) in door.settings.signers.iter().enumerate() {
-        match door.authority.policy(&s.policy_name) {
-            None => tracing::error!(
-                signer = %s.signer_name,
-                "controller.podCertificates.signers[{i}].policyName = {:?} is not a usable policy of the TLSPC configuration; requests for {} wait and fail after 14 minutes",
+/// The start-up look at each signer's policy (the bootstrap holds the TLSPC configuration by
+/// then): a policy the configuration does not offer is an error naming the key; REQUIRED subject
+/// or DNS values (an empty stub can never carry them: every request would be PolicyDenied) and a
+/// validity under the API's hour (LifetimeBelowMinimum) are warnings.
+///
+/// # Errors
+/// The first signer whose policy is not usable, as a message naming its key.
+pub fn check_policies(
+    signers: &[SignerSettings],
+    authority: &dyn Authority,
+) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    for (i, s) in signers.iter().enumerate() {
+        let key = format!("controller.podCertificates.signers[{i}].policyName");
+        let Some(policy) = authority.policy(&s.policy_name) else {
+            return Err(format!(
+                "{key} = {:?}: not a usable policy of this instance's TLSPC configuration (name a policy the configuration lists)",
+                s.policy_name
+            ));
+        };
+        let required: Vec<&str> = policy
+            .required_fields()
+            .into_iter()
+            .filter(|f| *f != "sans.uniformResourceIdentifiers")
+            .collect();
+        if !required.is_empty() {
+            warnings.push(format!(
+                "{key} = {:?} makes {} REQUIRED: PodCertificateRequests carry only a key, so every request to {} will be Denied (PolicyDenied)",
+                s.policy_name,
+                required.join(", "),
+                s.signer_name
+            ));
+        }
+        if policy.max_validity() < MIN_LIFETIME {
+            warnings.push(format!(
+                "{key} = {:?} allows less than the 1h minimum of pod certificates: every request to {} will be Denied (LifetimeBelowMinimum)",
                 s.policy_name, s.signer_name
-            ),
-            Some(policy) => {
-                let required: Vec<&str> = policy
-                    .required_fields()
-                    .into_iter()
-                    .filter(|f| *f != "sans.uniformResourceIdentifiers")
-                    .collect();
-                if !required.is_empty() {
-                    tracing::warn!(
-                        signer = %s.signer_name,
-                        "policy {:?} of controller.podCertificates.signers[{i}] makes {} REQUIRED: PodCertificateRequests carry only a key, so every request to {} will be Denied (PolicyDenied)",
-                        s.policy_name,
-                        required.join(", "),
-                        s.signer_name
-                    );
-                }
-                if policy.max_validity() < MIN_LIFETIME {
-                    tracing::warn!(
-                        signer = %s.signer_name,
-                        "policy {:?} of controller.podCertificates.signers[{i}] allows less than the 1h minimum of pod certificates: every request will be Denied (LifetimeBelowMinimum)",
-                        s.policy_name
-                    );
-                }
-            }
+            ));
         }
     }
+    Ok(warnings)
 }
 
 async fn watch_one(

@@ -52,6 +52,8 @@ pub struct Options {
     pub kubernetes_release: Option<kube_sim::Release>,
     /// kube-sim serves `certificates.k8s.io/v1beta1` (`--runtime-config`).
     pub certificates_v1beta1: bool,
+    /// kube-sim serves no PodCertificateRequest API (the feature gate off).
+    pub pod_certificate_requests_off: bool,
 }
 
 impl Default for Options {
@@ -73,6 +75,7 @@ impl Default for Options {
             seed: None,
             kubernetes_release: None,
             certificates_v1beta1: false,
+            pod_certificate_requests_off: false,
         }
     }
 }
@@ -175,6 +178,7 @@ impl Env {
             sim_options.kubernetes_release = release;
         }
         sim_options.certificates_v1beta1 = opts.certificates_v1beta1;
+        sim_options.pod_certificate_requests_off = opts.pod_certificate_requests_off;
         let sim = crate::cluster::start_sim_with(
             sim_options,
             &[NS, "sandbox", "venafi", "other", "team-a"],

@@ -57,6 +57,9 @@ pub struct SimOptions {
     /// Serve ClusterTrustBundle (default). `false`: as kube-apiserver with the
     /// `ClusterTrustBundle` feature gate off, where PodCertificateRequest is still served.
     pub cluster_trust_bundles: bool,
+    /// The `PodCertificateRequest` feature gate off: no version of `podcertificaterequests` is
+    /// served (ClusterTrustBundle and CertificateSigningRequest are unaffected).
+    pub pod_certificate_requests_off: bool,
     /// Address to bind (default `127.0.0.1:0`).
     pub listen: SocketAddr,
     /// Where to write the kubeconfig (default: a file in a temporary directory owned by the sim).
@@ -86,6 +89,7 @@ impl Default for SimOptions {
             kubernetes_release: Release::default(),
             certificates_v1beta1: false,
             cluster_trust_bundles: true,
+            pod_certificate_requests_off: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
             history_limit: 20_000,
@@ -219,6 +223,7 @@ impl KubeSim {
             opts.kubernetes_release,
             opts.certificates_v1beta1,
             opts.cluster_trust_bundles,
+            !opts.pod_certificate_requests_off,
             certs,
         );
         let mut users = opts.token_users.clone();

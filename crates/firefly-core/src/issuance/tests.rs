@@ -493,3 +493,16 @@ fn an_identity_outside_the_namespace_is_refused_before_the_policy_and_unsigned()
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_policy_names_its_required_fields_and_key_algorithms() {
+    let policy = workload_policy();
+    assert_eq!(
+        policy.required_fields(),
+        ["sans.uniformResourceIdentifiers"]
+    );
+    assert_eq!(
+        policy.key_algorithms(),
+        [KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048]
+    );
+}

@@ -87,6 +87,7 @@ pub fn register(
     release: Release,
     v1beta1: bool,
     cluster_trust_bundles: bool,
+    pod_certificate_requests: bool,
     convert: Arc<dyn Admission>,
 ) {
     const CERTS: &str = "certificates.k8s.io";
@@ -129,7 +130,9 @@ pub fn register(
             &["ctb"][..],
         ),
     ] {
-        if plural == "clustertrustbundles" && !cluster_trust_bundles {
+        if (plural == "clustertrustbundles" && !cluster_trust_bundles)
+            || (plural == "podcertificaterequests" && !pod_certificate_requests)
+        {
             continue;
         }
         if v1_served {
