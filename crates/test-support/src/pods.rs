@@ -20,10 +20,10 @@ pub const SIGNER: &str = "firefly.venafi.com/istio-mtls";
 pub const NAMESPACE: &str = "sandbox";
 
 /// The `controller.podCertificates` block (indented for `controller:`) serving [`SIGNER`] under
-/// policy `istio-mtls` for every namespace, its trust anchors published as a ClusterTrustBundle.
+/// policy `istio-mtls` for every namespace.
 pub fn signer_config() -> String {
     format!(
-        "    enabled: true\n    signers:\n      - signerName: {SIGNER}\n        policyName: istio-mtls\n        trustDomain: cluster.local\n        namespaces: [\"*\"]\n        clusterTrustBundle: true\n"
+        "    enabled: true\n    signers:\n      - signerName: {SIGNER}\n        policyName: istio-mtls\n        trustDomain: cluster.local\n        namespaces: [\"*\"]\n"
     )
 }
 
@@ -201,9 +201,4 @@ pub fn spiffe_id(i: usize) -> String {
         "spiffe://cluster.local/ns/{NAMESPACE}/sa/workload-{}",
         i % 50
     )
-}
-
-/// The name of the ClusterTrustBundle the controller publishes for [`SIGNER`].
-pub fn trust_bundle_name() -> String {
-    format!("{}:root", SIGNER.replace('/', ":"))
 }
