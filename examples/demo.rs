@@ -2,7 +2,11 @@
 //! TLSPC (shipped seed) and the controller in one process; it plays istio-csr and cert-manager's
 //! approver for 1,000 workloads, then shows one issued leaf, the chain verification, one SVID
 //! issued to istiod acting as registration authority through the Kubernetes CSR API, and the
-//! throughput and latency figures. Exits non-zero with the reason on any failure.
+//! throughput and latency figures. A second act has kubelets (kube-sim's, as `system:node:<n>`)
+//! request pod certificates for 1,000 pods from the same controller through the
+//! PodCertificateRequest API: one credential bundle decoded and verified against the root, and
+//! throughput. Exits non-zero with the reason
+//! on any failure.
 //!
 //! Runs as an ordinary user without any capability: the sub-CA key is locked with lock mode
 //! `keyPages`, which fits the default `RLIMIT_MEMLOCK`.
@@ -26,6 +30,10 @@ const RSA_KEYS: usize = 16;
 const P256_KEYS: usize = 16;
 /// Requests istio-csr has in flight at once.
 const IN_FLIGHT: usize = 64;
+/// Pods whose kubelets request a pod certificate in the second act.
+const PODS: usize = 1_000;
+/// Nodes the pods are spread over (one kubelet each).
+const NODES: usize = 10;
 /// Upper bound for every wait: far above the few seconds the demo takes, so a stuck run ends.
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -50,13 +58,16 @@ fn main() -> ExitCode {
 }
 
 async fn demo() -> anyhow::Result<()> {
-    println!("Firefly in Rust — demo: istio-csr + cert-manager approver against the controller\n");
+    println!(
+        "Firefly in Rust — demo. Act 1: istio-csr + cert-manager approver (and istiod through the CSR API) against\n\
+         the controller; act 2: kubelets requesting pod certificates from the same controller\n"
+    );
 
     let t = Instant::now();
     let pool = e2e::KeyPool::generate(RSA_KEYS, P256_KEYS)?;
     let csrs = Arc::new(e2e::workload_csrs(&pool, WORKLOADS)?);
     println!(
-        "[1/7] {WORKLOADS} istio-agent CSRs (O=, one critical URI SAN) built in {:.2} s; half RSA-2048, half P-256.\n      \
+        "[1/9] {WORKLOADS} istio-agent CSRs (O=, one critical URI SAN) built in {:.2} s; half RSA-2048, half P-256.\n      \
          RSA keygen is slow, so {} RSA-2048 and {} P-256 keys are generated once and shared round-robin\n      \
          (every CSR is still its own signed request with its own SPIFFE ID).",
         t.elapsed().as_secs_f64(),
@@ -70,7 +81,7 @@ async fn demo() -> anyhow::Result<()> {
     sim_options.authenticate = true;
     let stack = e2e::Stack::start_with(sim_options).await?;
     println!(
-        "[2/7] kube-sim at {} with the project's CRDs; mock TLSPC at {} (shipped seed) — {:.2} s",
+        "[2/9] kube-sim at {} with the project's CRDs; mock TLSPC at {} (shipped seed) — {:.2} s",
         stack.sim.base_url(),
         stack.mock.base_url(),
         t.elapsed().as_secs_f64()
@@ -79,6 +90,7 @@ async fn demo() -> anyhow::Result<()> {
     let t = Instant::now();
     let knobs = e2e::ControllerKnobs {
         certificate_signing_requests: true,
+        pod_certificates: Some(support::pods::signer_config()),
         ..e2e::ControllerKnobs::default()
     };
     let config_path = stack.write_config("demo", &knobs)?;
@@ -86,7 +98,7 @@ async fn demo() -> anyhow::Result<()> {
     stack.create_issuer().await?;
     stack.wait_issuer_ready(PATIENCE).await?;
     println!(
-        "[3/7] controller up: logged in to TLSPC, sub-CA key generated in locked memory (lock mode keyPages),\n      \
+        "[3/9] controller up: logged in to TLSPC, sub-CA key generated in locked memory (lock mode keyPages),\n      \
          sub-CA issued by the mock; Issuer istio-system/{} Ready — {:.2} s",
         e2e::ISSUER_NAME,
         t.elapsed().as_secs_f64()
@@ -97,7 +109,7 @@ async fn demo() -> anyhow::Result<()> {
     let writes_before = stack.sim.write_count("certificaterequests");
     let reads_before = stack.sim.request_count("get", "certificaterequests");
     println!(
-        "[4/7] playing istio-csr ({IN_FLIGHT} in flight) and cert-manager's approver for {WORKLOADS} workloads…"
+        "[4/9] playing istio-csr ({IN_FLIGHT} in flight) and cert-manager's approver for {WORKLOADS} workloads…"
     );
     let start = Instant::now();
     let created = Arc::new(AtomicUsize::new(0));
@@ -180,7 +192,7 @@ async fn demo() -> anyhow::Result<()> {
         .map(|(_, _, _, spki)| spki.clone())
         .context("the sample's identity is not one of the workloads")?;
     println!(
-        "\n[5/7] one issued leaf: CertificateRequest istio-system/{}",
+        "\n[5/9] one issued leaf: CertificateRequest istio-system/{}",
         sample.metadata.name.as_deref().unwrap_or("?")
     );
     print_leaf(&chain_pem)?;
@@ -213,7 +225,7 @@ async fn demo() -> anyhow::Result<()> {
 
     let summary = e2e::summarize(&mut latencies);
     println!(
-        "\n[7/7] figures ({WORKLOADS} requests, controller + kube-sim + mock + driver in one process):"
+        "\n[7/9] figures ({WORKLOADS} requests, controller + kube-sim + mock + driver in one process):"
     );
     println!(
         "      issued {issued} / {WORKLOADS} in {:.2} s (first create → last Ready): {:.0} requests/s",
@@ -232,6 +244,8 @@ async fn demo() -> anyhow::Result<()> {
          → {:.2} controller writes per issued request; {reads} GETs",
         (writes as f64 - 2.0 * WORKLOADS as f64) / WORKLOADS as f64
     );
+
+    pod_act(&stack, &root_pem).await?;
 
     controller.shutdown().await;
     drop(bootstrap);
@@ -260,7 +274,7 @@ async fn istiod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
     );
     let signed = istiod::sign(&api, &request).await?;
     println!(
-        "\n[6/7] istiod as registration authority (EXTERNAL_CA=ISTIOD_RA_KUBERNETES_API, no istio-csr): as {},\n      \
+        "\n[6/9] istiod as registration authority (EXTERNAL_CA=ISTIOD_RA_KUBERNETES_API, no istio-csr): as {},\n      \
          CertificateSigningRequest {} for {} (signer {}), approved by istiod through /approval,\n      \
          certificate {} after the approval, CSR deleted — {:.2} s",
         signed.requester.as_deref().unwrap_or("?"),
@@ -288,6 +302,144 @@ async fn istiod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
         Some(out) => println!("      openssl verify -x509_strict -purpose sslclient: {out}"),
         None => println!("      openssl not found on PATH: independent check skipped"),
     }
+    Ok(())
+}
+
+/// Act 2: kubelets (kube-sim's, each as `system:node:<n>` with node credentials) request a pod
+/// certificate for each of `PODS` pods exactly as the kubelet's `podCertificate` projected volume
+/// does; the same controller signs them. One credential bundle is decoded and verified against
+/// the root; then throughput and API calls.
+async fn pod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    use support::pods;
+    println!(
+        "\n— Act 2: pod certificates (Kubernetes 1.37 PodCertificateRequest, signer {}) —",
+        pods::SIGNER
+    );
+    let t = Instant::now();
+    pods::put_pods(&stack.sim, 0..PODS, NODES)?;
+    let kubelets = pods::kubelets(&stack.sim, NODES).await?;
+    let api: kube::Api<pods::PodCertificateRequest> =
+        kube::Api::namespaced(stack.client.clone(), pods::NAMESPACE);
+    let tracker = e2e::ReadyTracker::start(api).await?;
+    let writes_before = stack.sim.write_count("podcertificaterequests");
+    let reads_before = stack.sim.request_count("get", "podcertificaterequests");
+    println!(
+        "[8/9] {PODS} pods in namespace {} on {NODES} nodes, each projecting a P-256 podCertificate — {:.2} s;\n      \
+         their kubelets ({IN_FLIGHT} requests in flight) generate each pod's key and create its PodCertificateRequest…",
+        pods::NAMESPACE,
+        t.elapsed().as_secs_f64()
+    );
+    let start = Instant::now();
+    let requested: Vec<pods::Requested> = futures::stream::iter((0..PODS).map(|i| {
+        let kubelet = &kubelets[i % NODES];
+        async move { pods::request(kubelet, i).await }
+    }))
+    .buffer_unordered(IN_FLIGHT)
+    .try_collect()
+    .await?;
+    tracker.wait_terminal(PODS, PATIENCE, |_, _| {}).await?;
+    let wall = start.elapsed();
+    let (issued, failed) = tracker.counts();
+    if failed > 0 {
+        let first = tracker
+            .all()
+            .into_iter()
+            .find_map(|(name, t)| t.failed.map(|(r, m)| format!("{name}: {r}: {m}")))
+            .unwrap_or_default();
+        bail!("{failed} of {PODS} pod certificates were refused; first: {first}");
+    }
+    let mut latencies = Vec::with_capacity(PODS);
+    for r in &requested {
+        let t = tracker
+            .get(&r.name)
+            .with_context(|| format!("{} was never seen by the watch", r.name))?;
+        let done = t
+            .issued_at
+            .with_context(|| format!("{} is not issued", r.name))?;
+        latencies.push(done.saturating_duration_since(r.created));
+    }
+    let writes = stack.sim.write_count("podcertificaterequests") - writes_before;
+    let reads = stack.sim.request_count("get", "podcertificaterequests") - reads_before;
+
+    // One credential bundle, as the kubelet projects it into the pod, decoded and verified.
+    let sample = requested.first().context("no pod certificate to show")?;
+    let i = sample.pod;
+    let stored = stack
+        .sim
+        .object(
+            "certificates.k8s.io",
+            "podcertificaterequests",
+            pods::NAMESPACE,
+            &sample.name,
+        )
+        .context("the sample request is gone")?;
+    let status = &stored["status"];
+    let chain_pem = status["certificateChain"]
+        .as_str()
+        .context("the sample has no certificateChain")?;
+    let key_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", sample.key_pkcs8.clone()));
+    let bundle = format!("{key_pem}{chain_pem}");
+    let blocks = pem::parse_many(&bundle).context("the credential bundle is not PEM")?;
+    println!(
+        "\n[9/9] one credential bundle: pod {}/pod-{i} (node {}), PodCertificateRequest {}",
+        pods::NAMESPACE,
+        pods::node_of(i, NODES),
+        sample.name
+    );
+    println!(
+        "      credentialbundle.pem: {} ({} bytes)",
+        blocks
+            .iter()
+            .map(|b| b.tag().to_owned())
+            .collect::<Vec<_>>()
+            .join(", "),
+        bundle.len()
+    );
+    println!(
+        "      status       notBefore {}  beginRefreshAt {}  notAfter {}",
+        status["notBefore"].as_str().unwrap_or("?"),
+        status["beginRefreshAt"].as_str().unwrap_or("?"),
+        status["notAfter"].as_str().unwrap_or("?")
+    );
+    print_leaf(chain_pem)?;
+    let key = rcgen::KeyPair::try_from(sample.key_pkcs8.as_slice())
+        .context("the pod's key does not parse")?;
+    let identity = pods::spiffe_id(i);
+    let report = e2e::verify_chain_in_process(
+        chain_pem,
+        root_pem,
+        &identity,
+        &rcgen::PublicKeyData::subject_public_key_info(&key),
+        SystemTime::now(),
+    )
+    .context("in-process verification of the pod certificate")?;
+    println!(
+        "      in-process verification: OK up to the same root, leaf key = the pod's key, URI SAN {}",
+        report.spiffe_id
+    );
+    let dir = tempfile::tempdir()?;
+    match e2e::openssl_verify(chain_pem, root_pem, dir.path())? {
+        Some(out) => println!("      openssl verify -x509_strict -purpose sslclient: {out}"),
+        None => println!("      openssl not found on PATH: independent check skipped"),
+    }
+    let summary = e2e::summarize(&mut latencies);
+    println!(
+        "      issued {issued} / {PODS} in {:.2} s (first kubelet request → last Issued): {:.0} pod certificates/s",
+        wall.as_secs_f64(),
+        PODS as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "      creation → Issued: p50 {}  p90 {}  p99 {}  max {}  ({IN_FLIGHT} kubelet requests at once; from the create's answer to the watch event)",
+        e2e::ms(summary.p50),
+        e2e::ms(summary.p90),
+        e2e::ms(summary.p99),
+        e2e::ms(summary.max)
+    );
+    println!(
+        "      PodCertificateRequest API calls: {writes} writes for {PODS} creates + {PODS} answers → {:.2} controller writes per request; {reads} GETs",
+        (writes as f64 - PODS as f64) / PODS as f64
+    );
     Ok(())
 }
 

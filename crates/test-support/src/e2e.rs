@@ -817,6 +817,8 @@ pub struct ControllerKnobs {
     pub certificate_signing_requests: bool,
     /// `controller.kubeconfigFile`; `None`: kube-sim's own kubeconfig (the admin).
     pub kubeconfig: Option<std::path::PathBuf>,
+    /// The `controller.podCertificates` block (YAML indented by four spaces), when set.
+    pub pod_certificates: Option<String>,
 }
 
 impl Default for ControllerKnobs {
@@ -829,6 +831,7 @@ impl Default for ControllerKnobs {
             policy_refresh_interval: "1m",
             certificate_signing_requests: false,
             kubeconfig: None,
+            pod_certificates: None,
         }
     }
 }
@@ -901,7 +904,7 @@ controller:
   maxRetryDuration: 5m
   maxConcurrentReconciles: 256
   certificateSigningRequests:
-    enabled: {csr}
+    enabled: {csr}{pod_certificates}
 admin:
   readinessAddress: "127.0.0.1:0"
   metricsAddress: "127.0.0.1:0"
@@ -930,6 +933,11 @@ logging:
                 format!("[\"{ISTIO_CSR_USERNAME}\"]")
             },
             csr = knobs.certificate_signing_requests,
+            pod_certificates = knobs
+                .pod_certificates
+                .as_deref()
+                .map(|block| format!("\n  podCertificates:\n{block}"))
+                .unwrap_or_default(),
             level = knobs.log_level,
         );
         let path = self.dir.path().join(format!("{name}.yaml"));

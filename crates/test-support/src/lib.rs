@@ -25,6 +25,7 @@ pub mod e2e;
 pub mod istio;
 pub mod istiod;
 pub mod pki;
+pub mod pods;
 pub mod policies;
 pub mod schema_judge;
 pub mod tlspc_mock;
