@@ -590,3 +590,75 @@ async fn firefly_run_publishes_the_pinned_root_and_readyz_reports_the_bundles() 
         }
     }
 }
+
+/// The chart's own RBAC (Helm SDK render with `config.podCertificates.enabled`, installed into
+/// kube-sim with RBAC on) is enough for the publisher running as the chart's ServiceAccount:
+/// `attest` on the signer name and the clustertrustbundles verbs.
+#[tokio::test]
+async fn the_charts_rbac_lets_the_publisher_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rbac.json");
+    let output = std::process::Command::new(verifiers::python())
+        .arg(support::repo_root().join("tests/helm/chart_checks.py"))
+        .args(["controller_rbac_objects", "default"])
+        .arg(&out)
+        .arg(r#"{"config": {"podCertificates": {"enabled": true}}}"#)
+        .current_dir(support::repo_root())
+        .output()
+        .expect("start the chart checks");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let objects: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let mut options = sim_options(Release::V1_37, false);
+    options.authenticate = true;
+    let sim = KubeSim::start(options).await.unwrap();
+    sim.ensure_namespace("venafi").unwrap();
+    let admin = sim.client().await.unwrap();
+    for object in objects {
+        let kind = object["kind"].as_str().unwrap().to_owned();
+        let resource = kube::api::ApiResource {
+            group: "rbac.authorization.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "rbac.authorization.k8s.io/v1".into(),
+            plural: format!("{}s", kind.to_lowercase()),
+            kind,
+        };
+        let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(admin.clone(), ns, &resource),
+            None => Api::all_with(admin.clone(), &resource),
+        };
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(object).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let token = sim.service_account_token("venafi", "firefly").unwrap();
+    let client = sim.client_with_token(&token).await.unwrap();
+    let (_, root) = other_ca("Root A");
+    let publisher = start_publisher(client, vec![root.clone()], &SIGNERS[..1]);
+    wait_for_bundles(&sim, &SIGNERS[..1]).await;
+    assert_eq!(pem_ders(&bundle(&sim, SIGNERS[0]).unwrap()), vec![root]);
+    assert!(eventually(PATIENCE, || publisher.status.detail().is_none()).await);
+    // A signer the chart was not told about gets no `attest`: the API server refuses it.
+    let other = start_publisher(
+        sim.client_with_token(&token).await.unwrap(),
+        vec![other_ca("Root B").1],
+        &SIGNERS[1..],
+    );
+    assert!(
+        eventually(PATIENCE, || other
+            .status
+            .detail()
+            .is_some_and(|d| d.contains("403 Forbidden")))
+        .await,
+        "{:?}",
+        other.status.detail()
+    );
+}

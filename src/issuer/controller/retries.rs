@@ -11,6 +11,12 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher as _;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a copy whose status write got 409 is left alone. The watch normally delivers the
+/// newer copy well within it; a 409 that did not come from a newer copy (a proxy, a fault) is
+/// decided again once it has passed, so no request waits for ever.
+pub(super) const CONFLICT_SETTLE: Duration = Duration::from_secs(5);
 
 /// Consecutive failed reconciles of one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,9 +31,9 @@ pub(super) struct Failures {
 #[derive(Debug, Default)]
 struct Entry {
     failures: Failures,
-    /// The resourceVersion of the copy whose status write got 409: that copy is never decided
-    /// (nor signed for) again; the watch brings the newer one.
-    conflicted: Option<String>,
+    /// The resourceVersion of the copy whose status write got 409, and when: that copy is not
+    /// decided (nor signed for) again for [`CONFLICT_SETTLE`]; the watch brings the newer one.
+    conflicted: Option<(String, Instant)>,
 }
 
 /// The failures of every request that failed its last reconcile, by request uid.
@@ -57,16 +63,22 @@ impl RetryLog {
     /// Remembers that the status write for `uid`'s copy at `resource_version` got 409.
     pub(super) fn conflicted(&self, uid: &str, resource_version: Option<&str>) {
         self.lock().entry(uid.to_owned()).or_default().conflicted =
-            resource_version.map(str::to_owned);
+            resource_version.map(|rv| (rv.to_owned(), Instant::now()));
     }
 
-    /// Whether `uid`'s copy at `resource_version` already got 409 (deciding it again would only
-    /// sign a certificate the API server refuses).
+    /// Whether `uid`'s copy at `resource_version` got 409 less than [`CONFLICT_SETTLE`] ago
+    /// (deciding it again would most likely sign a certificate the API server refuses).
     pub(super) fn is_conflicted(&self, uid: &str, resource_version: Option<&str>) -> bool {
+        self.is_conflicted_at(uid, resource_version, Instant::now())
+    }
+
+    fn is_conflicted_at(&self, uid: &str, resource_version: Option<&str>, now: Instant) -> bool {
         resource_version.is_some_and(|rv| {
-            self.lock()
-                .get(uid)
-                .is_some_and(|e| e.conflicted.as_deref() == Some(rv))
+            self.lock().get(uid).is_some_and(|e| {
+                e.conflicted.as_ref().is_some_and(|(at_rv, at)| {
+                    at_rv == rv && now.saturating_duration_since(*at) < CONFLICT_SETTLE
+                })
+            })
         })
     }
 
@@ -131,6 +143,10 @@ mod tests {
         );
         assert!(!log.is_conflicted("b", Some("7")), "per request");
         assert!(!log.is_conflicted("a", None));
+        assert!(
+            !log.is_conflicted_at("a", Some("7"), Instant::now() + CONFLICT_SETTLE),
+            "decided again once the settle time has passed (a 409 no newer copy explains)"
+        );
         assert_eq!(log.failed("a", false).total, 1, "counts are kept beside it");
         log.forget("a");
         assert!(!log.is_conflicted("a", Some("7")));
