@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-use kube_sim::kubelet::{KeyType, Outcome, PodCertificate};
+use kube_sim::kubelet::{KeyType, Kubelet, Outcome, PodCertificate};
 use kube_sim::{KubeSim, Release};
 use serde_json::{Value, json};
 use support::controller::*;
@@ -122,6 +122,26 @@ fn source(signer: &str, key: KeyType, max: Option<i32>) -> PodCertificate {
     let mut pc = PodCertificate::new(signer, key);
     pc.max_expiration_seconds = max;
     pc
+}
+
+/// The kubelet's request for `ns/pod`, waited for until answered.
+async fn ask(kubelet: &Kubelet, ns: &str, pod: &str, pc: &PodCertificate) -> Outcome {
+    kubelet
+        .request(ns, pod, pc, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{ns}/{pod} for {}: {e:#}", pc.signer_name))
+}
+
+/// `controller.podCertificates` of [`signers`], parsed as `firefly run` would.
+fn door_config() -> firefly::config::PodCertificatesConfig {
+    let yaml = format!(
+        "bootstrap:\n  vaas:\n    url: https://x.example\n    auth:\n      clientID: c\n      privateKeyFile: k\ncontroller:\n  podCertificates:\n{}",
+        signers()
+    );
+    firefly::config::Config::from_yaml_str(&yaml)
+        .unwrap()
+        .controller
+        .pod_certificates
 }
 
 fn denied(outcome: &Outcome) -> (&str, &str) {
@@ -282,15 +302,13 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
     let kubelet = sim.kubelet("node-1").await.unwrap();
 
     // ECDSAP256 with maxExpirationSeconds 3600 under a 24 h policy: exactly 3600 s.
-    let out = kubelet
-        .request(
-            "sandbox",
-            "web-0",
-            &source(PODS, KeyType::EcdsaP256, Some(3600)),
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let out = ask(
+        &kubelet,
+        "sandbox",
+        "web-0",
+        &source(PODS, KeyType::EcdsaP256, Some(3600)),
+    )
+    .await;
     let delivered = issued(&out);
     judge(
         &env,
@@ -306,15 +324,13 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
         KeyType::Rsa3072,
         KeyType::Rsa4096,
     ] {
-        let out = kubelet
-            .request(
-                "sandbox",
-                "web-0",
-                &source(PODS, key, Some(7_862_400)),
-                WAIT,
-            )
-            .await
-            .unwrap();
+        let out = ask(
+            &kubelet,
+            "sandbox",
+            "web-0",
+            &source(PODS, key, Some(7_862_400)),
+        )
+        .await;
         let delivered = issued(&out);
         judge(
             &env,
@@ -325,15 +341,13 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
     }
 
     // P-521: never served, even though the API accepts it.
-    let out = kubelet
-        .request(
-            "sandbox",
-            "web-0",
-            &source(PODS, KeyType::EcdsaP521, None),
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let out = ask(
+        &kubelet,
+        "sandbox",
+        "web-0",
+        &source(PODS, KeyType::EcdsaP521, None),
+    )
+    .await;
     let (reason, message) = denied(&out);
     assert_eq!(reason, "UnsupportedKeyType", "{message}");
     assert!(
@@ -342,29 +356,25 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
     );
 
     // A policy of RSA_2048 only: RSA3072 is an unsupported key type, not a policy denial.
-    let out = kubelet
-        .request(
-            "sandbox",
-            "web-0",
-            &source(RSA2048, KeyType::Rsa3072, None),
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let out = ask(
+        &kubelet,
+        "sandbox",
+        "web-0",
+        &source(RSA2048, KeyType::Rsa3072, None),
+    )
+    .await;
     let (reason, message) = denied(&out);
     assert_eq!(reason, "UnsupportedKeyType", "{message}");
     assert!(message.contains("RSA3072"), "{message}");
 
     // A policy under one hour.
-    let out = kubelet
-        .request(
-            "sandbox",
-            "web-0",
-            &source(SHORT, KeyType::EcdsaP256, None),
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let out = ask(
+        &kubelet,
+        "sandbox",
+        "web-0",
+        &source(SHORT, KeyType::EcdsaP256, None),
+    )
+    .await;
     assert_eq!(denied(&out).0, "LifetimeBelowMinimum");
 
     // An unknown user annotation.
@@ -372,24 +382,19 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
     annotated
         .user_annotations
         .insert("example.com/flavour".into(), "x".into());
-    let out = kubelet
-        .request("sandbox", "web-0", &annotated, WAIT)
-        .await
-        .unwrap();
+    let out = ask(&kubelet, "sandbox", "web-0", &annotated).await;
     let (reason, message) = denied(&out);
     assert_eq!(reason, "InvalidUnverifiedUserAnnotations");
     assert!(message.contains("example.com/flavour"), "{message}");
 
     // A namespace outside the signer's list; the refusal has its Warning event.
-    let out = kubelet
-        .request(
-            "other",
-            "web-0",
-            &source(PODS, KeyType::EcdsaP256, None),
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let out = ask(
+        &kubelet,
+        "other",
+        "web-0",
+        &source(PODS, KeyType::EcdsaP256, None),
+    )
+    .await;
     let (reason, message) = denied(&out);
     assert_eq!(reason, "NamespaceNotAllowed");
     assert!(message.contains("\"other\""), "{message}");
@@ -400,15 +405,13 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
     warning_event(&env, "other", name, "NamespaceNotAllowed").await;
 
     // verifyPod: the kubelet's request matches the pod cache.
-    let out = kubelet
-        .request(
-            "sandbox",
-            "web-0",
-            &source(VERIFIED, KeyType::EcdsaP256, None),
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let out = ask(
+        &kubelet,
+        "sandbox",
+        "web-0",
+        &source(VERIFIED, KeyType::EcdsaP256, None),
+    )
+    .await;
     issued(&out);
 
     // A signer we do not serve: untouched.
@@ -549,15 +552,13 @@ async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
         let env = env(release, true).await;
         pod(&env.sim, "team-a", "api-0", "node-1", "api");
         let kubelet = env.sim.kubelet("node-1").await.unwrap();
-        let out = kubelet
-            .request(
-                "team-a",
-                "api-0",
-                &source(PODS, KeyType::EcdsaP256, Some(3600)),
-                WAIT,
-            )
-            .await
-            .unwrap();
+        let out = ask(
+            &kubelet,
+            "team-a",
+            "api-0",
+            &source(PODS, KeyType::EcdsaP256, Some(3600)),
+        )
+        .await;
         let delivered = issued(&out);
         let request = delivered.request;
         let v1beta1 = request["apiVersion"] == "certificates.k8s.io/v1beta1";
@@ -744,15 +745,13 @@ async fn with_both_versions_served_each_request_is_answered_once_through_its_vie
     let env = env(Release::V1_37, true).await;
     let web = pod(&env.sim, "sandbox", "web-0", "node-1", "web");
     let kubelet = env.sim.kubelet("node-1").await.unwrap();
-    let out = kubelet
-        .request(
-            "sandbox",
-            "web-0",
-            &source(PODS, KeyType::EcdsaP256, Some(3600)),
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let out = ask(
+        &kubelet,
+        "sandbox",
+        "web-0",
+        &source(PODS, KeyType::EcdsaP256, Some(3600)),
+    )
+    .await;
     let delivered = issued(&out);
     judge(
         &env,
@@ -869,14 +868,8 @@ async fn a_signer_naming_a_policy_tlspc_does_not_offer_stops_the_start_naming_th
     })
     .await;
     let mut config = env.config.clone();
-    let yaml = format!(
-        "bootstrap:\n  vaas:\n    url: https://x.example\n    auth:\n      clientID: c\n      privateKeyFile: k\ncontroller:\n  podCertificates:\n{}",
-        signers().replace("pods-rsa2048", "no-such-policy")
-    );
-    config.controller.pod_certificates = firefly::config::Config::from_yaml_str(&yaml)
-        .unwrap()
-        .controller
-        .pod_certificates;
+    config.controller.pod_certificates = door_config();
+    config.controller.pod_certificates.signers[1].policy_name = "no-such-policy".into();
     let err = firefly::run::Controller::start_with(
         &config,
         env.client.clone(),
@@ -921,14 +914,7 @@ async fn under_the_tables_rbac_the_door_is_refused_nothing_and_reads_no_single_o
     let token = sim.service_account_token("venafi", "firefly").unwrap();
     let client = sim.client_with_token(&token).await.unwrap();
     let mut config = env.config.clone();
-    let yaml = format!(
-        "bootstrap:\n  vaas:\n    url: https://x.example\n    auth:\n      clientID: c\n      privateKeyFile: k\ncontroller:\n  podCertificates:\n{}",
-        signers()
-    );
-    config.controller.pod_certificates = firefly::config::Config::from_yaml_str(&yaml)
-        .unwrap()
-        .controller
-        .pod_certificates;
+    config.controller.pod_certificates = door_config();
     let _door = firefly::run::Controller::start_with(
         &config,
         client,
@@ -944,26 +930,22 @@ async fn under_the_tables_rbac_the_door_is_refused_nothing_and_reads_no_single_o
     pod(sim, "other", "web-0", "node-1", "web");
     let kubelet = sim.kubelet("node-1").await.unwrap();
     for signer in [VERIFIED, PODS] {
-        let out = kubelet
-            .request(
-                "sandbox",
-                "web-0",
-                &source(signer, KeyType::EcdsaP256, None),
-                WAIT,
-            )
-            .await
-            .unwrap();
+        let out = ask(
+            &kubelet,
+            "sandbox",
+            "web-0",
+            &source(signer, KeyType::EcdsaP256, None),
+        )
+        .await;
         issued(&out);
     }
-    let out = kubelet
-        .request(
-            "other",
-            "web-0",
-            &source(PODS, KeyType::EcdsaP256, None),
-            WAIT,
-        )
-        .await
-        .unwrap();
+    let out = ask(
+        &kubelet,
+        "other",
+        "web-0",
+        &source(PODS, KeyType::EcdsaP256, None),
+    )
+    .await;
     let Outcome::Denied { request, .. } = &out else {
         panic!("{out:?}")
     };

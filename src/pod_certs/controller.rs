@@ -360,10 +360,12 @@ async fn watch_one(
     let reader = writer.as_reader();
     let stream = reflector(writer, watcher(api, config).default_backoff())
         .inspect(move |event| {
-            if let Err(e) = event
-                && is_not_found(e)
-            {
-                gone.notify_one();
+            if let Err(e) = event {
+                if is_not_found(e) {
+                    gone.notify_one();
+                } else {
+                    tracing::warn!(error = %e, "PodCertificateRequest watch failed; retrying with backoff");
+                }
             }
         })
         .applied_objects();
