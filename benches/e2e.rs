@@ -299,10 +299,8 @@ impl Door for IstiodCsr {
     const DRIVER_WRITES: u64 = 2;
 
     fn sim_options() -> kube_sim::SimOptions {
-        // Authentication on: the API server records istiod's identity in spec.username.
-        let mut options = kube_sim::SimOptions::default();
-        options.authenticate = true;
-        options
+        // The API server records istiod's identity in spec.username.
+        authenticating()
     }
 
     fn knobs() -> e2e::ControllerKnobs {
@@ -366,10 +364,8 @@ impl Door for KubeletPcr {
     const DRIVER_WRITES: u64 = 1;
 
     fn sim_options() -> kube_sim::SimOptions {
-        // Authentication on: kubelets act as their nodes, under NodeRestriction.
-        let mut options = kube_sim::SimOptions::default();
-        options.authenticate = true;
-        options
+        // Kubelets act as their nodes, under NodeRestriction.
+        authenticating()
     }
 
     fn knobs() -> e2e::ControllerKnobs {
@@ -407,6 +403,13 @@ impl Door for KubeletPcr {
         let requested = pods::request(&self.kubelets[i % PCR_NODES], i).await?;
         Ok((requested.name, requested.started))
     }
+}
+
+/// kube-sim with authentication (tokens, RBAC and the admission rules that depend on the caller).
+fn authenticating() -> kube_sim::SimOptions {
+    let mut options = kube_sim::SimOptions::default();
+    options.authenticate = true;
+    options
 }
 
 /// Creates and approves `csrs` through `door` with `in_flight` at once (a backlog is built while
