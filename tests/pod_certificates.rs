@@ -3,7 +3,7 @@
 //! with pod-certificate policies, the real controller, and openssl and Python `cryptography` as
 //! judges of every issued chain.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
@@ -133,20 +133,31 @@ fn denied(outcome: &Outcome) -> (&str, &str) {
     }
 }
 
-/// The issued chain (headers dropped, as the kubelet projects it) and the stored request.
-fn issued(outcome: &Outcome) -> (String, &Value) {
+/// An issued answer as the kubelet projects it: the chain (headers dropped), the stored request
+/// and the pod's PKCS#8 key.
+struct Delivered<'a> {
+    chain: String,
+    request: &'a Value,
+    key_pem: &'a str,
+}
+
+fn issued(outcome: &Outcome) -> Delivered<'_> {
     match outcome {
         Outcome::Issued {
             request,
             credential_bundle,
-            ..
+            key_pem,
         } => {
             // The bundle is the PKCS#8 key, then the chain.
             let start = credential_bundle
                 .find("-----BEGIN CERTIFICATE-----")
                 .expect("the bundle carries certificates");
             assert!(credential_bundle[..start].contains("PRIVATE KEY"));
-            (credential_bundle[start..].to_owned(), request)
+            Delivered {
+                chain: credential_bundle[start..].to_owned(),
+                request,
+                key_pem,
+            }
         }
         other => panic!("expected Issued, got {other:?}"),
     }
@@ -154,6 +165,13 @@ fn issued(outcome: &Outcome) -> (String, &Value) {
 
 fn unix(t: x509_parser::time::ASN1Time) -> i64 {
     t.timestamp()
+}
+
+fn seconds(rfc3339: &str) -> i64 {
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{rfc3339:?}: {e}"))
+        .as_second()
 }
 
 fn rfc3339(secs: i64) -> String {
@@ -164,10 +182,12 @@ fn rfc3339(secs: i64) -> String {
 }
 
 /// Judges an issued chain: leaf + sub-CA (+ intermediates), never the root; openssl (client and
-/// server purpose) and cryptography verify it to the root; the leaf carries exactly `spiffe`;
+/// server purpose) and cryptography verify it to the root, pkilint finds nothing, py-spiffe
+/// parses it as the X509-SVID of `spiffe` for the pod's key; the leaf carries exactly `spiffe`;
 /// the status times are the leaf's; the lifetime is `lifetime` and beginRefreshAt is inside
 /// [NotBefore + 10 min, NotAfter − 10 min]. Returns the leaf's NotBefore.
-fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -> i64 {
+fn judge(env: &Env, delivered: &Delivered<'_>, spiffe: &str, lifetime: i64) -> i64 {
+    let (chain, request) = (delivered.chain.as_str(), delivered.request);
     let root = env.root_pem();
     let blocks = verifiers::split_pem(chain);
     assert!(blocks.len() >= 2, "leaf and sub-CA: {chain}");
@@ -181,6 +201,10 @@ fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -
     }
     let v = verifiers::python_verify(chain, &root, spiffe);
     assert!(v.ok, "cryptography: {}", v.output);
+    let v = verifiers::pkilint_verify(chain, &root);
+    assert!(v.ok, "pkilint: {}", v.output);
+    let v = verifiers::spiffe_verify(chain, delivered.key_pem, spiffe);
+    assert!(v.ok, "py-spiffe: {}", v.output);
     let der = pem::parse(blocks[0].as_bytes()).unwrap();
     let (_, leaf) = x509_parser::parse_x509_certificate(der.contents()).unwrap();
     let uris: Vec<String> = leaf
@@ -200,30 +224,23 @@ fn judge(env: &Env, chain: &str, request: &Value, spiffe: &str, lifetime: i64) -
     let nb = unix(leaf.validity().not_before);
     let na = unix(leaf.validity().not_after);
     assert_eq!(na - nb, lifetime, "NotAfter − NotBefore");
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    // Back-dated 10 s from the signing (less only if the sub-CA is younger), which happened
+    // between the request's creation and the Issued write: never forward-dated, never
+    // back-dated further.
+    let created = seconds(request["metadata"]["creationTimestamp"].as_str().unwrap());
+    let answered = seconds(
+        request["status"]["conditions"][0]["lastTransitionTime"]
+            .as_str()
+            .unwrap(),
+    );
     assert!(
-        nb <= now && now - nb <= 15,
-        "back-dated ~10 s: nb={nb} now={now}"
+        created - 10 <= nb && nb <= answered,
+        "back-dated 10 s: created={created} nb={nb} answered={answered}"
     );
     let status = &request["status"];
     assert_eq!(status["notBefore"], rfc3339(nb));
     assert_eq!(status["notAfter"], rfc3339(na));
-    let refresh = jiff::Timestamp::strptime(
-        "%Y-%m-%dT%H:%M:%SZ",
-        status["beginRefreshAt"].as_str().unwrap(),
-    )
-    .map(|t| t.as_second())
-    .unwrap_or_else(|_| {
-        status["beginRefreshAt"]
-            .as_str()
-            .unwrap()
-            .parse::<jiff::Timestamp>()
-            .unwrap()
-            .as_second()
-    });
+    let refresh = seconds(status["beginRefreshAt"].as_str().unwrap());
     assert!(
         refresh >= nb + 600 && refresh <= na - 600,
         "beginRefreshAt {refresh} in [{nb}+10m, {na}-10m]"
@@ -274,11 +291,10 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
         )
         .await
         .unwrap();
-    let (chain, request) = issued(&out);
+    let delivered = issued(&out);
     judge(
         &env,
-        &chain,
-        request,
+        &delivered,
         "spiffe://cluster.local/ns/sandbox/sa/web",
         3600,
     );
@@ -299,11 +315,10 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
             )
             .await
             .unwrap();
-        let (chain, request) = issued(&out);
+        let delivered = issued(&out);
         judge(
             &env,
-            &chain,
-            request,
+            &delivered,
             "spiffe://cluster.local/ns/sandbox/sa/web",
             86_400,
         );
@@ -543,7 +558,8 @@ async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
             )
             .await
             .unwrap();
-        let (chain, request) = issued(&out);
+        let delivered = issued(&out);
+        let request = delivered.request;
         let v1beta1 = request["apiVersion"] == "certificates.k8s.io/v1beta1";
         assert!(v1beta1, "{release:?}: {request}");
         let stub = request["spec"]["stubPKCS10Request"].as_str().unwrap_or("");
@@ -554,8 +570,7 @@ async fn releases_1_35_and_1_36_are_served_through_v1beta1() {
         }
         judge(
             &env,
-            &chain,
-            request,
+            &delivered,
             "spiffe://cluster.local/ns/team-a/sa/api",
             3600,
         );
@@ -592,7 +607,7 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
 
     // Deleted while its answer is on the way: signed, never delivered, audited as such.
     sim.faults().inject(
-        kube_sim::FaultRule::latency(Duration::from_millis(1500))
+        kube_sim::FaultRule::latency(Duration::from_secs(3))
             .verb("patch")
             .resource("podcertificaterequests/status")
             .times(1),
@@ -602,7 +617,13 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
         .await
         .unwrap();
     let name = created["metadata"]["name"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Signed: its answer is now held up on the way to the API server.
+    let signed = "firefly_signer_sign{success=\"true\",type=\"PodCertificateRequest\"}";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counter(&a, signed) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never signed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     pcr_api(env.client.clone(), "sandbox", "v1")
         .delete(&name, &Default::default())
         .await
@@ -732,11 +753,10 @@ async fn with_both_versions_served_each_request_is_answered_once_through_its_vie
         )
         .await
         .unwrap();
-    let (chain, request) = issued(&out);
+    let delivered = issued(&out);
     judge(
         &env,
-        &chain,
-        request,
+        &delivered,
         "spiffe://cluster.local/ns/sandbox/sa/web",
         3600,
     );

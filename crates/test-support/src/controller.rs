@@ -178,7 +178,7 @@ impl Env {
             sim_options.kubernetes_release = release;
         }
         sim_options.certificates_v1beta1 = opts.certificates_v1beta1;
-        sim_options.pod_certificate_requests_off = opts.pod_certificate_requests_off;
+        sim_options.pod_certificate_requests = !opts.pod_certificate_requests_off;
         let sim = crate::cluster::start_sim_with(
             sim_options,
             &[NS, "sandbox", "venafi", "other", "team-a"],

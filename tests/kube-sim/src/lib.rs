@@ -54,12 +54,13 @@ pub struct SimOptions {
     pub kubernetes_release: Release,
     /// `--runtime-config certificates.k8s.io/v1beta1=true`: on 1.37 also serve v1beta1.
     pub certificates_v1beta1: bool,
+    /// Serve PodCertificateRequest (default). `false`: as kube-apiserver with the
+    /// `PodCertificateRequest` feature gate off (ClusterTrustBundle and CertificateSigningRequest
+    /// unaffected).
+    pub pod_certificate_requests: bool,
     /// Serve ClusterTrustBundle (default). `false`: as kube-apiserver with the
     /// `ClusterTrustBundle` feature gate off, where PodCertificateRequest is still served.
     pub cluster_trust_bundles: bool,
-    /// The `PodCertificateRequest` feature gate off: no version of `podcertificaterequests` is
-    /// served (ClusterTrustBundle and CertificateSigningRequest are unaffected).
-    pub pod_certificate_requests_off: bool,
     /// Address to bind (default `127.0.0.1:0`).
     pub listen: SocketAddr,
     /// Where to write the kubeconfig (default: a file in a temporary directory owned by the sim).
@@ -88,8 +89,8 @@ impl Default for SimOptions {
             authenticate: false,
             kubernetes_release: Release::default(),
             certificates_v1beta1: false,
+            pod_certificate_requests: true,
             cluster_trust_bundles: true,
-            pod_certificate_requests_off: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kubeconfig: None,
             history_limit: 20_000,
@@ -222,8 +223,8 @@ impl KubeSim {
             &store,
             opts.kubernetes_release,
             opts.certificates_v1beta1,
+            opts.pod_certificate_requests,
             opts.cluster_trust_bundles,
-            !opts.pod_certificate_requests_off,
             certs,
         );
         let mut users = opts.token_users.clone();

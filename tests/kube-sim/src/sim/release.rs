@@ -86,8 +86,8 @@ pub fn register(
     store: &Store,
     release: Release,
     v1beta1: bool,
-    cluster_trust_bundles: bool,
     pod_certificate_requests: bool,
+    cluster_trust_bundles: bool,
     convert: Arc<dyn Admission>,
 ) {
     const CERTS: &str = "certificates.k8s.io";
@@ -130,9 +130,10 @@ pub fn register(
             &["ctb"][..],
         ),
     ] {
-        if (plural == "clustertrustbundles" && !cluster_trust_bundles)
-            || (plural == "podcertificaterequests" && !pod_certificate_requests)
-        {
+        if plural == "podcertificaterequests" && !pod_certificate_requests {
+            continue;
+        }
+        if plural == "clustertrustbundles" && !cluster_trust_bundles {
             continue;
         }
         if v1_served {
