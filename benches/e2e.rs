@@ -2,14 +2,15 @@
 //! backlog drain time, approval→Ready latency at a steady rate, CertificateRequest API calls per
 //! issued request, and resident memory per retained request with the controller in its own
 //! process; the backlog and steady phases also through the Kubernetes CertificateSigningRequest
-//! door, with istiod as the requester (`csr-backlog`, `csr-steady`). Prints figures and ratios
-//! against the goals and writes docs/perf-backlog.svg and docs/perf-latency.svg (and
-//! docs/perf-csr-backlog.svg, docs/perf-csr-latency.svg). A missed goal is reported as missed, with the measured figure. Each phase
-//! runs in a fresh process of its own (see `run_phases_in_children`). The controller's CPU per
+//! door, with istiod as the requester (`csr-backlog`, `csr-steady`), and through the
+//! PodCertificateRequest door with kube-sim's kubelets as the requesters (`pcr-backlog`,
+//! `pcr-steady`). Prints figures and ratios against the goals and writes docs/perf-backlog.svg
+//! and docs/perf-latency.svg (and docs/perf-csr-*.svg, docs/perf-pcr-*.svg). A missed goal is
+//! reported as missed, with the measured figure. Each phase runs in a fresh process of its own (see `run_phases_in_children`). The controller's CPU per
 //! issued request is set against the crypto floor measured in the same run: CSR signature verify
 //! (the run's RSA-2048/P-256 mix) + P-256 leaf sign + leaf verify, with aws-lc-rs directly.
 
-use support::{e2e, istiod};
+use support::{e2e, istiod, pods};
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,14 +50,16 @@ const PATIENCE: Duration = Duration::from_secs(300);
 /// How long the requests sent after the large backlog may take.
 const AFTER_BACKLOG_PATIENCE: Duration = Duration::from_secs(60);
 
-/// The phases, in the order they run (`csr-`: the CertificateSigningRequest door; the others
-/// drive the CertificateRequest door).
-const PHASES: [&str; 7] = [
+/// The phases, in the order they run (`csr-`: the CertificateSigningRequest door; `pcr-`: the
+/// PodCertificateRequest door; the others drive the CertificateRequest door).
+const PHASES: [&str; 9] = [
     "backlog",
     "steady",
     "low",
     "csr-backlog",
     "csr-steady",
+    "pcr-backlog",
+    "pcr-steady",
     "rss",
     "large",
 ];
@@ -65,8 +68,8 @@ const PHASE_ENV: &str = "FIREFLY_E2E_PHASE";
 
 fn main() -> ExitCode {
     // `cargo bench` passes `--bench`; a filter argument selects the phases whose names start with
-    // it (backlog, steady, low, rss, large, csr-backlog, csr-steady; `csr` selects both of the
-    // CertificateSigningRequest door).
+    // it (backlog, steady, low, csr-backlog, csr-steady, pcr-backlog, pcr-steady, rss, large;
+    // `csr` and `pcr` select both phases of their door).
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -159,6 +162,12 @@ async fn run(phase: &str) -> anyhow::Result<()> {
     if wants("csr-steady") {
         steady::<IstiodCsr>(&csrs[..(RATE * STEADY_SECS) as usize], RATE, Some(&docs)).await?;
     }
+    if wants("pcr-backlog") {
+        backlog::<KubeletPcr>(&csrs[..BACKLOG], &docs).await?;
+    }
+    if wants("pcr-steady") {
+        steady::<KubeletPcr>(&csrs[..(RATE * STEADY_SECS) as usize], RATE, Some(&docs)).await?;
+    }
     if wants("rss") {
         match rss(&csrs[..RETAINED]).await {
             Ok(()) => {}
@@ -196,6 +205,10 @@ trait Door: Clone + Send + Sync + 'static {
     const RESOURCE: &'static str;
     /// The charts' file names under docs/: (backlog, latency).
     const CHARTS: (&'static str, &'static str);
+    /// Where the latency starts (`approval`, `creation`).
+    const FROM: &'static str;
+    /// The requester's own writes per request (a create, and an approval where the door has one).
+    const DRIVER_WRITES: u64;
 
     /// kube-sim's options for this door.
     fn sim_options() -> kube_sim::SimOptions;
@@ -207,10 +220,10 @@ trait Door: Clone + Send + Sync + 'static {
     async fn driver(stack: &e2e::Stack) -> anyhow::Result<Self>;
     /// The API the requester watches for its answers.
     fn answers(&self) -> kube::Api<Self::Object>;
-    /// The request for one workload CSR.
-    fn request(csr: &Csr) -> Self::Request;
-    /// Creates, then approves, one request: its generated name and the instant just before the
-    /// approval was sent.
+    /// The request of workload `i`, whose CSR is `csr`.
+    fn request(i: usize, csr: &Csr) -> Self::Request;
+    /// Creates, then approves (where the door has an approval), one request: its generated name
+    /// and the instant the latency starts from (just before the approval, or the creation).
     fn create_and_approve(
         self,
         request: Self::Request,
@@ -230,6 +243,8 @@ impl Door for IstioCsr {
     const DONE: &'static str = "Ready";
     const RESOURCE: &'static str = "certificaterequests";
     const CHARTS: (&'static str, &'static str) = ("perf-backlog.svg", "perf-latency.svg");
+    const FROM: &'static str = "approval";
+    const DRIVER_WRITES: u64 = 2;
 
     fn sim_options() -> kube_sim::SimOptions {
         kube_sim::SimOptions::default()
@@ -252,7 +267,7 @@ impl Door for IstioCsr {
         self.0.clone()
     }
 
-    fn request((id, _, pem_text, _): &Csr) -> CertificateRequest {
+    fn request(_: usize, (id, _, pem_text, _): &Csr) -> CertificateRequest {
         e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME)
     }
 
@@ -280,12 +295,12 @@ impl Door for IstiodCsr {
     const DONE: &'static str = "with a certificate";
     const RESOURCE: &'static str = "certificatesigningrequests";
     const CHARTS: (&'static str, &'static str) = ("perf-csr-backlog.svg", "perf-csr-latency.svg");
+    const FROM: &'static str = "approval";
+    const DRIVER_WRITES: u64 = 2;
 
     fn sim_options() -> kube_sim::SimOptions {
-        // Authentication on: the API server records istiod's identity in spec.username.
-        let mut options = kube_sim::SimOptions::default();
-        options.authenticate = true;
-        options
+        // The API server records istiod's identity in spec.username.
+        authenticating()
     }
 
     fn knobs() -> e2e::ControllerKnobs {
@@ -307,7 +322,7 @@ impl Door for IstiodCsr {
         self.0.clone()
     }
 
-    fn request((_, _, pem_text, _): &Csr) -> CertificateSigningRequest {
+    fn request(_: usize, (_, _, pem_text, _): &Csr) -> CertificateSigningRequest {
         istiod::csr(
             istiod::CLUSTER_SIGNER,
             pem_text,
@@ -324,6 +339,79 @@ impl Door for IstiodCsr {
     }
 }
 
+/// The PodCertificateRequest (certificates.k8s.io/v1), as kube-sim's kubelets create it for
+/// their pods (`system:node:<n>`, NodeRestriction on; each reads the pod, its ServiceAccount and
+/// its node, generates the pod's P-256 key and sends the stub PKCS#10 request), for the signer
+/// `firefly.venafi.com/istio-mtls`; no approval. Pod `pod-<i>` runs on node `i % PCR_NODES`.
+#[derive(Clone)]
+struct KubeletPcr {
+    kubelets: Arc<Vec<kube_sim::kubelet::Kubelet>>,
+    answers: kube::Api<pods::PodCertificateRequest>,
+}
+
+/// Nodes (kubelets) of the PodCertificateRequest phases.
+const PCR_NODES: usize = 10;
+
+impl Door for KubeletPcr {
+    type Object = pods::PodCertificateRequest;
+    type Request = usize;
+    const PREFIX: &'static str = "pcr-";
+    const REQUESTS: &'static str = "kubelet PodCertificateRequests";
+    const DONE: &'static str = "Issued";
+    const RESOURCE: &'static str = "podcertificaterequests";
+    const CHARTS: (&'static str, &'static str) = ("perf-pcr-backlog.svg", "perf-pcr-latency.svg");
+    const FROM: &'static str = "creation";
+    const DRIVER_WRITES: u64 = 1;
+
+    fn sim_options() -> kube_sim::SimOptions {
+        // Kubelets act as their nodes, under NodeRestriction.
+        authenticating()
+    }
+
+    fn knobs() -> e2e::ControllerKnobs {
+        e2e::ControllerKnobs {
+            pod_certificates: Some(pods::signer_config()),
+            ..e2e::ControllerKnobs::default()
+        }
+    }
+
+    async fn ready_issuer(_: &e2e::Stack) -> anyhow::Result<()> {
+        // No issuer object: the signer is configured; the controller is up once started.
+        Ok(())
+    }
+
+    async fn driver(stack: &e2e::Stack) -> anyhow::Result<Self> {
+        let pods_needed = BACKLOG.max((RATE * STEADY_SECS) as usize);
+        pods::put_pods(&stack.sim, 0..pods_needed, PCR_NODES)?;
+        Ok(KubeletPcr {
+            kubelets: Arc::new(pods::kubelets(&stack.sim, PCR_NODES).await?),
+            answers: kube::Api::namespaced(stack.client.clone(), pods::NAMESPACE),
+        })
+    }
+
+    fn answers(&self) -> kube::Api<pods::PodCertificateRequest> {
+        self.answers.clone()
+    }
+
+    fn request(i: usize, _: &Csr) -> usize {
+        i
+    }
+
+    /// The latency starts just before the kubelet starts on the pod (its three reads, key
+    /// generation, then the create).
+    async fn create_and_approve(self, i: usize) -> anyhow::Result<(String, Instant)> {
+        let requested = pods::request(&self.kubelets[i % PCR_NODES], i).await?;
+        Ok((requested.name, requested.started))
+    }
+}
+
+/// kube-sim with authentication (tokens, RBAC and the admission rules that depend on the caller).
+fn authenticating() -> kube_sim::SimOptions {
+    let mut options = kube_sim::SimOptions::default();
+    options.authenticate = true;
+    options
+}
+
 /// Creates and approves `csrs` through `door` with `in_flight` at once (a backlog is built while
 /// no controller runs).
 async fn create_approved<'a, D: Door>(
@@ -334,7 +422,8 @@ async fn create_approved<'a, D: Door>(
     use futures::{StreamExt as _, TryStreamExt as _};
     futures::stream::iter(
         csrs.into_iter()
-            .map(|csr| door.clone().create_and_approve(D::request(csr))),
+            .enumerate()
+            .map(|(i, csr)| door.clone().create_and_approve(D::request(i, csr))),
     )
     .buffer_unordered(in_flight)
     .try_collect()
@@ -382,8 +471,13 @@ impl Calls {
 async fn backlog<D: Door>(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Result<()> {
     let n = csrs.len();
     println!(
-        "\n[{}backlog] {n} approved {} waiting, then the controller starts",
+        "\n[{}backlog] {n} {}{} waiting, then the controller starts",
         D::PREFIX,
+        if D::DRIVER_WRITES > 1 {
+            "approved "
+        } else {
+            ""
+        },
         D::REQUESTS
     );
     let stack = e2e::Stack::start_with(D::sim_options()).await?;
@@ -399,8 +493,13 @@ async fn backlog<D: Door>(csrs: &[Csr], docs: &std::path::Path) -> anyhow::Resul
     let t = Instant::now();
     create_approved(&door, csrs, 64).await?;
     println!(
-        "  backlog built in {:.1} s (creates + approvals)",
-        t.elapsed().as_secs_f64()
+        "  backlog built in {:.1} s (creates{})",
+        t.elapsed().as_secs_f64(),
+        if D::DRIVER_WRITES > 1 {
+            " + approvals"
+        } else {
+            ""
+        }
     );
     let tracker = e2e::ReadyTracker::start(door.answers()).await?;
     let before = Calls::now(&stack.sim, D::RESOURCE);
@@ -518,9 +617,14 @@ async fn steady<D: Door>(
 ) -> anyhow::Result<()> {
     let n = csrs.len();
     println!(
-        "\n[{}steady] {n} {} at {rate}/s (create, then approve; open loop)",
+        "\n[{}steady] {n} {} at {rate}/s ({}; open loop)",
         D::PREFIX,
-        D::REQUESTS
+        D::REQUESTS,
+        if D::DRIVER_WRITES > 1 {
+            "create, then approve"
+        } else {
+            "create"
+        }
     );
     let stack = e2e::Stack::start_with(D::sim_options()).await?;
     let config = stack.write_config("bench", &D::knobs())?;
@@ -535,7 +639,7 @@ async fn steady<D: Door>(
     let mut tasks = Vec::with_capacity(n);
     for (i, csr) in csrs.iter().enumerate() {
         tokio::time::sleep_until(start + Duration::from_micros(i as u64 * 1_000_000 / rate)).await;
-        let request = D::request(csr);
+        let request = D::request(i, csr);
         tasks.push(tokio::spawn(door.clone().create_and_approve(request)));
     }
     let offered = start.elapsed();
@@ -574,7 +678,8 @@ async fn steady<D: Door>(
         offered.as_secs_f64()
     );
     println!(
-        "  approval → {}: p50 {}  p90 {}  p99 {} (goal ≤ {}: {})  max {}  mean {}",
+        "  {} → {}: p50 {}  p90 {}  p99 {} (goal ≤ {}: {})  max {}  mean {}",
+        D::FROM,
         D::DONE,
         e2e::ms(s.p50),
         e2e::ms(s.p90),
@@ -585,8 +690,9 @@ async fn steady<D: Door>(
         e2e::ms(s.mean)
     );
     println!(
-        "  requests over {} by second of the run in which they were approved: {slow_by_second:?}",
-        e2e::ms(P99_GOAL)
+        "  requests over {} by second of the run of their {}: {slow_by_second:?}",
+        e2e::ms(P99_GOAL),
+        D::FROM
     );
     println!(
         "  CPU of the whole bench process (kube-sim, controller, driver, watch): {busy:.2} s over {wall:.2} s = {:.2} of {} cores busy, {:.0} µs per request; load average {}",
@@ -596,11 +702,17 @@ async fn steady<D: Door>(
         load_average()
     );
     println!(
-        "  {} API calls: {} writes = {n} creates + {n} approvals + {} controller writes ({:.3} per issued request; {} status patches); {} GETs; {} SubjectAccessReviews",
+        "  {} API calls: {} writes = {n} × {} by the requester (create{}) + {} controller writes ({:.3} per issued request; {} status patches); {} GETs; {} SubjectAccessReviews",
         D::RESOURCE,
         calls.writes,
-        calls.writes as i64 - 2 * n as i64,
-        (calls.writes as f64 - 2.0 * n as f64) / n as f64,
+        D::DRIVER_WRITES,
+        if D::DRIVER_WRITES > 1 {
+            ", approval"
+        } else {
+            ""
+        },
+        calls.writes as i64 - (D::DRIVER_WRITES * n as u64) as i64,
+        (calls.writes as f64 - (D::DRIVER_WRITES * n as u64) as f64) / n as f64,
         calls.status_patches,
         calls.gets,
         calls.access_reviews,
@@ -613,7 +725,8 @@ async fn steady<D: Door>(
     let svg = e2e::svg_chart(
         &e2e::ChartText {
             title: format!(
-                "approval → {} latency at {rate} requests/s ({n} {})",
+                "{} → {} latency at {rate} requests/s ({n} {})",
+                D::FROM,
                 D::DONE,
                 D::REQUESTS
             ),

@@ -146,11 +146,7 @@ async fn demo() -> anyhow::Result<()> {
     }
     let (issued, failed) = tracker.counts();
     if failed > 0 {
-        let first = tracker
-            .all()
-            .into_iter()
-            .find_map(|(name, t)| t.failed.map(|(r, m)| format!("{name}: {r}: {m}")))
-            .unwrap_or_default();
+        let first = tracker.first_failure().unwrap_or_default();
         bail!("{failed} of {WORKLOADS} requests failed; first: {first}");
     }
     let mut latencies = Vec::with_capacity(WORKLOADS);
@@ -215,11 +211,7 @@ async fn demo() -> anyhow::Result<()> {
          issuers are CAs, all valid now, leaf key = CSR key, single URI SAN {}",
         report.spiffe_id
     );
-    let dir = tempfile::tempdir()?;
-    match e2e::openssl_verify(&chain_pem, &root_pem, dir.path())? {
-        Some(out) => println!("      openssl verify -x509_strict -purpose sslclient: {out}"),
-        None => println!("      openssl not found on PATH: independent check skipped"),
-    }
+    print_openssl_verify(&chain_pem, &root_pem)?;
 
     istiod_act(&stack, &root_pem).await?;
 
@@ -232,12 +224,10 @@ async fn demo() -> anyhow::Result<()> {
         wall.as_secs_f64(),
         WORKLOADS as f64 / wall.as_secs_f64()
     );
-    println!(
-        "      approval → Ready latency: p50 {}  p90 {}  p99 {}  max {}  (burst of 1000 at once, so requests queue; from just before the approval PATCH to the watch event)",
-        e2e::ms(summary.p50),
-        e2e::ms(summary.p90),
-        e2e::ms(summary.p99),
-        e2e::ms(summary.max)
+    print_latencies(
+        "approval → Ready latency",
+        &summary,
+        "burst of 1000 at once, so requests queue; from just before the approval PATCH to the watch event",
     );
     println!(
         "      CertificateRequest API calls: {writes} writes for {WORKLOADS} creates + {WORKLOADS} approvals + {WORKLOADS} issuances \
@@ -297,11 +287,7 @@ async fn istiod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
         "      in-process verification: OK up to the same root, leaf key = CSR key, URI SAN {}",
         report.spiffe_id
     );
-    let dir = tempfile::tempdir()?;
-    match e2e::openssl_verify(&signed.chain_pem, root_pem, dir.path())? {
-        Some(out) => println!("      openssl verify -x509_strict -purpose sslclient: {out}"),
-        None => println!("      openssl not found on PATH: independent check skipped"),
-    }
+    print_openssl_verify(&signed.chain_pem, root_pem)?;
     Ok(())
 }
 
@@ -342,11 +328,7 @@ async fn pod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
     let wall = start.elapsed();
     let (issued, failed) = tracker.counts();
     if failed > 0 {
-        let first = tracker
-            .all()
-            .into_iter()
-            .find_map(|(name, t)| t.failed.map(|(r, m)| format!("{name}: {r}: {m}")))
-            .unwrap_or_default();
+        let first = tracker.first_failure().unwrap_or_default();
         bail!("{failed} of {PODS} pod certificates were refused; first: {first}");
     }
     let mut latencies = Vec::with_capacity(PODS);
@@ -418,23 +400,19 @@ async fn pod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
         "      in-process verification: OK up to the same root, leaf key = the pod's key, URI SAN {}",
         report.spiffe_id
     );
-    let dir = tempfile::tempdir()?;
-    match e2e::openssl_verify(chain_pem, root_pem, dir.path())? {
-        Some(out) => println!("      openssl verify -x509_strict -purpose sslclient: {out}"),
-        None => println!("      openssl not found on PATH: independent check skipped"),
-    }
+    print_openssl_verify(chain_pem, root_pem)?;
     let summary = e2e::summarize(&mut latencies);
     println!(
         "      issued {issued} / {PODS} in {:.2} s (first kubelet request → last Issued): {:.0} pod certificates/s",
         wall.as_secs_f64(),
         PODS as f64 / wall.as_secs_f64()
     );
-    println!(
-        "      creation → Issued: p50 {}  p90 {}  p99 {}  max {}  ({IN_FLIGHT} kubelet requests at once; from the create's answer to the watch event)",
-        e2e::ms(summary.p50),
-        e2e::ms(summary.p90),
-        e2e::ms(summary.p99),
-        e2e::ms(summary.max)
+    print_latencies(
+        "creation → Issued",
+        &summary,
+        &format!(
+            "{IN_FLIGHT} kubelet requests at once; from the create's answer to the watch event"
+        ),
     );
     println!(
         "      PodCertificateRequest API calls: {writes} writes for {PODS} creates + {PODS} answers → {:.2} controller writes per request; {reads} GETs",
@@ -468,6 +446,27 @@ async fn drive(
     .buffer_unordered(IN_FLIGHT)
     .try_collect()
     .await
+}
+
+/// One line of latency figures.
+fn print_latencies(what: &str, s: &e2e::LatencySummary, note: &str) {
+    println!(
+        "      {what}: p50 {}  p90 {}  p99 {}  max {}  ({note})",
+        e2e::ms(s.p50),
+        e2e::ms(s.p90),
+        e2e::ms(s.p99),
+        e2e::ms(s.max)
+    );
+}
+
+/// `openssl verify -x509_strict -purpose sslclient` of the chain against the root, printed.
+fn print_openssl_verify(chain_pem: &str, root_pem: &str) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    match e2e::openssl_verify(chain_pem, root_pem, dir.path())? {
+        Some(out) => println!("      openssl verify -x509_strict -purpose sslclient: {out}"),
+        None => println!("      openssl not found on PATH: independent check skipped"),
+    }
+    Ok(())
 }
 
 /// Prints the leaf's fields the way a person checks an SVID.

@@ -1197,6 +1197,14 @@ impl<K: Trackable> ReadyTracker<K> {
             .collect()
     }
 
+    /// One failed request, as `name: reason: message`.
+    pub fn first_failure(&self) -> Option<String> {
+        self.lock()
+            .by_name
+            .iter()
+            .find_map(|(name, t)| t.failed.as_ref().map(|(r, m)| format!("{name}: {r}: {m}")))
+    }
+
     /// The first request seen issued, whole.
     pub fn sample(&self) -> Option<K> {
         self.lock().sample.clone()
