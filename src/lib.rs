@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod pod_certs;
 pub mod policy;
 pub mod policy_check;
+mod queue;
 pub mod rbac;
 pub mod run;
 pub mod trust_bundle;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::{StreamExt, future, stream};
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::{Config as ApplierConfig, ReconcileRequest, trigger_self};
+use kube::runtime::controller::{Config as ApplierConfig, ReconcileRequest};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, applier, watcher};
@@ -18,6 +18,7 @@ use super::authority::Authority;
 use super::decide::{IssuerKind, Settings};
 use crate::crd::{CertificateRequest, ClusterIssuer, Issuer};
 use crate::metrics::Metrics;
+use crate::queue::{OwnedTask, in_own_task, triggers_from};
 use crate::rbac::{CERT_MANAGER, KubeCall};
 
 pub mod apply;
@@ -249,14 +250,7 @@ pub async fn run(
         )))
     });
 
-    // The request watch runs in its own task and hands triggers to the queue through an
-    // unbounded channel: kube-runtime's applier polls its queue only when a reconcile slot is
-    // free, so a watch feeding it directly is read no faster than requests are answered. Under a
-    // large backlog that watch fell tens of thousands of events behind, the server closed it,
-    // the re-watch got 410 and the re-list left the cache stale while every stale copy was
-    // signed again and refused (409). Read at network speed, the cache follows the controller's
-    // own writes and a trigger for an answered request finds nothing to do.
-    let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
+    // The request watch runs in its own task (see crate::queue).
     let forget = ctx.clone();
     let request_events = cached_requests(
         watcher(
@@ -268,18 +262,7 @@ pub async fn run(
         request_writer,
         move |cr| forget.retries.forget(cr.uid().as_deref().unwrap_or("")),
     );
-    let watch_task = OwnedTask(tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            let triggers = trigger_self(request_events, ()).take_until(shutdown);
-            futures::pin_mut!(triggers);
-            while let Some(trigger) = triggers.next().await {
-                if trigger_tx.unbounded_send(trigger).is_err() {
-                    break;
-                }
-            }
-        }
-    }));
+    let (trigger_rx, watch_task) = triggers_from(request_events, (), shutdown.clone());
     let requests_for_mapper = requests.clone();
     let issuer_triggers = issuer_refs_rx
         .map(move |change| {
@@ -312,9 +295,9 @@ pub async fn run(
         |cr, ctx: Arc<Context>| {
             Box::pin(async move {
                 let uid = cr.uid().unwrap_or_default();
-                let result = OwnedTask(tokio::spawn(reconcile(cr, ctx.clone())))
+                let result = in_own_task(reconcile(cr, ctx.clone()))
                     .await
-                    .unwrap_or_else(|e| Err(ReconcileFailed::Panicked(e.to_string())));
+                    .unwrap_or_else(|e| Err(ReconcileFailed::Panicked(e)));
                 if result.is_ok() {
                     ctx.retries.forget(&uid);
                 }
@@ -346,24 +329,4 @@ pub async fn run(
     }
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
     Ok(())
-}
-
-/// A spawned task aborted when its owner is dropped: a controller dropped mid-flight (lost lease,
-/// killed process) leaves nothing running behind it. Awaiting it yields the task's result.
-struct OwnedTask<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for OwnedTask<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> std::future::Future for OwnedTask<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
 }

@@ -11,9 +11,9 @@ use std::time::{Instant, SystemTime};
 use futures::StreamExt;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::controller::{Action, Config as ApplierConfig};
 use kube::runtime::events::Recorder;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, applier, reflector, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::decide::{self, Decision, Gate, IssuerView, Reference};
@@ -23,6 +23,7 @@ use crate::issuer::controller::retries::jitter;
 use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
 use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
 use crate::metrics::Metrics;
+use crate::queue::{in_own_task, triggers_from};
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::issuance::{Outcome, options_with_minimum};
 
@@ -74,6 +75,9 @@ pub enum CsrError {
         /// The client's error.
         source: kube::Error,
     },
+    /// The reconcile task panicked (a bug; retried).
+    #[error("CSR reconcile task failed: {0}")]
+    Panicked(String),
 }
 
 struct Context {
@@ -87,22 +91,53 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api = Api::<CertificateSigningRequest>::all(door.client.clone());
-    let config = ControllerConfig::default().concurrency(door.settings.max_concurrent_reconciles);
+    let config = ApplierConfig::default().concurrency(door.settings.max_concurrent_reconciles);
     let ctx = Arc::new(Context {
         door,
         references: ReferenceCache::default(),
     });
-    Controller::new(api, watcher::Config::default())
-        .with_config(config)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|r| {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "CSR reconcile queue");
-            }
-            futures::future::ready(())
-        })
-        .await;
+    let (reader, writer) = reflector::store();
+    let objects = reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .applied_objects();
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    // The watch is read in its own task and each reconcile runs as its own task (see
+    // crate::queue): the cache follows our writes and signing uses every worker thread.
+    let (queue, _watch_task) = triggers_from(objects, (), shutdown.clone());
+    let drained = applier(
+        |csr, ctx| {
+            Box::pin(async move {
+                in_own_task(reconcile(csr, ctx))
+                    .await
+                    .unwrap_or_else(|e| Err(CsrError::Panicked(e)))
+            })
+        },
+        error_policy,
+        ctx,
+        reader.clone(),
+        queue,
+        config,
+    )
+    .for_each(|r| {
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "CSR reconcile queue");
+        }
+        futures::future::ready(())
+    });
+    // kube-runtime's applier waits for the store's first list before deciding anything, and once
+    // its queue has ended it waits for that list for ever: a stop before the first list ends the
+    // door without waiting.
+    let never_listed = async move {
+        shutdown.await;
+        if futures::FutureExt::now_or_never(reader.wait_until_ready()).is_none() {
+            return;
+        }
+        futures::future::pending::<()>().await;
+    };
+    futures::pin_mut!(drained, never_listed);
+    futures::future::select(drained, never_listed).await;
 }
 
 fn error_policy(

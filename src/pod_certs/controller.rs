@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::controller::{Action, Config as ApplierConfig, trigger_self};
+use kube::runtime::controller::{Action, Config as ApplierConfig};
 use kube::runtime::events::Recorder;
 use kube::runtime::{WatchStreamExt, applier, reflector, watcher};
 use kube::{Resource, ResourceExt};
@@ -32,6 +32,7 @@ use crate::issuer::controller::Clock;
 use crate::issuer::controller::report::publish_event;
 use crate::issuer::decide::EventNote;
 use crate::metrics::Metrics;
+use crate::queue::{in_own_task, triggers_from};
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::ca::IssueOptions;
 use firefly_core::issuance::{IssuanceRequest, Outcome, Scope, Subject};
@@ -127,6 +128,9 @@ pub enum PcrError {
         /// The client's error.
         source: kube::Error,
     },
+    /// The reconcile task panicked outside the guarded decision (a bug; retried).
+    #[error("PodCertificateRequest reconcile task failed: {0}")]
+    Panicked(String),
 }
 
 struct Shared {
@@ -373,9 +377,17 @@ async fn watch_one(
     // once its queue has ended it waits for that list for ever: a stop before the first list
     // is given a short grace instead of being awaited.
     let stop = futures::FutureExt::shared(Box::pin(stop));
-    let queue = trigger_self(stream, ctx.resource.clone()).take_until(stop.clone());
+    // The watch is read in its own task and each reconcile runs as its own task (see
+    // crate::queue): the cache follows our writes and signing uses every worker thread.
+    let (queue, _watch_task) = triggers_from(stream, ctx.resource.clone(), stop.clone());
     let drained = applier(
-        |obj, ctx| Box::pin(reconcile(obj, ctx)),
+        |obj, ctx| {
+            Box::pin(async move {
+                in_own_task(reconcile(obj, ctx))
+                    .await
+                    .unwrap_or_else(|e| Err(PcrError::Panicked(e)))
+            })
+        },
         error_policy,
         ctx,
         reader,
