@@ -74,3 +74,30 @@ pub(crate) async fn in_own_task<T: Send + 'static>(
         .await
         .map_err(|e| e.to_string())
 }
+
+/// Drives `drained` (a door's applier) to its end, unless `stop` resolves before `store` has
+/// listed once: kube-runtime's applier starts no reconcile before its store's first list, and
+/// once its queue has ended it waits for that list for ever. Nothing can be in flight before
+/// the first list, so the applier is then dropped instead. Returns whether that happened.
+pub(crate) async fn drain_until_stopped<K>(
+    drained: impl std::future::Future<Output = ()>,
+    store: &kube::runtime::reflector::Store<K>,
+    stop: impl std::future::Future<Output = ()>,
+) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Clone + Eq + std::hash::Hash,
+{
+    let never_listed = async {
+        stop.await;
+        if futures::FutureExt::now_or_never(store.wait_until_ready()).is_none() {
+            return;
+        }
+        futures::future::pending::<()>().await;
+    };
+    futures::pin_mut!(drained, never_listed);
+    matches!(
+        futures::future::select(drained, never_listed).await,
+        futures::future::Either::Right(_)
+    )
+}

@@ -18,7 +18,7 @@ use super::authority::Authority;
 use super::decide::{IssuerKind, Settings};
 use crate::crd::{CertificateRequest, ClusterIssuer, Issuer};
 use crate::metrics::Metrics;
-use crate::queue::{OwnedTask, in_own_task, triggers_from};
+use crate::queue::{OwnedTask, drain_until_stopped, in_own_task, triggers_from};
 use crate::rbac::{CERT_MANAGER, KubeCall};
 
 pub mod apply;
@@ -274,22 +274,7 @@ pub async fn run(
             stream::iter(refs)
         })
         .flatten();
-    // kube-runtime's applier starts no reconcile before the request cache has listed once, and
-    // once its queue has ended it waits for that first list for ever: the watch feeding the cache
-    // is no longer polled. A shutdown before the first list would hang; nothing can be in flight
-    // then, so the applier is dropped instead.
-    let never_listed = {
-        let requests = requests.clone();
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown.await;
-            if futures::FutureExt::now_or_never(requests.wait_until_ready()).is_none() {
-                return;
-            }
-            future::pending::<()>().await;
-        }
-    };
-    let queue = stream::select(trigger_rx, issuer_triggers).take_until(shutdown);
+    let queue = stream::select(trigger_rx, issuer_triggers).take_until(shutdown.clone());
     let config = ApplierConfig::default().concurrency(settings.max_concurrent_reconciles);
     let drained = applier(
         |cr, ctx: Arc<Context>| {
@@ -306,7 +291,7 @@ pub async fn run(
         },
         error_policy,
         ctx,
-        requests,
+        requests.clone(),
         queue,
         config,
     )
@@ -316,8 +301,7 @@ pub async fn run(
         }
         future::ready(())
     });
-    futures::pin_mut!(drained, never_listed);
-    if let future::Either::Right(_) = future::select(drained, never_listed).await {
+    if drain_until_stopped(drained, &requests, shutdown).await {
         tracing::debug!("stopped before the first list of CertificateRequests");
     }
     let _ = watch_task.await;

@@ -23,7 +23,7 @@ use crate::issuer::controller::retries::jitter;
 use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
 use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
 use crate::metrics::Metrics;
-use crate::queue::{in_own_task, triggers_from};
+use crate::queue::{drain_until_stopped, in_own_task, triggers_from};
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::issuance::{Outcome, options_with_minimum};
 
@@ -126,18 +126,9 @@ pub async fn run(
         }
         futures::future::ready(())
     });
-    // kube-runtime's applier waits for the store's first list before deciding anything, and once
-    // its queue has ended it waits for that list for ever: a stop before the first list ends the
-    // door without waiting.
-    let never_listed = async move {
-        shutdown.await;
-        if futures::FutureExt::now_or_never(reader.wait_until_ready()).is_none() {
-            return;
-        }
-        futures::future::pending::<()>().await;
-    };
-    futures::pin_mut!(drained, never_listed);
-    futures::future::select(drained, never_listed).await;
+    if drain_until_stopped(drained, &reader, shutdown).await {
+        tracing::debug!("stopped before the first list of CertificateSigningRequests");
+    }
 }
 
 fn error_policy(

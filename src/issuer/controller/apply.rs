@@ -87,6 +87,55 @@ where
     }
 }
 
+/// Accounts for the outcome of a front door's one guarded status write (`result`, for the copy at
+/// `resource_version` of request `request_uid`): a 409 is counted in
+/// `firefly_status_write_conflicts_total{front_door}`, any other failure in
+/// `firefly_status_write_errors_total{code}`, and a certificate signed for it that the server did
+/// not take is audited as signed-not-delivered. Returns `result` unchanged.
+pub(crate) fn account_write(
+    metrics: &crate::metrics::Metrics,
+    front_door: &str,
+    request_uid: &str,
+    resource_version: &str,
+    result: Result<Applied, kube::Error>,
+    issued: Option<&firefly_core::issuance::Issued>,
+) -> Result<Applied, kube::Error> {
+    let refused = match &result {
+        Ok(Applied::Written) => return result,
+        Ok(Applied::Gone) => 404,
+        Ok(Applied::Conflict) => {
+            metrics
+                .write_conflicts
+                .with_label_values(&[front_door])
+                .inc();
+            tracing::debug!(
+                front_door,
+                resource_version,
+                "request changed since the decision (409); deciding again"
+            );
+            409
+        }
+        Err(source) => {
+            let code = match source {
+                kube::Error::Api(s) => s.code.to_string(),
+                _ => "transport".to_owned(),
+            };
+            metrics
+                .write_errors
+                .with_label_values(&[code.as_str()])
+                .inc();
+            match source {
+                kube::Error::Api(s) => s.code,
+                _ => 0,
+            }
+        }
+    };
+    if let Some(issued) = issued {
+        super::report::audit_not_delivered(metrics, front_door, issued, request_uid, refused);
+    }
+    result
+}
+
 impl Context {
     /// Writes `update` on `cr`'s status: one server-side apply with our field manager, holding
     /// only our fields (so the approver's `Approved`/`Denied` conditions are never touched) and

@@ -8,8 +8,8 @@ use kube::{Resource, ResourceExt};
 
 use super::{Context, CsrError, FRONT_DOOR};
 use crate::issuer::authority::Issued;
-use crate::issuer::controller::apply::{ApplyMetadata, apply_guarded};
-use crate::issuer::controller::report::{audit_not_delivered, log_issued, publish_event};
+use crate::issuer::controller::apply::{ApplyMetadata, account_write, apply_guarded};
+use crate::issuer::controller::report::{log_issued, publish_event};
 use crate::kube_csr::decide::{Answer, CsrUpdate, failed_condition};
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 
@@ -50,43 +50,9 @@ impl Context {
         let body = status_body(&name, &rv, &update.answer, self.door.clock.now());
         let api: Api<CertificateSigningRequest> = Api::all(self.door.client.clone());
         let result = apply_guarded(&api, &name, &self.door.settings.field_manager, &body).await;
-        let refused = match &result {
-            Ok(Applied::Written) => return Ok(Applied::Written),
-            Ok(Applied::Gone) => 404,
-            Ok(Applied::Conflict) => {
-                self.door
-                    .metrics
-                    .write_conflicts
-                    .with_label_values(&[FRONT_DOOR])
-                    .inc();
-                tracing::debug!(
-                    resource_version = rv,
-                    "CSR changed since the decision (409); deciding again"
-                );
-                409
-            }
-            Err(kube::Error::Api(s)) => s.code,
-            Err(_) => 0,
-        };
-        if let Some(issued) = issued {
-            let uid = csr.uid().unwrap_or_default();
-            audit_not_delivered(&self.door.metrics, FRONT_DOOR, issued, &uid, refused);
-        }
-        match result {
-            Ok(applied) => Ok(applied),
-            Err(source) => {
-                let code = match &source {
-                    kube::Error::Api(s) => s.code.to_string(),
-                    _ => "transport".to_owned(),
-                };
-                self.door
-                    .metrics
-                    .write_errors
-                    .with_label_values(&[code.as_str()])
-                    .inc();
-                Err(CsrError::StatusWrite { name, source })
-            }
-        }
+        let uid = csr.uid().unwrap_or_default();
+        account_write(&self.door.metrics, FRONT_DOOR, &uid, &rv, result, issued)
+            .map_err(|source| CsrError::StatusWrite { name, source })
     }
 
     /// Reports an answer the API server accepted: counted, logged and audited, with its event.

@@ -9,8 +9,8 @@ use kube::{Resource, ResourceExt};
 
 use super::{FRONT_DOOR, PcrError, WatchCtx};
 use crate::issuer::authority::Issued;
-use crate::issuer::controller::apply::{ApplyMetadata, apply_guarded};
-use crate::issuer::controller::report::{audit_not_delivered, log_issued, publish_event};
+use crate::issuer::controller::apply::{ApplyMetadata, account_write, apply_guarded};
+use crate::issuer::controller::report::{log_issued, publish_event};
 use crate::issuer::decide::{EventNote, time};
 use crate::pod_certs::decide::{Answer, PcrSpec};
 
@@ -45,45 +45,14 @@ impl WatchCtx {
         let api: Api<DynamicObject> =
             Api::namespaced_with(door.client.clone(), namespace, &self.resource);
         let result = apply_guarded(&api, &name, &door.field_manager, &body).await;
-        let refused = match &result {
-            Ok(Applied::Written) => return Ok(Applied::Written),
-            Ok(Applied::Gone) => 404,
-            Ok(Applied::Conflict) => {
-                door.metrics
-                    .write_conflicts
-                    .with_label_values(&[FRONT_DOOR])
-                    .inc();
-                tracing::debug!(
-                    resource_version = rv,
-                    "PodCertificateRequest changed since the decision (409); deciding again"
-                );
-                409
+        let uid = obj.uid().unwrap_or_default();
+        account_write(&door.metrics, FRONT_DOOR, &uid, &rv, result, issued).map_err(|source| {
+            PcrError::StatusWrite {
+                namespace: namespace.to_owned(),
+                name,
+                source,
             }
-            Err(kube::Error::Api(s)) => s.code,
-            Err(_) => 0,
-        };
-        if let Some(issued) = issued {
-            let uid = obj.uid().unwrap_or_default();
-            audit_not_delivered(&door.metrics, FRONT_DOOR, issued, &uid, refused);
-        }
-        match result {
-            Ok(applied) => Ok(applied),
-            Err(source) => {
-                let code = match &source {
-                    kube::Error::Api(s) => s.code.to_string(),
-                    _ => "transport".to_owned(),
-                };
-                door.metrics
-                    .write_errors
-                    .with_label_values(&[code.as_str()])
-                    .inc();
-                Err(PcrError::StatusWrite {
-                    namespace: namespace.to_owned(),
-                    name,
-                    source,
-                })
-            }
-        }
+        })
     }
 
     /// Reports an answer the API server accepted: counted, logged and audited; every refusal
