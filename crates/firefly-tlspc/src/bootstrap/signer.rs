@@ -254,7 +254,13 @@ impl firefly_core::Signer for Signer {
         opts: &IssueOptions,
         now: SystemTime,
     ) -> Outcome {
-        // Policy first: an unknown or disallowed policy is the request's fault even while no
+        // Who may ask comes first: a requester or namespace the scope refuses learns nothing of
+        // the configuration (which policies exist, whether a sub-CA is active) and waits for
+        // nothing. The core checks the scope again; the check reads no policy.
+        if let Err(refused) = request.scope.authorize(request.policy) {
+            return refused.into();
+        }
+        // Then the policy: an unknown or disallowed policy is the request's fault even while no
         // sub-CA is active, and must fail at once rather than wait.
         let policy = match self.policy(request.policy) {
             Ok(policy) => policy,
@@ -490,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn the_core_signer_resolves_the_policy_then_signs_or_says_why_not() {
+    fn the_core_signer_authorizes_then_resolves_the_policy_then_signs_or_says_why_not() {
         use firefly_core::Signer as _;
         use firefly_core::issuance::{AssertedIdentity, Scope, Subject};
         use firefly_core::policy::model::{KeyAlgorithmRule, Policy, PropertyRule, PropertyType};
@@ -556,11 +562,38 @@ mod tests {
                 ..
             }
         ));
+        // A namespace the scope refuses is refused before the policy is looked up: an unknown
+        // policy is not revealed to it.
+        let elsewhere = vec!["other".to_owned()];
+        let refused_scope = |policy| IssuanceRequest {
+            scope: Scope::Signer {
+                namespace: "apps",
+                namespaces: &elsewhere,
+            },
+            ..request(policy)
+        };
+        for policy in ["workloads", "nope"] {
+            assert!(matches!(
+                signer.issue(&refused_scope(policy), &opts, clock.now()),
+                Outcome::Refused {
+                    reason: firefly_core::issuance::reason::NAMESPACE_NOT_ALLOWED,
+                    ..
+                }
+            ));
+        }
         write(&signer.shared.blockers).fips = Some("requires FIPS".into());
         assert!(matches!(
             signer.issue(&request("workloads"), &opts, clock.now()),
             Outcome::Retry {
                 reason: "SignerNotReady",
+                ..
+            }
+        ));
+        // ... and without waiting for a sub-CA either.
+        assert!(matches!(
+            signer.issue(&refused_scope("workloads"), &opts, clock.now()),
+            Outcome::Refused {
+                reason: firefly_core::issuance::reason::NAMESPACE_NOT_ALLOWED,
                 ..
             }
         ));
