@@ -161,13 +161,16 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
             .get(),
         4
     );
-    assert_eq!(
+    // The outcome is counted once the write has been accepted, which can be just after istiod
+    // sees the certificate.
+    let issued_outcomes = || {
         metrics
             .issuance_outcomes
             .with_label_values(&["CertificateSigningRequest", "Issued"])
-            .get(),
-        4
-    );
+            .get()
+    };
+    let _ = kube_sim::wait_for(PATIENCE, || async { issued_outcomes() >= 4 }).await;
+    assert_eq!(issued_outcomes(), 4);
     assert_eq!(
         env.sim
             .request_count("patch", "certificatesigningrequests/status"),

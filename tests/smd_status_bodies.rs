@@ -54,6 +54,29 @@ async fn every_status_body_the_controller_writes_merges_as_structured_merge_diff
     }
     env.stop_controller().await;
 
+    // Issuer status writes are guarded too: each carries the resourceVersion it was decided on,
+    // so a replica with a stale copy is refused (409) instead of overwriting a newer condition.
+    let issuer_writes: Vec<Value> = env
+        .sim
+        .writes()
+        .into_iter()
+        .filter(|w| {
+            w.group == "firefly.venafi.com"
+                && w.resource.ends_with("issuers")
+                && w.subresource.as_deref() == Some("status")
+        })
+        .map(|w| serde_json::from_slice(&w.body).expect("a JSON body"))
+        .collect();
+    assert!(!issuer_writes.is_empty(), "the issuer's Ready was written");
+    for b in &issuer_writes {
+        assert!(
+            b["metadata"]["resourceVersion"]
+                .as_str()
+                .is_some_and(|rv| !rv.is_empty()),
+            "issuer status write without a resourceVersion precondition: {b}"
+        );
+    }
+
     // Each request's status writes, in the order they arrived.
     let mut bodies: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for w in env.sim.writes() {

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use tokio::sync::Notify;
 
 use super::report::truncate;
-use super::{Clock, Context};
+use super::{Applied, ApplyMetadata, Clock, Context, apply_guarded};
 use crate::crd::{ClusterIssuer, Issuer, IssuerStatus};
 use crate::issuer::authority::Authority;
 use crate::issuer::decide::desired_issuer_condition;
@@ -156,25 +156,39 @@ impl IssuerStatusLoop {
             .set(ready_count);
     }
 
-    /// One server-side apply of the issuer's Ready condition, then its event (best effort).
+    /// One server-side apply of the issuer's Ready condition, guarded by the resourceVersion of
+    /// the copy it was decided on, then its event (best effort). A 409 means the issuer moved on
+    /// (another replica wrote, or its spec changed): nothing is written, and the watch's newer
+    /// copy is decided again.
     async fn write<K>(&self, api: &Api<K>, issuer: &K, cond: Condition)
     where
         K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
         let name = issuer.name_any();
+        let namespace = issuer.namespace();
+        let resource_version = issuer.resource_version().unwrap_or_default();
         let body = serde_json::json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
-            "metadata": { "name": name },
+            "metadata": ApplyMetadata {
+                name: &name,
+                namespace: namespace.as_deref(),
+                resource_version: &resource_version,
+            },
             "status": { "conditions": [cond] },
         });
-        let params = PatchParams::apply(&self.field_manager).force();
-        match api.patch_status(&name, &params, &Patch::Apply(&body)).await {
-            Ok(_) => {
+        match apply_guarded(api, &name, &self.field_manager, &body).await {
+            Ok(Applied::Written) => {
                 tracing::info!(kind = %K::kind(&()), issuer = %name, ready = %cond.status, message = %cond.message, "issuer status updated");
                 self.publish(issuer, &cond).await;
             }
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Ok(Applied::Gone) => {}
+            Ok(Applied::Conflict) => tracing::debug!(
+                kind = %K::kind(&()),
+                issuer = %name,
+                resource_version,
+                "issuer changed since its status was decided (409); deciding again from the newer copy"
+            ),
             Err(e) => tracing::warn!(error = %e, issuer = %name, "issuer status write failed"),
         }
     }
