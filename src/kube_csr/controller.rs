@@ -6,7 +6,7 @@
 //! selector matches one exact name, so the watch lists every CSR and the gate filters by group.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use futures::StreamExt;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
@@ -18,7 +18,7 @@ use kube::{Resource, ResourceExt};
 
 use super::decide::{self, Decision, Gate, IssuerView, Reference};
 use crate::issuer::authority::{Authority, Issued};
-use crate::issuer::controller::report::publish_event;
+use crate::issuer::controller::report::{issue_counted, publish_event};
 use crate::issuer::controller::retries::jitter;
 use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
 use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
@@ -213,18 +213,14 @@ impl Context {
         let settings = &self.door.settings;
         let request = plan.issuance_request(&settings.decide);
         let opts = options_with_minimum(settings.minimum_duration);
-        let t = Instant::now();
-        let outcome = self.door.authority.issue(&request, &opts, now);
-        self.door
-            .metrics
-            .sign_duration
-            .observe(t.elapsed().as_secs_f64());
-        let issued = matches!(outcome, Outcome::Issued(_));
-        self.door
-            .metrics
-            .signer_sign
-            .with_label_values(&[if issued { "true" } else { "false" }, FRONT_DOOR])
-            .inc();
+        let outcome = issue_counted(
+            self.door.authority.as_ref(),
+            &self.door.metrics,
+            FRONT_DOOR,
+            &request,
+            &opts,
+            now,
+        );
         let decision = decide::after_issue(csr, &outcome, &settings.decide, now);
         let issuance = match outcome {
             Outcome::Issued(i) => Some(i),

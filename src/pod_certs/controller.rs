@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -29,7 +29,7 @@ use crate::admin::ReadinessDetails;
 use crate::config::PodCertificatesConfig;
 use crate::issuer::authority::{Authority, Issued};
 use crate::issuer::controller::Clock;
-use crate::issuer::controller::report::publish_event;
+use crate::issuer::controller::report::{issue_counted, publish_event};
 use crate::issuer::decide::EventNote;
 use crate::metrics::Metrics;
 use crate::queue::{in_own_task, triggers_from};
@@ -548,16 +548,14 @@ impl WatchCtx {
             backdate: BACKDATE,
             max_window: Some(plan.max_window),
         };
-        let t = Instant::now();
-        let outcome = door.authority.issue(&request, &opts, door.clock.now());
-        door.metrics
-            .sign_duration
-            .observe(t.elapsed().as_secs_f64());
-        let success = matches!(outcome, Outcome::Issued(_));
-        door.metrics
-            .signer_sign
-            .with_label_values(&[if success { "true" } else { "false" }, FRONT_DOOR])
-            .inc();
+        let outcome = issue_counted(
+            door.authority.as_ref(),
+            &door.metrics,
+            FRONT_DOOR,
+            &request,
+            &opts,
+            door.clock.now(),
+        );
         let decision = decide::after_issue(&outcome, age);
         let issued = match outcome {
             Outcome::Issued(i) => Some(i),

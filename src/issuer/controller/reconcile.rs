@@ -12,7 +12,8 @@ use std::time::{Instant, SystemTime};
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
-use super::apply::Applied;
+use super::apply::{Applied, FRONT_DOOR};
+use super::report::issue_counted;
 use super::{Context, ControllerError, retries};
 use crate::crd::CertificateRequest;
 use crate::issuer::authority::Issued;
@@ -223,16 +224,14 @@ impl Context {
     ) -> (Decision, Option<Issued>) {
         let request = plan.issuance_request(&self.settings.decide);
         let opts = options_with_minimum(self.settings.minimum_duration);
-        let t = Instant::now();
-        let outcome = self.authority.issue(&request, &opts, now);
-        self.metrics
-            .sign_duration
-            .observe(t.elapsed().as_secs_f64());
-        let issued = matches!(outcome, Outcome::Issued(_));
-        self.metrics
-            .signer_sign
-            .with_label_values(&[if issued { "true" } else { "false" }, "CertificateRequest"])
-            .inc();
+        let outcome = issue_counted(
+            self.authority.as_ref(),
+            &self.metrics,
+            FRONT_DOOR,
+            &request,
+            &opts,
+            now,
+        );
         let decision = decide::after_issue(cr, &outcome, &self.settings.decide, now);
         let issuance = match outcome {
             Outcome::Issued(i) => Some(i),

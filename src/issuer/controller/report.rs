@@ -106,6 +106,28 @@ pub(crate) fn audit_not_delivered(
     tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, request_uid, code, "signed-not-delivered: the API server refused the status write; the certificate was never handed out");
 }
 
+/// Asks `authority` to answer `request` for `front_door`: timed in
+/// `firefly_sign_duration_seconds` and counted in `firefly_signer_sign{success,type}`. Every
+/// door signs through this.
+pub(crate) fn issue_counted(
+    authority: &dyn Authority,
+    metrics: &crate::metrics::Metrics,
+    front_door: &str,
+    request: &firefly_core::issuance::IssuanceRequest<'_>,
+    opts: &firefly_core::ca::IssueOptions,
+    now: SystemTime,
+) -> firefly_core::issuance::Outcome {
+    let t = std::time::Instant::now();
+    let outcome = authority.issue(request, opts, now);
+    metrics.sign_duration.observe(t.elapsed().as_secs_f64());
+    let success = matches!(outcome, firefly_core::issuance::Outcome::Issued(_));
+    metrics
+        .signer_sign
+        .with_label_values(&[if success { "true" } else { "false" }, front_door])
+        .inc();
+    outcome
+}
+
 /// Publishes `note` as an event on the object `regarding`: best effort, a failure is logged.
 pub(crate) async fn publish_event(
     recorder: &Recorder,
