@@ -10,6 +10,13 @@
 //!   the runtime's worker threads instead of running inside the applier's one task.
 //! - [`OwnedTask`] aborts what it owns when dropped: a door stopped mid-flight leaves nothing
 //!   running behind it.
+//! - [`AnsweredCopies`] remembers which cached copy each status write was sent for, so a trigger
+//!   that arrives while the answer is in flight (an issuer change re-queues every request naming
+//!   it) does not sign again for a copy the API server has already moved past.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::{UnboundedReceiver, unbounded};
 use futures::{Stream, StreamExt};
@@ -100,4 +107,143 @@ where
         futures::future::select(drained, never_listed).await,
         futures::future::Either::Right(_)
     )
+}
+
+/// How long a copy whose status write was sent is left alone: the watch normally delivers the
+/// newer copy (our answer, or whatever made the write 409) well within it. Past it the copy is
+/// decided again, so a request never waits for ever on a watch event that was lost.
+pub(crate) const ANSWER_SETTLE: Duration = Duration::from_secs(5);
+
+/// Fewest entries at which [`AnsweredCopies`] drops settled ones.
+const PRUNE_FLOOR: usize = 1024;
+
+/// The copies (object uid and resourceVersion) a door has sent a status write for.
+///
+/// A door decides the copy its cache holds. Once it has written an answer, that copy is stale,
+/// but the cache keeps it until the watch delivers the write; a reconcile triggered in between
+/// (the applier re-runs a key triggered while it was reconciling) would sign again for the old
+/// copy, only for the guarded write to get 409. Marked before the write and kept when the write
+/// was accepted or refused with 409, the copy is skipped instead until a newer one arrives or
+/// [`ANSWER_SETTLE`] has passed.
+///
+/// Memory follows the writes of the last few seconds: settled entries are dropped whenever the
+/// map has doubled. An object leaving the cache is not a reason to forget it early: the applier
+/// reads a key's copy from the cache before the reconcile task starts, so a reconcile may start
+/// with the old copy just after the cache dropped the object. [`AnsweredCopies::forget`] is for a
+/// reconcile that itself sees the object's final copy (no older one can be decided after it).
+#[derive(Default)]
+pub(crate) struct AnsweredCopies {
+    inner: Mutex<Answered>,
+}
+
+#[derive(Default)]
+struct Answered {
+    copies: HashMap<String, (String, Instant)>,
+    prune_at: usize,
+}
+
+impl AnsweredCopies {
+    /// Marks `uid`'s copy at `resource_version` as answered; call it just before the write.
+    pub(crate) fn answering(&self, uid: &str, resource_version: &str) {
+        self.answering_at(uid, resource_version, Instant::now());
+    }
+
+    fn answering_at(&self, uid: &str, resource_version: &str, now: Instant) {
+        let mut answered = self.lock();
+        if answered.copies.len() >= answered.prune_at.max(PRUNE_FLOOR) {
+            answered
+                .copies
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < ANSWER_SETTLE);
+            answered.prune_at = answered.copies.len().saturating_mul(2);
+        }
+        answered
+            .copies
+            .insert(uid.to_owned(), (resource_version.to_owned(), now));
+    }
+
+    /// Unmarks `uid`: its write failed without an answer (an error, a 404), so the copy may be
+    /// decided again on the door's usual retry.
+    pub(crate) fn unanswered(&self, uid: &str) {
+        self.lock().copies.remove(uid);
+    }
+
+    /// Whether `uid`'s copy at `resource_version` was answered less than [`ANSWER_SETTLE`] ago.
+    pub(crate) fn is_answered(&self, uid: &str, resource_version: Option<&str>) -> bool {
+        self.is_answered_at(uid, resource_version, Instant::now())
+    }
+
+    fn is_answered_at(&self, uid: &str, resource_version: Option<&str>, now: Instant) -> bool {
+        let Some(rv) = resource_version else {
+            return false;
+        };
+        self.lock().copies.get(uid).is_some_and(|(at_rv, at)| {
+            at_rv == rv && now.saturating_duration_since(*at) < ANSWER_SETTLE
+        })
+    }
+
+    /// Forgets `uid`: a reconcile saw its final copy (the applier runs one reconcile per object at
+    /// a time, and later ones read the cache afresh).
+    pub(crate) fn forget(&self, uid: &str) {
+        self.lock().copies.remove(uid);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Answered> {
+        // Every operation is one map call: a panic elsewhere cannot leave it half-done.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().copies.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answered_copy_is_skipped_until_a_newer_one_or_the_settle_time() {
+        let answered = AnsweredCopies::default();
+        let t0 = Instant::now();
+        assert!(!answered.is_answered_at("a", Some("7"), t0));
+        answered.answering_at("a", "7", t0);
+        assert!(answered.is_answered_at("a", Some("7"), t0));
+        assert!(
+            !answered.is_answered_at("a", Some("8"), t0),
+            "a newer copy is decided"
+        );
+        assert!(!answered.is_answered_at("b", Some("7"), t0), "per object");
+        assert!(!answered.is_answered_at("a", None, t0));
+        assert!(
+            !answered.is_answered_at("a", Some("7"), t0 + ANSWER_SETTLE),
+            "decided again once settled"
+        );
+        answered.unanswered("a");
+        assert!(!answered.is_answered_at("a", Some("7"), t0));
+        answered.answering_at("a", "7", t0);
+        answered.forget("a");
+        assert!(!answered.is_answered_at("a", Some("7"), t0));
+    }
+
+    #[test]
+    fn settled_entries_are_dropped_as_the_map_grows() {
+        let answered = AnsweredCopies::default();
+        let t0 = Instant::now();
+        for i in 0..PRUNE_FLOOR {
+            answered.answering_at(&format!("old-{i}"), "1", t0);
+        }
+        assert_eq!(answered.len(), PRUNE_FLOOR);
+        let later = t0 + ANSWER_SETTLE;
+        answered.answering_at("new", "1", later);
+        assert_eq!(answered.len(), 1, "only the unsettled entry is left");
+        assert!(answered.is_answered_at("new", Some("1"), later));
+        // Entries still settling are kept however many there are.
+        for i in 0..3 * PRUNE_FLOOR {
+            answered.answering_at(&format!("fresh-{i}"), "1", later);
+        }
+        assert_eq!(answered.len(), 3 * PRUNE_FLOOR + 1);
+    }
 }

@@ -123,3 +123,87 @@ async fn api_server_faults_during_a_burst_leave_every_request_terminal() {
     controller.shutdown().await;
     drop(boot);
 }
+
+/// Requests answered while their watch lags.
+const LAGGING: usize = 20;
+/// How far the requests' watch trails the API server: long enough for the issuer change below
+/// to land while every answer is still on its way to the controller's cache.
+const WATCH_LAG: Duration = Duration::from_secs(3);
+
+/// An issuer change re-queues every cached request naming it. When that happens after a request
+/// was answered but before the watch delivered the answer, the cache still holds the copy the
+/// answer was written for: deciding it again would sign a second certificate only for the
+/// guarded write to get 409. The controller skips a copy it has answered instead, so exactly one
+/// status write (and signature) per request reaches the API server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_queued_again_before_its_answer_is_watched_is_not_signed_again() {
+    let stack = e2e::Stack::start().await.unwrap();
+    let config = stack
+        .write_config("lagging", &e2e::ControllerKnobs::default())
+        .unwrap();
+    let (boot, controller) = stack.start_controller(&config, "lagging").await.unwrap();
+    stack.create_issuer().await.unwrap();
+    stack.wait_issuer_ready(PATIENCE).await.unwrap();
+
+    let faults = stack.sim.faults();
+    faults.delay_watch_events("certificaterequests", WATCH_LAG);
+    let pool = e2e::KeyPool::generate(2, 2).unwrap();
+    let csrs = e2e::workload_csrs(&pool, LAGGING).unwrap();
+    let api = stack.requests();
+    let status_patches = || {
+        stack
+            .sim
+            .request_count("patch", "certificaterequests/status")
+    };
+    let before = status_patches();
+    let burst_started = std::time::Instant::now();
+    let approvals = e2e::paced_burst(&api, &csrs, 1_000).await.unwrap();
+    assert_eq!(approvals.len(), LAGGING);
+    // One approval and one controller write per request.
+    kube_sim::wait_for(PATIENCE, || async {
+        status_patches() - before >= 2 * LAGGING as u64
+    })
+    .await
+    .expect("the controller did not answer every request");
+
+    // Touch the issuer (its watch is not delayed): every cached request naming it is queued
+    // again while the cache still holds the copies the answers were written for.
+    let issuers: kube::Api<firefly::crd::Issuer> =
+        kube::Api::namespaced(stack.client.clone(), support::istio::ISTIO_CSR_NAMESPACE);
+    issuers
+        .patch(
+            support::istio::ISSUER_NAME,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({
+                "metadata": {"annotations": {"example.com/touched": "yes"}}
+            })),
+        )
+        .await
+        .unwrap();
+    // The controller saw each approval WATCH_LAG after it was made, so its first answer reaches
+    // its cache no sooner than twice that after the burst began: the touch came before any did.
+    assert!(
+        burst_started.elapsed() < 2 * WATCH_LAG,
+        "the machine was too slow for the issuer change to land before the answers were watched"
+    );
+    let tracker = e2e::ReadyTracker::start(api.clone()).await.unwrap();
+    tracker
+        .wait_terminal(LAGGING, PATIENCE, |_, _| {})
+        .await
+        .unwrap();
+    // Let any second decision of a stale copy reach the API server before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    faults.clear();
+    let controller_writes = status_patches() - before - LAGGING as u64;
+    assert_eq!(
+        controller_writes, LAGGING as u64,
+        "a request was decided (and signed) again for the copy already answered"
+    );
+    for (name, _) in &approvals {
+        let t = tracker.get(name).expect("request never seen by the watch");
+        assert!(t.failed.is_none(), "{name} failed: {:?}", t.failed);
+        assert_eq!(t.certificates_seen, 1, "{name}");
+    }
+    controller.shutdown().await;
+    drop(boot);
+}

@@ -24,7 +24,10 @@ const TAKEOVER_BOUND: Duration = Duration::from_millis(2_000 + 200 + 10_000);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once() {
-    let stack = e2e::Stack::start().await.unwrap();
+    // Writes are recorded so a count off by one names the request and the answers it got.
+    let mut sim_options = kube_sim::SimOptions::default();
+    sim_options.record_writes = true;
+    let stack = e2e::Stack::start_with(sim_options).await.unwrap();
     let knobs = e2e::ControllerKnobs {
         leader_election: true,
         // Short lease so the takeover happens within the test; renew and retry scaled to it.
@@ -130,8 +133,11 @@ async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once()
         - status_writes_before
         - TOTAL as u64;
     assert_eq!(
-        controller_writes, TOTAL as u64,
-        "exactly one controller status write per request across both replicas"
+        controller_writes,
+        TOTAL as u64,
+        "exactly one controller status write per request across both replicas; requests written \
+         more than once (approval first, then each write's HTTP status): {:?}",
+        written_more_than_once(&stack.sim)
     );
     println!(
         "leader killed after {issued_at_kill}/{BURST} issued; {after_kill} requests approved after \
@@ -139,4 +145,19 @@ async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once()
     );
     replica_b.shutdown().await;
     drop(boot_b);
+}
+
+/// The requests with more than one write to their status besides the approval, each with the
+/// HTTP status of every status write it got, in order.
+fn written_more_than_once(sim: &kube_sim::KubeSim) -> Vec<(String, Vec<u16>)> {
+    let mut by_request = std::collections::BTreeMap::<String, Vec<u16>>::new();
+    for w in sim.writes() {
+        if w.resource == "certificaterequests" && w.subresource.as_deref() == Some("status") {
+            by_request.entry(w.name).or_default().push(w.code);
+        }
+    }
+    by_request
+        .into_iter()
+        .filter(|(_, codes)| codes.len() > 2)
+        .collect()
 }

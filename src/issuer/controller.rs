@@ -106,6 +106,8 @@ struct Context {
     issuers: IssuerCaches,
     /// Consecutive failed reconciles per request (backoff, panic bound).
     retries: RetryLog,
+    /// The copies a status write was sent for (not decided again until the newer one arrives).
+    answered: crate::queue::AnsweredCopies,
     clock: Clock,
 }
 
@@ -186,6 +188,7 @@ pub async fn run(
             cluster_issuers: cluster_issuers.clone(),
         },
         retries: RetryLog::default(),
+        answered: Default::default(),
         clock: clock.clone(),
     });
 
@@ -260,6 +263,8 @@ pub async fn run(
         .default_backoff(),
         group.clone(),
         request_writer,
+        // The answered copies are not forgotten here: a reconcile may already hold the copy
+        // this removal supersedes (see crate::queue::AnsweredCopies).
         move |cr| forget.retries.forget(cr.uid().as_deref().unwrap_or("")),
     );
     let (trigger_rx, watch_task) = triggers_from(request_events, (), shutdown.clone());

@@ -23,7 +23,9 @@ use crate::issuer::controller::retries::jitter;
 use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
 use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
 use crate::metrics::Metrics;
-use crate::queue::{drain_until_stopped, in_own_task, triggers_from};
+use crate::queue::{
+    ANSWER_SETTLE, AnsweredCopies, drain_until_stopped, in_own_task, triggers_from,
+};
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::issuance::{Outcome, options_with_minimum};
 
@@ -83,6 +85,8 @@ pub enum CsrError {
 struct Context {
     door: CsrDoor,
     references: ReferenceCache,
+    /// The copies a status write was sent for (not decided again until the newer one arrives).
+    answered: AnsweredCopies,
 }
 
 /// Runs the CSR controller until `shutdown` resolves.
@@ -95,6 +99,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         door,
         references: ReferenceCache::default(),
+        answered: AnsweredCopies::default(),
     });
     let (reader, writer) = reflector::store();
     let objects = reflector(
@@ -159,6 +164,13 @@ async fn reconcile_in_span(
     csr: Arc<CertificateSigningRequest>,
     ctx: Arc<Context>,
 ) -> Result<Action, CsrError> {
+    if ctx.answered.is_answered(
+        &csr.uid().unwrap_or_default(),
+        csr.resource_version().as_deref(),
+    ) {
+        // Answered already: the watch brings the newer copy (this is the fallback).
+        return Ok(Action::requeue(ANSWER_SETTLE));
+    }
     let settings = &ctx.door.settings.decide;
     let target = match decide::gate(&csr, &settings.group_name) {
         Gate::Ignore(_) => return Ok(Action::await_change()),
@@ -247,11 +259,23 @@ impl Context {
                 Ok(Action::requeue(requeue_after))
             }
             Decision::Update(update) => {
-                match self.apply(csr, &update, issued.as_ref()).await? {
+                // Marked before the write: a reconcile of this copy triggered before the watch
+                // delivers the answer signs nothing.
+                let uid = csr.uid().unwrap_or_default();
+                if let Some(rv) = csr.resource_version() {
+                    self.answered.answering(&uid, &rv);
+                }
+                let applied = self.apply(csr, &update, issued.as_ref()).await;
+                if !matches!(applied, Ok(Applied::Written | Applied::Conflict)) {
+                    self.answered.unanswered(&uid);
+                }
+                match applied? {
                     Applied::Written => self.report(csr, &update, issued.as_ref()).await,
-                    // Deleted (istiod stopped waiting), or changed since the decision: the watch
-                    // delivers the newer copy, which is decided again.
-                    Applied::Gone | Applied::Conflict => {}
+                    // Deleted: istiod stopped waiting.
+                    Applied::Gone => {}
+                    // Changed since the decision: the watch delivers the newer copy, which is
+                    // decided again; should none come, this copy is, once it has settled.
+                    Applied::Conflict => return Ok(Action::requeue(ANSWER_SETTLE)),
                 }
                 Ok(Action::await_change())
             }

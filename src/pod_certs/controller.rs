@@ -32,7 +32,7 @@ use crate::issuer::controller::Clock;
 use crate::issuer::controller::report::{issue_counted, publish_event};
 use crate::issuer::decide::EventNote;
 use crate::metrics::Metrics;
-use crate::queue::{in_own_task, triggers_from};
+use crate::queue::{ANSWER_SETTLE, AnsweredCopies, in_own_task, triggers_from};
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::ca::IssueOptions;
 use firefly_core::issuance::{IssuanceRequest, Outcome, Scope, Subject};
@@ -138,6 +138,8 @@ struct Shared {
     pods: PodCache,
     /// Panics of a request's decision, by UID.
     panics: Mutex<HashMap<String, u32>>,
+    /// The copies a status write was sent for (not decided again until the newer one arrives).
+    answered: AnsweredCopies,
 }
 
 struct WatchCtx {
@@ -192,6 +194,7 @@ where
         door,
         pods: PodCache::default(),
         panics: Mutex::default(),
+        answered: AnsweredCopies::default(),
     });
     let pod_task = shared
         .door
@@ -441,7 +444,16 @@ impl WatchCtx {
         let uid = obj.uid().unwrap_or_default();
         if decide::is_terminal(status.as_ref()) {
             self.forget_panics(&uid);
+            self.shared.answered.forget(&uid);
             return Ok(Action::await_change());
+        }
+        if self
+            .shared
+            .answered
+            .is_answered(&uid, obj.resource_version().as_deref())
+        {
+            // Answered already: the watch brings the newer copy (this is the fallback).
+            return Ok(Action::requeue(ANSWER_SETTLE));
         }
         let namespace = obj.namespace().unwrap_or_default();
         let door = &self.shared.door;
@@ -505,14 +517,27 @@ impl WatchCtx {
                 Ok(Action::requeue(RETRY_AFTER))
             }
             Decision::Answer(answer) => {
-                match self
-                    .apply(&obj, &namespace, &answer, issued.as_ref())
-                    .await?
-                {
+                // Marked before the write: a reconcile of this copy triggered before the watch
+                // delivers the answer signs nothing.
+                let answered = &self.shared.answered;
+                if let Some(rv) = obj.resource_version() {
+                    answered.answering(&uid, &rv);
+                }
+                let applied = self.apply(&obj, &namespace, &answer, issued.as_ref()).await;
+                if !matches!(
+                    applied,
+                    Ok(apply::Applied::Written | apply::Applied::Conflict)
+                ) {
+                    answered.unanswered(&uid);
+                }
+                match applied? {
                     apply::Applied::Written => {
                         self.report(&obj, &spec, &answer, issued.as_ref()).await;
                     }
-                    apply::Applied::Gone | apply::Applied::Conflict => {}
+                    apply::Applied::Gone => {}
+                    // Changed since the decision: the watch delivers the newer copy, which is
+                    // decided again; should none come, this copy is, once it has settled.
+                    apply::Applied::Conflict => return Ok(Action::requeue(ANSWER_SETTLE)),
                 }
                 Ok(Action::await_change())
             }

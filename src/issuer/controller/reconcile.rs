@@ -30,9 +30,10 @@ pub(super) enum ReconcileFailed {
     /// decided again from the fresh copy.
     #[error("the request changed since it was decided (409 Conflict); deciding again")]
     Conflict,
-    /// The cached copy is one whose status write already got 409: it is not decided (nor signed
-    /// for) again. Not a failure: the watch brings the newer copy, which triggers a reconcile.
-    #[error("the cached copy already got 409; waiting for the newer one")]
+    /// The cached copy is one a status write was already sent for (accepted, or refused with
+    /// 409): it is not decided (nor signed for) again. Not a failure: the watch brings the newer
+    /// copy, which triggers a reconcile.
+    #[error("the cached copy was already answered; waiting for the newer one")]
     StaleCopy,
     /// The reconcile task panicked (a bug; retried with backoff, then `InternalError`).
     #[error("reconcile task failed: {0}")]
@@ -133,8 +134,8 @@ async fn reconcile_in_span(
     let namespace = cr.namespace();
     let uid = cr.uid().unwrap_or_default();
     if ctx
-        .retries
-        .is_conflicted(&uid, cr.resource_version().as_deref())
+        .answered
+        .is_answered(&uid, cr.resource_version().as_deref())
     {
         return Err(ReconcileFailed::StaleCopy);
     }
@@ -163,7 +164,15 @@ async fn reconcile_in_span(
             Action::await_change()
         }
         Decision::Update(update) => {
+            // Marked before the write: a reconcile of this copy triggered while the answer is
+            // in flight, or before the watch delivers it, signs nothing.
+            if let Some(rv) = cr.resource_version() {
+                ctx.answered.answering(&uid, &rv);
+            }
             let applied = ctx.apply_status(&cr, &update).await;
+            if !matches!(applied, Ok(Applied::Written | Applied::Conflict)) {
+                ctx.answered.unanswered(&uid);
+            }
             // A certificate the API server refused to take was never handed out.
             if let Some(issued) = &issuance {
                 let refused = match &applied {
@@ -191,11 +200,7 @@ async fn reconcile_in_span(
                 }
                 // istio-csr deletes requests as soon as it has an answer; nothing left to do.
                 Applied::Gone => Action::await_change(),
-                Applied::Conflict => {
-                    ctx.retries
-                        .conflicted(&uid, cr.resource_version().as_deref());
-                    return Err(ReconcileFailed::Conflict);
-                }
+                Applied::Conflict => return Err(ReconcileFailed::Conflict),
             };
             ctx.metrics
                 .reconcile_duration

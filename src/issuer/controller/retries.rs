@@ -11,12 +11,6 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher as _;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// How long a copy whose status write got 409 is left alone. The watch normally delivers the
-/// newer copy well within it; a 409 that did not come from a newer copy (a proxy, a fault) is
-/// decided again once it has passed, so no request waits for ever.
-pub(super) const CONFLICT_SETTLE: Duration = Duration::from_secs(5);
 
 /// Consecutive failed reconciles of one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,9 +25,6 @@ pub(super) struct Failures {
 #[derive(Debug, Default)]
 struct Entry {
     failures: Failures,
-    /// The resourceVersion of the copy whose status write got 409, and when: that copy is not
-    /// decided (nor signed for) again for [`CONFLICT_SETTLE`]; the watch brings the newer one.
-    conflicted: Option<(String, Instant)>,
 }
 
 /// The failures of every request that failed its last reconcile, by request uid.
@@ -58,28 +49,6 @@ impl RetryLog {
     /// Panics counted for `uid` so far.
     pub(super) fn panics(&self, uid: &str) -> u32 {
         self.lock().get(uid).map_or(0, |e| e.failures.panics)
-    }
-
-    /// Remembers that the status write for `uid`'s copy at `resource_version` got 409.
-    pub(super) fn conflicted(&self, uid: &str, resource_version: Option<&str>) {
-        self.lock().entry(uid.to_owned()).or_default().conflicted =
-            resource_version.map(|rv| (rv.to_owned(), Instant::now()));
-    }
-
-    /// Whether `uid`'s copy at `resource_version` got 409 less than [`CONFLICT_SETTLE`] ago
-    /// (deciding it again would most likely sign a certificate the API server refuses).
-    pub(super) fn is_conflicted(&self, uid: &str, resource_version: Option<&str>) -> bool {
-        self.is_conflicted_at(uid, resource_version, Instant::now())
-    }
-
-    fn is_conflicted_at(&self, uid: &str, resource_version: Option<&str>, now: Instant) -> bool {
-        resource_version.is_some_and(|rv| {
-            self.lock().get(uid).is_some_and(|e| {
-                e.conflicted.as_ref().is_some_and(|(at_rv, at)| {
-                    at_rv == rv && now.saturating_duration_since(*at) < CONFLICT_SETTLE
-                })
-            })
-        })
     }
 
     /// Forgets `uid`: its reconcile succeeded, or it left the cache.
@@ -129,27 +98,6 @@ mod tests {
         log.forget("a");
         assert_eq!(log.panics("a"), 0);
         assert_eq!(log.failed("a", false).total, 1);
-    }
-
-    #[test]
-    fn a_conflicted_copy_is_known_by_its_resource_version_until_forgotten() {
-        let log = RetryLog::default();
-        assert!(!log.is_conflicted("a", Some("7")));
-        log.conflicted("a", Some("7"));
-        assert!(log.is_conflicted("a", Some("7")));
-        assert!(
-            !log.is_conflicted("a", Some("8")),
-            "a newer copy is decided"
-        );
-        assert!(!log.is_conflicted("b", Some("7")), "per request");
-        assert!(!log.is_conflicted("a", None));
-        assert!(
-            !log.is_conflicted_at("a", Some("7"), Instant::now() + CONFLICT_SETTLE),
-            "decided again once the settle time has passed (a 409 no newer copy explains)"
-        );
-        assert_eq!(log.failed("a", false).total, 1, "counts are kept beside it");
-        log.forget("a");
-        assert!(!log.is_conflicted("a", Some("7")));
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub(crate) struct FaultState {
     pub(crate) drop_tx: watch::Sender<u64>,
     pub(crate) pause_tx: watch::Sender<bool>,
     rules: Mutex<Vec<FaultRule>>,
+    /// Watch-event delays by resource plural (see [`Faults::delay_watch_events`]).
+    watch_delays: Mutex<Vec<(String, Duration)>>,
     store: Arc<Store>,
 }
 
@@ -106,6 +108,7 @@ impl Faults {
             drop_tx: watch::channel(0).0,
             pause_tx: watch::channel(false).0,
             rules: Mutex::new(Vec::new()),
+            watch_delays: Mutex::new(Vec::new()),
             store,
         }))
     }
@@ -121,9 +124,26 @@ impl Faults {
     pub fn inject(&self, rule: FaultRule) {
         self.0.rules.lock().push(rule);
     }
-    /// Remove every rule.
+    /// Remove every rule and watch delay.
     pub fn clear(&self) {
         self.0.rules.lock().clear();
+        self.0.watch_delays.lock().clear();
+    }
+    /// Send every change of `resource` (a plural such as `certificaterequests`) to its watches
+    /// `delay` after it was stored, as a lagging watch cache or a slow network would: a client's
+    /// reads then trail its own writes. Changes keep their order; replaces an earlier delay for
+    /// the resource; `Duration::ZERO` removes it. Until [`Faults::clear`].
+    pub fn delay_watch_events(&self, resource: &str, delay: Duration) {
+        let mut delays = self.0.watch_delays.lock();
+        delays.retain(|(r, _)| r != resource);
+        if !delay.is_zero() {
+            delays.push((resource.to_string(), delay));
+        }
+    }
+    /// The delay of `resource`'s watch events, if any.
+    pub(crate) fn watch_delay(&self, resource: &str) -> Option<Duration> {
+        let delays = self.0.watch_delays.lock();
+        delays.iter().find(|(r, _)| r == resource).map(|(_, d)| *d)
     }
     /// Hold every incoming request until [`Faults::resume`].
     pub fn pause(&self) {

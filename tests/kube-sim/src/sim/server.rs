@@ -557,6 +557,7 @@ impl Server {
             interval: self.bookmark_interval,
             timeout,
             drop_rx: self.faults.0.drop_tx.subscribe(),
+            faults: self.faults.clone(),
         };
         tokio::spawn(task.run(lines, tx));
         let body_rx = if metadata_only {
@@ -973,6 +974,7 @@ struct WatchTask {
     interval: Duration,
     timeout: Duration,
     drop_rx: tokio::sync::watch::Receiver<u64>,
+    faults: Faults,
 }
 
 impl WatchTask {
@@ -995,6 +997,9 @@ impl WatchTask {
                             continue;
                         }
                         self.last = ev.rv;
+                        if let Some(delay) = self.faults.watch_delay(&self.def.plural) {
+                            tokio::time::sleep_until((ev.at + delay).into()).await;
+                        }
                         if let Some(line) = self.filter.line(&self.def, &ev)
                             && tx.send(line).await.is_err()
                         {

@@ -129,6 +129,8 @@ pub struct Event {
     pub bytes: Bytes,
     /// Ready-made watch line for `etype`.
     pub line: Bytes,
+    /// When the change was stored (a delayed watch sends it no sooner than this plus the delay).
+    pub at: std::time::Instant,
 }
 
 /// One retained change for watch-from-resourceVersion: only the serialized line is kept, so old
@@ -988,6 +990,7 @@ impl Store {
             old,
             bytes,
             line,
+            at: std::time::Instant::now(),
         }));
     }
 
