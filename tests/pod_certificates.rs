@@ -827,7 +827,7 @@ async fn without_the_api_readyz_names_the_feature_gate_and_certificate_requests_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_sub_ca_with_less_than_an_hour_left_makes_requests_wait_without_an_answer() {
+async fn a_sub_ca_with_less_than_an_hour_left_makes_requests_wait_then_a_rotation_issues_them() {
     // Every sub-CA the mock hands out lives 50 minutes: never enough for a 1 h pod certificate.
     let seed = seed().replace("    validityPeriod: P7D\n", "    validityPeriod: PT50M\n");
     assert!(seed.contains("PT50M"));
@@ -835,6 +835,8 @@ async fn a_sub_ca_with_less_than_an_hour_left_makes_requests_wait_without_an_ans
         authenticate: true,
         pod_certificates: Some(signers()),
         seed: Some(seed),
+        // The configuration refresh is what notices the provider change below.
+        policy_refresh_interval: "1s",
         ..Options::default()
     })
     .await;
@@ -858,6 +860,88 @@ async fn a_sub_ca_with_less_than_an_hour_left_makes_requests_wait_without_an_ans
     }
     warning_event(&env, "sandbox", &name, "SubCaExpiring").await;
     assert_eq!(status_writes(&env), 0, "temporary trouble writes nothing");
+
+    // The PKI administrator lengthens the provider's validity in TLSPC: the refresh sees the
+    // provider change, the sub-CA is replaced at once, and the waiting request is issued on its
+    // next retry, with a full hour of life.
+    let http = reqwest::Client::new();
+    let api_key = env.mock.api_key();
+    let providers: Value = http
+        .get(format!(
+            "{}{}",
+            env.mock.base_url(),
+            firefly::tlspc::paths::SUBCA_PROVIDERS
+        ))
+        .header("tppl-api-key", api_key.as_str())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let provider = providers["subCaProviders"][0]["id"].as_str().unwrap();
+    let patched = http
+        .patch(format!(
+            "{}{}/{provider}",
+            env.mock.base_url(),
+            firefly::tlspc::paths::SUBCA_PROVIDERS
+        ))
+        .header("tppl-api-key", api_key.as_str())
+        .json(&json!({"validityPeriod": "P7D"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status().as_u16(), 200, "{:?}", patched.text().await);
+    let issued = kube_sim::wait_for(Duration::from_secs(60), || async {
+        env.sim
+            .object(
+                "certificates.k8s.io",
+                "podcertificaterequests",
+                "sandbox",
+                &name,
+            )
+            .is_some_and(|o| {
+                o["status"]["certificateChain"]
+                    .as_str()
+                    .is_some_and(|c| !c.is_empty())
+            })
+    })
+    .await;
+    assert!(
+        issued.is_ok(),
+        "not issued after the rotation: {:?}",
+        env.sim
+            .object(
+                "certificates.k8s.io",
+                "podcertificaterequests",
+                "sandbox",
+                &name
+            )
+            .map(|o| o["status"].clone())
+    );
+    let obj = env
+        .sim
+        .object(
+            "certificates.k8s.io",
+            "podcertificaterequests",
+            "sandbox",
+            &name,
+        )
+        .unwrap();
+    let at = |k: &str| {
+        obj["status"][k]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_second()
+    };
+    assert!(
+        at("notAfter") - at("notBefore") >= 3600,
+        "{}",
+        obj["status"]
+    );
+    assert_eq!(status_writes(&env), 1, "one answer, written once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
