@@ -1069,3 +1069,60 @@ async fn under_the_tables_rbac_the_door_is_refused_nothing_and_reads_no_single_o
         "no GET per request: {calls:?}"
     );
 }
+
+/// The pod-certificate door's line of the controller's `/readyz` once `wanted` holds for it (or
+/// the whole last text seen, after [`WAIT`]).
+async fn readiness_line(env: &Env, wanted: impl Fn(&str) -> bool) -> String {
+    let readiness = env.controller.as_ref().unwrap().admin_addresses().readiness;
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut text = String::new();
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("http://{readiness}/readyz")).send().await {
+            text = r.text().await.unwrap_or_default();
+            if let Some(line) = text
+                .lines()
+                .find(|l| l.contains("podCertificates:") && wanted(l))
+            {
+                return line.to_owned();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_version_that_stops_being_served_is_dropped_by_discovering_again() {
+    let env = env(Release::V1_37, true).await;
+    let both = readiness_line(&env, |l| l.contains("v1beta1")).await;
+    assert!(
+        both.contains("through certificates.k8s.io/v1 (and v1beta1"),
+        "{both}"
+    );
+    // The API server comes back with v1beta1 disabled: the door's v1beta1 watches get 404 and
+    // the door discovers again instead of retrying a version that is gone.
+    assert!(env.sim.stop_serving("certificates.k8s.io", "v1beta1"));
+    env.sim.faults().drop_watches();
+    let v1_only = readiness_line(&env, |l| !l.contains("v1beta1")).await;
+    assert!(
+        v1_only.ends_with("through certificates.k8s.io/v1"),
+        "the door still names v1beta1 after it stopped being served: {v1_only}"
+    );
+    pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = env.sim.kubelet("node-1").await.unwrap();
+    let out = ask(
+        &kubelet,
+        "sandbox",
+        "web-0",
+        &source(PODS, KeyType::EcdsaP256, Some(3600)),
+    )
+    .await;
+    let delivered = issued(&out);
+    judge(
+        &env,
+        &delivered,
+        "spiffe://cluster.local/ns/sandbox/sa/web",
+        3600,
+    );
+}

@@ -617,6 +617,37 @@ impl KubeSim {
         Some(stored.appliers.iter().map(sim::apply::owner).collect())
     }
 
+    /// Stops serving `group`/`version` from now on, as an API server restarted with the version
+    /// disabled (`--runtime-config=<group>/<version>=false`) would: its discovery, routes and new
+    /// watches answer 404; objects stay stored for the other versions. Open watches are not
+    /// ended: [`Faults::drop_watches`] does that. Returns whether the version was served.
+    pub fn stop_serving(&self, group: &str, version: &str) -> bool {
+        let mut reg = self.server.store.registry.write();
+        if reg
+            .gvs
+            .remove(&(group.to_string(), version.to_string()))
+            .is_none()
+        {
+            return false;
+        }
+        if reg.preferred.get(group).map(String::as_str) == Some(version) {
+            let other = reg
+                .gvs
+                .keys()
+                .find(|(g, _)| g == group)
+                .map(|(_, v)| v.clone());
+            match other {
+                Some(v) => {
+                    reg.preferred.insert(group.to_string(), v);
+                }
+                None => {
+                    reg.preferred.remove(group);
+                }
+            }
+        }
+        true
+    }
+
     /// Number of objects stored for a resource (not counted).
     pub fn object_count(&self, group: &str, plural: &str) -> usize {
         let reg = self.server.store.registry.read();
