@@ -1126,3 +1126,102 @@ async fn a_version_that_stops_being_served_is_dropped_by_discovering_again() {
         3600,
     );
 }
+
+/// The environment's signer, except that signing for a workload of namespace `team-a` panics
+/// (a bug in the issuing path, injected).
+struct PanicsForTeamA {
+    inner: std::sync::Arc<dyn firefly::issuer::Authority>,
+    issue_calls: std::sync::atomic::AtomicU64,
+}
+
+impl firefly::issuer::Authority for PanicsForTeamA {
+    fn readiness(&self) -> firefly::issuer::Readiness {
+        self.inner.readiness()
+    }
+    fn issue(
+        &self,
+        request: &firefly_core::issuance::IssuanceRequest<'_>,
+        opts: &firefly_core::ca::IssueOptions,
+        now: std::time::SystemTime,
+    ) -> firefly_core::issuance::Outcome {
+        self.issue_calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let firefly_core::issuance::Subject::AssertedKey { identity, .. } = request.subject {
+            assert!(
+                !identity.spiffe_id.as_str().contains("/ns/team-a/"),
+                "injected bug"
+            );
+        }
+        self.inner.issue(request, opts, now)
+    }
+    fn chain_pems(&self) -> Option<Vec<String>> {
+        self.inner.chain_pems()
+    }
+    fn sub_ca_not_after(&self) -> Option<std::time::SystemTime> {
+        self.inner.sub_ca_not_after()
+    }
+    fn audit(&self) -> firefly::issuer::AuditSettings {
+        self.inner.audit()
+    }
+    fn record_issued(&self, issued: &firefly::issuer::Issued) {
+        self.inner.record_issued(issued);
+    }
+    fn policy(&self, name: &str) -> Option<std::sync::Arc<firefly_core::policy::CompiledPolicy>> {
+        self.inner.policy(name)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_whose_signing_keeps_panicking_fails_with_internal_error_unsigned() {
+    let mut env = env(Release::V1_37, false).await;
+    env.stop_controller().await;
+    let authority = std::sync::Arc::new(PanicsForTeamA {
+        inner: env.authority.clone(),
+        issue_calls: Default::default(),
+    });
+    env.controller = Some(
+        firefly::run::Controller::start_with(
+            &env.config,
+            env.client.clone(),
+            authority.clone(),
+            firefly::run::StartOptions {
+                identity: Some("panics".to_owned()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("controller starts"),
+    );
+    pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    pod(&env.sim, "team-a", "api-0", "node-1", "api");
+    let kubelet = env.sim.kubelet("node-1").await.unwrap();
+    let pc = source(PODS, KeyType::EcdsaP256, Some(3600));
+    let fine = ask(&kubelet, "sandbox", "web-0", &pc).await;
+    issued(&fine);
+    let bug = ask(&kubelet, "team-a", "api-0", &pc).await;
+    let Outcome::Failed {
+        reason,
+        message,
+        request,
+    } = &bug
+    else {
+        panic!("not Failed: {bug:?}");
+    };
+    assert_eq!(reason, "InternalError", "{message}");
+    assert!(
+        request["status"]["certificateChain"].is_null(),
+        "nothing is delivered: {request}"
+    );
+    let name = request["metadata"]["name"].as_str().unwrap();
+    warning_event(&env, "team-a", name, "InternalError").await;
+    // One signing per panicking decision, then none; plus the fine request's one.
+    let calls = authority
+        .issue_calls
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        calls,
+        u64::from(firefly::pod_certs::decide::MAX_PANICS) + 1,
+        "signing stops once the request is failed"
+    );
+    assert_eq!(status_writes(&env), 2, "one answer per request");
+}
