@@ -61,6 +61,11 @@ const GROUP: &str = "certificates.k8s.io";
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How often discovery is retried while the API is absent.
 const REDISCOVER_AFTER: Duration = Duration::from_secs(30);
+/// With both versions served, how long the v1beta1 watches stay open after the last unanswered
+/// request without a stub was seen (kube-controller-manager deletes requests at 15 minutes).
+const LEGACY_IDLE: Duration = Duration::from_secs(15 * 60);
+/// How often the door looks whether the v1beta1 watches have been idle that long.
+const LEGACY_CHECK: Duration = Duration::from_secs(60);
 
 /// The door's settings (from `controller.podCertificates`).
 #[derive(Clone, Debug)]
@@ -140,6 +145,32 @@ struct Shared {
     panics: Mutex<HashMap<String, u32>>,
     /// The copies a status write was sent for (not decided again until the newer one arrives).
     answered: AnsweredCopies,
+    /// Requests without a stub seen through v1 while v1beta1 is served too.
+    legacy: LegacySightings,
+}
+
+/// With both versions served the door watches v1, and v1beta1 only while requests without a stub
+/// (from kubelets older than 1.36, which fill `pkixPublicKey`) appear: a v1 view sees them with
+/// no key at all, records them here, and the door opens its v1beta1 watches to serve them.
+#[derive(Default)]
+struct LegacySightings {
+    seen: Notify,
+    last: Mutex<Option<std::time::Instant>>,
+}
+
+impl LegacySightings {
+    fn saw_one(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+        self.seen.notify_one();
+    }
+
+    /// Whether none was seen for `idle`.
+    fn idle_for(&self, idle: Duration) -> bool {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|at| at.elapsed() >= idle)
+    }
 }
 
 struct WatchCtx {
@@ -195,6 +226,7 @@ where
         pods: PodCache::default(),
         panics: Mutex::default(),
         answered: AnsweredCopies::default(),
+        legacy: LegacySightings::default(),
     });
     let pod_task = shared
         .door
@@ -237,7 +269,7 @@ where
             .map(|s| s.signer_name.as_str())
             .collect();
         let versions = match (v1, v1beta1) {
-            (true, true) => "v1 (and v1beta1 for requests without a stub)",
+            (true, true) => "v1 (and v1beta1 while requests without a stub appear)",
             (true, false) => "v1",
             _ => "v1beta1",
         };
@@ -249,46 +281,73 @@ where
             ),
         );
         tracing::info!(signers = ?names, versions, "PodCertificateRequest door serving");
-        let mut views = Vec::new();
+        let gone = Arc::new(Notify::new());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut watches = futures::stream::FuturesUnordered::new();
+        // One watch per signer of `version`, each ended by `stop` (or the door's stop).
+        let open = |version: &'static str, view: View, stop: tokio::sync::watch::Receiver<bool>| {
+            (0..shared.door.settings.signers.len())
+                .map(|signer| {
+                    let (mut stop, mut stop_all) = (stop.clone(), stop_rx.clone());
+                    let stop = async move {
+                        tokio::select! {
+                            _ = stop.wait_for(|s| *s) => {}
+                            _ = stop_all.wait_for(|s| *s) => {}
+                        }
+                    };
+                    watch_one(
+                        Arc::new(WatchCtx {
+                            shared: shared.clone(),
+                            signer,
+                            view,
+                            resource: resource(version),
+                        }),
+                        gone.clone(),
+                        stop,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
         if v1 {
-            views.push((
+            watches.extend(open(
                 "v1",
                 View::V1 {
                     v1beta1_served: v1beta1,
                 },
+                stop_rx.clone(),
+            ));
+        } else {
+            watches.extend(open(
+                "v1beta1",
+                View::V1beta1 { v1_served: false },
+                stop_rx.clone(),
             ));
         }
-        if v1beta1 {
-            views.push(("v1beta1", View::V1beta1 { v1_served: v1 }));
-        }
-        let gone = Arc::new(Notify::new());
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut watches = futures::stream::FuturesUnordered::new();
-        for (version, view) in views {
-            for signer in 0..shared.door.settings.signers.len() {
-                let mut stop_rx = stop_rx.clone();
-                let stop = async move {
-                    let _ = stop_rx.wait_for(|s| *s).await;
-                };
-                watches.push(watch_one(
-                    Arc::new(WatchCtx {
-                        shared: shared.clone(),
-                        signer,
-                        view,
-                        resource: resource(version),
-                    }),
-                    gone.clone(),
-                    stop,
-                ));
-            }
-        }
-        let stopped = {
+        // Both served: the v1beta1 watches open when a request without a stub is seen, and
+        // close once none has been seen for LEGACY_IDLE.
+        let on_demand = v1 && v1beta1;
+        let mut legacy_stop: Option<tokio::sync::watch::Sender<bool>> = None;
+        let stopped = loop {
             let drained = async { while watches.next().await.is_some() {} };
             futures::pin_mut!(drained);
             tokio::select! {
-                _ = &mut shutdown_now => true,
-                _ = gone.notified() => false,
-                _ = &mut drained => false,
+                _ = &mut shutdown_now => break true,
+                _ = gone.notified() => break false,
+                _ = &mut drained => break false,
+                _ = shared.legacy.seen.notified(), if on_demand && legacy_stop.is_none() => {
+                    tracing::info!("a PodCertificateRequest without a stub: watching v1beta1 too");
+                    let (tx, rx) = tokio::sync::watch::channel(false);
+                    legacy_stop = Some(tx);
+                    watches.extend(open("v1beta1", View::V1beta1 { v1_served: true }, rx));
+                }
+                _ = tokio::time::sleep(LEGACY_CHECK), if legacy_stop.is_some() => {
+                    if shared.legacy.idle_for(LEGACY_IDLE) {
+                        tracing::info!(idle_s = LEGACY_IDLE.as_secs(), "no PodCertificateRequest without a stub lately: closing the v1beta1 watches");
+                        if let Some(tx) = legacy_stop.take() {
+                            let _ = tx.send(true);
+                        }
+                    }
+                }
             }
         };
         let _ = stop_tx.send(true);
@@ -442,6 +501,15 @@ impl WatchCtx {
             .get("status")
             .and_then(|v| PcrStatus::deserialize(v).ok());
         let uid = obj.uid().unwrap_or_default();
+        if let View::V1 {
+            v1beta1_served: true,
+        } = self.view
+            && !decide::is_terminal(status.as_ref())
+            && decide::lacks_stub(&spec)
+            && spec.signer_name == self.shared.door.settings.signers[self.signer].signer_name
+        {
+            self.shared.legacy.saw_one();
+        }
         if decide::is_terminal(status.as_ref()) {
             self.forget_panics(&uid);
             self.shared.answered.forget(&uid);

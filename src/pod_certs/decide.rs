@@ -501,6 +501,12 @@ pub fn after_panic(panics: u32) -> Option<Decision> {
     })
 }
 
+/// Whether `spec` carries no stub request (a kubelet older than 1.36 sends `pkixPublicKey` through
+/// v1beta1; seen through v1 such a request shows no key at all).
+pub fn lacks_stub(spec: &PcrSpec) -> bool {
+    non_empty(spec.stub_pkcs10_request.as_ref()).is_none()
+}
+
 /// The answer the core's outcome becomes.
 pub fn after_issue(outcome: &Outcome, age: Duration) -> Decision {
     match outcome {
