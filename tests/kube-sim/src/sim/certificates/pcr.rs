@@ -450,8 +450,12 @@ pub fn update(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let reason_re =
-        regex::Regex::new("^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$").expect("static regex");
+    // Compiled once, as kube-apiserver's validation does at start: compiling it per write cost
+    // more than the rest of the status rules.
+    static REASON: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new("^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$").expect("static regex")
+    });
+    let reason_re = &*REASON;
     let mut seen = std::collections::BTreeSet::new();
     let mut terminal = Vec::new();
     for (i, cond) in conds.iter().enumerate() {
