@@ -164,6 +164,9 @@ pub struct Requested {
     /// Just before the kubelet started (its reads of pod, ServiceAccount and node, then the
     /// create).
     pub started: Instant,
+    /// Just before the create was sent (after the reads and the key generation): the start of
+    /// "creation → Issued".
+    pub sent: Instant,
     /// When the create was answered.
     pub created: Instant,
     /// The pod's private key (PKCS#8 DER), kept by the kubelet.
@@ -177,8 +180,8 @@ pub struct Requested {
 pub async fn request(kubelet: &Kubelet, i: usize) -> anyhow::Result<Requested> {
     let source = PodCertificate::new(SIGNER, KeyType::EcdsaP256);
     let started = Instant::now();
-    let (created, key_pkcs8) = kubelet
-        .create_request(NAMESPACE, &format!("pod-{i}"), &source)
+    let (created, key_pkcs8, sent) = kubelet
+        .create_request_timed(NAMESPACE, &format!("pod-{i}"), &source)
         .await?;
     let created_at = Instant::now();
     let name = created
@@ -190,6 +193,7 @@ pub async fn request(kubelet: &Kubelet, i: usize) -> anyhow::Result<Requested> {
         pod: i,
         name,
         started,
+        sent,
         created: created_at,
         key_pkcs8,
     })

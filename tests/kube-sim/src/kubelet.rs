@@ -269,6 +269,21 @@ impl Kubelet {
         pod: &str,
         pc: &PodCertificate,
     ) -> anyhow::Result<(Value, Vec<u8>)> {
+        let (created, pkcs8, _) = self.create_request_timed(namespace, pod, pc).await?;
+        Ok((created, pkcs8))
+    }
+
+    /// [`Kubelet::create_request`], also returning when the create was sent (after the reads
+    /// and the key generation): the start of "creation → Issued".
+    ///
+    /// # Errors
+    /// As [`Kubelet::create_request`].
+    pub async fn create_request_timed(
+        &self,
+        namespace: &str,
+        pod: &str,
+        pc: &PodCertificate,
+    ) -> anyhow::Result<(Value, Vec<u8>, std::time::Instant)> {
         let p = self
             .get(&format!("/api/v1/namespaces/{namespace}/pods/{pod}"))
             .await?;
@@ -338,13 +353,14 @@ impl Kubelet {
         let req = http::Request::post(&path)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&body)?)?;
+        let sent = std::time::Instant::now();
         let created = self.client.request::<Value>(req).await.with_context(|| {
             format!(
                 "creating a PodCertificateRequest for {namespace}/{pod} as node {}",
                 self.node
             )
         })?;
-        Ok((created, key.pkcs8))
+        Ok((created, key.pkcs8, sent))
     }
 
     /// Create the request, wait up to `timeout` for Issued, Denied or Failed, and build the
