@@ -10,8 +10,6 @@
 //!   the runtime's worker threads instead of running inside the applier's one task.
 //! - [`OwnedTask`] aborts what it owns when dropped: a door stopped mid-flight leaves nothing
 //!   running behind it.
-//! - [`stream_first_list`] lets a door work on the objects of its first list page by page
-//!   instead of after the whole list: a backlog starts draining while it is still being read.
 //! - [`AnsweredCopies`] remembers which cached copy each status write was sent for, so a trigger
 //!   that arrives while the answer is in flight (an issuer change re-queues every request naming
 //!   it) does not sign again for a copy the API server has already moved past.
@@ -109,57 +107,6 @@ where
         futures::future::select(drained, never_listed).await,
         futures::future::Either::Right(_)
     )
-}
-
-/// Where a watch stands in its first list (see [`stream_first_list`]).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum FirstList {
-    NotStarted,
-    Reading,
-    Done,
-}
-
-/// Rewrites a watcher's first list so each object reaches the cache, and the queue, as soon as
-/// its page is read.
-///
-/// kube-runtime's reflector keeps a list's objects aside until the list ends, and the applier
-/// decides nothing before its store has seen one whole list: a 10k backlog waited for 20 pages
-/// to be read before the first was worked on. Here the first list's start is followed at once by
-/// its end (the cache is ready, empty), then its objects arrive as ordinary changes, and its real
-/// end is dropped. Nothing is lost: the cache only starts empty, and every object of the list is
-/// applied to it. Any later list (a re-list after 410, or the first list starting over after an
-/// error) passes unchanged, so the cache is then replaced as a whole as usual, dropping what was
-/// deleted meanwhile.
-pub(crate) fn stream_first_list<K, S>(
-    events: S,
-) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
-where
-    K: Send + 'static,
-    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
-{
-    let mut state = FirstList::NotStarted;
-    events.flat_map(move |event| {
-        let out: Vec<Result<watcher::Event<K>, watcher::Error>> = match (state, event) {
-            (FirstList::NotStarted, Ok(watcher::Event::Init)) => {
-                state = FirstList::Reading;
-                vec![Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)]
-            }
-            (FirstList::Reading, Ok(watcher::Event::InitApply(obj))) => {
-                vec![Ok(watcher::Event::Apply(obj))]
-            }
-            (FirstList::Reading, Ok(watcher::Event::InitDone)) => {
-                state = FirstList::Done;
-                Vec::new()
-            }
-            // The first list started over (a page failed): read it as any later list.
-            (FirstList::Reading, Ok(watcher::Event::Init)) => {
-                state = FirstList::Done;
-                vec![Ok(watcher::Event::Init)]
-            }
-            (_, other) => vec![other],
-        };
-        futures::stream::iter(out)
-    })
 }
 
 /// How long a copy whose status write was sent is left alone: the watch normally delivers the
@@ -279,70 +226,6 @@ mod tests {
         answered.answering_at("a", "7", t0);
         answered.forget("a");
         assert!(!answered.is_answered_at("a", Some("7"), t0));
-    }
-
-    fn names(events: Vec<Result<watcher::Event<String>, watcher::Error>>) -> Vec<String> {
-        events
-            .into_iter()
-            .map(|e| match e {
-                Ok(watcher::Event::Init) => "init".to_owned(),
-                Ok(watcher::Event::InitApply(o)) => format!("init-apply {o}"),
-                Ok(watcher::Event::InitDone) => "init-done".to_owned(),
-                Ok(watcher::Event::Apply(o)) => format!("apply {o}"),
-                Ok(watcher::Event::Delete(o)) => format!("delete {o}"),
-                Err(e) => format!("error {e}"),
-            })
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn the_first_list_arrives_as_changes_to_a_ready_cache_and_later_lists_unchanged() {
-        use watcher::Event::*;
-        let listed = |objs: &[&str]| {
-            let mut v = vec![Ok(Init)];
-            v.extend(objs.iter().map(|o| Ok(InitApply(o.to_string()))));
-            v.push(Ok(InitDone));
-            v
-        };
-        let mut input = listed(&["a", "b"]);
-        input.push(Ok(Apply("c".to_owned())));
-        input.push(Ok(Delete("a".to_owned())));
-        input.extend(listed(&["b", "c"]));
-        let out: Vec<_> = stream_first_list(futures::stream::iter(input))
-            .collect()
-            .await;
-        assert_eq!(
-            names(out),
-            [
-                "init",
-                "init-done",
-                "apply a",
-                "apply b",
-                "apply c",
-                "delete a",
-                "init",
-                "init-apply b",
-                "init-apply c",
-                "init-done"
-            ]
-        );
-        // A first list that starts over is read as a whole the second time.
-        let mut input = vec![Ok(Init), Ok(InitApply("a".to_owned()))];
-        input.extend(listed(&["b"]));
-        let out: Vec<_> = stream_first_list(futures::stream::iter(input))
-            .collect()
-            .await;
-        assert_eq!(
-            names(out),
-            [
-                "init",
-                "init-done",
-                "apply a",
-                "init",
-                "init-apply b",
-                "init-done"
-            ]
-        );
     }
 
     #[test]

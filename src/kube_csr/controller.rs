@@ -24,8 +24,7 @@ use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
 use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
 use crate::metrics::Metrics;
 use crate::queue::{
-    ANSWER_SETTLE, AnsweredCopies, drain_until_stopped, in_own_task, stream_first_list,
-    triggers_from,
+    ANSWER_SETTLE, AnsweredCopies, drain_until_stopped, in_own_task, triggers_from,
 };
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::issuance::{Outcome, options_with_minimum};
@@ -105,7 +104,7 @@ pub async fn run(
     let (reader, writer) = reflector::store();
     let objects = reflector(
         writer,
-        stream_first_list(watcher(api, watcher::Config::default()).default_backoff()),
+        watcher(api, watcher::Config::default()).default_backoff(),
     )
     .applied_objects();
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));

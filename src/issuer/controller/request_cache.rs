@@ -28,9 +28,8 @@ where
     S: Stream<Item = Result<watcher::Event<CertificateRequest>, watcher::Error>> + Send,
 {
     let slim_group = group.clone();
-    let actionable =
-        events.try_filter_map(move |ev| future::ready(Ok(keep_actionable(ev, &group))));
-    crate::queue::stream_first_list(actionable)
+    events
+        .try_filter_map(move |ev| future::ready(Ok(keep_actionable(ev, &group))))
         .modify(move |cr| slim_for_cache(cr, &slim_group))
         .reflect(writer)
         .inspect_ok(move |ev| {
