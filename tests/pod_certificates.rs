@@ -692,14 +692,7 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
         assert!(tokio::time::Instant::now() < deadline, "no retry counted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let stored = sim
-        .object(
-            "certificates.k8s.io",
-            "podcertificaterequests",
-            "sandbox",
-            &name,
-        )
-        .unwrap();
+    let stored = stored_pcr(sim, "sandbox", &name).unwrap();
     assert!(
         stored["status"]["conditions"].is_null(),
         "no answer while waiting: {stored}"
@@ -902,41 +895,19 @@ async fn a_sub_ca_with_less_than_an_hour_left_makes_requests_wait_then_a_rotatio
         .unwrap();
     assert_eq!(patched.status().as_u16(), 200, "{:?}", patched.text().await);
     let issued = kube_sim::wait_for(Duration::from_secs(60), || async {
-        env.sim
-            .object(
-                "certificates.k8s.io",
-                "podcertificaterequests",
-                "sandbox",
-                &name,
-            )
-            .is_some_and(|o| {
-                o["status"]["certificateChain"]
-                    .as_str()
-                    .is_some_and(|c| !c.is_empty())
-            })
+        stored_pcr(&env.sim, "sandbox", &name).is_some_and(|o| {
+            o["status"]["certificateChain"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+        })
     })
     .await;
     assert!(
         issued.is_ok(),
         "not issued after the rotation: {:?}",
-        env.sim
-            .object(
-                "certificates.k8s.io",
-                "podcertificaterequests",
-                "sandbox",
-                &name
-            )
-            .map(|o| o["status"].clone())
+        stored_pcr(&env.sim, "sandbox", &name).map(|o| o["status"].clone())
     );
-    let obj = env
-        .sim
-        .object(
-            "certificates.k8s.io",
-            "podcertificaterequests",
-            "sandbox",
-            &name,
-        )
-        .unwrap();
+    let obj = stored_pcr(&env.sim, "sandbox", &name).unwrap();
     let at = |k: &str| {
         obj["status"][k]
             .as_str()
@@ -1221,4 +1192,9 @@ async fn a_request_whose_signing_keeps_panicking_fails_with_internal_error_unsig
         "signing stops once the request is failed"
     );
     assert_eq!(status_writes(&env), 2, "one answer per request");
+}
+
+/// The stored PodCertificateRequest `ns/name`, whichever version serves it.
+fn stored_pcr(sim: &KubeSim, ns: &str, name: &str) -> Option<Value> {
+    sim.object("certificates.k8s.io", "podcertificaterequests", ns, name)
 }
