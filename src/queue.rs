@@ -127,10 +127,10 @@ const PRUNE_FLOOR: usize = 1024;
 /// [`ANSWER_SETTLE`] has passed.
 ///
 /// Memory follows the writes of the last few seconds: settled entries are dropped whenever the
-/// map has doubled. An object leaving the cache is not a reason to forget it early: the applier
-/// reads a key's copy from the cache before the reconcile task starts, so a reconcile may start
-/// with the old copy just after the cache dropped the object. [`AnsweredCopies::forget`] is for a
-/// reconcile that itself sees the object's final copy (no older one can be decided after it).
+/// map has doubled. Nothing is forgotten earlier, not even when the object leaves the cache or its
+/// final copy is seen: the applier reads a key's copy from the cache before the reconcile task
+/// starts, so a reconcile may start with the old copy just after the cache moved on (and a door
+/// with two views has two caches).
 #[derive(Default)]
 pub(crate) struct AnsweredCopies {
     inner: Mutex<Answered>,
@@ -181,12 +181,6 @@ impl AnsweredCopies {
         })
     }
 
-    /// Forgets `uid`: a reconcile saw its final copy (the applier runs one reconcile per object at
-    /// a time, and later ones read the cache afresh).
-    pub(crate) fn forget(&self, uid: &str) {
-        self.lock().copies.remove(uid);
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Answered> {
         // Every operation is one map call: a panic elsewhere cannot leave it half-done.
         self.inner
@@ -222,9 +216,6 @@ mod tests {
             "decided again once settled"
         );
         answered.unanswered("a");
-        assert!(!answered.is_answered_at("a", Some("7"), t0));
-        answered.answering_at("a", "7", t0);
-        answered.forget("a");
         assert!(!answered.is_answered_at("a", Some("7"), t0));
     }
 

@@ -512,7 +512,8 @@ impl WatchCtx {
         }
         if decide::is_terminal(status.as_ref()) {
             self.forget_panics(&uid);
-            self.shared.answered.forget(&uid);
+            // The answered copy is not forgotten here: with both versions served, the other
+            // view's cache may still hold the old copy (see crate::queue::AnsweredCopies).
             return Ok(Action::await_change());
         }
         if self
