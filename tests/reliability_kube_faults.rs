@@ -128,7 +128,7 @@ async fn api_server_faults_during_a_burst_leave_every_request_terminal() {
 const LAGGING: usize = 20;
 /// How far the requests' watch trails the API server: long enough for the issuer change below
 /// to land while every answer is still on its way to the controller's cache.
-const WATCH_LAG: Duration = Duration::from_secs(3);
+const WATCH_LAG: Duration = Duration::from_secs(5);
 
 /// An issuer change re-queues every cached request naming it. When that happens after a request
 /// was answered but before the watch delivered the answer, the cache still holds the copy the
