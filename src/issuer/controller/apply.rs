@@ -17,7 +17,6 @@ use std::fmt::Debug;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::{Context, ControllerError};
 use crate::crd::{CertificateRequest, CertificateRequestCondition};
@@ -73,13 +72,20 @@ pub async fn apply_guarded<K, B>(
     body: &B,
 ) -> Result<Applied, kube::Error>
 where
-    K: Clone + DeserializeOwned + Debug,
+    K: kube::Resource + Clone + Debug,
     B: Serialize + Debug,
 {
     // Forced: our own fields only; the precondition, not field ownership, keeps two writers
     // from both delivering.
     let params = PatchParams::apply(field_manager).force();
-    match api.patch_status(name, &params, &Patch::Apply(body)).await {
+    // `Api::patch_status` decodes the whole object the server answers (request, certificate,
+    // chain) into `K`; nothing reads it, so the answer is taken as text and dropped. Errors are
+    // the same: the client turns every non-2xx answer into `kube::Error::Api`.
+    let mut request = kube::core::Request::new(api.resource_url())
+        .patch_subresource("status", name, &params, &Patch::Apply(body))
+        .map_err(kube::Error::BuildRequest)?;
+    request.extensions_mut().insert("patch_status");
+    match api.clone().into_client().request_text(request).await {
         Ok(_) => Ok(Applied::Written),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Applied::Gone),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(Applied::Conflict),
