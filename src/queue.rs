@@ -19,6 +19,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::{UnboundedReceiver, unbounded};
+
+use crate::issuer::controller::apply::Applied;
 use futures::{Stream, StreamExt};
 use kube::Resource;
 use kube::runtime::controller::{ReconcileRequest, trigger_self};
@@ -143,9 +145,23 @@ struct Answered {
 }
 
 impl AnsweredCopies {
-    /// Marks `uid`'s copy at `resource_version` as answered; call it just before the write.
-    pub(crate) fn answering(&self, uid: &str, resource_version: &str) {
-        self.answering_at(uid, resource_version, Instant::now());
+    /// Runs `write`, the status write answering `uid`'s copy at `resource_version`, with that
+    /// copy marked as answered from just before it: kept when the write was accepted or got 409,
+    /// dropped on any other outcome (an error, a 404), so the door's usual retry decides it again.
+    pub(crate) async fn write<E>(
+        &self,
+        uid: &str,
+        resource_version: Option<&str>,
+        write: impl std::future::Future<Output = Result<Applied, E>>,
+    ) -> Result<Applied, E> {
+        if let Some(rv) = resource_version {
+            self.answering_at(uid, rv, Instant::now());
+        }
+        let applied = write.await;
+        if !matches!(applied, Ok(Applied::Written | Applied::Conflict)) {
+            self.unanswered(uid);
+        }
+        applied
     }
 
     fn answering_at(&self, uid: &str, resource_version: &str, now: Instant) {
@@ -163,7 +179,7 @@ impl AnsweredCopies {
 
     /// Unmarks `uid`: its write failed without an answer (an error, a 404), so the copy may be
     /// decided again on the door's usual retry.
-    pub(crate) fn unanswered(&self, uid: &str) {
+    fn unanswered(&self, uid: &str) {
         self.lock().copies.remove(uid);
     }
 

@@ -259,16 +259,16 @@ impl Context {
                 Ok(Action::requeue(requeue_after))
             }
             Decision::Update(update) => {
-                // Marked before the write: a reconcile of this copy triggered before the watch
-                // delivers the answer signs nothing.
-                let uid = csr.uid().unwrap_or_default();
-                if let Some(rv) = csr.resource_version() {
-                    self.answered.answering(&uid, &rv);
-                }
-                let applied = self.apply(csr, &update, issued.as_ref()).await;
-                if !matches!(applied, Ok(Applied::Written | Applied::Conflict)) {
-                    self.answered.unanswered(&uid);
-                }
+                // A reconcile of this copy triggered before the watch delivers the answer
+                // signs nothing.
+                let applied = self
+                    .answered
+                    .write(
+                        &csr.uid().unwrap_or_default(),
+                        csr.resource_version().as_deref(),
+                        self.apply(csr, &update, issued.as_ref()),
+                    )
+                    .await;
                 match applied? {
                     Applied::Written => self.report(csr, &update, issued.as_ref()).await,
                     // Deleted: istiod stopped waiting.

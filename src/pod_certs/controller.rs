@@ -586,19 +586,17 @@ impl WatchCtx {
                 Ok(Action::requeue(RETRY_AFTER))
             }
             Decision::Answer(answer) => {
-                // Marked before the write: a reconcile of this copy triggered before the watch
-                // delivers the answer signs nothing.
-                let answered = &self.shared.answered;
-                if let Some(rv) = obj.resource_version() {
-                    answered.answering(&uid, &rv);
-                }
-                let applied = self.apply(&obj, &namespace, &answer, issued.as_ref()).await;
-                if !matches!(
-                    applied,
-                    Ok(apply::Applied::Written | apply::Applied::Conflict)
-                ) {
-                    answered.unanswered(&uid);
-                }
+                // A reconcile of this copy triggered before the watch delivers the answer
+                // signs nothing.
+                let applied = self
+                    .shared
+                    .answered
+                    .write(
+                        &uid,
+                        obj.resource_version().as_deref(),
+                        self.apply(&obj, &namespace, &answer, issued.as_ref()),
+                    )
+                    .await;
                 match applied? {
                     apply::Applied::Written => {
                         self.report(&obj, &spec, &answer, issued.as_ref()).await;

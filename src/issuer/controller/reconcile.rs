@@ -164,15 +164,16 @@ async fn reconcile_in_span(
             Action::await_change()
         }
         Decision::Update(update) => {
-            // Marked before the write: a reconcile of this copy triggered while the answer is
-            // in flight, or before the watch delivers it, signs nothing.
-            if let Some(rv) = cr.resource_version() {
-                ctx.answered.answering(&uid, &rv);
-            }
-            let applied = ctx.apply_status(&cr, &update).await;
-            if !matches!(applied, Ok(Applied::Written | Applied::Conflict)) {
-                ctx.answered.unanswered(&uid);
-            }
+            // A reconcile of this copy triggered while the answer is in flight, or before the
+            // watch delivers it, signs nothing.
+            let applied = ctx
+                .answered
+                .write(
+                    &uid,
+                    cr.resource_version().as_deref(),
+                    ctx.apply_status(&cr, &update),
+                )
+                .await;
             // A certificate the API server refused to take was never handed out.
             if let Some(issued) = &issuance {
                 let refused = match &applied {
