@@ -129,7 +129,10 @@ const PRUNE_FLOOR: usize = 1024;
 /// [`ANSWER_SETTLE`] has passed.
 ///
 /// Memory follows the writes of the last few seconds: settled entries are dropped whenever the
-/// map has doubled. Nothing is forgotten earlier, not even when the object leaves the cache or its
+/// map has doubled. An entry is two 64-bit fingerprints (of the uid and of the resourceVersion,
+/// keyed per map) and a time, with no allocation of its own, so the map is one table that a
+/// large backlog does not leave scattered over the heap; two copies that share both fingerprints
+/// would only delay the second one's decision by [`ANSWER_SETTLE`]. Nothing is forgotten earlier, not even when the object leaves the cache or its
 /// final copy is seen: the applier reads a key's copy from the cache before the reconcile task
 /// starts, so a reconcile may start with the old copy just after the cache moved on (and a door
 /// with two views has two caches).
@@ -140,8 +143,16 @@ pub(crate) struct AnsweredCopies {
 
 #[derive(Default)]
 struct Answered {
-    copies: HashMap<String, (String, Instant)>,
+    /// uid fingerprint → (resourceVersion fingerprint, when its write was sent).
+    copies: HashMap<u64, (u64, Instant)>,
     prune_at: usize,
+    fingerprints: std::hash::RandomState,
+}
+
+impl Answered {
+    fn fingerprint(&self, text: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.fingerprints, text)
+    }
 }
 
 impl AnsweredCopies {
@@ -171,16 +182,25 @@ impl AnsweredCopies {
                 .copies
                 .retain(|_, (_, at)| now.saturating_duration_since(*at) < ANSWER_SETTLE);
             answered.prune_at = answered.copies.len().saturating_mul(2);
+            // A drained backlog's table shrinks with it.
+            let keep = answered.prune_at.max(PRUNE_FLOOR);
+            if answered.copies.capacity() > 2 * keep {
+                answered.copies.shrink_to(keep);
+            }
         }
-        answered
-            .copies
-            .insert(uid.to_owned(), (resource_version.to_owned(), now));
+        let (uid, rv) = (
+            answered.fingerprint(uid),
+            answered.fingerprint(resource_version),
+        );
+        answered.copies.insert(uid, (rv, now));
     }
 
     /// Unmarks `uid`: its write failed without an answer (an error, a 404), so the copy may be
     /// decided again on the door's usual retry.
     fn unanswered(&self, uid: &str) {
-        self.lock().copies.remove(uid);
+        let mut answered = self.lock();
+        let uid = answered.fingerprint(uid);
+        answered.copies.remove(&uid);
     }
 
     /// Whether `uid`'s copy at `resource_version` was answered less than [`ANSWER_SETTLE`] ago.
@@ -192,8 +212,10 @@ impl AnsweredCopies {
         let Some(rv) = resource_version else {
             return false;
         };
-        self.lock().copies.get(uid).is_some_and(|(at_rv, at)| {
-            at_rv == rv && now.saturating_duration_since(*at) < ANSWER_SETTLE
+        let answered = self.lock();
+        let (uid, rv) = (answered.fingerprint(uid), answered.fingerprint(rv));
+        answered.copies.get(&uid).is_some_and(|(at_rv, at)| {
+            *at_rv == rv && now.saturating_duration_since(*at) < ANSWER_SETTLE
         })
     }
 

@@ -467,7 +467,10 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
         details,
         handle.leadership(),
     );
+    // After a burst (a backlog drained) the allocator's freed pages go back to the OS.
+    let heap = tokio::spawn(crate::heap::release_after_bursts());
     wait_for_termination().await;
+    heap.abort();
     tracing::info!("termination signal: finishing in-flight requests and releasing the lease");
     handle.shutdown().await;
     drop(bootstrap);
