@@ -2,77 +2,90 @@
 //!
 //! A backlog is listed, decided and dropped in seconds: the requests leave the caches, but glibc's
 //! allocator keeps the freed middle of its heap resident, so the process would stay at its peak
-//! for ever (hundreds of MiB after a 100,000-request backlog). [`release_after_bursts`] watches
-//! the resident size and, once it has grown well past what it was after the last release and has
-//! stopped growing (the burst is over), asks the allocator to return its free pages
-//! ([`firefly_tlspc::bootstrap::locked_key::release_free_heap`]).
+//! for ever (hundreds of MiB after a 100,000-request backlog). [`release_after_bursts`] reads the
+//! resident size and the CPU time every few seconds; when the process has gone quiet (little CPU
+//! over the last interval, so the burst is over) while it is well above the size it had after the
+//! last release, it asks the allocator to return its free pages
+//! ([`firefly_tlspc::bootstrap::locked_key::release_free_heap`]). Under steady load nothing is
+//! released: what is resident is in use.
 
 use std::time::Duration;
 
 use firefly_tlspc::bootstrap::locked_key::release_free_heap;
 
-/// How often the resident size is read.
+/// How often the resident size and CPU time are read.
 const TICK: Duration = Duration::from_secs(5);
 /// Growth over the size after the last release that is worth a release.
 const WORTH_RELEASING: u64 = 32 * 1024 * 1024;
-/// Growth between two reads under which the burst is taken as over.
-const STILL: u64 = 4 * 1024 * 1024;
+/// CPU time over one [`TICK`] under which the process is quiet (10 % of a core).
+const QUIET: Duration = Duration::from_millis(500);
 
-/// When to release, from successive readings of the resident size.
+/// One reading of the process.
+#[derive(Clone, Copy, Debug)]
+struct Reading {
+    /// Resident bytes.
+    resident: u64,
+    /// CPU time used since the process started (user + system, all threads).
+    cpu: Duration,
+}
+
+/// When to release, from successive readings.
 #[derive(Debug)]
 struct Releases {
-    /// The resident size after the last release (or the first reading).
+    /// The resident size after the last release (or the lowest seen since).
     baseline: u64,
-    /// The previous reading.
-    previous: u64,
+    /// The CPU time at the previous reading.
+    cpu: Duration,
 }
 
 impl Releases {
-    fn new(resident: u64) -> Self {
+    fn new(first: Reading) -> Self {
         Self {
-            baseline: resident,
-            previous: resident,
+            baseline: first.resident,
+            cpu: first.cpu,
         }
     }
 
-    /// Whether to release now, given the current resident size.
-    fn due(&mut self, resident: u64) -> bool {
-        let settled = resident <= self.previous.saturating_add(STILL);
-        self.previous = resident;
-        self.baseline = self.baseline.min(resident);
-        settled && resident >= self.baseline.saturating_add(WORTH_RELEASING)
+    /// Whether to release now: the process was quiet since the previous reading and is well
+    /// above its size after the last release.
+    fn due(&mut self, now: Reading) -> bool {
+        let quiet = now.cpu.saturating_sub(self.cpu) <= QUIET;
+        self.cpu = now.cpu;
+        self.baseline = self.baseline.min(now.resident);
+        quiet && now.resident >= self.baseline.saturating_add(WORTH_RELEASING)
     }
 
-    /// Records the resident size after a release.
+    /// Records the resident size after a release: a release that freed nothing (locked pages)
+    /// is not repeated until the process grows again.
     fn released(&mut self, resident: u64) {
         self.baseline = resident;
-        self.previous = resident;
     }
 }
 
 /// Runs for the life of the process: releases the heap's free pages after each burst. Does
-/// nothing where the resident size cannot be read (no `/proc`).
+/// nothing where `/proc/self` cannot be read.
 pub async fn release_after_bursts() {
-    let Some(first) = resident_bytes() else {
+    let Some(first) = read() else {
         return;
     };
     let mut releases = Releases::new(first);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
     loop {
         tick.tick().await;
-        let Some(resident) = resident_bytes() else {
+        let Some(now) = read() else {
             return;
         };
-        if releases.due(resident) {
+        if releases.due(now) {
             // A walk over the allocator's free lists: off the async workers.
             let released = tokio::task::spawn_blocking(release_free_heap)
                 .await
                 .unwrap_or(false);
-            let after = resident_bytes().unwrap_or(resident);
+            let after = read().map_or(now.resident, |r| r.resident);
             tracing::debug!(
                 released,
-                before_mib = resident / (1024 * 1024),
+                before_mib = now.resident / (1024 * 1024),
                 after_mib = after / (1024 * 1024),
                 "gave free heap pages back to the OS after a burst"
             );
@@ -81,8 +94,14 @@ pub async fn release_after_bursts() {
     }
 }
 
-/// This process's resident size in bytes (`VmRSS` of `/proc/self/status`), `None` where
-/// unreadable.
+fn read() -> Option<Reading> {
+    Some(Reading {
+        resident: resident_bytes()?,
+        cpu: cpu_time()?,
+    })
+}
+
+/// This process's resident size in bytes (`VmRSS` of `/proc/self/status`).
 fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: u64 = status
@@ -96,55 +115,100 @@ fn resident_bytes() -> Option<u64> {
     Some(kib.saturating_mul(1024))
 }
 
+/// Clock ticks per second of `/proc/self/stat`'s times (`USER_HZ`, 100 on Linux).
+const USER_HZ: u64 = 100;
+
+/// This process's CPU time, user + system over all its threads (`/proc/self/stat` fields 14 and
+/// 15).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis,
+    // where field 3 is the first.
+    let mut after_name = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let utime: u64 = after_name.nth(11)?.parse().ok()?;
+    let stime: u64 = after_name.next()?.parse().ok()?;
+    Some(Duration::from_millis(
+        utime.saturating_add(stime).saturating_mul(1000 / USER_HZ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const MIB: u64 = 1024 * 1024;
 
-    #[test]
-    fn releases_once_a_large_growth_has_stopped_growing() {
-        let mut r = Releases::new(20 * MIB);
-        assert!(!r.due(21 * MIB), "small growth");
-        assert!(!r.due(200 * MIB), "still growing");
-        assert!(!r.due(400 * MIB), "still growing");
-        assert!(r.due(402 * MIB), "grown and settled");
-        r.released(60 * MIB);
-        assert!(!r.due(60 * MIB), "nothing new since the release");
-        assert!(!r.due(80 * MIB), "growing again, below the threshold");
-        assert!(!r.due(81 * MIB), "settled below the threshold");
-        assert!(!r.due(150 * MIB), "growing");
-        assert!(r.due(150 * MIB), "a second burst over");
-    }
-
-    #[test]
-    fn a_release_that_frees_nothing_is_not_repeated() {
-        let mut r = Releases::new(20 * MIB);
-        assert!(!r.due(300 * MIB));
-        assert!(r.due(300 * MIB));
-        // Locked pages (lockMode all) stay resident: the size after is the new baseline.
-        r.released(300 * MIB);
-        for _ in 0..10 {
-            assert!(!r.due(300 * MIB));
+    fn at(resident_mib: u64, cpu_ms: u64) -> Reading {
+        Reading {
+            resident: resident_mib * MIB,
+            cpu: Duration::from_millis(cpu_ms),
         }
     }
 
     #[test]
-    fn shrinking_lowers_the_baseline() {
-        let mut r = Releases::new(100 * MIB);
-        assert!(!r.due(40 * MIB));
-        assert!(!r.due(60 * MIB), "growing");
+    fn releases_once_a_large_growth_is_followed_by_a_quiet_interval() {
+        let mut r = Releases::new(at(20, 0));
+        assert!(!r.due(at(21, 100)), "quiet, small growth");
+        assert!(!r.due(at(200, 5_100)), "busy");
+        assert!(!r.due(at(400, 10_000)), "busy");
         assert!(
-            !r.due(62 * MIB),
-            "settled 22 MiB over the lowest reading: not worth it"
+            !r.due(at(400, 15_000)),
+            "busy, even though the size stopped growing"
         );
-        assert!(!r.due(80 * MIB), "growing");
-        assert!(r.due(80 * MIB), "40 MiB over the lowest reading, settled");
+        assert!(
+            r.due(at(400, 15_300)),
+            "quiet and 380 MiB over the baseline"
+        );
+        r.released(60 * MIB);
+        assert!(!r.due(at(60, 15_300)), "nothing new since the release");
+        assert!(!r.due(at(80, 16_000)), "busy again");
+        assert!(
+            !r.due(at(81, 16_000)),
+            "quiet, 21 MiB over the baseline: not worth it"
+        );
+        assert!(!r.due(at(150, 20_000)), "busy");
+        assert!(r.due(at(150, 20_400)), "a second burst over");
     }
 
     #[test]
-    fn reads_this_process_resident_size() {
-        let rss = resident_bytes().expect("/proc/self/statm");
-        assert!(rss > MIB, "{rss}");
+    fn a_release_that_frees_nothing_is_not_repeated() {
+        let mut r = Releases::new(at(20, 0));
+        assert!(r.due(at(300, 0)));
+        // Locked pages (lockMode all) stay resident: the size after is the new baseline.
+        r.released(300 * MIB);
+        for _ in 0..10 {
+            assert!(!r.due(at(300, 0)));
+        }
+    }
+
+    #[test]
+    fn the_baseline_follows_the_lowest_size_seen() {
+        let mut r = Releases::new(at(100, 0));
+        assert!(!r.due(at(40, 0)));
+        assert!(
+            !r.due(at(62, 0)),
+            "22 MiB over the lowest reading: not worth it"
+        );
+        assert!(r.due(at(80, 0)), "40 MiB over the lowest reading");
+    }
+
+    #[test]
+    fn reads_this_process_resident_size_and_cpu_time() {
+        let first = read().expect("/proc/self");
+        assert!(first.resident > MIB, "{first:?}");
+        // Spinning shows as CPU time within a few clock ticks, however loaded the machine.
+        let t = std::time::Instant::now();
+        let mut x = 0_u64;
+        let mut later = first;
+        while later.cpu <= first.cpu && t.elapsed() < Duration::from_secs(10) {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            later = read().expect("/proc/self");
+        }
+        assert!(
+            later.cpu > first.cpu,
+            "10 s of spinning did not show as CPU time: {first:?} then {later:?}"
+        );
     }
 }
