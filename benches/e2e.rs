@@ -862,6 +862,12 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
     }
     let sim_cpu = e2e::cpu_seconds(me)? - sim_cpu_before;
     let cpu = e2e::cpu_seconds(pid)?;
+    let first_ready = tracker
+        .all()
+        .iter()
+        .filter_map(|(_, t)| t.issued_at)
+        .min()
+        .map_or(0.0, |i| i.saturating_duration_since(start).as_secs_f64());
     let (issued, failed) = tracker.counts();
     if failed > 0 {
         bail!("{failed} of {n} large-backlog requests failed");
@@ -886,10 +892,12 @@ async fn large_backlog(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
     );
     let per = (rss.saturating_sub(idle_rss) * 1024) as f64 / n as f64;
     println!(
-        "  all {issued} Ready {:.2} s after `firefly run` started (goal ≤ {} s: {}), bootstrap included",
+        "  all {issued} Ready {:.2} s after `firefly run` started (goal ≤ {} s: {}), bootstrap included; \
+         first at {first_ready:.2} s (start, bootstrap and the first list), then {:.0} requests/s",
         all_ready.as_secs_f64(),
         LARGE_BACKLOG_GOAL.as_secs(),
-        verdict(all_ready <= LARGE_BACKLOG_GOAL)
+        verdict(all_ready <= LARGE_BACKLOG_GOAL),
+        n as f64 / (all_ready.as_secs_f64() - first_ready).max(1e-9)
     );
     println!(
         "  CPU in that window: controller {cpu:.2} s (whole process life), this process (kube-sim + mock TLSPC + Ready watch) {sim_cpu:.2} s; \
