@@ -3,9 +3,10 @@
 //! A backlog is listed, decided and dropped in seconds: the requests leave the caches, but glibc's
 //! allocator keeps the freed middle of its heap resident, so the process would stay at its peak
 //! for ever (hundreds of MiB after a 100,000-request backlog). [`release_after_bursts`] reads the
-//! resident size and the CPU time every few seconds; when the process has gone quiet (little CPU
-//! over the last interval, so the burst is over) while it is well above the size it had after the
-//! last release, it asks the allocator to return its free pages
+//! resident size and the CPU time every few seconds; when the process has gone quiet (the last
+//! interval used little CPU, or a quarter or less of its busiest interval since the last release:
+//! the burst is over, even if lighter traffic goes on) while it is well above the size it had
+//! after the last release, it asks the allocator to return its free pages
 //! ([`firefly_tlspc::bootstrap::locked_key::release_free_heap`]). Under steady load nothing is
 //! released: what is resident is in use.
 
@@ -19,6 +20,9 @@ const TICK: Duration = Duration::from_secs(5);
 const WORTH_RELEASING: u64 = 32 * 1024 * 1024;
 /// CPU time over one [`TICK`] under which the process is quiet (10 % of a core).
 const QUIET: Duration = Duration::from_millis(500);
+/// An interval that used at most this fraction (1/n) of the busiest one since the last release is
+/// quiet too: a burst has ended even if lighter traffic goes on.
+const BURST_OVER_DIVISOR: u32 = 4;
 
 /// One reading of the process.
 #[derive(Clone, Copy, Debug)]
@@ -36,6 +40,8 @@ struct Releases {
     baseline: u64,
     /// The CPU time at the previous reading.
     cpu: Duration,
+    /// The most CPU time one interval used since the last release.
+    busiest: Duration,
 }
 
 impl Releases {
@@ -43,13 +49,16 @@ impl Releases {
         Self {
             baseline: first.resident,
             cpu: first.cpu,
+            busiest: Duration::ZERO,
         }
     }
 
     /// Whether to release now: the process was quiet since the previous reading and is well
     /// above its size after the last release.
     fn due(&mut self, now: Reading) -> bool {
-        let quiet = now.cpu.saturating_sub(self.cpu) <= QUIET;
+        let used = now.cpu.saturating_sub(self.cpu);
+        let quiet = used <= QUIET.max(self.busiest / BURST_OVER_DIVISOR);
+        self.busiest = self.busiest.max(used);
         self.cpu = now.cpu;
         self.baseline = self.baseline.min(now.resident);
         quiet && now.resident >= self.baseline.saturating_add(WORTH_RELEASING)
@@ -59,6 +68,7 @@ impl Releases {
     /// is not repeated until the process grows again.
     fn released(&mut self, resident: u64) {
         self.baseline = resident;
+        self.busiest = Duration::ZERO;
     }
 }
 
@@ -168,6 +178,30 @@ mod tests {
         );
         assert!(!r.due(at(150, 20_000)), "busy");
         assert!(r.due(at(150, 20_400)), "a second burst over");
+    }
+
+    #[test]
+    fn a_burst_followed_by_lighter_traffic_is_released() {
+        let mut r = Releases::new(at(20, 0));
+        // 100k backlog: both cores busy for a while.
+        assert!(!r.due(at(200, 9_000)));
+        assert!(!r.due(at(440, 18_000)));
+        // Then 500 requests/s go on: 0.75 s of CPU per interval, not "quiet" by the floor, but a
+        // twelfth of the burst's.
+        assert!(r.due(at(440, 18_750)), "the burst is over");
+        r.released(70 * MIB);
+        // The same lighter traffic, steady: nothing to release.
+        for i in 1..10 {
+            assert!(!r.due(at(75, 18_750 + i * 750)));
+        }
+    }
+
+    #[test]
+    fn steady_load_releases_nothing_however_large() {
+        let mut r = Releases::new(at(20, 0));
+        for i in 1..20 {
+            assert!(!r.due(at(300, i * 2_000)), "interval {i}");
+        }
     }
 
     #[test]
