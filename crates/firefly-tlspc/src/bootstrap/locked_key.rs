@@ -148,8 +148,9 @@ pub fn process_is_dumpable() -> bool {
 ///
 /// glibc's `free` only returns memory at the top of each arena, so after a burst (a large
 /// backlog listed, decided and dropped) the freed middle of the heap stays resident. Under
-/// [`LockMode::All`] the pages are locked and stay resident regardless (the call then releases
-/// nothing). On other C libraries this does nothing and returns `false`.
+/// [`LockMode::All`] the pages are locked: the kernel refuses to drop locked pages
+/// (`MADV_DONTNEED`), so only the top of the main arena can shrink. On other C libraries this
+/// does nothing and returns `false`.
 pub fn release_free_heap() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
