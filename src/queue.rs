@@ -132,10 +132,12 @@ const PRUNE_FLOOR: usize = 1024;
 /// map has doubled. An entry is two 64-bit fingerprints (of the uid and of the resourceVersion,
 /// keyed per map) and a time, with no allocation of its own, so the map is one table that a
 /// large backlog does not leave scattered over the heap; two copies that share both fingerprints
-/// would only delay the second one's decision by [`ANSWER_SETTLE`]. Nothing is forgotten earlier, not even when the object leaves the cache or its
-/// final copy is seen: the applier reads a key's copy from the cache before the reconcile task
-/// starts, so a reconcile may start with the old copy just after the cache moved on (and a door
-/// with two views has two caches).
+/// would only delay the second one's decision by [`ANSWER_SETTLE`].
+///
+/// Nothing is forgotten earlier, not even when the object leaves the cache or its final copy is
+/// seen: the applier reads a key's copy from the cache before the reconcile task starts, so a
+/// reconcile may start with the old copy just after the cache moved on (and a door with two views
+/// has two caches).
 #[derive(Default)]
 pub(crate) struct AnsweredCopies {
     inner: Mutex<Answered>,
