@@ -544,10 +544,15 @@ mod tests {
     use super::*;
     use rcgen::SigningKey as _;
 
-    fn vm_lck_kib() -> u64 {
+    /// A KiB figure of `/proc/self/status`, e.g. `VmLck:`.
+    fn status_kib(field: &str) -> u64 {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmLck:")).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    fn vm_lck_kib() -> u64 {
+        status_kib("VmLck:")
     }
 
     #[test]
@@ -578,11 +583,8 @@ mod tests {
         assert_eq!((lim.rlim_cur, lim.rlim_max), (0, 0));
     }
 
-    /// Resident bytes of this process (`/proc/self/statm`, second field, in pages).
     fn resident_bytes() -> u64 {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-        pages * 4096
+        status_kib("VmRSS:") * 1024
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
