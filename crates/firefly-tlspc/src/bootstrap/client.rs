@@ -315,7 +315,8 @@ impl TlspcClient {
         .await
     }
 
-    /// Polls `id` until ISSUED, FAILED, or `deadline` passes; transient poll failures are retried.
+    /// Polls `id` until ISSUED, FAILED, or `deadline` passes, at the intervals of
+    /// [`poll_delays`]; transient poll failures are retried.
     ///
     /// # Errors
     /// [`ClientError::IssuanceFailed`], [`ClientError::IssuanceDeadline`], or the last
@@ -326,7 +327,7 @@ impl TlspcClient {
         deadline: Duration,
     ) -> Result<IntermediateCertificateInformation, ClientError> {
         let started = tokio::time::Instant::now();
-        let mut delay = Duration::from_millis(100);
+        let mut delays = poll_delays();
         let mut last_problem = None;
         loop {
             match current.status {
@@ -341,6 +342,7 @@ impl TlspcClient {
                 }
                 IntermediateStatus::Requested => {}
             }
+            let delay = delays.next().unwrap_or(LAST_POLL_DELAY);
             if started.elapsed() + delay > deadline {
                 return Err(ClientError::IssuanceDeadline {
                     id: current.id,
@@ -349,7 +351,6 @@ impl TlspcClient {
                 });
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
             match self.intermediate(&current.id).await {
                 Ok(next) => current = next,
                 Err(err) if err.is_transient() => {
@@ -631,6 +632,23 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// The first wait between an intermediate-certificate request and its first poll. Every
+/// process start and every rotation waits for it before signing, and an issuance that completes
+/// at once (TLSPC's built-in CA, the mock) is then seen after 10 ms instead of a tenth of a
+/// second; the doubling that follows keeps a slow issuance to about one poll per interval.
+const FIRST_POLL_DELAY: Duration = Duration::from_millis(10);
+
+/// The longest wait between two polls.
+const LAST_POLL_DELAY: Duration = Duration::from_secs(5);
+
+/// The waits before each poll of a requested sub-CA: 10 ms, doubling up to 5 s (eight polls in
+/// the first 2.5 s, then one every 5 s).
+fn poll_delays() -> impl Iterator<Item = Duration> {
+    std::iter::successors(Some(FIRST_POLL_DELAY), |d| {
+        Some((*d * 2).min(LAST_POLL_DELAY))
+    })
 }
 
 #[cfg(test)]

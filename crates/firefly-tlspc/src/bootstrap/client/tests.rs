@@ -292,3 +292,23 @@ async fn a_redirect_is_not_followed_and_is_a_specific_error() {
         "exactly one request, and none to the redirect target"
     );
 }
+
+#[test]
+fn a_requested_sub_ca_is_polled_after_10_ms_then_at_doubling_intervals_up_to_5_s() {
+    let delays: Vec<Duration> = super::poll_delays().take(12).collect();
+    let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+    assert_eq!(
+        ms,
+        [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5000, 5000, 5000],
+        "an issuance that completes at once is seen after 10 ms, not a tenth of a second"
+    );
+    let first_2_5_s = delays
+        .iter()
+        .scan(Duration::ZERO, |t, d| {
+            *t += *d;
+            Some(*t)
+        })
+        .take_while(|t| *t <= Duration::from_millis(2_550))
+        .count();
+    assert_eq!(first_2_5_s, 8, "a slow issuance costs eight polls in 2.5 s");
+}
