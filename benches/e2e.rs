@@ -66,7 +66,14 @@ const PHASES: [&str; 9] = [
 /// Set on the child process that runs one phase.
 const PHASE_ENV: &str = "FIREFLY_E2E_PHASE";
 
+// The allocator `firefly` runs with, so the in-process phases (controller and kube-sim in this
+// process) measure the controller as it ships.
+#[global_allocator]
+static ALLOCATOR: firefly_tlspc::bootstrap::locked_key::Allocator =
+    firefly_tlspc::bootstrap::locked_key::Allocator;
+
 fn main() -> ExitCode {
+    let _ = firefly_tlspc::bootstrap::locked_key::prepare_allocator();
     // `cargo bench` passes `--bench`; a filter argument selects the phases whose names start with
     // it (backlog, steady, low, csr-backlog, csr-steady, pcr-backlog, pcr-steady, rss, large;
     // `csr` and `pcr` select both phases of their door).

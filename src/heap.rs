@@ -1,8 +1,9 @@
 //! Gives the memory of a finished burst back to the OS.
 //!
-//! A backlog is listed, decided and dropped in seconds: the requests leave the caches, but glibc's
-//! allocator keeps the freed middle of its heap resident, so the process would stay at its peak
-//! for ever (hundreds of MiB after a 100,000-request backlog). [`release_after_bursts`] reads the
+//! A backlog is listed, decided and dropped in seconds: the requests leave the caches, but the
+//! allocators keep freed memory mapped (mimalloc, the Rust heap, purges a free page only after a
+//! delay and only when called again; glibc, under the C code, keeps the freed middle of its heap),
+//! so the process could stay at its peak (hundreds of MiB after a 100,000-request backlog). [`release_after_bursts`] reads the
 //! resident size and the CPU time every few seconds; when the process has gone quiet (the last
 //! interval used little CPU, or a quarter or less of its busiest interval since the last release:
 //! the burst is over, even if lighter traffic goes on) while it is well above the size it had

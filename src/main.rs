@@ -36,7 +36,15 @@ enum PolicyCommand {
     Check(firefly::policy_check::Args),
 }
 
+// mimalloc: cheap allocation in a heap a large backlog has fragmented (see `prepare_allocator`).
+#[global_allocator]
+static ALLOCATOR: firefly_tlspc::bootstrap::locked_key::Allocator =
+    firefly_tlspc::bootstrap::locked_key::Allocator;
+
 fn main() -> ExitCode {
+    // Before anything allocates: no transparent huge pages, arenas committed as used (so that
+    // `signer.lockMode: all` locks only what is used). Only a pre-3.15 kernel refuses the first.
+    let _ = firefly_tlspc::bootstrap::locked_key::prepare_allocator();
     firefly::crypto::install_default_provider();
     let cli = Cli::parse();
     let result = match cli.command {

@@ -81,6 +81,12 @@ pub enum LockedKeyError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// `lockMode: all` with allocator arenas committed at reservation: `mlockall` would lock
+    /// a gigabyte of reserved address space.
+    #[error(
+        "signer.lockMode=all needs the allocator to commit memory as it is used, and this process commits each 1 GiB arena it reserves at once (MIMALLOC_ARENA_EAGER_COMMIT set, or a build without .cargo/config.toml's CFLAGS): mlockall would lock all of it; unset MIMALLOC_ARENA_EAGER_COMMIT, rebuild from the repository, or use signer.lockMode=keyPages"
+    )]
+    EagerArenas,
     /// Mapping, `madvise`, `prctl` or `setrlimit` failed.
     #[error("cannot protect the sub-CA key: {call} failed: {source}")]
     Os {
@@ -104,7 +110,9 @@ pub enum LockedKeyError {
 ///
 /// # Errors
 /// [`LockedKeyError::Lock`] when `mlockall` is refused (naming `CAP_IPC_LOCK` and `ulimit -l`);
-/// [`LockedKeyError::Os`] when `prctl` or `setrlimit` fail.
+/// [`LockedKeyError::EagerArenas`] for [`LockMode::All`] when the allocator commits its arenas
+/// at reservation (see [`arenas_commit_lazily`]); [`LockedKeyError::Os`] when `prctl` or
+/// `setrlimit` fail.
 pub fn harden_process(mode: LockMode) -> Result<(), LockedKeyError> {
     // SAFETY: prctl(PR_SET_DUMPABLE) takes integer arguments only and touches no memory of ours.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
@@ -125,6 +133,9 @@ pub fn harden_process(mode: LockMode) -> Result<(), LockedKeyError> {
         });
     }
     if mode == LockMode::All {
+        if !arenas_commit_lazily() {
+            return Err(LockedKeyError::EagerArenas);
+        }
         // SAFETY: mlockall takes flags only.
         if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
             return Err(LockedKeyError::Lock {
@@ -143,15 +154,53 @@ pub fn process_is_dumpable() -> bool {
     unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 }
 }
 
-/// Gives the heap's free pages back to the OS (glibc `malloc_trim(0)`), wherever they are in the
-/// heap; returns whether any memory was released.
+/// The allocator `firefly` installs as its global allocator: mimalloc, whose size-segregated
+/// pages keep allocation cheap when a large backlog has left the heap fragmented (glibc's
+/// `malloc`/`free` took a fifth of the controller's CPU during a 100,000-request drain, mimalloc
+/// a small fraction of that). Install it with [`prepare_allocator`] as the first call of `main`.
+pub use mimalloc::MiMalloc as Allocator;
+
+/// mimalloc's `mi_option_arena_eager_commit` (its position in `mi_option_e`, mimalloc.h of the
+/// pinned libmimalloc-sys).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Prepares the process's memory (call it first in `main`): transparent huge pages off for this
+/// process (`prctl(PR_SET_THP_DISABLE)`). Where the kernel backs every large aligned mapping with
+/// 2 MiB pages (`enabled=always`, the default on RHEL and OpenShift nodes), a partly used huge
+/// page stays resident whole and freed memory cannot be given back in 4 KiB pages.
 ///
-/// glibc's `free` only returns memory at the top of each arena, so after a burst (a large
-/// backlog listed, decided and dropped) the freed middle of the heap stays resident. Under
+/// Returns whether the process's arenas are committed as they are used, which
+/// [`LockMode::All`] needs (see [`arenas_commit_lazily`]), and THP is off.
+pub fn prepare_allocator() -> bool {
+    // SAFETY: prctl(PR_SET_THP_DISABLE) takes integer arguments only and touches no memory.
+    let thp_off = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } == 0;
+    thp_off && arenas_commit_lazily()
+}
+
+/// Whether mimalloc reserves its arenas (1 GiB of address space at a time) without committing
+/// them. The build sets it (`MI_DEFAULT_ARENA_EAGER_COMMIT=0` in `.cargo/config.toml`; the
+/// environment variable `MIMALLOC_ARENA_EAGER_COMMIT` overrides it). mimalloc's own default
+/// commits each reservation at once where the kernel overcommits: harmless until `mlockall`,
+/// which then faults in and locks the whole gigabyte, so [`harden_process`] refuses
+/// [`LockMode::All`] without it.
+pub fn arenas_commit_lazily() -> bool {
+    // SAFETY: mi_option_get reads mimalloc's option table (initialized from the environment on
+    // first use); it is safe at any time.
+    unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT) == 0 }
+}
+
+/// Gives the heap's free pages back to the OS, wherever they are in the heap: mimalloc's
+/// `mi_collect(true)` (the Rust heap) and glibc's `malloc_trim(0)` (what C code allocates);
+/// returns whether glibc released anything.
+///
+/// Both keep freed memory mapped for a while (mimalloc purges a free page after a delay and only
+/// when it is called again; glibc's `free` only returns the top of each arena), so after a burst
+/// (a large backlog listed, decided and dropped) the freed memory would stay resident. Under
 /// [`LockMode::All`] the pages are locked: the kernel refuses to drop locked pages
-/// (`MADV_DONTNEED`), so only the top of the main arena can shrink. On other C libraries this
-/// does nothing and returns `false`.
+/// (`MADV_DONTNEED`), so almost nothing can be released.
 pub fn release_free_heap() -> bool {
+    // SAFETY: mi_collect takes a flag and only walks mimalloc's own free pages, under its locks.
+    unsafe { libmimalloc_sys::mi_collect(true) };
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim takes an integer, touches only the allocator's own free chunks, and
@@ -618,6 +667,73 @@ mod tests {
             kept.iter()
                 .enumerate()
                 .all(|(i, b)| b[999] == (i * 64) as u8)
+        );
+    }
+
+    #[test]
+    fn memory_freed_through_the_process_allocator_goes_back_to_the_os() {
+        use std::alloc::{GlobalAlloc, Layout};
+        const MIB: u64 = 1024 * 1024;
+        assert!(
+            prepare_allocator(),
+            "THP still on, or arenas committed eagerly"
+        );
+        let layout = Layout::from_size_align(1000, 8).unwrap();
+        // 200 MB of small blocks through the allocator `firefly` installs, in a thread of its
+        // own (a mimalloc heap of its own); all but the first thousand freed.
+        let (before, after) = std::thread::spawn(move || {
+            let blocks: Vec<*mut u8> = (0..200_000_u32)
+                .map(|i| {
+                    // SAFETY: `layout` has a non-zero size; the block is written within it.
+                    let p = unsafe { Allocator.alloc(layout) };
+                    assert!(!p.is_null());
+                    // SAFETY: `p` points to 1000 writable bytes.
+                    unsafe { p.write_bytes(i as u8, 1000) };
+                    p
+                })
+                .collect();
+            for p in &blocks[1000..] {
+                // SAFETY: allocated above with the same allocator and layout, freed once.
+                unsafe { Allocator.dealloc(*p, layout) };
+            }
+            let before = resident_bytes();
+            release_free_heap();
+            let after = resident_bytes();
+            for p in &blocks[..1000] {
+                // SAFETY: as above.
+                unsafe { Allocator.dealloc(*p, layout) };
+            }
+            (before, after)
+        })
+        .join()
+        .unwrap();
+        assert!(
+            after + 100 * MIB < before,
+            "resident {} MiB before the release, {} MiB after",
+            before / MIB,
+            after / MIB
+        );
+    }
+
+    #[test]
+    fn lock_mode_all_is_refused_when_arenas_would_be_committed_and_locked_whole() {
+        assert!(
+            arenas_commit_lazily(),
+            "the build must set MI_DEFAULT_ARENA_EAGER_COMMIT=0"
+        );
+        // What MIMALLOC_ARENA_EAGER_COMMIT=1 or a build without the define gives.
+        // SAFETY: mi_option_set stores an integer in mimalloc's option table (this test runs in
+        // a process of its own under nextest).
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 1) };
+        let refused = harden_process(LockMode::All);
+        // SAFETY: as above.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+        let err = refused.unwrap_err();
+        assert!(matches!(err, LockedKeyError::EagerArenas), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("signer.lockMode") && text.contains("MIMALLOC_ARENA_EAGER_COMMIT"),
+            "{text}"
         );
     }
 
