@@ -239,6 +239,9 @@ struct Block {
 
 /// The PEM blocks of a text (non-PEM text around them is ignored).
 fn pem_blocks(text: &str) -> Result<Vec<Block>, String> {
+    if let Some(blocks) = plain_pem_blocks(text) {
+        return Ok(blocks);
+    }
     let blocks = pem::parse_many(text).map_err(|e| format!("PEM does not parse: {e}"))?;
     Ok(blocks
         .into_iter()
@@ -248,6 +251,44 @@ fn pem_blocks(text: &str) -> Result<Vec<Block>, String> {
             der: b.contents().to_vec(),
         })
         .collect())
+}
+
+/// The blocks of a text made only of plain PEM blocks (BEGIN line, base64 lines, the matching
+/// END line, nothing but whitespace around them, no headers), as `pem::parse_many` reads them;
+/// `None` for anything else, which goes to `pem::parse_many`. Every status write of a signer
+/// carries such a chain, and the general parser, which reads it a character at a time, was a
+/// tenth of kube-sim's work in a CSR backlog.
+fn plain_pem_blocks(text: &str) -> Option<Vec<Block>> {
+    use base64::Engine as _;
+    let mut blocks = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let after_begin = rest.strip_prefix("-----BEGIN ")?;
+        let (tag, after_tag) = after_begin.split_once("-----")?;
+        if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_uppercase() || b == b' ') {
+            return None;
+        }
+        let body_start = after_tag
+            .strip_prefix("\r\n")
+            .or_else(|| after_tag.strip_prefix('\n'))?;
+        let end_marker = format!("-----END {tag}-----");
+        let (body, after_end) = body_start.split_once(end_marker.as_str())?;
+        if !body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\n' | b'\r'))
+        {
+            return None;
+        }
+        let b64: String = body.split(['\n', '\r']).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        blocks.push(Block {
+            tag: tag.to_string(),
+            has_headers: false,
+            der,
+        });
+        rest = after_end.trim_start();
+    }
+    (!blocks.is_empty()).then_some(blocks)
 }
 
 fn now_ts() -> jiff::Timestamp {
@@ -261,4 +302,102 @@ fn parse_time(s: &str) -> Option<jiff::Timestamp> {
 /// The rendering of a `metav1.Time`.
 fn fmt_time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[cfg(test)]
+mod pem_tests {
+    use super::*;
+
+    fn general(text: &str) -> Result<Vec<(String, bool, Vec<u8>)>, String> {
+        pem::parse_many(text)
+            .map(|blocks| {
+                blocks
+                    .into_iter()
+                    .map(|b| {
+                        (
+                            b.tag().to_string(),
+                            b.headers().iter().next().is_some(),
+                            b.contents().to_vec(),
+                        )
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    fn plain(text: &str) -> Option<Vec<(String, bool, Vec<u8>)>> {
+        plain_pem_blocks(text).map(|blocks| {
+            blocks
+                .into_iter()
+                .map(|b| (b.tag, b.has_headers, b.der))
+                .collect()
+        })
+    }
+
+    fn encoded(tag: &str, len: usize, ending: pem::LineEnding) -> String {
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        pem::encode_config(
+            &pem::Pem::new(tag, bytes),
+            pem::EncodeConfig::new().set_line_ending(ending),
+        )
+    }
+
+    #[test]
+    fn plain_chains_read_as_the_general_parser_reads_them() {
+        let lf = pem::LineEnding::LF;
+        let crlf = pem::LineEnding::CRLF;
+        let chains = [
+            encoded("CERTIFICATE", 500, lf),
+            encoded("CERTIFICATE", 1, crlf),
+            format!(
+                "{}{}",
+                encoded("CERTIFICATE", 700, lf),
+                encoded("CERTIFICATE", 48, lf)
+            ),
+            format!(
+                "\n  {}\n\n{}\n",
+                encoded("CERTIFICATE", 64, crlf),
+                encoded("CERTIFICATE REQUEST", 65, lf)
+            ),
+        ];
+        for chain in &chains {
+            let fast = plain(chain).unwrap_or_else(|| panic!("not read as plain: {chain:?}"));
+            assert_eq!(Ok(fast), general(chain), "{chain:?}");
+        }
+    }
+
+    #[test]
+    fn anything_but_plain_pem_goes_to_the_general_parser() {
+        let cert = encoded("CERTIFICATE", 300, pem::LineEnding::LF);
+        let headers = cert.replacen('\n', "\nProc-Type: 4,ENCRYPTED\n\n", 1);
+        let mismatched = cert.replace("END CERTIFICATE", "END CERTIFICATE REQUEST");
+        let bad_base64 =
+            cert.replacen('A', "*", 1)
+                .replacen("CERTIFICATE-----\n", "CERTIFICATE-----\n%", 1);
+        let text_around = format!("issued by us\n{cert}");
+        let lowercase = cert.replace("CERTIFICATE", "certificate");
+        let truncated = cert[..cert.len() - 10].to_string();
+        let nested = cert.replacen('\n', "\n-----END PRIVATE KEY-----\n", 1);
+        for text in [
+            headers,
+            mismatched,
+            bad_base64,
+            text_around,
+            lowercase,
+            truncated,
+            nested,
+            String::new(),
+            "   \n".into(),
+        ] {
+            assert!(plain(&text).is_none(), "read as plain: {text:?}");
+            // The general parser gives what pem_blocks gives.
+            assert_eq!(
+                pem_blocks(&text).map(|b| b
+                    .into_iter()
+                    .map(|b| (b.tag, b.has_headers, b.der))
+                    .collect::<Vec<_>>()),
+                general(&text).map_err(|e| format!("PEM does not parse: {e}")),
+            );
+        }
+    }
 }
