@@ -366,7 +366,11 @@ pub fn decide(
         return deny(refused.reason, refused.message);
     }
     let key = match (stub, pkix) {
-        (Some(stub), _) => csr::decode_der(stub).map_err(|e| format!("stubPKCS10Request: {e}")),
+        // kube-apiserver verifies the stub's signature at admission (as it verifies
+        // proofOfPossession beside pkixPublicKey): only its key is read here.
+        (Some(stub), _) => {
+            csr::key_of_verified_der(stub).map_err(|e| format!("stubPKCS10Request: {e}"))
+        }
         (None, Some(pkix)) => csr::from_public_key(pkix, csr::RequestedSans::default())
             .map_err(|e| format!("pkixPublicKey: {e}")),
         (None, None) => {

@@ -247,6 +247,45 @@ pub fn from_public_key(
     })
 }
 
+/// The public key of a DER request whose signature someone else has verified (a
+/// PodCertificateRequest's `stubPKCS10Request`: kube-apiserver verifies it at admission, as it
+/// verifies `proofOfPossession` beside `pkixPublicKey`). Only the key is taken, exactly as
+/// [`from_public_key`] takes it; subject, attributes and signature are not read.
+///
+/// # Errors
+/// [`CsrError`] naming the broken rule: size, strict DER, not a version-1 request, or a key that
+/// [`from_public_key`] refuses.
+pub fn key_of_verified_der(der_bytes: &[u8]) -> Result<CertificateRequest, CsrError> {
+    if der_bytes.is_empty() {
+        return Err(CsrError::Empty);
+    }
+    if der_bytes.len() > MAX_REQUEST_BYTES {
+        return Err(CsrError::TooLarge {
+            len: der_bytes.len(),
+            max: MAX_REQUEST_BYTES,
+        });
+    }
+    der::check_strict(der_bytes, MAX_DER_DEPTH).map_err(|v| CsrError::Der {
+        violation: v.to_string(),
+    })?;
+    let (rest, csr) =
+        X509CertificationRequest::from_der(der_bytes).map_err(|e| CsrError::Malformed {
+            reason: e.to_string(),
+        })?;
+    if !rest.is_empty() {
+        return Err(CsrError::Der {
+            violation: format!("{} bytes of trailing data", rest.len()),
+        });
+    }
+    let info = &csr.certification_request_info;
+    if info.version.0 != 0 {
+        return Err(CsrError::Version {
+            version: info.version.0,
+        });
+    }
+    from_public_key(info.subject_pki.raw, RequestedSans::default())
+}
+
 /// The dotted form of an OID. The OIDs every request carries are looked up by their encoding,
 /// because formatting an OID costs more than the lookup and this runs for every request.
 pub(crate) fn oid_str(oid: &x509_parser::der_parser::oid::Oid<'_>) -> Cow<'static, str> {
@@ -404,6 +443,28 @@ mod tests {
             req.public_key_der,
             rcgen::PublicKeyData::subject_public_key_info(&key)
         );
+    }
+
+    #[test]
+    fn a_verified_request_gives_only_its_key_and_its_signature_is_not_read() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pem = csr_pem(&key, &["spiffe://cluster.local/ns/default/sa/other"]);
+        let mut der = pem::decode_single_block(pem.as_bytes()).unwrap();
+        *der.last_mut().unwrap() ^= 1;
+        assert_eq!(decode_der(&der), Err(CsrError::BadSignature));
+        let req = key_of_verified_der(&der).unwrap();
+        assert_eq!(req.key_algorithm, KeyAlgorithm::EcP256);
+        assert_eq!(
+            req.public_key_der,
+            rcgen::PublicKeyData::subject_public_key_info(&key)
+        );
+        assert!(req.sans.uris.is_empty(), "nothing but the key is taken");
+        assert!(req.subject.is_empty());
+        assert_eq!(key_of_verified_der(b""), Err(CsrError::Empty));
+        assert!(matches!(
+            key_of_verified_der(&der[..der.len() - 1]),
+            Err(CsrError::Der { .. } | CsrError::Malformed { .. })
+        ));
     }
 
     #[test]

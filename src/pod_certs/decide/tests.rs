@@ -120,6 +120,33 @@ fn a_p256_stub_is_planned_with_the_asserted_identity_and_the_cap() {
     assert_eq!(plan.max_window, DEFAULT_MAX_EXPIRATION);
 }
 
+/// kube-apiserver verifies the stub's signature at admission; the door takes only its key (a
+/// stub whose signature does not verify never reaches it on a real server, and signing its key
+/// gives nothing to anyone who lacks the private key).
+#[test]
+fn only_the_stubs_key_is_read_its_signature_is_the_api_servers_to_verify() {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    let mut der = params.serialize_request(&key).unwrap().der().to_vec();
+    *der.last_mut().unwrap() ^= 1;
+    let spec = spec_with_stub(der);
+    let d = decide(
+        &request(&spec, "apps"),
+        V1,
+        &signer(false),
+        Some(&p256_policy()),
+        PodLookup::NotRequired,
+    );
+    let Decision::Sign(plan) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(
+        plan.public_key_der,
+        rcgen::PublicKeyData::subject_public_key_info(&key)
+    );
+}
+
 #[test]
 fn key_types_outside_the_policy_or_unserved_are_unsupported_never_policy_denied() {
     for (alg, shown) in [
