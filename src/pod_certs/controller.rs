@@ -8,16 +8,19 @@
 //! `pkixPublicKey`, which the v1 view cannot show). A watch answered 404 for its GroupVersion
 //! (the API was switched off or upgraded away) runs discovery again.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource};
+use kube::core::{DynamicResourceScope, ObjectMeta};
 use kube::runtime::controller::{Action, Config as ApplierConfig};
 use kube::runtime::events::Recorder;
 use kube::runtime::{WatchStreamExt, applier, reflector, watcher};
 use kube::{Resource, ResourceExt};
+use serde::Deserialize;
 use tokio::sync::Notify;
 
 use super::decide::{
@@ -170,6 +173,50 @@ impl LegacySightings {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .is_none_or(|at| at.elapsed() >= idle)
+    }
+}
+
+/// A PodCertificateRequest of either served version, decoded straight into the fields the
+/// decision reads (the version is the watch's [`ApiResource`]; nothing else is kept).
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct PodCertificateRequest {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Option<PcrSpec>,
+    #[serde(default)]
+    status: Option<PcrStatus>,
+}
+
+impl Resource for PodCertificateRequest {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
 }
 
@@ -420,7 +467,7 @@ async fn watch_one(
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let signer_name = &ctx.shared.door.settings.signers[ctx.signer].signer_name;
-    let api = Api::<DynamicObject>::all_with(ctx.shared.door.client.clone(), &ctx.resource);
+    let api = Api::<PodCertificateRequest>::all_with(ctx.shared.door.client.clone(), &ctx.resource);
     let config = watcher::Config::default().fields(&format!("spec.signerName={signer_name}"));
     let writer = reflector::store::Writer::new(ctx.resource.clone());
     let reader = writer.as_reader();
@@ -471,12 +518,15 @@ async fn watch_one(
     }
 }
 
-fn error_policy(_obj: Arc<DynamicObject>, err: &PcrError, _ctx: Arc<WatchCtx>) -> Action {
+fn error_policy(_obj: Arc<PodCertificateRequest>, err: &PcrError, _ctx: Arc<WatchCtx>) -> Action {
     tracing::warn!(error = %err, "PodCertificateRequest reconcile failed; deciding again");
     Action::requeue(RETRY_AFTER)
 }
 
-async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<WatchCtx>) -> Result<Action, PcrError> {
+async fn reconcile(
+    obj: Arc<PodCertificateRequest>,
+    ctx: Arc<WatchCtx>,
+) -> Result<Action, PcrError> {
     use tracing::Instrument as _;
     let span = tracing::info_span!(
         "podcertificaterequest",
@@ -488,29 +538,23 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<WatchCtx>) -> Result<Action
 }
 
 impl WatchCtx {
-    async fn reconcile(&self, obj: Arc<DynamicObject>) -> Result<Action, PcrError> {
-        let spec: PcrSpec = match obj.data.get("spec").map(PcrSpec::deserialize) {
-            Some(Ok(spec)) => spec,
-            other => {
-                tracing::warn!(error = ?other.map(|r| r.err()), "PodCertificateRequest without a readable spec; ignored");
-                return Ok(Action::await_change());
-            }
+    async fn reconcile(&self, obj: Arc<PodCertificateRequest>) -> Result<Action, PcrError> {
+        let Some(spec) = obj.spec.as_ref() else {
+            tracing::warn!("PodCertificateRequest without a spec; ignored");
+            return Ok(Action::await_change());
         };
-        let status: Option<PcrStatus> = obj
-            .data
-            .get("status")
-            .and_then(|v| PcrStatus::deserialize(v).ok());
+        let status = obj.status.as_ref();
         let uid = obj.uid().unwrap_or_default();
         if let View::V1 {
             v1beta1_served: true,
         } = self.view
-            && !decide::is_terminal(status.as_ref())
-            && decide::lacks_stub(&spec)
+            && !decide::is_terminal(status)
+            && decide::lacks_stub(spec)
             && spec.signer_name == self.shared.door.settings.signers[self.signer].signer_name
         {
             self.shared.legacy.saw_one();
         }
-        if decide::is_terminal(status.as_ref()) {
+        if decide::is_terminal(status) {
             self.forget_panics(&uid);
             // The answered copy is not forgotten here: with both versions served, the other
             // view's cache may still hold the old copy (see crate::queue::AnsweredCopies).
@@ -540,8 +584,8 @@ impl WatchCtx {
         let policy = door.authority.policy(&signer.policy_name);
         let request = decide::Request {
             namespace: &namespace,
-            spec: &spec,
-            status: status.as_ref(),
+            spec,
+            status,
             age,
         };
         let decided =
@@ -599,7 +643,7 @@ impl WatchCtx {
                     .await;
                 match applied? {
                     apply::Applied::Written => {
-                        self.report(&obj, &spec, &answer, issued.as_ref()).await;
+                        self.report(&obj, spec, &answer, issued.as_ref()).await;
                     }
                     apply::Applied::Gone => {}
                     // Changed since the decision: the watch delivers the newer copy, which is
@@ -684,5 +728,3 @@ impl<T> Drop for AbortOnDrop<T> {
         self.0.abort();
     }
 }
-
-use serde::Deserialize as _;

@@ -53,9 +53,10 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The fields of a PodCertificateRequest this door reads, the same for `v1` and `v1beta1`
 /// (v1 has no legacy key fields; k8s-openapi's v1beta1 stub is a non-optional byte string, so
-/// an empty one counts as unset).
+/// an empty one counts as unset). A missing field reads as empty (the API server requires each
+/// one; a copy without them is then refused or ignored by [`decide`], never a failed watch).
 #[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct PcrSpec {
     /// `spec.signerName`.
     pub signer_name: String,
@@ -94,7 +95,7 @@ pub struct PcrStatus {
 #[derive(Clone, Debug, Deserialize)]
 pub struct PcrCondition {
     /// `Issued`, `Denied` or `Failed`.
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub type_: String,
 }
 

@@ -4,8 +4,10 @@
 
 use std::time::SystemTime;
 
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
 use kube::{Resource, ResourceExt};
+use serde::Serialize;
 
 use super::{FRONT_DOOR, PcrError, WatchCtx};
 use crate::issuer::authority::Issued;
@@ -26,7 +28,7 @@ impl WatchCtx {
     /// [`PcrError::StatusWrite`] for any failure but a 404 or a 409.
     pub(super) async fn apply(
         &self,
-        obj: &DynamicObject,
+        obj: &super::PodCertificateRequest,
         namespace: &str,
         answer: &Answer,
         issued: Option<&Issued>,
@@ -42,7 +44,7 @@ impl WatchCtx {
             answer,
             door.clock.now(),
         );
-        let api: Api<DynamicObject> =
+        let api: Api<super::PodCertificateRequest> =
             Api::namespaced_with(door.client.clone(), namespace, &self.resource);
         let result = apply_guarded(&api, &name, &door.field_manager, &body).await;
         let uid = obj.uid().unwrap_or_default();
@@ -59,7 +61,7 @@ impl WatchCtx {
     /// gets a Warning event.
     pub(super) async fn report(
         &self,
-        obj: &DynamicObject,
+        obj: &super::PodCertificateRequest,
         spec: &PcrSpec,
         answer: &Answer,
         issued: Option<&Issued>,
@@ -102,51 +104,91 @@ impl WatchCtx {
 
 /// The server-side-apply body of an answer: the one terminal condition and, for Issued, the
 /// chain and its times, with the resourceVersion precondition.
-pub(crate) fn status_body(
-    api_version: &str,
-    name: &str,
-    namespace: &str,
-    resource_version: &str,
-    answer: &Answer,
+pub(crate) fn status_body<'a>(
+    api_version: &'a str,
+    name: &'a str,
+    namespace: &'a str,
+    resource_version: &'a str,
+    answer: &'a Answer,
     now: SystemTime,
-) -> serde_json::Value {
-    let t = |at: SystemTime| serde_json::to_value(time(at)).unwrap_or_default();
-    let condition = |reason: &str, message: &str| {
-        serde_json::json!({
-            "type": answer.condition_type(),
-            "status": "True",
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": t(now),
-        })
+) -> StatusBody<'a> {
+    let (reason, message) = match answer {
+        Answer::Issued { .. } => ("Issued", "issued by firefly"),
+        Answer::Denied { reason, message } | Answer::Failed { reason, message } => {
+            (*reason, message.as_str())
+        }
     };
-    let status = match answer {
+    let condition = Condition {
+        type_: answer.condition_type(),
+        status: "True",
+        reason,
+        message,
+        last_transition_time: time(now),
+    };
+    let issued = match answer {
         Answer::Issued {
             chain_pem,
             not_before,
             not_after,
             begin_refresh_at,
-        } => serde_json::json!({
-            "conditions": [condition("Issued", "issued by firefly")],
-            "certificateChain": chain_pem,
-            "notBefore": t(*not_before),
-            "notAfter": t(*not_after),
-            "beginRefreshAt": t(*begin_refresh_at),
+        } => Some(IssuedFields {
+            certificate_chain: chain_pem,
+            not_before: time(*not_before),
+            not_after: time(*not_after),
+            begin_refresh_at: time(*begin_refresh_at),
         }),
-        Answer::Denied { reason, message } | Answer::Failed { reason, message } => {
-            serde_json::json!({ "conditions": [condition(reason, message)] })
-        }
+        _ => None,
     };
-    serde_json::json!({
-        "apiVersion": api_version,
-        "kind": "PodCertificateRequest",
-        "metadata": ApplyMetadata {
+    StatusBody {
+        api_version,
+        kind: "PodCertificateRequest",
+        metadata: ApplyMetadata {
             name,
             namespace: Some(namespace),
             resource_version,
         },
-        "status": status,
-    })
+        status: Status {
+            conditions: [condition],
+            issued,
+        },
+    }
+}
+
+/// What [`status_body`] sends.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StatusBody<'a> {
+    api_version: &'a str,
+    kind: &'static str,
+    metadata: ApplyMetadata<'a>,
+    status: Status<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct Status<'a> {
+    conditions: [Condition<'a>; 1],
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    issued: Option<IssuedFields<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Condition<'a> {
+    #[serde(rename = "type")]
+    type_: &'static str,
+    status: &'static str,
+    reason: &'a str,
+    message: &'a str,
+    last_transition_time: Time,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IssuedFields<'a> {
+    certificate_chain: &'a str,
+    not_before: Time,
+    not_after: Time,
+    begin_refresh_at: Time,
 }
 
 #[cfg(test)]
@@ -163,14 +205,15 @@ mod tests {
             not_after: now + Duration::from_secs(3590),
             begin_refresh_at: now + Duration::from_secs(2390),
         };
-        let body = status_body(
+        let body = serde_json::to_value(status_body(
             "certificates.k8s.io/v1",
             "req-a",
             "apps",
             "42",
             &issued,
             now,
-        );
+        ))
+        .unwrap();
         assert_eq!(body["metadata"]["resourceVersion"], "42");
         assert_eq!(body["metadata"]["namespace"], "apps");
         let s = &body["status"];
@@ -183,14 +226,15 @@ mod tests {
             reason: "MissingPublicKey",
             message: "no key".into(),
         };
-        let body = status_body(
+        let body = serde_json::to_value(status_body(
             "certificates.k8s.io/v1beta1",
             "r",
             "apps",
             "7",
             &denied,
             now,
-        );
+        ))
+        .unwrap();
         let s = &body["status"];
         assert_eq!(s["conditions"][0]["type"], "Denied");
         assert_eq!(s["conditions"][0]["reason"], "MissingPublicKey");
