@@ -58,6 +58,7 @@ fn main() -> ExitCode {
 }
 
 async fn demo() -> anyhow::Result<()> {
+    let demo_start = Instant::now();
     println!(
         "Firefly in Rust — demo. Act 1: istio-csr + cert-manager approver (and istiod through the CSR API) against\n\
          the controller; act 2: kubelets requesting pod certificates from the same controller\n"
@@ -240,7 +241,10 @@ async fn demo() -> anyhow::Result<()> {
     controller.shutdown().await;
     drop(bootstrap);
     drop(tracker);
-    println!("\ndemo OK");
+    println!(
+        "\ndemo OK — both acts in {:.1} s (the budget is 90 s after the build)",
+        demo_start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
