@@ -133,9 +133,10 @@ impl Controller {
             admin.details(),
         );
         if let Some(pod) = &pod_certificates {
-            let warnings =
-                crate::pod_certs::controller::check_policies(&pod.signers, authority.as_ref())
-                    .map_err(RunError::PodCertificates)?;
+            let warnings = crate::pod_certs::decide::check_policies(&pod.signers, |name| {
+                authority.policy(name)
+            })
+            .map_err(RunError::PodCertificates)?;
             for w in warnings {
                 tracing::warn!("{w}");
             }

@@ -418,49 +418,6 @@ async fn wait_or_stop<F: std::future::Future<Output = ()> + Unpin>(
     }
 }
 
-/// The start-up look at each signer's policy (the bootstrap holds the TLSPC configuration by
-/// then): a policy the configuration does not offer is an error naming the key; REQUIRED subject
-/// or DNS values (an empty stub can never carry them: every request would be PolicyDenied) and a
-/// validity under the API's hour (LifetimeBelowMinimum) are warnings.
-///
-/// # Errors
-/// The first signer whose policy is not usable, as a message naming its key.
-pub fn check_policies(
-    signers: &[SignerSettings],
-    authority: &dyn Authority,
-) -> Result<Vec<String>, String> {
-    let mut warnings = Vec::new();
-    for (i, s) in signers.iter().enumerate() {
-        let key = format!("controller.podCertificates.signers[{i}].policyName");
-        let Some(policy) = authority.policy(&s.policy_name) else {
-            return Err(format!(
-                "{key} = {:?}: not a usable policy of this instance's TLSPC configuration (name a policy the configuration lists)",
-                s.policy_name
-            ));
-        };
-        let required: Vec<&str> = policy
-            .required_fields()
-            .into_iter()
-            .filter(|f| *f != "sans.uniformResourceIdentifiers")
-            .collect();
-        if !required.is_empty() {
-            warnings.push(format!(
-                "{key} = {:?} makes {} REQUIRED: PodCertificateRequests carry only a key, so every request to {} will be Denied (PolicyDenied)",
-                s.policy_name,
-                required.join(", "),
-                s.signer_name
-            ));
-        }
-        if policy.max_validity() < MIN_LIFETIME {
-            warnings.push(format!(
-                "{key} = {:?} allows less than the 1h minimum of pod certificates: every request to {} will be Denied (LifetimeBelowMinimum)",
-                s.policy_name, s.signer_name
-            ));
-        }
-    }
-    Ok(warnings)
-}
-
 async fn watch_one(
     ctx: Arc<WatchCtx>,
     gone: Arc<Notify>,

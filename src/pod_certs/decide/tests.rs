@@ -463,3 +463,63 @@ fn repeated_panics_fail_the_request_with_internal_error() {
     assert_eq!(reason, "InternalError");
     assert!(message.contains("3 times"), "{message}");
 }
+
+/// A policy whose subject or DNS names are REQUIRED can never be met by a kubelet's empty stub
+/// (the core refuses each request: PolicyDenied), so the start-up check warns about that signer;
+/// an unknown policy is an error naming the key; a validity under the hour is a warning.
+#[test]
+fn required_subject_values_and_short_validity_are_warned_about_at_start() {
+    let mut p = Policy {
+        name: "istio-mtls".into(),
+        validity_period: Some("P1D".into()),
+        key_usages: vec!["digitalSignature".into()],
+        extended_key_usages: vec!["SERVER_AUTH".into(), "CLIENT_AUTH".into()],
+        key_algorithm: Some(KeyAlgorithmRule {
+            allowed_values: vec![KeyAlgorithm::EcP256],
+            default_value: Some(KeyAlgorithm::EcP256),
+        }),
+        ..Policy::default()
+    };
+    p.sans.uniform_resource_identifiers = Some(PropertyRule {
+        kind: Some(PropertyType::Required),
+        allowed_values: vec![r"^spiffe://cluster\.local/ns/.*/sa/.*".into()],
+        default_values: Vec::new(),
+        min_occurrences: 1,
+        max_occurrences: 1,
+    });
+    p.subject.organization = Some(PropertyRule {
+        kind: Some(PropertyType::Required),
+        allowed_values: vec!["^Acme$".into()],
+        default_values: Vec::new(),
+        min_occurrences: 1,
+        max_occurrences: 1,
+    });
+    let required = std::sync::Arc::new(CompiledPolicy::compile(&p).unwrap());
+
+    let signers = [signer(false)];
+    let warnings = check_policies(&signers, |_| Some(required.clone())).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("controller.podCertificates.signers[0].policyName")
+            && warnings[0].contains("subject.organization")
+            && warnings[0].contains("PolicyDenied"),
+        "{}",
+        warnings[0]
+    );
+    let fine = std::sync::Arc::new(p256_policy());
+    assert_eq!(
+        check_policies(&signers, |_| Some(fine.clone())).unwrap(),
+        Vec::<String>::new()
+    );
+    let short = std::sync::Arc::new(policy("PT30M", &[KeyAlgorithm::EcP256]));
+    let w = check_policies(&signers, |_| Some(short.clone())).unwrap();
+    assert!(
+        w.len() == 1 && w[0].contains("LifetimeBelowMinimum"),
+        "{w:?}"
+    );
+    let err = check_policies(&signers, |_| None).unwrap_err();
+    assert!(
+        err.contains("controller.podCertificates.signers[0].policyName"),
+        "{err}"
+    );
+}
