@@ -10,7 +10,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use rcgen::KeyPair;
 use serde_json::{Value, json};
 use support::controller::*;
-use support::csr::{RawCsr, gn_dns, p256, rsa};
+use support::csr::{RawCsr, gn_dns, name, p256, rsa};
 use support::istiod::{
     CLUSTER_SIGNER, ISTIOD_USERNAME, SERVING_USAGES, WORKLOAD_USAGES, csr, grant, istiod_client,
     set_approval, sign,
@@ -124,6 +124,21 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
         );
     }
 
+    // istio-agent's other subject: none at all (an empty RDN sequence instead of `O=`).
+    let key = p256();
+    let mut empty_subject = RawCsr::istio(&key, WORKLOAD);
+    empty_subject.subject = name(&[]);
+    let request = csr(
+        CLUSTER_SIGNER,
+        &empty_subject.pem(&key),
+        &WORKLOAD_USAGES,
+        Some(86400),
+    );
+    let (chain, latency) = istiod_sign(&api, &request).await;
+    latencies.push(latency);
+    let v = verifiers::spiffe_verify(&chain, &key.serialize_pem(), WORKLOAD);
+    assert!(v.ok, "empty subject: py-spiffe: {}", v.output);
+
     // istiod's own DNS serving certificate (PILOT_CERT_PROVIDER=k8s.io/<signer>).
     let key = rsa(2048);
     let serving = RawCsr::istio(&key, "unused")
@@ -159,7 +174,7 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
             .signer_sign
             .with_label_values(&["true", "CertificateSigningRequest"])
             .get(),
-        4
+        5
     );
     // The outcome is counted once the write has been accepted, which can be just after istiod
     // sees the certificate.
@@ -169,15 +184,15 @@ async fn istiod_as_ra_gets_workload_and_serving_certificates_through_the_csr_api
             .with_label_values(&["CertificateSigningRequest", "Issued"])
             .get()
     };
-    let _ = kube_sim::wait_for(PATIENCE, || async { issued_outcomes() >= 4 }).await;
-    assert_eq!(issued_outcomes(), 4);
+    let _ = kube_sim::wait_for(PATIENCE, || async { issued_outcomes() >= 5 }).await;
+    assert_eq!(issued_outcomes(), 5);
     assert_eq!(
         env.sim
             .request_count("patch", "certificatesigningrequests/status"),
-        4,
+        5,
         "one status write per CSR"
     );
-    println!("approval -> certificate latency, 4 CSRs: {latencies:?}");
+    println!("approval -> certificate latency, 5 CSRs: {latencies:?}");
 }
 
 /// Reads CSR `name` straight from kube-sim's storage.
@@ -318,6 +333,21 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
             "evil.example.com",
         ),
         (
+            create(
+                &admin,
+                csr(
+                    CLUSTER_SIGNER,
+                    &agent_csr(&p256(), WORKLOAD),
+                    &["digital signature", "code signing"],
+                    Some(3600),
+                ),
+                &[],
+            )
+            .await,
+            "PolicyDenied",
+            "CODE_SIGNING",
+        ),
+        (
             create(&mallory, workload(CLUSTER_SIGNER), &[]).await,
             "RequesterNotAllowed",
             "mallory",
@@ -382,6 +412,26 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
             ),
         "an IssuerNotFound event on {waited}"
     );
+    // Each refusal is a Warning event on its CSR, with the reason of its condition (events are
+    // published just after the write, so they are waited for).
+    let events_api: Api<k8s_openapi::api::events::v1::Event> = Api::all(env.client.clone());
+    let missing_warnings = || async {
+        let events = events_api.list(&Default::default()).await.unwrap().items;
+        cases
+            .iter()
+            .filter(|(name, reason, _)| {
+                !events.iter().any(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str())
+                        && e.reason.as_deref() == Some(*reason)
+                        && e.type_.as_deref() == Some("Warning")
+                })
+            })
+            .map(|(name, reason, _)| format!("{reason} on {name}"))
+            .collect::<Vec<_>>()
+    };
+    let _ = kube_sim::wait_for(PATIENCE, || async { missing_warnings().await.is_empty() }).await;
+    let missing = missing_warnings().await;
+    assert!(missing.is_empty(), "no Warning event: {missing:?}");
 
     // Nothing was written to the untouched ones: one status write per answered CSR.
     tokio::time::sleep(Duration::from_millis(300)).await;
