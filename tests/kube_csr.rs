@@ -376,9 +376,21 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
     for (name, _, _) in &cases {
         approve(&admin, name, "Approved").await;
     }
-    // A namespaced Issuer signs for an allowed requester (admin passes the reference review).
+    // A namespaced Issuer signs for an allowed requester (admin passes the reference review),
+    // twice: the second CSR is answered from the cached review.
     let sandbox = create(&admin, workload(sandbox_signer), &[]).await;
     approve(&admin, &sandbox, "Approved").await;
+    kube_sim::wait_for(PATIENCE, || async {
+        stored(&env, &sandbox)["status"]
+            .get("certificate")
+            .is_some()
+    })
+    .await
+    .expect("the namespaced Issuer signs");
+    let reviews = || env.sim.request_count("create", "subjectaccessreviews");
+    let reviews_before = reviews();
+    let sandbox_again = create(&admin, workload(sandbox_signer), &[]).await;
+    approve(&admin, &sandbox_again, "Approved").await;
 
     for (name, reason, needle) in &cases {
         kube_sim::wait_for(PATIENCE, || async { failed(&stored(&env, name)).is_some() })
@@ -393,12 +405,19 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
         );
     }
     kube_sim::wait_for(PATIENCE, || async {
-        stored(&env, &sandbox)["status"]
+        stored(&env, &sandbox_again)["status"]
             .get("certificate")
             .is_some()
     })
     .await
-    .expect("the namespaced Issuer signs");
+    .expect("the namespaced Issuer signs again");
+    // A review is cached per (requester, issuer) for 30 s: admin's second CSR asks none.
+    assert!(reviews_before >= 2, "admin's and mallory's reviews");
+    assert_eq!(
+        reviews(),
+        reviews_before,
+        "the second CSR used the cached review"
+    );
     // The unknown issuer was waited for with an event before it failed.
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(env.client.clone());
     let events = events.list(&Default::default()).await.unwrap().items;
@@ -452,7 +471,7 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
     assert_eq!(
         env.sim
             .request_count("patch", "certificatesigningrequests/status"),
-        cases.len() as u64 + 1
+        cases.len() as u64 + 2
     );
 }
 
