@@ -500,7 +500,8 @@ async fn the_readiness_line_says_what_is_published() {
 
 /// `firefly run` with pod certificates enabled (no trustAnchorFile: the pinned mock root) against
 /// kube-sim 1.37: the bundle holds the mock's root and `/readyz` says it is published; with the
-/// ClusterTrustBundle API off, `/readyz` stays 200 and names the gate.
+/// ClusterTrustBundle API off, `/readyz` stays 200 and names the gate, and pod certificates are
+/// still issued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firefly_run_publishes_the_pinned_root_and_readyz_reports_the_bundles() {
     use std::io::BufRead as _;
@@ -578,9 +579,34 @@ async fn firefly_run_publishes_the_pinned_root_and_readyz_reports_the_bundles() 
             }
         }
         let found = text.contains(want);
+        // Without the bundle API the door keeps signing: a kubelet's request is issued.
+        let issued = if served {
+            None
+        } else {
+            sim.put_object(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "web", "namespace": "venafi"}}))
+                .unwrap();
+            sim.put_object(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": "venafi"}, "spec": {
+                "nodeName": "node-1", "serviceAccountName": "web",
+                "containers": [{"name": "c", "image": "x"}],
+                "volumes": [{"name": "certs", "projected": {"sources": [{"podCertificate": {"signerName": SIGNERS[0], "keyType": "ECDSAP256", "credentialBundlePath": "b.pem"}}]}}]}}))
+            .unwrap();
+            let kubelet = sim.kubelet("node-1").await.unwrap();
+            let pc = kube_sim::kubelet::PodCertificate::new(
+                SIGNERS[0],
+                kube_sim::kubelet::KeyType::EcdsaP256,
+            );
+            Some(kubelet.request("venafi", "web-0", &pc, PATIENCE).await)
+        };
         let _ = child.kill();
         let _ = child.wait();
         assert!(found, "/readyz ({code}) lacks {want:?}:\n{text}");
+        if let Some(outcome) = issued {
+            let outcome = outcome.expect("the kubelet's request is answered");
+            assert!(
+                matches!(outcome, kube_sim::kubelet::Outcome::Issued { .. }),
+                "without the ClusterTrustBundle API the door still signs: {outcome:?}"
+            );
+        }
         assert_eq!(code, 200, "{text}");
         if served {
             let obj = bundle(&sim, SIGNERS[0]).expect("published");
