@@ -1198,3 +1198,121 @@ async fn a_request_whose_signing_keeps_panicking_fails_with_internal_error_unsig
 fn stored_pcr(sim: &KubeSim, ns: &str, name: &str) -> Option<Value> {
     sim.object("certificates.k8s.io", "podcertificaterequests", ns, name)
 }
+
+/// Every field of each `firefly::audit` event this test process logs.
+#[derive(Clone, Default)]
+struct AuditEvents(
+    std::sync::Arc<std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>>,
+);
+
+impl AuditEvents {
+    /// Installs the recorder as this test process's subscriber (before the environment, whose
+    /// own `try_init` then leaves it in place).
+    fn install() -> AuditEvents {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let events = AuditEvents::default();
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_target("firefly::audit", tracing::Level::TRACE);
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::Layer::with_filter(events.clone(), filter),
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        events
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Fields(std::collections::BTreeMap<String, String>);
+        impl tracing::field::Visit for Fields {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.0.insert(field.name().to_owned(), value.to_owned());
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.insert(
+                    field.name().to_owned(),
+                    format!("{value:?}").trim_matches('"').to_owned(),
+                );
+            }
+        }
+        let mut fields = Fields(Default::default());
+        event.record(&mut fields);
+        self.0.lock().unwrap().push(fields.0);
+    }
+}
+
+/// An issued pod certificate is audited once: the leaf's serial, its SPIFFE ID, the node that
+/// asked (`system:node:<node>`) and the request's UID; no key material.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issued_pod_certificate_is_audited_with_its_serial_identity_node_and_request() {
+    let audit = AuditEvents::install();
+    let env = Env::start_with(Options {
+        authenticate: true,
+        pod_certificates: Some(signers()),
+        seed: Some(seed()),
+        audit_log: (true, false),
+        ..Options::default()
+    })
+    .await;
+    pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = env.sim.kubelet("node-1").await.unwrap();
+    let out = ask(
+        &kubelet,
+        "sandbox",
+        "web-0",
+        &source(PODS, KeyType::EcdsaP256, None),
+    )
+    .await;
+    let delivered = issued(&out);
+    let leaf = verifiers::split_pem(&delivered.chain).remove(0);
+    let (_, pem) = x509_parser::pem::parse_x509_pem(leaf.as_bytes()).unwrap();
+    let serial = pem
+        .parse_x509()
+        .unwrap()
+        .raw_serial_as_string()
+        .replace(':', "");
+    let uid = delivered.request["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let issued_lines = || {
+        audit
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.get("message").map(String::as_str) == Some("certificate issued"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    // The audit line follows the accepted write, which the kubelet may see first.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while issued_lines().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lines = issued_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(
+        line["spiffe_id"],
+        "spiffe://cluster.local/ns/sandbox/sa/web"
+    );
+    assert_eq!(line["requester"], "system:node:node-1");
+    assert_eq!(line["request_uid"], uid);
+    assert_eq!(
+        line["serial"].replace(':', "").to_ascii_lowercase(),
+        serial.to_ascii_lowercase()
+    );
+    assert!(
+        !line.contains_key("certificate"),
+        "no raw certificate unless asked for"
+    );
+    assert!(
+        !lines
+            .iter()
+            .flat_map(|l| l.values())
+            .any(|v| v.contains("PRIVATE KEY")),
+        "no key material"
+    );
+}
