@@ -81,12 +81,6 @@ pub enum LockedKeyError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// `lockMode: all` with allocator arenas committed at reservation: `mlockall` would lock
-    /// a gigabyte of reserved address space.
-    #[error(
-        "signer.lockMode=all needs the allocator to commit memory as it is used, and this process commits each 1 GiB arena it reserves at once (MIMALLOC_ARENA_EAGER_COMMIT set, or a build without .cargo/config.toml's CFLAGS): mlockall would lock all of it; unset MIMALLOC_ARENA_EAGER_COMMIT, rebuild from the repository, or use signer.lockMode=keyPages"
-    )]
-    EagerArenas,
     /// Mapping, `madvise`, `prctl` or `setrlimit` failed.
     #[error("cannot protect the sub-CA key: {call} failed: {source}")]
     Os {
@@ -110,9 +104,7 @@ pub enum LockedKeyError {
 ///
 /// # Errors
 /// [`LockedKeyError::Lock`] when `mlockall` is refused (naming `CAP_IPC_LOCK` and `ulimit -l`);
-/// [`LockedKeyError::EagerArenas`] for [`LockMode::All`] when the allocator commits its arenas
-/// at reservation (see [`arenas_commit_lazily`]); [`LockedKeyError::Os`] when `prctl` or
-/// `setrlimit` fail.
+/// [`LockedKeyError::Os`] when `prctl` or `setrlimit` fail.
 pub fn harden_process(mode: LockMode) -> Result<(), LockedKeyError> {
     // SAFETY: prctl(PR_SET_DUMPABLE) takes integer arguments only and touches no memory of ours.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
@@ -133,11 +125,13 @@ pub fn harden_process(mode: LockMode) -> Result<(), LockedKeyError> {
         });
     }
     if mode == LockMode::All {
-        if !arenas_commit_lazily() {
-            return Err(LockedKeyError::EagerArenas);
-        }
+        // Pages are locked as they are first touched (MCL_ONFAULT), not all at once: the
+        // allocator reserves address space a gigabyte at a time, which mimalloc commits at once
+        // where the kernel overcommits, and locking every mapped page would make all of it
+        // resident. A page that ever holds data is locked before the data is written.
         // SAFETY: mlockall takes flags only.
-        if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+        if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) } != 0
+        {
             return Err(LockedKeyError::Lock {
                 mode: mode.as_str(),
                 limit: memlock_limit(),
@@ -160,33 +154,15 @@ pub fn process_is_dumpable() -> bool {
 /// a small fraction of that). Install it with [`prepare_allocator`] as the first call of `main`.
 pub use mimalloc::MiMalloc as Allocator;
 
-/// mimalloc's `mi_option_arena_eager_commit` (its position in `mi_option_e`, mimalloc.h of the
-/// pinned libmimalloc-sys).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-
 /// Prepares the process's memory (call it first in `main`): transparent huge pages off for this
 /// process (`prctl(PR_SET_THP_DISABLE)`). Where the kernel backs every large aligned mapping with
 /// 2 MiB pages (`enabled=always`, the default on RHEL and OpenShift nodes), a partly used huge
 /// page stays resident whole and freed memory cannot be given back in 4 KiB pages.
 ///
-/// Returns whether the process's arenas are committed as they are used, which
-/// [`LockMode::All`] needs (see [`arenas_commit_lazily`]), and THP is off.
+/// Returns whether THP is off.
 pub fn prepare_allocator() -> bool {
     // SAFETY: prctl(PR_SET_THP_DISABLE) takes integer arguments only and touches no memory.
-    let thp_off = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } == 0;
-    thp_off && arenas_commit_lazily()
-}
-
-/// Whether mimalloc reserves its arenas (1 GiB of address space at a time) without committing
-/// them. The build sets it (`MI_DEFAULT_ARENA_EAGER_COMMIT=0` in `.cargo/config.toml`; the
-/// environment variable `MIMALLOC_ARENA_EAGER_COMMIT` overrides it). mimalloc's own default
-/// commits each reservation at once where the kernel overcommits: harmless until `mlockall`,
-/// which then faults in and locks the whole gigabyte, so [`harden_process`] refuses
-/// [`LockMode::All`] without it.
-pub fn arenas_commit_lazily() -> bool {
-    // SAFETY: mi_option_get reads mimalloc's option table (initialized from the environment on
-    // first use); it is safe at any time.
-    unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT) == 0 }
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 }
 }
 
 /// Gives the heap's free pages back to the OS, wherever they are in the heap: mimalloc's
@@ -674,10 +650,7 @@ mod tests {
     fn memory_freed_through_the_process_allocator_goes_back_to_the_os() {
         use std::alloc::{GlobalAlloc, Layout};
         const MIB: u64 = 1024 * 1024;
-        assert!(
-            prepare_allocator(),
-            "THP still on, or arenas committed eagerly"
-        );
+        assert!(prepare_allocator(), "THP still on");
         let layout = Layout::from_size_align(1000, 8).unwrap();
         // 200 MB of small blocks through the allocator `firefly` installs, in a thread of its
         // own (a mimalloc heap of its own); all but the first thousand freed.
@@ -715,26 +688,42 @@ mod tests {
         );
     }
 
+    /// mimalloc's `mi_option_arena_eager_commit` (its position in `mi_option_e`, mimalloc.h of
+    /// the pinned libmimalloc-sys).
+    const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
     #[test]
-    fn lock_mode_all_is_refused_when_arenas_would_be_committed_and_locked_whole() {
-        assert!(
-            arenas_commit_lazily(),
-            "the build must set MI_DEFAULT_ARENA_EAGER_COMMIT=0"
-        );
-        // What MIMALLOC_ARENA_EAGER_COMMIT=1 or a build without the define gives.
+    fn lock_mode_all_locks_pages_as_they_are_touched_so_reserved_arenas_stay_out_of_memory() {
+        use std::alloc::{GlobalAlloc, Layout};
+        const MIB: u64 = 1024 * 1024;
+        // mimalloc's default where the kernel overcommits: each arena (1 GiB of address space)
+        // committed when it is reserved. Locking every mapped page would make it all resident.
         // SAFETY: mi_option_set stores an integer in mimalloc's option table (this test runs in
         // a process of its own under nextest).
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 1) };
-        let refused = harden_process(LockMode::All);
-        // SAFETY: as above.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
-        let err = refused.unwrap_err();
-        assert!(matches!(err, LockedKeyError::EagerArenas), "{err:?}");
-        let text = err.to_string();
+        harden_process(LockMode::All).expect("mlockall (CAP_IPC_LOCK or a large ulimit -l)");
+        let layout = Layout::from_size_align(1000, 8).unwrap();
+        // The first allocation through mimalloc reserves (and commits) its first arena.
+        let resident = std::thread::spawn(move || {
+            // SAFETY: `layout` has a non-zero size; the block is written within it and freed
+            // once with the same allocator and layout.
+            unsafe {
+                let p = Allocator.alloc(layout);
+                assert!(!p.is_null());
+                p.write_bytes(7, 1000);
+                let r = resident_bytes();
+                Allocator.dealloc(p, layout);
+                r
+            }
+        })
+        .join()
+        .unwrap();
         assert!(
-            text.contains("signer.lockMode") && text.contains("MIMALLOC_ARENA_EAGER_COMMIT"),
-            "{text}"
+            resident < 256 * MIB,
+            "resident {} MiB after one allocation under lockMode all",
+            resident / MIB
         );
+        assert!(vm_lck_kib() > 0, "the touched pages are locked");
     }
 
     #[test]
