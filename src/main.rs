@@ -42,8 +42,8 @@ static ALLOCATOR: firefly_tlspc::bootstrap::locked_key::Allocator =
     firefly_tlspc::bootstrap::locked_key::Allocator;
 
 fn main() -> ExitCode {
-    // Before anything allocates: no transparent huge pages, arenas committed as used (so that
-    // `signer.lockMode: all` locks only what is used). Only a pre-3.15 kernel refuses the first.
+    // Before anything allocates: no transparent huge pages for this process (a partly used huge
+    // page stays resident whole). Only a pre-3.15 kernel refuses it.
     let _ = firefly_tlspc::bootstrap::locked_key::prepare_allocator();
     firefly::crypto::install_default_provider();
     let cli = Cli::parse();
