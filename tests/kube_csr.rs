@@ -795,3 +795,81 @@ async fn a_csr_for_an_issuer_still_not_ready_after_max_retry_duration_fails_issu
     );
     assert_eq!(csrs_signed(&env), 0);
 }
+
+/// The real kubectl against the test's kube-sim (as its admin).
+fn kubectl(env: &Env, args: &[&str]) -> String {
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(env.sim.kubeconfig_path())
+        .env_remove("KUBECONFIG")
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The manual flow of docs/kubernetes-csr.md with the real kubectl: `kubectl create`, `kubectl
+/// certificate approve`, and the certificate read back with `kubectl get csr -o jsonpath`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_certificate_approve_is_all_firefly_needs_to_sign() {
+    let env = Env::start_with(Options {
+        certificate_signing_requests: true,
+        allowed_requesters: vec!["*".to_owned()],
+        ..Options::default()
+    })
+    .await;
+    mesh_issuer(&env).await;
+    let key = p256();
+    let mut request = csr(
+        CLUSTER_SIGNER,
+        &agent_csr(&key, WORKLOAD),
+        &WORKLOAD_USAGES,
+        Some(3600),
+    );
+    request.metadata.generate_name = None;
+    request.metadata.name = Some("my-csr".to_owned());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("my-csr.json");
+    std::fs::write(&file, serde_json::to_string(&request).unwrap()).unwrap();
+    kubectl(&env, &["create", "-f", file.to_str().unwrap()]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        stored(&env, "my-csr")["status"]
+            .get("certificate")
+            .is_none(),
+        "nothing is signed before the approval"
+    );
+    kubectl(&env, &["certificate", "approve", "my-csr"]);
+    kube_sim::wait_for(PATIENCE, || async {
+        stored(&env, "my-csr")["status"]
+            .get("certificate")
+            .is_some()
+    })
+    .await
+    .expect("signed once approved");
+    let encoded = kubectl(
+        &env,
+        &[
+            "get",
+            "csr",
+            "my-csr",
+            "-o",
+            "jsonpath={.status.certificate}",
+        ],
+    );
+    use base64::Engine as _;
+    let chain = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .expect("base64");
+    let chain = String::from_utf8(chain).unwrap();
+    let v = openssl_verify(&chain, &env.root_pem(), "sslclient");
+    assert!(v.ok, "openssl: {}", v.output);
+    let v = verifiers::spiffe_verify(&chain, &key.serialize_pem(), WORKLOAD);
+    assert!(v.ok, "py-spiffe: {}", v.output);
+}
