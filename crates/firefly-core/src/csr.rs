@@ -119,33 +119,8 @@ pub fn decode_pem(input: &[u8]) -> Result<CertificateRequest, CsrError> {
 /// # Errors
 /// As [`decode_pem`], minus the PEM items.
 pub fn decode_der(der_bytes: &[u8]) -> Result<CertificateRequest, CsrError> {
-    if der_bytes.is_empty() {
-        return Err(CsrError::Empty);
-    }
-    if der_bytes.len() > MAX_REQUEST_BYTES {
-        return Err(CsrError::TooLarge {
-            len: der_bytes.len(),
-            max: MAX_REQUEST_BYTES,
-        });
-    }
-    der::check_strict(der_bytes, MAX_DER_DEPTH).map_err(|v| CsrError::Der {
-        violation: v.to_string(),
-    })?;
-    let (rest, csr) =
-        X509CertificationRequest::from_der(der_bytes).map_err(|e| CsrError::Malformed {
-            reason: e.to_string(),
-        })?;
-    if !rest.is_empty() {
-        return Err(CsrError::Der {
-            violation: format!("{} bytes of trailing data", rest.len()),
-        });
-    }
+    let csr = parse_version_1(der_bytes)?;
     let info = &csr.certification_request_info;
-    if info.version.0 != 0 {
-        return Err(CsrError::Version {
-            version: info.version.0,
-        });
-    }
     check_attribute_list(info.raw)?;
 
     let key = check_public_key(&info.subject_pki)?;
@@ -256,6 +231,15 @@ pub fn from_public_key(
 /// [`CsrError`] naming the broken rule: size, strict DER, not a version-1 request, or a key that
 /// [`from_public_key`] refuses.
 pub fn key_of_verified_der(der_bytes: &[u8]) -> Result<CertificateRequest, CsrError> {
+    let csr = parse_version_1(der_bytes)?;
+    from_public_key(
+        csr.certification_request_info.subject_pki.raw,
+        RequestedSans::default(),
+    )
+}
+
+/// A DER request within the size cap, strict DER with nothing after it, version 1 (0).
+fn parse_version_1(der_bytes: &[u8]) -> Result<X509CertificationRequest<'_>, CsrError> {
     if der_bytes.is_empty() {
         return Err(CsrError::Empty);
     }
@@ -277,13 +261,11 @@ pub fn key_of_verified_der(der_bytes: &[u8]) -> Result<CertificateRequest, CsrEr
             violation: format!("{} bytes of trailing data", rest.len()),
         });
     }
-    let info = &csr.certification_request_info;
-    if info.version.0 != 0 {
-        return Err(CsrError::Version {
-            version: info.version.0,
-        });
+    let version = csr.certification_request_info.version.0;
+    if version != 0 {
+        return Err(CsrError::Version { version });
     }
-    from_public_key(info.subject_pki.raw, RequestedSans::default())
+    Ok(csr)
 }
 
 /// The dotted form of an OID. The OIDs every request carries are looked up by their encoding,

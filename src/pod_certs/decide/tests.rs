@@ -10,6 +10,10 @@ use super::*;
 const SIGNER: &str = "firefly.venafi.com/istio-mtls";
 
 fn policy(validity: &str, keys: &[KeyAlgorithm]) -> CompiledPolicy {
+    CompiledPolicy::compile(&policy_model(validity, keys)).unwrap()
+}
+
+fn policy_model(validity: &str, keys: &[KeyAlgorithm]) -> Policy {
     let mut p = Policy {
         name: "istio-mtls".into(),
         validity_period: Some(validity.into()),
@@ -28,7 +32,7 @@ fn policy(validity: &str, keys: &[KeyAlgorithm]) -> CompiledPolicy {
         min_occurrences: 1,
         max_occurrences: 1,
     });
-    CompiledPolicy::compile(&p).unwrap()
+    p
 }
 
 fn p256_policy() -> CompiledPolicy {
@@ -47,10 +51,14 @@ fn signer(verify_pod: bool) -> SignerSettings {
 
 /// A kubelet's stub: empty subject, no extensions, signed by a fresh key of `alg`.
 fn stub(alg: &'static SignatureAlgorithm) -> Vec<u8> {
-    let key = KeyPair::generate_for(alg).unwrap();
+    stub_of(&KeyPair::generate_for(alg).unwrap())
+}
+
+/// A kubelet's stub signed by `key`.
+fn stub_of(key: &KeyPair) -> Vec<u8> {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.serialize_request(&key).unwrap().der().to_vec()
+    params.serialize_request(key).unwrap().der().to_vec()
 }
 
 fn spec_with_stub(stub: Vec<u8>) -> PcrSpec {
@@ -126,9 +134,7 @@ fn a_p256_stub_is_planned_with_the_asserted_identity_and_the_cap() {
 #[test]
 fn only_the_stubs_key_is_read_its_signature_is_the_api_servers_to_verify() {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    let mut der = params.serialize_request(&key).unwrap().der().to_vec();
+    let mut der = stub_of(&key);
     *der.last_mut().unwrap() ^= 1;
     let spec = spec_with_stub(der);
     let d = decide(
@@ -469,24 +475,7 @@ fn repeated_panics_fail_the_request_with_internal_error() {
 /// an unknown policy is an error naming the key; a validity under the hour is a warning.
 #[test]
 fn required_subject_values_and_short_validity_are_warned_about_at_start() {
-    let mut p = Policy {
-        name: "istio-mtls".into(),
-        validity_period: Some("P1D".into()),
-        key_usages: vec!["digitalSignature".into()],
-        extended_key_usages: vec!["SERVER_AUTH".into(), "CLIENT_AUTH".into()],
-        key_algorithm: Some(KeyAlgorithmRule {
-            allowed_values: vec![KeyAlgorithm::EcP256],
-            default_value: Some(KeyAlgorithm::EcP256),
-        }),
-        ..Policy::default()
-    };
-    p.sans.uniform_resource_identifiers = Some(PropertyRule {
-        kind: Some(PropertyType::Required),
-        allowed_values: vec![r"^spiffe://cluster\.local/ns/.*/sa/.*".into()],
-        default_values: Vec::new(),
-        min_occurrences: 1,
-        max_occurrences: 1,
-    });
+    let mut p = policy_model("P1D", &[KeyAlgorithm::EcP256]);
     p.subject.organization = Some(PropertyRule {
         kind: Some(PropertyType::Required),
         allowed_values: vec!["^Acme$".into()],
