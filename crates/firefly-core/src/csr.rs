@@ -187,27 +187,7 @@ pub fn from_public_key(
     spki_der: &[u8],
     sans: RequestedSans,
 ) -> Result<CertificateRequest, CsrError> {
-    if spki_der.is_empty() {
-        return Err(CsrError::Empty);
-    }
-    if spki_der.len() > MAX_REQUEST_BYTES {
-        return Err(CsrError::TooLarge {
-            len: spki_der.len(),
-            max: MAX_REQUEST_BYTES,
-        });
-    }
-    der::check_strict(spki_der, MAX_DER_DEPTH).map_err(|v| CsrError::Der {
-        violation: v.to_string(),
-    })?;
-    let (rest, spki) =
-        SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| CsrError::Malformed {
-            reason: e.to_string(),
-        })?;
-    if !rest.is_empty() {
-        return Err(CsrError::Der {
-            violation: format!("{} bytes of trailing data", rest.len()),
-        });
-    }
+    let spki: SubjectPublicKeyInfo<'_> = parse_whole(spki_der)?;
     let key = check_public_key(&spki)?;
     parse_key(key_check_algorithm(key.algorithm), &key)?;
     Ok(CertificateRequest {
@@ -238,8 +218,21 @@ pub fn key_of_verified_der(der_bytes: &[u8]) -> Result<CertificateRequest, CsrEr
     )
 }
 
-/// A DER request within the size cap, strict DER with nothing after it, version 1 (0).
+/// A DER request as [`parse_whole`] reads it, and of version 1 (0).
 fn parse_version_1(der_bytes: &[u8]) -> Result<X509CertificationRequest<'_>, CsrError> {
+    let csr: X509CertificationRequest<'_> = parse_whole(der_bytes)?;
+    let version = csr.certification_request_info.version.0;
+    if version != 0 {
+        return Err(CsrError::Version { version });
+    }
+    Ok(csr)
+}
+
+/// `T` from DER that is non-empty, within the size cap, strict DER, with nothing after it.
+fn parse_whole<'a, T>(der_bytes: &'a [u8]) -> Result<T, CsrError>
+where
+    T: FromDer<'a, x509_parser::error::X509Error>,
+{
     if der_bytes.is_empty() {
         return Err(CsrError::Empty);
     }
@@ -252,20 +245,15 @@ fn parse_version_1(der_bytes: &[u8]) -> Result<X509CertificationRequest<'_>, Csr
     der::check_strict(der_bytes, MAX_DER_DEPTH).map_err(|v| CsrError::Der {
         violation: v.to_string(),
     })?;
-    let (rest, csr) =
-        X509CertificationRequest::from_der(der_bytes).map_err(|e| CsrError::Malformed {
-            reason: e.to_string(),
-        })?;
+    let (rest, parsed) = T::from_der(der_bytes).map_err(|e| CsrError::Malformed {
+        reason: e.to_string(),
+    })?;
     if !rest.is_empty() {
         return Err(CsrError::Der {
             violation: format!("{} bytes of trailing data", rest.len()),
         });
     }
-    let version = csr.certification_request_info.version.0;
-    if version != 0 {
-        return Err(CsrError::Version { version });
-    }
-    Ok(csr)
+    Ok(parsed)
 }
 
 /// The dotted form of an OID. The OIDs every request carries are looked up by their encoding,

@@ -95,19 +95,25 @@ fn denied(d: &Decision) -> (&'static str, &str) {
     }
 }
 
-#[test]
-fn a_p256_stub_is_planned_with_the_asserted_identity_and_the_cap() {
-    let spec = spec_with_stub(stub(&rcgen::PKCS_ECDSA_P256_SHA256));
+/// The plan for `spec` in namespace `apps` under the P-256 policy (panics on any other decision).
+fn planned(spec: &PcrSpec) -> Plan {
     let d = decide(
-        &request(&spec, "apps"),
+        &request(spec, "apps"),
         V1,
         &signer(false),
         Some(&p256_policy()),
         PodLookup::NotRequired,
     );
-    let Decision::Sign(plan) = d else {
-        panic!("{d:?}")
-    };
+    match d {
+        Decision::Sign(plan) => plan,
+        other => panic!("expected a plan, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_p256_stub_is_planned_with_the_asserted_identity_and_the_cap() {
+    let spec = spec_with_stub(stub(&rcgen::PKCS_ECDSA_P256_SHA256));
+    let plan = planned(&spec);
     assert_eq!(
         plan.identity.spiffe_id.as_str(),
         "spiffe://cluster.local/ns/apps/sa/web"
@@ -116,16 +122,7 @@ fn a_p256_stub_is_planned_with_the_asserted_identity_and_the_cap() {
     assert_eq!(plan.max_window, Duration::from_secs(3600));
     let mut no_max = spec.clone();
     no_max.max_expiration_seconds = None;
-    let Decision::Sign(plan) = decide(
-        &request(&no_max, "apps"),
-        V1,
-        &signer(false),
-        Some(&p256_policy()),
-        PodLookup::NotRequired,
-    ) else {
-        panic!()
-    };
-    assert_eq!(plan.max_window, DEFAULT_MAX_EXPIRATION);
+    assert_eq!(planned(&no_max).max_window, DEFAULT_MAX_EXPIRATION);
 }
 
 /// kube-apiserver verifies the stub's signature at admission; the door takes only its key (a
@@ -136,17 +133,7 @@ fn only_the_stubs_key_is_read_its_signature_is_the_api_servers_to_verify() {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut der = stub_of(&key);
     *der.last_mut().unwrap() ^= 1;
-    let spec = spec_with_stub(der);
-    let d = decide(
-        &request(&spec, "apps"),
-        V1,
-        &signer(false),
-        Some(&p256_policy()),
-        PodLookup::NotRequired,
-    );
-    let Decision::Sign(plan) = d else {
-        panic!("{d:?}")
-    };
+    let plan = planned(&spec_with_stub(der));
     assert_eq!(
         plan.public_key_der,
         rcgen::PublicKeyData::subject_public_key_info(&key)
