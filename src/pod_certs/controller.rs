@@ -685,3 +685,26 @@ impl<T> Drop for AbortOnDrop<T> {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The v1beta1 watches close once no stub-less request has been seen for the idle time: idle
+    /// before any sighting, not idle right after one, idle again once the time has passed.
+    #[test]
+    fn stub_less_sightings_keep_the_v1beta1_watches_open_for_the_idle_time() {
+        let legacy = LegacySightings::default();
+        assert!(legacy.idle_for(LEGACY_IDLE), "nothing seen yet");
+        legacy.saw_one();
+        assert!(!legacy.idle_for(LEGACY_IDLE), "just seen");
+        assert!(!legacy.idle_for(Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(
+            legacy.idle_for(Duration::from_millis(20)),
+            "seen longer ago"
+        );
+        assert!(!legacy.idle_for(LEGACY_IDLE));
+        assert_eq!(LEGACY_IDLE, Duration::from_secs(15 * 60));
+    }
+}
