@@ -1316,3 +1316,57 @@ async fn an_issued_pod_certificate_is_audited_with_its_serial_identity_node_and_
         "no key material"
     );
 }
+
+/// With leader election on, only the Lease holder answers pod-certificate requests: the standby
+/// signs none while it waits, and once the leader stops it takes over and answers the next ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_lease_holder_answers_pod_certificates_and_the_standby_takes_over() {
+    let mut env = Env::start_with(Options {
+        authenticate: true,
+        leader_election: true,
+        pod_certificates: Some(signers()),
+        seed: Some(seed()),
+        ..Options::default()
+    })
+    .await;
+    kube_sim::wait_for(PATIENCE, || async {
+        env.lease_holder().as_deref() == Some("replica-a")
+    })
+    .await
+    .expect("replica-a leads");
+    let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
+    pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = env.sim.kubelet("node-1").await.unwrap();
+    let pc = source(PODS, KeyType::EcdsaP256, None);
+    const SIGNED: &str = "firefly_signer_sign{success=\"true\",type=\"PodCertificateRequest\"}";
+    for _ in 0..3 {
+        issued(&ask(&kubelet, "sandbox", "web-0", &pc).await);
+    }
+    assert_eq!(
+        counter(standby.metrics(), SIGNED),
+        0,
+        "the standby never signs"
+    );
+    let leader_signed = counter(env.controller.as_ref().unwrap().metrics(), SIGNED);
+    assert_eq!(leader_signed, 3, "the leader signed each request once");
+
+    env.stop_controller().await;
+    kube_sim::wait_for(PATIENCE, || async {
+        env.lease_holder().as_deref() == Some("replica-b")
+    })
+    .await
+    .expect("replica-b takes over");
+    let delivered = ask(&kubelet, "sandbox", "web-0", &pc).await;
+    judge(
+        &env,
+        &issued(&delivered),
+        "spiffe://cluster.local/ns/sandbox/sa/web",
+        86_400,
+    );
+    assert_eq!(
+        counter(standby.metrics(), SIGNED),
+        1,
+        "the new leader signs"
+    );
+    standby.shutdown().await;
+}
