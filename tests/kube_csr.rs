@@ -207,6 +207,15 @@ fn stored(env: &Env, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Waits until CSR `name` carries a certificate; `why` names the expectation on failure.
+async fn wait_certificate(env: &Env, name: &str, why: &str) {
+    kube_sim::wait_for(PATIENCE, || async {
+        stored(env, name)["status"].get("certificate").is_some()
+    })
+    .await
+    .expect(why);
+}
+
 fn failed(obj: &Value) -> Option<(String, String)> {
     let c = condition(obj, "Failed")?;
     Some((
@@ -380,13 +389,7 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
     // twice: the second CSR is answered from the cached review.
     let sandbox = create(&admin, workload(sandbox_signer), &[]).await;
     approve(&admin, &sandbox, "Approved").await;
-    kube_sim::wait_for(PATIENCE, || async {
-        stored(&env, &sandbox)["status"]
-            .get("certificate")
-            .is_some()
-    })
-    .await
-    .expect("the namespaced Issuer signs");
+    wait_certificate(&env, &sandbox, "the namespaced Issuer signs").await;
     let reviews = || env.sim.request_count("create", "subjectaccessreviews");
     let reviews_before = reviews();
     let sandbox_again = create(&admin, workload(sandbox_signer), &[]).await;
@@ -404,13 +407,7 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
             "{reason}: no certificate"
         );
     }
-    kube_sim::wait_for(PATIENCE, || async {
-        stored(&env, &sandbox_again)["status"]
-            .get("certificate")
-            .is_some()
-    })
-    .await
-    .expect("the namespaced Issuer signs again");
+    wait_certificate(&env, &sandbox_again, "the namespaced Issuer signs again").await;
     // A review is cached per (requester, issuer) for 30 s: admin's second CSR asks none.
     assert!(reviews_before >= 2, "admin's and mallory's reviews");
     assert_eq!(
@@ -749,11 +746,7 @@ async fn a_csr_for_an_issuer_not_ready_waits_with_a_warning_and_no_write_then_is
 
     // The outage ends, the issuer is Ready again, and the waiting CSR is signed: one write.
     env.mock.set_faults(Default::default()).unwrap();
-    kube_sim::wait_for(PATIENCE, || async {
-        stored(&env, &name)["status"].get("certificate").is_some()
-    })
-    .await
-    .expect("signed once the issuer is Ready");
+    wait_certificate(&env, &name, "signed once the issuer is Ready").await;
     let chain = decoded_certificate(&stored(&env, &name));
     let v = openssl_verify(&chain, &env.root_pem(), "sslclient");
     assert!(v.ok, "openssl: {}", v.output);
@@ -846,13 +839,7 @@ async fn kubectl_certificate_approve_is_all_firefly_needs_to_sign() {
         "nothing is signed before the approval"
     );
     kubectl(&env, &["certificate", "approve", "my-csr"]);
-    kube_sim::wait_for(PATIENCE, || async {
-        stored(&env, "my-csr")["status"]
-            .get("certificate")
-            .is_some()
-    })
-    .await
-    .expect("signed once approved");
+    wait_certificate(&env, "my-csr", "signed once approved").await;
     let encoded = kubectl(
         &env,
         &[
