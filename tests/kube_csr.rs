@@ -789,24 +789,6 @@ async fn a_csr_for_an_issuer_still_not_ready_after_max_retry_duration_fails_issu
     assert_eq!(csrs_signed(&env), 0);
 }
 
-/// The real kubectl against the test's kube-sim (as its admin).
-fn kubectl(env: &Env, args: &[&str]) -> String {
-    let out = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(env.sim.kubeconfig_path())
-        .env_remove("KUBECONFIG")
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The manual flow of docs/kubernetes-csr.md with the real kubectl: `kubectl create`, `kubectl
 /// certificate approve`, and the certificate read back with `kubectl get csr -o jsonpath`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -830,7 +812,7 @@ async fn kubectl_certificate_approve_is_all_firefly_needs_to_sign() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("my-csr.json");
     std::fs::write(&file, serde_json::to_string(&request).unwrap()).unwrap();
-    kubectl(&env, &["create", "-f", file.to_str().unwrap()]);
+    env.kubectl(&["create", "-f", file.to_str().unwrap()], None);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         stored(&env, "my-csr")["status"]
@@ -838,10 +820,9 @@ async fn kubectl_certificate_approve_is_all_firefly_needs_to_sign() {
             .is_none(),
         "nothing is signed before the approval"
     );
-    kubectl(&env, &["certificate", "approve", "my-csr"]);
+    env.kubectl(&["certificate", "approve", "my-csr"], None);
     wait_certificate(&env, "my-csr", "signed once approved").await;
-    let encoded = kubectl(
-        &env,
+    let encoded = env.kubectl(
         &[
             "get",
             "csr",
@@ -849,6 +830,7 @@ async fn kubectl_certificate_approve_is_all_firefly_needs_to_sign() {
             "-o",
             "jsonpath={.status.certificate}",
         ],
+        None,
     );
     use base64::Engine as _;
     let chain = base64::engine::general_purpose::STANDARD

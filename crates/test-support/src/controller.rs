@@ -272,6 +272,43 @@ impl Env {
         (bootstrap, handle)
     }
 
+    /// The real kubectl against this environment's kube-sim (its kubeconfig, as its admin),
+    /// with `stdin` piped in when given; panics with kubectl's output unless it succeeds, and
+    /// returns its stdout.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(self.sim.kubeconfig_path())
+            .env_remove("KUBECONFIG")
+            .args(args);
+        let out = if let Some(input) = stdin {
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("kubectl runs");
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        } else {
+            cmd.output().expect("kubectl runs")
+        };
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
     /// The holder recorded on the leader Lease.
     pub fn lease_holder(&self) -> Option<String> {
         self.sim
