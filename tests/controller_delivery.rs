@@ -22,8 +22,8 @@ use firefly_core::issuance::{IssuanceRequest, Outcome};
 use futures::StreamExt as _;
 use kube_sim::FaultRule;
 use serde_json::json;
+use support::audit::AuditEvents;
 use support::controller::*;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 /// Requests naming this policy make the wrapped signer panic (a stand-in for a bug).
@@ -75,48 +75,6 @@ impl Authority for Wrapped {
     }
 }
 
-/// Counts `firefly::audit` lines by their message's first word.
-#[derive(Clone, Default)]
-struct AuditLines(Arc<std::sync::Mutex<HashMap<String, u64>>>);
-
-impl AuditLines {
-    /// Installs the counter as this test process's subscriber (before the environment, whose
-    /// own `try_init` then leaves it in place).
-    fn install() -> AuditLines {
-        let lines = AuditLines::default();
-        let layer = tracing_subscriber::filter::Targets::new()
-            .with_target("firefly::audit", tracing::Level::TRACE);
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_subscriber::Layer::with_filter(lines.clone(), layer));
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-        lines
-    }
-    fn count(&self, first_word: &str) -> u64 {
-        self.0.lock().unwrap().get(first_word).copied().unwrap_or(0)
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditLines {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        struct Message(String);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let mut m = Message(String::new());
-        event.record(&mut m);
-        let word = m.0.split([':', ' ']).next().unwrap_or("").to_owned();
-        *self.0.lock().unwrap().entry(word).or_default() += 1;
-    }
-}
-
 async fn start(
     env: &Env,
     client: kube::Client,
@@ -152,7 +110,7 @@ async fn env_with_wrapped(opts: Options, client_retries: bool) -> (Env, Arc<Wrap
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_controllers_that_both_lead_deliver_each_request_exactly_once() {
     const REQUESTS: usize = 1000;
-    let audit = AuditLines::install();
+    let audit = AuditEvents::install();
     let mut env = Env::start_with(Options {
         check_approval: false,
         audit_log: (true, false),

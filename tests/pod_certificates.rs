@@ -1199,53 +1199,11 @@ fn stored_pcr(sim: &KubeSim, ns: &str, name: &str) -> Option<Value> {
     sim.object("certificates.k8s.io", "podcertificaterequests", ns, name)
 }
 
-/// Every field of each `firefly::audit` event this test process logs.
-#[derive(Clone, Default)]
-struct AuditEvents(
-    std::sync::Arc<std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>>,
-);
-
-impl AuditEvents {
-    /// Installs the recorder as this test process's subscriber (before the environment, whose
-    /// own `try_init` then leaves it in place).
-    fn install() -> AuditEvents {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        let events = AuditEvents::default();
-        let filter = tracing_subscriber::filter::Targets::new()
-            .with_target("firefly::audit", tracing::Level::TRACE);
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::Layer::with_filter(events.clone(), filter),
-        );
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-        events
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditEvents {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Fields(std::collections::BTreeMap<String, String>);
-        impl tracing::field::Visit for Fields {
-            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                self.0.insert(field.name().to_owned(), value.to_owned());
-            }
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.insert(
-                    field.name().to_owned(),
-                    format!("{value:?}").trim_matches('"').to_owned(),
-                );
-            }
-        }
-        let mut fields = Fields(Default::default());
-        event.record(&mut fields);
-        self.0.lock().unwrap().push(fields.0);
-    }
-}
-
 /// An issued pod certificate is audited once: the leaf's serial, its SPIFFE ID, the node that
 /// asked (`system:node:<node>`) and the request's UID; no key material.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issued_pod_certificate_is_audited_with_its_serial_identity_node_and_request() {
-    let audit = AuditEvents::install();
+    let audit = support::audit::AuditEvents::install();
     let env = Env::start_with(Options {
         authenticate: true,
         pod_certificates: Some(signers()),
@@ -1276,16 +1234,7 @@ async fn an_issued_pod_certificate_is_audited_with_its_serial_identity_node_and_
         .unwrap()
         .to_owned();
 
-    let issued_lines = || {
-        audit
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.get("message").map(String::as_str) == Some("certificate issued"))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
+    let issued_lines = || audit.with_message("certificate issued");
     // The audit line follows the accepted write, which the kubelet may see first.
     let deadline = tokio::time::Instant::now() + WAIT;
     while issued_lines().is_empty() && tokio::time::Instant::now() < deadline {

@@ -14,6 +14,7 @@
 //!   mock, a real sub-CA and the controller in-process) and [`e2e`] (the stack the demo, the e2e
 //!   bench and the reliability suites drive, with latency and memory figures).
 
+pub mod audit;
 pub mod bootstrap;
 pub mod cluster;
 pub mod controller;
