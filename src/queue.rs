@@ -74,6 +74,58 @@ where
     (rx, task)
 }
 
+/// Where [`first_list_as_it_arrives`] is in a watch's life.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FirstList {
+    /// No list has started.
+    NotStarted,
+    /// The first list is arriving, and its objects go straight to the cache.
+    Arriving,
+    /// The first list ended (or failed and was restarted): events pass through unchanged.
+    Over,
+}
+
+/// Lets a door start on its first list's objects page by page, instead of after the last page.
+///
+/// kube-runtime's reflector gathers a list into a buffer and swaps it into the cache at the end,
+/// and the applier starts no reconcile before that swap: with 10,000 waiting requests the door sat
+/// idle for the whole list (20 pages) while a core was free. The cache is empty before the first
+/// list, so its objects can be inserted as they arrive instead; the swap only matters for later
+/// lists, where it removes what was deleted meanwhile. The first `Init` therefore becomes `Init`
+/// then `InitDone` (an empty cache, ready), its objects `Apply`, and its `InitDone` nothing. A
+/// first list that fails midway is restarted by the watcher with a new `Init`, which passes
+/// through: that list, like every later one, swaps in a complete cache and drops whatever the
+/// failed one had inserted.
+pub(crate) fn first_list_as_it_arrives<K, S>(
+    events: S,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    let mut state = FirstList::NotStarted;
+    events.flat_map(move |event| {
+        use watcher::Event::{Apply, Init, InitApply, InitDone};
+        let (first, second) = match (state, event) {
+            (FirstList::NotStarted, Ok(Init)) => {
+                state = FirstList::Arriving;
+                (Some(Ok(Init)), Some(Ok(InitDone)))
+            }
+            (FirstList::Arriving, Ok(InitApply(obj))) => (Some(Ok(Apply(obj))), None),
+            (FirstList::Arriving, Ok(InitDone)) => {
+                state = FirstList::Over;
+                (None, None)
+            }
+            (FirstList::Arriving, Ok(Init)) => {
+                state = FirstList::Over;
+                (Some(Ok(Init)), None)
+            }
+            (_, other) => (Some(other), None),
+        };
+        futures::stream::iter(first.into_iter().chain(second))
+    })
+}
+
 /// Runs `reconcile` as its own task (aborted if the caller is dropped); a panic comes back as
 /// its message.
 pub(crate) async fn in_own_task<T: Send + 'static>(
@@ -237,6 +289,107 @@ impl AnsweredCopies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::ResourceExt;
+
+    fn config_map(name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+        k8s_openapi::api::core::v1::ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn names(
+        store: &kube::runtime::reflector::Store<k8s_openapi::api::core::v1::ConfigMap>,
+    ) -> Vec<String> {
+        let mut names: Vec<String> = store.state().iter().map(|o| o.name_any()).collect();
+        names.sort();
+        names
+    }
+
+    /// The cache is ready, and holds each object of the first list, as soon as that object has
+    /// arrived: the applier may start on the first page while the next ones are still listed.
+    #[tokio::test]
+    async fn the_first_lists_objects_are_cached_as_they_arrive() {
+        use kube::runtime::WatchStreamExt;
+        use kube::runtime::watcher::Event;
+        let (tx, rx) = unbounded();
+        let writer = kube::runtime::reflector::store::Writer::default();
+        let store = writer.as_reader();
+        let applied = first_list_as_it_arrives(rx)
+            .reflect(writer)
+            .applied_objects();
+        futures::pin_mut!(applied);
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(config_map("a"))))
+            .unwrap();
+        let first = applied.next().await.unwrap().unwrap();
+        assert_eq!(first.name_any(), "a", "triggered before the list ends");
+        assert!(
+            futures::FutureExt::now_or_never(store.wait_until_ready()).is_some(),
+            "the cache is ready before the list ends"
+        );
+        assert_eq!(names(&store), ["a"]);
+        tx.unbounded_send(Ok(Event::InitApply(config_map("b"))))
+            .unwrap();
+        tx.unbounded_send(Ok(Event::InitDone)).unwrap();
+        tx.unbounded_send(Ok(Event::Apply(config_map("c"))))
+            .unwrap();
+        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "b");
+        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "c");
+        assert_eq!(names(&store), ["a", "b", "c"]);
+
+        // A later list swaps in a complete cache: what was deleted meanwhile goes.
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(config_map("c"))))
+            .unwrap();
+        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "c");
+        assert_eq!(names(&store), ["a", "b", "c"], "kept until the list ends");
+        tx.unbounded_send(Ok(Event::InitDone)).unwrap();
+        tx.unbounded_send(Ok(Event::Apply(config_map("d"))))
+            .unwrap();
+        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "d");
+        assert_eq!(names(&store), ["c", "d"]);
+    }
+
+    /// A first list that fails midway is listed again in full, and that list replaces what the
+    /// failed one had cached.
+    #[tokio::test]
+    async fn a_failed_first_list_is_replaced_by_the_next_one() {
+        use kube::runtime::WatchStreamExt;
+        use kube::runtime::watcher::Event;
+        let (tx, rx) = unbounded();
+        let writer = kube::runtime::reflector::store::Writer::default();
+        let store = writer.as_reader();
+        let applied = first_list_as_it_arrives(rx)
+            .reflect(writer)
+            .applied_objects();
+        futures::pin_mut!(applied);
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(config_map("gone"))))
+            .unwrap();
+        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "gone");
+        tx.unbounded_send(Err(watcher::Error::NoResourceVersion))
+            .unwrap();
+        assert!(applied.next().await.unwrap().is_err());
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(config_map("kept"))))
+            .unwrap();
+        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "kept");
+        assert_eq!(
+            names(&store),
+            ["gone"],
+            "the failed list's cache until the new one ends"
+        );
+        tx.unbounded_send(Ok(Event::InitDone)).unwrap();
+        tx.unbounded_send(Ok(Event::Apply(config_map("new"))))
+            .unwrap();
+        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "new");
+        assert_eq!(names(&store), ["kept", "new"]);
+    }
 
     #[test]
     fn an_answered_copy_is_skipped_until_a_newer_one_or_the_settle_time() {

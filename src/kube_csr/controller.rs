@@ -24,7 +24,8 @@ use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
 use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
 use crate::metrics::Metrics;
 use crate::queue::{
-    ANSWER_SETTLE, AnsweredCopies, drain_until_stopped, in_own_task, triggers_from,
+    ANSWER_SETTLE, AnsweredCopies, drain_until_stopped, first_list_as_it_arrives, in_own_task,
+    triggers_from,
 };
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::issuance::{Outcome, options_with_minimum};
@@ -104,7 +105,7 @@ pub async fn run(
     let (reader, writer) = reflector::store();
     let objects = reflector(
         writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
+        first_list_as_it_arrives(watcher(api, watcher::Config::default()).default_backoff()),
     )
     .applied_objects();
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));

@@ -35,7 +35,9 @@ use crate::issuer::controller::Clock;
 use crate::issuer::controller::report::{issue_counted, publish_event};
 use crate::issuer::decide::EventNote;
 use crate::metrics::Metrics;
-use crate::queue::{ANSWER_SETTLE, AnsweredCopies, in_own_task, triggers_from};
+use crate::queue::{
+    ANSWER_SETTLE, AnsweredCopies, first_list_as_it_arrives, in_own_task, triggers_from,
+};
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::ca::IssueOptions;
 use firefly_core::issuance::{IssuanceRequest, Outcome, Scope, Subject};
@@ -428,7 +430,10 @@ async fn watch_one(
     let config = watcher::Config::default().fields(&format!("spec.signerName={signer_name}"));
     let writer = reflector::store::Writer::new(ctx.resource.clone());
     let reader = writer.as_reader();
-    let stream = reflector(writer, watcher(api, config).default_backoff())
+    let stream = reflector(
+        writer,
+        first_list_as_it_arrives(watcher(api, config).default_backoff()),
+    )
         .inspect(move |event| {
             if let Err(e) = event {
                 if is_not_found(e) {

@@ -28,9 +28,10 @@ where
     S: Stream<Item = Result<watcher::Event<CertificateRequest>, watcher::Error>> + Send,
 {
     let slim_group = group.clone();
-    events
+    let kept = events
         .try_filter_map(move |ev| future::ready(Ok(keep_actionable(ev, &group))))
-        .modify(move |cr| slim_for_cache(cr, &slim_group))
+        .modify(move |cr| slim_for_cache(cr, &slim_group));
+    crate::queue::first_list_as_it_arrives(kept)
         .reflect(writer)
         .inspect_ok(move |ev| {
             if let watcher::Event::Delete(cr) = ev {
