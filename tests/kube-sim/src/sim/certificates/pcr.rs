@@ -1,6 +1,7 @@
 //! PodCertificateRequest (v1beta1, v1): spec validation per release, proof of possession, the stub
 //! PKCS#10, NodeRestriction, immutable spec, the status rules and the `sign` check.
 
+use super::certificate_parses;
 use super::crypto;
 use super::{
     Causes, ResourceDef, Store, bytes_at, forbidden, is_dns_subdomain, is_kubernetes_signer, may,
@@ -598,6 +599,8 @@ fn issued(c: &mut Causes<'_>, old: &Value, st: &Value) {
             return;
         }
     };
+    // The leaf is parsed once and kept; the intermediates repeat from answer to answer.
+    let mut leaf = None;
     for (i, b) in blocks.iter().enumerate() {
         if b.tag != "CERTIFICATE" {
             c.invalid(
@@ -607,7 +610,15 @@ fn issued(c: &mut Causes<'_>, old: &Value, st: &Value) {
             );
             return;
         }
-        if x509_parser::parse_x509_certificate(&b.der).is_err() {
+        let parses = if i == 0 {
+            leaf = x509_parser::parse_x509_certificate(&b.der)
+                .ok()
+                .map(|(_, cert)| cert);
+            leaf.is_some()
+        } else {
+            certificate_parses(&b.der)
+        };
+        if !parses {
             c.invalid(
                 "status.certificateChain",
                 "<chain>",
@@ -616,7 +627,7 @@ fn issued(c: &mut Causes<'_>, old: &Value, st: &Value) {
             return;
         }
     }
-    let Ok((_, leaf)) = x509_parser::parse_x509_certificate(&blocks[0].der) else {
+    let Some(leaf) = leaf else {
         return;
     };
     if let Ok(Some(san)) = leaf.subject_alternative_name() {
