@@ -273,14 +273,11 @@ fn plain_pem_blocks(text: &str) -> Option<Vec<Block>> {
             .or_else(|| after_tag.strip_prefix('\n'))?;
         let end_marker = format!("-----END {tag}-----");
         let (body, after_end) = body_start.split_once(end_marker.as_str())?;
-        // One pass: check each byte and keep the base64 ones.
+        // The lines without their line breaks; anything else that is not base64 (a header, a
+        // space) fails the decoding, and the general parser judges the text.
         let mut b64 = Vec::with_capacity(body.len());
-        for &b in body.as_bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') {
-                b64.push(b);
-            } else if !matches!(b, b'\n' | b'\r') {
-                return None;
-            }
+        for line in body.split('\n') {
+            b64.extend_from_slice(line.strip_suffix('\r').unwrap_or(line).as_bytes());
         }
         let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
         blocks.push(Block {
