@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ApplierConfig};
@@ -103,11 +103,13 @@ pub async fn run(
         answered: AnsweredCopies::default(),
     });
     let (reader, writer) = reflector::store();
-    let objects = reflector(
-        writer,
-        first_list_as_it_arrives(watcher(api, watcher::Config::default()).default_backoff()),
-    )
-    .applied_objects();
+    // The cache holds only CSRs the door may still serve: one that gets its certificate (our
+    // answer), fails or is denied leaves it as if deleted, and other signers' CSRs never enter.
+    let group = ctx.door.settings.decide.group_name.clone();
+    let pending = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .try_filter_map(move |event| futures::future::ready(Ok(keep_servable(event, &group))));
+    let objects = reflector(writer, first_list_as_it_arrives(pending)).applied_objects();
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     // The watch is read in its own task and each reconcile runs as its own task (see
     // crate::queue): the cache follows our writes and signing uses every worker thread.
@@ -146,6 +148,21 @@ fn error_policy(
     // No per-CSR failure count: a failed write is retried after the first step of the shared
     // backoff (the watch re-triggers a CSR that changed meanwhile).
     Action::requeue(retry_after_failed_reconcile(1, jitter(), None))
+}
+
+/// Rewrites a watch event so the door's cache holds only CSRs it may still serve (see
+/// [`decide::never_served`]): such a CSR's change is a removal, and a listed one is left out.
+fn keep_servable(
+    event: watcher::Event<CertificateSigningRequest>,
+    group: &str,
+) -> Option<watcher::Event<CertificateSigningRequest>> {
+    match event {
+        watcher::Event::Apply(csr) if decide::never_served(&csr, group) => {
+            Some(watcher::Event::Delete(csr))
+        }
+        watcher::Event::InitApply(csr) if decide::never_served(&csr, group) => None,
+        other => Some(other),
+    }
 }
 
 async fn reconcile(

@@ -101,6 +101,16 @@ pub fn gate(csr: &CertificateSigningRequest, group: &str) -> Gate {
     }
 }
 
+/// Whether the door will never act on `csr`, whatever happens to it later: another signer's
+/// (the signer name is immutable), already carrying a certificate or Failed, or Denied (none of
+/// which the API server lets anyone undo). Such CSRs are kept out of the door's cache.
+pub fn never_served(csr: &CertificateSigningRequest, group: &str) -> bool {
+    matches!(
+        gate(csr, group),
+        Gate::Ignore(Ignored::NotOurs | Ignored::Terminal | Ignored::Denied)
+    )
+}
+
 /// The answer of the SubjectAccessReview a namespaced issuer needs (cert-manager's `reference`
 /// check), as the controller obtained it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -190,6 +190,27 @@ fn the_gate_leaves_untouched_what_is_not_ours_or_not_signable() {
 }
 
 #[test]
+fn only_csrs_that_can_still_be_served_stay_in_the_doors_cache() {
+    let kept = [
+        Csr::istiod(CLUSTER),
+        Csr::istiod(CLUSTER).approved(),
+        Csr::istiod("issuers.firefly.venafi.com/no-namespace"),
+    ];
+    for csr in kept {
+        assert!(!never_served(&csr.0, GROUP), "{:?}", csr.0.status);
+    }
+    let dropped = [
+        Csr::istiod(CLUSTER).condition("Denied"),
+        Csr::istiod(CLUSTER).approved().condition("Failed"),
+        Csr::istiod(CLUSTER).approved().certificate(),
+        Csr::istiod("kubernetes.io/kube-apiserver-client").approved(),
+    ];
+    for csr in dropped {
+        assert!(never_served(&csr.0, GROUP), "{:?}", csr.0);
+    }
+}
+
+#[test]
 fn a_malformed_signer_name_of_ours_fails_invalid_signer_name_once_approved() {
     let bad = "issuers.firefly.venafi.com/no-namespace";
     assert_eq!(
