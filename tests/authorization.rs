@@ -13,9 +13,21 @@ const TEAM_A_WORKLOAD: &str = "spiffe://cluster.local/ns/team-a/sa/web";
 
 /// An approved request in `team-a` for `spec` on the Issuer `team-a/firefly`, made by `username`.
 async fn team_a_request(env: &Env, spec: CsrSpec, username: &str) -> String {
+    team_a_request_to(env, spec, username, "Issuer", "firefly").await
+}
+
+/// An approved request in `team-a` for `spec` on the `kind` named `issuer`, made by `username`.
+async fn team_a_request_to(
+    env: &Env,
+    spec: CsrSpec,
+    username: &str,
+    kind: &str,
+    issuer: &str,
+) -> String {
     let (_key, csr) = spec.build();
     let spiffe = spec.uris.first().cloned().unwrap_or_default();
-    let mut req = RequestBuilder::istio("firefly", &csr, &spiffe);
+    let mut req = RequestBuilder::istio(issuer, &csr, &spiffe);
+    req.issuer_kind = Some(kind.into());
     if spec.uris.is_empty() {
         req = req.annotation("istio.cert-manager.io/identities", None);
     }
@@ -185,4 +197,77 @@ async fn an_issuer_limiting_its_policies_refuses_another_one() {
         "{message}"
     );
     assert_eq!(env.signed(), 0);
+}
+
+/// A ClusterIssuer is bound by the same rules as an Issuer: its lists narrow the global one (`[]`
+/// is nobody), `spec.allowedPolicies` limits the policy, and the namespace rule is keyed on the
+/// request's namespace, whichever issuer kind signs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_issuer_narrows_requesters_and_policies_and_keeps_the_namespace_rule() {
+    let env = Env::start_with(Options {
+        allowed_requesters: vec![ISTIO_CSR_SA.into(), AUTHOR.into()],
+        ..Options::default()
+    })
+    .await;
+    env.ready_issuer(
+        None,
+        "nobody",
+        json!({"defaultPolicyName": POLICY, "allowedRequesters": []}),
+    )
+    .await;
+    env.ready_issuer(
+        None,
+        "istio-csr-only",
+        json!({"defaultPolicyName": POLICY, "allowedRequesters": [ISTIO_CSR_SA], "allowedPolicies": ["another-policy"]}),
+    )
+    .await;
+    env.ready_issuer(
+        None,
+        "mesh",
+        json!({"defaultPolicyName": POLICY, "allowedRequesters": [ISTIO_CSR_SA]}),
+    )
+    .await;
+    let workload = || CsrSpec::workload(KeyKind::P256, TEAM_A_WORKLOAD);
+
+    let name = team_a_request_to(&env, workload(), ISTIO_CSR_SA, "ClusterIssuer", "nobody").await;
+    let message = refused_with(&env, &name, "RequesterNotAllowed").await;
+    assert!(message.contains(ISTIO_CSR_SA), "{message}");
+
+    // The author is on the global list, not on this ClusterIssuer's.
+    let name = team_a_request_to(&env, workload(), AUTHOR, "ClusterIssuer", "istio-csr-only").await;
+    let message = refused_with(&env, &name, "RequesterNotAllowed").await;
+    assert!(message.contains(AUTHOR), "{message}");
+
+    let name = team_a_request_to(
+        &env,
+        workload(),
+        ISTIO_CSR_SA,
+        "ClusterIssuer",
+        "istio-csr-only",
+    )
+    .await;
+    let message = refused_with(&env, &name, "PolicyDenied").await;
+    assert!(
+        message.contains("spec.allowedPolicies") && message.contains(POLICY),
+        "{message}"
+    );
+
+    let name = team_a_request_to(
+        &env,
+        CsrSpec::workload(KeyKind::P256, ISTIOD),
+        ISTIO_CSR_SA,
+        "ClusterIssuer",
+        "mesh",
+    )
+    .await;
+    let message = refused_with(&env, &name, "IdentityOutsideNamespace").await;
+    assert!(
+        message.contains(ISTIOD) && message.contains(TEAM_A),
+        "{message}"
+    );
+    assert_eq!(env.signed(), 0, "nothing was signed");
+
+    let name = team_a_request_to(&env, workload(), ISTIO_CSR_SA, "ClusterIssuer", "mesh").await;
+    env.wait_ready_reason(TEAM_A, &name, "Issued").await;
+    assert_eq!(env.signed(), 1);
 }
