@@ -43,8 +43,8 @@ const STEADY_SECS: u64 = 5;
 const P99_GOAL: Duration = Duration::from_millis(5);
 /// Requests retained for the resident-memory figure.
 const RETAINED: usize = 10_000;
-/// Goal: resident memory per retained request.
-const RSS_GOAL_BYTES: f64 = 2048.0;
+/// Goal: resident memory per retained request (DESIGN §6), once the burst's freed heap is back.
+const RSS_GOAL_BYTES: f64 = 1024.0;
 /// Upper bound of every wait, so a stuck run ends with an error instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(300);
 /// How long the requests sent after the large backlog may take.
@@ -789,11 +789,16 @@ async fn rss(csrs: &[Csr]) -> anyhow::Result<()> {
     }
     let cpu = e2e::cpu_seconds(pid)? - cpu_before;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let at_once = e2e::vm_rss_kib(pid)?;
+    // `firefly run` gives the burst's freed heap back once a 5 s window has been quiet (see
+    // src/heap.rs): the retained figure is read after that, as in the `large` phase.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let after = e2e::vm_rss_kib(pid)?;
+    let per_at_once = (at_once.saturating_sub(before) * 1024) as f64 / n as f64;
     let per = (after.saturating_sub(before) * 1024) as f64 / n as f64;
     println!(
-        "  VmRSS {before} KiB before, {after} KiB with {issued} Ready requests retained: {:.0} bytes per request (goal ≤ {RSS_GOAL_BYTES:.0}: {})",
-        per,
+        "  VmRSS {before} KiB before; 2 s after the last Ready {at_once} KiB ({per_at_once:.0} bytes per request); \
+         10 s later {after} KiB with {issued} Ready requests retained: {per:.0} bytes per request (goal ≤ {RSS_GOAL_BYTES:.0}: {})",
         verdict(per <= RSS_GOAL_BYTES)
     );
     println!(
