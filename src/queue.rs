@@ -74,28 +74,40 @@ where
     (rx, task)
 }
 
+/// How many objects of a door's first list are cached and queued as they arrive; the rest wait
+/// for the list's end (see [`first_list_as_it_arrives`]).
+pub(crate) const FIRST_LIST_EARLY: usize = 1_000;
+
 /// Where [`first_list_as_it_arrives`] is in a watch's life.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum FirstList {
+enum FirstList<K> {
     /// No list has started.
     NotStarted,
-    /// The first list is arriving, and its objects go straight to the cache.
-    Arriving,
+    /// The first list is arriving: `released` of its objects went straight to the cache, and
+    /// `held` wait for its end.
+    Arriving { released: usize, held: Vec<K> },
     /// The first list ended (or failed and was restarted): events pass through unchanged.
     Over,
 }
 
-/// Lets a door start on its first list's objects page by page, instead of after the last page.
+/// Lets a door start on its first list's first objects while the rest of the list arrives.
 ///
 /// kube-runtime's reflector gathers a list into a buffer and swaps it into the cache at the end,
 /// and the applier starts no reconcile before that swap: with 10,000 waiting requests the door sat
 /// idle for the whole list (20 pages) while a core was free. The cache is empty before the first
 /// list, so its objects can be inserted as they arrive instead; the swap only matters for later
 /// lists, where it removes what was deleted meanwhile. The first `Init` therefore becomes `Init`
-/// then `InitDone` (an empty cache, ready), its objects `Apply`, and its `InitDone` nothing. A
-/// first list that fails midway is restarted by the watcher with a new `Init`, which passes
-/// through: that list, like every later one, swaps in a complete cache and drops whatever the
-/// failed one had inserted.
+/// then `InitDone` (an empty cache, ready), and its first [`FIRST_LIST_EARLY`] objects `Apply`.
+///
+/// The others are held until the list's `InitDone`, then applied together. Answering everything
+/// as it arrives slowed a 100,000-object list, which then competed with our answers for the CPU,
+/// and the watch resumed after it from a resourceVersion that tens of thousands of our own writes
+/// had pushed out of the server's history: 410, a new list, and 800 lists for one backlog. A
+/// thousand early answers cover the time a list of a few tens of pages takes, and stay far inside
+/// any server's history.
+///
+/// A first list that fails midway is restarted by the watcher with a new `Init`, which passes
+/// through (the held objects are dropped: the new list brings them again): that list, like every
+/// later one, swaps in a complete cache and drops whatever the failed one had inserted.
 pub(crate) fn first_list_as_it_arrives<K, S>(
     events: S,
 ) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
@@ -106,23 +118,35 @@ where
     let mut state = FirstList::NotStarted;
     events.flat_map(move |event| {
         use watcher::Event::{Apply, Init, InitApply, InitDone};
-        let (first, second) = match (state, event) {
+        let out: Vec<Result<watcher::Event<K>, watcher::Error>> = match (&mut state, event) {
             (FirstList::NotStarted, Ok(Init)) => {
-                state = FirstList::Arriving;
-                (Some(Ok(Init)), Some(Ok(InitDone)))
+                state = FirstList::Arriving {
+                    released: 0,
+                    held: Vec::new(),
+                };
+                vec![Ok(Init), Ok(InitDone)]
             }
-            (FirstList::Arriving, Ok(InitApply(obj))) => (Some(Ok(Apply(obj))), None),
-            (FirstList::Arriving, Ok(InitDone)) => {
+            (FirstList::Arriving { released, held }, Ok(InitApply(obj))) => {
+                if *released < FIRST_LIST_EARLY {
+                    *released += 1;
+                    vec![Ok(Apply(obj))]
+                } else {
+                    held.push(obj);
+                    Vec::new()
+                }
+            }
+            (FirstList::Arriving { held, .. }, Ok(InitDone)) => {
+                let held = std::mem::take(held);
                 state = FirstList::Over;
-                (None, None)
+                held.into_iter().map(|obj| Ok(Apply(obj))).collect()
             }
-            (FirstList::Arriving, Ok(Init)) => {
+            (FirstList::Arriving { .. }, Ok(Init)) => {
                 state = FirstList::Over;
-                (Some(Ok(Init)), None)
+                vec![Ok(Init)]
             }
-            (_, other) => (Some(other), None),
+            (_, other) => vec![other],
         };
-        futures::stream::iter(first.into_iter().chain(second))
+        futures::stream::iter(out)
     })
 }
 
@@ -353,6 +377,48 @@ mod tests {
             .unwrap();
         assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "d");
         assert_eq!(names(&store), ["c", "d"]);
+    }
+
+    /// Past the first [`FIRST_LIST_EARLY`] objects, the first list's objects wait for its end: a
+    /// long list is not slowed by answers to it, nor followed by a watch resumed from a version
+    /// our own writes pushed out of the server's history.
+    #[tokio::test]
+    async fn past_the_early_objects_the_first_list_waits_for_its_end() {
+        use kube::runtime::WatchStreamExt;
+        use kube::runtime::watcher::Event;
+        let (tx, rx) = unbounded();
+        let writer = kube::runtime::reflector::store::Writer::default();
+        let store = writer.as_reader();
+        let applied = first_list_as_it_arrives(rx)
+            .reflect(writer)
+            .applied_objects();
+        futures::pin_mut!(applied);
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        for i in 0..FIRST_LIST_EARLY + 2 {
+            tx.unbounded_send(Ok(Event::InitApply(config_map(&format!("cm-{i:05}")))))
+                .unwrap();
+        }
+        for _ in 0..FIRST_LIST_EARLY {
+            applied.next().await.unwrap().unwrap();
+        }
+        assert_eq!(store.state().len(), FIRST_LIST_EARLY);
+        assert!(
+            futures::FutureExt::now_or_never(applied.next()).is_none(),
+            "the rest is held while the list goes on"
+        );
+        tx.unbounded_send(Ok(Event::InitDone)).unwrap();
+        let late: Vec<String> = vec![
+            applied.next().await.unwrap().unwrap().name_any(),
+            applied.next().await.unwrap().unwrap().name_any(),
+        ];
+        assert_eq!(
+            late,
+            [
+                format!("cm-{:05}", FIRST_LIST_EARLY),
+                format!("cm-{:05}", FIRST_LIST_EARLY + 1)
+            ]
+        );
+        assert_eq!(store.state().len(), FIRST_LIST_EARLY + 2);
     }
 
     /// A first list that fails midway is listed again in full, and that list replaces what the
