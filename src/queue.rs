@@ -76,7 +76,7 @@ where
 
 /// How many objects of a door's first list are cached and queued as they arrive; the rest wait
 /// for the list's end (see [`first_list_as_it_arrives`]).
-pub(crate) const FIRST_LIST_EARLY: usize = 10_000;
+pub(crate) const FIRST_LIST_EARLY: usize = 1_000;
 
 /// Where [`first_list_as_it_arrives`] is in a watch's life.
 enum FirstList<K> {
@@ -100,10 +100,10 @@ enum FirstList<K> {
 ///
 /// The others are held until the list's `InitDone`, then applied together. Answering everything
 /// as it arrives slowed a 100,000-object list, which then competed with our answers for the CPU,
-/// and the watch resumed after it from a resourceVersion that our own writes during the list had
-/// pushed out of the server's history (kube-sim keeps 20,000 events; kube-apiserver's watch cache
-/// grows to about 100,000): 410, a new list, and 801 lists instead of 401 for one backlog. Ten
-/// thousand early answers cover a 10,000-object list whole and bound our writes during any list.
+/// and the watch resumed after it from a resourceVersion that tens of thousands of our own writes
+/// had pushed out of the server's history: 410, a new list, and 800 lists for one backlog. A
+/// thousand early answers cover the time a list of a few tens of pages takes, and stay far inside
+/// any server's history.
 ///
 /// A first list that fails midway is restarted by the watcher with a new `Init`, which passes
 /// through (the held objects are dropped: the new list brings them again): that list, like every
