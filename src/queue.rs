@@ -326,6 +326,30 @@ mod tests {
         }
     }
 
+    type ConfigMap = k8s_openapi::api::core::v1::ConfigMap;
+
+    type Events =
+        futures::channel::mpsc::UnboundedSender<Result<watcher::Event<ConfigMap>, watcher::Error>>;
+    type Triggered =
+        std::pin::Pin<Box<dyn Stream<Item = Result<ConfigMap, watcher::Error>> + Send>>;
+
+    /// A door's watch path over a channel of watch events: the sender, the cache, and the
+    /// objects the queue is triggered with.
+    fn watched() -> (
+        Events,
+        kube::runtime::reflector::Store<ConfigMap>,
+        Triggered,
+    ) {
+        use kube::runtime::WatchStreamExt;
+        let (tx, rx) = unbounded();
+        let writer = kube::runtime::reflector::store::Writer::default();
+        let store = writer.as_reader();
+        let applied = first_list_as_it_arrives(rx)
+            .reflect(writer)
+            .applied_objects();
+        (tx, store, Box::pin(applied))
+    }
+
     fn names(
         store: &kube::runtime::reflector::Store<k8s_openapi::api::core::v1::ConfigMap>,
     ) -> Vec<String> {
@@ -338,15 +362,8 @@ mod tests {
     /// arrived: the applier may start on the first page while the next ones are still listed.
     #[tokio::test]
     async fn the_first_lists_objects_are_cached_as_they_arrive() {
-        use kube::runtime::WatchStreamExt;
         use kube::runtime::watcher::Event;
-        let (tx, rx) = unbounded();
-        let writer = kube::runtime::reflector::store::Writer::default();
-        let store = writer.as_reader();
-        let applied = first_list_as_it_arrives(rx)
-            .reflect(writer)
-            .applied_objects();
-        futures::pin_mut!(applied);
+        let (tx, store, mut applied) = watched();
         tx.unbounded_send(Ok(Event::Init)).unwrap();
         tx.unbounded_send(Ok(Event::InitApply(config_map("a"))))
             .unwrap();
@@ -384,15 +401,8 @@ mod tests {
     /// our own writes pushed out of the server's history.
     #[tokio::test]
     async fn past_the_early_objects_the_first_list_waits_for_its_end() {
-        use kube::runtime::WatchStreamExt;
         use kube::runtime::watcher::Event;
-        let (tx, rx) = unbounded();
-        let writer = kube::runtime::reflector::store::Writer::default();
-        let store = writer.as_reader();
-        let applied = first_list_as_it_arrives(rx)
-            .reflect(writer)
-            .applied_objects();
-        futures::pin_mut!(applied);
+        let (tx, store, mut applied) = watched();
         tx.unbounded_send(Ok(Event::Init)).unwrap();
         for i in 0..FIRST_LIST_EARLY + 2 {
             tx.unbounded_send(Ok(Event::InitApply(config_map(&format!("cm-{i:05}")))))
@@ -425,15 +435,8 @@ mod tests {
     /// failed one had cached.
     #[tokio::test]
     async fn a_failed_first_list_is_replaced_by_the_next_one() {
-        use kube::runtime::WatchStreamExt;
         use kube::runtime::watcher::Event;
-        let (tx, rx) = unbounded();
-        let writer = kube::runtime::reflector::store::Writer::default();
-        let store = writer.as_reader();
-        let applied = first_list_as_it_arrives(rx)
-            .reflect(writer)
-            .applied_objects();
-        futures::pin_mut!(applied);
+        let (tx, store, mut applied) = watched();
         tx.unbounded_send(Ok(Event::Init)).unwrap();
         tx.unbounded_send(Ok(Event::InitApply(config_map("gone"))))
             .unwrap();
