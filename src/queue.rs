@@ -101,9 +101,9 @@ enum FirstList<K> {
 /// The others are held until the list's `InitDone`, then applied together. Answering everything
 /// as it arrives slowed a 100,000-object list, which then competed with our answers for the CPU,
 /// and the watch resumed after it from a resourceVersion that tens of thousands of our own writes
-/// had pushed out of the server's history: 410, a new list, and 800 lists for one backlog. A
-/// thousand early answers cover the time a list of a few tens of pages takes, and stay far inside
-/// any server's history.
+/// had pushed out of kube-sim's 20,000-event history: 410, a new list, and 801 lists instead of
+/// 401 for one backlog. A thousand early answers cover the time a list of a few tens of pages
+/// takes, and bound our own writes during any list to a thousand.
 ///
 /// A first list that fails midway is restarted by the watcher with a new `Init`, which passes
 /// through (the held objects are dropped: the new list brings them again): that list, like every

@@ -1,11 +1,10 @@
 //! PodCertificateRequest (v1beta1, v1): spec validation per release, proof of possession, the stub
 //! PKCS#10, NodeRestriction, immutable spec, the status rules and the `sign` check.
 
-use super::certificate_parses;
 use super::crypto;
 use super::{
-    Causes, ResourceDef, Store, bytes_at, forbidden, is_dns_subdomain, is_kubernetes_signer, may,
-    name_of, parse_time, pem_blocks, str_at,
+    Causes, ResourceDef, Store, bytes_at, certificate_parses, forbidden, is_dns_subdomain,
+    is_kubernetes_signer, may, name_of, parse_time, pem_blocks, str_at,
 };
 use crate::sim::auth::Identity;
 use crate::sim::release::Release;
