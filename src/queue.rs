@@ -118,35 +118,36 @@ where
     let mut state = FirstList::NotStarted;
     events.flat_map(move |event| {
         use watcher::Event::{Apply, Init, InitApply, InitDone};
-        let out: Vec<Result<watcher::Event<K>, watcher::Error>> = match (&mut state, event) {
+        // At most one event, then any number: a plain event passes through without allocating.
+        let (first, rest): (Option<_>, Vec<_>) = match (&mut state, event) {
             (FirstList::NotStarted, Ok(Init)) => {
                 state = FirstList::Arriving {
                     released: 0,
                     held: Vec::new(),
                 };
-                vec![Ok(Init), Ok(InitDone)]
+                (Some(Ok(Init)), vec![Ok(InitDone)])
             }
             (FirstList::Arriving { released, held }, Ok(InitApply(obj))) => {
                 if *released < FIRST_LIST_EARLY {
                     *released += 1;
-                    vec![Ok(Apply(obj))]
+                    (Some(Ok(Apply(obj))), Vec::new())
                 } else {
                     held.push(obj);
-                    Vec::new()
+                    (None, Vec::new())
                 }
             }
             (FirstList::Arriving { held, .. }, Ok(InitDone)) => {
                 let held = std::mem::take(held);
                 state = FirstList::Over;
-                held.into_iter().map(|obj| Ok(Apply(obj))).collect()
+                (None, held.into_iter().map(|obj| Ok(Apply(obj))).collect())
             }
             (FirstList::Arriving { .. }, Ok(Init)) => {
                 state = FirstList::Over;
-                vec![Ok(Init)]
+                (Some(Ok(Init)), Vec::new())
             }
-            (_, other) => vec![other],
+            (_, other) => (Some(other), Vec::new()),
         };
-        futures::stream::iter(out)
+        futures::stream::iter(first.into_iter().chain(rest))
     })
 }
 

@@ -33,7 +33,7 @@ const SWEEP_FROM: usize = 1024;
 /// What a review is about: every field of the requester the review sends (an authorizer may
 /// decide on any of them, so two requesters that differ in one never share an answer) and the
 /// Issuer.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct Key {
     user: Option<String>,
     uid: Option<String>,
