@@ -4,7 +4,7 @@
 //! process; the backlog and steady phases also through the Kubernetes CertificateSigningRequest
 //! door, with istiod as the requester (`csr-backlog`, `csr-steady`), and through the
 //! PodCertificateRequest door with kube-sim's kubelets as the requesters (`pcr-backlog`,
-//! `pcr-steady`). Prints figures and ratios against the goals and writes docs/perf-backlog.svg
+//! `pcr-steady`); and a storm of refusals (`refusals`). Prints figures and ratios against the goals and writes docs/perf-backlog.svg
 //! and docs/perf-latency.svg (and docs/perf-csr-*.svg, docs/perf-pcr-*.svg). A missed goal is
 //! reported as missed, with the measured figure. Each phase runs in a fresh process of its own (see `run_phases_in_children`). The controller's CPU per
 //! issued request is set against the crypto floor measured in the same run: CSR signature verify
@@ -47,12 +47,15 @@ const RETAINED: usize = 10_000;
 const RSS_GOAL_BYTES: f64 = 1024.0;
 /// Upper bound of every wait, so a stuck run ends with an error instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(300);
+/// Requests in the refusal storm: a requester outside `controller.allowedRequesters` asks this
+/// many times; each refusal is one status write and one Warning event.
+const REFUSALS: usize = 20_000;
 /// How long the requests sent after the large backlog may take.
 const AFTER_BACKLOG_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The phases, in the order they run (`csr-`: the CertificateSigningRequest door; `pcr-`: the
 /// PodCertificateRequest door; the others drive the CertificateRequest door).
-const PHASES: [&str; 9] = [
+const PHASES: [&str; 10] = [
     "backlog",
     "steady",
     "low",
@@ -62,6 +65,7 @@ const PHASES: [&str; 9] = [
     "pcr-steady",
     "rss",
     "large",
+    "refusals",
 ];
 /// Set on the child process that runs one phase.
 const PHASE_ENV: &str = "FIREFLY_E2E_PHASE";
@@ -75,7 +79,7 @@ static ALLOCATOR: firefly_tlspc::bootstrap::locked_key::Allocator =
 fn main() -> ExitCode {
     let _ = firefly_tlspc::bootstrap::locked_key::prepare_allocator();
     // `cargo bench` passes `--bench`; a filter argument selects the phases whose names start with
-    // it (backlog, steady, low, csr-backlog, csr-steady, pcr-backlog, pcr-steady, rss, large;
+    // it (backlog, steady, low, csr-backlog, csr-steady, pcr-backlog, pcr-steady, rss, large, refusals;
     // `csr` and `pcr` select both phases of their door).
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -188,6 +192,9 @@ async fn run(phase: &str) -> anyhow::Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(LARGE_BACKLOG);
         large_backlog(&csrs, n).await?;
+    }
+    if wants("refusals") {
+        refusals(&csrs, REFUSALS).await?;
     }
     Ok(())
 }
@@ -760,6 +767,81 @@ async fn steady<D: Door>(
     let path = docs.join(D::CHARTS.1);
     std::fs::write(&path, svg)?;
     println!("  wrote {}", path.display());
+    ctl.shutdown().await;
+    drop(boot);
+    Ok(())
+}
+
+/// Refusal storm: `n` requests from a requester the controller does not allow wait, then the
+/// controller starts; time until all are Failed, per quarter, so a refusal that grows dearer as
+/// refusals pile up (events remembered without bound, say) shows as a slower last quarter.
+async fn refusals(csrs: &[Csr], n: usize) -> anyhow::Result<()> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    const INTRUDER: &str = "system:serviceaccount:sandbox:intruder";
+    println!(
+        "\n[refusals] {n} approved istio-csr requests from {INTRUDER} (not an allowed requester) waiting, then the controller starts"
+    );
+    let stack = e2e::Stack::start().await?;
+    let config = stack.write_config("bench", &e2e::ControllerKnobs::default())?;
+    let (boot, ctl) = stack.start_controller(&config, "warmup").await?;
+    IstioCsr::ready_issuer(&stack).await?;
+    ctl.shutdown().await;
+    drop(boot);
+
+    let api = stack.requests();
+    futures::stream::iter((0..n).map(|i| {
+        let (id, _, pem_text, _) = &csrs[i % csrs.len()];
+        let mut request = e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME);
+        request.spec.username = Some(INTRUDER.to_owned());
+        let api = api.clone();
+        async move { e2e::create_and_approve(&api, &request).await }
+    }))
+    .buffer_unordered(64)
+    .try_collect::<Vec<_>>()
+    .await?;
+    let tracker = e2e::ReadyTracker::start(api).await?;
+    let before = Calls::now(&stack.sim, IstioCsr::RESOURCE);
+    let events_before = stack.sim.request_count("create", "events");
+
+    let start = Instant::now();
+    let (boot, ctl) = stack.start_controller(&config, "bench").await?;
+    let mut quarters: Vec<f64> = Vec::new();
+    tracker
+        .wait_terminal(n, PATIENCE, |issued, failed| {
+            while quarters.len() < 4 && issued + failed >= n * (quarters.len() + 1) / 4 {
+                quarters.push(start.elapsed().as_secs_f64());
+            }
+        })
+        .await
+        .context("waiting for the refusals")?;
+    let all_done = start.elapsed().as_secs_f64();
+    let (issued, failed) = tracker.counts();
+    if issued > 0 {
+        bail!("{issued} requests from {INTRUDER} were issued");
+    }
+    let reason = tracker.first_failure().unwrap_or_default();
+    let calls = Calls::since(&stack.sim, IstioCsr::RESOURCE, before);
+    let events = stack.sim.request_count("create", "events") - events_before;
+    let per_quarter: Vec<String> = quarters
+        .iter()
+        .scan(0.0, |last, &t| {
+            let took = t - *last;
+            *last = t;
+            Some(format!("{took:.2} s"))
+        })
+        .collect();
+    println!(
+        "  all {failed} Failed {all_done:.2} s after the controller started = {:.0} refusals/s; each quarter took {} (a last quarter slower than the first means a refusal grows dearer); load average {}",
+        n as f64 / all_done.max(1e-9),
+        per_quarter.join(", "),
+        load_average()
+    );
+    println!(
+        "  per refusal: {:.3} status writes, {:.3} events created, {:.3} GETs; e.g. {reason}",
+        calls.writes as f64 / n as f64,
+        events as f64 / n as f64,
+        calls.gets as f64 / n as f64,
+    );
     ctl.shutdown().await;
     drop(boot);
     Ok(())

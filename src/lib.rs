@@ -18,6 +18,7 @@ pub mod admin;
 pub mod bootstrap;
 pub mod config;
 pub mod crd;
+pub mod events;
 mod heap;
 pub mod issuer;
 pub mod kube_csr;

@@ -572,3 +572,86 @@ async fn without_check_approval_unapproved_requests_are_signed() {
         "no approval was needed: {obj:#}"
     );
 }
+
+/// The controller's event recorder (every door's events go through it) against kube-sim: a
+/// repeat on the same object is a series of the first Event, another object gets its own Event,
+/// and a repeat whose Event is gone from the server creates a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_events_form_a_series_and_a_deleted_event_is_created_again() {
+    use firefly::events::EventRecorder;
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::api::{Api, DeleteParams, ListParams};
+    use kube::runtime::events::{Event, EventType, Reporter};
+
+    let sim = support::cluster::start_sim(&["apps"]).await.unwrap();
+    let client = sim.client().await.unwrap();
+    let recorder = EventRecorder::new(
+        client.clone(),
+        Reporter {
+            controller: "firefly".into(),
+            instance: Some("firefly-0".into()),
+        },
+    );
+    let refusal = Event {
+        type_: EventType::Warning,
+        reason: "RequesterNotAllowed".into(),
+        note: Some("requester not in controller.allowedRequesters".into()),
+        action: "Sign".into(),
+        secondary: None,
+    };
+    let request = |name: &str| ObjectReference {
+        api_version: Some("cert-manager.io/v1".into()),
+        kind: Some("CertificateRequest".into()),
+        namespace: Some("apps".into()),
+        name: Some(name.into()),
+        uid: Some(format!("uid-{name}")),
+        ..ObjectReference::default()
+    };
+    let events: Api<K8sEvent> = Api::namespaced(client, "apps");
+    let about = |name: &'static str| {
+        let events = events.clone();
+        async move {
+            let mut found: Vec<K8sEvent> = events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                .collect();
+            found.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+            found
+        }
+    };
+
+    for _ in 0..3 {
+        recorder.publish(&refusal, &request("a")).await.unwrap();
+    }
+    recorder.publish(&refusal, &request("b")).await.unwrap();
+    let on_a = about("a").await;
+    assert_eq!(on_a.len(), 1, "one Event for three refusals: {on_a:#?}");
+    let series = on_a[0].series.as_ref().expect("a series");
+    assert_eq!(series.count, 3);
+    assert_eq!(on_a[0].reporting_controller.as_deref(), Some("firefly"));
+    assert_eq!(on_a[0].reporting_instance.as_deref(), Some("firefly-0"));
+    assert_eq!(on_a[0].type_.as_deref(), Some("Warning"));
+    let on_b = about("b").await;
+    assert_eq!(on_b.len(), 1);
+    assert!(on_b[0].series.is_none(), "b's first event is not a series");
+    assert_eq!(recorder.remembered(), 2);
+
+    let gone = on_a[0].metadata.name.clone().unwrap();
+    events
+        .delete(&gone, &DeleteParams::default())
+        .await
+        .unwrap();
+    recorder.publish(&refusal, &request("a")).await.unwrap();
+    let on_a = about("a").await;
+    assert_eq!(on_a.len(), 1, "{on_a:#?}");
+    assert_ne!(on_a[0].metadata.name.as_deref(), Some(gone.as_str()));
+    assert!(on_a[0].series.is_none(), "a new Event, not a series");
+    recorder.publish(&refusal, &request("a")).await.unwrap();
+    let on_a = about("a").await;
+    assert_eq!(on_a[0].series.as_ref().map(|s| s.count), Some(2));
+}

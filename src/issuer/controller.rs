@@ -9,7 +9,7 @@ use futures::{StreamExt, future, stream};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Config as ApplierConfig, ReconcileRequest};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector;
 use kube::runtime::{WatchStreamExt, applier, watcher};
 use tokio::sync::Notify;
@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use super::authority::Authority;
 use super::decide::{IssuerKind, Settings};
 use crate::crd::{CertificateRequest, ClusterIssuer, Issuer};
+use crate::events::EventRecorder;
 use crate::metrics::Metrics;
 use crate::queue::{OwnedTask, drain_until_stopped, in_own_task, triggers_from};
 use crate::rbac::{CERT_MANAGER, KubeCall};
@@ -101,7 +102,7 @@ struct Context {
     settings: ControllerSettings,
     authority: Arc<dyn Authority>,
     metrics: Metrics,
-    recorder: Recorder,
+    recorder: EventRecorder,
     client: kube::Client,
     issuers: IssuerCaches,
     /// Consecutive failed reconciles per request (backoff, panic bound).
@@ -169,7 +170,7 @@ pub async fn run(
             kind: "ClusterIssuer",
         })?;
 
-    let recorder = Recorder::new(
+    let recorder = EventRecorder::new(
         client.clone(),
         Reporter {
             controller: "firefly".into(),

@@ -12,11 +12,11 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ApplierConfig};
-use kube::runtime::events::Recorder;
 use kube::runtime::{WatchStreamExt as _, applier, reflector, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::decide::{self, Decision, Gate, IssuerView, Reference};
+use crate::events::EventRecorder;
 use crate::issuer::authority::{Authority, Issued};
 use crate::issuer::controller::report::{issue_counted, publish_event};
 use crate::issuer::controller::retries::jitter;
@@ -59,7 +59,7 @@ pub struct CsrDoor {
     /// The process's metrics.
     pub metrics: Metrics,
     /// Publishes events on the CSRs.
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     /// The issuer caches the CertificateRequest controller fills.
     pub issuers: IssuerCaches,
     /// The clock decisions read.

@@ -17,7 +17,6 @@ use futures::StreamExt;
 use kube::api::{Api, ApiResource};
 use kube::core::{DynamicResourceScope, ObjectMeta};
 use kube::runtime::controller::{Action, Config as ApplierConfig};
-use kube::runtime::events::Recorder;
 use kube::runtime::{WatchStreamExt, applier, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Deserialize;
@@ -30,6 +29,7 @@ use super::decide::{
 use super::pods::PodCache;
 use crate::admin::ReadinessDetails;
 use crate::config::PodCertificatesConfig;
+use crate::events::EventRecorder;
 use crate::issuer::authority::{Authority, Issued};
 use crate::issuer::controller::Clock;
 use crate::issuer::controller::report::{issue_counted, publish_event};
@@ -119,7 +119,7 @@ pub struct PcrDoor {
     /// The process's metrics.
     pub metrics: Metrics,
     /// Publishes events on the requests.
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     /// The clock decisions read.
     pub clock: Clock,
 }

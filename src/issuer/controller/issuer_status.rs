@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use tokio::sync::Notify;
@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use super::report::truncate;
 use super::{Applied, ApplyMetadata, Clock, Context, apply_guarded};
 use crate::crd::{ClusterIssuer, Issuer, IssuerStatus};
+use crate::events::EventRecorder;
 use crate::issuer::authority::Authority;
 use crate::issuer::decide::desired_issuer_condition;
 use crate::metrics::Metrics;
@@ -77,7 +78,7 @@ pub(super) struct IssuerStatusLoop {
     pub(super) cluster_issuers: Store<ClusterIssuer>,
     pub(super) authority: Arc<dyn Authority>,
     pub(super) metrics: Metrics,
-    pub(super) recorder: Recorder,
+    pub(super) recorder: EventRecorder,
     pub(super) field_manager: String,
     /// Woken by every issuer change.
     pub(super) changed: Arc<Notify>,

@@ -6,12 +6,13 @@
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
 use super::apply::FRONT_DOOR;
 use super::{Context, EVENT_TIMEOUT};
 use crate::crd::CertificateRequest;
+use crate::events::EventRecorder;
 use crate::issuer::authority::{Authority, Issued};
 use crate::issuer::decide::{self, EventNote, StatusUpdate};
 use crate::rbac::{KubeCall, RECORDER_CALLS};
@@ -130,7 +131,7 @@ pub(crate) fn issue_counted(
 
 /// Publishes `note` as an event on the object `regarding`: best effort, a failure is logged.
 pub(crate) async fn publish_event(
-    recorder: &Recorder,
+    recorder: &EventRecorder,
     note: &EventNote,
     regarding: &ObjectReference,
 ) {
@@ -152,7 +153,7 @@ pub(crate) async fn publish_event(
 /// reconcile (and the object's next decision) or the issuer status loop behind it. Best effort:
 /// a failure or a timeout is logged.
 pub(crate) async fn publish_bounded(
-    recorder: &Recorder,
+    recorder: &EventRecorder,
     event: &Event,
     regarding: &ObjectReference,
 ) {
