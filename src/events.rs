@@ -124,7 +124,7 @@ impl EventRecorder {
             note: event.note.clone(),
             metadata: ObjectMeta {
                 namespace: Some(namespace.to_owned()),
-                name: Some(format!("{base}.{:x}", now.as_nanosecond())),
+                name: Some(event_name(base, now.as_nanosecond())),
                 ..ObjectMeta::default()
             },
             reporting_controller: Some(self.reporter.controller.clone()),
@@ -144,6 +144,27 @@ impl EventRecorder {
             ..K8sEvent::default()
         }
     }
+}
+
+/// `<object name>.<time in hex nanoseconds>`, the object's name shortened when needed so the
+/// whole stays a valid name (a DNS subdomain of at most 253 characters): the event libraries'
+/// plain concatenation gives a name the API server refuses for an object named with more than
+/// about 236 characters, and that object's events were lost.
+fn event_name(object: &str, nanos: i128) -> String {
+    const MAX_NAME: usize = 253;
+    let suffix = format!(".{nanos:x}");
+    let room = MAX_NAME.saturating_sub(suffix.len());
+    let mut end = object.len().min(room);
+    while !object.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut base = object[..end].to_owned();
+    // A name's labels end with an alphanumeric character.
+    while base.ends_with(['.', '-']) {
+        base.pop();
+    }
+    base.push_str(&suffix);
+    base
 }
 
 /// What makes two events the same for a series, as Kubernetes' event libraries decide it: type,
@@ -323,6 +344,26 @@ mod tests {
 
     fn memory(capacity: usize) -> SeriesMemory {
         SeriesMemory::new(capacity, Duration::from_secs(360))
+    }
+
+    #[test]
+    fn an_events_name_is_a_valid_name_whatever_the_objects_length() {
+        assert_eq!(
+            event_name("istio-csr-x7k2p", 0x1a2b),
+            "istio-csr-x7k2p.1a2b"
+        );
+        let nanos = 1_796_000_000_000_000_000_i128;
+        // A request named with 253 characters, the longest name the API server accepts.
+        let long = format!("{}-{}", "a".repeat(200), "b".repeat(52));
+        let name = event_name(&long, nanos);
+        assert_eq!(name.len(), 253, "{name}");
+        assert!(name.ends_with(&format!(".{nanos:x}")));
+        assert!(name.starts_with(&"a".repeat(200)));
+        // A cut that would leave a label ending in '-' or '.' drops those characters.
+        let dashed = format!("{}-{}", "a".repeat(235), "b".repeat(17));
+        let name = event_name(&dashed, nanos);
+        assert!(!name.contains("-."), "{name}");
+        assert!(name.len() <= 253);
     }
 
     #[test]
