@@ -8,6 +8,7 @@ pub mod crd_checks;
 pub mod events;
 pub mod faults;
 pub mod field_validation;
+pub mod json_out;
 pub mod partial;
 pub mod protobuf;
 pub mod rbac;

@@ -1018,8 +1018,7 @@ impl Store {
         v.extend_from_slice(etype.as_str().as_bytes());
         v.extend_from_slice(b"\",\"object\":");
         let start = v.len();
-        serde_json::to_writer(&mut v, obj)
-            .map_err(|e| ApiError::internal(format!("serializing the object: {e}")))?;
+        super::json_out::write(&mut v, obj);
         let end = v.len();
         v.extend_from_slice(b"}\n");
         let line = Bytes::from(v);
