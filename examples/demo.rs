@@ -4,7 +4,8 @@
 //! issued to istiod acting as registration authority through the Kubernetes CSR API, and the
 //! throughput and latency figures. A second act has kubelets (kube-sim's, as `system:node:<n>`)
 //! request pod certificates for 1,000 pods from the same controller through the
-//! PodCertificateRequest API: one credential bundle decoded and verified against the root, and
+//! PodCertificateRequest API: one credential bundle decoded and verified against the signer's
+//! ClusterTrustBundle (which the controller publishes), and
 //! throughput. Exits non-zero with the reason
 //! on any failure.
 //!
@@ -91,11 +92,24 @@ async fn demo() -> anyhow::Result<()> {
     let t = Instant::now();
     let knobs = e2e::ControllerKnobs {
         certificate_signing_requests: true,
-        pod_certificates: Some(support::pods::signer_config()),
+        // The signer also publishes its ClusterTrustBundle, which act 2's pod trusts.
+        pod_certificates: Some(format!(
+            "{}        clusterTrustBundle: true\n",
+            support::pods::signer_config()
+        )),
         ..e2e::ControllerKnobs::default()
     };
     let config_path = stack.write_config("demo", &knobs)?;
     let (bootstrap, controller) = stack.start_controller(&config_path, "demo").await?;
+    // As `firefly run` does: the roots pods trust, as ClusterTrustBundles, while this replica leads.
+    let config = firefly::config::Config::load(&config_path)?;
+    let _trust_bundles = firefly::trust_bundle::publish::start_for(
+        &config.controller.pod_certificates,
+        stack.client.clone(),
+        bootstrap.trust_anchors_der(),
+        firefly::admin::ReadinessDetails::default(),
+        controller.leadership(),
+    );
     stack.create_issuer().await?;
     stack.wait_issuer_ready(PATIENCE).await?;
     println!(
@@ -298,7 +312,7 @@ async fn istiod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
 /// Act 2: kubelets (kube-sim's, each as `system:node:<n>` with node credentials) request a pod
 /// certificate for each of `PODS` pods exactly as the kubelet's `podCertificate` projected volume
 /// does; the same controller signs them. One credential bundle is decoded and verified against
-/// the root; then throughput and API calls.
+/// the signer's ClusterTrustBundle; then throughput and API calls.
 async fn pod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
     use futures::{StreamExt as _, TryStreamExt as _};
     use support::pods;
@@ -392,19 +406,35 @@ async fn pod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
     let key = rcgen::KeyPair::try_from(sample.key_pkcs8.as_slice())
         .context("the pod's key does not parse")?;
     let identity = pods::spiffe_id(i);
+    // What the pod trusts: the signer's ClusterTrustBundle, as a `clusterTrustBundle` projection
+    // (by signerName and the label) gives it, not the root act 1 read from the request.
+    let (bundle_name, anchors_pem) = trust_bundle_of(stack, pods::SIGNER).await?;
+    let anchors = pem::parse_many(&anchors_pem).context("the ClusterTrustBundle is not PEM")?;
+    println!(
+        "      ClusterTrustBundle {bundle_name} (signer {}, label {}={}): {} trust anchor(s){}",
+        pods::SIGNER,
+        firefly::trust_bundle::LABEL_KEY,
+        firefly::trust_bundle::LABEL_VALUE,
+        anchors.len(),
+        if anchors_pem.trim() == root_pem.trim() {
+            ", the root of act 1"
+        } else {
+            ""
+        }
+    );
     let report = e2e::verify_chain_in_process(
         chain_pem,
-        root_pem,
+        &anchors_pem,
         &identity,
         &rcgen::PublicKeyData::subject_public_key_info(&key),
         SystemTime::now(),
     )
-    .context("in-process verification of the pod certificate")?;
+    .context("in-process verification of the pod certificate against the ClusterTrustBundle")?;
     println!(
-        "      in-process verification: OK up to the same root, leaf key = the pod's key, URI SAN {}",
+        "      in-process verification: OK up to the ClusterTrustBundle's anchor, leaf key = the pod's key, URI SAN {}",
         report.spiffe_id
     );
-    print_openssl_verify(chain_pem, root_pem)?;
+    print_openssl_verify(chain_pem, &anchors_pem)?;
     let summary = e2e::summarize(&mut latencies);
     println!(
         "      issued {issued} / {PODS} in {:.2} s (first kubelet request → last Issued): {:.0} pod certificates/s",
@@ -423,6 +453,35 @@ async fn pod_act(stack: &e2e::Stack, root_pem: &str) -> anyhow::Result<()> {
         (writes as f64 - PODS as f64) / PODS as f64
     );
     Ok(())
+}
+
+/// The name and PEM of the ClusterTrustBundle the controller publishes for `signer`, once it
+/// exists; checked as a pod's projection selects it (`spec.signerName`, the root label).
+async fn trust_bundle_of(stack: &e2e::Stack, signer: &str) -> anyhow::Result<(String, String)> {
+    let name = firefly::trust_bundle::bundle_name(signer);
+    let group = "certificates.k8s.io";
+    kube_sim::wait_for(PATIENCE, || async {
+        stack
+            .sim
+            .object(group, "clustertrustbundles", "", &name)
+            .is_some()
+    })
+    .await
+    .with_context(|| format!("the controller did not publish the ClusterTrustBundle {name}"))?;
+    let bundle = stack
+        .sim
+        .object(group, "clustertrustbundles", "", &name)
+        .with_context(|| format!("the ClusterTrustBundle {name} is gone"))?;
+    let label = &bundle["metadata"]["labels"][firefly::trust_bundle::LABEL_KEY];
+    if bundle["spec"]["signerName"] != signer || label != firefly::trust_bundle::LABEL_VALUE {
+        bail!(
+            "the ClusterTrustBundle {name} would not be selected by signer {signer} and its label: {bundle:#}"
+        );
+    }
+    let pem = bundle["spec"]["trustBundle"]
+        .as_str()
+        .with_context(|| format!("the ClusterTrustBundle {name} has no spec.trustBundle"))?;
+    Ok((name, pem.to_owned()))
 }
 
 /// Creates and approves every request with `IN_FLIGHT` at once, counting them in `created`;
