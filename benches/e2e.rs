@@ -45,6 +45,9 @@ const P99_GOAL: Duration = Duration::from_millis(5);
 const RETAINED: usize = 10_000;
 /// Goal: resident memory per retained request (DESIGN §6), once the burst's freed heap is back.
 const RSS_GOAL_BYTES: f64 = 1024.0;
+/// Rounds of `RETAINED` requests in the rss phase: the goal is judged on the first; the others
+/// show whether memory grows with every request retained or stays at what one burst left.
+const RSS_ROUNDS: usize = 3;
 /// Upper bound of every wait, so a stuck run ends with an error instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(300);
 /// Requests in the refusal storm: a requester outside `controller.allowedRequesters` asks this
@@ -888,6 +891,29 @@ async fn rss(csrs: &[Csr]) -> anyhow::Result<()> {
         cpu * 1e6 / n as f64
     );
     print_cpu_against_floor(cpu * 1e6 / n as f64, csrs);
+    // More rounds of the same size tell memory that grows with the requests retained (each
+    // round adds as much as the first) from what one burst leaves behind once (later rounds add
+    // nothing). FIREFLY_E2E_RSS_ROUNDS sets how many rounds in all (default RSS_ROUNDS).
+    let rounds: usize = std::env::var("FIREFLY_E2E_RSS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RSS_ROUNDS);
+    let mut last = after;
+    for round in 2..=rounds {
+        create_approved(&door, csrs, 64).await?;
+        tracker
+            .wait_terminal(round * n, PATIENCE, |_, _| {})
+            .await?;
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let now = e2e::vm_rss_kib(pid)?;
+        println!(
+            "  round {round}: {} Ready requests retained, VmRSS {now} KiB: {:+.0} bytes per request of this round, {:.0} per request retained since the start",
+            round * n,
+            (now as f64 - last as f64) * 1024.0 / n as f64,
+            (now.saturating_sub(before) * 1024) as f64 / (round * n) as f64
+        );
+        last = now;
+    }
     child.start_kill()?;
     let _ = child.wait().await;
     Ok(())
