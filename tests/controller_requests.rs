@@ -371,6 +371,21 @@ async fn requester_not_allowed_fails_with_a_warning_event() {
     })
     .await
     .expect("Warning event RequesterNotAllowed");
+    // As an operator reads it (docs/operations.md, Events).
+    let events = env.kubectl(
+        &[
+            "events",
+            "-n",
+            NS,
+            "--for",
+            &format!("certificaterequest/{name}"),
+        ],
+        None,
+    );
+    assert!(
+        events.contains("Warning") && events.contains("RequesterNotAllowed"),
+        "{events}"
+    );
     let allowed = approved(&env, &workload_request(WORKLOAD)).await;
     env.wait_ready_reason(NS, &allowed, "Issued").await;
     assert_eq!(env.signed(), 1);
