@@ -61,6 +61,9 @@ pub struct StartOptions {
     pub clock: Option<Clock>,
     /// Metrics registry to use (to share with the bootstrap); default: a fresh one.
     pub metrics: Option<Metrics>,
+    /// How long the PodCertificateRequest door keeps its v1beta1 watches open after the last
+    /// request without a stub; default: 15 minutes (tests shorten it).
+    pub pod_certificates_stubless_idle: Option<std::time::Duration>,
 }
 
 /// The in-process entry point: the controller with its admin endpoints and leader election.
@@ -80,7 +83,8 @@ impl Controller {
         Self::start_with(config, client, authority, StartOptions::default()).await
     }
 
-    /// [`Controller::start`] with explicit identity, clock and metrics.
+    /// [`Controller::start`] with explicit identity, clock, metrics and pod-certificate watch
+    /// timing.
     ///
     /// # Errors
     /// As [`Controller::start`].
@@ -104,6 +108,7 @@ impl Controller {
             metrics,
             options.identity,
             options.clock,
+            options.pod_certificates_stubless_idle,
         )
     }
 
@@ -119,6 +124,7 @@ impl Controller {
         metrics: Metrics,
         identity: Option<String>,
         clock: Option<Clock>,
+        stubless_idle: Option<std::time::Duration>,
     ) -> Result<ControllerHandle, RunError> {
         admin.set_authority(authority.clone());
         let c = &config.controller;
@@ -128,10 +134,13 @@ impl Controller {
             .ok_or(RunError::Concurrency {
                 value: c.max_concurrent_reconciles,
             })?;
-        let pod_certificates = crate::pod_certs::controller::PodCertSettings::from_config(
+        let mut pod_certificates = crate::pod_certs::controller::PodCertSettings::from_config(
             &c.pod_certificates,
             admin.details(),
         );
+        if let (Some(pod), Some(idle)) = (pod_certificates.as_mut(), stubless_idle) {
+            pod.stubless_idle = idle;
+        }
         if let Some(pod) = &pod_certificates {
             let warnings = crate::pod_certs::decide::check_policies(&pod.signers, |name| {
                 authority.policy(name)
@@ -457,6 +466,7 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
         authority,
         admin,
         metrics,
+        None,
         None,
         None,
     )?;

@@ -785,6 +785,68 @@ async fn with_both_versions_served_each_request_is_answered_once_through_its_vie
     );
 }
 
+/// With both versions served, the v1beta1 watches close once no request without a stub has been
+/// seen for the idle time (15 minutes in production, 3 s here), stay closed, and open again
+/// for the next such request, which is then answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_v1beta1_watches_close_and_open_again_for_the_next_request_without_a_stub() {
+    let idle = Duration::from_secs(3);
+    let env = Env::start_with(Options {
+        authenticate: true,
+        pod_certificates: Some(signers()),
+        seed: Some(seed()),
+        kubernetes_release: Some(Release::V1_37),
+        certificates_v1beta1: true,
+        stubless_idle: Some(idle),
+        ..Options::default()
+    })
+    .await;
+    let signer_count = door_config().signers.len() as u64;
+    let lists = || env.sim.request_count("list", "podcertificaterequests");
+    let web = pod(&env.sim, "sandbox", "web-0", "node-1", "web");
+    kube_sim::wait_for(PATIENCE, || async { lists() == signer_count })
+        .await
+        .expect("the v1 watches list");
+
+    // Two at once: the second is seen while the watches are already opening or open.
+    for first in [
+        legacy_request(&env, "sandbox", &web).await,
+        legacy_request(&env, "sandbox", &web).await,
+    ] {
+        let (t, _, obj) = terminal(&env, "sandbox", &first).await;
+        assert_eq!(t, "Issued", "{obj}");
+    }
+    assert_eq!(lists(), 2 * signer_count, "v1beta1 opened once for both");
+    let open = readiness_line(&env, |l| l.contains("watching v1beta1 now")).await;
+    assert!(open.contains("watching v1beta1 now"), "{open}");
+
+    // Idle: the watches close (as /readyz says), and nothing opens them again on its own (not
+    // the wake-up the second request left while they were open).
+    let closed = readiness_line(&env, |l| !l.contains("watching v1beta1 now")).await;
+    assert!(
+        closed.contains("podCertificates:") && !closed.contains("watching v1beta1 now"),
+        "{closed}"
+    );
+    tokio::time::sleep(idle).await;
+    assert_eq!(
+        lists(),
+        2 * signer_count,
+        "no v1beta1 watch reopened without a new request"
+    );
+    let still = readiness_line(&env, |_| true).await;
+    assert!(!still.contains("watching v1beta1 now"), "{still}");
+
+    let second = legacy_request(&env, "sandbox", &web).await;
+    let (t, _, obj) = terminal(&env, "sandbox", &second).await;
+    assert_eq!(t, "Issued", "{obj}");
+    assert_eq!(
+        lists(),
+        3 * signer_count,
+        "the v1beta1 watches had closed and opened again for the second request"
+    );
+    assert_eq!(status_writes(&env), 3, "each request answered once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_the_api_readyz_names_the_feature_gate_and_certificate_requests_still_work() {
     let env = Env::start_with(Options {

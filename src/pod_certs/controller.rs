@@ -69,7 +69,8 @@ const REDISCOVER_AFTER: Duration = Duration::from_secs(30);
 /// With both versions served, how long the v1beta1 watches stay open after the last unanswered
 /// request without a stub was seen (kube-controller-manager deletes requests at 15 minutes).
 const LEGACY_IDLE: Duration = Duration::from_secs(15 * 60);
-/// How often the door looks whether the v1beta1 watches have been idle that long.
+/// How often, at most, the door looks whether the v1beta1 watches have been idle that long (a
+/// fifteenth of the idle time when that is shorter).
 const LEGACY_CHECK: Duration = Duration::from_secs(60);
 
 /// The door's settings (from `controller.podCertificates`).
@@ -79,6 +80,9 @@ pub struct PodCertSettings {
     pub signers: Vec<SignerSettings>,
     /// Where `/readyz` detail goes.
     pub details: ReadinessDetails,
+    /// With both versions served, how long the v1beta1 watches stay open after the last
+    /// unanswered request without a stub was seen: 15 minutes (tests shorten it).
+    pub stubless_idle: Duration,
 }
 
 impl PodCertSettings {
@@ -102,7 +106,11 @@ impl PodCertSettings {
                 })
             })
             .collect();
-        Some(PodCertSettings { signers, details })
+        Some(PodCertSettings {
+            signers,
+            details,
+            stubless_idle: LEGACY_IDLE,
+        })
     }
 }
 
@@ -322,13 +330,11 @@ where
             (true, false) => "v1",
             _ => "v1beta1",
         };
-        details.set(
-            READINESS_COMPONENT,
-            format!(
-                "serving signers {} through certificates.k8s.io/{versions}",
-                names.join(", ")
-            ),
+        let serving = format!(
+            "serving signers {} through certificates.k8s.io/{versions}",
+            names.join(", ")
         );
+        details.set(READINESS_COMPONENT, serving.clone());
         tracing::info!(signers = ?names, versions, "PodCertificateRequest door serving");
         let gone = Arc::new(Notify::new());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -373,8 +379,10 @@ where
             ));
         }
         // Both served: the v1beta1 watches open when a request without a stub is seen, and
-        // close once none has been seen for LEGACY_IDLE.
+        // close once none has been seen for `stubless_idle`.
         let on_demand = v1 && v1beta1;
+        let idle = shared.door.settings.stubless_idle;
+        let check_every = (idle / 15).min(LEGACY_CHECK);
         let mut legacy_stop: Option<tokio::sync::watch::Sender<bool>> = None;
         let stopped = loop {
             let drained = async { while watches.next().await.is_some() {} };
@@ -384,17 +392,30 @@ where
                 _ = gone.notified() => break false,
                 _ = &mut drained => break false,
                 _ = shared.legacy.seen.notified(), if on_demand && legacy_stop.is_none() => {
+                    // A sighting while the watches were open leaves a stored wake-up behind;
+                    // once they have closed for idleness that wake-up is stale, not a new request.
+                    if shared.legacy.idle_for(idle) {
+                        continue;
+                    }
                     tracing::info!("a PodCertificateRequest without a stub: watching v1beta1 too");
+                    details.set(
+                        READINESS_COMPONENT,
+                        format!(
+                            "{serving}; watching v1beta1 now: a request without a stub was seen less than {} s ago",
+                            idle.as_secs()
+                        ),
+                    );
                     let (tx, rx) = tokio::sync::watch::channel(false);
                     legacy_stop = Some(tx);
                     watches.extend(open("v1beta1", View::V1beta1 { v1_served: true }, rx));
                 }
-                _ = tokio::time::sleep(LEGACY_CHECK), if legacy_stop.is_some() => {
-                    if shared.legacy.idle_for(LEGACY_IDLE) {
-                        tracing::info!(idle_s = LEGACY_IDLE.as_secs(), "no PodCertificateRequest without a stub lately: closing the v1beta1 watches");
+                _ = tokio::time::sleep(check_every), if legacy_stop.is_some() => {
+                    if shared.legacy.idle_for(idle) {
+                        tracing::info!(idle_s = idle.as_secs(), "no PodCertificateRequest without a stub lately: closing the v1beta1 watches");
                         if let Some(tx) = legacy_stop.take() {
                             let _ = tx.send(true);
                         }
+                        details.set(READINESS_COMPONENT, serving.clone());
                     }
                 }
             }

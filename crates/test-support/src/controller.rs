@@ -54,6 +54,9 @@ pub struct Options {
     pub certificates_v1beta1: bool,
     /// kube-sim serves no PodCertificateRequest API (the feature gate off).
     pub pod_certificate_requests_off: bool,
+    /// How long the pod door's v1beta1 watches stay open after the last request without a stub
+    /// (`None`: the controller's 15 minutes).
+    pub stubless_idle: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -76,6 +79,7 @@ impl Default for Options {
             kubernetes_release: None,
             certificates_v1beta1: false,
             pod_certificate_requests_off: false,
+            stubless_idle: None,
         }
     }
 }
@@ -156,6 +160,8 @@ pub struct Env {
     pub config: Config,
     pub controller: Option<ControllerHandle>,
     pub dir: tempfile::TempDir,
+    /// [`Options::stubless_idle`], for every controller this environment starts.
+    pub stubless_idle: Option<std::time::Duration>,
 }
 
 impl Env {
@@ -223,6 +229,7 @@ impl Env {
             config,
             controller: None,
             dir,
+            stubless_idle: opts.stubless_idle,
         };
         env.start_controller().await;
         env
@@ -244,6 +251,7 @@ impl Env {
             self.authority.clone(),
             StartOptions {
                 identity: Some("replica-a".to_owned()),
+                pod_certificates_stubless_idle: self.stubless_idle,
                 ..StartOptions::default()
             },
         )
@@ -264,6 +272,7 @@ impl Env {
             Arc::new(bootstrap.signer()),
             StartOptions {
                 identity: Some(identity.to_owned()),
+                pod_certificates_stubless_idle: self.stubless_idle,
                 ..StartOptions::default()
             },
         )
