@@ -116,6 +116,7 @@ impl Controller {
     ///
     /// # Errors
     /// [`RunError::Concurrency`] for an unusable `maxConcurrentReconciles`.
+    #[allow(clippy::too_many_arguments)] // what `run` builds itself, then StartOptions' overrides one by one
     pub fn start_with_admin(
         config: &Config,
         client: kube::Client,
