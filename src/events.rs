@@ -107,8 +107,8 @@ impl EventRecorder {
         self.series.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The Event to create: named after the object and the time, as kubectl and the event
-    /// libraries name them, so `kubectl get events` sorts and reads as usual.
+    /// The Event to create: named after the object and the time, as client-go's and
+    /// kube-runtime's event libraries name theirs.
     fn new_event(&self, event: &Event, regarding: &ObjectReference, namespace: &str) -> K8sEvent {
         let now = k8s_openapi::jiff::Timestamp::now();
         let base = regarding
