@@ -871,10 +871,12 @@ impl Store {
     }
 
     /// Check kind/apiVersion/name and run CRD schema validation; returns warnings.
+    /// `old`: the stored copy, on an update.
     fn validate(
         &self,
         def: &ResourceDef,
         obj: &mut Value,
+        old: Option<&Value>,
         o: &WriteOpts,
     ) -> Result<Vec<String>, ApiError> {
         let name = meta_str(obj, "name").unwrap_or_default().to_string();
@@ -918,6 +920,9 @@ impl Store {
         }
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             causes.extend(super::crd_checks::check_crd(obj));
+        }
+        if def.plural == "events" && (def.group.is_empty() || def.group == "events.k8s.io") {
+            causes.extend(super::events::check(obj, old, def.group == "events.k8s.io"));
         }
         let mut unknown = Vec::new();
         if let Some(schema) = &def.compiled {
@@ -1109,7 +1114,7 @@ impl Store {
         if let Some(a) = self.admission.get() {
             a.create(self, def, ns, &mut obj, o)?;
         }
-        let warnings = self.validate(def, &mut obj, o)?;
+        let warnings = self.validate(def, &mut obj, None, o)?;
         let coll = &def.coll;
         let mut inner = coll.inner.write();
         let mut name = name;
@@ -1669,7 +1674,7 @@ impl Store {
         if let Some(a) = self.admission.get() {
             a.update(self, def, &old.obj, &mut new, o)?;
         }
-        let warnings = self.validate(def, &mut new, o)?;
+        let warnings = self.validate(def, &mut new, Some(&old.obj), o)?;
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             let keep = old.obj.get("status").cloned();
             self.builtin_defaults(def, &mut new, o);
