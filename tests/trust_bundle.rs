@@ -452,12 +452,16 @@ fn ctb_resource() -> kube::api::ApiResource {
 /// written, then what is published; nothing is started without a bundle signer.
 #[tokio::test]
 async fn the_readiness_line_says_what_is_published() {
-    let sim = KubeSim::start(sim_options(Release::V1_37, false))
-        .await
-        .unwrap();
+    let sim = Arc::new(
+        KubeSim::start(sim_options(Release::V1_37, false))
+            .await
+            .unwrap(),
+    );
     let (_, root) = other_ca("Root A");
     let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = lines.clone();
+    // Every "published" line is checked against kube-sim the moment it is reported.
+    let premature = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (sink, early, stored) = (lines.clone(), premature.clone(), sim.clone());
     let (_leader, leading) = watch::channel(true);
     assert!(
         publish::start(
@@ -473,7 +477,12 @@ async fn the_readiness_line_says_what_is_published() {
         sim.client().await.unwrap(),
         vec![SIGNERS[0].to_string()],
         vec![root],
-        move |line| sink.lock().unwrap().push(line),
+        move |line| {
+            if line.ends_with("published by the leader") && bundle(&stored, SIGNERS[0]).is_none() {
+                early.lock().unwrap().push(line.clone());
+            }
+            sink.lock().unwrap().push(line)
+        },
         leading,
     )
     .expect("a bundle signer");
@@ -496,6 +505,11 @@ async fn the_readiness_line_says_what_is_published() {
         lines.lock().unwrap()
     );
     assert_eq!(publisher.detail(), None);
+    assert!(
+        premature.lock().unwrap().is_empty(),
+        "said published before the bundle existed: {:?}",
+        lines.lock().unwrap()
+    );
 }
 
 /// `firefly run` with pod certificates enabled (no trustAnchorFile: the pinned mock root) against

@@ -281,6 +281,17 @@ async fn publish(
     loop {
         let version = match discover(&client).await {
             Ok(Served::At(version)) => {
+                // Each bundle is pending until its signer's loop has compared or written it:
+                // with the API topic cleared first, the line said "published" before any was.
+                for signer in &settings.signers {
+                    status.set(
+                        signer,
+                        Some(format!(
+                            "ClusterTrustBundle {} not compared yet (listing)",
+                            bundle_name(signer)
+                        )),
+                    );
+                }
                 status.set(API_TOPIC, None);
                 failures = 0;
                 version
@@ -329,6 +340,13 @@ async fn publish(
         // A signer's loop ends only when its version stopped being served: discover again.
         let _ = signers.next().await;
         drop(signers);
+        // Pending again until discovery answers (never "published" in between).
+        status.set(
+            API_TOPIC,
+            Some(format!(
+                "ClusterTrustBundles not published: certificates.k8s.io/{version} is no longer served; discovering again"
+            )),
+        );
         for signer in &settings.signers {
             status.set(signer, None);
         }
