@@ -382,7 +382,7 @@ where
         // close once none has been seen for `stubless_idle`.
         let on_demand = v1 && v1beta1;
         let idle = shared.door.settings.stubless_idle;
-        let check_every = (idle / 15).min(LEGACY_CHECK);
+        let check_every = (idle / 15).clamp(Duration::from_millis(10), LEGACY_CHECK);
         let mut legacy_stop: Option<tokio::sync::watch::Sender<bool>> = None;
         let stopped = loop {
             let drained = async { while watches.next().await.is_some() {} };
