@@ -259,17 +259,7 @@ fn is_qualified_name(value: &str) -> bool {
         Some((p, n)) => (Some(p), n),
         None => (None, value),
     };
-    let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|l| {
-                !l.is_empty()
-                    && l.bytes()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            })
-    });
+    let prefix_ok = prefix.is_none_or(super::store::is_dns_subdomain);
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     prefix_ok
         && !name.is_empty()
