@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::certificates::{is_dns_subdomain, qualified_name_part, str_at};
 use super::status::Cause;
 
 /// A served version whose JSON shape differs from the stored one (beyond `apiVersion`).
@@ -120,7 +121,7 @@ pub fn check(event: &Value, old: Option<&Value>, strict: bool) -> Vec<Cause> {
             if unset(event, "eventTime") {
                 causes.push(required("eventTime"));
             }
-            let ty = str_of(event, "type");
+            let ty = str_at(event, "/type");
             if ty != "Normal" && ty != "Warning" {
                 causes.push(invalid("type", &format!("has invalid value: {ty}")));
             }
@@ -135,8 +136,9 @@ pub fn check(event: &Value, old: Option<&Value>, strict: bool) -> Vec<Cause> {
             if event.get("count").and_then(Value::as_i64).unwrap_or(0) != 0 {
                 causes.push(invalid("count", "needs to be unset"));
             }
-            let source = event.get("source");
-            if !str_at(source, "component").is_empty() || !str_at(source, "host").is_empty() {
+            if !str_at(event, "/source/component").is_empty()
+                || !str_at(event, "/source/host").is_empty()
+            {
                 causes.push(invalid("source", "needs to be unset"));
             }
         }
@@ -182,7 +184,7 @@ fn legacy_causes(event: &Value) -> Vec<Cause> {
         .and_then(|m| m.get("namespace"))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let involved_namespace = str_at(event.get("involvedObject"), "namespace");
+    let involved_namespace = str_at(event, "/involvedObject/namespace");
     if unset(event, "eventTime") {
         let agree = if involved_namespace.is_empty() {
             namespace.is_empty() || namespace == "default"
@@ -203,7 +205,7 @@ fn legacy_causes(event: &Value) -> Vec<Cause> {
             "does not match event.namespace",
         ));
     }
-    let controller = str_of(event, "reportingComponent");
+    let controller = str_at(event, "/reportingComponent");
     if controller.is_empty() {
         causes.push(required("reportingController"));
     }
@@ -218,7 +220,7 @@ fn legacy_causes(event: &Value) -> Vec<Cause> {
         ("action", SHORT_FIELD_LIMIT),
         ("reason", SHORT_FIELD_LIMIT),
     ] {
-        let value = str_of(event, field);
+        let value = str_at(event, &format!("/{field}"));
         if value.is_empty() {
             causes.push(required(field));
         }
@@ -229,7 +231,7 @@ fn legacy_causes(event: &Value) -> Vec<Cause> {
             ));
         }
     }
-    if str_of(event, "message").len() > NOTE_LIMIT {
+    if str_at(event, "/message").len() > NOTE_LIMIT {
         causes.push(invalid(
             "message",
             &format!("can have at most {NOTE_LIMIT} characters"),
@@ -252,37 +254,16 @@ fn series_causes(event: &Value) -> Vec<Cause> {
     causes
 }
 
-/// `[prefix/]name`: a DNS-subdomain prefix, and a name of at most 63 alphanumerics, '-', '_' or
-/// '.', starting and ending with an alphanumeric.
+/// `[prefix/]name`: a DNS-subdomain prefix and a qualified name part.
 fn is_qualified_name(value: &str) -> bool {
-    let (prefix, name) = match value.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, value),
-    };
-    let prefix_ok = prefix.is_none_or(super::store::is_dns_subdomain);
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    prefix_ok
-        && !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && edge(name.chars().next())
-        && edge(name.chars().last())
+    match value.split_once('/') {
+        Some((prefix, name)) => is_dns_subdomain(prefix) && qualified_name_part(name),
+        None => qualified_name_part(value),
+    }
 }
 
 fn unset(v: &Value, field: &str) -> bool {
     v.get(field).is_none_or(|x| x.is_null() || x == "")
-}
-
-fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
-    v.get(field).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn str_at<'a>(v: Option<&'a Value>, field: &str) -> &'a str {
-    v.and_then(|v| v.get(field))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 fn required(field: &str) -> Cause {

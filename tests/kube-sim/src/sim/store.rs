@@ -677,7 +677,7 @@ fn meta_str<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
     meta(v).and_then(|m| m.get(k)).and_then(Value::as_str)
 }
 
-pub(super) fn is_dns_subdomain(s: &str) -> bool {
+fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|l| {

@@ -147,7 +147,8 @@ fn name_of(obj: &Value) -> &str {
         .unwrap_or_default()
 }
 
-fn str_at<'a>(obj: &'a Value, p: &str) -> &'a str {
+/// The string at JSON pointer `p`, or `""`.
+pub(crate) fn str_at<'a>(obj: &'a Value, p: &str) -> &'a str {
     obj.pointer(p).and_then(Value::as_str).unwrap_or_default()
 }
 
@@ -167,6 +168,17 @@ fn bytes_at(obj: &Value, p: &str) -> Result<Option<Vec<u8>>, String> {
 /// DNS-1123 subdomain.
 pub(crate) fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// The name part of a qualified name (`[prefix/]name`): at most 63 alphanumerics, '-', '_' or
+/// '.', starting and ending with an alphanumeric.
+pub(crate) fn qualified_name_part(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 63
+        && n.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && n.as_bytes()[0].is_ascii_alphanumeric()
+        && n.as_bytes()[n.len() - 1].is_ascii_alphanumeric()
 }
 
 fn is_dns_label(l: &str) -> bool {

@@ -4,7 +4,7 @@
 use super::crypto;
 use super::{
     Causes, ResourceDef, Store, bytes_at, certificate_parses, forbidden, is_dns_subdomain,
-    is_kubernetes_signer, may, name_of, parse_time, pem_blocks, str_at,
+    is_kubernetes_signer, may, name_of, parse_time, pem_blocks, qualified_name_part, str_at,
 };
 use crate::sim::auth::Identity;
 use crate::sim::release::Release;
@@ -236,15 +236,6 @@ pub fn create(
         node_restriction(release, store, def, ns, obj, id, node)?;
     }
     Ok(())
-}
-
-fn qualified_name_part(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 63
-        && n.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        && n.as_bytes()[0].is_ascii_alphanumeric()
-        && n.as_bytes()[n.len() - 1].is_ascii_alphanumeric()
 }
 
 /// The stub CSR: parses, self-signature verifies, accepted key type, and empty (no subject, no
