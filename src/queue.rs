@@ -14,6 +14,8 @@
 //!   that arrives while the answer is in flight (an issuer change re-queues every request naming
 //!   it) does not sign again for a copy the API server has already moved past.
 
+pub(crate) mod retries;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -842,3 +842,67 @@ async fn kubectl_certificate_approve_is_all_firefly_needs_to_sign() {
     let v = verifiers::spiffe_verify(&chain, &key.serialize_pem(), WORKLOAD);
     assert!(v.ok, "py-spiffe: {}", v.output);
 }
+
+/// A status write the API server keeps refusing (a 500 here; a fail-closed admission webhook or
+/// a `sign` grant not yet propagated in a cluster) is retried with a per-CSR backoff: each retry
+/// signs a certificate that is then not delivered, and a fixed 250 ms pause signed four a second
+/// for as long as the refusal lasted. Once the API server takes writes again, the CSR gets its
+/// certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backoff() {
+    let env = Env::start_with(options("5m")).await;
+    mesh_issuer(&env).await;
+    let api = istiod(&env).await;
+    env.sim.faults().inject(
+        kube_sim::FaultRule::error(500)
+            .verb("patch")
+            .resource("certificatesigningrequests/status"),
+    );
+    let key = p256();
+    let request = csr(
+        CLUSTER_SIGNER,
+        &agent_csr(&key, WORKLOAD),
+        &WORKLOAD_USAGES,
+        None,
+    );
+    let name = create(&api, request, &[]).await;
+    approve(&api, &name, "Approved").await;
+    // 250 ms doubling, jittered into the upper half of each step: gaps of 125–250 ms, 250–500,
+    // 500–1000, 1–2 s, 2–4 s: at most 7 attempts in 6 s, the fourth gap at least 4 times the
+    // first. A fixed pause keeps every gap alike.
+    let gaps = attempt_gaps(|| status_patches(&env), Duration::from_secs(6)).await;
+    let attempts = status_patches(&env);
+    assert!(gaps.len() >= 3, "too few attempts to judge: {gaps:?}");
+    let (shortest, longest) = (gaps.iter().min().unwrap(), gaps.iter().max().unwrap());
+    assert!(
+        *longest >= 2 * *shortest,
+        "the pause does not grow: {gaps:?}"
+    );
+    assert!(attempts <= 8, "{attempts} refused writes in 6 s: {gaps:?}");
+    assert!(csrs_signed(&env) <= attempts, "one signature per attempt");
+    env.sim.faults().clear();
+    wait_certificate(&env, &name, "signed once writes are taken").await;
+    let chain = decoded_certificate(&stored(&env, &name));
+    let v = openssl_verify(&chain, &env.root_pem(), "sslclient");
+    assert!(v.ok, "openssl: {}", v.output);
+}
+
+/// Polls `count` (attempts so far, none yet) for `window` and returns the gaps between
+/// successive attempts, as seen at a 10 ms resolution.
+async fn attempt_gaps(count: impl Fn() -> u64, window: Duration) -> Vec<Duration> {
+    let start = tokio::time::Instant::now();
+    let (mut seen, mut last) = (count(), None);
+    let mut gaps = Vec::new();
+    while start.elapsed() < window {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = count();
+        if now > seen {
+            let at = tokio::time::Instant::now();
+            if let Some(previous) = last {
+                gaps.push(at - previous);
+            }
+            (seen, last) = (now, Some(at));
+        }
+    }
+    gaps
+}

@@ -1381,3 +1381,78 @@ async fn only_the_lease_holder_answers_pod_certificates_and_the_standby_takes_ov
     );
     standby.shutdown().await;
 }
+
+/// A status write the API server keeps refusing (a 500 here; a missing `sign` grant or a
+/// fail-closed admission webhook in a cluster) is retried with a per-request backoff, not at a
+/// fixed pace: each retry signs a certificate that is then not delivered, so a fixed 5 s pause
+/// signed ~180 certificates per request before garbage collection. Once the API server takes
+/// writes again, the request is issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backoff() {
+    let env = env(Release::V1_37, false).await;
+    let sim = &env.sim;
+    pod(sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = sim.kubelet("node-1").await.unwrap();
+    sim.faults().inject(
+        kube_sim::FaultRule::error(500)
+            .verb("patch")
+            .resource("podcertificaterequests/status"),
+    );
+    let (created, _) = kubelet
+        .create_request("sandbox", "web-0", &source(PODS, KeyType::EcdsaP256, None))
+        .await
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_owned();
+    let metrics = env.controller.as_ref().unwrap().metrics().clone();
+    let signed = "firefly_signer_sign{success=\"true\",type=\"PodCertificateRequest\"}";
+    // 250 ms doubling, jittered into the upper half of each step: gaps of 125–250 ms, 250–500,
+    // 500–1000, 1–2 s, 2–4 s: at most 7 attempts in 6 s, the fourth gap at least 4 times the
+    // first. A fixed pause keeps every gap alike.
+    let gaps = attempt_gaps(|| status_writes(&env), Duration::from_secs(6)).await;
+    let attempts = status_writes(&env);
+    assert!(gaps.len() >= 3, "too few attempts to judge: {gaps:?}");
+    let (shortest, longest) = (gaps.iter().min().unwrap(), gaps.iter().max().unwrap());
+    assert!(
+        *longest >= 2 * *shortest,
+        "the pause does not grow: {gaps:?}"
+    );
+    assert!(attempts <= 8, "{attempts} refused writes in 6 s: {gaps:?}");
+    assert!(
+        counter(&metrics, signed) <= attempts,
+        "one signature per attempt at most"
+    );
+    sim.faults().clear();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stored = stored_pcr(sim, "sandbox", &name).expect("request kept");
+        if stored["status"]["certificateChain"].is_string() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not issued once writes are taken: {stored}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(counter(&metrics, ISSUED), 1);
+}
+
+/// Polls `count` (attempts so far, none yet) for `window` and returns the gaps between
+/// successive attempts, as seen at a 10 ms resolution.
+async fn attempt_gaps(count: impl Fn() -> u64, window: Duration) -> Vec<Duration> {
+    let start = tokio::time::Instant::now();
+    let (mut seen, mut last) = (count(), None);
+    let mut gaps = Vec::new();
+    while start.elapsed() < window {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = count();
+        if now > seen {
+            let at = tokio::time::Instant::now();
+            if let Some(previous) = last {
+                gaps.push(at - previous);
+            }
+            (seen, last) = (now, Some(at));
+        }
+    }
+    gaps
+}

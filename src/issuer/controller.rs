@@ -29,7 +29,7 @@ pub mod issuer_watch;
 pub mod reconcile;
 pub mod report;
 pub mod request_cache;
-pub mod retries;
+pub(crate) use crate::queue::retries;
 
 pub use apply::{Applied, ApplyMetadata, apply_guarded};
 pub use request_cache::{cached_requests, slim_for_cache};

@@ -19,10 +19,10 @@ use super::decide::{self, Decision, Gate, IssuerView, Reference};
 use crate::events::EventRecorder;
 use crate::issuer::authority::{Authority, Issued};
 use crate::issuer::controller::report::{issue_counted, publish_event};
-use crate::issuer::controller::retries::jitter;
 use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
 use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
 use crate::metrics::Metrics;
+use crate::queue::retries::{RetryLog, jitter, server_retry_after};
 use crate::queue::{
     ANSWER_SETTLE, AnsweredCopies, drain_until_stopped, first_list_as_it_arrives, in_own_task,
     triggers_from,
@@ -66,7 +66,7 @@ pub struct CsrDoor {
     pub clock: Clock,
 }
 
-/// Errors of one CSR reconcile (each is retried after a short pause).
+/// Errors of one CSR reconcile (each is retried with a per-CSR backoff, see [`error_policy`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CsrError {
@@ -88,6 +88,8 @@ struct Context {
     references: ReferenceCache,
     /// The copies a status write was sent for (not decided again until the newer one arrives).
     answered: AnsweredCopies,
+    /// Failed reconciles per CSR, for the backoff of the next one.
+    retries: RetryLog,
 }
 
 /// Runs the CSR controller until `shutdown` resolves.
@@ -101,6 +103,7 @@ pub async fn run(
         door,
         references: ReferenceCache::default(),
         answered: AnsweredCopies::default(),
+        retries: RetryLog::default(),
     });
     let (reader, writer) = reflector::store();
     // The cache holds only CSRs the door may still serve: one that gets its certificate (our
@@ -117,9 +120,14 @@ pub async fn run(
     let drained = applier(
         |csr, ctx| {
             Box::pin(async move {
-                in_own_task(reconcile(csr, ctx))
+                let uid = csr.uid().unwrap_or_default();
+                let result = in_own_task(reconcile(csr, ctx.clone()))
                     .await
-                    .unwrap_or_else(|e| Err(CsrError::Panicked(e)))
+                    .unwrap_or_else(|e| Err(CsrError::Panicked(e)));
+                if result.is_ok() {
+                    ctx.retries.forget(&uid);
+                }
+                result
             })
         },
         error_policy,
@@ -139,15 +147,31 @@ pub async fn run(
     }
 }
 
-fn error_policy(
-    _csr: Arc<CertificateSigningRequest>,
-    err: &CsrError,
-    _ctx: Arc<Context>,
-) -> Action {
-    tracing::warn!(error = %err, "CSR reconcile failed; deciding again");
-    // No per-CSR failure count: a failed write is retried after the first step of the shared
-    // backoff (the watch re-triggers a CSR that changed meanwhile).
-    Action::requeue(retry_after_failed_reconcile(1, jitter(), None))
+/// The applier's retry policy for a failed reconcile: per CSR, 250 ms doubling to 30 s with
+/// jitter, never sooner than the API server's `Retry-After` (a 429 or 503). A failed write means
+/// a certificate was signed and not delivered, so a write the API server keeps refusing (a
+/// missing grant, an admission webhook, throttling) must not turn into a signing loop. A CSR
+/// that changes meanwhile is re-triggered by its watch event at once. A reconcile that keeps
+/// panicking backs off the same way: the CSR API has no reason for an internal error (DESIGN §9),
+/// so it is retried, never failed.
+fn error_policy(csr: Arc<CertificateSigningRequest>, err: &CsrError, ctx: Arc<Context>) -> Action {
+    let uid = csr.uid().unwrap_or_default();
+    let failures = ctx
+        .retries
+        .failed(&uid, matches!(err, CsrError::Panicked(_)));
+    let retry_after = match err {
+        CsrError::StatusWrite { source, .. } => server_retry_after(source),
+        CsrError::Panicked(_) => None,
+    };
+    let delay = retry_after_failed_reconcile(failures.total, jitter(), retry_after);
+    tracing::warn!(
+        error = %err,
+        failures = failures.total,
+        ?retry_after,
+        ?delay,
+        "CSR reconcile failed; deciding again after the delay"
+    );
+    Action::requeue(delay)
 }
 
 /// Rewrites a watch event so the door's cache holds only CSRs it may still serve (see

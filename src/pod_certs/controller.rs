@@ -34,7 +34,9 @@ use crate::issuer::authority::{Authority, Issued};
 use crate::issuer::controller::Clock;
 use crate::issuer::controller::report::{issue_counted, publish_event};
 use crate::issuer::decide::EventNote;
+use crate::issuer::decide::retry_after_failed_reconcile;
 use crate::metrics::Metrics;
+use crate::queue::retries::{RetryLog, jitter, server_retry_after};
 use crate::queue::{
     ANSWER_SETTLE, AnsweredCopies, first_list_as_it_arrives, in_own_task, triggers_from,
 };
@@ -158,6 +160,8 @@ struct Shared {
     panics: Mutex<HashMap<String, u32>>,
     /// The copies a status write was sent for (not decided again until the newer one arrives).
     answered: AnsweredCopies,
+    /// Failed reconciles per request (status write errors), for the backoff of the next one.
+    retries: RetryLog,
     /// Requests without a stub seen through v1 while v1beta1 is served too.
     legacy: LegacySightings,
 }
@@ -283,6 +287,7 @@ where
         pods: PodCache::default(),
         panics: Mutex::default(),
         answered: AnsweredCopies::default(),
+        retries: RetryLog::default(),
         legacy: LegacySightings::default(),
     });
     let pod_task = shared
@@ -475,9 +480,14 @@ async fn watch_one(
     let drained = applier(
         |obj, ctx| {
             Box::pin(async move {
-                in_own_task(reconcile(obj, ctx))
+                let uid = obj.uid().unwrap_or_default();
+                let result = in_own_task(reconcile(obj, ctx.clone()))
                     .await
-                    .unwrap_or_else(|e| Err(PcrError::Panicked(e)))
+                    .unwrap_or_else(|e| Err(PcrError::Panicked(e)));
+                if result.is_ok() {
+                    ctx.shared.retries.forget(&uid);
+                }
+                result
             })
         },
         error_policy,
@@ -501,9 +511,30 @@ async fn watch_one(
     }
 }
 
-fn error_policy(_obj: Arc<PodCertificateRequest>, err: &PcrError, _ctx: Arc<WatchCtx>) -> Action {
-    tracing::warn!(error = %err, "PodCertificateRequest reconcile failed; deciding again");
-    Action::requeue(RETRY_AFTER)
+/// The applier's retry policy for a failed reconcile: per request, 250 ms doubling to 30 s with
+/// jitter, never sooner than the API server's `Retry-After` (a 429 or 503). A failed write means
+/// a certificate was signed and not delivered, so a write the API server keeps refusing (a
+/// missing `sign` grant, an admission webhook, throttling) must not turn into a signing loop; a
+/// request that changes meanwhile is re-triggered by its watch event at once.
+fn error_policy(obj: Arc<PodCertificateRequest>, err: &PcrError, ctx: Arc<WatchCtx>) -> Action {
+    let uid = obj.uid().unwrap_or_default();
+    let failures = ctx
+        .shared
+        .retries
+        .failed(&uid, matches!(err, PcrError::Panicked(_)));
+    let retry_after = match err {
+        PcrError::StatusWrite { source, .. } => server_retry_after(source),
+        PcrError::Panicked(_) => None,
+    };
+    let delay = retry_after_failed_reconcile(failures.total, jitter(), retry_after);
+    tracing::warn!(
+        error = %err,
+        failures = failures.total,
+        ?retry_after,
+        ?delay,
+        "PodCertificateRequest reconcile failed; deciding again after the delay"
+    );
+    Action::requeue(delay)
 }
 
 async fn reconcile(

@@ -43,16 +43,10 @@ pub(super) enum ReconcileFailed {
 impl ReconcileFailed {
     /// The API server's `Retry-After` (`details.retryAfterSeconds` of a 429 or 503), if any.
     fn retry_after(&self) -> Option<std::time::Duration> {
-        let ReconcileFailed::Write(ControllerError::StatusWrite {
-            source: kube::Error::Api(status),
-            ..
-        }) = self
-        else {
+        let ReconcileFailed::Write(ControllerError::StatusWrite { source, .. }) = self else {
             return None;
         };
-        let seconds = status.details.as_ref()?.retry_after_seconds;
-        (matches!(status.code, 429 | 503) && seconds > 0)
-            .then(|| std::time::Duration::from_secs(seconds.into()))
+        retries::server_retry_after(source)
     }
 }
 
