@@ -678,3 +678,115 @@ async fn repeated_events_form_a_series_and_a_deleted_event_is_created_again() {
     assert_eq!(on_long.len(), 1);
     assert!(on_long[0].metadata.name.as_ref().unwrap().len() <= 253);
 }
+
+/// A group other than the default, as a chart installed with `crd.groupName: example.org`
+/// serves the issuers (tests/helm_config.rs renders the same value).
+const OTHER_GROUP: &str = "example.org";
+
+/// The environment with the controller configured for `controller.cert-manager.groupName:
+/// group`, and the Issuer and ClusterIssuer CRDs also served under that group as the chart
+/// renders them for `crd.groupName` (only `spec.group` and the CRD's name change). The default
+/// group's CRDs stay installed, so nothing here passes by reading the default group.
+async fn env_with_group(group: &str) -> Env {
+    let mut env = Env::start().await;
+    env.stop_controller().await;
+    for mut crd in firefly::crd::crds() {
+        crd.metadata.name = Some(format!("{}.{group}", crd.spec.names.plural));
+        crd.spec.group = group.to_owned();
+        let doc = serde_json::to_string(&crd).expect("the CRD serializes");
+        env.sim
+            .install_crds_yaml(&doc)
+            .await
+            .expect("the issuer CRDs of the other group are installed");
+    }
+    env.config.controller.cert_manager.group_name = group.to_owned();
+    env.start_controller().await;
+    env
+}
+
+/// Creates an Issuer (in `ns`) or ClusterIssuer (`ns` None) of `group` with an empty spec and
+/// waits until its status carries Ready=True.
+async fn ready_issuer_of_group(env: &Env, group: &str, ns: Option<&str>, name: &str) {
+    use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+    let (kind, plural) = match ns {
+        Some(_) => ("Issuer", "issuers"),
+        None => ("ClusterIssuer", "clusterissuers"),
+    };
+    let resource = ApiResource {
+        group: group.into(),
+        version: "v1alpha1".into(),
+        api_version: format!("{group}/v1alpha1"),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let api: Api<DynamicObject> = match ns {
+        Some(ns) => Api::namespaced_with(env.client.clone(), ns, &resource),
+        None => Api::all_with(env.client.clone(), &resource),
+    };
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": resource.api_version,
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": {},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &obj)
+        .await
+        .expect("issuer of the other group created");
+    kube_sim::wait_for(PATIENCE, || async {
+        env.sim
+            .object(group, plural, ns.unwrap_or(""), name)
+            .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("True"))
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{kind} {name} of group {group} never became Ready"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_issuer_group_is_watched_written_and_served() {
+    let env = env_with_group(OTHER_GROUP).await;
+    let api_version = format!("{OTHER_GROUP}/v1alpha1");
+    ready_issuer_of_group(&env, OTHER_GROUP, Some(NS), "firefly-istio").await;
+    ready_issuer_of_group(&env, OTHER_GROUP, None, "firefly-cluster").await;
+    assert!(
+        env.sim
+            .object(GROUP, "issuers", NS, "firefly-istio")
+            .is_none(),
+        "nothing was written under the default group"
+    );
+
+    for (kind, issuer) in [
+        ("Issuer", "firefly-istio"),
+        ("ClusterIssuer", "firefly-cluster"),
+    ] {
+        let mut req = workload_request(WORKLOAD);
+        req.issuer_name = issuer.into();
+        req.issuer_kind = Some(kind.into());
+        req.issuer_group = Some(OTHER_GROUP.into());
+        let name = approved(&env, &req).await;
+        let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+        assert_eq!(kube_sim::condition_status(&obj, "Ready"), Some("True"));
+        assert!(
+            decoded(&obj, "certificate").contains("BEGIN CERTIFICATE"),
+            "a certificate for the {kind}'s request: {obj:#}"
+        );
+        assert_eq!(decoded(&obj, "ca").trim(), env.root_pem().trim());
+    }
+
+    // The issuers' Ready events name the configured group (a ClusterIssuer's go to `default`).
+    for (ns, issuer) in [(NS, "firefly-istio"), ("default", "firefly-cluster")] {
+        kube_sim::wait_for(PATIENCE, || async {
+            !env.events_for(ns, issuer).await.is_empty()
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no event about issuer {issuer}"));
+        for event in env.events_for(ns, issuer).await {
+            let regarding = event.regarding.expect("the event names its object");
+            assert_eq!(
+                regarding.api_version.as_deref(),
+                Some(api_version.as_str()),
+                "event about {issuer}: {regarding:?}"
+            );
+        }
+    }
+}

@@ -1,6 +1,12 @@
 //! Firefly's `Issuer` and `ClusterIssuer` (firefly.venafi.com/v1alpha1): types only, performs no I/O.
 //!
 //! Firefly's own CRDs have an empty spec; every field here is an optional extension of ours.
+//!
+//! The group derived here is only the default one (what `firefly crds` prints). The kinds are
+//! served under the configured `controller.cert-manager.groupName`, so the controller never
+//! addresses the API server through these types' own group: its watches and status writes use
+//! [`issuer_resource`](crate::issuer::controller::issuer_watch::issuer_resource), and read the
+//! objects into these types, whose decoding ignores `apiVersion` and `kind`.
 
 // kube's printcolumn(...) lists repeat `type_ = "string"` per column, which clippy mistakes for
 // duplicated attributes.

@@ -140,8 +140,12 @@ pub async fn run(
     let (issuer_refs_tx, issuer_refs_rx) = futures::channel::mpsc::unbounded::<IssuerChange>();
     let (issuers, issuer_writer) = reflector::store::<Issuer>();
     let (cluster_issuers, cluster_writer) = reflector::store::<ClusterIssuer>();
+    // Every issuer call addresses the configured group, never the one the types were derived
+    // with (see issuer_watch).
+    let issuer_resource = issuer_watch::issuer_resource::<Issuer>(&group);
+    let cluster_issuer_resource = issuer_watch::issuer_resource::<ClusterIssuer>(&group);
     let issuer_task = watch_issuers(
-        Api::<Issuer>::all(client.clone()),
+        Api::all_with(client.clone(), &issuer_resource),
         issuer_writer,
         IssuerKind::Issuer,
         issuer_refs_tx.clone(),
@@ -149,7 +153,7 @@ pub async fn run(
         shutdown.clone(),
     );
     let cluster_task = watch_issuers(
-        Api::<ClusterIssuer>::all(client.clone()),
+        Api::all_with(client.clone(), &cluster_issuer_resource),
         cluster_writer,
         IssuerKind::ClusterIssuer,
         issuer_refs_tx,
@@ -198,6 +202,8 @@ pub async fn run(
             client: client.clone(),
             issuers,
             cluster_issuers,
+            issuer_resource,
+            cluster_issuer_resource,
             authority,
             metrics,
             recorder,

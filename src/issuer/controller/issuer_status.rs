@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
@@ -76,6 +76,11 @@ pub(super) struct IssuerStatusLoop {
     pub(super) client: kube::Client,
     pub(super) issuers: Store<Issuer>,
     pub(super) cluster_issuers: Store<ClusterIssuer>,
+    /// Where Issuers are written: the configured group, not the typed one (see
+    /// [`issuer_resource`](super::issuer_watch::issuer_resource)).
+    pub(super) issuer_resource: ApiResource,
+    /// Where ClusterIssuers are written, likewise.
+    pub(super) cluster_issuer_resource: ApiResource,
     pub(super) authority: Arc<dyn Authority>,
     pub(super) metrics: Metrics,
     pub(super) recorder: EventRecorder,
@@ -106,8 +111,13 @@ pub(super) async fn run_loop(
         state
             .refresh_kind(
                 state.issuers.state(),
+                &state.issuer_resource,
                 |i: &Issuer| {
-                    Api::namespaced(state.client.clone(), &i.namespace().unwrap_or_default())
+                    Api::namespaced_with(
+                        state.client.clone(),
+                        &i.namespace().unwrap_or_default(),
+                        &state.issuer_resource,
+                    )
                 },
                 |i| i.status.as_ref(),
                 readiness.ready,
@@ -117,7 +127,10 @@ pub(super) async fn run_loop(
         state
             .refresh_kind(
                 state.cluster_issuers.state(),
-                |_: &ClusterIssuer| Api::all(state.client.clone()),
+                &state.cluster_issuer_resource,
+                |_: &ClusterIssuer| {
+                    Api::all_with(state.client.clone(), &state.cluster_issuer_resource)
+                },
                 |i| i.status.as_ref(),
                 readiness.ready,
                 |status, generation| desired_issuer_condition(status, generation, &readiness, now),
@@ -133,11 +146,13 @@ pub(super) async fn run_loop(
 
 impl IssuerStatusLoop {
     /// One pass over the issuers of one kind: applies the Ready condition `desired` asks for
-    /// where it differs, and sets that kind's issuers-ready gauge.
+    /// where it differs, and sets that kind's issuers-ready gauge. `resource` and `api` address
+    /// the kind under the configured group.
     async fn refresh_kind<K>(
         &self,
         issuers: Vec<Arc<K>>,
-        api: impl Fn(&K) -> Api<K>,
+        resource: &ApiResource,
+        api: impl Fn(&K) -> Api<DynamicObject>,
         status: impl Fn(&K) -> Option<&IssuerStatus>,
         ready: bool,
         desired: impl Fn(Option<&IssuerStatus>, Option<i64>) -> Option<Condition>,
@@ -148,7 +163,8 @@ impl IssuerStatusLoop {
         for issuer in &issuers {
             ready_count += i64::from(ready);
             if let Some(cond) = desired(status(issuer), issuer.meta().generation) {
-                self.write(&api(issuer), issuer.as_ref(), cond).await;
+                self.write(&api(issuer), resource, issuer.as_ref(), cond)
+                    .await;
             }
         }
         self.metrics
@@ -160,28 +176,32 @@ impl IssuerStatusLoop {
     /// One server-side apply of the issuer's Ready condition, guarded by the resourceVersion of
     /// the copy it was decided on, then its event (best effort). A 409 means the issuer moved on
     /// (another replica wrote, or its spec changed): nothing is written, and the watch's newer
-    /// copy is decided again.
-    async fn write<K>(&self, api: &Api<K>, issuer: &K, cond: Condition)
-    where
+    /// copy is decided again. The body names `resource`'s apiVersion, the configured group's.
+    async fn write<K>(
+        &self,
+        api: &Api<DynamicObject>,
+        resource: &ApiResource,
+        issuer: &K,
+        cond: Condition,
+    ) where
         K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
         let name = issuer.name_any();
         let namespace = issuer.namespace();
         let resource_version = issuer.resource_version().unwrap_or_default();
-        let body = serde_json::json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "metadata": ApplyMetadata {
+        let body = status_body(
+            resource,
+            ApplyMetadata {
                 name: &name,
                 namespace: namespace.as_deref(),
                 resource_version: &resource_version,
             },
-            "status": { "conditions": [cond] },
-        });
+            &cond,
+        );
         match apply_guarded(api, &name, &self.field_manager, &body).await {
             Ok(Applied::Written) => {
                 tracing::info!(kind = %K::kind(&()), issuer = %name, ready = %cond.status, message = %cond.message, "issuer status updated");
-                self.publish(issuer, &cond).await;
+                self.publish(issuer, resource, &cond).await;
             }
             Ok(Applied::Gone) => {}
             Ok(Applied::Conflict) => tracing::debug!(
@@ -194,7 +214,14 @@ impl IssuerStatusLoop {
         }
     }
 
-    async fn publish<K: Resource<DynamicType = ()>>(&self, issuer: &K, cond: &Condition) {
+    /// The event of a Ready condition written on `issuer`, regarding it as served under
+    /// `resource` (the configured group), not as its type was derived.
+    async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        issuer: &K,
+        resource: &ApiResource,
+        cond: &Condition,
+    ) {
         let event = Event {
             type_: if cond.status != "True" {
                 EventType::Warning
@@ -206,6 +233,78 @@ impl IssuerStatusLoop {
             action: "UpdateStatus".to_owned(),
             secondary: None,
         };
-        super::report::publish_bounded(&self.recorder, &event, &issuer.object_ref(&())).await;
+        let mut regarding = issuer.object_ref(&());
+        regarding.api_version = Some(resource.api_version.clone());
+        super::report::publish_bounded(&self.recorder, &event, &regarding).await;
+    }
+}
+
+/// The server-side-apply body of an issuer's Ready condition: `resource`'s apiVersion and kind
+/// (the configured group's), the metadata carrying the decided resourceVersion, and the one
+/// condition.
+fn status_body(
+    resource: &ApiResource,
+    metadata: ApplyMetadata<'_>,
+    cond: &Condition,
+) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "metadata": metadata,
+        "status": { "conditions": [cond] },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issuer::controller::issuer_watch::issuer_resource;
+
+    fn ready() -> Condition {
+        Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "Ready".into(),
+            message: "ready".into(),
+            observed_generation: Some(1),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+        }
+    }
+
+    fn metadata() -> ApplyMetadata<'static> {
+        ApplyMetadata {
+            name: "mesh",
+            namespace: Some("istio-system"),
+            resource_version: "7",
+        }
+    }
+
+    #[test]
+    fn the_default_group_body_is_what_the_typed_kind_names() {
+        let group = crate::config::defaults::GROUP_NAME;
+        let body = status_body(&issuer_resource::<Issuer>(group), metadata(), &ready());
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "apiVersion": Issuer::api_version(&()),
+                "kind": Issuer::kind(&()),
+                "metadata": metadata(),
+                "status": { "conditions": [ready()] },
+            })
+        );
+        assert_eq!(body["apiVersion"], "firefly.venafi.com/v1alpha1");
+    }
+
+    #[test]
+    fn another_group_body_names_that_group() {
+        let body = status_body(
+            &issuer_resource::<ClusterIssuer>("example.org"),
+            metadata(),
+            &ready(),
+        );
+        assert_eq!(body["apiVersion"], "example.org/v1alpha1");
+        assert_eq!(body["kind"], "ClusterIssuer");
     }
 }
