@@ -1041,6 +1041,10 @@ async fn under_the_tables_rbac_the_door_is_refused_nothing_and_reads_no_single_o
     let client = sim.client_with_token(&token).await.unwrap();
     let mut config = env.config.clone();
     config.controller.pod_certificates = door_config();
+    // The pods exist before the door starts, so its pod cache holds them as the requests name
+    // them: the one path that reads a single pod (a cache that trails) is not taken.
+    pod(sim, "sandbox", "web-0", "node-1", "web");
+    pod(sim, "other", "web-0", "node-1", "web");
     let _door = firefly::run::Controller::start_with(
         &config,
         client,
@@ -1052,8 +1056,8 @@ async fn under_the_tables_rbac_the_door_is_refused_nothing_and_reads_no_single_o
     )
     .await
     .expect("the door starts");
-    pod(sim, "sandbox", "web-0", "node-1", "web");
-    pod(sim, "other", "web-0", "node-1", "web");
+    // The pod cache's first list.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let kubelet = sim.kubelet("node-1").await.unwrap();
     for signer in [VERIFIED, PODS] {
         let out = ask(
@@ -1309,7 +1313,10 @@ async fn an_issued_pod_certificate_is_audited_with_its_serial_identity_node_and_
         line["spiffe_id"],
         "spiffe://cluster.local/ns/sandbox/sa/web"
     );
-    assert_eq!(line["requester"], "system:node:node-1");
+    // A PodCertificateRequest records no requester (a non-node creator is possible, DESIGN
+    // §8): the line names none, and the node the request claims.
+    assert_eq!(line["requester"], "");
+    assert_eq!(line["node"], "node-1");
     assert_eq!(line["request_uid"], uid);
     assert_eq!(
         line["serial"].replace(':', "").to_ascii_lowercase(),
@@ -1455,4 +1462,54 @@ async fn attempt_gaps(count: impl Fn() -> u64, window: Duration) -> Vec<Duration
         }
     }
     gaps
+}
+
+/// With `verifyPod`, the pod cache follows a watch that may trail the kubelet: here the pod was
+/// deleted and created again under its name (a StatefulSet's way) while the cache's watch lags
+/// 20 s, so the cache still holds the old pod's UID. The request names the new pod, and is
+/// issued: the API server's copy decides, read only because the cached one did not match.
+/// Before, the stale copy denied the request for good (`PolicyDenied`, `spec.podUID`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pod_recreated_while_the_pod_cache_trails_is_verified_against_the_api_server() {
+    let env = env(Release::V1_37, false).await;
+    let sim = &env.sim;
+    let old = pod(sim, "sandbox", "web-0", "node-1", "web");
+    let kubelet = sim.kubelet("node-1").await.unwrap();
+    let pc = source(VERIFIED, KeyType::EcdsaP256, None);
+    issued(&ask(&kubelet, "sandbox", "web-0", &pc).await);
+    sim.clear_calls();
+
+    sim.faults()
+        .delay_watch_events("pods", Duration::from_secs(20));
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(env.client.clone(), "sandbox")
+        .delete("web-0", &Default::default())
+        .await
+        .expect("pod deleted");
+    let new = pod(sim, "sandbox", "web-0", "node-1", "web");
+    assert_ne!(old["metadata"]["uid"], new["metadata"]["uid"]);
+    let out = ask(&kubelet, "sandbox", "web-0", &pc).await;
+    let delivered = issued(&out);
+    judge(
+        &env,
+        &delivered,
+        "spiffe://cluster.local/ns/sandbox/sa/web",
+        86_400,
+    );
+    // The controller runs as the admin here; the kubelet reads the pod as its node.
+    let calls = sim.calls_by("kubernetes-admin");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.resource == "pods" && c.subresource.is_empty() && c.verb == "get"),
+        "the pod was read from the API server: {calls:?}"
+    );
+
+    // A request whose pod differs from the API server's copy too is still denied at once.
+    let forged = forged(&env, VERIFIED, "sandbox", &new, "admin").await;
+    let (t, reason, obj) = terminal(&env, "sandbox", &forged).await;
+    assert_eq!(
+        (t.as_str(), reason.as_str()),
+        ("Denied", "PolicyDenied"),
+        "{obj}"
+    );
 }

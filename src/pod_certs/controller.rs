@@ -587,13 +587,26 @@ impl WatchCtx {
         let now = door.clock.now();
         let age = crate::issuer::decide::object_age(&obj.metadata, now);
         let signer = &door.settings.signers[self.signer];
-        let facts = signer
+        let mut facts = signer
             .verify_pod
             .then(|| self.shared.pods.get(&namespace, &spec.pod_name));
-        let pod = match &facts {
-            None => PodLookup::NotRequired,
-            Some(None) => PodLookup::Missing,
-            Some(Some(f)) => PodLookup::Found(f),
+        let mut unreadable = None;
+        if let Some(cached) = &facts
+            && cached.as_ref().is_none_or(|f| !f.describes(spec))
+        {
+            // The cache follows a watch, which may trail the kubelet's own view (a StatefulSet
+            // pod recreated under the same name, a pod bound a moment ago): before denying or
+            // waiting on it, the API server's copy decides. Only this path reads one pod.
+            match super::pods::fetch(door.client.clone(), &namespace, &spec.pod_name).await {
+                Ok(live) => facts = Some(live),
+                Err(e) => unreadable = Some(e.to_string()),
+            }
+        }
+        let pod = match (&facts, &unreadable) {
+            (_, Some(error)) => PodLookup::Unavailable(error),
+            (None, None) => PodLookup::NotRequired,
+            (Some(None), None) => PodLookup::Missing,
+            (Some(Some(f)), None) => PodLookup::Found(f),
         };
         let policy = door.authority.policy(&signer.policy_name);
         let request = decide::Request {

@@ -158,10 +158,21 @@ pub struct PodFacts {
 pub enum PodLookup<'a> {
     /// `verifyPod` is off.
     NotRequired,
-    /// The cache holds no pod of that name (yet).
+    /// Neither the cache nor the API server holds a pod of that name (yet).
     Missing,
-    /// The cached pod.
+    /// The pod: the cached copy, or the API server's when the cached one did not match.
     Found(&'a PodFacts),
+    /// The cached copy did not match and the API server could not be asked (the error).
+    Unavailable(&'a str),
+}
+
+impl PodFacts {
+    /// Whether the request names this pod as it is: same UID, service account and node.
+    pub fn describes(&self, spec: &PcrSpec) -> bool {
+        self.uid == spec.pod_uid
+            && self.service_account == spec.service_account_name
+            && self.node == spec.node_name
+    }
 }
 
 /// What to sign: the key and the asserted identity, and the window cap.
@@ -242,8 +253,43 @@ pub enum Decision {
     Sign(Plan),
 }
 
+/// Longest condition message written, in bytes (longer ones are cut with `…`): the API server
+/// refuses a condition message over 32 KiB, and a refused answer is no answer at all, so a
+/// message built from what the request carries (its annotation keys) or from configuration (a
+/// signer's namespace list) must stay well inside it.
+pub const MESSAGE_MAX: usize = 4_096;
+/// Unknown user-annotation keys named in a refusal; the others are counted.
+const KEYS_SHOWN: usize = 8;
+/// Longest annotation key named in a refusal, in bytes (a key may have 317).
+const KEY_SHOWN_MAX: usize = 80;
+
+fn bounded(message: String) -> String {
+    if message.len() <= MESSAGE_MAX {
+        message
+    } else {
+        firefly_core::util::truncate_at_char_boundary(&message, MESSAGE_MAX)
+    }
+}
+
 fn deny(reason: &'static str, message: String) -> Decision {
-    Decision::Answer(Answer::Denied { reason, message })
+    Decision::Answer(Answer::Denied {
+        reason,
+        message: bounded(message),
+    })
+}
+
+/// The first [`KEYS_SHOWN`] of `keys`, each cut to [`KEY_SHOWN_MAX`] bytes, and how many more.
+fn some_keys<'k>(keys: impl ExactSizeIterator<Item = &'k String>) -> String {
+    let total = keys.len();
+    let shown: Vec<String> = keys
+        .take(KEYS_SHOWN)
+        .map(|k| firefly_core::util::truncate_at_char_boundary(k, KEY_SHOWN_MAX))
+        .collect();
+    let mut text = shown.join(", ");
+    if total > KEYS_SHOWN {
+        text.push_str(&format!(" (and {} more)", total - KEYS_SHOWN));
+    }
+    text
 }
 
 /// Temporary trouble, or `Failed`/`RetryDurationExceeded` once the request is
@@ -252,10 +298,10 @@ pub fn wait_or_fail(age: Duration, reason: &'static str, message: String) -> Dec
     if age >= RETRY_LIMIT {
         return Decision::Answer(Answer::Failed {
             reason: reason::RETRY_DURATION_EXCEEDED,
-            message: format!(
+            message: bounded(format!(
                 "not issued within {} min of creation (kube-controller-manager deletes requests at 15 min); last trouble: {reason}: {message}",
                 RETRY_LIMIT.as_secs() / 60
-            ),
+            )),
         });
     }
     Decision::Wait { reason, message }
@@ -349,13 +395,12 @@ pub fn decide(
         .as_ref()
         .filter(|a| !a.is_empty())
     {
-        let keys: Vec<&str> = annotations.keys().map(String::as_str).collect();
         return deny(
             reason::INVALID_UNVERIFIED_USER_ANNOTATIONS,
             format!(
                 "signer {} documents no user annotations; unknown keys: {}",
                 signer.signer_name,
-                keys.join(", ")
+                some_keys(annotations.keys())
             ),
         );
     }
@@ -436,6 +481,16 @@ pub fn decide(
     }
     match pod {
         PodLookup::NotRequired => {}
+        PodLookup::Unavailable(error) => {
+            return wait_or_fail(
+                req.age,
+                "PodLookupFailed",
+                format!(
+                    "pod {}/{} could not be read to verify the request: {error}",
+                    req.namespace, spec.pod_name
+                ),
+            );
+        }
         PodLookup::Missing => {
             return wait_or_fail(
                 req.age,

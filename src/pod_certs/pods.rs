@@ -1,6 +1,7 @@
 //! The pod cache of `verifyPod`: one list/watch of every pod, kept as the three facts the
 //! cross-check compares (UID, service account, node) keyed by namespace and name; no GET per
-//! request.
+//! request whose pod the cache holds as the request names it. Only when the cached copy is absent
+//! or differs (the watch may trail the kubelet) is the pod read from the API server ([`fetch`]).
 //!
 //! Why not a metadata-only watch: `PartialObjectMetadata` carries no `spec`, and the service
 //! account and node are `spec.serviceAccountName` and `spec.nodeName`. So the watch receives
@@ -18,9 +19,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use super::decide::PodFacts;
 use crate::rbac::{KubeCall, Needs};
 
-/// The API calls this module makes (see [`crate::rbac`]): list and watch of pods, only when a
-/// signer sets `verifyPod: true`.
+/// The API calls this module makes (see [`crate::rbac`]): list and watch of pods, and a get of
+/// one pod when the cached copy does not match a request, only when a signer sets
+/// `verifyPod: true`.
 pub const KUBE_CALLS: &[KubeCall] = &[
+    KubeCall::cluster(crate::rbac::Group::Fixed(""), "pods", "", "get")
+        .when(Needs::PodVerification),
     KubeCall::cluster(crate::rbac::Group::Fixed(""), "pods", "", "list")
         .when(Needs::PodVerification),
     KubeCall::cluster(crate::rbac::Group::Fixed(""), "pods", "", "watch")
@@ -62,6 +66,22 @@ fn facts(pod: &Pod) -> Option<(Key, PodFacts)> {
             node: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
         },
     ))
+}
+
+/// The API server's copy of pod `namespace/name` as the cross-check's facts; `None` when there
+/// is no such pod.
+///
+/// # Errors
+/// The client's error (other than 404).
+pub async fn fetch(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<PodFacts>, kube::Error> {
+    let pod = Api::<Pod>::namespaced(client, namespace)
+        .get_opt(name)
+        .await?;
+    Ok(pod.as_ref().and_then(facts).map(|(_, f)| f))
 }
 
 impl PodCache {

@@ -85,7 +85,7 @@ impl Context {
         }
         let requester = cr.spec.username.as_deref().unwrap_or("");
         let request_uid = cr.uid().unwrap_or_default();
-        log_issued(self.authority.as_ref(), issued, requester, &request_uid);
+        log_issued(self.authority.as_ref(), issued, requester, "", &request_uid);
     }
 }
 
@@ -169,11 +169,16 @@ pub(crate) async fn publish_bounded(
 }
 
 /// The log lines of an issued certificate: the clamp note and, when the configuration asks for
-/// it, the `firefly::audit` line (with the PEM when `include_raw_cert`).
+/// it, the `firefly::audit` line (with the PEM when `include_raw_cert`). `requester` is the
+/// identity the API server recorded as the request's creator (CertificateRequests and
+/// CertificateSigningRequests); a PodCertificateRequest records none, so its line has an empty
+/// `requester` and the node the request names in `node` (a claim of the request, checked only
+/// with `verifyPod`), empty for the other kinds.
 pub(crate) fn log_issued(
     authority: &dyn Authority,
     issued: &Issued,
     requester: &str,
+    node: &str,
     request_uid: &str,
 ) {
     let not_after = jiff::Timestamp::try_from(issued.not_after)
@@ -191,9 +196,9 @@ pub(crate) fn log_issued(
         let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
         let dns_names = issued.dns_names.join(",");
         if audit.include_raw_cert {
-            tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, certificate = %issued.chain_pem, "certificate issued");
+            tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, node, request_uid, not_after, certificate = %issued.chain_pem, "certificate issued");
         } else {
-            tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, request_uid, not_after, "certificate issued");
+            tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, dns_names, requester, node, request_uid, not_after, "certificate issued");
         }
     } else {
         tracing::debug!(serial = %issued.serial_hex, not_after, "certificate issued");

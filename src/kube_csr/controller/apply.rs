@@ -77,7 +77,7 @@ impl Context {
                     .observe(age.as_secs_f64());
                 let requester = csr.spec.username.as_deref().unwrap_or("");
                 let uid = csr.uid().unwrap_or_default();
-                log_issued(self.door.authority.as_ref(), issued, requester, &uid);
+                log_issued(self.door.authority.as_ref(), issued, requester, "", &uid);
             }
             (Answer::Failed { reason, message }, _) => {
                 tracing::warn!(reason, message, "CSR failed");

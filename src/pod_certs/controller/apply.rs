@@ -79,9 +79,9 @@ impl WatchCtx {
                     .issuance_latency
                     .with_label_values(&[FRONT_DOOR])
                     .observe(age.as_secs_f64());
-                let requester = format!("system:node:{}", spec.node_name);
+                // DESIGN §8: a PodCertificateRequest carries no requester; its node is a claim.
                 let uid = obj.uid().unwrap_or_default();
-                log_issued(door.authority.as_ref(), issued, &requester, &uid);
+                log_issued(door.authority.as_ref(), issued, "", &spec.node_name, &uid);
             }
             (Answer::Denied { reason, message } | Answer::Failed { reason, message }, _) => {
                 tracing::warn!(

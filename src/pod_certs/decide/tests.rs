@@ -227,6 +227,36 @@ fn each_denial_names_its_reason() {
     let d = decide_spec(&good, "other", &p256_policy());
     assert_eq!(denied(&d).0, "NamespaceNotAllowed");
 
+    // The API server refuses a condition message over 32 KiB: keys the request chose (up to
+    // 317 bytes each) and a long namespace list are named in part.
+    let mut many = good.clone();
+    let long = |i: usize| format!("k{i}.{}.example.com/{}", "a".repeat(200), "b".repeat(63));
+    many.unverified_user_annotations = Some((0..130).map(|i| (long(i), "v".to_owned())).collect());
+    let d = decide_spec(&many, "apps", &p256_policy());
+    let (reason, message) = denied(&d);
+    assert_eq!(reason, "InvalidUnverifiedUserAnnotations");
+    assert!(message.len() <= 1_500, "{} bytes", message.len());
+    assert!(
+        message.contains("k0.aaaa") && message.contains("(and 122 more)"),
+        "{message}"
+    );
+    let mut crowded = signer(false);
+    crowded.namespaces = (0..5_000).map(|i| format!("team-{i:05}")).collect();
+    let d = decide(
+        &request(&good, "other"),
+        V1,
+        &crowded,
+        Some(&p256_policy()),
+        PodLookup::NotRequired,
+    );
+    let (reason, message) = denied(&d);
+    assert_eq!(reason, "NamespaceNotAllowed");
+    assert!(
+        message.len() <= MESSAGE_MAX + "…".len(),
+        "{} bytes",
+        message.len()
+    );
+
     let mut keyless = good.clone();
     keyless.stub_pkcs10_request = Some(ByteString(Vec::new()));
     let d = decide_spec(&keyless, "apps", &p256_policy());
@@ -356,6 +386,7 @@ fn the_pod_cross_check_names_the_field_and_waits_for_the_cache() {
             },
         ),
     ] {
+        assert!(!changed.describes(&spec));
         let d = run(PodLookup::Found(&changed), 1);
         let (reason, message) = denied(&d);
         assert_eq!(reason, "PolicyDenied");
@@ -368,6 +399,14 @@ fn the_pod_cross_check_names_the_field_and_waits_for_the_cache() {
             ..
         }
     ));
+    assert!(facts.describes(&spec));
+    let Decision::Wait { reason, message } =
+        run(PodLookup::Unavailable("503 Service Unavailable"), 1)
+    else {
+        panic!("an unreadable pod does not wait");
+    };
+    assert_eq!(reason, "PodLookupFailed");
+    assert!(message.contains("503"), "{message}");
     assert!(matches!(
         run(PodLookup::Missing, 14 * 60),
         Decision::Answer(Answer::Failed {
