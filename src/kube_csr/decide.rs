@@ -8,7 +8,7 @@ use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
 
-use firefly_core::issuance::Outcome;
+use firefly_core::issuance::{IdentityNamespaces, Outcome, Scope};
 use firefly_core::spiffe::TrustDomain;
 
 use super::signer_name::{self, IssuerTarget, SignerName};
@@ -234,6 +234,19 @@ pub fn decide(
             return wait_or_fail(csr, reason::ISSUER_NOT_READY, message, settings, now);
         }
     };
+    // The requester first (DESIGN §8), as the CertificateRequest door does and the core does
+    // again when it signs: a requester the lists refuse learns nothing of the issuer's other
+    // settings, and an empty `controller.allowedRequesters` gets the refusal that names it.
+    let requester = Scope::Requester {
+        username: csr.spec.username.as_deref(),
+        controller_allowed: &settings.allowed_requesters,
+        issuer_allowed: spec.allowed_requesters.as_deref(),
+        allowed_policies: None,
+        identity_namespaces: IdentityNamespaces::Any,
+    };
+    if let Err(refused) = requester.authorize("") {
+        return Answer::failed(refusal_reason(refused.reason), refused.message).into();
+    }
     let annotation = |key: &str| {
         csr.metadata
             .annotations
@@ -248,9 +261,16 @@ pub fn decide(
         )
         .into();
     }
-    // The core's namespace rule, keyed on the issuer: `None` exempts (a ClusterIssuer's `["*"]`),
-    // `Some` lists the namespaces; an absent or empty list signs nothing.
+    // The core's namespace rule, keyed on the issuer: `None` exempts (a ClusterIssuer's `["*"]`,
+    // or an Issuer in a `controller.meshIssuerNamespaces` namespace, which signs for the whole
+    // mesh as istio-csr's requests there do: DESIGN §8), `Some` lists the namespaces; an absent
+    // or empty list signs nothing.
+    let mesh_issuer = target
+        .namespace
+        .as_deref()
+        .is_some_and(|ns| settings.mesh_issuer_namespaces.iter().any(|m| m == ns));
     let identity_namespaces = match issuer.identity_namespaces {
+        _ if mesh_issuer => None,
         Some(list) if list.iter().any(|n| n == "*") => None,
         Some(list) if !list.is_empty() => Some(list),
         _ => {

@@ -414,3 +414,73 @@ fn failed_condition_is_true_with_reason_message_and_times() {
     assert_eq!(c.message.as_deref(), Some("no CA"));
     assert_eq!(c.last_transition_time, Some(time(now())));
 }
+
+#[test]
+fn the_requester_is_authorized_before_any_issuer_setting_is_read() {
+    // Each of these would otherwise be refused for an issuer setting (CA asked, no identity
+    // namespaces, no policy): a requester the lists refuse learns none of that.
+    let cases = [
+        Csr::istiod(CLUSTER)
+            .approved()
+            .annotation(REQUEST_IS_CA_ANNOTATION, "true"),
+        Csr::istiod(CLUSTER).approved(),
+    ];
+    for issuer in [ready(Some("p"), None), ready(None, Some(&["*"]))] {
+        for csr in &cases {
+            let mut empty = settings();
+            empty.allowed_requesters.clear();
+            let d = decide(
+                &csr.0,
+                &cluster_target(),
+                issuer.clone(),
+                &Reference::NotRequired,
+                &empty,
+                now(),
+            );
+            let (reason, message) = failed_reason(&d);
+            assert_eq!(reason, "RequesterNotAllowed");
+            assert!(message.contains("controller.allowedRequesters"), "{message}");
+
+            let mut others = settings();
+            others.allowed_requesters = vec!["system:serviceaccount:x:y".to_owned()];
+            let d = decide(
+                &csr.0,
+                &cluster_target(),
+                issuer.clone(),
+                &Reference::NotRequired,
+                &others,
+                now(),
+            );
+            assert_eq!(failed_reason(&d).0, "RequesterNotAllowed");
+        }
+    }
+}
+
+#[test]
+fn an_issuer_in_a_mesh_issuer_namespace_signs_for_every_namespace() {
+    let plan = |namespace: &str| {
+        let target = IssuerTarget {
+            kind: IssuerKind::Issuer,
+            namespace: Some(namespace.into()),
+            name: "mesh".into(),
+        };
+        let csr = Csr::istiod(&format!("issuers.{GROUP}/{namespace}.mesh")).approved();
+        match decide(
+            &csr.0,
+            &target,
+            ready(Some("p"), Some(&[namespace])),
+            &Reference::Allowed,
+            &settings(),
+            now(),
+        ) {
+            Decision::Sign(plan) => plan,
+            other => panic!("not signed: {other:?}"),
+        }
+    };
+    // DESIGN §8: meshIssuerNamespaces (istio-system here) are exempt from the namespace rule.
+    assert_eq!(plan("istio-system").identity_namespaces, None);
+    assert_eq!(
+        plan("sandbox").identity_namespaces,
+        Some(vec!["sandbox".to_owned()])
+    );
+}
