@@ -247,6 +247,17 @@ mod tests {
             trust_bundle_pem(&[b"junk".to_vec()]),
             Err(BundleError::NotX509 { index: 0, .. })
         ));
+        // Distinct anchors (a CN of 2,000 bytes, in subject and issuer, makes each block about
+        // 5.8 KiB) up to and past the API server's 1 MiB.
+        let big = |i: usize| cert(&format!("{i:04}{}", "x".repeat(2_000)), true);
+        let fits: Vec<Vec<u8>> = (0..150).map(big).collect();
+        let fit = trust_bundle_pem(&fits);
+        assert!(fit.is_ok(), "{:?}", fit.err());
+        let over: Vec<Vec<u8>> = (0..200).map(big).collect();
+        match trust_bundle_pem(&over) {
+            Err(BundleError::TooLarge { size }) => assert!(size > MAX_TRUST_BUNDLE, "{size}"),
+            other => panic!("not refused as too large: {other:?}"),
+        }
     }
 
     #[test]
