@@ -38,10 +38,14 @@ pub enum CrdError {
     },
 }
 
-/// Every CRD the project owns, in a stable order: Issuer, ClusterIssuer. cert-manager's
-/// CertificateRequest is cert-manager's to install, never ours.
+/// Every CRD the project owns, in a stable order: Issuer, ClusterIssuer, each with an optional
+/// `spec` ([`issuer::with_optional_spec`]). cert-manager's CertificateRequest is cert-manager's
+/// to install, never ours.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Issuer::crd(), ClusterIssuer::crd()]
+    vec![
+        issuer::with_optional_spec(Issuer::crd()),
+        issuer::with_optional_spec(ClusterIssuer::crd()),
+    ]
 }
 
 /// The CRDs as one multi-document YAML stream (the content of `crds/firefly.yaml`).

@@ -790,3 +790,155 @@ async fn configured_issuer_group_is_watched_written_and_served() {
         }
     }
 }
+
+/// The environment with `controller.maxRetryDuration: max_retry`, issuer `firefly-istio`
+/// created Ready in istio-system when `issuer` is set, then a TLSPC outage that outlasts
+/// `policyMaxStaleness`: the signer (and every issuer) turns not Ready and stays so.
+async fn env_in_outage(max_retry: &'static str, issuer: bool) -> Env {
+    let env = Env::start_with(Options {
+        policy_refresh_interval: "200ms",
+        policy_max_staleness: "1s",
+        max_retry_duration: max_retry,
+        ..Options::default()
+    })
+    .await;
+    if issuer {
+        env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    }
+    let outage = firefly::tlspc_mock::Faults {
+        route_errors: vec![firefly::tlspc_mock::RouteError {
+            route: firefly::tlspc_mock::Route::Configurations,
+            status: 503,
+            count: None,
+            probability: None,
+            body: firefly::tlspc_mock::ErrorBody::Real,
+        }],
+        ..Default::default()
+    };
+    env.mock.set_faults(outage).unwrap();
+    kube_sim::wait_for(PATIENCE, || async { !env.authority.ready().ready })
+        .await
+        .expect("the signer reported not ready once the policies are stale");
+    if issuer {
+        kube_sim::wait_for(PATIENCE, || async {
+            env.sim
+                .object(GROUP, "issuers", NS, "firefly-istio")
+                .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("False"))
+        })
+        .await
+        .expect("issuer reported not Ready once the policies are stale");
+    }
+    env
+}
+
+/// cert-manager.md §2.8: an issuer that is not Ready is a transient cause, so its requests are
+/// Pending, then Failed once older than `controller.maxRetryDuration` — not Pending forever
+/// (istio-csr only gives up on `Failed`), even though the issuer never changes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_an_issuer_never_ready_fails_issuer_not_ready_after_max_retry_duration() {
+    let env = env_in_outage("2s", true).await;
+    let name = approved(&env, &workload_request(WORKLOAD)).await;
+    let obj = env.wait_ready_reason(NS, &name, "Failed").await;
+    let message = ready_message(&obj);
+    for part in [
+        "istio-system/firefly-istio",
+        "not ready",
+        "controller.maxRetryDuration 2s",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    assert!(obj["status"]["failureTime"].is_string(), "{obj:#}");
+    assert!(obj["status"].get("certificate").is_none(), "{obj:#}");
+    assert_eq!(env.signed(), 0);
+    kube_sim::wait_for(PATIENCE, || async {
+        warning_event_reasons(&env, &name)
+            .await
+            .contains(&"IssuerNotReady".to_owned())
+    })
+    .await
+    .expect("a Warning event with reason IssuerNotReady");
+}
+
+/// A request Pending on a missing issuer says why it waits now, not why it waited first: once
+/// the issuer exists but is not Ready, the message and a new Warning event say "not ready";
+/// once it is Ready, the request is signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_request_tells_its_new_cause_when_the_missing_issuer_exists_but_is_not_ready() {
+    let env = env_in_outage("5m", false).await;
+    let name = approved(&env, &workload_request(WORKLOAD)).await;
+    let obj = env.wait_ready_reason(NS, &name, "Pending").await;
+    assert!(ready_message(&obj).contains("not found"), "{obj:#}");
+    env.create_issuer(Some(NS), "firefly-istio", json!({}))
+        .await;
+    let said_not_ready = kube_sim::wait_for(PATIENCE, || async {
+        env.request(NS, &name)
+            .is_some_and(|o| ready_message(&o).contains("not ready"))
+    })
+    .await;
+    let obj = env.request(NS, &name).unwrap_or_default();
+    assert!(
+        said_not_ready.is_ok(),
+        "the Pending message still names the first cause: {obj:#}"
+    );
+    assert_eq!(ready_reason(&obj).as_deref(), Some("Pending"));
+    assert!(!ready_message(&obj).contains("not found"), "{obj:#}");
+    kube_sim::wait_for(PATIENCE, || async {
+        warning_event_reasons(&env, &name)
+            .await
+            .contains(&"IssuerNotReady".to_owned())
+    })
+    .await
+    .expect("a Warning event with reason IssuerNotReady");
+    env.mock.set_faults(Default::default()).unwrap();
+    let obj = env.wait_ready_reason(NS, &name, "Issued").await;
+    let Verdict { ok, output: out } =
+        openssl_verify(&decoded(&obj, "certificate"), &decoded(&obj, "ca"), "any");
+    assert!(ok, "{out}");
+}
+
+/// cert-manager.md §3: Firefly's Issuer and ClusterIssuer have an empty spec and every field we
+/// add is optional, so a manifest with metadata only is valid (the API server checks it against
+/// the CRD's schema), becomes Ready and serves requests with the defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_and_a_cluster_issuer_without_spec_are_accepted_become_ready_and_sign() {
+    use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+    let env = Env::start().await;
+    for (kind, plural, ns, name) in [
+        ("Issuer", "issuers", Some(NS), "firefly-istio"),
+        ("ClusterIssuer", "clusterissuers", None, "firefly-cluster"),
+    ] {
+        let resource = ApiResource {
+            group: GROUP.into(),
+            version: "v1alpha1".into(),
+            api_version: format!("{GROUP}/v1alpha1"),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let api: Api<DynamicObject> = match ns {
+            Some(ns) => Api::namespaced_with(env.client.clone(), ns, &resource),
+            None => Api::all_with(env.client.clone(), &resource),
+        };
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": resource.api_version,
+            "kind": kind,
+            "metadata": {"name": name},
+        }))
+        .unwrap();
+        if let Err(e) = api.create(&PostParams::default(), &obj).await {
+            panic!("{kind} {name} without spec refused: {e}");
+        }
+        kube_sim::wait_for(PATIENCE, || async {
+            env.sim
+                .object(GROUP, plural, ns.unwrap_or(""), name)
+                .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("True"))
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{kind} {name} without spec never became Ready"));
+        let mut req = workload_request(WORKLOAD);
+        req.issuer_name = name.into();
+        req.issuer_kind = Some(kind.into());
+        let request = approved(&env, &req).await;
+        let obj = env.wait_ready_reason(NS, &request, "Issued").await;
+        assert_eq!(decoded(&obj, "ca").trim(), env.root_pem().trim(), "{kind}");
+    }
+}

@@ -61,16 +61,38 @@ pub mod refusal {
         INVALID_REQUEST,
     ];
 
+    /// The policy cache's (and the pod door's) refusals of the policy a request names: not in
+    /// the configuration, removed from it, outside its `controllerAllowedPolicyIds`, or unusable.
+    /// Each says "this configuration does not let you use that policy", so each is a
+    /// [`POLICY_DENIED`]. The transient ones (`PolicyStale`, `PolicyNotLoaded`,
+    /// `PolicyUnavailable`, `SignerNotReady`) are not here: waiting helps, they are no refusal.
+    pub const POLICY_REFUSALS: [&str; 5] = [
+        "PolicyUnknown",
+        "PolicyRemoved",
+        "PolicyNotAllowed",
+        "PolicyNotFound",
+        "PolicyInvalid",
+    ];
+
     /// The refusal reason for the issuing core's or the signer's reason: one of [`ALL`]. A
-    /// policy the configuration does not have is a policy refusal; any other finer cause (its
-    /// detail stays in the message) is an invalid request.
+    /// policy the configuration does not let the request use is a policy refusal; any other
+    /// finer cause is an invalid request. The finer cause stays in the message.
     pub fn named(reason: &'static str) -> &'static str {
         match reason {
             r if ALL.contains(&r) => r,
-            "PolicyUnknown" => POLICY_DENIED,
+            r if POLICY_REFUSALS.contains(&r) => POLICY_DENIED,
             _ => INVALID_REQUEST,
         }
     }
+}
+
+/// Causes of a request waiting for its issuer (event and outcome reasons, the same as the
+/// CertificateSigningRequest door's).
+pub mod waiting {
+    /// The referenced Issuer/ClusterIssuer does not exist.
+    pub const ISSUER_NOT_FOUND: &str = "IssuerNotFound";
+    /// It exists but is not Ready for its current generation (no active sub-CA, stale policies).
+    pub const ISSUER_NOT_READY: &str = "IssuerNotReady";
 }
 
 /// The controller-wide settings the state machine depends on.
@@ -227,8 +249,6 @@ pub enum Ignored {
     NotApproved,
     /// It already has a terminal state.
     Terminal,
-    /// The Ready condition already says exactly this; only a retry is due.
-    Unchanged,
 }
 
 /// The status change of one request: only our `Ready` condition (and certificate, ca,
@@ -289,24 +309,30 @@ pub fn decide(
         return terminal(cr, reason::DENIED, "Denied", note, now);
     }
     let name = &cr.spec.issuer_ref.name;
+    let issuer_name = || format!("{} {}", kind.as_str(), describe_issuer(cr, kind));
     let spec = match issuer(kind, name) {
         IssuerState::Ready(spec) => spec,
         IssuerState::Missing => {
-            let message = format!(
-                "{} {} not found; waiting for it to be created",
-                kind.as_str(),
-                describe_issuer(cr, kind)
+            let problem = format!("{} not found", issuer_name());
+            return wait_for_issuer(
+                cr,
+                waiting::ISSUER_NOT_FOUND,
+                problem,
+                "waiting for it to be created",
+                settings,
+                now,
             );
-            // The issuer watch re-triggers the request when the issuer appears.
-            return pending(cr, "IssuerNotFound", message, None, now);
         }
         IssuerState::NotReady { message } => {
-            let message = format!(
-                "{} {} is not ready: {message}",
-                kind.as_str(),
-                describe_issuer(cr, kind)
+            let problem = format!("{} is not ready: {message}", issuer_name());
+            return wait_for_issuer(
+                cr,
+                waiting::ISSUER_NOT_READY,
+                problem,
+                "waiting for it to become Ready",
+                settings,
+                now,
             );
-            return pending(cr, "IssuerNotReady", message, None, now);
         }
     };
     // The requester, then the policy it names, authorized before anything is decoded, as the
@@ -363,6 +389,42 @@ pub fn decide(
         issuer_allowed_policies: spec.allowed_policies.clone(),
         identity_namespaces: identity_namespaces(cr, settings),
     }))
+}
+
+/// Step 6 with the transient rule of step 8: an issuer that is missing or not Ready is a
+/// transient cause (a sub-CA not active yet, a TLSPC blip, an issuer about to be created), so the
+/// request stays `Pending` until it is `max_retry_duration` old (counted from its creation), then
+/// fails with the cause as its event reason. The issuer watch re-triggers the request as soon as
+/// the issuer appears or turns Ready; the requeue at the deadline makes the age check run even
+/// when the issuer never changes.
+fn wait_for_issuer(
+    cr: &CertificateRequest,
+    cause: &'static str,
+    problem: String,
+    waiting_for: &str,
+    settings: &Settings,
+    now: SystemTime,
+) -> Decision {
+    let age = age(cr, now);
+    let max = settings.max_retry_duration;
+    if age >= max {
+        let message = format!(
+            "{problem} (still so after {}s, beyond controller.maxRetryDuration {}s); the request will not be signed",
+            age.as_secs(),
+            max.as_secs()
+        );
+        let failure = SignFailure {
+            request_error: false,
+            reason: cause,
+            message,
+        };
+        return failed(cr, failure, now);
+    }
+    let message = format!(
+        "{problem}; {waiting_for}, for at most controller.maxRetryDuration ({}s) from the request's creation",
+        max.as_secs()
+    );
+    pending(cr, cause, message, max.saturating_sub(age), now)
 }
 
 /// The namespaces whose identities a request may carry (DESIGN §8): its own, or any when it was
@@ -470,13 +532,7 @@ pub fn after_sign(
                 );
                 return failed(cr, SignFailure { message, ..failure }, now);
             }
-            pending(
-                cr,
-                failure.reason,
-                failure.message,
-                Some(retry_backoff(age)),
-                now,
-            )
+            pending(cr, failure.reason, failure.message, retry_backoff(age), now)
         }
     }
 }
@@ -659,26 +715,35 @@ fn terminal(
     }))
 }
 
+/// `Ready=False/Pending` for `cause`, looked at again after `requeue_after`.
+///
+/// The condition's message starts with the cause (`IssuerNotFound: …`; the event carries it as
+/// its reason), the one part of the message that is compared: a request already Pending for the
+/// same cause is not written again (its message embeds counters, "refresh 42s ago", that change
+/// on every attempt without saying anything new, and each write would re-trigger ourselves),
+/// while a new cause — the missing issuer now exists but is not Ready — is written once, with
+/// its event.
 fn pending(
     cr: &CertificateRequest,
     cause: &'static str,
     message: String,
-    requeue_after: Option<Duration>,
+    requeue_after: Duration,
     now: SystemTime,
 ) -> Decision {
+    let cause_prefix = format!("{cause}:");
     let existing = find_condition(cr, READY);
-    // Status and reason, never the message: messages embed counters ("refresh 42s ago") that
-    // change on every attempt without saying anything new.
-    if existing.is_some_and(|c| c.status == "False" && c.reason.as_deref() == Some(reason::PENDING))
-    {
-        // Writing the same condition again would only re-trigger ourselves.
-        return match requeue_after {
-            Some(delay) => Decision::Retry(delay),
-            None => Decision::Ignore(Ignored::Unchanged),
-        };
+    if existing.is_some_and(|c| {
+        c.status == "False"
+            && c.reason.as_deref() == Some(reason::PENDING)
+            && c.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with(&cause_prefix))
+    }) {
+        return Decision::Retry(requeue_after);
     }
+    let ready_message = format!("{cause_prefix} {message}");
     Decision::Update(Box::new(StatusUpdate {
-        ready: condition(cr, "False", reason::PENDING, message.clone(), now),
+        ready: condition(cr, "False", reason::PENDING, ready_message, now),
         certificate: None,
         ca: None,
         failure_time: None,
@@ -687,7 +752,7 @@ fn pending(
             reason: cause,
             note: message,
         }),
-        requeue_after,
+        requeue_after: Some(requeue_after),
         outcome: cause,
     }))
 }

@@ -287,7 +287,203 @@ fn an_identical_pending_condition_is_not_written_again() {
         .push(first.ready);
     assert_eq!(
         decide_with(&req, IssuerState::Missing),
-        Decision::Ignore(Ignored::Unchanged)
+        Decision::Retry(Duration::from_secs(290)),
+        "no write; only the age check at the controller.maxRetryDuration deadline"
+    );
+}
+
+/// The request with `ready` pushed as its Ready condition, as the API server would return it
+/// after our write.
+fn with_ready(mut req: Req, ready: CertificateRequestCondition) -> Req {
+    req.0
+        .status
+        .get_or_insert_with(CertificateRequestStatus::default)
+        .conditions
+        .get_or_insert_with(Vec::new)
+        .retain(|c| c.type_ != READY);
+    req.0
+        .status
+        .as_mut()
+        .and_then(|s| s.conditions.as_mut())
+        .unwrap()
+        .push(ready);
+    req
+}
+
+fn not_ready(message: &str) -> IssuerState {
+    IssuerState::NotReady {
+        message: message.into(),
+    }
+}
+
+#[test]
+fn a_request_waiting_for_its_issuer_is_looked_at_again_at_the_max_retry_deadline() {
+    // Created 10 s ago, maxRetryDuration 300 s: the age check is due in 290 s, even if the
+    // issuer never changes (its watch re-triggers the request sooner when it does).
+    let deadline = Duration::from_secs(290);
+    for (issuer, cause) in [
+        (IssuerState::Missing, "IssuerNotFound"),
+        (not_ready("no active sub-CA"), "IssuerNotReady"),
+    ] {
+        let u = update(decide_with(&Req::istio().approved(), issuer.clone()));
+        assert_eq!(u.ready.reason.as_deref(), Some(reason::PENDING), "{cause}");
+        assert_eq!(u.requeue_after, Some(deadline), "{cause}");
+        assert_eq!(u.event.as_ref().map(|e| e.reason), Some(cause));
+        assert!(u.failure_time.is_none(), "{cause}");
+        let waiting = with_ready(Req::istio().approved(), u.ready);
+        assert_eq!(
+            decide_with(&waiting, issuer),
+            Decision::Retry(deadline),
+            "{cause}: unchanged, so no write, but still a requeue at the deadline"
+        );
+    }
+}
+
+#[test]
+fn a_request_whose_issuer_stays_missing_or_not_ready_fails_after_max_retry_duration() {
+    for (issuer, cause, says) in [
+        (IssuerState::Missing, "IssuerNotFound", "not found"),
+        (
+            not_ready("NotReady: no active sub-CA"),
+            "IssuerNotReady",
+            "no active sub-CA",
+        ),
+    ] {
+        // Whether it was Pending before or never decided, it fails once old enough.
+        let pending = update(decide_with(&Req::istio().approved(), issuer.clone())).ready;
+        for req in [
+            Req::istio().approved(),
+            with_ready(Req::istio().approved(), pending),
+        ] {
+            let old = req.created_ago(Duration::from_secs(301));
+            let u = update(decide_with(&old, issuer.clone()));
+            assert_eq!(
+                (u.ready.status.as_str(), u.ready.reason.as_deref()),
+                ("False", Some(reason::FAILED)),
+                "{cause}"
+            );
+            assert_eq!(u.failure_time, Some(now()), "{cause}");
+            assert!(u.requeue_after.is_none(), "{cause}");
+            assert_eq!(u.outcome, cause);
+            let event = u.event.expect("a warning event");
+            assert!(event.warning);
+            assert_eq!(event.reason, cause);
+            let message = u.ready.message.unwrap();
+            assert_eq!(event.note, message);
+            for part in [
+                "Issuer istio-system/firefly-istio",
+                says,
+                "controller.maxRetryDuration 300s",
+                "301s",
+            ] {
+                assert!(message.contains(part), "{cause}: {part:?} not in {message}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_request_pending_on_a_missing_issuer_says_so_when_the_issuer_exists_but_is_not_ready() {
+    let missing = update(decide_with(&Req::istio().approved(), IssuerState::Missing));
+    let waiting = with_ready(Req::istio().approved(), missing.ready.clone());
+    let u = update(decide_with(
+        &waiting,
+        not_ready("NotReady: no active sub-CA"),
+    ));
+    assert_eq!(u.ready.reason.as_deref(), Some(reason::PENDING));
+    let message = u.ready.message.clone().unwrap();
+    assert!(
+        message.contains("not ready") && message.contains("no active sub-CA"),
+        "{message}"
+    );
+    assert!(!message.contains("not found"), "{message}");
+    assert_eq!(u.outcome, "IssuerNotReady");
+    assert_eq!(u.event.as_ref().map(|e| e.reason), Some("IssuerNotReady"));
+    assert_eq!(
+        u.ready.last_transition_time, missing.ready.last_transition_time,
+        "still False: the transition time stays"
+    );
+    // The same cause with another detail is not written again.
+    let waiting = with_ready(Req::istio().approved(), u.ready);
+    assert!(matches!(
+        decide_with(&waiting, not_ready("NotReady: policies are stale")),
+        Decision::Retry(_)
+    ));
+    // A transient signing failure after the issuer turned Ready is a new cause: written once.
+    let retry = Outcome::Retry {
+        reason: "SignerNotReady",
+        message: "cannot sign now: no active sub-CA".into(),
+    };
+    let u = update(after_issue(&waiting.0, &retry, &settings(), now()));
+    assert_eq!(u.outcome, "SignerNotReady");
+    assert!(u.ready.message.unwrap().contains("cannot sign now"));
+}
+
+#[test]
+fn every_policy_the_configuration_does_not_let_a_request_use_is_a_policy_denial() {
+    use firefly_tlspc::policy_cache::PolicyLookupError;
+    let name = || "istio-mtls".to_owned();
+    let lookups = [
+        PolicyLookupError::Unknown {
+            name: name(),
+            known: "other".into(),
+        },
+        PolicyLookupError::Removed { name: name() },
+        PolicyLookupError::NotAllowed {
+            name: name(),
+            id: "p-1".into(),
+        },
+        PolicyLookupError::Invalid {
+            name: name(),
+            reason: "bad pattern".into(),
+        },
+        PolicyLookupError::Stale {
+            age_secs: 42,
+            max_secs: 30,
+        },
+        PolicyLookupError::NotLoaded,
+    ];
+    for lookup in &lookups {
+        let named = refusal::named(lookup.reason());
+        if lookup.is_transient() {
+            // Waiting helps: never a refusal of the request.
+            assert_ne!(named, refusal::POLICY_DENIED, "{}", lookup.reason());
+        } else {
+            assert_eq!(named, refusal::POLICY_DENIED, "{}", lookup.reason());
+        }
+    }
+    // The pod door's policy-not-found spelling, and the transient causes of the signer.
+    assert_eq!(refusal::named("PolicyNotFound"), refusal::POLICY_DENIED);
+    for transient in [
+        "PolicyStale",
+        "PolicyNotLoaded",
+        "PolicyUnavailable",
+        "SignerNotReady",
+    ] {
+        assert_ne!(
+            refusal::named(transient),
+            refusal::POLICY_DENIED,
+            "{transient}"
+        );
+    }
+    // The fine cause stays in the message; the event reason is the contract's.
+    let refused = Outcome::Refused {
+        reason: "PolicyNotAllowed",
+        message: "policy \"istio-mtls\" (id p-1) is not in the configuration's controllerAllowedPolicyIds".into(),
+    };
+    let u = update(after_issue(
+        &Req::istio().approved().0,
+        &refused,
+        &settings(),
+        now(),
+    ));
+    assert_eq!(u.outcome, "PolicyDenied");
+    assert_eq!(u.event.as_ref().map(|e| e.reason), Some("PolicyDenied"));
+    assert!(
+        u.ready
+            .message
+            .unwrap()
+            .contains("controllerAllowedPolicyIds")
     );
 }
 
