@@ -78,7 +78,7 @@ where
 
 /// How many objects of a door's first list are cached and queued as they arrive; the rest wait
 /// for the list's end (see [`first_list_as_it_arrives`]).
-pub(crate) const FIRST_LIST_EARLY: usize = 1_000;
+pub(crate) const FIRST_LIST_EARLY: usize = 10_000;
 
 /// Where [`first_list_as_it_arrives`] is in a watch's life.
 enum FirstList<K> {
@@ -104,8 +104,10 @@ enum FirstList<K> {
 /// as it arrives slowed a 100,000-object list, which then competed with our answers for the CPU,
 /// and the watch resumed after it from a resourceVersion that tens of thousands of our own writes
 /// had pushed out of kube-sim's 20,000-event history: 410, a new list, and 801 lists instead of
-/// 401 for one backlog. A thousand early answers cover the time a list of a few tens of pages
-/// takes, and bound our own writes during any list to a thousand.
+/// 401 for one backlog. Ten thousand early answers cover a list of a few tens of pages whole (a
+/// thousand did not: with 10,000 waiting requests they were answered before the list's last
+/// pages arrived, and one core idled until its end), and bound our own writes during any list to
+/// half of that history; the 100,000-object backlog keeps its 401 lists and its time.
 ///
 /// A first list that fails midway is restarted by the watcher with a new `Init`, which passes
 /// through (the held objects are dropped: the new list brings them again): that list, like every
