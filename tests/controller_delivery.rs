@@ -354,3 +354,61 @@ async fn a_slow_events_api_does_not_hold_the_next_decision() {
     );
     eprintln!("issued {:?} after the issuer turned Ready", ready.elapsed());
 }
+
+/// A status write that was stored but whose answer never came back (the connection broke after
+/// the API server committed it): the certificate is in the request, so in the requester's hands,
+/// and the controller cannot know. It is audited with its serial as `signed-delivery-unknown`
+/// (before, nothing was audited for it: no "certificate issued" line, no usage record, no
+/// "signed-not-delivered" line), and not counted as not delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_write_whose_answer_is_lost_is_audited_with_its_serial() {
+    let audit = AuditEvents::install();
+    let (env, _wrapped) = env_with_wrapped(
+        Options {
+            check_approval: false,
+            ..Options::default()
+        },
+        false,
+    )
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    env.sim.faults().inject(
+        FaultRule::lost_response()
+            .verb("patch")
+            .resource("certificaterequests/status")
+            .times(1),
+    );
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+    let name = env
+        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
+        .await;
+    env.wait_ready_reason(NS, &name, "Issued").await;
+    const UNKNOWN: &str = "signed-delivery-unknown: the status write failed in transit and may have been stored; the certificate may have been handed out";
+    kube_sim::wait_for(Duration::from_secs(30), || async {
+        !audit.with_message(UNKNOWN).is_empty()
+    })
+    .await
+    .expect("the lost answer is audited");
+    let lines = audit.with_message(UNKNOWN);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let chain = decoded(&env.request(NS, &name).unwrap(), "certificate");
+    let leaf = ::pem::parse(chain.as_bytes()).expect("a PEM block");
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(leaf.contents()).expect("the delivered leaf");
+    assert_eq!(
+        lines[0]["serial"].replace(':', "").to_ascii_lowercase(),
+        cert.raw_serial_as_string()
+            .replace(':', "")
+            .to_ascii_lowercase(),
+        "the audited serial is the delivered certificate's"
+    );
+    let metrics = env.controller.as_ref().unwrap().metrics();
+    assert_eq!(
+        metrics
+            .signed_not_delivered
+            .with_label_values(&["CertificateRequest"])
+            .get(),
+        0,
+        "not counted as refused"
+    );
+}

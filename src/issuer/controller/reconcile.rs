@@ -178,8 +178,10 @@ async fn reconcile_in_span(
                         source: kube::Error::Api(status),
                         ..
                     }) => Some(status.code),
-                    // The write may or may not have landed; its retry finds out (409).
-                    Err(_) => None,
+                    // No answer: the write may have been stored and the certificate handed
+                    // out. Audited as such (its retry signs no second one unless the API server
+                    // did not store it).
+                    Err(_) => Some(0),
                 };
                 if let Some(code) = refused {
                     ctx.not_delivered(&cr, issued, code);

@@ -92,6 +92,10 @@ impl Context {
 /// The signed-not-delivered record of any front door: counted in
 /// `firefly_signed_not_delivered_total{type}` and audited with the serial whatever the audit
 /// settings (a signed certificate exists that nobody received); never a usage record.
+///
+/// `code` 0 is a write that failed in transit (no HTTP answer): the API server may have taken
+/// it, so the certificate may be in the requester's hands. It is audited as
+/// `signed-delivery-unknown` with its serial, not counted as not delivered.
 pub(crate) fn audit_not_delivered(
     metrics: &crate::metrics::Metrics,
     front_door: &str,
@@ -99,6 +103,11 @@ pub(crate) fn audit_not_delivered(
     request_uid: &str,
     code: u16,
 ) {
+    if code == 0 {
+        let spiffe_id = issued.spiffe_id.as_ref().map_or("", |id| id.as_str());
+        tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, request_uid, front_door, "signed-delivery-unknown: the status write failed in transit and may have been stored; the certificate may have been handed out");
+        return;
+    }
     metrics
         .signed_not_delivered
         .with_label_values(&[front_door])

@@ -17,6 +17,7 @@ pub struct FaultRule {
     times: Option<u64>,
     probability: f64,
     retry_after: Option<u64>,
+    lose_response: bool,
 }
 
 impl FaultRule {
@@ -31,6 +32,7 @@ impl FaultRule {
             times: None,
             probability: 1.0,
             retry_after: None,
+            lose_response: false,
         }
     }
     /// Delay matching requests by this much (then serve them normally).
@@ -43,6 +45,16 @@ impl FaultRule {
             times: None,
             probability: 1.0,
             retry_after: None,
+            lose_response: false,
+        }
+    }
+    /// Serve matching requests in full (a write is stored and watched), then close the
+    /// connection without an answer: the client sees a transport error for a request that took
+    /// effect, as when a connection breaks after the API server committed.
+    pub fn lost_response() -> Self {
+        FaultRule {
+            lose_response: true,
+            ..FaultRule::latency(Duration::ZERO)
         }
     }
     /// Only requests with this verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`).
@@ -169,12 +181,12 @@ impl Faults {
         verb: &str,
         resource: &str,
         sub: Option<&str>,
-    ) -> (Option<Duration>, Option<ApiError>) {
+    ) -> (Option<Duration>, Option<ApiError>, bool) {
         let mut rules = self.0.rules.lock();
         if rules.is_empty() {
-            return (None, None);
+            return (None, None, false);
         }
-        let (mut lat, mut err) = (None, None);
+        let (mut lat, mut err, mut lose) = (None, None, false);
         for r in rules.iter_mut() {
             if !r.matches(verb, resource, sub) || r.times == Some(0) {
                 continue;
@@ -185,15 +197,16 @@ impl Faults {
             if let Some(t) = r.times.as_mut() {
                 *t -= 1;
             }
-            if let Some(l) = r.latency {
+            if let Some(l) = r.latency.filter(|l| !l.is_zero()) {
                 lat = Some(lat.unwrap_or_default() + l);
             }
+            lose |= r.lose_response;
             if let (Some(code), None) = (r.status, &err) {
                 err = Some(injected(code, resource, r.retry_after.unwrap_or(1)));
             }
         }
         rules.retain(|r| r.times != Some(0));
-        (lat, err)
+        (lat, err, lose)
     }
 }
 

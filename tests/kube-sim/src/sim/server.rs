@@ -21,6 +21,23 @@ use tokio::sync::{broadcast, mpsc};
 /// Response body type.
 pub type Body = BoxBody<Bytes, Infallible>;
 
+tokio::task_local! {
+    /// Set while a request is served when a fault asks for its answer to be lost.
+    static LOSE_RESPONSE: std::cell::Cell<bool>;
+}
+
+/// A request served whose answer a fault dropped: hyper closes the connection on it.
+#[derive(Debug)]
+pub struct LostResponse;
+
+impl std::fmt::Display for LostResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the answer was dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for LostResponse {}
+
 /// Everything a request handler needs.
 #[derive(Debug)]
 pub struct Server {
@@ -100,8 +117,18 @@ impl Server {
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
-    ) -> Result<Response<Body>, Infallible> {
-        Ok(match self.route(req).await {
+    ) -> Result<Response<Body>, LostResponse> {
+        let (lose, routed) = LOSE_RESPONSE
+            .scope(std::cell::Cell::new(false), async {
+                let routed = self.route(req).await;
+                (LOSE_RESPONSE.with(std::cell::Cell::get), routed)
+            })
+            .await;
+        if lose {
+            // An error from the service makes hyper close the connection unanswered.
+            return Err(LostResponse);
+        }
+        Ok(match routed {
             Ok(r) => r,
             Err(e) => error_response(&e),
         })
@@ -225,7 +252,11 @@ impl Server {
         if let Some(s) = &target.sub {
             self.counters.inc(verb, &format!("{}/{s}", def.plural));
         }
-        let (latency, fault) = self.faults.check(verb, &def.plural, target.sub.as_deref());
+        let (latency, fault, lose) = self.faults.check(verb, &def.plural, target.sub.as_deref());
+        if lose {
+            // Served in full, answered with nothing (see FaultRule::lost_response).
+            let _ = LOSE_RESPONSE.try_with(|l| l.set(true));
+        }
         if let Some(l) = latency {
             tokio::time::sleep(l).await;
         }
