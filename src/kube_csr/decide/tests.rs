@@ -439,7 +439,10 @@ fn the_requester_is_authorized_before_any_issuer_setting_is_read() {
             );
             let (reason, message) = failed_reason(&d);
             assert_eq!(reason, "RequesterNotAllowed");
-            assert!(message.contains("controller.allowedRequesters"), "{message}");
+            assert!(
+                message.contains("controller.allowedRequesters"),
+                "{message}"
+            );
 
             let mut others = settings();
             others.allowed_requesters = vec!["system:serviceaccount:x:y".to_owned()];
