@@ -499,7 +499,7 @@ def pod_certificates_rbac_and_config():
         {"apiGroups": [POD_CERT_GROUP], "resources": ["podcertificaterequests/status"], "verbs": ["patch"]},
     ]
     ctb = [{"apiGroups": [POD_CERT_GROUP], "resources": ["clustertrustbundles"], "verbs": ["list", "watch", "create", "patch"]}]
-    pods = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
+    pods = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
 
     def signers_rule(verb, names):
         return {"apiGroups": [POD_CERT_GROUP], "resources": ["signers"], "resourceNames": names, "verbs": [verb]}
