@@ -704,9 +704,15 @@ async fn env_with_group(group: &str) -> Env {
     env
 }
 
-/// Creates an Issuer (in `ns`) or ClusterIssuer (`ns` None) of `group` with an empty spec and
-/// waits until its status carries Ready=True.
-async fn ready_issuer_of_group(env: &Env, group: &str, ns: Option<&str>, name: &str) {
+/// Creates an Issuer (in `ns`) or ClusterIssuer (`ns` None) of `group` with `spec` (none at all
+/// when `None`) and waits until its status carries Ready=True.
+async fn ready_issuer_of_group(
+    env: &Env,
+    group: &str,
+    ns: Option<&str>,
+    name: &str,
+    spec: Option<serde_json::Value>,
+) {
     use kube::api::{Api, ApiResource, DynamicObject, PostParams};
     let (kind, plural) = match ns {
         Some(_) => ("Issuer", "issuers"),
@@ -723,16 +729,18 @@ async fn ready_issuer_of_group(env: &Env, group: &str, ns: Option<&str>, name: &
         Some(ns) => Api::namespaced_with(env.client.clone(), ns, &resource),
         None => Api::all_with(env.client.clone(), &resource),
     };
-    let obj: DynamicObject = serde_json::from_value(json!({
+    let mut manifest = json!({
         "apiVersion": resource.api_version,
         "kind": kind,
         "metadata": {"name": name},
-        "spec": {},
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &obj)
-        .await
-        .expect("issuer of the other group created");
+    });
+    if let Some(spec) = spec {
+        manifest["spec"] = spec;
+    }
+    let obj: DynamicObject = serde_json::from_value(manifest).unwrap();
+    if let Err(e) = api.create(&PostParams::default(), &obj).await {
+        panic!("{kind} {name} of group {group} refused: {e}");
+    }
     kube_sim::wait_for(PATIENCE, || async {
         env.sim
             .object(group, plural, ns.unwrap_or(""), name)
@@ -746,8 +754,15 @@ async fn ready_issuer_of_group(env: &Env, group: &str, ns: Option<&str>, name: &
 async fn configured_issuer_group_is_watched_written_and_served() {
     let env = env_with_group(OTHER_GROUP).await;
     let api_version = format!("{OTHER_GROUP}/v1alpha1");
-    ready_issuer_of_group(&env, OTHER_GROUP, Some(NS), "firefly-istio").await;
-    ready_issuer_of_group(&env, OTHER_GROUP, None, "firefly-cluster").await;
+    ready_issuer_of_group(
+        &env,
+        OTHER_GROUP,
+        Some(NS),
+        "firefly-istio",
+        Some(json!({})),
+    )
+    .await;
+    ready_issuer_of_group(&env, OTHER_GROUP, None, "firefly-cluster", Some(json!({}))).await;
     assert!(
         env.sim
             .object(GROUP, "issuers", NS, "firefly-istio")
@@ -901,39 +916,12 @@ async fn a_pending_request_tells_its_new_cause_when_the_missing_issuer_exists_bu
 /// the CRD's schema), becomes Ready and serves requests with the defaults.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuer_and_a_cluster_issuer_without_spec_are_accepted_become_ready_and_sign() {
-    use kube::api::{Api, ApiResource, DynamicObject, PostParams};
     let env = Env::start().await;
-    for (kind, plural, ns, name) in [
-        ("Issuer", "issuers", Some(NS), "firefly-istio"),
-        ("ClusterIssuer", "clusterissuers", None, "firefly-cluster"),
+    for (kind, ns, name) in [
+        ("Issuer", Some(NS), "firefly-istio"),
+        ("ClusterIssuer", None, "firefly-cluster"),
     ] {
-        let resource = ApiResource {
-            group: GROUP.into(),
-            version: "v1alpha1".into(),
-            api_version: format!("{GROUP}/v1alpha1"),
-            kind: kind.into(),
-            plural: plural.into(),
-        };
-        let api: Api<DynamicObject> = match ns {
-            Some(ns) => Api::namespaced_with(env.client.clone(), ns, &resource),
-            None => Api::all_with(env.client.clone(), &resource),
-        };
-        let obj: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": resource.api_version,
-            "kind": kind,
-            "metadata": {"name": name},
-        }))
-        .unwrap();
-        if let Err(e) = api.create(&PostParams::default(), &obj).await {
-            panic!("{kind} {name} without spec refused: {e}");
-        }
-        kube_sim::wait_for(PATIENCE, || async {
-            env.sim
-                .object(GROUP, plural, ns.unwrap_or(""), name)
-                .is_some_and(|o| kube_sim::condition_status(&o, "Ready") == Some("True"))
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{kind} {name} without spec never became Ready"));
+        ready_issuer_of_group(&env, GROUP, ns, name, None).await;
         let mut req = workload_request(WORKLOAD);
         req.issuer_name = name.into();
         req.issuer_kind = Some(kind.into());

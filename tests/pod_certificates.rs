@@ -1444,26 +1444,6 @@ async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backof
     assert_eq!(counter(&metrics, ISSUED), 1);
 }
 
-/// Polls `count` (attempts so far, none yet) for `window` and returns the gaps between
-/// successive attempts, as seen at a 10 ms resolution.
-async fn attempt_gaps(count: impl Fn() -> u64, window: Duration) -> Vec<Duration> {
-    let start = tokio::time::Instant::now();
-    let (mut seen, mut last) = (count(), None);
-    let mut gaps = Vec::new();
-    while start.elapsed() < window {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let now = count();
-        if now > seen {
-            let at = tokio::time::Instant::now();
-            if let Some(previous) = last {
-                gaps.push(at - previous);
-            }
-            (seen, last) = (now, Some(at));
-        }
-    }
-    gaps
-}
-
 /// With `verifyPod`, the pod cache follows a watch that may trail the kubelet: here the pod was
 /// deleted and created again under its name (a StatefulSet's way) while the cache's watch lags
 /// 20 s, so the cache still holds the old pod's UID. The request names the new pod, and is

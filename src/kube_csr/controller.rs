@@ -20,9 +20,9 @@ use crate::events::EventRecorder;
 use crate::issuer::authority::{Authority, Issued};
 use crate::issuer::controller::report::{issue_counted, publish_event};
 use crate::issuer::controller::{Clock, ControllerSettings, IssuerCaches};
-use crate::issuer::decide::{SignPlan, retry_after_failed_reconcile};
+use crate::issuer::decide::SignPlan;
 use crate::metrics::Metrics;
-use crate::queue::retries::{RetryLog, jitter, server_retry_after};
+use crate::queue::retries::{RetryLog, server_retry_after};
 use crate::queue::{
     ANSWER_SETTLE, AnsweredCopies, drain_until_stopped, first_list_as_it_arrives, in_own_task,
     triggers_from,
@@ -155,23 +155,13 @@ pub async fn run(
 /// panicking backs off the same way: the CSR API has no reason for an internal error (DESIGN §9),
 /// so it is retried, never failed.
 fn error_policy(csr: Arc<CertificateSigningRequest>, err: &CsrError, ctx: Arc<Context>) -> Action {
-    let uid = csr.uid().unwrap_or_default();
-    let failures = ctx
-        .retries
-        .failed(&uid, matches!(err, CsrError::Panicked(_)));
     let retry_after = match err {
         CsrError::StatusWrite { source, .. } => server_retry_after(source),
         CsrError::Panicked(_) => None,
     };
-    let delay = retry_after_failed_reconcile(failures.total, jitter(), retry_after);
-    tracing::warn!(
-        error = %err,
-        failures = failures.total,
-        ?retry_after,
-        ?delay,
-        "CSR reconcile failed; deciding again after the delay"
-    );
-    Action::requeue(delay)
+    let panicked = matches!(err, CsrError::Panicked(_));
+    let uid = csr.uid().unwrap_or_default();
+    Action::requeue(ctx.retries.next_attempt(&uid, panicked, retry_after, err))
 }
 
 /// Rewrites a watch event so the door's cache holds only CSRs it may still serve (see

@@ -34,9 +34,8 @@ use crate::issuer::authority::{Authority, Issued};
 use crate::issuer::controller::Clock;
 use crate::issuer::controller::report::{issue_counted, publish_event};
 use crate::issuer::decide::EventNote;
-use crate::issuer::decide::retry_after_failed_reconcile;
 use crate::metrics::Metrics;
-use crate::queue::retries::{RetryLog, jitter, server_retry_after};
+use crate::queue::retries::{RetryLog, server_retry_after};
 use crate::queue::{
     ANSWER_SETTLE, AnsweredCopies, first_list_as_it_arrives, in_own_task, triggers_from,
 };
@@ -517,23 +516,16 @@ async fn watch_one(
 /// missing `sign` grant, an admission webhook, throttling) must not turn into a signing loop; a
 /// request that changes meanwhile is re-triggered by its watch event at once.
 fn error_policy(obj: Arc<PodCertificateRequest>, err: &PcrError, ctx: Arc<WatchCtx>) -> Action {
-    let uid = obj.uid().unwrap_or_default();
-    let failures = ctx
-        .shared
-        .retries
-        .failed(&uid, matches!(err, PcrError::Panicked(_)));
     let retry_after = match err {
         PcrError::StatusWrite { source, .. } => server_retry_after(source),
         PcrError::Panicked(_) => None,
     };
-    let delay = retry_after_failed_reconcile(failures.total, jitter(), retry_after);
-    tracing::warn!(
-        error = %err,
-        failures = failures.total,
-        ?retry_after,
-        ?delay,
-        "PodCertificateRequest reconcile failed; deciding again after the delay"
-    );
+    let panicked = matches!(err, PcrError::Panicked(_));
+    let uid = obj.uid().unwrap_or_default();
+    let delay = ctx
+        .shared
+        .retries
+        .next_attempt(&uid, panicked, retry_after, err);
     Action::requeue(delay)
 }
 

@@ -115,6 +115,34 @@ pub(crate) fn jitter() -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
+impl RetryLog {
+    /// Counts one more failed reconcile of `uid` (a panic when `panicked`) and returns how long
+    /// to wait before the next: the shared backoff, never sooner than the API server's
+    /// `retry_after`. Logs the failure (`error`) at warn with the counts and the delay.
+    pub(crate) fn next_attempt(
+        &self,
+        uid: &str,
+        panicked: bool,
+        retry_after: Option<Duration>,
+        error: &dyn std::fmt::Display,
+    ) -> Duration {
+        let failures = self.failed(uid, panicked);
+        let delay = crate::issuer::decide::retry_after_failed_reconcile(
+            failures.total,
+            jitter(),
+            retry_after,
+        );
+        tracing::warn!(
+            %error,
+            failures = failures.total,
+            ?retry_after,
+            ?delay,
+            "reconcile failed; deciding again after the delay"
+        );
+        delay
+    }
+}
+
 /// The wait the API server asks for with a 429 (Too Many Requests) or 503 answer carrying
 /// `Retry-After` (`details.retryAfterSeconds` of the Status), if `error` is one.
 pub(crate) fn server_retry_after(error: &kube::Error) -> Option<Duration> {

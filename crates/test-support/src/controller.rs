@@ -685,3 +685,23 @@ impl RequestBuilder {
         })
     }
 }
+
+/// Polls `count` (attempts so far, none yet) for `window` and returns the gaps between
+/// successive attempts, as seen at a 10 ms resolution.
+pub async fn attempt_gaps(count: impl Fn() -> u64, window: Duration) -> Vec<Duration> {
+    let start = tokio::time::Instant::now();
+    let (mut seen, mut last) = (count(), None);
+    let mut gaps = Vec::new();
+    while start.elapsed() < window {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = count();
+        if now > seen {
+            let at = tokio::time::Instant::now();
+            if let Some(previous) = last {
+                gaps.push(at - previous);
+            }
+            (seen, last) = (now, Some(at));
+        }
+    }
+    gaps
+}
