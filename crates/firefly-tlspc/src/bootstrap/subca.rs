@@ -68,10 +68,21 @@ pub fn probe(
 ) -> Result<(), SubCaError> {
     use rustls::pki_types::{CertificateDer, UnixTime};
     let refused = |detail: String| SubCaError::Probe { detail };
+    // rustls-webpki applies pathLenConstraint to the intermediates only, never to the trust
+    // anchor, while relying parties (OpenSSL, BoringSSL) apply it to the anchor too: every
+    // parent's is checked here, the anchor's included. A parent may have at most
+    // pathLenConstraint CA certificates below it (RFC 5280 §4.2.1.9); the sub-CA is the first.
     for (i, der) in issuer_chain_der.iter().enumerate() {
-        parent_may_sign_certificates(&format!("issuerCertificates[{i}]"), der)?;
+        let field = format!("issuerCertificates[{i}]");
+        parent_may_sign_certificates(&field, der)?;
+        path_length_allows(&field, der, i + 1)?;
     }
     parent_may_sign_certificates("the trust anchor", anchor_der)?;
+    let below_anchor = 1 + issuer_chain_der
+        .iter()
+        .filter(|der| der.as_slice() != anchor_der)
+        .count();
+    path_length_allows("the trust anchor", anchor_der, below_anchor)?;
     let spiffe_id = probe_spiffe_id(sub_ca.certificate_der())?;
     // A sub-CA with less than the usual minimum leaf duration left (compressed test lifetimes, a
     // late activation) still gets a probe, clamped to its NotAfter.
@@ -160,6 +171,33 @@ fn parent_may_sign_certificates(field: &str, der: &[u8]) -> Result<(), SubCaErro
         Err(e) => Err(SubCaError::Probe {
             detail: format!("{field} ({}): keyUsage does not parse: {e}", cert.subject()),
         }),
+    }
+}
+
+/// Whether the CA certificate `der` (`field`, for messages) may have `below` CA certificates
+/// under it in the path to a leaf: its pathLenConstraint, when it has one, must be at least that.
+fn path_length_allows(field: &str, der: &[u8], below: usize) -> Result<(), SubCaError> {
+    let cert = parse(field, der)?;
+    let limit = match cert.basic_constraints() {
+        Ok(Some(bc)) => bc.value.path_len_constraint,
+        Ok(None) => None,
+        Err(e) => {
+            return Err(SubCaError::Probe {
+                detail: format!(
+                    "{field} ({}): basicConstraints does not parse: {e}",
+                    cert.subject()
+                ),
+            });
+        }
+    };
+    match limit {
+        Some(n) if usize::try_from(n).is_ok_and(|n| below > n) => Err(SubCaError::Probe {
+            detail: format!(
+                "{field} ({}) has pathLenConstraint {n}, but the path would put {below} CA certificate(s) below it (the sub-CA and the certificates between them)",
+                cert.subject()
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -735,7 +773,43 @@ mod tests {
         let mut params = ca_params("Test Intermediate");
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         let refusal = probe_refusal(&TestPki::with_intermediate(params), None);
-        assert!(refusal.contains("PathLenConstraintViolated"), "{refusal}");
+        assert!(refusal.contains("issuerCertificates[0]"), "{refusal}");
+        assert!(refusal.contains("pathLenConstraint 0"), "{refusal}");
+    }
+
+    /// A hierarchy whose self-signed root has `path_len`, above an unconstrained intermediate.
+    fn pki_with_root_path_length(path_len: u8) -> TestPki {
+        let root_key = KeyPair::generate().unwrap();
+        let mut root_params = ca_params("Test Root");
+        root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+        let root = root_params.self_signed(&root_key).unwrap();
+        let root_issuer = Issuer::new(root_params, root_key);
+        let int_key = KeyPair::generate().unwrap();
+        let int_cert = ca_params("Test Intermediate")
+            .signed_by(&int_key, &root_issuer)
+            .unwrap();
+        TestPki {
+            root_pem: root.pem(),
+            root_der: root.der().to_vec(),
+            intermediate: Issuer::new(ca_params("Test Intermediate"), int_key),
+            intermediate_pem: int_cert.pem(),
+        }
+    }
+
+    /// The trust anchor is the one certificate rustls-webpki never checks a pathLen of. Below
+    /// the root are the intermediate and the sub-CA: two CA certificates, so a root with
+    /// pathLen 1 refuses the path (OpenSSL would refuse every leaf) and one with 2 allows it.
+    #[test]
+    fn the_probe_applies_the_trust_anchors_path_length() {
+        let short = pki_with_root_path_length(1);
+        for anchor in [None, Some(short.root_der.as_slice())] {
+            let refusal = probe_refusal(&short, anchor);
+            assert!(refusal.contains("pathLenConstraint 1"), "{refusal}");
+            assert!(refusal.contains("2 CA certificate(s)"), "{refusal}");
+        }
+        let enough = pki_with_root_path_length(2);
+        activate(&enough, None).expect("pathLen 2 allows intermediate and sub-CA");
+        activate(&enough, Some(&enough.root_der)).expect("the same, pinned");
     }
 
     #[test]
