@@ -579,11 +579,14 @@ impl Config {
                 "must not be empty",
             ));
         }
-        if self.controller.max_concurrent_reconciles == 0 {
+        // Checked here, before a sub-CA is requested: a value the controller cannot run with,
+        // refused only at start, would cost a sub-CA on every restart of a crash loop.
+        let reconciles = self.controller.max_concurrent_reconciles;
+        if reconciles == 0 || u16::try_from(reconciles).is_err() {
             return Err(invalid(
                 "controller.maxConcurrentReconciles",
-                "0".into(),
-                "must be at least 1",
+                reconciles.to_string(),
+                "must be between 1 and 65535",
             ));
         }
         if self

@@ -191,3 +191,29 @@ fn bad_seed_exits_non_zero_naming_the_field() {
         "{err}"
     );
 }
+
+/// Kubernetes stops a pod with SIGTERM, which the mock (its container's PID 1, which gets no
+/// default handler) ignored: every restart of the mock's pod waited out the grace period and was
+/// killed. It now stops on SIGTERM, successfully.
+#[test]
+fn sigterm_stops_the_mock_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mock = spawn_mock(SEED, dir.path());
+    let status = Command::new("kill")
+        .args(["-TERM", &mock.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = mock.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mock did not stop within 20 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+}

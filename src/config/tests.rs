@@ -538,3 +538,24 @@ fn bad_pod_certificate_signers_name_the_key() {
     .to_string();
     assert!(err.contains("controller.podCertificates.signers"), "{err}");
 }
+
+#[test]
+fn max_concurrent_reconciles_out_of_range_is_refused_at_load_naming_the_key() {
+    for value in ["0", "65536", "70000"] {
+        let text = format!("{MINIMAL}controller:\n  maxConcurrentReconciles: {value}\n");
+        let err = Config::from_yaml_str(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("controller.maxConcurrentReconciles") && err.contains(value),
+            "{err}"
+        );
+        assert!(err.contains("between 1 and 65535"), "{err}");
+    }
+    let text = format!("{MINIMAL}controller:\n  maxConcurrentReconciles: 65535\n");
+    assert_eq!(
+        Config::from_yaml_str(&text)
+            .unwrap()
+            .controller
+            .max_concurrent_reconciles,
+        65535
+    );
+}

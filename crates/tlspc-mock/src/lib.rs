@@ -188,9 +188,26 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
         server.base_url(),
         state_dir.display()
     );
-    tokio::signal::ctrl_c().await?;
+    wait_for_termination().await?;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (what Kubernetes sends a pod's process, PID 1 in the mock's container, which gets no
+/// default handler for it) or Ctrl-C.
+async fn wait_for_termination() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => Ok(()),
+            r = tokio::signal::ctrl_c() => r,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }
 
 /// A running mock; stops serving when dropped (or through [`MockServer::shutdown`]).
