@@ -102,6 +102,13 @@ fn optional_service_monitor_network_policy_and_scc_render_valid() {
     run_case("optional_objects_render_when_enabled", &[]);
 }
 
+/// `networkPolicy.egressPorts: []` must leave DNS only, never an egress rule without `to` and
+/// `ports` (which allows all egress).
+#[test]
+fn network_policy_egress_is_dns_and_the_given_ports_only() {
+    run_case("network_policy_egress_is_dns_and_the_given_ports", &[]);
+}
+
 #[test]
 fn disabled_deployment_installs_only_crds_and_approver() {
     run_case("deployment_disabled_installs_only_crds_and_approver", &[]);

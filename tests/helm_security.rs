@@ -57,6 +57,13 @@ fn default_pod_fits_pod_security_restricted_and_each_rule_can_fail() {
         out.contains("lockMode all: outside restricted") && out.contains("IPC_LOCK"),
         "{out}"
     );
+    // The project's own guided values keep lockMode keyPages and ask for no capability.
+    for guide in ["deploy/kind", "deploy/openshift", "deploy/tlspc-mock"] {
+        assert!(
+            out.contains(&format!("\n{guide}: fits restricted\n")),
+            "{guide}'s values must fit Pod Security restricted:\n{out}"
+        );
+    }
 }
 
 /// A rendered grant: `(scope, apiGroup, resource, verb)`, scope `cluster` or `namespace`.
@@ -176,8 +183,33 @@ fn openshift_scc_use_is_the_only_grant_beyond_the_calls() {
     assert_eq!(got, want, "deploy/openshift with the chart's SCC");
 }
 
+/// OpenShift without the chart's SCC: the default fixed runAsUser/fsGroup 1001 are refused by
+/// restricted-v2; with the IDs nulled as deploy/openshift/README.md's command does, none is rendered
+/// and the pod fits restricted-v2 (and still gets no grant beyond the calls).
+#[test]
+fn openshift_without_the_scc_renders_no_fixed_ids_once_nulled() {
+    let out = run_case("openshift_without_the_scc_needs_the_ids_nulled", &[]);
+    assert!(
+        out.contains("SCC off, IDs kept: refused by restricted-v2")
+            && out.contains("pod fsGroup: 1001")
+            && out.contains("runAsUser 1001"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "SCC off, IDs nulled: no runAsUser/runAsGroup/fsGroup rendered; fits restricted-v2"
+        ),
+        "{out}"
+    );
+    assert_exact(
+        "openshift-restricted-v2",
+        &expected_grants("firefly.venafi.com", true),
+        &rendered_grants("openshift-restricted-v2", &[]),
+    );
+}
+
 /// Admission, not a call: the SCC `use` (in the release namespace) lets the pods be admitted
-/// with IPC_LOCK.
+/// with their fixed user and fsGroup (and IPC_LOCK when it is added).
 fn scc_use() -> Rendered {
     (
         "namespace".into(),
@@ -202,6 +234,22 @@ fn the_csr_front_door_adds_exactly_its_calls_when_enabled() {
     );
     assert_exact("seed with the CSR door enabled", &want, &got);
     run_case("csr_istiod_approver", &[]);
+}
+
+/// The grants above are 4-tuples without `resourceNames`: this checks them on the CSR door's
+/// `sign` rule, which must name exactly `issuers.<group>/*` and `clusterissuers.<group>/*` (without
+/// them the controller could sign for every signer, `kubernetes.io` ones included).
+#[test]
+fn the_csr_front_door_signs_only_for_our_signer_names() {
+    let out = run_case("csr_signer_names_are_exact", &[]);
+    for group in ["firefly.venafi.com", "issuers.example.org"] {
+        assert!(
+            out.contains(&format!(
+                "{group}, CSR door: sign on signers ['issuers.{group}/*', 'clusterissuers.{group}/*'] only"
+            )),
+            "{out}"
+        );
+    }
 }
 
 /// `config.podCertificates`: no pod-certificate rule while off (the default, or `enabled: false`

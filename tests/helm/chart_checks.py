@@ -67,7 +67,21 @@ def value_sets() -> dict:
     }
     for guide in ["kind", "openshift", "tlspc-mock"]:
         sets[f"deploy/{guide}"] = load_values(ROOT / "deploy" / guide / "firefly-values.yaml")
+    # deploy/openshift/README.md, step 1 b: OpenShift without our SCC, admitted by restricted-v2.
+    sets["openshift-restricted-v2"] = merge(sets["deploy/openshift"], OPENSHIFT_RESTRICTED_V2)
     return sets
+
+
+# What deploy/openshift/README.md (step 1 b) adds to deploy/openshift/firefly-values.yaml to run
+# under OpenShift's restricted-v2 SCC: no SCC of ours, and no fixed user, group or fsGroup (None
+# deletes the chart's default, as `--set key=null` does).
+OPENSHIFT_RESTRICTED_V2 = {
+    "openshift": {"scc": {"enabled": False}},
+    "deployment": {
+        "securityContext": {"runAsUser": None, "runAsGroup": None},
+        "podSecurityContext": {"fsGroup": None},
+    },
+}
 
 
 def render(values: dict, namespace="venafi", name="firefly") -> list:
@@ -460,6 +474,34 @@ def csr_istiod_approver():
     print("istiod approver: approve on our signer names when enabled with a service account; nothing when off")
 
 
+@case
+def csr_signer_names_are_exact():
+    """config.certificateSigningRequests.enabled: the controller's `sign` on certificates.k8s.io
+    signers is limited to exactly issuers.<group>/* and clusterissuers.<group>/* (never missing or
+    empty resourceNames, which would cover every signer, kubernetes.io ones included); off, no
+    signers rule at all."""
+    seed = value_sets()["seed"]
+    for group in [DEFAULT_GROUP, "issuers.example.org"]:
+        for label, extra in [("CSR door", {}), ("CSR door and pod certificates", {"podCertificates": {"enabled": True}})]:
+            values = merge(seed, {"crd": {"groupName": group}, "config": {"certificateSigningRequests": {"enabled": True}, **extra}})
+            docs = render(values, namespace="venafi")
+            role = one(docs, "ClusterRole", "firefly-controller")
+            signers = [r for r in role["rules"] if "signers" in r.get("resources", [])]
+            for rule in signers:
+                expect(rule.get("resourceNames"), f"{group}, {label}: a signers rule without resourceNames: {rule}")
+                expect(rule["resources"] == ["signers"] and rule["apiGroups"] == ["certificates.k8s.io"], f"{group}, {label}: {rule}")
+            csr_rules = [r for r in signers if any(n.startswith(("issuers.", "clusterissuers.")) for n in r["resourceNames"])]
+            want = [{"apiGroups": ["certificates.k8s.io"], "resources": ["signers"],
+                     "resourceNames": [f"issuers.{group}/*", f"clusterissuers.{group}/*"], "verbs": ["sign"]}]
+            expect(csr_rules == want, f"{group}, {label}: CSR signers rules {csr_rules}, want {want}")
+            sign_rules = [r for r in signers if "sign" in r["verbs"]]
+            expect(want[0] in sign_rules, f"{group}, {label}: sign rules {sign_rules}")
+            print(f"{group}, {label}: sign on signers {want[0]['resourceNames']} only; {len(signers)} signers rules, all with resourceNames")
+    role = one(render(seed, namespace="venafi"), "ClusterRole", "firefly-controller")
+    expect(not [r for r in role["rules"] if "signers" in r.get("resources", [])], f"door off: no signers rule: {role['rules']}")
+    print("CSR door off: no signers rule")
+
+
 POD_CERT_GROUP = "certificates.k8s.io"
 
 
@@ -571,6 +613,12 @@ def controller_rbac_grants(label, out_path, *overrides):
         bound.append(f"{binding['kind']} {binding['metadata']['name']} -> {ref['kind']} {ref['name']}")
         for rule in role["rules"]:
             expect(not rule.get("nonResourceURLs"), f"{ref['name']}: unexpected nonResourceURLs {rule}")
+            # The 4-tuples drop resourceNames: a signers rule without them would grant sign/attest
+            # on every signer (kubernetes.io ones included) and still look the same here.
+            expect(
+                "signers" not in rule["resources"] or rule.get("resourceNames"),
+                f"{label}: {ref['name']} grants {rule['verbs']} on signers without resourceNames: {rule}",
+            )
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
                     for verb in rule["verbs"]:
@@ -751,6 +799,10 @@ def pod_security_restricted():
         found = pod_security_restricted_violations(rendered_pod(values))
         want = [("capabilities", "container firefly: adds ['IPC_LOCK']")] if wants_ipc_lock(values) else []
         expect(found == want, f"{label}: Pod Security restricted violations {found}, expected {want}")
+        # The project's own guides (deploy/*) keep the default lockMode (keyPages), which needs no
+        # capability: they must not ask for IPC_LOCK, so their pods fit restricted.
+        if label.startswith("deploy/") and merged_config(values)["lockMode"] != "all":
+            expect(not found, f"{label}: the guided values must fit Pod Security restricted (no IPC_LOCK for lockMode keyPages): {found}")
         print(f"{label}: {'fits restricted' if not found else 'outside restricted only by the IPC_LOCK it asks for'}")
 
 
@@ -1008,6 +1060,113 @@ def check_scc(scc):
     print("SCC: cluster-scoped, required fields present, fsGroup/supplementalGroups/volumes set, IPC_LOCK only")
 
 
+# OpenShift's default SCC restricted-v2 (OpenShift 4.11+), as `oc get scc restricted-v2 -o yaml`
+# shows it: runAsUser MustRunAsRange and fsGroup MustRunAs (both from the namespace's range, which
+# cannot be known before the project exists, so a fixed ID is taken as refused), seLinuxContext
+# MustRunAs, capabilities: drop ALL, only NET_BIND_SERVICE may be added; no privilege escalation,
+# seccomp runtime/default, and these volume types.
+RESTRICTED_V2_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+
+
+def restricted_v2_violations(pod: dict) -> list:
+    """Every way POD (a PodSpec) would be refused by OpenShift's restricted-v2 SCC; [] when admitted."""
+    out = []
+    psc = pod.get("securityContext") or {}
+    for field in ("runAsUser", "fsGroup"):
+        if psc.get(field) is not None:
+            out.append((field, f"pod {field}: {psc[field]} (fixed; restricted-v2 assigns it from the namespace's range)"))
+    if psc.get("seLinuxOptions"):
+        out.append(("seLinux", f"pod seLinuxOptions {psc['seLinuxOptions']}"))
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(field):
+            out.append(("hostNamespaces", f"{field}: true"))
+    for v in pod.get("volumes", []):
+        kinds = [k for k in v if k != "name"]
+        if any(k not in RESTRICTED_V2_VOLUMES for k in kinds):
+            out.append(("volumes", f"volume {v.get('name')} is of type {kinds}"))
+    for c in pod.get("containers", []) + pod.get("initContainers", []):
+        name = f"container {c.get('name')}"
+        sc = c.get("securityContext") or {}
+        if sc.get("runAsUser") is not None:
+            out.append(("runAsUser", f"{name}: runAsUser {sc['runAsUser']} (fixed; restricted-v2 assigns it from the namespace's range)"))
+        if sc.get("privileged"):
+            out.append(("privileged", f"{name}: privileged"))
+        if sc.get("allowPrivilegeEscalation"):
+            out.append(("allowPrivilegeEscalation", f"{name}: allowPrivilegeEscalation"))
+        if sc.get("seLinuxOptions"):
+            out.append(("seLinux", f"{name}: seLinuxOptions {sc['seLinuxOptions']}"))
+        caps = sc.get("capabilities") or {}
+        extra = [cap for cap in caps.get("add") or [] if cap != "NET_BIND_SERVICE"]
+        if extra:
+            out.append(("capabilities", f"{name}: adds {extra}"))
+        profile = sc.get("seccompProfile") or psc.get("seccompProfile")
+        if profile and profile.get("type") != "RuntimeDefault":
+            out.append(("seccomp", f"{name}: seccompProfile {profile}"))
+        for port in c.get("ports", []):
+            if port.get("hostPort"):
+                out.append(("hostPorts", f"{name}: hostPort {port['hostPort']}"))
+    return out
+
+
+@case
+def openshift_without_the_scc_needs_the_ids_nulled():
+    """OpenShift without the chart's SCC: the chart's fixed runAsUser/fsGroup 1001 are refused by
+    restricted-v2, so the OpenShift values with openshift.scc.enabled false admit no pod; with the
+    IDs nulled as deploy/openshift/README.md says (its helm command's --set flags are exactly
+    OPENSHIFT_RESTRICTED_V2), no fixed ID is rendered and the pod fits restricted-v2."""
+    import re
+    import shlex
+
+    # The README's command is the one tested here.
+    readme = (ROOT / "deploy/openshift/README.md").read_text()
+    logical_lines = re.sub(r"\\\n", " ", readme).splitlines()
+    commands = [line.strip() for line in logical_lines if "helm upgrade -i" in line and "openshift.scc.enabled=false" in line]
+    expect(len(commands) == 1, f"deploy/openshift/README.md must hold one helm command without the SCC, found {commands}")
+    words = shlex.split(commands[0])
+    expect("deploy/openshift/firefly-values.yaml" in words, f"the command must use the OpenShift values: {commands[0]}")
+    flags = {}
+    for i, word in enumerate(words):
+        if word == "--set":
+            key, value = words[i + 1].split("=", 1)
+            node = flags
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = {"null": None, "true": True, "false": False}.get(value, value)
+    expect(flags == OPENSHIFT_RESTRICTED_V2, f"the README's --set flags {flags} differ from what is tested {OPENSHIFT_RESTRICTED_V2}")
+    print(f"deploy/openshift/README.md: the command without the SCC sets {flags}")
+
+    openshift = value_sets()["deploy/openshift"]
+    # The chart's defaults with our SCC off: fixed IDs, refused by restricted-v2.
+    fixed = merge(openshift, {"openshift": {"scc": {"enabled": False}}})
+    docs = render(fixed)
+    expect(not find(docs, "SecurityContextConstraints"), "openshift.scc.enabled false must render no SCC")
+    found = restricted_v2_violations(rendered_pod(fixed))
+    expect({r for r, _ in found} == {"runAsUser", "fsGroup"}, f"without the SCC the fixed IDs must be refused by restricted-v2: {found}")
+    print(f"OpenShift values, SCC off, IDs kept: refused by restricted-v2: {[d for _, d in found]}")
+
+    nulled = value_sets()["openshift-restricted-v2"]
+    docs = render(nulled)
+    expect(not find(docs, "SecurityContextConstraints"), "no SCC with openshift.scc.enabled false")
+    pod = rendered_pod(nulled)
+    psc = pod.get("securityContext") or {}
+    for field in ("runAsUser", "runAsGroup", "fsGroup"):
+        expect(field not in psc, f"pod securityContext must not fix {field}: {psc}")
+    for c in pod["containers"]:
+        sc = c["securityContext"]
+        for field in ("runAsUser", "runAsGroup"):
+            expect(field not in sc, f"container {c['name']} must not fix {field}: {sc}")
+        expect(sc["runAsNonRoot"] is True and psc.get("runAsNonRoot") is True, "runAsNonRoot stays")
+    found = restricted_v2_violations(pod)
+    expect(not found, f"the nulled OpenShift values must fit restricted-v2: {found}")
+    expect(not pod_security_restricted_violations(pod), "and Pod Security restricted")
+    print("OpenShift values, SCC off, IDs nulled: no runAsUser/runAsGroup/fsGroup rendered; fits restricted-v2")
+    # The check can fail: IPC_LOCK (lockMode all) is refused by restricted-v2 as well.
+    found = restricted_v2_violations(rendered_pod(merge(nulled, {"config": {"lockMode": "all"}})))
+    expect([r for r, _ in found] == ["capabilities"], f"lockMode all must be refused by restricted-v2: {found}")
+    print(f"OpenShift values, SCC off, lockMode all: refused by restricted-v2: {[d for _, d in found]}")
+
+
 @case
 def dockerfile_agrees_with_the_chart():
     """The image the Dockerfile builds runs what the chart expects: user 1001, `firefly` entrypoint,
@@ -1060,6 +1219,36 @@ def guides_reference_files_that_exist():
         for values_file in re.findall(r"helm upgrade[^\n]*?(?:\\\n[^\n]*?)*?-f (deploy/\S+firefly-values\.yaml)", guide.read_text()):
             expect(values_file in rendered_sets, f"{guide.relative_to(ROOT)} installs with {values_file}, which no test renders")
     print(f"guides: {len(checked)} repository paths and links exist")
+
+
+def open_egress_rules(np) -> list:
+    """Egress rules of NetworkPolicy NP that allow every destination on every port: a rule without
+    `to` and without `ports` (or with both empty) matches all traffic."""
+    return [rule for rule in np["spec"].get("egress") or [] if not rule.get("to") and not rule.get("ports")]
+
+
+DNS_EGRESS = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+
+
+@case
+def network_policy_egress_is_dns_and_the_given_ports():
+    """networkPolicy.egressPorts: egress to DNS and to exactly the listed TCP ports; an empty list
+    leaves DNS only and never renders a rule without `to` and `ports` (which would allow all egress)."""
+    default = value_sets()["default"]
+    for ports, want in [
+        ([], [DNS_EGRESS]),
+        ([443], [DNS_EGRESS, {"ports": [{"port": 443, "protocol": "TCP"}]}]),
+        ([443, 6443], [DNS_EGRESS, {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}]),
+    ]:
+        np = one(render(merge(default, {"networkPolicy": {"enabled": True, "egressPorts": ports}})), "NetworkPolicy")
+        expect(not open_egress_rules(np), f"egressPorts {ports}: a rule allows all egress: {np['spec']['egress']}")
+        expect(np["spec"]["egress"] == want, f"egressPorts {ports}: egress {np['spec']['egress']}, want {want}")
+        expect(np["spec"]["policyTypes"] == ["Ingress", "Egress"], f"policyTypes: {np['spec']['policyTypes']}")
+        print(f"egressPorts {ports}: egress to DNS{' and ' + str(ports) if ports else ' only'}")
+    for label, values in value_sets().items():
+        for np in find(render(values), "NetworkPolicy"):
+            expect(not open_egress_rules(np), f"{label}: a rule allows all egress: {np['spec']['egress']}")
+    print("no value set renders an egress rule without `to` and `ports`")
 
 
 @case
