@@ -888,6 +888,7 @@ def schema_rejects_bad_values_with_clear_messages():
         ("bad duration", merge(seed, {"config": {"policyMaxStaleness": "30 minutes"}}), ["/config/policyMaxStaleness"]),
         ("unknown lock mode", merge(seed, {"config": {"lockMode": "sometimes"}}), ["/config/lockMode"]),
         ("port out of range", merge(seed, {"config": {"ports": {"metrics": 70000}}}), ["/config/ports/metrics"]),
+        ("reconciles above 65535", merge(seed, {"config": {"maxConcurrentReconciles": 70000}}), ["/config/maxConcurrentReconciles"]),
         ("plain-text URL scheme", merge(seed, {"deployment": {"venafiURL": "ftp://api.venafi.cloud"}}), ["/deployment/venafiURL"]),
         ("missing client ID", merge(seed, {"deployment": {"venafiClientID": ""}}), ["deployment.venafiClientID is required"]),
     ]
