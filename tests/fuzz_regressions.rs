@@ -58,10 +58,13 @@ fn the_kept_csr_content_corpus_replays_without_breaking_an_invariant() {
 /// `csr_content`, 2026-12-05, within a minute of the first run: a request whose countryName is a
 /// PrintableString holding `?` (which X.680 allows), admitted by a policy that allows any country.
 /// rcgen accepts `?` in a PrintableString, but yasna, the DER writer under it, refuses it with a
-/// panic, so signing the leaf panicked. The country is now written as UTF8String when it holds
-/// `?`, and the request is issued.
+/// panic, so signing the leaf panicked. The country was then written as UTF8String and the leaf
+/// issued, which RFC 5280 Appendix A forbids (countryName is PrintableString SIZE (2)). Now the
+/// policy decision refuses any countryName that is not two letters, naming the attribute and its
+/// bound, before anything is signed: still no panic, and nothing signed.
 #[test]
-fn a_question_mark_in_an_allowed_country_is_issued_not_a_panic() {
+fn a_question_mark_in_an_allowed_country_is_refused_by_name_not_a_panic() {
+    use firefly::ca::{IssueError, IssueOptions, LeafRequest};
     use support::csr_content::{Outcome, build, exercise};
     let input = std::fs::read(
         support::repo_root()
@@ -75,7 +78,64 @@ fn a_question_mark_in_an_allowed_country_is_issued_not_a_panic() {
         "the input still builds a country with `?`: {:?}",
         csr.subject
     );
-    assert_eq!(exercise(&input), Outcome::Issued);
+    assert_eq!(exercise(&input), Outcome::Refused);
+
+    // The refusal names countryName and its bound, under a policy that allows any country.
+    let doc: firefly::policy::model::PolicyInformation = serde_json::from_str(
+        r#"{
+  "name": "any-country",
+  "validityPeriod": "PT1H",
+  "subject": {
+    "commonName": {"type": "IGNORED", "allowedValues": [], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 0},
+    "organization": {"type": "IGNORED", "allowedValues": [], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 0},
+    "organizationalUnit": {"type": "IGNORED", "allowedValues": [], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 0},
+    "locality": {"type": "IGNORED", "allowedValues": [], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 0},
+    "stateOrProvince": {"type": "IGNORED", "allowedValues": [], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 0},
+    "country": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 4}
+  },
+  "sans": {
+    "dnsNames": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8},
+    "ipAddresses": {"type": "OPTIONAL", "allowedValues": [], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8},
+    "rfc822Names": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8},
+    "uniformResourceIdentifiers": {"type": "OPTIONAL", "allowedValues": ["^.*"], "defaultValues": [], "minOccurrences": 0, "maxOccurrences": 8}
+  },
+  "keyUsages": ["digitalSignature", "keyEncipherment"],
+  "extendedKeyUsages": ["SERVER_AUTH", "CLIENT_AUTH"],
+  "keyAlgorithm": {"allowedValues": ["EC_P256", "EC_P384", "EC_ED25519", "RSA_2048", "RSA_3072", "RSA_4096"], "defaultValue": "EC_P256"}
+}"#,
+    )
+    .expect("policy JSON");
+    let policy = firefly::policy::CompiledPolicy::compile(&doc.to_policy()).expect("compiles");
+    let pem = support::csr::to_pem(&case.der);
+    let pki = support::pki::PkiBuilder::default().build();
+    // A panic here fails the test as surely as a wrong outcome.
+    let result = firefly::ca::issue(
+        &pki.sub_ca,
+        &policy,
+        &LeafRequest {
+            csr_pem: pem.as_bytes(),
+            duration: None,
+            usages: None,
+            is_ca: false,
+            identities_annotation: None,
+            trust_domain: None,
+        },
+        &IssueOptions::default(),
+        std::time::SystemTime::now(),
+    );
+    let Err(IssueError::Denied(denial)) = result else {
+        panic!("expected a policy refusal, got {result:?}");
+    };
+    assert!(
+        denial
+            .violations
+            .iter()
+            .any(|v| v.field == "subject.country"
+                && v.value.contains('?')
+                && v.message.contains("countryName")
+                && v.message.contains("SIZE (2)")),
+        "{denial}"
+    );
 }
 
 /// `tlspc_answers` (reader 4, token answers), kept inputs in `fuzz/kept/tlspc_answers/`. The first

@@ -9,6 +9,8 @@ mod error;
 mod extensions;
 mod key;
 pub mod pem;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use error::CsrError;
 
@@ -436,6 +438,75 @@ mod tests {
             Err(CsrError::Der { .. } | CsrError::Malformed { .. })
         ));
     }
+
+    /// RFC 3279 §2.3.1: rsaEncryption's parameters MUST be NULL. A request without them used to
+    /// decode, and the leaf (whose SPKI rcgen writes with NULL) then always failed the post-sign
+    /// key comparison (C19).
+    #[test]
+    fn an_rsa_key_without_null_parameters_is_refused_at_decode() {
+        let key = testing::rsa2048();
+        let der = testing::rsa_csr_without_null_params(&key, URI);
+        let err = decode_der(&der).unwrap_err();
+        assert!(
+            matches!(err, CsrError::InvalidPublicKey { key: "RSA", ref reason } if reason.contains("NULL")),
+            "{err:?}"
+        );
+        assert!(!err.is_unparseable(), "a specific request error: {err}");
+        let spki_der = testing::spki(
+            &testing::spki_parts(&key).0[..1],
+            0,
+            &testing::spki_parts(&key).1,
+        );
+        assert!(matches!(
+            from_public_key(&spki_der, RequestedSans::default()),
+            Err(CsrError::InvalidPublicKey { key: "RSA", .. })
+        ));
+    }
+
+    /// A subjectPublicKey BIT STRING declaring unused bits: the key decodes from its octets, but the
+    /// leaf's SPKI (no unused bits) never equals the request's (C19).
+    #[test]
+    fn a_key_bit_string_with_unused_bits_is_refused_at_decode() {
+        for (kind, key) in [
+            ("EC", testing::with_even_last_octet(testing::p256)),
+            ("Ed25519", testing::with_even_last_octet(testing::ed25519)),
+        ] {
+            let der = testing::csr_with_one_unused_key_bit(&key, URI);
+            let err = decode_der(&der).unwrap_err();
+            assert!(
+                matches!(err, CsrError::InvalidPublicKey { key, ref reason } if key == kind && reason.contains("unused bit")),
+                "{kind}: {err:?}"
+            );
+            let (alg, bits) = testing::spki_parts(&key);
+            assert!(
+                matches!(
+                    from_public_key(&testing::spki(&alg, 1, &bits), RequestedSans::default()),
+                    Err(CsrError::InvalidPublicKey { .. })
+                ),
+                "{kind}: an asserted key is held to the same rule"
+            );
+            // The same request with no unused bits decodes: only the declared count is at fault.
+            let good = testing::csr_der(
+                &key,
+                &testing::spki(&alg, 0, &bits),
+                &testing::name(&[]),
+                URI,
+            );
+            assert!(decode_der(&good).is_ok(), "{kind}");
+        }
+        let rsa = testing::rsa2048();
+        assert!(
+            decode_der(&testing::csr_der(
+                &rsa,
+                &rcgen::PublicKeyData::subject_public_key_info(&rsa),
+                &testing::name(&[]),
+                URI
+            ))
+            .is_ok()
+        );
+    }
+
+    const URI: &str = "spiffe://cluster.local/ns/default/sa/sleep";
 
     #[test]
     fn empty_and_oversized_inputs_are_refused_before_decoding() {

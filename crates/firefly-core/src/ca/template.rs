@@ -130,7 +130,7 @@ pub fn leaf_params(
     params.distinguished_name = DistinguishedName::new();
     for (field, value) in &profile.subject {
         let (kind, dn_value) = match field {
-            Field::Country => (DnType::CountryName, printable_or_utf8(value)),
+            Field::Country => (DnType::CountryName, printable_country(value)?),
             Field::StateOrProvince => (
                 DnType::StateOrProvinceName,
                 DnValue::Utf8String(value.clone()),
@@ -181,17 +181,23 @@ pub fn leaf_params(
     Ok(params)
 }
 
-/// PrintableString when the value is one and yasna (rcgen's DER writer) will write it; else
-/// UTF8String. yasna refuses `?` with a panic although X.680 and rcgen allow it (found by the
-/// `csr_content` fuzz target), so a value holding `?` is written as UTF8String.
-fn printable_or_utf8(value: &str) -> DnValue {
-    if value.contains('?') {
-        return DnValue::Utf8String(value.to_owned());
+/// countryName as PrintableString, the only form RFC 5280 Appendix A allows. The policy engine
+/// admits only two ASCII letters (see `policy::engine`), so the error is internal. A value
+/// holding `?` is refused here too: yasna (rcgen's DER writer) panics on it although X.680 and
+/// rcgen allow it (found by the `csr_content` fuzz target).
+fn printable_country(value: &str) -> Result<DnValue, IssueError> {
+    let bad = || {
+        IssueError::Signing(format!(
+            "countryName {value:?} is not a 2-character PrintableString; the policy should have \
+             refused it"
+        ))
+    };
+    if value.contains('?') || value.chars().count() != 2 {
+        return Err(bad());
     }
-    match rcgen::string::PrintableString::try_from(value) {
-        Ok(p) => DnValue::PrintableString(p),
-        Err(_) => DnValue::Utf8String(value.to_owned()),
-    }
+    rcgen::string::PrintableString::try_from(value)
+        .map(DnValue::PrintableString)
+        .map_err(|_| bad())
 }
 
 fn offset_date_time(t: SystemTime) -> Result<time::OffsetDateTime, IssueError> {

@@ -25,8 +25,32 @@ pub(super) fn check_public_key<'a>(
 ) -> Result<CheckedKey<'a>, CsrError> {
     let oid = oid_str(&spki.algorithm.algorithm);
     let key_bytes: &'a [u8] = &spki.subject_public_key.data;
+    // Every key we accept is whole octets (RFC 3279 §2.3, RFC 5480 §2.2, RFC 8410 §4): a
+    // subjectPublicKey declaring unused bits is not the key the leaf would carry (rcgen writes
+    // none), so the post-sign key comparison (C19) would fail on every attempt.
+    let unused_bits = spki.subject_public_key.unused_bits;
+    if unused_bits != 0 && matches!(&*oid, OID_RSA | OID_EC | OID_ED25519) {
+        return Err(CsrError::InvalidPublicKey {
+            key: key_kind(&oid),
+            reason: format!(
+                "the subjectPublicKey BIT STRING declares {unused_bits} unused bit(s); a key has none"
+            ),
+        });
+    }
     match &*oid {
         OID_RSA => {
+            // RFC 3279 §2.3.1: the rsaEncryption parameters MUST be present and NULL.
+            let null_params = spki.algorithm.parameters.as_ref().is_some_and(|p| {
+                p.tag() == x509_parser::der_parser::asn1_rs::Tag::Null && p.data.is_empty()
+            });
+            if !null_params {
+                return Err(CsrError::InvalidPublicKey {
+                    key: "RSA",
+                    reason: "the rsaEncryption AlgorithmIdentifier parameters must be NULL \
+                             (RFC 3279 §2.3.1)"
+                        .to_owned(),
+                });
+            }
             let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
                 return Err(CsrError::InvalidPublicKey {
                     key: "RSA",
@@ -107,6 +131,15 @@ pub(super) fn check_public_key<'a>(
         _ => Err(CsrError::UnsupportedKeyType {
             oid: oid.to_string(),
         }),
+    }
+}
+
+/// The name, for messages, of an accepted key type (RSA, EC or Ed25519) before its key is checked.
+fn key_kind(oid: &str) -> &'static str {
+    match oid {
+        OID_RSA => "RSA",
+        OID_EC => "EC",
+        _ => "Ed25519",
     }
 }
 

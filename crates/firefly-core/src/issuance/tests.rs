@@ -506,3 +506,268 @@ fn a_policy_names_its_required_fields_and_key_algorithms() {
         [KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048]
     );
 }
+
+/// [`workload_policy`] with `edit` applied: every key type, and whatever the test changes.
+fn policy_with(edit: impl FnOnce(&mut Policy)) -> CompiledPolicy {
+    let mut p = Policy {
+        name: "workloads".into(),
+        validity_period: Some("PT1H".into()),
+        key_usages: vec!["digitalSignature".into(), "keyEncipherment".into()],
+        extended_key_usages: vec!["SERVER_AUTH".into(), "CLIENT_AUTH".into()],
+        key_algorithm: Some(KeyAlgorithmRule {
+            allowed_values: vec![
+                KeyAlgorithm::EcP256,
+                KeyAlgorithm::EcP384,
+                KeyAlgorithm::EcEd25519,
+                KeyAlgorithm::Rsa2048,
+            ],
+            default_value: Some(KeyAlgorithm::EcP256),
+        }),
+        ..Policy::default()
+    };
+    p.sans.uniform_resource_identifiers = rule(
+        PropertyType::Required,
+        &[r"^spiffe://cluster\.local/ns/.*/sa/.*"],
+        1,
+        1,
+    );
+    edit(&mut p);
+    CompiledPolicy::compile(&p).unwrap()
+}
+
+/// Issues `pem` under `policy` with `duration`, through the seam, now.
+fn issue_pem(policy: &CompiledPolicy, pem: &str, duration: Option<&str>) -> Outcome {
+    let now = SystemTime::now();
+    let ca = sub_ca(now);
+    let mut req = request(
+        Subject::Csr {
+            pem: pem.as_bytes(),
+            identities_annotation: None,
+        },
+        everyone(),
+    );
+    req.duration = duration;
+    issue(&ca, policy, &req, &IssueOptions::default(), now)
+}
+
+fn leaf_of(issued: &Issued) -> Vec<u8> {
+    let first = issued
+        .chain_pem
+        .split("-----END CERTIFICATE-----")
+        .next()
+        .unwrap();
+    let body: String = first.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// A malformed key in a request is the request's fault, refused at once (x509-svid §4): it used to
+/// decode, fail the post-sign key comparison (C19) and come back as a Retry, for ever.
+#[test]
+fn a_malformed_request_key_is_refused_not_retried() {
+    use crate::csr::testing;
+    let policy = policy_with(|_| {});
+    let rsa = testing::rsa2048();
+    let cases = [
+        (
+            "RSA without NULL parameters",
+            testing::rsa_csr_without_null_params(&rsa, URI),
+        ),
+        (
+            "P-256 with 1 unused bit",
+            testing::csr_with_one_unused_key_bit(
+                &testing::with_even_last_octet(testing::p256),
+                URI,
+            ),
+        ),
+        (
+            "Ed25519 with 1 unused bit",
+            testing::csr_with_one_unused_key_bit(
+                &testing::with_even_last_octet(testing::ed25519),
+                URI,
+            ),
+        ),
+    ];
+    for (name, der) in cases {
+        match issue_pem(&policy, &testing::to_pem(&der), None) {
+            Outcome::Refused { reason, message } => {
+                assert_eq!(reason, reason::INVALID_REQUEST, "{name}: {message}");
+                assert!(
+                    message.contains("public key is invalid"),
+                    "{name}: {message}"
+                );
+            }
+            other => panic!("{name}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+/// The lifetime is whole seconds: a fractional second in the requested duration or in the
+/// policy's validityPeriod is dropped before the policy decides. It used to reach the template,
+/// whose NotAfter kept the nanoseconds while the certificate could not, so the post-sign window
+/// check (C21) failed on every attempt.
+#[test]
+fn a_fractional_second_is_dropped_from_the_lifetime_not_retried_for_ever() {
+    let backdate = IssueOptions::default().backdate;
+    let lifetime = |outcome: Outcome| {
+        let issued = issued(outcome);
+        issued.not_after.duration_since(issued.not_before).unwrap() - backdate
+    };
+    let two_hours = policy_with(|p| p.validity_period = Some("PT2H".into()));
+    assert_eq!(
+        lifetime(issue_pem(
+            &two_hours,
+            &csr_pem(&KeyPair::generate().unwrap(), URI),
+            Some("59m59.5s")
+        )),
+        Duration::from_secs(3599)
+    );
+    let ninety = policy_with(|p| p.validity_period = Some("PT90.5S".into()));
+    assert_eq!(ninety.max_validity(), Duration::from_secs(90));
+    assert_eq!(
+        lifetime(issue_pem(
+            &ninety,
+            &csr_pem(&KeyPair::generate().unwrap(), URI),
+            None
+        )),
+        Duration::from_secs(90)
+    );
+    // Asked for more than the policy grants: clamped to the whole-second 90 s.
+    assert_eq!(
+        lifetime(issue_pem(
+            &ninety,
+            &csr_pem(&KeyPair::generate().unwrap(), URI),
+            Some("95.5s")
+        )),
+        Duration::from_secs(90)
+    );
+}
+
+/// keyAgreement is for (EC)DH keys: RFC 3279 §2.3.1 forbids it with RSA and RFC 8410 §5 with
+/// Ed25519 (pkilint: key_usage_value_prohibited_for_rsa / _for_edwards_curve). A policy granting
+/// it gives it to P-256 and P-384 leaves only, as keyEncipherment goes to RSA leaves only.
+#[test]
+fn key_agreement_is_issued_to_ec_keys_only() {
+    use crate::csr::testing;
+    let policy = policy_with(|p| {
+        p.key_usages = vec!["digitalSignature".into(), "keyAgreement".into()];
+    });
+    let key_usage = |key: &KeyPair, usages: Option<&[String]>| {
+        let pem = csr_pem(key, URI);
+        let now = SystemTime::now();
+        let ca = sub_ca(now);
+        let mut req = request(
+            Subject::Csr {
+                pem: pem.as_bytes(),
+                identities_annotation: None,
+            },
+            everyone(),
+        );
+        req.usages = usages;
+        let der = leaf_of(&issued(issue(
+            &ca,
+            &policy,
+            &req,
+            &IssueOptions::default(),
+            now,
+        )));
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let ku = cert.key_usage().unwrap().unwrap().value;
+        (ku.digital_signature(), ku.key_agreement())
+    };
+    // Asked for through cert-manager's usages too: dropped for RSA and Ed25519, not refused.
+    let asked = ["digital signature".to_owned(), "key agreement".to_owned()];
+    for (name, key) in [
+        ("RSA-2048", testing::rsa2048()),
+        ("Ed25519", testing::ed25519()),
+    ] {
+        assert_eq!(key_usage(&key, None), (true, false), "{name}");
+        assert_eq!(key_usage(&key, Some(&asked)), (true, false), "{name}");
+    }
+    for (name, key) in [
+        ("P-256", testing::p256()),
+        (
+            "P-384",
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap(),
+        ),
+    ] {
+        assert_eq!(key_usage(&key, None), (true, true), "{name}");
+        assert_eq!(key_usage(&key, Some(&asked)), (true, true), "{name}");
+    }
+}
+
+/// Subject values are held to X.520 as RFC 5280 Appendix A profiles it, before signing:
+/// countryName is exactly two PrintableString characters (an ISO 3166 code); commonName,
+/// organizationName and organizationalUnitName at most 64 characters; localityName and
+/// stateOrProvinceName at most 128. They used to be signed (a bad country as UTF8String).
+#[test]
+fn subject_values_outside_x520_syntax_are_refused_before_signing() {
+    use crate::csr::testing::{self, OID_C, OID_CN};
+    let policy = policy_with(|p| {
+        p.subject.common_name = rule(PropertyType::Optional, &[], 0, 1);
+        p.subject.country = rule(PropertyType::Optional, &[], 0, 1);
+    });
+    let outcome = |attrs: &[(&[u8], u8, &str)]| {
+        let key = testing::p256();
+        let spki = key.subject_public_key_info();
+        let der = testing::csr_der(&key, &spki, &testing::name(attrs), URI);
+        issue_pem(&policy, &testing::to_pem(&der), None)
+    };
+    let cn_64 = "a".repeat(64);
+    let cn_65 = "a".repeat(65);
+    for (attrs, needles) in [
+        (vec![(OID_C, 0x13, "Germany")], ["countryName", "2"]),
+        (vec![(OID_C, 0x13, "?")], ["countryName", "2"]),
+        (
+            vec![(OID_C, 0x0c, "DÉ")],
+            ["countryName", "PrintableString"],
+        ),
+        (vec![(OID_CN, 0x0c, cn_65.as_str())], ["commonName", "64"]),
+    ] {
+        match outcome(&attrs) {
+            Outcome::Refused { reason, message } => {
+                assert_eq!(reason, "PolicyDenied", "{attrs:?}: {message}");
+                for needle in needles {
+                    assert!(message.contains(needle), "{attrs:?}: {message}");
+                }
+            }
+            other => panic!("{attrs:?}: expected a refusal, got {other:?}"),
+        }
+    }
+    let der = leaf_of(&issued(outcome(&[
+        (OID_C, 0x13, "DE"),
+        (OID_CN, 0x0c, cn_64.as_str()),
+    ])));
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    let country = cert.subject().iter_country().next().unwrap();
+    assert_eq!(
+        country.attr_value().tag(),
+        x509_parser::der_parser::asn1_rs::Tag::PrintableString
+    );
+    assert_eq!(country.as_str().unwrap(), "DE");
+    let cn = cert.subject().iter_common_name().next().unwrap();
+    assert_eq!(cn.as_str().unwrap(), cn_64);
+
+    // A policy's LOCKED default is held to the same rules.
+    let locked = policy_with(|p| {
+        p.subject.organization = Some(PropertyRule {
+            kind: Some(PropertyType::Locked),
+            allowed_values: Vec::new(),
+            default_values: vec!["o".repeat(65)],
+            min_occurrences: 0,
+            max_occurrences: 0,
+        });
+    });
+    match issue_pem(&locked, &csr_pem(&KeyPair::generate().unwrap(), URI), None) {
+        Outcome::Refused { reason, message } => {
+            assert_eq!(reason, "PolicyDenied", "{message}");
+            assert!(
+                message.contains("organizationName") && message.contains("64"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -67,18 +67,26 @@ impl CompiledPolicy {
         };
         validate_shape(p).map_err(shape_error)?;
         // validate_shape proved these parse; the fallbacks below are unreachable but keep the
-        // function total without an expect.
+        // function total without an expect. Certificates carry whole seconds, so a fractional
+        // second (`PT90.5S`) is dropped here, before any lifetime is derived from it.
         let max_validity = p
             .validity_period
             .as_deref()
             .map(parse_iso8601_duration)
             .and_then(Result::ok)
+            .map(whole_seconds)
             .ok_or_else(|| {
                 shape_error(vec![ShapeViolation {
                     field: "validityPeriod".into(),
                     message: "is invalid".into(),
                 }])
             })?;
+        if max_validity.is_zero() {
+            return Err(shape_error(vec![ShapeViolation {
+                field: "validityPeriod".into(),
+                message: "is shorter than one second; certificates count whole seconds".into(),
+            }]));
+        }
         let subject = &p.subject;
         let sans = &p.sans;
         let sources: [(Field, &Option<PropertyRule>); 10] = [
@@ -131,7 +139,8 @@ impl CompiledPolicy {
         &self.name
     }
 
-    /// The longest (and default) leaf lifetime: `validityPeriod`.
+    /// The longest (and default) leaf lifetime: `validityPeriod`, in whole seconds (a fractional
+    /// second is dropped, as a certificate cannot carry it).
     pub fn max_validity(&self) -> Duration {
         self.max_validity
     }
@@ -224,6 +233,22 @@ impl CompiledPolicy {
             };
             let out = eval.property(prop, values);
             issued.push((prop.field, out));
+        }
+
+        // X.520 syntax of the subject values the leaf would carry (the request's, or the policy's
+        // LOCKED defaults), checked before anything is signed. Only failures are recorded.
+        for (field, values) in &issued {
+            for v in values {
+                if let Some(problem) = x520_problem(*field, v) {
+                    eval.check(
+                        field.path(),
+                        v.clone(),
+                        "X.520 attribute syntax (RFC 5280 Appendix A)".into(),
+                        false,
+                        || problem,
+                    );
+                }
+            }
         }
 
         // SPIFFE rules on the URIs the leaf would carry: the request's, or the policy's when LOCKED.
@@ -399,14 +424,11 @@ impl CompiledPolicy {
                 }
             }
         }
-        let is_ec = !matches!(
-            csr.key_algorithm,
-            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096
-        );
+        let alg = csr.key_algorithm;
         for k in dedup(asked_ku) {
-            // RFC 5480/8410: EC and Ed25519 keys cannot encipher; cert-manager's default usages
-            // still ask for it, so it is dropped rather than refused.
-            if is_ec && matches!(k, KeyUsage::KeyEncipherment | KeyUsage::DataEncipherment) {
+            // A usage the key type cannot have (keyEncipherment for EC, keyAgreement for RSA):
+            // cert-manager's default usages still ask for some, so it is dropped, not refused.
+            if !usage_fits_key(k, alg) {
                 continue;
             }
             eval.check(
@@ -466,13 +488,13 @@ impl CompiledPolicy {
         self.key_usages
             .iter()
             .copied()
-            .filter(|k| {
-                !(is_ec && matches!(k, KeyUsage::KeyEncipherment | KeyUsage::DataEncipherment))
-            })
+            .filter(|k| usage_fits_key(*k, alg))
             .collect()
     }
 
-    /// Returns (lifetime, clamped_from) when the duration rules pass.
+    /// Returns (lifetime, clamped_from) when the duration rules pass. The lifetime is whole
+    /// seconds: a certificate's validity has no finer unit, so the sub-second part of the
+    /// requested duration (`59m59.5s`) is dropped before the minimum and the clamp are applied.
     fn validity_rules(
         &self,
         eval: &mut Evaluator,
@@ -483,7 +505,7 @@ impl CompiledPolicy {
             return Some((max, None));
         };
         let requested = match parse_go_duration(text) {
-            Ok(d) => d,
+            Ok(d) => whole_seconds(d),
             Err(e) => {
                 eval.check(
                     "duration",
@@ -562,6 +584,62 @@ fn compile_property(
         min: usize::try_from(p.min_occurrences).unwrap_or(0),
         max: usize::try_from(p.max_occurrences).unwrap_or(0),
     })
+}
+
+/// Why `value` cannot be written as subject attribute `field` (RFC 5280 Appendix A's profile of
+/// X.520), or `None` when it can. countryName is exactly two PrintableString characters: an
+/// ISO 3166 alpha-2 code, so two ASCII letters (which also keeps out `?`, which yasna cannot
+/// write). The others are at least 1 and at most their upper bound in characters: commonName,
+/// organizationName and organizationalUnitName 64; localityName and stateOrProvinceName 128.
+fn x520_problem(field: Field, value: &str) -> Option<String> {
+    let (attribute, bound) = match field {
+        Field::Country => {
+            let ok = value.len() == 2 && value.bytes().all(|b| b.is_ascii_alphabetic());
+            return (!ok).then(|| {
+                "countryName must be exactly 2 PrintableString characters, an ISO 3166 alpha-2 \
+                 code such as \"DE\" (RFC 5280 Appendix A: PrintableString SIZE (2))"
+                    .to_owned()
+            });
+        }
+        Field::CommonName => ("commonName", 64),
+        Field::Organization => ("organizationName", 64),
+        Field::OrganizationalUnit => ("organizationalUnitName", 64),
+        Field::Locality => ("localityName", 128),
+        Field::StateOrProvince => ("stateOrProvinceName", 128),
+        _ => return None,
+    };
+    let n = value.chars().count();
+    (n == 0 || n > bound).then(|| {
+        format!(
+            "{attribute} must be 1 to {bound} characters (RFC 5280 Appendix A: \
+             SIZE (1..{bound})); this value has {n}"
+        )
+    })
+}
+
+/// Whether a leaf with an `alg` key may carry key usage `k`; a granted usage that does not fit is
+/// left out of the leaf rather than refused.
+///
+/// - RSA (RFC 3279 §2.3.1): no keyAgreement, nor encipherOnly/decipherOnly, which mean something
+///   only beside keyAgreement (RFC 5280 §4.2.1.3).
+/// - EC P-256/P-384 (RFC 5480 §3): no keyEncipherment or dataEncipherment.
+/// - Ed25519 (RFC 8410 §5): none of those five.
+fn usage_fits_key(k: KeyUsage, alg: KeyAlgorithm) -> bool {
+    let enciphers = matches!(k, KeyUsage::KeyEncipherment | KeyUsage::DataEncipherment);
+    let agrees = matches!(
+        k,
+        KeyUsage::KeyAgreement | KeyUsage::EncipherOnly | KeyUsage::DecipherOnly
+    );
+    match alg {
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => !agrees,
+        KeyAlgorithm::EcEd25519 => !enciphers && !agrees,
+        _ => !enciphers,
+    }
+}
+
+/// `d` without its sub-second part: the unit of a certificate's validity.
+fn whole_seconds(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
 }
 
 fn subject_order(f: Field) -> u8 {

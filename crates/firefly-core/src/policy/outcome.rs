@@ -128,7 +128,8 @@ pub struct LeafProfile {
     pub key_usages: Vec<KeyUsage>,
     /// extendedKeyUsages.
     pub extended_key_usages: Vec<ExtendedKeyUsage>,
-    /// Lifetime before the sub-CA clamp.
+    /// Lifetime before the sub-CA clamp, in whole seconds (the policy drops any fractional
+    /// second of the requested duration or of `validityPeriod`).
     pub lifetime: Duration,
     /// The requested duration, when the policy shortened it.
     pub clamped_from: Option<Duration>,
