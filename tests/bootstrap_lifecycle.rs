@@ -143,8 +143,8 @@ async fn every_bad_upstream_sub_ca_is_refused_at_start_with_the_rule_named() {
         ("wrongKey", "not the key of our CSR"),
         ("expired", "expired"),
         ("uriNameConstraints", "C13"),
-        // Passes every check of the answer; the probe SVID does not verify (rustls-webpki).
-        ("parentPathLen", "PathLenConstraintViolated"),
+        // Passes every check of the answer; the probe refuses it (every parent's pathLen).
+        ("parentPathLen", "has pathLenConstraint 0"),
         ("hugePem", "larger than"),
         ("malformedPem", "certificate"),
         ("emptyChain", "issuerCertificates"),
