@@ -227,3 +227,52 @@ async fn an_account_detached_mid_run_makes_the_instance_not_ready_until_reattach
     let back = eventually(Duration::from_secs(10), || signer.ready().ready).await;
     assert!(back, "{}", signer.ready().message);
 }
+
+/// A 404, 401 or 403 without TLSPC's JSON `errors` body (an HTML page of a proxy or gateway) is
+/// an outage: the instance keeps its sub-CA and stays ready. The same 404 with the `errors` body
+/// is TLSPC saying the account is detached, and withdraws the instance.
+#[tokio::test]
+async fn a_proxy_error_page_is_an_outage_and_only_tlspc_errors_withdraw_the_instance() {
+    let env = fast_env().await;
+    let bootstrap = env.bootstrap().await.expect("starts");
+    let signer = bootstrap.signer();
+    for (status, body) in [(404, "html"), (403, "empty"), (401, "plainText")] {
+        env.set_faults(
+            json!({"routeErrors": [{"route": "configurations", "status": status, "body": body}]}),
+        );
+        let refreshed = eventually(Duration::from_secs(10), || {
+            signer
+                .ready()
+                .message
+                .contains(&format!("configuration fetch answered HTTP {status}"))
+        })
+        .await;
+        assert!(refreshed, "{status} {body}: {}", signer.ready().message);
+        let ready = signer.ready();
+        assert!(ready.ready, "{status} {body}: {}", ready.message);
+        assert!(
+            ready.message.contains("proxy or gateway"),
+            "{status} {body}: {}",
+            ready.message
+        );
+        assert!(
+            signer.current().is_some(),
+            "{status} {body}: the last-known-good sub-CA keeps signing"
+        );
+        assert!(signer.policy("istio-mtls").is_ok(), "{status} {body}");
+    }
+    env.set_faults(
+        json!({"routeErrors": [{"route": "configurations", "status": 404, "body": "real"}]}),
+    );
+    let withdrawn = eventually(Duration::from_secs(10), || !signer.ready().ready).await;
+    assert!(withdrawn, "{}", signer.ready().message);
+    assert!(
+        signer
+            .ready()
+            .message
+            .contains("attach the service account"),
+        "{}",
+        signer.ready().message
+    );
+    assert!(signer.current().is_none());
+}

@@ -1,11 +1,12 @@
 //! The real TLSPC client against the real mock over loopback HTTP: login with every key type, token refresh, revocation, wrong keys, detached accounts, and the three error shapes.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use firefly::bootstrap::SystemClock;
 use firefly::bootstrap::client::{
-    ClientError, ClientSettings, RetryPolicy, ServiceAccountKey, TlspcClient, UpstreamDetail,
+    CallObserver, ClientError, ClientSettings, RetryPolicy, ServiceAccountKey, TlspcClient,
+    UpstreamDetail,
 };
 use firefly::tlspc_mock::{MockServer, Seed};
 use serde_json::Value;
@@ -230,6 +231,31 @@ async fn a_revoked_account_surfaces_the_second_refusal_as_an_error() {
     assert!(!err.is_transient());
 }
 
+/// One HTTP exchange seen by the client's call observer.
+#[derive(Clone, Debug)]
+struct Exchange {
+    endpoint: &'static str,
+    status: Option<u16>,
+    started: Instant,
+    ended: Instant,
+}
+
+/// `c` reporting every exchange into the returned log.
+fn observed(c: TlspcClient) -> (TlspcClient, Arc<Mutex<Vec<Exchange>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    let observer: CallObserver = Arc::new(move |endpoint, status, took| {
+        let ended = Instant::now();
+        sink.lock().unwrap().push(Exchange {
+            endpoint,
+            status,
+            started: ended - took,
+            ended,
+        });
+    });
+    (c.with_observer(observer), log)
+}
+
 #[tokio::test]
 async fn tokens_expiring_early_are_refreshed_transparently() {
     let mock = start_mock(&other_key().public_key_pem()).await;
@@ -237,7 +263,7 @@ async fn tokens_expiring_early_are_refreshed_transparently() {
     faults.token_expires_in = Some(2);
     mock.set_faults(faults).unwrap();
     let id = client_id(1);
-    let c = client(&mock, &id, key_of(&mock, &id));
+    let (c, log) = observed(client(&mock, &id, key_of(&mock, &id)));
     // Calls over three token lifetimes: each expiry is handled by the early refresh (margin 1 s).
     for _ in 0..7 {
         c.configuration()
@@ -245,6 +271,21 @@ async fn tokens_expiring_early_are_refreshed_transparently() {
             .expect("call succeeds across token expiry");
         tokio::time::sleep(Duration::from_millis(900)).await;
     }
+    // Success alone proves little (a 401 makes the client log in again and retry): no call may
+    // have been refused, and the client logged in again before each expiry.
+    let log = log.lock().unwrap().clone();
+    let refused: Vec<_> = log.iter().filter(|e| e.status == Some(401)).collect();
+    assert!(refused.is_empty(), "expired tokens were used: {refused:?}");
+    let logins = log
+        .iter()
+        .filter(|e| e.endpoint == "service-account login")
+        .count();
+    let fetches = log
+        .iter()
+        .filter(|e| e.endpoint == "configuration fetch" && e.status == Some(200))
+        .count();
+    assert_eq!(fetches, 7, "{log:?}");
+    assert!(logins >= 3, "tokens were not refreshed early: {log:?}");
 }
 
 #[tokio::test]
@@ -322,5 +363,31 @@ async fn a_burst_of_5xx_is_ridden_out_with_backoff() {
     ]))
     .unwrap();
     mock.set_faults(faults).unwrap();
+    let (c, log) = observed(c);
     c.configuration().await.expect("retried past the burst");
+    // Each retry waited its backoff (uniform in [d/2, d], d = 20 ms · 2^attempt): 429 login, then
+    // two 503s on the fetch, the second followed by a doubled pause.
+    let log = log.lock().unwrap().clone();
+    let statuses: Vec<_> = log.iter().map(|e| (e.endpoint, e.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("service-account login", Some(429)),
+            ("service-account login", Some(200)),
+            ("configuration fetch", Some(503)),
+            ("configuration fetch", Some(503)),
+            ("configuration fetch", Some(200)),
+        ],
+        "{log:?}"
+    );
+    // 1 ms less than the shortest backoff, for the observer's own bookkeeping.
+    let least = [(0, 9), (2, 9), (3, 19)];
+    for (i, ms) in least {
+        let pause = log[i + 1].started.saturating_duration_since(log[i].ended);
+        assert!(
+            pause >= Duration::from_millis(ms),
+            "retry {} came {pause:?} after the failure: {log:?}",
+            i + 1
+        );
+    }
 }

@@ -519,9 +519,12 @@ impl Driver {
                 match self.obtain_sub_ca().await {
                     Ok(next) => {
                         self.activate(next);
+                        self.health.progress(SupervisedTask::Rotation);
                         break;
                     }
                     Err(err) => {
+                        // An attempt ran to its end: an outage, not a broken task.
+                        self.health.progress(SupervisedTask::Rotation);
                         failures += 1;
                         let now = self.shared.clock.now();
                         let left = read(&self.shared.active)
@@ -592,17 +595,30 @@ impl Driver {
                     }
                 }
             }
+            // A whole cycle ran (whatever TLSPC answered): the task itself is healthy.
+            self.health.progress(SupervisedTask::Refresh);
         }
     }
 }
 
 /// Answers that mean an administrator withdrew this instance (detached, revoked, forbidden), as
-/// opposed to outages, which keep the last-known-good state.
+/// opposed to outages, which keep the last-known-good state. A refusal counts only when TLSPC
+/// itself gave it, in its JSON error shape (`errors` for the API, the OAuth shape for the login):
+/// an HTML, empty or plain-text 401/403 comes from a proxy or gateway in front of it.
 fn withdraws_authorization(err: &ClientError) -> bool {
+    use self::client::UpstreamDetail;
     match err {
         ClientError::NoConfiguration { .. } => true,
-        ClientError::LoginRefused { status, .. } => matches!(status, 400 | 401 | 403),
-        ClientError::Status { status, .. } => matches!(status, 401 | 403),
+        ClientError::LoginRefused { status, detail, .. } => {
+            matches!(status, 400 | 401 | 403)
+                && matches!(
+                    detail,
+                    UpstreamDetail::OAuth { .. } | UpstreamDetail::Api { .. }
+                )
+        }
+        ClientError::Status { status, detail, .. } => {
+            matches!(status, 401 | 403) && matches!(detail, UpstreamDetail::Api { .. })
+        }
         _ => false,
     }
 }
@@ -872,6 +888,61 @@ mod tests {
             restarts,
             "a healthy task is not restarted"
         );
+    }
+
+    /// The refresh task sleeps a refresh interval before its work. With an interval longer than
+    /// `stable_after`, a task that panics on every run must still count its failures in a row
+    /// (sleeping is not running stably): the instance turns not ready and the restarts back off.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refresh_task_panicking_after_a_sleep_longer_than_stable_after_still_stalls_and_backs_off()
+     {
+        crate::crypto::install_default_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (_mock, mut config) = seeded_mock(dir.path()).await;
+        config.policy_refresh_interval = Duration::from_millis(700);
+        config.lock_mode = LockMode::Disabled;
+        let policy = SupervisionPolicy {
+            first_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(400),
+            not_ready_after: 3,
+            stable_after: Duration::from_millis(600),
+        };
+        let bootstrap =
+            Bootstrap::start_supervised(&config, Arc::new(SystemClock), |_| None, None, policy)
+                .await
+                .unwrap();
+        let signer = bootstrap.signer();
+        assert!(signer.ready().ready, "{}", signer.ready().message);
+        bootstrap
+            .driver
+            .health
+            .inject_panics(SupervisedTask::Refresh, u32::MAX);
+        // Each run sleeps 700–770 ms then panics: three failures take under 3 s.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        while signer.ready().ready && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let message = signer.ready().message;
+        assert!(
+            !signer.ready().ready,
+            "after {} restarts the instance is still ready: {message}",
+            bootstrap.task_restarts(SupervisedTask::Refresh)
+        );
+        assert!(
+            message.contains("configuration refresh task failed") && message.contains("injected"),
+            "{message}"
+        );
+        // The third failure in a row waits first·2² scaled by [0.5, 1]: at least 40 ms, more
+        // than any first restart (at most 20 ms) could.
+        let delay = bootstrap
+            .driver
+            .health
+            .last_restart_delay(SupervisedTask::Refresh);
+        assert!(
+            delay > policy.first_backoff,
+            "restarts do not back off: {delay:?}"
+        );
+        assert!(signer.current().is_some(), "signing goes on");
     }
 
     #[derive(Clone, Default)]

@@ -249,7 +249,8 @@ impl TlspcClient {
     /// The configuration this service account is attached to, with provider and policies.
     ///
     /// # Errors
-    /// [`ClientError::NoConfiguration`] when the account is detached; others as for any call.
+    /// [`ClientError::NoConfiguration`] when the account is detached (a 404 with TLSPC's JSON
+    /// `errors` body, or an empty list); others as for any call.
     pub async fn configuration(&self) -> Result<ExtendedConfigurationInformation, ClientError> {
         let result: Result<ConfigurationResponse, ClientError> = self
             .call(
@@ -260,7 +261,13 @@ impl TlspcClient {
             )
             .await;
         let response = match result {
-            Err(ClientError::Status { status: 404, .. }) => {
+            // Only TLSPC's own `errors` body means "not attached": an HTML, empty or text 404
+            // comes from a proxy or gateway in front of it, an outage to ride out.
+            Err(ClientError::Status {
+                status: 404,
+                detail: UpstreamDetail::Api { .. },
+                ..
+            }) => {
                 return Err(ClientError::NoConfiguration {
                     client_id: self.settings.client_id.clone(),
                 });
@@ -414,11 +421,13 @@ impl TlspcClient {
                     continue;
                 }
                 Ok((status, bytes)) => {
+                    let detail = parse_error_body(&bytes);
+                    let hint = status_hint(endpoint, status.as_u16(), &detail);
                     let err = ClientError::Status {
                         endpoint,
                         status: status.as_u16(),
-                        detail: parse_error_body(&bytes),
-                        hint: status_hint(endpoint, status.as_u16()),
+                        detail,
+                        hint,
                     };
                     if err.is_transient() && attempt + 1 < self.settings.retry.attempts {
                         self.pause(endpoint, &err, attempt).await;
@@ -574,8 +583,12 @@ fn login_hint(detail: &UpstreamDetail, status: u16) -> &'static str {
     }
 }
 
-fn status_hint(endpoint: &str, status: u16) -> &'static str {
+fn status_hint(endpoint: &str, status: u16, detail: &UpstreamDetail) -> &'static str {
+    let from_tlspc = matches!(detail, UpstreamDetail::Api { .. });
     match status {
+        401 | 403 | 404 if !from_tlspc => {
+            " (not TLSPC's JSON error body: a proxy or gateway in front of TLSPC answered; treated as an outage)"
+        }
         401 => " (the token was refused twice: the service account may be disabled or revoked)",
         403 => {
             " (the service account lacks the distributed-issuance scope or is not attached to this configuration)"

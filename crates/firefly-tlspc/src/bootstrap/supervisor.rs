@@ -46,7 +46,10 @@ pub(crate) struct SupervisionPolicy {
     pub(crate) max_backoff: Duration,
     /// After this many failures in a row the instance is not ready until the task runs again.
     pub(crate) not_ready_after: u32,
-    /// A restarted task that runs this long without failing counts as recovered.
+    /// A restarted task counts as recovered once it has run this long without failing *and*
+    /// has completed at least one cycle of real work ([`TaskHealth::progress`]) since the restart:
+    /// a task that sleeps longer than this before its work (the refresh task waits a refresh
+    /// interval first) is not "stable" merely for having slept.
     pub(crate) stable_after: Duration,
 }
 
@@ -73,17 +76,41 @@ impl SupervisionPolicy {
     }
 }
 
-/// Restart counters of the supervised tasks, and (in unit tests) injected panics.
+/// Restart counters of the supervised tasks, their progress signals, and (in unit tests)
+/// injected panics.
 #[derive(Default)]
 pub(crate) struct TaskHealth {
     restarts: [AtomicU64; 2],
     injected_panics: [AtomicU32; 2],
+    /// Cycles of real work each task completed since start.
+    progress: [AtomicU64; 2],
+    /// Wakes the supervisor when a task reports progress.
+    progressed: [tokio::sync::Notify; 2],
+    /// The pause before the latest restart of each task, milliseconds.
+    last_restart_delay_ms: [AtomicU64; 2],
 }
 
 impl TaskHealth {
     /// How many times `task` was restarted since start.
     pub(crate) fn restarts(&self, task: SupervisedTask) -> u64 {
         self.restarts[task.index()].load(Ordering::Relaxed)
+    }
+
+    /// Called by a task after each completed cycle of real work (not after a mere wait): only
+    /// progress lets the supervisor count a restarted task as recovered.
+    pub(crate) fn progress(&self, task: SupervisedTask) {
+        self.progress[task.index()].fetch_add(1, Ordering::Relaxed);
+        self.progressed[task.index()].notify_one();
+    }
+
+    fn progress_count(&self, task: SupervisedTask) -> u64 {
+        self.progress[task.index()].load(Ordering::Relaxed)
+    }
+
+    /// The pause before the latest restart of `task` (zero before the first).
+    #[cfg(test)]
+    pub(crate) fn last_restart_delay(&self, task: SupervisedTask) -> Duration {
+        Duration::from_millis(self.last_restart_delay_ms[task.index()].load(Ordering::Relaxed))
     }
 
     /// Makes the next `count` iterations of `task` panic (a test seam: nothing else sets it).
@@ -123,16 +150,30 @@ where
         loop {
             // A JoinSet aborts what it holds when dropped: aborting the supervisor ends the task.
             let mut running = tokio::task::JoinSet::new();
+            // Recovery needs both: `stable_after` without a failure, and one completed cycle of
+            // work since this restart. Time alone is not enough: a task that sleeps before its
+            // work would look stable while it has not run at all.
+            let progress_before = health.progress_count(task);
+            let stable_at = tokio::time::Instant::now() + policy.stable_after;
             running.spawn(make());
             let outcome = loop {
+                let now = tokio::time::Instant::now();
+                if failures > 0 && now >= stable_at && health.progress_count(task) > progress_before
+                {
+                    failures = 0;
+                    if write(&shared.blockers)
+                        .stalled
+                        .remove(task.name())
+                        .is_some()
+                    {
+                        tracing::info!(task = task.name(), "background task runs again");
+                    }
+                }
                 tokio::select! {
                     joined = running.join_next() => break joined,
-                    () = tokio::time::sleep(policy.stable_after), if failures > 0 => {
-                        failures = 0;
-                        if write(&shared.blockers).stalled.remove(task.name()).is_some() {
-                            tracing::info!(task = task.name(), "background task runs again");
-                        }
-                    }
+                    () = tokio::time::sleep_until(stable_at), if failures > 0 && now < stable_at => {}
+                    // A stale wake-up (progress of an earlier run) only re-checks the count.
+                    () = health.progressed[task.index()].notified(), if failures > 0 && now >= stable_at => {}
                 }
             };
             let why = match outcome {
@@ -146,6 +187,10 @@ where
             failures = failures.saturating_add(1);
             health.restarts[task.index()].fetch_add(1, Ordering::Relaxed);
             let delay = policy.backoff(failures);
+            health.last_restart_delay_ms[task.index()].store(
+                u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
             tracing::error!(
                 task = task.name(),
                 failures,
