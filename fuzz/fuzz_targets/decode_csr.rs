@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 fn policy() -> &'static CompiledPolicy {
     static POLICY: OnceLock<CompiledPolicy> = OnceLock::new();
     POLICY.get_or_init(|| {
-        let doc = serde_json::from_slice(include_bytes!(
+        let doc: firefly::policy::model::PolicyInformation = serde_json::from_slice(include_bytes!(
             "../../examples/policies/istio-workloads.json"
         ))
         .expect("example policy parses");
