@@ -177,6 +177,9 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let server = MockServer::start(seed, Some(&state_dir), listen).await?;
+    // Listening for SIGTERM before the URL is printed: a supervisor that stops the mock as soon
+    // as it has read the URL must not kill it by the signal's default action.
+    let terminated = termination()?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -188,26 +191,31 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
         server.base_url(),
         state_dir.display()
     );
-    wait_for_termination().await?;
+    terminated.await?;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGTERM (what Kubernetes sends a pod's process, PID 1 in the mock's container, which gets no
-/// default handler for it) or Ctrl-C.
-async fn wait_for_termination() -> std::io::Result<()> {
+/// Resolves on SIGTERM (what Kubernetes sends a pod's process, PID 1 in the mock's container,
+/// which gets no default handler for it) or Ctrl-C; the handlers are installed when this is
+/// called, not when it is first awaited.
+fn termination() -> std::io::Result<impl std::future::Future<Output = std::io::Result<()>>> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => Ok(()),
-            r = tokio::signal::ctrl_c() => r,
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = term.recv() => Ok(()),
+                r = ctrl_c => r,
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
+        #[cfg(not(unix))]
+        {
+            ctrl_c.await
+        }
+    })
 }
 
 /// A running mock; stops serving when dropped (or through [`MockServer::shutdown`]).
