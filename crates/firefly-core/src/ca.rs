@@ -478,6 +478,48 @@ mod tests {
         }
     }
 
+    /// The SPIFFE ID a profile reports (in `Issued` and the audit line) is the leaf's URI SAN:
+    /// a profile naming one while its leaf carries no URI SAN is never delivered.
+    #[test]
+    fn a_spiffe_id_the_leaf_does_not_carry_is_never_returned() {
+        let now = SystemTime::now();
+        let ca = sub_ca_with(Arc::new(KeyPair::generate().unwrap()), now);
+        let (request, mut profile) = probe_request(&probe_id()).unwrap();
+        profile.uris.clear();
+        profile.dns_names = vec!["probe.svc".to_owned()];
+        let err = sign_profile(&ca, &request, profile, &IssueOptions::default(), now).unwrap_err();
+        assert!(
+            matches!(err, IssueError::PostSignCheck { rule: "C1", .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no URI SAN"), "{err}");
+    }
+
+    /// The leaf's subject is exactly the profile's: rcgen keeps one value per attribute type, so
+    /// a profile with two (which the policy engine refuses) would be cut, and is never delivered.
+    #[test]
+    fn a_subject_the_encoder_cut_is_never_returned() {
+        use crate::policy::engine::Field;
+        let now = SystemTime::now();
+        let ca = sub_ca_with(Arc::new(KeyPair::generate().unwrap()), now);
+        let opts = IssueOptions::default();
+        let (request, mut profile) = probe_request(&probe_id()).unwrap();
+        profile.subject = vec![
+            (Field::Organization, "o".to_owned()),
+            (Field::OrganizationalUnit, "a".to_owned()),
+        ];
+        sign_profile(&ca, &request, profile.clone(), &opts, now).unwrap();
+        profile
+            .subject
+            .push((Field::OrganizationalUnit, "b".to_owned()));
+        let err = sign_profile(&ca, &request, profile, &opts, now).unwrap_err();
+        assert!(
+            matches!(err, IssueError::PostSignCheck { rule: "C14", .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("subject differs"), "{err}");
+    }
+
     #[test]
     fn a_failing_random_source_refuses_the_signature() {
         let now = SystemTime::now();

@@ -10,6 +10,7 @@ use x509_parser::prelude::FromDer;
 use super::template::ValidityWindow;
 use super::{IssueError, SubCa};
 use crate::policy::LeafProfile;
+use crate::policy::engine::Field;
 use crate::spiffe::SpiffeId;
 
 const OID_SAN: &str = "2.5.29.17";
@@ -155,6 +156,41 @@ pub fn check_leaf(
         ));
     }
 
+    // Subject: exactly the profile's attributes, in order, one value each; a value dropped or
+    // replaced by the name encoder (rcgen keeps one value per attribute type) is never delivered.
+    let mut subject = Vec::new();
+    for attr in tbs.subject.iter_attributes() {
+        let oid = crate::csr::oid_str(attr.attr_type());
+        let value = attr.as_str().map_err(|e| {
+            fail(
+                "C14",
+                format!("subject attribute {oid} does not parse: {e}"),
+            )
+        })?;
+        subject.push((oid, value));
+    }
+    let want_subject: Vec<(&str, &str)> = profile
+        .subject
+        .iter()
+        .map(|(field, value)| (subject_oid(*field), value.as_str()))
+        .collect();
+    if subject.len() != want_subject.len()
+        || subject
+            .iter()
+            .zip(&want_subject)
+            .any(|((oid, value), (want_oid, want_value))| oid != want_oid || value != want_value)
+    {
+        return Err(fail(
+            "C14",
+            format!(
+                "subject differs from the policy's profile: the certificate has {} attribute(s), \
+                 the profile {}",
+                subject.len(),
+                want_subject.len()
+            ),
+        ));
+    }
+
     // SANs: exactly the profile's (C2), one SPIFFE URI at most (C1, C3, C15–C18), critical when
     // the subject is empty (C4).
     let subject_empty = tbs.subject.iter_attributes().next().is_none();
@@ -198,8 +234,28 @@ pub fn check_leaf(
         if profile.spiffe_id.as_ref() != Some(&id) {
             return Err(fail("C1", "URI SAN is not the validated SPIFFE ID"));
         }
+    } else if let Some(id) = &profile.spiffe_id {
+        // The SPIFFE ID reported for the leaf (Issued, audit) is one it carries.
+        return Err(fail(
+            "C1",
+            format!("the profile names SPIFFE ID {id} but the certificate has no URI SAN"),
+        ));
     }
     Ok(())
+}
+
+/// The attribute type OID of subject field `field`.
+fn subject_oid(field: Field) -> &'static str {
+    match field {
+        Field::Country => "2.5.4.6",
+        Field::StateOrProvince => "2.5.4.8",
+        Field::Locality => "2.5.4.7",
+        Field::Organization => "2.5.4.10",
+        Field::OrganizationalUnit => "2.5.4.11",
+        Field::CommonName => "2.5.4.3",
+        // Not a subject attribute: matches no certificate attribute.
+        _ => "",
+    }
 }
 
 fn unix_time(secs: i64) -> Result<SystemTime, IssueError> {

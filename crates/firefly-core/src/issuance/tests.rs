@@ -771,3 +771,124 @@ fn subject_values_outside_x520_syntax_are_refused_before_signing() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+fn csr_pem_with_sans(key: &KeyPair, dns: &str, uri: &str) -> String {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.subject_alt_names = vec![
+        SanType::DnsName(dns.try_into().unwrap()),
+        SanType::URI(uri.try_into().unwrap()),
+    ];
+    params.serialize_request(key).unwrap().pem().unwrap()
+}
+
+/// The URI SANs of the leaf in `issued`.
+fn leaf_uris(issued: &Issued) -> Vec<String> {
+    let der = leaf_of(issued);
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    let Some(san) = cert.subject_alternative_name().unwrap() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(u) => Some((*u).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// URIs under an IGNORED URI property are dropped from the leaf and take no part in the decision:
+/// no SPIFFE parsing (a non-SPIFFE URI used to be refused under C15), no SPIFFE ID (a SPIFFE URI
+/// used to name, in `Issued.spiffe_id` and the audit line, an identity the leaf does not carry),
+/// no SVID rule (C9 used to demand SERVER_AUTH and CLIENT_AUTH of a leaf with no URI SAN).
+#[test]
+fn ignored_uris_take_no_part_in_the_decision() {
+    let ignored = |ekus: &[&str]| {
+        let ekus: Vec<String> = ekus.iter().map(|e| (*e).to_owned()).collect();
+        policy_with(|p| {
+            p.extended_key_usages = ekus;
+            p.sans.uniform_resource_identifiers = rule(PropertyType::Ignored, &[], 0, 0);
+            p.sans.dns_names = rule(PropertyType::Optional, &[], 0, 1);
+        })
+    };
+    let mesh = ignored(&["SERVER_AUTH", "CLIENT_AUTH"]);
+    let server_only = ignored(&["SERVER_AUTH"]);
+    for (name, policy) in [("mesh EKUs", &mesh), ("SERVER_AUTH only", &server_only)] {
+        for uri in ["https://x", URI] {
+            let pem = csr_pem_with_sans(&KeyPair::generate().unwrap(), "web.apps.svc", uri);
+            let outcome = issue_pem(policy, &pem, None);
+            let Outcome::Issued(leaf) = outcome else {
+                panic!("{name}, {uri}: expected a certificate, got {outcome:?}");
+            };
+            assert_eq!(leaf.spiffe_id, None, "{name}, {uri}");
+            assert_eq!(leaf.dns_names, ["web.apps.svc"], "{name}, {uri}");
+            assert_eq!(leaf_uris(&leaf), Vec::<String>::new(), "{name}, {uri}");
+        }
+    }
+}
+
+/// rcgen's DistinguishedName holds one value per attribute type (a second `push` replaces the
+/// first), so a subject with OU=a, OU=b used to be issued as OU=b alone, and LOCKED defaults
+/// ["A", "B"] as "B". Such a subject is refused before signing, naming the attribute.
+#[test]
+fn several_values_of_one_subject_attribute_are_refused_not_cut() {
+    use crate::csr::testing::{self, OID_CN};
+    const OID_OU: &[u8] = &[0x55, 0x04, 0x0b];
+    let policy = policy_with(|p| {
+        p.subject.organizational_unit = rule(PropertyType::Optional, &[], 0, 2);
+        p.subject.common_name = rule(PropertyType::Optional, &[], 0, 1);
+    });
+    let outcome = |attrs: &[(&[u8], u8, &str)]| {
+        let key = testing::p256();
+        let spki = key.subject_public_key_info();
+        let der = testing::csr_der(&key, &spki, &testing::name(attrs), URI);
+        issue_pem(&policy, &testing::to_pem(&der), None)
+    };
+    match outcome(&[(OID_OU, 0x0c, "a"), (OID_OU, 0x0c, "b")]) {
+        Outcome::Refused { reason, message } => {
+            assert_eq!(reason, "PolicyDenied", "{message}");
+            assert!(
+                message.contains("the issuer writes one organizationalUnitName")
+                    && message.contains("the request carries 2"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // One value of each attribute is issued, all of them.
+    let der = leaf_of(&issued(outcome(&[
+        (OID_OU, 0x0c, "a"),
+        (OID_CN, 0x0c, "web"),
+    ])));
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    let ous: Vec<&str> = cert
+        .subject()
+        .iter_organizational_unit()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(ous, ["a"]);
+
+    // The policy's LOCKED defaults are held to the same rule.
+    let locked = policy_with(|p| {
+        p.subject.organizational_unit = Some(PropertyRule {
+            kind: Some(PropertyType::Locked),
+            allowed_values: Vec::new(),
+            default_values: vec!["A".into(), "B".into()],
+            min_occurrences: 0,
+            max_occurrences: 0,
+        });
+    });
+    match issue_pem(&locked, &csr_pem(&KeyPair::generate().unwrap(), URI), None) {
+        Outcome::Refused { reason, message } => {
+            assert_eq!(reason, "PolicyDenied", "{message}");
+            assert!(
+                message.contains("the issuer writes one organizationalUnitName")
+                    && message.contains("the policy's LOCKED defaults carry 2"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -251,9 +251,40 @@ impl CompiledPolicy {
             }
         }
 
+        // One value per subject attribute type: the issuer's name encoder (rcgen's
+        // DistinguishedName) holds one value of each type and silently keeps only the last, so a
+        // subject with two values of one attribute is refused rather than cut. Only failures are
+        // recorded.
+        for (field, values) in &issued {
+            if field.is_san() || values.len() <= 1 {
+                continue;
+            }
+            let source = match self.properties.iter().find(|p| p.field == *field) {
+                Some(p) if p.kind == PropertyType::Locked => "the policy's LOCKED defaults carry",
+                _ => "the request carries",
+            };
+            eval.check(
+                field.path(),
+                format!("{} value(s)", values.len()),
+                "one value per subject attribute".into(),
+                false,
+                || {
+                    format!(
+                        "the issuer writes one {}; {source} {}",
+                        attribute_name(*field),
+                        values.len()
+                    )
+                },
+            );
+        }
+
         // SPIFFE rules on the URIs the leaf would carry: the request's, or the policy's when LOCKED.
+        // IGNORED URIs are dropped from the leaf, so they take no part at all (no SPIFFE parsing,
+        // no SPIFFE ID, no SVID rules), exactly as if the request had none. FORBIDDEN ones are
+        // refused by the property itself and are still put through the rules for the report.
         let uris: &[String] = match self.properties.iter().find(|p| p.field == Field::Uris) {
             Some(p) if p.kind == PropertyType::Locked => &p.defaults,
+            Some(p) if p.kind == PropertyType::Ignored => &[],
             _ => &csr.sans.uris,
         };
         let spiffe_id = self.spiffe_rules(&mut eval, req, uris);
@@ -592,7 +623,7 @@ fn compile_property(
 /// write). The others are at least 1 and at most their upper bound in characters: commonName,
 /// organizationName and organizationalUnitName 64; localityName and stateOrProvinceName 128.
 fn x520_problem(field: Field, value: &str) -> Option<String> {
-    let (attribute, bound) = match field {
+    let bound = match field {
         Field::Country => {
             let ok = value.len() == 2 && value.bytes().all(|b| b.is_ascii_alphabetic());
             return (!ok).then(|| {
@@ -601,13 +632,11 @@ fn x520_problem(field: Field, value: &str) -> Option<String> {
                     .to_owned()
             });
         }
-        Field::CommonName => ("commonName", 64),
-        Field::Organization => ("organizationName", 64),
-        Field::OrganizationalUnit => ("organizationalUnitName", 64),
-        Field::Locality => ("localityName", 128),
-        Field::StateOrProvince => ("stateOrProvinceName", 128),
+        Field::CommonName | Field::Organization | Field::OrganizationalUnit => 64,
+        Field::Locality | Field::StateOrProvince => 128,
         _ => return None,
     };
+    let attribute = attribute_name(field);
     let n = value.chars().count();
     (n == 0 || n > bound).then(|| {
         format!(
@@ -640,6 +669,20 @@ fn usage_fits_key(k: KeyUsage, alg: KeyAlgorithm) -> bool {
 /// `d` without its sub-second part: the unit of a certificate's validity.
 fn whole_seconds(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
+}
+
+/// The X.520 name of subject attribute `field` (`organizationalUnitName`); the policy path for a
+/// SAN field.
+fn attribute_name(field: Field) -> &'static str {
+    match field {
+        Field::Country => "countryName",
+        Field::StateOrProvince => "stateOrProvinceName",
+        Field::Locality => "localityName",
+        Field::Organization => "organizationName",
+        Field::OrganizationalUnit => "organizationalUnitName",
+        Field::CommonName => "commonName",
+        san => san.path(),
+    }
 }
 
 fn subject_order(f: Field) -> u8 {
