@@ -78,13 +78,16 @@ fn leaf_of(obj: &serde_json::Value) -> x509_parser::certificate::X509Certificate
     x509_parser::parse_x509_certificate(der).unwrap().1
 }
 
-async fn warning_event_reasons(env: &Env, name: &str) -> Vec<String> {
-    env.events_for(NS, name)
-        .await
-        .into_iter()
-        .filter(|e| e.type_.as_deref() == Some("Warning"))
-        .filter_map(|e| e.reason)
-        .collect()
+/// Waits for a Warning event with `reason` on request `name`.
+async fn wait_warning_event(env: &Env, name: &str, reason: &str) {
+    kube_sim::wait_for(PATIENCE, || async {
+        env.events_for(NS, name)
+            .await
+            .iter()
+            .any(|e| e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some(reason))
+    })
+    .await
+    .unwrap_or_else(|_| panic!("a Warning event with reason {reason}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,13 +128,7 @@ async fn denied_request_fails_as_denied_with_a_warning_event_and_nothing_signed(
     assert!(obj["status"]["failureTime"].is_string(), "{obj:#}");
     assert!(obj["status"].get("certificate").is_none());
     assert_eq!(env.signed(), 0);
-    kube_sim::wait_for(PATIENCE, || async {
-        warning_event_reasons(&env, &name)
-            .await
-            .contains(&"Denied".to_owned())
-    })
-    .await
-    .expect("a Warning event with reason Denied");
+    wait_warning_event(&env, &name, "Denied").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,13 +361,7 @@ async fn requester_not_allowed_fails_with_a_warning_event() {
         ready_message(&obj).contains("system:serviceaccount:sandbox:intruder"),
         "{obj:#}"
     );
-    kube_sim::wait_for(PATIENCE, || async {
-        warning_event_reasons(&env, &name)
-            .await
-            .contains(&"RequesterNotAllowed".to_owned())
-    })
-    .await
-    .expect("Warning event RequesterNotAllowed");
+    wait_warning_event(&env, &name, "RequesterNotAllowed").await;
     // As an operator reads it (docs/operations.md, Events).
     let events = env.kubectl(
         &[
@@ -865,13 +856,7 @@ async fn a_request_for_an_issuer_never_ready_fails_issuer_not_ready_after_max_re
     assert!(obj["status"]["failureTime"].is_string(), "{obj:#}");
     assert!(obj["status"].get("certificate").is_none(), "{obj:#}");
     assert_eq!(env.signed(), 0);
-    kube_sim::wait_for(PATIENCE, || async {
-        warning_event_reasons(&env, &name)
-            .await
-            .contains(&"IssuerNotReady".to_owned())
-    })
-    .await
-    .expect("a Warning event with reason IssuerNotReady");
+    wait_warning_event(&env, &name, "IssuerNotReady").await;
 }
 
 /// A request Pending on a missing issuer says why it waits now, not why it waited first: once
@@ -897,13 +882,7 @@ async fn a_pending_request_tells_its_new_cause_when_the_missing_issuer_exists_bu
     );
     assert_eq!(ready_reason(&obj).as_deref(), Some("Pending"));
     assert!(!ready_message(&obj).contains("not found"), "{obj:#}");
-    kube_sim::wait_for(PATIENCE, || async {
-        warning_event_reasons(&env, &name)
-            .await
-            .contains(&"IssuerNotReady".to_owned())
-    })
-    .await
-    .expect("a Warning event with reason IssuerNotReady");
+    wait_warning_event(&env, &name, "IssuerNotReady").await;
     env.mock.set_faults(Default::default()).unwrap();
     let obj = env.wait_ready_reason(NS, &name, "Issued").await;
     let Verdict { ok, output: out } =

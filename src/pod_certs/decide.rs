@@ -169,9 +169,27 @@ pub enum PodLookup<'a> {
 impl PodFacts {
     /// Whether the request names this pod as it is: same UID, service account and node.
     pub fn describes(&self, spec: &PcrSpec) -> bool {
-        self.uid == spec.pod_uid
-            && self.service_account == spec.service_account_name
-            && self.node == spec.node_name
+        self.first_difference(spec).is_none()
+    }
+
+    /// The first of UID, service account and node where the request differs from this pod:
+    /// (the request's field, what it asks, what the pod has).
+    fn first_difference<'a>(
+        &'a self,
+        spec: &'a PcrSpec,
+    ) -> Option<(&'static str, &'a str, &'a str)> {
+        [
+            ("spec.podUID", &spec.pod_uid, &self.uid),
+            (
+                "spec.serviceAccountName",
+                &spec.service_account_name,
+                &self.service_account,
+            ),
+            ("spec.nodeName", &spec.node_name, &self.node),
+        ]
+        .into_iter()
+        .find(|(_, asked, actual)| asked != actual)
+        .map(|(field, asked, actual)| (field, asked.as_str(), actual.as_str()))
     }
 }
 
@@ -502,24 +520,14 @@ pub fn decide(
             );
         }
         PodLookup::Found(facts) => {
-            for (field, asked, actual) in [
-                ("spec.podUID", &spec.pod_uid, &facts.uid),
-                (
-                    "spec.serviceAccountName",
-                    &spec.service_account_name,
-                    &facts.service_account,
-                ),
-                ("spec.nodeName", &spec.node_name, &facts.node),
-            ] {
-                if asked != actual {
-                    return deny(
-                        reason::POLICY_DENIED,
-                        format!(
-                            "verifyPod: {field} {asked:?} does not match pod {}/{} ({actual:?})",
-                            req.namespace, spec.pod_name
-                        ),
-                    );
-                }
+            if let Some((field, asked, actual)) = facts.first_difference(spec) {
+                return deny(
+                    reason::POLICY_DENIED,
+                    format!(
+                        "verifyPod: {field} {asked:?} does not match pod {}/{} ({actual:?})",
+                        req.namespace, spec.pod_name
+                    ),
+                );
             }
         }
     }

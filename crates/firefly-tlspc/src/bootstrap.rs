@@ -815,19 +815,21 @@ mod tests {
         }
     }
 
-    /// A panic injected into the rotation task restarts it (and the restarted task rotates); a
-    /// refresh task that keeps panicking makes the instance not ready, saying why, until it runs
-    /// again.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn panicking_background_tasks_are_restarted_and_readiness_says_when_they_keep_failing() {
+    /// A bootstrap against a seeded mock under a supervision policy for tests (restarts from
+    /// 20 ms up to `max_backoff`, not ready after 3 failures in a row, stable after 600 ms), its
+    /// configuration refreshed every `refresh_interval`.
+    async fn supervised(
+        dir: &std::path::Path,
+        refresh_interval: Duration,
+        max_backoff: Duration,
+    ) -> (tlspc_mock::MockServer, Bootstrap, SupervisionPolicy) {
         crate::crypto::install_default_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let (_mock, mut config) = seeded_mock(dir.path()).await;
-        config.policy_refresh_interval = Duration::from_millis(50);
+        let (mock, mut config) = seeded_mock(dir).await;
+        config.policy_refresh_interval = refresh_interval;
         config.lock_mode = LockMode::Disabled;
         let policy = SupervisionPolicy {
             first_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(80),
+            max_backoff,
             not_ready_after: 3,
             stable_after: Duration::from_millis(600),
         };
@@ -835,6 +837,21 @@ mod tests {
             Bootstrap::start_supervised(&config, Arc::new(SystemClock), |_| None, None, policy)
                 .await
                 .unwrap();
+        (mock, bootstrap, policy)
+    }
+
+    /// A panic injected into the rotation task restarts it (and the restarted task rotates); a
+    /// refresh task that keeps panicking makes the instance not ready, saying why, until it runs
+    /// again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn panicking_background_tasks_are_restarted_and_readiness_says_when_they_keep_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_mock, bootstrap, _) = supervised(
+            dir.path(),
+            Duration::from_millis(50),
+            Duration::from_millis(80),
+        )
+        .await;
         let signer = bootstrap.signer();
         let active_id = || read(&signer.shared.active).as_ref().unwrap().id.clone();
         let first = active_id();
@@ -896,21 +913,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_refresh_task_panicking_after_a_sleep_longer_than_stable_after_still_stalls_and_backs_off()
      {
-        crate::crypto::install_default_provider();
         let dir = tempfile::tempdir().unwrap();
-        let (_mock, mut config) = seeded_mock(dir.path()).await;
-        config.policy_refresh_interval = Duration::from_millis(700);
-        config.lock_mode = LockMode::Disabled;
-        let policy = SupervisionPolicy {
-            first_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(400),
-            not_ready_after: 3,
-            stable_after: Duration::from_millis(600),
-        };
-        let bootstrap =
-            Bootstrap::start_supervised(&config, Arc::new(SystemClock), |_| None, None, policy)
-                .await
-                .unwrap();
+        let (_mock, bootstrap, policy) = supervised(
+            dir.path(),
+            Duration::from_millis(700),
+            Duration::from_millis(400),
+        )
+        .await;
         let signer = bootstrap.signer();
         assert!(signer.ready().ready, "{}", signer.ready().message);
         bootstrap

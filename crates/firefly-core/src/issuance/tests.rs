@@ -537,6 +537,15 @@ fn policy_with(edit: impl FnOnce(&mut Policy)) -> CompiledPolicy {
 
 /// Issues `pem` under `policy` with `duration`, through the seam, now.
 fn issue_pem(policy: &CompiledPolicy, pem: &str, duration: Option<&str>) -> Outcome {
+    issue_pem_with(policy, pem, |req| req.duration = duration)
+}
+
+/// Issues `pem` under `policy` through the seam, now, with the request `edit` made.
+fn issue_pem_with<'a>(
+    policy: &CompiledPolicy,
+    pem: &'a str,
+    edit: impl FnOnce(&mut IssuanceRequest<'a>),
+) -> Outcome {
     let now = SystemTime::now();
     let ca = sub_ca(now);
     let mut req = request(
@@ -546,7 +555,7 @@ fn issue_pem(policy: &CompiledPolicy, pem: &str, duration: Option<&str>) -> Outc
         },
         everyone(),
     );
-    req.duration = duration;
+    edit(&mut req);
     issue(&ca, policy, &req, &IssueOptions::default(), now)
 }
 
@@ -656,23 +665,9 @@ fn key_agreement_is_issued_to_ec_keys_only() {
     });
     let key_usage = |key: &KeyPair, usages: Option<&[String]>| {
         let pem = csr_pem(key, URI);
-        let now = SystemTime::now();
-        let ca = sub_ca(now);
-        let mut req = request(
-            Subject::Csr {
-                pem: pem.as_bytes(),
-                identities_annotation: None,
-            },
-            everyone(),
-        );
-        req.usages = usages;
-        let der = leaf_of(&issued(issue(
-            &ca,
-            &policy,
-            &req,
-            &IssueOptions::default(),
-            now,
-        )));
+        let der = leaf_of(&issued(issue_pem_with(&policy, &pem, |req| {
+            req.usages = usages;
+        })));
         let (_, cert) = X509Certificate::from_der(&der).unwrap();
         let ku = cert.key_usage().unwrap().unwrap().value;
         (ku.digital_signature(), ku.key_agreement())
