@@ -84,6 +84,8 @@ struct Issue {
     refresh_after: i64,
     status_nb_shift: i64,
     other_key: bool,
+    /// A URI SAN on the leaf.
+    uri: Option<&'static str>,
 }
 
 impl Default for Issue {
@@ -94,6 +96,7 @@ impl Default for Issue {
             refresh_after: 3600,
             status_nb_shift: 0,
             other_key: false,
+            uri: None,
         }
     }
 }
@@ -117,6 +120,10 @@ fn issued_status(ca: &Ca, pcr: &Value, i: &Issue) -> Value {
     let mut p = rcgen::CertificateParams::new(vec!["svc.example.com".to_string()]).unwrap();
     p.not_before = time::OffsetDateTime::from_unix_timestamp(nb).unwrap();
     p.not_after = time::OffsetDateTime::from_unix_timestamp(na).unwrap();
+    if let Some(uri) = i.uri {
+        p.subject_alt_names
+            .push(rcgen::SanType::URI(uri.try_into().unwrap()));
+    }
     let leaf = if i.other_key {
         p.signed_by(&rcgen::KeyPair::generate().unwrap(), &ca.issuer)
             .unwrap()
@@ -332,21 +339,64 @@ async fn kubelet_gets_a_pod_certificate_issued_under_every_status_rule() {
         refused(json!({"notBefore": t(0)})).await,
         "status is immutable unless transitioning",
     );
-    // RBAC on the status subresource is not enough: `sign` on the signer is needed.
+    // kube-apiserver's timeNear is an open interval: exactly 5 minutes back is refused (the
+    // server's clock only moves further away from the leaf's whole-second notBefore).
+    expect_invalid(
+        refused(issued_status(
+            &ca,
+            &stored,
+            &Issue {
+                back: 300,
+                ..Issue::default()
+            },
+        ))
+        .await,
+        "within 5 minutes",
+    );
+    // Go's x509 parser refuses a URI SAN whose host is not a valid domain (x509-parser reads it).
+    expect_invalid(
+        refused(issued_status(
+            &ca,
+            &stored,
+            &Issue {
+                uri: Some("spiffe://td..example/x"),
+                ..Issue::default()
+            },
+        ))
+        .await,
+        "invalid domain",
+    );
+    // RBAC on the status subresource is not enough: `sign` on the signer is needed. The status
+    // strategy checks it once the status validates, as an invalid signerName (422).
+    let no_sign_api = pcr_api(no_sign.clone(), "v1");
     let s = status_of(
         write_status(
-            &pcr_api(no_sign.clone(), "v1"),
+            &no_sign_api,
             &name,
             issued_status(&ca, &stored, &Issue::default()),
         )
         .await
         .unwrap_err(),
     );
-    assert_eq!(s.code, 403);
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"), "{s:?}");
     assert!(
         s.message.contains(
-            r#"user not permitted to sign requests with signerName "example.com/signer""#
+            r#"spec.signerName: Forbidden: User "status-writer" is not permitted to "sign" for signer "example.com/signer""#
         ),
+        "{}",
+        s.message
+    );
+    // An invalid status gets its validation errors first.
+    let s = status_of(
+        write_status(&no_sign_api, &name, json!({"notBefore": t(0)}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(s.code, 422, "{s:?}");
+    assert!(
+        s.message
+            .contains("status is immutable unless transitioning")
+            && !s.message.contains("sign"),
         "{}",
         s.message
     );
@@ -1266,18 +1316,21 @@ async fn certificate_signing_requests_follow_approval_and_signing_rules_with_kub
         1,
         "{one}"
     );
-    // Approved written through /status is ignored (kept only through /approval).
-    ok(kubectl(
-        &sim,
-        None,
-        &[
-            "replace",
-            "--raw",
-            &uri("two", "status"),
-            "-f",
-            &approval("two", &["Approved"]),
-        ],
-    ));
+    // Approved written through /status is refused (it is added only through /approval).
+    refused(
+        kubectl(
+            &sim,
+            None,
+            &[
+                "replace",
+                "--raw",
+                &uri("two", "status"),
+                "-f",
+                &approval("two", &["Approved"]),
+            ],
+        ),
+        "updates may not add a condition of type",
+    );
     let two: Value = serde_json::from_str(&ok(kubectl(
         &sim,
         None,
@@ -1409,4 +1462,461 @@ async fn certificate_signing_requests_follow_approval_and_signing_rules_with_kub
         all.contains("certificatesigningrequest.certificates.k8s.io/two"),
         "{all}"
     );
+}
+
+/// A raw request: (HTTP status, body as JSON).
+async fn raw(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", content_type)
+        .body(kube::client::Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect_bytes().await.unwrap();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+const APPLY: &str = "application/apply-patch+yaml";
+
+/// A CSR for `signer` created by the admin; its name.
+async fn csr(admin: &kube::Client, name: &str, signer: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let request = rcgen::CertificateParams::new(vec!["w.example".to_string()])
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let body = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": {"name": name},
+        "spec": {"request": b64(request.as_bytes()), "signerName": signer, "usages": ["client auth"]}});
+    let (code, out) = raw(
+        admin,
+        "POST",
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+        "application/json",
+        &body,
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    name.to_string()
+}
+
+fn csr_status_path(name: &str) -> String {
+    format!(
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests/{name}/status?fieldManager=signer&force=true"
+    )
+}
+
+#[tokio::test]
+async fn applies_to_certificates_kinds_are_typed_by_their_api_types() {
+    let sim = sim(Release::V1_37, false).await;
+    pod(&sim, "p1", "node-1", "app", SIGNER, false);
+    let kubelet = sim.kubelet("node-1").await.unwrap();
+    let admin = sim.client().await.unwrap();
+    let (created, _) = kubelet
+        .create_request(
+            "default",
+            "p1",
+            &PodCertificate::new(SIGNER, KeyType::EcdsaP256),
+        )
+        .await
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_string();
+    let pcr_status = format!(
+        "/apis/certificates.k8s.io/v1/namespaces/default/podcertificaterequests/{name}/status?fieldManager=signer&force=true"
+    );
+    // A CSR-style condition field on a PCR (metav1.Condition has no lastUpdateTime): the typed
+    // conversion fails, whatever fieldValidation says.
+    let now = t(jiff::Timestamp::now().as_second());
+    let condition = json!({"type": "Denied", "status": "True", "reason": "UnsupportedKeyType", "message": "no", "lastTransitionTime": now, "lastUpdateTime": now});
+    let body = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "PodCertificateRequest",
+        "metadata": {"name": name, "namespace": "default"}, "status": {"conditions": [condition]}});
+    let (code, out) = raw(&admin, "PATCH", &pcr_status, APPLY, &body).await;
+    assert_eq!(code, 500, "{out}");
+    let message = out["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("failed to create typed patch object")
+            && message.contains(
+                r#".status.conditions[type="Denied"].lastUpdateTime: field not declared in schema"#
+            ),
+        "{message}"
+    );
+    let (code, out) = raw(
+        &admin,
+        "PATCH",
+        &format!("{pcr_status}&fieldValidation=Ignore"),
+        APPLY,
+        &body,
+    )
+    .await;
+    assert_eq!(code, 500, "{out}");
+    // The condition as metav1.Condition has it (observedGeneration included) is taken.
+    let mut body = body;
+    let c = &mut body["status"]["conditions"][0];
+    c.as_object_mut().unwrap().remove("lastUpdateTime");
+    c["observedGeneration"] = json!(0);
+    let (code, out) = raw(&admin, "PATCH", &pcr_status, APPLY, &body).await;
+    assert_eq!(code, 200, "{out}");
+    assert_eq!(out["status"]["conditions"][0]["type"], "Denied");
+    assert!(
+        out["metadata"].get("generation").is_none(),
+        "PodCertificateRequests carry no generation: {out}"
+    );
+
+    // A CSR status field its type does not have.
+    let c = csr(&admin, "typed", SIGNER).await;
+    let body = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+        "metadata": {"name": c}, "status": {"foo": "bar"}});
+    let (code, out) = raw(&admin, "PATCH", &csr_status_path(&c), APPLY, &body).await;
+    assert_eq!(code, 500, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains(".status.foo: field not declared in schema"),
+        "{out}"
+    );
+    // The Failed condition a CSR signer applies (both CSR condition times) is taken.
+    let body = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+        "metadata": {"name": c}, "status": {"conditions": [
+            {"type": "Failed", "status": "True", "reason": "Refused", "message": "no", "lastUpdateTime": now, "lastTransitionTime": now}]}});
+    let (code, out) = raw(&admin, "PATCH", &csr_status_path(&c), APPLY, &body).await;
+    assert_eq!(code, 200, "{out}");
+    assert!(out["metadata"].get("generation").is_none(), "{out}");
+    // A ClusterTrustBundle has no status.
+    let body = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "ClusterTrustBundle",
+        "metadata": {"name": "plain"}, "spec": {"trustBundle": ca_pem("root", true)}, "status": {}});
+    let (code, out) = raw(
+        &admin,
+        "PATCH",
+        "/apis/certificates.k8s.io/v1/clustertrustbundles/plain?fieldManager=publisher",
+        APPLY,
+        &body,
+    )
+    .await;
+    assert_eq!(code, 500, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains(".status: field not declared in schema"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn an_apply_that_creates_a_bundle_needs_create_and_is_recorded_as_one() {
+    let sim = sim(Release::V1_37, false).await;
+    let user = "system:serviceaccount:default:publisher";
+    let token = sim.service_account_token("default", "publisher").unwrap();
+    let publisher = sim.client_with_token(&token).await.unwrap();
+    bind(
+        &sim,
+        "publisher",
+        user,
+        json!([
+            {"apiGroups": ["certificates.k8s.io"], "resources": ["clustertrustbundles"], "verbs": ["get", "patch"]},
+            {"apiGroups": ["certificates.k8s.io"], "resources": ["signers"], "resourceNames": ["example.com/*"], "verbs": ["attest"]}
+        ]),
+    );
+    sim.put_object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "publisher"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "publisher"}, "subjects": [{"kind": "ServiceAccount", "name": "publisher", "namespace": "default"}]})).unwrap();
+    let name = "example.com:signer:root";
+    let path = format!(
+        "/apis/certificates.k8s.io/v1/clustertrustbundles/{name}?fieldManager=publisher&force=true"
+    );
+    let body = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "ClusterTrustBundle",
+        "metadata": {"name": name}, "spec": {"signerName": SIGNER, "trustBundle": ca_pem("root", true)}});
+    let create = kube_sim::Call {
+        group: "certificates.k8s.io".into(),
+        resource: "clustertrustbundles".into(),
+        subresource: String::new(),
+        verb: "create".into(),
+    };
+    // `patch` and `attest` do not create: kube-apiserver also asks for `create`.
+    let (code, out) = raw(&publisher, "PATCH", &path, APPLY, &body).await;
+    assert_eq!(code, 403, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"cannot create resource "clustertrustbundles""#),
+        "{out}"
+    );
+    assert!(sim.refused_calls_by(user).contains(&create));
+    assert!(!sim.calls_by(user).contains(&create));
+    assert!(
+        sim.object("certificates.k8s.io", "clustertrustbundles", "", name)
+            .is_none()
+    );
+    bind(
+        &sim,
+        "publisher-create",
+        user,
+        json!([{"apiGroups": ["certificates.k8s.io"], "resources": ["clustertrustbundles"], "verbs": ["create"]}]),
+    );
+    sim.put_object(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "publisher-create"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "publisher-create"}, "subjects": [{"kind": "ServiceAccount", "name": "publisher", "namespace": "default"}]})).unwrap();
+    let (code, out) = raw(&publisher, "PATCH", &path, APPLY, &body).await;
+    assert_eq!(code, 201, "{out}");
+    assert!(
+        sim.calls_by(user).contains(&create),
+        "{:?}",
+        sim.calls_by(user)
+    );
+    // Updating the existing bundle asks for `patch` only.
+    sim.clear_calls();
+    let mut again = body.clone();
+    again["metadata"]["labels"] = json!({"a": "b"});
+    let (code, out) = raw(&publisher, "PATCH", &path, APPLY, &again).await;
+    assert_eq!(code, 200, "{out}");
+    assert!(!sim.calls_by(user).contains(&create));
+}
+
+#[tokio::test]
+async fn csr_status_writes_follow_the_signing_plugin_and_the_status_validation() {
+    let sim = sim(Release::V1_37, false).await;
+    let admin = sim.client().await.unwrap();
+    let patcher = sim
+        .client_with_token(&sim.token_for("patcher", &[]))
+        .await
+        .unwrap();
+    bind(
+        &sim,
+        "patcher",
+        "patcher",
+        json!([{"apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests/status"], "verbs": ["get", "patch"]}]),
+    );
+    let c = csr(&admin, "one", SIGNER).await;
+    let now = t(jiff::Timestamp::now().as_second());
+    let failed = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+        "metadata": {"name": c}, "status": {"conditions": [
+            {"type": "Failed", "status": "True", "reason": "Refused", "message": "no", "lastUpdateTime": now, "lastTransitionTime": now}]}});
+    // RBAC on /status is not enough to change the conditions: `sign` on the signer is.
+    let (code, out) = raw(&patcher, "PATCH", &csr_status_path(&c), APPLY, &failed).await;
+    assert_eq!(code, 403, "{out}");
+    assert!(
+        out["message"].as_str().unwrap().contains(
+            r#"user not permitted to sign requests with signerName "example.com/signer""#
+        ),
+        "{out}"
+    );
+    assert!(
+        sim.object("certificates.k8s.io", "certificatesigningrequests", "", &c)
+            .unwrap()["status"]
+            .get("conditions")
+            .is_none()
+    );
+    // Approved and Denied are added through /approval only: through /status they are refused.
+    for t in ["Approved", "Denied"] {
+        let body = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"name": c}, "status": {"conditions": [{"type": t, "status": "True", "reason": "Mine"}]}});
+        let (code, out) = raw(&admin, "PATCH", &csr_status_path(&c), APPLY, &body).await;
+        assert_eq!(code, 422, "{out}");
+        assert!(
+            out["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("updates may not add a condition of type {t:?}")),
+            "{out}"
+        );
+    }
+    // Approved through /approval; a /status write that keeps it (and rewrites its message)
+    // leaves the stored one in place and in its position.
+    let path = format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{c}/approval");
+    let mut cur = sim
+        .object("certificates.k8s.io", "certificatesigningrequests", "", &c)
+        .unwrap();
+    cur["status"]["conditions"] =
+        json!([{"type": "Approved", "status": "True", "reason": "Ok", "message": "approved"}]);
+    let (code, out) = raw(&admin, "PUT", &path, "application/json", &cur).await;
+    assert_eq!(code, 200, "{out}");
+    let merge = json!({"status": {"conditions": [
+        {"type": "Approved", "status": "True", "reason": "Ok", "message": "rewritten"},
+        {"type": "Failed", "status": "True", "reason": "Refused", "message": "no"}]}});
+    let (code, out) = raw(
+        &admin,
+        "PATCH",
+        &format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{c}/status"),
+        "application/merge-patch+json",
+        &merge,
+    )
+    .await;
+    assert_eq!(code, 200, "{out}");
+    let conds = out["status"]["conditions"].as_array().unwrap();
+    assert_eq!(
+        (conds[0]["type"].as_str(), conds[0]["message"].as_str()),
+        (Some("Approved"), Some("approved"))
+    );
+    assert_eq!(conds[1]["type"], "Failed");
+    assert!(conds[1]["lastUpdateTime"].is_string() && conds[1]["lastTransitionTime"].is_string());
+    // A condition of another type must have a status of True, False or Unknown.
+    let body = json!({"status": {"conditions": [
+        {"type": "Approved", "status": "True"}, {"type": "Failed", "status": "True"},
+        {"type": "Custom", "status": "Maybe"}]}});
+    let (code, out) = raw(
+        &admin,
+        "PATCH",
+        &format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{c}/status"),
+        "application/merge-patch+json",
+        &body,
+    )
+    .await;
+    assert_eq!(code, 422, "{out}");
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains("status.conditions[2].status"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn certificates_kinds_refuse_namespace_selectors_wildcard_signers_and_unconditional_puts() {
+    let sim = sim(Release::V1_37, false).await;
+    pod(&sim, "p1", "node-1", "app", SIGNER, false);
+    let kubelet = sim.kubelet("node-1").await.unwrap();
+    let admin = sim.client().await.unwrap();
+    // Only metadata.name and the listed spec fields are field labels of certificates.k8s.io.
+    for path in [
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+        "/apis/certificates.k8s.io/v1/namespaces/default/podcertificaterequests",
+        "/apis/certificates.k8s.io/v1/podcertificaterequests",
+        "/apis/certificates.k8s.io/v1/clustertrustbundles",
+    ] {
+        let (code, out) = raw(
+            &admin,
+            "GET",
+            &format!("{path}?fieldSelector=metadata.namespace%3Ddefault"),
+            "application/json",
+            &Value::Null,
+        )
+        .await;
+        assert_eq!(code, 400, "{path}: {out}");
+        assert_eq!(
+            out["message"], "field label not supported: metadata.namespace",
+            "{path}"
+        );
+        let (code, out) = raw(
+            &admin,
+            "GET",
+            &format!("{path}?fieldSelector=metadata.name%3Dx"),
+            "application/json",
+            &Value::Null,
+        )
+        .await;
+        assert_eq!(code, 200, "{path}: {out}");
+    }
+    // `*` is an RBAC wildcard, not a signer name.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let request = rcgen::CertificateParams::new(vec!["w.example".to_string()])
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let body = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": {"name": "wild"},
+        "spec": {"request": b64(request.as_bytes()), "signerName": "example.com/*", "usages": ["client auth"]}});
+    let (code, out) = raw(
+        &admin,
+        "POST",
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+        "application/json",
+        &body,
+    )
+    .await;
+    assert_eq!(code, 422, "{out}");
+    assert!(
+        out["message"].as_str().unwrap().contains("spec.signerName"),
+        "{out}"
+    );
+    let body = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "ClusterTrustBundle",
+        "metadata": {"name": "example.com:*:root"}, "spec": {"signerName": "example.com/*", "trustBundle": ca_pem("root", true)}});
+    let (code, out) = raw(
+        &admin,
+        "POST",
+        "/apis/certificates.k8s.io/v1/clustertrustbundles",
+        "application/json",
+        &body,
+    )
+    .await;
+    assert_eq!(code, 422, "{out}");
+
+    // A PUT without resourceVersion: refused for PodCertificateRequests and
+    // ClusterTrustBundles, taken for CertificateSigningRequests.
+    let (created, _) = kubelet
+        .create_request(
+            "default",
+            "p1",
+            &PodCertificate::new(SIGNER, KeyType::EcdsaP256),
+        )
+        .await
+        .unwrap();
+    let pcr_name = created["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(created["metadata"].get("generation").is_none(), "{created}");
+    let ctb = json!({"apiVersion": "certificates.k8s.io/v1", "kind": "ClusterTrustBundle",
+        "metadata": {"name": "plain"}, "spec": {"trustBundle": ca_pem("root", true)}});
+    let (code, out) = raw(
+        &admin,
+        "POST",
+        "/apis/certificates.k8s.io/v1/clustertrustbundles",
+        "application/json",
+        &ctb,
+    )
+    .await;
+    assert_eq!(code, 201, "{out}");
+    let c = csr(&admin, "plain", SIGNER).await;
+    for (path, group_path, ok) in [
+        (
+            format!(
+                "/apis/certificates.k8s.io/v1/namespaces/default/podcertificaterequests/{pcr_name}"
+            ),
+            ("podcertificaterequests", "default", pcr_name.as_str()),
+            false,
+        ),
+        (
+            format!(
+                "/apis/certificates.k8s.io/v1/namespaces/default/podcertificaterequests/{pcr_name}/status"
+            ),
+            ("podcertificaterequests", "default", pcr_name.as_str()),
+            false,
+        ),
+        (
+            "/apis/certificates.k8s.io/v1/clustertrustbundles/plain".to_string(),
+            ("clustertrustbundles", "", "plain"),
+            false,
+        ),
+        (
+            format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{c}"),
+            ("certificatesigningrequests", "", c.as_str()),
+            true,
+        ),
+    ] {
+        let (plural, ns, name) = group_path;
+        let mut cur = sim.object("certificates.k8s.io", plural, ns, name).unwrap();
+        cur["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        cur["metadata"]["labels"] = json!({"unconditional": "yes"});
+        let (code, out) = raw(&admin, "PUT", &path, "application/json", &cur).await;
+        if ok {
+            assert_eq!(code, 200, "{path}: {out}");
+        } else {
+            assert_eq!(code, 422, "{path}: {out}");
+            assert!(
+                out["message"].as_str().unwrap().contains(
+                    "metadata.resourceVersion: Invalid value: 0: must be specified for an update"
+                ),
+                "{path}: {out}"
+            );
+        }
+    }
 }

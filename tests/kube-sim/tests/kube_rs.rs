@@ -78,15 +78,24 @@ async fn list_pages_with_limit_and_continue() {
             .unwrap();
     }
     let mut names = Vec::new();
+    let mut sizes = Vec::new();
+    let mut tokens = Vec::new();
     let mut lp = ListParams::default().limit(3);
     loop {
         let page = api.list(&lp).await.unwrap();
+        sizes.push(page.items.len());
         names.extend(page.items.iter().map(|o| o.metadata.name.clone().unwrap()));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+        let token = page.metadata.continue_.filter(|c| !c.is_empty());
+        tokens.push(token.is_some());
+        match token {
             Some(c) => lp = lp.continue_token(&c),
             None => break,
         }
+        assert!(sizes.len() < 7, "the pages never end: {sizes:?}");
     }
+    // The limit is honoured: three pages of at most three, a continue token on all but the last.
+    assert_eq!(sizes, vec![3, 3, 1]);
+    assert_eq!(tokens, vec![true, true, false]);
     assert_eq!(names, (0..7).map(|i| format!("p{i}")).collect::<Vec<_>>());
 }
 
@@ -763,17 +772,29 @@ async fn paused_server_holds_requests_until_resumed() {
                 .await
         }
     });
-    tokio::task::yield_now().await;
+    // The request has reached the server and waits there (counted as held), not merely queued
+    // in the client: its absence from the store is then the pause's doing.
+    wait_for(Duration::from_secs(20), || async {
+        sim.faults().held_requests() == 1
+    })
+    .await
+    .expect("the create reaches the paused server");
     assert!(
         sim.object("cert-manager.io", "certificaterequests", "default", "held")
             .is_none()
     );
+    assert!(
+        !pending.is_finished(),
+        "the create is answered while paused"
+    );
+    assert_eq!(sim.request_count("create", "certificaterequests"), 0);
     sim.faults().resume();
     pending.await.unwrap().unwrap();
     assert!(
         sim.object("cert-manager.io", "certificaterequests", "default", "held")
             .is_some()
     );
+    assert_eq!(sim.faults().held_requests(), 0);
 }
 
 #[tokio::test]
@@ -880,4 +901,42 @@ async fn injected_throttling_carries_the_chosen_retry_after() {
     let st = api_err(api.get("absent").await.unwrap_err());
     assert_eq!((st.code, st.reason.as_str()), (429, "TooManyRequests"));
     assert_eq!(st.details.map(|d| d.retry_after_seconds), Some(7));
+}
+
+/// events.k8s.io/v1 creates are validated strictly: the Event's own name must be a DNS-1123
+/// subdomain (kube-apiserver's ValidateEventCreate, NameIsDNSSubdomain).
+#[tokio::test]
+async fn events_k8s_io_creates_need_a_dns_subdomain_name() {
+    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+    let sim = KubeSim::start(SimOptions::default()).await.unwrap();
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        sim.client().await.unwrap(),
+        "default",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("events.k8s.io", "v1", "Event"),
+            "events",
+        ),
+    );
+    let event = |name: &str| {
+        dynamic(json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": "default"},
+            "eventTime": "2026-12-06T04:00:00.000000Z",
+            "regarding": {"kind": "CertificateRequest", "name": "req", "namespace": "default"},
+            "reason": "Issued", "action": "Sign", "note": "ok", "type": "Normal",
+            "reportingController": "firefly", "reportingInstance": "firefly-0"
+        }))
+    };
+    for bad in ["Req.18C0", "req_1", "req..1", "-req"] {
+        let s = api_err(
+            api.create(&PostParams::default(), &event(bad))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(s.code, 422, "{bad}: {s:?}");
+        assert!(s.message.contains("metadata.name"), "{bad}: {}", s.message);
+    }
+    api.create(&PostParams::default(), &event("req.18c0"))
+        .await
+        .unwrap();
 }

@@ -104,6 +104,8 @@ impl FaultRule {
 pub(crate) struct FaultState {
     pub(crate) drop_tx: watch::Sender<u64>,
     pub(crate) pause_tx: watch::Sender<bool>,
+    /// Requests waiting for [`Faults::resume`].
+    held: std::sync::atomic::AtomicUsize,
     rules: Mutex<Vec<FaultRule>>,
     /// Watch-event delays by resource plural (see [`Faults::delay_watch_events`]).
     watch_delays: Mutex<Vec<(String, Duration)>>,
@@ -119,6 +121,7 @@ impl Faults {
         Faults(Arc::new(FaultState {
             drop_tx: watch::channel(0).0,
             pause_tx: watch::channel(false).0,
+            held: std::sync::atomic::AtomicUsize::new(0),
             rules: Mutex::new(Vec::new()),
             watch_delays: Mutex::new(Vec::new()),
             store,
@@ -166,8 +169,27 @@ impl Faults {
         self.0.pause_tx.send_replace(false);
     }
 
+    /// Requests held by [`Faults::pause`] right now (received and waiting, not yet served).
+    pub fn held_requests(&self) -> usize {
+        self.0.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub(crate) async fn wait_unpaused(&self) {
+        /// Counts one held request for as long as it waits (a dropped request stops counting).
+        struct Held<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Held<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         let mut rx = self.0.pause_tx.subscribe();
+        if !*rx.borrow_and_update() {
+            return;
+        }
+        self.0
+            .held
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _held = Held(&self.0.held);
         while *rx.borrow_and_update() {
             if rx.changed().await.is_err() {
                 return;

@@ -96,7 +96,9 @@ pub fn register(
         "v1",
         None,
     );
-    store.add_builtin(
+    let schema =
+        |version, plural| super::certificates::schemas::apply_schema(release, version, plural);
+    store.add_typed_builtin(
         &b(
             CERTS,
             "v1",
@@ -108,6 +110,7 @@ pub fn register(
         ),
         "v1",
         None,
+        schema("v1", "certificatesigningrequests").as_ref(),
     );
     let beta_served = release < Release::V1_37 || v1beta1;
     let v1_served = release >= Release::V1_37;
@@ -137,7 +140,7 @@ pub fn register(
             continue;
         }
         if v1_served {
-            store.add_builtin(
+            store.add_typed_builtin(
                 &Builtin {
                     group: CERTS,
                     version: "v1",
@@ -149,10 +152,11 @@ pub fn register(
                 },
                 storage,
                 Some(convert.clone()),
+                schema("v1", plural).as_ref(),
             );
         }
         if beta_served {
-            store.add_builtin(
+            store.add_typed_builtin(
                 &Builtin {
                     group: CERTS,
                     version: "v1beta1",
@@ -164,6 +168,7 @@ pub fn register(
                 },
                 storage,
                 Some(convert.clone()),
+                schema("v1beta1", plural).as_ref(),
             );
         }
     }

@@ -230,13 +230,15 @@ const FIELD_LABELS: &[(&str, &str, &[FieldLabel])] = &[
 ];
 
 /// The field labels of a built-in resource: (labels besides metadata.*, whether
-/// `metadata.namespace` is one; kube-apiserver's Namespace conversion leaves it out).
+/// `metadata.namespace` is one; kube-apiserver's conversions for Namespaces and for every
+/// `certificates.k8s.io` kind, namespaced PodCertificateRequests included, leave it out).
 pub fn builtin_field_labels(group: &str, plural: &str) -> (&'static [FieldLabel], bool) {
     let extra = FIELD_LABELS
         .iter()
         .find(|(g, p, _)| *g == group && *p == plural)
         .map_or(&[][..], |(_, _, l)| *l);
-    (extra, !(group.is_empty() && plural == "namespaces"))
+    let namespace = !(group.is_empty() && plural == "namespaces") && group != "certificates.k8s.io";
+    (extra, namespace)
 }
 
 /// What a resource accepts in `fieldSelector`.
@@ -427,6 +429,38 @@ mod tests {
         let sel = vec!["spec.color".to_string()];
         assert!(FieldSelector::parse_for("spec.color=red", FieldLabels::Custom(&sel)).is_ok());
         assert!(FieldSelector::parse_for("spec.size=1", FieldLabels::Custom(&sel)).is_err());
+    }
+
+    #[test]
+    fn certificates_kinds_take_no_namespace_label() {
+        for plural in [
+            "certificatesigningrequests",
+            "podcertificaterequests",
+            "clustertrustbundles",
+        ] {
+            let (extra, ns) = builtin_field_labels("certificates.k8s.io", plural);
+            let l = FieldLabels::Builtin {
+                extra,
+                namespace: ns,
+            };
+            let e = FieldSelector::parse_for("metadata.namespace=default", l).unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (400, "field label not supported: metadata.namespace"),
+                "{plural}"
+            );
+            assert!(
+                FieldSelector::parse_for("metadata.name=a,spec.signerName=example.com/s", l)
+                    .is_ok(),
+                "{plural}"
+            );
+        }
+        let (extra, ns) = builtin_field_labels("", "pods");
+        let pods = FieldLabels::Builtin {
+            extra,
+            namespace: ns,
+        };
+        assert!(FieldSelector::parse_for("metadata.namespace=default", pods).is_ok());
     }
 
     #[test]

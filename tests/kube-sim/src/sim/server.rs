@@ -314,6 +314,7 @@ impl Server {
             force: query.get("force").is_some_and(|v| v == "true"),
             identity: Some(identity.clone()),
             subresource: target.sub.clone(),
+            authorize_create: None,
         };
         let accept = req
             .headers()
@@ -420,6 +421,23 @@ impl Server {
             }
             "patch" => {
                 let body = read_body(req).await?;
+                if content_type.starts_with("application/apply-patch") && target.sub.is_none() {
+                    // An apply that creates its object needs `create` too (checked by the store
+                    // when the object turns out to be missing, recorded per user).
+                    let server = Arc::clone(self);
+                    let id = identity.clone();
+                    let attrs = super::rbac::Attrs::resource(
+                        "create",
+                        &def.group,
+                        &def.plural,
+                        "",
+                        target.ns.as_deref().unwrap_or_default(),
+                        &name,
+                    );
+                    opts.authorize_create = Some(super::store::CreateCheck(Arc::new(move || {
+                        server.authorize(&id, &attrs)
+                    })));
+                }
                 let out =
                     self.store
                         .patch(&def, &ns, &name, status_only, &content_type, &body, &opts);

@@ -37,6 +37,10 @@ pub struct ResourceDef {
     pub schema: Option<Arc<Value>>,
     /// `schema` compiled for validation (built with it, never on a write).
     pub compiled: Option<Arc<schema::Compiled>>,
+    /// A built-in's schema for server-side apply: the fields its API type declares, which
+    /// kube-apiserver's conversion of an apply configuration to the typed object requires
+    /// (`None`: kube-sim has no schema for the kind and does not check its applies).
+    pub apply_schema: Option<Arc<schema::Compiled>>,
     /// The version objects are stored at.
     pub storage_version: String,
     /// Whether PUT without `metadata.resourceVersion` is allowed (built-ins yes, custom resources no).
@@ -469,6 +473,21 @@ pub struct WriteOpts {
     pub identity: Option<Arc<super::auth::Identity>>,
     /// The subresource written (`status`, `approval`), if any.
     pub subresource: Option<String>,
+    /// The authorization of the create a server-side apply makes when its object does not
+    /// exist yet (requests over HTTP with authorization on; `None` skips it).
+    pub authorize_create: Option<CreateCheck>,
+}
+
+/// Authorizes (and records) verb `create` for the object of a server-side apply that creates
+/// it: kube-apiserver's patch handler asks its authorizer for `create` on that path, besides
+/// the `patch` the request itself was authorized for.
+#[derive(Clone)]
+pub struct CreateCheck(pub Arc<dyn Fn() -> Result<(), ApiError> + Send + Sync>);
+
+impl std::fmt::Debug for CreateCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CreateCheck")
+    }
 }
 
 /// Checks and mutations that built-in registries and admission plugins apply to writes
@@ -1539,10 +1558,10 @@ impl Store {
                 "invalid object type: apply configurations must set apiVersion and kind",
             ));
         }
-        if let Some(schema) = &def.compiled {
+        if let Some(schema) = def.compiled.as_ref().or(def.apply_schema.as_ref()) {
             // kube-apiserver converts the whole configuration (spec too on /status) to the typed
             // object before merging, and refuses what the schema lacks, whatever fieldValidation
-            // says: no pruning for apply.
+            // says: no pruning for apply. Built-in kinds are typed by their API types' models.
             let undeclared = schema::undeclared_in_apply(schema, &cfg);
             if !undeclared.is_empty() {
                 return Err(typed_patch_error(&cfg, &undeclared));
@@ -1580,6 +1599,12 @@ impl Store {
                 obj["metadata"] = json!({});
             }
             obj["metadata"]["name"] = json!(name);
+            // Authorized before the create's admission and validation (kube-apiserver runs its
+            // strategy's validation first: an invalid object from a caller without `create`
+            // gets 403 here where the real server answers 422; refused either way).
+            if let Some(check) = &o.authorize_create {
+                (check.0)()?;
+            }
             let schema = def.schema.as_deref();
             let created = self.create(def, ns, obj, o)?;
             let (_, appliers) = apply::apply(&json!({}), &cfg, schema, &[], &manager, false, true)
@@ -2035,6 +2060,7 @@ impl Store {
                 categories: strs("categories"),
                 schema: Some(schema_v.clone()),
                 compiled: Some(Arc::new(schema::Compiled::new(&schema_v))),
+                apply_schema: None,
                 storage_version: storage.clone(),
                 unconditional_update: false,
                 generation: true,
@@ -2097,13 +2123,26 @@ impl Store {
         storage_version: &str,
         convert: Option<Arc<dyn Admission>>,
     ) {
+        self.add_typed_builtin(bi, storage_version, convert, None);
+    }
+
+    /// [`Store::add_builtin`] with the schema server-side apply converts configurations to
+    /// (undeclared fields are refused, see [`ResourceDef::apply_schema`]).
+    pub fn add_typed_builtin(
+        &self,
+        bi: &Builtin,
+        storage_version: &str,
+        convert: Option<Arc<dyn Admission>>,
+        apply_schema: Option<&Value>,
+    ) {
         let mut reg = self.registry.write();
         let coll = reg
             .colls
             .entry((bi.group.to_string(), bi.plural.to_string()))
             .or_insert_with(|| Collection::new(self.watch_buffer))
             .clone();
-        let def = ResourceDef::builtin(bi, storage_version, coll, convert);
+        let mut def = ResourceDef::builtin(bi, storage_version, coll, convert);
+        def.apply_schema = apply_schema.map(|s| Arc::new(schema::Compiled::new(s)));
         reg.add(Arc::new(def));
     }
 }
@@ -2129,10 +2168,21 @@ impl ResourceDef {
             categories: Vec::new(),
             schema: None,
             compiled: None,
+            apply_schema: None,
             storage_version: storage_version.into(),
-            unconditional_update: true,
-            // Namespaces carry no generation even though they have a status subresource.
-            generation: bi.status && bi.plural != "namespaces",
+            // kube-apiserver's strategies for PodCertificateRequests and ClusterTrustBundles
+            // refuse a PUT without resourceVersion (AllowUnconditionalUpdate false); the
+            // CertificateSigningRequest strategy allows it, as the plain built-ins do.
+            unconditional_update: !(bi.group == "certificates.k8s.io"
+                && matches!(bi.plural, "podcertificaterequests" | "clustertrustbundles")),
+            // Namespaces carry no generation even though they have a status subresource, and
+            // neither do CertificateSigningRequests and PodCertificateRequests (their
+            // strategies never set one).
+            generation: bi.status
+                && !matches!(
+                    bi.plural,
+                    "namespaces" | "certificatesigningrequests" | "podcertificaterequests"
+                ),
             printer_columns: super::events::printer_columns(bi.group, bi.plural),
             coll,
             convert,

@@ -160,6 +160,8 @@ pub fn update(
     let old_conds = conditions(old);
     let mut new_conds = conditions(new);
     let approval_types = ["Approved", "Denied"];
+    // Approval condition types a /status write adds (refused by validation).
+    let mut added: Vec<&str> = Vec::new();
     match sub {
         Some("approval") => {
             // Only Approved/Denied come from the write; the rest of the status is kept.
@@ -189,32 +191,20 @@ pub fn update(
             }
         }
         Some(_) => {
-            // Approved/Denied only change through /approval.
-            let mut kept: Vec<Value> = new_conds
-                .into_iter()
-                .filter(|c| {
-                    !approval_types
-                        .contains(&c.get("type").and_then(Value::as_str).unwrap_or_default())
-                })
-                .collect();
-            kept.extend(
-                old_conds
-                    .iter()
-                    .filter(|c| {
-                        approval_types
-                            .contains(&c.get("type").and_then(Value::as_str).unwrap_or_default())
-                    })
-                    .cloned(),
-            );
-            new_conds = kept;
-            let old_cert = old.pointer("/status/certificate");
-            let new_cert = new.pointer("/status/certificate");
-            if old_cert != new_cert && !may(store, id, "sign", &signer) {
-                return Err(forbidden(
-                    def,
-                    &name,
-                    &format!("user not permitted to sign requests with signerName {signer:?}"),
-                ));
+            // Approved/Denied only change through /approval: the status strategy keeps the
+            // stored instances in place when the write has as many of them, and validation
+            // refuses a write that adds some (removals are refused for every terminal type
+            // below).
+            for t in approval_types {
+                let old_at = indices_of(&old_conds, t);
+                let new_at = indices_of(&new_conds, t);
+                if old_at.len() == new_at.len() {
+                    for (n, o) in new_at.into_iter().zip(old_at) {
+                        new_conds[n] = old_conds[o].clone();
+                    }
+                } else if new_at.len() > old_at.len() {
+                    added.push(t);
+                }
             }
         }
         None => {
@@ -230,14 +220,7 @@ pub fn update(
             return Ok(());
         }
     }
-    let now = super::fmt_time(super::now_ts());
-    for c in &mut new_conds {
-        for k in ["lastUpdateTime", "lastTransitionTime"] {
-            if c.get(k).is_none_or(Value::is_null) {
-                c[k] = json!(now);
-            }
-        }
-    }
+    populate_condition_times(&mut new_conds, &old_conds);
     if !new.get("status").is_some_and(Value::is_object) {
         new["status"] = json!({});
     }
@@ -248,35 +231,52 @@ pub fn update(
         s.remove("conditions");
     }
     let mut c = Causes::new(def, old);
+    // Stored objects that already break a rule keep being writable (kube-apiserver's
+    // compatibility options).
+    let old_empty_type = old_conds.iter().any(|c| type_of(c).is_empty());
+    let old_duplicates = {
+        let mut types = std::collections::BTreeSet::new();
+        !old_conds.iter().all(|c| types.insert(type_of(c)))
+    };
     let mut seen = std::collections::BTreeSet::new();
     for (i, cond) in new_conds.iter().enumerate() {
-        let t = cond.get("type").and_then(Value::as_str).unwrap_or_default();
-        if t.is_empty() {
+        let t = type_of(cond);
+        if t.is_empty() && !old_empty_type {
             c.required(&format!("status.conditions[{i}].type"));
         }
-        if !seen.insert(t.to_string()) && matches!(t, "Approved" | "Denied" | "Failed") {
+        if !seen.insert(t.to_string()) && !old_duplicates {
             c.push(
                 &format!("status.conditions[{i}].type"),
                 "FieldValueDuplicate",
                 format!("Duplicate value: {t:?}"),
             );
         }
-        if matches!(t, "Approved" | "Denied" | "Failed")
-            && cond.get("status").and_then(Value::as_str) != Some("True")
-        {
+        // Approved, Denied and Failed may only be True; other types True, False or Unknown.
+        let allowed: &[&str] = if matches!(t, "Approved" | "Denied" | "Failed") {
+            &["True"]
+        } else {
+            &["False", "True", "Unknown"]
+        };
+        let status = cond
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if status.is_empty() {
+            c.required(&format!("status.conditions[{i}].status"));
+        } else if !allowed.contains(&status) {
+            let supported: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
             c.push(
                 &format!("status.conditions[{i}].status"),
                 "FieldValueNotSupported",
                 format!(
-                    "Unsupported value: {:?}: supported values: \"True\"",
-                    cond.get("status")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
+                    "Unsupported value: {status:?}: supported values: {}",
+                    supported.join(", ")
                 ),
             );
         }
     }
-    if has_cond(&new_conds, "Approved") && has_cond(&new_conds, "Denied") {
+    let both = |conds: &[Value]| has_cond(conds, "Approved") && has_cond(conds, "Denied");
+    if both(&new_conds) && !both(&old_conds) {
         c.invalid(
             "status.conditions",
             "Approved",
@@ -284,31 +284,86 @@ pub fn update(
         );
     }
     for t in ["Approved", "Denied", "Failed"] {
-        if has_cond(&old_conds, t) && !has_cond(&new_conds, t) {
+        if indices_of(&new_conds, t).len() < indices_of(&old_conds, t).len() {
             c.forbidden(
                 "status.conditions",
                 &format!("updates may not remove a condition of type {t:?}"),
             );
         }
     }
+    for t in added {
+        c.forbidden(
+            "status.conditions",
+            &format!("updates may not add a condition of type {t:?}"),
+        );
+    }
     let old_cert = bytes_at(old, "/status/certificate").ok().flatten();
-    match bytes_at(new, "/status/certificate") {
-        Err(e) => c.invalid("status.certificate", "", &e),
+    let new_cert = bytes_at(new, "/status/certificate");
+    match &new_cert {
+        Err(e) => c.invalid("status.certificate", "", e),
         Ok(new_cert) => {
-            if old_cert.is_some() && new_cert != old_cert {
+            if old_cert.is_some() && *new_cert != old_cert {
                 c.forbidden(
                     "status.certificate",
                     "updates may not modify existing certificate content",
                 );
             } else if old_cert.is_none()
-                && let Some(pem) = &new_cert
+                && let Some(pem) = new_cert
                 && let Err(e) = check_certificate(pem)
             {
                 c.invalid("status.certificate", "<certificate data>", &e);
             }
         }
     }
-    c.finish()
+    c.finish()?;
+    // The signing admission plugin, after validation: a /status write that changes the
+    // certificate or the conditions needs `sign` on the signer.
+    let changed = new_cert.as_ref().ok() != Some(&old_cert) || new_conds != old_conds;
+    if sub == Some("status") && changed && !may(store, id, "sign", &signer) {
+        return Err(forbidden(
+            def,
+            &name,
+            &format!("user not permitted to sign requests with signerName {signer:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A condition's type, or `""`.
+fn type_of(c: &Value) -> &str {
+    c.get("type").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The positions of the conditions of type `t`.
+fn indices_of(conds: &[Value], t: &str) -> Vec<usize> {
+    conds
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.get("type").and_then(Value::as_str) == Some(t))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The status strategies' timestamps: a missing `lastUpdateTime` is now; a missing
+/// `lastTransitionTime` is the stored one of a condition with the same type and status, else now.
+fn populate_condition_times(conds: &mut [Value], old: &[Value]) {
+    let now = super::fmt_time(super::now_ts());
+    let unset = |c: &Value, k: &str| c.get(k).is_none_or(|v| v.is_null() || v == "");
+    for c in conds.iter_mut() {
+        if unset(c, "lastUpdateTime") {
+            c["lastUpdateTime"] = json!(now);
+        }
+        if unset(c, "lastTransitionTime") {
+            let kept = old.iter().find(|o| {
+                o.get("type") == c.get("type")
+                    && o.get("status") == c.get("status")
+                    && !unset(o, "lastTransitionTime")
+            });
+            c["lastTransitionTime"] = kept
+                .and_then(|o| o.get("lastTransitionTime").cloned())
+                .unwrap_or_else(|| json!(now));
+        }
+    }
 }
 
 /// `status.certificate`: at least one CERTIFICATE block, no headers, every block parses.
@@ -328,10 +383,16 @@ fn check_certificate(pem_bytes: &[u8]) -> Result<(), String> {
         if b.has_headers {
             return Err("no PEM block headers are permitted".into());
         }
-        // The leaf is new with every answer; the intermediates after it repeat.
+        // The leaf is new with every answer; the intermediates after it repeat. A block may
+        // hold several certificates back to back (Go's `x509.ParseCertificates`).
         if i == 0 || !certificate_parses(&b.der) {
-            x509_parser::parse_x509_certificate(&b.der)
-                .map_err(|e| format!("a certificate does not parse: {e}"))?;
+            match super::go_x509::parse_certificates(&b.der) {
+                Err(e) => return Err(format!("a certificate does not parse: {e}")),
+                Ok(0) => {
+                    return Err("found CERTIFICATE PEM block containing 0 certificates".into());
+                }
+                Ok(_) => {}
+            }
         }
     }
     Ok(())

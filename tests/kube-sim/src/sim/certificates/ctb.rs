@@ -86,7 +86,7 @@ fn check_bundle(text: &str) -> Result<(), String> {
         if b.has_headers {
             return Err(format!("entry {i} has PEM block headers"));
         }
-        let (_, cert) = x509_parser::parse_x509_certificate(&b.der)
+        let cert = super::go_x509::parse_certificate(&b.der)
             .map_err(|e| format!("entry {i} does not parse as X.509: {e}"))?;
         let ca = cert
             .basic_constraints()

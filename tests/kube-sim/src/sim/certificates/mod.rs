@@ -6,7 +6,9 @@
 mod crypto;
 mod csr;
 mod ctb;
+mod go_x509;
 mod pcr;
+pub(crate) mod schemas;
 
 use super::auth::Identity;
 use super::release::Release;
@@ -190,7 +192,9 @@ fn is_dns_label(l: &str) -> bool {
         && !l.ends_with('-')
 }
 
-/// `ValidateSignerName`: `<domain>/<path>`, the domain at least two DNS labels.
+/// `ValidateSignerName`: `<domain>/<path>`, the domain at least two DNS labels, each
+/// '.'-separated component of the path a DNS-1123 subdomain (so no `*`: wildcards belong to RBAC
+/// resource names, not to signer names), at most 571 characters.
 fn signer_name_error(s: &str) -> Option<String> {
     let Some((domain, path)) = s.split_once('/') else {
         return Some(
@@ -199,20 +203,37 @@ fn signer_name_error(s: &str) -> Option<String> {
         );
     };
     if path.contains('/') {
-        return Some("must contain exactly one '/'".into());
+        return Some(
+            "must be a fully qualified domain and path of the form 'example.com/signer-name'"
+                .into(),
+        );
     }
     if domain.len() > 253 || domain.split('.').count() < 2 || !domain.split('.').all(is_dns_label) {
         return Some(
             "the domain part must be a fully qualified DNS name with at least two labels".into(),
         );
     }
-    if path.is_empty() || !path.split('.').all(|p| is_dns_subdomain(p) || p == "*") {
-        return Some("the path part must consist of DNS-1123 subdomains separated by '.'".into());
+    if let Some(bad) = path.split('.').find(|p| !is_path_component(p)) {
+        return Some(format!(
+            "validating component {bad:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        ));
     }
     if s.len() > 571 {
         return Some("must be no more than 571 characters".into());
     }
     None
+}
+
+/// One '.'-separated component of a signer name's path: kube-apiserver judges it with
+/// `IsDNS1123Subdomain`, which for a text without dots means lowercase alphanumerics and '-',
+/// alphanumeric at both ends, at most 253 characters.
+fn is_path_component(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 253
+        && p.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && !p.starts_with('-')
+        && !p.ends_with('-')
 }
 
 /// Whether the signer is one of Kubernetes' own (`kubernetes.io/…`, `*.kubernetes.io/…`).
@@ -302,11 +323,12 @@ fn plain_pem_blocks(text: &str) -> Option<Vec<Block>> {
     (!blocks.is_empty()).then_some(blocks)
 }
 
-/// Whether `der` parses as an X.509 certificate, as kube-apiserver requires of every block of a
-/// signer's chain. A signer sends the same intermediates with every leaf, so the DER of
-/// certificates that parsed is remembered (a few hundred at most): parsing three intermediates
-/// per answer was a tenth of kube-sim's work in a CSR backlog. The answer is the parser's either
-/// way; a certificate that does not parse is never remembered.
+/// Whether `der` parses as one X.509 certificate as Go reads it (see [`go_x509`]), as
+/// kube-apiserver requires of every block of a signer's chain. A signer sends the same
+/// intermediates with every leaf, so the DER of certificates that parsed is remembered (a few
+/// hundred at most): parsing three intermediates per answer was a tenth of kube-sim's work in a
+/// CSR backlog. The answer is the parser's either way; a certificate that does not parse is
+/// never remembered.
 fn certificate_parses(der: &[u8]) -> bool {
     use std::collections::HashSet;
     use std::sync::{LazyLock, Mutex, PoisonError};
@@ -316,7 +338,7 @@ fn certificate_parses(der: &[u8]) -> bool {
     if parsed().contains(der) {
         return true;
     }
-    if x509_parser::parse_x509_certificate(der).is_err() {
+    if go_x509::parse_certificate(der).is_err() {
         return false;
     }
     let mut parsed = parsed();
@@ -338,6 +360,36 @@ fn parse_time(s: &str) -> Option<jiff::Timestamp> {
 /// The rendering of a `metav1.Time`.
 fn fmt_time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[cfg(test)]
+mod signer_name_tests {
+    use super::signer_name_error;
+
+    #[test]
+    fn path_components_are_dns_subdomains_without_wildcards() {
+        for ok in [
+            "example.com/signer",
+            "example.com/ns.name",
+            "clusterissuers.cert-manager.io/istio-ca",
+        ] {
+            assert_eq!(signer_name_error(ok), None, "{ok}");
+        }
+        let long = format!("example.com/{}", "a".repeat(200));
+        assert_eq!(signer_name_error(&long), None, "a 200-character component");
+        for bad in [
+            "example.com/*",
+            "example.com/a.*",
+            "example.com/",
+            "example.com/a..b",
+            "example.com/-a",
+            "example.com/A",
+            "example.com/a/b",
+            "com/signer",
+        ] {
+            assert!(signer_name_error(bad).is_some(), "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]

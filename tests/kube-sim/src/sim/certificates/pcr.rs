@@ -419,13 +419,6 @@ pub fn update(
         return Ok(());
     }
     let signer = str_at(old, "/spec/signerName").to_string();
-    if !may(store, id, "sign", &signer) {
-        return Err(forbidden(
-            def,
-            &name,
-            &format!("user not permitted to sign requests with signerName {signer:?}"),
-        ));
-    }
     if let Some(t) = terminal_of(old) {
         return Err(super::invalid(
             def,
@@ -542,7 +535,20 @@ pub fn update(
         }
         Some(_) => issued(&mut c, old, &st),
     }
-    c.finish()
+    c.finish()?;
+    // The status strategy, once the status validates: changing it needs `sign` on the signer,
+    // refused as an invalid field (422), not by an admission plugin (403).
+    if !may(store, id, "sign", &signer) {
+        let user = id.map(|i| i.user.as_str()).unwrap_or_default();
+        return Err(super::invalid(
+            def,
+            &name,
+            "spec.signerName",
+            "FieldValueForbidden",
+            format!("Forbidden: User {user:?} is not permitted to \"sign\" for signer {signer:?}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The rules for a transition to Issued.
@@ -601,18 +607,23 @@ fn issued(c: &mut Causes<'_>, old: &Value, st: &Value) {
             return;
         }
         let parses = if i == 0 {
-            leaf = x509_parser::parse_x509_certificate(&b.der)
-                .ok()
-                .map(|(_, cert)| cert);
-            leaf.is_some()
+            match super::go_x509::parse_certificate(&b.der) {
+                Ok(cert) => {
+                    leaf = Some(cert);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        } else if certificate_parses(&b.der) {
+            Ok(())
         } else {
-            certificate_parses(&b.der)
+            Err("it is not an X.509 certificate Go reads".into())
         };
-        if !parses {
+        if let Err(why) = parses {
             c.invalid(
                 "status.certificateChain",
                 "<chain>",
-                &format!("certificate {i} of the chain does not parse"),
+                &format!("certificate {i} of the chain does not parse as valid X.509 ({why})"),
             );
             return;
         }
@@ -620,7 +631,20 @@ fn issued(c: &mut Causes<'_>, old: &Value, st: &Value) {
     let Some(leaf) = leaf else {
         return;
     };
-    if let Ok(Some(san)) = leaf.subject_alternative_name() {
+    // Go read the subjectAltName extension (go_x509); x509-parser reads it too or the leaf is
+    // refused, never skipped.
+    let san = match leaf.subject_alternative_name() {
+        Ok(san) => san,
+        Err(e) => {
+            c.invalid(
+                "status.certificateChain",
+                "<chain>",
+                &format!("the leaf's subjectAltName extension does not parse: {e}"),
+            );
+            return;
+        }
+    };
+    if let Some(san) = san {
         for gn in &san.value.general_names {
             match gn {
                 x509_parser::extensions::GeneralName::DNSName(d)
@@ -666,8 +690,10 @@ fn issued(c: &mut Causes<'_>, old: &Value, st: &Value) {
                 "must equal the leaf certificate's NotBefore",
             );
         }
-        let skew = (nb.as_second() - super::now_ts().as_second()).abs();
-        if skew > 300 {
+        // kube-apiserver's timeNear: strictly within 5 minutes of its clock (an open
+        // interval, at the clock's full precision).
+        let skew = (nb.as_nanosecond() - super::now_ts().as_nanosecond()).abs();
+        if skew >= 300 * 1_000_000_000 {
             c.invalid(
                 "status.notBefore",
                 &super::fmt_time(nb),
