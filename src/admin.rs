@@ -271,7 +271,12 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     }
 }
 
+/// `/metrics`. The sub-CA expiry gauge is read from the authority at each scrape, so that every
+/// replica, leader or standby, reports the sub-CA it holds (0 before bootstrap has finished).
 async fn metrics_text(State(state): State<AdminState>) -> Response {
+    state
+        .metrics
+        .set_sub_ca_not_after(current(&state).and_then(|a| a.sub_ca_not_after()));
     match state.metrics.render() {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

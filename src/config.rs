@@ -538,6 +538,20 @@ impl Config {
             ));
         }
         let le = &self.controller.leader_election;
+        if le.lease_duration.subsec_nanos() != 0 {
+            return Err(invalid(
+                "controller.leaderElection.leaseDuration",
+                fields::format_duration(le.lease_duration),
+                "must be a whole number of seconds: the Lease records it as leaseDurationSeconds",
+            ));
+        }
+        if le.retry_period.is_zero() {
+            return Err(invalid(
+                "controller.leaderElection.retryPeriod",
+                fields::format_duration(le.retry_period),
+                "must be positive",
+            ));
+        }
         if le.renew_deadline >= le.lease_duration {
             return Err(invalid(
                 "controller.leaderElection.renewDeadline",
@@ -558,18 +572,32 @@ impl Config {
                 ),
             ));
         }
-        if le.enabled && le.lease_name.is_empty() {
+        // A leader steps down at most renewDeadline after the start of its last renewal; a
+        // standby takes over leaseDuration after it saw that renewal. The retry period between
+        // a standby's looks (and a leader's attempts) must fit in the difference.
+        if le.renew_deadline.saturating_add(le.retry_period) >= le.lease_duration {
             return Err(invalid(
-                "controller.leaderElection.leaseName",
-                String::new(),
-                "must not be empty",
+                "controller.leaderElection.renewDeadline",
+                fields::format_duration(le.renew_deadline),
+                &format!(
+                    "controller.leaderElection.renewDeadline + retryPeriod ({}) must be shorter than leaseDuration ({}): otherwise a standby may take the lease over before the leader has stepped down",
+                    fields::format_duration(le.retry_period),
+                    fields::format_duration(le.lease_duration)
+                ),
             ));
         }
-        if self.controller.leader_election_namespace.is_empty() {
+        if (le.enabled || !le.lease_name.is_empty()) && !is_dns_subdomain(&le.lease_name) {
+            return Err(invalid(
+                "controller.leaderElection.leaseName",
+                le.lease_name.clone(),
+                "must be a Lease name: a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', at most 253, starting and ending with a letter or digit)",
+            ));
+        }
+        if !is_namespace_name(&self.controller.leader_election_namespace) {
             return Err(invalid(
                 "controller.leaderElectionNamespace",
-                String::new(),
-                "must not be empty",
+                self.controller.leader_election_namespace.clone(),
+                "must be a namespace name (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)",
             ));
         }
         if self.controller.cert_manager.group_name.is_empty() {
@@ -611,15 +639,53 @@ impl Config {
             }
         }
         self.controller.pod_certificates.validate()?;
-        if tracing_subscriber::EnvFilter::try_new(&self.logging.level).is_err() {
+        if let Err(why) = check_log_filter(&self.logging.level) {
             return Err(invalid(
                 "logging.level",
                 self.logging.level.clone(),
-                "must be a level (error, warn, info, debug, trace) or a tracing filter",
+                &format!(
+                    "must be a level (error, warn, info, debug, trace, off) or a tracing filter such as `firefly=debug,info`: {why}"
+                ),
             ));
         }
         Ok(())
     }
+}
+
+/// Levels a filter directive may name on its own.
+const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// A `tracing` filter the subscriber accepts, whose bare directives (no `=`, no span filter) are
+/// levels: tracing would read `verbose` as "everything from the target `verbose`", which hides
+/// every line of the controller's own.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if !directive.contains(['=', '['])
+            && !LOG_LEVELS.contains(&directive.to_ascii_lowercase().as_str())
+        {
+            return Err(format!(
+                "{directive:?} is not a level (a target needs a level: `{directive}=debug`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A Kubernetes object name that must be a DNS-1123 subdomain (a Lease's): at most 253
+/// characters, dot-separated labels of lowercase letters, digits and '-', each starting and
+/// ending with a letter or digit.
+pub(crate) fn is_dns_subdomain(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            !bytes.is_empty()
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+                && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+                && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        })
 }
 
 /// A Kubernetes namespace name (an RFC 1123 label).

@@ -41,13 +41,18 @@ pub enum LeaderError {
         /// The client's error.
         source: kube::Error,
     },
-    /// The renew deadline elapsed before the API server answered.
-    #[error("lease {namespace}/{name}: no answer within the renew deadline")]
+    /// The API server did not answer a Lease call within its limit (see
+    /// [`LeaseSettings::call_timeout`]).
+    #[error("lease {namespace}/{name}: {verb} not answered within {limit:?}")]
     Timeout {
         /// Lease namespace.
         namespace: String,
         /// Lease name.
         name: String,
+        /// The verb (`get`, `create`, `update`).
+        verb: &'static str,
+        /// The limit that passed.
+        limit: Duration,
     },
 }
 
@@ -68,6 +73,26 @@ pub struct LeaseSettings {
     pub retry_period: Duration,
 }
 
+impl LeaseSettings {
+    /// The limit of one Lease call (`get`, `create`, `update`): client-go's
+    /// `max(1 s, renewDeadline / 2)`, so that a call the API server never answers cannot hold a
+    /// candidate for ever nor use up a leader's whole renew deadline.
+    pub fn call_timeout(&self) -> Duration {
+        (self.renew_deadline / 2).max(MIN_CALL_TIMEOUT)
+    }
+
+    /// `leaseDurationSeconds` as recorded on the Lease: whole seconds, rounded *up* (a standby
+    /// waits at least the configured duration, never less), and at least 1.
+    pub fn lease_duration_seconds(&self) -> i32 {
+        let d = self.lease_duration;
+        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        i32::try_from(secs.max(1)).unwrap_or(i32::MAX)
+    }
+}
+
+/// The floor of [`LeaseSettings::call_timeout`] (client-go's).
+const MIN_CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A running election. Drop or [`LeaderHandle::release`] to stop campaigning.
 pub struct LeaderHandle {
     leader: watch::Receiver<bool>,
@@ -75,6 +100,8 @@ pub struct LeaderHandle {
     _fixed: Option<watch::Sender<bool>>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    /// What [`LeaderHandle::release`] uses when the campaign task died without releasing.
+    fallback: Option<Elector>,
 }
 
 impl LeaderHandle {
@@ -86,17 +113,15 @@ impl LeaderHandle {
     ) -> LeaderHandle {
         let (leader_tx, leader) = watch::channel(false);
         let (stop, stop_rx) = watch::channel(false);
-        let elector = Elector {
-            api: Api::namespaced(client, &settings.namespace),
-            settings,
-            observed: None,
-        };
+        let elector = Elector::new(Api::namespaced(client, &settings.namespace), settings);
+        let fallback = Elector::new(elector.api.clone(), elector.settings.clone());
         let task = tokio::spawn(campaign(elector, leader_tx, stop_rx, metrics));
         LeaderHandle {
             leader,
             _fixed: None,
             stop,
             task: Some(task),
+            fallback: Some(fallback),
         }
     }
 
@@ -112,17 +137,19 @@ impl LeaderHandle {
             _fixed: Some(fixed),
             stop,
             task: None,
+            fallback: None,
         }
     }
 
-    /// A receiver of the leadership state (true while leading).
+    /// A receiver of the leadership state (true while leading). The channel closes when the
+    /// election ends: a closed channel means *not* leading, whatever value it last carried.
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.leader.clone()
     }
 
-    /// Whether this replica leads now.
+    /// Whether this replica leads now (false once the election has ended).
     pub fn is_leader(&self) -> bool {
-        *self.leader.borrow()
+        leading(&self.leader)
     }
 
     /// Stops at once without releasing the lease, as a killed process would (the lease expires on
@@ -133,11 +160,34 @@ impl LeaderHandle {
         }
     }
 
+    /// Ends the campaign task abruptly, as a crash of that task would: nothing is released and
+    /// the leadership channel closes. The handle stays usable ([`LeaderHandle::release`] still
+    /// gives the lease up). For supervision tests.
+    pub fn abort_campaign(&self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+
     /// Stops campaigning and, when leading, releases the lease so a standby takes over at once.
+    /// When the campaign task died (a panic) without releasing, the lease is released from here,
+    /// if this replica still holds it.
     pub async fn release(mut self) {
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        if task.await.is_ok() {
+            // The campaign ended on the stop, releasing the lease itself.
+            return;
+        }
+        if let Some(mut elector) = self.fallback.take() {
+            match elector.release().await {
+                Ok(()) => tracing::info!("released the leader lease after the election task ended"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "leader election: release failed; the lease expires on its own")
+                }
+            }
         }
     }
 }
@@ -152,6 +202,12 @@ impl Drop for LeaderHandle {
     }
 }
 
+/// Whether `leadership` says "leading": its value is true *and* the election that sends it is
+/// still running (a closed channel keeps its last value, which no longer means anything).
+pub fn leading(leadership: &watch::Receiver<bool>) -> bool {
+    *leadership.borrow() && leadership.has_changed().is_ok()
+}
+
 async fn campaign(
     mut elector: Elector,
     leader: watch::Sender<bool>,
@@ -164,27 +220,34 @@ async fn campaign(
             m.leader.set(i64::from(v));
         }
     };
+    let schedule = RenewSchedule {
+        renew_deadline: elector.settings.renew_deadline,
+        retry_period: elector.settings.retry_period,
+    };
     loop {
         // Candidate: try until acquired or stopped.
-        loop {
+        let mut last_renew = loop {
             if *stop.borrow() {
                 return;
             }
+            // Taken before the attempt: the record it writes carries (about) this time, and a
+            // standby starts counting the lease duration no earlier than it sees the record.
+            let started = Instant::now();
             match elector.try_acquire_or_renew().await {
-                Ok(true) => break,
-                Ok(false) => {}
+                Ok(Attempt::Held) => break started,
+                Ok(Attempt::HeldByOther | Attempt::Conflict) => {}
                 Err(e) => tracing::warn!(error = %e, "leader election: acquire attempt failed"),
             }
             if sleep_or_stop(elector.settings.retry_period, &mut stop).await {
                 return;
             }
-        }
+        };
         tracing::info!(identity = %elector.settings.identity, lease = %elector.settings.name, "became leader");
         set_leader(true);
-        let mut last_renew = Instant::now();
-        // Leader: renew every retry period; give up once the renew deadline passes without success.
+        // Leader: renew every retry period; give up the moment the renew deadline passes without
+        // a successful renewal, or a renewal finds another holder.
         loop {
-            if sleep_or_stop(elector.settings.retry_period, &mut stop).await {
+            if sleep_or_stop(schedule.wait(last_renew, Instant::now()), &mut stop).await {
                 set_leader(false);
                 if let Err(e) = elector.release().await {
                     tracing::warn!(error = %e, "leader election: release failed; the lease expires on its own");
@@ -193,26 +256,49 @@ async fn campaign(
                 }
                 return;
             }
-            let left = elector
-                .settings
-                .renew_deadline
-                .saturating_sub(last_renew.elapsed());
-            let renewed = match tokio::time::timeout(left, elector.try_acquire_or_renew()).await {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "leader election: renew failed");
-                    false
-                }
-                Err(_) => false,
-            };
-            if renewed {
-                last_renew = Instant::now();
-            } else if last_renew.elapsed() >= elector.settings.renew_deadline {
+            let started = Instant::now();
+            let left = schedule.left(last_renew, started);
+            if left.is_zero() {
                 tracing::warn!("lost leadership: lease not renewed within the renew deadline");
                 set_leader(false);
                 break;
             }
+            match tokio::time::timeout(left, elector.try_acquire_or_renew()).await {
+                Ok(Ok(Attempt::Held)) => last_renew = started,
+                Ok(Ok(Attempt::HeldByOther)) => {
+                    tracing::warn!("lost leadership: another replica holds the lease");
+                    set_leader(false);
+                    break;
+                }
+                Ok(Ok(Attempt::Conflict)) => {
+                    tracing::debug!("leader election: renew conflicted (409); retrying");
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "leader election: renew failed"),
+                Err(_) => {
+                    tracing::warn!("leader election: renew not answered before the renew deadline")
+                }
+            }
         }
+    }
+}
+
+/// When a leader acts, counted from the start of its last successful renewal.
+#[derive(Clone, Copy, Debug)]
+struct RenewSchedule {
+    renew_deadline: Duration,
+    retry_period: Duration,
+}
+
+impl RenewSchedule {
+    /// How long to wait before the next renewal attempt: the retry period, but never past the
+    /// renew deadline (a leader must not keep its flag up to a retry period too long).
+    fn wait(&self, last_renew: Instant, now: Instant) -> Duration {
+        self.retry_period.min(self.left(last_renew, now))
+    }
+
+    /// Time left before the renew deadline; zero once it has passed (step down).
+    fn left(&self, last_renew: Instant, now: Instant) -> Duration {
+        (last_renew + self.renew_deadline).saturating_duration_since(now)
     }
 }
 
@@ -227,6 +313,17 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
+/// What one acquire-or-renew attempt found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    /// This replica holds the lease now.
+    Held,
+    /// Another replica holds an unexpired lease.
+    HeldByOther,
+    /// Someone else wrote the Lease between our read and our write (409): undecided.
+    Conflict,
+}
+
 struct Elector {
     api: Api<Lease>,
     settings: LeaseSettings,
@@ -235,6 +332,14 @@ struct Elector {
 }
 
 impl Elector {
+    fn new(api: Api<Lease>, settings: LeaseSettings) -> Elector {
+        Elector {
+            api,
+            settings,
+            observed: None,
+        }
+    }
+
     fn err(&self, verb: &'static str, source: kube::Error) -> LeaderError {
         LeaderError::Api {
             namespace: self.settings.namespace.clone(),
@@ -244,18 +349,34 @@ impl Elector {
         }
     }
 
-    fn duration_seconds(&self) -> i32 {
-        i32::try_from(self.settings.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX)
+    /// Runs one Lease call within [`LeaseSettings::call_timeout`]: the outer error is the
+    /// timeout, the inner one the API server's answer (which callers may accept, as a 409).
+    async fn bounded<T>(
+        &self,
+        verb: &'static str,
+        call: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<Result<T, kube::Error>, LeaderError> {
+        let limit = self.settings.call_timeout();
+        tokio::time::timeout(limit, call)
+            .await
+            .map_err(|_| LeaderError::Timeout {
+                namespace: self.settings.namespace.clone(),
+                name: self.settings.name.clone(),
+                verb,
+                limit,
+            })
     }
 
-    /// One client-go `tryAcquireOrRenew`: true when this replica holds the lease afterwards.
-    async fn try_acquire_or_renew(&mut self) -> Result<bool, LeaderError> {
+    async fn get(&self) -> Result<Option<Lease>, LeaderError> {
+        self.bounded("get", self.api.get_opt(&self.settings.name))
+            .await?
+            .map_err(|e| self.err("get", e))
+    }
+
+    /// One client-go `tryAcquireOrRenew`.
+    async fn try_acquire_or_renew(&mut self) -> Result<Attempt, LeaderError> {
         let now = MicroTime(jiff::Timestamp::now());
-        let current = match self.api.get_opt(&self.settings.name).await {
-            Ok(v) => v,
-            Err(e) => return Err(self.err("get", e)),
-        };
-        let Some(mut lease) = current else {
+        let Some(mut lease) = self.get().await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(self.settings.name.clone()),
@@ -264,20 +385,23 @@ impl Elector {
                 },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.settings.identity.clone()),
-                    lease_duration_seconds: Some(self.duration_seconds()),
+                    lease_duration_seconds: Some(self.settings.lease_duration_seconds()),
                     acquire_time: Some(now.clone()),
                     renew_time: Some(now),
                     lease_transitions: Some(0),
                     ..Default::default()
                 }),
             };
-            return match self.api.create(&PostParams::default(), &lease).await {
+            return match self
+                .bounded("create", self.api.create(&PostParams::default(), &lease))
+                .await?
+            {
                 Ok(created) => {
                     self.observe(created.spec.unwrap_or_default());
-                    Ok(true)
+                    Ok(Attempt::Held)
                 }
                 // Another replica created it first.
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Conflict),
                 Err(e) => Err(self.err("create", e)),
             };
         };
@@ -286,7 +410,7 @@ impl Elector {
         let holder = record.holder_identity.clone().unwrap_or_default();
         let ours = holder == self.settings.identity;
         if !holder.is_empty() && !ours && !self.observed_expired(&record) {
-            return Ok(false);
+            return Ok(Attempt::HeldByOther);
         }
         let mut spec = record;
         if !ours {
@@ -294,20 +418,23 @@ impl Elector {
             spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
         }
         spec.holder_identity = Some(self.settings.identity.clone());
-        spec.lease_duration_seconds = Some(self.duration_seconds());
+        spec.lease_duration_seconds = Some(self.settings.lease_duration_seconds());
         spec.renew_time = Some(now);
         lease.spec = Some(spec);
         match self
-            .api
-            .replace(&self.settings.name, &PostParams::default(), &lease)
-            .await
+            .bounded(
+                "update",
+                self.api
+                    .replace(&self.settings.name, &PostParams::default(), &lease),
+            )
+            .await?
         {
             Ok(updated) => {
                 self.observe(updated.spec.unwrap_or_default());
-                Ok(true)
+                Ok(Attempt::Held)
             }
             // Someone else wrote in between: not ours this round.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Conflict),
             Err(e) => Err(self.err("update", e)),
         }
     }
@@ -328,14 +455,10 @@ impl Elector {
         since.elapsed() >= Duration::from_secs(secs)
     }
 
-    /// Gives the lease up (client-go's ReleaseOnCancel): empty holder, 1 s duration.
+    /// Gives the lease up (client-go's ReleaseOnCancel): empty holder, 1 s duration. Each call
+    /// is bounded by [`LeaseSettings::call_timeout`].
     async fn release(&mut self) -> Result<(), LeaderError> {
-        let Some(mut lease) = self
-            .api
-            .get_opt(&self.settings.name)
-            .await
-            .map_err(|e| self.err("get", e))?
-        else {
+        let Some(mut lease) = self.get().await? else {
             return Ok(());
         };
         let mut spec = lease.spec.clone().unwrap_or_default();
@@ -348,10 +471,88 @@ impl Elector {
         spec.renew_time = Some(now.clone());
         spec.acquire_time = Some(now);
         lease.spec = Some(spec);
-        self.api
-            .replace(&self.settings.name, &PostParams::default(), &lease)
-            .await
-            .map_err(|e| self.err("update", e))?;
+        self.bounded(
+            "update",
+            self.api
+                .replace(&self.settings.name, &PostParams::default(), &lease),
+        )
+        .await?
+        .map_err(|e| self.err("update", e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(lease: Duration, renew: Duration, retry: Duration) -> LeaseSettings {
+        LeaseSettings {
+            namespace: "venafi".into(),
+            name: "firefly-controller".into(),
+            identity: "replica-a".into(),
+            lease_duration: lease,
+            renew_deadline: renew,
+            retry_period: retry,
+        }
+    }
+
+    #[test]
+    fn a_lease_call_is_bounded_by_half_the_renew_deadline_but_at_least_a_second() {
+        let s = |renew_ms| {
+            settings(
+                Duration::from_secs(60),
+                Duration::from_millis(renew_ms),
+                Duration::from_millis(100),
+            )
+            .call_timeout()
+        };
+        assert_eq!(s(10_000), Duration::from_secs(5));
+        assert_eq!(s(3_000), Duration::from_millis(1_500));
+        assert_eq!(s(1_500), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_recorded_lease_duration_is_rounded_up_never_down() {
+        let secs = |ms| {
+            settings(Duration::from_millis(ms), Duration::ZERO, Duration::ZERO)
+                .lease_duration_seconds()
+        };
+        assert_eq!(secs(15_000), 15);
+        assert_eq!(secs(1_500), 2);
+        assert_eq!(secs(1_001), 2);
+        assert_eq!(secs(200), 1);
+        assert_eq!(secs(0), 1);
+    }
+
+    /// A renewal every retry period, with the clock injected: the leader waits no longer than
+    /// the time left before its renew deadline, so it acts (steps down) at the deadline and not
+    /// up to a retry period after it.
+    #[test]
+    fn a_leader_never_sleeps_past_its_renew_deadline() {
+        let schedule = RenewSchedule {
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(9),
+        };
+        let renewed = Instant::now();
+        assert_eq!(schedule.wait(renewed, renewed), Duration::from_secs(9));
+        // The attempt at +9 s failed: the next wake-up is the deadline itself.
+        let failed_at = renewed + Duration::from_secs(9);
+        assert_eq!(schedule.wait(renewed, failed_at), Duration::from_secs(1));
+        let woke = failed_at + schedule.wait(renewed, failed_at);
+        assert_eq!(woke, renewed + Duration::from_secs(10));
+        assert_eq!(schedule.left(renewed, woke), Duration::ZERO, "steps down");
+        // Late wake-ups (a busy machine) never wait again.
+        let late = renewed + Duration::from_secs(12);
+        assert_eq!(schedule.wait(renewed, late), Duration::ZERO);
+        assert_eq!(schedule.left(renewed, late), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_closed_leadership_channel_is_not_leading() {
+        let (tx, rx) = watch::channel(true);
+        assert!(leading(&rx));
+        drop(tx);
+        assert!(!leading(&rx), "the last value (true) no longer counts");
     }
 }

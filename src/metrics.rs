@@ -4,8 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Errors of metric registration and rendering.
@@ -30,11 +30,13 @@ pub enum MetricsError {
 pub struct Metrics {
     registry: Registry,
     /// `firefly_signer_sign{success,type}`: signatures attempted (Firefly's name and labels;
-    /// `type` is the kind of request signed, `CertificateRequest`).
+    /// `type` is the front door). `success="false"` only when signing or its post-sign checks
+    /// failed; refusals and waits sign nothing and are not counted.
     pub signer_sign: IntCounterVec,
     /// `firefly_certificaterequest_outcomes_total{outcome}`: decisions written, by reason.
     pub outcomes: IntCounterVec,
-    /// `firefly_sign_duration_seconds`: time spent building and signing one leaf.
+    /// `firefly_sign_duration_seconds`: time spent deciding, building and signing one leaf (only
+    /// answers where a signature was attempted).
     pub sign_duration: Histogram,
     /// `firefly_certificaterequest_reconcile_duration_seconds{result}`: from the start of a
     /// reconcile to its status write (or decision to do nothing).
@@ -42,7 +44,8 @@ pub struct Metrics {
     /// `firefly_certificaterequest_issue_latency_seconds`: from the request's creation timestamp
     /// (second precision) to the write that issued it.
     pub issue_latency: Histogram,
-    /// `firefly_subca_not_after_timestamp_seconds`: NotAfter of the active sub-CA (0 when none).
+    /// `firefly_subca_not_after_timestamp_seconds`: NotAfter of the active sub-CA (0 when none);
+    /// every replica's own, refreshed at each scrape of `/metrics`.
     pub sub_ca_not_after: IntGauge,
     /// `firefly_tlspc_requests_total{operation,code}`: TLSPC calls by operation and status class.
     pub tlspc_requests: IntCounterVec,
@@ -50,7 +53,8 @@ pub struct Metrics {
     pub tlspc_duration: HistogramVec,
     /// `firefly_leader`: 1 while this replica holds the lease.
     pub leader: IntGauge,
-    /// `firefly_issuer_ready{kind}`: issuers currently reported Ready by this controller.
+    /// `firefly_issuer_ready{kind}`: issuers currently reported Ready by this controller; 0 while
+    /// it does not lead (only the leader reports issuers).
     pub issuers_ready: IntGaugeVec,
     /// `firefly_status_write_errors_total{code}`: failed CertificateRequest status writes.
     pub write_errors: IntCounterVec,
@@ -71,6 +75,9 @@ pub struct Metrics {
     /// `firefly_issuance_retries_total{front_door,reason}`: answers deferred for temporary trouble
     /// (no sub-CA, stale policy, pod not cached yet…); the request is looked at again.
     pub issuance_retries: IntCounterVec,
+    /// `firefly_events_dropped_total`: events not published because the recorder's queue was
+    /// full (the events API slower than the events come) or closed.
+    pub events_dropped: IntCounter,
 }
 
 /// Latency buckets from 100 µs to about 13 s: signatures take well under a millisecond, a
@@ -272,6 +279,16 @@ impl Metrics {
             Box::new(issuance_retries.clone()),
         )?;
 
+        let events_dropped = IntCounter::new(
+            "firefly_events_dropped_total",
+            "Events not published because the event queue was full (the events API slower than the events come) or closed.",
+        )
+        .map_err(err("firefly_events_dropped_total"))?;
+        reg(
+            "firefly_events_dropped_total",
+            Box::new(events_dropped.clone()),
+        )?;
+
         Ok(Metrics {
             registry,
             signer_sign,
@@ -291,6 +308,7 @@ impl Metrics {
             write_conflicts,
             signed_not_delivered,
             issuance_retries,
+            events_dropped,
         })
     }
 

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::issuer::Authority;
 use crate::issuer::controller::{self as cr_controller, Clock, ControllerSettings};
 use crate::issuer::decide::Settings;
-use crate::leader::{LeaderHandle, LeaseSettings};
+use crate::leader::{LeaderHandle, LeaseSettings, leading};
 use crate::metrics::Metrics;
 
 /// Errors of starting or running the controller.
@@ -188,7 +188,7 @@ impl Controller {
             LeaderHandle::always_leader(Some(metrics.clone()))
         };
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(lead_and_control(
+        let task = Some(tokio::spawn(lead_and_control(
             client,
             settings,
             authority,
@@ -196,7 +196,7 @@ impl Controller {
             clock,
             leader.subscribe(),
             stop_rx,
-        ));
+        )));
         tracing::info!(identity = %identity, "controller started");
         Ok(ControllerHandle {
             admin,
@@ -215,8 +215,38 @@ pub struct ControllerHandle {
     leader: LeaderHandle,
     metrics: Metrics,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    /// The controller task; `None` once [`ControllerHandle::stopped`] saw it end.
+    task: Option<JoinHandle<Ended>>,
     identity: String,
+}
+
+/// Why a controller stopped without being asked to (see [`ControllerHandle::stopped`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stopped {
+    /// The leader election ended (its task died): with no lease renewed any more, the controller
+    /// stopped working rather than act beside a standby that takes the lease over.
+    ElectionEnded,
+    /// The controller task panicked (the panic's message) or ended in another unexpected way.
+    Failed(String),
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stopped::ElectionEnded => f.write_str("the leader election ended"),
+            Stopped::Failed(why) => write!(f, "the controller task failed: {why}"),
+        }
+    }
+}
+
+/// How `lead_and_control` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ended {
+    /// Asked to stop (or its handle was dropped).
+    Stopped,
+    /// The leadership channel closed: the election is over.
+    ElectionEnded,
 }
 
 impl ControllerHandle {
@@ -241,24 +271,57 @@ impl ControllerHandle {
         &self.identity
     }
 
+    /// Resolves when the controller stops without being asked to: its task panicked, or the
+    /// leader election ended (then the controller has stopped working: no lease is renewed).
+    /// Never resolves while all is well, nor twice; the caller should then
+    /// [`ControllerHandle::shutdown`] (which still releases a lease this replica holds) and exit
+    /// non-zero, so that the process is restarted.
+    ///
+    /// # Caveats
+    /// Cancel safe: dropping the future before it resolves loses nothing.
+    pub async fn stopped(&mut self) -> Stopped {
+        let Some(task) = self.task.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = task.await;
+        self.task = None;
+        match result {
+            Ok(Ended::ElectionEnded) => Stopped::ElectionEnded,
+            Ok(Ended::Stopped) => Stopped::Failed("stopped without a stop request".to_owned()),
+            Err(e) => Stopped::Failed(e.to_string()),
+        }
+    }
+
+    /// Ends the leader-election task abruptly, as a crash of that task would (nothing released;
+    /// the leadership channel closes). For supervision tests.
+    pub fn abort_election(&self) {
+        self.leader.abort_campaign();
+    }
+
     /// Stops gracefully: no new reconcile starts, in-flight ones finish their write, the lease is
     /// released so a standby takes over at once, then the admin endpoints close. Says which steps
     /// finished within their limit.
     pub async fn shutdown(self) -> ShutdownOutcome {
         let _ = self.stop.send(true);
-        let mut task = self.task;
         // Each step is bounded so that a stuck API call can never keep the process from exiting
         // within the pod's termination grace period; an aborted step is said in the log.
-        let controller_stopped = tokio::time::timeout(SHUTDOWN_STEP_LIMIT, &mut task)
-            .await
-            .is_ok();
-        if !controller_stopped {
-            tracing::warn!(
-                limit_s = SHUTDOWN_STEP_LIMIT.as_secs(),
-                "controller did not stop in time; aborting it"
-            );
-            task.abort();
-        }
+        let controller_stopped = match self.task {
+            // It already ended on its own (see `stopped`).
+            None => true,
+            Some(mut task) => {
+                let stopped = tokio::time::timeout(SHUTDOWN_STEP_LIMIT, &mut task)
+                    .await
+                    .is_ok();
+                if !stopped {
+                    tracing::warn!(
+                        limit_s = SHUTDOWN_STEP_LIMIT.as_secs(),
+                        "controller did not stop in time; aborting it"
+                    );
+                    task.abort();
+                }
+                stopped
+            }
+        };
         let lease_released = tokio::time::timeout(SHUTDOWN_STEP_LIMIT, self.leader.release())
             .await
             .is_ok();
@@ -287,7 +350,9 @@ impl ControllerHandle {
     /// Stops abruptly, as a killed process would: nothing is released (the lease expires on its
     /// own). For failover tests.
     pub fn abort(self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
         self.leader.abort();
         drop(self.admin);
     }
@@ -312,6 +377,12 @@ impl ShutdownOutcome {
     }
 }
 
+/// Runs the controller while this replica leads, until stopped or the election ends.
+///
+/// # Guarantees
+/// A closed leadership channel (the election task died) counts as *not* leading: the controller
+/// is stopped at once, since no lease is renewed any more and a standby will take it over. The
+/// issuers-ready gauges read 0 whenever the controller is not running.
 async fn lead_and_control(
     client: kube::Client,
     settings: ControllerSettings,
@@ -320,28 +391,28 @@ async fn lead_and_control(
     clock: Clock,
     mut leader: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
-) {
-    loop {
+) -> Ended {
+    let ended = loop {
         tokio::select! {
-            r = leader.wait_for(|l| *l) => if r.is_err() { return },
-            _ = stop.wait_for(|s| *s) => return,
+            r = leader.wait_for(|l| *l) => if r.is_err() { break Ended::ElectionEnded },
+            _ = stop.wait_for(|s| *s) => break Ended::Stopped,
+        }
+        if leader.has_changed().is_err() {
+            // Closed while its last value said "leading": that value no longer holds.
+            break Ended::ElectionEnded;
         }
         let mut lost = leader.clone();
         let mut stopping = stop.clone();
         let until = async move {
-            let lost = async move {
-                if lost.wait_for(|l| !*l).await.is_err() {
-                    // The election ended (process stopping): only `stop` ends the work now.
-                    std::future::pending::<()>().await;
-                }
-            };
             tokio::select! {
-                () = lost => {}
+                // An error is a closed channel: the election ended, so this replica no longer
+                // leads (it renews no lease).
+                _ = lost.wait_for(|l| !*l) => {}
                 _ = stopping.wait_for(|s| *s) => {}
             }
         };
         tracing::info!("leading: reconciling CertificateRequests");
-        if let Err(e) = cr_controller::run(
+        let result = cr_controller::run(
             client.clone(),
             settings.clone(),
             authority.clone(),
@@ -349,27 +420,38 @@ async fn lead_and_control(
             clock.clone(),
             until,
         )
-        .await
+        .await;
+        // Only a running controller reports issuers; a stale "ready" must not outlive it.
+        cr_controller::issuer_status::clear_gauges(&metrics);
+        if let Err(e) = result
             && !*stop.borrow()
         {
             tracing::error!(error = %e, "controller stopped");
         }
         if *stop.borrow() {
-            return;
+            break Ended::Stopped;
         }
-        if *leader.borrow() {
+        if leading(&leader) {
             // The controller ended on its own while still leading: start it again, after a pause
             // so a persistent failure cannot spin.
             if tokio::time::timeout(RESTART_PAUSE, stop.wait_for(|s| *s))
                 .await
                 .is_ok()
             {
-                return;
+                break Ended::Stopped;
             }
             continue;
         }
+        if leader.has_changed().is_err() {
+            break Ended::ElectionEnded;
+        }
         tracing::info!("no longer leading: controller paused, sub-CA kept for a takeover");
+    };
+    if ended == Ended::ElectionEnded {
+        metrics.leader.set(0);
+        tracing::error!("the leader election ended: controller stopped");
     }
+    ended
 }
 
 /// Longest wait for each shutdown step (controller, lease release, admin endpoints): three steps
@@ -388,7 +470,12 @@ fn default_identity() -> String {
 /// uid of the request being handled).
 pub fn init_logging(config: &crate::config::LoggingConfig) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // `Config::load` refuses an invalid level; a configuration built otherwise falls back to
+    // `info`, and says so once logging works.
+    let (filter, refused) = match EnvFilter::try_new(&config.level) {
+        Ok(filter) => (filter, None),
+        Err(e) => (EnvFilter::new("info"), Some(e)),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -400,6 +487,9 @@ pub fn init_logging(config: &crate::config::LoggingConfig) {
             .try_init(),
         crate::config::LogFormat::Text => builder.try_init(),
     };
+    if let Some(e) = refused {
+        tracing::warn!(level = %config.level, error = %e, "logging.level is not a valid filter; logging at info");
+    }
 }
 
 /// Builds the Kubernetes client: `controller.kubeconfigFile`, else `$KUBECONFIG`, else in-cluster.
@@ -427,8 +517,20 @@ pub async fn kube_client(config: &Config) -> Result<kube::Client, RunError> {
             ))
         })?,
     };
+    let mut kc = kc;
+    kc.read_timeout = Some(KUBE_READ_TIMEOUT);
+    // Counted from each request, not from when its pooled connection went idle.
+    kc.reset_reader_on_write = true;
     kube::Client::try_from(kc).map_err(|e| RunError::Kube(e.to_string()))
 }
+
+/// The backstop for an API call that is never answered (kube 5 sets no read timeout, so such a
+/// call would wait for ever). kube's read timeout is the connection's, so it applies to watches
+/// as well: kube-runtime's watcher asks the server to end each watch after 290 s
+/// (`timeoutSeconds`) and itself abandons one idle for 295 s, so a limit above that never cuts a
+/// healthy watch. Calls that must fail sooner carry their own limit: the Lease calls
+/// ([`LeaseSettings::call_timeout`]), events, issuer status writes.
+pub const KUBE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `firefly run -c config.yaml`.
 ///
@@ -461,7 +563,7 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
     .await?;
     let authority: Arc<dyn Authority> = Arc::new(bootstrap.signer());
     let details = admin.details();
-    let handle = Controller::start_with_admin(
+    let mut handle = Controller::start_with_admin(
         &config,
         client.clone(),
         authority,
@@ -481,12 +583,40 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
     );
     // After a burst (a backlog drained) the allocator's freed pages go back to the OS.
     let heap = tokio::spawn(crate::heap::release_after_bursts());
-    wait_for_termination().await;
+    let stopped = tokio::select! {
+        () = wait_for_termination() => None,
+        why = handle.stopped() => Some(why),
+    };
     heap.abort();
-    tracing::info!("termination signal: finishing in-flight requests and releasing the lease");
-    handle.shutdown().await;
+    match &stopped {
+        None => tracing::info!(
+            "termination signal: finishing in-flight requests and releasing the lease"
+        ),
+        Some(why) => tracing::error!(
+            cause = %why,
+            "the controller stopped on its own: releasing the lease and exiting so that the process is restarted"
+        ),
+    }
+    let outcome = handle.shutdown().await;
     drop(bootstrap);
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_code(stopped.as_ref(), &outcome))
+}
+
+/// Success only for a requested stop whose controller finished in time and whose lease (if any)
+/// was released: anything else says, through the exit status, that something was abandoned.
+fn exit_code(stopped: Option<&Stopped>, outcome: &ShutdownOutcome) -> ExitCode {
+    if stopped.is_some() {
+        return ExitCode::FAILURE;
+    }
+    if !outcome.controller_stopped || !outcome.lease_released {
+        tracing::error!(
+            controller_stopped = outcome.controller_stopped,
+            lease_released = outcome.lease_released,
+            "shutdown incomplete"
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 async fn wait_for_termination() {
@@ -510,5 +640,40 @@ async fn wait_for_termination() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(controller_stopped: bool, lease_released: bool) -> ShutdownOutcome {
+        ShutdownOutcome {
+            controller_stopped,
+            lease_released,
+            admin_closed: true,
+        }
+    }
+
+    #[test]
+    fn only_a_requested_and_complete_shutdown_exits_zero() {
+        assert_eq!(exit_code(None, &outcome(true, true)), ExitCode::SUCCESS);
+        for incomplete in [outcome(false, true), outcome(true, false)] {
+            assert_eq!(
+                exit_code(None, &incomplete),
+                ExitCode::FAILURE,
+                "{incomplete:?}"
+            );
+        }
+        for cause in [
+            Stopped::ElectionEnded,
+            Stopped::Failed("task panicked".into()),
+        ] {
+            assert_eq!(
+                exit_code(Some(&cause), &outcome(true, true)),
+                ExitCode::FAILURE,
+                "{cause}"
+            );
+        }
     }
 }

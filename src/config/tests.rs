@@ -559,3 +559,112 @@ fn max_concurrent_reconciles_out_of_range_is_refused_at_load_naming_the_key() {
         65535
     );
 }
+
+fn leader_election(lease: &str, renew: &str, retry: &str) -> String {
+    format!(
+        "{MINIMAL}controller:\n  leaderElection:\n    leaseDuration: {lease}\n    renewDeadline: {renew}\n    retryPeriod: {retry}\n"
+    )
+}
+
+#[test]
+fn lease_timings_leaving_no_retry_period_before_expiry_are_refused_naming_the_keys() {
+    // Each part is shorter than the one before it, yet a leader may keep leading for its renew
+    // deadline (plus an attempt) after a standby could have taken the lease over.
+    for (lease, renew, retry) in [("15s", "14s", "13s"), ("10s", "8s", "2s")] {
+        let err = Config::from_yaml_str(&leader_election(lease, renew, retry))
+            .unwrap_err()
+            .to_string();
+        for key in [
+            "controller.leaderElection.renewDeadline",
+            "retryPeriod",
+            "leaseDuration",
+        ] {
+            assert!(err.contains(key), "{key} not named: {err}");
+        }
+    }
+    let ok = Config::from_yaml_str(&leader_election("10s", "7s", "2s")).unwrap();
+    assert_eq!(
+        ok.controller.leader_election.lease_duration,
+        Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn a_lease_duration_with_a_fraction_of_a_second_is_refused() {
+    // The Lease records whole seconds: rounding down would let a standby take over early.
+    let err = Config::from_yaml_str(&leader_election("4500ms", "2s", "500ms"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("controller.leaderElection.leaseDuration") && err.contains("whole number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_zero_retry_period_is_refused() {
+    let err = Config::from_yaml_str(&leader_election("15s", "10s", "0s"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("controller.leaderElection.retryPeriod"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_lease_name_that_is_no_dns_subdomain_is_refused_naming_the_key() {
+    for name in [
+        "Firefly",
+        "firefly_controller",
+        "-firefly",
+        "firefly.",
+        "a..b",
+        "fire fly",
+        &"a".repeat(254),
+    ] {
+        let text = format!("{MINIMAL}controller:\n  leaderElection:\n    leaseName: {name:?}\n");
+        let err = Config::from_yaml_str(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("controller.leaderElection.leaseName") && err.contains("DNS-1123"),
+            "{name}: {err}"
+        );
+    }
+    for name in [
+        "firefly-controller",
+        "firefly.venafi.com",
+        "a",
+        &"a".repeat(253),
+    ] {
+        let text = format!("{MINIMAL}controller:\n  leaderElection:\n    leaseName: {name}\n");
+        let c = Config::from_yaml_str(&text).unwrap();
+        assert_eq!(c.controller.leader_election.lease_name, name);
+    }
+}
+
+#[test]
+fn a_leader_election_namespace_that_is_no_namespace_name_is_refused() {
+    let text = format!("{MINIMAL}controller:\n  leaderElectionNamespace: Venafi\n");
+    let err = Config::from_yaml_str(&text).unwrap_err().to_string();
+    assert!(err.contains("controller.leaderElectionNamespace"), "{err}");
+}
+
+#[test]
+fn an_invalid_logging_level_is_refused_naming_the_key() {
+    for level in ["verbose", "info,firefly=loud", "firefly[", "warning"] {
+        let text = format!("{MINIMAL}logging:\n  level: {level:?}\n");
+        let err = Config::from_yaml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("`logging.level`"), "{level}: {err}");
+    }
+    for level in [
+        "info",
+        "DEBUG",
+        "firefly=debug,info",
+        "warn,kube=off",
+        "off",
+    ] {
+        let text = format!("{MINIMAL}logging:\n  level: {level:?}\n");
+        let c = Config::from_yaml_str(&text).unwrap();
+        assert_eq!(c.logging.level, level);
+    }
+}

@@ -39,10 +39,6 @@ use issuer_watch::{IssuerChange, requests_naming, watch_issuers};
 use reconcile::{ReconcileFailed, error_policy, reconcile};
 use retries::RetryLog;
 
-/// Longest wait for one event to be published (issuer and request events alike): events are
-/// reports, and a slow events API must not hold a decision behind it.
-const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The API calls this module makes (see [`crate::rbac`]): the request watch (kube-runtime's
 /// `watcher` on `Api::<CertificateRequest>::all`: a list, then a watch; the cache answers every
 /// read, so no `get`).
@@ -74,6 +70,15 @@ pub enum ControllerError {
     CacheStopped {
         /// Issuer kind.
         kind: &'static str,
+    },
+    /// A front door's main task ended before the controller was stopped (a panic in its main
+    /// loop): the controller was stopped with it, so that it is started again whole.
+    #[error("the {door} front door stopped on its own: {cause}")]
+    DoorStopped {
+        /// The door (`CertificateSigningRequest`, `PodCertificateRequest`).
+        door: &'static str,
+        /// The panic's message, or that it returned.
+        cause: String,
     },
 }
 
@@ -123,7 +128,9 @@ struct Context {
 /// times in a row is failed with `InternalError`.
 ///
 /// # Errors
-/// [`ControllerError::CacheStopped`] when the issuer caches end before their first list.
+/// [`ControllerError::CacheStopped`] when the issuer caches end before their first list;
+/// [`ControllerError::DoorStopped`] when a front door's main task ends before `shutdown` (the
+/// rest of the controller is then stopped as on `shutdown`, in-flight reconciles finishing).
 pub async fn run(
     client: kube::Client,
     settings: ControllerSettings,
@@ -132,7 +139,14 @@ pub async fn run(
     clock: Clock,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ControllerError> {
-    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    // `halt` stops everything as `shutdown` does, when a front door ends on its own.
+    let (halt, mut halted) = tokio::sync::watch::channel(false);
+    let shutdown = futures::FutureExt::shared(Box::pin(async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = halted.wait_for(|h| *h) => {}
+        }
+    }));
     let group = settings.decide.group_name.clone();
 
     // Issuers: small objects, cached whole. Their changes re-trigger the requests naming them.
@@ -174,12 +188,13 @@ pub async fn run(
             kind: "ClusterIssuer",
         })?;
 
-    let recorder = EventRecorder::new(
+    let recorder = EventRecorder::counted(
         client.clone(),
         Reporter {
             controller: "firefly".into(),
             instance: Some(settings.instance.clone()),
         },
+        metrics.events_dropped.clone(),
     );
     let (requests, request_writer) = reflector::store::<CertificateRequest>();
     let ctx = Arc::new(Context {
@@ -229,8 +244,9 @@ pub async fn run(
     }
 
     // The CSR front door shares the issuer caches; it starts once they have settled.
-    let csr_task = settings.certificate_signing_requests.then(|| {
-        OwnedTask(tokio::spawn(crate::kube_csr::controller::run(
+    let mut doors: Vec<DoorTask> = Vec::new();
+    if settings.certificate_signing_requests {
+        let task = OwnedTask(tokio::spawn(crate::kube_csr::controller::run(
             crate::kube_csr::controller::CsrDoor {
                 client: client.clone(),
                 settings: settings.clone(),
@@ -241,12 +257,13 @@ pub async fn run(
                 clock: ctx.clock.clone(),
             },
             shutdown.clone(),
-        )))
-    });
+        )));
+        doors.push(("CertificateSigningRequest", task));
+    }
 
     // The PodCertificateRequest front door needs no issuer; it starts with the CSR door.
-    let pcr_task = settings.pod_certificates.clone().map(|pod_settings| {
-        OwnedTask(tokio::spawn(crate::pod_certs::controller::run(
+    if let Some(pod_settings) = settings.pod_certificates.clone() {
+        let task = OwnedTask(tokio::spawn(crate::pod_certs::controller::run(
             crate::pod_certs::controller::PcrDoor {
                 client: client.clone(),
                 settings: pod_settings,
@@ -257,8 +274,9 @@ pub async fn run(
                 clock: ctx.clock.clone(),
             },
             shutdown.clone(),
-        )))
-    });
+        )));
+        doors.push(("PodCertificateRequest", task));
+    }
 
     // The request watch runs in its own task (see crate::queue).
     let forget = ctx.clone();
@@ -313,16 +331,156 @@ pub async fn run(
         }
         future::ready(())
     });
-    if drain_until_stopped(drained, &requests, shutdown).await {
-        tracing::debug!("stopped before the first list of CertificateRequests");
-    }
+    let drained = async {
+        if drain_until_stopped(drained, &requests, shutdown.clone()).await {
+            tracing::debug!("stopped before the first list of CertificateRequests");
+        }
+    };
+    let result = supervise_doors(drained, doors, &shutdown, &halt).await;
     let _ = watch_task.await;
-    if let Some(csr_task) = csr_task {
-        let _ = csr_task.await;
-    }
-    if let Some(pcr_task) = pcr_task {
-        let _ = pcr_task.await;
-    }
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
-    Ok(())
+    result
+}
+
+/// A front door's main task, with the door's name.
+type DoorTask = (&'static str, OwnedTask<()>);
+
+/// Drives `requests` (the CertificateRequest door's applier) to its end while watching the
+/// other doors' main tasks.
+///
+/// # Guarantees
+/// A door that ends before `shutdown` resolved (a panic in its main loop, or a return) sends
+/// `halt`, which stops everything else as `shutdown` would: `requests` and the other doors are
+/// still driven to their end, so in-flight reconciles finish their writes. Once `shutdown`
+/// resolved, doors ending is expected.
+///
+/// # Errors
+/// [`ControllerError::DoorStopped`] naming the first door that ended on its own.
+async fn supervise_doors<S>(
+    requests: impl std::future::Future<Output = ()>,
+    doors: Vec<DoorTask>,
+    shutdown: &future::Shared<S>,
+    halt: &tokio::sync::watch::Sender<bool>,
+) -> Result<(), ControllerError>
+where
+    S: std::future::Future<Output = ()>,
+{
+    let mut doors: stream::FuturesUnordered<_> = doors
+        .into_iter()
+        .map(|(door, task)| async move { (door, task.await) })
+        .collect();
+    futures::pin_mut!(requests);
+    let mut requests_done = false;
+    let mut failure = None;
+    while !(requests_done && doors.is_empty()) {
+        tokio::select! {
+            () = &mut requests, if !requests_done => requests_done = true,
+            Some((door, ended)) = doors.next(), if !doors.is_empty() => {
+                if shutdown.peek().is_some() || failure.is_some() {
+                    continue;
+                }
+                let cause = match ended {
+                    Ok(()) => "its main loop returned".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                tracing::error!(door, cause, "front door stopped on its own; stopping the controller to start it again");
+                failure = Some(ControllerError::DoorStopped { door, cause });
+                let _ = halt.send(true);
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    type Stop = future::Shared<Pin<Box<dyn std::future::Future<Output = ()> + Send>>>;
+
+    /// The controller's stop as `run` builds it: the caller's `shutdown`, or `halt`.
+    fn stop_with(
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> (tokio::sync::watch::Sender<bool>, Stop) {
+        let (halt, mut halted) = tokio::sync::watch::channel(false);
+        let stop: Pin<Box<dyn std::future::Future<Output = ()> + Send>> = Box::pin(async move {
+            tokio::select! {
+                () = shutdown => {}
+                _ = halted.wait_for(|h| *h) => {}
+            }
+        });
+        (halt, futures::FutureExt::shared(stop))
+    }
+
+    /// A door whose main loop ends with the controller's stop.
+    fn healthy_door(name: &'static str, stop: &Stop) -> DoorTask {
+        (name, OwnedTask(tokio::spawn(stop.clone())))
+    }
+
+    #[tokio::test]
+    async fn a_door_that_panics_stops_the_controller_after_the_rest_drained() {
+        let (halt, stop) = stop_with(future::pending());
+        let drained = Arc::new(AtomicBool::new(false));
+        let requests = {
+            let (stop, drained) = (stop.clone(), drained.clone());
+            async move {
+                stop.await;
+                drained.store(true, Ordering::SeqCst);
+            }
+        };
+        let doors = vec![
+            healthy_door("PodCertificateRequest", &stop),
+            (
+                "CertificateSigningRequest",
+                OwnedTask(tokio::spawn(async { panic!("door main loop broke") })),
+            ),
+        ];
+        let result = supervise_doors(requests, doors, &stop, &halt).await;
+        match result {
+            Err(ControllerError::DoorStopped { door, cause }) => {
+                assert_eq!(door, "CertificateSigningRequest");
+                assert!(cause.contains("door main loop broke"), "{cause}");
+            }
+            other => panic!("expected DoorStopped, got {other:?}"),
+        }
+        assert!(
+            drained.load(Ordering::SeqCst),
+            "the CertificateRequest door was stopped and drained, not dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_door_whose_main_loop_returns_early_stops_the_controller() {
+        let (halt, stop) = stop_with(future::pending());
+        let doors = vec![("PodCertificateRequest", OwnedTask(tokio::spawn(async {})))];
+        let result = supervise_doors(stop.clone(), doors, &stop, &halt).await;
+        assert!(
+            matches!(
+                result,
+                Err(ControllerError::DoorStopped {
+                    door: "PodCertificateRequest",
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn doors_ending_on_shutdown_are_no_failure() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (halt, stop) = stop_with(async move {
+            let _ = rx.await;
+        });
+        let doors = vec![
+            healthy_door("CertificateSigningRequest", &stop),
+            healthy_door("PodCertificateRequest", &stop),
+        ];
+        let _ = tx.send(());
+        let result = supervise_doors(stop.clone(), doors, &stop, &halt).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(!*halt.borrow(), "a requested stop halts nothing itself");
+    }
 }

@@ -31,6 +31,22 @@ pub const KUBE_CALLS: &[KubeCall] = &[
     RECORDER_CALLS[1],
 ];
 
+/// Longest wait for one issuer status write: the loop must not stall behind an API server that
+/// does not answer (the write is guarded by the resourceVersion, so an abandoned one that lands
+/// late is harmless).
+const ISSUER_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Zeroes the issuers-ready gauges: a controller that stopped (lost the lease, or shut down)
+/// reports no issuer as Ready, as a standby does.
+pub fn clear_gauges(metrics: &Metrics) {
+    for kind in [Issuer::kind(&()), ClusterIssuer::kind(&())] {
+        metrics
+            .issuers_ready
+            .with_label_values(&[kind.as_ref()])
+            .set(0);
+    }
+}
+
 /// Longest wait at start for issuer conditions to reflect the authority's readiness.
 const ISSUER_SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -91,7 +107,8 @@ pub(super) struct IssuerStatusLoop {
 }
 
 /// Keeps every cached issuer's Ready condition in step with the authority's readiness until
-/// `shutdown`; also refreshes the sub-CA expiry and issuers-ready gauges.
+/// `shutdown`; also refreshes the issuers-ready gauges (which [`clear_gauges`] zeroes once the
+/// controller stops). The sub-CA expiry gauge is every replica's, refreshed by `/metrics`.
 pub(super) async fn run_loop(
     state: IssuerStatusLoop,
     shutdown: impl std::future::Future<Output = ()> + Send,
@@ -104,9 +121,6 @@ pub(super) async fn run_loop(
             issuers = state.issuers.len(),
             "issuer status pass"
         );
-        state
-            .metrics
-            .set_sub_ca_not_after(state.authority.sub_ca_not_after());
         let now = state.clock.now();
         state
             .refresh_kind(
@@ -198,7 +212,16 @@ impl IssuerStatusLoop {
             },
             &cond,
         );
-        match apply_guarded(api, &name, &self.field_manager, &body).await {
+        let written = tokio::time::timeout(
+            ISSUER_WRITE_TIMEOUT,
+            apply_guarded(api, &name, &self.field_manager, &body),
+        )
+        .await;
+        let Ok(written) = written else {
+            tracing::warn!(issuer = %name, "issuer status write not answered within {ISSUER_WRITE_TIMEOUT:?}; deciding again next pass");
+            return;
+        };
+        match written {
             Ok(Applied::Written) => {
                 tracing::info!(kind = %K::kind(&()), issuer = %name, ready = %cond.status, message = %cond.message, "issuer status updated");
                 self.publish(issuer, resource, &cond).await;

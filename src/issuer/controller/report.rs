@@ -1,7 +1,7 @@
 //! What follows a CertificateRequest status write: once written, the outcome metric, the log
-//! line, the issuance audit line and usage record, and the request's event (bounded by
-//! [`EVENT_TIMEOUT`]); once refused with 409 after signing, the signed-not-delivered audit line
-//! (no usage record). It writes no status.
+//! line, the issuance audit line and usage record, and the request's event (queued, never
+//! waited for: [`crate::events`]); once refused with 409 after signing, the signed-not-delivered
+//! audit line (no usage record). It writes no status.
 
 use std::time::{Duration, SystemTime};
 
@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 
+use super::Context;
 use super::apply::FRONT_DOOR;
-use super::{Context, EVENT_TIMEOUT};
 use crate::crd::CertificateRequest;
 use crate::events::EventRecorder;
 use crate::issuer::authority::{Authority, Issued};
@@ -116,9 +116,14 @@ pub(crate) fn audit_not_delivered(
     tracing::info!(target: "firefly::audit", serial = %issued.serial_hex, spiffe_id, request_uid, code, "signed-not-delivered: the API server refused the status write; the certificate was never handed out");
 }
 
-/// Asks `authority` to answer `request` for `front_door`: timed in
-/// `firefly_sign_duration_seconds` and counted in `firefly_signer_sign{success,type}`. Every
-/// door signs through this.
+/// Asks `authority` to answer `request` for `front_door`. Every door signs through this.
+///
+/// # Guarantees
+/// Only outcomes where a signature was attempted are counted in
+/// `firefly_signer_sign{success,type}` and timed in `firefly_sign_duration_seconds`: an issued
+/// certificate (`success="true"`), or a failure of signing itself or of the post-sign checks
+/// (`success="false"`). Refusals (requester, namespace, policy, malformed request) and waits
+/// (no sub-CA, stale policy, sub-CA expiring) sign nothing and are not counted.
 pub(crate) fn issue_counted(
     authority: &dyn Authority,
     metrics: &crate::metrics::Metrics,
@@ -129,13 +134,41 @@ pub(crate) fn issue_counted(
 ) -> firefly_core::issuance::Outcome {
     let t = std::time::Instant::now();
     let outcome = authority.issue(request, opts, now);
-    metrics.sign_duration.observe(t.elapsed().as_secs_f64());
-    let success = matches!(outcome, firefly_core::issuance::Outcome::Issued(_));
-    metrics
-        .signer_sign
-        .with_label_values(&[if success { "true" } else { "false" }, front_door])
-        .inc();
+    if let Some(success) = signature_attempted(&outcome) {
+        metrics.sign_duration.observe(t.elapsed().as_secs_f64());
+        metrics
+            .signer_sign
+            .with_label_values(&[if success { "true" } else { "false" }, front_door])
+            .inc();
+    }
     outcome
+}
+
+/// Whether `outcome` came from a signature attempt, and if so whether it succeeded; `None` when
+/// nothing was signed. The core reports a failed attempt as a Retry with the reason of
+/// [`IssueError::Signing`] or [`IssueError::PostSignCheck`] (the only errors raised once signing
+/// has begun).
+///
+/// [`IssueError::Signing`]: firefly_core::ca::IssueError::Signing
+/// [`IssueError::PostSignCheck`]: firefly_core::ca::IssueError::PostSignCheck
+fn signature_attempted(outcome: &firefly_core::issuance::Outcome) -> Option<bool> {
+    use firefly_core::ca::IssueError;
+    use firefly_core::issuance::Outcome;
+    match outcome {
+        Outcome::Issued(_) => Some(true),
+        Outcome::Retry { reason, .. }
+            if *reason == IssueError::Signing(String::new()).reason()
+                || *reason
+                    == (IssueError::PostSignCheck {
+                        rule: "",
+                        detail: String::new(),
+                    })
+                    .reason() =>
+        {
+            Some(false)
+        }
+        Outcome::Refused { .. } | Outcome::Retry { .. } => None,
+    }
 }
 
 /// Publishes `note` as an event on the object `regarding`: best effort, a failure is logged.
@@ -158,23 +191,16 @@ pub(crate) async fn publish_event(
     publish_bounded(recorder, &event, regarding).await;
 }
 
-/// Publishes `event` on `regarding` within [`EVENT_TIMEOUT`]: a slow events API must not hold a
-/// reconcile (and the object's next decision) or the issuer status loop behind it. Best effort:
-/// a failure or a timeout is logged.
+/// Queues `event` on `regarding` for the recorder's background task and returns at once: a slow
+/// events API must not hold a reconcile (and the object's next decision) or the issuer status
+/// loop behind it. Best effort: a full queue drops the event, a failure is logged (each publish
+/// is bounded by [`crate::events::CALL_TIMEOUT`]).
 pub(crate) async fn publish_bounded(
     recorder: &EventRecorder,
     event: &Event,
     regarding: &ObjectReference,
 ) {
-    match tokio::time::timeout(EVENT_TIMEOUT, recorder.publish(event, regarding)).await {
-        Ok(Ok(())) => tracing::debug!(reason = %event.reason, "event published"),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, reason = %event.reason, "event could not be published")
-        }
-        Err(_) => {
-            tracing::warn!(reason = %event.reason, "event not published within {EVENT_TIMEOUT:?}")
-        }
-    }
+    recorder.record(event, regarding);
 }
 
 /// The log lines of an issued certificate: the clamp note and, when the configuration asks for
@@ -216,3 +242,114 @@ pub(crate) fn log_issued(
 
 /// `s` cut to at most `max` bytes at a character boundary, with an ellipsis when cut.
 pub(super) use firefly_core::util::truncate_at_char_boundary as truncate;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use firefly_core::ca::IssueOptions;
+    use firefly_core::issuance::{IssuanceRequest, Outcome, Readiness, Scope, Subject};
+
+    /// An authority that answers every request with `outcome`.
+    struct Answers(Outcome);
+
+    impl Authority for Answers {
+        fn readiness(&self) -> Readiness {
+            Readiness {
+                ready: true,
+                message: "ready".into(),
+            }
+        }
+        fn issue(&self, _: &IssuanceRequest<'_>, _: &IssueOptions, _: SystemTime) -> Outcome {
+            self.0.clone()
+        }
+        fn chain_pems(&self) -> Option<Vec<String>> {
+            None
+        }
+        fn sub_ca_not_after(&self) -> Option<SystemTime> {
+            None
+        }
+        fn audit(&self) -> firefly_core::issuance::AuditSettings {
+            Default::default()
+        }
+        fn record_issued(&self, _: &Issued) {}
+    }
+
+    /// `firefly_signer_sign{success}` for each front door, after one request answered `outcome`.
+    fn counted(outcome: Outcome) -> [(u64, u64); 3] {
+        let metrics = crate::metrics::Metrics::new().unwrap();
+        let doors = [
+            "CertificateRequest",
+            "CertificateSigningRequest",
+            "PodCertificateRequest",
+        ];
+        let namespaces = ["*".to_owned()];
+        let request = IssuanceRequest {
+            subject: Subject::Csr {
+                pem: b"",
+                identities_annotation: None,
+            },
+            scope: Scope::Signer {
+                namespace: "apps",
+                namespaces: &namespaces,
+            },
+            policy: "istio-mtls",
+            duration: None,
+            usages: None,
+            is_ca: false,
+            trust_domain: None,
+        };
+        let authority = Answers(outcome);
+        doors.map(|door| {
+            issue_counted(
+                &authority,
+                &metrics,
+                door,
+                &request,
+                &IssueOptions::default(),
+                SystemTime::now(),
+            );
+            let sign = |success| {
+                metrics
+                    .signer_sign
+                    .with_label_values(&[success, door])
+                    .get()
+            };
+            (sign("true"), sign("false"))
+        })
+    }
+
+    #[test]
+    fn waits_and_refusals_sign_nothing_and_are_not_counted_as_signatures() {
+        let retry = |reason| Outcome::Retry {
+            reason,
+            message: "waiting".into(),
+        };
+        for outcome in [
+            retry("SignerNotReady"),
+            retry("PolicyStale"),
+            retry("SubCaNotValid"),
+            retry("SubCaExpiring"),
+            Outcome::Refused {
+                reason: "RequesterNotAllowed",
+                message: "refused".into(),
+            },
+            Outcome::Refused {
+                reason: "PolicyDenied",
+                message: "refused".into(),
+            },
+        ] {
+            assert_eq!(counted(outcome.clone()), [(0, 0); 3], "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_signature_is_counted_as_unsuccessful_by_every_door() {
+        for reason in ["SigningFailed", "PostSignCheckFailed"] {
+            let outcome = Outcome::Retry {
+                reason,
+                message: "failed".into(),
+            };
+            assert_eq!(counted(outcome), [(0, 1); 3], "{reason}");
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The process lifecycle around leader election, against kube-sim over HTTP: Lease calls that are
+//! never answered, renewals that fail or find another holder, an election task that dies, and
+//! the gauges each replica reports whether it leads or not.
+
+use std::time::{Duration, SystemTime};
+
+use firefly::leader::{LeaderHandle, LeaseSettings};
+use firefly::run::{ControllerHandle, Stopped};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, PostParams};
+use kube_sim::{FaultRule, KubeSim, SimOptions};
+use serde_json::json;
+use support::controller::*;
+
+const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
+const LEASE_NAMESPACE: &str = "venafi";
+/// The Lease of the environment's controllers.
+const CONTROLLER_LEASE: &str = "firefly-controller";
+
+fn leader_options() -> Options {
+    Options {
+        leader_election: true,
+        ..Options::default()
+    }
+}
+
+/// An environment whose controller, replica-a, holds the Lease.
+async fn env_with_leader() -> Env {
+    let env = Env::start_with(leader_options()).await;
+    kube_sim::wait_for(PATIENCE, || async {
+        env.lease_holder().as_deref() == Some("replica-a")
+    })
+    .await
+    .expect("replica-a leads");
+    env
+}
+
+fn leader_a(env: &mut Env) -> &mut ControllerHandle {
+    env.controller.as_mut().expect("replica-a runs")
+}
+
+/// kube-sim alone, with the Lease namespace.
+async fn sim() -> KubeSim {
+    let sim = KubeSim::start(SimOptions::default())
+        .await
+        .expect("kube-sim starts");
+    sim.ensure_namespace(LEASE_NAMESPACE).unwrap();
+    sim
+}
+
+fn lease_settings(name: &str, lease: Duration, renew: Duration, retry: Duration) -> LeaseSettings {
+    LeaseSettings {
+        namespace: LEASE_NAMESPACE.into(),
+        name: name.into(),
+        identity: "replica-x".into(),
+        lease_duration: lease,
+        renew_deadline: renew,
+        retry_period: retry,
+    }
+}
+
+async fn wait_leading(handle: &LeaderHandle, leading: bool) {
+    let mut rx = handle.subscribe();
+    tokio::time::timeout(PATIENCE, rx.wait_for(|l| *l == leading))
+        .await
+        .unwrap_or_else(|_| panic!("leadership never became {leading}"))
+        .expect("the election runs");
+}
+
+/// Writes the Lease as another replica that just took it over would, with a long duration so
+/// that nobody takes it back during the test.
+async fn take_lease_as(client: &kube::Client, name: &str, holder: &str) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
+    loop {
+        let mut lease = api.get(name).await.expect("the lease exists");
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        spec.holder_identity = Some(holder.into());
+        spec.lease_duration_seconds = Some(3600);
+        spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
+        match api.replace(name, &PostParams::default(), &lease).await {
+            Ok(_) => return,
+            // The holder renewed in between: read again.
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("lease {name} not taken over: {e}"),
+        }
+    }
+}
+
+/// `spec.renewTime` of the Lease as stored.
+fn renew_time(sim: &KubeSim, name: &str) -> SystemTime {
+    let lease = sim
+        .object("coordination.k8s.io", "leases", LEASE_NAMESPACE, name)
+        .expect("the lease exists");
+    let text = lease["spec"]["renewTime"].as_str().expect("renewTime set");
+    let at: jiff::Timestamp = text.parse().expect("renewTime is a timestamp");
+    SystemTime::from(at)
+}
+
+/// `GET /metrics` of a controller.
+async fn scrape(handle: &ControllerHandle) -> String {
+    let url = format!("http://{}/metrics", handle.admin_addresses().metrics);
+    reqwest::get(&url)
+        .await
+        .expect("metrics endpoint answers")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of the sample `name` (no labels) in a text exposition.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn issuers_ready(handle: &ControllerHandle) -> i64 {
+    handle
+        .metrics()
+        .issuers_ready
+        .with_label_values(&["Issuer"])
+        .get()
+}
+
+fn signed(handle: &ControllerHandle) -> u64 {
+    handle
+        .metrics()
+        .signer_sign
+        .with_label_values(&["true", "CertificateRequest"])
+        .get()
+}
+
+async fn issue_one(env: &Env) {
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+    let name = env
+        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
+        .await;
+    env.approve(NS, &name).await;
+    env.wait_ready_reason(NS, &name, "Issued").await;
+}
+
+/// A Lease read the API server never answers must not hold a candidate for ever: the call gives
+/// up after max(1 s, renewDeadline / 2) and the next attempt takes the free lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_whose_lease_read_never_answers_still_takes_over() {
+    let mut env = env_with_leader().await;
+    env.stop_controller().await;
+    assert_eq!(env.lease_holder().as_deref(), Some(""), "released");
+    // The next Lease read is held for an hour: the standby's first attempt.
+    env.sim.faults().inject(
+        FaultRule::latency(Duration::from_secs(3600))
+            .verb("get")
+            .resource("leases")
+            .times(1),
+    );
+    let reads_before = env.sim.request_count("get", "leases");
+    let (_bootstrap, standby) = env.start_replica("replica-b").await;
+    let mut leading = standby.leadership();
+    tokio::time::timeout(PATIENCE, leading.wait_for(|l| *l))
+        .await
+        .expect("the standby became leader despite a Lease read that never answered")
+        .unwrap();
+    assert_eq!(env.lease_holder().as_deref(), Some("replica-b"));
+    assert!(
+        env.sim.request_count("get", "leases") >= reads_before + 2,
+        "the held read was abandoned and tried again"
+    );
+    standby.shutdown().await;
+}
+
+/// Every replica holds its own sub-CA; its expiry is on every replica's `/metrics`, not only on
+/// the leader's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_reports_the_not_after_of_its_own_sub_ca() {
+    let env = env_with_leader().await;
+    let (bootstrap, standby) = env.start_replica("replica-b").await;
+    assert!(!standby.is_leader());
+    let expected = bootstrap
+        .signer()
+        .current()
+        .expect("the standby holds a sub-CA")
+        .not_after()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let text = scrape(&standby).await;
+    assert_eq!(
+        sample(&text, "firefly_subca_not_after_timestamp_seconds"),
+        Some(expected as f64),
+        "{text}"
+    );
+    standby.shutdown().await;
+}
+
+/// A replica that loses the lease stops its controller, and with it stops reporting issuers
+/// as Ready: `firefly_issuer_ready` is the leader's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_loses_the_lease_stops_reporting_issuers_ready() {
+    let mut env = env_with_leader().await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    let a = env.controller.as_ref().unwrap();
+    assert!(
+        support::eventually(PATIENCE, || issuers_ready(a) == 1).await,
+        "the leader reports its issuer Ready"
+    );
+    take_lease_as(&env.client, CONTROLLER_LEASE, "intruder").await;
+    let mut leading = a.leadership();
+    tokio::time::timeout(PATIENCE, leading.wait_for(|l| !*l))
+        .await
+        .expect("replica-a stepped down")
+        .unwrap();
+    assert!(
+        support::eventually(PATIENCE, || issuers_ready(a) == 0).await,
+        "a replica that no longer leads reports no issuer Ready"
+    );
+    assert_eq!(a.metrics().leader.get(), 0);
+    env.stop_controller().await;
+}
+
+/// A renewal that finds another holder ends leadership at once, not after the renew deadline.
+/// The deadline here is a minute; the step-down is awaited for half of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_finds_another_holder_steps_down_at_its_next_renewal() {
+    let sim = sim().await;
+    let client = sim.client().await.unwrap();
+    let renew_deadline = Duration::from_secs(60);
+    let leader = LeaderHandle::spawn(
+        client.clone(),
+        lease_settings(
+            "step-down",
+            Duration::from_secs(120),
+            renew_deadline,
+            Duration::from_millis(200),
+        ),
+        None,
+    );
+    wait_leading(&leader, true).await;
+    take_lease_as(&client, "step-down", "intruder").await;
+    let mut rx = leader.subscribe();
+    tokio::time::timeout(renew_deadline / 2, rx.wait_for(|l| !*l))
+        .await
+        .expect("stepped down well before the renew deadline")
+        .unwrap();
+    assert!(!leader.is_leader());
+    leader.release().await;
+    let lease = sim
+        .object(
+            "coordination.k8s.io",
+            "leases",
+            LEASE_NAMESPACE,
+            "step-down",
+        )
+        .unwrap();
+    assert_eq!(
+        lease["spec"]["holderIdentity"], "intruder",
+        "a lease held by another replica is not released: {lease:#}"
+    );
+}
+
+/// A leader whose renewals all fail gives up leadership by its renew deadline, counted from its
+/// last good renewal, and so before any standby could take the lease over. The retry period is
+/// nearly the deadline: a leader that slept a whole retry period past its deadline would keep
+/// its flag for almost twice the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_renewals_fail_steps_down_by_its_renew_deadline() {
+    let sim = sim().await;
+    let client = sim.client().await.unwrap();
+    let (lease_duration, renew_deadline, retry_period) = (
+        Duration::from_secs(20),
+        Duration::from_secs(10),
+        Duration::from_millis(9_500),
+    );
+    let leader = LeaderHandle::spawn(
+        client,
+        lease_settings("failing", lease_duration, renew_deadline, retry_period),
+        None,
+    );
+    wait_leading(&leader, true).await;
+    // Before the first renewal (a retry period away): every Lease call fails from now on.
+    sim.faults()
+        .inject(FaultRule::error(500).resource("leases"));
+    let last_good = renew_time(&sim, "failing");
+    wait_leading(&leader, false).await;
+    let held_for = SystemTime::now()
+        .duration_since(last_good)
+        .unwrap_or_default();
+    // Measured against the configured deadline, with a margin of half the retry period for a
+    // busy machine; a standby could take over only after the lease duration.
+    let bound = renew_deadline + retry_period / 2;
+    assert!(
+        held_for < bound,
+        "leader flag kept {held_for:?} after the last good renewal (renewDeadline {renew_deadline:?})"
+    );
+    assert!(held_for < lease_duration);
+    sim.faults().clear();
+    leader.release().await;
+}
+
+/// The election task dies (a crash of that task): the controller stops at once — it renews no
+/// lease any more — and says so; a standby takes over, and the old leader signs nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_whose_election_dies_stops_and_the_standby_takes_over() {
+    let mut env = env_with_leader().await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    issue_one(&env).await;
+    let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
+    let a = leader_a(&mut env);
+    let signed_before = signed(a);
+    a.abort_election();
+    let stopped = tokio::time::timeout(PATIENCE, a.stopped())
+        .await
+        .expect("the controller stopped once its election ended");
+    assert_eq!(stopped, Stopped::ElectionEnded);
+    assert!(!a.is_leader());
+    assert_eq!(a.metrics().leader.get(), 0);
+    let mut leading = standby.leadership();
+    tokio::time::timeout(PATIENCE, leading.wait_for(|l| *l))
+        .await
+        .expect("replica-b took over")
+        .unwrap();
+    for _ in 0..5 {
+        issue_one(&env).await;
+    }
+    let a = env.controller.as_ref().unwrap();
+    assert_eq!(
+        signed(a),
+        signed_before,
+        "replica-a signed after its election died"
+    );
+    let outcome = env.controller.take().unwrap().shutdown().await;
+    assert!(outcome.lease_released, "{outcome:?}");
+    assert_eq!(env.lease_holder().as_deref(), Some("replica-b"));
+    standby.shutdown().await;
+}
+
+/// A leader whose election task died still gives the lease up on shutdown, so that a standby
+/// takes over at once instead of after the lease duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_election_died_still_releases_the_lease_on_shutdown() {
+    let mut env = env_with_leader().await;
+    let a = leader_a(&mut env);
+    a.abort_election();
+    let stopped = tokio::time::timeout(PATIENCE, a.stopped())
+        .await
+        .expect("the controller stopped once its election ended");
+    assert_eq!(stopped, Stopped::ElectionEnded);
+    let outcome = env.controller.take().unwrap().shutdown().await;
+    assert!(outcome.clean(), "{outcome:?}");
+    assert_eq!(
+        env.lease_holder().as_deref(),
+        Some(""),
+        "the lease was not released after the election task died"
+    );
+}
