@@ -523,13 +523,24 @@ fn print_latencies(what: &str, s: &e2e::LatencySummary, note: &str) {
 }
 
 /// `openssl verify -x509_strict -purpose sslclient` of the chain against the root, printed.
+/// Without openssl on PATH the check is skipped with a note, except under CI (`CI=true`, as
+/// `.ci/run` and CI services set it), where a skipped independent check is a failure.
 fn print_openssl_verify(chain_pem: &str, root_pem: &str) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     match e2e::openssl_verify(chain_pem, root_pem, dir.path())? {
         Some(out) => println!("      openssl verify -x509_strict -purpose sslclient: {out}"),
+        None if under_ci() => bail!(
+            "openssl is not on PATH and CI is set: the independent check may not be skipped \
+             in CI (install openssl)"
+        ),
         None => println!("      openssl not found on PATH: independent check skipped"),
     }
     Ok(())
+}
+
+/// Whether the demo runs under CI: `CI` set to `true` or `1` (any case).
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// Prints the leaf's fields the way a person checks an SVID.

@@ -320,21 +320,22 @@ async fn a_throttled_status_write_waits_for_retry_after() {
     assert_eq!(env.signed(), 2);
 }
 
-/// A request event stuck in a slow events API (60 s here) is given up after the same 5 s
-/// bound as issuer events, so the request's next trigger (its issuer turning Ready) is acted
-/// on well before the event call would have returned. A liveness bound, not a speed figure.
+/// A request event stuck in a slow events API (one that never answers within the test) is
+/// given up after the same 5 s bound as issuer events, so the request's next trigger (its issuer
+/// turning Ready) is acted on: the request is Issued within the test's patience, which a decision
+/// held by the event call could not be. A liveness property: how soon is printed, not bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_events_api_does_not_hold_the_next_decision() {
+    /// Far beyond the test's patience: a decision that waited for the event would never come.
+    const HUNG: Duration = Duration::from_secs(3600);
     let env = Env::start_with(Options {
         check_approval: false,
         ..Options::default()
     })
     .await;
-    env.sim.faults().inject(
-        FaultRule::latency(Duration::from_secs(60))
-            .verb("create")
-            .resource("events"),
-    );
+    env.sim
+        .faults()
+        .inject(FaultRule::latency(HUNG).verb("create").resource("events"));
     let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
     let name = env
         .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
@@ -343,15 +344,15 @@ async fn a_slow_events_api_does_not_hold_the_next_decision() {
     env.wait_ready_reason(NS, &name, "Pending").await;
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
     let ready = Instant::now();
-    let issued = kube_sim::wait_for(Duration::from_secs(30), || async {
+    // PATIENCE is far short of the hung event call.
+    kube_sim::wait_for(PATIENCE, || async {
         env.request(NS, &name)
             .is_some_and(|o| ready_reason(&o).as_deref() == Some("Issued"))
     })
-    .await;
-    assert!(
-        issued.is_ok(),
-        "not issued within 30 s of its issuer turning Ready: the hung event held the request"
-    );
+    .await
+    .unwrap_or_else(|_| {
+        panic!("not issued once its issuer turned Ready: the hung event held the request")
+    });
     eprintln!("issued {:?} after the issuer turned Ready", ready.elapsed());
 }
 

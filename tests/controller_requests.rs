@@ -515,6 +515,21 @@ async fn namespaced_issuer_does_not_serve_other_namespaces() {
     })
     .await
     .expect("pending: no Issuer firefly-istio in sandbox");
+    let obj = env.request("sandbox", &name).expect("request");
+    let message = ready_message(&obj);
+    assert!(
+        message.starts_with("IssuerNotFound:"),
+        "Pending for another cause: {obj:#}"
+    );
+    assert!(obj["status"].get("certificate").is_none(), "{obj:#}");
+    // Control: a request the issuer does serve, in its own namespace, is signed; the one in
+    // sandbox still is not (the counter is the signer's own).
+    let control = approved(&env, &workload_request(WORKLOAD)).await;
+    env.wait_ready_reason(NS, &control, "Issued").await;
+    assert_eq!(env.signed(), 1, "only the istio-system request was signed");
+    let obj = env.request("sandbox", &name).expect("request");
+    assert_eq!(ready_reason(&obj).as_deref(), Some("Pending"), "{obj:#}");
+    assert!(obj["status"].get("certificate").is_none(), "{obj:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,9 +15,20 @@ const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 struct Process {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The thread collecting `lines`; it ends at the end of stderr.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Process {
+    /// Every stderr line, once the process has exited: the collecting thread is joined (it ends
+    /// when the process's stderr does), so no line is still on its way.
+    fn stderr_to_the_end(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the stderr reader");
+        }
+        self.lines.lock().unwrap().join("\n")
+    }
+
     fn logs(&self) -> Vec<Value> {
         self.lines
             .lock()
@@ -60,12 +71,16 @@ fn spawn_with_hostname(config_path: &std::path::Path, hostname: Option<&str>) ->
     let stderr = child.stderr.take().unwrap();
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line);
         }
     });
-    Process { child, lines }
+    Process {
+        child,
+        lines,
+        reader: Some(reader),
+    }
 }
 
 /// The in-process environment provides kube-sim and the mock (with `opts`); its own controller
@@ -326,6 +341,26 @@ impl FakeTlspc {
         FakeTlspc { port, requests }
     }
 
+    /// Connects and sends `marker` as a request line, then waits until the listener has
+    /// recorded it: it accepts connections in order, so every connection made before this one
+    /// has been recorded too. Returns what was recorded before the marker.
+    fn recorded_before(&self, marker: &str) -> Vec<String> {
+        use std::io::Write as _;
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("the fake TLSPC");
+        writeln!(stream, "{marker}").unwrap();
+        for _ in 0..1200 {
+            {
+                let requests = self.requests.lock().unwrap();
+                if let Some(at) = requests.iter().position(|r| r == marker) {
+                    return requests[..at].to_vec();
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the fake TLSPC never recorded {marker:?}");
+    }
+
     fn wait_for_request(&self) -> String {
         for _ in 0..600 {
             if let Some(first) = self.requests.lock().unwrap().first() {
@@ -410,16 +445,17 @@ fn firefly_run_refuses_plain_http_to_a_non_loopback_host_before_connecting() {
     }
     let status = status.expect("firefly run exits");
     assert!(!status.success(), "{status:?}");
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let stderr = process.lines.lock().unwrap().join("\n");
+    let stderr = process.stderr_to_the_end();
     assert!(
         stderr.contains("bootstrap.vaas.url")
             && stderr.contains("bootstrap.vaas.allowInsecureHTTP"),
         "{stderr}"
     );
+    // The process has exited: any connection it made was accepted before the test's own.
+    let before = tlspc.recorded_before("BARRIER");
     assert!(
-        tlspc.requests.lock().unwrap().is_empty(),
-        "nothing may connect before the refusal"
+        before.is_empty(),
+        "nothing may connect before the refusal: {before:?}"
     );
 }
 

@@ -11,6 +11,11 @@ use support::verifiers::{openssl_verify, python_verify, split_pem};
 use x509_parser::prelude::*;
 
 const URI: &str = "spiffe://cluster.local/ns/default/sa/sleep";
+/// verify_chain.py's reason when cryptography's verifier finds the leaf's signature wrong.
+const PYTHON_BAD_SIGNATURE: &str = "signature does not match";
+/// verify_chain.py's reason when no path reaches the trusted root (every candidate issuer was
+/// tried and refused: a root of another hierarchy with the same name fails on the signature).
+const PYTHON_NO_PATH: &str = "candidates exhausted";
 
 fn request(csr: &[u8]) -> LeafRequest<'_> {
     LeafRequest {
@@ -95,10 +100,29 @@ fn rsa_and_ed25519_sub_cas_sign_verifiable_chains() {
     assert_independently_verified(&issue_for(&ed_pki, &p256(), None), false);
 }
 
+/// A refusal by `judge` (its verdict `v`) for the reason `needle` in its output: a judge that
+/// failed for another reason (openssl missing an option, Python crashing) proves nothing.
+fn assert_refused(judge: &str, v: &support::verifiers::Verdict, needle: &str) {
+    assert!(
+        !v.ok,
+        "{judge} accepted a chain it must refuse: {}",
+        v.output
+    );
+    assert!(
+        v.output.contains(needle),
+        "{judge} refused, but not with {needle:?}: {}",
+        v.output
+    );
+}
+
 #[test]
 fn tampered_chains_are_rejected_by_both_verifiers() {
     let pki = PkiBuilder::default().build();
     let issued = issue_for(&pki, &p256(), None);
+    // Positive control: the same judges, called the same way, accept the untampered chain, so the
+    // refusals below come from the tampering.
+    assert_independently_verified(&issued, true);
+
     let mut der = leaf_der(&issued);
     // Change one character of the URI inside the signed part: the signature no longer matches.
     let pos = der
@@ -111,19 +135,28 @@ fn tampered_chains_are_rejected_by_both_verifiers() {
     let chain = format!("{tampered_leaf}{rest}");
     for purpose in ["sslclient", "sslserver"] {
         let v = openssl_verify(&chain, &issued.ca_pem, purpose);
-        assert!(!v.ok, "openssl accepted a tampered leaf: {}", v.output);
+        // openssl's X509_V_ERR_CERT_SIGNATURE_FAILURE (7).
+        assert_refused(
+            &format!("openssl -purpose {purpose}"),
+            &v,
+            "certificate signature failure",
+        );
     }
+    // The URI the tampered leaf now names: only the signature is wrong.
     let v = python_verify(
         &chain,
         &issued.ca_pem,
         "spiffe://cluster.local/ns/default/sa/kleep",
     );
-    assert!(!v.ok, "cryptography accepted a tampered leaf: {}", v.output);
+    assert_refused("cryptography", &v, PYTHON_BAD_SIGNATURE);
 
     // A chain under another root is rejected too.
     let other = PkiBuilder::default().build();
-    assert!(!openssl_verify(&issued.chain_pem, &other.root_pem, "sslclient").ok);
-    assert!(!python_verify(&issued.chain_pem, &other.root_pem, URI).ok);
+    let v = openssl_verify(&issued.chain_pem, &other.root_pem, "sslclient");
+    // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY (20).
+    assert_refused("openssl", &v, "unable to get local issuer certificate");
+    let v = python_verify(&issued.chain_pem, &other.root_pem, URI);
+    assert_refused("cryptography", &v, PYTHON_NO_PATH);
 }
 
 #[test]
@@ -200,14 +233,61 @@ fn rsa_leaf_keeps_key_encipherment_from_the_policy() {
 
 #[test]
 fn serials_are_random_and_distinct() {
+    // 1,000 leaves for the same key and request: only the serial source can tell them apart.
+    const N: usize = 1000;
     let pki = PkiBuilder::default().build();
     let key = p256();
-    let a = issue_for(&pki, &key, None);
-    let b = issue_for(&pki, &key, None);
-    assert_ne!(
-        a.serial_hex, b.serial_hex,
-        "same key must not give the same serial (rcgen's default)"
+    let csr = RawCsr::istio(&key, URI).pem(&key);
+    let policy = support::policies::compiled_istio_policy();
+    let serials: Vec<[u8; 16]> = (0..N)
+        .map(|_| {
+            let issued = issue(
+                &pki.sub_ca,
+                &policy,
+                &request(csr.as_bytes()),
+                &IssueOptions::default(),
+                SystemTime::now(),
+            )
+            .expect("issued");
+            let der = leaf_der(&issued);
+            let (_, cert) = X509Certificate::from_der(&der).expect("leaf parses");
+            let raw = cert.tbs_certificate.raw_serial();
+            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(issued.serial_hex.to_lowercase(), hex);
+            raw.try_into()
+                .unwrap_or_else(|_| panic!("serial of {} octets, not 16", raw.len()))
+        })
+        .collect();
+    // Positive, with no leading zero octet (C20): the first octet is 0b01xx_xxxx, so 126 bits
+    // are random.
+    for s in &serials {
+        assert!(s[0] & 0xc0 == 0x40, "first octet {:#04x}", s[0]);
+    }
+    // Distinct, and distinct already in their high 8 octets (62 random bits: a collision among
+    // 1,000 has odds of about 1 in 10^13).
+    let high: std::collections::HashSet<&[u8]> = serials.iter().map(|s| &s[..8]).collect();
+    assert_eq!(high.len(), N, "two serials share their high 8 octets");
+    // Not a counter: sorted, neighbours are far apart (random 126-bit values are ~2^116 apart
+    // on average; a counter or a timestamp-based serial would be within 2^64).
+    let mut values: Vec<u128> = serials.iter().map(|s| u128::from_be_bytes(*s)).collect();
+    values.sort_unstable();
+    let closest = values.windows(2).map(|w| w[1] - w[0]).min().unwrap();
+    assert!(
+        closest > 1u128 << 64,
+        "two serials are only {closest} apart: sequential?"
     );
+    // Every random bit position is set in about half the serials (mean 500, sd 16: the bounds
+    // are more than 9 sd away), so no octet is fixed or biased.
+    for bit in 2..128 {
+        let set = serials
+            .iter()
+            .filter(|s| s[bit / 8] & (0x80 >> (bit % 8)) != 0)
+            .count();
+        assert!(
+            (350..=650).contains(&set),
+            "bit {bit} of the serial is set in {set} of {N}"
+        );
+    }
 }
 
 #[test]

@@ -216,6 +216,25 @@ async fn wait_certificate(env: &Env, name: &str, why: &str) {
     .expect(why);
 }
 
+/// A barrier through the CSR door: a workload CSR for the mesh signer, created and approved by
+/// the admin now, waited for until signed. The door reads one watch of every CSR, in order, so
+/// whatever it was to do about the events before this one's has been done once it is signed
+/// (a negative assertion counts after it). Returns its name.
+async fn barrier(env: &Env) -> String {
+    let admin: Api<CertificateSigningRequest> = Api::all(env.client.clone());
+    let key = p256();
+    let request = csr(
+        CLUSTER_SIGNER,
+        &agent_csr(&key, WORKLOAD),
+        &WORKLOAD_USAGES,
+        None,
+    );
+    let name = create(&admin, request, &[]).await;
+    approve(&admin, &name, "Approved").await;
+    wait_certificate(env, &name, "the barrier CSR is signed").await;
+    name
+}
+
 fn failed(obj: &Value) -> Option<(String, String)> {
     let c = condition(obj, "Failed")?;
     Some((
@@ -449,8 +468,9 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
     let missing = missing_warnings().await;
     assert!(missing.is_empty(), "no Warning event: {missing:?}");
 
-    // Nothing was written to the untouched ones: one status write per answered CSR.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing was written to the untouched ones: one status write per answered CSR, counted
+    // once a barrier CSR created after all of them is signed.
+    barrier(&env).await;
     for name in [&unapproved, &denied, &foreign] {
         let obj = stored(&env, name);
         assert!(failed(&obj).is_none(), "{name}: {obj:#}");
@@ -468,7 +488,8 @@ async fn bad_csrs_are_left_untouched_or_failed_with_the_section_9_reason() {
     assert_eq!(
         env.sim
             .request_count("patch", "certificatesigningrequests/status"),
-        cases.len() as u64 + 2
+        cases.len() as u64 + 3,
+        "the failed cases, the sandbox Issuer's two and the barrier"
     );
 }
 
@@ -541,20 +562,30 @@ async fn a_certificate_set_by_someone_else_before_our_write_is_kept_and_ours_is_
     })
     .await
     .expect("our write answered 409");
-    // The re-decision leaves the CSR untouched.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The re-decision (the watch brings the other writer's copy) leaves the CSR untouched:
+    // judged once a barrier CSR created after that copy is signed.
+    barrier(&env).await;
     assert_eq!(
         decoded_certificate(&stored(&env, &name)).trim(),
         env.root_pem().trim()
     );
-    assert_eq!(signed(), 1, "not signed again");
     assert_eq!(
+        signed(),
+        2,
+        "not signed again (the second is the barrier's)"
+    );
+    let issued_outcomes = || {
         metrics
             .issuance_outcomes
             .with_label_values(&["CertificateSigningRequest", "Issued"])
-            .get(),
-        0,
-        "a certificate not delivered is not counted as issued"
+            .get()
+    };
+    // Counted once the barrier's write is accepted, which can be just after it is stored.
+    let _ = kube_sim::wait_for(PATIENCE, || async { issued_outcomes() >= 1 }).await;
+    assert_eq!(
+        issued_outcomes(),
+        1,
+        "a certificate not delivered is not counted as issued (the barrier's is)"
     );
     assert_eq!(
         metrics
@@ -567,7 +598,8 @@ async fn a_certificate_set_by_someone_else_before_our_write_is_kept_and_ours_is_
     assert_eq!(
         env.sim
             .request_count("patch", "certificatesigningrequests/status"),
-        1
+        2,
+        "our refused write and the barrier's"
     );
 }
 
@@ -617,16 +649,43 @@ async fn two_replicas_answer_each_csr_once_and_a_csr_deleted_mid_flight_is_let_g
     api.delete(&name, &DeleteParams::default())
         .await
         .expect("deleted mid-flight");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
+    // The held write meets the 404: audited as signed-not-delivered.
+    let not_delivered = || {
+        leader
+            .signed_not_delivered
+            .with_label_values(&["CertificateSigningRequest"])
+            .get()
+    };
+    kube_sim::wait_for(PATIENCE, || async { not_delivered() == 1 })
+        .await
+        .expect("the write met the 404");
+    // Then a barrier through the leader's queue: a later CSR, signed.
+    let key = p256();
+    let request = csr(
+        CLUSTER_SIGNER,
+        &agent_csr(&key, WORKLOAD),
+        &WORKLOAD_USAGES,
+        Some(86400),
+    );
+    istiod_sign(&api, &request).await;
+    let issued_outcomes = || {
         leader
             .issuance_outcomes
             .with_label_values(&["CertificateSigningRequest", "Issued"])
-            .get(),
-        3,
-        "the undelivered certificate is not counted"
+            .get()
+    };
+    // Counted once the barrier's write is accepted, which can be just after istiod sees it.
+    let _ = kube_sim::wait_for(PATIENCE, || async { issued_outcomes() >= 4 }).await;
+    assert_eq!(
+        issued_outcomes(),
+        4,
+        "the undelivered certificate is not counted (the fourth is the barrier's)"
     );
-    assert_eq!(signed(leader), 4, "not signed again");
+    assert_eq!(
+        signed(leader),
+        5,
+        "not signed again (the fifth is the barrier's)"
+    );
     assert_eq!(
         leader.write_errors.with_label_values(&["404"]).get(),
         0,
@@ -684,6 +743,15 @@ async fn warnings(env: &Env, name: &str, reason: &str) -> Vec<k8s_openapi::api::
         .collect()
 }
 
+/// How many times `events` were observed: an event repeated on its object is one Event with a
+/// `series` counting the occurrences.
+fn occurrences(events: &[k8s_openapi::api::events::v1::Event]) -> i32 {
+    events
+        .iter()
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count.max(1)))
+        .sum()
+}
+
 /// Signatures made for the CSR door.
 fn csrs_signed(env: &Env) -> u64 {
     env.controller
@@ -728,8 +796,13 @@ async fn a_csr_for_an_issuer_not_ready_waits_with_a_warning_and_no_write_then_is
         note.contains("istio-ca") && note.contains("not ready"),
         "{note}"
     );
-    // Past the first retry (1 s): still waiting, still unwritten.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Past the first retry (1 s): decided again (its Warning repeated), still waiting, still
+    // unwritten. A write or a signature any later while waiting shows in the final counts.
+    kube_sim::wait_for(PATIENCE, || async {
+        occurrences(&warnings(&env, &name, "IssuerNotReady").await) >= 2
+    })
+    .await
+    .expect("the CSR decided again while the issuer is not Ready");
     let obj = stored(&env, &name);
     assert!(failed(&obj).is_none(), "{obj:#}");
     assert!(obj["status"].get("certificate").is_none(), "{obj:#}");
@@ -752,6 +825,11 @@ async fn a_csr_for_an_issuer_not_ready_waits_with_a_warning_and_no_write_then_is
     assert!(v.ok, "openssl: {}", v.output);
     assert!(failed(&stored(&env, &name)).is_none());
     assert_eq!(status_patches(&env), 1, "one status write");
+    assert_eq!(
+        csrs_signed(&env),
+        1,
+        "signed once, when the issuer was Ready"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -813,13 +891,15 @@ async fn kubectl_certificate_approve_is_all_firefly_needs_to_sign() {
     let file = dir.path().join("my-csr.json");
     std::fs::write(&file, serde_json::to_string(&request).unwrap()).unwrap();
     env.kubectl(&["create", "-f", file.to_str().unwrap()], None);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Judged once a barrier CSR created after it is signed.
+    barrier(&env).await;
     assert!(
         stored(&env, "my-csr")["status"]
             .get("certificate")
             .is_none(),
         "nothing is signed before the approval"
     );
+    assert_eq!(csrs_signed(&env), 1, "only the barrier is signed");
     env.kubectl(&["certificate", "approve", "my-csr"], None);
     wait_certificate(&env, "my-csr", "signed once approved").await;
     let encoded = env.kubectl(
@@ -850,6 +930,7 @@ async fn kubectl_certificate_approve_is_all_firefly_needs_to_sign() {
 /// certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backoff() {
+    let refused = RefusedWrites::install();
     let env = Env::start_with(options("5m")).await;
     mesh_issuer(&env).await;
     let api = istiod(&env).await;
@@ -867,23 +948,97 @@ async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backof
     );
     let name = create(&api, request, &[]).await;
     approve(&api, &name, "Approved").await;
-    // 250 ms doubling, jittered into the upper half of each step: gaps of 125–250 ms, 250–500,
-    // 500–1000, 1–2 s, 2–4 s: at most 7 attempts in 6 s, and the longest gap at least twice the
-    // shortest even on a loaded machine. A fixed pause keeps every gap alike (the CSR door's
-    // 250 ms: ~30 attempts; the pod door's 5 s: one gap).
-    let gaps = attempt_gaps(|| status_patches(&env), Duration::from_secs(6)).await;
-    let attempts = status_patches(&env);
-    assert!(gaps.len() >= 3, "too few attempts to judge: {gaps:?}");
-    let (shortest, longest) = (gaps.iter().min().unwrap(), gaps.iter().max().unwrap());
-    assert!(
-        *longest >= 2 * *shortest,
-        "the pause does not grow: {gaps:?}"
-    );
-    assert!(attempts <= 8, "{attempts} refused writes in 6 s: {gaps:?}");
-    assert!(csrs_signed(&env) <= attempts, "one signature per attempt");
+    // A fixed pause keeps every gap alike (the CSR door's 250 ms: ~30 attempts in 6 s).
+    let gaps = refused.gaps(6).await;
+    assert_backoff_grows(&gaps);
     env.sim.faults().clear();
     wait_certificate(&env, &name, "signed once writes are taken").await;
+    assert!(
+        csrs_signed(&env) <= status_patches(&env),
+        "one signature per attempt: {} signed, {} writes",
+        csrs_signed(&env),
+        status_patches(&env)
+    );
     let chain = decoded_certificate(&stored(&env, &name));
     let v = openssl_verify(&chain, &env.root_pem(), "sslclient");
     assert!(v.ok, "openssl: {}", v.output);
+}
+
+/// When each status write was refused, as it happened: the controller audits every certificate
+/// whose write the API server refused (`signed-not-delivered`, with the HTTP code), and this
+/// recorder, installed as the test process's subscriber before the environment starts (whose own
+/// `try_init` then leaves it in place), timestamps each such line. Nothing is sampled, so a
+/// loaded machine cannot merge two attempts or shift one.
+#[derive(Clone, Default)]
+struct RefusedWrites(std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>);
+
+impl RefusedWrites {
+    fn install() -> RefusedWrites {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let recorder = RefusedWrites::default();
+        let audit = tracing_subscriber::filter::Targets::new()
+            .with_target("firefly::audit", tracing::Level::TRACE);
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::Layer::with_filter(recorder.clone(), audit),
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        recorder
+    }
+
+    fn times(&self) -> Vec<std::time::Instant> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits for `n` refused writes; returns the gaps between them.
+    async fn gaps(&self, n: usize) -> Vec<Duration> {
+        kube_sim::wait_for(PATIENCE, || async { self.times().len() >= n })
+            .await
+            .unwrap_or_else(|_| panic!("fewer than {n} refused writes: {:?}", self.times()));
+        let times = self.times();
+        times[..n].windows(2).map(|w| w[1] - w[0]).collect()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RefusedWrites {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.record(field, value);
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.record(field, &format!("{value:?}"));
+            }
+        }
+        impl Message {
+            fn record(&mut self, field: &tracing::field::Field, text: &str) {
+                if field.name() == "message" {
+                    self.0 = text
+                        .trim_start_matches('"')
+                        .starts_with("signed-not-delivered");
+                }
+            }
+        }
+        let at = std::time::Instant::now();
+        let mut message = Message(false);
+        event.record(&mut message);
+        if message.0 {
+            self.0.lock().unwrap().push(at);
+        }
+    }
+}
+
+/// The growth of a backoff, judged on the gaps between six refused writes with wide margins:
+/// 250 ms doubling, jittered into the upper half of each step, gives gaps of 125–250 ms, 250–500,
+/// 500–1000, 1–2 s and 2–4 s (plus the signing and the write), so the last is at least twice the
+/// first however loaded the machine; a fixed pause keeps them alike. The last gap is at least
+/// 1 s too: a pause that grows from next to nothing still hammers.
+fn assert_backoff_grows(gaps: &[Duration]) {
+    eprintln!("gaps between refused writes: {gaps:?}");
+    let (first, last) = (gaps[0], gaps[gaps.len() - 1]);
+    assert!(last >= 2 * first, "the pause does not grow: {gaps:?}");
+    assert!(
+        last >= Duration::from_secs(1),
+        "the pause stays short: {gaps:?}"
+    );
 }

@@ -424,12 +424,22 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
         .await
         .unwrap();
 
-    // Every answer above was one write, and the terminal requests were never written again.
+    // Every answer above was one write, and the terminal requests were never written again:
+    // counted once a barrier through each served signer's watch and queue (a later request of
+    // that signer, answered) has been answered.
     let answered = 11;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let barriers = [
+        (PODS, KeyType::EcdsaP256),
+        (RSA2048, KeyType::Rsa3072),
+        (SHORT, KeyType::EcdsaP256),
+        (VERIFIED, KeyType::EcdsaP256),
+    ];
+    for (signer, key) in barriers {
+        ask(&kubelet, "sandbox", "web-0", &source(signer, key, None)).await;
+    }
     assert_eq!(
         status_writes(&env),
-        answered,
+        answered + barriers.len() as u64,
         "one status write per request"
     );
     let name = unserved["metadata"]["name"].as_str().unwrap();
@@ -448,11 +458,18 @@ async fn kubelet_requests_on_1_37_are_issued_or_denied_with_the_contract_reasons
         "{stored}"
     );
 
-    let metrics = env.controller.as_ref().unwrap().metrics().render().unwrap();
+    // The barriers included: two more issued, one more UnsupportedKeyType.
+    let controller_metrics = env.controller.as_ref().unwrap().metrics().clone();
+    // An outcome is counted once its write is accepted, which can be just after the kubelet sees it.
+    let _ = kube_sim::wait_for(PATIENCE, || async {
+        counter(&controller_metrics, ISSUED) >= 8
+    })
+    .await;
+    let metrics = controller_metrics.render().unwrap();
     for line in [
-        "firefly_issuance_outcomes_total{front_door=\"PodCertificateRequest\",outcome=\"Issued\"} 6",
-        "firefly_issuance_outcomes_total{front_door=\"PodCertificateRequest\",outcome=\"UnsupportedKeyType\"} 2",
-        "firefly_signer_sign{success=\"true\",type=\"PodCertificateRequest\"} 6",
+        "firefly_issuance_outcomes_total{front_door=\"PodCertificateRequest\",outcome=\"Issued\"} 8",
+        "firefly_issuance_outcomes_total{front_door=\"PodCertificateRequest\",outcome=\"UnsupportedKeyType\"} 3",
+        "firefly_signer_sign{success=\"true\",type=\"PodCertificateRequest\"} 8",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
@@ -647,13 +664,19 @@ async fn deletion_mid_flight_two_replicas_and_a_tlspc_outage() {
     for out in futures::future::join_all(requests).await {
         issued(&out.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        counter(&a, ISSUED) + counter(b.metrics(), ISSUED),
-        6,
-        "one delivered answer per request across both replicas"
-    );
+    // Counted once a barrier (a later request through the same watch, answered) is in and the
+    // second replica has stopped (its reconciles in flight finish first).
+    issued(&ask(&kubelet, "sandbox", "web-0", &pc).await);
+    let b_metrics = b.metrics().clone();
     b.shutdown().await;
+    let delivered = || counter(&a, ISSUED) + counter(&b_metrics, ISSUED);
+    // An answer is counted once its write is accepted, just after the kubelet may see it.
+    let _ = kube_sim::wait_for(PATIENCE, || async { delivered() >= 7 }).await;
+    assert_eq!(
+        delivered(),
+        7,
+        "one delivered answer per request across both replicas (the barrier's included)"
+    );
 
     // TLSPC down: signing goes on from the in-memory sub-CA until the policies are older than
     // policyMaxStaleness; then requests wait (Warning event, retry metric, no write) and are
@@ -772,11 +795,24 @@ async fn with_both_versions_served_each_request_is_answered_once_through_its_vie
         "spiffe://cluster.local/ns/sandbox/sa/web",
     );
     assert!(v.ok, "{}", v.output);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Counted once a barrier through each view (a later request with a stub and one without,
+    // each answered) is in.
+    issued(
+        &ask(
+            &kubelet,
+            "sandbox",
+            "web-0",
+            &source(PODS, KeyType::EcdsaP256, None),
+        )
+        .await,
+    );
+    let legacy_barrier = legacy_request(&env, "sandbox", &web).await;
+    let (t, _, obj) = terminal(&env, "sandbox", &legacy_barrier).await;
+    assert_eq!(t, "Issued", "{obj}");
     assert_eq!(
         status_writes(&env),
-        2,
-        "each request answered once, through one view"
+        4,
+        "each request answered once, through one view (the two barriers included)"
     );
     assert_eq!(
         lists(),
@@ -1056,8 +1092,16 @@ async fn under_the_tables_rbac_the_door_is_refused_nothing_and_reads_no_single_o
     )
     .await
     .expect("the door starts");
-    // The pod cache's first list.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The pod cache's first list is in: its watcher asks for the watch only once the list has
+    // been applied to the cache (a request answered before would read the pod with a GET).
+    let user = "system:serviceaccount:venafi:firefly";
+    kube_sim::wait_for(PATIENCE, || async {
+        sim.calls_by(user)
+            .iter()
+            .any(|c| c.resource == "pods" && c.subresource.is_empty() && c.verb == "watch")
+    })
+    .await
+    .expect("the door's pod cache lists and watches the pods");
     let kubelet = sim.kubelet("node-1").await.unwrap();
     for signer in [VERIFIED, PODS] {
         let out = ask(
@@ -1086,7 +1130,6 @@ async fn under_the_tables_rbac_the_door_is_refused_nothing_and_reads_no_single_o
         "NamespaceNotAllowed",
     )
     .await;
-    let user = "system:serviceaccount:venafi:firefly";
     assert!(
         sim.refused_calls_by(user).is_empty(),
         "{:?}",
@@ -1396,6 +1439,7 @@ async fn only_the_lease_holder_answers_pod_certificates_and_the_standby_takes_ov
 /// writes again, the request is issued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backoff() {
+    let refused = RefusedWrites::install();
     let env = env(Release::V1_37, false).await;
     let sim = &env.sim;
     pod(sim, "sandbox", "web-0", "node-1", "web");
@@ -1412,37 +1456,108 @@ async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backof
     let name = created["metadata"]["name"].as_str().unwrap().to_owned();
     let metrics = env.controller.as_ref().unwrap().metrics().clone();
     let signed = "firefly_signer_sign{success=\"true\",type=\"PodCertificateRequest\"}";
-    // 250 ms doubling, jittered into the upper half of each step: gaps of 125–250 ms, 250–500,
-    // 500–1000, 1–2 s, 2–4 s: at most 7 attempts in 6 s, and the longest gap at least twice the
-    // shortest even on a loaded machine. A fixed pause keeps every gap alike (the CSR door's
-    // 250 ms: ~30 attempts; the pod door's 5 s: one gap).
-    let gaps = attempt_gaps(|| status_writes(&env), Duration::from_secs(6)).await;
-    let attempts = status_writes(&env);
-    assert!(gaps.len() >= 3, "too few attempts to judge: {gaps:?}");
-    let (shortest, longest) = (gaps.iter().min().unwrap(), gaps.iter().max().unwrap());
+    // A fixed pause keeps every gap alike (the pod door once paused 5 s between attempts).
+    let gaps = refused.gaps(6).await;
+    assert_backoff_grows(&gaps);
+    sim.faults().clear();
+    // The next attempt comes after the next pause (4–8 s) and is taken.
+    kube_sim::wait_for(PATIENCE, || async {
+        stored_pcr(sim, "sandbox", &name)
+            .is_some_and(|o| o["status"]["certificateChain"].is_string())
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "not issued once writes are taken: {:?}",
+            stored_pcr(sim, "sandbox", &name)
+        )
+    });
     assert!(
-        *longest >= 2 * *shortest,
-        "the pause does not grow: {gaps:?}"
-    );
-    assert!(attempts <= 8, "{attempts} refused writes in 6 s: {gaps:?}");
-    assert!(
-        counter(&metrics, signed) <= attempts,
+        counter(&metrics, signed) <= status_writes(&env),
         "one signature per attempt at most"
     );
-    sim.faults().clear();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let stored = stored_pcr(sim, "sandbox", &name).expect("request kept");
-        if stored["status"]["certificateChain"].is_string() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not issued once writes are taken: {stored}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Counted once the write is accepted, which can be just after the chain is stored.
+    let _ = kube_sim::wait_for(PATIENCE, || async { counter(&metrics, ISSUED) >= 1 }).await;
     assert_eq!(counter(&metrics, ISSUED), 1);
+}
+
+/// When each status write was refused, as it happened: the controller audits every certificate
+/// whose write the API server refused (`signed-not-delivered`, with the HTTP code), and this
+/// recorder, installed as the test process's subscriber before the environment starts (whose own
+/// `try_init` then leaves it in place), timestamps each such line. Nothing is sampled, so a
+/// loaded machine cannot merge two attempts or shift one.
+#[derive(Clone, Default)]
+struct RefusedWrites(std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>);
+
+impl RefusedWrites {
+    fn install() -> RefusedWrites {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let recorder = RefusedWrites::default();
+        let audit = tracing_subscriber::filter::Targets::new()
+            .with_target("firefly::audit", tracing::Level::TRACE);
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::Layer::with_filter(recorder.clone(), audit),
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        recorder
+    }
+
+    fn times(&self) -> Vec<std::time::Instant> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits for `n` refused writes; returns the gaps between them.
+    async fn gaps(&self, n: usize) -> Vec<Duration> {
+        kube_sim::wait_for(PATIENCE, || async { self.times().len() >= n })
+            .await
+            .unwrap_or_else(|_| panic!("fewer than {n} refused writes: {:?}", self.times()));
+        let times = self.times();
+        times[..n].windows(2).map(|w| w[1] - w[0]).collect()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RefusedWrites {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.record(field, value);
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.record(field, &format!("{value:?}"));
+            }
+        }
+        impl Message {
+            fn record(&mut self, field: &tracing::field::Field, text: &str) {
+                if field.name() == "message" {
+                    self.0 = text
+                        .trim_start_matches('"')
+                        .starts_with("signed-not-delivered");
+                }
+            }
+        }
+        let at = std::time::Instant::now();
+        let mut message = Message(false);
+        event.record(&mut message);
+        if message.0 {
+            self.0.lock().unwrap().push(at);
+        }
+    }
+}
+
+/// The growth of a backoff, judged on the gaps between six refused writes with wide margins:
+/// 250 ms doubling, jittered into the upper half of each step, gives gaps of 125–250 ms, 250–500,
+/// 500–1000, 1–2 s and 2–4 s (plus the signing and the write), so the last is at least twice the
+/// first however loaded the machine; a fixed pause keeps them alike. The last gap is at least
+/// 1 s too: a pause that grows from next to nothing still hammers.
+fn assert_backoff_grows(gaps: &[Duration]) {
+    eprintln!("gaps between refused writes: {gaps:?}");
+    let (first, last) = (gaps[0], gaps[gaps.len() - 1]);
+    assert!(last >= 2 * first, "the pause does not grow: {gaps:?}");
+    assert!(
+        last >= Duration::from_secs(1),
+        "the pause stays short: {gaps:?}"
+    );
 }
 
 /// With `verifyPod`, the pod cache follows a watch that may trail the kubelet: here the pod was

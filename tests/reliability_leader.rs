@@ -1,6 +1,11 @@
 //! Reliability: two controller replicas with leader election on a Lease in kube-sim, each with
 //! its own sub-CA from the mock TLSPC; the leader is killed (aborted, lease not released) during a
 //! burst of istio-csr requests. Every request must still end Issued, exactly once.
+//!
+//! The takeover is judged as a liveness property: every request approved after the kill ends
+//! Issued within the test's patience, however slow the shared machine. How fast the standby
+//! takes over is a latency figure, for a benchmark (none measures it yet), not for this test:
+//! the time each request approved after the kill waited is printed, not bounded.
 
 use support::e2e;
 
@@ -17,10 +22,6 @@ const TOTAL: usize = BURST + AFTER_KILL;
 const PER_SECOND: u64 = 80;
 /// Bound of every wait; the machine is shared and a debug build is slow.
 const PATIENCE: Duration = Duration::from_secs(120);
-/// The takeover as a liveness property: the standby takes a lease whose record stopped changing
-/// after `leaseDuration` (2 s here) and tries every `retryPeriod` (200 ms); 10 s more absorb a
-/// shared, slow machine. Not a timed figure: the bound is generous.
-const TAKEOVER_BOUND: Duration = Duration::from_millis(2_000 + 200 + 10_000);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once() {
@@ -93,8 +94,8 @@ async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once()
         .unwrap();
 
     let mut failures = Vec::new();
-    let mut late = Vec::new();
     let mut after_kill = 0;
+    let mut slowest_after_kill = Duration::ZERO;
     for (name, approved_at) in &approvals {
         let t = tracker.get(name).expect("request never seen by the watch");
         if let Some((reason, message)) = &t.failed {
@@ -105,15 +106,15 @@ async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once()
             "{name} carried {} distinct certificates",
             t.certificates_seen
         );
-        // Liveness: a request approved after the kill is Ready within the takeover bound.
+        // Liveness: a request approved after the kill was issued (by the new leader) within
+        // the test's patience; how long it waited is reported, not bounded.
         if *approved_at > killed_at {
             after_kill += 1;
-            let waited = t
+            let issued_at = t
                 .issued_at
-                .map(|at| at.saturating_duration_since(*approved_at));
-            if waited.is_none_or(|w| w > TAKEOVER_BOUND) {
-                late.push(format!("{name}: {waited:?}"));
-            }
+                .unwrap_or_else(|| panic!("{name}, approved after the kill, never issued: {t:?}"));
+            slowest_after_kill =
+                slowest_after_kill.max(issued_at.saturating_duration_since(*approved_at));
         }
     }
     assert!(failures.is_empty(), "requests failed: {failures:?}");
@@ -121,12 +122,8 @@ async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once()
         after_kill >= AFTER_KILL,
         "{after_kill} requests approved after the kill"
     );
-    assert!(
-        late.is_empty(),
-        "{} requests approved after the kill not Ready within {TAKEOVER_BOUND:?}, e.g. {:?}",
-        late.len(),
-        &late[..late.len().min(5)]
-    );
+    // A shutdown lets the reconciles in flight finish: no write is still on its way.
+    replica_b.shutdown().await;
     let controller_writes = stack
         .sim
         .request_count("patch", "certificaterequests/status")
@@ -141,9 +138,9 @@ async fn killing_the_leader_mid_burst_leaves_every_request_issued_exactly_once()
     );
     println!(
         "leader killed after {issued_at_kill}/{BURST} issued; {after_kill} requests approved after \
-         the kill, each Ready within {TAKEOVER_BOUND:?}; all {TOTAL} issued exactly once"
+         the kill, the slowest Ready {slowest_after_kill:?} after its approval; all {TOTAL} issued \
+         exactly once"
     );
-    replica_b.shutdown().await;
     drop(boot_b);
 }
 

@@ -1,13 +1,13 @@
 //! The real TLSPC client against the real mock over loopback HTTP: login with every key type, token refresh, revocation, wrong keys, detached accounts, and the three error shapes.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use firefly::bootstrap::SystemClock;
 use firefly::bootstrap::client::{
     CallObserver, ClientError, ClientSettings, RetryPolicy, ServiceAccountKey, TlspcClient,
     UpstreamDetail,
 };
+use firefly::bootstrap::{Clock, SystemClock};
 use firefly::tlspc_mock::{MockServer, Seed};
 use serde_json::Value;
 use serde_json::json;
@@ -27,6 +27,11 @@ fn client_id(i: usize) -> String {
 /// The shipped seed with one attached account per key type, plus a detached one and one whose
 /// registered public key belongs to another key.
 async fn start_mock(wrong_public_key_pem: &str) -> MockServer {
+    start_mock_on(wrong_public_key_pem, Arc::new(SystemClock)).await
+}
+
+/// [`start_mock`] on `clock` (token expiry and assertion times).
+async fn start_mock_on(wrong_public_key_pem: &str, clock: Arc<dyn Clock>) -> MockServer {
     firefly::crypto::install_default_provider();
     let mut seed: Value = serde_saphyr::from_str(SHIPPED_SEED).expect("seed");
     let mut accounts = Vec::new();
@@ -53,12 +58,22 @@ async fn start_mock(wrong_public_key_pem: &str) -> MockServer {
     seed["serviceAccounts"] = Value::Array(accounts);
     seed["configurations"][0]["serviceAccounts"] = Value::Array(attached);
     let seed = Seed::from_yaml_str(&serde_saphyr::to_string(&seed).unwrap()).expect("seed valid");
-    MockServer::start(seed, None, "127.0.0.1:0".parse().unwrap())
+    MockServer::start_with_clock(seed, None, "127.0.0.1:0".parse().unwrap(), clock)
         .await
         .expect("mock starts")
 }
 
 fn client(mock: &MockServer, id: &str, key: ServiceAccountKey) -> TlspcClient {
+    client_on(mock, id, key, Arc::new(SystemClock))
+}
+
+/// [`client`] on `clock` (when a token is refreshed, login assertion times).
+fn client_on(
+    mock: &MockServer,
+    id: &str,
+    key: ServiceAccountKey,
+    clock: Arc<dyn Clock>,
+) -> TlspcClient {
     let settings = ClientSettings {
         base_url: mock.base_url().to_string(),
         client_id: id.to_string(),
@@ -69,7 +84,7 @@ fn client(mock: &MockServer, id: &str, key: ServiceAccountKey) -> TlspcClient {
             cap: Duration::from_millis(100),
         },
     };
-    TlspcClient::new(settings, key, Arc::new(SystemClock)).expect("client")
+    TlspcClient::new(settings, key, clock).expect("client")
 }
 
 fn key_of(mock: &MockServer, id: &str) -> ServiceAccountKey {
@@ -81,7 +96,9 @@ fn other_key() -> rcgen::KeyPair {
     rcgen::KeyPair::generate().expect("key")
 }
 
-async fn admin(mock: &MockServer, path: &str, body: serde_json::Value) {
+/// An admin POST with the API key; panics on a non-2xx answer; returns the JSON answer (`null`
+/// when empty).
+async fn admin(mock: &MockServer, path: &str, body: serde_json::Value) -> Value {
     let resp = reqwest::Client::new()
         .post(format!("{}{path}", mock.base_url()))
         .header("tppl-api-key", API_KEY)
@@ -89,7 +106,14 @@ async fn admin(mock: &MockServer, path: &str, body: serde_json::Value) {
         .send()
         .await
         .expect("admin call");
-    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    let status = resp.status();
+    let text = resp.text().await.expect("admin body");
+    assert!(status.is_success(), "{path}: {status} {text}");
+    if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).expect("admin answer is JSON")
+    }
 }
 
 #[tokio::test]
@@ -200,12 +224,33 @@ async fn a_detached_account_gets_a_clear_error() {
 async fn a_revoked_token_triggers_one_reauthentication_then_success() {
     let mock = start_mock(&other_key().public_key_pem()).await;
     let id = client_id(1);
-    let c = client(&mock, &id, key_of(&mock, &id));
+    let (c, log) = observed(client(&mock, &id, key_of(&mock, &id)));
     c.configuration().await.expect("first call");
-    admin(&mock, "/mock/tokens/revoke", json!({"clientId": id})).await;
+    let before = log.lock().unwrap().len();
+    let revoked = admin(&mock, "/mock/tokens/revoke", json!({"clientId": id})).await;
+    assert!(
+        revoked["revoked"].as_u64().is_some_and(|n| n >= 1),
+        "the revoke revoked no token, so nothing below is a re-authentication: {revoked}"
+    );
     c.configuration()
         .await
         .expect("re-authenticated once and succeeded");
+    // The revoked token was refused once (401), the client logged in exactly once more and the
+    // retried call succeeded: nothing else.
+    let log = log.lock().unwrap().clone();
+    let after: Vec<_> = log[before..]
+        .iter()
+        .map(|e| (e.endpoint, e.status))
+        .collect();
+    assert_eq!(
+        after,
+        [
+            ("configuration fetch", Some(401)),
+            ("service-account login", Some(200)),
+            ("configuration fetch", Some(200)),
+        ],
+        "{log:?}"
+    );
 }
 
 #[tokio::test]
@@ -256,20 +301,50 @@ fn observed(c: TlspcClient) -> (TlspcClient, Arc<Mutex<Vec<Exchange>>>) {
     (c.with_observer(observer), log)
 }
 
+/// Wall-clock time that moves only when the test says so, shared by the client and the mock: token
+/// lifetimes and the client's early refresh are judged on it, never on how long a call takes.
+#[derive(Clone)]
+struct ManualClock(Arc<Mutex<SystemTime>>);
+
+impl ManualClock {
+    fn starting_now() -> ManualClock {
+        ManualClock(Arc::new(Mutex::new(SystemTime::now())))
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap()
+    }
+}
+
 #[tokio::test]
 async fn tokens_expiring_early_are_refreshed_transparently() {
-    let mock = start_mock(&other_key().public_key_pem()).await;
+    let clock = ManualClock::starting_now();
+    let mock = start_mock_on(&other_key().public_key_pem(), Arc::new(clock.clone())).await;
     let mut faults = mock.faults();
     faults.token_expires_in = Some(2);
     mock.set_faults(faults).unwrap();
     let id = client_id(1);
-    let (c, log) = observed(client(&mock, &id, key_of(&mock, &id)));
-    // Calls over three token lifetimes: each expiry is handled by the early refresh (margin 1 s).
+    let (c, log) = observed(client_on(
+        &mock,
+        &id,
+        key_of(&mock, &id),
+        Arc::new(clock.clone()),
+    ));
+    // Calls 0.9 s apart over three 2 s token lifetimes (0 to 5.4 s on the shared clock): each
+    // token is replaced 1 s (half its lifetime) before it expires. A token used past its expiry
+    // would be refused by the mock; one never replaced early would be used at 1.8 s and refused
+    // at 2.7 s.
     for _ in 0..7 {
         c.configuration()
             .await
             .expect("call succeeds across token expiry");
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        clock.advance(Duration::from_millis(900));
     }
     // Success alone proves little (a 401 makes the client log in again and retry): no call may
     // have been refused, and the client logged in again before each expiry.
@@ -285,7 +360,8 @@ async fn tokens_expiring_early_are_refreshed_transparently() {
         .filter(|e| e.endpoint == "configuration fetch" && e.status == Some(200))
         .count();
     assert_eq!(fetches, 7, "{log:?}");
-    assert!(logins >= 3, "tokens were not refreshed early: {log:?}");
+    // Logins at 0, 1.8, 3.6 and 5.4 s: a token is reused only while under 1 s old.
+    assert_eq!(logins, 4, "tokens were not refreshed early: {log:?}");
 }
 
 #[tokio::test]

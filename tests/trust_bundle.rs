@@ -63,6 +63,22 @@ struct Running {
     _stop: oneshot::Sender<()>,
 }
 
+impl Running {
+    /// Stops the publisher and waits until it has: its every copy of the anchors' receiver is
+    /// gone once its loops have been dropped.
+    async fn stop(self) {
+        let Running {
+            anchors,
+            _stop: stop,
+            ..
+        } = self;
+        drop(stop);
+        tokio::time::timeout(PATIENCE, anchors.closed())
+            .await
+            .expect("the publisher stops");
+    }
+}
+
 fn start_publisher(client: kube::Client, anchors: Vec<Vec<u8>>, signers: &[&str]) -> Running {
     let status = BundleStatus::default();
     let (tx, rx) = watch::channel(anchors);
@@ -191,16 +207,26 @@ async fn an_unchanged_bundle_is_not_rewritten_and_a_changed_set_is_written_once(
     assert_eq!(sim.write_count("clustertrustbundles"), 1);
     let rv = bundle(&sim, signers[0]).unwrap()["metadata"]["resourceVersion"].clone();
 
+    // Each publisher compares in one loop, in order, and has written before it says so; its
+    // status shows where it is. An empty set cannot be published (the status says so, nothing
+    // is written); the set sent again after it is compared with the published bundle, which
+    // clears the status.
+    first.anchors.send_replace(Vec::new());
+    assert!(eventually(PATIENCE, || first.status.detail().is_some()).await);
     first.anchors.send_replace(vec![root.clone(), root.clone()]);
+    assert!(
+        eventually(PATIENCE, || first.status.detail().is_none()).await,
+        "{:?}",
+        first.status.detail()
+    );
     let restarted = start_publisher(sim.client().await.unwrap(), vec![root.clone()], signers);
-    // Both publishers have listed and compared (watches are up) before we count.
+    // A publisher watches only once it has listed and compared (and written, had it to).
     assert!(
         eventually(PATIENCE, || sim
             .request_count("watch", "clustertrustbundles")
             >= 2)
         .await
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         sim.write_count("clustertrustbundles"),
         1,
@@ -215,7 +241,7 @@ async fn an_unchanged_bundle_is_not_rewritten_and_a_changed_set_is_written_once(
         0,
         "no polling"
     );
-    drop(restarted);
+    restarted.stop().await;
 
     // Rotation: the next root joins the set; one write.
     let (_, next) = other_ca("Root B");
@@ -225,9 +251,33 @@ async fn an_unchanged_bundle_is_not_rewritten_and_a_changed_set_is_written_once(
             .is_some_and(|b| pem_ders(&b) == vec![root.clone(), next.clone()]))
         .await
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sim.write_count("clustertrustbundles"), 2);
+    // A barrier through the same watch: the bundle deleted after that write is re-created once
+    // every event before the deletion (the write's own among them) has been handled.
+    let uid = bundle(&sim, signers[0]).unwrap()["metadata"]["uid"].clone();
+    let api: Api<DynamicObject> = Api::all_with(sim.client().await.unwrap(), &ctb_resource());
+    api.delete(&bundle_name(signers[0]), &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(
+        eventually(PATIENCE, || bundle(&sim, signers[0])
+            .is_some_and(|b| b["metadata"]["uid"] != uid))
+        .await,
+        "re-created"
+    );
+    assert_eq!(
+        publisher_writes(&sim),
+        3,
+        "one write for the changed set (then the barrier's re-creation)"
+    );
     assert_eq!(first.status.detail(), None);
+}
+
+/// The publishers' writes (server-side applies) of ClusterTrustBundles so far.
+fn publisher_writes(sim: &KubeSim) -> usize {
+    sim.writes()
+        .iter()
+        .filter(|w| w.resource == "clustertrustbundles" && w.verb == "patch")
+        .count()
 }
 
 /// Someone deletes the bundle, or edits it: the watch brings it back, with no GET.
@@ -392,7 +442,7 @@ async fn only_the_leader_publishes() {
     let (_, root) = other_ca("Root A");
     let signers = &SIGNERS[..1];
     let (leader_tx, leader_rx) = watch::channel(false);
-    let (_anchors_tx, anchors_rx) = watch::channel(vec![root]);
+    let (anchors_tx, anchors_rx) = watch::channel(vec![root.clone()]);
     let mut settings = PublisherSettings::new(vec![signers[0].to_string()]);
     settings.first_backoff = Duration::from_millis(100);
     let status = BundleStatus::default();
@@ -400,9 +450,11 @@ async fn only_the_leader_publishes() {
         sim.client().await.unwrap(),
         settings,
         anchors_rx,
-        status,
+        status.clone(),
         leader_rx,
     );
+    // Nothing to wait for in a standby: this window only gives a standby that lists the time
+    // to show it, and the final count catches a list at any moment before the lead.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         sim.request_count("list", "clustertrustbundles"),
@@ -411,26 +463,43 @@ async fn only_the_leader_publishes() {
     );
     leader_tx.send_replace(true);
     wait_for_bundles(&sim, signers).await;
-    leader_tx.send_replace(false);
     assert!(
         eventually(PATIENCE, || sim
             .request_count("watch", "clustertrustbundles")
             >= 1)
         .await
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Losing the lead stops the publisher and then clears its status: an empty set (which
+    // cannot be published, and writes nothing) gives it a status to clear.
+    anchors_tx.send_replace(Vec::new());
+    assert!(eventually(PATIENCE, || status.detail().is_some()).await);
+    leader_tx.send_replace(false);
+    assert!(
+        eventually(PATIENCE, || status.detail().is_none()).await,
+        "the publisher stops with the lead: {:?}",
+        status.detail()
+    );
+    anchors_tx.send_replace(vec![root.clone()]);
     let admin = sim.client().await.unwrap();
     let api: Api<DynamicObject> = Api::all_with(admin, &ctb_resource());
     api.delete(&bundle_name(signers[0]), &DeleteParams::default())
         .await
         .unwrap();
+    // Again a window for a standby that restores it to show it; the count of writes just before
+    // the lead returns catches a restore at any moment of the standby.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         bundle(&sim, signers[0]).is_none(),
         "a standby does not restore it"
     );
+    assert_eq!(publisher_writes(&sim), 1, "a standby writes nothing");
     leader_tx.send_replace(true);
     wait_for_bundles(&sim, signers).await;
+    assert_eq!(
+        sim.request_count("list", "clustertrustbundles"),
+        2,
+        "one list per lead: a standby does not even watch"
+    );
     drop(leader_tx);
     tokio::time::timeout(PATIENCE, task)
         .await

@@ -719,26 +719,77 @@ mod tests {
         ids.len()
     }
 
-    /// The rotation task follows the floor: a 20 s sub-CA (the mock back-dates it by 10 s, so
-    /// valid [t-10 s, t+20 s)) is kept until 2/3 of its life (t+10 s) without a floor, and
-    /// replaced at NotAfter - 18 s = t+2 s with an 18 s floor.
+    /// The rotation task follows the floor. The mock back-dates a sub-CA by 10 s, so a 40 s one
+    /// is valid [t-10 s, t+40 s): without a floor it is kept until 2/3 of its life (t+23 s);
+    /// with a 37 s floor it is replaced at NotAfter - 37 s = t+3 s, before it has less than the
+    /// floor left. Judged on the certificates' times, not on how fast the machine is: the
+    /// replacement is waited for with a generous deadline, and the successor's own validity
+    /// tells when it was issued.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_rotation_floor_replaces_a_sub_ca_before_it_has_less_than_the_floor_left() {
+        const VALIDITY: Duration = Duration::from_secs(40);
+        const FLOOR: Duration = Duration::from_secs(37);
+        const SECOND: Duration = Duration::from_secs(1);
         crate::crypto::install_default_provider();
-        for floor in [Duration::ZERO, Duration::from_secs(18)] {
+        for floor in [Duration::ZERO, FLOOR] {
             let dir = tempfile::tempdir().unwrap();
             let (_mock, mut config) =
-                seeded_mock_with_sub_ca_validity(dir.path(), "PT20S", Arc::new(SystemClock)).await;
+                seeded_mock_with_sub_ca_validity(dir.path(), "PT40S", Arc::new(SystemClock)).await;
             config.rotation_floor = floor;
             let bootstrap = Bootstrap::start(&config, Arc::new(SystemClock))
                 .await
                 .unwrap();
-            let seen = sub_cas_seen(&bootstrap.signer(), Duration::from_millis(3500)).await;
+            let signer = bootstrap.signer();
+            let first_id = signer.current_id().expect("a first sub-CA");
+            let first = signer.current().expect("the first sub-CA is valid");
+            let (not_before, not_after) = (first.not_before(), first.not_after());
+            let usual = subca::renewal_time(not_before, not_after);
+            let by_floor = subca::renewal_time_with_floor(not_before, not_after, FLOOR);
+            assert!(
+                by_floor + 10 * SECOND < usual,
+                "the floor asks for a replacement well before 2/3 of the life"
+            );
             if floor.is_zero() {
-                assert_eq!(seen, 1, "without a floor the sub-CA is kept until 2/3");
-            } else {
-                assert!(seen >= 2, "with the floor the sub-CA is replaced early");
+                // Kept past the time the floor would have replaced it, sampled only while the
+                // sub-CA is short of 2/3 of its life: a slow machine samples less, and never
+                // past the point where a replacement would be right.
+                let until = (by_floor + 2 * SECOND).min(usual - SECOND);
+                while SystemTime::now() < until {
+                    assert_eq!(
+                        signer.current_id().as_deref(),
+                        Some(first_id.as_str()),
+                        "without a floor the sub-CA is kept until 2/3 of its life"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                continue;
             }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            let next = loop {
+                if signer.current_id().is_some_and(|id| id != first_id)
+                    && let Some(next) = signer.current()
+                {
+                    break next;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "with the floor the sub-CA is replaced early; still the first one"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            // The successor is valid for VALIDITY from its issue, in whole seconds: it was issued
+            // in [issued, issued + 1 s).
+            let issued = next.not_after() - VALIDITY;
+            assert!(
+                issued + SECOND >= by_floor,
+                "replaced no earlier than NotAfter - floor: issued {:?} before it",
+                by_floor.duration_since(issued).unwrap_or_default()
+            );
+            assert!(
+                issued + SECOND <= usual,
+                "replaced because of the floor, before 2/3 of the life: issued {:?} after it",
+                issued.duration_since(usual).unwrap_or_default()
+            );
         }
     }
 

@@ -12,7 +12,9 @@ key identifiers, policies, signature), each with findings of severity WARNING an
 pkilint's URI syntax check knows only web schemes: its `pkix.invalid_uri_syntax` on a `spiffe://`
 URI is a known false positive and is not counted (it is still printed). Every other finding is.
 
-Exit status: 0 no finding; 1 findings (printed as JSON lines on stderr); 2 usage or input error.
+Exit status: 0 no finding; 1 findings (printed as JSON lines on stderr); 2 usage or input error;
+3 the judge itself crashed (a missing library, pkilint failing to load a certificate or any other
+unexpected exception, the reason on stderr): no verdict either way.
 """
 
 import argparse
@@ -22,11 +24,21 @@ import json
 import os
 import sys
 import tempfile
+import traceback
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+# A judge that cannot start, or fails in an unexpected way, has no verdict: it must not be read as
+# "findings" (exit 1).
+CRASHED = 3
 
-from pkilint.bin import lint_pkix_cert, lint_pkix_signer_signee_cert_chain
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from pkilint.bin import lint_pkix_cert, lint_pkix_signer_signee_cert_chain
+except Exception:  # a missing or broken library
+    traceback.print_exc()
+    print("judge crashed: cannot import cryptography and pkilint", file=sys.stderr)
+    sys.exit(CRASHED)
 
 FALSE_POSITIVE = "pkix.invalid_uri_syntax"
 
@@ -36,6 +48,8 @@ def run(linter, paths):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         linter.main(["lint", "-s", "WARNING", "-f", "JSON", *paths])
+    # pkilint prints no report when it cannot load a certificate (its reason is on stderr): the
+    # JSON error below is then a crash, not a finding.
     return json.loads(out.getvalue())
 
 
@@ -99,5 +113,17 @@ def main() -> int:
     return 0
 
 
+def guarded() -> int:
+    """main(), with any unexpected exception reported as a crash (exit 3), not as findings."""
+    try:
+        return main()
+    except SystemExit:  # argparse's usage errors (2) and explicit exits keep their code
+        raise
+    except BaseException:
+        traceback.print_exc()
+        print("judge crashed: unexpected exception (no verdict)", file=sys.stderr)
+        return CRASHED
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded())

@@ -10,15 +10,28 @@ leaf not a CA, digitalSignature and neither keyCertSign nor cRLSign on the leaf,
 intermediate a CA with keyCertSign). The parsed SPIFFE ID must equal EXPECTED_SPIFFE_ID and the
 leaf must carry the key's public key.
 
-Exit status: 0 a valid SVID of that ID for that key; 1 it is not (the reason on stderr); 2 usage or
-input error.
+Exit status: 0 a valid SVID of that ID for that key; 1 it is not (py-spiffe raised one of its own
+errors, or the ID or key differ; the reason on stderr); 2 usage or input error; 3 the judge itself
+crashed (a missing library or any exception that is not py-spiffe's verdict, its traceback on
+stderr): no verdict either way.
 """
 
 import argparse
 import sys
+import traceback
 
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from spiffe.svid.x509_svid import X509Svid
+# A judge that cannot start, or fails in an unexpected way, has no verdict: it must not be read as
+# "not a valid SVID" (exit 1).
+CRASHED = 3
+
+try:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from spiffe.errors import PySpiffeError
+    from spiffe.svid.x509_svid import X509Svid
+except Exception:  # a missing or broken library
+    traceback.print_exc()
+    print("judge crashed: cannot import cryptography and py-spiffe", file=sys.stderr)
+    sys.exit(CRASHED)
 
 
 def main() -> int:
@@ -37,7 +50,7 @@ def main() -> int:
         return 2
     try:
         svid = X509Svid.parse(chain, key)
-    except Exception as e:  # py-spiffe's errors share no base class with the parse errors
+    except PySpiffeError as e:  # the base of every error py-spiffe raises on a bad SVID or key
         print(f"py-spiffe refused the SVID: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     got = str(svid.spiffe_id)
@@ -52,5 +65,17 @@ def main() -> int:
     return 0
 
 
+def guarded() -> int:
+    """main(), with any unexpected exception reported as a crash (exit 3), not as a refusal."""
+    try:
+        return main()
+    except SystemExit:  # argparse's usage errors (2) and explicit exits keep their code
+        raise
+    except BaseException:
+        traceback.print_exc()
+        print("judge crashed: unexpected exception (no verdict)", file=sys.stderr)
+        return CRASHED
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded())

@@ -11,16 +11,27 @@ and the URI SANs the verifier reports must be exactly [EXPECTED_URI].
 --time defaults to now.
 
 Exit status: 0 verified and the URI matches; 1 verification failed or the URI differs (the reason is
-printed on stderr); 2 usage or input error. cryptography's verifier accepts RSA and ECDSA signatures
-only: chains with an Ed25519 link must be judged by openssl alone.
+printed on stderr); 2 usage or input error; 3 the judge itself crashed (a missing library or any
+unexpected exception, its traceback on stderr): no verdict either way. cryptography's verifier
+accepts RSA and ECDSA signatures only: chains with an Ed25519 link must be judged by openssl alone.
 """
 
 import argparse
 import datetime
 import sys
+import traceback
 
-from cryptography import x509
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+# A judge that cannot start, or fails in an unexpected way, has no verdict: it must not be read as
+# "verification failed" (exit 1), which negative tests expect.
+CRASHED = 3
+
+try:
+    from cryptography import x509
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+except Exception:  # a missing or broken library
+    traceback.print_exc()
+    print("judge crashed: cannot import cryptography", file=sys.stderr)
+    sys.exit(CRASHED)
 
 
 def main() -> int:
@@ -60,5 +71,17 @@ def main() -> int:
     return 0
 
 
+def guarded() -> int:
+    """main(), with any unexpected exception reported as a crash (exit 3), not as a verdict."""
+    try:
+        return main()
+    except SystemExit:  # argparse's usage errors (2) and explicit exits keep their code
+        raise
+    except BaseException:
+        traceback.print_exc()
+        print("judge crashed: unexpected exception (no verdict)", file=sys.stderr)
+        return CRASHED
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(guarded())

@@ -168,8 +168,17 @@ pub fn spiffe_verify(chain_pem: &str, key_pem: &str, uri: &str) -> Verdict {
     )
 }
 
-/// Runs one of this crate's judge scripts with [`python`]; exit 0 is a pass, 1 a verdict against,
-/// 2 (usage or input error) fails the test at once.
+/// Exit codes of this crate's judge scripts (each documents them): a verdict for (0) or against
+/// (1); 2 a usage or input error; 3 the judge crashed (a missing library or an unexpected
+/// exception). Only 0 and 1 are verdicts.
+const JUDGE_PASSED: i32 = 0;
+const JUDGE_REFUSED: i32 = 1;
+const JUDGE_USAGE: i32 = 2;
+const JUDGE_CRASHED: i32 = 3;
+
+/// Runs one of this crate's judge scripts with [`python`]; exit 0 is a pass, 1 a verdict against.
+/// Anything else fails the test at once: 2 (usage or input error), 3 (the judge crashed), any
+/// other code or a signal, so that a broken judge never passes a test expecting a refusal.
 fn run_script(script: &str, needs: &str, args: &[&std::ffi::OsStr]) -> Verdict {
     let python = python();
     let out = Command::new(&python)
@@ -179,11 +188,6 @@ fn run_script(script: &str, needs: &str, args: &[&std::ffi::OsStr]) -> Verdict {
         .unwrap_or_else(|e| {
             panic!("cannot run {} ({e}): set FIREFLY_TEST_PYTHON to a Python with {needs} or run scripts/test", python.display())
         });
-    assert!(
-        out.status.code() != Some(2),
-        "{script} usage/input error: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let output = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -194,8 +198,95 @@ fn run_script(script: &str, needs: &str, args: &[&std::ffi::OsStr]) -> Verdict {
         "{script} needs {needs} in {}: run scripts/test (it installs tests/requirements.txt) or set FIREFLY_TEST_PYTHON: {output}",
         python.display()
     );
-    Verdict {
-        ok: out.status.success(),
-        output,
+    let ok = verdict_of(script, out.status.code(), &output);
+    Verdict { ok, output }
+}
+
+/// The verdict a judge's exit code carries; panics on every code that is not a verdict.
+fn verdict_of(script: &str, code: Option<i32>, output: &str) -> bool {
+    match code {
+        Some(JUDGE_PASSED) => true,
+        Some(JUDGE_REFUSED) => false,
+        Some(JUDGE_USAGE) => panic!("{script} usage/input error (exit 2): {output}"),
+        Some(JUDGE_CRASHED) => panic!("{script} crashed (exit 3), no verdict: {output}"),
+        Some(other) => panic!("{script} exited {other}, which is not a verdict: {output}"),
+        None => panic!("{script} was killed by a signal, no verdict: {output}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{JUDGE_CRASHED, python, verdict_of};
+    use std::process::Command;
+
+    #[test]
+    fn only_exit_0_and_1_are_verdicts() {
+        assert!(verdict_of("judge.py", Some(0), ""));
+        assert!(!verdict_of("judge.py", Some(1), ""));
+        for code in [Some(2), Some(3), Some(4), Some(101), None] {
+            let read = std::panic::catch_unwind(|| verdict_of("judge.py", code, "boom"));
+            assert!(read.is_err(), "exit {code:?} was read as a verdict");
+        }
+    }
+
+    /// Runs `script` with `python_args` before it; returns (exit code, stdout + stderr).
+    fn run(python_args: &[&str], script: &str, args: &[&str]) -> (Option<i32>, String) {
+        let out = Command::new(python())
+            .args(python_args)
+            .arg(crate::script(script))
+            .args(args)
+            .output()
+            .expect("python runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    }
+
+    #[test]
+    fn a_judge_without_its_libraries_exits_3_not_1() {
+        // `-S`: no site-packages, so cryptography, pkilint and py-spiffe do not import.
+        for script in ["verify_chain.py", "lint_chain.py", "spiffe_svid.py"] {
+            let (code, text) = run(&["-S"], script, &["--help"]);
+            assert_eq!(code, Some(JUDGE_CRASHED), "{script}: {text}");
+            assert!(
+                text.contains("ModuleNotFoundError") && text.contains("judge crashed"),
+                "{script}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unexpected_exception_in_a_judge_exits_3_not_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = crate::pki::PkiBuilder::default().build();
+        let root = dir.path().join("root.pem");
+        std::fs::write(&root, &pki.root_pem).unwrap();
+        // A time past what a platform time_t holds: datetime raises OverflowError, which is no
+        // verification failure.
+        let root = root.to_str().unwrap();
+        let (code, text) = run(
+            &[],
+            "verify_chain.py",
+            &[
+                "--chain",
+                root,
+                "--root",
+                root,
+                "--uri",
+                "spiffe://x/y",
+                "--time",
+                "1000000000000000000000000000000",
+            ],
+        );
+        assert_eq!(code, Some(JUDGE_CRASHED), "{text}");
+        assert!(
+            text.contains("OverflowError") && text.contains("judge crashed"),
+            "{text}"
+        );
+        let read = std::panic::catch_unwind(|| verdict_of("verify_chain.py", code, &text));
+        assert!(read.is_err(), "a crash was read as a verdict");
     }
 }
