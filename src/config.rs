@@ -538,13 +538,6 @@ impl Config {
             ));
         }
         let le = &self.controller.leader_election;
-        if le.lease_duration.subsec_nanos() != 0 {
-            return Err(invalid(
-                "controller.leaderElection.leaseDuration",
-                fields::format_duration(le.lease_duration),
-                "must be a whole number of seconds: the Lease records it as leaseDurationSeconds",
-            ));
-        }
         if le.retry_period.is_zero() {
             return Err(invalid(
                 "controller.leaderElection.retryPeriod",
@@ -569,20 +562,6 @@ impl Config {
                 &format!(
                     "must be shorter than renewDeadline ({})",
                     fields::format_duration(le.renew_deadline)
-                ),
-            ));
-        }
-        // A leader steps down at most renewDeadline after the start of its last renewal; a
-        // standby takes over leaseDuration after it saw that renewal. The retry period between
-        // a standby's looks (and a leader's attempts) must fit in the difference.
-        if le.renew_deadline.saturating_add(le.retry_period) >= le.lease_duration {
-            return Err(invalid(
-                "controller.leaderElection.renewDeadline",
-                fields::format_duration(le.renew_deadline),
-                &format!(
-                    "controller.leaderElection.renewDeadline + retryPeriod ({}) must be shorter than leaseDuration ({}): otherwise a standby may take the lease over before the leader has stepped down",
-                    fields::format_duration(le.retry_period),
-                    fields::format_duration(le.lease_duration)
                 ),
             ));
         }

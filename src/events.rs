@@ -243,22 +243,32 @@ async fn work(shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>, flush_every: D
     let every = flush_every.max(Duration::from_millis(1));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Series still due after a round's batch: written batch by batch between queued events (the
+    // select picks a ready branch at random), so that thousands of series do not stall the queue.
+    let mut more_due = false;
     loop {
         tokio::select! {
             job = jobs.recv() => match job {
                 Some(Job::Record(occurrence)) => shared.write_bounded(*occurrence).await,
                 Some(Job::Flush(done)) => {
-                    shared.write_series().await;
+                    shared.write_series(usize::MAX).await;
+                    more_due = false;
                     // The waiter may have given up: nothing to tell then.
                     let _ = done.send(());
                 }
                 None => break,
             },
-            _ = tick.tick() => shared.write_series().await,
+            _ = tick.tick(), if !more_due => more_due = shared.write_series(SERIES_BATCH).await,
+            () = std::future::ready(()), if more_due => {
+                more_due = shared.write_series(SERIES_BATCH).await;
+            }
         }
     }
-    shared.write_series().await;
+    shared.write_series(usize::MAX).await;
 }
+
+/// Series written in one go by the periodic round before queued events get their turn.
+const SERIES_BATCH: usize = 16;
 
 impl Shared {
     fn memory(&self) -> MutexGuard<'_, SeriesMemory> {
@@ -326,12 +336,15 @@ impl Shared {
         Ok(())
     }
 
-    /// Writes every series with repeats counted since its last write, each within
+    /// Writes up to `limit` series with repeats counted since their last write, each within
     /// [`CALL_TIMEOUT`]; stops at the first failure other than a 404 (the API server is
-    /// refusing or not answering: the rest waits for the next round).
-    async fn write_series(&self) {
+    /// refusing or not answering: the rest waits for the next round). True when more series
+    /// than `limit` were due and none failed (the caller writes the next batch soon).
+    async fn write_series(&self, limit: usize) -> bool {
         let due = self.memory().due();
-        for series in due {
+        let more = due.len() > limit;
+        let mut failed = false;
+        for series in due.into_iter().take(limit) {
             let write =
                 self.patch_series(&series.namespace, &series.name, series.count, series.time);
             match tokio::time::timeout(CALL_TIMEOUT, write).await {
@@ -343,15 +356,18 @@ impl Shared {
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "event series could not be written");
+                    failed = true;
                     break;
                 }
                 Err(_) => {
                     tracing::warn!("event series not written within {CALL_TIMEOUT:?}");
+                    failed = true;
                     break;
                 }
             }
         }
         self.memory().trim(Instant::now());
+        more && !failed
     }
 
     /// Merge-patches the `series` of Event `namespace/name`.

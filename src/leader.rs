@@ -99,7 +99,8 @@ pub struct LeaderHandle {
     /// Keeps the leadership channel open when no campaign task owns the sender.
     _fixed: Option<watch::Sender<bool>>,
     stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    /// The campaign; its result says whether the lease was left unheld (see [`campaign`]).
+    task: Option<JoinHandle<bool>>,
     /// What [`LeaderHandle::release`] uses when the campaign task died without releasing.
     fallback: Option<Elector>,
 }
@@ -171,22 +172,29 @@ impl LeaderHandle {
 
     /// Stops campaigning and, when leading, releases the lease so a standby takes over at once.
     /// When the campaign task died (a panic) without releasing, the lease is released from here,
-    /// if this replica still holds it.
-    pub async fn release(mut self) {
+    /// if this replica still holds it. True when this replica no longer holds the lease (released
+    /// now, or never held); false when a release was refused or not answered, and the lease
+    /// expires on its own.
+    pub async fn release(mut self) -> bool {
         let _ = self.stop.send(true);
         let Some(task) = self.task.take() else {
-            return;
+            return true;
         };
-        if task.await.is_ok() {
+        if let Ok(released) = task.await {
             // The campaign ended on the stop, releasing the lease itself.
-            return;
+            return released;
         }
-        if let Some(mut elector) = self.fallback.take() {
-            match elector.release().await {
-                Ok(()) => tracing::info!("released the leader lease after the election task ended"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "leader election: release failed; the lease expires on its own")
-                }
+        let Some(mut elector) = self.fallback.take() else {
+            return false;
+        };
+        match elector.release().await {
+            Ok(()) => {
+                tracing::info!("released the leader lease after the election task ended");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "leader election: release failed; the lease expires on its own");
+                false
             }
         }
     }
@@ -208,12 +216,14 @@ pub fn leading(leadership: &watch::Receiver<bool>) -> bool {
     *leadership.borrow() && leadership.has_changed().is_ok()
 }
 
+/// Campaigns until stopped; returns whether the lease is left unheld by this replica (released
+/// on the stop, or not held then), false when the release failed.
 async fn campaign(
     mut elector: Elector,
     leader: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
     metrics: Option<Metrics>,
-) {
+) -> bool {
     let set_leader = |v: bool| {
         leader.send_replace(v);
         if let Some(m) = &metrics {
@@ -225,21 +235,36 @@ async fn campaign(
         retry_period: elector.settings.retry_period,
     };
     loop {
-        // Candidate: try until acquired or stopped.
+        // Candidate: try until acquired or stopped. `late`: the last attempt acquired the lease
+        // after the renew deadline (see below), so the lease may be ours without our leading.
+        let mut late = false;
         let mut last_renew = loop {
             if *stop.borrow() {
-                return;
+                return !late || release_quietly(&mut elector).await;
             }
             // Taken before the attempt: the record it writes carries (about) this time, and a
             // standby starts counting the lease duration no earlier than it sees the record.
             let started = Instant::now();
             match elector.try_acquire_or_renew().await {
-                Ok(Attempt::Held) => break started,
-                Ok(Attempt::HeldByOther | Attempt::Conflict) => {}
+                // An acquisition answered after the renew deadline counted from its start would
+                // lead on borrowed time (a standby may count the lease from the write): it is
+                // renewed at the next attempt instead, which starts the clock afresh.
+                Ok(Attempt::Held) if !schedule.left(started, Instant::now()).is_zero() => {
+                    break started;
+                }
+                Ok(Attempt::Held) => {
+                    tracing::debug!(
+                        "leader election: acquired after the renew deadline; renewing first"
+                    );
+                    late = true;
+                }
+                Ok(Attempt::HeldByOther) => late = false,
+                Ok(Attempt::Conflict) => {}
                 Err(e) => tracing::warn!(error = %e, "leader election: acquire attempt failed"),
             }
             if sleep_or_stop(elector.settings.retry_period, &mut stop).await {
-                return;
+                // A late acquisition may have left the lease ours: give it back.
+                return !late || release_quietly(&mut elector).await;
             }
         };
         tracing::info!(identity = %elector.settings.identity, lease = %elector.settings.name, "became leader");
@@ -249,12 +274,7 @@ async fn campaign(
         loop {
             if sleep_or_stop(schedule.wait(last_renew, Instant::now()), &mut stop).await {
                 set_leader(false);
-                if let Err(e) = elector.release().await {
-                    tracing::warn!(error = %e, "leader election: release failed; the lease expires on its own");
-                } else {
-                    tracing::info!("released the leader lease");
-                }
-                return;
+                return release_quietly(&mut elector).await;
             }
             let started = Instant::now();
             let left = schedule.left(last_renew, started);
@@ -278,6 +298,20 @@ async fn campaign(
                     tracing::warn!("leader election: renew not answered before the renew deadline")
                 }
             }
+        }
+    }
+}
+
+/// Releases the lease if this replica holds it; false (logged) when the release failed.
+async fn release_quietly(elector: &mut Elector) -> bool {
+    match elector.release().await {
+        Ok(()) => {
+            tracing::info!("released the leader lease");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "leader election: release failed; the lease expires on its own");
+            false
         }
     }
 }

@@ -322,15 +322,17 @@ impl ControllerHandle {
                 stopped
             }
         };
-        let lease_released = tokio::time::timeout(SHUTDOWN_STEP_LIMIT, self.leader.release())
-            .await
-            .is_ok();
-        if !lease_released {
-            tracing::warn!(
-                limit_s = SHUTDOWN_STEP_LIMIT.as_secs(),
-                "lease release did not finish in time; it will expire on its own"
-            );
-        }
+        let lease_released =
+            match tokio::time::timeout(SHUTDOWN_STEP_LIMIT, self.leader.release()).await {
+                Ok(released) => released,
+                Err(_) => {
+                    tracing::warn!(
+                        limit_s = SHUTDOWN_STEP_LIMIT.as_secs(),
+                        "lease release did not finish in time; it will expire on its own"
+                    );
+                    false
+                }
+            };
         let admin_closed = tokio::time::timeout(SHUTDOWN_STEP_LIMIT, self.admin.shutdown())
             .await
             .is_ok();

@@ -196,6 +196,9 @@ pub async fn run(
         },
         metrics.events_dropped.clone(),
     );
+    // Kept to publish, once everything has stopped, the events still queued and the repeats
+    // counted since the last series write (see crate::events).
+    let events = recorder.clone();
     let (requests, request_writer) = reflector::store::<CertificateRequest>();
     let ctx = Arc::new(Context {
         settings: settings.clone(),
@@ -339,8 +342,21 @@ pub async fn run(
     let result = supervise_doors(drained, doors, &shutdown, &halt).await;
     let _ = watch_task.await;
     let _ = tokio::join!(issuer_task, cluster_task, status_task);
+    if tokio::time::timeout(EVENT_FLUSH_LIMIT, events.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            limit_s = EVENT_FLUSH_LIMIT.as_secs(),
+            "events still queued were not all published in time; the rest is dropped"
+        );
+    }
     result
 }
+
+/// Longest wait, once the doors have stopped, for the queued events and counted repeats to be
+/// written: within the shutdown step that waits for the controller (see `crate::run`).
+const EVENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// A front door's main task, with the door's name.
 type DoorTask = (&'static str, OwnedTask<()>);
