@@ -306,6 +306,50 @@ async fn audit_log_carries_the_certificate_only_when_configured_to() {
     );
 }
 
+/// Events are published from a queue (`crate::events`): one still queued or in flight when
+/// SIGTERM arrives is published before the process exits, not cancelled with the runtime.
+/// Here every event create takes 2 s, and SIGTERM follows the issuance at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_in_flight_at_sigterm_is_published_before_the_process_exits() {
+    let (env, process) = env_and_process(Options {
+        leader_election: true,
+        success_events: true,
+        ..Options::default()
+    })
+    .await;
+    env.ready_issuer(Some(NS), "firefly-istio", serde_json::json!({}))
+        .await;
+    // The issuer's Ready event first, so that only the issuance's event meets the slow API.
+    kube_sim::wait_for(PATIENCE, || async {
+        !env.events_for(NS, "firefly-istio").await.is_empty()
+    })
+    .await
+    .expect("the issuer's Ready event");
+    env.sim.faults().inject(
+        kube_sim::FaultRule::latency(std::time::Duration::from_secs(2))
+            .verb("create")
+            .resource("events"),
+    );
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+    let name = env
+        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
+        .await;
+    env.approve(NS, &name).await;
+    env.wait_ready_reason(NS, &name, "Issued").await;
+    let rc = sigterm(process.child.id() as i32);
+    assert_eq!(rc, 0, "SIGTERM delivered");
+    let mut process = process;
+    let status = process.child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    env.sim.faults().clear();
+    let events = env.events_for(NS, &name).await;
+    assert_eq!(
+        events.len(),
+        1,
+        "the issuance's event was published before exit: {events:#?}"
+    );
+}
+
 /// Sends SIGTERM with the `kill` command (no `unsafe` in tests).
 fn sigterm(pid: i32) -> i32 {
     Command::new("kill")
