@@ -930,7 +930,7 @@ async fn kubectl_certificate_approve_is_all_firefly_needs_to_sign() {
 /// certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backoff() {
-    let refused = RefusedWrites::install();
+    let refused = support::audit::AuditEvents::install();
     let env = Env::start_with(options("5m")).await;
     mesh_issuer(&env).await;
     let api = istiod(&env).await;
@@ -949,8 +949,8 @@ async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backof
     let name = create(&api, request, &[]).await;
     approve(&api, &name, "Approved").await;
     // A fixed pause keeps every gap alike (the CSR door's 250 ms: ~30 attempts in 6 s).
-    let gaps = refused.gaps(6).await;
-    assert_backoff_grows(&gaps);
+    let gaps = refused.refused_write_gaps(6).await;
+    support::audit::assert_backoff_grows(&gaps);
     env.sim.faults().clear();
     wait_certificate(&env, &name, "signed once writes are taken").await;
     assert!(
@@ -962,83 +962,4 @@ async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backof
     let chain = decoded_certificate(&stored(&env, &name));
     let v = openssl_verify(&chain, &env.root_pem(), "sslclient");
     assert!(v.ok, "openssl: {}", v.output);
-}
-
-/// When each status write was refused, as it happened: the controller audits every certificate
-/// whose write the API server refused (`signed-not-delivered`, with the HTTP code), and this
-/// recorder, installed as the test process's subscriber before the environment starts (whose own
-/// `try_init` then leaves it in place), timestamps each such line. Nothing is sampled, so a
-/// loaded machine cannot merge two attempts or shift one.
-#[derive(Clone, Default)]
-struct RefusedWrites(std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>);
-
-impl RefusedWrites {
-    fn install() -> RefusedWrites {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        let recorder = RefusedWrites::default();
-        let audit = tracing_subscriber::filter::Targets::new()
-            .with_target("firefly::audit", tracing::Level::TRACE);
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::Layer::with_filter(recorder.clone(), audit),
-        );
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-        recorder
-    }
-
-    fn times(&self) -> Vec<std::time::Instant> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// Waits for `n` refused writes; returns the gaps between them.
-    async fn gaps(&self, n: usize) -> Vec<Duration> {
-        kube_sim::wait_for(PATIENCE, || async { self.times().len() >= n })
-            .await
-            .unwrap_or_else(|_| panic!("fewer than {n} refused writes: {:?}", self.times()));
-        let times = self.times();
-        times[..n].windows(2).map(|w| w[1] - w[0]).collect()
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RefusedWrites {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Message(bool);
-        impl tracing::field::Visit for Message {
-            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                self.record(field, value);
-            }
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.record(field, &format!("{value:?}"));
-            }
-        }
-        impl Message {
-            fn record(&mut self, field: &tracing::field::Field, text: &str) {
-                if field.name() == "message" {
-                    self.0 = text
-                        .trim_start_matches('"')
-                        .starts_with("signed-not-delivered");
-                }
-            }
-        }
-        let at = std::time::Instant::now();
-        let mut message = Message(false);
-        event.record(&mut message);
-        if message.0 {
-            self.0.lock().unwrap().push(at);
-        }
-    }
-}
-
-/// The growth of a backoff, judged on the gaps between six refused writes with wide margins:
-/// 250 ms doubling, jittered into the upper half of each step, gives gaps of 125–250 ms, 250–500,
-/// 500–1000, 1–2 s and 2–4 s (plus the signing and the write), so the last is at least twice the
-/// first however loaded the machine; a fixed pause keeps them alike. The last gap is at least
-/// 1 s too: a pause that grows from next to nothing still hammers.
-fn assert_backoff_grows(gaps: &[Duration]) {
-    eprintln!("gaps between refused writes: {gaps:?}");
-    let (first, last) = (gaps[0], gaps[gaps.len() - 1]);
-    assert!(last >= 2 * first, "the pause does not grow: {gaps:?}");
-    assert!(
-        last >= Duration::from_secs(1),
-        "the pause stays short: {gaps:?}"
-    );
 }

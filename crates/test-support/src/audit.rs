@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::layer::SubscriberExt as _;
 
-/// Every `firefly::audit` event of this test process, as its fields (`message` included).
+/// Every `firefly::audit` event of this test process, as its fields (`message` included), with
+/// the instant it was logged.
 #[derive(Clone, Default)]
-pub struct AuditEvents(Arc<Mutex<Vec<BTreeMap<String, String>>>>);
+pub struct AuditEvents(Arc<Mutex<Vec<(Instant, BTreeMap<String, String>)>>>);
 
 impl AuditEvents {
     /// Installs the recorder as this test process's subscriber (before the environment, whose
@@ -32,6 +34,7 @@ impl AuditEvents {
             .lock()
             .unwrap()
             .iter()
+            .map(|(_, e)| e)
             .filter(|e| e.get("message").map(String::as_str) == Some(message))
             .cloned()
             .collect()
@@ -39,16 +42,52 @@ impl AuditEvents {
 
     /// How many events have a message whose first word (up to `:` or a space) is `first_word`.
     pub fn count(&self, first_word: &str) -> u64 {
+        self.times(first_word).len() as u64
+    }
+
+    /// When each event whose message's first word is `first_word` was logged, in order.
+    pub fn times(&self, first_word: &str) -> Vec<Instant> {
         let events = self.0.lock().unwrap();
         events
             .iter()
-            .filter(|e| {
+            .filter(|(_, e)| {
                 e.get("message")
                     .and_then(|m| m.split([':', ' ']).next())
                     .is_some_and(|w| w == first_word)
             })
-            .count() as u64
+            .map(|(at, _)| *at)
+            .collect()
     }
+
+    /// Waits for `n` certificates signed and not delivered (`signed-not-delivered`: a status
+    /// write the API server refused) and returns the gaps between them: each line is stamped as
+    /// it is logged, so nothing is sampled and a loaded machine cannot merge or shift attempts.
+    pub async fn refused_write_gaps(&self, n: usize) -> Vec<Duration> {
+        let word = "signed-not-delivered";
+        kube_sim::wait_for(crate::PATIENCE, || async { self.times(word).len() >= n })
+            .await
+            .unwrap_or_else(|_| panic!("fewer than {n} refused writes: {:?}", self.times(word)));
+        let times = self.times(word);
+        times[..n].windows(2).map(|w| w[1] - w[0]).collect()
+    }
+}
+
+/// The growth of a backoff, judged on the gaps between refused writes with wide margins: 250 ms
+/// doubling, jittered into the upper half of each step, gives gaps of 125–250 ms, 250–500,
+/// 500–1000, 1–2 s and 2–4 s (plus the signing and the write), so the last is at least twice the
+/// first however loaded the machine; a fixed pause keeps them alike. The last gap is at least
+/// 1 s too: a pause that grows from next to nothing still hammers.
+///
+/// # Panics
+/// When the gaps do not grow so.
+pub fn assert_backoff_grows(gaps: &[Duration]) {
+    eprintln!("gaps between refused writes: {gaps:?}");
+    let (first, last) = (gaps[0], gaps[gaps.len() - 1]);
+    assert!(last >= 2 * first, "the pause does not grow: {gaps:?}");
+    assert!(
+        last >= Duration::from_secs(1),
+        "the pause stays short: {gaps:?}"
+    );
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditEvents {
@@ -64,8 +103,9 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditEvents {
                     .insert(field.name().to_owned(), text.trim_matches('"').to_owned());
             }
         }
+        let at = Instant::now();
         let mut fields = Fields(BTreeMap::new());
         event.record(&mut fields);
-        self.0.lock().unwrap().push(fields.0);
+        self.0.lock().unwrap().push((at, fields.0));
     }
 }
