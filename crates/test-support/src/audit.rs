@@ -9,7 +9,10 @@ use tracing_subscriber::layer::SubscriberExt as _;
 /// Every `firefly::audit` event of this test process, as its fields (`message` included), with
 /// the instant it was logged.
 #[derive(Clone, Default)]
-pub struct AuditEvents(Arc<Mutex<Vec<(Instant, BTreeMap<String, String>)>>>);
+pub struct AuditEvents(Arc<Mutex<Vec<Logged>>>);
+
+/// One audit event: when it was logged, and its fields.
+type Logged = (Instant, BTreeMap<String, String>);
 
 impl AuditEvents {
     /// Installs the recorder as this test process's subscriber (before the environment, whose
