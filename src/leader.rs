@@ -234,13 +234,15 @@ async fn campaign(
         renew_deadline: elector.settings.renew_deadline,
         retry_period: elector.settings.retry_period,
     };
+    // The lease may name this replica while it does not lead: after an acquisition answered too
+    // late (see below), or after stepping down on a renewal that never reached the server. A
+    // stop then releases it (if it still names us) rather than leave it to expire.
+    let mut maybe_ours = false;
     loop {
-        // Candidate: try until acquired or stopped. `late`: the last attempt acquired the lease
-        // after the renew deadline (see below), so the lease may be ours without our leading.
-        let mut late = false;
+        // Candidate: try until acquired or stopped.
         let mut last_renew = loop {
             if *stop.borrow() {
-                return !late || release_quietly(&mut elector).await;
+                return !maybe_ours || release_quietly(&mut elector).await;
             }
             // Taken before the attempt: the record it writes carries (about) this time, and a
             // standby starts counting the lease duration no earlier than it sees the record.
@@ -256,15 +258,14 @@ async fn campaign(
                     tracing::debug!(
                         "leader election: acquired after the renew deadline; renewing first"
                     );
-                    late = true;
+                    maybe_ours = true;
                 }
-                Ok(Attempt::HeldByOther) => late = false,
+                Ok(Attempt::HeldByOther) => maybe_ours = false,
                 Ok(Attempt::Conflict) => {}
                 Err(e) => tracing::warn!(error = %e, "leader election: acquire attempt failed"),
             }
             if sleep_or_stop(elector.settings.retry_period, &mut stop).await {
-                // A late acquisition may have left the lease ours: give it back.
-                return !late || release_quietly(&mut elector).await;
+                return !maybe_ours || release_quietly(&mut elector).await;
             }
         };
         tracing::info!(identity = %elector.settings.identity, lease = %elector.settings.name, "became leader");
@@ -281,6 +282,7 @@ async fn campaign(
             if left.is_zero() {
                 tracing::warn!("lost leadership: lease not renewed within the renew deadline");
                 set_leader(false);
+                maybe_ours = true;
                 break;
             }
             match tokio::time::timeout(left, elector.try_acquire_or_renew()).await {
@@ -288,6 +290,7 @@ async fn campaign(
                 Ok(Ok(Attempt::HeldByOther)) => {
                     tracing::warn!("lost leadership: another replica holds the lease");
                     set_leader(false);
+                    maybe_ours = false;
                     break;
                 }
                 Ok(Ok(Attempt::Conflict)) => {
