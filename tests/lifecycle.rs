@@ -169,6 +169,48 @@ async fn a_standby_whose_lease_read_never_answers_still_takes_over() {
     standby.shutdown().await;
 }
 
+/// An acquisition whose calls together outlast the renew deadline (each within its own bound)
+/// is not taken as leadership: a standby may have counted the lease from the write at its
+/// start. Once the API server answers in time again, the candidate leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acquisition_answered_after_the_renew_deadline_is_not_leadership() {
+    let sim = sim().await;
+    let client = sim.client().await.unwrap();
+    // Each Lease call is bounded by 1 s here; a read and a write of 700 ms each end 1.4 s after
+    // the attempt started, past the 1.2 s renew deadline.
+    for verb in ["get", "create", "update"] {
+        sim.faults().inject(
+            FaultRule::latency(Duration::from_millis(700))
+                .verb(verb)
+                .resource("leases"),
+        );
+    }
+    let leader = LeaderHandle::spawn(
+        client,
+        lease_settings(
+            "late",
+            Duration::from_secs(3),
+            Duration::from_millis(1200),
+            Duration::from_millis(300),
+        ),
+        None,
+    );
+    let mut rx = leader.subscribe();
+    // Long enough for three late acquisitions, each of which used to make it leader.
+    let led = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|l| *l)).await;
+    assert!(
+        led.is_err(),
+        "led on an acquisition answered after the renew deadline"
+    );
+    assert!(
+        sim.request_count("update", "leases") + sim.request_count("create", "leases") >= 2,
+        "the lease was written (late) meanwhile"
+    );
+    sim.faults().clear();
+    wait_leading(&leader, true).await;
+    assert!(leader.release().await, "released");
+}
+
 /// Every replica holds its own sub-CA; its expiry is on every replica's `/metrics`, not only on
 /// the leader's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
