@@ -61,12 +61,7 @@ async fn every_request_is_issued_despite_dropped_watches_410s_409s_and_500s() {
     );
     // One more request, issued after the faults: by the time it is answered, any second
     // decision of an already answered copy (re-queued by the re-lists above) has had its turn.
-    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
-    let last = env
-        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
-        .await;
-    env.approve(NS, &last).await;
-    env.wait_ready_reason(NS, &last, "Issued").await;
+    env.issue_through_ready_issuer(WORKLOAD).await;
     // A signature whose status write the API server refused (an injected 500 or 409) never
     // reached the request: the controller audits it as signed-not-delivered and signs again.
     // Every signature beyond one per request must be such a one; a second signature for an

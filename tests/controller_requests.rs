@@ -38,12 +38,7 @@ async fn request_for_another_issuer_group_is_left_untouched() {
     let foreign = env.create_request(&req).await;
     env.approve(NS, &foreign).await;
     // A request of ours created afterwards is answered; by then the foreign one was seen too.
-    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
-    let ours = env
-        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
-        .await;
-    env.approve(NS, &ours).await;
-    env.wait_ready_reason(NS, &ours, "Issued").await;
+    env.issue_through_ready_issuer(WORKLOAD).await;
     let obj = env.request(NS, &foreign).unwrap();
     assert!(
         condition(&obj, "Ready").is_none(),

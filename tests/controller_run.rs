@@ -330,12 +330,7 @@ async fn an_event_in_flight_at_sigterm_is_published_before_the_process_exits() {
             .verb("create")
             .resource("events"),
     );
-    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
-    let name = env
-        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
-        .await;
-    env.approve(NS, &name).await;
-    env.wait_ready_reason(NS, &name, "Issued").await;
+    let (name, _) = env.issue_through_ready_issuer(WORKLOAD).await;
     let rc = sigterm(process.child.id() as i32);
     assert_eq!(rc, 0, "SIGTERM delivered");
     let mut process = process;

@@ -222,6 +222,14 @@ async fn wait_certificate(env: &Env, name: &str, why: &str) {
 /// (a negative assertion counts after it). Returns its name.
 async fn barrier(env: &Env) -> String {
     let admin: Api<CertificateSigningRequest> = Api::all(env.client.clone());
+    let name = approved_workload(&admin).await;
+    wait_certificate(env, &name, "the barrier CSR is signed").await;
+    name
+}
+
+/// A workload CSR for the mesh signer (no expirationSeconds), created and approved through
+/// `api`. Returns its name.
+async fn approved_workload(api: &Api<CertificateSigningRequest>) -> String {
     let key = p256();
     let request = csr(
         CLUSTER_SIGNER,
@@ -229,9 +237,8 @@ async fn barrier(env: &Env) -> String {
         &WORKLOAD_USAGES,
         None,
     );
-    let name = create(&admin, request, &[]).await;
-    approve(&admin, &name, "Approved").await;
-    wait_certificate(env, &name, "the barrier CSR is signed").await;
+    let name = create(api, request, &[]).await;
+    approve(api, &name, "Approved").await;
     name
 }
 
@@ -517,16 +524,7 @@ async fn approved_with_slow_write(
             .resource("certificatesigningrequests/status")
             .times(1),
     );
-    let key = p256();
-    let request = csr(
-        CLUSTER_SIGNER,
-        &agent_csr(&key, WORKLOAD),
-        &WORKLOAD_USAGES,
-        None,
-    );
-    let name = create(api, request, &[]).await;
-    approve(api, &name, "Approved").await;
-    name
+    approved_workload(api).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -939,15 +937,7 @@ async fn a_status_write_refused_again_and_again_is_retried_with_a_growing_backof
             .verb("patch")
             .resource("certificatesigningrequests/status"),
     );
-    let key = p256();
-    let request = csr(
-        CLUSTER_SIGNER,
-        &agent_csr(&key, WORKLOAD),
-        &WORKLOAD_USAGES,
-        None,
-    );
-    let name = create(&api, request, &[]).await;
-    approve(&api, &name, "Approved").await;
+    let name = approved_workload(&api).await;
     // A fixed pause keeps every gap alike (the CSR door's 250 ms: ~30 attempts in 6 s).
     let gaps = refused.refused_write_gaps(6).await;
     support::audit::assert_backoff_grows(&gaps);

@@ -131,15 +131,6 @@ fn signed(handle: &ControllerHandle) -> u64 {
         .get()
 }
 
-async fn issue_one(env: &Env) {
-    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
-    let name = env
-        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
-        .await;
-    env.approve(NS, &name).await;
-    env.wait_ready_reason(NS, &name, "Issued").await;
-}
-
 /// A Lease read the API server never answers must not hold a candidate for ever: the call gives
 /// up after max(1 s, renewDeadline / 2) and the next attempt takes the free lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,7 +338,7 @@ async fn a_leader_whose_renewals_fail_steps_down_by_its_renew_deadline() {
 async fn a_controller_whose_election_dies_stops_and_the_standby_takes_over() {
     let mut env = env_with_leader().await;
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
-    issue_one(&env).await;
+    env.issue_through_ready_issuer(WORKLOAD).await;
     let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
     let a = leader_a(&mut env);
     let signed_before = signed(a);
@@ -364,7 +355,7 @@ async fn a_controller_whose_election_dies_stops_and_the_standby_takes_over() {
         .expect("replica-b took over")
         .unwrap();
     for _ in 0..5 {
-        issue_one(&env).await;
+        env.issue_through_ready_issuer(WORKLOAD).await;
     }
     let a = env.controller.as_ref().unwrap();
     assert_eq!(

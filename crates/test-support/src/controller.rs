@@ -450,6 +450,11 @@ impl Env {
     pub async fn issue_workload(&self, spiffe: &str) -> (String, Value) {
         self.ready_issuer(Some(NS), "firefly-istio", json!({}))
             .await;
+        self.issue_through_ready_issuer(spiffe).await
+    }
+
+    /// As [`Env::issue_workload`], through the issuer `firefly-istio` already made Ready.
+    pub async fn issue_through_ready_issuer(&self, spiffe: &str) -> (String, Value) {
         let (_key, csr) = CsrSpec::workload(KeyKind::P256, spiffe).build();
         let name = self
             .create_request(&RequestBuilder::istio("firefly-istio", &csr, spiffe))
