@@ -258,7 +258,7 @@ impl IssuerStatusLoop {
         };
         let mut regarding = issuer.object_ref(&());
         regarding.api_version = Some(resource.api_version.clone());
-        super::report::publish_bounded(&self.recorder, &event, &regarding).await;
+        self.recorder.record(&event, &regarding);
     }
 }
 

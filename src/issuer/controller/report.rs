@@ -188,19 +188,8 @@ pub(crate) async fn publish_event(
         action: "Sign".to_owned(),
         secondary: None,
     };
-    publish_bounded(recorder, &event, regarding).await;
-}
-
-/// Queues `event` on `regarding` for the recorder's background task and returns at once: a slow
-/// events API must not hold a reconcile (and the object's next decision) or the issuer status
-/// loop behind it. Best effort: a full queue drops the event, a failure is logged (each publish
-/// is bounded by [`crate::events::CALL_TIMEOUT`]).
-pub(crate) async fn publish_bounded(
-    recorder: &EventRecorder,
-    event: &Event,
-    regarding: &ObjectReference,
-) {
-    recorder.record(event, regarding);
+    // Queued, never waited for: a slow events API must not hold the object's next decision.
+    recorder.record(&event, regarding);
 }
 
 /// The log lines of an issued certificate: the clamp note and, when the configuration asks for
