@@ -64,6 +64,10 @@ pub struct StartOptions {
     /// How long the PodCertificateRequest door keeps its v1beta1 watches open after the last
     /// request without a stub; default: 15 minutes (tests shorten it).
     pub pod_certificates_stubless_idle: Option<std::time::Duration>,
+    /// How long one answer's status write may wait for the API server; default:
+    /// [`STATUS_WRITE_TIMEOUT`](crate::issuer::controller::apply::STATUS_WRITE_TIMEOUT) (tests
+    /// shorten it).
+    pub status_write_timeout: Option<std::time::Duration>,
 }
 
 /// The in-process entry point: the controller with its admin endpoints and leader election.
@@ -92,41 +96,37 @@ impl Controller {
         config: &Config,
         client: kube::Client,
         authority: Arc<dyn Authority>,
-        options: StartOptions,
+        mut options: StartOptions,
     ) -> Result<ControllerHandle, RunError> {
-        let metrics = match options.metrics {
+        let metrics = match options.metrics.take() {
             Some(m) => m,
             None => Metrics::new()?,
         };
         let admin = AdminServer::start(&config.admin, metrics.clone()).await?;
         admin.set_authority(authority.clone());
-        Self::start_with_admin(
-            config,
-            client,
-            authority,
-            admin,
-            metrics,
-            options.identity,
-            options.clock,
-            options.pod_certificates_stubless_idle,
-        )
+        Self::start_with_admin(config, client, authority, admin, metrics, options)
     }
 
     /// Starts with an admin server started earlier (so `/livez` answers during bootstrap).
     ///
     /// # Errors
     /// [`RunError::Concurrency`] for an unusable `maxConcurrentReconciles`.
-    #[allow(clippy::too_many_arguments)] // what `run` builds itself, then StartOptions' overrides one by one
+    /// `options.metrics` is not read: `metrics` is the registry `admin` serves.
     pub fn start_with_admin(
         config: &Config,
         client: kube::Client,
         authority: Arc<dyn Authority>,
         admin: AdminServer,
         metrics: Metrics,
-        identity: Option<String>,
-        clock: Option<Clock>,
-        stubless_idle: Option<std::time::Duration>,
+        options: StartOptions,
     ) -> Result<ControllerHandle, RunError> {
+        let StartOptions {
+            identity,
+            clock,
+            metrics: _,
+            pod_certificates_stubless_idle: stubless_idle,
+            status_write_timeout,
+        } = options;
         admin.set_authority(authority.clone());
         let c = &config.controller;
         let concurrency = u16::try_from(c.max_concurrent_reconciles)
@@ -166,6 +166,8 @@ impl Controller {
             minimum_duration: c.minimum_leaf_duration,
             max_concurrent_reconciles: concurrency,
             field_manager: "firefly".to_owned(),
+            status_write_timeout: status_write_timeout
+                .unwrap_or(crate::issuer::controller::apply::STATUS_WRITE_TIMEOUT),
             instance: identity.clone(),
             certificate_signing_requests: c.certificate_signing_requests.enabled,
             pod_certificates,
@@ -531,7 +533,8 @@ pub async fn kube_client(config: &Config) -> Result<kube::Client, RunError> {
 /// as well: kube-runtime's watcher asks the server to end each watch after 290 s
 /// (`timeoutSeconds`) and itself abandons one idle for 295 s, so a limit above that never cuts a
 /// healthy watch. Calls that must fail sooner carry their own limit: the Lease calls
-/// ([`LeaseSettings::call_timeout`]), events, issuer status writes.
+/// ([`LeaseSettings::call_timeout`]), events, issuer status writes, and the answers' status
+/// writes ([`STATUS_WRITE_TIMEOUT`](crate::issuer::controller::apply::STATUS_WRITE_TIMEOUT)).
 pub const KUBE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `firefly run -c config.yaml`.
@@ -571,9 +574,7 @@ pub async fn main(args: Args) -> anyhow::Result<ExitCode> {
         authority,
         admin,
         metrics,
-        None,
-        None,
-        None,
+        StartOptions::default(),
     )?;
     // The roots pods trust, as ClusterTrustBundles, published while this replica leads.
     let _trust_bundles = crate::trust_bundle::publish::start_for(

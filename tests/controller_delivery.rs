@@ -413,3 +413,83 @@ async fn a_status_write_whose_answer_is_lost_is_audited_with_its_serial() {
         "not counted as refused"
     );
 }
+
+/// A status write the API server never answers (a connection that went dead after the request
+/// was sent) is abandoned after the door's bound and retried on a fresh connection, so the
+/// request is still answered while its requester waits. Before, the write waited for the
+/// client's 300 s read timeout, holding the request's reconcile (and a concurrency slot) all that
+/// time. The abandoned certificate may have been stored, so it is audited as
+/// signed-delivery-unknown with its serial, and the one delivered is the retry's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_write_that_is_never_answered_is_abandoned_and_retried() {
+    /// Far beyond the test's patience: without a bound of its own, the write would wait for it.
+    const HUNG: Duration = Duration::from_secs(3600);
+    let audit = AuditEvents::install();
+    let mut env = Env::start_with(Options {
+        check_approval: false,
+        ..Options::default()
+    })
+    .await;
+    env.stop_controller().await;
+    let wrapped = Wrapped::new(env.authority.clone());
+    let client = kube::Client::try_from(env.sim.kube_config().await.unwrap()).unwrap();
+    env.controller = Some(
+        Controller::start_with(
+            &env.config,
+            client,
+            wrapped.clone(),
+            StartOptions {
+                identity: Some("replica-a".to_owned()),
+                status_write_timeout: Some(Duration::from_secs(1)),
+                ..StartOptions::default()
+            },
+        )
+        .await
+        .expect("controller starts"),
+    );
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    env.sim.faults().inject(
+        FaultRule::latency(HUNG)
+            .verb("patch")
+            .resource("certificaterequests/status")
+            .times(1),
+    );
+    let (_key, csr) = CsrSpec::workload(KeyKind::P256, WORKLOAD).build();
+    let name = env
+        .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
+        .await;
+    let request = env.wait_ready_reason(NS, &name, "Issued").await;
+
+    const UNKNOWN: &str = "signed-delivery-unknown: the status write failed in transit and may have been stored; the certificate may have been handed out";
+    let lines = audit.with_message(UNKNOWN);
+    assert_eq!(lines.len(), 1, "the abandoned write is audited: {lines:?}");
+    let chain = decoded(&request, "certificate");
+    let leaf = ::pem::parse(chain.as_bytes()).expect("a PEM block");
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(leaf.contents()).expect("the delivered leaf");
+    let serial = |s: &str| s.replace(':', "").to_ascii_lowercase();
+    assert_ne!(
+        serial(&lines[0]["serial"]),
+        serial(&cert.raw_serial_as_string()),
+        "the delivered certificate is the retry's, not the abandoned one"
+    );
+    assert_eq!(
+        wrapped.issue_calls.load(Ordering::SeqCst),
+        2,
+        "signed once for the abandoned write, once for the retry"
+    );
+    let metrics = env.controller.as_ref().unwrap().metrics();
+    assert_eq!(
+        metrics.write_errors.with_label_values(&["transport"]).get(),
+        1,
+        "the abandoned write is counted as a transport failure"
+    );
+    assert_eq!(
+        metrics
+            .signed_not_delivered
+            .with_label_values(&["CertificateRequest"])
+            .get(),
+        0,
+        "not counted as refused: it may have been stored"
+    );
+}

@@ -93,6 +93,9 @@ pub struct ControllerSettings {
     pub max_concurrent_reconciles: u16,
     /// Field manager of our server-side-apply status writes.
     pub field_manager: String,
+    /// How long one answer's status write may wait for the API server
+    /// ([`apply::STATUS_WRITE_TIMEOUT`] unless a test shortens it).
+    pub status_write_timeout: Duration,
     /// Identity reported on events (the replica's name).
     pub instance: String,
     /// Also serve Kubernetes CertificateSigningRequests addressed to our issuers
@@ -271,6 +274,7 @@ pub async fn run(
                 client: client.clone(),
                 settings: pod_settings,
                 field_manager: settings.field_manager.clone(),
+                status_write_timeout: settings.status_write_timeout,
                 authority: ctx.authority.clone(),
                 metrics: ctx.metrics.clone(),
                 recorder: ctx.recorder.clone(),

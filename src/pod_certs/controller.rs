@@ -123,6 +123,8 @@ pub struct PcrDoor {
     pub settings: PodCertSettings,
     /// Field manager of the status writes.
     pub field_manager: String,
+    /// How long one status write may wait for its answer.
+    pub status_write_timeout: std::time::Duration,
     /// The issuing core's signer.
     pub authority: Arc<dyn Authority>,
     /// The process's metrics.

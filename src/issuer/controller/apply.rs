@@ -60,15 +60,33 @@ pub struct ApplyMetadata<'a> {
     pub resource_version: &'a str,
 }
 
+/// How long one answer's status write may wait for the API server before it is abandoned and
+/// retried on a fresh connection (the client's own read timeout is 300 s, sized for watches).
+/// Below the 60 s that istiod waits for a CSR's certificate and that kube-apiserver allows a
+/// request (`--request-timeout`), so that a write sent into a dead connection is retried while
+/// its requester still waits; the resourceVersion guard makes an abandoned write that lands late
+/// harmless (a retry decided on the same copy then gets 409, or the late one does).
+pub const STATUS_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A status write the API server did not answer within its bound. A transport failure: the
+/// write may still have been stored, so a certificate it carried is audited as
+/// signed-delivery-unknown.
+#[derive(Debug, thiserror::Error)]
+#[error("the API server did not answer the status write within {0:?}")]
+pub struct WriteTimedOut(pub std::time::Duration);
+
 /// Sends `body` as one forced server-side apply on the `/status` of `name`, with
-/// `field_manager`. `body` must carry [`ApplyMetadata`] with the decision's resourceVersion.
+/// `field_manager`, abandoned after `limit`. `body` must carry [`ApplyMetadata`] with the
+/// decision's resourceVersion.
 ///
 /// # Errors
-/// The client's error for anything but 404 and 409.
+/// The client's error for anything but 404 and 409; [`kube::Error::Service`] holding
+/// [`WriteTimedOut`] when no answer came within `limit`.
 pub async fn apply_guarded<K, B>(
     api: &Api<K>,
     name: &str,
     field_manager: &str,
+    limit: std::time::Duration,
     body: &B,
 ) -> Result<Applied, kube::Error>
 where
@@ -85,7 +103,10 @@ where
         .patch_subresource("status", name, &params, &Patch::Apply(body))
         .map_err(kube::Error::BuildRequest)?;
     request.extensions_mut().insert("patch_status");
-    match api.clone().into_client().request_text(request).await {
+    let answer = tokio::time::timeout(limit, api.clone().into_client().request_text(request))
+        .await
+        .unwrap_or_else(|_| Err(kube::Error::Service(Box::new(WriteTimedOut(limit)))));
+    match answer {
         Ok(_) => Ok(Applied::Written),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Applied::Gone),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(Applied::Conflict),
@@ -175,7 +196,14 @@ impl Context {
                 failure_time: update.failure_time.map(decide::time),
             },
         };
-        match apply_guarded(&api, &name, &self.settings.field_manager, &body).await {
+        let written = apply_guarded(
+            &api,
+            &name,
+            &self.settings.field_manager,
+            self.settings.status_write_timeout,
+            &body,
+        );
+        match written.await {
             Ok(Applied::Written) => Ok(Applied::Written),
             Ok(Applied::Gone) => {
                 tracing::debug!("request deleted before its status was written");

@@ -212,15 +212,8 @@ impl IssuerStatusLoop {
             },
             &cond,
         );
-        let written = tokio::time::timeout(
-            ISSUER_WRITE_TIMEOUT,
-            apply_guarded(api, &name, &self.field_manager, &body),
-        )
-        .await;
-        let Ok(written) = written else {
-            tracing::warn!(issuer = %name, "issuer status write not answered within {ISSUER_WRITE_TIMEOUT:?}; deciding again next pass");
-            return;
-        };
+        let written =
+            apply_guarded(api, &name, &self.field_manager, ISSUER_WRITE_TIMEOUT, &body).await;
         match written {
             Ok(Applied::Written) => {
                 tracing::info!(kind = %K::kind(&()), issuer = %name, ready = %cond.status, message = %cond.message, "issuer status updated");

@@ -49,7 +49,14 @@ impl Context {
         let rv = csr.resource_version().unwrap_or_default();
         let body = status_body(&name, &rv, &update.answer, self.door.clock.now());
         let api: Api<CertificateSigningRequest> = Api::all(self.door.client.clone());
-        let result = apply_guarded(&api, &name, &self.door.settings.field_manager, &body).await;
+        let result = apply_guarded(
+            &api,
+            &name,
+            &self.door.settings.field_manager,
+            self.door.settings.status_write_timeout,
+            &body,
+        )
+        .await;
         let uid = csr.uid().unwrap_or_default();
         account_write(&self.door.metrics, FRONT_DOOR, &uid, &rv, result, issued)
             .map_err(|source| CsrError::StatusWrite { name, source })

@@ -46,7 +46,14 @@ impl WatchCtx {
         );
         let api: Api<super::PodCertificateRequest> =
             Api::namespaced_with(door.client.clone(), namespace, &self.resource);
-        let result = apply_guarded(&api, &name, &door.field_manager, &body).await;
+        let result = apply_guarded(
+            &api,
+            &name,
+            &door.field_manager,
+            door.status_write_timeout,
+            &body,
+        )
+        .await;
         let uid = obj.uid().unwrap_or_default();
         account_write(&door.metrics, FRONT_DOOR, &uid, &rv, result, issued).map_err(|source| {
             PcrError::StatusWrite {
