@@ -11,7 +11,7 @@ use firefly::bootstrap::{Bootstrap, BootstrapConfig as _, SystemClock};
 use firefly::trust_bundle::publish::{self, PublisherSettings};
 use firefly::trust_bundle::{BundleStatus, LABEL_KEY, bundle_name};
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
-use kube_sim::{KubeSim, Release, SimOptions};
+use kube_sim::{FaultRule, KubeSim, Release, SimOptions};
 use serde_json::{Value, json};
 use support::bootstrap::{Env, EnvBuilder};
 use support::{PATIENCE, eventually, verifiers};
@@ -80,11 +80,22 @@ impl Running {
 }
 
 fn start_publisher(client: kube::Client, anchors: Vec<Vec<u8>>, signers: &[&str]) -> Running {
+    start_publisher_bounded(client, anchors, signers, publish::WRITE_TIMEOUT)
+}
+
+/// [`start_publisher`] with each bundle write abandoned after `write_timeout`.
+fn start_publisher_bounded(
+    client: kube::Client,
+    anchors: Vec<Vec<u8>>,
+    signers: &[&str],
+    write_timeout: Duration,
+) -> Running {
     let status = BundleStatus::default();
     let (tx, rx) = watch::channel(anchors);
     let (stop, stopped) = oneshot::channel::<()>();
     let mut settings = PublisherSettings::new(signers.iter().map(|s| s.to_string()).collect());
     settings.first_backoff = Duration::from_millis(100);
+    settings.write_timeout = write_timeout;
     tokio::spawn(publish::run(
         client,
         settings,
@@ -409,6 +420,44 @@ async fn without_attest_the_status_says_what_to_grant_and_a_grant_recovers() {
     .await;
     create(&admin, "ClusterRoleBinding", binding("attest")).await;
     wait_for_bundles(&sim, signers).await;
+    assert!(eventually(PATIENCE, || publisher.status.detail().is_none()).await);
+}
+
+/// A bundle write the API server never answers is abandoned after the publisher's bound: the
+/// readiness detail says so, and the retry publishes the bundle. Before, the signer's loop waited
+/// for the client's 300 s read timeout, publishing nothing and following no change meanwhile.
+#[tokio::test]
+async fn a_bundle_write_that_is_never_answered_is_abandoned_and_retried() {
+    /// Far beyond the test's patience.
+    const HUNG: Duration = Duration::from_secs(3600);
+    let sim = KubeSim::start(sim_options(Release::V1_37, false))
+        .await
+        .unwrap();
+    sim.faults().inject(
+        FaultRule::latency(HUNG)
+            .verb("patch")
+            .resource("clustertrustbundles")
+            .times(1),
+    );
+    let (_, root) = other_ca("Root A");
+    let signers = &SIGNERS[..1];
+    let publisher = start_publisher_bounded(
+        sim.client().await.unwrap(),
+        vec![root.clone()],
+        signers,
+        Duration::from_secs(1),
+    );
+    assert!(
+        eventually(PATIENCE, || publisher
+            .status
+            .detail()
+            .is_some_and(|d| d.contains("did not answer within 1s")))
+        .await,
+        "{:?}",
+        publisher.status.detail()
+    );
+    wait_for_bundles(&sim, signers).await;
+    assert_eq!(pem_ders(&bundle(&sim, signers[0]).unwrap()), vec![root]);
     assert!(eventually(PATIENCE, || publisher.status.detail().is_none()).await);
 }
 

@@ -57,14 +57,23 @@ pub struct PublisherSettings {
     pub signers: Vec<String>,
     /// First pause after a failure (doubled up to [`MAX_BACKOFF`]).
     pub first_backoff: Duration,
+    /// How long one bundle write may wait for the API server before it counts as failed
+    /// ([`WRITE_TIMEOUT`]; tests shorten it).
+    pub write_timeout: Duration,
 }
 
+/// The bound on one bundle write: the signer's loop waits for its write, so without it an
+/// API server that never answers (a dead connection) would stop the bundle from following the
+/// anchors or being restored until the client's 300 s read timeout.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl PublisherSettings {
-    /// The settings for `signers`, with a 1 s first backoff.
+    /// The settings for `signers`, with a 1 s first backoff and [`WRITE_TIMEOUT`].
     pub fn new(signers: Vec<String>) -> Self {
         PublisherSettings {
             signers,
             first_backoff: Duration::from_secs(1),
+            write_timeout: WRITE_TIMEOUT,
         }
     }
 }
@@ -334,6 +343,7 @@ async fn publish(
                     anchors.clone(),
                     status.clone(),
                     settings.first_backoff,
+                    settings.write_timeout,
                 )
             })
             .collect();
@@ -363,6 +373,7 @@ async fn maintain(
     mut anchors: watch::Receiver<Vec<Vec<u8>>>,
     status: BundleStatus,
     first_backoff: Duration,
+    write_timeout: Duration,
 ) {
     let name = bundle_name(&signer);
     status.set(
@@ -459,7 +470,17 @@ async fn maintain(
             failures = 0;
             continue;
         }
-        match write(&api, &api_version, &name, &signer, &pem).await {
+        let written = tokio::time::timeout(
+            write_timeout,
+            write(&api, &api_version, &name, &signer, &pem),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(kube::Error::Service(
+                format!("the API server did not answer within {write_timeout:?}").into(),
+            ))
+        });
+        match written {
             Ok(o) => {
                 tracing::info!(bundle = %name, "ClusterTrustBundle published");
                 seen.insert(name.clone(), observed(&o));
