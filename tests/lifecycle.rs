@@ -388,3 +388,66 @@ async fn a_leader_whose_election_died_still_releases_the_lease_on_shutdown() {
         "the lease was not released after the election task died"
     );
 }
+
+/// A leader that stepped down because its renewals went unanswered may still be named by the
+/// Lease (a renewal can land after the client gave up on it). Stopped before it leads again, it
+/// releases the Lease if it still names it, so that a standby takes over at once instead of
+/// after the lease duration. Without the `maybe_ours` flag in `leader.rs`, a stop outside
+/// leadership never released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_after_stepping_down_on_unanswered_renewals_releases_the_lease() {
+    /// Far beyond the test's patience: renewals are never answered while the fault is set.
+    const HUNG: Duration = Duration::from_secs(3600);
+    let sim = sim().await;
+    let client = sim.client().await.unwrap();
+    let leader = LeaderHandle::spawn(
+        client,
+        lease_settings(
+            "unanswered",
+            Duration::from_secs(8),
+            Duration::from_secs(3),
+            Duration::from_millis(500),
+        ),
+        None,
+    );
+    wait_leading(&leader, true).await;
+    sim.faults()
+        .inject(FaultRule::latency(HUNG).verb("update").resource("leases"));
+    wait_leading(&leader, false).await;
+    // An attempt to lead again, received after the step-down (counted on arrival), is held too,
+    // so the replica cannot lead again before the stop.
+    let updates = sim.request_count("update", "leases");
+    kube_sim::wait_for(PATIENCE, || async {
+        sim.request_count("update", "leases") > updates
+    })
+    .await
+    .expect("the candidate tries to lead again");
+    let holder = |sim: &KubeSim| {
+        sim.object(
+            "coordination.k8s.io",
+            "leases",
+            LEASE_NAMESPACE,
+            "unanswered",
+        )
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+    };
+    assert_eq!(
+        holder(&sim).as_deref(),
+        Some("replica-x"),
+        "no renewal reached the store, so the Lease still names the replica"
+    );
+    // The replica is stopped while that attempt is unanswered: one poll of `release` sends the
+    // stop. Then the API server answers again (the held attempt gives up within its bound).
+    let mut release = Box::pin(leader.release());
+    assert!(
+        futures::poll!(release.as_mut()).is_pending(),
+        "the stop waits for the election to end"
+    );
+    sim.faults().clear();
+    assert!(release.await, "the stop says the Lease was released");
+    assert_eq!(
+        holder(&sim).as_deref(),
+        Some(""),
+        "the Lease that still named the replica was released on the stop"
+    );
+}
