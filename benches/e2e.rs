@@ -4,7 +4,8 @@
 //! process; the backlog and steady phases also through the Kubernetes CertificateSigningRequest
 //! door, with istiod as the requester (`csr-backlog`, `csr-steady`), and through the
 //! PodCertificateRequest door with kube-sim's kubelets as the requesters (`pcr-backlog`,
-//! `pcr-steady`); and a storm of refusals (`refusals`). Prints figures and ratios against the goals and writes docs/perf-backlog.svg
+//! `pcr-steady`); a storm of refusals (`refusals`); and leader handover between two `firefly run`
+//! replicas on SIGTERM and on SIGKILL (`takeover`). Prints figures and ratios against the goals and writes docs/perf-backlog.svg
 //! and docs/perf-latency.svg (and docs/perf-csr-*.svg, docs/perf-pcr-*.svg). A missed goal is
 //! reported as missed, with the measured figure. Each phase runs in a fresh process of its own (see `run_phases_in_children`). The controller's CPU per
 //! issued request is set against the crypto floor measured in the same run: CSR signature verify
@@ -58,7 +59,7 @@ const AFTER_BACKLOG_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The phases, in the order they run (`csr-`: the CertificateSigningRequest door; `pcr-`: the
 /// PodCertificateRequest door; the others drive the CertificateRequest door).
-const PHASES: [&str; 10] = [
+const PHASES: [&str; 11] = [
     "backlog",
     "steady",
     "low",
@@ -69,7 +70,15 @@ const PHASES: [&str; 10] = [
     "rss",
     "large",
     "refusals",
+    "takeover",
 ];
+/// Leaders stopped with SIGTERM in the takeover phase, each half a second later in the
+/// standby's retry cycle than the one before.
+const TAKEOVER_ROUNDS: u16 = 4;
+/// Requests per second during the takeover phase (a live mesh's trickle, not a load test).
+const TAKEOVER_RATE: u64 = 50;
+/// The product's default lease timings (`controller.leaderElection.*`, client-go's defaults).
+const DEFAULT_LEASE: (&str, &str, &str) = ("15s", "10s", "2s");
 /// Set on the child process that runs one phase.
 const PHASE_ENV: &str = "FIREFLY_E2E_PHASE";
 
@@ -82,7 +91,8 @@ static ALLOCATOR: firefly_tlspc::bootstrap::locked_key::Allocator =
 fn main() -> ExitCode {
     let _ = firefly_tlspc::bootstrap::locked_key::prepare_allocator();
     // `cargo bench` passes `--bench`; a filter argument selects the phases whose names start with
-    // it (backlog, steady, low, csr-backlog, csr-steady, pcr-backlog, pcr-steady, rss, large, refusals;
+    // it (backlog, steady, low, csr-backlog, csr-steady, pcr-backlog, pcr-steady, rss, large, refusals,
+    // takeover;
     // `csr` and `pcr` select both phases of their door).
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -198,6 +208,9 @@ async fn run(phase: &str) -> anyhow::Result<()> {
     }
     if wants("refusals") {
         refusals(&csrs, REFUSALS).await?;
+    }
+    if wants("takeover") {
+        takeover(&csrs).await?;
     }
     Ok(())
 }
@@ -1078,6 +1091,191 @@ async fn explain_stall(
         sim.watches_closed_behind(),
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     ))
+}
+
+/// Leader handover with two `firefly run` processes on the product's default lease timings
+/// (15 s / 10 s / 2 s) while requests arrive at `TAKEOVER_RATE`: the leader is stopped with
+/// SIGTERM (a rolling update: it releases the Lease and a standby takes it at its next retry),
+/// then, with the first replica back as a standby, the new leader is killed with SIGKILL (a node
+/// lost: the Lease must expire first). For each, how long no request became Ready and the
+/// slowest approval→Ready of the requests approved around the stop.
+async fn takeover(csrs: &[Csr]) -> anyhow::Result<()> {
+    let (lease, renew, retry) = DEFAULT_LEASE;
+    println!(
+        "\n[takeover] two `firefly run` replicas, leader election {lease}/{renew}/{retry}, {TAKEOVER_RATE} requests/s"
+    );
+    let stack = e2e::Stack::start().await?;
+    let knobs = e2e::ControllerKnobs {
+        leader_election: true,
+        lease_timings: DEFAULT_LEASE,
+        ..e2e::ControllerKnobs::default()
+    };
+    let config = stack.write_config("takeover", &knobs)?;
+    // The first replica leads: it alone runs when the issuer turns Ready.
+    let (mut first, first_pid) = spawn_controller(&stack, &config, "first.log")?;
+    stack.create_issuer().await?;
+    wait_issuer_ready_or_explain(&stack, &mut first, "first.log").await?;
+    let (second, second_pid) = spawn_controller(&stack, &config, "second.log")?;
+    // The standby starts, bootstraps its own sub-CA and reads the Lease.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let door = IstioCsr::driver(&stack).await?;
+    let tracker = e2e::ReadyTracker::start(door.answers()).await?;
+    let start = Instant::now();
+    let stop_driving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let driver = {
+        let (door, stop, csrs) = (door.clone(), stop_driving.clone(), csrs.to_vec());
+        tokio::spawn(async move {
+            let begin = tokio::time::Instant::now();
+            let mut tasks = Vec::new();
+            for (i, csr) in csrs.iter().cycle().enumerate() {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                tokio::time::sleep_until(
+                    begin + Duration::from_micros(i as u64 * 1_000_000 / TAKEOVER_RATE),
+                )
+                .await;
+                tasks.push(tokio::spawn(
+                    door.clone().create_and_approve(IstioCsr::request(i, csr)),
+                ));
+            }
+            let mut approvals = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                approvals.push(t.await.context("driver task")??);
+            }
+            anyhow::Ok(approvals)
+        })
+    };
+
+    // Rolling updates: the leader gets SIGTERM and is replaced by a new standby, four times. A
+    // standby tries the Lease every retry period, so each stop comes half a second later in that
+    // cycle than the one before: together they cover it.
+    let (mut leader, mut leader_pid, mut standby, mut standby_pid) =
+        (first, first_pid, second, second_pid);
+    let holder = || {
+        stack
+            .sim
+            .object(
+                "coordination.k8s.io",
+                "leases",
+                "venafi",
+                "firefly-controller",
+            )
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let mut terms = Vec::new();
+    for round in 0..TAKEOVER_ROUNDS {
+        tokio::time::sleep(Duration::from_millis(3_000 + 500 * u64::from(round))).await;
+        let old = holder();
+        let term_at = Instant::now();
+        signal(leader_pid, "TERM")?;
+        let exit = tokio::time::timeout(PATIENCE, leader.wait())
+            .await
+            .context("the leader did not exit after SIGTERM")??;
+        terms.push((term_at, term_at.elapsed(), exit));
+        // The standby takes over; only then does a new standby start (a replacement started
+        // earlier could take the released Lease first, at its start).
+        kube_sim::wait_for(PATIENCE, || async {
+            let now = holder();
+            !now.is_empty() && now != old
+        })
+        .await
+        .context("the standby never took the Lease")?;
+        let (next, next_pid) =
+            spawn_controller(&stack, &config, &format!("replica-{}.log", round + 3))?;
+        (leader, leader_pid, standby, standby_pid) = (standby, standby_pid, next, next_pid);
+    }
+    // A node lost: the leader is killed and the Lease must expire before the standby leads.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let kill_at = Instant::now();
+    signal(leader_pid, "KILL")?;
+    let _ = leader.wait().await;
+    tokio::time::sleep(Duration::from_secs(22)).await;
+    stop_driving.store(true, std::sync::atomic::Ordering::Relaxed);
+    let approvals = driver.await.context("driver")??;
+    let n = approvals.len();
+    tracker.wait_terminal(n, PATIENCE, |_, _| {}).await?;
+    let (_, failed) = tracker.counts();
+    if failed > 0 {
+        bail!("{failed} of {n} takeover requests failed");
+    }
+    let _ = standby.start_kill();
+    let _ = standby_pid;
+
+    let mut ready_at: Vec<Instant> = Vec::with_capacity(n);
+    let mut latencies: Vec<(Instant, Duration)> = Vec::with_capacity(n);
+    for (name, approved_at) in &approvals {
+        let done = tracker
+            .get(name)
+            .and_then(|t| t.issued_at)
+            .context("request not issued")?;
+        ready_at.push(done);
+        latencies.push((*approved_at, done.saturating_duration_since(*approved_at)));
+    }
+    ready_at.sort();
+    // Each stop is judged until the next one (or for 20 s after the last).
+    let mut stops: Vec<Instant> = terms.iter().map(|(at, _, _)| *at).collect();
+    stops.push(kill_at);
+    let report = |what: &str, i: usize, bound: &str| {
+        let at = stops[i];
+        let until = stops
+            .get(i + 1)
+            .copied()
+            .unwrap_or(at + Duration::from_secs(20));
+        // The longest stretch without a Ready that ends in the window (it may start before).
+        let gap = ready_at
+            .windows(2)
+            .filter(|w| w[1] > at && w[1] <= until)
+            .map(|w| w[1].saturating_duration_since(w[0]))
+            .max()
+            .unwrap_or_default();
+        // The requests approved from 1 s before the stop until the next stop.
+        let slowest = latencies
+            .iter()
+            .filter(|(approved, _)| *approved + Duration::from_secs(1) >= at && *approved < until)
+            .map(|(_, l)| *l)
+            .max()
+            .unwrap_or_default();
+        println!(
+            "  {what}: no request Ready for {:.2} s; slowest approval→Ready of the requests approved from 1 s before: {:.2} s ({bound})",
+            gap.as_secs_f64(),
+            slowest.as_secs_f64()
+        );
+    };
+    println!(
+        "  {n} requests over {:.0} s, all Ready",
+        start.elapsed().as_secs_f64()
+    );
+    for (round, (_, exited, exit)) in terms.iter().enumerate() {
+        report(
+            &format!(
+                "SIGTERM {} (Lease released; the leader exited {:.2} s after it, {exit})",
+                round + 1,
+                exited.as_secs_f64()
+            ),
+            round,
+            &format!("expected up to the retry period, {retry}, plus the new leader's start"),
+        );
+    }
+    report(
+        "SIGKILL (Lease left to expire)",
+        terms.len(),
+        &format!("expected up to the lease duration plus the retry period, {lease} + {retry}"),
+    );
+    Ok(())
+}
+
+/// Sends `signal` (`TERM`, `KILL`) to process `pid` with kill(1).
+fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .context("running kill")?;
+    anyhow::ensure!(status.success(), "kill -{signal} {pid} failed ({status})");
+    Ok(())
 }
 
 /// Starts `firefly run -c config` as a child process logging to `log` in the stack's directory.
