@@ -12,7 +12,7 @@
 //
 // "apply" is a server-side apply of body; "merge" is a JSON merge patch (an Update operation for
 // field ownership). The answer has one step per operation: the object after it, every manager's
-// owned field set (as SMD paths), and the error when the operation failed (the object and the
+// owned field set (as SMD paths and in SMD's FieldsV1 encoding), and the error when the operation failed (the object and the
 // managers are then unchanged).
 //
 // Around SMD it reproduces the thin layers of kube-apiserver that decide the outcome of these
@@ -59,6 +59,9 @@ type managerOut struct {
 	Subresource string   `json:"subresource"`
 	APIVersion  string   `json:"apiVersion,omitempty"`
 	Fields      []string `json:"fields"`
+	// FieldsV1 is the set in SMD's own encoding (Set.ToJSON), what kube-apiserver stores as
+	// the managedFields entry's fieldsV1.
+	FieldsV1 json.RawMessage `json:"fieldsV1"`
 }
 
 type conflictOut struct {
@@ -242,6 +245,25 @@ func doOp(sc *smdSchema, root schema.TypeRef, gvk string, version fieldpath.APIV
 	switch o.Operation {
 	case "apply":
 		id = managerID{Manager: o.Manager, Operation: "Apply", Subresource: o.Subresource}
+		// kube-apiserver's skipNonAppliedManager: an existing object nobody manages first gets a
+		// "before-first-apply" updater owning what it holds (compared with the empty object).
+		if live != nil && len(mgrs) == 0 {
+			empty, err := sc.parse(root, map[string]interface{}{"apiVersion": req.APIVersion, "kind": req.Kind})
+			if err != nil {
+				return step, nil, nil, fmt.Sprintf("the empty object does not convert: %v", err)
+			}
+			first := managerID{Manager: "before-first-apply", Operation: "Update", APIVersion: req.APIVersion, Subresource: o.Subresource}
+			_, m, err := updater.Update(empty, liveTyped, version, mgrs, first.key())
+			if err != nil {
+				return step, nil, nil, fmt.Sprintf("before-first-apply: %v", err)
+			}
+			mgrs = stripServerOwned(m, first.key())
+			// What the conflict recovery starts from (Apply changes mgrs in place).
+			managers = fieldpath.ManagedFields{}
+			for k, v := range mgrs {
+				managers[k] = v
+			}
+		}
 		patchTyped, err := sc.parse(root, deepCopy(o.Body))
 		if err != nil {
 			step.Error = &errorOut{
@@ -281,6 +303,12 @@ func doOp(sc *smdSchema, root schema.TypeRef, gvk string, version fieldpath.APIV
 				SMD:     err.Error(),
 			}
 			return step, nil, nil, ""
+		}
+		if len(mgrs) == 0 {
+			// kube-apiserver's skipNonAppliedManager: an existing object nobody manages stays
+			// untracked by updates.
+			result = newTyped
+			break
 		}
 		res, m, err := updater.Update(liveTyped, newTyped, version, mgrs, id.key())
 		if err != nil {
@@ -329,15 +357,22 @@ func doOp(sc *smdSchema, root schema.TypeRef, gvk string, version fieldpath.APIV
 			}
 		}
 	}
-	if vs, ok := mgrs[id.key()]; ok {
+	mgrs = stripServerOwned(mgrs, id.key())
+	return step, obj, mgrs, ""
+}
+
+// stripServerOwned removes the server-managed metadata fields from one manager's set (and the
+// manager when nothing is left), as kube-apiserver's stripMetaManager does after each operation.
+func stripServerOwned(mgrs fieldpath.ManagedFields, key string) fieldpath.ManagedFields {
+	if vs, ok := mgrs[key]; ok {
 		s := vs.Set().Difference(serverOwned)
 		if s.Empty() {
-			delete(mgrs, id.key())
+			delete(mgrs, key)
 		} else {
-			mgrs[id.key()] = fieldpath.NewVersionedSet(s, vs.APIVersion(), vs.Applied())
+			mgrs[key] = fieldpath.NewVersionedSet(s, vs.APIVersion(), vs.Applied())
 		}
 	}
-	return step, obj, mgrs, ""
+	return mgrs
 }
 
 func conflictError(cs merge.Conflicts) *errorOut {
@@ -376,7 +411,11 @@ func listManagers(m fieldpath.ManagedFields) []managerOut {
 		fields := []string{}
 		vs.Set().Iterate(func(p fieldpath.Path) { fields = append(fields, p.String()) })
 		sort.Strings(fields)
-		out = append(out, managerOut{Manager: id.Manager, Operation: id.Operation, Subresource: id.Subresource, APIVersion: id.APIVersion, Fields: fields})
+		raw, err := vs.Set().ToJSON()
+		if err != nil {
+			raw, _ = json.Marshal(fmt.Sprintf("ToJSON failed: %v", err))
+		}
+		out = append(out, managerOut{Manager: id.Manager, Operation: id.Operation, Subresource: id.Subresource, APIVersion: id.APIVersion, Fields: fields, FieldsV1: raw})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
@@ -386,7 +425,10 @@ func listManagers(m fieldpath.ManagedFields) []managerOut {
 		if a.Operation != b.Operation {
 			return a.Operation < b.Operation
 		}
-		return a.Subresource < b.Subresource
+		if a.Subresource != b.Subresource {
+			return a.Subresource < b.Subresource
+		}
+		return a.APIVersion < b.APIVersion
 	})
 	return out
 }
@@ -475,39 +517,45 @@ func pruneNulls(obj map[string]interface{}, sch map[string]interface{}) {
 
 // recoverConflicts finds the true conflicts behind SMD's report: ConflictsFromManagers keeps the
 // path that Set.Iterate reuses (so does SMD v5's source), so a manager with several conflicting
-// fields under one parent is reported with one path several times. The true conflicts are what
-// a forced apply takes from the other managers; their count must match what SMD reported.
+// fields under one parent is reported with one path several times. The true conflicts are the
+// fields of another manager that a forced apply adds or changes (what it removes is no conflict);
+// their count must match what SMD reported.
 func recoverConflicts(u *merge.Updater, live, patch *typed.TypedValue, version fieldpath.APIVersion, managers fieldpath.ManagedFields, applier string, reported merge.Conflicts) (merge.Conflicts, string) {
-	before := fieldpath.ManagedFields{}
 	work := fieldpath.ManagedFields{}
 	for k, v := range managers {
-		before[k] = v
 		work[k] = v
 	}
-	_, after, err := u.Apply(live, patch, version, work, applier, true)
+	res, _, err := u.Apply(live, patch, version, work, applier, true)
 	if err != nil {
 		return nil, fmt.Sprintf("the forced re-run failed: %v", err)
+	}
+	changed := fieldpath.NewSet()
+	if res != nil {
+		cmp, err := live.Compare(res)
+		if err != nil {
+			return nil, fmt.Sprintf("comparing the forced result: %v", err)
+		}
+		changed = cmp.Modified.Union(cmp.Added)
+		if ignored := u.IgnoredFields[version]; ignored != nil {
+			changed = changed.RecursiveDifference(ignored)
+		}
 	}
 	byManager := map[string]int{}
 	for _, c := range reported {
 		byManager[c.Manager]++
 	}
 	var out merge.Conflicts
-	for k, vs := range before {
+	for k, vs := range managers {
 		if k == applier {
 			continue
 		}
-		lost := vs.Set()
-		if a, ok := after[k]; ok {
-			lost = lost.Difference(a.Set())
-		}
 		n := 0
-		lost.Iterate(func(p fieldpath.Path) {
+		vs.Set().Intersection(changed).Iterate(func(p fieldpath.Path) {
 			out = append(out, merge.Conflict{Manager: k, Path: p.Copy()})
 			n++
 		})
 		if n != byManager[k] {
-			return nil, fmt.Sprintf("recovering the conflicts of %s: %d fields lost under force, %d conflicts reported (%v)", k, n, byManager[k], reported)
+			return nil, fmt.Sprintf("recovering the conflicts of %s: %d fields changed under force, %d conflicts reported (%v)", k, n, byManager[k], reported)
 		}
 	}
 	return out, ""

@@ -592,10 +592,10 @@ impl KubeSim {
         store.get_value(&def, namespace, name).map(|v| (*v).clone())
     }
 
-    /// Server-side apply field ownership of one object, read straight from storage (not
-    /// counted): one entry per apply manager and endpoint, its owned fields rendered the way
-    /// structured-merge-diff prints paths (`.status.conditions[type="Ready"].status`), sorted.
-    /// `None` when the object does not exist.
+    /// Field ownership of one object (its `metadata.managedFields`), read straight from storage
+    /// (not counted): one entry per manager (`Apply` or `Update`, with its apiVersion and
+    /// subresource), its owned fields rendered the way structured-merge-diff prints paths
+    /// (`.status.conditions[type="Ready"].status`), sorted. `None` when the object does not exist.
     pub fn apply_owners(
         &self,
         group: &str,
@@ -614,7 +614,7 @@ impl KubeSim {
         let ns = if def.namespaced { namespace } else { "" };
         let inner = def.coll.inner.read();
         let stored = inner.objects.get(&(ns.to_string(), name.to_string()))?;
-        Some(stored.appliers.iter().map(sim::apply::owner).collect())
+        Some(stored.managers.iter().map(sim::apply::owner).collect())
     }
 
     /// Stops serving `group`/`version` from now on, as an API server restarted with the version

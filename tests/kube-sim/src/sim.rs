@@ -9,6 +9,7 @@ pub mod events;
 pub mod faults;
 pub mod field_validation;
 pub mod json_out;
+pub mod managed;
 pub mod partial;
 pub mod protobuf;
 pub mod rbac;

@@ -197,6 +197,65 @@ async fn composite_keys_and_maps_of_values() {
 }
 
 #[tokio::test]
+async fn updaters_take_over_what_they_change_and_appliers_conflict_with_them() {
+    let scn = widget();
+    let out = check(
+        &scn,
+        "updates",
+        &[
+            Op::apply(
+                "a",
+                json!({"spec": {"s": "a", "nested": {"x": "a"}, "ports": [{"name": "http", "port": 80}], "labels": {"k1": "v"}}}),
+            ),
+            // An update takes over the fields it changes (no conflict), and owns the new ones
+            // with their new parents.
+            Op::merge(
+                "kubectl-edit",
+                json!({"spec": {"s": "b", "nested": {"deep": {"z": "z"}}, "ports": [{"name": "http", "port": 81}, {"name": "grpc"}]}}),
+            ),
+            // An applier changing an updater's field conflicts ("using <apiVersion>").
+            Op::apply("a", json!({"spec": {"s": "a"}})),
+            Op::apply("a", json!({"spec": {"s": "a"}})).forced(),
+            // A second update by the same manager adds to its set; a removal leaves every set.
+            Op::merge("kubectl-edit", json!({"spec": {"labels": {"k1": null, "k2": "w"}}})),
+            Op::merge("other", json!({"spec": {"nested": {"deep": null}}})),
+            // Status: the updater through /status is another manager.
+            Op::merge_status("kubectl-edit", json!({"status": {"phase": "p", "conditions": [cond("Ready", "True")]}})),
+            Op::status("s", json!({"status": {"phase": "q"}})),
+            Op::status("s", json!({"status": {"phase": "q"}})).forced(),
+            // Changing nothing takes nothing.
+            Op::merge("idle", json!({"spec": {"s": "a"}})),
+        ],
+    )
+    .await;
+    let e = out[2].error.as_ref().expect("a conflict with the updater");
+    assert_eq!(e.code, 409);
+    assert!(
+        e.message
+            .contains("conflict with \"kubectl-edit\" using smd.kube-sim.test/v1"),
+        "{}",
+        e.message
+    );
+    assert_eq!(out[7].error.as_ref().map(|e| e.code), Some(409));
+    assert!(out[9].owners.iter().all(|o| o.manager != "idle"));
+}
+
+#[tokio::test]
+async fn an_applier_pruning_an_item_takes_the_updaters_part_of_it_along() {
+    let scn = widget();
+    check(
+        &scn,
+        "prune-updated",
+        &[
+            Op::apply("a", json!({"spec": {"extra": {"e1": {"v": "a"}}, "ports": [{"name": "http", "port": 80}]}})),
+            Op::merge("m", json!({"spec": {"extra": {"e1": {"v": "b"}}, "ports": [{"name": "http", "port": 81}]}})),
+            Op::apply("a", json!({"spec": {}})),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn resource_version_in_an_apply_body_is_owned_by_no_one() {
     let scn = widget();
     let (sim, client) = sim_for(&scn).await;
@@ -579,12 +638,14 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         proptest::bool::weighted(0.25),
         spec_body(),
         status_body(),
+        proptest::bool::weighted(0.3),
     )
-        .prop_map(|(m, status, force, spec, st)| Op {
+        .prop_map(|(m, status, force, spec, st, merge)| Op {
             manager: m.to_string(),
             status,
-            force,
+            force: force && !merge,
             body: if status { st } else { spec },
+            merge,
         })
 }
 

@@ -34,18 +34,106 @@ pub enum Seg {
 /// A field path from the object root.
 pub type Path = Vec<Seg>;
 
-/// Fields owned by one apply manager on one (sub)resource.
-#[derive(Debug, Clone)]
-pub struct Applier {
-    /// `fieldManager`.
+/// The operation a managedFields entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Operation {
+    /// Server-side apply.
+    Apply,
+    /// Any other write (create, update, JSON/merge/strategic patch).
+    Update,
+}
+
+impl Operation {
+    /// The wire name (`Apply`, `Update`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Apply => "Apply",
+            Operation::Update => "Update",
+        }
+    }
+}
+
+/// One `metadata.managedFields` entry: the fields one manager owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// `fieldManager` (or the User-Agent's prefix).
     pub manager: String,
-    /// Whether these fields were applied through `/status`.
-    pub status: bool,
+    /// Apply or Update.
+    pub operation: Operation,
+    /// The group/version of the request that last wrote the entry.
+    pub api_version: String,
+    /// `status` and the like, or empty for the main resource.
+    pub subresource: String,
+    /// When the entry's operation last changed the object (RFC 3339 seconds), if it ever did.
+    pub time: Option<String>,
     /// Owned paths.
     pub fields: BTreeSet<Path>,
 }
 
-/// One apply manager's owned fields as the test harness reads them ([`crate::KubeSim::apply_owners`]).
+impl Entry {
+    /// Whether `self` and `other` are the same manager, as kube-apiserver keys managers: appliers
+    /// by (manager, subresource), updaters by (manager, apiVersion, subresource).
+    pub fn same_manager(&self, other: &Entry) -> bool {
+        self.manager == other.manager
+            && self.operation == other.operation
+            && self.subresource == other.subresource
+            && (self.operation == Operation::Apply || self.api_version == other.api_version)
+    }
+
+    /// kube-apiserver's manager identifier (`BuildManagerIdentifier`): the entry without its
+    /// time, fields and (for appliers) apiVersion, as Go's encoding/json writes it.
+    pub fn key(&self) -> String {
+        let mut s = String::from("{\"manager\":");
+        go_json_string(&mut s, &self.manager, true);
+        s.push_str(",\"operation\":\"");
+        s.push_str(self.operation.as_str());
+        s.push('"');
+        if self.operation == Operation::Update && !self.api_version.is_empty() {
+            s.push_str(",\"apiVersion\":");
+            go_json_string(&mut s, &self.api_version, true);
+        }
+        if !self.subresource.is_empty() {
+            s.push_str(",\"subresource\":");
+            go_json_string(&mut s, &self.subresource, true);
+        }
+        s.push('}');
+        s
+    }
+
+    /// How kube-apiserver names this manager in conflict messages.
+    pub fn printed(&self) -> String {
+        let mut s = format!("{:?}", self.manager);
+        if !self.subresource.is_empty() {
+            s = format!("{s} with subresource {:?}", self.subresource);
+        }
+        if self.operation == Operation::Update {
+            s = format!("{s} using {}", self.api_version);
+        }
+        s
+    }
+}
+
+/// Append `v` as a JSON string the way Go's encoding/json writes it (`html`: `<`, `>` and `&`
+/// escaped too); U+2028 and U+2029 are always escaped.
+pub fn go_json_string(out: &mut String, v: &str, html: bool) {
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' if html => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// One manager's owned fields as the test harness reads them ([`crate::KubeSim::apply_owners`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApplyOwner {
@@ -55,20 +143,22 @@ pub struct ApplyOwner {
     pub subresource: String,
     /// Owned fields as structured-merge-diff prints paths, sorted.
     pub fields: Vec<String>,
+    /// `Apply` or `Update`.
+    pub operation: String,
+    /// The entry's apiVersion.
+    pub api_version: String,
 }
 
-/// The harness view of an applier.
-pub fn owner(a: &Applier) -> ApplyOwner {
+/// The harness view of an entry.
+pub fn owner(a: &Entry) -> ApplyOwner {
     let mut fields: Vec<String> = a.fields.iter().map(render).collect();
     fields.sort();
     ApplyOwner {
         manager: a.manager.clone(),
-        subresource: if a.status {
-            "status".into()
-        } else {
-            String::new()
-        },
+        subresource: a.subresource.clone(),
         fields,
+        operation: a.operation.as_str().to_string(),
+        api_version: a.api_version.clone(),
     }
 }
 
@@ -509,10 +599,8 @@ fn change(live: &Value, merged: &Value, p: &Path, root: Ty<'_>) -> Change {
 /// A field another manager owns with a different value.
 #[derive(Debug, Clone)]
 pub struct Conflict {
-    /// The other manager.
-    pub manager: String,
-    /// Whether the other manager applied through `/status`.
-    pub status: bool,
+    /// The other manager (its fields left empty).
+    pub owner: Entry,
     /// The contested field.
     pub path: Path,
 }
@@ -520,24 +608,12 @@ pub struct Conflict {
 impl Conflict {
     /// The manager as kube-apiserver names it in conflict messages.
     pub fn manager_printed(&self) -> String {
-        if self.status {
-            format!("{:?} with subresource \"status\"", self.manager)
-        } else {
-            format!("{:?}", self.manager)
-        }
+        self.owner.printed()
     }
 
     /// kube-apiserver's identifier of the manager (what its messages sort by).
     fn manager_key(&self) -> String {
-        let mut m = serde_json::Map::new();
-        m.insert("manager".into(), Value::String(self.manager.clone()));
-        m.insert("operation".into(), Value::String("Apply".into()));
-        let mut s = Value::Object(m).to_string();
-        if self.status {
-            s.pop();
-            s.push_str(",\"subresource\":\"status\"}");
-        }
-        s
+        self.owner.key()
     }
 }
 
@@ -611,22 +687,23 @@ fn set_order(a: &Path, b: &Path) -> Ordering {
 /// built and run by the tests; v5, read); kube-sim reproduces it so that a client sees the
 /// server's own message. The fields taken over under `force` are the true ones.
 fn as_reported(conflicts: Vec<Conflict>) -> Vec<Conflict> {
-    let mut by_manager: Vec<((String, bool), BTreeSet<Path>)> = Vec::new();
+    let mut by_manager: Vec<(Entry, BTreeSet<Path>)> = Vec::new();
     for c in conflicts {
-        let key = (c.manager, c.status);
-        match by_manager.iter_mut().find(|(k, _)| *k == key) {
+        match by_manager
+            .iter_mut()
+            .find(|(k, _)| k.same_manager(&c.owner))
+        {
             Some((_, set)) => {
                 set.insert(c.path);
             }
-            None => by_manager.push((key, BTreeSet::from([c.path]))),
+            None => by_manager.push((c.owner, BTreeSet::from([c.path]))),
         }
     }
     let mut out = Vec::new();
-    for ((manager, status), set) in by_manager {
+    for (owner, set) in by_manager {
         for path in go_iterate(&set) {
             out.push(Conflict {
-                manager: manager.clone(),
-                status,
+                owner: owner.clone(),
                 path,
             });
         }
@@ -731,6 +808,37 @@ fn go_iterate(set: &BTreeSet<Path>) -> Vec<Path> {
         .collect()
 }
 
+/// The paths of the sets, plus every prefix of them that ends in a declared (named) field.
+fn named_ancestors<'a>(
+    sets: impl Iterator<Item = &'a BTreeSet<Path>>,
+    root: Ty<'_>,
+) -> BTreeSet<Path> {
+    let mut out = BTreeSet::new();
+    for s in sets {
+        for p in s {
+            let mut t = root;
+            for n in 1..p.len() {
+                let named = match &p[n - 1] {
+                    Seg::Field(f) => {
+                        let (ct, named) = child_ty(t, f);
+                        t = ct;
+                        named
+                    }
+                    _ => {
+                        t = item_ty(t);
+                        false
+                    }
+                };
+                if named {
+                    out.insert(p[..n].to_vec());
+                }
+            }
+            out.insert(p.clone());
+        }
+    }
+    out
+}
+
 /// Every non-empty prefix of every path in the sets.
 fn with_ancestors<'a>(sets: impl Iterator<Item = &'a BTreeSet<Path>>) -> BTreeSet<Path> {
     let mut out = BTreeSet::new();
@@ -744,16 +852,29 @@ fn with_ancestors<'a>(sets: impl Iterator<Item = &'a BTreeSet<Path>>) -> BTreeSe
     out
 }
 
-/// Apply `cfg` as `manager` onto `live` (returns the merged object and the updated appliers), or the conflicts.
+/// What an apply produced.
+#[derive(Debug)]
+pub struct Applied {
+    /// The merged object.
+    pub merged: Value,
+    /// Every manager afterwards (the applier's entry keeps its previous time: the caller stamps
+    /// it when `changed`).
+    pub managers: Vec<Entry>,
+    /// Whether the merged object differs from the live one (structured-merge-diff then returns
+    /// a new object and kube-apiserver stamps the applier's time).
+    pub changed: bool,
+}
+
+/// Apply `cfg` as `who` (an `Apply` entry: manager, subresource, apiVersion) onto `live`, or
+/// the conflicts.
 pub fn apply(
     live: &Value,
     cfg: &Value,
     schema: Option<&Value>,
-    appliers: &[Applier],
-    manager: &str,
-    status: bool,
+    managers: &[Entry],
+    who: &Entry,
     force: bool,
-) -> Result<(Value, Vec<Applier>), Vec<Conflict>> {
+) -> Result<Applied, Vec<Conflict>> {
     let root = Ty::Root(schema);
     // The server strips its own metadata fields from the applier's set only after the merge,
     // so pruning still sees them as applied.
@@ -764,11 +885,13 @@ pub fn apply(
         .filter(|p| !server_owned(p))
         .cloned()
         .collect();
-    let mut others: Vec<Applier> = Vec::with_capacity(appliers.len() + 1);
+    let mut others: Vec<Entry> = Vec::with_capacity(managers.len() + 1);
     let mut mine_before = BTreeSet::new();
-    for a in appliers {
-        if a.manager == manager && a.status == status {
+    let mut my_time = None;
+    for a in managers {
+        if a.same_manager(who) {
             mine_before = a.fields.clone();
+            my_time = a.time.clone();
         } else {
             others.push(a.clone());
         }
@@ -779,8 +902,11 @@ pub fn apply(
     // following structured-merge-diff's three steps (remove everything applied last time, add
     // back what anyone owns, add back what was not applied last time).
     if !mine_before.is_empty() {
-        let last = with_ancestors([&mine_before].into_iter());
-        let managed = with_ancestors(others.iter().map(|o| &o.fields).chain([&applied]));
+        // Only declared fields stand for what lies under them (SMD's
+        // `EnsureNamedFieldsAreMembers`): a map entry or list item someone owns a part of, but
+        // not the item itself, goes when its owner prunes it.
+        let last = named_ancestors([&mine_before].into_iter(), root);
+        let managed = named_ancestors(others.iter().map(|o| &o.fields).chain([&applied]), root);
         let merged_set = field_set(&merged, root);
         let pruned = remove_items(&merged, &last, root, "", &mut Vec::new());
         let pruned_set = field_set(&pruned, root);
@@ -806,8 +932,10 @@ pub fn apply(
             match change(live, &merged, p, root) {
                 Change::Added | Change::Modified => {
                     conflicts.push(Conflict {
-                        manager: o.manager.clone(),
-                        status: o.status,
+                        owner: Entry {
+                            fields: BTreeSet::new(),
+                            ..o.clone_id()
+                        },
                         path: p.clone(),
                     });
                     lost.push(p.clone());
@@ -830,13 +958,214 @@ pub fn apply(
     }
     others.retain(|o| !o.fields.is_empty());
     if !fields.is_empty() {
-        others.push(Applier {
-            manager: manager.to_string(),
-            status,
+        others.push(Entry {
+            time: my_time,
             fields,
+            ..who.clone_id()
         });
     }
-    Ok((merged, others))
+    let changed = merged != *live;
+    Ok(Applied {
+        merged,
+        managers: others,
+        changed,
+    })
+}
+
+impl Entry {
+    /// The entry's identity and time, without its fields.
+    pub fn clone_id(&self) -> Entry {
+        Entry {
+            manager: self.manager.clone(),
+            operation: self.operation,
+            api_version: self.api_version.clone(),
+            subresource: self.subresource.clone(),
+            time: self.time.clone(),
+            fields: BTreeSet::new(),
+        }
+    }
+}
+
+/// structured-merge-diff's comparison of two objects (`TypedValue.Compare`): the leaves (scalars,
+/// atomic lists and maps, maps and lists empty on both sides) added, removed or modified, and the
+/// granular maps, lists and items added or removed.
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// Added or modified paths.
+    pub changed: BTreeSet<Path>,
+    /// Removed paths.
+    pub removed: BTreeSet<Path>,
+}
+
+/// Compare `live` and `new` under `schema`, looking only at the top-level keys `only` (all when
+/// `None`) and leaving out `metadata.managedFields` and every path under an `ignored` top-level
+/// field (kube-apiserver's reset fields of the endpoint written).
+pub fn compare(
+    live: &Value,
+    new: &Value,
+    schema: Option<&Value>,
+    only: Option<&[&str]>,
+    ignored: &[&str],
+) -> Comparison {
+    let mut c = Comparison::default();
+    let root = Ty::Root(schema);
+    let (l, r) = (live.as_object(), new.as_object());
+    let mut keys: BTreeSet<&String> = BTreeSet::new();
+    keys.extend(l.into_iter().flat_map(|m| m.keys()));
+    keys.extend(r.into_iter().flat_map(|m| m.keys()));
+    let mut path = Vec::new();
+    for k in keys {
+        if ignored.contains(&k.as_str()) || only.is_some_and(|o| !o.contains(&k.as_str())) {
+            continue;
+        }
+        let (lv, rv) = (l.and_then(|m| m.get(k)), r.and_then(|m| m.get(k)));
+        let t = child_ty(root, k).0;
+        path.push(Seg::Field(k.clone()));
+        if k == "metadata" {
+            compare_meta(lv, rv, t, &mut path, &mut c);
+        } else {
+            compare_at(lv, rv, t, k, &mut path, &mut c);
+        }
+        path.pop();
+    }
+    c
+}
+
+/// ObjectMeta without its managedFields.
+fn compare_meta(
+    l: Option<&Value>,
+    r: Option<&Value>,
+    t: Ty<'_>,
+    path: &mut Path,
+    c: &mut Comparison,
+) {
+    let strip = |v: Option<&Value>| -> Option<Value> {
+        v.map(|v| match v.as_object() {
+            Some(m) if m.contains_key("managedFields") => {
+                let mut m = m.clone();
+                m.remove("managedFields");
+                Value::Object(m)
+            }
+            _ => v.clone(),
+        })
+    };
+    let needs = |v: Option<&Value>| v.and_then(|v| v.get("managedFields")).is_some();
+    if needs(l) || needs(r) {
+        let (l, r) = (strip(l), strip(r));
+        compare_at(l.as_ref(), r.as_ref(), t, "metadata", path, c);
+    } else {
+        compare_at(l, r, t, "metadata", path, c);
+    }
+}
+
+fn compare_at(
+    l: Option<&Value>,
+    r: Option<&Value>,
+    t: Ty<'_>,
+    field: &str,
+    path: &mut Path,
+    c: &mut Comparison,
+) {
+    let leaf = |c: &mut Comparison, path: &Path| match (l, r) {
+        (None, Some(_)) => {
+            c.changed.insert(path.clone());
+        }
+        (Some(_), None) => {
+            c.removed.insert(path.clone());
+        }
+        (Some(a), Some(b)) if a != b => {
+            c.changed.insert(path.clone());
+        }
+        _ => {}
+    };
+    let is_map = |v: Option<&Value>| v.is_none_or(|v| v.is_object() || v.is_null());
+    let is_list = |v: Option<&Value>| v.is_none_or(|v| v.is_array() || v.is_null());
+    let empty = |v: Option<&Value>| {
+        v.is_none_or(|v| {
+            v.is_null()
+                || v.as_object().is_some_and(serde_json::Map::is_empty)
+                || v.as_array().is_some_and(Vec::is_empty)
+        })
+    };
+    // A map (or list) on one side and something else on the other is compared as a leaf.
+    let maps = is_map(l)
+        && is_map(r)
+        && (l.is_some_and(Value::is_object) || r.is_some_and(Value::is_object));
+    let lists = is_list(l)
+        && is_list(r)
+        && (l.is_some_and(Value::is_array) || r.is_some_and(Value::is_array));
+    if maps {
+        if map_atomic(t) || (empty(l) && empty(r)) {
+            return leaf(c, path);
+        }
+        let (lm, rm) = (l.and_then(Value::as_object), r.and_then(Value::as_object));
+        let mut keys: BTreeSet<&String> = BTreeSet::new();
+        keys.extend(lm.into_iter().flat_map(|m| m.keys()));
+        keys.extend(rm.into_iter().flat_map(|m| m.keys()));
+        for k in keys {
+            let (ct, _) = child_ty(t, k);
+            path.push(Seg::Field(k.clone()));
+            compare_at(
+                lm.and_then(|m| m.get(k)),
+                rm.and_then(|m| m.get(k)),
+                ct,
+                k,
+                path,
+                c,
+            );
+            path.pop();
+        }
+    } else if lists {
+        let (la, ra): (&[Value], &[Value]) = (
+            l.and_then(Value::as_array).map_or(&[], Vec::as_slice),
+            r.and_then(Value::as_array).map_or(&[], Vec::as_slice),
+        );
+        let kind = list_kind(t, field, if ra.is_empty() { la } else { ra });
+        if kind == ListKind::Atomic || (la.is_empty() && ra.is_empty()) {
+            return leaf(c, path);
+        }
+        let it = item_ty(t);
+        let mut seen: Vec<Seg> = Vec::with_capacity(la.len());
+        for li in la {
+            let seg = item_seg(&kind, li);
+            if seen.contains(&seg) {
+                continue;
+            }
+            let ri = ra.iter().find(|ri| item_seg(&kind, ri) == seg);
+            seen.push(seg.clone());
+            path.push(seg);
+            compare_at(Some(li), ri, it, "", path, c);
+            path.pop();
+        }
+        let mut added: Vec<Seg> = Vec::new();
+        for ri in ra {
+            let seg = item_seg(&kind, ri);
+            if seen.contains(&seg) || added.contains(&seg) {
+                continue;
+            }
+            added.push(seg.clone());
+            path.push(seg);
+            compare_at(None, Some(ri), it, "", path, c);
+            path.pop();
+        }
+    } else {
+        return leaf(c, path);
+    }
+    // A granular map or list (or list item) present on one side only.
+    match (l, r) {
+        (None, Some(_)) => {
+            c.changed.insert(path.clone());
+        }
+        (Some(_), None) => {
+            c.removed.insert(path.clone());
+        }
+        _ => {}
+    }
+}
+
+/// Paths no manager owns: the server strips them from the writer's set after every operation.
+pub fn strip_server_owned(set: &mut BTreeSet<Path>) {
+    set.retain(|p| !server_owned(p));
 }
 
 #[cfg(test)]
@@ -844,10 +1173,35 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `apply` as manager `m` (through `/status` when `status`), returning the object and managers.
+    pub(super) fn ap(
+        live: &Value,
+        cfg: &Value,
+        schema: Option<&Value>,
+        managers: &[Entry],
+        m: &str,
+        status: bool,
+        force: bool,
+    ) -> Result<(Value, Vec<Entry>), Vec<Conflict>> {
+        let who = Entry {
+            manager: m.into(),
+            operation: Operation::Apply,
+            api_version: "v1".into(),
+            subresource: if status {
+                "status".into()
+            } else {
+                String::new()
+            },
+            time: None,
+            fields: BTreeSet::new(),
+        };
+        apply(live, cfg, schema, managers, &who, force).map(|a| (a.merged, a.managers))
+    }
+
     #[test]
     fn conditions_from_two_managers_are_merged_by_type() {
         let live = json!({"status": {}});
-        let (o1, a1) = apply(
+        let (o1, a1) = ap(
             &live,
             &json!({"status": {"conditions": [{"type": "Approved", "status": "True"}]}}),
             None,
@@ -857,7 +1211,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let (o2, a2) = apply(
+        let (o2, a2) = ap(
             &o1,
             &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
             None,
@@ -869,7 +1223,7 @@ mod tests {
         .unwrap();
         assert_eq!(o2["status"]["conditions"].as_array().unwrap().len(), 2);
         // The issuer re-applies without Ready: only its own condition disappears.
-        let (o3, _) = apply(
+        let (o3, _) = ap(
             &o2,
             &json!({"status": {"conditions": []}}),
             None,
@@ -887,7 +1241,7 @@ mod tests {
 
     #[test]
     fn changing_another_managers_field_conflicts_unless_forced() {
-        let (o1, a1) = apply(
+        let (o1, a1) = ap(
             &json!({}),
             &json!({"spec": {"x": 1}}),
             None,
@@ -897,7 +1251,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let err = apply(
+        let err = ap(
             &o1,
             &json!({"spec": {"x": 2}}),
             None,
@@ -907,9 +1261,9 @@ mod tests {
             false,
         )
         .unwrap_err();
-        assert_eq!(err[0].manager, "a");
+        assert_eq!(err[0].owner.manager, "a");
         assert_eq!(render(&err[0].path), ".spec.x");
-        let (o2, a2) = apply(&o1, &json!({"spec": {"x": 2}}), None, &a1, "b", false, true).unwrap();
+        let (o2, a2) = ap(&o1, &json!({"spec": {"x": 2}}), None, &a1, "b", false, true).unwrap();
         assert_eq!(o2["spec"]["x"], 2);
         assert_eq!(a2.len(), 1);
     }
@@ -917,7 +1271,7 @@ mod tests {
 
 #[cfg(test)]
 mod schema_tests {
-    use super::*;
+    use super::tests::ap;
     use serde_json::json;
 
     #[test]
@@ -927,7 +1281,7 @@ mod schema_tests {
             "items": {"type": "object", "properties": {"type": {"type": "string"}, "status": {"type": "string"}}}
         }}}}});
         let live = json!({"metadata": {"name": "x"}, "spec": {}});
-        let (o1, a1) = apply(
+        let (o1, a1) = ap(
             &live,
             &json!({"status": {"conditions": [{"type": "Approved", "status": "True"}]}}),
             Some(&schema),
@@ -937,7 +1291,7 @@ mod schema_tests {
             false,
         )
         .unwrap();
-        let (o2, _) = apply(
+        let (o2, _) = ap(
             &o1,
             &json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
             Some(&schema),

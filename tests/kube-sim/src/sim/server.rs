@@ -311,6 +311,10 @@ impl Server {
             duplicate_fields: Vec::new(),
             dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
             field_manager: query.get("fieldManager").cloned(),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()),
             force: query.get("force").is_some_and(|v| v == "true"),
             identity: Some(identity.clone()),
             subresource: target.sub.clone(),

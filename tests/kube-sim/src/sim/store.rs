@@ -1,6 +1,7 @@
 //! In-memory object storage: resource registry, per-resource collections, resourceVersions, watch history; no network I/O.
 
-use super::apply::{self, Applier};
+use super::apply::{self, Entry, Operation};
+use super::managed;
 use super::schema;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Cause, qualified};
@@ -171,8 +172,8 @@ pub struct Stored {
     pub obj: Arc<Value>,
     /// Serialized object.
     pub bytes: Bytes,
-    /// Server-side apply owners.
-    pub appliers: Vec<Applier>,
+    /// The `metadata.managedFields` entries (also rendered into `obj` and `bytes`).
+    pub managers: Vec<Entry>,
 }
 
 /// Objects of one resource plus its bounded event history.
@@ -467,6 +468,8 @@ pub struct WriteOpts {
     pub dry_run: bool,
     /// `fieldManager`.
     pub field_manager: Option<String>,
+    /// The request's `User-Agent` (the manager of a non-apply write without `fieldManager`).
+    pub user_agent: Option<String>,
     /// `force` (apply).
     pub force: bool,
     /// The caller (user, uid, groups, extra) when the request came over HTTP.
@@ -759,6 +762,110 @@ fn same_except_rv(a: &Value, b: &Value) -> bool {
             bo.get(k) == Some(v)
         }
     })
+}
+
+/// The top-level fields a write through subresource `sub` may not change (kube-apiserver's
+/// reset fields of the endpoint): nobody takes ownership of anything under them.
+fn reset_fields(def: &ResourceDef, sub: &str) -> &'static [&'static str] {
+    match sub {
+        "" if def.status => &["status"],
+        "" => &[],
+        _ => &["spec"],
+    }
+}
+
+/// What a create is compared with: a custom resource starts from nothing, a built-in from its
+/// type's zero value, whose `spec` and `status` structs exist (so a creator owns what it sets in
+/// them, not the structs themselves).
+fn create_baseline(def: &ResourceDef) -> Value {
+    if def.schema.is_some() {
+        json!({})
+    } else {
+        json!({"spec": {}, "status": {}})
+    }
+}
+
+/// The managedFields identity of a write: `Update` by `fieldManager` or the User-Agent's prefix
+/// (kube-sim's own writes: [`managed::INTERNAL_MANAGER`]); `Apply` by `fieldManager`.
+fn writer(def: &ResourceDef, o: &WriteOpts, operation: Operation) -> Entry {
+    let manager = if o.identity.is_none() && o.field_manager.is_none() && o.user_agent.is_none() {
+        managed::INTERNAL_MANAGER.to_string()
+    } else {
+        managed::manager_for(o.field_manager.as_deref(), o.user_agent.as_deref())
+    };
+    Entry {
+        manager,
+        operation,
+        api_version: def.api_version(),
+        subresource: o.subresource.clone().unwrap_or_default(),
+        time: None,
+        fields: std::collections::BTreeSet::new(),
+    }
+}
+
+/// Set `who`'s time to now (its operation changed the object).
+fn stamp(entries: &mut [Entry], who: &Entry) {
+    let now = now_rfc3339();
+    for e in entries.iter_mut().filter(|e| e.same_manager(who)) {
+        e.time = Some(now.clone());
+    }
+}
+
+/// Write the entries into `metadata.managedFields` (left out when there are none).
+fn set_managed(obj: &mut Value, entries: &[Entry]) {
+    if let Some(m) = meta_mut(obj) {
+        match managed::encode(entries) {
+            Some(v) => {
+                m.insert("managedFields".into(), v);
+            }
+            None => {
+                m.remove("managedFields");
+            }
+        }
+    }
+}
+
+/// The managers after a non-apply write of `new` (in the request's shape) over `old` (`live`: the
+/// stored object in that shape), as kube-apiserver's field manager updates them: managedFields
+/// sent in the body replace the live ones when valid (not through a subresource), `[]` or `[{}]`
+/// resets them, and an existing object without any entry stays untracked.
+fn updated_managers(
+    def: &ResourceDef,
+    old: &Stored,
+    live: &Value,
+    new: &Value,
+    only: Option<&[&str]>,
+    o: &WriteOpts,
+) -> Vec<Entry> {
+    let sub = o.subresource.as_deref().unwrap_or_default();
+    let sent = meta(new).and_then(|m| m.get("managedFields"));
+    let mut entries =
+        if !sub.is_empty() || sent == meta(&old.obj).and_then(|m| m.get("managedFields")) {
+            old.managers.clone()
+        } else {
+            match managed::sent(sent) {
+                managed::Sent::Live => old.managers.clone(),
+                managed::Sent::Reset => return Vec::new(),
+                managed::Sent::Entries(e) => e,
+            }
+        };
+    if entries.is_empty() {
+        return entries;
+    }
+    let cmp = apply::compare(
+        live,
+        new,
+        def.schema.as_deref(),
+        only,
+        reset_fields(def, sub),
+    );
+    managed::update(
+        &mut entries,
+        &cmp,
+        &writer(def, o, Operation::Update),
+        &now_rfc3339(),
+    );
+    entries
 }
 
 impl Store {
@@ -1058,8 +1165,21 @@ impl Store {
         &self,
         def: &Arc<ResourceDef>,
         ns: &str,
+        obj: Value,
+        o: &WriteOpts,
+    ) -> Result<WriteOut, ApiError> {
+        self.create_with(def, ns, obj, o, None)
+    }
+
+    /// Create an object; `managers`: the entries of a server-side apply that creates it (else
+    /// the create is an `Update` operation).
+    fn create_with(
+        &self,
+        def: &Arc<ResourceDef>,
+        ns: &str,
         mut obj: Value,
         o: &WriteOpts,
+        managers: Option<Vec<Entry>>,
     ) -> Result<WriteOut, ApiError> {
         Self::check_type(def, &obj)?;
         if let Some(view) = def.view() {
@@ -1112,7 +1232,7 @@ impl Store {
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         m.insert("creationTimestamp".into(), json!(now_rfc3339()));
         m.remove("deletionTimestamp");
-        m.remove("managedFields");
+        let sent = m.remove("managedFields");
         m.remove("resourceVersion");
         if def.generation || def.schema.is_some() {
             m.insert("generation".into(), json!(1));
@@ -1129,6 +1249,30 @@ impl Store {
         {
             o.remove("status");
         }
+        let managers = match managers {
+            Some(m) => m,
+            None => {
+                let mut entries = match managed::sent(sent.as_ref()) {
+                    managed::Sent::Entries(e) => e,
+                    managed::Sent::Live | managed::Sent::Reset => Vec::new(),
+                };
+                let sub = o.subresource.as_deref().unwrap_or_default();
+                let cmp = apply::compare(
+                    &create_baseline(def),
+                    &obj,
+                    def.schema.as_deref(),
+                    None,
+                    reset_fields(def, sub),
+                );
+                managed::update(
+                    &mut entries,
+                    &cmp,
+                    &writer(def, o, Operation::Update),
+                    &now_rfc3339(),
+                );
+                entries
+            }
+        };
         self.builtin_defaults(def, &mut obj, o);
         if let Some(a) = self.admission.get() {
             a.create(self, def, ns, &mut obj, o)?;
@@ -1154,6 +1298,7 @@ impl Store {
         if inner.objects.contains_key(&key) {
             return Err(ApiError::already_exists(&def.plural, &def.group, &name));
         }
+        set_managed(&mut obj, &managers);
         if o.dry_run {
             let (_, body) = self.finish(def, &mut obj, self.current_rv(), EventType::Added)?;
             return Ok(WriteOut {
@@ -1170,7 +1315,7 @@ impl Store {
             Stored {
                 obj: obj.clone(),
                 bytes: bytes.clone(),
-                appliers: Vec::new(),
+                managers,
             },
         );
         self.record(
@@ -1333,6 +1478,8 @@ impl Store {
         o: &WriteOpts,
     ) -> Result<WriteOut, ApiError> {
         Self::check_type(def, &body)?;
+        // Field ownership is judged in the shape the request used.
+        let view_body = def.view().map(|_| body.clone());
         let body = match def.view() {
             Some(view) => (view.from_view)(body),
             None => body,
@@ -1364,7 +1511,13 @@ impl Store {
             {
                 return Err(ApiError::conflict(&def.plural, &def.group, name, "the object has been modified; please apply your changes to the latest version and try again"));
             }
-            Ok((self.merge_sub(def, &old.obj, body, status_only), None))
+            let managers = match (&view_body, def.view()) {
+                (Some(vb), Some(view)) => {
+                    updated_managers(def, old, &(view.to_view)(&old.obj), vb, None, o)
+                }
+                _ => updated_managers(def, old, &old.obj, &body, None, o),
+            };
+            Ok((self.merge_sub(def, &old.obj, body, status_only), Some(managers)))
         })
     }
 
@@ -1486,9 +1639,9 @@ impl Store {
             // resourceVersion and name pass the checks below by construction: skip copying it.
             let meta_in_patch = !patch.is_object() || patch.get("metadata").is_some();
             let check_meta = !partial || meta_in_patch;
+            let keys: &[&str] = if meta_in_patch { &["metadata", "status"] } else { &["status"] };
             let mut cur = if partial {
                 let mut m = serde_json::Map::new();
-                let keys: &[&str] = if meta_in_patch { &["metadata", "status"] } else { &["status"] };
                 if let Some(src) = old.obj.as_object() {
                     for &k in keys {
                         if let Some(v) = src.get(k) {
@@ -1516,6 +1669,11 @@ impl Store {
                 }
                 _ => json_patch::merge(&mut cur, &patch),
             }
+            let managers = {
+                let live_view = def.view().map(|v| (v.to_view)(&old.obj));
+                let live = live_view.as_ref().unwrap_or(&old.obj);
+                updated_managers(def, old, live, &cur, partial.then_some(keys), o)
+            };
             if let Some(view) = def.view() {
                 cur = (view.from_view)(cur);
             }
@@ -1529,7 +1687,7 @@ impl Store {
             if check_meta && meta_str(&cur, "name") != Some(name) {
                 return Err(ApiError::bad_request("metadata.name may not be changed by a patch"));
             }
-            Ok((self.merge_sub(def, &old.obj, cur, status_only), None))
+            Ok((self.merge_sub(def, &old.obj, cur, status_only), Some(managers)))
         })
     }
 
@@ -1558,6 +1716,18 @@ impl Store {
                 "invalid object type: apply configurations must set apiVersion and kind",
             ));
         }
+        // Any managedFields but null (an empty list too) is refused.
+        if meta(&cfg)
+            .and_then(|m| m.get("managedFields"))
+            .is_some_and(|v| !v.is_null())
+        {
+            return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+        }
+        let who = writer(def, o, Operation::Apply);
+        let who = Entry {
+            manager: manager.clone(),
+            ..who
+        };
         if let Some(schema) = def.compiled.as_ref().or(def.apply_schema.as_ref()) {
             // kube-apiserver converts the whole configuration (spec too on /status) to the typed
             // object before merging, and refuses what the schema lacks, whatever fieldValidation
@@ -1606,14 +1776,12 @@ impl Store {
                 (check.0)()?;
             }
             let schema = def.schema.as_deref();
-            let created = self.create(def, ns, obj, o)?;
-            let (_, appliers) = apply::apply(&json!({}), &cfg, schema, &[], &manager, false, true)
+            let mut applied = apply::apply(&json!({}), &cfg, schema, &[], &who, true)
                 .map_err(|_| ApiError::internal("apply on an empty object cannot conflict"))?;
-            let mut inner = def.coll.inner.write();
-            if let Some(s) = inner.objects.get_mut(&def.key(ns, name)) {
-                s.appliers = appliers;
+            if applied.changed {
+                stamp(&mut applied.managers, &who);
             }
-            return Ok(created);
+            return self.create_with(def, ns, obj, o, Some(applied.managers));
         }
         self.modify(def, ns, name, o, |old| {
             if let Some(w) = &precondition
@@ -1622,8 +1790,21 @@ impl Store {
                 return Err(ApiError::conflict(&def.plural, &def.group, name, "the object has been modified; please apply your changes to the latest version and try again"));
             }
             let schema = def.schema.as_deref();
-            match apply::apply(&old.obj, &cfg, schema, &old.appliers, &manager, status_only, o.force) {
-                Ok((merged, appliers)) => Ok((merged, Some(appliers))),
+            // An object nobody manages gets a `before-first-apply` updater owning what it holds.
+            let mut base = old.managers.clone();
+            if base.is_empty() {
+                let sub = o.subresource.as_deref().unwrap_or_default();
+                let cmp = apply::compare(&create_baseline(def), &old.obj, schema, None, reset_fields(def, sub));
+                let first = Entry { manager: "before-first-apply".into(), ..writer(def, o, Operation::Update) };
+                managed::update(&mut base, &cmp, &first, &now_rfc3339());
+            }
+            match apply::apply(&old.obj, &cfg, schema, &base, &who, o.force) {
+                Ok(mut applied) => {
+                    if applied.changed {
+                        stamp(&mut applied.managers, &who);
+                    }
+                    Ok((applied.merged, Some(applied.managers)))
+                }
                 Err(conflicts) => {
                     let causes: Vec<Cause> = conflicts
                         .iter()
@@ -1646,7 +1827,7 @@ impl Store {
         ns: &str,
         name: &str,
         o: &WriteOpts,
-        f: impl FnOnce(&Stored) -> Result<(Value, Option<Vec<Applier>>), ApiError>,
+        f: impl FnOnce(&Stored) -> Result<(Value, Option<Vec<Entry>>), ApiError>,
     ) -> Result<WriteOut, ApiError> {
         let coll = &def.coll;
         let key = def.key(ns, name);
@@ -1654,7 +1835,7 @@ impl Store {
         let Some(old) = inner.objects.get(&key) else {
             return Err(ApiError::not_found(&def.plural, &def.group, name));
         };
-        let (mut new, appliers) = f(old)?;
+        let (mut new, managers) = f(old)?;
         if !new.is_object() {
             return Err(ApiError::bad_request(
                 "the patched object is not a JSON object",
@@ -1685,7 +1866,33 @@ impl Store {
                     }
                 }
             }
-            m.remove("managedFields");
+            // The entries: the live ones when unchanged (already in `new` when it was copied
+            // from the stored object), else encoded again (reusing unchanged `fieldsV1`).
+            let live = old_meta.get("managedFields");
+            match &managers {
+                Some(mg) if *mg != old.managers => {
+                    match managed::encode_reusing(mg, &old.managers, live) {
+                        Some(v) => {
+                            m.insert("managedFields".into(), v);
+                        }
+                        None => {
+                            m.remove("managedFields");
+                        }
+                    }
+                }
+                _ => {
+                    if m.get("managedFields") != live {
+                        match live {
+                            Some(v) => {
+                                m.insert("managedFields".into(), v.clone());
+                            }
+                            None => {
+                                m.remove("managedFields");
+                            }
+                        }
+                    }
+                }
+            }
             m.insert(
                 "resourceVersion".into(),
                 old_meta
@@ -1724,10 +1931,10 @@ impl Store {
                 .is_none_or(|f| f.is_empty());
         if !deleting && same_except_rv(&old.obj, &new) {
             let body = Self::out_bytes(def, old);
-            if let Some(a) = appliers
+            if let Some(a) = managers
                 && let Some(s) = inner.objects.get_mut(&key)
             {
-                s.appliers = a;
+                s.managers = a;
             }
             return Ok(WriteOut {
                 code: 200,
@@ -1744,7 +1951,7 @@ impl Store {
             });
         }
         let old_obj = old.obj.clone();
-        let old_appliers = old.appliers.clone();
+        let old_managers = old.managers.clone();
         let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
         let etype = if deleting {
             EventType::Deleted
@@ -1761,7 +1968,7 @@ impl Store {
                 Stored {
                     obj: obj.clone(),
                     bytes: bytes.clone(),
-                    appliers: appliers.unwrap_or(old_appliers),
+                    managers: managers.unwrap_or(old_managers),
                 },
             );
         }
@@ -1858,7 +2065,7 @@ impl Store {
             {
                 new["metadata"]["generation"] = json!(g + 1);
             }
-            let appliers = old.appliers.clone();
+            let managers = old.managers.clone();
             let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
             let (line, bytes) = self.finish(def, &mut new, rv, EventType::Modified)?;
             let obj = Arc::new(new);
@@ -1867,7 +2074,7 @@ impl Store {
                 Stored {
                     obj: obj.clone(),
                     bytes: bytes.clone(),
-                    appliers,
+                    managers,
                 },
             );
             self.record(

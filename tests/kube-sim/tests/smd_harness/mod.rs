@@ -1,6 +1,8 @@
-//! Differential harness: the same server-side apply sequence run by kube-sim (over HTTP, with the
-//! real kube-rs client) and by `tests/smd-oracle` (structured-merge-diff, the library
-//! kube-apiserver uses), compared step by step: object, per-manager field sets, errors.
+//! Differential harness: the same sequence of server-side applies and merge patches run by
+//! kube-sim (over HTTP, with the real kube-rs client) and by `tests/smd-oracle`
+//! (structured-merge-diff, the library kube-apiserver uses), compared step by step: object,
+//! per-manager field sets (as paths and as the `fieldsV1` kube-sim serves in
+//! `metadata.managedFields`), errors.
 #![allow(dead_code)]
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -71,7 +73,7 @@ impl Scenario {
     }
 }
 
-/// One server-side apply.
+/// One server-side apply, or (`merge`) one JSON merge patch (an `Update` operation).
 #[derive(Debug, Clone)]
 pub struct Op {
     pub manager: String,
@@ -80,6 +82,8 @@ pub struct Op {
     pub force: bool,
     /// The apply configuration without apiVersion, kind and metadata.name (the harness adds them).
     pub body: Value,
+    /// A merge patch by `manager` instead of an apply.
+    pub merge: bool,
 }
 
 impl Op {
@@ -89,6 +93,7 @@ impl Op {
             status: false,
             force: false,
             body,
+            merge: false,
         }
     }
     pub fn status(manager: &str, body: Value) -> Op {
@@ -97,6 +102,21 @@ impl Op {
             status: true,
             force: false,
             body,
+            merge: false,
+        }
+    }
+    /// A merge patch of the main resource with `?fieldManager=manager`.
+    pub fn merge(manager: &str, body: Value) -> Op {
+        Op {
+            merge: true,
+            ..Op::apply(manager, body)
+        }
+    }
+    /// A merge patch of `/status` with `?fieldManager=manager`.
+    pub fn merge_status(manager: &str, body: Value) -> Op {
+        Op {
+            merge: true,
+            ..Op::status(manager, body)
         }
     }
     pub fn forced(mut self) -> Op {
@@ -119,7 +139,14 @@ pub struct Failure {
 pub struct Owner {
     pub manager: String,
     pub subresource: String,
+    /// `Apply` or `Update`.
+    pub operation: String,
+    /// The entry's apiVersion for an updater (an applier's is not part of its identity).
+    pub api_version: String,
     pub fields: Vec<String>,
+    /// The set as `metadata.managedFields[].fieldsV1` encodes it, compact JSON with sorted keys
+    /// (parsed, so the key order of the encoding does not matter).
+    pub fields_v1: String,
 }
 
 /// The state after one operation.
@@ -219,7 +246,8 @@ pub fn oracle_run(scn: &Scenario, name: &str, ops: &[Op]) -> Vec<Outcome> {
         "statusSubresource": scn.status_subresource,
         "ops": ops.iter().map(|o| json!({
             "manager": o.manager, "subresource": if o.status { "status" } else { "" },
-            "operation": "apply", "force": o.force, "body": full_body(scn, name, o),
+            "operation": if o.merge { "merge" } else { "apply" }, "force": o.force,
+            "body": full_body(scn, name, o),
         })).collect::<Vec<_>>(),
     });
     let mut o = oracle();
@@ -259,19 +287,21 @@ pub fn oracle_run(scn: &Scenario, name: &str, ops: &[Op]) -> Vec<Outcome> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|m| {
-                    assert_eq!(m["operation"], "Apply", "only appliers are compared");
-                    Owner {
-                        manager: m["manager"].as_str().unwrap().to_string(),
-                        subresource: m["subresource"].as_str().unwrap().to_string(),
-                        fields: m["fields"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|f| f.as_str().unwrap().to_string())
-                            .collect(),
-                    }
+                .map(|m| Owner {
+                    manager: m["manager"].as_str().unwrap().to_string(),
+                    subresource: m["subresource"].as_str().unwrap().to_string(),
+                    operation: m["operation"].as_str().unwrap().to_string(),
+                    api_version: m["apiVersion"].as_str().unwrap_or_default().to_string(),
+                    fields: m["fields"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|f| f.as_str().unwrap().to_string())
+                        .collect(),
+                    fields_v1: m["fieldsV1"].to_string(),
                 })
+                .collect::<BTreeSet<Owner>>()
+                .into_iter()
                 .collect(),
         })
         .collect()
@@ -288,13 +318,25 @@ pub async fn sim_run(
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &scn.resource());
     let mut out = Vec::new();
     for op in ops {
-        let mut pp = PatchParams::apply(&op.manager);
-        pp.force = op.force;
         let body = full_body(scn, name, op);
-        let res = if op.status {
-            api.patch_status(name, &pp, &Patch::Apply(&body)).await
+        let res = if op.merge {
+            let pp = PatchParams {
+                field_manager: Some(op.manager.clone()),
+                ..PatchParams::default()
+            };
+            if op.status {
+                api.patch_status(name, &pp, &Patch::Merge(&body)).await
+            } else {
+                api.patch(name, &pp, &Patch::Merge(&body)).await
+            }
         } else {
-            api.patch(name, &pp, &Patch::Apply(&body)).await
+            let mut pp = PatchParams::apply(&op.manager);
+            pp.force = op.force;
+            if op.status {
+                api.patch_status(name, &pp, &Patch::Apply(&body)).await
+            } else {
+                api.patch(name, &pp, &Patch::Apply(&body)).await
+            }
         };
         let error = match res {
             Ok(_) => None,
@@ -315,24 +357,105 @@ pub async fn sim_run(
             }),
             Err(e) => panic!("apply by {} failed outside the API: {e}", op.manager),
         };
+        let stored = sim.object(&scn.group, &scn.plural, "default", name);
+        let served = managed_fields(stored.as_ref());
         let mut owners: Vec<Owner> = sim
             .apply_owners(&scn.group, &scn.plural, "default", name)
             .unwrap_or_default()
             .into_iter()
-            .map(|o| Owner {
-                manager: o.manager,
-                subresource: o.subresource,
-                fields: o.fields,
+            .map(|o| {
+                let api_version = if o.operation == "Update" {
+                    o.api_version.clone()
+                } else {
+                    String::new()
+                };
+                let entry = served.iter().find(|e| {
+                    e["manager"] == o.manager.as_str()
+                        && e["operation"] == o.operation.as_str()
+                        && e["subresource"].as_str().unwrap_or_default() == o.subresource
+                        && (o.operation == "Apply" || e["apiVersion"] == o.api_version.as_str())
+                });
+                Owner {
+                    manager: o.manager,
+                    subresource: o.subresource,
+                    operation: o.operation,
+                    api_version,
+                    fields: o.fields,
+                    fields_v1: entry.map_or_else(
+                        || "no managedFields entry".to_string(),
+                        |e| e["fieldsV1"].to_string(),
+                    ),
+                }
             })
             .collect();
         owners.sort();
+        assert_eq!(
+            served.len(),
+            owners.len(),
+            "one managedFields entry per manager: {served:#?}"
+        );
+        check_entries(&served, &scn.api_version());
         out.push(Outcome {
             error,
-            object: normalize(sim.object(&scn.group, &scn.plural, "default", name)),
+            object: normalize(stored),
             owners,
         });
     }
     out
+}
+
+/// The served `metadata.managedFields` of an object (empty when it has none).
+pub fn managed_fields(obj: Option<&Value>) -> Vec<Value> {
+    obj.and_then(|o| o["metadata"]["managedFields"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// kube-apiserver's shape and order of managedFields entries: every entry has its manager, an
+/// `Apply` or `Update` operation, the request's apiVersion, `fieldsType: FieldsV1`, a non-empty
+/// `fieldsV1` and an RFC 3339 time when set; appliers come first, then by time, manager,
+/// apiVersion and subresource.
+pub fn check_entries(entries: &[Value], api_version: &str) {
+    let key = |e: &Value| {
+        (
+            e["operation"].as_str().unwrap_or_default().to_string(),
+            e["time"]
+                .as_str()
+                .map(|t| {
+                    t.parse::<jiff::Timestamp>()
+                        .expect("an RFC 3339 time")
+                        .as_second()
+                })
+                .unwrap_or(0),
+            e["manager"].as_str().unwrap_or_default().to_string(),
+            e["apiVersion"].as_str().unwrap_or_default().to_string(),
+            e["subresource"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    for e in entries {
+        assert!(
+            e["operation"] == "Apply" || e["operation"] == "Update",
+            "{e}"
+        );
+        assert_eq!(e["apiVersion"], api_version, "{e}");
+        assert_eq!(e["fieldsType"], "FieldsV1", "{e}");
+        assert!(
+            e["fieldsV1"].as_object().is_some_and(|m| !m.is_empty()),
+            "{e}"
+        );
+        if let Some(t) = e["time"].as_str() {
+            assert!(t.len() == 20 && t.ends_with('Z'), "seconds in UTC: {e}");
+        }
+        assert!(
+            e.get("subresource").is_none_or(|s| s != ""),
+            "an empty subresource is left out: {e}"
+        );
+    }
+    for w in entries.windows(2) {
+        assert!(
+            key(&w[0]) <= key(&w[1]),
+            "entries out of order: {entries:#?}"
+        );
+    }
 }
 
 /// The first difference between the two runs, described with the sequence that led to it.
@@ -343,8 +466,9 @@ pub fn first_mismatch(ops: &[Op], sim: &[Outcome], smd: &[Outcome]) -> Option<St
                 .iter()
                 .map(|o| {
                     format!(
-                        "  {}{}{}: {}",
+                        "  {}{}{}{}: {}",
                         o.manager,
+                        if o.merge { " merge-patch" } else { "" },
                         if o.status { " /status" } else { "" },
                         if o.force { " force" } else { "" },
                         o.body
