@@ -23,6 +23,7 @@ mod heap;
 pub mod issuer;
 pub mod kube_csr;
 pub mod leader;
+mod lean_meta;
 pub mod metrics;
 pub mod pod_certs;
 pub mod policy;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, future, stream};
+use futures::{StreamExt, TryStreamExt as _, future, stream};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Config as ApplierConfig, ReconcileRequest};
@@ -32,6 +32,15 @@ pub mod request_cache;
 pub(crate) use crate::queue::retries;
 
 pub use apply::{Applied, ApplyMetadata, apply_guarded};
+
+crate::lean_meta::lean_watched!(
+    /// A CertificateRequest as the door watches it: without its managedFields.
+    WatchedRequest => CertificateRequest {
+        spec: crate::crd::CertificateRequestSpec,
+        status: crate::crd::CertificateRequestStatus,
+        scope: kube::core::NamespaceResourceScope
+    }
+);
 pub use request_cache::{cached_requests, slim_for_cache};
 
 pub use issuer_cache::IssuerCaches;
@@ -289,10 +298,11 @@ pub async fn run(
     let forget = ctx.clone();
     let request_events = cached_requests(
         watcher(
-            Api::<CertificateRequest>::all(client.clone()),
+            Api::<WatchedRequest>::all(client.clone()),
             watcher::Config::default(),
         )
-        .default_backoff(),
+        .default_backoff()
+        .map_ok(crate::lean_meta::convert_event),
         group.clone(),
         request_writer,
         // The answered copies are not forgotten here: a reconcile may already hold the copy

@@ -92,12 +92,21 @@ struct Context {
     retries: RetryLog,
 }
 
+crate::lean_meta::lean_watched!(
+    /// A CertificateSigningRequest as the door watches it: without its managedFields.
+    WatchedCsr => CertificateSigningRequest {
+        spec: k8s_openapi::api::certificates::v1::CertificateSigningRequestSpec,
+        status: k8s_openapi::api::certificates::v1::CertificateSigningRequestStatus,
+        scope: kube::core::ClusterResourceScope
+    }
+);
+
 /// Runs the CSR controller until `shutdown` resolves.
 pub async fn run(
     door: CsrDoor,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api = Api::<CertificateSigningRequest>::all(door.client.clone());
+    let api = Api::<WatchedCsr>::all(door.client.clone());
     let config = ApplierConfig::default().concurrency(door.settings.max_concurrent_reconciles);
     let ctx = Arc::new(Context {
         door,
@@ -111,6 +120,7 @@ pub async fn run(
     let group = ctx.door.settings.decide.group_name.clone();
     let pending = watcher(api, watcher::Config::default())
         .default_backoff()
+        .map_ok(crate::lean_meta::convert_event)
         .try_filter_map(move |event| futures::future::ready(Ok(keep_servable(event, &group))));
     let objects = reflector(writer, first_list_as_it_arrives(pending)).applied_objects();
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));

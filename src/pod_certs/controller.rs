@@ -195,6 +195,7 @@ impl LegacySightings {
 /// decision reads (the version is the watch's [`ApiResource`]; nothing else is kept).
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct PodCertificateRequest {
+    #[serde(deserialize_with = "crate::lean_meta::deserialize")]
     metadata: ObjectMeta,
     #[serde(default)]
     spec: Option<PcrSpec>,

@@ -5,14 +5,17 @@
 //!
 //! Why not a metadata-only watch: `PartialObjectMetadata` carries no `spec`, and the service
 //! account and node are `spec.serviceAccountName` and `spec.nodeName`. So the watch receives
-//! whole pods and drops everything else on arrival: the cache holds a few short strings per pod,
-//! the full object only passes through while one event is decoded.
+//! whole pods, but decodes only the metadata (without its managedFields) and those two spec
+//! fields ([`WatchedPod`]): the rest of each event (containers, volumes, status, the ownership
+//! record) is skipped by the parser without being built, and the cache holds a few short strings
+//! per pod.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -52,20 +55,73 @@ impl std::fmt::Debug for PodCache {
     }
 }
 
-fn facts(pod: &Pod) -> Option<(Key, PodFacts)> {
-    let meta = &pod.metadata;
-    let spec = pod.spec.as_ref();
+/// A pod as the cache's watch decodes it: the metadata but its managedFields, and the two spec
+/// fields the cross-check compares; everything else in the event is skipped unbuilt.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub(crate) struct WatchedPod {
+    #[serde(deserialize_with = "crate::lean_meta::deserialize")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Option<PodSpecFacts>,
+}
+
+/// `spec.serviceAccountName` and `spec.nodeName`.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodSpecFacts {
+    service_account_name: Option<String>,
+    node_name: Option<String>,
+}
+
+impl kube::Resource for WatchedPod {
+    type DynamicType = ();
+    type Scope = kube::core::NamespaceResourceScope;
+
+    fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+        <Pod as kube::Resource>::kind(dt)
+    }
+    fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+        <Pod as kube::Resource>::group(dt)
+    }
+    fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+        <Pod as kube::Resource>::version(dt)
+    }
+    fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+        <Pod as kube::Resource>::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+fn facts_of(
+    meta: &ObjectMeta,
+    service_account: Option<&String>,
+    node: Option<&String>,
+) -> Option<(Key, PodFacts)> {
     Some((
         (meta.namespace.clone()?, meta.name.clone()?),
         PodFacts {
             uid: meta.uid.clone().unwrap_or_default(),
-            service_account: spec
-                .and_then(|s| s.service_account_name.clone())
+            service_account: service_account
                 .filter(|s| !s.is_empty())
+                .cloned()
                 .unwrap_or_else(|| "default".to_owned()),
-            node: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+            node: node.cloned().unwrap_or_default(),
         },
     ))
+}
+
+fn facts(pod: &WatchedPod) -> Option<(Key, PodFacts)> {
+    let spec = pod.spec.as_ref();
+    facts_of(
+        &pod.metadata,
+        spec.and_then(|s| s.service_account_name.as_ref()),
+        spec.and_then(|s| s.node_name.as_ref()),
+    )
 }
 
 /// The API server's copy of pod `namespace/name` as the cross-check's facts; `None` when there
@@ -81,7 +137,17 @@ pub async fn fetch(
     let pod = Api::<Pod>::namespaced(client, namespace)
         .get_opt(name)
         .await?;
-    Ok(pod.as_ref().and_then(facts).map(|(_, f)| f))
+    Ok(pod
+        .as_ref()
+        .and_then(|pod| {
+            let spec = pod.spec.as_ref();
+            facts_of(
+                &pod.metadata,
+                spec.and_then(|s| s.service_account_name.as_ref()),
+                spec.and_then(|s| s.node_name.as_ref()),
+            )
+        })
+        .map(|(_, f)| f))
 }
 
 impl PodCache {
@@ -105,7 +171,7 @@ impl PodCache {
             .cloned()
     }
 
-    fn apply(&self, event: watcher::Event<Pod>) {
+    fn apply(&self, event: watcher::Event<WatchedPod>) {
         let mut state = self.write();
         match event {
             watcher::Event::Init => state.relisting = Some(HashMap::new()),
@@ -138,7 +204,7 @@ impl PodCache {
     /// Keeps the cache current until the client's watch ends (never, on its own: errors back
     /// off and resume).
     pub async fn run(self, client: kube::Client) {
-        let api = Api::<Pod>::all(client);
+        let api = Api::<WatchedPod>::all(client);
         let stream = watcher(api, watcher::Config::default()).default_backoff();
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
