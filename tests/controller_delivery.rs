@@ -25,6 +25,9 @@ use serde_json::json;
 use support::audit::AuditEvents;
 use support::controller::*;
 
+/// The audit message of a certificate whose status write failed in transit.
+const UNKNOWN: &str = "signed-delivery-unknown: the status write failed in transit and may have been stored; the certificate may have been handed out";
+
 const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 /// Requests naming this policy make the wrapped signer panic (a stand-in for a bug).
 const PANIC_POLICY: &str = "trips-a-bug";
@@ -384,7 +387,6 @@ async fn a_status_write_whose_answer_is_lost_is_audited_with_its_serial() {
         .create_request(&RequestBuilder::istio("firefly-istio", &csr, WORKLOAD))
         .await;
     env.wait_ready_reason(NS, &name, "Issued").await;
-    const UNKNOWN: &str = "signed-delivery-unknown: the status write failed in transit and may have been stored; the certificate may have been handed out";
     kube_sim::wait_for(Duration::from_secs(30), || async {
         !audit.with_message(UNKNOWN).is_empty()
     })
@@ -460,7 +462,6 @@ async fn a_status_write_that_is_never_answered_is_abandoned_and_retried() {
         .await;
     let request = env.wait_ready_reason(NS, &name, "Issued").await;
 
-    const UNKNOWN: &str = "signed-delivery-unknown: the status write failed in transit and may have been stored; the certificate may have been handed out";
     let lines = audit.with_message(UNKNOWN);
     assert_eq!(lines.len(), 1, "the abandoned write is audited: {lines:?}");
     let chain = decoded(&request, "certificate");
