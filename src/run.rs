@@ -108,10 +108,10 @@ impl Controller {
     }
 
     /// Starts with an admin server started earlier (so `/livez` answers during bootstrap).
+    /// `options.metrics` is not read: `metrics` is the registry `admin` serves.
     ///
     /// # Errors
     /// [`RunError::Concurrency`] for an unusable `maxConcurrentReconciles`.
-    /// `options.metrics` is not read: `metrics` is the registry `admin` serves.
     pub fn start_with_admin(
         config: &Config,
         client: kube::Client,
