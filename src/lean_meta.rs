@@ -90,20 +90,10 @@ pub(crate) fn convert_event<A, B: From<A>>(
     }
 }
 
-/// Declares `$lean`, the type a door watches `$full` as: its `spec` and `status` decoded as
-/// `$full`'s, its metadata through [`deserialize`]; converted into `$full` by a move.
-macro_rules! lean_watched {
-    ($(#[$doc:meta])* $lean:ident => $full:path { spec: $spec:ty, status: $status:ty, scope: $scope:ty }) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, serde::Deserialize)]
-        pub(crate) struct $lean {
-            #[serde(deserialize_with = "crate::lean_meta::deserialize")]
-            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-            spec: $spec,
-            #[serde(default)]
-            status: Option<$status>,
-        }
-
+/// Implements `kube::Resource` for `$lean`, a type decoded from `$full`'s API with fewer fields:
+/// the same kind, group, version and plural, and its own `metadata`.
+macro_rules! delegate_resource {
+    ($lean:ident => $full:path, $scope:ty) => {
         impl kube::Resource for $lean {
             type DynamicType = ();
             type Scope = $scope;
@@ -123,10 +113,31 @@ macro_rules! lean_watched {
             fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 &self.metadata
             }
-            fn meta_mut(&mut self) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            fn meta_mut(
+                &mut self,
+            ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 &mut self.metadata
             }
         }
+    };
+}
+pub(crate) use delegate_resource;
+
+/// Declares `$lean`, the type a door watches `$full` as: its `spec` and `status` decoded as
+/// `$full`'s, its metadata through [`deserialize`]; converted into `$full` by a move.
+macro_rules! lean_watched {
+    ($(#[$doc:meta])* $lean:ident => $full:path { spec: $spec:ty, status: $status:ty, scope: $scope:ty }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, serde::Deserialize)]
+        pub(crate) struct $lean {
+            #[serde(deserialize_with = "crate::lean_meta::deserialize")]
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+            spec: $spec,
+            #[serde(default)]
+            status: Option<$status>,
+        }
+
+        crate::lean_meta::delegate_resource!($lean => $full, $scope);
 
         impl From<$lean> for $full {
             fn from(o: $lean) -> $full {

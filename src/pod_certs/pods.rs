@@ -73,29 +73,7 @@ struct PodSpecFacts {
     node_name: Option<String>,
 }
 
-impl kube::Resource for WatchedPod {
-    type DynamicType = ();
-    type Scope = kube::core::NamespaceResourceScope;
-
-    fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
-        <Pod as kube::Resource>::kind(dt)
-    }
-    fn group(dt: &()) -> std::borrow::Cow<'_, str> {
-        <Pod as kube::Resource>::group(dt)
-    }
-    fn version(dt: &()) -> std::borrow::Cow<'_, str> {
-        <Pod as kube::Resource>::version(dt)
-    }
-    fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
-        <Pod as kube::Resource>::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+crate::lean_meta::delegate_resource!(WatchedPod => Pod, kube::core::NamespaceResourceScope);
 
 fn facts_of(
     meta: &ObjectMeta,
