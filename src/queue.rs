@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 use futures::channel::mpsc::{UnboundedReceiver, unbounded};
 
 use crate::issuer::controller::apply::Applied;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use kube::Resource;
-use kube::runtime::controller::{ReconcileRequest, trigger_self};
+use kube::runtime::controller::{ReconcileReason, ReconcileRequest};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
 /// A spawned task aborted when its owner is dropped. Awaiting it yields the task's result.
@@ -47,25 +48,29 @@ impl<T> std::future::Future for OwnedTask<T> {
     }
 }
 
-/// The applier's queue: one trigger per object `objects` applies (a reflected watch's
-/// `applied_objects()`), read by its own task until `stop` resolves or the queue is dropped.
+/// The applier's queue: one trigger per object a reflected watch touched (see
+/// [`touched_after_lists`]), read by its own task until `stop` resolves or the queue is dropped.
 pub(crate) type Triggers<K> = UnboundedReceiver<Result<ReconcileRequest<K>, watcher::Error>>;
 
-/// Reads `objects` in its own task (see the module documentation); the channel ends when `stop`
-/// resolves.
+/// Reads `touched` (a reflected watch's [`touched_after_lists`]) in its own task (see the module
+/// documentation); the channel ends when `stop` resolves.
 pub(crate) fn triggers_from<K, S>(
-    objects: S,
-    dyntype: K::DynamicType,
+    touched: S,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> (Triggers<K>, OwnedTask<()>)
 where
     K: Resource + Clone + Send + Sync + 'static,
     K::DynamicType: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
-    S: Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    S: Stream<Item = Result<ObjectRef<K>, watcher::Error>> + Send + 'static,
 {
     let (tx, rx) = unbounded();
     let task = OwnedTask(tokio::spawn(async move {
-        let triggers = trigger_self(objects, dyntype).take_until(stop);
+        let triggers = touched
+            .map_ok(|obj_ref| ReconcileRequest {
+                obj_ref,
+                reason: ReconcileReason::ObjectUpdated,
+            })
+            .take_until(stop);
         futures::pin_mut!(triggers);
         while let Some(trigger) = triggers.next().await {
             if tx.unbounded_send(trigger).is_err() {
@@ -74,6 +79,55 @@ where
         }
     }));
     (rx, task)
+}
+
+/// The objects a reflected watch (`events`, after the reflector's writer) asks to be looked at,
+/// each once the cache holds the copy it brought: an applied object at once, and a list's objects
+/// when the list has ended.
+///
+/// kube-runtime's reflector gathers a list into a buffer and swaps it into the cache only at the
+/// list's end, but its `applied_objects()` hands on each listed object as it arrives. After a
+/// watch outage (a dropped watch whose resourceVersion has left the server's history, so 410 and
+/// a new list), the applier then looked up each listed object in the cache the outage left: a
+/// request created meanwhile was not there, and kube-runtime's applier drops a trigger whose
+/// object it cannot find, so that request was never answered (the swap at the list's end
+/// triggers nothing); one changed meanwhile was decided on its old copy. Here a list's objects
+/// are handed on after the swap. The first list is not affected: [`first_list_as_it_arrives`]
+/// turns its objects into applied ones. Deleted objects ask for nothing, as with
+/// `applied_objects()`. Only references are held during a list, not the objects.
+pub(crate) fn touched_after_lists<K, S>(
+    events: S,
+    dyntype: K::DynamicType,
+) -> impl Stream<Item = Result<ObjectRef<K>, watcher::Error>> + Send
+where
+    K: Resource + Send + 'static,
+    K::DynamicType: Clone + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    let mut listed: Vec<ObjectRef<K>> = Vec::new();
+    events.flat_map(move |event| {
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+        // At most one now, then a finished list: a plain event passes through without allocating.
+        let (now, after) = match event {
+            Ok(Apply(obj)) => (
+                Some(Ok(ObjectRef::from_obj_with(&obj, dyntype.clone()))),
+                Vec::new(),
+            ),
+            Ok(Init) => {
+                // A list that failed midway is listed again in full.
+                listed.clear();
+                (None, Vec::new())
+            }
+            Ok(InitApply(obj)) => {
+                listed.push(ObjectRef::from_obj_with(&obj, dyntype.clone()));
+                (None, Vec::new())
+            }
+            Ok(InitDone) => (None, std::mem::take(&mut listed)),
+            Ok(Delete(_)) => (None, Vec::new()),
+            Err(e) => (Some(Err(e)), Vec::new()),
+        };
+        futures::stream::iter(now.into_iter().chain(after.into_iter().map(Ok)))
+    })
 }
 
 /// How many objects of a door's first list are cached and queued as they arrive; the rest wait
@@ -336,7 +390,7 @@ mod tests {
     type Events =
         futures::channel::mpsc::UnboundedSender<Result<watcher::Event<ConfigMap>, watcher::Error>>;
     type Triggered =
-        std::pin::Pin<Box<dyn Stream<Item = Result<ConfigMap, watcher::Error>> + Send>>;
+        std::pin::Pin<Box<dyn Stream<Item = Result<ObjectRef<ConfigMap>, watcher::Error>> + Send>>;
 
     /// A door's watch path over a channel of watch events: the sender, the cache, and the
     /// objects the queue is triggered with.
@@ -349,10 +403,13 @@ mod tests {
         let (tx, rx) = unbounded();
         let writer = kube::runtime::reflector::store::Writer::default();
         let store = writer.as_reader();
-        let applied = first_list_as_it_arrives(rx)
-            .reflect(writer)
-            .applied_objects();
-        (tx, store, Box::pin(applied))
+        let touched = touched_after_lists(first_list_as_it_arrives(rx).reflect(writer), ());
+        (tx, store, Box::pin(touched))
+    }
+
+    /// The name a trigger is for.
+    async fn next_name(triggered: &mut Triggered) -> String {
+        triggered.next().await.unwrap().unwrap().name
     }
 
     fn names(
@@ -372,8 +429,8 @@ mod tests {
         tx.unbounded_send(Ok(Event::Init)).unwrap();
         tx.unbounded_send(Ok(Event::InitApply(config_map("a"))))
             .unwrap();
-        let first = applied.next().await.unwrap().unwrap();
-        assert_eq!(first.name_any(), "a", "triggered before the list ends");
+        let first = next_name(&mut applied).await;
+        assert_eq!(first, "a", "triggered before the list ends");
         assert!(
             futures::FutureExt::now_or_never(store.wait_until_ready()).is_some(),
             "the cache is ready before the list ends"
@@ -384,21 +441,66 @@ mod tests {
         tx.unbounded_send(Ok(Event::InitDone)).unwrap();
         tx.unbounded_send(Ok(Event::Apply(config_map("c"))))
             .unwrap();
-        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "b");
-        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "c");
+        assert_eq!(next_name(&mut applied).await, "b");
+        assert_eq!(next_name(&mut applied).await, "c");
         assert_eq!(names(&store), ["a", "b", "c"]);
 
         // A later list swaps in a complete cache: what was deleted meanwhile goes.
         tx.unbounded_send(Ok(Event::Init)).unwrap();
         tx.unbounded_send(Ok(Event::InitApply(config_map("c"))))
             .unwrap();
-        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "c");
         assert_eq!(names(&store), ["a", "b", "c"], "kept until the list ends");
         tx.unbounded_send(Ok(Event::InitDone)).unwrap();
         tx.unbounded_send(Ok(Event::Apply(config_map("d"))))
             .unwrap();
-        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "d");
+        assert_eq!(next_name(&mut applied).await, "c");
+        assert_eq!(next_name(&mut applied).await, "d");
         assert_eq!(names(&store), ["c", "d"]);
+    }
+
+    /// A later list's objects are triggered only once the cache holds them: after a watch
+    /// outage, a request created meanwhile is in the list but not in the cache the outage left,
+    /// and kube-runtime's applier drops a trigger whose object its cache lacks, so a trigger sent
+    /// as the list arrived left that request unanswered for good.
+    #[tokio::test]
+    async fn a_later_lists_objects_are_triggered_once_the_cache_holds_them() {
+        use kube::runtime::watcher::Event;
+        let (tx, store, mut touched) = watched();
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(config_map("old"))))
+            .unwrap();
+        tx.unbounded_send(Ok(Event::InitDone)).unwrap();
+        assert_eq!(next_name(&mut touched).await, "old");
+
+        // The watch is lost; "new" was created meanwhile, and the new list brings both.
+        tx.unbounded_send(Err(watcher::Error::NoResourceVersion))
+            .unwrap();
+        assert!(touched.next().await.unwrap().is_err());
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(config_map("old"))))
+            .unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(config_map("new"))))
+            .unwrap();
+        assert!(
+            futures::FutureExt::now_or_never(touched.next()).is_none(),
+            "nothing is triggered while the list goes on"
+        );
+        assert_eq!(names(&store), ["old"]);
+        // A list that fails midway starts again: only the complete list's objects count.
+        tx.unbounded_send(Ok(Event::Init)).unwrap();
+        tx.unbounded_send(Ok(Event::InitApply(config_map("new"))))
+            .unwrap();
+        tx.unbounded_send(Ok(Event::InitDone)).unwrap();
+        let name = next_name(&mut touched).await;
+        assert_eq!(name, "new");
+        assert!(
+            store
+                .get(&ObjectRef::new(&name).within("default"))
+                .is_some(),
+            "the trigger finds its object in the cache"
+        );
+        assert!(futures::FutureExt::now_or_never(touched.next()).is_none());
+        assert_eq!(names(&store), ["new"]);
     }
 
     /// Past the first [`FIRST_LIST_EARLY`] objects, the first list's objects wait for its end: a
@@ -422,10 +524,7 @@ mod tests {
             "the rest is held while the list goes on"
         );
         tx.unbounded_send(Ok(Event::InitDone)).unwrap();
-        let late: Vec<String> = vec![
-            applied.next().await.unwrap().unwrap().name_any(),
-            applied.next().await.unwrap().unwrap().name_any(),
-        ];
+        let late: Vec<String> = vec![next_name(&mut applied).await, next_name(&mut applied).await];
         assert_eq!(
             late,
             [
@@ -445,14 +544,13 @@ mod tests {
         tx.unbounded_send(Ok(Event::Init)).unwrap();
         tx.unbounded_send(Ok(Event::InitApply(config_map("gone"))))
             .unwrap();
-        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "gone");
+        assert_eq!(next_name(&mut applied).await, "gone");
         tx.unbounded_send(Err(watcher::Error::NoResourceVersion))
             .unwrap();
         assert!(applied.next().await.unwrap().is_err());
         tx.unbounded_send(Ok(Event::Init)).unwrap();
         tx.unbounded_send(Ok(Event::InitApply(config_map("kept"))))
             .unwrap();
-        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "kept");
         assert_eq!(
             names(&store),
             ["gone"],
@@ -461,7 +559,8 @@ mod tests {
         tx.unbounded_send(Ok(Event::InitDone)).unwrap();
         tx.unbounded_send(Ok(Event::Apply(config_map("new"))))
             .unwrap();
-        assert_eq!(applied.next().await.unwrap().unwrap().name_any(), "new");
+        assert_eq!(next_name(&mut applied).await, "kept");
+        assert_eq!(next_name(&mut applied).await, "new");
         assert_eq!(names(&store), ["kept", "new"]);
     }
 

@@ -80,10 +80,31 @@ async fn api_server_faults_during_a_burst_leave_every_request_terminal() {
     let approvals = burst.await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     faults.clear();
-    tracker
-        .wait_terminal(BURST, PATIENCE, |_, _| {})
-        .await
-        .unwrap();
+    if let Err(e) = tracker.wait_terminal(BURST, PATIENCE, |_, _| {}).await {
+        // Say whether the controller or the test's watch is behind: the API server's copy of
+        // every request the watch does not show terminal.
+        let mut stuck = Vec::new();
+        for (name, approved_at) in &approvals {
+            let seen = tracker.get(name);
+            if seen
+                .as_ref()
+                .is_some_and(|t| t.issued_at.is_some() || t.failed.is_some())
+            {
+                continue;
+            }
+            let server = api.get(name).await.map(|cr| {
+                (
+                    cr.metadata.resource_version,
+                    cr.status.map(|s| s.conditions),
+                )
+            });
+            stuck.push(format!(
+                "{name} (approved {:?} ago; watch: {seen:?}; API server: {server:?})",
+                approved_at.elapsed()
+            ));
+        }
+        panic!("{e}; not terminal in the test's watch: {stuck:#?}");
+    }
 
     let mut issued = 0;
     let mut failed = Vec::new();
@@ -229,6 +250,69 @@ async fn a_request_queued_again_before_its_answer_is_watched_is_not_signed_again
     for (name, _) in approvals.iter().chain(&barrier) {
         let t = tracker.get(name).expect("request never seen by the watch");
         assert!(t.failed.is_none(), "{name} failed: {:?}", t.failed);
+        assert_eq!(t.certificates_seen, 1, "{name}");
+    }
+    controller.shutdown().await;
+    drop(boot);
+}
+
+/// Requests created during the watch outage below: more than the 500 a list page holds, so the
+/// re-list takes two pages.
+const DURING_OUTAGE: usize = 520;
+
+/// Requests created and approved while the controller's watch is down, long enough for the API
+/// server's history to move past it, are all answered after its re-list. kube-runtime's reflector
+/// swaps a re-list into the cache only at the list's end, and its applier drops a trigger whose
+/// object the cache lacks: triggers handed on as the list arrived (while its second page was
+/// still being fetched) found none of these requests, and they were never answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_created_while_the_watch_was_down_are_answered_after_the_relist() {
+    let stack = e2e::Stack::start().await.unwrap();
+    let config = stack
+        .write_config("outage", &e2e::ControllerKnobs::default())
+        .unwrap();
+    let (boot, controller) = stack.start_controller(&config, "outage").await.unwrap();
+    stack.create_issuer().await.unwrap();
+    stack.wait_issuer_ready(PATIENCE).await.unwrap();
+    let api = stack.requests();
+    let tracker = e2e::ReadyTracker::start(api.clone()).await.unwrap();
+    let lists_before = stack.sim.request_count("list", "certificaterequests");
+
+    // The watches end and cannot be opened again.
+    let faults = stack.sim.faults();
+    faults.inject(
+        FaultRule::error(500)
+            .verb("watch")
+            .resource("certificaterequests"),
+    );
+    faults.drop_watches();
+    let pool = e2e::KeyPool::generate(4, 4).unwrap();
+    let csrs = e2e::workload_csrs(&pool, DURING_OUTAGE).unwrap();
+    let approvals = e2e::paced_burst(&api, &csrs, 5_000).await.unwrap();
+    // The history moves past the watches' resourceVersion (410 Gone: they must list again), and
+    // each list page takes a while, so the first page's requests are handed to the controller's
+    // queue well before the list ends.
+    faults.clear();
+    faults.inject(
+        FaultRule::latency(Duration::from_millis(500))
+            .verb("list")
+            .resource("certificaterequests"),
+    );
+    faults.compact_history();
+
+    tracker
+        .wait_terminal(DURING_OUTAGE, PATIENCE, |_, _| {})
+        .await
+        .unwrap();
+    faults.clear();
+    let lists = stack.sim.request_count("list", "certificaterequests") - lists_before;
+    assert!(
+        lists >= 2,
+        "the watch was not listed again ({lists} list pages after the outage)"
+    );
+    for (name, _) in &approvals {
+        let t = tracker.get(name).expect("request never seen by the watch");
+        assert!(t.issued_at.is_some(), "{name} was not issued: {t:?}");
         assert_eq!(t.certificates_seen, 1, "{name}");
     }
     controller.shutdown().await;

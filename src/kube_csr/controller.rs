@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::queue::retries::{RetryLog, server_retry_after};
 use crate::queue::{
     ANSWER_SETTLE, AnsweredCopies, drain_until_stopped, first_list_as_it_arrives, in_own_task,
-    triggers_from,
+    touched_after_lists, triggers_from,
 };
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::issuance::{Outcome, options_with_minimum};
@@ -122,11 +122,11 @@ pub async fn run(
         .default_backoff()
         .map_ok(crate::lean_meta::convert_event)
         .try_filter_map(move |event| futures::future::ready(Ok(keep_servable(event, &group))));
-    let objects = reflector(writer, first_list_as_it_arrives(pending)).applied_objects();
+    let touched = touched_after_lists(reflector(writer, first_list_as_it_arrives(pending)), ());
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     // The watch is read in its own task and each reconcile runs as its own task (see
     // crate::queue): the cache follows our writes and signing uses every worker thread.
-    let (queue, _watch_task) = triggers_from(objects, (), shutdown.clone());
+    let (queue, _watch_task) = triggers_from(touched, shutdown.clone());
     let drained = applier(
         |csr, ctx| {
             Box::pin(async move {

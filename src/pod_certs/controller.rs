@@ -37,7 +37,8 @@ use crate::issuer::decide::EventNote;
 use crate::metrics::Metrics;
 use crate::queue::retries::{RetryLog, server_retry_after};
 use crate::queue::{
-    ANSWER_SETTLE, AnsweredCopies, first_list_as_it_arrives, in_own_task, triggers_from,
+    ANSWER_SETTLE, AnsweredCopies, first_list_as_it_arrives, in_own_task, touched_after_lists,
+    triggers_from,
 };
 use crate::rbac::{CERTIFICATES, KubeCall, Needs};
 use firefly_core::ca::IssueOptions;
@@ -470,15 +471,15 @@ async fn watch_one(
                     tracing::warn!(error = %e, "PodCertificateRequest watch failed; retrying with backoff");
                 }
             }
-        })
-        .applied_objects();
+        });
+    let stream = touched_after_lists(stream, ctx.resource.clone());
     // kube-runtime's applier waits for the store's first list before deciding anything, and
     // once its queue has ended it waits for that list for ever: a stop before the first list
     // is given a short grace instead of being awaited.
     let stop = futures::FutureExt::shared(Box::pin(stop));
     // The watch is read in its own task and each reconcile runs as its own task (see
     // crate::queue): the cache follows our writes and signing uses every worker thread.
-    let (queue, _watch_task) = triggers_from(stream, ctx.resource.clone(), stop.clone());
+    let (queue, _watch_task) = triggers_from(stream, stop.clone());
     let drained = applier(
         |obj, ctx| {
             Box::pin(async move {

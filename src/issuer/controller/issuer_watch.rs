@@ -13,10 +13,10 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, future};
+use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
 use tokio::sync::Notify;
 
 use crate::crd::CertificateRequest;
@@ -71,7 +71,7 @@ where
         + Sync
         + 'static,
 {
-    watcher(api, watcher::Config::default())
+    let events = watcher(api, watcher::Config::default())
         .default_backoff()
         .filter_map(|event| {
             future::ready(match event {
@@ -79,8 +79,9 @@ where
                 Err(e) => Some(Err(e)),
             })
         })
-        .reflect(writer)
-        .applied_objects()
+        .reflect(writer);
+    // A re-list's issuers once the cache holds them (see crate::queue::touched_after_lists).
+    crate::queue::touched_after_lists(events, ())
         .take_until(shutdown)
         .for_each(move |r| {
             if let Ok(issuer) = r {
@@ -88,8 +89,8 @@ where
                 let _ = tx.unbounded_send(IssuerChange {
                     kind,
                     // A ClusterIssuer has no namespace.
-                    namespace: issuer.namespace(),
-                    name: issuer.name_any(),
+                    namespace: issuer.namespace,
+                    name: issuer.name,
                 });
             }
             future::ready(())
@@ -182,6 +183,7 @@ pub(super) fn requests_naming(
 mod tests {
     use super::*;
     use crate::crd::{ClusterIssuer, ClusterIssuerSpec, Issuer};
+    use kube::ResourceExt as _;
 
     fn dynamic(value: serde_json::Value) -> DynamicObject {
         serde_json::from_value(value).expect("a DynamicObject")

@@ -10,7 +10,7 @@ use crate::crd::CertificateRequest;
 use crate::issuer::decide::{self, is_terminal, our_issuer_kind};
 
 /// Feeds a CertificateRequest watch into the request cache behind `writer`, and yields the
-/// requests to queue.
+/// requests to queue (the cached watch's events, for [`crate::queue::touched_after_lists`]).
 ///
 /// # Guarantees
 /// Requests the controller will never act on again (answered, or for another issuer) leave the
@@ -23,7 +23,7 @@ pub fn cached_requests<S>(
     group: String,
     writer: Writer<CertificateRequest>,
     on_removed: impl Fn(&CertificateRequest) + Send + 'static,
-) -> impl Stream<Item = Result<CertificateRequest, watcher::Error>> + Send
+) -> impl Stream<Item = Result<watcher::Event<CertificateRequest>, watcher::Error>> + Send
 where
     S: Stream<Item = Result<watcher::Event<CertificateRequest>, watcher::Error>> + Send,
 {
@@ -38,7 +38,6 @@ where
                 on_removed(cr);
             }
         })
-        .applied_objects()
 }
 
 /// Whether the controller may still act on `cr`: it names one of our issuers and has no
