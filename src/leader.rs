@@ -268,6 +268,11 @@ async fn campaign(
                 return !maybe_ours || release_quietly(&mut elector).await;
             }
         };
+        if *stop.borrow() {
+            // Stopped while the acquisition was in flight: release it rather than lead (and
+            // start the controllers) for a moment.
+            return release_quietly(&mut elector).await;
+        }
         tracing::info!(identity = %elector.settings.identity, lease = %elector.settings.name, "became leader");
         set_leader(true);
         // Leader: renew every retry period; give up the moment the renew deadline passes without

@@ -451,3 +451,86 @@ async fn a_stop_after_stepping_down_on_unanswered_renewals_releases_the_lease() 
         "the Lease that still named the replica was released on the stop"
     );
 }
+
+/// Log lines written through a `tracing` subscriber, kept for the test to read.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// A stop that arrives while an acquisition is in flight does not lead, not even for a moment
+/// (leading starts the controllers): the Lease the late answer gave the replica is released at
+/// once. One thread, so that the subscriber set for it sees the election's log.
+#[tokio::test(flavor = "current_thread")]
+async fn a_stop_during_an_acquisition_releases_the_lease_without_leading() {
+    let log = Captured::default();
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(log.clone())
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .finish(),
+    );
+    let sim = sim().await;
+    // The acquisition (the Lease's create) is answered a second late, well within its bound.
+    sim.faults().inject(
+        FaultRule::latency(Duration::from_secs(1))
+            .verb("create")
+            .resource("leases"),
+    );
+    let client = sim.client().await.unwrap();
+    let leader = LeaderHandle::spawn(
+        client,
+        lease_settings(
+            "acquiring",
+            Duration::from_secs(15),
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        ),
+        None,
+    );
+    kube_sim::wait_for(PATIENCE, || async {
+        sim.request_count("create", "leases") > 0
+    })
+    .await
+    .expect("the replica tries to acquire the Lease");
+    let mut release = Box::pin(leader.release());
+    assert!(
+        futures::poll!(release.as_mut()).is_pending(),
+        "the stop waits for the acquisition"
+    );
+    assert!(release.await, "the stop says the Lease was released");
+    let holder = sim
+        .object(
+            "coordination.k8s.io",
+            "leases",
+            LEASE_NAMESPACE,
+            "acquiring",
+        )
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned));
+    assert_eq!(
+        holder.as_deref(),
+        Some(""),
+        "the acquired Lease was released"
+    );
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        !log.contains("became leader"),
+        "the stopped replica led for a moment:\n{log}"
+    );
+}
