@@ -183,8 +183,15 @@ async fn demo() -> anyhow::Result<()> {
     let writes = stack.sim.write_count("certificaterequests") - writes_before;
     let reads = stack.sim.request_count("get", "certificaterequests") - reads_before;
 
-    // One issued leaf, decoded and verified.
-    let sample = tracker.sample().context("no issued request to show")?;
+    // One issued leaf, decoded and verified (read after the GET count above: the tracker keeps
+    // only its name).
+    let name = tracker
+        .first_issued()
+        .context("no issued request to show")?;
+    let sample = api
+        .get(&name)
+        .await
+        .with_context(|| format!("reading the issued request {name}"))?;
     let status = sample
         .status
         .clone()

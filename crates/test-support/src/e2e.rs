@@ -257,22 +257,28 @@ pub fn outcome(status: Option<&CertificateRequestStatus>) -> Outcome {
     let Some(status) = status else {
         return Outcome::Open;
     };
-    let ready = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "Ready");
+    ready_outcome(status.conditions.iter().flatten().map(|c| {
+        (
+            c.type_.as_str(),
+            c.status.as_str(),
+            c.reason.as_deref(),
+            c.message.as_deref(),
+        )
+    }))
+}
+
+/// [`outcome`]'s rule over a status's conditions as (type, status, reason, message): the first
+/// `Ready` condition decides.
+fn ready_outcome<'a>(
+    conditions: impl IntoIterator<Item = (&'a str, &'a str, Option<&'a str>, Option<&'a str>)>,
+) -> Outcome {
+    let ready = conditions.into_iter().find(|(t, ..)| *t == "Ready");
     match ready {
-        Some(c) if c.status == "True" => Outcome::Issued,
-        Some(c)
-            if c.status == "False"
-                && matches!(c.reason.as_deref(), Some("Failed") | Some("Denied")) =>
-        {
-            Outcome::Failed {
-                reason: c.reason.clone().unwrap_or_default(),
-                message: c.message.clone().unwrap_or_default(),
-            }
-        }
+        Some((_, "True", ..)) => Outcome::Issued,
+        Some((_, "False", reason @ Some("Failed" | "Denied"), message)) => Outcome::Failed {
+            reason: reason.unwrap_or_default().to_owned(),
+            message: message.unwrap_or_default().to_owned(),
+        },
         _ => Outcome::Open,
     }
 }
@@ -1034,15 +1040,135 @@ pub trait Trackable:
     + Sync
     + 'static
 {
+    /// What the tracker's watch decodes of each event instead of the whole object: the name,
+    /// the metadata the watcher needs, and the status fields its outcome and certificate are
+    /// read from (the spec, the CSR and `managedFields` are skipped unbuilt).
+    type Watched: Watched;
+}
+
+/// The lean view of a [`Trackable`] the tracker decodes: same group, version, kind and plural.
+pub trait Watched:
+    kube::Resource<DynamicType = (), Scope = kube::core::DynamicResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
     /// How it ended, read from its status.
     fn outcome(&self) -> Outcome;
     /// Its certificate as the API returns it, when it carries a non-empty one.
     fn certificate_bytes(&self) -> Option<&[u8]>;
 }
 
+/// Implements [`kube::Resource`] for lean view `$view` with the group, version, kind and plural
+/// of `$full`, with a dynamic scope (its `Api` is built from the full kind's namespace).
+macro_rules! view_resource {
+    ($view:ty, $full:ty) => {
+        impl kube::Resource for $view {
+            type DynamicType = ();
+            type Scope = kube::core::DynamicResourceScope;
+
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                <$full as kube::Resource>::kind(&())
+            }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                <$full as kube::Resource>::group(&())
+            }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                <$full as kube::Resource>::version(&())
+            }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                <$full as kube::Resource>::plural(&())
+            }
+            fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(
+                &mut self,
+            ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+pub(crate) use view_resource;
+
+/// The metadata a lean view keeps: what the tracker and the watcher read. Every other key
+/// (`managedFields`, labels, annotations, …) is skipped without being built.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ViewMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    resource_version: Option<String>,
+    uid: Option<String>,
+}
+
+/// Decodes `metadata` as a [`ViewMeta`].
+pub(crate) fn view_meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    let m = <ViewMeta as serde::Deserialize>::deserialize(d)?;
+    Ok(ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        resource_version: m.resource_version,
+        uid: m.uid,
+        ..ObjectMeta::default()
+    })
+}
+
+/// One status condition as the tracker reads it (CertificateRequest and CSR conditions).
+#[derive(Clone, Debug, serde::Deserialize)]
+struct ViewCondition {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// What the tracker decodes of a CertificateRequest: its name and resourceVersion, its
+/// conditions and its certificate.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct CertificateRequestView {
+    #[serde(default, deserialize_with = "view_meta")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    status: Option<CertificateRequestViewStatus>,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+struct CertificateRequestViewStatus {
+    #[serde(default)]
+    conditions: Option<Vec<ViewCondition>>,
+    #[serde(default)]
+    certificate: Option<String>,
+}
+
+view_resource!(CertificateRequestView, CertificateRequest);
+
 impl Trackable for CertificateRequest {
+    type Watched = CertificateRequestView;
+}
+
+impl Watched for CertificateRequestView {
+    /// The rules of [`outcome`]: Issued on Ready=True; Failed on Ready=False with reason
+    /// `Failed` or `Denied`.
     fn outcome(&self) -> Outcome {
-        outcome(self.status.as_ref())
+        let Some(status) = self.status.as_ref() else {
+            return Outcome::Open;
+        };
+        ready_outcome(status.conditions.iter().flatten().map(|c| {
+            (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_deref(),
+                c.message.as_deref(),
+            )
+        }))
     }
 
     fn certificate_bytes(&self) -> Option<&[u8]> {
@@ -1054,7 +1180,31 @@ impl Trackable for CertificateRequest {
     }
 }
 
+/// What the tracker decodes of a CertificateSigningRequest: its name and resourceVersion, its
+/// conditions and its certificate.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct CertificateSigningRequestView {
+    #[serde(default, deserialize_with = "view_meta")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    status: Option<CertificateSigningRequestViewStatus>,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+struct CertificateSigningRequestViewStatus {
+    #[serde(default)]
+    conditions: Option<Vec<ViewCondition>>,
+    #[serde(default)]
+    certificate: Option<k8s_openapi::ByteString>,
+}
+
+view_resource!(CertificateSigningRequestView, CertificateSigningRequest);
+
 impl Trackable for CertificateSigningRequest {
+    type Watched = CertificateSigningRequestView;
+}
+
+impl Watched for CertificateSigningRequestView {
     /// Issued once `status.certificate` is set; Failed on a true `Failed` or `Denied` condition.
     fn outcome(&self) -> Outcome {
         if self.certificate_bytes().is_some() {
@@ -1099,31 +1249,23 @@ pub struct Tracked {
     pub failed: Option<(String, String)>,
 }
 
-struct TrackerState<K> {
+#[derive(Default)]
+struct TrackerState {
     by_name: std::collections::HashMap<String, Tracked>,
     issued: usize,
     failed: usize,
-    sample: Option<K>,
-}
-
-impl<K> Default for TrackerState<K> {
-    fn default() -> Self {
-        TrackerState {
-            by_name: Default::default(),
-            issued: 0,
-            failed: 0,
-            sample: None,
-        }
-    }
+    /// The name of the first request seen issued.
+    first_issued: Option<String>,
 }
 
 /// Watches every object of `K` the API it is given reaches (with its own watch, as istio-csr
 /// and istiod do) and records when each was issued, how many distinct certificates it ever
-/// carried, and failures.
+/// carried, and failures. The watch decodes only [`Trackable::Watched`] of each event.
 pub struct ReadyTracker<K: Trackable = CertificateRequest> {
-    state: std::sync::Arc<std::sync::Mutex<TrackerState<K>>>,
+    state: std::sync::Arc<std::sync::Mutex<TrackerState>>,
     changed: std::sync::Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
+    kind: std::marker::PhantomData<fn() -> K>,
 }
 
 impl<K: Trackable> Drop for ReadyTracker<K> {
@@ -1133,13 +1275,28 @@ impl<K: Trackable> Drop for ReadyTracker<K> {
 }
 
 impl<K: Trackable> ReadyTracker<K> {
-    /// Starts watching; returns once the initial list is done.
+    /// Starts watching what `api` reaches (its namespace, or every one), decoding each event
+    /// as [`Trackable::Watched`]; returns once the initial list is done.
     ///
     /// # Errors
     /// The watch failing before its first list.
     pub async fn start(api: kube::Api<K>) -> anyhow::Result<ReadyTracker<K>> {
         use futures::StreamExt as _;
         use kube::runtime::{WatchStreamExt as _, watcher};
+        let url = api.resource_url().to_owned();
+        let ns = api.namespace().map(str::to_owned);
+        let client = api.into_client();
+        let api: kube::Api<K::Watched> = match ns {
+            Some(ns) => kube::Api::namespaced_with(client, &ns, &()),
+            None => kube::Api::all_with(client, &()),
+        };
+        if api.resource_url() != url {
+            bail!(
+                "the tracker's view of {} watches {} instead of {url}",
+                K::kind(&()),
+                api.resource_url()
+            );
+        }
         let state = std::sync::Arc::new(std::sync::Mutex::new(TrackerState::default()));
         let changed = std::sync::Arc::new(tokio::sync::Notify::new());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
@@ -1174,6 +1331,7 @@ impl<K: Trackable> ReadyTracker<K> {
             state,
             changed,
             task,
+            kind: std::marker::PhantomData,
         })
     }
 
@@ -1205,9 +1363,9 @@ impl<K: Trackable> ReadyTracker<K> {
             .find_map(|(name, t)| t.failed.as_ref().map(|(r, m)| format!("{name}: {r}: {m}")))
     }
 
-    /// The first request seen issued, whole.
-    pub fn sample(&self) -> Option<K> {
-        self.lock().sample.clone()
+    /// The name of the first request seen issued (GET it for the whole object).
+    pub fn first_issued(&self) -> Option<String> {
+        self.lock().first_issued.clone()
     }
 
     /// Waits until `issued + failed >= n`, calling `progress` at most every 100 ms.
@@ -1235,28 +1393,25 @@ impl<K: Trackable> ReadyTracker<K> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState<K>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TrackerState> {
         // A poisoned lock only means a panicking reader; the counts are still meaningful.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-fn record<K: Trackable>(
-    state: &std::sync::Mutex<TrackerState<K>>,
-    obj: K,
-    now: std::time::Instant,
-) {
+fn record<W: Watched>(state: &std::sync::Mutex<TrackerState>, mut obj: W, now: std::time::Instant) {
     use std::hash::{Hash as _, Hasher as _};
-    let Some(name) = obj.meta().name.clone() else {
+    let Some(name) = obj.meta_mut().name.take() else {
         return;
     };
-    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
     let out = obj.outcome();
     let certificate = obj.certificate_bytes().map(|c| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         c.hash(&mut h);
         h.finish()
     });
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let first = (out == Outcome::Issued && s.first_issued.is_none()).then(|| name.clone());
     let entry = s.by_name.entry(name).or_default();
     let mut newly_issued = false;
     let mut newly_failed = false;
@@ -1279,8 +1434,8 @@ fn record<K: Trackable>(
     }
     if newly_issued {
         s.issued += 1;
-        if s.sample.is_none() {
-            s.sample = Some(obj);
+        if first.is_some() {
+            s.first_issued = first;
         }
     }
     if newly_failed {
@@ -1474,4 +1629,135 @@ pub async fn paced_burst(
         out.push(t.await.context("a driver task panicked")??);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pods::PodCertificateRequest;
+    use kube::Resource as _;
+    use serde_json::json;
+
+    /// `managedFields`, annotations and a spec the views skip.
+    fn object(api_version: &str, kind: &str, status: serde_json::Value) -> String {
+        json!({
+            "apiVersion": api_version, "kind": kind,
+            "metadata": {
+                "name": "req-1", "namespace": "istio-system", "resourceVersion": "42", "uid": "u-1",
+                "annotations": {"a": "b"}, "generateName": "req-",
+                "managedFields": [
+                    {"manager": "firefly", "operation": "Apply", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:status": {"f:certificate": {}}}},
+                    {"manager": "unknown", "operation": "Update", "fieldsType": "FieldsV1",
+                     "fieldsV1": {"f:spec": {".": {}, "f:request": {}}}},
+                ],
+            },
+            "spec": {"request": "LS0t", "signerName": "x/y", "usages": ["client auth"],
+                     "issuerRef": {"name": "i"}},
+            "status": status,
+        })
+        .to_string()
+    }
+
+    fn view<W: Watched>(text: &str) -> W {
+        let v: W = serde_json::from_str(text).unwrap();
+        let m = v.meta();
+        assert_eq!(m.name.as_deref(), Some("req-1"));
+        assert_eq!(m.namespace.as_deref(), Some("istio-system"));
+        assert_eq!(m.resource_version.as_deref(), Some("42"));
+        assert_eq!(m.uid.as_deref(), Some("u-1"));
+        assert!(m.managed_fields.is_none() && m.annotations.is_none());
+        v
+    }
+
+    #[test]
+    fn views_share_the_full_kinds_urls() {
+        assert_eq!(
+            CertificateRequestView::url_path(&(), Some("ns")),
+            CertificateRequest::url_path(&(), Some("ns"))
+        );
+        assert_eq!(
+            CertificateSigningRequestView::url_path(&(), None),
+            CertificateSigningRequest::url_path(&(), None)
+        );
+        assert_eq!(
+            crate::pods::PodCertificateRequestView::url_path(&(), Some("ns")),
+            PodCertificateRequest::url_path(&(), Some("ns"))
+        );
+    }
+
+    #[test]
+    fn certificate_request_view_reads_as_the_full_object() {
+        let cond = |t: &str, s: &str, r: &str| {
+            json!({"type": t, "status": s, "reason": r, "message": "m",
+                   "lastTransitionTime": "2026-01-01T00:00:00Z"})
+        };
+        let statuses = [
+            json!(null),
+            json!({}),
+            json!({"conditions": [cond("Approved", "True", "ok")]}),
+            json!({"conditions": [cond("Approved", "True", "ok"), cond("Ready", "True", "Issued")],
+                   "certificate": "Y2VydA==", "ca": "Y2E="}),
+            json!({"conditions": [cond("Ready", "False", "Denied")]}),
+            json!({"conditions": [cond("Ready", "False", "Failed")], "certificate": ""}),
+            json!({"conditions": [cond("Ready", "False", "Pending")]}),
+        ];
+        for status in statuses {
+            let text = object("cert-manager.io/v1", "CertificateRequest", status.clone());
+            let full: CertificateRequest = serde_json::from_str(&text).unwrap();
+            let lean: CertificateRequestView = view(&text);
+            assert_eq!(lean.outcome(), outcome(full.status.as_ref()), "{status}");
+            let full_cert = full
+                .status
+                .as_ref()
+                .and_then(|s| s.certificate.as_deref())
+                .filter(|c| !c.is_empty())
+                .map(str::as_bytes);
+            assert_eq!(lean.certificate_bytes(), full_cert, "{status}");
+        }
+    }
+
+    #[test]
+    fn csr_and_pcr_views_read_their_outcomes() {
+        let api = "certificates.k8s.io/v1";
+        let csr = |status| {
+            view::<CertificateSigningRequestView>(&object(api, "CertificateSigningRequest", status))
+        };
+        let issued = csr(json!({"certificate": "Y2VydA==", "conditions": [
+            {"type": "Approved", "status": "True"}]}));
+        assert_eq!(issued.outcome(), Outcome::Issued);
+        assert_eq!(issued.certificate_bytes(), Some(&b"cert"[..]));
+        let denied = csr(json!({"conditions": [{"type": "Denied", "status": "True"}]}));
+        assert_eq!(
+            denied.outcome(),
+            Outcome::Failed {
+                reason: "Denied".into(),
+                message: String::new()
+            }
+        );
+        assert_eq!(csr(json!({})).outcome(), Outcome::Open);
+
+        let pcr = |status| {
+            view::<crate::pods::PodCertificateRequestView>(&object(
+                api,
+                "PodCertificateRequest",
+                status,
+            ))
+        };
+        let issued = pcr(json!({"certificateChain": "PEM", "conditions": [
+            {"type": "Issued", "status": "True", "reason": "Issued"}]}));
+        assert_eq!(issued.outcome(), Outcome::Issued);
+        assert_eq!(issued.certificate_bytes(), Some(&b"PEM"[..]));
+        let failed = pcr(json!({"conditions": [
+            {"type": "Failed", "status": "True", "reason": "Bad", "message": "no"}]}));
+        assert_eq!(
+            failed.outcome(),
+            Outcome::Failed {
+                reason: "Bad".into(),
+                message: "no".into()
+            }
+        );
+        assert_eq!(pcr(json!(null)).outcome(), Outcome::Open);
+        assert_eq!(pcr(json!(null)).certificate_bytes(), None);
+    }
 }

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube_sim::kubelet::{KeyType, Kubelet, PodCertificate};
 use serde_json::{Value, json};
 
-use crate::e2e::{Outcome, Trackable};
+use crate::e2e::{Outcome, Trackable, Watched};
 
 /// The signer the demo and the bench configure: the shipped seed's `istio-mtls` policy (one hour,
 /// P-256 or RSA-2048, an optional SPIFFE URI) serves pods too.
@@ -66,26 +66,58 @@ impl kube::Resource for PodCertificateRequest {
 }
 
 impl Trackable for PodCertificateRequest {
+    type Watched = PodCertificateRequestView;
+}
+
+/// What the e2e tracker decodes of a PodCertificateRequest: its name and resourceVersion, its
+/// conditions and its certificate chain.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct PodCertificateRequestView {
+    #[serde(default, deserialize_with = "crate::e2e::view_meta")]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    status: Option<PodCertificateRequestViewStatus>,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodCertificateRequestViewStatus {
+    #[serde(default)]
+    conditions: Option<Vec<PodCertificateRequestViewCondition>>,
+    #[serde(default)]
+    certificate_chain: Option<String>,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+struct PodCertificateRequestViewCondition {
+    #[serde(default, rename = "type")]
+    type_: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+crate::e2e::view_resource!(PodCertificateRequestView, PodCertificateRequest);
+
+impl Watched for PodCertificateRequestView {
     /// Issued on a true `Issued` condition; Failed on a true `Denied` or `Failed` one.
     fn outcome(&self) -> Outcome {
-        let conditions = self
-            .status
-            .as_ref()
-            .and_then(|s| s.get("conditions"))
-            .and_then(Value::as_array);
+        let conditions = self.status.as_ref().and_then(|s| s.conditions.as_ref());
         let Some(c) = conditions.into_iter().flatten().find(|c| {
-            c["status"] == "True"
-                && matches!(c["type"].as_str(), Some("Issued" | "Denied" | "Failed"))
+            c.status.as_deref() == Some("True")
+                && matches!(c.type_.as_deref(), Some("Issued" | "Denied" | "Failed"))
         }) else {
             return Outcome::Open;
         };
-        let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-        if c["type"] == "Issued" {
+        if c.type_.as_deref() == Some("Issued") {
             Outcome::Issued
         } else {
             Outcome::Failed {
-                reason: text("reason"),
-                message: text("message"),
+                reason: c.reason.clone().unwrap_or_default(),
+                message: c.message.clone().unwrap_or_default(),
             }
         }
     }
@@ -93,8 +125,7 @@ impl Trackable for PodCertificateRequest {
     fn certificate_bytes(&self) -> Option<&[u8]> {
         self.status
             .as_ref()
-            .and_then(|s| s.get("certificateChain"))
-            .and_then(Value::as_str)
+            .and_then(|s| s.certificate_chain.as_deref())
             .filter(|c| !c.is_empty())
             .map(str::as_bytes)
     }
