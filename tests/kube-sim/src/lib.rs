@@ -589,7 +589,8 @@ impl KubeSim {
                 .filter(|((g, _), _)| g == group)
                 .find_map(|(_, m)| m.get(plural).cloned())
         }?;
-        store.get_value(&def, namespace, name).map(|v| (*v).clone())
+        // The stored serialization: the object with its managedFields.
+        store.get_stored(&def, namespace, name)
     }
 
     /// Field ownership of one object (its `metadata.managedFields`), read straight from storage
@@ -614,7 +615,14 @@ impl KubeSim {
         let ns = if def.namespaced { namespace } else { "" };
         let inner = def.coll.inner.read();
         let stored = inner.objects.get(&(ns.to_string(), name.to_string()))?;
-        Some(stored.managers.iter().map(sim::apply::owner).collect())
+        Some(
+            stored
+                .managers
+                .entries
+                .iter()
+                .map(sim::apply::owner)
+                .collect(),
+        )
     }
 
     /// Stops serving `group`/`version` from now on, as an API server restarted with the version

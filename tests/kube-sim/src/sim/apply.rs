@@ -335,22 +335,26 @@ fn item_seg(kind: &ListKind, item: &Value) -> Seg {
     }
 }
 
+/// The server-owned fields of `metadata`.
+const META_SERVER_OWNED: &[&str] = &[
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+];
+
 /// Paths no manager owns: the server manages them.
-fn server_owned(p: &Path) -> bool {
+pub fn server_owned(p: &Path) -> bool {
     match p.as_slice() {
         [Seg::Field(f)] => matches!(f.as_str(), "apiVersion" | "kind" | "metadata"),
-        [Seg::Field(m), Seg::Field(f)] if m == "metadata" => matches!(
-            f.as_str(),
-            "name"
-                | "namespace"
-                | "creationTimestamp"
-                | "selfLink"
-                | "uid"
-                | "clusterName"
-                | "generation"
-                | "managedFields"
-                | "resourceVersion"
-        ),
+        [Seg::Field(m), Seg::Field(f)] if m == "metadata" => {
+            META_SERVER_OWNED.contains(&f.as_str())
+        }
         _ => false,
     }
 }
@@ -997,6 +1001,13 @@ pub struct Comparison {
     pub removed: BTreeSet<Path>,
 }
 
+/// The paths a comparison finds, as the walk finds them.
+#[derive(Default)]
+struct Acc {
+    changed: Vec<Path>,
+    removed: Vec<Path>,
+}
+
 /// Compare `live` and `new` under `schema`, looking only at the top-level keys `only` (all when
 /// `None`) and leaving out `metadata.managedFields` and every path under an `ignored` top-level
 /// field (kube-apiserver's reset fields of the endpoint written).
@@ -1006,55 +1017,126 @@ pub fn compare(
     schema: Option<&Value>,
     only: Option<&[&str]>,
     ignored: &[&str],
+    server_owned_too: bool,
 ) -> Comparison {
-    let mut c = Comparison::default();
+    let mut c = Acc::default();
     let root = Ty::Root(schema);
     let (l, r) = (live.as_object(), new.as_object());
-    let mut keys: BTreeSet<&String> = BTreeSet::new();
-    keys.extend(l.into_iter().flat_map(|m| m.keys()));
-    keys.extend(r.into_iter().flat_map(|m| m.keys()));
+    let keys = union_keys(l, r);
     let mut path = Vec::new();
     for k in keys {
-        if ignored.contains(&k.as_str()) || only.is_some_and(|o| !o.contains(&k.as_str())) {
+        if ignored.contains(&k.as_str())
+            || only.is_some_and(|o| !o.contains(&k.as_str()))
+            || (!server_owned_too && (k == "apiVersion" || k == "kind"))
+        {
             continue;
         }
         let (lv, rv) = (l.and_then(|m| m.get(k)), r.and_then(|m| m.get(k)));
         let t = child_ty(root, k).0;
         path.push(Seg::Field(k.clone()));
         if k == "metadata" {
-            compare_meta(lv, rv, t, &mut path, &mut c);
+            compare_meta(lv, rv, t, &mut path, &mut c, !server_owned_too);
         } else {
             compare_at(lv, rv, t, k, &mut path, &mut c);
         }
         path.pop();
     }
-    c
+    // Collected in walk order, sorted once (each path is found once).
+    Comparison {
+        changed: c.changed.into_iter().collect(),
+        removed: c.removed.into_iter().collect(),
+    }
 }
 
-/// ObjectMeta without its managedFields.
+/// The keys of two maps in order, each once, without collecting them (serde_json's maps iterate
+/// their keys sorted).
+fn union_keys<'a>(
+    l: Option<&'a serde_json::Map<String, Value>>,
+    r: Option<&'a serde_json::Map<String, Value>>,
+) -> impl Iterator<Item = &'a String> {
+    let mut a = l.into_iter().flat_map(|m| m.keys()).peekable();
+    let mut b = r.into_iter().flat_map(|m| m.keys()).peekable();
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) => match x.cmp(y) {
+            Ordering::Less => a.next(),
+            Ordering::Greater => b.next(),
+            Ordering::Equal => {
+                b.next();
+                a.next()
+            }
+        },
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
+/// ObjectMeta without its managedFields (walked in place: no copy of the metadata).
 fn compare_meta(
     l: Option<&Value>,
     r: Option<&Value>,
     t: Ty<'_>,
     path: &mut Path,
-    c: &mut Comparison,
+    c: &mut Acc,
+    skip_owned: bool,
 ) {
-    let strip = |v: Option<&Value>| -> Option<Value> {
-        v.map(|v| match v.as_object() {
-            Some(m) if m.contains_key("managedFields") => {
-                let mut m = m.clone();
-                m.remove("managedFields");
-                Value::Object(m)
-            }
-            _ => v.clone(),
+    let needs = |v: Option<&Value>| v.and_then(|v| v.get("managedFields")).is_some();
+    let map_or_none = |v: Option<&Value>| v.is_none_or(|v| v.is_object() || v.is_null());
+    if !(needs(l) || needs(r) || skip_owned) {
+        return compare_at(l, r, t, "metadata", path, c);
+    }
+    let empty = |v: Option<&Value>| {
+        v.is_none_or(|v| {
+            v.is_null()
+                || v.as_object()
+                    .is_some_and(|m| m.keys().all(|k| k == "managedFields"))
         })
     };
-    let needs = |v: Option<&Value>| v.and_then(|v| v.get("managedFields")).is_some();
-    if needs(l) || needs(r) {
+    if !(map_or_none(l) && map_or_none(r)) || (empty(l) && empty(r)) {
+        // One side is not a map, or both are empty: compared as a leaf, without the
+        // managedFields (small copies).
+        let strip = |v: Option<&Value>| -> Option<Value> {
+            v.map(|v| match v.as_object() {
+                Some(m) => Value::Object(
+                    m.iter()
+                        .filter(|(k, _)| *k != "managedFields")
+                        .map(|(k, x)| (k.clone(), x.clone()))
+                        .collect(),
+                ),
+                None => v.clone(),
+            })
+        };
         let (l, r) = (strip(l), strip(r));
-        compare_at(l.as_ref(), r.as_ref(), t, "metadata", path, c);
-    } else {
-        compare_at(l, r, t, "metadata", path, c);
+        return compare_at(l.as_ref(), r.as_ref(), t, "metadata", path, c);
+    }
+    // As `compare_at` on two maps with the key left out (ObjectMeta is a granular map).
+    let (lm, rm) = (l.and_then(Value::as_object), r.and_then(Value::as_object));
+    let keys = union_keys(lm, rm);
+    for k in keys {
+        // Without any manager owning a server-owned field, the ones that changed need not be
+        // found: they would leave no set and join none.
+        if k == "managedFields" || (skip_owned && META_SERVER_OWNED.contains(&k.as_str())) {
+            continue;
+        }
+        let (ct, _) = child_ty(t, k);
+        path.push(Seg::Field(k.clone()));
+        compare_at(
+            lm.and_then(|m| m.get(k)),
+            rm.and_then(|m| m.get(k)),
+            ct,
+            k,
+            path,
+            c,
+        );
+        path.pop();
+    }
+    match (l, r) {
+        (None, Some(_)) => {
+            c.changed.push(path.clone());
+        }
+        (Some(_), None) => {
+            c.removed.push(path.clone());
+        }
+        _ => {}
     }
 }
 
@@ -1064,17 +1146,17 @@ fn compare_at(
     t: Ty<'_>,
     field: &str,
     path: &mut Path,
-    c: &mut Comparison,
+    c: &mut Acc,
 ) {
-    let leaf = |c: &mut Comparison, path: &Path| match (l, r) {
+    let leaf = |c: &mut Acc, path: &Path| match (l, r) {
         (None, Some(_)) => {
-            c.changed.insert(path.clone());
+            c.changed.push(path.clone());
         }
         (Some(_), None) => {
-            c.removed.insert(path.clone());
+            c.removed.push(path.clone());
         }
         (Some(a), Some(b)) if a != b => {
-            c.changed.insert(path.clone());
+            c.changed.push(path.clone());
         }
         _ => {}
     };
@@ -1099,9 +1181,7 @@ fn compare_at(
             return leaf(c, path);
         }
         let (lm, rm) = (l.and_then(Value::as_object), r.and_then(Value::as_object));
-        let mut keys: BTreeSet<&String> = BTreeSet::new();
-        keys.extend(lm.into_iter().flat_map(|m| m.keys()));
-        keys.extend(rm.into_iter().flat_map(|m| m.keys()));
+        let keys = union_keys(lm, rm);
         for k in keys {
             let (ct, _) = child_ty(t, k);
             path.push(Seg::Field(k.clone()));
@@ -1154,10 +1234,10 @@ fn compare_at(
     // A granular map or list (or list item) present on one side only.
     match (l, r) {
         (None, Some(_)) => {
-            c.changed.insert(path.clone());
+            c.changed.push(path.clone());
         }
         (Some(_), None) => {
-            c.removed.insert(path.clone());
+            c.removed.push(path.clone());
         }
         _ => {}
     }

@@ -4,6 +4,64 @@
 
 use serde_json::Value;
 
+/// [`write`] of an object whose `metadata` holds no `managedFields`, with `managed` (JSON) written
+/// as `metadata.managedFields` where serde_json would write that key: the same bytes as
+/// [`write`] of the object with the list in it.
+pub fn write_with_managed(out: &mut Vec<u8>, value: &Value, managed: Option<&[u8]>) {
+    let (Some(managed), Value::Object(map)) = (managed, value) else {
+        return write(out, value);
+    };
+    if !map.get("metadata").is_some_and(Value::is_object) {
+        return write(out, value);
+    }
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k);
+        out.push(b':');
+        match v {
+            Value::Object(meta) if k == "metadata" => {
+                out.push(b'{');
+                let mut first = true;
+                let mut pending = true;
+                for (mk, mv) in meta {
+                    if mk == "managedFields" {
+                        continue;
+                    }
+                    if pending && mk.as_str() > "managedFields" {
+                        if !first {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(b"\"managedFields\":");
+                        out.extend_from_slice(managed);
+                        first = false;
+                        pending = false;
+                    }
+                    if !first {
+                        out.push(b',');
+                    }
+                    write_str(out, mk);
+                    out.push(b':');
+                    write(out, mv);
+                    first = false;
+                }
+                if pending {
+                    if !first {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"\"managedFields\":");
+                    out.extend_from_slice(managed);
+                }
+                out.push(b'}');
+            }
+            _ => write(out, v),
+        }
+    }
+    out.push(b'}');
+}
+
 /// Appends `value` as compact JSON to `out`: the same bytes as `serde_json::to_writer`.
 pub fn write(out: &mut Vec<u8>, value: &Value) {
     match value {
@@ -37,7 +95,8 @@ pub fn write(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
-fn write_str(out: &mut Vec<u8>, s: &str) {
+/// Appends `s` as a JSON string (serde_json's escaping).
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
     if nothing_to_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
@@ -46,6 +105,19 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     } else {
         // Writing to a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// Appends `prefix` followed by `s` as one JSON string (`prefix` needs no escaping).
+pub fn write_prefixed_str(out: &mut Vec<u8>, prefix: &str, s: &str) {
+    if nothing_to_escape(s.as_bytes()) {
+        out.reserve(prefix.len() + s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        write_str(out, &format!("{prefix}{s}"));
     }
 }
 

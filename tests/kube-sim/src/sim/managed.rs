@@ -4,8 +4,10 @@
 //! update managers and the order entries are served in. Pure functions; `apply.rs` does apply.
 
 use super::apply::{self, Entry, Operation, Path, Seg};
+use super::json_out;
+use bytes::Bytes;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 /// At most this many `Update` entries are kept (`DefaultMaxUpdateManagers`).
 pub const MAX_UPDATE_MANAGERS: usize = 10;
@@ -57,71 +59,127 @@ fn printable(c: char) -> bool {
 
 // ---- FieldsV1 ----
 
-#[derive(Default)]
-struct Node<'a> {
-    member: bool,
-    children: BTreeMap<SegOrder<'a>, Node<'a>>,
-}
-
-/// A path element in structured-merge-diff's order: fields, then keys, then values.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct SegOrder<'a>(u8, &'a str);
-
-fn order(s: &Seg) -> SegOrder<'_> {
-    match s {
-        Seg::Field(f) => SegOrder(0, f),
-        Seg::Key(k) => SegOrder(1, k),
-        Seg::Value(v) => SegOrder(2, v),
-    }
-}
-
-/// A set as structured-merge-diff encodes it (`Set.ToJSON`): `f:<field>`, `k:<key JSON>`,
-/// `v:<value JSON>`, a member that also has children marked by `".": {}`.
+/// A set as structured-merge-diff encodes it (`Set.ToJSON`), as a JSON value (the tests' reference
+/// for [`fields_v1_bytes`]).
+#[cfg(test)]
 pub fn fields_v1(set: &BTreeSet<Path>) -> Value {
-    let mut root = Node::default();
-    for p in set {
-        let mut n = &mut root;
-        for seg in p {
-            n = n.children.entry(order(seg)).or_default();
-        }
-        n.member = true;
-    }
-    fn emit(n: &Node<'_>) -> Value {
+    // The set's order is the tree's depth-first order (a path sorts before its extensions, and
+    // `Seg` sorts fields, keys, values), so each node's children are runs of paths sharing the
+    // segment at that depth.
+    let paths: Vec<&[Seg]> = set.iter().map(Vec::as_slice).collect();
+    fn node(paths: &[&[Seg]], depth: usize) -> Value {
         let mut m = Map::new();
-        if n.member && !n.children.is_empty() {
-            m.insert(".".into(), Value::Object(Map::new()));
+        let mut i = 0;
+        if paths.first().is_some_and(|p| p.len() == depth) {
+            if paths.len() > 1 {
+                m.insert(".".into(), Value::Object(Map::new()));
+            }
+            i = 1;
         }
-        for (SegOrder(kind, s), child) in &n.children {
-            let key = match kind {
-                0 => format!("f:{s}"),
-                1 => format!("k:{}", go_json(s)),
-                _ => format!("v:{}", go_json(s)),
+        while i < paths.len() {
+            let seg = &paths[i][depth];
+            let mut j = i + 1;
+            while j < paths.len() && paths[j].get(depth) == Some(seg) {
+                j += 1;
+            }
+            let key = match seg {
+                Seg::Field(f) => {
+                    let mut k = String::with_capacity(f.len() + 2);
+                    k.push_str("f:");
+                    k.push_str(f);
+                    k
+                }
+                Seg::Key(k) => format!("k:{}", go_json(k)),
+                Seg::Value(v) => format!("v:{}", go_json(v)),
             };
-            m.insert(key, emit(child));
+            m.insert(key, node(&paths[i..j], depth + 1));
+            i = j;
         }
         Value::Object(m)
     }
-    emit(&root)
+    node(&paths, 0)
+}
+
+/// A child's key in a FieldsV1 object: its prefix (`f:`, `k:`, `v:`) and the rest.
+type Child<'a> = (&'static str, std::borrow::Cow<'a, str>);
+
+/// A set as structured-merge-diff encodes it (`Set.ToJSON`): `f:<field>`, `k:<key JSON>`,
+/// `v:<value JSON>`, a member that also has children marked by `".": {}`; the bytes serde_json
+/// writes for that object (keys sorted as text), without building it.
+pub fn fields_v1_bytes(set: &BTreeSet<Path>) -> Bytes {
+    let paths: Vec<&[Seg]> = set.iter().map(Vec::as_slice).collect();
+    fn node(out: &mut Vec<u8>, paths: &[&[Seg]], depth: usize) {
+        out.push(b'{');
+        let mut i = 0;
+        let mut first = true;
+        if paths.first().is_some_and(|p| p.len() == depth) {
+            if paths.len() > 1 {
+                out.extend_from_slice(b"\".\":{}");
+                first = false;
+            }
+            i = 1;
+        }
+        // (key, first path, end): serde_json's maps write keys sorted as text, which for `k:`
+        // and `v:` (Go-escaped JSON) need not be the set's order.
+        let mut children: Vec<(Child<'_>, usize, usize)> = Vec::new();
+        let mut sorted = true;
+        while i < paths.len() {
+            let seg = &paths[i][depth];
+            let mut j = i + 1;
+            while j < paths.len() && paths[j].get(depth) == Some(seg) {
+                j += 1;
+            }
+            let key: (&str, std::borrow::Cow<'_, str>) = match seg {
+                Seg::Field(f) => ("f:", f.as_str().into()),
+                Seg::Key(k) => {
+                    sorted = false;
+                    ("k:", go_json(k))
+                }
+                Seg::Value(v) => {
+                    sorted = false;
+                    ("v:", go_json(v))
+                }
+            };
+            children.push((key, i, j));
+            i = j;
+        }
+        if !sorted {
+            children.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        for (key, from, to) in &children {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            json_out::write_prefixed_str(out, key.0, &key.1);
+            out.push(b':');
+            node(out, &paths[*from..*to], depth + 1);
+        }
+        out.push(b'}');
+    }
+    let mut out = Vec::with_capacity(32 * paths.len() + 2);
+    node(&mut out, &paths, 0);
+    Bytes::from(out)
 }
 
 /// kube-sim's canonical JSON of a key or value (serde_json, sorted keys) as structured-merge-diff
 /// writes it (Go's escaping: `<`, `>`, `&` in strings as `\u003c` …).
-fn go_json(s: &str) -> String {
+fn go_json(s: &str) -> std::borrow::Cow<'_, str> {
     let plain = !s
         .chars()
         .any(|c| matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}'))
         && !s.contains("\\b")
         && !s.contains("\\f");
     if plain {
-        return s.to_string();
+        return s.into();
     }
     match serde_json::from_str::<Value>(s) {
         Ok(v) => {
             let mut out = String::new();
             write_go(&mut out, &v, true);
-            out
+            out.into()
         }
-        Err(_) => s.to_string(),
+        Err(_) => s.into(),
     }
 }
 
@@ -325,63 +383,98 @@ fn served_order(p: &Entry, q: &Entry) -> std::cmp::Ordering {
         .then_with(|| p.subresource.cmp(&q.subresource))
 }
 
-/// The `managedFields` JSON of sorted entries (`None`: no entries, the field is left out).
-pub fn encode(entries: &[Entry]) -> Option<Value> {
-    encode_reusing(entries, &[], None)
+/// The managers of a stored object with their encoding, made once per version: the served
+/// `metadata.managedFields` list as JSON bytes (spliced into the serialized object, which
+/// itself holds no managedFields) and each entry's `fieldsV1`, reused by the next version for
+/// every entry whose set did not change.
+#[derive(Debug, Clone, Default)]
+pub struct Managed {
+    /// The entries (in no particular order).
+    pub entries: Vec<Entry>,
+    /// `entries[i]`'s `fieldsV1` JSON.
+    fields: Vec<Bytes>,
+    /// The `managedFields` list as served (`None`: no entries, the field is left out).
+    json: Option<Bytes>,
 }
 
-/// [`encode`], taking the `fieldsV1` of an entry whose set did not change from `old_json` (the
-/// encoding of `old`) instead of rendering it again.
-pub fn encode_reusing(entries: &[Entry], old: &[Entry], old_json: Option<&Value>) -> Option<Value> {
-    if entries.is_empty() {
-        return None;
-    }
-    let reuse = |e: &Entry| -> Option<Value> {
-        let o = old
-            .iter()
-            .find(|o| o.same_manager(e) && o.fields == e.fields)?;
-        old_json?.as_array()?.iter().find_map(|j| {
-            let s = |k: &str| j.get(k).and_then(Value::as_str).unwrap_or_default();
-            (s("manager") == o.manager
-                && s("operation") == o.operation.as_str()
-                && s("apiVersion") == o.api_version
-                && s("subresource") == o.subresource)
-                .then(|| j.get("fieldsV1").cloned())
-                .flatten()
-        })
-    };
-    let mut sorted: Vec<&Entry> = entries.iter().collect();
-    sorted.sort_by(|p, q| served_order(p, q));
-    Some(Value::Array(
-        sorted
+impl Managed {
+    /// Encode `entries`, reusing the `fieldsV1` of `old`'s entries whose manager and set are
+    /// unchanged.
+    pub fn new(entries: Vec<Entry>, old: Option<&Managed>) -> Managed {
+        let fields: Vec<Bytes> = entries
             .iter()
             .map(|e| {
-                let mut m = Map::new();
-                if !e.manager.is_empty() {
-                    m.insert("manager".into(), Value::String(e.manager.clone()));
-                }
-                m.insert(
-                    "operation".into(),
-                    Value::String(e.operation.as_str().into()),
-                );
-                if !e.api_version.is_empty() {
-                    m.insert("apiVersion".into(), Value::String(e.api_version.clone()));
-                }
-                if let Some(t) = &e.time {
-                    m.insert("time".into(), Value::String(t.clone()));
-                }
-                m.insert("fieldsType".into(), Value::String("FieldsV1".into()));
-                m.insert(
-                    "fieldsV1".into(),
-                    reuse(e).unwrap_or_else(|| fields_v1(&e.fields)),
-                );
-                if !e.subresource.is_empty() {
-                    m.insert("subresource".into(), Value::String(e.subresource.clone()));
-                }
-                Value::Object(m)
+                old.and_then(|o| {
+                    o.entries
+                        .iter()
+                        .position(|x| x.same_manager(e) && x.fields == e.fields)
+                        .map(|i| o.fields[i].clone())
+                })
+                .unwrap_or_else(|| fields_v1_bytes(&e.fields))
             })
-            .collect(),
-    ))
+            .collect();
+        let json = (!entries.is_empty()).then(|| {
+            let mut order: Vec<usize> = (0..entries.len()).collect();
+            order.sort_by(|&p, &q| served_order(&entries[p], &entries[q]));
+            let mut out = Vec::with_capacity(256 * entries.len());
+            out.push(b'[');
+            for (n, &i) in order.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_entry(&mut out, &entries[i], &fields[i]);
+            }
+            out.push(b']');
+            Bytes::from(out)
+        });
+        Managed {
+            entries,
+            fields,
+            json,
+        }
+    }
+
+    /// The served `managedFields` JSON (`None`: the field is left out).
+    pub fn json(&self) -> Option<&Bytes> {
+        self.json.as_ref()
+    }
+
+    /// The served `managedFields` as a JSON value (for the writes that compare or patch it).
+    pub fn value(&self) -> Option<Value> {
+        self.json
+            .as_ref()
+            .and_then(|j| serde_json::from_slice(j).ok())
+    }
+}
+
+/// One entry as serde_json writes the object kube-apiserver serves (keys sorted: apiVersion,
+/// fieldsType, fieldsV1, manager, operation, subresource, time; empty strings and a missing
+/// time left out).
+fn write_entry(out: &mut Vec<u8>, e: &Entry, fields: &[u8]) {
+    out.push(b'{');
+    if !e.api_version.is_empty() {
+        out.extend_from_slice(b"\"apiVersion\":");
+        json_out::write_str(out, &e.api_version);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"fieldsType\":\"FieldsV1\",\"fieldsV1\":");
+    out.extend_from_slice(fields);
+    if !e.manager.is_empty() {
+        out.extend_from_slice(b",\"manager\":");
+        json_out::write_str(out, &e.manager);
+    }
+    out.extend_from_slice(b",\"operation\":\"");
+    out.extend_from_slice(e.operation.as_str().as_bytes());
+    out.push(b'"');
+    if !e.subresource.is_empty() {
+        out.extend_from_slice(b",\"subresource\":");
+        json_out::write_str(out, &e.subresource);
+    }
+    if let Some(t) = &e.time {
+        out.extend_from_slice(b",\"time\":");
+        json_out::write_str(out, t);
+    }
+    out.push(b'}');
 }
 
 // ---- updates ----
@@ -390,14 +483,16 @@ pub fn encode_reusing(entries: &[Entry], old: &[Entry], old_json: Option<&Value>
 /// says, at `now`: the changed fields leave every other manager and join `who`'s set (the
 /// server-owned metadata excepted), removed fields leave every manager, emptied entries go, and
 /// `who`'s time is `now` when it took any field. Then the update managers are capped.
-pub fn update(entries: &mut Vec<Entry>, cmp: &apply::Comparison, who: &Entry, now: &str) {
-    let mut current: BTreeSet<Path> = cmp.changed.clone();
-    apply::strip_server_owned(&mut current);
-    for e in entries.iter_mut() {
-        e.fields
-            .retain(|p| !cmp.changed.contains(p) && !cmp.removed.contains(p));
+pub fn update(entries: &mut Vec<Entry>, cmp: apply::Comparison, who: &Entry, now: &str) {
+    if !cmp.changed.is_empty() || !cmp.removed.is_empty() {
+        for e in entries.iter_mut() {
+            e.fields
+                .retain(|p| !cmp.changed.contains(p) && !cmp.removed.contains(p));
+        }
     }
     entries.retain(|e| !e.fields.is_empty());
+    let mut current = cmp.changed;
+    apply::strip_server_owned(&mut current);
     if !current.is_empty() {
         match entries.iter_mut().find(|e| e.same_manager(who)) {
             Some(e) => {
@@ -511,6 +606,92 @@ mod tests {
                               "f:set": {"v:\"x\"": {}}}})
         );
         assert_eq!(parse_fields_v1(&v).unwrap(), set);
+        assert_eq!(
+            fields_v1_bytes(&set),
+            serde_json::to_vec(&v).unwrap(),
+            "the bytes are serde_json's"
+        );
+        // Keys and values that Go escapes: text order of the escaped keys.
+        let odd: BTreeSet<Path> = [
+            vec![f("s"), Seg::Value(r#""&""#.into())],
+            vec![f("s"), Seg::Value(r#""%""#.into())],
+            vec![f("s"), Seg::Value(r#""'""#.into())],
+            vec![f("m"), Seg::Key(r#"{"k":"a>b"}"#.into()), f("x")],
+            vec![f("m"), Seg::Key(r#"{"k":"a\"b"}"#.into())],
+        ]
+        .into();
+        assert_eq!(
+            fields_v1_bytes(&odd),
+            serde_json::to_vec(&fields_v1(&odd)).unwrap()
+        );
+    }
+
+    /// The spliced serialization is byte for byte serde_json's of the object holding the list,
+    /// as served before the list was kept as bytes.
+    #[test]
+    fn spliced_managed_fields_are_serde_jsons_bytes() {
+        let entry =
+            |m: &str, op, av: &str, sub: &str, time: Option<&str>, paths: Vec<Path>| Entry {
+                manager: m.into(),
+                operation: op,
+                api_version: av.into(),
+                subresource: sub.into(),
+                time: time.map(str::to_string),
+                fields: paths.into_iter().collect(),
+            };
+        let entries = vec![
+            entry(
+                "kube\"ctl<&>",
+                Operation::Update,
+                "v1",
+                "",
+                Some("2026-01-01T00:00:01Z"),
+                vec![vec![f("data"), f("a\nb")]],
+            ),
+            entry(
+                "m",
+                Operation::Apply,
+                "",
+                "status",
+                None,
+                vec![
+                    vec![
+                        f("status"),
+                        f("conditions"),
+                        Seg::Key(r#"{"type":"<Ready>"}"#.into()),
+                    ],
+                    vec![
+                        f("status"),
+                        f("conditions"),
+                        Seg::Key(r#"{"type":"<Ready>"}"#.into()),
+                        f("status"),
+                    ],
+                ],
+            ),
+        ];
+        let m = Managed::new(entries.clone(), None);
+        let again = Managed::new(entries, Some(&m));
+        assert_eq!(m.json(), again.json());
+        let list = m.value().expect("a list");
+        assert_eq!(list[0]["operation"], "Apply");
+        assert!(list[0].get("apiVersion").is_none() && list[0].get("time").is_none());
+        assert_eq!(list[1]["manager"], "kube\"ctl<&>");
+        for meta in [
+            json!({"labels": {"a": "b"}, "name": "x", "namespace": "d"}),
+            json!({"annotations": {}}),
+            json!({"name": "x"}),
+            json!({}),
+        ] {
+            let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "z": 1});
+            let mut spliced = Vec::new();
+            json_out::write_with_managed(&mut spliced, &obj, m.json().map(|b| &b[..]));
+            let mut whole = obj.clone();
+            whole["metadata"]["managedFields"] = list.clone();
+            assert_eq!(
+                String::from_utf8(spliced).unwrap(),
+                serde_json::to_string(&whole).unwrap()
+            );
+        }
     }
 
     #[test]

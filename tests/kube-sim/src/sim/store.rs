@@ -1,7 +1,7 @@
 //! In-memory object storage: resource registry, per-resource collections, resourceVersions, watch history; no network I/O.
 
 use super::apply::{self, Entry, Operation};
-use super::managed;
+use super::managed::{self, Managed};
 use super::schema;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Cause, qualified};
@@ -172,8 +172,16 @@ pub struct Stored {
     pub obj: Arc<Value>,
     /// Serialized object.
     pub bytes: Bytes,
-    /// The `metadata.managedFields` entries (also rendered into `obj` and `bytes`).
-    pub managers: Vec<Entry>,
+    /// The `metadata.managedFields` entries and their encoding, which `bytes` holds and `obj`
+    /// does not (shared, so that a write can take a snapshot of the stored version cheaply).
+    pub managers: Arc<Managed>,
+}
+
+impl Stored {
+    /// Whether `self` is the version `other` was copied from (the same object and managers).
+    fn same_version(&self, other: &Stored) -> bool {
+        Arc::ptr_eq(&self.obj, &other.obj) && Arc::ptr_eq(&self.managers, &other.managers)
+    }
 }
 
 /// Objects of one resource plus its bounded event history.
@@ -811,18 +819,12 @@ fn stamp(entries: &mut [Entry], who: &Entry) {
     }
 }
 
-/// Write the entries into `metadata.managedFields` (left out when there are none).
-fn set_managed(obj: &mut Value, entries: &[Entry]) {
-    if let Some(m) = meta_mut(obj) {
-        match managed::encode(entries) {
-            Some(v) => {
-                m.insert("managedFields".into(), v);
-            }
-            None => {
-                m.remove("managedFields");
-            }
-        }
-    }
+/// Whether any entry owns a server-owned field (possible only in entries a client sent): the
+/// comparison must then find the changed ones, which leave that entry.
+fn owns_server_fields(entries: &[Entry]) -> bool {
+    entries
+        .iter()
+        .any(|e| e.fields.iter().any(apply::server_owned))
 }
 
 /// The managers after a non-apply write of `new` (in the request's shape) over `old` (`live`: the
@@ -838,17 +840,18 @@ fn updated_managers(
     o: &WriteOpts,
 ) -> Vec<Entry> {
     let sub = o.subresource.as_deref().unwrap_or_default();
+    // (`obj` holds no managedFields: the live list is rendered only when a body carries one.)
     let sent = meta(new).and_then(|m| m.get("managedFields"));
-    let mut entries =
-        if !sub.is_empty() || sent == meta(&old.obj).and_then(|m| m.get("managedFields")) {
-            old.managers.clone()
-        } else {
-            match managed::sent(sent) {
-                managed::Sent::Live => old.managers.clone(),
-                managed::Sent::Reset => return Vec::new(),
-                managed::Sent::Entries(e) => e,
-            }
-        };
+    let mut entries = if !sub.is_empty() || sent.is_none() || sent == old.managers.value().as_ref()
+    {
+        old.managers.entries.clone()
+    } else {
+        match managed::sent(sent) {
+            managed::Sent::Live => old.managers.entries.clone(),
+            managed::Sent::Reset => return Vec::new(),
+            managed::Sent::Entries(e) => e,
+        }
+    };
     if entries.is_empty() {
         return entries;
     }
@@ -858,10 +861,11 @@ fn updated_managers(
         def.schema.as_deref(),
         only,
         reset_fields(def, sub),
+        owns_server_fields(&entries),
     );
     managed::update(
         &mut entries,
-        &cmp,
+        cmp,
         &writer(def, o, Operation::Update),
         &now_rfc3339(),
     );
@@ -954,11 +958,15 @@ impl Store {
 
     /// Serialize an object for one served version.
     pub fn render_for(def: &ResourceDef, obj: &Value, bytes: &Bytes) -> Bytes {
+        if def.view().is_none() && def.version == def.storage_version {
+            return bytes.clone();
+        }
+        // Another shape: from the stored serialization, which holds the managedFields `obj`
+        // does not.
+        let full: Option<Value> = serde_json::from_slice(bytes).ok();
+        let obj = full.as_ref().unwrap_or(obj);
         if let Some(view) = def.view() {
             return Bytes::from(serde_json::to_vec(&(view.to_view)(obj)).unwrap_or_default());
-        }
-        if def.version == def.storage_version {
-            return bytes.clone();
         }
         let mut v = obj.clone();
         v["apiVersion"] = json!(def.api_version());
@@ -1133,6 +1141,7 @@ impl Store {
         obj: &mut Value,
         rv: u64,
         etype: EventType,
+        managed: &Managed,
     ) -> Result<(Bytes, Bytes), ApiError> {
         if let Some(m) = meta_mut(obj) {
             m.insert("resourceVersion".into(), json!(rv.to_string()));
@@ -1149,7 +1158,7 @@ impl Store {
         v.extend_from_slice(etype.as_str().as_bytes());
         v.extend_from_slice(b"\",\"object\":");
         let start = v.len();
-        super::json_out::write(&mut v, obj);
+        super::json_out::write_with_managed(&mut v, obj, managed.json().map(|b| &b[..]));
         let end = v.len();
         v.extend_from_slice(b"}\n");
         let line = Bytes::from(v);
@@ -1263,10 +1272,11 @@ impl Store {
                     def.schema.as_deref(),
                     None,
                     reset_fields(def, sub),
+                    owns_server_fields(&entries),
                 );
                 managed::update(
                     &mut entries,
-                    &cmp,
+                    cmp,
                     &writer(def, o, Operation::Update),
                     &now_rfc3339(),
                 );
@@ -1278,6 +1288,8 @@ impl Store {
             a.create(self, def, ns, &mut obj, o)?;
         }
         let warnings = self.validate(def, &mut obj, None, o)?;
+        // Encoded before the write lock is taken (the entries do not depend on the name drawn).
+        let managers = Managed::new(managers, None);
         let coll = &def.coll;
         let mut inner = coll.inner.write();
         let mut name = name;
@@ -1298,9 +1310,14 @@ impl Store {
         if inner.objects.contains_key(&key) {
             return Err(ApiError::already_exists(&def.plural, &def.group, &name));
         }
-        set_managed(&mut obj, &managers);
         if o.dry_run {
-            let (_, body) = self.finish(def, &mut obj, self.current_rv(), EventType::Added)?;
+            let (_, body) = self.finish(
+                def,
+                &mut obj,
+                self.current_rv(),
+                EventType::Added,
+                &managers,
+            )?;
             return Ok(WriteOut {
                 code: 201,
                 body,
@@ -1308,14 +1325,14 @@ impl Store {
             });
         }
         let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let (line, bytes) = self.finish(def, &mut obj, rv, EventType::Added)?;
+        let (line, bytes) = self.finish(def, &mut obj, rv, EventType::Added, &managers)?;
         let obj = Arc::new(obj);
         inner.objects.insert(
             key.clone(),
             Stored {
                 obj: obj.clone(),
                 bytes: bytes.clone(),
-                managers,
+                managers: Arc::new(managers),
             },
         );
         self.record(
@@ -1380,7 +1397,15 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&def.plural, &def.group, name))
     }
 
-    /// Get one object parsed (harness helper).
+    /// One stored object as stored and served in its storage version, managedFields included
+    /// (harness helper).
+    pub fn get_stored(&self, def: &ResourceDef, ns: &str, name: &str) -> Option<Value> {
+        let inner = def.coll.inner.read();
+        let s = inner.objects.get(&def.key(ns, name))?;
+        serde_json::from_slice(&s.bytes).ok()
+    }
+
+    /// Get one object parsed, without its managedFields (harness and admission helper).
     pub fn get_value(&self, def: &ResourceDef, ns: &str, name: &str) -> Option<Arc<Value>> {
         let inner = def.coll.inner.read();
         let key = def.key(ns, name);
@@ -1517,7 +1542,8 @@ impl Store {
                 }
                 _ => updated_managers(def, old, &old.obj, &body, None, o),
             };
-            Ok((self.merge_sub(def, &old.obj, body, status_only), Some(managers)))
+            // (A copy of the body: a write that lost the race runs again on the new version.)
+            Ok((self.merge_sub(def, &old.obj, body.clone(), status_only), Some(managers)))
         })
     }
 
@@ -1619,6 +1645,19 @@ impl Store {
             super::field_validation::parse_json(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
         };
+        // Read once: the closure below runs again when another write wins the race.
+        let mut patch = patch;
+        let json_patch: Option<Result<json_patch::Patch, String>> = match ct {
+            "application/json-patch+json" => Some(
+                <json_patch::Patch as serde::Deserialize>::deserialize(&patch)
+                    .map_err(|e| format!("invalid JSON patch: {e}")),
+            ),
+            "application/strategic-merge-patch+json" => {
+                strip_directives(&mut patch);
+                None
+            }
+            _ => None,
+        };
         let with_dups;
         let o = if duplicates.is_empty() {
             o
@@ -1657,17 +1696,17 @@ impl Store {
             if let Some(view) = def.view() {
                 cur = (view.to_view)(&cur);
             }
-            match ct {
-                "application/json-patch+json" => {
-                    let p: json_patch::Patch = serde_json::from_value(patch).map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                    json_patch::patch(&mut cur, &p).map_err(|e| ApiError::new(422, "Invalid", format!("the JSON patch could not be applied: {e}")))?;
+            match &json_patch {
+                Some(Err(e)) => return Err(ApiError::bad_request(e.clone())),
+                Some(Ok(p)) => {
+                    // A JSON patch may test or copy the live managedFields, which `obj` does
+                    // not hold: put them in.
+                    if let (Some(mf), Some(m)) = (old.managers.value(), meta_mut(&mut cur)) {
+                        m.insert("managedFields".into(), mf);
+                    }
+                    json_patch::patch(&mut cur, p).map_err(|e| ApiError::new(422, "Invalid", format!("the JSON patch could not be applied: {e}")))?;
                 }
-                "application/strategic-merge-patch+json" => {
-                    let mut p = patch;
-                    strip_directives(&mut p);
-                    json_patch::merge(&mut cur, &p);
-                }
-                _ => json_patch::merge(&mut cur, &patch),
+                None => json_patch::merge(&mut cur, &patch),
             }
             let managers = {
                 let live_view = def.view().map(|v| (v.to_view)(&old.obj));
@@ -1791,12 +1830,12 @@ impl Store {
             }
             let schema = def.schema.as_deref();
             // An object nobody manages gets a `before-first-apply` updater owning what it holds.
-            let mut base = old.managers.clone();
+            let mut base = old.managers.entries.clone();
             if base.is_empty() {
                 let sub = o.subresource.as_deref().unwrap_or_default();
-                let cmp = apply::compare(&create_baseline(def), &old.obj, schema, None, reset_fields(def, sub));
+                let cmp = apply::compare(&create_baseline(def), &old.obj, schema, None, reset_fields(def, sub), false);
                 let first = Entry { manager: "before-first-apply".into(), ..writer(def, o, Operation::Update) };
-                managed::update(&mut base, &cmp, &first, &now_rfc3339());
+                managed::update(&mut base, cmp, &first, &now_rfc3339());
             }
             match apply::apply(&old.obj, &cfg, schema, &base, &who, o.force) {
                 Ok(mut applied) => {
@@ -1820,182 +1859,188 @@ impl Store {
         })
     }
 
-    /// The shared read-modify-write path of update, patch and apply.
+    /// The shared read-modify-write path of update, patch and apply. Everything but the commit
+    /// (`f`, the managedFields, admission, validation) runs on a snapshot of the stored version
+    /// outside the resource's write lock; the commit takes the lock, checks that the object is
+    /// still that version and otherwise starts over on the new one (kube-apiserver's
+    /// `GuaranteedUpdate` retries the same way), so the lock is held only to store the result.
     fn modify(
         &self,
         def: &Arc<ResourceDef>,
         ns: &str,
         name: &str,
         o: &WriteOpts,
-        f: impl FnOnce(&Stored) -> Result<(Value, Option<Vec<Entry>>), ApiError>,
+        mut f: impl FnMut(&Stored) -> Result<(Value, Option<Vec<Entry>>), ApiError>,
     ) -> Result<WriteOut, ApiError> {
         let coll = &def.coll;
         let key = def.key(ns, name);
-        let mut inner = coll.inner.write();
-        let Some(old) = inner.objects.get(&key) else {
-            return Err(ApiError::not_found(&def.plural, &def.group, name));
-        };
-        let (mut new, managers) = f(old)?;
-        if !new.is_object() {
-            return Err(ApiError::bad_request(
-                "the patched object is not a JSON object",
-            ));
-        }
-        // Server-managed metadata always comes from the stored object.
-        let no_meta = serde_json::Map::new();
-        let old_meta = meta(&old.obj).unwrap_or(&no_meta);
-        if !new.get("metadata").is_some_and(Value::is_object) {
-            new["metadata"] = json!({});
-        }
-        if let Some(m) = meta_mut(&mut new) {
-            for k in [
-                "name",
-                "namespace",
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-            ] {
-                match old_meta.get(k) {
-                    Some(v) => {
-                        m.insert(k.into(), v.clone());
-                    }
-                    None => {
-                        m.remove(k);
-                    }
+        loop {
+            let old = {
+                let inner = coll.inner.read();
+                match inner.objects.get(&key) {
+                    Some(s) => s.clone(),
+                    None => return Err(ApiError::not_found(&def.plural, &def.group, name)),
                 }
+            };
+            let (mut new, entries) = f(&old)?;
+            if !new.is_object() {
+                return Err(ApiError::bad_request(
+                    "the patched object is not a JSON object",
+                ));
             }
-            // The entries: the live ones when unchanged (already in `new` when it was copied
-            // from the stored object), else encoded again (reusing unchanged `fieldsV1`).
-            let live = old_meta.get("managedFields");
-            match &managers {
-                Some(mg) if *mg != old.managers => {
-                    match managed::encode_reusing(mg, &old.managers, live) {
+            // The live encoding when the entries are unchanged, else encoded again (reusing the
+            // `fieldsV1` of every entry whose set did not change).
+            let managers = match entries {
+                Some(e) if e != old.managers.entries => {
+                    Arc::new(Managed::new(e, Some(&old.managers)))
+                }
+                _ => old.managers.clone(),
+            };
+            // Server-managed metadata always comes from the stored object.
+            let no_meta = serde_json::Map::new();
+            let old_meta = meta(&old.obj).unwrap_or(&no_meta);
+            if !new.get("metadata").is_some_and(Value::is_object) {
+                new["metadata"] = json!({});
+            }
+            if let Some(m) = meta_mut(&mut new) {
+                for k in [
+                    "name",
+                    "namespace",
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ] {
+                    match old_meta.get(k) {
                         Some(v) => {
-                            m.insert("managedFields".into(), v);
+                            m.insert(k.into(), v.clone());
                         }
                         None => {
-                            m.remove("managedFields");
+                            m.remove(k);
                         }
                     }
                 }
-                _ => {
-                    if m.get("managedFields") != live {
-                        match live {
-                            Some(v) => {
-                                m.insert("managedFields".into(), v.clone());
-                            }
-                            None => {
-                                m.remove("managedFields");
-                            }
-                        }
-                    }
+                // The entries live beside the object (spliced into its serialization).
+                m.remove("managedFields");
+                m.insert(
+                    "resourceVersion".into(),
+                    old_meta
+                        .get("resourceVersion")
+                        .cloned()
+                        .unwrap_or(json!("")),
+                );
+            }
+            new["apiVersion"] = json!(def.storage_api_version());
+            new["kind"] = json!(def.kind);
+            if let Some(a) = self.admission.get() {
+                a.update(self, def, &old.obj, &mut new, o)?;
+            }
+            let warnings = self.validate(def, &mut new, Some(&old.obj), o)?;
+            if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
+                let keep = old.obj.get("status").cloned();
+                self.builtin_defaults(def, &mut new, o);
+                if let (Some(k), Some(st)) = (keep, new.get_mut("status"))
+                    && let Some(c) = k.get("conditions")
+                {
+                    st["conditions"] = c.clone();
                 }
             }
-            m.insert(
-                "resourceVersion".into(),
-                old_meta
-                    .get("resourceVersion")
-                    .cloned()
-                    .unwrap_or(json!("")),
-            );
-        }
-        new["apiVersion"] = json!(def.storage_api_version());
-        new["kind"] = json!(def.kind);
-        if let Some(a) = self.admission.get() {
-            a.update(self, def, &old.obj, &mut new, o)?;
-        }
-        let warnings = self.validate(def, &mut new, Some(&old.obj), o)?;
-        if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
-            let keep = old.obj.get("status").cloned();
-            self.builtin_defaults(def, &mut new, o);
-            if let (Some(k), Some(st)) = (keep, new.get_mut("status"))
-                && let Some(c) = k.get("conditions")
-            {
-                st["conditions"] = c.clone();
+            if old_meta.contains_key("generation") && spec_changed(&old.obj, &new, def.status) {
+                let g = old_meta
+                    .get("generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+                    + 1;
+                new["metadata"]["generation"] = json!(g);
             }
-        }
-        if old_meta.contains_key("generation") && spec_changed(&old.obj, &new, def.status) {
-            let g = old_meta
-                .get("generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(1)
-                + 1;
-            new["metadata"]["generation"] = json!(g);
-        }
-        let deleting = old_meta.contains_key("deletionTimestamp")
-            && meta(&new)
-                .and_then(|m| m.get("finalizers"))
-                .and_then(Value::as_array)
-                .is_none_or(|f| f.is_empty());
-        if !deleting && same_except_rv(&old.obj, &new) {
-            let body = Self::out_bytes(def, old);
-            if let Some(a) = managers
-                && let Some(s) = inner.objects.get_mut(&key)
+            let deleting = old_meta.contains_key("deletionTimestamp")
+                && meta(&new)
+                    .and_then(|m| m.get("finalizers"))
+                    .and_then(Value::as_array)
+                    .is_none_or(|f| f.is_empty());
+            // Nothing changes when the object and the served managedFields are the same (entries
+            // that differ only in order are served the same).
+            if !deleting && same_except_rv(&old.obj, &new) && managers.json() == old.managers.json()
             {
-                s.managers = a;
+                let mut inner = coll.inner.write();
+                let Some(s) = inner.objects.get_mut(&key).filter(|s| s.same_version(&old)) else {
+                    continue;
+                };
+                s.managers = managers;
+                return Ok(WriteOut {
+                    code: 200,
+                    body: Self::out_bytes(def, s),
+                    warnings,
+                });
             }
-            return Ok(WriteOut {
-                code: 200,
-                body,
-                warnings,
-            });
-        }
-        if o.dry_run {
-            let (_, body) = self.finish(def, &mut new, self.current_rv(), EventType::Modified)?;
-            return Ok(WriteOut {
-                code: 200,
-                body,
-                warnings,
-            });
-        }
-        let old_obj = old.obj.clone();
-        let old_managers = old.managers.clone();
-        let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let etype = if deleting {
-            EventType::Deleted
-        } else {
-            EventType::Modified
-        };
-        let (line, bytes) = self.finish(def, &mut new, rv, etype)?;
-        let obj = Arc::new(new);
-        if deleting {
-            inner.objects.remove(&key);
-        } else {
-            inner.objects.insert(
-                key.clone(),
-                Stored {
-                    obj: obj.clone(),
-                    bytes: bytes.clone(),
-                    managers: managers.unwrap_or(old_managers),
-                },
-            );
-        }
-        self.record(
-            coll,
-            &mut inner,
-            rv,
-            etype,
-            &key.0,
-            obj.clone(),
-            Some(old_obj),
-            line,
-            bytes.clone(),
-        );
-        drop(inner);
-        if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
-            if deleting {
-                self.unregister_crd(&obj);
+            if o.dry_run {
+                let (_, body) = self.finish(
+                    def,
+                    &mut new,
+                    self.current_rv(),
+                    EventType::Modified,
+                    &managers,
+                )?;
+                return Ok(WriteOut {
+                    code: 200,
+                    body,
+                    warnings,
+                });
+            }
+            let etype = if deleting {
+                EventType::Deleted
             } else {
-                self.register_crd(&obj)?;
+                EventType::Modified
+            };
+            let mut inner = coll.inner.write();
+            if !inner
+                .objects
+                .get(&key)
+                .is_some_and(|s| s.same_version(&old))
+            {
+                continue;
             }
+            let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
+            let (line, bytes) = self.finish(def, &mut new, rv, etype, &managers)?;
+            let obj = Arc::new(new);
+            if deleting {
+                inner.objects.remove(&key);
+            } else {
+                inner.objects.insert(
+                    key.clone(),
+                    Stored {
+                        obj: obj.clone(),
+                        bytes: bytes.clone(),
+                        managers,
+                    },
+                );
+            }
+            self.record(
+                coll,
+                &mut inner,
+                rv,
+                etype,
+                &key.0,
+                obj.clone(),
+                Some(old.obj.clone()),
+                line,
+                bytes.clone(),
+            );
+            drop(inner);
+            if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
+                if deleting {
+                    self.unregister_crd(&obj);
+                } else {
+                    self.register_crd(&obj)?;
+                }
+            }
+            return Ok(WriteOut {
+                code: 200,
+                body: Self::render_for(def, &obj, &bytes),
+                warnings,
+            });
         }
-        Ok(WriteOut {
-            code: 200,
-            body: Self::render_for(def, &obj, &bytes),
-            warnings,
-        })
     }
 
     /// Delete an object: immediate without finalizers, else `deletionTimestamp` is set.
@@ -2052,6 +2097,7 @@ impl Store {
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty());
         let old_obj = old.obj.clone();
+        let old_managers = old.managers.clone();
         if has_finalizers {
             if meta(&old_obj).is_some_and(|m| m.contains_key("deletionTimestamp")) {
                 return Ok(Self::out_bytes(def, old));
@@ -2065,9 +2111,9 @@ impl Store {
             {
                 new["metadata"]["generation"] = json!(g + 1);
             }
-            let managers = old.managers.clone();
+            let managers = old_managers;
             let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-            let (line, bytes) = self.finish(def, &mut new, rv, EventType::Modified)?;
+            let (line, bytes) = self.finish(def, &mut new, rv, EventType::Modified, &managers)?;
             let obj = Arc::new(new);
             inner.objects.insert(
                 key.clone(),
@@ -2093,7 +2139,7 @@ impl Store {
         inner.objects.remove(&key);
         let mut last = (*old_obj).clone();
         let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let (line, bytes) = self.finish(def, &mut last, rv, EventType::Deleted)?;
+        let (line, bytes) = self.finish(def, &mut last, rv, EventType::Deleted, &old_managers)?;
         let obj = Arc::new(last);
         self.record(
             coll,
@@ -2164,7 +2210,9 @@ impl Store {
                 if let Some(old) = inner.objects.remove(&(ns.to_string(), k)) {
                     let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
                     let mut last = (*old.obj).clone();
-                    if let Ok((line, bytes)) = self.finish(&d, &mut last, rv, EventType::Deleted) {
+                    if let Ok((line, bytes)) =
+                        self.finish(&d, &mut last, rv, EventType::Deleted, &old.managers)
+                    {
                         self.record(
                             &d.coll,
                             &mut inner,
@@ -2459,5 +2507,70 @@ mod tests {
             assert!(names.insert(name), "two objects were given one name");
         }
         assert_eq!(names.len(), 25_000);
+    }
+
+    /// Writes run outside the write lock and commit only onto the version they read: concurrent
+    /// merge patches of one object each land (none is lost), and so do their managers.
+    #[test]
+    fn concurrent_patches_of_one_object_all_land() {
+        let store = Store::new(1000, false, DEFAULT_WATCH_BUFFER);
+        let def = store
+            .lookup("", "v1", "configmaps")
+            .expect("configmaps are built in");
+        store
+            .create(
+                &def,
+                "default",
+                json!({"metadata": {"name": "c"}, "data": {"x": "y"}}),
+                &WriteOpts::default(),
+            )
+            .expect("created");
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (store, def) = (&store, &def);
+                s.spawn(move || {
+                    for i in 0..50 {
+                        let o = WriteOpts {
+                            field_manager: Some(format!("m{t}")),
+                            ..WriteOpts::default()
+                        };
+                        let body = format!(r#"{{"data":{{"k{t}-{i}":"v"}}}}"#);
+                        store
+                            .patch(
+                                def,
+                                "default",
+                                "c",
+                                false,
+                                "application/merge-patch+json",
+                                body.as_bytes(),
+                                &o,
+                            )
+                            .expect("patched");
+                    }
+                });
+            }
+        });
+        let inner = def.coll.inner.read();
+        let stored = inner.objects.get(&def.key("default", "c")).expect("stored");
+        let data = stored.obj["data"].as_object().expect("data");
+        assert_eq!(data.len(), 201);
+        for t in 0..4 {
+            let m = stored
+                .managers
+                .entries
+                .iter()
+                .find(|e| e.manager == format!("m{t}"))
+                .expect("one entry per manager");
+            assert_eq!(m.fields.len(), 50, "its 50 keys");
+        }
+        let full: Value = serde_json::from_slice(&stored.bytes).expect("stored JSON");
+        let served = full["metadata"]["managedFields"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(served, stored.managers.entries.len());
+        assert_eq!(
+            meta_str(&stored.obj, "resourceVersion"),
+            Some(store.current_rv().to_string().as_str())
+        );
     }
 }
