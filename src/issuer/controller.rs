@@ -309,10 +309,7 @@ pub async fn run(
         // this removal supersedes (see crate::queue::AnsweredCopies).
         move |cr| forget.retries.forget(cr.uid().as_deref().unwrap_or("")),
     );
-    let (trigger_rx, watch_task) = triggers_from(
-        crate::queue::touched_after_lists(request_events, ()),
-        shutdown.clone(),
-    );
+    let (trigger_rx, watch_task) = triggers_from(request_events, shutdown.clone());
     let requests_for_mapper = requests.clone();
     let issuer_triggers = issuer_refs_rx
         .map(move |change| {

@@ -3,6 +3,7 @@
 //! of its own and decides no outcome.
 
 use futures::{Stream, TryStreamExt, future};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -10,7 +11,8 @@ use crate::crd::CertificateRequest;
 use crate::issuer::decide::{self, is_terminal, our_issuer_kind};
 
 /// Feeds a CertificateRequest watch into the request cache behind `writer`, and yields the
-/// requests to queue (the cached watch's events, for [`crate::queue::touched_after_lists`]).
+/// requests to queue, each once the cache holds the copy it was queued for (see
+/// [`crate::queue::touched_after_lists`]).
 ///
 /// # Guarantees
 /// Requests the controller will never act on again (answered, or for another issuer) leave the
@@ -23,7 +25,7 @@ pub fn cached_requests<S>(
     group: String,
     writer: Writer<CertificateRequest>,
     on_removed: impl Fn(&CertificateRequest) + Send + 'static,
-) -> impl Stream<Item = Result<watcher::Event<CertificateRequest>, watcher::Error>> + Send
+) -> impl Stream<Item = Result<ObjectRef<CertificateRequest>, watcher::Error>> + Send
 where
     S: Stream<Item = Result<watcher::Event<CertificateRequest>, watcher::Error>> + Send,
 {
@@ -31,13 +33,14 @@ where
     let kept = events
         .try_filter_map(move |ev| future::ready(Ok(keep_actionable(ev, &group))))
         .modify(move |cr| slim_for_cache(cr, &slim_group));
-    crate::queue::first_list_as_it_arrives(kept)
+    let cached = crate::queue::first_list_as_it_arrives(kept)
         .reflect(writer)
         .inspect_ok(move |ev| {
             if let watcher::Event::Delete(cr) = ev {
                 on_removed(cr);
             }
-        })
+        });
+    crate::queue::touched_after_lists(cached, ())
 }
 
 /// Whether the controller may still act on `cr`: it names one of our issuers and has no
