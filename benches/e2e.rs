@@ -1154,15 +1154,7 @@ async fn takeover(csrs: &[Csr]) -> anyhow::Result<()> {
     let (mut leader, mut leader_pid, mut standby, mut standby_pid) =
         (first, first_pid, second, second_pid);
     let holder = || {
-        stack
-            .sim
-            .object(
-                "coordination.k8s.io",
-                "leases",
-                "venafi",
-                "firefly-controller",
-            )
-            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+        support::cluster::lease_holder(&stack.sim, "venafi", "firefly-controller")
             .unwrap_or_default()
     };
     let mut terms = Vec::new();

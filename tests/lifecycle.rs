@@ -422,15 +422,7 @@ async fn a_stop_after_stepping_down_on_unanswered_renewals_releases_the_lease() 
     })
     .await
     .expect("the candidate tries to lead again");
-    let holder = |sim: &KubeSim| {
-        sim.object(
-            "coordination.k8s.io",
-            "leases",
-            LEASE_NAMESPACE,
-            "unanswered",
-        )
-        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
-    };
+    let holder = |sim: &KubeSim| support::cluster::lease_holder(sim, LEASE_NAMESPACE, "unanswered");
     assert_eq!(
         holder(&sim).as_deref(),
         Some("replica-x"),
@@ -515,14 +507,7 @@ async fn a_stop_during_an_acquisition_releases_the_lease_without_leading() {
         "the stop waits for the acquisition"
     );
     assert!(release.await, "the stop says the Lease was released");
-    let holder = sim
-        .object(
-            "coordination.k8s.io",
-            "leases",
-            LEASE_NAMESPACE,
-            "acquiring",
-        )
-        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned));
+    let holder = support::cluster::lease_holder(&sim, LEASE_NAMESPACE, "acquiring");
     assert_eq!(
         holder.as_deref(),
         Some(""),

@@ -34,3 +34,10 @@ pub async fn start_sim_with(options: SimOptions, namespaces: &[&str]) -> anyhow:
     }
     Ok(sim)
 }
+
+/// The `spec.holderIdentity` of Lease `namespace`/`name` as stored (`None`: no such Lease, or no
+/// holder field).
+pub fn lease_holder(sim: &KubeSim, namespace: &str, name: &str) -> Option<String> {
+    sim.object("coordination.k8s.io", "leases", namespace, name)
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+}

@@ -320,14 +320,7 @@ impl Env {
 
     /// The holder recorded on the leader Lease.
     pub fn lease_holder(&self) -> Option<String> {
-        self.sim
-            .object(
-                "coordination.k8s.io",
-                "leases",
-                "venafi",
-                "firefly-controller",
-            )
-            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+        crate::cluster::lease_holder(&self.sim, "venafi", "firefly-controller")
     }
 
     pub async fn stop_controller(&mut self) {
