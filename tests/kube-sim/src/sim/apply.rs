@@ -1110,11 +1110,34 @@ fn compare_meta(
     }
     // As `compare_at` on two maps with the key left out (ObjectMeta is a granular map).
     let (lm, rm) = (l.and_then(Value::as_object), r.and_then(Value::as_object));
-    let keys = union_keys(lm, rm);
-    for k in keys {
-        // Without any manager owning a server-owned field, the ones that changed need not be
-        // found: they would leave no set and join none.
-        if k == "managedFields" || (skip_owned && META_SERVER_OWNED.contains(&k.as_str())) {
+    // Without any manager owning a server-owned field, the ones that changed need not be found:
+    // they would leave no set and join none.
+    compare_fields(lm, rm, t, path, c, |k| {
+        k == "managedFields" || (skip_owned && META_SERVER_OWNED.contains(&k))
+    });
+    match (l, r) {
+        (None, Some(_)) => {
+            c.changed.push(path.clone());
+        }
+        (Some(_), None) => {
+            c.removed.push(path.clone());
+        }
+        _ => {}
+    }
+}
+
+/// [`compare_at`] on each field of two maps of type `t` (in sorted key order), but those `skip`
+/// names.
+fn compare_fields(
+    lm: Option<&serde_json::Map<String, Value>>,
+    rm: Option<&serde_json::Map<String, Value>>,
+    t: Ty<'_>,
+    path: &mut Path,
+    c: &mut Acc,
+    skip: impl Fn(&str) -> bool,
+) {
+    for k in union_keys(lm, rm) {
+        if skip(k) {
             continue;
         }
         let (ct, _) = child_ty(t, k);
@@ -1128,15 +1151,6 @@ fn compare_meta(
             c,
         );
         path.pop();
-    }
-    match (l, r) {
-        (None, Some(_)) => {
-            c.changed.push(path.clone());
-        }
-        (Some(_), None) => {
-            c.removed.push(path.clone());
-        }
-        _ => {}
     }
 }
 
@@ -1181,20 +1195,7 @@ fn compare_at(
             return leaf(c, path);
         }
         let (lm, rm) = (l.and_then(Value::as_object), r.and_then(Value::as_object));
-        let keys = union_keys(lm, rm);
-        for k in keys {
-            let (ct, _) = child_ty(t, k);
-            path.push(Seg::Field(k.clone()));
-            compare_at(
-                lm.and_then(|m| m.get(k)),
-                rm.and_then(|m| m.get(k)),
-                ct,
-                k,
-                path,
-                c,
-            );
-            path.pop();
-        }
+        compare_fields(lm, rm, t, path, c, |_| false);
     } else if lists {
         let (la, ra): (&[Value], &[Value]) = (
             l.and_then(Value::as_array).map_or(&[], Vec::as_slice),

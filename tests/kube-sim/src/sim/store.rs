@@ -1095,6 +1095,51 @@ impl Store {
     }
 
     /// Append a change to the history and fan it out; caller holds the write lock and has set the rv.
+    /// Stores `obj` as `key`'s next version (removes `key` instead for a `Deleted` event) and
+    /// records its watch event, under the collection's write lock (`inner`): draws its
+    /// resourceVersion, serializes it with `managers`' managedFields. Returns the object as
+    /// stored and its serialization.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_version(
+        &self,
+        def: &ResourceDef,
+        coll: &Collection,
+        inner: &mut Inner,
+        key: &(String, String),
+        mut obj: Value,
+        etype: EventType,
+        managers: Arc<Managed>,
+        old: Option<Arc<Value>>,
+    ) -> Result<(Arc<Value>, Bytes), ApiError> {
+        let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
+        let (line, bytes) = self.finish(def, &mut obj, rv, etype, &managers)?;
+        let obj = Arc::new(obj);
+        if etype == EventType::Deleted {
+            inner.objects.remove(key);
+        } else {
+            inner.objects.insert(
+                key.clone(),
+                Stored {
+                    obj: obj.clone(),
+                    bytes: bytes.clone(),
+                    managers,
+                },
+            );
+        }
+        self.record(
+            coll,
+            inner,
+            rv,
+            etype,
+            &key.0,
+            obj.clone(),
+            old,
+            line,
+            bytes.clone(),
+        );
+        Ok((obj, bytes))
+    }
+
     #[allow(clippy::too_many_arguments)] // every part of an event is needed; grouping them would only move the list
     fn record(
         &self,
@@ -1324,28 +1369,16 @@ impl Store {
                 warnings,
             });
         }
-        let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let (line, bytes) = self.finish(def, &mut obj, rv, EventType::Added, &managers)?;
-        let obj = Arc::new(obj);
-        inner.objects.insert(
-            key.clone(),
-            Stored {
-                obj: obj.clone(),
-                bytes: bytes.clone(),
-                managers: Arc::new(managers),
-            },
-        );
-        self.record(
+        let (obj, bytes) = self.commit_version(
+            def,
             coll,
             &mut inner,
-            rv,
+            &key,
+            obj,
             EventType::Added,
-            &key.0,
-            obj.clone(),
+            Arc::new(managers),
             None,
-            line,
-            bytes.clone(),
-        );
+        )?;
         drop(inner);
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             self.register_crd(&obj)?;
@@ -2001,32 +2034,16 @@ impl Store {
             {
                 continue;
             }
-            let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-            let (line, bytes) = self.finish(def, &mut new, rv, etype, &managers)?;
-            let obj = Arc::new(new);
-            if deleting {
-                inner.objects.remove(&key);
-            } else {
-                inner.objects.insert(
-                    key.clone(),
-                    Stored {
-                        obj: obj.clone(),
-                        bytes: bytes.clone(),
-                        managers,
-                    },
-                );
-            }
-            self.record(
+            let (obj, bytes) = self.commit_version(
+                def,
                 coll,
                 &mut inner,
-                rv,
+                &key,
+                new,
                 etype,
-                &key.0,
-                obj.clone(),
+                managers,
                 Some(old.obj.clone()),
-                line,
-                bytes.clone(),
-            );
+            )?;
             drop(inner);
             if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
                 if deleting {
@@ -2111,47 +2128,28 @@ impl Store {
             {
                 new["metadata"]["generation"] = json!(g + 1);
             }
-            let managers = old_managers;
-            let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-            let (line, bytes) = self.finish(def, &mut new, rv, EventType::Modified, &managers)?;
-            let obj = Arc::new(new);
-            inner.objects.insert(
-                key.clone(),
-                Stored {
-                    obj: obj.clone(),
-                    bytes: bytes.clone(),
-                    managers,
-                },
-            );
-            self.record(
+            let (obj, bytes) = self.commit_version(
+                def,
                 coll,
                 &mut inner,
-                rv,
+                &key,
+                new,
                 EventType::Modified,
-                &key.0,
-                obj.clone(),
+                old_managers,
                 Some(old_obj),
-                line,
-                bytes.clone(),
-            );
+            )?;
             return Ok(Self::render_for(def, &obj, &bytes));
         }
-        inner.objects.remove(&key);
-        let mut last = (*old_obj).clone();
-        let rv = self.rv.fetch_add(1, Ordering::SeqCst) + 1;
-        let (line, bytes) = self.finish(def, &mut last, rv, EventType::Deleted, &old_managers)?;
-        let obj = Arc::new(last);
-        self.record(
+        let (obj, bytes) = self.commit_version(
+            def,
             coll,
             &mut inner,
-            rv,
+            &key,
+            (*old_obj).clone(),
             EventType::Deleted,
-            &key.0,
-            obj.clone(),
-            Some(old_obj),
-            line,
-            bytes.clone(),
-        );
+            old_managers,
+            Some(old_obj.clone()),
+        )?;
         drop(inner);
         if def.plural == "customresourcedefinitions" && def.group == "apiextensions.k8s.io" {
             self.unregister_crd(&obj);
