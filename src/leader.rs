@@ -4,7 +4,13 @@
 //! As in client-go, expiry is judged on this replica's own clock: a lease held by another replica
 //! is taken over only when its record has not changed for `leaseDurationSeconds` *as observed
 //! here*, so clock skew between replicas cannot make two leaders.
+//!
+//! Unlike client-go, the election looks at whether this replica can sign (its
+//! [`ReadinessProbe`]): a leader that has not been able to for a whole lease duration hands the
+//! Lease over, once per spell of unreadiness, and then holds back from taking it again for one
+//! lease duration, so that a standby that can sign leads instead (see [`NotReadySpell`]).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -13,6 +19,7 @@ use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::issuer::authority::Readiness;
 use crate::metrics::Metrics;
 use crate::rbac::{COORDINATION, KubeCall, Needs};
 
@@ -93,6 +100,19 @@ impl LeaseSettings {
 /// The floor of [`LeaseSettings::call_timeout`] (client-go's).
 const MIN_CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Whether this replica can sign now (`/readyz`'s answer): the election reads it at every
+/// attempt and renewal.
+pub type ReadinessProbe = Arc<dyn Fn() -> Readiness + Send + Sync>;
+
+/// A probe that always answers "ready", for an election that should never hand the Lease over
+/// on readiness.
+pub fn always_ready() -> ReadinessProbe {
+    Arc::new(|| Readiness {
+        ready: true,
+        message: String::new(),
+    })
+}
+
 /// A running election. Drop or [`LeaderHandle::release`] to stop campaigning.
 pub struct LeaderHandle {
     leader: watch::Receiver<bool>,
@@ -106,17 +126,19 @@ pub struct LeaderHandle {
 }
 
 impl LeaderHandle {
-    /// Starts campaigning for the lease in the background.
+    /// Starts campaigning for the lease in the background; `readiness` says whether this
+    /// replica can sign (a leader that cannot for a lease duration hands the Lease over).
     pub fn spawn(
         client: kube::Client,
         settings: LeaseSettings,
+        readiness: ReadinessProbe,
         metrics: Option<Metrics>,
     ) -> LeaderHandle {
         let (leader_tx, leader) = watch::channel(false);
         let (stop, stop_rx) = watch::channel(false);
         let elector = Elector::new(Api::namespaced(client, &settings.namespace), settings);
         let fallback = Elector::new(elector.api.clone(), elector.settings.clone());
-        let task = tokio::spawn(campaign(elector, leader_tx, stop_rx, metrics));
+        let task = tokio::spawn(campaign(elector, leader_tx, stop_rx, readiness, metrics));
         LeaderHandle {
             leader,
             _fixed: None,
@@ -222,6 +244,7 @@ async fn campaign(
     mut elector: Elector,
     leader: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
+    readiness: ReadinessProbe,
     metrics: Option<Metrics>,
 ) -> bool {
     let set_leader = |v: bool| {
@@ -238,6 +261,8 @@ async fn campaign(
     // late (see below), or after stepping down on a renewal that never reached the server. A
     // stop then releases it (if it still names us) rather than leave it to expire.
     let mut maybe_ours = false;
+    let lease_duration = elector.settings.lease_duration;
+    let mut spell = NotReadySpell::default();
     loop {
         // Candidate: try until acquired or stopped.
         let mut last_renew = loop {
@@ -247,6 +272,13 @@ async fn campaign(
             // Taken before the attempt: the record it writes carries (about) this time, and a
             // standby starts counting the lease duration no earlier than it sees the record.
             let started = Instant::now();
+            spell.observe(readiness().ready, started);
+            if spell.holds_back(started) {
+                if sleep_or_stop(elector.settings.retry_period, &mut stop).await {
+                    return !maybe_ours || release_quietly(&mut elector).await;
+                }
+                continue;
+            }
             match elector.try_acquire_or_renew().await {
                 // An acquisition answered after the renew deadline counted from its start would
                 // lead on borrowed time (a standby may count the lease from the write): it is
@@ -274,15 +306,38 @@ async fn campaign(
             return release_quietly(&mut elector).await;
         }
         tracing::info!(identity = %elector.settings.identity, lease = %elector.settings.name, "became leader");
+        if spell.handed_over() {
+            tracing::warn!(
+                "leading although this replica cannot sign: no replica that can took the lease \
+                 while this one held back; it keeps the lease until it can sign again"
+            );
+        }
         set_leader(true);
+        let term_start = last_renew;
         // Leader: renew every retry period; give up the moment the renew deadline passes without
-        // a successful renewal, or a renewal finds another holder.
+        // a successful renewal, or a renewal finds another holder; hand the lease over after a
+        // lease duration unable to sign.
         loop {
             if sleep_or_stop(schedule.wait(last_renew, Instant::now()), &mut stop).await {
                 set_leader(false);
                 return release_quietly(&mut elector).await;
             }
             let started = Instant::now();
+            let now_ready = readiness();
+            spell.observe(now_ready.ready, started);
+            if spell.should_hand_over(term_start, started, lease_duration) {
+                tracing::warn!(
+                    reason = %now_ready.message,
+                    ?lease_duration,
+                    "handing the lease over: this replica has not been able to sign for a lease \
+                     duration; it holds back from the lease for as long, so a standby that can \
+                     sign leads"
+                );
+                set_leader(false);
+                spell.hand_over(Instant::now(), lease_duration);
+                maybe_ours = !release_quietly(&mut elector).await;
+                break;
+            }
             let left = schedule.left(last_renew, started);
             if left.is_zero() {
                 tracing::warn!("lost leadership: lease not renewed within the renew deadline");
@@ -307,6 +362,68 @@ async fn campaign(
                 }
             }
         }
+    }
+}
+
+/// One replica's spell of being unable to sign, as the election sees it across its terms.
+///
+/// A leader that has not been able to sign for a whole lease duration (counted from the later of
+/// the spell's start and the start of its term, so a new leader gets that long too) hands the
+/// Lease over once per spell, then holds back from taking it for one lease duration: a standby
+/// that can sign takes it meanwhile. When none does, the replica takes it back and keeps it until
+/// the spell ends; so replicas that all cannot sign (a TLSPC outage) settle on one leader after
+/// at most one hand-over each, instead of trading the Lease. Being able to sign again ends the
+/// spell.
+#[derive(Debug, Default)]
+struct NotReadySpell {
+    /// When this replica was last seen unable to sign after being able to; `None` while it can.
+    since: Option<Instant>,
+    /// Whether the Lease was handed over during this spell.
+    handed_over: bool,
+    /// Until when this replica holds back from taking the Lease.
+    hold_back_until: Option<Instant>,
+}
+
+impl NotReadySpell {
+    /// Records whether this replica can sign at `now`.
+    fn observe(&mut self, ready: bool, now: Instant) {
+        if ready {
+            *self = NotReadySpell::default();
+        } else {
+            self.since.get_or_insert(now);
+        }
+    }
+
+    /// Whether a leader whose term started at `term_start` hands the Lease over at `now`.
+    fn should_hand_over(
+        &self,
+        term_start: Instant,
+        now: Instant,
+        lease_duration: Duration,
+    ) -> bool {
+        match self.since {
+            Some(since) if !self.handed_over => {
+                now.saturating_duration_since(since.max(term_start)) >= lease_duration
+            }
+            _ => false,
+        }
+    }
+
+    /// Records a hand-over at `now`: no other during this spell, and no attempt to take the
+    /// Lease for `lease_duration`.
+    fn hand_over(&mut self, now: Instant, lease_duration: Duration) {
+        self.handed_over = true;
+        self.hold_back_until = Some(now + lease_duration);
+    }
+
+    /// Whether this spell has had its hand-over.
+    fn handed_over(&self) -> bool {
+        self.handed_over
+    }
+
+    /// Whether a candidate holds back from the Lease at `now`.
+    fn holds_back(&self, now: Instant) -> bool {
+        self.hold_back_until.is_some_and(|until| now < until)
     }
 }
 
@@ -596,5 +713,53 @@ mod tests {
         assert!(leading(&rx));
         drop(tx);
         assert!(!leading(&rx), "the last value (true) no longer counts");
+    }
+
+    #[test]
+    fn a_leader_hands_over_after_a_lease_duration_unable_to_sign_counted_from_its_term() {
+        let lease = Duration::from_secs(15);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut spell = NotReadySpell::default();
+        spell.observe(true, at(0));
+        assert!(!spell.should_hand_over(at(0), at(100), lease), "ready");
+        spell.observe(false, at(10));
+        assert!(!spell.should_hand_over(at(0), at(24), lease), "14 s unable");
+        assert!(spell.should_hand_over(at(0), at(25), lease), "15 s unable");
+        // A term that began later (it took the lease while unable) gets its own lease duration.
+        assert!(!spell.should_hand_over(at(20), at(34), lease));
+        assert!(spell.should_hand_over(at(20), at(35), lease));
+        // A blip of readiness ends the spell: the count starts again.
+        spell.observe(true, at(30));
+        spell.observe(false, at(31));
+        assert!(!spell.should_hand_over(at(0), at(45), lease));
+        assert!(spell.should_hand_over(at(0), at(46), lease));
+    }
+
+    #[test]
+    fn a_hand_over_holds_back_for_a_lease_duration_and_happens_once_per_spell() {
+        let lease = Duration::from_secs(15);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut spell = NotReadySpell::default();
+        spell.observe(false, at(0));
+        assert!(
+            !spell.holds_back(at(0)),
+            "a standby that cannot sign still campaigns"
+        );
+        spell.hand_over(at(15), lease);
+        assert!(spell.handed_over());
+        assert!(spell.holds_back(at(29)));
+        assert!(!spell.holds_back(at(30)));
+        // Taken back while still unable to sign: kept, however long.
+        spell.observe(false, at(31));
+        assert!(!spell.should_hand_over(at(31), at(1000), lease));
+        // Able to sign again: holding back ends at once, and the next spell may hand over again.
+        spell.hand_over(at(40), lease);
+        spell.observe(true, at(41));
+        assert!(!spell.holds_back(at(41)));
+        assert!(!spell.handed_over());
+        spell.observe(false, at(42));
+        assert!(spell.should_hand_over(at(0), at(57), lease));
     }
 }

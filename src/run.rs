@@ -184,6 +184,10 @@ impl Controller {
                     renew_deadline: le.renew_deadline,
                     retry_period: le.retry_period,
                 },
+                {
+                    let authority = authority.clone();
+                    Arc::new(move || authority.readiness())
+                },
                 Some(metrics.clone()),
             )
         } else {

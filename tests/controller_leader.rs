@@ -5,8 +5,13 @@
 //! patience) and as exactly-once delivery; how fast the standby takes over is a latency figure
 //! for a benchmark (none measures it yet), printed here, never bounded.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
+use firefly::issuer::authority::{AuditSettings, Authority, Issued, Readiness};
+use firefly_core::ca::IssueOptions;
+use firefly_core::issuance::{IssuanceRequest, Outcome};
 use serde_json::json;
 use support::controller::*;
 
@@ -187,4 +192,122 @@ async fn a_controller_stopped_at_any_moment_of_its_start_stops_cleanly() {
             );
         }
     }
+}
+
+/// A replica's signer whose readiness a test switches off, as a sub-CA that lapsed while TLSPC
+/// refuses to renew it would: `/readyz` and the election see "cannot sign".
+struct Switchable {
+    inner: Arc<dyn Authority>,
+    can_sign: Arc<AtomicBool>,
+}
+
+impl Authority for Switchable {
+    fn readiness(&self) -> Readiness {
+        if self.can_sign.load(Ordering::SeqCst) {
+            self.inner.readiness()
+        } else {
+            Readiness {
+                ready: false,
+                message: "no valid sub-CA (switched off by the test)".to_owned(),
+            }
+        }
+    }
+    fn issue(
+        &self,
+        request: &IssuanceRequest<'_>,
+        opts: &IssueOptions,
+        now: SystemTime,
+    ) -> Outcome {
+        self.inner.issue(request, opts, now)
+    }
+    fn chain_pems(&self) -> Option<Vec<String>> {
+        self.inner.chain_pems()
+    }
+    fn sub_ca_not_after(&self) -> Option<SystemTime> {
+        self.inner.sub_ca_not_after()
+    }
+    fn audit(&self) -> AuditSettings {
+        self.inner.audit()
+    }
+    fn record_issued(&self, issued: &Issued) {
+        self.inner.record_issued(issued);
+    }
+}
+
+fn signed(handle: &firefly::run::ControllerHandle) -> u64 {
+    handle
+        .metrics()
+        .signer_sign
+        .with_label_values(&["true", "CertificateRequest"])
+        .get()
+}
+
+/// A leader that cannot sign hands the Lease to a standby that can once it has been unable for a
+/// lease duration (4 s here), not on a blip; the standby then issues every request, and the
+/// first replica, able to sign again, does not take the Lease back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_sign_hands_the_lease_to_a_standby_that_can() {
+    let mut env = Env::start_with(leader_options()).await;
+    kube_sim::wait_for(PATIENCE, || async {
+        env.lease_holder().as_deref() == Some("replica-a")
+    })
+    .await
+    .expect("replica-a leads");
+    // Replaced by a replica whose readiness the test controls.
+    env.stop_controller().await;
+    let can_sign = Arc::new(AtomicBool::new(true));
+    let switch = can_sign.clone();
+    let (_b_bootstrap, b) = env
+        .start_replica_with("replica-b", move |inner| {
+            Arc::new(Switchable {
+                inner,
+                can_sign: switch,
+            })
+        })
+        .await;
+    kube_sim::wait_for(PATIENCE, || async {
+        env.lease_holder().as_deref() == Some("replica-b")
+    })
+    .await
+    .expect("replica-b leads");
+    let (_c_bootstrap, c) = env.start_replica("replica-c").await;
+    env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
+    // Two seconds unable (half the lease duration) are a blip: replica-b keeps leading.
+    can_sign.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    can_sign.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.lease_holder().as_deref(),
+        Some("replica-b"),
+        "kept over a blip"
+    );
+    assert!(b.is_leader() && !c.is_leader());
+    can_sign.store(false, Ordering::SeqCst);
+    let switched = Instant::now();
+    kube_sim::wait_for(PATIENCE, || async {
+        env.lease_holder().as_deref() == Some("replica-c")
+    })
+    .await
+    .expect("replica-c, which can sign, takes the lease over");
+    let after = switched.elapsed();
+    println!("replica-c leads {after:?} after replica-b stopped being able to sign");
+    assert!(
+        after >= Duration::from_secs(4),
+        "handed over only after a whole lease duration unable to sign, not after {after:?}"
+    );
+    assert!(!b.is_leader());
+    let names = create_approved_burst(&env, 5).await;
+    for n in &names {
+        env.wait_ready_reason(NS, n, "Issued").await;
+    }
+    assert_eq!(signed(&c), 5, "the new leader signed every request");
+    assert_eq!(signed(&b), 0, "the replica that cannot sign signed none");
+    // Able to sign again, replica-b stays a standby: nothing takes a healthy leader's lease.
+    can_sign.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.lease_holder().as_deref(), Some("replica-c"));
+    assert_eq!(b.metrics().leader.get(), 0);
+    b.shutdown().await;
+    c.shutdown().await;
 }

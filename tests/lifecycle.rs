@@ -2,9 +2,12 @@
 //! never answered, renewals that fail or find another holder, an election task that dies, and
 //! the gauges each replica reports whether it leads or not.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
-use firefly::leader::{LeaderHandle, LeaseSettings};
+use firefly::issuer::Readiness;
+use firefly::leader::{LeaderHandle, LeaseSettings, ReadinessProbe, always_ready};
 use firefly::run::{ControllerHandle, Stopped};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -184,6 +187,7 @@ async fn an_acquisition_answered_after_the_renew_deadline_is_not_leadership() {
             Duration::from_millis(1200),
             Duration::from_millis(300),
         ),
+        always_ready(),
         None,
     );
     let mut rx = leader.subscribe();
@@ -266,6 +270,7 @@ async fn a_leader_that_finds_another_holder_steps_down_at_its_next_renewal() {
             renew_deadline,
             Duration::from_millis(200),
         ),
+        always_ready(),
         None,
     );
     wait_leading(&leader, true).await;
@@ -311,6 +316,7 @@ async fn a_leader_whose_renewals_fail_steps_down_by_its_renew_deadline() {
     let leader = LeaderHandle::spawn(
         client,
         lease_settings("failing", lease_duration, renew_deadline, retry_period),
+        always_ready(),
         None,
     );
     wait_leading(&leader, true).await;
@@ -408,6 +414,7 @@ async fn a_stop_after_stepping_down_on_unanswered_renewals_releases_the_lease() 
             Duration::from_secs(3),
             Duration::from_millis(500),
         ),
+        always_ready(),
         None,
     );
     wait_leading(&leader, true).await;
@@ -494,6 +501,7 @@ async fn a_stop_during_an_acquisition_releases_the_lease_without_leading() {
             Duration::from_secs(10),
             Duration::from_secs(2),
         ),
+        always_ready(),
         None,
     );
     kube_sim::wait_for(PATIENCE, || async {
@@ -518,4 +526,101 @@ async fn a_stop_during_an_acquisition_releases_the_lease_without_leading() {
         !log.contains("became leader"),
         "the stopped replica led for a moment:\n{log}"
     );
+}
+
+/// A readiness probe a test switches, and its switch.
+fn switchable_readiness() -> (ReadinessProbe, Arc<AtomicBool>) {
+    let can_sign = Arc::new(AtomicBool::new(true));
+    let read = can_sign.clone();
+    let probe: ReadinessProbe = Arc::new(move || Readiness {
+        ready: read.load(Ordering::SeqCst),
+        message: "switched by the test".to_owned(),
+    });
+    (probe, can_sign)
+}
+
+/// The Lease's holders over `window`, read every 50 ms: each change once, an unheld Lease as "".
+async fn holders_during(sim: &KubeSim, name: &str, window: Duration) -> Vec<String> {
+    let end = Instant::now() + window;
+    let mut seen: Vec<String> = Vec::new();
+    while Instant::now() < end {
+        let holder = sim
+            .object("coordination.k8s.io", "leases", LEASE_NAMESPACE, name)
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if seen.last() != Some(&holder) {
+            seen.push(holder);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen
+}
+
+/// Replicas that all cannot sign (a TLSPC outage) do not trade the Lease for ever: each hands it
+/// over once in the spell, then the first takes it back and keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_that_all_cannot_sign_settle_on_one_leader() {
+    let sim = sim().await;
+    let lease = Duration::from_secs(2);
+    let settings = |identity: &str| LeaseSettings {
+        identity: identity.into(),
+        ..lease_settings(
+            "all-unready",
+            lease,
+            Duration::from_millis(1500),
+            Duration::from_millis(200),
+        )
+    };
+    let (probe_a, a_can_sign) = switchable_readiness();
+    let (probe_b, b_can_sign) = switchable_readiness();
+    let a = LeaderHandle::spawn(sim.client().await.unwrap(), settings("a"), probe_a, None);
+    wait_leading(&a, true).await;
+    let b = LeaderHandle::spawn(sim.client().await.unwrap(), settings("b"), probe_b, None);
+    a_can_sign.store(false, Ordering::SeqCst);
+    b_can_sign.store(false, Ordering::SeqCst);
+    // a hands over at 2 s, b leads from then and hands over at about 4 s, a (holding back until
+    // about 4 s) takes it back and keeps it: settled after about 5 s; watched for 12.
+    let holders = holders_during(&sim, "all-unready", Duration::from_secs(12)).await;
+    let leaders: Vec<&str> = holders
+        .iter()
+        .map(String::as_str)
+        .filter(|h| !h.is_empty())
+        .collect();
+    assert_eq!(
+        leaders,
+        ["a", "b", "a"],
+        "one hand-over each, then settled: {holders:?}"
+    );
+    assert!(a.is_leader() && !b.is_leader());
+    assert!(a.release().await);
+    assert!(b.release().await);
+}
+
+/// A lone leader that cannot sign hands the Lease over once, finds that nobody takes it during
+/// its lease duration of holding back, and leads again for as long as the spell lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_leader_that_cannot_sign_takes_the_lease_back_and_keeps_it() {
+    let sim = sim().await;
+    let (probe, can_sign) = switchable_readiness();
+    let leader = LeaderHandle::spawn(
+        sim.client().await.unwrap(),
+        lease_settings(
+            "lone",
+            Duration::from_secs(2),
+            Duration::from_millis(1500),
+            Duration::from_millis(200),
+        ),
+        probe,
+        None,
+    );
+    wait_leading(&leader, true).await;
+    can_sign.store(false, Ordering::SeqCst);
+    let holders = holders_during(&sim, "lone", Duration::from_secs(9)).await;
+    assert_eq!(
+        holders,
+        ["replica-x", "", "replica-x"],
+        "released once (unheld while holding back), then held to the end"
+    );
+    assert!(leader.is_leader());
+    assert!(leader.release().await);
 }

@@ -263,13 +263,23 @@ impl Env {
     /// Another replica: its own bootstrap (its own sub-CA from the mock) and its own controller
     /// against the same API server, named `identity` on the Lease.
     pub async fn start_replica(&self, identity: &str) -> (Bootstrap, ControllerHandle) {
+        self.start_replica_with(identity, |signer| signer).await
+    }
+
+    /// [`Env::start_replica`] whose controller uses `wrap` of the replica's own signer as its
+    /// authority (a test's wrapper that changes what it reports or signs).
+    pub async fn start_replica_with(
+        &self,
+        identity: &str,
+        wrap: impl FnOnce(Arc<dyn firefly::issuer::Authority>) -> Arc<dyn firefly::issuer::Authority>,
+    ) -> (Bootstrap, ControllerHandle) {
         let bootstrap = Bootstrap::start(&self.config, Arc::new(SystemClock))
             .await
             .expect("replica bootstrap");
         let handle = Controller::start_with(
             &self.config,
             self.sim.client().await.expect("client"),
-            Arc::new(bootstrap.signer()),
+            wrap(Arc::new(bootstrap.signer())),
             StartOptions {
                 identity: Some(identity.to_owned()),
                 pod_certificates_stubless_idle: self.stubless_idle,
