@@ -3,10 +3,11 @@
 //! writes, 500s on lists and watches — and every request still reaches a terminal state, each
 //! signed at most once.
 
-use support::e2e;
+use support::{e2e, istiod, pods};
 
 use std::time::Duration;
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use kube_sim::FaultRule;
 
 /// Requests in the burst.
@@ -256,15 +257,73 @@ async fn a_request_queued_again_before_its_answer_is_watched_is_not_signed_again
     drop(boot);
 }
 
-/// Requests created during the watch outage below: more than the 500 a list page holds, so the
+/// Requests created during each watch outage below: more than the 500 a list page holds, so the
 /// re-list takes two pages.
 const DURING_OUTAGE: usize = 520;
 
-/// Requests created and approved while the controller's watch is down, long enough for the API
-/// server's history to move past it, are all answered after its re-list. kube-runtime's reflector
-/// swaps a re-list into the cache only at the list's end, and its applier drops a trigger whose
-/// object the cache lacks: triggers handed on as the list arrived (while its second page was
-/// still being fetched) found none of these requests, and they were never answered.
+/// Requests of one front door created (and approved, where the door has approvals) while the
+/// door's watch is down, long enough for the API server's history to move past it, are all
+/// answered after its re-list, each once. kube-runtime's reflector swaps a re-list into the cache
+/// only at the list's end, and its applier drops a trigger whose object the cache lacks:
+/// triggers handed on as the list arrived (while its second page was still being fetched) found
+/// none of these requests, and they were never answered (`queue::touched_after_lists`).
+///
+/// `create(i)` creates (and approves) request `i` and returns its name; request 0 is answered
+/// before the outage, so the door is watching when it starts.
+async fn answered_after_the_relist<K, F, Fut>(
+    stack: &e2e::Stack,
+    answers: kube::Api<K>,
+    resource: &str,
+    create: F,
+) where
+    K: e2e::Trackable,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let tracker = e2e::ReadyTracker::start(answers).await.unwrap();
+    create(0).await.unwrap();
+    tracker.wait_terminal(1, PATIENCE, |_, _| {}).await.unwrap();
+    let lists_before = stack.sim.request_count("list", resource);
+
+    // The watches end and cannot be opened again.
+    let faults = stack.sim.faults();
+    faults.inject(FaultRule::error(500).verb("watch").resource(resource));
+    faults.drop_watches();
+    let names: Vec<String> = futures::stream::iter(1..=DURING_OUTAGE)
+        .map(&create)
+        .buffer_unordered(16)
+        .try_collect()
+        .await
+        .unwrap();
+    // The history moves past the watches' resourceVersion (410 Gone: they must list again), and
+    // each list page takes a while, so the first page's requests are handed to the door's queue
+    // well before the list ends.
+    faults.clear();
+    faults.inject(
+        FaultRule::latency(Duration::from_millis(500))
+            .verb("list")
+            .resource(resource),
+    );
+    faults.compact_history();
+
+    tracker
+        .wait_terminal(DURING_OUTAGE + 1, PATIENCE, |_, _| {})
+        .await
+        .unwrap();
+    faults.clear();
+    let lists = stack.sim.request_count("list", resource) - lists_before;
+    assert!(
+        lists >= 2,
+        "the watch was not listed again ({lists} list pages after the outage)"
+    );
+    for name in &names {
+        let t = tracker.get(name).expect("request never seen by the watch");
+        assert!(t.issued_at.is_some(), "{name} was not issued: {t:?}");
+        assert_eq!(t.certificates_seen, 1, "{name}");
+    }
+}
+
+/// The CertificateRequest door (istio-csr's requests).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_created_while_the_watch_was_down_are_answered_after_the_relist() {
     let stack = e2e::Stack::start().await.unwrap();
@@ -275,46 +334,79 @@ async fn requests_created_while_the_watch_was_down_are_answered_after_the_relist
     stack.create_issuer().await.unwrap();
     stack.wait_issuer_ready(PATIENCE).await.unwrap();
     let api = stack.requests();
-    let tracker = e2e::ReadyTracker::start(api.clone()).await.unwrap();
-    let lists_before = stack.sim.request_count("list", "certificaterequests");
-
-    // The watches end and cannot be opened again.
-    let faults = stack.sim.faults();
-    faults.inject(
-        FaultRule::error(500)
-            .verb("watch")
-            .resource("certificaterequests"),
-    );
-    faults.drop_watches();
     let pool = e2e::KeyPool::generate(4, 4).unwrap();
-    let csrs = e2e::workload_csrs(&pool, DURING_OUTAGE).unwrap();
-    let approvals = e2e::paced_burst(&api, &csrs, 5_000).await.unwrap();
-    // The history moves past the watches' resourceVersion (410 Gone: they must list again), and
-    // each list page takes a while, so the first page's requests are handed to the controller's
-    // queue well before the list ends.
-    faults.clear();
-    faults.inject(
-        FaultRule::latency(Duration::from_millis(500))
-            .verb("list")
-            .resource("certificaterequests"),
-    );
-    faults.compact_history();
+    let csrs = e2e::workload_csrs(&pool, DURING_OUTAGE + 1).unwrap();
+    answered_after_the_relist(&stack, api.clone(), "certificaterequests", |i| {
+        let (id, _, pem_text, _) = &csrs[i];
+        let request = e2e::istio_csr_request(pem_text, id, e2e::ISSUER_NAME);
+        let api = api.clone();
+        async move { Ok(e2e::create_and_approve(&api, &request).await?.0) }
+    })
+    .await;
+    controller.shutdown().await;
+    drop(boot);
+}
 
-    tracker
-        .wait_terminal(DURING_OUTAGE, PATIENCE, |_, _| {})
-        .await
-        .unwrap();
-    faults.clear();
-    let lists = stack.sim.request_count("list", "certificaterequests") - lists_before;
-    assert!(
-        lists >= 2,
-        "the watch was not listed again ({lists} list pages after the outage)"
-    );
-    for (name, _) in &approvals {
-        let t = tracker.get(name).expect("request never seen by the watch");
-        assert!(t.issued_at.is_some(), "{name} was not issued: {t:?}");
-        assert_eq!(t.certificates_seen, 1, "{name}");
-    }
+/// kube-sim with authentication: the API server records each requester's identity.
+fn authenticating() -> kube_sim::SimOptions {
+    let mut options = kube_sim::SimOptions::default();
+    options.authenticate = true;
+    options
+}
+
+/// The CertificateSigningRequest door (istiod as registration authority).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn csrs_created_while_the_watch_was_down_are_signed_after_the_relist() {
+    let stack = e2e::Stack::start_with(authenticating()).await.unwrap();
+    let knobs = e2e::ControllerKnobs {
+        certificate_signing_requests: true,
+        ..e2e::ControllerKnobs::default()
+    };
+    let config = stack.write_config("outage", &knobs).unwrap();
+    let (boot, controller) = stack.start_controller(&config, "outage").await.unwrap();
+    stack.ready_mesh_cluster_issuer(PATIENCE).await.unwrap();
+    let api = istiod::istiod_client(&stack.sim).await.unwrap();
+    let pool = e2e::KeyPool::generate(4, 4).unwrap();
+    let csrs = e2e::workload_csrs(&pool, DURING_OUTAGE + 1).unwrap();
+    answered_after_the_relist(&stack, api.clone(), "certificatesigningrequests", |i| {
+        let request = istiod::csr(
+            istiod::CLUSTER_SIGNER,
+            &csrs[i].2,
+            &istiod::WORKLOAD_USAGES,
+            Some(86400),
+        );
+        let api = api.clone();
+        async move { Ok(istiod::create_and_approve(&api, &request).await?.0) }
+    })
+    .await;
+    controller.shutdown().await;
+    drop(boot);
+}
+
+/// The PodCertificateRequest door (kubelets asking for their pods).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pod_certificate_requests_created_while_the_watch_was_down_are_issued_after_the_relist() {
+    const NODES: usize = 4;
+    let stack = e2e::Stack::start_with(authenticating()).await.unwrap();
+    let knobs = e2e::ControllerKnobs {
+        pod_certificates: Some(pods::signer_config()),
+        ..e2e::ControllerKnobs::default()
+    };
+    let config = stack.write_config("outage", &knobs).unwrap();
+    let (boot, controller) = stack.start_controller(&config, "outage").await.unwrap();
+    pods::put_pods(&stack.sim, 0..DURING_OUTAGE + 1, NODES).unwrap();
+    let kubelets = pods::kubelets(&stack.sim, NODES).await.unwrap();
+    let answers = kube::Api::namespaced(stack.client.clone(), pods::NAMESPACE);
+    answered_after_the_relist::<pods::PodCertificateRequest, _, _>(
+        &stack,
+        answers,
+        "podcertificaterequests",
+        |i| {
+            let kubelet = &kubelets[i % NODES];
+            async move { Ok(pods::request(kubelet, i).await?.name) }
+        },
+    )
+    .await;
     controller.shutdown().await;
     drop(boot);
 }
