@@ -272,14 +272,18 @@ async fn campaign(
             // Taken before the attempt: the record it writes carries (about) this time, and a
             // standby starts counting the lease duration no earlier than it sees the record.
             let started = Instant::now();
-            spell.observe(readiness().ready, started);
+            let ready = readiness().ready;
+            spell.observe(ready, started);
             if spell.holds_back(started) {
                 if sleep_or_stop(elector.settings.retry_period, &mut stop).await {
                     return !maybe_ours || release_quietly(&mut elector).await;
                 }
                 continue;
             }
-            match elector.try_acquire_or_renew().await {
+            // A replica that cannot sign lets one that can take a free or expired lease first
+            // (unless it already handed the lease over in this spell and held back).
+            let defer = (!ready && !spell.handed_over()).then_some(lease_duration);
+            match elector.try_acquire_or_renew(defer).await {
                 // An acquisition answered after the renew deadline counted from its start would
                 // lead on borrowed time (a standby may count the lease from the write): it is
                 // renewed at the next attempt instead, which starts the clock afresh.
@@ -345,7 +349,7 @@ async fn campaign(
                 maybe_ours = true;
                 break;
             }
-            match tokio::time::timeout(left, elector.try_acquire_or_renew()).await {
+            match tokio::time::timeout(left, elector.try_acquire_or_renew(None)).await {
                 Ok(Ok(Attempt::Held)) => last_renew = started,
                 Ok(Ok(Attempt::HeldByOther)) => {
                     tracing::warn!("lost leadership: another replica holds the lease");
@@ -425,6 +429,13 @@ impl NotReadySpell {
     fn holds_back(&self, now: Instant) -> bool {
         self.hold_back_until.is_some_and(|until| now < until)
     }
+}
+
+/// A lease record's `leaseDurationSeconds` (negative or absent: zero).
+fn record_duration(record: &LeaseSpec) -> Duration {
+    Duration::from_secs(
+        u64::try_from(record.lease_duration_seconds.unwrap_or(0).max(0)).unwrap_or(0),
+    )
 }
 
 /// Releases the lease if this replica holds it; false (logged) when the release failed.
@@ -532,8 +543,14 @@ impl Elector {
             .map_err(|e| self.err("get", e))
     }
 
-    /// One client-go `tryAcquireOrRenew`.
-    async fn try_acquire_or_renew(&mut self) -> Result<Attempt, LeaderError> {
+    /// One client-go `tryAcquireOrRenew`. With `defer`, a lease held by another replica (or by
+    /// none) is taken only once its record has stayed unchanged for `defer` longer than it
+    /// otherwise would (its lease duration when held, nothing when free): a replica that cannot
+    /// sign lets one that can take it first.
+    async fn try_acquire_or_renew(
+        &mut self,
+        defer: Option<Duration>,
+    ) -> Result<Attempt, LeaderError> {
         let now = MicroTime(jiff::Timestamp::now());
         let Some(mut lease) = self.get().await? else {
             let lease = Lease {
@@ -568,8 +585,16 @@ impl Elector {
         self.observe(record.clone());
         let holder = record.holder_identity.clone().unwrap_or_default();
         let ours = holder == self.settings.identity;
-        if !holder.is_empty() && !ours && !self.observed_expired(&record) {
-            return Ok(Attempt::HeldByOther);
+        if !ours {
+            let wait = defer.unwrap_or_default();
+            let takeable = if holder.is_empty() {
+                self.observed_for() >= wait
+            } else {
+                self.observed_for() >= record_duration(&record) + wait
+            };
+            if !takeable {
+                return Ok(Attempt::HeldByOther);
+            }
         }
         let mut spec = record;
         if !ours {
@@ -605,13 +630,11 @@ impl Elector {
         }
     }
 
-    /// Whether the observed record has stayed unchanged for its lease duration on our clock.
-    fn observed_expired(&self, record: &LeaseSpec) -> bool {
-        let Some((_, since)) = &self.observed else {
-            return false;
-        };
-        let secs = u64::try_from(record.lease_duration_seconds.unwrap_or(0).max(0)).unwrap_or(0);
-        since.elapsed() >= Duration::from_secs(secs)
+    /// How long the observed record has stayed unchanged, on our clock.
+    fn observed_for(&self) -> Duration {
+        self.observed
+            .as_ref()
+            .map_or(Duration::ZERO, |(_, since)| since.elapsed())
     }
 
     /// Gives the lease up (client-go's ReleaseOnCancel): empty holder, 1 s duration. Each call
