@@ -8,7 +8,9 @@
 //! Unlike client-go, the election looks at whether this replica can sign (its
 //! [`ReadinessProbe`]): a leader that has not been able to for a whole lease duration hands the
 //! Lease over, once per spell of unreadiness, and then holds back from taking it again for one
-//! lease duration, so that a standby that can sign leads instead (see [`NotReadySpell`]).
+//! lease duration, so that a standby that can sign leads instead (see [`NotReadySpell`]); and a
+//! candidate that cannot sign takes a free or expired lease one lease duration later than one
+//! that can, so that a standby that can sign wins a dead leader's lease.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
