@@ -50,11 +50,7 @@ fn issued_count(env: &Env, names: &[String]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_lease_holder_signs_and_the_standby_waits_with_its_own_sub_ca() {
     let env = Env::start_with(leader_options()).await;
-    kube_sim::wait_for(PATIENCE, || async {
-        env.lease_holder().as_deref() == Some("replica-a")
-    })
-    .await
-    .expect("replica-a leads");
+    env.wait_lease_holder("replica-a", "replica-a leads").await;
     let (standby_bootstrap, standby) = env.start_replica("replica-b").await;
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
     let names = create_approved_burst(&env, 10).await;
@@ -87,11 +83,7 @@ async fn only_the_lease_holder_signs_and_the_standby_waits_with_its_own_sub_ca()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_during_a_burst_still_issues_every_request_exactly_once() {
     let mut env = Env::start_with(leader_options()).await;
-    kube_sim::wait_for(PATIENCE, || async {
-        env.lease_holder().as_deref() == Some("replica-a")
-    })
-    .await
-    .expect("replica-a leads");
+    env.wait_lease_holder("replica-a", "replica-a leads").await;
     let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
     let writes_before = env.status_writes();
@@ -132,11 +124,7 @@ async fn killing_the_leader_during_a_burst_still_issues_every_request_exactly_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clean_shutdown_releases_the_lease_so_the_standby_takes_over() {
     let mut env = Env::start_with(leader_options()).await;
-    kube_sim::wait_for(PATIENCE, || async {
-        env.lease_holder().as_deref() == Some("replica-a")
-    })
-    .await
-    .expect("replica-a leads");
+    env.wait_lease_holder("replica-a", "replica-a leads").await;
     let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
     env.stop_controller().await;
@@ -151,11 +139,8 @@ async fn clean_shutdown_releases_the_lease_so_the_standby_takes_over() {
         .unwrap();
     let holder = lease["spec"]["holderIdentity"].as_str().unwrap_or("");
     assert_ne!(holder, "replica-a", "released on shutdown: {lease:#}");
-    kube_sim::wait_for(PATIENCE, || async {
-        env.lease_holder().as_deref() == Some("replica-b")
-    })
-    .await
-    .expect("replica-b takes over");
+    env.wait_lease_holder("replica-b", "replica-b takes over")
+        .await;
     let names = create_approved_burst(&env, 5).await;
     for n in &names {
         env.wait_ready_reason(NS, n, "Issued").await;
@@ -248,11 +233,7 @@ fn signed(handle: &firefly::run::ControllerHandle) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_cannot_sign_hands_the_lease_to_a_standby_that_can() {
     let mut env = Env::start_with(leader_options()).await;
-    kube_sim::wait_for(PATIENCE, || async {
-        env.lease_holder().as_deref() == Some("replica-a")
-    })
-    .await
-    .expect("replica-a leads");
+    env.wait_lease_holder("replica-a", "replica-a leads").await;
     // Replaced by a replica whose readiness the test controls.
     env.stop_controller().await;
     let can_sign = Arc::new(AtomicBool::new(true));
@@ -265,11 +246,7 @@ async fn a_leader_that_cannot_sign_hands_the_lease_to_a_standby_that_can() {
             })
         })
         .await;
-    kube_sim::wait_for(PATIENCE, || async {
-        env.lease_holder().as_deref() == Some("replica-b")
-    })
-    .await
-    .expect("replica-b leads");
+    env.wait_lease_holder("replica-b", "replica-b leads").await;
     let (_c_bootstrap, c) = env.start_replica("replica-c").await;
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
     // Two seconds unable (half the lease duration) are a blip: replica-b keeps leading.
@@ -285,11 +262,11 @@ async fn a_leader_that_cannot_sign_hands_the_lease_to_a_standby_that_can() {
     assert!(b.is_leader() && !c.is_leader());
     can_sign.store(false, Ordering::SeqCst);
     let switched = Instant::now();
-    kube_sim::wait_for(PATIENCE, || async {
-        env.lease_holder().as_deref() == Some("replica-c")
-    })
-    .await
-    .expect("replica-c, which can sign, takes the lease over");
+    env.wait_lease_holder(
+        "replica-c",
+        "replica-c, which can sign, takes the lease over",
+    )
+    .await;
     let after = switched.elapsed();
     println!("replica-c leads {after:?} after replica-b stopped being able to sign");
     assert!(

@@ -31,11 +31,7 @@ fn leader_options() -> Options {
 /// An environment whose controller, replica-a, holds the Lease.
 async fn env_with_leader() -> Env {
     let env = Env::start_with(leader_options()).await;
-    kube_sim::wait_for(PATIENCE, || async {
-        env.lease_holder().as_deref() == Some("replica-a")
-    })
-    .await
-    .expect("replica-a leads");
+    env.wait_lease_holder("replica-a", "replica-a leads").await;
     env
 }
 

@@ -1390,11 +1390,7 @@ async fn only_the_lease_holder_answers_pod_certificates_and_the_standby_takes_ov
         ..Options::default()
     })
     .await;
-    kube_sim::wait_for(PATIENCE, || async {
-        env.lease_holder().as_deref() == Some("replica-a")
-    })
-    .await
-    .expect("replica-a leads");
+    env.wait_lease_holder("replica-a", "replica-a leads").await;
     let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
     pod(&env.sim, "sandbox", "web-0", "node-1", "web");
     let kubelet = env.sim.kubelet("node-1").await.unwrap();
@@ -1412,11 +1408,8 @@ async fn only_the_lease_holder_answers_pod_certificates_and_the_standby_takes_ov
     assert_eq!(leader_signed, 3, "the leader signed each request once");
 
     env.stop_controller().await;
-    kube_sim::wait_for(PATIENCE, || async {
-        env.lease_holder().as_deref() == Some("replica-b")
-    })
-    .await
-    .expect("replica-b takes over");
+    env.wait_lease_holder("replica-b", "replica-b takes over")
+        .await;
     let delivered = ask(&kubelet, "sandbox", "web-0", &pc).await;
     judge(
         &env,

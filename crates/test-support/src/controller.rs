@@ -333,6 +333,15 @@ impl Env {
         crate::cluster::lease_holder(&self.sim, "venafi", "firefly-controller")
     }
 
+    /// Waits until `identity` holds the leader Lease; panics with `why` after [`PATIENCE`].
+    pub async fn wait_lease_holder(&self, identity: &str, why: &str) {
+        kube_sim::wait_for(PATIENCE, || async {
+            self.lease_holder().as_deref() == Some(identity)
+        })
+        .await
+        .expect(why);
+    }
+
     pub async fn stop_controller(&mut self) {
         if let Some(h) = self.controller.take() {
             h.shutdown().await;
