@@ -58,15 +58,7 @@ async fn only_the_lease_holder_signs_and_the_standby_waits_with_its_own_sub_ca()
         env.wait_ready_reason(NS, n, "Issued").await;
     }
     assert!(!standby.is_leader());
-    assert_eq!(
-        standby
-            .metrics()
-            .signer_sign
-            .with_label_values(&["true", "CertificateRequest"])
-            .get(),
-        0,
-        "the standby never signs"
-    );
+    assert_eq!(requests_signed(&standby), 0, "the standby never signs");
     let standby_ca = standby_bootstrap
         .signer()
         .current()
@@ -219,14 +211,6 @@ impl Authority for Switchable {
     }
 }
 
-fn signed(handle: &firefly::run::ControllerHandle) -> u64 {
-    handle
-        .metrics()
-        .signer_sign
-        .with_label_values(&["true", "CertificateRequest"])
-        .get()
-}
-
 /// A leader that cannot sign hands the Lease to a standby that can once it has been unable for a
 /// lease duration (4 s here), not on a blip; the standby then issues every request, and the
 /// first replica, able to sign again, does not take the Lease back.
@@ -278,8 +262,16 @@ async fn a_leader_that_cannot_sign_hands_the_lease_to_a_standby_that_can() {
     for n in &names {
         env.wait_ready_reason(NS, n, "Issued").await;
     }
-    assert_eq!(signed(&c), 5, "the new leader signed every request");
-    assert_eq!(signed(&b), 0, "the replica that cannot sign signed none");
+    assert_eq!(
+        requests_signed(&c),
+        5,
+        "the new leader signed every request"
+    );
+    assert_eq!(
+        requests_signed(&b),
+        0,
+        "the replica that cannot sign signed none"
+    );
     // Able to sign again, replica-b stays a standby: nothing takes a healthy leader's lease.
     can_sign.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(2)).await;

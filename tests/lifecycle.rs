@@ -122,14 +122,6 @@ fn issuers_ready(handle: &ControllerHandle) -> i64 {
         .get()
 }
 
-fn signed(handle: &ControllerHandle) -> u64 {
-    handle
-        .metrics()
-        .signer_sign
-        .with_label_values(&["true", "CertificateRequest"])
-        .get()
-}
-
 /// A Lease read the API server never answers must not hold a candidate for ever: the call gives
 /// up after max(1 s, renewDeadline / 2) and the next attempt takes the free lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +335,7 @@ async fn a_controller_whose_election_dies_stops_and_the_standby_takes_over() {
     env.issue_through_ready_issuer(WORKLOAD).await;
     let (_standby_bootstrap, standby) = env.start_replica("replica-b").await;
     let a = leader_a(&mut env);
-    let signed_before = signed(a);
+    let signed_before = requests_signed(a);
     a.abort_election();
     let stopped = tokio::time::timeout(PATIENCE, a.stopped())
         .await
@@ -361,7 +353,7 @@ async fn a_controller_whose_election_dies_stops_and_the_standby_takes_over() {
     }
     let a = env.controller.as_ref().unwrap();
     assert_eq!(
-        signed(a),
+        requests_signed(a),
         signed_before,
         "replica-a signed after its election died"
     );
@@ -524,6 +516,19 @@ async fn a_stop_during_an_acquisition_releases_the_lease_without_leading() {
     );
 }
 
+/// Lease `name` for `identity` with a 2 s lease duration (1.5 s renew deadline, 200 ms retry).
+fn short_lease(name: &str, identity: &str) -> LeaseSettings {
+    LeaseSettings {
+        identity: identity.into(),
+        ..lease_settings(
+            name,
+            Duration::from_secs(2),
+            Duration::from_millis(1500),
+            Duration::from_millis(200),
+        )
+    }
+}
+
 /// A readiness probe a test switches, and its switch.
 fn switchable_readiness() -> (ReadinessProbe, Arc<AtomicBool>) {
     let can_sign = Arc::new(AtomicBool::new(true));
@@ -568,16 +573,7 @@ async fn holder_changes(sim: &KubeSim, name: &str, window: Duration) -> Vec<(Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_that_all_cannot_sign_settle_on_one_leader() {
     let sim = sim().await;
-    let lease = Duration::from_secs(2);
-    let settings = |identity: &str| LeaseSettings {
-        identity: identity.into(),
-        ..lease_settings(
-            "all-unready",
-            lease,
-            Duration::from_millis(1500),
-            Duration::from_millis(200),
-        )
-    };
+    let settings = |identity: &str| short_lease("all-unready", identity);
     let (probe_a, a_can_sign) = switchable_readiness();
     let (probe_b, b_can_sign) = switchable_readiness();
     let a = LeaderHandle::spawn(sim.client().await.unwrap(), settings("a"), probe_a, None);
@@ -616,12 +612,7 @@ async fn a_lone_leader_that_cannot_sign_takes_the_lease_back_and_keeps_it() {
     let (probe, can_sign) = switchable_readiness();
     let leader = LeaderHandle::spawn(
         sim.client().await.unwrap(),
-        lease_settings(
-            "lone",
-            Duration::from_secs(2),
-            Duration::from_millis(1500),
-            Duration::from_millis(200),
-        ),
+        short_lease("lone", "replica-x"),
         probe,
         None,
     );
@@ -643,16 +634,7 @@ async fn a_lone_leader_that_cannot_sign_takes_the_lease_back_and_keeps_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_that_cannot_sign_lets_one_that_can_take_a_dead_leaders_lease() {
     let sim = sim().await;
-    let lease = Duration::from_secs(2);
-    let settings = |identity: &str| LeaseSettings {
-        identity: identity.into(),
-        ..lease_settings(
-            "dead-leader",
-            lease,
-            Duration::from_millis(1500),
-            Duration::from_millis(200),
-        )
-    };
+    let settings = |identity: &str| short_lease("dead-leader", identity);
     let a = LeaderHandle::spawn(
         sim.client().await.unwrap(),
         settings("a"),

@@ -722,3 +722,12 @@ pub async fn attempt_gaps(count: impl Fn() -> u64, window: Duration) -> Vec<Dura
     }
     gaps
 }
+
+/// CertificateRequests `handle`'s controller signed (`firefly_signer_sign{success="true"}`).
+pub fn requests_signed(handle: &ControllerHandle) -> u64 {
+    handle
+        .metrics()
+        .signer_sign
+        .with_label_values(&["true", "CertificateRequest"])
+        .get()
+}
