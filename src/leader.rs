@@ -340,8 +340,9 @@ async fn campaign(
                      sign leads"
                 );
                 set_leader(false);
-                spell.hand_over(Instant::now(), lease_duration);
-                maybe_ours = !release_quietly(&mut elector).await;
+                let released = release_quietly(&mut elector).await;
+                maybe_ours = !released;
+                spell.hand_over(Instant::now(), lease_duration, released);
                 break;
             }
             let left = schedule.left(last_renew, started);
@@ -375,7 +376,8 @@ async fn campaign(
 ///
 /// A leader that has not been able to sign for a whole lease duration (counted from the later of
 /// the spell's start and the start of its term, so a new leader gets that long too) hands the
-/// Lease over once per spell, then holds back from taking it for one lease duration: a standby
+/// Lease over once per spell, then holds back from taking it for one lease duration (two when
+/// its release failed): a standby
 /// that can sign takes it meanwhile. When none does, the replica takes it back and keeps it until
 /// the spell ends; so replicas that all cannot sign (a TLSPC outage) settle on one leader after
 /// at most one hand-over each, instead of trading the Lease. Being able to sign again ends the
@@ -416,10 +418,18 @@ impl NotReadySpell {
     }
 
     /// Records a hand-over at `now`: no other during this spell, and no attempt to take the
-    /// Lease for `lease_duration`.
-    fn hand_over(&mut self, now: Instant, lease_duration: Duration) {
+    /// Lease for a lease duration, or two when the release failed: the lease then names this
+    /// replica until it expires (a lease duration after its last renewal, on the standbys'
+    /// clocks), and holding back twice as long lets a standby take it before this replica would
+    /// renew it.
+    fn hand_over(&mut self, now: Instant, lease_duration: Duration, released: bool) {
         self.handed_over = true;
-        self.hold_back_until = Some(now + lease_duration);
+        let hold_back = if released {
+            lease_duration
+        } else {
+            2 * lease_duration
+        };
+        self.hold_back_until = Some(now + hold_back);
     }
 
     /// Whether this spell has had its hand-over.
@@ -772,7 +782,7 @@ mod tests {
             !spell.holds_back(at(0)),
             "a standby that cannot sign still campaigns"
         );
-        spell.hand_over(at(15), lease);
+        spell.hand_over(at(15), lease, true);
         assert!(spell.handed_over());
         assert!(spell.holds_back(at(29)));
         assert!(!spell.holds_back(at(30)));
@@ -780,11 +790,24 @@ mod tests {
         spell.observe(false, at(31));
         assert!(!spell.should_hand_over(at(31), at(1000), lease));
         // Able to sign again: holding back ends at once, and the next spell may hand over again.
-        spell.hand_over(at(40), lease);
+        spell.hand_over(at(40), lease, true);
         spell.observe(true, at(41));
         assert!(!spell.holds_back(at(41)));
         assert!(!spell.handed_over());
         spell.observe(false, at(42));
         assert!(spell.should_hand_over(at(0), at(57), lease));
+    }
+
+    #[test]
+    fn a_hand_over_whose_release_failed_holds_back_twice_as_long() {
+        let lease = Duration::from_secs(15);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut spell = NotReadySpell::default();
+        spell.observe(false, at(0));
+        spell.hand_over(at(15), lease, false);
+        // The lease still names this replica and expires for the standbys by about 30 s.
+        assert!(spell.holds_back(at(44)));
+        assert!(!spell.holds_back(at(45)));
     }
 }
