@@ -1115,15 +1115,7 @@ fn compare_meta(
     compare_fields(lm, rm, t, path, c, |k| {
         k == "managedFields" || (skip_owned && META_SERVER_OWNED.contains(&k))
     });
-    match (l, r) {
-        (None, Some(_)) => {
-            c.changed.push(path.clone());
-        }
-        (Some(_), None) => {
-            c.removed.push(path.clone());
-        }
-        _ => {}
-    }
+    one_sided(l, r, path, c);
 }
 
 /// [`compare_at`] on each field of two maps of type `t` (in sorted key order), but those `skip`
@@ -1163,16 +1155,8 @@ fn compare_at(
     c: &mut Acc,
 ) {
     let leaf = |c: &mut Acc, path: &Path| match (l, r) {
-        (None, Some(_)) => {
-            c.changed.push(path.clone());
-        }
-        (Some(_), None) => {
-            c.removed.push(path.clone());
-        }
-        (Some(a), Some(b)) if a != b => {
-            c.changed.push(path.clone());
-        }
-        _ => {}
+        (Some(a), Some(b)) if a != b => c.changed.push(path.clone()),
+        _ => one_sided(l, r, path, c),
     };
     let is_map = |v: Option<&Value>| v.is_none_or(|v| v.is_object() || v.is_null());
     let is_list = |v: Option<&Value>| v.is_none_or(|v| v.is_array() || v.is_null());
@@ -1233,13 +1217,15 @@ fn compare_at(
         return leaf(c, path);
     }
     // A granular map or list (or list item) present on one side only.
+    one_sided(l, r, path, c);
+}
+
+/// Records `path` of a granular map or list present on one side only: changed when only the new
+/// object has it, removed when only the old one does.
+fn one_sided(l: Option<&Value>, r: Option<&Value>, path: &Path, c: &mut Acc) {
     match (l, r) {
-        (None, Some(_)) => {
-            c.changed.push(path.clone());
-        }
-        (Some(_), None) => {
-            c.removed.push(path.clone());
-        }
+        (None, Some(_)) => c.changed.push(path.clone()),
+        (Some(_), None) => c.removed.push(path.clone()),
         _ => {}
     }
 }
