@@ -330,7 +330,7 @@ impl Door for IstiodCsr {
 
     fn sim_options() -> kube_sim::SimOptions {
         // The API server records istiod's identity in spec.username.
-        authenticating()
+        kube_sim::SimOptions::authenticating()
     }
 
     fn knobs() -> e2e::ControllerKnobs {
@@ -395,7 +395,7 @@ impl Door for KubeletPcr {
 
     fn sim_options() -> kube_sim::SimOptions {
         // Kubelets act as their nodes, under NodeRestriction.
-        authenticating()
+        kube_sim::SimOptions::authenticating()
     }
 
     fn knobs() -> e2e::ControllerKnobs {
@@ -434,13 +434,6 @@ impl Door for KubeletPcr {
         let requested = pods::request(&self.kubelets[i % PCR_NODES], i).await?;
         Ok((requested.name, requested.sent))
     }
-}
-
-/// kube-sim with authentication (tokens, RBAC and the admission rules that depend on the caller).
-fn authenticating() -> kube_sim::SimOptions {
-    let mut options = kube_sim::SimOptions::default();
-    options.authenticate = true;
-    options
 }
 
 /// Creates and approves `csrs` through `door` with `in_flight` at once (a backlog is built while

@@ -79,9 +79,7 @@ async fn demo() -> anyhow::Result<()> {
 
     let t = Instant::now();
     // Authentication on: istiod's act below uses its own ServiceAccount token.
-    let mut sim_options = kube_sim::SimOptions::default();
-    sim_options.authenticate = true;
-    let stack = e2e::Stack::start_with(sim_options).await?;
+    let stack = e2e::Stack::start_with(kube_sim::SimOptions::authenticating()).await?;
     println!(
         "[2/9] kube-sim at {} with the project's CRDs; mock TLSPC at {} (shipped seed) — {:.2} s",
         stack.sim.base_url(),

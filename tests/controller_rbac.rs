@@ -149,9 +149,9 @@ async fn issue_three(stack: &e2e::Stack, pool: &e2e::KeyPool, first: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_call_the_controller_makes_under_the_charts_rbac_is_in_the_table() {
-    let mut options = kube_sim::SimOptions::default();
-    options.authenticate = true;
-    let stack = e2e::Stack::start_with(options).await.unwrap();
+    let stack = e2e::Stack::start_with(kube_sim::SimOptions::authenticating())
+        .await
+        .unwrap();
     for obj in rendered_rbac_objects() {
         stack
             .sim

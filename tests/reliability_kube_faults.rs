@@ -347,17 +347,12 @@ async fn requests_created_while_the_watch_was_down_are_answered_after_the_relist
     drop(boot);
 }
 
-/// kube-sim with authentication: the API server records each requester's identity.
-fn authenticating() -> kube_sim::SimOptions {
-    let mut options = kube_sim::SimOptions::default();
-    options.authenticate = true;
-    options
-}
-
 /// The CertificateSigningRequest door (istiod as registration authority).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn csrs_created_while_the_watch_was_down_are_signed_after_the_relist() {
-    let stack = e2e::Stack::start_with(authenticating()).await.unwrap();
+    let stack = e2e::Stack::start_with(kube_sim::SimOptions::authenticating())
+        .await
+        .unwrap();
     let knobs = e2e::ControllerKnobs {
         certificate_signing_requests: true,
         ..e2e::ControllerKnobs::default()
@@ -387,7 +382,9 @@ async fn csrs_created_while_the_watch_was_down_are_signed_after_the_relist() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pod_certificate_requests_created_while_the_watch_was_down_are_issued_after_the_relist() {
     const NODES: usize = 4;
-    let stack = e2e::Stack::start_with(authenticating()).await.unwrap();
+    let stack = e2e::Stack::start_with(kube_sim::SimOptions::authenticating())
+        .await
+        .unwrap();
     let knobs = e2e::ControllerKnobs {
         pod_certificates: Some(pods::signer_config()),
         ..e2e::ControllerKnobs::default()

@@ -234,9 +234,9 @@ mod tests {
     /// and a requester that differs only in its groups gets its own review and its own answer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_burst_shares_one_review_and_each_identity_gets_its_own() {
-        let mut options = kube_sim::SimOptions::default();
-        options.authenticate = true;
-        let sim = kube_sim::KubeSim::start(options).await.unwrap();
+        let sim = kube_sim::KubeSim::start(kube_sim::SimOptions::authenticating())
+            .await
+            .unwrap();
         sim.put_object(serde_json::json!({
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sandbox"},
         }))

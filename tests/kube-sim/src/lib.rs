@@ -102,6 +102,17 @@ impl Default for SimOptions {
     }
 }
 
+impl SimOptions {
+    /// The defaults with [`SimOptions::authenticate`] on: tokens, RBAC and the admission rules
+    /// that depend on the caller (requester fields, NodeRestriction), as a cluster has them.
+    pub fn authenticating() -> Self {
+        Self {
+            authenticate: true,
+            ..Self::default()
+        }
+    }
+}
+
 /// A running kube-sim; stops (closing every connection) on drop.
 #[derive(Debug)]
 pub struct KubeSim {
