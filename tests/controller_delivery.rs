@@ -11,14 +11,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use firefly::bootstrap::{Bootstrap, SystemClock};
-use firefly::issuer::authority::{AuditSettings, Authority, Issued, Readiness};
+use firefly::issuer::authority::Authority;
 use firefly::run::{Controller, ControllerHandle, StartOptions};
-use firefly_core::ca::IssueOptions;
-use firefly_core::issuance::{IssuanceRequest, Outcome};
 use futures::StreamExt as _;
 use kube_sim::FaultRule;
 use serde_json::json;
@@ -32,56 +30,18 @@ const WORKLOAD: &str = "spiffe://cluster.local/ns/sandbox/sa/httpbin";
 /// Requests naming this policy make the wrapped signer panic (a stand-in for a bug).
 const PANIC_POLICY: &str = "trips-a-bug";
 
-/// The real signer, with its usage records counted and an optional panic.
-struct Wrapped {
-    inner: Arc<dyn Authority>,
-    issue_calls: AtomicU64,
-    usage_records: AtomicU64,
-}
-
-impl Wrapped {
-    fn new(inner: Arc<dyn Authority>) -> Arc<Wrapped> {
-        Arc::new(Wrapped {
-            inner,
-            issue_calls: AtomicU64::new(0),
-            usage_records: AtomicU64::new(0),
-        })
-    }
-}
-
-impl Authority for Wrapped {
-    fn readiness(&self) -> Readiness {
-        self.inner.readiness()
-    }
-    fn issue(
-        &self,
-        request: &IssuanceRequest<'_>,
-        opts: &IssueOptions,
-        now: SystemTime,
-    ) -> Outcome {
-        self.issue_calls.fetch_add(1, Ordering::SeqCst);
+/// The real signer, observed (issue calls and usage records counted), panicking on requests that
+/// name [`PANIC_POLICY`].
+fn wrapped(inner: Arc<dyn Authority>) -> Arc<Observed> {
+    Observed::with_before_issue(inner, |request| {
         assert_ne!(request.policy, PANIC_POLICY, "injected bug");
-        self.inner.issue(request, opts, now)
-    }
-    fn chain_pems(&self) -> Option<Vec<String>> {
-        self.inner.chain_pems()
-    }
-    fn sub_ca_not_after(&self) -> Option<SystemTime> {
-        self.inner.sub_ca_not_after()
-    }
-    fn audit(&self) -> AuditSettings {
-        self.inner.audit()
-    }
-    fn record_issued(&self, issued: &Issued) {
-        self.usage_records.fetch_add(1, Ordering::SeqCst);
-        self.inner.record_issued(issued);
-    }
+    })
 }
 
 async fn start(
     env: &Env,
     client: kube::Client,
-    authority: Arc<Wrapped>,
+    authority: Arc<Observed>,
     identity: &str,
 ) -> ControllerHandle {
     Controller::start_with(
@@ -97,12 +57,12 @@ async fn start(
     .expect("controller starts")
 }
 
-/// One environment whose own controller is replaced by one signing through a [`Wrapped`]
+/// One environment whose own controller is replaced by one signing through a [`wrapped`]
 /// signer, with kube-rs's retry layer (429/503/504) on or off in its client.
-async fn env_with_wrapped(opts: Options, client_retries: bool) -> (Env, Arc<Wrapped>) {
+async fn env_with_wrapped(opts: Options, client_retries: bool) -> (Env, Arc<Observed>) {
     let mut env = Env::start_with(opts).await;
     env.stop_controller().await;
-    let wrapped = Wrapped::new(env.authority.clone());
+    let wrapped = wrapped(env.authority.clone());
     let mut config = env.sim.kube_config().await.unwrap();
     config.default_retry = client_retries;
     let client = kube::Client::try_from(config).unwrap();
@@ -124,11 +84,11 @@ async fn two_controllers_that_both_lead_deliver_each_request_exactly_once() {
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;
     env.stop_controller().await;
     // Leader election is off: both controllers act on every request, each with its own sub-CA.
-    let a = Wrapped::new(env.authority.clone());
+    let a = wrapped(env.authority.clone());
     let b_bootstrap = Bootstrap::start(&env.config, Arc::new(SystemClock))
         .await
         .expect("second bootstrap");
-    let b = Wrapped::new(Arc::new(b_bootstrap.signer()));
+    let b = wrapped(Arc::new(b_bootstrap.signer()));
     let ha = start(&env, env.client.clone(), a.clone(), "replica-a").await;
     let hb = start(
         &env,
@@ -433,7 +393,7 @@ async fn a_status_write_that_is_never_answered_is_abandoned_and_retried() {
     })
     .await;
     env.stop_controller().await;
-    let wrapped = Wrapped::new(env.authority.clone());
+    let wrapped = wrapped(env.authority.clone());
     let client = kube::Client::try_from(env.sim.kube_config().await.unwrap()).unwrap();
     env.controller = Some(
         Controller::start_with(

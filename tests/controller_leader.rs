@@ -5,13 +5,9 @@
 //! patience) and as exactly-once delivery; how fast the standby takes over is a latency figure
 //! for a benchmark (none measures it yet), printed here, never bounded.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-use firefly::issuer::authority::{AuditSettings, Authority, Issued, Readiness};
-use firefly_core::ca::IssueOptions;
-use firefly_core::issuance::{IssuanceRequest, Outcome};
 use serde_json::json;
 use support::controller::*;
 
@@ -171,46 +167,6 @@ async fn a_controller_stopped_at_any_moment_of_its_start_stops_cleanly() {
     }
 }
 
-/// A replica's signer whose readiness a test switches off, as a sub-CA that lapsed while TLSPC
-/// refuses to renew it would: `/readyz` and the election see "cannot sign".
-struct Switchable {
-    inner: Arc<dyn Authority>,
-    can_sign: Arc<AtomicBool>,
-}
-
-impl Authority for Switchable {
-    fn readiness(&self) -> Readiness {
-        if self.can_sign.load(Ordering::SeqCst) {
-            self.inner.readiness()
-        } else {
-            Readiness {
-                ready: false,
-                message: "no valid sub-CA (switched off by the test)".to_owned(),
-            }
-        }
-    }
-    fn issue(
-        &self,
-        request: &IssuanceRequest<'_>,
-        opts: &IssueOptions,
-        now: SystemTime,
-    ) -> Outcome {
-        self.inner.issue(request, opts, now)
-    }
-    fn chain_pems(&self) -> Option<Vec<String>> {
-        self.inner.chain_pems()
-    }
-    fn sub_ca_not_after(&self) -> Option<SystemTime> {
-        self.inner.sub_ca_not_after()
-    }
-    fn audit(&self) -> AuditSettings {
-        self.inner.audit()
-    }
-    fn record_issued(&self, issued: &Issued) {
-        self.inner.record_issued(issued);
-    }
-}
-
 /// A leader that cannot sign hands the Lease to a standby that can once it has been unable for a
 /// lease duration (4 s here), not on a blip; the standby then issues every request, and the
 /// first replica, able to sign again, does not take the Lease back.
@@ -220,16 +176,15 @@ async fn a_leader_that_cannot_sign_hands_the_lease_to_a_standby_that_can() {
     env.wait_lease_holder("replica-a", "replica-a leads").await;
     // Replaced by a replica whose readiness the test controls.
     env.stop_controller().await;
-    let can_sign = Arc::new(AtomicBool::new(true));
-    let switch = can_sign.clone();
+    let mut observed = None;
     let (_b_bootstrap, b) = env
-        .start_replica_with("replica-b", move |inner| {
-            Arc::new(Switchable {
-                inner,
-                can_sign: switch,
-            })
+        .start_replica_with("replica-b", |inner| {
+            let signer = Observed::new(inner);
+            observed = Some(signer.clone());
+            signer
         })
         .await;
+    let can_sign = &observed.expect("replica-b's signer").can_sign;
     env.wait_lease_holder("replica-b", "replica-b leads").await;
     let (_c_bootstrap, c) = env.start_replica("replica-c").await;
     env.ready_issuer(Some(NS), "firefly-istio", json!({})).await;

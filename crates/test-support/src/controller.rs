@@ -3,13 +3,18 @@
 //! builders for istio-csr-shaped requests and the approver's moves.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use firefly::bootstrap::{Bootstrap, Signer, SystemClock};
 use firefly::config::Config;
+use firefly::issuer::{AuditSettings, Authority, Issued, Readiness};
 use firefly::run::{Controller, ControllerHandle, StartOptions};
 use firefly::tlspc_mock::MockServer;
+use firefly_core::ca::IssueOptions;
+use firefly_core::issuance::{IssuanceRequest, Outcome};
+use firefly_core::policy::CompiledPolicy;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use kube_sim::{KubeSim, SimOptions};
@@ -730,4 +735,79 @@ pub fn requests_signed(handle: &ControllerHandle) -> u64 {
         .signer_sign
         .with_label_values(&["true", "CertificateRequest"])
         .get()
+}
+
+/// A replica's real signer, observed and steered by a test: it counts the calls to `issue` and
+/// the usage records, can be switched to "cannot sign" (readiness only: what it reports, as a
+/// lapsed sub-CA would), and runs `before_issue` on every request (a test's injected bug).
+/// Every other method is the real signer's.
+pub struct Observed {
+    inner: Arc<dyn Authority>,
+    /// Calls to `issue`.
+    pub issue_calls: AtomicU64,
+    /// Calls to `record_issued`.
+    pub usage_records: AtomicU64,
+    /// Whether readiness is the real signer's (`true`, the start) or "cannot sign".
+    pub can_sign: AtomicBool,
+    before_issue: fn(&IssuanceRequest<'_>),
+}
+
+impl Observed {
+    /// Observes `inner`, able to sign, with nothing run before `issue`.
+    pub fn new(inner: Arc<dyn Authority>) -> Arc<Observed> {
+        Observed::with_before_issue(inner, |_| {})
+    }
+
+    /// Observes `inner`, running `before_issue` on each request before the real signer sees it.
+    pub fn with_before_issue(
+        inner: Arc<dyn Authority>,
+        before_issue: fn(&IssuanceRequest<'_>),
+    ) -> Arc<Observed> {
+        Arc::new(Observed {
+            inner,
+            issue_calls: 0.into(),
+            usage_records: 0.into(),
+            can_sign: true.into(),
+            before_issue,
+        })
+    }
+}
+
+impl Authority for Observed {
+    fn readiness(&self) -> Readiness {
+        if self.can_sign.load(Ordering::SeqCst) {
+            self.inner.readiness()
+        } else {
+            Readiness {
+                ready: false,
+                message: "no valid sub-CA (switched off by the test)".to_owned(),
+            }
+        }
+    }
+    fn issue(
+        &self,
+        request: &IssuanceRequest<'_>,
+        opts: &IssueOptions,
+        now: SystemTime,
+    ) -> Outcome {
+        self.issue_calls.fetch_add(1, Ordering::SeqCst);
+        (self.before_issue)(request);
+        self.inner.issue(request, opts, now)
+    }
+    fn chain_pems(&self) -> Option<Vec<String>> {
+        self.inner.chain_pems()
+    }
+    fn sub_ca_not_after(&self) -> Option<SystemTime> {
+        self.inner.sub_ca_not_after()
+    }
+    fn audit(&self) -> AuditSettings {
+        self.inner.audit()
+    }
+    fn record_issued(&self, issued: &Issued) {
+        self.usage_records.fetch_add(1, Ordering::SeqCst);
+        self.inner.record_issued(issued);
+    }
+    fn policy(&self, name: &str) -> Option<Arc<CompiledPolicy>> {
+        self.inner.policy(name)
+    }
 }
