@@ -11,14 +11,20 @@
 //! lease duration, so that a standby that can sign leads instead (see [`NotReadySpell`]); and a
 //! candidate that cannot sign takes a free or expired lease one lease duration later than one
 //! that can, so that a standby that can sign wins a dead leader's lease.
+//!
+//! Unlike client-go too, a candidate also watches the Lease: when a leader releases it (a clean
+//! shutdown, a rolling update, a hand-over), a standby tries at once instead of at its next
+//! `retryPeriod` (see [`watch_releases`]). The watch only wakes the candidate early; the
+//! attempts, their checks and their timing are the same without it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, PostParams};
-use tokio::sync::watch;
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::issuer::authority::Readiness;
@@ -26,12 +32,14 @@ use crate::metrics::Metrics;
 use crate::rbac::{COORDINATION, KubeCall, Needs};
 
 /// The API calls this module makes (see [`crate::rbac`]), in the controller's own namespace and
-/// only with leader election on: `get` of the Lease, `create` when it is absent, and `update`
-/// (a replace carrying the resourceVersion read) to take, renew or release it.
+/// only with leader election on: `get` of the Lease, `create` when it is absent, `update` (a
+/// replace carrying the resourceVersion read) to take, renew or release it, and `watch` (of that
+/// one Lease, by name) to see a release at once.
 pub const KUBE_CALLS: &[KubeCall] = &[
     KubeCall::cluster(COORDINATION, "leases", "", "get").in_own_namespace(Needs::LeaderElection),
     KubeCall::cluster(COORDINATION, "leases", "", "create").in_own_namespace(Needs::LeaderElection),
     KubeCall::cluster(COORDINATION, "leases", "", "update").in_own_namespace(Needs::LeaderElection),
+    KubeCall::cluster(COORDINATION, "leases", "", "watch").in_own_namespace(Needs::LeaderElection),
 ];
 
 /// Errors of one election round.
@@ -265,6 +273,13 @@ async fn campaign(
     let mut maybe_ours = false;
     let lease_duration = elector.settings.lease_duration;
     let mut spell = NotReadySpell::default();
+    let released = Arc::new(Notify::new());
+    let _watch = AbortOnDrop(tokio::spawn(watch_releases(
+        elector.api.clone(),
+        elector.settings.name.clone(),
+        released.clone(),
+        elector.settings.retry_period,
+    )));
     loop {
         // Candidate: try until acquired or stopped.
         let mut last_renew = loop {
@@ -302,7 +317,9 @@ async fn campaign(
                 Ok(Attempt::Conflict) => {}
                 Err(e) => tracing::warn!(error = %e, "leader election: acquire attempt failed"),
             }
-            if sleep_or_stop(elector.settings.retry_period, &mut stop).await {
+            // The next attempt after `retryPeriod`, or at once when the Lease is seen released.
+            let retry = elector.settings.retry_period;
+            if sleep_or_stop_or(retry, &mut stop, released.notified()).await {
                 return !maybe_ours || release_quietly(&mut elector).await;
             }
         };
@@ -486,13 +503,89 @@ impl RenewSchedule {
 
 /// Sleeps for `d` unless stopped first; true when stopped.
 async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    sleep_or_stop_or(d, stop, std::future::pending()).await
+}
+
+/// [`sleep_or_stop`] that also ends early when `wake` completes; true when stopped.
+async fn sleep_or_stop_or(
+    d: Duration,
+    stop: &mut watch::Receiver<bool>,
+    wake: impl std::future::Future<Output = ()>,
+) -> bool {
     if *stop.borrow() {
         return true;
     }
     tokio::select! {
         () = tokio::time::sleep(d) => *stop.borrow(),
+        () = wake => *stop.borrow(),
         _ = stop.changed() => true,
     }
+}
+
+/// Aborts its task when dropped (the campaign's Lease watch ends with the campaign).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Watches the Lease `name` and wakes `released` each time it is seen free (no holder: its
+/// leader released it), so that a candidate tries at once rather than at its next retry. A
+/// watch that fails (403 without the `watch` grant, a dropped connection, an expired version)
+/// is started again after `retry`; meanwhile candidates simply retry on their own schedule.
+async fn watch_releases(api: Api<Lease>, name: String, released: Arc<Notify>, retry: Duration) {
+    // Starting from "0" replays the current Lease first: a release made while the watch was
+    // down wakes a candidate too.
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    loop {
+        let started = Instant::now();
+        match api.watch(&params, "0").await {
+            Ok(events) => {
+                let mut events = std::pin::pin!(events);
+                let mut failed = false;
+                while let Some(event) = events.next().await {
+                    match event {
+                        Ok(WatchEvent::Added(lease) | WatchEvent::Modified(lease)) => {
+                            if is_free(&lease) {
+                                released.notify_one();
+                            }
+                        }
+                        Ok(WatchEvent::Deleted(_) | WatchEvent::Bookmark(_)) => {}
+                        Ok(WatchEvent::Error(e)) => {
+                            tracing::debug!(code = e.code, reason = %e.reason, "leader election: lease watch ended");
+                            failed = true;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "leader election: lease watch failed");
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                // A watch that ends at its timeout is started again at once; one that ended
+                // early waits, so a server that keeps closing it is not asked in a loop.
+                if !failed && started.elapsed() >= retry {
+                    continue;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "leader election: cannot watch the lease"),
+        }
+        tokio::time::sleep(retry).await;
+    }
+}
+
+/// Whether `lease` names no holder (released, or never held).
+fn is_free(lease: &Lease) -> bool {
+    lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+        .is_none_or(str::is_empty)
 }
 
 /// What one acquire-or-renew attempt found.

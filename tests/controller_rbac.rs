@@ -263,6 +263,7 @@ async fn every_call_the_controller_makes_under_the_charts_rbac_is_in_the_table()
         ("coordination.k8s.io", "leases", "", "get"),
         ("coordination.k8s.io", "leases", "", "create"),
         ("coordination.k8s.io", "leases", "", "update"),
+        ("coordination.k8s.io", "leases", "", "watch"),
     ] {
         let row = (
             must.0.to_owned(),

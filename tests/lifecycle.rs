@@ -666,3 +666,60 @@ async fn a_standby_that_cannot_sign_lets_one_that_can_take_a_dead_leaders_lease(
     assert!(c.release().await);
     assert!(b.release().await);
 }
+
+/// A standby watches the Lease: when the leader releases it (a clean shutdown, a rolling update),
+/// the standby takes it at once instead of at its next attempt. With a 10 s retry period, the
+/// standby's next attempt after the one that found the Lease held is 10 s away; it leads within
+/// 3 s of the release (typically milliseconds), which only the watch can make happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_a_released_lease_at_once_not_at_its_next_retry() {
+    const RETRY: Duration = Duration::from_secs(10);
+    let settings = |identity: &str| LeaseSettings {
+        identity: identity.into(),
+        ..lease_settings(
+            "released",
+            Duration::from_secs(30),
+            Duration::from_secs(20),
+            RETRY,
+        )
+    };
+    let sim = sim().await;
+    let leader = LeaderHandle::spawn(
+        sim.client().await.unwrap(),
+        settings("replica-a"),
+        always_ready(),
+        None,
+    );
+    wait_leading(&leader, true).await;
+    let reads_before = sim.request_count("get", "leases");
+    let standby = LeaderHandle::spawn(
+        sim.client().await.unwrap(),
+        settings("replica-b"),
+        always_ready(),
+        None,
+    );
+    // The standby's first attempt reads the Lease, held by replica-a: its next is 10 s away.
+    let deadline = Instant::now() + PATIENCE;
+    while sim.request_count("get", "leases") == reads_before {
+        assert!(
+            Instant::now() < deadline,
+            "the standby never read the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!standby.is_leader(), "replica-a still holds the lease");
+    let released = Instant::now();
+    assert!(leader.release().await, "replica-a released the lease");
+    let mut leading = standby.subscribe();
+    tokio::time::timeout(Duration::from_secs(3), leading.wait_for(|l| *l))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the standby did not lead within 3 s of the release (its retry period is {RETRY:?})"
+            )
+        })
+        .expect("the election runs");
+    println!("the standby led {:?} after the release", released.elapsed());
+    assert!(standby.release().await, "released");
+}

@@ -429,7 +429,7 @@ def controller_rbac_is_exactly_the_contract():
         lease = one(docs, "Role", "firefly-leader-election")
         expect(lease["metadata"]["namespace"] == "venafi", "the lease Role must live in the release namespace")
         expect(
-            lease["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}],
+            lease["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "watch"]}],
             f"lease rules: {lease['rules']}",
         )
         config = yaml.safe_load(one(docs, "ConfigMap")["data"]["config.yaml"])
