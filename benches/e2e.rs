@@ -1241,7 +1241,10 @@ async fn takeover(csrs: &[Csr]) -> anyhow::Result<()> {
                 exited.as_secs_f64()
             ),
             round,
-            &format!("expected up to the retry period, {retry}, plus the new leader's start"),
+            &format!(
+                "expected: the new leader's start, as the standby sees the release through its \
+                 watch of the Lease (without the watch, up to the retry period, {retry})"
+            ),
         );
     }
     report(
