@@ -14,12 +14,19 @@
 // No `unsafe` here: the only `unsafe` is `firefly_tlspc::bootstrap::locked_key` (memory locking).
 #![forbid(unsafe_code)]
 
+// Unit tests allocate through the allocator `firefly` runs with (mimalloc, per-thread heaps: see
+// `heap`).
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: firefly_tlspc::bootstrap::locked_key::Allocator =
+    firefly_tlspc::bootstrap::locked_key::Allocator;
+
 pub mod admin;
 pub mod bootstrap;
 pub mod config;
 pub mod crd;
 pub mod events;
-mod heap;
+pub mod heap;
 pub mod issuer;
 pub mod kube_csr;
 pub mod leader;

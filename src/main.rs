@@ -69,6 +69,8 @@ fn block_on(
 ) -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(firefly::heap::on_worker_park)
+        .on_thread_unpark(firefly::heap::on_worker_park)
         .build()?
         .block_on(fut)
 }

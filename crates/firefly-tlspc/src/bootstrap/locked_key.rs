@@ -189,6 +189,16 @@ pub fn release_free_heap() -> bool {
     }
 }
 
+/// Gives the calling thread's free heap pages back to the OS (mimalloc's `mi_collect(true)`).
+///
+/// mimalloc keeps a heap per thread and purges a thread's freed pages only from that thread: a
+/// release from one thread ([`release_free_heap`]) leaves what the async workers freed resident.
+/// Each worker calls this once after a release (see `firefly::heap`).
+pub fn release_thread_heap() {
+    // SAFETY: mi_collect takes a flag and only walks mimalloc's own free pages, under its locks.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
 /// The soft `RLIMIT_CORE` (bytes); `None` when it cannot be read.
 pub fn core_file_limit() -> Option<u64> {
     let mut lim = libc::rlimit {
