@@ -191,9 +191,10 @@ pub fn release_free_heap() -> bool {
 
 /// Gives the calling thread's free heap pages back to the OS (mimalloc's `mi_collect(true)`).
 ///
-/// mimalloc keeps a heap per thread and purges a thread's freed pages only from that thread: a
-/// release from one thread ([`release_free_heap`]) leaves what the async workers freed resident.
-/// Each worker calls this once after a release (see `firefly::heap`).
+/// mimalloc keeps a heap per thread, and a forced collect visits only the calling thread's pages
+/// (and forces purges only in the segments they are in): a release from one thread
+/// ([`release_free_heap`]) can leave what the async workers' heaps hold resident. Each worker
+/// calls this once after a release (see `firefly::heap`).
 pub fn release_thread_heap() {
     // SAFETY: mi_collect takes a flag and only walks mimalloc's own free pages, under its locks.
     unsafe { libmimalloc_sys::mi_collect(true) };
