@@ -175,8 +175,7 @@ pub fn prepare_allocator() -> bool {
 /// [`LockMode::All`] the pages are locked: the kernel refuses to drop locked pages
 /// (`MADV_DONTNEED`), so almost nothing can be released.
 pub fn release_free_heap() -> bool {
-    // SAFETY: mi_collect takes a flag and only walks mimalloc's own free pages, under its locks.
-    unsafe { libmimalloc_sys::mi_collect(true) };
+    release_thread_heap();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim takes an integer, touches only the allocator's own free chunks, and
